@@ -1,0 +1,37 @@
+//! pg_vigil: watch business metrics where they live. This crate root wires
+//! the modules together; each concept has its own module (see README).
+
+use pgrx::prelude::*;
+
+pub mod error;
+pub mod gucs;
+pub mod scoring;
+mod sqlglue;
+mod worker;
+
+::pgrx::pg_module_magic!(name, version);
+
+extension_sql_file!("../sql/types.sql", name = "types", bootstrap);
+extension_sql_file!("../sql/health.sql", name = "health", requires = [worker::worker_status]);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        worker::register();
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+mod sql_tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec!["shared_preload_libraries = 'pg_vigil'", "vigil.poll_interval_ms = 100"]
+    }
+}

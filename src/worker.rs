@@ -1,0 +1,182 @@
+//! The pg_vigil background worker. Registered only when the library is in
+//! `shared_preload_libraries`; it connects to `vigil.database`, sleeps on its
+//! latch, and publishes a heartbeat in shared memory that `vigil.worker_status()`
+//! and the `vigil.health` view read without writing any WAL.
+
+use crate::gucs;
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::prelude::*;
+use pgrx::{pg_shmem_init, PGRXSharedMemory, PgLwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// `pg_stat_activity.backend_type` of the worker.
+pub const WORKER_TYPE: &str = "pg_vigil worker";
+
+#[derive(Clone, Copy, Default)]
+struct WorkerShared {
+    pid: i32,
+    state: WorkerState,
+    started_at: i64,
+    heartbeat_at: i64,
+    heartbeats: i64,
+    poll_interval_ms: i32,
+}
+
+unsafe impl PGRXSharedMemory for WorkerShared {}
+
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum WorkerState {
+    #[default]
+    NotStarted,
+    Starting,
+    WaitingForExtension,
+    Idle,
+    Disabled,
+    Stopped,
+}
+
+impl WorkerState {
+    fn label(self) -> &'static str {
+        match self {
+            WorkerState::NotStarted => "not_started",
+            WorkerState::Starting => "starting",
+            WorkerState::WaitingForExtension => "waiting_for_extension",
+            WorkerState::Idle => "idle",
+            WorkerState::Disabled => "disabled",
+            WorkerState::Stopped => "stopped",
+        }
+    }
+}
+
+static SHARED: PgLwLock<WorkerShared> = unsafe { PgLwLock::new(c"pg_vigil_worker_state") };
+
+/// True in every process of a cluster that preloaded pg_vigil (set in the
+/// postmaster, inherited by fork), so shared memory exists.
+static PRELOADED: AtomicBool = AtomicBool::new(false);
+
+/// Called from `_PG_init` while the postmaster loads preload libraries.
+pub fn register() {
+    pg_shmem_init!(SHARED);
+    PRELOADED.store(true, Ordering::Relaxed);
+    BackgroundWorkerBuilder::new(WORKER_TYPE)
+        .set_type(WORKER_TYPE)
+        .set_function("vigil_worker_main")
+        .set_library("pg_vigil")
+        .enable_shmem_access(None)
+        .enable_spi_access()
+        .set_restart_time(Some(Duration::from_secs(2)))
+        .load();
+}
+
+fn update(f: impl FnOnce(&mut WorkerShared)) {
+    f(&mut SHARED.exclusive());
+}
+
+fn beat(state: WorkerState) {
+    let now = unsafe { pg_sys::GetCurrentTimestamp() };
+    update(|s| {
+        s.state = state;
+        s.heartbeat_at = now;
+        s.heartbeats += 1;
+        s.poll_interval_ms = gucs::poll_interval_ms();
+    });
+}
+
+fn extension_installed() -> bool {
+    BackgroundWorker::transaction(|| {
+        Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_vigil')")
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+    })
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn vigil_worker_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let database = gucs::database();
+    let started = unsafe { pg_sys::GetCurrentTimestamp() };
+    update(|s| {
+        *s = WorkerShared {
+            pid: unsafe { pg_sys::MyProcPid },
+            state: WorkerState::Starting,
+            started_at: started,
+            ..WorkerShared::default()
+        }
+    });
+    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    log!("{WORKER_TYPE} started in database \"{database}\"");
+
+    loop {
+        if BackgroundWorker::sighup_received() {
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+            let wanted = gucs::database();
+            if wanted != database {
+                log!("{WORKER_TYPE}: vigil.database changed from \"{database}\" to \"{wanted}\", restarting");
+                update(|s| s.state = WorkerState::Stopped);
+                // Exit code 1 makes the postmaster start us again after the
+                // restart interval, connected to the new database.
+                unsafe { pg_sys::proc_exit(1) };
+            }
+        }
+        let state = if !gucs::worker_enabled() {
+            WorkerState::Disabled
+        } else if extension_installed() {
+            WorkerState::Idle
+        } else {
+            WorkerState::WaitingForExtension
+        };
+        beat(state);
+        let timeout = Duration::from_millis(gucs::poll_interval_ms() as u64);
+        if !BackgroundWorker::wait_latch(Some(timeout)) {
+            break;
+        }
+    }
+    update(|s| {
+        s.state = WorkerState::Stopped;
+        s.pid = 0;
+    });
+    log!("{WORKER_TYPE} stopped");
+}
+
+fn timestamptz(ts: i64) -> Option<TimestampWithTimeZone> {
+    (ts != 0).then(|| TimestampWithTimeZone::try_from(ts).ok()).flatten()
+}
+
+/// The worker as it last reported itself. `running` is false when pg_vigil
+/// is not preloaded or the worker has stopped.
+#[pg_extern(volatile, parallel_restricted)]
+#[allow(clippy::type_complexity)]
+fn worker_status() -> TableIterator<
+    'static,
+    (
+        name!(running, bool),
+        name!(pid, Option<i32>),
+        name!(state, String),
+        name!(database, String),
+        name!(started_at, Option<TimestampWithTimeZone>),
+        name!(heartbeat_at, Option<TimestampWithTimeZone>),
+        name!(heartbeats, i64),
+        name!(poll_interval_ms, Option<i32>),
+    ),
+> {
+    let row = if PRELOADED.load(Ordering::Relaxed) {
+        let s = *SHARED.share();
+        let running = s.pid != 0 && !matches!(s.state, WorkerState::Stopped | WorkerState::NotStarted);
+        (
+            running,
+            (s.pid != 0).then_some(s.pid),
+            s.state.label().to_string(),
+            gucs::database(),
+            timestamptz(s.started_at),
+            timestamptz(s.heartbeat_at),
+            s.heartbeats,
+            (s.poll_interval_ms != 0).then_some(s.poll_interval_ms),
+        )
+    } else {
+        (false, None, "not_preloaded".to_string(), gucs::database(), None, None, 0, None)
+    };
+    TableIterator::once(row)
+}
