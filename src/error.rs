@@ -94,7 +94,10 @@ mod tests {
     #[test]
     fn non_negative_accepts_zero_and_rejects_below() {
         assert_eq!(non_negative("x", 0.0), Ok(0.0));
-        assert!(non_negative("x", -0.001).unwrap_err().message.contains("x must be >= 0"));
+        assert!(non_negative("x", -0.001)
+            .unwrap_err()
+            .message
+            .contains("x must be >= 0"));
         assert_eq!(non_negative_count("n", 0), Ok(0));
         assert!(non_negative_count("n", -1).is_err());
     }

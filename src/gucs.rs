@@ -4,7 +4,8 @@
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use std::ffi::CString;
 
-static DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
+static DATABASE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"postgres"));
 static WORKER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 static POLL_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 

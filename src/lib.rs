@@ -12,7 +12,11 @@ mod worker;
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../sql/types.sql", name = "types", bootstrap);
-extension_sql_file!("../sql/health.sql", name = "health", requires = [worker::worker_status]);
+extension_sql_file!(
+    "../sql/health.sql",
+    name = "health",
+    requires = [worker::worker_status]
+);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
@@ -32,6 +36,9 @@ pub mod pg_test {
 
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec!["shared_preload_libraries = 'pg_vigil'", "vigil.poll_interval_ms = 100"]
+        vec![
+            "shared_preload_libraries = 'pg_vigil'",
+            "vigil.poll_interval_ms = 100",
+        ]
     }
 }

@@ -42,15 +42,19 @@ macro_rules! sql_enum {
                 }
                 let oid = unsafe { ::pgrx::pg_sys::Oid::from_datum(datum, false)? };
                 let (label, _, _) = ::pgrx::enum_helper::lookup_enum_by_oid(oid);
-                Some(<$ty>::from_label(&label).unwrap_or_else(|| {
-                    ::pgrx::error!("invalid {} value \"{}\"", $sql, label)
-                }))
+                Some(
+                    <$ty>::from_label(&label)
+                        .unwrap_or_else(|| ::pgrx::error!("invalid {} value \"{}\"", $sql, label)),
+                )
             }
         }
 
         impl ::pgrx::datum::IntoDatum for $ty {
             fn into_datum(self) -> Option<::pgrx::pg_sys::Datum> {
-                Some(::pgrx::enum_helper::lookup_enum_by_label($sql, self.label()))
+                Some(::pgrx::enum_helper::lookup_enum_by_label(
+                    $sql,
+                    self.label(),
+                ))
             }
 
             fn type_oid() -> ::pgrx::pg_sys::Oid {
@@ -69,14 +73,19 @@ macro_rules! sql_enum {
         }
 
         unsafe impl ::pgrx::datum::UnboxDatum for $ty {
-            type As<'dat> = $ty where Self: 'dat;
+            type As<'dat>
+                = $ty
+            where
+                Self: 'dat;
             unsafe fn unbox<'dat>(d: ::pgrx::datum::Datum<'dat>) -> Self::As<'dat>
             where
                 Self: 'dat,
             {
                 unsafe {
                     <Self as ::pgrx::datum::FromDatum>::from_datum(
-                        ::core::mem::transmute::<::pgrx::datum::Datum<'dat>, ::pgrx::pg_sys::Datum>(d),
+                        ::core::mem::transmute::<::pgrx::datum::Datum<'dat>, ::pgrx::pg_sys::Datum>(
+                            d,
+                        ),
                         false,
                     )
                     .unwrap()

@@ -85,10 +85,12 @@ fn beat(state: WorkerState) {
 
 fn extension_installed() -> bool {
     BackgroundWorker::transaction(|| {
-        Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_vigil')")
-            .ok()
-            .flatten()
-            .unwrap_or(false)
+        Spi::get_one::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_vigil')",
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false)
     })
 }
 
@@ -142,7 +144,9 @@ pub extern "C-unwind" fn vigil_worker_main(_arg: pg_sys::Datum) {
 }
 
 fn timestamptz(ts: i64) -> Option<TimestampWithTimeZone> {
-    (ts != 0).then(|| TimestampWithTimeZone::try_from(ts).ok()).flatten()
+    (ts != 0)
+        .then(|| TimestampWithTimeZone::try_from(ts).ok())
+        .flatten()
 }
 
 /// The worker as it last reported itself. `running` is false when pg_vigil
@@ -164,7 +168,8 @@ fn worker_status() -> TableIterator<
 > {
     let row = if PRELOADED.load(Ordering::Relaxed) {
         let s = *SHARED.share();
-        let running = s.pid != 0 && !matches!(s.state, WorkerState::Stopped | WorkerState::NotStarted);
+        let running =
+            s.pid != 0 && !matches!(s.state, WorkerState::Stopped | WorkerState::NotStarted);
         (
             running,
             (s.pid != 0).then_some(s.pid),
@@ -176,7 +181,16 @@ fn worker_status() -> TableIterator<
             (s.poll_interval_ms != 0).then_some(s.poll_interval_ms),
         )
     } else {
-        (false, None, "not_preloaded".to_string(), gucs::database(), None, None, 0, None)
+        (
+            false,
+            None,
+            "not_preloaded".to_string(),
+            gucs::database(),
+            None,
+            None,
+            0,
+            None,
+        )
     };
     TableIterator::once(row)
 }

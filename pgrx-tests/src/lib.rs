@@ -1,1 +1,271 @@
-fn main() {}
+//! Test support for pg_vigil's end-to-end suite: a throwaway PostgreSQL 15
+//! cluster that preloads pg_cron and pg_vigil, run as user `postgres` when
+//! the tests run as root, and always stopped when the fixture is dropped.
+
+use postgres::{Client, NoTls};
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub struct Cluster {
+    root: PathBuf,
+    bindir: PathBuf,
+    run_as: Option<&'static str>,
+    pub port: u16,
+}
+
+fn bindir() -> PathBuf {
+    let pg_config = std::env::var("PG_CONFIG")
+        .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin/pg_config".into());
+    let out = Command::new(&pg_config)
+        .arg("--bindir")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {pg_config}: {e}"));
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn check(what: &str, out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+impl Cluster {
+    /// initdb + start a cluster with pg_cron and pg_vigil preloaded.
+    /// `extra_conf` lines are appended to postgresql.conf.
+    pub fn start(name: &str, extra_conf: &[&str]) -> Cluster {
+        let root = std::env::temp_dir().join(format!("pg_vigil_e2e_{name}_{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root).unwrap();
+        let run_as = is_root().then_some("postgres");
+        if let Some(user) = run_as {
+            check(
+                "chown",
+                Command::new("chown")
+                    .arg(format!("{user}:"))
+                    .arg(&root)
+                    .output()
+                    .unwrap(),
+            );
+        }
+        let cluster = Cluster {
+            root,
+            bindir: bindir(),
+            run_as,
+            port: free_port(),
+        };
+        check(
+            "initdb",
+            cluster
+                .pg_cmd("initdb")
+                .args([
+                    "--auth=trust",
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                    "-D",
+                ])
+                .arg(cluster.data_dir())
+                .output()
+                .unwrap(),
+        );
+        let mut conf = format!(
+            "port = {}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+             shared_preload_libraries = 'pg_cron,pg_vigil'\ncron.database_name = 'postgres'\n\
+             fsync = off\nsynchronous_commit = off\nmax_connections = 60\n\
+             log_line_prefix = '%m [%p] %b '\n",
+            cluster.port,
+            cluster.root.display()
+        );
+        for line in extra_conf {
+            conf.push_str(line);
+            conf.push('\n');
+        }
+        let conf_path = cluster.data_dir().join("postgresql.conf");
+        let mut existing = fs::read_to_string(&conf_path).unwrap();
+        existing.push_str(&conf);
+        fs::write(&conf_path, existing).unwrap();
+        cluster.pg_ctl_start();
+        cluster
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.root.join("server.log")
+    }
+
+    /// The server log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn pg_cmd(&self, program: &str) -> Command {
+        let bin = self.bindir.join(program);
+        match self.run_as {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        }
+    }
+
+    pub fn pg_ctl_start(&self) {
+        check(
+            "pg_ctl start",
+            self.pg_cmd("pg_ctl")
+                .args(["-w", "-t", "60", "-D"])
+                .arg(self.data_dir())
+                .arg("-l")
+                .arg(self.log_path())
+                .arg("start")
+                .output()
+                .unwrap(),
+        );
+    }
+
+    /// Stops the cluster with the given mode; returns how long it took.
+    pub fn pg_ctl_stop(&self, mode: &str) -> Duration {
+        let t = Instant::now();
+        check(
+            "pg_ctl stop",
+            self.pg_cmd("pg_ctl")
+                .args(["-w", "-t", "60", "-m", mode, "-D"])
+                .arg(self.data_dir())
+                .arg("stop")
+                .output()
+                .unwrap(),
+        );
+        t.elapsed()
+    }
+
+    fn running(&self) -> bool {
+        Path::new(&self.data_dir().join("postmaster.pid")).exists()
+    }
+
+    pub fn connect(&self, dbname: &str) -> Client {
+        let conn = format!(
+            "host=127.0.0.1 port={} user=postgres dbname={dbname} connect_timeout=10",
+            self.port
+        );
+        Client::connect(&conn, NoTls).unwrap_or_else(|e| panic!("connect to {dbname}: {e}"))
+    }
+
+    /// Creates a fresh database with pg_vigil installed and connects to it.
+    pub fn fresh_db(&self, dbname: &str) -> Client {
+        let mut admin = self.connect("postgres");
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {dbname} WITH (FORCE)"))
+            .unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {dbname}"))
+            .unwrap();
+        let mut client = self.connect(dbname);
+        client.batch_execute("CREATE EXTENSION pg_vigil").unwrap();
+        client
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.running() {
+            let _ = self
+                .pg_cmd("pg_ctl")
+                .args(["-w", "-t", "30", "-m", "immediate", "-D"])
+                .arg(self.data_dir())
+                .arg("stop")
+                .output();
+        }
+        if std::env::var_os("VIGIL_E2E_KEEP").is_none() {
+            let _ = fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, or panics after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A test: its name and body. The runner catches panics so that one failure
+/// does not hide the others, and the cluster is always stopped at the end.
+pub type Test = (&'static str, fn(&Cluster));
+
+/// Runs `tests` in order against `cluster`; prints a closing line in the form
+/// `N passed, M failed` and exits non-zero when any test failed.
+pub fn run(cluster: Cluster, tests: &[Test]) {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let (mut passed, mut failed) = (0, Vec::new());
+    for (name, body) in tests {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        let t = Instant::now();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&cluster)));
+        match result {
+            Ok(()) => {
+                passed += 1;
+                println!("test {name} ... ok ({:.1}s)", t.elapsed().as_secs_f64());
+            }
+            Err(_) => {
+                failed.push(*name);
+                println!("test {name} ... FAILED ({:.1}s)", t.elapsed().as_secs_f64());
+            }
+        }
+    }
+    if !failed.is_empty() {
+        println!("\nserver log (tail):");
+        let log = cluster.log();
+        let lines: Vec<&str> = log.lines().collect();
+        for line in &lines[lines.len().saturating_sub(60)..] {
+            println!("  {line}");
+        }
+        println!("\nfailures: {}", failed.join(", "));
+    }
+    drop(cluster);
+    println!("\ne2e: {passed} passed, {} failed", failed.len());
+    if !failed.is_empty() {
+        std::process::exit(1);
+    }
+}

@@ -104,7 +104,12 @@ fn ordered_thresholds(medium: f64, high: f64, critical: f64, ascending: bool) ->
 
 /// Worse when larger: value >= critical → critical, >= high → high,
 /// >= medium → medium, else none.
-pub fn severity_above(value: f64, medium: f64, high: f64, critical: f64) -> Result<Option<Severity>> {
+pub fn severity_above(
+    value: f64,
+    medium: f64,
+    high: f64,
+    critical: f64,
+) -> Result<Option<Severity>> {
     finite("value", value)?;
     ordered_thresholds(medium, high, critical, true)?;
     Ok(if value >= critical {
@@ -120,7 +125,12 @@ pub fn severity_above(value: f64, medium: f64, high: f64, critical: f64) -> Resu
 
 /// Worse when smaller: value <= critical → critical, <= high → high,
 /// <= medium → medium, else none.
-pub fn severity_below(value: f64, medium: f64, high: f64, critical: f64) -> Result<Option<Severity>> {
+pub fn severity_below(
+    value: f64,
+    medium: f64,
+    high: f64,
+    critical: f64,
+) -> Result<Option<Severity>> {
     finite("value", value)?;
     ordered_thresholds(medium, high, critical, false)?;
     Ok(if value <= critical {
@@ -146,9 +156,18 @@ pub struct SaturationInputs {
 /// Validated inputs `(conv, base_conv, msgs, base_msgs)`, or `None` when the
 /// model cannot judge (a NULL input or a baseline <= 0).
 fn saturation_values(i: &SaturationInputs) -> Result<Option<(f64, f64, f64, f64)>> {
-    let conv = i.conversion_24h.map(|v| non_negative("conversion_24h", v)).transpose()?;
-    let msgs = i.messages_24h.map(|v| non_negative("messages_24h", v)).transpose()?;
-    let base_conv = i.baseline_conversion.map(|v| finite("baseline_conversion", v)).transpose()?;
+    let conv = i
+        .conversion_24h
+        .map(|v| non_negative("conversion_24h", v))
+        .transpose()?;
+    let msgs = i
+        .messages_24h
+        .map(|v| non_negative("messages_24h", v))
+        .transpose()?;
+    let base_conv = i
+        .baseline_conversion
+        .map(|v| finite("baseline_conversion", v))
+        .transpose()?;
     let base_msgs = i
         .baseline_daily_messages
         .map(|v| finite("baseline_daily_messages", v))
@@ -186,7 +205,9 @@ pub fn saturation_predicted(
     volume_z: Option<f64>,
     consecutive_decline_days: Option<i32>,
 ) -> Result<Option<bool>> {
-    let cz = conversion_z.map(|v| finite("conversion_z", v)).transpose()?;
+    let cz = conversion_z
+        .map(|v| finite("conversion_z", v))
+        .transpose()?;
     let vz = volume_z.map(|v| finite("volume_z", v)).transpose()?;
     let days = consecutive_decline_days
         .map(|d| non_negative_count("consecutive_decline_days", d.into()))
@@ -213,7 +234,10 @@ fn or3(a: Option<bool>, b: Option<bool>) -> Option<bool> {
 
 /// `(1 − conv/base_conv)×50 + (msgs/base_msgs − 1)×30 + decline_days×10`,
 /// clamped to [0, 100]; NULL when an input is NULL or a baseline is <= 0.
-pub fn exhaustion_score(i: SaturationInputs, consecutive_decline_days: Option<i32>) -> Result<Option<f64>> {
+pub fn exhaustion_score(
+    i: SaturationInputs,
+    consecutive_decline_days: Option<i32>,
+) -> Result<Option<f64>> {
     let days = consecutive_decline_days
         .map(|d| non_negative_count("consecutive_decline_days", d.into()))
         .transpose()?;
@@ -386,7 +410,9 @@ pub fn early_kill_decision(i: EarlyKillInputs) -> Result<KillDecision> {
 /// The length of an interval the way PostgreSQL compares intervals: a month
 /// is 30 days and a day 24 hours. Keeps the decision independent of TimeZone.
 pub fn interval_span_micros(months: i32, days: i32, micros: i64) -> i128 {
-    i128::from(months) * 30 * i128::from(USECS_PER_DAY) + i128::from(days) * i128::from(USECS_PER_DAY) + i128::from(micros)
+    i128::from(months) * 30 * i128::from(USECS_PER_DAY)
+        + i128::from(days) * i128::from(USECS_PER_DAY)
+        + i128::from(micros)
 }
 
 #[cfg(test)]

@@ -1,8 +1,6 @@
 //! SQL wrappers of the scoring functions: type conversion and errors only.
 
-use super::{
-    EarlyKillInputs, SaturationInputs, Saturation, Severity, UrgencyFactors,
-};
+use super::{EarlyKillInputs, Saturation, SaturationInputs, Severity, UrgencyFactors};
 use crate::error::non_negative;
 use crate::sqlglue::{sql_enum, OrRaise};
 use pgrx::prelude::*;
@@ -102,7 +100,11 @@ fn urgency_score(
                     "deal_value must be a finite number, got NaN",
                 ));
             }
-            non_negative("deal_value", f64::try_from(v.clone()).unwrap_or(f64::INFINITY)).or_raise();
+            non_negative(
+                "deal_value",
+                f64::try_from(v.clone()).unwrap_or(f64::INFINITY),
+            )
+            .or_raise();
             v > AnyNumeric::from(10_000)
         }
     };
@@ -172,7 +174,11 @@ fn early_kill_decision(
         elapsed_micros: i128::from(now) - i128::from(started),
         kill_threshold,
         min_interactions,
-        timeout_micros: super::interval_span_micros(timeout.months(), timeout.days(), timeout.micros()),
+        timeout_micros: super::interval_span_micros(
+            timeout.months(),
+            timeout.days(),
+            timeout.micros(),
+        ),
     };
     super::early_kill_decision(inputs).or_raise().label()
 }

@@ -48,22 +48,47 @@ fn severity_below_pins_each_threshold_boundary() {
 
 #[test]
 fn severity_thresholds_out_of_order_are_rejected() {
-    for (m, h, c) in [(15.0, 10.0, 25.0), (10.0, 25.0, 15.0), (10.0, 10.0, 25.0), (10.0, 15.0, 15.0)] {
+    for (m, h, c) in [
+        (15.0, 10.0, 25.0),
+        (10.0, 25.0, 15.0),
+        (10.0, 10.0, 25.0),
+        (10.0, 15.0, 15.0),
+    ] {
         let err = severity_above(1.0, m, h, c).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidParameter);
-        assert!(err.message.contains("medium < high < critical"), "{}", err.message);
+        assert!(
+            err.message.contains("medium < high < critical"),
+            "{}",
+            err.message
+        );
     }
     let err = severity_below(1.0, 10.0, 30.0, 50.0).unwrap_err();
-    assert!(err.message.contains("medium > high > critical"), "{}", err.message);
+    assert!(
+        err.message.contains("medium > high > critical"),
+        "{}",
+        err.message
+    );
 }
 
 #[test]
 fn severity_rejects_non_finite_value_and_thresholds() {
-    assert!(severity_above(f64::NAN, 1.0, 2.0, 3.0).unwrap_err().message.starts_with("value"));
+    assert!(severity_above(f64::NAN, 1.0, 2.0, 3.0)
+        .unwrap_err()
+        .message
+        .starts_with("value"));
     assert!(severity_above(f64::INFINITY, 1.0, 2.0, 3.0).is_err());
-    assert!(severity_above(1.0, f64::NEG_INFINITY, 2.0, 3.0).unwrap_err().message.starts_with("medium"));
-    assert!(severity_below(1.0, 3.0, f64::NAN, 1.0).unwrap_err().message.starts_with("high"));
-    assert!(severity_below(1.0, 3.0, 2.0, f64::NAN).unwrap_err().message.starts_with("critical"));
+    assert!(severity_above(1.0, f64::NEG_INFINITY, 2.0, 3.0)
+        .unwrap_err()
+        .message
+        .starts_with("medium"));
+    assert!(severity_below(1.0, 3.0, f64::NAN, 1.0)
+        .unwrap_err()
+        .message
+        .starts_with("high"));
+    assert!(severity_below(1.0, 3.0, 2.0, f64::NAN)
+        .unwrap_err()
+        .message
+        .starts_with("critical"));
 }
 
 fn sat(conv: f64, base_conv: f64, msgs: f64, base_msgs: f64) -> SaturationInputs {
@@ -78,29 +103,62 @@ fn sat(conv: f64, base_conv: f64, msgs: f64, base_msgs: f64) -> SaturationInputs
 #[test]
 fn saturation_red_needs_both_conditions_strictly() {
     // baseline conversion 0.2, baseline messages 100
-    assert_eq!(saturation_status(sat(0.09, 0.2, 151.0, 100.0)).unwrap(), Saturation::Red);
+    assert_eq!(
+        saturation_status(sat(0.09, 0.2, 151.0, 100.0)).unwrap(),
+        Saturation::Red
+    );
     // conversion exactly at 0.5 × baseline is not RED (but still YELLOW)
-    assert_eq!(saturation_status(sat(0.5 * 0.2, 0.2, 151.0, 100.0)).unwrap(), Saturation::Yellow);
+    assert_eq!(
+        saturation_status(sat(0.5 * 0.2, 0.2, 151.0, 100.0)).unwrap(),
+        Saturation::Yellow
+    );
     // messages exactly at 1.5 × baseline is not RED
-    assert_eq!(saturation_status(sat(0.09, 0.2, 150.0, 100.0)).unwrap(), Saturation::Yellow);
-    assert_eq!(saturation_status(sat(0.09, 0.2, 150.000001, 100.0)).unwrap(), Saturation::Red);
+    assert_eq!(
+        saturation_status(sat(0.09, 0.2, 150.0, 100.0)).unwrap(),
+        Saturation::Yellow
+    );
+    assert_eq!(
+        saturation_status(sat(0.09, 0.2, 150.000001, 100.0)).unwrap(),
+        Saturation::Red
+    );
 }
 
 #[test]
 fn saturation_yellow_boundaries() {
     let c70 = 0.7 * 0.2;
-    assert_eq!(saturation_status(sat(below(c70), 0.2, 121.0, 100.0)).unwrap(), Saturation::Yellow);
-    assert_eq!(saturation_status(sat(c70, 0.2, 121.0, 100.0)).unwrap(), Saturation::Unknown);
-    assert_eq!(saturation_status(sat(below(c70), 0.2, 120.0, 100.0)).unwrap(), Saturation::Unknown);
-    assert_eq!(saturation_status(sat(below(c70), 0.2, 120.001, 100.0)).unwrap(), Saturation::Yellow);
+    assert_eq!(
+        saturation_status(sat(below(c70), 0.2, 121.0, 100.0)).unwrap(),
+        Saturation::Yellow
+    );
+    assert_eq!(
+        saturation_status(sat(c70, 0.2, 121.0, 100.0)).unwrap(),
+        Saturation::Unknown
+    );
+    assert_eq!(
+        saturation_status(sat(below(c70), 0.2, 120.0, 100.0)).unwrap(),
+        Saturation::Unknown
+    );
+    assert_eq!(
+        saturation_status(sat(below(c70), 0.2, 120.001, 100.0)).unwrap(),
+        Saturation::Yellow
+    );
 }
 
 #[test]
 fn saturation_green_boundary_and_gap_is_unknown() {
     let c90 = 0.9 * 0.2;
-    assert_eq!(saturation_status(sat(c90, 0.2, 500.0, 100.0)).unwrap(), Saturation::Green);
-    assert_eq!(saturation_status(sat(above(c90), 0.2, 10.0, 100.0)).unwrap(), Saturation::Green);
-    assert_eq!(saturation_status(sat(below(c90), 0.2, 10.0, 100.0)).unwrap(), Saturation::Unknown);
+    assert_eq!(
+        saturation_status(sat(c90, 0.2, 500.0, 100.0)).unwrap(),
+        Saturation::Green
+    );
+    assert_eq!(
+        saturation_status(sat(above(c90), 0.2, 10.0, 100.0)).unwrap(),
+        Saturation::Green
+    );
+    assert_eq!(
+        saturation_status(sat(below(c90), 0.2, 10.0, 100.0)).unwrap(),
+        Saturation::Unknown
+    );
 }
 
 #[test]
@@ -108,9 +166,18 @@ fn saturation_unknown_on_null_or_non_positive_baseline() {
     let mut i = sat(0.1, 0.2, 200.0, 100.0);
     i.messages_24h = None;
     assert_eq!(saturation_status(i).unwrap(), Saturation::Unknown);
-    assert_eq!(saturation_status(sat(0.1, 0.0, 200.0, 100.0)).unwrap(), Saturation::Unknown);
-    assert_eq!(saturation_status(sat(0.1, 0.2, 200.0, -5.0)).unwrap(), Saturation::Unknown);
-    assert_eq!(saturation_status(SaturationInputs::default()).unwrap(), Saturation::Unknown);
+    assert_eq!(
+        saturation_status(sat(0.1, 0.0, 200.0, 100.0)).unwrap(),
+        Saturation::Unknown
+    );
+    assert_eq!(
+        saturation_status(sat(0.1, 0.2, 200.0, -5.0)).unwrap(),
+        Saturation::Unknown
+    );
+    assert_eq!(
+        saturation_status(SaturationInputs::default()).unwrap(),
+        Saturation::Unknown
+    );
 }
 
 #[test]
@@ -118,7 +185,11 @@ fn saturation_rejects_nan_and_negative_observations() {
     let err = saturation_status(sat(f64::NAN, 0.2, 1.0, 1.0)).unwrap_err();
     assert!(err.message.starts_with("conversion_24h"), "{}", err.message);
     let err = saturation_status(sat(0.1, 0.2, -1.0, 1.0)).unwrap_err();
-    assert!(err.message.starts_with("messages_24h must be >= 0"), "{}", err.message);
+    assert!(
+        err.message.starts_with("messages_24h must be >= 0"),
+        "{}",
+        err.message
+    );
     assert!(saturation_status(sat(0.1, f64::INFINITY, 1.0, 1.0)).is_err());
 }
 
@@ -141,14 +212,28 @@ fn saturation_predicted_boundaries_and_three_valued_logic() {
 #[test]
 fn exhaustion_score_formula_and_clamping() {
     // (1 - 0.1/0.2)*50 + (150/100 - 1)*30 + 2*10 = 25 + 15 + 20 = 60
-    let s = exhaustion_score(sat(0.1, 0.2, 150.0, 100.0), Some(2)).unwrap().unwrap();
+    let s = exhaustion_score(sat(0.1, 0.2, 150.0, 100.0), Some(2))
+        .unwrap()
+        .unwrap();
     assert!((s - 60.0).abs() < 1e-9, "{s}");
     // healthy audience goes negative before the clamp
-    assert_eq!(exhaustion_score(sat(0.4, 0.2, 50.0, 100.0), Some(0)).unwrap(), Some(0.0));
+    assert_eq!(
+        exhaustion_score(sat(0.4, 0.2, 50.0, 100.0), Some(0)).unwrap(),
+        Some(0.0)
+    );
     // many decline days saturate at 100
-    assert_eq!(exhaustion_score(sat(0.0, 0.2, 400.0, 100.0), Some(10)).unwrap(), Some(100.0));
-    assert_eq!(exhaustion_score(sat(0.1, 0.2, 150.0, 100.0), None).unwrap(), None);
-    assert_eq!(exhaustion_score(sat(0.1, 0.0, 150.0, 100.0), Some(1)).unwrap(), None);
+    assert_eq!(
+        exhaustion_score(sat(0.0, 0.2, 400.0, 100.0), Some(10)).unwrap(),
+        Some(100.0)
+    );
+    assert_eq!(
+        exhaustion_score(sat(0.1, 0.2, 150.0, 100.0), None).unwrap(),
+        None
+    );
+    assert_eq!(
+        exhaustion_score(sat(0.1, 0.0, 150.0, 100.0), Some(1)).unwrap(),
+        None
+    );
     assert!(exhaustion_score(sat(0.1, 0.2, 150.0, 100.0), Some(-1)).is_err());
 }
 
@@ -166,33 +251,141 @@ fn urgency_base_by_severity() {
 fn urgency_bonuses_are_capped() {
     let u = |f| urgency_score(Severity::Low, f).unwrap();
     let f = UrgencyFactors::default;
-    assert_eq!(u(UrgencyFactors { drop_points: Some(18.0), ..f() }), 39);
-    assert_eq!(u(UrgencyFactors { drop_points: Some(20.0), ..f() }), 40);
-    assert_eq!(u(UrgencyFactors { drop_points: Some(80.0), ..f() }), 40);
-    assert_eq!(u(UrgencyFactors { health_zone: Some(Saturation::Red), ..f() }), 45);
-    assert_eq!(u(UrgencyFactors { health_zone: Some(Saturation::Yellow), ..f() }), 35);
-    assert_eq!(u(UrgencyFactors { health_zone: Some(Saturation::Green), ..f() }), 30);
+    assert_eq!(
+        u(UrgencyFactors {
+            drop_points: Some(18.0),
+            ..f()
+        }),
+        39
+    );
+    assert_eq!(
+        u(UrgencyFactors {
+            drop_points: Some(20.0),
+            ..f()
+        }),
+        40
+    );
+    assert_eq!(
+        u(UrgencyFactors {
+            drop_points: Some(80.0),
+            ..f()
+        }),
+        40
+    );
+    assert_eq!(
+        u(UrgencyFactors {
+            health_zone: Some(Saturation::Red),
+            ..f()
+        }),
+        45
+    );
+    assert_eq!(
+        u(UrgencyFactors {
+            health_zone: Some(Saturation::Yellow),
+            ..f()
+        }),
+        35
+    );
+    assert_eq!(
+        u(UrgencyFactors {
+            health_zone: Some(Saturation::Green),
+            ..f()
+        }),
+        30
+    );
     // 2 per *full* 10 days
-    assert_eq!(u(UrgencyFactors { stall_days: Some(9.99), ..f() }), 30);
-    assert_eq!(u(UrgencyFactors { stall_days: Some(10.0), ..f() }), 32);
-    assert_eq!(u(UrgencyFactors { stall_days: Some(49.9), ..f() }), 38);
-    assert_eq!(u(UrgencyFactors { stall_days: Some(50.0), ..f() }), 40);
-    assert_eq!(u(UrgencyFactors { stall_days: Some(500.0), ..f() }), 40);
-    assert_eq!(u(UrgencyFactors { large_deal: true, ..f() }), 40);
-    assert_eq!(u(UrgencyFactors { failure_count: Some(4), ..f() }), 42);
-    assert_eq!(u(UrgencyFactors { failure_count: Some(5), ..f() }), 45);
-    assert_eq!(u(UrgencyFactors { failure_count: Some(6), ..f() }), 45);
-    assert_eq!(u(UrgencyFactors { wait_hours: Some(19.0), ..f() }), 40);
-    assert_eq!(u(UrgencyFactors { wait_hours: Some(21.0), ..f() }), 40);
+    assert_eq!(
+        u(UrgencyFactors {
+            stall_days: Some(9.99),
+            ..f()
+        }),
+        30
+    );
+    assert_eq!(
+        u(UrgencyFactors {
+            stall_days: Some(10.0),
+            ..f()
+        }),
+        32
+    );
+    assert_eq!(
+        u(UrgencyFactors {
+            stall_days: Some(49.9),
+            ..f()
+        }),
+        38
+    );
+    assert_eq!(
+        u(UrgencyFactors {
+            stall_days: Some(50.0),
+            ..f()
+        }),
+        40
+    );
+    assert_eq!(
+        u(UrgencyFactors {
+            stall_days: Some(500.0),
+            ..f()
+        }),
+        40
+    );
+    assert_eq!(
+        u(UrgencyFactors {
+            large_deal: true,
+            ..f()
+        }),
+        40
+    );
+    assert_eq!(
+        u(UrgencyFactors {
+            failure_count: Some(4),
+            ..f()
+        }),
+        42
+    );
+    assert_eq!(
+        u(UrgencyFactors {
+            failure_count: Some(5),
+            ..f()
+        }),
+        45
+    );
+    assert_eq!(
+        u(UrgencyFactors {
+            failure_count: Some(6),
+            ..f()
+        }),
+        45
+    );
+    assert_eq!(
+        u(UrgencyFactors {
+            wait_hours: Some(19.0),
+            ..f()
+        }),
+        40
+    );
+    assert_eq!(
+        u(UrgencyFactors {
+            wait_hours: Some(21.0),
+            ..f()
+        }),
+        40
+    );
 }
 
 #[test]
 fn urgency_rounds_half_up_then_clamps() {
     // 30 + 0.5 × 1 = 30.5 → 31
-    let f = UrgencyFactors { drop_points: Some(1.0), ..Default::default() };
+    let f = UrgencyFactors {
+        drop_points: Some(1.0),
+        ..Default::default()
+    };
     assert_eq!(urgency_score(Severity::Low, f).unwrap(), 31);
     // 30 + 0.5 × 0.9 = 30.45 → 30
-    let f = UrgencyFactors { wait_hours: Some(0.9), ..Default::default() };
+    let f = UrgencyFactors {
+        wait_hours: Some(0.9),
+        ..Default::default()
+    };
     assert_eq!(urgency_score(Severity::Low, f).unwrap(), 30);
     // critical with everything maxed: 90 + 10 + 15 + 10 + 10 + 15 + 10 = 160 → 100
     let all = UrgencyFactors {
@@ -209,10 +402,34 @@ fn urgency_rounds_half_up_then_clamps() {
 #[test]
 fn urgency_rejects_negative_and_non_finite_factors() {
     let cases = [
-        (UrgencyFactors { drop_points: Some(-1.0), ..Default::default() }, "drop_points"),
-        (UrgencyFactors { stall_days: Some(-0.5), ..Default::default() }, "stall_days"),
-        (UrgencyFactors { failure_count: Some(-1), ..Default::default() }, "failure_count"),
-        (UrgencyFactors { wait_hours: Some(f64::NAN), ..Default::default() }, "wait_hours"),
+        (
+            UrgencyFactors {
+                drop_points: Some(-1.0),
+                ..Default::default()
+            },
+            "drop_points",
+        ),
+        (
+            UrgencyFactors {
+                stall_days: Some(-0.5),
+                ..Default::default()
+            },
+            "stall_days",
+        ),
+        (
+            UrgencyFactors {
+                failure_count: Some(-1),
+                ..Default::default()
+            },
+            "failure_count",
+        ),
+        (
+            UrgencyFactors {
+                wait_hours: Some(f64::NAN),
+                ..Default::default()
+            },
+            "wait_hours",
+        ),
     ];
     for (f, name) in cases {
         let err = urgency_score(Severity::High, f).unwrap_err();
@@ -238,7 +455,11 @@ fn health_zone_parses_any_case_and_rejects_unknown_text() {
     assert_eq!(parse_health_zone("red").unwrap(), Saturation::Red);
     assert_eq!(parse_health_zone(" Yellow ").unwrap(), Saturation::Yellow);
     let err = parse_health_zone("purple").unwrap_err();
-    assert!(err.message.starts_with("health_zone must be one of"), "{}", err.message);
+    assert!(
+        err.message.starts_with("health_zone must be one of"),
+        "{}",
+        err.message
+    );
 }
 
 const USECS_PER_SEC: i64 = 1_000_000;
@@ -248,18 +469,33 @@ fn utc_date_handles_epochs_leap_days_and_negatives() {
     assert_eq!(utc_date(0), (2000, 1, 1));
     assert_eq!(utc_date(-1), (1999, 12, 31));
     // 2024-02-29 12:00 UTC = 8825 days + 12 h after 2000-01-01
-    assert_eq!(utc_date(8825 * USECS_PER_DAY + 12 * 3600 * USECS_PER_SEC), (2024, 2, 29));
+    assert_eq!(
+        utc_date(8825 * USECS_PER_DAY + 12 * 3600 * USECS_PER_SEC),
+        (2024, 2, 29)
+    );
     assert_eq!(utc_date(8826 * USECS_PER_DAY - 1), (2024, 2, 29));
     assert_eq!(utc_date(8826 * USECS_PER_DAY), (2024, 3, 1));
-    assert_eq!(utc_date(-PG_EPOCH_OFFSET_SECS * USECS_PER_SEC), (1970, 1, 1));
+    assert_eq!(
+        utc_date(-PG_EPOCH_OFFSET_SECS * USECS_PER_SEC),
+        (1970, 1, 1)
+    );
 }
 
 #[test]
 fn dedup_key_uses_the_utc_date() {
     let at = 8825 * USECS_PER_DAY + 23 * 3600 * USECS_PER_SEC;
-    assert_eq!(dedup_key("health_drop", "acme", at).unwrap(), "health_drop_acme_2024-02-29");
-    assert!(dedup_key("", "acme", at).unwrap_err().message.starts_with("anomaly_type"));
-    assert!(dedup_key("x", "", at).unwrap_err().message.starts_with("entity"));
+    assert_eq!(
+        dedup_key("health_drop", "acme", at).unwrap(),
+        "health_drop_acme_2024-02-29"
+    );
+    assert!(dedup_key("", "acme", at)
+        .unwrap_err()
+        .message
+        .starts_with("anomaly_type"));
+    assert!(dedup_key("x", "", at)
+        .unwrap_err()
+        .message
+        .starts_with("entity"));
 }
 
 fn ek(interactions: i64, views: i64, elapsed_min: i128) -> EarlyKillInputs {
@@ -277,18 +513,36 @@ fn ek(interactions: i64, views: i64, elapsed_min: i128) -> EarlyKillInputs {
 #[test]
 fn early_kill_kills_only_with_enough_interactions_and_a_low_rate() {
     // rate 10/300 = 0.033 < 0.05
-    assert_eq!(early_kill_decision(ek(10, 300, 1)).unwrap(), KillDecision::Kill);
+    assert_eq!(
+        early_kill_decision(ek(10, 300, 1)).unwrap(),
+        KillDecision::Kill
+    );
     // 9 interactions: not enough evidence yet
-    assert_eq!(early_kill_decision(ek(9, 300, 1)).unwrap(), KillDecision::Continue);
+    assert_eq!(
+        early_kill_decision(ek(9, 300, 1)).unwrap(),
+        KillDecision::Continue
+    );
     // rate exactly 0.05 is not below the bar
-    assert_eq!(early_kill_decision(ek(10, 200, 1)).unwrap(), KillDecision::Continue);
-    assert_eq!(early_kill_decision(ek(10, 201, 1)).unwrap(), KillDecision::Kill);
+    assert_eq!(
+        early_kill_decision(ek(10, 200, 1)).unwrap(),
+        KillDecision::Continue
+    );
+    assert_eq!(
+        early_kill_decision(ek(10, 201, 1)).unwrap(),
+        KillDecision::Kill
+    );
 }
 
 #[test]
 fn early_kill_never_kills_without_views() {
-    assert_eq!(early_kill_decision(ek(50, 0, 1)).unwrap(), KillDecision::Continue);
-    assert_eq!(early_kill_decision(ek(50, 0, 10)).unwrap(), KillDecision::Expired);
+    assert_eq!(
+        early_kill_decision(ek(50, 0, 1)).unwrap(),
+        KillDecision::Continue
+    );
+    assert_eq!(
+        early_kill_decision(ek(50, 0, 10)).unwrap(),
+        KillDecision::Expired
+    );
 }
 
 #[test]
@@ -299,12 +553,21 @@ fn early_kill_expires_at_the_timeout() {
     i.elapsed_micros = i.timeout_micros;
     assert_eq!(early_kill_decision(i).unwrap(), KillDecision::Expired);
     // a kill wins over expiry
-    assert_eq!(early_kill_decision(ek(10, 300, 60)).unwrap(), KillDecision::Kill);
+    assert_eq!(
+        early_kill_decision(ek(10, 300, 60)).unwrap(),
+        KillDecision::Kill
+    );
 }
 
 #[test]
 fn early_kill_rejects_negative_counts_and_rates() {
-    let names = ["interactions", "views", "expected_rate", "kill_threshold", "min_interactions"];
+    let names = [
+        "interactions",
+        "views",
+        "expected_rate",
+        "kill_threshold",
+        "min_interactions",
+    ];
     for name in names {
         let mut i = ek(10, 100, 1);
         match name {
@@ -319,12 +582,18 @@ fn early_kill_rejects_negative_counts_and_rates() {
     }
     let mut i = ek(10, 100, 1);
     i.timeout_micros = -1;
-    assert!(early_kill_decision(i).unwrap_err().message.starts_with("timeout"));
+    assert!(early_kill_decision(i)
+        .unwrap_err()
+        .message
+        .starts_with("timeout"));
 }
 
 #[test]
 fn interval_span_counts_months_as_30_days() {
     assert_eq!(interval_span_micros(0, 0, 600_000_000), 600_000_000);
-    assert_eq!(interval_span_micros(1, 1, 0), 31 * i128::from(USECS_PER_DAY));
+    assert_eq!(
+        interval_span_micros(1, 1, 0),
+        31 * i128::from(USECS_PER_DAY)
+    );
     assert_eq!(interval_span_micros(0, -1, 0), -i128::from(USECS_PER_DAY));
 }

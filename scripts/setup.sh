@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs everything pg_vigil needs to build, test and demo on a Debian
+# machine, skipping whatever is already there. Safe to run repeatedly.
+set -euo pipefail
+
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PGRX_VERSION=0.18.1
+PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-tdigest
+          libclang-dev clang sudo)
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+else
+    say "Debian packages present"
+fi
+
+for component in rustfmt clippy; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+        say "adding rustup component $component"
+        rustup component add "$component"
+    fi
+done
+
+if cargo pgrx --version 2>/dev/null | grep -q "$PGRX_VERSION"; then
+    say "cargo-pgrx $PGRX_VERSION present"
+else
+    say "installing cargo-pgrx $PGRX_VERSION (takes a few minutes)"
+    cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
+fi
+
+PGRX_HOME=${PGRX_HOME:-$HOME/.pgrx}
+if grep -qs "^pg15 = \"$PG_CONFIG\"" "$PGRX_HOME/config.toml"; then
+    say "cargo pgrx already initialised for $PG_CONFIG"
+else
+    say "cargo pgrx init --pg15 $PG_CONFIG"
+    cargo pgrx init --pg15 "$PG_CONFIG"
+fi
