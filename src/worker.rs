@@ -13,6 +13,10 @@ use std::time::Duration;
 /// `pg_stat_activity.backend_type` of the worker.
 pub const WORKER_TYPE: &str = "pg_vigil worker";
 
+/// How long the postmaster waits before starting the worker again after it
+/// exits with an error (e.g. `vigil.database` does not exist yet).
+const RESTART_SECS: u64 = 5;
+
 #[derive(Clone, Copy, Default)]
 struct WorkerShared {
     pid: i32,
@@ -29,7 +33,7 @@ unsafe impl PGRXSharedMemory for WorkerShared {}
 enum WorkerState {
     #[default]
     NotStarted,
-    Starting,
+    Connecting,
     WaitingForExtension,
     Idle,
     Disabled,
@@ -40,7 +44,7 @@ impl WorkerState {
     fn label(self) -> &'static str {
         match self {
             WorkerState::NotStarted => "not_started",
-            WorkerState::Starting => "starting",
+            WorkerState::Connecting => "connecting",
             WorkerState::WaitingForExtension => "waiting_for_extension",
             WorkerState::Idle => "idle",
             WorkerState::Disabled => "disabled",
@@ -65,7 +69,7 @@ pub fn register() {
         .set_library("pg_vigil")
         .enable_shmem_access(None)
         .enable_spi_access()
-        .set_restart_time(Some(Duration::from_secs(2)))
+        .set_restart_time(Some(Duration::from_secs(RESTART_SECS)))
         .load();
 }
 
@@ -103,7 +107,7 @@ pub extern "C-unwind" fn vigil_worker_main(_arg: pg_sys::Datum) {
     update(|s| {
         *s = WorkerShared {
             pid: unsafe { pg_sys::MyProcPid },
-            state: WorkerState::Starting,
+            state: WorkerState::Connecting,
             started_at: started,
             ..WorkerShared::default()
         }
@@ -141,6 +145,11 @@ pub extern "C-unwind" fn vigil_worker_main(_arg: pg_sys::Datum) {
         s.pid = 0;
     });
     log!("{WORKER_TYPE} stopped");
+    // Exit code 1, like PostgreSQL's own logical replication launcher: the
+    // postmaster then starts us again after RESTART_SECS when the SIGTERM came
+    // from pg_terminate_backend() or DROP DATABASE ... WITH (FORCE), and does
+    // not when the whole server is shutting down.
+    unsafe { pg_sys::proc_exit(1) };
 }
 
 fn timestamptz(ts: i64) -> Option<TimestampWithTimeZone> {
@@ -150,7 +159,9 @@ fn timestamptz(ts: i64) -> Option<TimestampWithTimeZone> {
 }
 
 /// The worker as it last reported itself. `running` is false when pg_vigil
-/// is not preloaded or the worker has stopped.
+/// is not preloaded, or the worker has stopped or could not connect (state
+/// `connecting` with `running` false: see the server log, e.g. a missing
+/// `vigil.database`; it is retried every few seconds).
 #[pg_extern(volatile, parallel_restricted)]
 #[allow(clippy::type_complexity)]
 fn worker_status() -> TableIterator<
@@ -168,8 +179,10 @@ fn worker_status() -> TableIterator<
 > {
     let row = if PRELOADED.load(Ordering::Relaxed) {
         let s = *SHARED.share();
-        let running =
-            s.pid != 0 && !matches!(s.state, WorkerState::Stopped | WorkerState::NotStarted);
+        // A worker that failed to connect (say its database is missing) left
+        // its pid behind; it is alive only if it is in the proc array.
+        let alive = s.pid != 0 && unsafe { !pg_sys::BackendPidGetProc(s.pid).is_null() };
+        let running = alive && s.state != WorkerState::Stopped;
         (
             running,
             (s.pid != 0).then_some(s.pid),

@@ -105,6 +105,78 @@ fn worker_reloads_settings_on_sighup(c: &Cluster) {
     });
 }
 
+fn worker_comes_back_after_pg_terminate_backend(c: &Cluster) {
+    let before = worker_pid(c).expect("worker running");
+    let mut db = c.connect("postgres");
+    db.execute("SELECT pg_terminate_backend($1)", &[&before])
+        .unwrap();
+    let after = wait_for("a new worker", Duration::from_secs(20), || {
+        worker_pid(c).filter(|p| *p != before)
+    });
+    assert!(c
+        .log()
+        .contains(&format!("[{before}] {WORKER} LOG:  {WORKER} stopped")));
+    wait_for("new worker idle", Duration::from_secs(10), || {
+        let s = worker_status(&mut db);
+        (s.0 == "idle").then_some(())
+    });
+    assert_ne!(before, after);
+}
+
+fn worker_follows_vigil_database_and_waits_for_it_to_exist(c: &Cluster) {
+    let mut admin = c.connect("postgres");
+    admin
+        .batch_execute("DROP DATABASE IF EXISTS vigil_later")
+        .unwrap();
+    set_config(
+        &mut admin,
+        &["ALTER SYSTEM SET vigil.database = 'vigil_later'"],
+    );
+    // The worker restarts to follow the setting, cannot connect yet, and
+    // says so instead of pretending to run.
+    wait_for(
+        "worker reports it cannot connect",
+        Duration::from_secs(20),
+        || {
+            let r = admin
+                .query_one(
+                    "SELECT running, state, database FROM vigil.worker_status()",
+                    &[],
+                )
+                .unwrap();
+            let (running, state, database): (bool, String, String) = (r.get(0), r.get(1), r.get(2));
+            (!running && state == "connecting" && database == "vigil_later").then_some(())
+        },
+    );
+    admin.batch_execute("CREATE DATABASE vigil_later").unwrap();
+    wait_for(
+        "worker connected to vigil_later",
+        Duration::from_secs(30),
+        || {
+            admin
+            .query_opt(
+                "SELECT 1 FROM pg_stat_activity WHERE backend_type = $1 AND datname = 'vigil_later'",
+                &[&WORKER],
+            )
+            .unwrap()
+        },
+    );
+    set_config(&mut admin, &["ALTER SYSTEM RESET vigil.database"]);
+    wait_for("worker back in postgres", Duration::from_secs(30), || {
+        let s = worker_status(&mut admin);
+        let row = admin
+            .query_opt(
+                "SELECT 1 FROM pg_stat_activity WHERE backend_type = $1 AND datname = 'postgres'",
+                &[&WORKER],
+            )
+            .unwrap();
+        (s.0 == "idle" && row.is_some()).then_some(())
+    });
+    admin
+        .batch_execute("DROP DATABASE vigil_later WITH (FORCE)")
+        .unwrap();
+}
+
 fn scoring_functions_answer_in_the_preloaded_cluster(c: &Cluster) {
     let mut db = c.fresh_db("scoring");
     let r = db
@@ -174,6 +246,14 @@ fn main() {
         (
             "worker_reloads_settings_on_sighup",
             worker_reloads_settings_on_sighup,
+        ),
+        (
+            "worker_comes_back_after_pg_terminate_backend",
+            worker_comes_back_after_pg_terminate_backend,
+        ),
+        (
+            "worker_follows_vigil_database_and_waits_for_it_to_exist",
+            worker_follows_vigil_database_and_waits_for_it_to_exist,
         ),
         (
             "scoring_functions_answer_in_the_preloaded_cluster",
