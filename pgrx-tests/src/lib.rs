@@ -16,14 +16,18 @@ pub struct Cluster {
     pub port: u16,
 }
 
-fn bindir() -> PathBuf {
+fn pg_config(flag: &str) -> String {
     let pg_config = std::env::var("PG_CONFIG")
         .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin/pg_config".into());
     let out = Command::new(&pg_config)
-        .arg("--bindir")
+        .arg(flag)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {pg_config}: {e}"));
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn bindir() -> PathBuf {
+    PathBuf::from(pg_config("--bindir"))
 }
 
 fn is_root() -> bool {
@@ -191,6 +195,45 @@ impl Cluster {
         let mut client = self.connect(dbname);
         client.batch_execute("CREATE EXTENSION pg_vigil").unwrap();
         client
+    }
+}
+
+impl Cluster {
+    /// Runs the pg_regress suite in `pgrx-tests/regress` (every `sql/*.sql`,
+    /// compared with `expected/*.out`) in a fresh database. Returns the diff
+    /// when it fails.
+    pub fn pg_regress(&self, dbname: &str) -> Result<(), String> {
+        drop(self.fresh_db(dbname));
+        let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("regress");
+        let mut tests: Vec<String> = fs::read_dir(suite.join("sql"))
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                name.strip_suffix(".sql").map(str::to_string)
+            })
+            .collect();
+        tests.sort();
+        let out_dir = self.root.join("regress");
+        fs::create_dir_all(&out_dir).unwrap();
+        let pkglibdir = pg_config("--pkglibdir");
+        let out = Command::new(PathBuf::from(pkglibdir).join("pgxs/src/test/regress/pg_regress"))
+            .arg("--use-existing")
+            .arg("--host=127.0.0.1")
+            .arg(format!("--port={}", self.port))
+            .arg("--user=postgres")
+            .arg(format!("--dbname={dbname}"))
+            .arg(format!("--bindir={}", self.bindir.display()))
+            .arg(format!("--inputdir={}", suite.display()))
+            .arg(format!("--outputdir={}", out_dir.display()))
+            .args(&tests)
+            .output()
+            .unwrap();
+        if out.status.success() {
+            Ok(())
+        } else {
+            let diffs = fs::read_to_string(out_dir.join("regression.diffs")).unwrap_or_default();
+            Err(format!("{}\n{diffs}", String::from_utf8_lossy(&out.stdout)))
+        }
     }
 }
 

@@ -213,6 +213,12 @@ fn scoring_functions_answer_in_the_preloaded_cluster(c: &Cluster) {
     );
 }
 
+fn pg_regress_suite_matches_expected_output(c: &Cluster) {
+    if let Err(diff) = c.pg_regress("vigil_regress") {
+        panic!("pg_regress failed:\n{diff}");
+    }
+}
+
 fn worker_stops_cleanly_with_the_cluster_and_returns_on_start(c: &Cluster) {
     let before = worker_pid(c).expect("worker running");
     c.pg_ctl_stop("fast");
@@ -258,6 +264,10 @@ fn main() {
         (
             "scoring_functions_answer_in_the_preloaded_cluster",
             scoring_functions_answer_in_the_preloaded_cluster,
+        ),
+        (
+            "pg_regress_suite_matches_expected_output",
+            pg_regress_suite_matches_expected_output,
         ),
         (
             "worker_stops_cleanly_with_the_cluster_and_returns_on_start",

@@ -185,17 +185,32 @@ pub fn saturation_status(i: SaturationInputs) -> Result<Saturation> {
     let Some((c, bc, m, bm)) = saturation_values(&i)? else {
         return Ok(Saturation::Unknown);
     };
-    // Compare against the scaled baselines (not ratios) so that a boundary
-    // like conversion = 0.5 × baseline behaves exactly as written.
-    Ok(if c < 0.5 * bc && m > 1.5 * bm {
+    // Thresholds are products like 0.9 × 0.2, which binary floating point
+    // rounds (0.18000000000000002); comparisons treat values within a relative
+    // 1e-12 as equal so that decimal boundaries behave as written.
+    Ok(if lt(c, 0.5 * bc) && gt(m, 1.5 * bm) {
         Saturation::Red
-    } else if c < 0.7 * bc && m > 1.2 * bm {
+    } else if lt(c, 0.7 * bc) && gt(m, 1.2 * bm) {
         Saturation::Yellow
-    } else if c >= 0.9 * bc {
+    } else if !lt(c, 0.9 * bc) {
         Saturation::Green
     } else {
         Saturation::Unknown
     })
+}
+
+fn nearly_equal(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-12 * a.abs().max(b.abs())
+}
+
+/// `a < b`, with nearly equal values counted as equal.
+fn lt(a: f64, b: f64) -> bool {
+    a < b && !nearly_equal(a, b)
+}
+
+/// `a > b`, with nearly equal values counted as equal.
+fn gt(a: f64, b: f64) -> bool {
+    a > b && !nearly_equal(a, b)
 }
 
 /// True when (conversion_z < −2 and volume_z > 2) or decline days >= 3, with
