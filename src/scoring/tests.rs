@@ -147,11 +147,20 @@ fn saturation_yellow_boundaries() {
 #[test]
 fn saturation_decimal_boundaries_behave_as_written() {
     // 0.9 × 0.2 is 0.18000000000000002 in binary; 0.18 must still be GREEN.
-    assert_eq!(saturation_status(sat(0.18, 0.2, 100.0, 100.0)).unwrap(), Saturation::Green);
+    assert_eq!(
+        saturation_status(sat(0.18, 0.2, 100.0, 100.0)).unwrap(),
+        Saturation::Green
+    );
     // 0.5 × 0.3 = 0.15 exactly as written is not "< 0.5 × baseline".
-    assert_eq!(saturation_status(sat(0.15, 0.3, 200.0, 100.0)).unwrap(), Saturation::Yellow);
+    assert_eq!(
+        saturation_status(sat(0.15, 0.3, 200.0, 100.0)).unwrap(),
+        Saturation::Yellow
+    );
     // 1.2 × 110 = 132 as written is not "> 1.2 × baseline".
-    assert_eq!(saturation_status(sat(0.1, 0.3, 132.0, 110.0)).unwrap(), Saturation::Unknown);
+    assert_eq!(
+        saturation_status(sat(0.1, 0.3, 132.0, 110.0)).unwrap(),
+        Saturation::Unknown
+    );
 }
 
 #[test]
