@@ -8,3 +8,7 @@ COMMENT ON TYPE vigil.severity IS
 CREATE TYPE vigil.saturation AS ENUM ('GREEN', 'YELLOW', 'RED', 'UNKNOWN');
 COMMENT ON TYPE vigil.saturation IS
     'Audience saturation traffic light; UNKNOWN when the inputs cannot tell';
+
+-- Shell types, completed in stats.sql and sketch.sql once their input and
+-- output functions exist.
+CREATE TYPE vigil.statsagg;

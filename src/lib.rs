@@ -7,11 +7,25 @@ pub mod error;
 pub mod gucs;
 pub mod scoring;
 mod sqlglue;
+pub mod stats;
 mod worker;
 
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../sql/types.sql", name = "types", bootstrap);
+extension_sql_file!(
+    "../sql/stats.sql",
+    name = "stats",
+    requires = [
+        stats::sql::statsagg_in,
+        stats::sql::statsagg_out,
+        stats::sql::stats_rollup_trans,
+        stats::sql::stats_agg_combine,
+        stats::sql::stats_agg_serial,
+        stats::sql::stats_agg_deserial,
+        stats::sql::stats_agg_final,
+    ]
+);
 extension_sql_file!(
     "../sql/health.sql",
     name = "health",

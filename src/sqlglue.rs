@@ -5,6 +5,7 @@
 //! `vigil.severity_above(...)` without `vigil` on their path, hence this.
 
 use crate::error::{ErrorKind, VigilError};
+use pgrx::datum::Internal;
 use pgrx::prelude::*;
 
 /// Raises the error as a PostgreSQL ERROR with the matching SQLSTATE.
@@ -62,6 +63,54 @@ macro_rules! sql_enum {
             }
         }
 
+        $crate::sqlglue::sql_datum_abi!($ty, $sql);
+    };
+}
+
+pub(crate) use sql_enum;
+
+/// Implements the pgrx datum traits for a pure type stored as a varlena of
+/// its own bytes (`to_bytes()` / `from_bytes()`), bound to the SQL type `$sql`
+/// created in `sql/` with the matching in/out functions.
+macro_rules! sql_varlena {
+    ($ty:ty, $sql:literal) => {
+        impl ::pgrx::datum::FromDatum for $ty {
+            unsafe fn from_polymorphic_datum(
+                datum: ::pgrx::pg_sys::Datum,
+                is_null: bool,
+                _typoid: ::pgrx::pg_sys::Oid,
+            ) -> Option<Self> {
+                if is_null {
+                    return None;
+                }
+                let bytes = unsafe {
+                    let ptr = ::pgrx::pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
+                    ::pgrx::varlena::varlena_to_byte_slice(ptr)
+                };
+                Some($crate::sqlglue::OrRaise::or_raise(<$ty>::from_bytes(bytes)))
+            }
+        }
+
+        impl ::pgrx::datum::IntoDatum for $ty {
+            fn into_datum(self) -> Option<::pgrx::pg_sys::Datum> {
+                let bytes = self.to_bytes();
+                let varlena = ::pgrx::varlena::rust_byte_slice_to_bytea(&bytes);
+                Some(::pgrx::pg_sys::Datum::from(varlena.into_pg()))
+            }
+
+            fn type_oid() -> ::pgrx::pg_sys::Oid {
+                ::pgrx::wrappers::regtypein($sql)
+            }
+        }
+
+        $crate::sqlglue::sql_datum_abi!($ty, $sql);
+    };
+}
+
+/// The argument/return ABI and SQL type mapping shared by `sql_enum!` and
+/// `sql_varlena!` (needs `FromDatum` and `IntoDatum`).
+macro_rules! sql_datum_abi {
+    ($ty:ty, $sql:literal) => {
         unsafe impl<'fcx> ::pgrx::callconv::ArgAbi<'fcx> for $ty {
             unsafe fn unbox_arg_unchecked(arg: ::pgrx::callconv::Arg<'_, 'fcx>) -> Self {
                 let index = arg.index();
@@ -123,4 +172,35 @@ macro_rules! sql_enum {
     };
 }
 
-pub(crate) use sql_enum;
+pub(crate) use sql_datum_abi;
+pub(crate) use sql_varlena;
+
+/// The memory context of the aggregate calling us; transition states must
+/// live there, not in the per-row context the call runs in.
+pub fn agg_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
+    let mut ctx = std::ptr::null_mut();
+    if unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut ctx) } == 0 {
+        error!("pg_vigil aggregate support function called outside an aggregate");
+    }
+    ctx
+}
+
+/// Allocates `value` in `ctx` as an aggregate's `internal` state. `T: Copy`
+/// so nothing needs dropping when PostgreSQL frees the context.
+pub fn internal_in<T: Copy>(ctx: pg_sys::MemoryContext, value: T) -> Internal {
+    unsafe {
+        let ptr = pg_sys::MemoryContextAlloc(ctx, std::mem::size_of::<T>()) as *mut T;
+        ptr.write(value);
+        Internal::from(Some(pg_sys::Datum::from(ptr)))
+    }
+}
+
+/// Copies `s` into a palloc'd C string, as type output functions return.
+pub fn palloc_cstr(s: &str) -> &'static std::ffi::CStr {
+    unsafe {
+        let ptr = pg_sys::palloc(s.len() + 1) as *mut u8;
+        std::ptr::copy_nonoverlapping(s.as_ptr(), ptr, s.len());
+        *ptr.add(s.len()) = 0;
+        std::ffi::CStr::from_ptr(ptr as *const std::ffi::c_char)
+    }
+}

@@ -1,0 +1,239 @@
+//! SQL surface of the statistics summary: type `vigil.statsagg`, the
+//! `stats_agg`/`rollup` aggregates (combine, serial, deserial: parallel safe),
+//! accessors, and the scalar z-score helpers.
+
+use super::accum::Accumulator;
+use super::datum::StatsAgg;
+use crate::sqlglue::{agg_context, internal_in, sql_varlena, OrRaise};
+use pgrx::datum::Internal;
+use pgrx::prelude::*;
+use std::ffi::CStr;
+
+sql_varlena!(StatsAgg, "vigil.statsagg");
+
+#[pg_extern(immutable, strict, parallel_safe)]
+fn statsagg_in(input: &CStr) -> StatsAgg {
+    let text = input
+        .to_str()
+        .unwrap_or_else(|_| error!("statsagg text must be UTF-8"));
+    StatsAgg::parse(text).or_raise()
+}
+
+#[pg_extern(immutable, strict, parallel_safe)]
+fn statsagg_out(value: StatsAgg) -> &'static CStr {
+    crate::sqlglue::palloc_cstr(&value.to_string())
+}
+
+/// Runs `f` on the aggregate's state, first allocating an empty one in the
+/// aggregate's memory context.
+fn with_state(
+    state: Internal,
+    fcinfo: pg_sys::FunctionCallInfo,
+    f: impl FnOnce(&mut Accumulator),
+) -> Internal {
+    let mut state = if state.initialized() {
+        state
+    } else {
+        internal_in(agg_context(fcinfo), Accumulator::default())
+    };
+    f(unsafe { state.get_mut::<Accumulator>() }.expect("initialized above"));
+    state
+}
+
+/// `vigil.stats_agg`'s transition function, written against the raw fmgr
+/// ABI: it runs once per input row, and the generic pgrx wrapper cost about
+/// four times the arithmetic. Declared in `sql/stats.sql`.
+///
+/// # Safety
+/// Called by PostgreSQL as `(internal, float8) RETURNS internal`, only from
+/// an aggregate.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vigil_stats_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let fc = unsafe { &mut *fcinfo };
+    let args = unsafe { fc.args.as_slice(2) };
+    let (state, value) = (args[0], args[1]);
+    if value.isnull {
+        // NULL inputs are skipped, like avg() and stddev_samp().
+        fc.isnull = state.isnull;
+        return state.value;
+    }
+    let x = f64::from_bits(value.value.value() as u64);
+    let acc: *mut Accumulator = if state.isnull {
+        new_state(fcinfo)
+    } else {
+        state.value.cast_mut_ptr()
+    };
+    if unsafe { (*acc).accum(x) }.is_err() {
+        reject_value(x);
+    }
+    fc.isnull = false;
+    pg_sys::Datum::from(acc)
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_vigil_stats_agg_trans() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+#[pg_guard]
+extern "C-unwind" fn new_state(fcinfo: pg_sys::FunctionCallInfo) -> *mut Accumulator {
+    let state = internal_in(agg_context(fcinfo), Accumulator::default());
+    state.unwrap().expect("just allocated").cast_mut_ptr()
+}
+
+/// The cold path: raises the ERROR (the guard turns it into a PostgreSQL
+/// error before it can cross the raw frame above).
+#[pg_guard]
+extern "C-unwind" fn reject_value(x: f64) {
+    Accumulator::default().accum(x).or_raise();
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn stats_rollup_trans(
+    state: Internal,
+    value: Option<StatsAgg>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
+    match value {
+        None => state,
+        Some(v) => with_state(state, fcinfo, |s| s.combine(&Accumulator::from_stats(&v))),
+    }
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn stats_agg_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    match unsafe { b.get::<Accumulator>() }.copied() {
+        None => a,
+        // Never hand back `b` itself: it may live in a shorter-lived context.
+        Some(other) => with_state(a, fcinfo, |s| s.combine(&other)),
+    }
+}
+
+#[pg_extern(immutable, strict, parallel_safe)]
+fn stats_agg_serial(state: Internal) -> Vec<u8> {
+    unsafe { state.get::<Accumulator>() }
+        .expect("strict")
+        .to_bytes()
+}
+
+#[pg_extern(immutable, strict, parallel_safe)]
+fn stats_agg_deserial(bytes: &[u8], _unused: Internal) -> Internal {
+    let value = Accumulator::from_bytes(bytes).or_raise();
+    internal_in(unsafe { pg_sys::CurrentMemoryContext }, value)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn stats_agg_final(state: Internal) -> Option<StatsAgg> {
+    unsafe { state.get::<Accumulator>() }.map(|acc| acc.to_stats().or_raise())
+}
+
+#[pg_extern(immutable, strict, parallel_safe)]
+fn num_vals(summary: StatsAgg) -> i64 {
+    summary.summary.num_vals() as i64
+}
+
+#[pg_extern(immutable, strict, parallel_safe)]
+fn mean(summary: StatsAgg) -> Option<f64> {
+    summary.summary.mean()
+}
+
+/// Sample standard deviation, like `stddev_samp`.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn stddev(summary: StatsAgg) -> Option<f64> {
+    summary.summary.stddev()
+}
+
+#[pg_extern(immutable, strict, parallel_safe)]
+fn stddev_pop(summary: StatsAgg) -> Option<f64> {
+    summary.summary.stddev_pop()
+}
+
+/// Sample variance, like `var_samp`.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn variance(summary: StatsAgg) -> Option<f64> {
+    summary.summary.variance()
+}
+
+#[pg_extern(immutable, strict, parallel_safe)]
+fn variance_pop(summary: StatsAgg) -> Option<f64> {
+    summary.summary.variance_pop()
+}
+
+/// NULL when empty, or after a removal took away the minimum.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn min_val(summary: StatsAgg) -> Option<f64> {
+    summary.min()
+}
+
+#[pg_extern(immutable, strict, parallel_safe)]
+fn max_val(summary: StatsAgg) -> Option<f64> {
+    summary.max()
+}
+
+/// `value`'s z-score against the summary's mean and sample stddev.
+#[pg_extern(immutable, strict, parallel_safe, name = "zscore")]
+fn statsagg_zscore(summary: StatsAgg, value: f64) -> Option<f64> {
+    summary.summary.zscore(value).or_raise()
+}
+
+/// `(value − mean) / stddev`; NULL when stddev is 0 (like `NULLIF(stddev, 0)`).
+#[pg_extern(immutable, strict, parallel_safe)]
+fn zscore(value: f64, mean: f64, stddev: f64) -> Option<f64> {
+    super::zscore(value, mean, stddev).or_raise()
+}
+
+/// `|z| > threshold`.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn is_anomaly(z: f64, threshold: default!(f64, 3)) -> bool {
+    super::is_anomaly(z, threshold).or_raise()
+}
+
+/// The summary with one more value.
+#[pg_extern(immutable, strict, parallel_safe, name = "add_value")]
+fn statsagg_add_value(summary: StatsAgg, value: f64) -> StatsAgg {
+    let mut s = summary;
+    s.summary.accum(value).or_raise();
+    s
+}
+
+/// The summary without one value that was added before. Removing the
+/// current minimum or maximum makes `min_val`/`max_val` NULL.
+#[pg_extern(immutable, strict, parallel_safe, name = "remove_value")]
+fn statsagg_remove_value(summary: StatsAgg, value: f64) -> StatsAgg {
+    let mut s = summary;
+    s.remove(value).or_raise();
+    s
+}
+
+/// Both summaries as one (what `rollup` does for two rows).
+#[pg_extern(immutable, strict, parallel_safe, name = "merge")]
+fn statsagg_merge(a: StatsAgg, b: StatsAgg) -> StatsAgg {
+    a.combine(&b).or_raise()
+}
+
+/// `a` without the values summarised in `b` (the inverse of `merge`).
+#[pg_extern(immutable, strict, parallel_safe, name = "subtract")]
+fn statsagg_subtract(a: StatsAgg, b: StatsAgg) -> StatsAgg {
+    a.subtract(&b).or_raise()
+}
+
+/// Hour of the week, 0–167, of `ts` on the wall clock of time zone `tz`:
+/// Monday 00:00–00:59 is 0, Sunday 23:00–23:59 is 167. IMMUTABLE like
+/// PostgreSQL's own `timezone(text, timestamptz)`.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn hour_of_week(ts: TimestampWithTimeZone, tz: default!(&str, "'UTC'")) -> i32 {
+    if ts.is_infinity() || ts.is_neg_infinity() {
+        crate::sqlglue::raise(crate::error::VigilError::invalid(
+            "ts must be a finite timestamp",
+        ));
+    }
+    let local: Timestamp = unsafe {
+        pgrx::direct_function_call(
+            pg_sys::timestamptz_zone,
+            &[tz.into_datum(), ts.into_datum()],
+        )
+    }
+    .expect("timezone() of a non-null timestamp is not null");
+    super::baseline::hour_of_week(pg_sys::Timestamp::from(local))
+}
