@@ -12,3 +12,4 @@ COMMENT ON TYPE vigil.saturation IS
 -- Shell types, completed in stats.sql and sketch.sql once their input and
 -- output functions exist.
 CREATE TYPE vigil.statsagg;
+CREATE TYPE vigil.sketch;

@@ -6,6 +6,7 @@ use pgrx::prelude::*;
 pub mod error;
 pub mod gucs;
 pub mod scoring;
+pub mod sketch;
 mod sqlglue;
 pub mod stats;
 mod worker;
@@ -24,6 +25,19 @@ extension_sql_file!(
         stats::sql::stats_agg_serial,
         stats::sql::stats_agg_deserial,
         stats::sql::stats_agg_final,
+    ]
+);
+extension_sql_file!(
+    "../sql/sketch.sql",
+    name = "sketch",
+    requires = [
+        sketch::sql::sketch_in,
+        sketch::sql::sketch_out,
+        sketch::sql::sketch_rollup_trans,
+        sketch::sql::sketch_combine,
+        sketch::sql::sketch_serial,
+        sketch::sql::sketch_deserial,
+        sketch::sql::sketch_final,
     ]
 );
 extension_sql_file!(

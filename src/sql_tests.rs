@@ -475,7 +475,7 @@ mod tests {
         .unwrap();
         assert!(d < 1e-9, "{d}");
         assert_invalid(
-            "SELECT vigil.remove_value('(n:0)', 1)",
+            "SELECT vigil.remove_value('(n:0)'::vigil.statsagg, 1)",
             "cannot remove a value from an empty summary",
         );
     }
@@ -532,5 +532,115 @@ mod tests {
             "SELECT vigil.hour_of_week('infinity')",
             "ts must be a finite timestamp",
         );
+    }
+
+    #[pg_test]
+    fn percentile_agg_quantiles_are_within_the_relative_error() {
+        Spi::run(
+            "CREATE TEMP TABLE lat AS
+             SELECT CASE WHEN g % 10 = 0 THEN 0 ELSE exp((g % 1000) / 100.0) * (1 + (g % 7)) END::float8 AS x
+             FROM generate_series(1, 30000) g",
+        )
+        .unwrap();
+        for q in [0.0, 0.01, 0.25, 0.5, 0.9, 0.99, 1.0] {
+            // the sketch answers the order statistic at rank floor(q(n-1))
+            let (approx, exact) = Spi::get_two::<f64, f64>(&format!(
+                "SELECT vigil.approx_percentile(vigil.percentile_agg(x), {q}),
+                        (SELECT x FROM lat ORDER BY x OFFSET (SELECT floor({q} * (count(*) - 1))::int FROM lat) LIMIT 1)
+                 FROM lat"
+            ))
+            .unwrap_or_else(|e| panic!("{e}"));
+            let (approx, exact) = (approx.unwrap(), exact.unwrap());
+            assert!(
+                (approx - exact).abs() <= 0.01 * exact.abs() + 1e-300,
+                "q={q}: {approx} vs {exact}"
+            );
+        }
+        let coarse =
+            one::<f64>("SELECT vigil.relative_error(vigil.percentile_agg(x, 0.05)) FROM lat");
+        assert_eq!(coarse, Some(0.05));
+    }
+
+    #[pg_test]
+    fn percentile_agg_runs_in_parallel_and_rolls_up() {
+        Spi::run(
+            "CREATE TABLE plat AS SELECT (g % 5000)::float8 + 0.5 AS x, g % 4 AS k FROM generate_series(1, 100000) g;
+             ANALYZE plat",
+        )
+        .unwrap();
+        let serial = one::<String>("SELECT vigil.percentile_agg(x)::text FROM plat").unwrap();
+        let rolled = one::<String>(
+            "SELECT vigil.rollup(s)::text FROM (SELECT vigil.percentile_agg(x) s FROM plat GROUP BY k) q",
+        )
+        .unwrap();
+        assert_eq!(serial, rolled);
+        Spi::run(
+            "SET LOCAL force_parallel_mode = on; SET LOCAL parallel_setup_cost = 0;
+             SET LOCAL parallel_tuple_cost = 0; SET LOCAL min_parallel_table_scan_size = 0;
+             SET LOCAL max_parallel_workers_per_gather = 2",
+        )
+        .unwrap();
+        let plan: Vec<String> = Spi::connect(|c| {
+            c.select(
+                "EXPLAIN (COSTS OFF) SELECT vigil.percentile_agg(x) FROM plat",
+                None,
+                &[],
+            )
+            .unwrap()
+            .map(|r| r.get::<String>(1).unwrap().unwrap())
+            .collect()
+        });
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("Partial Aggregate") && plan.contains("Finalize Aggregate"),
+            "{plan}"
+        );
+        let parallel = one::<String>("SELECT vigil.percentile_agg(x)::text FROM plat").unwrap();
+        assert_eq!(
+            serial, parallel,
+            "bucket counts must not depend on the plan"
+        );
+    }
+
+    #[pg_test]
+    fn sketch_values_can_be_removed_and_round_trip_as_text() {
+        let after = one::<String>(
+            "SELECT vigil.remove_value(vigil.percentile_agg(x), 3)::text FROM (VALUES (1.0::float8), (3), (-2), (0)) v(x)",
+        )
+        .unwrap();
+        let direct = one::<String>(
+            "SELECT vigil.percentile_agg(x)::text FROM (VALUES (1.0::float8), (-2), (0)) v(x)",
+        )
+        .unwrap();
+        assert_eq!(after, direct);
+        assert_eq!(
+            one::<String>(&format!("SELECT ('{direct}'::vigil.sketch)::text")),
+            Some(direct.clone())
+        );
+        assert_eq!(
+            one::<i64>(&format!("SELECT vigil.num_vals('{direct}'::vigil.sketch)")),
+            Some(3)
+        );
+        assert_eq!(
+            one::<bool>(
+                "SELECT vigil.percentile_agg(x) IS NULL FROM (SELECT 1.0::float8 WHERE false) v(x)"
+            ),
+            Some(true)
+        );
+        assert_invalid("SELECT vigil.remove_value(vigil.percentile_agg(x), 500) FROM (VALUES (1.0::float8)) v(x)", "");
+        assert_invalid(
+            "SELECT vigil.percentile_agg(x) FROM (VALUES ('Infinity'::float8)) v(x)",
+            "value must be a finite number",
+        );
+        assert_invalid(
+            "SELECT vigil.percentile_agg(x, 0.9) FROM (VALUES (1.0::float8)) v(x)",
+            "relative_error must be between",
+        );
+        let (code, msg) = sql_error(
+            "SELECT vigil.approx_percentile(vigil.percentile_agg(x), -0.1) FROM (VALUES (1.0::float8)) v(x)",
+        );
+        assert_eq!(code, "ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE", "{msg}");
+        assert!(msg.starts_with("q must be between 0 and 1"), "{msg}");
+        assert_invalid("SELECT 'garbage'::vigil.sketch", "");
     }
 }

@@ -40,6 +40,8 @@
 //! every length, key and count, so hostile bytes yield an error, never a
 //! panic or an allocation beyond the key range alpha allows.
 
+pub mod sql;
+
 use std::fmt;
 use std::iter;
 

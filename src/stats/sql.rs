@@ -4,7 +4,8 @@
 
 use super::accum::Accumulator;
 use super::datum::StatsAgg;
-use crate::sqlglue::{agg_context, internal_in, sql_varlena, OrRaise};
+use crate::error::VigilError;
+use crate::sqlglue::{agg_context, internal_in, raise, sql_varlena, OrRaise};
 use pgrx::datum::Internal;
 use pgrx::prelude::*;
 use std::ffi::CStr;
@@ -15,7 +16,7 @@ sql_varlena!(StatsAgg, "vigil.statsagg");
 fn statsagg_in(input: &CStr) -> StatsAgg {
     let text = input
         .to_str()
-        .unwrap_or_else(|_| error!("statsagg text must be UTF-8"));
+        .unwrap_or_else(|_| raise(VigilError::invalid("statsagg text must be UTF-8")));
     StatsAgg::parse(text).or_raise()
 }
 
@@ -224,9 +225,7 @@ fn statsagg_subtract(a: StatsAgg, b: StatsAgg) -> StatsAgg {
 #[pg_extern(immutable, strict, parallel_safe)]
 fn hour_of_week(ts: TimestampWithTimeZone, tz: default!(&str, "'UTC'")) -> i32 {
     if ts.is_infinity() || ts.is_neg_infinity() {
-        crate::sqlglue::raise(crate::error::VigilError::invalid(
-            "ts must be a finite timestamp",
-        ));
+        raise(VigilError::invalid("ts must be a finite timestamp"));
     }
     let local: Timestamp = unsafe {
         pgrx::direct_function_call(
