@@ -1,14 +1,10 @@
 #!/usr/bin/env bash
-# `make bench`: runs every benches/*.sh in order; each prints its own ratios.
+# `make bench`: runs every benches/*.py; each starts its own cluster under
+# target/bench and prints a table of ratios measured side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-shopt -s nullglob
-benches=(benches/*.sh)
-if [ ${#benches[@]} -eq 0 ]; then
-    echo "no benchmarks yet"
-    exit 0
-fi
-for b in "${benches[@]}"; do
+for b in benches/*.py; do
+    [ "$(basename "$b")" = benchlib.py ] && continue
     echo "== $b"
-    bash "$b"
+    python3 "$b"
 done

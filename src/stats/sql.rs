@@ -227,12 +227,21 @@ fn hour_of_week(ts: TimestampWithTimeZone, tz: default!(&str, "'UTC'")) -> i32 {
     if ts.is_infinity() || ts.is_neg_infinity() {
         raise(VigilError::invalid("ts must be a finite timestamp"));
     }
-    let local: Timestamp = unsafe {
-        pgrx::direct_function_call(
+    let tz_name = tz.to_string();
+    // timezone() reports an unknown zone with its own message; rethrow it as
+    // ours so the error names the argument and carries 22023.
+    let local = PgTryBuilder::new(|| unsafe {
+        pgrx::direct_function_call::<Timestamp>(
             pg_sys::timestamptz_zone,
             &[tz.into_datum(), ts.into_datum()],
         )
-    }
+    })
+    .catch_others(move |_| {
+        raise(VigilError::invalid(format!(
+            "tz must be a time zone name or abbreviation PostgreSQL knows, got \"{tz_name}\""
+        )))
+    })
+    .execute()
     .expect("timezone() of a non-null timestamp is not null");
     super::baseline::hour_of_week(pg_sys::Timestamp::from(local))
 }

@@ -1,0 +1,103 @@
+"""Shared helpers for pg_vigil benchmarks: a throwaway cluster under
+target/bench (run as user postgres when we are root), timing of SQL
+statements through psql, and the ratio table every benchmark prints."""
+
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_CONFIG = os.environ.get("PG_CONFIG", "/usr/lib/postgresql/15/bin/pg_config")
+BINDIR = Path(subprocess.check_output([PG_CONFIG, "--bindir"], text=True).strip())
+BENCH_DIR = ROOT / "target" / "bench"
+PORT = int(os.environ.get("BENCH_PORT", "5498"))
+DB = "vigil_bench"
+
+
+def as_pg(cmd):
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--"] + cmd
+    return cmd
+
+
+class Cluster:
+    def __init__(self, conf_lines=()):
+        self.data = BENCH_DIR / "data"
+        if self.data.exists() and (self.data / "postmaster.pid").exists():
+            self.stop()
+        shutil.rmtree(BENCH_DIR, ignore_errors=True)
+        BENCH_DIR.mkdir(parents=True)
+        if os.geteuid() == 0:
+            shutil.chown(BENCH_DIR, "postgres", "postgres")
+        subprocess.run(
+            as_pg([str(BINDIR / "initdb"), "--auth=trust", "-U", "postgres", "-E", "UTF8",
+                   "--no-sync", "-D", str(self.data)]),
+            check=True, stdout=subprocess.DEVNULL)
+        conf = [
+            f"port = {PORT}",
+            "listen_addresses = ''",
+            f"unix_socket_directories = '{BENCH_DIR}'",
+            "shared_buffers = '1GB'",
+            "max_wal_size = '8GB'",
+            "checkpoint_timeout = '30min'",
+            *conf_lines,
+        ]
+        with open(self.data / "postgresql.conf", "a") as f:
+            f.write("\n".join(conf) + "\n")
+        subprocess.run(
+            as_pg([str(BINDIR / "pg_ctl"), "-D", str(self.data), "-l", str(BENCH_DIR / "server.log"),
+                   "-w", "start"]),
+            check=True, stdout=subprocess.DEVNULL)
+        self.psql("postgres", f"CREATE DATABASE {DB}")
+
+    def stop(self):
+        subprocess.run(as_pg([str(BINDIR / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]),
+                       check=False, stdout=subprocess.DEVNULL)
+
+    def psql(self, db, sql, settings=()):
+        script = "".join(f"SET {s};\n" for s in settings) + sql
+        out = subprocess.run(
+            [str(BINDIR / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", str(BENCH_DIR),
+             "-p", str(PORT), "-U", "postgres", "-d", db],
+            input=script, capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(f"psql failed: {out.stderr}\n{sql}")
+        return out.stdout.strip()
+
+    def time_ms(self, sql, settings=()):
+        """Server-side execution time of one run of `sql`, in milliseconds."""
+        script = "".join(f"SET {s};\n" for s in settings) + "\\timing on\n" + sql
+        out = subprocess.run(
+            [str(BINDIR / "psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", str(BENCH_DIR),
+             "-p", str(PORT), "-U", "postgres", "-d", DB],
+            input=script, capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(f"psql failed: {out.stderr}\n{sql}")
+        times = re.findall(r"Time: ([0-9.]+) ms", out.stdout)
+        return float(times[-1])
+
+    def compare(self, ours, theirs, settings=(), rounds=5):
+        """Times both statements alternately, `rounds` times each after one
+        warm-up of each; returns (median ours, median theirs)."""
+        self.time_ms(ours, settings)
+        self.time_ms(theirs, settings)
+        a, b = [], []
+        for _ in range(rounds):
+            a.append(self.time_ms(ours, settings))
+            b.append(self.time_ms(theirs, settings))
+        return statistics.median(a), statistics.median(b)
+
+
+def print_table(title, rows):
+    """rows: (what, ours_ms, theirs_ms, target text, met bool, note)"""
+    print(f"\n{title}")
+    print(f"| {'what':<58} | {'ours ms':>9} | {'theirs ms':>9} | {'ratio':>6} | {'target':>7} | met |")
+    print(f"|{'-' * 60}|{'-' * 11}|{'-' * 11}|{'-' * 8}|{'-' * 9}|-----|")
+    for what, ours, theirs, target, met, note in rows:
+        ratio = ours / theirs
+        print(f"| {what:<58} | {ours:9.1f} | {theirs:9.1f} | {ratio:6.3f} | {target:>7} | {'yes' if met(ratio) else 'NO':<3} |"
+              + (f" {note}" if note else ""))
