@@ -11,6 +11,12 @@ pub enum ErrorKind {
     InvalidParameter,
     /// 22003 numeric_value_out_of_range
     OutOfRange,
+    /// 42703 undefined_column
+    UndefinedColumn,
+    /// 42P01 undefined_table
+    UndefinedTable,
+    /// 42P07 duplicate_table
+    DuplicateTable,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +36,13 @@ impl VigilError {
     pub fn out_of_range(message: impl Into<String>) -> Self {
         VigilError {
             kind: ErrorKind::OutOfRange,
+            message: message.into(),
+        }
+    }
+
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        VigilError {
+            kind,
             message: message.into(),
         }
     }

@@ -5,6 +5,7 @@ use pgrx::prelude::*;
 
 pub mod error;
 pub mod gucs;
+pub mod rollup;
 pub mod scoring;
 pub mod sketch;
 mod sqlglue;
@@ -38,6 +39,18 @@ extension_sql_file!(
         sketch::sql::sketch_serial,
         sketch::sql::sketch_deserial,
         sketch::sql::sketch_final,
+    ]
+);
+extension_sql_file!(
+    "../sql/rollup.sql",
+    name = "rollup",
+    requires = [
+        "stats",
+        "sketch",
+        rollup::sql::create_rollup,
+        rollup::sql::verify_rollup,
+        rollup::sql::rebuild_rollup,
+        rollup::sql::drop_rollup,
     ]
 );
 extension_sql_file!(

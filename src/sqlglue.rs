@@ -13,6 +13,9 @@ pub fn raise(err: VigilError) -> ! {
     let code = match err.kind {
         ErrorKind::InvalidParameter => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
         ErrorKind::OutOfRange => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+        ErrorKind::UndefinedColumn => PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+        ErrorKind::UndefinedTable => PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+        ErrorKind::DuplicateTable => PgSqlErrorCode::ERRCODE_DUPLICATE_TABLE,
     };
     ereport!(ERROR, code, err.message);
 }

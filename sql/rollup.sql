@@ -1,0 +1,62 @@
+-- Realtime rollups: the catalog of definitions and the SQL entry points.
+-- The work is done by the vigil._*_rollup functions (src/rollup/).
+
+CREATE TABLE vigil.rollup_defs (
+    summary     regclass    PRIMARY KEY,
+    source      regclass    NOT NULL,
+    time_column name        NOT NULL,
+    bucket      interval    NOT NULL,
+    group_by    name[]      NOT NULL,
+    measures    jsonb       NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE vigil.rollup_defs IS 'Definitions of trigger-maintained rollups (one row per summary table)';
+SELECT pg_catalog.pg_extension_config_dump('vigil.rollup_defs', '');
+
+CREATE FUNCTION vigil.create_rollup(
+    name text, source regclass, time_column name, bucket interval,
+    group_by name[], measures jsonb
+) RETURNS regclass
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    missing text := CASE
+        WHEN name IS NULL THEN 'name' WHEN source IS NULL THEN 'source'
+        WHEN time_column IS NULL THEN 'time_column' WHEN bucket IS NULL THEN 'bucket'
+        WHEN group_by IS NULL THEN 'group_by' WHEN measures IS NULL THEN 'measures' END;
+BEGIN
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = missing || ' must not be NULL';
+    END IF;
+    RETURN vigil._create_rollup(name, source, time_column, bucket, group_by::text[], measures)::regclass;
+END
+$$;
+COMMENT ON FUNCTION vigil.create_rollup(text, regclass, name, interval, name[], jsonb) IS
+    'Create a summary table kept exact by triggers on source, backfill it, and register it';
+
+CREATE FUNCTION vigil.verify_rollup(name regclass) RETURNS bigint
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE AS $$ SELECT vigil._verify_rollup(name) $$;
+COMMENT ON FUNCTION vigil.verify_rollup(regclass) IS
+    'Number of groups that differ from a full recompute (0 when exact)';
+
+CREATE FUNCTION vigil.rebuild_rollup(name regclass) RETURNS bigint
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE AS $$ SELECT vigil._rebuild_rollup(name) $$;
+COMMENT ON FUNCTION vigil.rebuild_rollup(regclass) IS
+    'Recompute a rollup from its source (blocks writers meanwhile); returns the number of groups';
+
+CREATE FUNCTION vigil.drop_rollup(name regclass) RETURNS void
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE AS $$ SELECT vigil._drop_rollup(name) $$;
+COMMENT ON FUNCTION vigil.drop_rollup(regclass) IS
+    'Drop a rollup: its summary table, triggers, window function and views';
+
+CREATE FUNCTION vigil._rollup_size(summary regclass, OUT rows bigint, OUT latest_bucket timestamptz)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE format('SELECT count(*), max(bucket) FROM %s', summary) INTO rows, latest_bucket;
+END
+$$;
+
+CREATE VIEW vigil.rollups AS
+SELECT d.summary AS name, d.source, d.time_column, d.bucket, d.group_by, d.measures,
+       s.rows, s.latest_bucket, d.created_at
+FROM vigil.rollup_defs d, LATERAL vigil._rollup_size(d.summary) s;
+COMMENT ON VIEW vigil.rollups IS 'Rollups with their summary row count and latest bucket';

@@ -1,0 +1,799 @@
+//! Realtime rollups (SPEC §3.3): a summary table per (group, time bucket)
+//! kept exact by statement-level triggers. This module validates a rollup
+//! definition and writes every SQL statement the rollup needs; `sql.rs` runs
+//! them. Identifiers are always quoted; the only user SQL that is spliced is
+//! a measure's `filter`, which `sql.rs` first proves to be one boolean
+//! expression over the source table.
+
+pub mod sql;
+
+use crate::error::{Result, VigilError};
+use serde_json::Value;
+
+/// How a measure aggregates its column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agg {
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+    Stats,
+    Percentile,
+}
+
+impl Agg {
+    fn parse(s: &str) -> Option<Agg> {
+        Some(match s {
+            "count" => Agg::Count,
+            "sum" => Agg::Sum,
+            "avg" => Agg::Avg,
+            "min" => Agg::Min,
+            "max" => Agg::Max,
+            "stats" => Agg::Stats,
+            "percentile" => Agg::Percentile,
+            _ => return None,
+        })
+    }
+}
+
+/// The kind of a source column, as far as measures care.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnType {
+    /// `format_type()` of the column, used verbatim for group and min/max columns.
+    pub sql: String,
+    pub integer_or_numeric: bool,
+    pub float: bool,
+    /// Declared NOT NULL: key matches can then use plain `=`.
+    pub not_null: bool,
+}
+
+impl ColumnType {
+    fn numeric(&self) -> bool {
+        self.integer_or_numeric || self.float
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measure {
+    pub name: String,
+    pub agg: Agg,
+    pub column: Option<String>,
+    pub filter: Option<String>,
+    pub relative_error: Option<f64>,
+}
+
+/// A validated rollup definition plus the source's column types.
+#[derive(Debug, Clone)]
+pub struct Rollup {
+    /// Schema and name of the summary table.
+    pub schema: String,
+    pub name: String,
+    /// Schema-qualified, quoted source table.
+    pub source: String,
+    pub time_column: String,
+    /// Whether the time column is timestamptz (else timestamp, read as UTC).
+    pub time_has_zone: bool,
+    /// The bucket width as PostgreSQL interval text (validated by `sql.rs`).
+    pub bucket: String,
+    pub group_by: Vec<(String, ColumnType)>,
+    pub measures: Vec<(Measure, Option<ColumnType>)>,
+}
+
+/// Column names the summary table uses for itself.
+const RESERVED: [&str; 2] = ["bucket", "_rows"];
+
+/// Parses and checks `measures` against the source's columns.
+pub fn parse_measures(
+    measures: &Value,
+    column_type: impl Fn(&str) -> Option<ColumnType>,
+    group_by: &[String],
+) -> Result<Vec<(Measure, Option<ColumnType>)>> {
+    let object = measures.as_object().ok_or_else(|| {
+        VigilError::invalid("measures must be a JSON object of {\"column_name\": {\"agg\": ...}}")
+    })?;
+    if object.is_empty() {
+        return Err(VigilError::invalid(
+            "measures must define at least one measure",
+        ));
+    }
+    let mut out = Vec::new();
+    for (name, spec) in object {
+        let what = format!("measures.{name}");
+        if name.is_empty() || name.len() > 63 {
+            return Err(VigilError::invalid(format!(
+                "{what}: a measure name must be 1 to 63 bytes"
+            )));
+        }
+        if RESERVED.contains(&name.as_str()) || group_by.iter().any(|g| g == name) {
+            return Err(VigilError::invalid(format!(
+                "{what}: the name clashes with a group_by column or a reserved column (bucket, _rows)"
+            )));
+        }
+        let spec = spec
+            .as_object()
+            .ok_or_else(|| VigilError::invalid(format!("{what} must be a JSON object")))?;
+        for key in spec.keys() {
+            if !["agg", "column", "filter", "relative_error"].contains(&key.as_str()) {
+                return Err(VigilError::invalid(format!(
+                    "{what}: unknown key \"{key}\" (allowed: agg, column, filter, relative_error)"
+                )));
+            }
+        }
+        let text = |key: &str| -> Result<Option<String>> {
+            match spec.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.clone())),
+                Some(_) => Err(VigilError::invalid(format!(
+                    "{what}.{key} must be a non-empty string"
+                ))),
+            }
+        };
+        let agg_text = text("agg")?.ok_or_else(|| {
+            VigilError::invalid(format!(
+                "{what}.agg is required (count, sum, avg, min, max, stats, percentile)"
+            ))
+        })?;
+        let agg = Agg::parse(&agg_text).ok_or_else(|| {
+            VigilError::invalid(format!(
+                "{what}.agg must be one of count, sum, avg, min, max, stats, percentile, got \"{agg_text}\""
+            ))
+        })?;
+        let column = text("column")?;
+        let filter = text("filter")?;
+        if let Some(f) = &filter {
+            check_filter(&what, f)?;
+        }
+        let relative_error = match spec.get("relative_error") {
+            None | Some(Value::Null) => None,
+            Some(v) if agg == Agg::Percentile => Some(v.as_f64().ok_or_else(|| {
+                VigilError::invalid(format!("{what}.relative_error must be a number"))
+            })?),
+            Some(_) => {
+                return Err(VigilError::invalid(format!(
+                    "{what}.relative_error applies only to agg \"percentile\""
+                )))
+            }
+        };
+        if let Some(e) = relative_error {
+            if !(1e-4..=0.5).contains(&e) {
+                return Err(VigilError::invalid(format!(
+                    "{what}.relative_error must be between 0.0001 and 0.5, got {e}"
+                )));
+            }
+        }
+        let col_type = match &column {
+            None if agg == Agg::Count => None,
+            None => {
+                return Err(VigilError::invalid(format!(
+                    "{what}.column is required for agg \"{agg_text}\""
+                )))
+            }
+            Some(c) => Some(column_type(c).ok_or_else(|| {
+                VigilError::invalid(format!(
+                    "{what}.column \"{c}\" is not a column of the source table"
+                ))
+            })?),
+        };
+        if let Some(t) = &col_type {
+            let needs_number = matches!(agg, Agg::Sum | Agg::Avg | Agg::Stats | Agg::Percentile);
+            if needs_number && !t.numeric() {
+                return Err(VigilError::invalid(format!(
+                    "{what}: agg \"{agg_text}\" needs a numeric column, \"{}\" is {}",
+                    column.as_deref().unwrap_or_default(),
+                    t.sql
+                )));
+            }
+        }
+        out.push((
+            Measure {
+                name: name.clone(),
+                agg,
+                column,
+                filter,
+                relative_error,
+            },
+            col_type,
+        ));
+    }
+    Ok(out)
+}
+
+/// A measure's filter is spliced into generated SQL as one boolean
+/// expression. Reject what could end that expression early (statement
+/// separators, comments, unbalanced parentheses); `sql.rs` then has
+/// PostgreSQL parse it against the source table.
+pub fn check_filter(what: &str, filter: &str) -> Result<()> {
+    let bad = |why: &str| VigilError::invalid(format!("{what}.filter {why}, got \"{filter}\""));
+    let mut depth = 0i32;
+    let mut quote: Option<char> = None;
+    let mut prev = '\0';
+    for ch in filter.chars() {
+        match quote {
+            Some(q) if ch == q => quote = None,
+            Some(_) => {}
+            None => match ch {
+                '\'' | '"' => quote = Some(ch),
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth < 0 {
+                        return Err(bad("has an unbalanced ')'"));
+                    }
+                }
+                ';' => return Err(bad("must not contain ';'")),
+                '-' if prev == '-' => return Err(bad("must not contain comments")),
+                '*' if prev == '/' => return Err(bad("must not contain comments")),
+                '$' => return Err(bad("must not contain dollar quoting")),
+                _ => {}
+            },
+        }
+        prev = ch;
+    }
+    if quote.is_some() {
+        return Err(bad("has an unterminated quote"));
+    }
+    if depth != 0 {
+        return Err(bad("has an unbalanced '('"));
+    }
+    Ok(())
+}
+
+/// `"name"` with embedded quotes doubled: safe for any identifier.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `'text'` with embedded quotes doubled (standard_conforming_strings is on
+/// in every supported PostgreSQL).
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Monday 2000-01-03 00:00 UTC: buckets of a day or a week start at UTC
+/// midnight, weeks on Mondays.
+const BUCKET_ORIGIN: &str = "'2000-01-03 00:00:00+00'::timestamptz";
+
+impl Rollup {
+    pub fn table(&self) -> String {
+        format!("{}.{}", ident(&self.schema), ident(&self.name))
+    }
+
+    /// A name derived from the rollup's, for its helper objects.
+    fn derived(&self, suffix: &str) -> String {
+        let mut base = self.name.clone();
+        // Keep the derived name within PostgreSQL's 63-byte limit.
+        while base.len() + suffix.len() > 63 {
+            base.pop();
+        }
+        format!(
+            "{}.{}",
+            ident(&self.schema),
+            ident(&format!("{base}{suffix}"))
+        )
+    }
+
+    pub fn trigger_function(&self, op: &str) -> String {
+        self.derived(&format!("_vigil_{op}"))
+    }
+
+    pub fn since_function(&self) -> String {
+        self.derived("_since")
+    }
+
+    pub fn window_view(&self, label: &str) -> String {
+        self.derived(&format!("_{label}"))
+    }
+
+    /// The row's time as timestamptz; a timestamp column is read as UTC so
+    /// that the session's TimeZone never moves a row between buckets.
+    fn time_expr(&self, alias: &str) -> String {
+        if self.time_has_zone {
+            format!("{alias}.{}", ident(&self.time_column))
+        } else {
+            format!("({alias}.{} AT TIME ZONE 'UTC')", ident(&self.time_column))
+        }
+    }
+
+    fn bucket_expr(&self, alias: &str) -> String {
+        format!(
+            "date_bin({}::interval, {}, {BUCKET_ORIGIN})",
+            literal(&self.bucket),
+            self.time_expr(alias)
+        )
+    }
+
+    fn key_columns(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.group_by.iter().map(|(g, _)| ident(g)).collect();
+        keys.push(ident("bucket"));
+        keys
+    }
+
+    fn sum_type(t: &ColumnType) -> &'static str {
+        if t.float {
+            "float8"
+        } else {
+            "numeric"
+        }
+    }
+
+    /// `CREATE TABLE` for the summary, with a NULL-safe unique key.
+    pub fn create_table(&self) -> String {
+        let mut cols: Vec<String> = self
+            .group_by
+            .iter()
+            .map(|(g, t)| format!("{} {}", ident(g), t.sql))
+            .collect();
+        cols.push(format!("{} timestamptz NOT NULL", ident("bucket")));
+        cols.push(format!("{} bigint NOT NULL", ident("_rows")));
+        for (m, t) in &self.measures {
+            let ty = match (m.agg, t) {
+                (Agg::Count, _) => "bigint NOT NULL DEFAULT 0".to_string(),
+                (Agg::Sum, Some(t)) => format!("{} NOT NULL DEFAULT 0", Self::sum_type(t)),
+                (Agg::Avg | Agg::Stats, _) => "vigil.statsagg".to_string(),
+                (Agg::Percentile, _) => "vigil.sketch".to_string(),
+                (Agg::Min | Agg::Max, Some(t)) => t.sql.clone(),
+                (_, None) => unreachable!("validated: column required"),
+            };
+            cols.push(format!("{} {ty}", ident(&m.name)));
+        }
+        format!(
+            "CREATE TABLE {} (\n    {},\n    UNIQUE NULLS NOT DISTINCT ({})\n)",
+            self.table(),
+            cols.join(",\n    "),
+            self.key_columns().join(", ")
+        )
+    }
+
+    fn filter_clause(m: &Measure, extra: Option<String>) -> String {
+        let mut parts = Vec::new();
+        if let Some(f) = &m.filter {
+            parts.push(format!("({f})"));
+        }
+        if let Some(e) = extra {
+            parts.push(e);
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" FILTER (WHERE {})", parts.join(" AND "))
+        }
+    }
+
+    /// The aggregate expression of one measure over rows aliased `r`.
+    fn measure_expr(m: &Measure, t: &Option<ColumnType>) -> String {
+        let col = m.column.as_deref().map(|c| format!("r.{}", ident(c)));
+        let not_null = col.as_ref().map(|c| format!("{c} IS NOT NULL"));
+        match m.agg {
+            Agg::Count => match &col {
+                None => format!("count(*){}", Self::filter_clause(m, None)),
+                Some(c) => format!("count({c}){}", Self::filter_clause(m, None)),
+            },
+            Agg::Sum => {
+                let ty = Self::sum_type(t.as_ref().expect("validated"));
+                format!(
+                    "coalesce(sum({}::{ty}){}, 0)",
+                    col.unwrap(),
+                    Self::filter_clause(m, None)
+                )
+            }
+            Agg::Avg | Agg::Stats => format!(
+                "vigil.stats_agg({}::float8){}",
+                col.unwrap(),
+                Self::filter_clause(m, not_null)
+            ),
+            Agg::Percentile => format!(
+                "vigil.percentile_agg({}::float8, {}::float8){}",
+                col.unwrap(),
+                m.relative_error
+                    .unwrap_or(crate::sketch::DEFAULT_RELATIVE_ERROR),
+                Self::filter_clause(m, not_null)
+            ),
+            Agg::Min => format!("min({}){}", col.unwrap(), Self::filter_clause(m, None)),
+            Agg::Max => format!("max({}){}", col.unwrap(), Self::filter_clause(m, None)),
+        }
+    }
+
+    /// `SELECT key..., _rows, measures... FROM <from> r GROUP BY keys ORDER BY keys`.
+    pub fn aggregate_select(&self, from: &str) -> String {
+        let mut cols: Vec<String> = self
+            .group_by
+            .iter()
+            .map(|(g, _)| format!("r.{}", ident(g)))
+            .collect();
+        cols.push(format!("{} AS {}", self.bucket_expr("r"), ident("bucket")));
+        cols.push(format!("count(*) AS {}", ident("_rows")));
+        for (m, t) in &self.measures {
+            cols.push(format!(
+                "{} AS {}",
+                Self::measure_expr(m, t),
+                ident(&m.name)
+            ));
+        }
+        let n_keys = self.group_by.len() + 1;
+        let positions: Vec<String> = (1..=n_keys).map(|i| i.to_string()).collect();
+        format!(
+            "SELECT {} FROM {from} r GROUP BY {} ORDER BY {}",
+            cols.join(", "),
+            positions.join(", "),
+            positions.join(", ")
+        )
+    }
+
+    fn all_columns(&self) -> Vec<String> {
+        let mut cols = self.key_columns();
+        cols.push(ident("_rows"));
+        cols.extend(self.measures.iter().map(|(m, _)| ident(&m.name)));
+        cols
+    }
+
+    /// Upsert of the rows of transition table `from`, adding them. After a
+    /// removal pass (an UPDATE) a NULL min/max means "being repaired", so it
+    /// stays NULL for the repair to recompute, instead of taking only the
+    /// new rows' extreme.
+    pub fn add_statement(&self, from: &str, after_removal: bool) -> String {
+        let mut sets = vec![format!("{r} = s.{r} + excluded.{r}", r = ident("_rows"))];
+        for (m, _) in &self.measures {
+            let c = ident(&m.name);
+            sets.push(match m.agg {
+                Agg::Count | Agg::Sum => format!("{c} = s.{c} + excluded.{c}"),
+                Agg::Avg | Agg::Stats | Agg::Percentile => format!(
+                    "{c} = CASE WHEN s.{c} IS NULL THEN excluded.{c} WHEN excluded.{c} IS NULL THEN s.{c} \
+                     ELSE vigil.merge(s.{c}, excluded.{c}) END"
+                ),
+                Agg::Min | Agg::Max if after_removal => format!(
+                    "{c} = CASE WHEN s.{c} IS NULL THEN NULL ELSE {}(s.{c}, excluded.{c}) END",
+                    if m.agg == Agg::Min { "LEAST" } else { "GREATEST" }
+                ),
+                Agg::Min => format!("{c} = LEAST(s.{c}, excluded.{c})"),
+                Agg::Max => format!("{c} = GREATEST(s.{c}, excluded.{c})"),
+            });
+        }
+        format!(
+            "INSERT INTO {} AS s ({}) {} ON CONFLICT ({}) DO UPDATE SET {}",
+            self.table(),
+            self.all_columns().join(", "),
+            self.aggregate_select(from),
+            self.key_columns().join(", "),
+            sets.join(", ")
+        )
+    }
+
+    /// Upsert of the rows of transition table `from`, removing them. Every
+    /// group exists (its rows were added before), so this always takes the
+    /// conflict path; it is an upsert only to lock groups in key order.
+    /// A min/max whose current value may have left becomes NULL, and a
+    /// stats summary that lost an extreme reports it: `repair_statement`
+    /// recomputes both from the source afterwards.
+    pub fn remove_statement(&self, from: &str) -> String {
+        let mut sets = vec![format!("{r} = s.{r} - excluded.{r}", r = ident("_rows"))];
+        for (m, _) in &self.measures {
+            let c = ident(&m.name);
+            sets.push(match m.agg {
+                Agg::Count | Agg::Sum => format!("{c} = s.{c} - excluded.{c}"),
+                Agg::Avg | Agg::Stats | Agg::Percentile => format!(
+                    "{c} = CASE WHEN excluded.{c} IS NULL THEN s.{c} \
+                     WHEN vigil.num_vals(excluded.{c}) >= vigil.num_vals(s.{c}) THEN NULL \
+                     ELSE vigil.subtract(s.{c}, excluded.{c}) END"
+                ),
+                Agg::Min => {
+                    format!("{c} = CASE WHEN excluded.{c} <= s.{c} THEN NULL ELSE s.{c} END")
+                }
+                Agg::Max => {
+                    format!("{c} = CASE WHEN excluded.{c} >= s.{c} THEN NULL ELSE s.{c} END")
+                }
+            });
+        }
+        format!(
+            "INSERT INTO {} AS s ({}) {} ON CONFLICT ({}) DO UPDATE SET {}",
+            self.table(),
+            self.all_columns().join(", "),
+            self.aggregate_select(from),
+            self.key_columns().join(", "),
+            sets.join(", ")
+        )
+    }
+
+    /// NULL-safe match of summary row `s` against rows `k` with the same
+    /// keys, written so the summary's unique index can serve it (`=` for
+    /// NOT NULL columns, `= OR both NULL` otherwise).
+    fn keys_match(&self, s: &str, k: &str) -> String {
+        let mut conds: Vec<String> = self
+            .group_by
+            .iter()
+            .map(|(g, t)| {
+                let c = ident(g);
+                if t.not_null {
+                    format!("{s}.{c} = {k}.{c}")
+                } else {
+                    format!("({s}.{c} = {k}.{c} OR ({s}.{c} IS NULL AND {k}.{c} IS NULL))")
+                }
+            })
+            .collect();
+        conds.push(format!("{s}.{b} = {k}.{b}", b = ident("bucket")));
+        conds.join(" AND ")
+    }
+
+    /// The keys as one text value: equal exactly when the keys are equal,
+    /// NULLs included, and hashable (for verify's full join).
+    fn key_text(&self, alias: &str) -> String {
+        let cols: Vec<String> = self
+            .key_columns()
+            .iter()
+            .map(|c| format!("{alias}.{c}"))
+            .collect();
+        format!("ROW({})::text", cols.join(", "))
+    }
+
+    /// The groups touched by transition table `from`: `SELECT DISTINCT keys`.
+    fn touched(&self, from: &str) -> String {
+        let mut cols: Vec<String> = self
+            .group_by
+            .iter()
+            .map(|(g, _)| format!("r.{}", ident(g)))
+            .collect();
+        cols.push(format!("{} AS {}", self.bucket_expr("r"), ident("bucket")));
+        format!("SELECT DISTINCT {} FROM {from} r", cols.join(", "))
+    }
+
+    /// After a removal: drop emptied groups, recompute min/max that became
+    /// NULL and stats that lost an extreme, from the source rows of just
+    /// those groups.
+    pub fn repair_statements(&self, from: &[&str]) -> Vec<String> {
+        let touched = from
+            .iter()
+            .map(|f| self.touched(f))
+            .collect::<Vec<_>>()
+            .join(" UNION ");
+        let mut out = vec![format!(
+            "DELETE FROM {} s USING ({touched}) k WHERE {} AND s.{} = 0",
+            self.table(),
+            self.keys_match("s", "k"),
+            ident("_rows")
+        )];
+        let group_rows = {
+            let mut conds: Vec<String> = self
+                .group_by
+                .iter()
+                .map(|(g, _)| format!("r.{c} IS NOT DISTINCT FROM s.{c}", c = ident(g)))
+                .collect();
+            conds.push(format!(
+                "{t} >= s.{b} AND {t} < s.{b} + {}::interval",
+                literal(&self.bucket),
+                t = self.time_expr("r"),
+                b = ident("bucket")
+            ));
+            conds.join(" AND ")
+        };
+        for (m, t) in &self.measures {
+            let c = ident(&m.name);
+            let stale = match m.agg {
+                Agg::Min | Agg::Max => format!("s.{c} IS NULL"),
+                Agg::Stats => format!(
+                    "s.{c} IS NOT NULL AND vigil.num_vals(s.{c}) > 0 AND vigil.min_val(s.{c}) IS NULL"
+                ),
+                _ => continue,
+            };
+            out.push(format!(
+                "UPDATE {} s SET {c} = (SELECT {} FROM {} r WHERE {group_rows}) \
+                 FROM ({touched}) k WHERE {} AND {stale}",
+                self.table(),
+                Self::measure_expr(m, t),
+                self.source,
+                self.keys_match("s", "k"),
+            ));
+        }
+        out
+    }
+
+    /// Locks the existing groups touched by an UPDATE in key order before
+    /// its removal and addition passes, so two writers cannot deadlock.
+    pub fn lock_statement(&self, old: &str, new: &str) -> String {
+        let keys = self.key_columns();
+        format!(
+            "SELECT 1 FROM {} s, (SELECT * FROM ({}) o UNION SELECT * FROM ({}) n) k WHERE {} \
+             ORDER BY {} FOR UPDATE OF s",
+            self.table(),
+            self.touched(old),
+            self.touched(new),
+            self.keys_match("s", "k"),
+            keys.iter()
+                .map(|c| format!("s.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+
+    /// The PL/pgSQL trigger functions: (operation, CREATE FUNCTION text).
+    /// SECURITY DEFINER so that anyone who may write the source keeps the
+    /// summary (owned by the rollup's creator) current; the search_path is
+    /// pinned and every name is qualified.
+    pub fn trigger_functions(&self) -> Vec<(&'static str, String)> {
+        let body = |stmts: Vec<String>| -> String {
+            stmts
+                .into_iter()
+                .map(|s| format!("    {s};\n"))
+                .collect::<String>()
+        };
+        let mut delete = vec![self.remove_statement("vigil_old")];
+        delete.extend(self.repair_statements(&["vigil_old"]));
+        let lock = self.lock_statement("vigil_old", "vigil_new");
+        let mut update = vec![format!(
+            "PERFORM {}",
+            lock.strip_prefix("SELECT ").expect("a SELECT")
+        )];
+        update.push(self.remove_statement("vigil_old"));
+        update.push(self.add_statement("vigil_new", true));
+        update.extend(self.repair_statements(&["vigil_old", "vigil_new"]));
+        let ops = [
+            ("ins", vec![self.add_statement("vigil_new", false)]),
+            ("del", delete),
+            ("upd", update),
+            ("trunc", vec![format!("TRUNCATE {}", self.table())]),
+        ];
+        ops.into_iter()
+            .map(|(op, stmts)| {
+                (
+                    op,
+                    format!(
+                        "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $vigil$\nBEGIN\n{}    RETURN NULL;\nEND\n$vigil$",
+                        self.trigger_function(op),
+                        body(stmts)
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// CREATE TRIGGER statements on the source.
+    pub fn triggers(&self) -> Vec<String> {
+        let t = |op: &str| {
+            let mut base = format!("vigil_rollup_{}", self.name);
+            while base.len() + op.len() + 1 > 63 {
+                base.pop();
+            }
+            ident(&format!("{base}_{op}"))
+        };
+        vec![
+            format!(
+                "CREATE TRIGGER {} AFTER INSERT ON {} REFERENCING NEW TABLE AS vigil_new FOR EACH STATEMENT EXECUTE FUNCTION {}()",
+                t("ins"), self.source, self.trigger_function("ins")
+            ),
+            format!(
+                "CREATE TRIGGER {} AFTER DELETE ON {} REFERENCING OLD TABLE AS vigil_old FOR EACH STATEMENT EXECUTE FUNCTION {}()",
+                t("del"), self.source, self.trigger_function("del")
+            ),
+            format!(
+                "CREATE TRIGGER {} AFTER UPDATE ON {} REFERENCING OLD TABLE AS vigil_old NEW TABLE AS vigil_new FOR EACH STATEMENT EXECUTE FUNCTION {}()",
+                t("upd"), self.source, self.trigger_function("upd")
+            ),
+            format!(
+                "CREATE TRIGGER {} AFTER TRUNCATE ON {} FOR EACH STATEMENT EXECUTE FUNCTION {}()",
+                t("trunc"), self.source, self.trigger_function("trunc")
+            ),
+        ]
+    }
+
+    /// Recomputes the whole summary from the source (backfill and rebuild).
+    pub fn backfill_statement(&self) -> String {
+        format!(
+            "INSERT INTO {} ({}) {}",
+            self.table(),
+            self.all_columns().join(", "),
+            self.aggregate_select(&self.source)
+        )
+    }
+
+    /// Counts groups whose stored measures differ from a full recompute.
+    /// Float sums and summaries compare within 1e-9 relative; sketches and
+    /// everything else exactly.
+    pub fn verify_statement(&self) -> String {
+        let mut diffs = vec![format!("s.{r} IS DISTINCT FROM f.{r}", r = ident("_rows"))];
+        for (m, t) in &self.measures {
+            let c = ident(&m.name);
+            diffs.push(match (m.agg, t) {
+                (Agg::Sum, Some(t)) if t.float => format!(
+                    "abs(s.{c} - f.{c}) > 1e-9 * greatest(abs(f.{c}), 1e-300)"
+                ),
+                (Agg::Avg, _) => format!(
+                    "vigil.num_vals(s.{c}) IS DISTINCT FROM vigil.num_vals(f.{c}) \
+                     OR abs(vigil.mean(s.{c}) - vigil.mean(f.{c})) > 1e-9 * greatest(abs(vigil.mean(f.{c})), 1)"
+                ),
+                (Agg::Stats, _) => format!(
+                    "vigil.num_vals(s.{c}) IS DISTINCT FROM vigil.num_vals(f.{c}) \
+                     OR abs(vigil.mean(s.{c}) - vigil.mean(f.{c})) > 1e-9 * greatest(abs(vigil.mean(f.{c})), 1) \
+                     OR abs(coalesce(vigil.stddev(s.{c}), 0) - coalesce(vigil.stddev(f.{c}), 0)) > 1e-6 * greatest(coalesce(vigil.stddev(f.{c}), 0), 1) \
+                     OR vigil.min_val(s.{c}) IS DISTINCT FROM vigil.min_val(f.{c}) \
+                     OR vigil.max_val(s.{c}) IS DISTINCT FROM vigil.max_val(f.{c})"
+                ),
+                (Agg::Percentile, _) => format!("s.{c}::text IS DISTINCT FROM f.{c}::text"),
+                _ => format!("s.{c} IS DISTINCT FROM f.{c}"),
+            });
+        }
+        format!(
+            "SELECT count(*) FROM {} s FULL JOIN ({}) f ON {} = {} WHERE s.{r} IS NULL OR f.{r} IS NULL OR ({})",
+            self.table(),
+            self.aggregate_select(&self.source),
+            self.key_text("s"),
+            self.key_text("f"),
+            diffs.join(") OR ("),
+            r = ident("_rows")
+        )
+    }
+
+    /// A SQL function `<name>_since(interval)` with one row per group over
+    /// the buckets that start within the interval before now().
+    pub fn since_function_sql(&self) -> String {
+        let mut out_cols: Vec<String> = self
+            .group_by
+            .iter()
+            .map(|(g, t)| format!("{} {}", ident(g), t.sql))
+            .collect();
+        let mut select: Vec<String> = self
+            .group_by
+            .iter()
+            .map(|(g, _)| format!("s.{}", ident(g)))
+            .collect();
+        out_cols.push(format!("{} bigint", ident("rows")));
+        select.push(format!("sum(s.{})::bigint", ident("_rows")));
+        for (m, t) in &self.measures {
+            let c = ident(&m.name);
+            let (ty, expr) = match (m.agg, t) {
+                (Agg::Count, _) => ("bigint".to_string(), format!("sum(s.{c})::bigint")),
+                (Agg::Sum, Some(t)) => (Self::sum_type(t).to_string(), format!("sum(s.{c})")),
+                (Agg::Avg, _) => (
+                    "float8".to_string(),
+                    format!("vigil.mean(vigil.rollup(s.{c}))"),
+                ),
+                (Agg::Stats, _) => ("vigil.statsagg".to_string(), format!("vigil.rollup(s.{c})")),
+                (Agg::Percentile, _) => {
+                    ("vigil.sketch".to_string(), format!("vigil.rollup(s.{c})"))
+                }
+                (Agg::Min, Some(t)) => (t.sql.clone(), format!("min(s.{c})")),
+                (Agg::Max, Some(t)) => (t.sql.clone(), format!("max(s.{c})")),
+                (_, None) => unreachable!("validated"),
+            };
+            out_cols.push(format!("{c} {ty}"));
+            select.push(expr);
+        }
+        let group = if self.group_by.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " GROUP BY {}",
+                (1..=self.group_by.len())
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        format!(
+            "CREATE FUNCTION {}(since interval) RETURNS TABLE ({}) LANGUAGE sql STABLE PARALLEL SAFE AS $vigil$\n\
+             SELECT {} FROM {} s WHERE s.{b} >= date_bin({}::interval, now() - since, {BUCKET_ORIGIN}){group}\n$vigil$",
+            self.since_function(),
+            out_cols.join(", "),
+            select.join(", "),
+            self.table(),
+            literal(&self.bucket),
+            b = ident("bucket"),
+        )
+    }
+
+    /// Views for the rolling windows dashboards ask for most.
+    pub fn window_views(&self) -> Vec<String> {
+        [("1h", "1 hour"), ("24h", "24 hours"), ("7d", "7 days")]
+            .iter()
+            .map(|(label, span)| {
+                format!(
+                    "CREATE VIEW {} AS SELECT * FROM {}(interval {})",
+                    self.window_view(label),
+                    self.since_function(),
+                    literal(span)
+                )
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

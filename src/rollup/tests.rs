@@ -1,0 +1,168 @@
+use super::*;
+use serde_json::json;
+
+fn types(col: &str) -> Option<ColumnType> {
+    let t = |sql: &str, num: bool, float: bool| ColumnType {
+        sql: sql.into(),
+        integer_or_numeric: num,
+        float,
+        not_null: false,
+    };
+    match col {
+        "creator_name" | "payment_status" | "we\"ird" => Some(t("text", false, false)),
+        "price" => Some(t("numeric", true, false)),
+        "response_time_seconds" | "latency_ms" => Some(t("double precision", false, true)),
+        "ts" => Some(t("timestamp with time zone", false, false)),
+        _ => None,
+    }
+}
+
+fn parse(m: serde_json::Value) -> Result<Vec<(Measure, Option<ColumnType>)>> {
+    parse_measures(&m, types, &["creator_name".to_string()])
+}
+
+fn err(m: serde_json::Value) -> String {
+    parse(m).unwrap_err().message
+}
+
+#[test]
+fn spec_example_measures_parse() {
+    let m = parse(json!({
+        "messages": {"agg": "count"},
+        "paid": {"agg": "count", "filter": "payment_status = 'paid'"},
+        "revenue": {"agg": "sum", "column": "price", "filter": "payment_status = 'paid'"},
+        "response": {"agg": "stats", "column": "response_time_seconds"},
+        "latency": {"agg": "percentile", "column": "latency_ms", "relative_error": 0.02}
+    }))
+    .unwrap();
+    assert_eq!(m.len(), 5);
+    let latency = m.iter().find(|(m, _)| m.name == "latency").unwrap();
+    assert_eq!(latency.0.agg, Agg::Percentile);
+    assert_eq!(latency.0.relative_error, Some(0.02));
+}
+
+#[test]
+fn bad_measures_are_rejected_with_the_measure_named() {
+    assert!(err(json!([])).contains("must be a JSON object"));
+    assert!(err(json!({})).contains("at least one measure"));
+    assert!(err(json!({"x": {"agg": "median"}})).contains("measures.x.agg must be one of"));
+    assert!(err(json!({"x": {"agg": "sum"}})).contains("measures.x.column is required"));
+    assert!(err(json!({"x": {"agg": "sum", "column": "nope"}})).contains("is not a column"));
+    assert!(
+        err(json!({"x": {"agg": "sum", "column": "payment_status"}}))
+            .contains("needs a numeric column")
+    );
+    assert!(err(json!({"x": {"agg": "count", "colour": "red"}})).contains("unknown key \"colour\""));
+    assert!(err(json!({"x": {"agg": "count", "filter": 3}}))
+        .contains("measures.x.filter must be a non-empty string"));
+    assert!(err(json!({"bucket": {"agg": "count"}})).contains("clashes"));
+    assert!(err(json!({"creator_name": {"agg": "count"}})).contains("clashes"));
+    assert!(err(json!({"x": {"agg": "count", "relative_error": 0.1}}))
+        .contains("only to agg \"percentile\""));
+    assert!(err(
+        json!({"x": {"agg": "percentile", "column": "latency_ms", "relative_error": 0.9}})
+    )
+    .contains("between 0.0001 and 0.5"));
+}
+
+#[test]
+fn filters_that_could_escape_their_expression_are_rejected() {
+    for f in [
+        "true); DROP TABLE x; --",
+        "true) OR (1=1",
+        "a = 1 -- trailing",
+        "a /* c */ = 1",
+        "(a = 1",
+        "a = 'open",
+        "a = $$x$$",
+    ] {
+        assert!(check_filter("measures.x", f).is_err(), "{f}");
+    }
+    for f in [
+        "payment_status = 'paid'",
+        "a IN (1, 2) AND (b > 0)",
+        "note = 'it''s -- fine; (really'",
+    ] {
+        assert!(check_filter("measures.x", f).is_ok(), "{f}");
+    }
+}
+
+fn rollup() -> Rollup {
+    Rollup {
+        schema: "public".into(),
+        name: "hourly \"stats\"".into(),
+        source: "\"public\".\"raw_messages\"".into(),
+        time_column: "ts".into(),
+        time_has_zone: true,
+        bucket: "1 hour".into(),
+        group_by: vec![("we\"ird".into(), types("we\"ird").unwrap())],
+        measures: parse(json!({
+            "n": {"agg": "count"},
+            "revenue": {"agg": "sum", "column": "price", "filter": "payment_status = 'paid'"},
+            "worst": {"agg": "max", "column": "response_time_seconds"},
+            "resp": {"agg": "stats", "column": "response_time_seconds"}
+        }))
+        .unwrap(),
+    }
+}
+
+#[test]
+fn generated_sql_quotes_every_identifier() {
+    let r = rollup();
+    let ddl = r.create_table();
+    assert!(
+        ddl.starts_with("CREATE TABLE \"public\".\"hourly \"\"stats\"\"\" ("),
+        "{ddl}"
+    );
+    assert!(ddl.contains("\"we\"\"ird\" text"), "{ddl}");
+    assert!(
+        ddl.contains("UNIQUE NULLS NOT DISTINCT (\"we\"\"ird\", \"bucket\")"),
+        "{ddl}"
+    );
+    let add = r.add_statement("vigil_new", false);
+    assert!(
+        add.contains("ORDER BY 1, 2 ON CONFLICT (\"we\"\"ird\", \"bucket\") DO UPDATE"),
+        "{add}"
+    );
+    assert!(
+        add.contains("FILTER (WHERE (payment_status = 'paid'))"),
+        "{add}"
+    );
+    assert!(
+        add.contains("\"worst\" = GREATEST(s.\"worst\", excluded.\"worst\")"),
+        "{add}"
+    );
+}
+
+#[test]
+fn removal_marks_extremes_for_repair_and_repairs_only_touched_groups() {
+    let r = rollup();
+    let rm = r.remove_statement("vigil_old");
+    assert!(
+        rm.contains("\"worst\" = CASE WHEN excluded.\"worst\" >= s.\"worst\" THEN NULL"),
+        "{rm}"
+    );
+    let repair = r.repair_statements(&["vigil_old"]);
+    assert_eq!(repair.len(), 3, "delete empties, repair max, repair stats");
+    assert!(repair[0].starts_with("DELETE FROM"));
+    assert!(repair
+        .iter()
+        .any(|r| r.contains("SELECT max(r.\"response_time_seconds\")")));
+    assert!(repair
+        .iter()
+        .any(|r| r.contains("vigil.min_val(s.\"resp\") IS NULL")));
+    // nullable group column: index-friendly NULL-safe match
+    assert!(repair[0].contains("(s.\"we\"\"ird\" = k.\"we\"\"ird\" OR (s.\"we\"\"ird\" IS NULL AND k.\"we\"\"ird\" IS NULL))"), "{}", repair[0]);
+}
+
+#[test]
+fn helper_object_names_stay_within_63_bytes() {
+    let mut r = rollup();
+    r.name = "x".repeat(63);
+    let f = r.trigger_function("trunc");
+    let unquoted = f.rsplit('.').next().unwrap().trim_matches('"');
+    assert!(
+        unquoted.len() <= 63 && unquoted.ends_with("_vigil_trunc"),
+        "{unquoted}"
+    );
+}
