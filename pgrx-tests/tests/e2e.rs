@@ -177,6 +177,178 @@ fn worker_follows_vigil_database_and_waits_for_it_to_exist(c: &Cluster) {
         .unwrap();
 }
 
+const ROLLUP_SETUP: &str = r#"
+    CREATE TABLE events (id bigserial PRIMARY KEY, entity text NOT NULL, ts timestamptz NOT NULL,
+                         status text, amount numeric, latency float8);
+    CREATE INDEX ON events (entity, ts);
+    INSERT INTO events (entity, ts, status, amount, latency)
+    SELECT 'e' || (g % 6), now() - (g % 300) * interval '1 minute', (ARRAY['paid','free'])[1 + g % 2],
+           g % 40, (g * 37 % 1000) / 10.0
+    FROM generate_series(1, 5000) g;
+    SELECT vigil.create_rollup('events_5m', 'events', 'ts', '5 minutes', '{entity}',
+        '{"n": {"agg": "count"}, "paid": {"agg": "count", "filter": "status = ''paid''"},
+          "revenue": {"agg": "sum", "column": "amount"}, "hi": {"agg": "max", "column": "latency"},
+          "lat": {"agg": "stats", "column": "latency"}, "p": {"agg": "percentile", "column": "latency"}}');
+"#;
+
+fn verify(db: &mut postgres::Client) -> i64 {
+    db.query_one("SELECT vigil.verify_rollup('events_5m')", &[])
+        .unwrap()
+        .get(0)
+}
+
+fn rollup_stays_exact_with_8_concurrent_writers(c: &Cluster) {
+    let mut db = c.fresh_db("rollup_writers");
+    db.batch_execute(ROLLUP_SETUP).unwrap();
+    assert_eq!(verify(&mut db), 0);
+    let port = c.port;
+    let writers: Vec<_> = (0..8u64)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let conn = format!("host=127.0.0.1 port={port} user=postgres dbname=rollup_writers");
+                let mut db = postgres::Client::connect(&conn, postgres::NoTls).unwrap();
+                let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (w + 1);
+                let mut next = move |n: u64| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed % n
+                };
+                let mut errors = Vec::new();
+                for _ in 0..150 {
+                    // writers 0-3 share the hot entity e0; the others spread out
+                    let entity = if w < 4 { "e0".to_string() } else { format!("e{}", next(6)) };
+                    let other = format!("e{}", next(6));
+                    let sql = match next(10) {
+                        0..=4 => format!(
+                            "INSERT INTO events (entity, ts, status, amount, latency) VALUES \
+                             ('{entity}', now() - interval '{} minutes', 'paid', {}, {})",
+                            next(300), next(50), next(1000) as f64 / 10.0
+                        ),
+                        5 | 6 => format!(
+                            "UPDATE events SET entity = '{other}', latency = latency + 1 \
+                             WHERE id IN (SELECT id FROM events WHERE entity = '{entity}' ORDER BY random() LIMIT 3)"
+                        ),
+                        7 => format!(
+                            "UPDATE events SET ts = ts - interval '7 minutes' \
+                             WHERE id IN (SELECT id FROM events WHERE entity = '{entity}' ORDER BY random() LIMIT 2)"
+                        ),
+                        _ => format!(
+                            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE entity = '{entity}' ORDER BY random() LIMIT 2)"
+                        ),
+                    };
+                    if let Err(e) = db.batch_execute(&sql) {
+                        errors.push(format!("{:?}: {e}", e.code()));
+                    }
+                }
+                errors
+            })
+        })
+        .collect();
+    let errors: Vec<String> = writers
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "writers hit errors (deadlocks?): {errors:?}"
+    );
+    assert_eq!(verify(&mut db), 0);
+    let (total, rows): (i64, i64) = {
+        let r = db
+            .query_one(
+                "SELECT (SELECT sum(n)::bigint FROM events_5m), (SELECT count(*) FROM events)",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(total, rows);
+}
+
+fn rollup_follows_savepoints_and_rollbacks(c: &Cluster) {
+    let mut db = c.fresh_db("rollup_tx");
+    db.batch_execute(ROLLUP_SETUP).unwrap();
+    let count = |db: &mut postgres::Client, e: &str| -> i64 {
+        db.query_one(
+            "SELECT coalesce(sum(n), 0)::bigint FROM events_5m WHERE entity = $1",
+            &[&e],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let before = count(&mut db, "e1");
+    db.batch_execute(
+        "BEGIN;
+         INSERT INTO events (entity, ts) VALUES ('e1', now());
+         SAVEPOINT s1;
+         DELETE FROM events WHERE entity = 'e1';
+         ROLLBACK TO SAVEPOINT s1;
+         INSERT INTO events (entity, ts) VALUES ('e1', now());
+         COMMIT",
+    )
+    .unwrap();
+    assert_eq!(count(&mut db, "e1"), before + 2);
+    db.batch_execute("BEGIN; DELETE FROM events WHERE entity = 'e2'; ROLLBACK")
+        .unwrap();
+    assert!(count(&mut db, "e2") > 0);
+    db.batch_execute("COPY events (entity, ts, amount) FROM PROGRAM 'printf \"copied\\t2026-11-22 10:00+00\\t5\\n\"'").unwrap();
+    assert_eq!(count(&mut db, "copied"), 1);
+    assert_eq!(verify(&mut db), 0);
+}
+
+fn create_rollup_rejects_bad_definitions_and_creates_nothing(c: &Cluster) {
+    let mut db = c.fresh_db("rollup_errors");
+    db.batch_execute(
+        "CREATE TABLE src (entity text, ts timestamptz, day date, note text, price numeric);
+         CREATE TABLE taken (x int);",
+    )
+    .unwrap();
+    let cases = [
+        ("'r', 'src', 'nope', '1 hour', '{entity}', '{\"n\": {\"agg\": \"count\"}}'", "42703", "time_column"),
+        ("'r', 'src', 'day', '1 hour', '{entity}', '{\"n\": {\"agg\": \"count\"}}'", "22023", "time_column"),
+        ("'r', 'src', 'ts', '1 month', '{entity}', '{\"n\": {\"agg\": \"count\"}}'", "22023", "bucket"),
+        ("'r', 'src', 'ts', '-1 hour', '{entity}', '{\"n\": {\"agg\": \"count\"}}'", "22023", "bucket"),
+        ("'r', 'src', 'ts', '1 hour', '{ghost}', '{\"n\": {\"agg\": \"count\"}}'", "42703", "group_by"),
+        ("'r', 'src', 'ts', '1 hour', '{entity}', '{\"n\": {\"agg\": \"median\"}}'", "22023", "measures.n.agg"),
+        ("'r', 'src', 'ts', '1 hour', '{entity}', '{\"n\": {\"agg\": \"sum\", \"column\": \"note\"}}'", "22023", "numeric"),
+        ("'r', 'src', 'ts', '1 hour', '{entity}', '{\"n\": {\"agg\": \"count\", \"filter\": \"no_such_col > 1\"}}'", "22023", "measures.n.filter"),
+        ("'r', 'src', 'ts', '1 hour', '{entity}', '{\"n\": {\"agg\": \"count\", \"filter\": \"true); DROP TABLE taken; --\"}}'", "22023", "measures.n.filter"),
+        ("'r', 'src', 'ts', '1 hour', '{entity}', 'not json'", "22P02", "json"),
+        ("'taken', 'src', 'ts', '1 hour', '{entity}', '{\"n\": {\"agg\": \"count\"}}'", "42P07", "already exists"),
+        ("NULL, 'src', 'ts', '1 hour', '{entity}', '{\"n\": {\"agg\": \"count\"}}'", "22004", "name must not be NULL"),
+    ];
+    for (args, code, needle) in cases {
+        let sql = format!("SELECT vigil.create_rollup({args})");
+        let err = db.batch_execute(&sql).expect_err(&sql);
+        let err = err.as_db_error().unwrap_or_else(|| panic!("{sql}: {err}"));
+        assert_eq!(err.code().code(), code, "{sql}: {}", err.message());
+        assert!(
+            err.message()
+                .to_lowercase()
+                .contains(&needle.to_lowercase()),
+            "{sql}: {}",
+            err.message()
+        );
+    }
+    let leftovers: i64 = db
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_class WHERE relname LIKE 'r%' AND relnamespace = 'public'::regnamespace)
+                  + (SELECT count(*) FROM pg_trigger WHERE tgrelid = 'src'::regclass)
+                  + (SELECT count(*) FROM vigil.rollup_defs)
+                  + (SELECT count(*) FROM pg_proc WHERE proname LIKE 'r\\_%')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(leftovers, 0, "a failed create_rollup left objects behind");
+    let taken: i64 = db
+        .query_one("SELECT count(*) FROM pg_class WHERE relname = 'taken'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(taken, 1);
+}
+
 fn scoring_functions_answer_in_the_preloaded_cluster(c: &Cluster) {
     let mut db = c.fresh_db("scoring");
     let r = db
@@ -264,6 +436,18 @@ fn main() {
         (
             "scoring_functions_answer_in_the_preloaded_cluster",
             scoring_functions_answer_in_the_preloaded_cluster,
+        ),
+        (
+            "rollup_stays_exact_with_8_concurrent_writers",
+            rollup_stays_exact_with_8_concurrent_writers,
+        ),
+        (
+            "rollup_follows_savepoints_and_rollbacks",
+            rollup_follows_savepoints_and_rollbacks,
+        ),
+        (
+            "create_rollup_rejects_bad_definitions_and_creates_nothing",
+            create_rollup_rejects_bad_definitions_and_creates_nothing,
         ),
         (
             "pg_regress_suite_matches_expected_output",
