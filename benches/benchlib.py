@@ -99,5 +99,5 @@ def print_table(title, rows):
     print(f"|{'-' * 60}|{'-' * 11}|{'-' * 11}|{'-' * 8}|{'-' * 9}|-----|")
     for what, ours, theirs, target, met, note in rows:
         ratio = ours / theirs
-        print(f"| {what:<58} | {ours:9.1f} | {theirs:9.1f} | {ratio:6.3f} | {target:>7} | {'yes' if met(ratio) else 'NO':<3} |"
+        print(f"| {what:<58} | {ours:9.3f} | {theirs:9.3f} | {ratio:6.3f} | {target:>7} | {'yes' if met(ratio) else 'NO':<3} |"
               + (f" {note}" if note else ""))

@@ -345,6 +345,12 @@ impl Rollup {
         )
     }
 
+    /// Dashboards read "every group over the last N buckets": a bucket index
+    /// serves them (the unique key leads with the group columns).
+    pub fn bucket_index(&self) -> String {
+        format!("CREATE INDEX ON {} ({})", self.table(), ident("bucket"))
+    }
+
     fn filter_clause(m: &Measure, extra: Option<String>) -> String {
         let mut parts = Vec::new();
         if let Some(f) = &m.filter {

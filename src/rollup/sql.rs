@@ -219,6 +219,9 @@ fn create_rollup(
     );
 
     spi_run(&r.create_table());
+    if !r.group_by.is_empty() {
+        spi_run(&r.bucket_index());
+    }
     for (_, f) in r.trigger_functions() {
         spi_run(&f);
     }
