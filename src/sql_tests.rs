@@ -302,6 +302,31 @@ mod tests {
         );
     }
 
+    /// Makes the planner use parallel workers for everything in this transaction.
+    fn force_parallel_plan() {
+        Spi::run(
+            "SET LOCAL force_parallel_mode = on; SET LOCAL parallel_setup_cost = 0;
+             SET LOCAL parallel_tuple_cost = 0; SET LOCAL min_parallel_table_scan_size = 0;
+             SET LOCAL max_parallel_workers_per_gather = 2",
+        )
+        .unwrap();
+    }
+
+    /// The plan of `query` runs the aggregate's combine path.
+    fn assert_partial_and_finalize(query: &str) {
+        let plan: Vec<String> = Spi::connect(|c| {
+            c.select(&format!("EXPLAIN (COSTS OFF) {query}"), None, &[])
+                .unwrap()
+                .map(|r| r.get::<String>(1).unwrap().unwrap())
+                .collect()
+        });
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("Partial Aggregate") && plan.contains("Finalize Aggregate"),
+            "{plan}"
+        );
+    }
+
     fn rel(a: f64, b: f64) -> f64 {
         (a - b).abs() / b.abs().max(f64::MIN_POSITIVE)
     }
@@ -344,27 +369,8 @@ mod tests {
         )
         .unwrap();
         let serial = Spi::get_one::<String>("SELECT vigil.stats_agg(x)::text FROM par").unwrap();
-        Spi::run(
-            "SET LOCAL force_parallel_mode = on; SET LOCAL parallel_setup_cost = 0;
-             SET LOCAL parallel_tuple_cost = 0; SET LOCAL min_parallel_table_scan_size = 0;
-             SET LOCAL max_parallel_workers_per_gather = 2",
-        )
-        .unwrap();
-        let plan: Vec<String> = Spi::connect(|c| {
-            c.select(
-                "EXPLAIN (COSTS OFF) SELECT vigil.stats_agg(x) FROM par",
-                None,
-                &[],
-            )
-            .unwrap()
-            .map(|r| r.get::<String>(1).unwrap().unwrap())
-            .collect()
-        });
-        let plan = plan.join("\n");
-        assert!(
-            plan.contains("Finalize Aggregate") && plan.contains("Partial Aggregate"),
-            "{plan}"
-        );
+        force_parallel_plan();
+        assert_partial_and_finalize("SELECT vigil.stats_agg(x) FROM par");
         let parallel = Spi::get_one::<String>("SELECT vigil.stats_agg(x)::text FROM par").unwrap();
         let mean = |t: &Option<String>| {
             Spi::get_one::<f64>(&format!(
@@ -576,27 +582,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(serial, rolled);
-        Spi::run(
-            "SET LOCAL force_parallel_mode = on; SET LOCAL parallel_setup_cost = 0;
-             SET LOCAL parallel_tuple_cost = 0; SET LOCAL min_parallel_table_scan_size = 0;
-             SET LOCAL max_parallel_workers_per_gather = 2",
-        )
-        .unwrap();
-        let plan: Vec<String> = Spi::connect(|c| {
-            c.select(
-                "EXPLAIN (COSTS OFF) SELECT vigil.percentile_agg(x) FROM plat",
-                None,
-                &[],
-            )
-            .unwrap()
-            .map(|r| r.get::<String>(1).unwrap().unwrap())
-            .collect()
-        });
-        let plan = plan.join("\n");
-        assert!(
-            plan.contains("Partial Aggregate") && plan.contains("Finalize Aggregate"),
-            "{plan}"
-        );
+        force_parallel_plan();
+        assert_partial_and_finalize("SELECT vigil.percentile_agg(x) FROM plat");
         let parallel = one::<String>("SELECT vigil.percentile_agg(x)::text FROM plat").unwrap();
         assert_eq!(
             serial, parallel,

@@ -433,6 +433,19 @@ impl Rollup {
         cols
     }
 
+    /// `INSERT ... <aggregate of from> ON CONFLICT (keys) DO UPDATE SET sets`:
+    /// rows arrive sorted by key, so groups are locked in key order.
+    fn upsert(&self, from: &str, sets: &[String]) -> String {
+        format!(
+            "INSERT INTO {} AS s ({}) {} ON CONFLICT ({}) DO UPDATE SET {}",
+            self.table(),
+            self.all_columns().join(", "),
+            self.aggregate_select(from),
+            self.key_columns().join(", "),
+            sets.join(", ")
+        )
+    }
+
     /// Upsert of the rows of transition table `from`, adding them. After a
     /// removal pass (an UPDATE) a NULL min/max means "being repaired", so it
     /// stays NULL for the repair to recompute, instead of taking only the
@@ -455,14 +468,7 @@ impl Rollup {
                 Agg::Max => format!("{c} = GREATEST(s.{c}, excluded.{c})"),
             });
         }
-        format!(
-            "INSERT INTO {} AS s ({}) {} ON CONFLICT ({}) DO UPDATE SET {}",
-            self.table(),
-            self.all_columns().join(", "),
-            self.aggregate_select(from),
-            self.key_columns().join(", "),
-            sets.join(", ")
-        )
+        self.upsert(from, &sets)
     }
 
     /// Upsert of the rows of transition table `from`, removing them. Every
@@ -490,14 +496,7 @@ impl Rollup {
                 }
             });
         }
-        format!(
-            "INSERT INTO {} AS s ({}) {} ON CONFLICT ({}) DO UPDATE SET {}",
-            self.table(),
-            self.all_columns().join(", "),
-            self.aggregate_select(from),
-            self.key_columns().join(", "),
-            sets.join(", ")
-        )
+        self.upsert(from, &sets)
     }
 
     /// NULL-safe match of summary row `s` against rows `k` with the same
