@@ -6,7 +6,7 @@ export PG_CONFIG
 CARGO_FEATURES := --no-default-features --features pg15
 PGRX_TEST_PGDATA ?= /tmp/pg_vigil_pgrx_test
 
-.PHONY: setup install install-debug test fmt-check clippy unit pgtest regress e2e \
+.PHONY: setup install install-debug test fmt-check clippy unit pgtest e2e \
         demo demo-stop bench clean
 
 setup:

@@ -20,6 +20,7 @@ CREATE FUNCTION vigil.percentile_agg_trans(internal, float8, float8) RETURNS int
 CREATE AGGREGATE vigil.percentile_agg(float8) (
     SFUNC = vigil.percentile_agg_trans,
     STYPE = internal,
+    SSPACE = 16384,
     FINALFUNC = vigil.sketch_final,
     COMBINEFUNC = vigil.sketch_combine,
     SERIALFUNC = vigil.sketch_serial,
@@ -32,6 +33,7 @@ COMMENT ON AGGREGATE vigil.percentile_agg(float8) IS
 CREATE AGGREGATE vigil.percentile_agg(float8, relative_error float8) (
     SFUNC = vigil.percentile_agg_trans,
     STYPE = internal,
+    SSPACE = 16384,
     FINALFUNC = vigil.sketch_final,
     COMBINEFUNC = vigil.sketch_combine,
     SERIALFUNC = vigil.sketch_serial,
@@ -44,6 +46,7 @@ COMMENT ON AGGREGATE vigil.percentile_agg(float8, float8) IS
 CREATE AGGREGATE vigil.rollup(vigil.sketch) (
     SFUNC = vigil.sketch_rollup_trans,
     STYPE = internal,
+    SSPACE = 16384,
     FINALFUNC = vigil.sketch_final,
     COMBINEFUNC = vigil.sketch_combine,
     SERIALFUNC = vigil.sketch_serial,

@@ -289,13 +289,46 @@ mod tests {
                AND p.proname IN ('severity_above','severity_below','dedup_key','early_kill_decision','urgency_band')",
         );
         assert_eq!(strict, Some(5));
+        // Every other function is IMMUTABLE PARALLEL SAFE too, except the
+        // ones that read state or change things, which say so.
+        let mislabelled = one::<String>(
+            "SELECT coalesce(string_agg(p.oid::regprocedure::text, ', '), '')
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname = 'vigil' AND p.prokind = 'f'
+               AND p.proname NOT IN ('worker_status', 'create_rollup', '_create_rollup', 'verify_rollup',
+                                     '_verify_rollup', 'rebuild_rollup', '_rebuild_rollup', 'drop_rollup',
+                                     '_drop_rollup', '_rollup_size')
+               AND (p.provolatile <> 'i' OR p.proparallel <> 's')",
+        );
+        assert_eq!(mislabelled.as_deref(), Some(""));
+        assert_eq!(
+            one::<String>("SELECT string_agg(DISTINCT provolatile::text || proparallel::text, ',') FROM pg_proc
+                           WHERE pronamespace = 'vigil'::regnamespace
+                             AND proname IN ('create_rollup', '_create_rollup', 'verify_rollup', 'rebuild_rollup', 'drop_rollup')").as_deref(),
+            Some("vu")
+        );
+        // Every aggregate can run in parallel: combine, serial and deserial set.
+        let incomplete = one::<i64>(
+            "SELECT count(*) FROM pg_aggregate a JOIN pg_proc p ON p.oid = a.aggfnoid
+             WHERE p.pronamespace = 'vigil'::regnamespace
+               AND (a.aggcombinefn = 0 OR a.aggserialfn = 0 OR a.aggdeserialfn = 0 OR p.proparallel <> 's')",
+        );
+        assert_eq!(incomplete, Some(0));
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM pg_aggregate a JOIN pg_proc p ON p.oid = a.aggfnoid WHERE p.pronamespace = 'vigil'::regnamespace"),
+            Some(5)
+        );
     }
 
     #[pg_test]
     fn worker_heartbeat_is_visible_in_sql() {
-        // The test cluster preloads pg_vigil; the worker sits in database `postgres`.
-        let status = one::<String>("SELECT state FROM vigil.worker_status()").unwrap();
-        assert_ne!(status, "not_preloaded");
+        // The test cluster preloads pg_vigil; its worker sits in database
+        // `postgres`, where the extension is not installed.
+        let (running, state) =
+            Spi::get_two::<bool, String>("SELECT running, state FROM vigil.worker_status()")
+                .unwrap();
+        assert_eq!(running, Some(true));
+        assert_eq!(state.as_deref(), Some("waiting_for_extension"));
         assert_eq!(
             one::<String>("SELECT worker_database FROM vigil.health").as_deref(),
             Some("postgres")
@@ -616,7 +649,7 @@ mod tests {
             ),
             Some(true)
         );
-        assert_invalid("SELECT vigil.remove_value(vigil.percentile_agg(x), 500) FROM (VALUES (1.0::float8)) v(x)", "");
+        assert_invalid("SELECT vigil.remove_value(vigil.percentile_agg(x), 500) FROM (VALUES (1.0::float8)) v(x)", "value 500 cannot be removed");
         assert_invalid(
             "SELECT vigil.percentile_agg(x) FROM (VALUES ('Infinity'::float8)) v(x)",
             "value must be a finite number",
@@ -630,7 +663,7 @@ mod tests {
         );
         assert_eq!(code, "ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE", "{msg}");
         assert!(msg.starts_with("q must be between 0 and 1"), "{msg}");
-        assert_invalid("SELECT 'garbage'::vigil.sketch", "");
+        assert_invalid("SELECT 'garbage'::vigil.sketch", "sketch");
     }
 
     const ROLLUP_SOURCE: &str = "

@@ -183,7 +183,11 @@ pub(crate) use sql_varlena;
 pub fn agg_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
     let mut ctx = std::ptr::null_mut();
     if unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut ctx) } == 0 {
-        error!("pg_vigil aggregate support function called outside an aggregate");
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "pg_vigil aggregate support functions can only be called by an aggregate"
+        );
     }
     ctx
 }

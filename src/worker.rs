@@ -25,6 +25,32 @@ struct WorkerShared {
     heartbeat_at: i64,
     heartbeats: i64,
     poll_interval_ms: i32,
+    /// The database the worker connects to (NUL-padded, NAMEDATALEN bytes):
+    /// what it actually uses, not what a caller's vigil.database says.
+    database: DbName,
+}
+
+#[derive(Clone, Copy)]
+struct DbName([u8; 64]);
+
+impl Default for DbName {
+    fn default() -> Self {
+        DbName([0; 64])
+    }
+}
+
+impl DbName {
+    fn new(name: &str) -> Self {
+        let mut bytes = [0; 64];
+        let n = name.len().min(63);
+        bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
+        DbName(bytes)
+    }
+
+    fn as_string(&self) -> String {
+        let end = self.0.iter().position(|b| *b == 0).unwrap_or(64);
+        String::from_utf8_lossy(&self.0[..end]).into_owned()
+    }
 }
 
 unsafe impl PGRXSharedMemory for WorkerShared {}
@@ -109,6 +135,7 @@ pub extern "C-unwind" fn vigil_worker_main(_arg: pg_sys::Datum) {
             pid: unsafe { pg_sys::MyProcPid },
             state: WorkerState::Connecting,
             started_at: started,
+            database: DbName::new(&database),
             ..WorkerShared::default()
         }
     });
@@ -187,7 +214,9 @@ fn worker_status() -> TableIterator<
             running,
             (s.pid != 0).then_some(s.pid),
             s.state.label().to_string(),
-            gucs::database(),
+            Some(s.database.as_string())
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(gucs::database),
             timestamptz(s.started_at),
             timestamptz(s.heartbeat_at),
             s.heartbeats,

@@ -1,3 +1,5 @@
+//! Unit tests of rollup definitions and the SQL they generate.
+
 use super::*;
 use serde_json::json;
 

@@ -1,8 +1,8 @@
 //! SQL wrappers of the scoring functions: type conversion and errors only.
 
 use super::{EarlyKillInputs, Saturation, SaturationInputs, Severity, UrgencyFactors};
-use crate::error::non_negative;
-use crate::sqlglue::{sql_enum, OrRaise};
+use crate::error::VigilError;
+use crate::sqlglue::{raise, sql_enum, OrRaise};
 use pgrx::prelude::*;
 
 sql_enum!(Severity, "vigil.severity");
@@ -95,16 +95,19 @@ fn urgency_score(
     let large_deal = match deal_value {
         None => false,
         Some(v) => {
-            if v.is_nan() {
-                crate::sqlglue::raise(crate::error::VigilError::invalid(
-                    "deal_value must be a finite number, got NaN",
-                ));
+            // Judge the numeric itself: a huge but finite value is a valid
+            // (large) deal even where float8 would overflow.
+            let text = v.to_string();
+            if matches!(text.as_str(), "NaN" | "Infinity" | "-Infinity") {
+                raise(VigilError::invalid(format!(
+                    "deal_value must be a finite number, got {text}"
+                )));
             }
-            non_negative(
-                "deal_value",
-                f64::try_from(v.clone()).unwrap_or(f64::INFINITY),
-            )
-            .or_raise();
+            if v < AnyNumeric::from(0) {
+                raise(VigilError::invalid(format!(
+                    "deal_value must be >= 0, got {text}"
+                )));
+            }
             v > AnyNumeric::from(10_000)
         }
     };
@@ -124,7 +127,7 @@ fn urgency_score(
 #[pg_extern(immutable, strict, parallel_safe)]
 fn urgency_band(score: i32) -> &'static str {
     if !(0..=100).contains(&score) {
-        crate::sqlglue::raise(crate::error::VigilError::out_of_range(format!(
+        raise(VigilError::out_of_range(format!(
             "score must be between 0 and 100, got {score}"
         )));
     }
@@ -145,7 +148,7 @@ fn dedup_key(
 
 fn finite_timestamp(name: &str, ts: TimestampWithTimeZone) -> i64 {
     if ts.is_infinity() || ts.is_neg_infinity() {
-        crate::sqlglue::raise(crate::error::VigilError::invalid(format!(
+        raise(VigilError::invalid(format!(
             "{name} must be a finite timestamp"
         )));
     }

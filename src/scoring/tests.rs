@@ -1,3 +1,6 @@
+//! Unit tests of the scoring rules: every threshold just below, at and just
+//! above, NULL handling, clamping and the errors that name their argument.
+
 use super::*;
 use crate::error::ErrorKind;
 

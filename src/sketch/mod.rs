@@ -69,18 +69,39 @@ struct Store {
     counts: Vec<u64>,
 }
 
+/// The most buckets one store may span: 1 MiB of counts. At the default 1%
+/// error the whole float8 range needs ~71,000, so only tiny relative errors
+/// over huge ranges (or hostile input) hit it; it bounds the memory a sketch
+/// can take, which PostgreSQL does not account for.
+const MAX_SPAN: i64 = 1 << 17;
+
 impl Store {
+    /// Adds `n` to bucket `key`; false (and no change) if the store would
+    /// span more than `MAX_SPAN` buckets.
     #[inline]
-    fn add(&mut self, key: i32, n: u64) {
+    fn add(&mut self, key: i32, n: u64) -> bool {
         // A key below `offset` wraps to a huge index and takes the slow path.
         let index = (i64::from(key) - i64::from(self.offset)) as usize;
         match self.counts.get_mut(index) {
             Some(count) => *count += n,
             None => {
+                if self.span_with(key, key) > MAX_SPAN {
+                    return false;
+                }
                 let index = self.grow_to(key);
                 self.counts[index] += n;
             }
         }
+        true
+    }
+
+    /// The number of buckets the store would span if it also held `lo..=hi`.
+    fn span_with(&self, lo: i32, hi: i32) -> i64 {
+        if self.counts.is_empty() {
+            return i64::from(hi) - i64::from(lo) + 1;
+        }
+        let end = i64::from(self.offset) + self.counts.len() as i64 - 1;
+        end.max(i64::from(hi)) - i64::from(self.offset).min(i64::from(lo)) + 1
     }
 
     /// Extends the dense range to cover `key` and returns its index.
@@ -92,8 +113,14 @@ impl Store {
         }
         if key < self.offset {
             // Over-extend downwards so that values arriving in descending
-            // order do not shift the whole vector for every new bucket.
-            let slack = self.offset.saturating_sub(self.counts.len() as i32);
+            // order do not shift the whole vector for every new bucket (but
+            // never past the span limit).
+            let end = i64::from(self.offset) + self.counts.len() as i64 - 1;
+            let floor = (end - MAX_SPAN + 1).max(i64::from(i32::MIN)) as i32;
+            let slack = self
+                .offset
+                .saturating_sub(self.counts.len() as i32)
+                .max(floor);
             let new_offset = key.min(slack);
             let shift = (self.offset - new_offset) as usize;
             self.counts.splice(0..0, iter::repeat_n(0, shift));
@@ -148,9 +175,19 @@ impl Store {
         })
     }
 
+    /// Callers check `fits` first so that a failed merge changes nothing.
     fn merge(&mut self, other: &Store) {
         for (key, count) in other.iter() {
             self.add(key, count);
+        }
+    }
+
+    /// Whether merging `other` keeps the span within `MAX_SPAN`.
+    fn fits(&self, other: &Store) -> bool {
+        let mut keys = other.iter().map(|(k, _)| k);
+        match (keys.next(), other.iter().next_back()) {
+            (Some(lo), Some((hi, _))) => self.span_with(lo, hi) <= MAX_SPAN,
+            _ => true,
         }
     }
 
@@ -207,6 +244,9 @@ impl Store {
             }
         }
         let offset = first.0;
+        if last.0 + last.1.len() as i64 - offset > MAX_SPAN {
+            return Err(format!("buckets span more than {MAX_SPAN} keys"));
+        }
         let span = (last.0 + last.1.len() as i64 - offset) as usize;
         let mut dense = vec![0; span];
         for (start, counts) in runs {
@@ -219,6 +259,13 @@ impl Store {
         };
         Ok((store, total))
     }
+}
+
+fn too_wide() -> VigilError {
+    VigilError::out_of_range(format!(
+        "value out of range: the sketch would need more than {MAX_SPAN} buckets; \
+         use a larger relative_error for values spanning this many orders of magnitude"
+    ))
 }
 
 /// A mergeable quantile sketch with relative error bound `alpha`.
@@ -278,12 +325,19 @@ impl Sketch {
         let x = finite("value", x)?;
         // Every bucket count is at most the total, so checking the total is
         // enough to rule out overflow anywhere.
-        self.count = self.count.checked_add(n).ok_or_else(too_many_values)?;
-        match self.bucket(x) {
-            Bucket::Zero => self.zero += n,
+        let count = self.count.checked_add(n).ok_or_else(too_many_values)?;
+        let added = match self.bucket(x) {
+            Bucket::Zero => {
+                self.zero += n;
+                true
+            }
             Bucket::Positive(key) => self.positive.add(key, n),
             Bucket::Negative(key) => self.negative.add(key, n),
+        };
+        if !added {
+            return Err(too_wide());
         }
+        self.count = count;
         Ok(())
     }
 
@@ -312,6 +366,9 @@ impl Sketch {
     /// both inputs.
     pub fn merge(&mut self, other: &Sketch) -> Result<()> {
         self.same_alpha(other)?;
+        if !self.positive.fits(&other.positive) || !self.negative.fits(&other.negative) {
+            return Err(too_wide());
+        }
         self.count = self
             .count
             .checked_add(other.count)

@@ -169,7 +169,8 @@ fn approx_median(sketch: Sketch) -> Option<f64> {
 
 #[pg_extern(immutable, strict, parallel_safe, name = "num_vals")]
 fn sketch_num_vals(sketch: Sketch) -> i64 {
-    sketch.count() as i64
+    i64::try_from(sketch.count())
+        .unwrap_or_else(|_| raise(VigilError::out_of_range("num_vals does not fit in bigint")))
 }
 
 #[pg_extern(immutable, strict, parallel_safe)]

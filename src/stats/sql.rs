@@ -131,7 +131,8 @@ fn stats_agg_final(state: Internal) -> Option<StatsAgg> {
 
 #[pg_extern(immutable, strict, parallel_safe)]
 fn num_vals(summary: StatsAgg) -> i64 {
-    summary.summary.num_vals() as i64
+    i64::try_from(summary.summary.num_vals())
+        .unwrap_or_else(|_| raise(VigilError::out_of_range("num_vals does not fit in bigint")))
 }
 
 #[pg_extern(immutable, strict, parallel_safe)]
@@ -228,15 +229,16 @@ fn hour_of_week(ts: TimestampWithTimeZone, tz: default!(&str, "'UTC'")) -> i32 {
         raise(VigilError::invalid("ts must be a finite timestamp"));
     }
     let tz_name = tz.to_string();
-    // timezone() reports an unknown zone with its own message; rethrow it as
-    // ours so the error names the argument and carries 22023.
+    // timezone() reports an unknown zone as 22023 with its own message;
+    // rethrow that one as ours so the error names the argument. Any other
+    // error (say a timestamp out of range) passes through unchanged.
     let local = PgTryBuilder::new(|| unsafe {
         pgrx::direct_function_call::<Timestamp>(
             pg_sys::timestamptz_zone,
             &[tz.into_datum(), ts.into_datum()],
         )
     })
-    .catch_others(move |_| {
+    .catch_when(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, move |_| {
         raise(VigilError::invalid(format!(
             "tz must be a time zone name or abbreviation PostgreSQL knows, got \"{tz_name}\""
         )))

@@ -1,3 +1,6 @@
+//! Unit tests of the statistics summary: accuracy against two-pass results,
+//! exact merges, removal, text and binary forms.
+
 use super::*;
 use crate::error::ErrorKind;
 
