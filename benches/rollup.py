@@ -128,8 +128,10 @@ def bulk_insert(c):
 
 
 def tiles(c):
-    """A dashboard tile from the rollup vs the same GROUP BY on raw events."""
-    print(f"\nloading {RAW_ROWS:,} raw events for the dashboard tile...", flush=True)
+    """Dashboard tiles from rollups vs the same GROUP BY on raw events. The
+    raw side gets the indexes a DBA would add for each query: (ts) and
+    (entity, ts)."""
+    print(f"\nloading {RAW_ROWS:,} raw events for the dashboard tiles...", flush=True)
     c.psql(DB, f"""
         CREATE TABLE raw_events (entity text NOT NULL, ts timestamptz NOT NULL, status text,
                                  amount numeric, latency float8);
@@ -137,27 +139,41 @@ def tiles(c):
                (ARRAY['paid','free'])[1 + g % 2], g % 100, (g * 37 % 1000) / 10.0
         FROM generate_series(1, {RAW_ROWS}) g;
         SELECT vigil.create_rollup('raw_events_1h', 'raw_events', 'ts', '1 hour', '{{entity}}', {MEASURES});
+        SELECT vigil.create_rollup('raw_events_all_1h', 'raw_events', 'ts', '1 hour', '{{}}', {MEASURES});
         CREATE INDEX ON raw_events (entity, ts);
-        VACUUM ANALYZE raw_events; VACUUM ANALYZE raw_events_1h;""")
-    tile_rollup = ("SELECT entity, sum(messages), sum(paid), sum(revenue) FROM raw_events_1h "
-                   "WHERE bucket >= now() - interval '24 hours' AND entity = 'e42' GROUP BY entity")
-    tile_raw = ("SELECT entity, count(*), count(*) FILTER (WHERE status = 'paid'), sum(amount) FROM raw_events "
-                "WHERE ts >= now() - interval '24 hours' AND entity = 'e42' GROUP BY entity")
-    board_rollup = ("SELECT entity, sum(messages), sum(paid), sum(revenue) FROM raw_events_1h "
-                    "WHERE bucket >= now() - interval '24 hours' GROUP BY entity")
-    board_raw = ("SELECT entity, count(*), count(*) FILTER (WHERE status = 'paid'), sum(amount) FROM raw_events "
-                 "WHERE ts >= now() - interval '24 hours' GROUP BY entity")
+        CREATE INDEX ON raw_events (ts);
+        VACUUM ANALYZE raw_events; VACUUM ANALYZE raw_events_1h; VACUUM ANALYZE raw_events_all_1h;""")
+    raw_cols = "count(*), count(*) FILTER (WHERE status = 'paid'), sum(amount), avg(latency)"
+    rollup_cols = "sum(messages), sum(paid), sum(revenue), vigil.mean(vigil.rollup(latency))"
+    tiles = (
+        # (what, rollup query, raw query, raw runs)
+        ("hourly series, last 24 h (scenario 5 approval-rate tile)",
+         f"SELECT bucket, {rollup_cols} FROM raw_events_all_1h WHERE bucket >= now() - interval '24 hours' GROUP BY bucket",
+         f"SELECT date_bin('1 hour', ts, '2000-01-03'), {raw_cols} FROM raw_events WHERE ts >= now() - interval '24 hours' GROUP BY 1",
+         5),
+        ("7-day totals (scenario 5 feedback tile)",
+         f"SELECT {rollup_cols} FROM raw_events_all_1h WHERE bucket >= now() - interval '7 days'",
+         f"SELECT {raw_cols} FROM raw_events WHERE ts >= now() - interval '7 days'",
+         5),
+        ("one entity, last 24 h",
+         f"SELECT entity, {rollup_cols} FROM raw_events_1h WHERE bucket >= now() - interval '24 hours' AND entity = 'e42' GROUP BY entity",
+         f"SELECT entity, {raw_cols} FROM raw_events WHERE ts >= now() - interval '24 hours' AND entity = 'e42' GROUP BY entity",
+         100),
+        ("all 1000 entities, last 24 h",
+         f"SELECT entity, {rollup_cols} FROM raw_events_1h WHERE bucket >= now() - interval '24 hours' GROUP BY entity",
+         f"SELECT entity, {raw_cols} FROM raw_events WHERE ts >= now() - interval '24 hours' GROUP BY entity",
+         10),
+    )
     tile_rows = []
-    for what, ours_sql, theirs_sql, runs in (("one entity, last 24 h", tile_rollup, tile_raw, 100),
-                                             ("all 1000 entities, last 24 h", board_rollup, board_raw, 15)):
-        # Per-execution server latencies from pgbench, both sides in this run.
+    for what, ours_sql, theirs_sql, runs in tiles:
+        # Per-execution latencies (client side, unix socket) from pgbench logs.
         lat = latencies_ms(ours_sql, 300)
         raw = latencies_ms(theirs_sql, runs)
         p50, p99 = lat[len(lat) // 2], lat[int(len(lat) * 0.99) - 1]
-        tile_rows.append((f"tile ({what}): rollup vs GROUP BY raw", p50, raw[len(raw) // 2], "<= 0.01",
+        tile_rows.append((f"tile: {what}", p50, raw[len(raw) // 2], "<= 0.01",
                           lambda r: r <= 0.01, f"rollup p99 {p99:.3f} ms (target < 1 ms)"))
     print_table(f"dashboard reads over {RAW_ROWS:,} raw events, median latency per execution "
-                f"(raw side has an index on (entity, ts); time ratio: lower is better)", tile_rows)
+                f"(time ratio: lower is better)", tile_rows)
 
 
 if __name__ == "__main__":

@@ -50,9 +50,10 @@ SELECT sum(pending) AS pending, sum(urgent) AS urgent,
 FROM approvals_hourly;
 
 CREATE VIEW tile_approval_rate_24h AS
-SELECT bucket AS hour, approved, decided,
-       round(approved::numeric / nullif(decided, 0), 3) AS approval_rate
-FROM approvals_hourly WHERE bucket >= now() - interval '24 hours';
+SELECT bucket AS hour, sum(approved) AS approved, sum(decided) AS decided,
+       round(sum(approved)::numeric / nullif(sum(decided), 0), 3) AS approval_rate
+FROM approvals_hourly WHERE bucket >= now() - interval '24 hours'
+GROUP BY bucket;
 
 CREATE VIEW tile_agent_latency_1h AS
 SELECT agent, queries, slow,

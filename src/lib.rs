@@ -54,6 +54,16 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/alerts.sql",
+    name = "alerts",
+    requires = [
+        scoring::sql::urgency_score,
+        scoring::sql::urgency_band,
+        scoring::sql::dedup_key,
+    ]
+);
+extension_sql_file!("../sql/rules.sql", name = "rules", requires = ["alerts"]);
+extension_sql_file!(
     "../sql/health.sql",
     name = "health",
     requires = [worker::worker_status]

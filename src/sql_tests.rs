@@ -289,12 +289,13 @@ mod tests {
                AND p.proname IN ('severity_above','severity_below','dedup_key','early_kill_decision','urgency_band')",
         );
         assert_eq!(strict, Some(5));
-        // Every other function is IMMUTABLE PARALLEL SAFE too, except the
-        // ones that read state or change things, which say so.
+        // Every other Rust function is IMMUTABLE PARALLEL SAFE too, except
+        // the ones that read state or change things, which say so.
         let mislabelled = one::<String>(
             "SELECT coalesce(string_agg(p.oid::regprocedure::text, ', '), '')
              FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
              WHERE n.nspname = 'vigil' AND p.prokind = 'f'
+               AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
                AND p.proname NOT IN ('worker_status', 'create_rollup', '_create_rollup', 'verify_rollup',
                                      '_verify_rollup', 'rebuild_rollup', '_rebuild_rollup', 'drop_rollup',
                                      '_drop_rollup', '_rollup_size')
@@ -305,6 +306,15 @@ mod tests {
             one::<String>("SELECT string_agg(DISTINCT provolatile::text || proparallel::text, ',') FROM pg_proc
                            WHERE pronamespace = 'vigil'::regnamespace
                              AND proname IN ('create_rollup', '_create_rollup', 'verify_rollup', 'rebuild_rollup', 'drop_rollup')").as_deref(),
+            Some("vu")
+        );
+        // The alert and rule functions that write are VOLATILE PARALLEL UNSAFE.
+        assert_eq!(
+            one::<String>("SELECT string_agg(DISTINCT provolatile::text || proparallel::text, ',') FROM pg_proc
+                           WHERE pronamespace = 'vigil'::regnamespace
+                             AND proname IN ('raise_alert', 'group_alerts', 'acknowledge', 'resolve', 'dismiss',
+                                             'expire_alerts', 'auto_resolve', 'check_metric', 'create_rule',
+                                             'update_rule', 'enable_rule', 'disable_rule', 'delete_rule')").as_deref(),
             Some("vu")
         );
         // Every aggregate can run in parallel: combine, serial and deserial set.

@@ -297,6 +297,58 @@ fn rollup_follows_savepoints_and_rollbacks(c: &Cluster) {
     assert_eq!(verify(&mut db), 0);
 }
 
+/// A writer holding a group's summary row must not make the next writer of
+/// that group wait: the second takes another slot row, reads add the slots
+/// up, and a later DELETE folds them back into one row.
+fn rollup_hot_group_writers_do_not_wait_on_each_other(c: &Cluster) {
+    let mut a = c.fresh_db("rollup_hot");
+    a.batch_execute(ROLLUP_SETUP).unwrap();
+    let mut b = c.connect("rollup_hot");
+    let slots = |db: &mut postgres::Client| -> i64 {
+        db.query_one(
+            "SELECT count(*) FROM events_5m WHERE entity = 'e0' AND bucket = date_bin('5 minutes', now(), '2000-01-03 00:00+00')",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let before = slots(&mut a);
+    assert_eq!(before, 1, "backfill writes one row per group");
+    a.batch_execute("BEGIN; INSERT INTO events (entity, ts, latency) VALUES ('e0', now(), 1)")
+        .unwrap();
+    // Without slots this INSERT would wait for A's commit and time out.
+    b.batch_execute(
+        "SET lock_timeout = '2s'; INSERT INTO events (entity, ts, latency) VALUES ('e0', now(), 2000); RESET lock_timeout",
+    )
+    .unwrap();
+    a.batch_execute("COMMIT").unwrap();
+    assert_eq!(slots(&mut a), 2, "the second writer took a new slot row");
+    assert_eq!(verify(&mut a), 0);
+    let (n, hi): (i64, f64) = {
+        let r = a
+            .query_one(
+                "SELECT n, vigil.max_val(lat) FROM events_5m_since('5 minutes') WHERE entity = 'e0'",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    let raw: i64 = a
+        .query_one(
+            "SELECT count(*) FROM events WHERE entity = 'e0' AND ts >= date_bin('5 minutes', now(), '2000-01-03 00:00+00')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(n, raw);
+    assert_eq!(hi, 2000.0);
+    // Deleting the extreme folds the slots into slot 0, then repairs max.
+    b.batch_execute("DELETE FROM events WHERE entity = 'e0' AND latency = 2000")
+        .unwrap();
+    assert_eq!(slots(&mut a), 1, "the DELETE folded the slot rows");
+    assert_eq!(verify(&mut a), 0);
+}
+
 fn create_rollup_rejects_bad_definitions_and_creates_nothing(c: &Cluster) {
     let mut db = c.fresh_db("rollup_errors");
     db.batch_execute(
@@ -444,6 +496,10 @@ fn main() {
         (
             "rollup_follows_savepoints_and_rollbacks",
             rollup_follows_savepoints_and_rollbacks,
+        ),
+        (
+            "rollup_hot_group_writers_do_not_wait_on_each_other",
+            rollup_hot_group_writers_do_not_wait_on_each_other,
         ),
         (
             "create_rollup_rejects_bad_definitions_and_creates_nothing",

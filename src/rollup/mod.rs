@@ -80,8 +80,15 @@ pub struct Rollup {
     pub measures: Vec<(Measure, Option<ColumnType>)>,
 }
 
+/// Which summary row of a group an upsert writes (see `Rollup::upsert`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Zero,
+    Free,
+}
+
 /// Column names the summary table uses for itself.
-const RESERVED: [&str; 2] = ["bucket", "_rows"];
+pub const RESERVED: [&str; 3] = ["bucket", "_rows", "_slot"];
 
 /// Parses and checks `measures` against the source's columns.
 pub fn parse_measures(
@@ -107,7 +114,7 @@ pub fn parse_measures(
         }
         if RESERVED.contains(&name.as_str()) || group_by.iter().any(|g| g == name) {
             return Err(VigilError::invalid(format!(
-                "{what}: the name clashes with a group_by column or a reserved column (bucket, _rows)"
+                "{what}: the name clashes with a group_by column or a reserved column (bucket, _rows, _slot)"
             )));
         }
         let spec = spec
@@ -303,9 +310,18 @@ impl Rollup {
         )
     }
 
+    /// The group key: group columns and bucket.
     fn key_columns(&self) -> Vec<String> {
         let mut keys: Vec<String> = self.group_by.iter().map(|(g, _)| ident(g)).collect();
         keys.push(ident("bucket"));
+        keys
+    }
+
+    /// The summary row key: a group may own several slot rows (see
+    /// `add_statement`), whose measures add up to the group's.
+    fn row_key_columns(&self) -> Vec<String> {
+        let mut keys = self.key_columns();
+        keys.push(ident("_slot"));
         keys
     }
 
@@ -325,6 +341,7 @@ impl Rollup {
             .map(|(g, t)| format!("{} {}", ident(g), t.sql))
             .collect();
         cols.push(format!("{} timestamptz NOT NULL", ident("bucket")));
+        cols.push(format!("{} integer NOT NULL DEFAULT 0", ident("_slot")));
         cols.push(format!("{} bigint NOT NULL", ident("_rows")));
         for (m, t) in &self.measures {
             let ty = match (m.agg, t) {
@@ -341,7 +358,7 @@ impl Rollup {
             "CREATE TABLE {} (\n    {},\n    UNIQUE NULLS NOT DISTINCT ({})\n)",
             self.table(),
             cols.join(",\n    "),
-            self.key_columns().join(", ")
+            self.row_key_columns().join(", ")
         )
     }
 
@@ -433,24 +450,63 @@ impl Rollup {
         cols
     }
 
-    /// `INSERT ... <aggregate of from> ON CONFLICT (keys) DO UPDATE SET sets`:
-    /// rows arrive sorted by key, so groups are locked in key order.
-    fn upsert(&self, from: &str, sets: &[String]) -> String {
-        format!(
-            "INSERT INTO {} AS s ({}) {} ON CONFLICT ({}) DO UPDATE SET {}",
+    /// `INSERT ... <rows of select> ON CONFLICT (row key) DO UPDATE SET sets`;
+    /// `select` yields `all_columns` sorted by key, so groups are locked in
+    /// key order. With `Slot::Zero` every group lands in its slot 0 row.
+    /// With `Slot::Free` each group takes the first of its slot rows that no
+    /// other transaction holds (`SKIP LOCKED` never waits), or a new slot
+    /// row when all are held: writers hitting one hot group then add to
+    /// different rows instead of queueing on one row lock until commit.
+    fn upsert(&self, select: &str, sets: &[String], slot: Slot) -> String {
+        let target = format!(
+            "INSERT INTO {} AS s ({}",
             self.table(),
-            self.all_columns().join(", "),
-            self.aggregate_select(from),
-            self.key_columns().join(", "),
+            self.all_columns().join(", ")
+        );
+        let conflict = format!(
+            "ON CONFLICT ({}) DO UPDATE SET {}",
+            self.row_key_columns().join(", "),
             sets.join(", ")
-        )
+        );
+        match slot {
+            Slot::Zero => format!("{target}) {select} {conflict}"),
+            Slot::Free => {
+                let order: Vec<String> = (1..=self.key_columns().len())
+                    .map(|i| i.to_string())
+                    .collect();
+                format!(
+                    "{target}, {slot}) SELECT d.*, coalesce(\
+                     (SELECT f.{slot} FROM {t} f WHERE {m_f} ORDER BY f.{slot} LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED), \
+                     (SELECT coalesce(max(n.{slot}) + 1, 0) FROM {t} n WHERE {m_n})) \
+                     FROM ({select}) d ORDER BY {order} {conflict}",
+                    slot = ident("_slot"),
+                    t = self.table(),
+                    m_f = self.keys_match("f", "d"),
+                    m_n = self.keys_match("n", "d"),
+                    order = order.join(", "),
+                )
+            }
+        }
     }
 
     /// Upsert of the rows of transition table `from`, adding them. After a
     /// removal pass (an UPDATE) a NULL min/max means "being repaired", so it
     /// stays NULL for the repair to recompute, instead of taking only the
-    /// new rows' extreme.
+    /// new rows' extreme; that pass works on slot 0 (see `collapse_statement`).
     pub fn add_statement(&self, from: &str, after_removal: bool) -> String {
+        let slot = if after_removal {
+            Slot::Zero
+        } else {
+            Slot::Free
+        };
+        self.upsert(
+            &self.aggregate_select(from),
+            &self.add_sets(after_removal),
+            slot,
+        )
+    }
+
+    fn add_sets(&self, after_removal: bool) -> Vec<String> {
         let mut sets = vec![format!("{r} = s.{r} + excluded.{r}", r = ident("_rows"))];
         for (m, _) in &self.measures {
             let c = ident(&m.name);
@@ -468,12 +524,13 @@ impl Rollup {
                 Agg::Max => format!("{c} = GREATEST(s.{c}, excluded.{c})"),
             });
         }
-        self.upsert(from, &sets)
+        sets
     }
 
-    /// Upsert of the rows of transition table `from`, removing them. Every
+    /// Upsert of the rows of transition table `from`, removing them from
+    /// slot 0, which holds the whole group after `collapse_statement`. Every
     /// group exists (its rows were added before), so this always takes the
-    /// conflict path; it is an upsert only to lock groups in key order.
+    /// conflict path.
     /// A min/max whose current value may have left becomes NULL, and a
     /// stats summary that lost an extreme reports it: `repair_statement`
     /// recomputes both from the source afterwards.
@@ -496,7 +553,62 @@ impl Rollup {
                 }
             });
         }
-        self.upsert(from, &sets)
+        self.upsert(&self.aggregate_select(from), &sets, Slot::Zero)
+    }
+
+    /// Before a removal: folds every other slot row of the groups touched by
+    /// `from` into slot 0 (the caller holds their locks, `lock_statement`),
+    /// so removals subtract from one row that holds the whole group.
+    pub fn collapse_statement(&self, from: &[&str]) -> String {
+        format!(
+            "WITH moved AS (DELETE FROM {} s USING ({}) k WHERE {} AND s.{} > 0 RETURNING s.*) {}",
+            self.table(),
+            self.touched_union(from),
+            self.keys_match("s", "k"),
+            ident("_slot"),
+            self.upsert(
+                &self.merged_select("moved"),
+                &self.add_sets(false),
+                Slot::Zero
+            )
+        )
+    }
+
+    /// Summary rows of `from` merged per group (slots added up), in the
+    /// column order of `all_columns`, sorted by key.
+    fn merged_select(&self, from: &str) -> String {
+        let mut cols: Vec<String> = self
+            .key_columns()
+            .iter()
+            .map(|c| format!("r.{c}"))
+            .collect();
+        cols.push(format!("sum(r.{r})::bigint AS {r}", r = ident("_rows")));
+        for (m, _) in &self.measures {
+            let c = ident(&m.name);
+            cols.push(match m.agg {
+                Agg::Count => format!("sum(r.{c})::bigint AS {c}"),
+                Agg::Sum => format!("sum(r.{c}) AS {c}"),
+                Agg::Avg | Agg::Stats | Agg::Percentile => format!("vigil.rollup(r.{c}) AS {c}"),
+                Agg::Min => format!("min(r.{c}) AS {c}"),
+                Agg::Max => format!("max(r.{c}) AS {c}"),
+            });
+        }
+        let positions: Vec<String> = (1..=self.key_columns().len())
+            .map(|i| i.to_string())
+            .collect();
+        format!(
+            "SELECT {} FROM {from} r GROUP BY {p} ORDER BY {p}",
+            cols.join(", "),
+            p = positions.join(", ")
+        )
+    }
+
+    /// The groups touched by any of the transition tables `from`.
+    fn touched_union(&self, from: &[&str]) -> String {
+        from.iter()
+            .map(|f| self.touched(f))
+            .collect::<Vec<_>>()
+            .join(" UNION ")
     }
 
     /// NULL-safe match of summary row `s` against rows `k` with the same
@@ -545,11 +657,7 @@ impl Rollup {
     /// NULL and stats that lost an extreme, from the source rows of just
     /// those groups.
     pub fn repair_statements(&self, from: &[&str]) -> Vec<String> {
-        let touched = from
-            .iter()
-            .map(|f| self.touched(f))
-            .collect::<Vec<_>>()
-            .join(" UNION ");
+        let touched = self.touched_union(from);
         let mut out = vec![format!(
             "DELETE FROM {} s USING ({touched}) k WHERE {} AND s.{} = 0",
             self.table(),
@@ -570,37 +678,56 @@ impl Rollup {
             ));
             conds.join(" AND ")
         };
+        // Only slot 0 can be stale: removals work there. Other slot rows of
+        // the group (added since by concurrent writers) keep their own
+        // values, so a stats summary gets back only its extremes, which are
+        // the group's (min/max of the group is min/max over its slots).
         for (m, t) in &self.measures {
             let c = ident(&m.name);
-            let stale = match m.agg {
-                Agg::Min | Agg::Max => format!("s.{c} IS NULL"),
-                Agg::Stats => format!(
-                    "s.{c} IS NOT NULL AND vigil.num_vals(s.{c}) > 0 AND vigil.min_val(s.{c}) IS NULL"
+            let group_value =
+                |e: String| format!("(SELECT {e} FROM {} r WHERE {group_rows})", self.source);
+            let (stale, value) = match m.agg {
+                Agg::Min | Agg::Max => (
+                    format!("s.{c} IS NULL"),
+                    group_value(Self::measure_expr(m, t)),
                 ),
+                Agg::Stats => {
+                    let col = format!(
+                        "r.{}::float8",
+                        ident(m.column.as_deref().expect("validated"))
+                    );
+                    let filter = Self::filter_clause(m, Some(format!("{col} IS NOT NULL")));
+                    (
+                        format!(
+                            "s.{c} IS NOT NULL AND vigil.num_vals(s.{c}) > 0 AND vigil.min_val(s.{c}) IS NULL"
+                        ),
+                        format!(
+                            "vigil._stats_with_extremes(s.{c}, {}, {})",
+                            group_value(format!("min({col}){filter}")),
+                            group_value(format!("max({col}){filter}"))
+                        ),
+                    )
+                }
                 _ => continue,
             };
             out.push(format!(
-                "UPDATE {} s SET {c} = (SELECT {} FROM {} r WHERE {group_rows}) \
-                 FROM ({touched}) k WHERE {} AND {stale}",
+                "UPDATE {} s SET {c} = {value} FROM ({touched}) k WHERE {} AND s.{} = 0 AND {stale}",
                 self.table(),
-                Self::measure_expr(m, t),
-                self.source,
                 self.keys_match("s", "k"),
+                ident("_slot"),
             ));
         }
         out
     }
 
-    /// Locks the existing groups touched by an UPDATE in key order before
-    /// its removal and addition passes, so two writers cannot deadlock.
-    pub fn lock_statement(&self, old: &str, new: &str) -> String {
-        let keys = self.key_columns();
+    /// Locks every slot row of the groups touched by a DELETE or UPDATE in
+    /// row-key order before its passes, so two writers cannot deadlock.
+    pub fn lock_statement(&self, from: &[&str]) -> String {
+        let keys = self.row_key_columns();
         format!(
-            "SELECT 1 FROM {} s, (SELECT * FROM ({}) o UNION SELECT * FROM ({}) n) k WHERE {} \
-             ORDER BY {} FOR UPDATE OF s",
+            "SELECT 1 FROM {} s, ({}) k WHERE {} ORDER BY {} FOR UPDATE OF s",
             self.table(),
-            self.touched(old),
-            self.touched(new),
+            self.touched_union(from),
             self.keys_match("s", "k"),
             keys.iter()
                 .map(|c| format!("s.{c}"))
@@ -620,16 +747,23 @@ impl Rollup {
                 .map(|s| format!("    {s};\n"))
                 .collect::<String>()
         };
-        let mut delete = vec![self.remove_statement("vigil_old")];
-        delete.extend(self.repair_statements(&["vigil_old"]));
-        let lock = self.lock_statement("vigil_old", "vigil_new");
-        let mut update = vec![format!(
-            "PERFORM {}",
-            lock.strip_prefix("SELECT ").expect("a SELECT")
-        )];
-        update.push(self.remove_statement("vigil_old"));
+        let perform =
+            |s: String| format!("PERFORM {}", s.strip_prefix("SELECT ").expect("a SELECT"));
+        let old: &[&str] = &["vigil_old"];
+        let both: &[&str] = &["vigil_old", "vigil_new"];
+        let mut delete = vec![
+            perform(self.lock_statement(old)),
+            self.collapse_statement(old),
+            self.remove_statement("vigil_old"),
+        ];
+        delete.extend(self.repair_statements(old));
+        let mut update = vec![
+            perform(self.lock_statement(both)),
+            self.collapse_statement(both),
+            self.remove_statement("vigil_old"),
+        ];
         update.push(self.add_statement("vigil_new", true));
-        update.extend(self.repair_statements(&["vigil_old", "vigil_new"]));
+        update.extend(self.repair_statements(both));
         let ops = [
             ("ins", vec![self.add_statement("vigil_new", false)]),
             ("del", delete),
@@ -716,8 +850,8 @@ impl Rollup {
             });
         }
         format!(
-            "SELECT count(*) FROM {} s FULL JOIN ({}) f ON {} = {} WHERE s.{r} IS NULL OR f.{r} IS NULL OR ({})",
-            self.table(),
+            "SELECT count(*) FROM ({}) s FULL JOIN ({}) f ON {} = {} WHERE s.{r} IS NULL OR f.{r} IS NULL OR ({})",
+            self.merged_select(&self.table()),
             self.aggregate_select(&self.source),
             self.key_text("s"),
             self.key_text("f"),

@@ -118,9 +118,9 @@ fn define(
         if group.iter().any(|(n, _): &(String, ColumnType)| n == g) {
             raise(VigilError::invalid(format!("group_by lists \"{g}\" twice")));
         }
-        if g == "bucket" || g == "_rows" {
+        if super::RESERVED.contains(&g.as_str()) {
             raise(VigilError::invalid(format!(
-                "group_by column \"{g}\" clashes with a reserved summary column (bucket, _rows)"
+                "group_by column \"{g}\" clashes with a reserved summary column (bucket, _rows, _slot)"
             )));
         }
         group.push((g.clone(), t.clone()));

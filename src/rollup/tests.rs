@@ -118,12 +118,12 @@ fn generated_sql_quotes_every_identifier() {
     );
     assert!(ddl.contains("\"we\"\"ird\" text"), "{ddl}");
     assert!(
-        ddl.contains("UNIQUE NULLS NOT DISTINCT (\"we\"\"ird\", \"bucket\")"),
+        ddl.contains("UNIQUE NULLS NOT DISTINCT (\"we\"\"ird\", \"bucket\", \"_slot\")"),
         "{ddl}"
     );
     let add = r.add_statement("vigil_new", false);
     assert!(
-        add.contains("ORDER BY 1, 2 ON CONFLICT (\"we\"\"ird\", \"bucket\") DO UPDATE"),
+        add.contains("ORDER BY 1, 2 ON CONFLICT (\"we\"\"ird\", \"bucket\", \"_slot\") DO UPDATE"),
         "{add}"
     );
     assert!(
@@ -134,6 +134,50 @@ fn generated_sql_quotes_every_identifier() {
         add.contains("\"worst\" = GREATEST(s.\"worst\", excluded.\"worst\")"),
         "{add}"
     );
+}
+
+#[test]
+fn inserts_take_a_free_slot_row_and_never_wait_for_one() {
+    let r = rollup();
+    let add = r.add_statement("vigil_new", false);
+    assert!(
+        add.contains("ORDER BY f.\"_slot\" LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED"),
+        "{add}"
+    );
+    assert!(add.contains("coalesce(max(n.\"_slot\") + 1, 0)"), "{add}");
+    // after a removal pass everything goes to slot 0, which the lock holds
+    let after = r.add_statement("vigil_new", true);
+    assert!(!after.contains("SKIP LOCKED"), "{after}");
+}
+
+#[test]
+fn removals_lock_all_slots_in_order_and_fold_them_into_slot_zero() {
+    let r = rollup();
+    let lock = r.lock_statement(&["vigil_old", "vigil_new"]);
+    assert!(
+        lock.ends_with("ORDER BY s.\"we\"\"ird\", s.\"bucket\", s.\"_slot\" FOR UPDATE OF s"),
+        "{lock}"
+    );
+    assert!(lock.contains(" UNION "), "{lock}");
+    let collapse = r.collapse_statement(&["vigil_old"]);
+    assert!(
+        collapse.starts_with("WITH moved AS (DELETE FROM \"public\".\"hourly \"\"stats\"\"\" s"),
+        "{collapse}"
+    );
+    assert!(
+        collapse.contains("AND s.\"_slot\" > 0 RETURNING s.*"),
+        "{collapse}"
+    );
+    assert!(collapse.contains("vigil.rollup(r.\"resp\")"), "{collapse}");
+    assert!(collapse.contains("max(r.\"worst\")"), "{collapse}");
+    let (_, del) = r
+        .trigger_functions()
+        .into_iter()
+        .find(|(op, _)| *op == "del")
+        .unwrap();
+    let lock_at = del.find("FOR UPDATE OF s").unwrap();
+    let collapse_at = del.find("WITH moved AS").unwrap();
+    assert!(lock_at < collapse_at, "{del}");
 }
 
 #[test]
@@ -152,7 +196,9 @@ fn removal_marks_extremes_for_repair_and_repairs_only_touched_groups() {
         .any(|r| r.contains("SELECT max(r.\"response_time_seconds\")")));
     assert!(repair
         .iter()
-        .any(|r| r.contains("vigil.min_val(s.\"resp\") IS NULL")));
+        .any(|r| r.contains("vigil.min_val(s.\"resp\") IS NULL")
+            && r.contains("vigil._stats_with_extremes(s.\"resp\"")));
+    assert!(repair[1..].iter().all(|r| r.contains("s.\"_slot\" = 0")));
     // nullable group column: index-friendly NULL-safe match
     assert!(repair[0].contains("(s.\"we\"\"ird\" = k.\"we\"\"ird\" OR (s.\"we\"\"ird\" IS NULL AND k.\"we\"\"ird\" IS NULL))"), "{}", repair[0]);
 }

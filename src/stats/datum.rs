@@ -45,6 +45,21 @@ impl StatsAgg {
         })
     }
 
+    /// The same summary with its min/max set to the given (recomputed)
+    /// extremes, exact again.
+    pub fn with_extremes(&self, min: f64, max: f64) -> Result<StatsAgg> {
+        if self.summary.n == 0 || !min.is_finite() || !max.is_finite() || min > max {
+            return Err(VigilError::invalid(format!(
+                "extremes must be finite with min <= max for a non-empty summary, got min {min}, max {max}"
+            )));
+        }
+        let mut out = *self;
+        out.summary.min = min;
+        out.summary.max = max;
+        out.minmax_exact = true;
+        Ok(out)
+    }
+
     pub fn min(&self) -> Option<f64> {
         self.summary.min().filter(|_| self.minmax_exact)
     }

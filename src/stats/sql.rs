@@ -163,6 +163,20 @@ fn variance_pop(summary: StatsAgg) -> Option<f64> {
 }
 
 /// NULL when empty, or after a removal took away the minimum.
+/// Rollup repair: gives a summary whose min/max went stale the group's
+/// recomputed extremes; without them (NULL) the summary is returned as is.
+#[pg_extern(immutable, parallel_safe, name = "_stats_with_extremes")]
+fn stats_with_extremes(
+    summary: Option<StatsAgg>,
+    min: Option<f64>,
+    max: Option<f64>,
+) -> Option<StatsAgg> {
+    match (summary, min, max) {
+        (Some(s), Some(lo), Some(hi)) => Some(s.with_extremes(lo, hi).or_raise()),
+        (s, _, _) => s,
+    }
+}
+
 #[pg_extern(immutable, strict, parallel_safe)]
 fn min_val(summary: StatsAgg) -> Option<f64> {
     summary.min()

@@ -448,3 +448,20 @@ fn bytes_decode_rejects_wrong_length_and_inconsistent_fields() {
             .starts_with("statsagg binary data is inconsistent"));
     }
 }
+
+#[test]
+fn with_extremes_makes_stale_min_max_exact_again_and_checks_its_input() {
+    let mut agg = datum::StatsAgg::new();
+    for x in [1.0, 5.0, 9.0] {
+        agg.summary.accum(x).unwrap();
+    }
+    agg.remove(9.0).unwrap();
+    assert_eq!(agg.max(), None, "removing the max leaves it unknown");
+    let fixed = agg.with_extremes(1.0, 5.0).unwrap();
+    assert_eq!((fixed.min(), fixed.max()), (Some(1.0), Some(5.0)));
+    assert_eq!(fixed.summary.n, 2);
+    assert_eq!(fixed.summary.mean, agg.summary.mean);
+    assert!(agg.with_extremes(5.0, 1.0).is_err());
+    assert!(agg.with_extremes(f64::NAN, 5.0).is_err());
+    assert!(datum::StatsAgg::new().with_extremes(1.0, 1.0).is_err());
+}
