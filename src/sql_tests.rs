@@ -298,7 +298,7 @@ mod tests {
                AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
                AND p.proname NOT IN ('worker_status', 'create_rollup', '_create_rollup', 'verify_rollup',
                                      '_verify_rollup', 'rebuild_rollup', '_rebuild_rollup', 'drop_rollup',
-                                     '_drop_rollup', '_rollup_size')
+                                     '_drop_rollup', '_rollup_size', '_rollup_slot')
                AND (p.provolatile <> 'i' OR p.proparallel <> 's')",
         );
         assert_eq!(mislabelled.as_deref(), Some(""));
@@ -805,6 +805,31 @@ mod tests {
             one::<i64>("SELECT n FROM ev_hourly WHERE entity = 'a' AND grp IS NULL"),
             Some(2)
         );
+    }
+
+    #[pg_test]
+    fn rollup_slot_reuses_its_own_lock_and_caps_locks_per_transaction() {
+        let held = || {
+            one::<i64>(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 22087 \
+                 AND pid = pg_backend_pid()",
+            )
+            .unwrap()
+        };
+        let slot = |hash: i32| {
+            one::<i32>(&format!(
+                "SELECT vigil._rollup_slot('pg_class'::regclass, {hash})"
+            ))
+        };
+        assert_eq!(slot(7), Some(0));
+        assert_eq!(slot(7), Some(0), "the group's lock is already ours");
+        assert_eq!(held(), 1);
+        Spi::run(
+            "SELECT vigil._rollup_slot('pg_class'::regclass, g) FROM generate_series(100, 199) g",
+        )
+        .unwrap();
+        assert_eq!(held(), 64, "a bulk statement stops taking slot locks at 64");
+        assert_eq!(slot(1000), Some(0));
     }
 
     #[pg_test]

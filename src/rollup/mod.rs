@@ -453,10 +453,11 @@ impl Rollup {
     /// `INSERT ... <rows of select> ON CONFLICT (row key) DO UPDATE SET sets`;
     /// `select` yields `all_columns` sorted by key, so groups are locked in
     /// key order. With `Slot::Zero` every group lands in its slot 0 row.
-    /// With `Slot::Free` each group takes the first of its slot rows that no
-    /// other transaction holds (`SKIP LOCKED` never waits), or a new slot
-    /// row when all are held: writers hitting one hot group then add to
-    /// different rows instead of queueing on one row lock until commit.
+    /// With `Slot::Free` each group takes the first slot that no other
+    /// inserting transaction holds (`vigil._rollup_slot`, which never
+    /// waits), creating that slot row if needed: writers hitting one hot
+    /// group then add to different rows instead of queueing on one row lock
+    /// until commit.
     fn upsert(&self, select: &str, sets: &[String], slot: Slot) -> String {
         let target = format!(
             "INSERT INTO {} AS s ({}",
@@ -471,19 +472,19 @@ impl Rollup {
         match slot {
             Slot::Zero => format!("{target}) {select} {conflict}"),
             Slot::Free => {
-                let order: Vec<String> = (1..=self.key_columns().len())
-                    .map(|i| i.to_string())
+                let keys: Vec<String> = self
+                    .key_columns()
+                    .iter()
+                    .map(|c| format!("d.{c}"))
                     .collect();
+                let order: Vec<String> = (1..=keys.len()).map(|i| i.to_string()).collect();
                 format!(
-                    "{target}, {slot}) SELECT d.*, coalesce(\
-                     (SELECT f.{slot} FROM {t} f WHERE {m_f} ORDER BY f.{slot} LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED), \
-                     (SELECT coalesce(max(n.{slot}) + 1, 0) FROM {t} n WHERE {m_n})) \
-                     FROM ({select}) d ORDER BY {order} {conflict}",
-                    slot = ident("_slot"),
-                    t = self.table(),
-                    m_f = self.keys_match("f", "d"),
-                    m_n = self.keys_match("n", "d"),
-                    order = order.join(", "),
+                    "{target}, {}) SELECT d.*, vigil._rollup_slot({}::regclass, \
+                     pg_catalog.hashtext(ROW({})::text)) FROM ({select}) d ORDER BY {} {conflict}",
+                    ident("_slot"),
+                    literal(&self.table()),
+                    keys.join(", "),
+                    order.join(", "),
                 )
             }
         }

@@ -352,3 +352,76 @@ fn drop_rollup(name: pg_sys::Oid) {
     ));
     spi_run(&format!("DROP TABLE {}", r.table()));
 }
+
+/// Slot locks one transaction may take; past it, groups go to slot 0 (an
+/// ordinary upsert that waits its turn), so a bulk statement cannot fill
+/// the shared lock table.
+const SLOT_LOCKS_PER_XACT: u32 = 64;
+/// Tries per group before falling back to slot 0.
+const SLOT_TRIES: u32 = 256;
+/// `locktag_field4` of vigil's slot locks; user advisory locks use 1 and 2.
+const SLOT_LOCK_SPACE: u16 = 0x5647;
+
+thread_local! {
+    /// (local transaction id, slot locks it took)
+    static SLOT_LOCKS: std::cell::Cell<(u32, u32)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+fn local_xact_id() -> u32 {
+    // SAFETY: MyProc is set for every backend that can run SQL.
+    unsafe {
+        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16"))]
+        {
+            (*pg_sys::MyProc).lxid
+        }
+        #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16")))]
+        {
+            (*pg_sys::MyProc).vxid.lxid
+        }
+    }
+}
+
+/// The slot row of group `key_hash` of rollup `summary` this transaction
+/// writes: the first slot whose transaction-scoped advisory lock is free or
+/// already ours. Taking it never waits, and while this transaction holds it
+/// no other inserter picks that slot row, so hot groups spread over slot
+/// rows instead of queueing on one row lock until commit. Hash collisions
+/// between groups only spread a group further; correctness never depends on
+/// the choice, as a group is the sum of its slot rows.
+#[pg_extern(volatile, strict, parallel_unsafe, name = "_rollup_slot")]
+fn rollup_slot(summary: pg_sys::Oid, key_hash: i32) -> i32 {
+    let lxid = local_xact_id();
+    let (xact, mut used) = SLOT_LOCKS.with(|c| c.get());
+    if xact != lxid {
+        used = 0;
+    }
+    let mut chosen = 0;
+    for slot in 0..SLOT_TRIES {
+        if used >= SLOT_LOCKS_PER_XACT {
+            break;
+        }
+        let tag = pg_sys::LOCKTAG {
+            // SAFETY: set once the backend is connected to a database.
+            locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
+            locktag_field2: summary.to_u32(),
+            locktag_field3: (key_hash as u32).wrapping_add(slot),
+            locktag_field4: SLOT_LOCK_SPACE,
+            locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
+            locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
+        };
+        // SAFETY: a valid tag; dontWait makes this return at once.
+        let got = unsafe {
+            pg_sys::LockAcquire(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, false, true)
+        };
+        match got {
+            pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL => continue,
+            pg_sys::LockAcquireResult::LOCKACQUIRE_ALREADY_HELD
+            | pg_sys::LockAcquireResult::LOCKACQUIRE_ALREADY_CLEAR => {}
+            _ => used += 1,
+        }
+        chosen = slot as i32;
+        break;
+    }
+    SLOT_LOCKS.with(|c| c.set((lxid, used)));
+    chosen
+}
