@@ -433,14 +433,19 @@ impl Rollup {
                 ident(&m.name)
             ));
         }
-        let n_keys = self.group_by.len() + 1;
-        let positions: Vec<String> = (1..=n_keys).map(|i| i.to_string()).collect();
         format!(
-            "SELECT {} FROM {from} r GROUP BY {} ORDER BY {}",
+            "SELECT {} FROM {from} r GROUP BY {p} ORDER BY {p}",
             cols.join(", "),
-            positions.join(", "),
-            positions.join(", ")
+            p = self.key_positions()
         )
+    }
+
+    /// `1, 2, …` for the group key columns, which lead every select list.
+    fn key_positions(&self) -> String {
+        (1..=self.key_columns().len())
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn all_columns(&self) -> Vec<String> {
@@ -477,14 +482,13 @@ impl Rollup {
                     .iter()
                     .map(|c| format!("d.{c}"))
                     .collect();
-                let order: Vec<String> = (1..=keys.len()).map(|i| i.to_string()).collect();
                 format!(
                     "{target}, {}) SELECT d.*, vigil._rollup_slot({}::regclass, \
                      pg_catalog.hashtext(ROW({})::text)) FROM ({select}) d ORDER BY {} {conflict}",
                     ident("_slot"),
                     literal(&self.table()),
                     keys.join(", "),
-                    order.join(", "),
+                    self.key_positions(),
                 )
             }
         }
@@ -594,13 +598,10 @@ impl Rollup {
                 Agg::Max => format!("max(r.{c}) AS {c}"),
             });
         }
-        let positions: Vec<String> = (1..=self.key_columns().len())
-            .map(|i| i.to_string())
-            .collect();
         format!(
             "SELECT {} FROM {from} r GROUP BY {p} ORDER BY {p}",
             cols.join(", "),
-            p = positions.join(", ")
+            p = self.key_positions()
         )
     }
 
