@@ -8,6 +8,10 @@ static DATABASE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"postgres"));
 static WORKER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 static POLL_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
+static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(200);
+static MAX_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(10);
+static HTTP_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(5000);
+static MAX_CONCURRENCY: GucSetting<i32> = GucSetting::<i32>::new(32);
 
 pub fn init() {
     GucRegistry::define_string_guc(
@@ -36,6 +40,46 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::UNIT_MS,
     );
+    GucRegistry::define_int_guc(
+        c"vigil.batch_size",
+        c"Most notifications the pg_vigil worker claims per channel in one round.",
+        c"Claimed rows are leased, sent concurrently, then recorded in a second transaction.",
+        &BATCH_SIZE,
+        1,
+        10_000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"vigil.max_attempts",
+        c"Delivery attempts after which a retryable notification is marked dead.",
+        c"Dead notifications keep their last HTTP status and error; vigil.replay_notifications() requeues them.",
+        &MAX_ATTEMPTS,
+        1,
+        1000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"vigil.http_timeout_ms",
+        c"Hard time limit of one notification HTTP request, connect included.",
+        c"A request that takes longer is abandoned and retried with backoff.",
+        &HTTP_TIMEOUT_MS,
+        100,
+        300_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"vigil.max_concurrency",
+        c"Most notification HTTP requests the pg_vigil worker has in flight at once.",
+        c"Requests run on one thread (an async runtime); this bounds open connections.",
+        &MAX_CONCURRENCY,
+        1,
+        1000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
 }
 
 /// The worker's database; `postgres` if the setting is empty.
@@ -53,4 +97,20 @@ pub fn worker_enabled() -> bool {
 
 pub fn poll_interval_ms() -> i32 {
     POLL_INTERVAL_MS.get()
+}
+
+pub fn batch_size() -> i32 {
+    BATCH_SIZE.get()
+}
+
+pub fn max_attempts() -> i32 {
+    MAX_ATTEMPTS.get()
+}
+
+pub fn http_timeout_ms() -> i32 {
+    HTTP_TIMEOUT_MS.get()
+}
+
+pub fn max_concurrency() -> i32 {
+    MAX_CONCURRENCY.get()
 }

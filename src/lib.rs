@@ -5,6 +5,7 @@ use pgrx::prelude::*;
 
 pub mod error;
 pub mod gucs;
+pub mod notify;
 pub mod rollup;
 pub mod scoring;
 pub mod sketch;
@@ -67,6 +68,23 @@ extension_sql_file!(
     "../sql/health.sql",
     name = "health",
     requires = [worker::worker_status]
+);
+extension_sql_file!(
+    "../sql/notify.sql",
+    name = "notify",
+    requires = [
+        "alerts",
+        "health",
+        notify::sql::slack_payload,
+        notify::sql::webhook_payload,
+        notify::sql::check_channel,
+        notify::sql::wake_worker,
+    ]
+);
+extension_sql_file!(
+    "../sql/roles.sql",
+    name = "roles",
+    requires = ["alerts", "rules", "rollup", "notify"]
 );
 
 #[pg_guard]

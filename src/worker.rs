@@ -1,12 +1,18 @@
 //! The pg_vigil background worker. Registered only when the library is in
-//! `shared_preload_libraries`; it connects to `vigil.database`, sleeps on its
-//! latch, and publishes a heartbeat in shared memory that `vigil.worker_status()`
-//! and the `vigil.health` view read without writing any WAL.
+//! `shared_preload_libraries`; it connects to `vigil.database`, drains the
+//! notification outbox (see `notify::deliver`), sleeps on its latch until a
+//! commit that enqueued something wakes it, and publishes a heartbeat in
+//! shared memory that `vigil.worker_status()` and `vigil.health` read without
+//! writing any WAL.
 
 use crate::gucs;
+use crate::notify::deliver::Delivery;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::prelude::*;
-use pgrx::{pg_shmem_init, PGRXSharedMemory, PgLwLock};
+use pgrx::{
+    pg_shmem_init, register_xact_callback, PGRXSharedMemory, PgLwLock, PgXactCallbackEvent,
+};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -103,6 +109,59 @@ fn update(f: impl FnOnce(&mut WorkerShared)) {
     f(&mut SHARED.exclusive());
 }
 
+/// SIGTERM seen. pgrx's flag resets when read, and the delivery loop reads it
+/// often, so the answer is kept here.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// True once the worker has been asked to stop; checked between batches and
+/// while a batch's HTTP requests are in flight.
+pub(crate) fn stopping() -> bool {
+    if BackgroundWorker::sigterm_received() {
+        STOPPING.store(true, Ordering::Relaxed);
+    }
+    STOPPING.load(Ordering::Relaxed)
+}
+
+thread_local! {
+    /// Whether this transaction already arranged to wake the worker.
+    static WAKE_PENDING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Wakes the worker when the current transaction commits (its rows are
+/// visible only then), once per transaction however many rows it enqueued.
+/// Nothing happens when pg_vigil is not preloaded or the transaction aborts.
+pub fn wake_at_commit() {
+    if !PRELOADED.load(Ordering::Relaxed) || WAKE_PENDING.get() {
+        return;
+    }
+    WAKE_PENDING.set(true);
+    register_xact_callback(PgXactCallbackEvent::Commit, || {
+        WAKE_PENDING.set(false);
+        set_worker_latch();
+    });
+    register_xact_callback(PgXactCallbackEvent::Abort, || WAKE_PENDING.set(false));
+}
+
+fn set_worker_latch() {
+    let pid = SHARED.share().pid;
+    if pid == 0 {
+        return;
+    }
+    // SAFETY: BackendPidGetProc takes ProcArrayLock itself; a PGPROC's latch
+    // lives in shared memory for the life of the cluster, and SetLatch on
+    // another process's latch is how PostgreSQL itself wakes backends.
+    unsafe {
+        let proc_ = pg_sys::BackendPidGetProc(pid);
+        if !proc_.is_null() {
+            pg_sys::SetLatch(&mut (*proc_).procLatch);
+        }
+    }
+}
+
+pub(crate) fn beat_idle() {
+    beat(WorkerState::Idle);
+}
+
 fn beat(state: WorkerState) {
     let now = unsafe { pg_sys::GetCurrentTimestamp() };
     update(|s| {
@@ -142,6 +201,7 @@ pub extern "C-unwind" fn vigil_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     log!("{WORKER_TYPE} started in database \"{database}\"");
 
+    let mut delivery = Delivery::default();
     loop {
         if BackgroundWorker::sighup_received() {
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
@@ -161,9 +221,14 @@ pub extern "C-unwind" fn vigil_worker_main(_arg: pg_sys::Datum) {
         } else {
             WorkerState::WaitingForExtension
         };
+        let poll = Duration::from_millis(gucs::poll_interval_ms() as u64);
+        let sleep = if state == WorkerState::Idle {
+            delivery.run(poll)
+        } else {
+            poll
+        };
         beat(state);
-        let timeout = Duration::from_millis(gucs::poll_interval_ms() as u64);
-        if !BackgroundWorker::wait_latch(Some(timeout)) {
+        if stopping() || !BackgroundWorker::wait_latch(Some(sleep)) {
             break;
         }
     }

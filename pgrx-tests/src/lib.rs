@@ -2,6 +2,8 @@
 //! cluster that preloads pg_cron and pg_vigil, run as user `postgres` when
 //! the tests run as root, and always stopped when the fixture is dropped.
 
+pub mod sink;
+
 use postgres::{Client, NoTls};
 use std::fs;
 use std::net::TcpListener;

@@ -1,0 +1,398 @@
+-- Notifications: channels and the durable outbox the worker drains
+-- (SPEC §3.5). New, escalated and (per channel) resolved alerts enqueue one
+-- row per matching channel in the same transaction that changed the alert, so
+-- a notification exists exactly when its alert change committed.
+
+CREATE TYPE vigil.notification_status AS ENUM ('pending', 'sending', 'sent', 'failed', 'dead');
+COMMENT ON TYPE vigil.notification_status IS
+    'Outbox row state: pending (due at next_attempt_at), sending (leased by the worker), sent, failed (rejected, 4xx), dead (retries exhausted)';
+
+-- Channels --------------------------------------------------------------
+
+CREATE TABLE vigil.channels (
+    id              bigint         GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name            text           NOT NULL UNIQUE CHECK (btrim(name) <> ''),
+    kind            text           NOT NULL CHECK (kind IN ('slack', 'webhook', 'pg_notify')),
+    url             text           NOT NULL,
+    headers         jsonb          NOT NULL DEFAULT '{}',
+    min_severity    vigil.severity NOT NULL DEFAULT 'info',
+    anomaly_types   text[],
+    send_resolved   bool           NOT NULL DEFAULT false,
+    max_per_second  float8         CHECK (max_per_second > 0 AND max_per_second <= 100000),
+    repeat_interval interval       NOT NULL DEFAULT '1 hour' CHECK (repeat_interval >= interval '0'),
+    enabled         bool           NOT NULL DEFAULT true,
+    created_at      timestamptz    NOT NULL DEFAULT now(),
+    updated_at      timestamptz    NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE vigil.channels IS
+    'Where notifications go. url and headers are secrets (vigil_admin only). Slack channels default to max_per_second 1';
+COMMENT ON COLUMN vigil.channels.url IS 'http(s) URL for slack/webhook; the NOTIFY channel name for pg_notify. Secret';
+COMMENT ON COLUMN vigil.channels.headers IS 'Extra HTTP headers, a JSON object of strings (e.g. Authorization). Secret';
+COMMENT ON COLUMN vigil.channels.min_severity IS 'Alerts below this severity are not sent here';
+COMMENT ON COLUMN vigil.channels.anomaly_types IS 'Only these anomaly types (NULL = all)';
+COMMENT ON COLUMN vigil.channels.send_resolved IS 'Also notify when an alert is resolved';
+COMMENT ON COLUMN vigil.channels.max_per_second IS 'Delivery rate limit (NULL = none; slack defaults to 1)';
+COMMENT ON COLUMN vigil.channels.repeat_interval IS
+    'A notification with the same alert key and event is not repeated on this channel within this interval';
+SELECT pg_catalog.pg_extension_config_dump('vigil.channels', '');
+SELECT pg_catalog.pg_extension_config_dump('vigil.channels_id_seq', '');
+
+CREATE FUNCTION vigil._channels_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM vigil._check_channel(NEW.kind, NEW.url, NEW.headers);
+    IF NEW.headers IS NULL THEN
+        NEW.headers := '{}';
+    END IF;
+    IF TG_OP = 'INSERT' AND NEW.kind = 'slack' AND NEW.max_per_second IS NULL THEN
+        -- Slack accepts about one message per second per incoming webhook.
+        NEW.max_per_second := 1;
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        NEW.updated_at := now();
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER channels_check BEFORE INSERT OR UPDATE ON vigil.channels
+    FOR EACH ROW EXECUTE FUNCTION vigil._channels_check();
+
+CREATE FUNCTION vigil.create_channel(
+    name text,
+    kind text,
+    url text,
+    headers jsonb DEFAULT '{}',
+    min_severity vigil.severity DEFAULT 'info',
+    anomaly_types text[] DEFAULT NULL,
+    send_resolved bool DEFAULT false,
+    max_per_second float8 DEFAULT NULL,
+    repeat_interval interval DEFAULT '1 hour'
+) RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    new_id bigint;
+BEGIN
+    PERFORM vigil._require_text(create_channel.name, 'name');
+    IF create_channel.max_per_second IS NOT NULL
+       AND NOT (create_channel.max_per_second > 0 AND create_channel.max_per_second <= 100000) THEN
+        RAISE EXCEPTION USING ERRCODE = '22003',
+            MESSAGE = format('max_per_second must be > 0 and <= 100000, got %s', create_channel.max_per_second);
+    END IF;
+    IF create_channel.repeat_interval IS NULL OR create_channel.repeat_interval < interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('repeat_interval must be a non-negative interval, got %s',
+                             coalesce(create_channel.repeat_interval::text, 'NULL'));
+    END IF;
+    IF EXISTS (SELECT 1 FROM vigil.channels c WHERE c.name = create_channel.name) THEN
+        RAISE EXCEPTION USING ERRCODE = '42710',
+            MESSAGE = format('channel "%s" already exists', create_channel.name);
+    END IF;
+    INSERT INTO vigil.channels AS c (name, kind, url, headers, min_severity, anomaly_types,
+                                     send_resolved, max_per_second, repeat_interval)
+    VALUES (create_channel.name, create_channel.kind, create_channel.url,
+            coalesce(create_channel.headers, '{}'), coalesce(create_channel.min_severity, 'info'),
+            create_channel.anomaly_types, coalesce(create_channel.send_resolved, false),
+            create_channel.max_per_second, create_channel.repeat_interval)
+    RETURNING c.id INTO new_id;
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval) IS
+    'Add a notification channel (kind slack, webhook or pg_notify); the url and headers are checked and never echoed';
+
+-- Outbox ----------------------------------------------------------------
+
+CREATE TABLE vigil.notifications (
+    id               bigint                    GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    channel_id       bigint                    NOT NULL REFERENCES vigil.channels (id) ON DELETE CASCADE,
+    alert_id         bigint                    REFERENCES vigil.alerts (id) ON DELETE SET NULL,
+    event            text                      NOT NULL
+                     CHECK (event IN ('new', 'escalated', 'resolved', 'test', 'action')),
+    notify_key       text,
+    payload          jsonb                     NOT NULL,
+    status           vigil.notification_status NOT NULL DEFAULT 'pending',
+    attempts         int                       NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    next_attempt_at  timestamptz               NOT NULL DEFAULT now(),
+    lease_expires_at timestamptz,
+    last_http_status int,
+    last_error       text,
+    idempotency_key  text                      NOT NULL UNIQUE DEFAULT gen_random_uuid()::text,
+    created_at       timestamptz               NOT NULL DEFAULT now(),
+    sent_at          timestamptz,
+    updated_at       timestamptz               NOT NULL DEFAULT now()
+);
+-- The worker's claim walks this per channel, oldest due first.
+CREATE INDEX notifications_due_idx ON vigil.notifications (channel_id, next_attempt_at)
+    WHERE status IN ('pending', 'sending');
+CREATE INDEX notifications_repeat_idx ON vigil.notifications (channel_id, notify_key, created_at)
+    WHERE notify_key IS NOT NULL;
+CREATE INDEX notifications_alert_id_idx ON vigil.notifications (alert_id);
+CREATE INDEX notifications_sent_at_idx ON vigil.notifications (sent_at) WHERE status = 'sent';
+CREATE INDEX notifications_undelivered_idx ON vigil.notifications (updated_at)
+    WHERE status IN ('failed', 'dead');
+COMMENT ON TABLE vigil.notifications IS
+    'Outbox of notifications, drained by the pg_vigil worker: at-least-once delivery, every request carries the row''s Idempotency-Key';
+COMMENT ON COLUMN vigil.notifications.next_attempt_at IS
+    'When the row is due (pending), or when its lease ends (sending)';
+COMMENT ON COLUMN vigil.notifications.notify_key IS
+    'Identity for the channel''s repeat_interval: alert dedup key, event, and for escalations the severity';
+COMMENT ON COLUMN vigil.notifications.idempotency_key IS
+    'Sent as the Idempotency-Key header on every attempt, so receivers can drop repeats';
+SELECT pg_catalog.pg_extension_config_dump('vigil.notifications', '');
+SELECT pg_catalog.pg_extension_config_dump('vigil.notifications_id_seq', '');
+
+-- Enqueueing ------------------------------------------------------------
+
+CREATE FUNCTION vigil._render_payload(kind text, channel_name text, alert jsonb, event text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE kind
+        WHEN 'slack' THEN vigil.slack_payload(alert, event)
+        WHEN 'webhook' THEN vigil.webhook_payload(alert, event, channel_name)
+        -- pg_notify: the compact event of channel vigil_alerts (fits NOTIFY's 8000 bytes).
+        ELSE jsonb_build_object(
+            'id', alert -> 'id', 'type', alert -> 'anomaly_type', 'severity', alert -> 'severity',
+            'urgency', alert -> 'urgency', 'entity', left(alert ->> 'entity', 1000),
+            'title', left(alert ->> 'title', 1000), 'event', event)
+    END
+$$;
+COMMENT ON FUNCTION vigil._render_payload(text, text, jsonb, text) IS
+    'Internal: the payload a channel of this kind receives for an alert event';
+
+CREATE FUNCTION vigil._enqueue_alert(alert vigil.alerts, event text) RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c vigil.channels;
+    doc jsonb;
+    key text;
+    queued int := 0;
+BEGIN
+    key := alert.dedup_key || ':' || event
+        || CASE WHEN event = 'escalated' THEN ':' || alert.severity::text ELSE '' END;
+    FOR c IN
+        SELECT * FROM vigil.channels ch
+        WHERE ch.enabled
+          AND alert.severity >= ch.min_severity
+          AND (ch.anomaly_types IS NULL OR alert.anomaly_type = ANY (ch.anomaly_types))
+          AND (event <> 'resolved' OR ch.send_resolved)
+        ORDER BY ch.id
+    LOOP
+        IF c.repeat_interval > interval '0' THEN
+            -- Serialise concurrent raisers of one key on one channel, so the
+            -- repeat check below cannot pass twice.
+            PERFORM pg_advisory_xact_lock(hashtextextended('vigil.notify:' || c.id || ':' || key, 0));
+            CONTINUE WHEN EXISTS (
+                SELECT 1 FROM vigil.notifications n
+                WHERE n.channel_id = c.id AND n.notify_key = key
+                  AND n.created_at > now() - c.repeat_interval);
+        END IF;
+        IF doc IS NULL THEN
+            doc := to_jsonb(alert) || jsonb_build_object('affected_count',
+                (SELECT g.affected_count FROM vigil.alert_groups g WHERE g.id = alert.group_id));
+        END IF;
+        INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
+        VALUES (c.id, alert.id, event, key, vigil._render_payload(c.kind, c.name, doc, event));
+        queued := queued + 1;
+    END LOOP;
+    IF queued > 0 THEN
+        PERFORM vigil._wake_worker();
+    END IF;
+    RETURN queued;
+END
+$$;
+COMMENT ON FUNCTION vigil._enqueue_alert(vigil.alerts, text) IS
+    'Internal: one outbox row per enabled channel matching the alert''s severity, type and event, '
+    'unless the channel sent the same key and event within its repeat_interval';
+
+-- Every alert event that reaches LISTENers also reaches the channels.
+CREATE OR REPLACE FUNCTION vigil._notify_alert(alert vigil.alerts, event text) RETURNS void
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE AS $$
+    SELECT pg_catalog.pg_notify('vigil_alerts', vigil.alert_event(alert, event)::text);
+    SELECT vigil._enqueue_alert(alert, event);
+$$;
+
+CREATE FUNCTION vigil._channel(name text) RETURNS vigil.channels
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c vigil.channels;
+BEGIN
+    SELECT * INTO c FROM vigil.channels ch WHERE ch.name = vigil._require_text(_channel.name, 'channel');
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('channel "%s" does not exist', _channel.name);
+    END IF;
+    RETURN c;
+END
+$$;
+COMMENT ON FUNCTION vigil._channel(text) IS 'Internal: the channel of that name, or ERROR 42704';
+
+CREATE FUNCTION vigil.test_channel(name text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c vigil.channels := vigil._channel(test_channel.name);
+    doc jsonb;
+    new_id bigint;
+BEGIN
+    IF NOT c.enabled THEN
+        RAISE EXCEPTION USING ERRCODE = '55000',
+            MESSAGE = format('channel "%s" is disabled; enable it before testing', c.name);
+    END IF;
+    doc := jsonb_build_object(
+        'id', 0, 'anomaly_type', 'test', 'severity', 'info', 'urgency', 0, 'entity', c.name,
+        'title', 'pg_vigil test notification',
+        'summary', format('Test message for channel %s, requested by %s. If you can read this, delivery works.',
+                          c.name, session_user),
+        'details', '{}'::jsonb, 'recommended_actions', '[]'::jsonb, 'dedup_key', 'test:' || c.name,
+        'status', 'firing', 'created_at', now(), 'last_seen_at', now(), 'occurrences', 1);
+    INSERT INTO vigil.notifications (channel_id, event, payload)
+    VALUES (c.id, 'test', vigil._render_payload(c.kind, c.name, doc, 'test'))
+    RETURNING id INTO new_id;
+    PERFORM vigil._wake_worker();
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION vigil.test_channel(text) IS
+    'Enqueue a test message on the channel; returns the notification id (watch its status in vigil.notifications)';
+
+CREATE FUNCTION vigil.send_webhook(channel text, payload jsonb, idempotency_key text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c vigil.channels := vigil._channel(send_webhook.channel);
+    new_id bigint;
+BEGIN
+    IF send_webhook.payload IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'payload must not be NULL';
+    END IF;
+    IF c.kind = 'pg_notify' AND octet_length(send_webhook.payload::text) > 7999 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('payload is %s bytes; a pg_notify channel carries at most 7999',
+                             octet_length(send_webhook.payload::text));
+    END IF;
+    INSERT INTO vigil.notifications AS n (channel_id, event, payload, idempotency_key)
+    VALUES (c.id, 'action', send_webhook.payload,
+            CASE WHEN send_webhook.idempotency_key IS NULL THEN gen_random_uuid()::text
+                 ELSE vigil._require_text(send_webhook.idempotency_key, 'idempotency_key') END)
+    ON CONFLICT ON CONSTRAINT notifications_idempotency_key_key DO NOTHING
+    RETURNING n.id INTO new_id;
+    IF new_id IS NULL THEN
+        -- Already enqueued under this key: the caller's retry is a no-op.
+        SELECT n.id INTO new_id FROM vigil.notifications n
+        WHERE n.idempotency_key = send_webhook.idempotency_key;
+        RETURN new_id;
+    END IF;
+    PERFORM vigil._wake_worker();
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION vigil.send_webhook(text, jsonb, text) IS
+    'Enqueue an arbitrary JSON body (an action webhook, e.g. cancel a post) on a channel. '
+    'With an idempotency_key, enqueueing the same key again returns the first row''s id and sends nothing new';
+
+-- Operations ------------------------------------------------------------
+
+CREATE FUNCTION vigil.replay_notifications(
+    channel text DEFAULT NULL,
+    statuses vigil.notification_status[] DEFAULT '{dead}'
+) RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    channel_id bigint;
+    n bigint;
+BEGIN
+    IF replay_notifications.statuses IS NULL
+       OR NOT replay_notifications.statuses <@ '{failed,dead}'::vigil.notification_status[] THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('statuses must be a subset of {failed,dead}, got %s',
+                             coalesce(replay_notifications.statuses::text, 'NULL'));
+    END IF;
+    IF replay_notifications.channel IS NOT NULL THEN
+        channel_id := (vigil._channel(replay_notifications.channel)).id;
+    END IF;
+    UPDATE vigil.notifications t
+    SET status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()
+    WHERE t.status = ANY (replay_notifications.statuses)
+      AND (channel_id IS NULL OR t.channel_id = channel_id);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        PERFORM vigil._wake_worker();
+    END IF;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION vigil.replay_notifications(text, vigil.notification_status[]) IS
+    'Requeue dead (and optionally failed) notifications, of one channel or all, with fresh attempts; '
+    'they keep their Idempotency-Key. Returns how many';
+
+CREATE FUNCTION vigil.purge_notifications(older_than interval DEFAULT '7 days') RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF purge_notifications.older_than IS NULL OR purge_notifications.older_than < interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('older_than must be a non-negative interval, got %s',
+                             coalesce(purge_notifications.older_than::text, 'NULL'));
+    END IF;
+    DELETE FROM vigil.notifications t
+    WHERE t.status IN ('sent', 'failed', 'dead')
+      AND t.updated_at < now() - purge_notifications.older_than;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION vigil.purge_notifications(interval) IS
+    'Delete finished (sent, failed, dead) notifications last changed before now() - older_than; returns how many';
+
+CREATE VIEW vigil.notification_queue AS
+SELECT c.name                                             AS channel,
+       c.kind,
+       c.enabled,
+       count(*) FILTER (WHERE n.status = 'pending')       AS pending,
+       count(*) FILTER (WHERE n.status = 'sending')       AS sending,
+       count(*) FILTER (WHERE n.status = 'failed')        AS failed,
+       count(*) FILTER (WHERE n.status = 'dead')          AS dead,
+       count(*) FILTER (WHERE n.status = 'sent' AND n.sent_at > now() - interval '1 hour') AS sent_1h,
+       min(n.created_at) FILTER (WHERE n.status IN ('pending', 'sending')) AS oldest_pending_at
+FROM vigil.channels c
+LEFT JOIN vigil.notifications n ON n.channel_id = c.id
+GROUP BY c.id, c.name, c.kind, c.enabled
+ORDER BY c.name;
+COMMENT ON VIEW vigil.notification_queue IS
+    'Per channel: queued, in-flight, failed and dead notifications, sends in the last hour, oldest queued';
+
+CREATE OR REPLACE VIEW vigil.health AS
+SELECT
+    w.running                                   AS worker_running,
+    w.pid                                       AS worker_pid,
+    w.state                                     AS worker_state,
+    w.database                                  AS worker_database,
+    w.started_at                                AS worker_started_at,
+    w.heartbeat_at                              AS worker_heartbeat_at,
+    extract(epoch FROM clock_timestamp() - w.heartbeat_at)::float8
+                                                AS worker_heartbeat_age_s,
+    q.depth                                     AS notification_queue_depth,
+    extract(epoch FROM clock_timestamp() - q.oldest)::float8
+                                                AS oldest_pending_age_s,
+    (SELECT count(*) FROM vigil.notifications n
+     WHERE n.status = 'sent' AND n.sent_at > now() - interval '1 hour')
+                                                AS deliveries_1h,
+    (SELECT count(*) FROM vigil.notifications n
+     WHERE n.status IN ('failed', 'dead') AND n.updated_at > now() - interval '1 hour')
+                                                AS delivery_failures_1h
+FROM vigil.worker_status() AS w,
+     LATERAL (SELECT count(*) AS depth, min(n.created_at) AS oldest
+              FROM vigil.notifications n WHERE n.status IN ('pending', 'sending')) AS q;
+
+REVOKE ALL ON vigil.channels FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION
+    vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval),
+    vigil._enqueue_alert(vigil.alerts, text),
+    vigil.test_channel(text),
+    vigil.send_webhook(text, jsonb, text),
+    vigil.replay_notifications(text, vigil.notification_status[]),
+    vigil.purge_notifications(interval),
+    vigil._wake_worker()
+FROM PUBLIC;

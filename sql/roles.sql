@@ -1,0 +1,60 @@
+-- Roles (SPEC §3.6): vigil_reader (dashboards: views and alerts, never
+-- channel secrets), vigil_operator (+ acknowledge/resolve/dismiss, push
+-- metrics, test channels), vigil_admin (+ configure everything, read secrets).
+-- Roles are cluster-wide: created if missing, left in place by DROP EXTENSION.
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'vigil_reader') THEN
+        CREATE ROLE vigil_reader NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'vigil_operator') THEN
+        CREATE ROLE vigil_operator NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'vigil_admin') THEN
+        CREATE ROLE vigil_admin NOLOGIN;
+    END IF;
+END
+$$;
+GRANT vigil_reader TO vigil_operator;
+GRANT vigil_operator TO vigil_admin;
+
+GRANT USAGE ON SCHEMA vigil TO vigil_reader;
+
+-- Reader: every view and the alert, scan, rule and outbox tables.
+GRANT SELECT ON
+    vigil.alerts, vigil.alert_groups, vigil.scan_runs, vigil.recommended_actions,
+    vigil.rules, vigil.metric_values, vigil.notifications, vigil.rollup_defs,
+    vigil.active_alerts, vigil.alert_history, vigil.alert_stats, vigil.rule_history,
+    vigil.rule_stats, vigil.rollups, vigil.health, vigil.notification_queue
+TO vigil_reader;
+-- Channels without their secrets (url, headers).
+GRANT SELECT (id, name, kind, min_severity, anomaly_types, send_resolved, max_per_second,
+              repeat_interval, enabled, created_at, updated_at)
+    ON vigil.channels TO vigil_reader;
+
+-- Operator: the alert lifecycle, pushed metrics, channel tests, replays.
+GRANT EXECUTE ON FUNCTION
+    vigil.acknowledge(bigint, text, text),
+    vigil.resolve(bigint, text, text),
+    vigil.dismiss(bigint, text, text),
+    vigil.expire_alerts(),
+    vigil.check_metric(text, float8, text, jsonb),
+    vigil.test_channel(text),
+    vigil.replay_notifications(text, vigil.notification_status[])
+TO vigil_operator;
+
+-- Admin: configuration and secrets.
+GRANT SELECT, INSERT, UPDATE, DELETE ON vigil.channels, vigil.rules, vigil.recommended_actions TO vigil_admin;
+GRANT DELETE ON vigil.notifications TO vigil_admin;
+GRANT EXECUTE ON FUNCTION
+    vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval),
+    vigil.send_webhook(text, jsonb, text),
+    vigil.purge_notifications(interval),
+    vigil.raise_alert(text, text, vigil.severity, text, text, jsonb, int, text, text, text, interval, interval),
+    vigil.create_rule(text, text, text, float8, vigil.severity, interval, interval, text, text),
+    vigil.update_rule(text, text, text, float8, vigil.severity, interval, interval, text, text, bool),
+    vigil.enable_rule(text),
+    vigil.disable_rule(text),
+    vigil.delete_rule(text)
+TO vigil_admin;

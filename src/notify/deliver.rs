@@ -1,0 +1,216 @@
+//! One delivery round of the worker: lease due rows and commit, send them
+//! over HTTP outside any transaction, then record the outcomes in a second
+//! transaction. A crash between the two leaves the rows `sending`; they are
+//! sent again (same Idempotency-Key) when the worker comes back.
+
+use super::http::{Request, Sender};
+use super::outbox::{self, Claimed, Outcome};
+use super::ratelimit::RateLimits;
+use super::retry::{self, Attempt, Decision, Jitter};
+use crate::gucs;
+use crate::worker::{beat_idle, stopping};
+use pgrx::bgworkers::BackgroundWorker;
+use pgrx::prelude::*;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// pg_notify's payload limit (8000 bytes including the terminating NUL).
+const NOTIFY_MAX_BYTES: usize = 7999;
+/// Shortest sleep when rows are due but could not be claimed (rate limit,
+/// locked by someone else): avoids spinning.
+const MIN_RECHECK: Duration = Duration::from_millis(10);
+const LOCKED_RECHECK: Duration = Duration::from_millis(250);
+
+pub struct Delivery {
+    sender: Option<Sender>,
+    limits: RateLimits,
+    jitter: Jitter,
+    requeued: bool,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ u64::from(std::process::id());
+        Delivery {
+            sender: None,
+            limits: RateLimits::default(),
+            jitter: Jitter::new(seed),
+            requeued: false,
+        }
+    }
+}
+
+impl Delivery {
+    /// Drains every due row, then says how long the worker may sleep: until
+    /// the next row is due, a rate-limited channel has a token, or `poll`.
+    pub fn run(&mut self, poll: Duration) -> Duration {
+        if !self.requeued {
+            let n = BackgroundWorker::transaction(outbox::requeue_interrupted)
+                .unwrap_or_else(|e| error!("pg_vigil worker: requeue: {e}"));
+            if n > 0 {
+                log!(
+                    "pg_vigil worker: {n} notification(s) interrupted mid-send will be sent again"
+                );
+            }
+            self.requeued = true;
+        }
+        let timeout = Duration::from_millis(gucs::http_timeout_ms() as u64);
+        if self.sender.as_ref().map(Sender::timeout) != Some(timeout) {
+            match Sender::new(timeout, gucs::max_concurrency() as usize) {
+                Ok(s) => self.sender = Some(s),
+                Err(e) => {
+                    warning!("pg_vigil worker: {e}");
+                    return poll;
+                }
+            }
+        }
+        while !stopping() {
+            if self.round() == 0 {
+                break;
+            }
+            beat_idle();
+        }
+        let next = BackgroundWorker::transaction(outbox::next_due_ms)
+            .unwrap_or_else(|e| error!("pg_vigil worker: next due: {e}"));
+        match next {
+            None => poll,
+            Some(ms) if ms > 0.0 => poll.min(Duration::from_secs_f64(ms / 1000.0)),
+            Some(_) => self
+                .limits
+                .next_token_in(Instant::now())
+                .unwrap_or(LOCKED_RECHECK)
+                .clamp(MIN_RECHECK, poll.max(MIN_RECHECK)),
+        }
+    }
+
+    /// One claim–send–record cycle; returns how many rows it handled.
+    fn round(&mut self) -> usize {
+        let batch = gucs::batch_size();
+        let concurrency = gucs::max_concurrency();
+        let timeout_ms = i64::from(gucs::http_timeout_ms());
+        // Long enough for the whole batch to go out at this concurrency.
+        let lease_ms = timeout_ms
+            * ((i64::from(batch) + i64::from(concurrency) - 1) / i64::from(concurrency) + 1)
+            + 10_000;
+        let now = Instant::now();
+        let mut limits = std::panic::AssertUnwindSafe(&mut self.limits);
+        let claimed = BackgroundWorker::transaction(move || {
+            let allowances = limits.allowances(&outbox::rate_limits()?, now);
+            outbox::claim(batch, lease_ms, &allowances)
+        })
+        .unwrap_or_else(|e| error!("pg_vigil worker: claim: {e}"));
+        if claimed.is_empty() {
+            return 0;
+        }
+        let mut per_channel: HashMap<i64, usize> = HashMap::new();
+        for c in &claimed {
+            *per_channel.entry(c.channel_id).or_default() += 1;
+        }
+        for (channel, n) in per_channel {
+            self.limits.spend(channel, n);
+        }
+        let n = claimed.len();
+        let (notify, http): (Vec<Claimed>, Vec<Claimed>) =
+            claimed.into_iter().partition(|c| c.kind == "pg_notify");
+        let mut outcomes = std::panic::AssertUnwindSafe(self.send_http(http, concurrency as usize));
+        BackgroundWorker::transaction(move || {
+            for c in &notify {
+                outcomes.push(notify_one(c)?);
+            }
+            outbox::record(&outcomes)
+        })
+        .unwrap_or_else(|e| error!("pg_vigil worker: record: {e}"));
+        n
+    }
+
+    fn send_http(&mut self, rows: Vec<Claimed>, concurrency: usize) -> Vec<Outcome> {
+        let Some(sender) = self.sender.as_ref() else {
+            return Vec::new();
+        };
+        let attempts: HashMap<i64, (i32, i64)> = rows
+            .iter()
+            .map(|c| (c.id, (c.attempts, c.channel_id)))
+            .collect();
+        let requests = rows
+            .into_iter()
+            .map(|c| Request {
+                id: c.id,
+                url: c.url,
+                headers: c.headers,
+                body: c.payload.into_bytes(),
+                idempotency_key: c.idempotency_key,
+            })
+            .collect();
+        let max_attempts = gucs::max_attempts();
+        sender
+            .send_all(requests, concurrency, stopping)
+            .into_iter()
+            .map(|(id, attempt)| {
+                let (tries, channel) = attempts.get(&id).copied().unwrap_or((1, 0));
+                match attempt {
+                    None => Outcome {
+                        id,
+                        status: "pending",
+                        retry_in_ms: 0.0,
+                        http_status: None,
+                        error: Some("interrupted by worker shutdown; sent again".into()),
+                    },
+                    Some(a) => {
+                        let decision = retry::decide(&a, tries, max_attempts, self.jitter.next());
+                        outcome(id, channel, &a, decision)
+                    }
+                }
+            })
+            .collect()
+    }
+}
+
+fn outcome(id: i64, channel: i64, attempt: &Attempt, decision: Decision) -> Outcome {
+    let http_status = match attempt {
+        Attempt::Http { status, .. } => Some(i32::from(*status)),
+        _ => None,
+    };
+    let status = decision.status();
+    let (retry_in_ms, error) = match decision {
+        Decision::Sent => (0.0, None),
+        Decision::Retry { delay, error } => (delay.as_secs_f64() * 1000.0, Some(error)),
+        Decision::Failed { error } | Decision::Dead { error } => {
+            log!("pg_vigil worker: notification {id} (channel {channel}) is {status}: {error}");
+            (0.0, Some(error))
+        }
+    };
+    Outcome {
+        id,
+        status,
+        retry_in_ms,
+        http_status,
+        error,
+    }
+}
+
+fn notify_one(c: &Claimed) -> pgrx::spi::SpiResult<Outcome> {
+    if c.payload.len() > NOTIFY_MAX_BYTES {
+        let error = format!(
+            "payload is {} bytes; pg_notify allows at most {NOTIFY_MAX_BYTES}",
+            c.payload.len()
+        );
+        return Ok(outcome(
+            c.id,
+            c.channel_id,
+            &Attempt::Invalid(error.clone()),
+            Decision::Failed { error },
+        ));
+    }
+    outbox::pg_notify(&c.url, &c.payload)?;
+    Ok(Outcome {
+        id: c.id,
+        status: "sent",
+        retry_in_ms: 0.0,
+        http_status: None,
+        error: None,
+    })
+}

@@ -1,0 +1,331 @@
+//! The HTTP side of delivery: a tokio current-thread runtime and a reqwest
+//! client that send a batch of notifications concurrently with hard time
+//! limits. Nothing here touches PostgreSQL, so it is safe to run while the
+//! runtime's helper threads (DNS) exist; the worker passes plain values in and
+//! gets plain values out.
+
+use super::retry::{parse_retry_after, Attempt};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+/// One POST to make.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub id: i64,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub idempotency_key: String,
+}
+
+/// How often a running batch checks whether it should stop (SIGTERM).
+const CANCEL_POLL: Duration = Duration::from_millis(50);
+/// How much of an error response body is kept for `last_error`.
+const ERROR_BODY_BYTES: usize = 1024;
+
+pub struct Sender {
+    runtime: tokio::runtime::Runtime,
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl Sender {
+    pub fn new(timeout: Duration, max_idle_per_host: usize) -> Result<Sender, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .enable_io()
+            // The runtime's blocking threads (DNS look-ups) must never run
+            // PostgreSQL's signal handlers: those belong to the main thread.
+            .on_thread_start(block_signals)
+            .build()
+            .map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .pool_max_idle_per_host(max_idle_per_host)
+            .tcp_nodelay(true)
+            // A webhook that redirects elsewhere is a misconfiguration, and
+            // following it could hand the payload to a third party.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("pg_vigil/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Sender {
+            runtime,
+            client,
+            timeout,
+        })
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Sends every request, at most `max_concurrency` at a time. Returns one
+    /// entry per request in completion order; `None` for requests that were
+    /// cut short because `cancelled()` turned true (they were maybe sent).
+    pub fn send_all(
+        &self,
+        requests: Vec<Request>,
+        max_concurrency: usize,
+        cancelled: impl Fn() -> bool,
+    ) -> Vec<(i64, Option<Attempt>)> {
+        let ids: Vec<i64> = requests.iter().map(|r| r.id).collect();
+        let permits = Arc::new(Semaphore::new(max_concurrency.max(1)));
+        self.runtime.block_on(async {
+            let mut tasks = JoinSet::new();
+            for request in requests {
+                let client = self.client.clone();
+                let permits = permits.clone();
+                tasks.spawn(async move {
+                    let _permit = permits.acquire_owned().await;
+                    let id = request.id;
+                    (id, send_one(&client, request).await)
+                });
+            }
+            let mut results = Vec::with_capacity(ids.len());
+            let mut tick = tokio::time::interval(CANCEL_POLL);
+            loop {
+                tokio::select! {
+                    joined = tasks.join_next() => match joined {
+                        Some(Ok((id, attempt))) => results.push((id, Some(attempt))),
+                        Some(Err(e)) => debug_assert!(false, "send task failed: {e}"),
+                        None => break,
+                    },
+                    _ = tick.tick() => if cancelled() {
+                        tasks.abort_all();
+                        while tasks.join_next().await.is_some() {}
+                        break;
+                    },
+                }
+            }
+            let done: std::collections::HashSet<i64> = results.iter().map(|r| r.0).collect();
+            results.extend(
+                ids.into_iter()
+                    .filter(|id| !done.contains(id))
+                    .map(|id| (id, None)),
+            );
+            results
+        })
+    }
+}
+
+async fn send_one(client: &reqwest::Client, request: Request) -> Attempt {
+    let mut builder = client
+        .post(&request.url)
+        .header("content-type", "application/json")
+        .header("idempotency-key", &request.idempotency_key);
+    for (name, value) in &request.headers {
+        builder = builder.header(name, value);
+    }
+    let response = match builder.body(request.body).send().await {
+        Ok(r) => r,
+        Err(e) => return classify_error(e),
+    };
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, unix_now()));
+    // Reading the body lets the connection go back to the pool; keep only a
+    // prefix of it for the error message.
+    let mut body = Vec::new();
+    let mut response = response;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = ERROR_BODY_BYTES.saturating_sub(body.len());
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(None) => break,
+            Err(e) if e.is_timeout() => return Attempt::Timeout,
+            Err(_) => break,
+        }
+    }
+    Attempt::Http {
+        status,
+        retry_after,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+fn classify_error(e: reqwest::Error) -> Attempt {
+    if e.is_timeout() {
+        return Attempt::Timeout;
+    }
+    let invalid = e.is_builder();
+    // reqwest names the URL in its message, and URLs carry secrets.
+    let e = e.without_url();
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if invalid {
+        Attempt::Invalid(format!("invalid request: {message}"))
+    } else {
+        Attempt::Connection(message)
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn block_signals() {
+    // SAFETY: plain libc calls on this (new) thread's own signal mask.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A one-shot loopback server answering each connection with `reply`.
+    fn serve(replies: Vec<&'static str>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for reply in replies {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut buf = vec![0u8; 65536];
+                let mut got = Vec::new();
+                loop {
+                    let n = s.read(&mut buf).unwrap();
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length: ")
+                                    .map(|v| v.trim().parse::<usize>().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if got.len() >= end + 4 + len {
+                            seen.push(text);
+                            break;
+                        }
+                    }
+                    if n == 0 {
+                        break;
+                    }
+                }
+                s.write_all(reply.as_bytes()).unwrap();
+            }
+            seen
+        });
+        (url, handle)
+    }
+
+    /// Accepts connections and holds them open without ever answering.
+    fn silent_server() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/slow", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().take(8) {
+                held.push(stream);
+            }
+            std::thread::sleep(Duration::from_secs(10));
+        });
+        url
+    }
+
+    fn request(id: i64, url: &str) -> Request {
+        Request {
+            id,
+            url: url.to_string(),
+            headers: vec![("X-Token".into(), "t1".into())],
+            body: br#"{"text":"hi"}"#.to_vec(),
+            idempotency_key: format!("key-{id}"),
+        }
+    }
+
+    #[test]
+    fn posts_json_with_idempotency_key_and_channel_headers() {
+        let (url, server) = serve(vec![
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+        ]);
+        let sender = Sender::new(Duration::from_secs(5), 4).unwrap();
+        let out = sender.send_all(vec![request(7, &url)], 4, || false);
+        assert_eq!(out.len(), 1);
+        assert!(
+            matches!(&out[0], (7, Some(Attempt::Http { status: 200, .. }))),
+            "{out:?}"
+        );
+        let seen = server.join().unwrap();
+        let req = seen[0].to_ascii_lowercase();
+        assert!(req.starts_with("post /hook http/1.1"), "{req}");
+        assert!(req.contains("idempotency-key: key-7"));
+        assert!(req.contains("x-token: t1"));
+        assert!(req.contains("content-type: application/json"));
+        assert!(seen[0].ends_with(r#"{"text":"hi"}"#));
+    }
+
+    #[test]
+    fn retry_after_and_error_body_are_reported() {
+        let (url, server) = serve(vec![
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\nContent-Length: 7\r\nConnection: close\r\n\r\nslow it",
+        ]);
+        let sender = Sender::new(Duration::from_secs(5), 4).unwrap();
+        let out = sender.send_all(vec![request(1, &url)], 4, || false);
+        server.join().unwrap();
+        assert_eq!(
+            out[0].1,
+            Some(Attempt::Http {
+                status: 429,
+                retry_after: Some(Duration::from_secs(2)),
+                body: "slow it".into()
+            })
+        );
+    }
+
+    #[test]
+    fn refused_connections_and_timeouts_are_told_apart() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let refused = format!("http://127.0.0.1:{port}/x");
+        let silent = silent_server();
+        let sender = Sender::new(Duration::from_millis(300), 4).unwrap();
+        let mut out = sender.send_all(vec![request(1, &refused), request(2, &silent)], 4, || false);
+        out.sort_by_key(|r| r.0);
+        assert!(
+            matches!(&out[0].1, Some(Attempt::Connection(e)) if !e.contains(&port.to_string())),
+            "{out:?}"
+        );
+        assert_eq!(out[1].1, Some(Attempt::Timeout));
+    }
+
+    #[test]
+    fn cancelling_returns_every_request_unfinished() {
+        let silent = silent_server();
+        let sender = Sender::new(Duration::from_secs(30), 4).unwrap();
+        let start = std::time::Instant::now();
+        let out = sender.send_all(vec![request(1, &silent), request(2, &silent)], 1, || {
+            start.elapsed() > Duration::from_millis(200)
+        });
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|r| r.1.is_none()), "{out:?}");
+    }
+}

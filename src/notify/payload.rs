@@ -1,0 +1,1254 @@
+//! The HTTP bodies the notification worker posts for an alert: a Slack
+//! incoming-webhook message and a generic webhook in Alertmanager's v4 shape.
+//! Pure functions of the `to_jsonb` form of a `vigil.alerts` row.
+
+use serde_json::{json, Map, Number, Value};
+
+const RESOLVED_COLOR: &str = "#2EB67D";
+
+/// Alertmanager's zero time: receivers read it as "has not ended".
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+const MAX_METRIC_FIELDS: usize = 10;
+
+/// A cap on one string: Slack's limits count characters, `bytes` counts the
+/// string as it is spelled inside JSON.
+#[derive(Clone, Copy)]
+struct Limit {
+    chars: usize,
+    bytes: usize,
+}
+
+// Character caps alone would let 4-byte emoji or 6-byte `\u0001` escapes blow
+// the message size, so each string also gets a byte cap; the assertions below
+// prove the worst case fits.
+const TEXT: Limit = Limit {
+    chars: 3_000,
+    bytes: 4_000,
+};
+const TITLE: Limit = Limit {
+    chars: 250,
+    bytes: 1_000,
+};
+const BODY: Limit = Limit {
+    chars: 3_000,
+    bytes: 8_000,
+};
+const FOOTER: Limit = Limit {
+    chars: 300,
+    bytes: 1_200,
+};
+const FIELD_TITLE: Limit = Limit {
+    chars: 100,
+    bytes: 400,
+};
+const FIELD_VALUE: Limit = Limit {
+    chars: 1_000,
+    bytes: 800,
+};
+const ACTIONS_VALUE: Limit = Limit {
+    chars: 1_000,
+    bytes: 4_000,
+};
+
+const MAX_MESSAGE_BYTES: usize = 40_000;
+const MAX_FIELDS: usize = 20;
+/// Severity, Urgency, Entity, Affected, Occurrences.
+const CORE_FIELDS: usize = 5;
+/// Keys, punctuation, numbers, and the whitespace PostgreSQL's jsonb output
+/// adds, since the outbox stores the payload as jsonb and sends its text.
+const STRUCTURE_BYTES: usize = 2_000;
+
+/// The core fields, the metric fields and the actions field.
+const MAX_RENDERED_FIELDS: usize = CORE_FIELDS + MAX_METRIC_FIELDS + 1;
+
+const _: () = assert!(MAX_RENDERED_FIELDS <= MAX_FIELDS);
+const _: () = assert!(
+    TEXT.bytes
+        + TITLE.bytes
+        + BODY.bytes
+        + FOOTER.bytes
+        + (CORE_FIELDS + MAX_METRIC_FIELDS) * (FIELD_TITLE.bytes + FIELD_VALUE.bytes)
+        + FIELD_TITLE.bytes
+        + ACTIONS_VALUE.bytes
+        + STRUCTURE_BYTES
+        < MAX_MESSAGE_BYTES
+);
+
+/// Slack attachment colour for a severity (case-insensitive): critical dark
+/// red, high red, medium orange, low blue, info and anything unknown grey.
+pub fn severity_color(severity: &str) -> &'static str {
+    match severity.trim().to_ascii_lowercase().as_str() {
+        "critical" => "#8B0000",
+        "high" => "#E01E5A",
+        "medium" => "#ECB22E",
+        "low" => "#36C5F0",
+        _ => "#9E9E9E",
+    }
+}
+
+/// The urgency band name shared with `vigil.urgency_band` (SQL).
+fn urgency_band(urgency: i64) -> &'static str {
+    crate::scoring::urgency_band(urgency.clamp(0, 100) as i32)
+}
+
+/// A Slack incoming-webhook message (legacy attachment) for `alert` on
+/// `event` ("new", "escalated", "resolved" or "test"; anything else reads as
+/// "new"). User text is escaped so it cannot mention or link, every string is
+/// cut to Slack's limits, and the serialized message stays under 40 000 bytes.
+pub fn slack_message(alert: &Value, event: &str) -> Value {
+    let empty = Map::new();
+    let a = alert.as_object().unwrap_or(&empty);
+    let resolved = is_resolved(a, event);
+    let severity = severity(a);
+    let title = slack_text(&title(a), TITLE);
+    let entity = text(a, "entity");
+
+    let prefix = if event.eq_ignore_ascii_case("test") {
+        "TEST: "
+    } else if resolved {
+        "RESOLVED: "
+    } else if event.eq_ignore_ascii_case("escalated") {
+        "ESCALATED: "
+    } else {
+        ""
+    };
+    let mut fallback = format!("{prefix}[{}] {title}", escape(&severity.to_uppercase()));
+    if let Some(entity) = &entity {
+        fallback.push_str(" — ");
+        fallback.push_str(&escape(entity));
+    }
+
+    let mut fields = vec![field("Severity", &humanise(&severity), FIELD_VALUE, true)];
+    if let Some(urgency) = int(a, "urgency") {
+        let value = format!("{urgency}/100 ({})", urgency_band(urgency));
+        fields.push(field("Urgency", &value, FIELD_VALUE, true));
+    }
+    if let Some(entity) = &entity {
+        fields.push(field("Entity", entity, FIELD_VALUE, true));
+    }
+    if let Some(affected) = int(a, "affected_count") {
+        fields.push(field("Affected", &affected.to_string(), FIELD_VALUE, true));
+    }
+    if let Some(occurrences) = int(a, "occurrences").filter(|&n| n > 1) {
+        let value = occurrences.to_string();
+        fields.push(field("Occurrences", &value, FIELD_VALUE, true));
+    }
+    for (label, value) in key_metrics(a) {
+        fields.push(field(&label, &value, FIELD_VALUE, true));
+    }
+    let actions = actions(a);
+    if !actions.is_empty() {
+        let list: Vec<String> = actions.iter().map(|action| format!("• {action}")).collect();
+        fields.push(field(
+            "Recommended actions",
+            &list.join("\n"),
+            ACTIONS_VALUE,
+            false,
+        ));
+    }
+
+    let mut footer = vec!["pg_vigil".to_owned()];
+    footer.extend(text(a, "anomaly_type"));
+    footer.extend(int(a, "id").map(|id| format!("alert #{id}")));
+
+    let body = match text(a, "summary") {
+        Some(summary) => slack_text(&summary, BODY),
+        None => cut(&title, BODY),
+    };
+    let mut attachment = json!({
+        "color": if resolved { RESOLVED_COLOR } else { severity_color(&severity) },
+        "title": title,
+        "text": body,
+        "fields": fields,
+        "footer": slack_text(&footer.join(" · "), FOOTER),
+        "mrkdwn_in": ["text", "fields"],
+    });
+    let seen = ["last_seen_at", "created_at"]
+        .into_iter()
+        .find_map(|key| parse_timestamp(&text(a, key)?));
+    if let Some(seen) = seen {
+        attachment["ts"] = json!(seen.unix);
+    }
+    json!({ "text": cut(&fallback, TEXT), "attachments": [attachment] })
+}
+
+/// A generic webhook body for `alert` on `event`, shaped like Alertmanager's
+/// webhook v4 payload so existing receivers accept it, with one alert per
+/// message and pg_vigil's own view under `vigil`:
+///
+/// ```json
+/// {
+///   "version": "4",
+///   "groupKey": "{}:{anomaly_type=\"signup_drop\", dedup_key=\"m1:checkout\"}",
+///   "truncatedAlerts": 0,
+///   "status": "firing",
+///   "receiver": "<receiver argument>",
+///   "groupLabels": {"anomaly_type": "signup_drop", "dedup_key": "m1:checkout"},
+///   "commonLabels": {"...": "same as alerts[0].labels"},
+///   "commonAnnotations": {"...": "same as alerts[0].annotations"},
+///   "externalURL": "",
+///   "alerts": [{
+///     "status": "firing",
+///     "labels": {
+///       "alertname": "signup_drop",
+///       "anomaly_type": "signup_drop",
+///       "severity": "high",
+///       "entity": "checkout",
+///       "monitor": "m1",
+///       "rule": "r1",
+///       "dedup_key": "m1:checkout"
+///     },
+///     "annotations": {
+///       "title": "Signup rate dropped",
+///       "summary": "Signups fell 18 points below the 7-day average",
+///       "description": "Signups fell 18 points below the 7-day average\nUrgency: 80/100 (hours)\nAverage 7d: 80\nCurrent: 62\nDrop points: 18",
+///       "recommended_actions": "Check the signup form\nCompare with last week"
+///     },
+///     "startsAt": "2026-11-23T10:00:00.123Z",
+///     "endsAt": "0001-01-01T00:00:00Z",
+///     "generatorURL": "",
+///     "fingerprint": "1971af89d4bf7fff"
+///   }],
+///   "vigil": {"event": "new", "alert": {"...": "the input alert, unchanged"}}
+/// }
+/// ```
+///
+/// - `status` is "resolved" when `event` is "resolved" or the alert's status
+///   is, otherwise "firing".
+/// - Labels are strings; `alertname` is the anomaly type ("pg_vigil" if it is
+///   missing), `severity` defaults to "info", and `entity`, `monitor`,
+///   `rule`, `anomaly_type` and `dedup_key` appear only when present.
+/// - The group is the single alert, so `groupKey` and the fingerprint are per
+///   alert: a receiver that keys incidents on `groupKey` (as Alertmanager's
+///   own PagerDuty and Opsgenie integrations do) resolves exactly this alert.
+///   `groupKey` is `{}:{label="value", ...}` over `groupLabels`, values
+///   JSON-quoted.
+/// - `fingerprint` is the 64-bit FNV-1a hash of `dedup_key` (falling back to
+///   `alert-<id>`) as 16 lowercase hex digits: stable across releases.
+/// - `summary` is the alert's summary, else its title. `description` is the
+///   summary, the urgency and up to 10 scalar key metrics from `details`
+///   (sorted by key, "Label: value" lines). `recommended_actions` is one
+///   action per line, present only when there are any.
+/// - `startsAt` is `created_at` and `endsAt` is `resolved_at` (else
+///   `last_seen_at`) for resolved alerts, both converted to UTC RFC 3339 with
+///   the fraction as stored; a timestamp that does not parse is passed through
+///   as is, and a missing one, like `endsAt` of a firing alert, is
+///   "0001-01-01T00:00:00Z".
+pub fn webhook_message(alert: &Value, event: &str, receiver: &str) -> Value {
+    let empty = Map::new();
+    let a = alert.as_object().unwrap_or(&empty);
+    let status = if is_resolved(a, event) {
+        "resolved"
+    } else {
+        "firing"
+    };
+    let key = identity(a);
+
+    let mut labels = Map::new();
+    let alertname = text(a, "anomaly_type").unwrap_or_else(|| "pg_vigil".to_owned());
+    labels.insert("alertname".into(), alertname.into());
+    labels.insert("severity".into(), severity(a).into());
+    for name in ["anomaly_type", "entity", "monitor", "rule"] {
+        if let Some(value) = text(a, name) {
+            labels.insert(name.into(), value.into());
+        }
+    }
+    if !key.is_empty() {
+        labels.insert("dedup_key".into(), key.clone().into());
+    }
+    let group_labels: Map<String, Value> = ["anomaly_type", "dedup_key"]
+        .into_iter()
+        .filter_map(|name| Some((name.to_owned(), labels.get(name)?.clone())))
+        .collect();
+    let group_key: Vec<String> = group_labels
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+
+    let title = title(a);
+    let summary = text(a, "summary").unwrap_or_else(|| title.clone());
+    let mut description = vec![summary.clone()];
+    if let Some(urgency) = int(a, "urgency") {
+        description.push(format!(
+            "Urgency: {urgency}/100 ({})",
+            urgency_band(urgency)
+        ));
+    }
+    description.extend(
+        key_metrics(a)
+            .into_iter()
+            .map(|(label, value)| format!("{label}: {value}")),
+    );
+    let mut annotations = Map::new();
+    annotations.insert("title".into(), title.into());
+    annotations.insert("summary".into(), summary.into());
+    annotations.insert("description".into(), description.join("\n").into());
+    let actions = actions(a);
+    if !actions.is_empty() {
+        annotations.insert("recommended_actions".into(), actions.join("\n").into());
+    }
+
+    let starts_at = text(a, "created_at").map_or_else(|| ZERO_TIME.to_owned(), |t| rfc3339(&t));
+    let ends_at = match status {
+        "resolved" => ["resolved_at", "last_seen_at"]
+            .into_iter()
+            .find_map(|name| text(a, name))
+            .map_or_else(|| ZERO_TIME.to_owned(), |t| rfc3339(&t)),
+        _ => ZERO_TIME.to_owned(),
+    };
+
+    json!({
+        "version": "4",
+        "groupKey": format!("{{}}:{{{}}}", group_key.join(", ")),
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": receiver,
+        "groupLabels": group_labels,
+        "commonLabels": labels.clone(),
+        "commonAnnotations": annotations.clone(),
+        "externalURL": "",
+        "alerts": [{
+            "status": status,
+            "labels": labels,
+            "annotations": annotations,
+            "startsAt": starts_at,
+            "endsAt": ends_at,
+            "generatorURL": "",
+            "fingerprint": format!("{:016x}", fnv1a64(key.as_bytes())),
+        }],
+        "vigil": { "event": event, "alert": alert.clone() },
+    })
+}
+
+/// A scalar as display text; blank strings count as absent.
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(compact_number(n)),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn text(alert: &Map<String, Value>, key: &str) -> Option<String> {
+    alert.get(key).and_then(scalar_text)
+}
+
+fn int(alert: &Map<String, Value>, key: &str) -> Option<i64> {
+    match alert.get(key)? {
+        // serde_json numbers are finite, and `as` saturates out-of-range ones.
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Integers without ".0" (jsonb turns `62::numeric` into 62.0 on the way),
+/// other numbers rounded to at most two decimals.
+fn compact_number(n: &Number) -> String {
+    match n.as_f64() {
+        Some(f) if n.is_f64() => {
+            let rounded = format!("{f:.2}");
+            match rounded.trim_end_matches('0').trim_end_matches('.') {
+                "-0" => "0".to_owned(),
+                s => s.to_owned(),
+            }
+        }
+        _ => n.to_string(),
+    }
+}
+
+fn severity(alert: &Map<String, Value>) -> String {
+    text(alert, "severity").map_or_else(|| "info".to_owned(), |s| s.trim().to_lowercase())
+}
+
+fn title(alert: &Map<String, Value>) -> String {
+    text(alert, "title")
+        .or_else(|| text(alert, "anomaly_type"))
+        .unwrap_or_else(|| "pg_vigil alert".to_owned())
+}
+
+fn is_resolved(alert: &Map<String, Value>, event: &str) -> bool {
+    event.eq_ignore_ascii_case("resolved")
+        || text(alert, "status").is_some_and(|s| s.trim().eq_ignore_ascii_case("resolved"))
+}
+
+/// What receivers dedup on; `dedup_key` is what vigil itself dedups on.
+fn identity(alert: &Map<String, Value>) -> String {
+    text(alert, "dedup_key")
+        .or_else(|| int(alert, "id").map(|id| format!("alert-{id}")))
+        .unwrap_or_default()
+}
+
+/// "drop_points" → "Drop points".
+fn humanise(key: &str) -> String {
+    let words: Vec<&str> = key.split('_').filter(|w| !w.is_empty()).collect();
+    let words = words.join(" ");
+    let mut chars = words.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => key.to_owned(),
+    }
+}
+
+/// The scalar entries of `details` as (label, value), in key order so the
+/// same alert always renders the same way; nested values do not fit a field.
+fn key_metrics(alert: &Map<String, Value>) -> Vec<(String, String)> {
+    let Some(Value::Object(details)) = alert.get("details") else {
+        return Vec::new();
+    };
+    let mut entries: Vec<(&String, &Value)> = details.iter().collect();
+    // serde_json's map iterates in key order only while its `preserve_order`
+    // feature is off, and any crate in the build can turn that on.
+    entries.sort_by(|x, y| x.0.cmp(y.0));
+    entries
+        .into_iter()
+        .filter_map(|(key, value)| Some((humanise(key), scalar_text(value)?)))
+        .take(MAX_METRIC_FIELDS)
+        .collect()
+}
+
+fn actions(alert: &Map<String, Value>) -> Vec<String> {
+    match alert.get("recommended_actions") {
+        Some(Value::Array(items)) => items.iter().filter_map(scalar_text).collect(),
+        Some(single) => scalar_text(single).into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+fn field(title: &str, value: &str, limit: Limit, short: bool) -> Value {
+    json!({
+        "title": slack_text(title, FIELD_TITLE),
+        "value": slack_text(value, limit),
+        "short": short,
+    })
+}
+
+fn slack_text(raw: &str, limit: Limit) -> String {
+    cut(&escape(raw), limit)
+}
+
+/// Slack's documented escaping; without it an entity named `<!channel>`
+/// would notify the whole channel.
+fn escape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Bytes `c` takes inside a JSON string (serde_json and PostgreSQL agree).
+fn json_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8(),
+    }
+}
+
+/// Shortens already escaped text to `limit`, ending in "…" when cut.
+fn cut(text: &str, limit: Limit) -> String {
+    const ELLIPSIS: &str = "…";
+    let (mut chars, mut bytes, mut keep) = (0, 0, 0);
+    for (i, c) in text.char_indices() {
+        chars += 1;
+        bytes += json_len(c);
+        if chars < limit.chars && bytes + ELLIPSIS.len() <= limit.bytes {
+            keep = i + c.len_utf8();
+        }
+        if chars > limit.chars || bytes > limit.bytes {
+            let kept = &text[..keep];
+            // Half an entity ("&am") would show as literal text.
+            let kept = match kept.rfind('&') {
+                Some(amp) if !kept[amp..].contains(';') => &kept[..amp],
+                _ => kept,
+            };
+            return format!("{kept}{ELLIPSIS}");
+        }
+    }
+    text.to_owned()
+}
+
+/// 64-bit FNV-1a: tiny, dependency-free, and fixed by its spec, so
+/// fingerprints never change between releases.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// A point in time as whole Unix seconds plus the fraction digits as written,
+/// so normalising neither invents nor drops precision.
+struct Instant {
+    unix: i64,
+    fraction: String,
+}
+
+/// Parses `YYYY-MM-DD[T ]HH:MM:SS[.fraction]` followed by `Z` or an offset
+/// `±HH[:MM[:SS]]`: RFC 3339 and PostgreSQL's timestamptz text alike. Without
+/// an offset the instant is unknown, so that is rejected too.
+fn parse_timestamp(raw: &str) -> Option<Instant> {
+    let s = raw.trim();
+    let b = s.as_bytes();
+    let digits = |from: usize, len: usize| -> Option<i64> {
+        let d = b.get(from..from + len)?;
+        d.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| d.iter().fold(0, |n, &c| n * 10 + i64::from(c - b'0')))
+    };
+    let separators = b.get(4) == Some(&b'-')
+        && b.get(7) == Some(&b'-')
+        && matches!(b.get(10), Some(b'T' | b't' | b' '))
+        && b.get(13) == Some(&b':')
+        && b.get(16) == Some(&b':');
+    if !separators {
+        return None;
+    }
+    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    let valid = (1..=12).contains(&month)
+        && (1..=days_in_month(year, month)).contains(&day)
+        && hour < 24
+        && minute < 60
+        && second < 60;
+    if !valid {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut fraction = "";
+    if let Some(after_dot) = rest.strip_prefix('.') {
+        let len = after_dot.bytes().take_while(u8::is_ascii_digit).count();
+        if len == 0 {
+            return None;
+        }
+        (fraction, rest) = after_dot.split_at(len);
+    }
+    let offset = parse_offset(rest)?;
+    let unix =
+        days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second - offset;
+    // RFC 3339 readers such as Go's stop at nanoseconds.
+    let fraction = fraction.chars().take(9).collect();
+    Some(Instant { unix, fraction })
+}
+
+/// Seconds east of UTC; PostgreSQL prints the shortest exact form.
+fn parse_offset(s: &str) -> Option<i64> {
+    if s.eq_ignore_ascii_case("z") {
+        return Some(0);
+    }
+    let sign = match s.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let parts: Vec<&str> = s[1..].split(':').collect();
+    if parts.len() > 3 {
+        return None;
+    }
+    let mut seconds = 0;
+    for (part, (unit, max)) in parts.into_iter().zip([(3_600, 23), (60, 59), (1, 59)]) {
+        if part.len() != 2 || !part.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let n: i64 = part.parse().ok()?;
+        if n > max {
+            return None;
+        }
+        seconds += n * unit;
+    }
+    Some(sign * seconds)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 in the proleptic Gregorian calendar (Howard
+/// Hinnant's algorithm, exact for every year).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// The inverse of [`days_from_civil`].
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// UTC RFC 3339, which every Alertmanager receiver parses; text that is not
+/// a timestamp passes through so nothing is silently lost.
+fn rfc3339(raw: &str) -> String {
+    let Some(instant) = parse_timestamp(raw) else {
+        return raw.to_owned();
+    };
+    let (year, month, day) = civil_from_days(instant.unix.div_euclid(86_400));
+    let secs = instant.unix.rem_euclid(86_400);
+    let fraction = if instant.fraction.is_empty() {
+        String::new()
+    } else {
+        format!(".{}", instant.fraction)
+    };
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{fraction}Z",
+        secs / 3_600,
+        secs % 3_600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Value {
+        json!({
+            "id": 42,
+            "monitor": "m1",
+            "rule": "r1",
+            "anomaly_type": "signup_drop",
+            "severity": "high",
+            "urgency": 80,
+            "entity": "checkout",
+            "title": "Signup rate dropped",
+            "summary": "Signups fell 18 points below the 7-day average",
+            "details": {"drop_points": 18, "current": 62, "average_7d": 80.0},
+            "recommended_actions": ["Check the signup form", "Compare with last week"],
+            "dedup_key": "m1:checkout",
+            "group_id": null,
+            "status": "firing",
+            "created_at": "2026-11-23T10:00:00.123+00:00",
+            "last_seen_at": "2026-11-23T15:30:00+05:30",
+            "expires_at": "2026-11-25T10:00:00+00:00",
+            "resolved_at": null,
+            "occurrences": 1,
+            "acknowledged_by": null
+        })
+    }
+
+    fn with(mut alert: Value, key: &str, value: Value) -> Value {
+        alert[key] = value;
+        alert
+    }
+
+    fn attachment(message: &Value) -> &Value {
+        &message["attachments"][0]
+    }
+
+    fn fields(message: &Value) -> Vec<(String, String, bool)> {
+        attachment(message)["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["title"].as_str().unwrap().to_owned(),
+                    f["value"].as_str().unwrap().to_owned(),
+                    f["short"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn field_value(message: &Value, title: &str) -> Option<String> {
+        fields(message)
+            .into_iter()
+            .find(|(t, _, _)| t == title)
+            .map(|(_, v, _)| v)
+    }
+
+    fn number(text: &str) -> String {
+        compact_number(&serde_json::from_str(text).unwrap())
+    }
+
+    fn unix(text: &str) -> Option<i64> {
+        parse_timestamp(text).map(|t| t.unix)
+    }
+
+    #[test]
+    fn severity_colours_follow_the_documented_palette() {
+        assert_eq!(severity_color("critical"), "#8B0000");
+        assert_eq!(severity_color("high"), "#E01E5A");
+        assert_eq!(severity_color("medium"), "#ECB22E");
+        assert_eq!(severity_color("low"), "#36C5F0");
+        assert_eq!(severity_color("info"), "#9E9E9E");
+        assert_eq!(severity_color(" HIGH "), "#E01E5A");
+        assert_eq!(severity_color("weird"), "#9E9E9E");
+    }
+
+    #[test]
+    fn slack_colour_is_the_severity_colour_while_firing() {
+        let critical = with(sample(), "severity", json!("critical"));
+        assert_eq!(
+            attachment(&slack_message(&critical, "new"))["color"],
+            "#8B0000"
+        );
+        assert_eq!(
+            attachment(&slack_message(&sample(), "escalated"))["color"],
+            "#E01E5A"
+        );
+    }
+
+    #[test]
+    fn resolved_messages_are_green_whatever_the_severity() {
+        let critical = with(sample(), "severity", json!("critical"));
+        assert_eq!(
+            attachment(&slack_message(&critical, "resolved"))["color"],
+            "#2EB67D"
+        );
+        let closed = with(sample(), "status", json!("resolved"));
+        assert_eq!(
+            attachment(&slack_message(&closed, "new"))["color"],
+            "#2EB67D"
+        );
+    }
+
+    #[test]
+    fn fallback_text_names_severity_title_and_entity_with_an_event_prefix() {
+        let text = |event: &str| slack_message(&sample(), event)["text"].clone();
+        assert_eq!(text("new"), "[HIGH] Signup rate dropped — checkout");
+        assert_eq!(
+            text("escalated"),
+            "ESCALATED: [HIGH] Signup rate dropped — checkout"
+        );
+        assert_eq!(
+            text("resolved"),
+            "RESOLVED: [HIGH] Signup rate dropped — checkout"
+        );
+        assert_eq!(text("test"), "TEST: [HIGH] Signup rate dropped — checkout");
+        assert_eq!(text("other"), "[HIGH] Signup rate dropped — checkout");
+    }
+
+    #[test]
+    fn core_fields_show_severity_urgency_and_entity() {
+        let message = slack_message(&sample(), "new");
+        let got = fields(&message);
+        assert_eq!(got[0], ("Severity".into(), "High".into(), true));
+        assert_eq!(got[1], ("Urgency".into(), "80/100 (hours)".into(), true));
+        assert_eq!(got[2], ("Entity".into(), "checkout".into(), true));
+        assert_eq!(attachment(&message)["title"], "Signup rate dropped");
+        assert_eq!(
+            attachment(&message)["text"],
+            "Signups fell 18 points below the 7-day average"
+        );
+        assert_eq!(attachment(&message)["mrkdwn_in"], json!(["text", "fields"]));
+    }
+
+    #[test]
+    fn numbers_are_formatted_compactly() {
+        assert_eq!(number("18"), "18");
+        assert_eq!(number("18.0"), "18");
+        assert_eq!(number("18.456"), "18.46");
+        assert_eq!(number("0.5"), "0.5");
+        assert_eq!(number("-2.50"), "-2.5");
+        assert_eq!(number("-0.001"), "0");
+        assert_eq!(number("1e20"), "100000000000000000000");
+        assert_eq!(number("18446744073709551615"), "18446744073709551615");
+    }
+
+    #[test]
+    fn metric_keys_are_humanised() {
+        assert_eq!(humanise("drop_points"), "Drop points");
+        assert_eq!(humanise("average_7d"), "Average 7d");
+        assert_eq!(humanise("__odd__key_"), "Odd key");
+        assert_eq!(humanise("élan"), "Élan");
+        assert_eq!(humanise("___"), "___");
+    }
+
+    #[test]
+    fn metric_fields_follow_core_fields_in_key_order() {
+        let got = fields(&slack_message(&sample(), "new"));
+        let metrics: Vec<_> = got[3..6]
+            .iter()
+            .map(|(t, v, _)| (t.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            metrics,
+            [
+                ("Average 7d", "80"),
+                ("Current", "62"),
+                ("Drop points", "18")
+            ]
+        );
+    }
+
+    #[test]
+    fn metric_fields_are_scalar_only_and_capped_at_ten() {
+        let mut details = Map::new();
+        for i in (0..30).rev() {
+            details.insert(format!("k{i:02}"), json!(i));
+        }
+        details.insert("a_nested".into(), json!({"x": 1}));
+        details.insert("a_list".into(), json!([1, 2]));
+        details.insert("a_null".into(), Value::Null);
+        details.insert("a_blank".into(), json!("  "));
+        details.insert("b_flag".into(), json!(true));
+        details.insert("b_name".into(), json!("eu-west"));
+        let alert = with(sample(), "details", Value::Object(details));
+        let titles: Vec<String> = fields(&slack_message(&alert, "new"))[3..]
+            .iter()
+            .filter(|(_, _, short)| *short)
+            .map(|(t, v, _)| format!("{t}={v}"))
+            .collect();
+        let expected = [
+            "B flag=true",
+            "B name=eu-west",
+            "K00=0",
+            "K01=1",
+            "K02=2",
+            "K03=3",
+            "K04=4",
+            "K05=5",
+            "K06=6",
+            "K07=7",
+        ];
+        assert_eq!(titles, expected);
+    }
+
+    #[test]
+    fn affected_and_occurrences_appear_only_when_they_add_information() {
+        let message = slack_message(&sample(), "new");
+        assert_eq!(field_value(&message, "Affected"), None);
+        assert_eq!(field_value(&message, "Occurrences"), None);
+        let grouped = with(
+            with(sample(), "affected_count", json!(7)),
+            "occurrences",
+            json!(3),
+        );
+        let message = slack_message(&grouped, "new");
+        assert_eq!(field_value(&message, "Affected").as_deref(), Some("7"));
+        assert_eq!(field_value(&message, "Occurrences").as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn recommended_actions_become_a_bullet_list_in_a_long_field() {
+        let got = fields(&slack_message(&sample(), "new"));
+        let last = got.last().unwrap();
+        assert_eq!(last.0, "Recommended actions");
+        assert_eq!(last.1, "• Check the signup form\n• Compare with last week");
+        assert!(!last.2);
+        let none = with(sample(), "recommended_actions", json!([]));
+        let message = slack_message(&none, "new");
+        assert_eq!(field_value(&message, "Recommended actions"), None);
+    }
+
+    #[test]
+    fn footer_names_the_anomaly_type_and_alert_id() {
+        let message = slack_message(&sample(), "new");
+        assert_eq!(
+            attachment(&message)["footer"],
+            "pg_vigil · signup_drop · alert #42"
+        );
+        assert_eq!(
+            attachment(&slack_message(&json!({}), "new"))["footer"],
+            "pg_vigil"
+        );
+    }
+
+    #[test]
+    fn timestamps_parse_to_exact_unix_seconds() {
+        let ten_utc = Some(1_795_428_000);
+        assert_eq!(unix("2026-11-23T10:00:00.123+00:00"), ten_utc);
+        assert_eq!(unix("2026-11-23 10:00:00+00"), ten_utc);
+        assert_eq!(unix("2026-11-23T15:30:00+05:30"), ten_utc);
+        assert_eq!(unix("2026-11-23 06:00:00.999999-04"), ten_utc);
+        assert_eq!(unix("2026-11-23T10:00:00Z"), ten_utc);
+        assert_eq!(unix("2026-11-23t10:00:00z"), ten_utc);
+        assert_eq!(unix("2026-11-23 10:53:28+00:53:28"), ten_utc);
+        assert_eq!(unix(" 2000-01-01T00:00:00Z "), Some(946_684_800));
+        assert_eq!(unix("2024-02-29 23:59:59+00"), Some(1_709_251_199));
+        assert_eq!(unix("1970-01-01T05:29:59+05:30"), Some(-1));
+    }
+
+    #[test]
+    fn malformed_timestamps_are_rejected() {
+        let bad = [
+            "",
+            "infinity",
+            "2026-11-23T10:00:00",
+            "2026-11-23T10:00:00.+00",
+            "2026-11-23T10:00:00+5:30",
+            "2026-11-23T10:00:00+0530",
+            "2026-11-23T10:00:00+05:30:00:00",
+            "2026-11-23T10:00:00+24",
+            "2026-11-23T10:00:00+05:60",
+            "2026-02-29T10:00:00Z",
+            "2026-13-01T10:00:00Z",
+            "2026-11-23T24:00:00Z",
+            "2026-11-23T10:00:60Z",
+            "2026-11-23X10:00:00Z",
+            "2026-11-23T1a:00:00Z",
+            "2026-11-23T10:00:00Z junk",
+            "2026-11-23T10:00:00+é",
+            "２026-11-23T10:00:00Z",
+            "2026-11-23T10:00:00é",
+        ];
+        for text in bad {
+            assert_eq!(unix(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn slack_ts_prefers_last_seen_and_is_omitted_when_unparseable() {
+        let message = slack_message(&sample(), "new");
+        assert_eq!(attachment(&message)["ts"], json!(1_795_428_000));
+        let later = with(sample(), "last_seen_at", json!("2026-11-23 12:00:00+01"));
+        assert_eq!(
+            attachment(&slack_message(&later, "new"))["ts"],
+            json!(1_795_431_600)
+        );
+        let garbled = with(sample(), "last_seen_at", json!("soon"));
+        let created = with(garbled.clone(), "created_at", json!("2000-01-01T00:00:00Z"));
+        assert_eq!(
+            attachment(&slack_message(&created, "new"))["ts"],
+            json!(946_684_800)
+        );
+        let neither = with(garbled, "created_at", Value::Null);
+        assert!(attachment(&slack_message(&neither, "new"))
+            .get("ts")
+            .is_none());
+    }
+
+    #[test]
+    fn calendar_conversion_round_trips() {
+        for days in (-1_000_000..1_000_000).step_by(997) {
+            let (y, m, d) = civil_from_days(days);
+            assert!((1..=12).contains(&m) && (1..=days_in_month(y, m)).contains(&d));
+            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+        }
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+
+    #[test]
+    fn user_text_is_escaped_so_it_cannot_mention_or_link() {
+        let alert = json!({
+            "title": "<!here> & <https://evil.example|click>",
+            "entity": "<!channel>",
+            "summary": "a > b",
+            "details": {"<@U123>": "<!everyone>"},
+            "recommended_actions": ["<!subteam^S1>"],
+            "anomaly_type": "<x>"
+        });
+        let message = slack_message(&alert, "new");
+        let serialized = message.to_string();
+        assert!(
+            !serialized.contains('<') && !serialized.contains('>'),
+            "{serialized}"
+        );
+        assert_eq!(
+            message["text"],
+            "[INFO] &lt;!here&gt; &amp; &lt;https://evil.example|click&gt; — &lt;!channel&gt;"
+        );
+        assert_eq!(
+            field_value(&message, "Entity").as_deref(),
+            Some("&lt;!channel&gt;")
+        );
+        assert_eq!(attachment(&message)["text"], "a &gt; b");
+    }
+
+    #[test]
+    fn cut_never_splits_a_character() {
+        let limit = Limit {
+            chars: 10,
+            bytes: 1_000,
+        };
+        for filler in ["é", "😀", "a"] {
+            let out = cut(&filler.repeat(50), limit);
+            assert_eq!(out.chars().count(), 10);
+            assert_eq!(out, format!("{}…", filler.repeat(9)));
+        }
+        let bytes_bound = Limit {
+            chars: 1_000,
+            bytes: 10,
+        };
+        assert_eq!(cut(&"😀".repeat(50), bytes_bound), "😀…");
+        assert_eq!(cut(&"é".repeat(50), bytes_bound), "ééé…");
+        assert_eq!(cut("ééééé", bytes_bound), "ééééé");
+    }
+
+    #[test]
+    fn cut_never_splits_an_escape_entity() {
+        let limit = Limit {
+            chars: 8,
+            bytes: 1_000,
+        };
+        assert_eq!(cut(&escape("a&&&&&&"), limit), "a&amp;…");
+        assert_eq!(cut(&escape("ab<<<<"), limit), "ab&lt;…");
+        assert_eq!(cut(&escape("a&"), limit), "a&amp;");
+    }
+
+    #[test]
+    fn huge_inputs_stay_within_slack_limits() {
+        for filler in ["a", "é", "😀", "<", "&", "\"", "\u{1}", "a\n", "x😀é<\u{1}"] {
+            let details: Map<String, Value> = (0..10_000)
+                .map(|i| {
+                    (
+                        format!("{}{i}", filler.repeat(200)),
+                        json!(filler.repeat(2_000)),
+                    )
+                })
+                .collect();
+            let alert = json!({
+                "id": i64::MAX,
+                "anomaly_type": filler.repeat(100_000),
+                "severity": filler.repeat(100_000),
+                "urgency": i64::MIN,
+                "entity": filler.repeat(100_000),
+                "title": filler.repeat(100_000),
+                "summary": filler.repeat(100_000),
+                "details": details,
+                "recommended_actions": vec![filler.repeat(100); 5_000],
+                "occurrences": i64::MAX,
+                "affected_count": i64::MIN,
+                "last_seen_at": "2026-11-23T10:00:00Z"
+            });
+            let message = slack_message(&alert, "escalated");
+            let compact = serde_json::to_string(&message).unwrap();
+            let pretty = serde_json::to_string_pretty(&message).unwrap();
+            assert!(
+                compact.len() < 40_000,
+                "{filler:?}: {} bytes",
+                compact.len()
+            );
+            assert!(
+                pretty.len() < 40_000,
+                "{filler:?}: {} bytes pretty",
+                pretty.len()
+            );
+
+            let chars = |v: &Value| v.as_str().unwrap().chars().count();
+            let att = attachment(&message);
+            assert!(chars(&message["text"]) <= 3_000);
+            assert!(chars(&att["title"]) <= 250);
+            assert!(chars(&att["text"]) <= 3_000);
+            assert!(message["text"].as_str().unwrap().ends_with('…'));
+            assert!(att["text"].as_str().unwrap().ends_with('…'));
+            let fields = att["fields"].as_array().unwrap();
+            assert!(fields.len() <= 20);
+            assert_eq!(fields.len(), 16, "{filler:?}");
+            for f in fields {
+                assert!(chars(&f["title"]) <= 100);
+                assert!(chars(&f["value"]) <= 1_000);
+            }
+        }
+    }
+
+    #[test]
+    fn missing_null_or_mistyped_keys_still_produce_messages() {
+        let all_null: Map<String, Value> = sample()
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| (k.clone(), Value::Null))
+            .collect();
+        let mistyped = json!({
+            "id": "7", "severity": 3, "urgency": "95", "title": ["x"], "details": [1],
+            "recommended_actions": "Restart it", "occurrences": 2.0, "status": {}
+        });
+        for alert in [
+            json!(null),
+            json!([1]),
+            json!("x"),
+            json!({}),
+            Value::Object(all_null),
+        ] {
+            let message = slack_message(&alert, "new");
+            assert_eq!(message["text"], "[INFO] pg_vigil alert");
+            assert_eq!(attachment(&message)["text"], "pg_vigil alert");
+            assert_eq!(fields(&message), [("Severity".into(), "Info".into(), true)]);
+            let hook = webhook_message(&alert, "new", "ops");
+            assert_eq!(hook["status"], "firing");
+            assert_eq!(hook["groupKey"], "{}:{}");
+            assert_eq!(hook["alerts"][0]["startsAt"], ZERO_TIME);
+            assert_eq!(
+                hook["alerts"][0]["labels"],
+                json!({"alertname": "pg_vigil", "severity": "info"})
+            );
+            assert_eq!(hook["vigil"]["alert"], alert);
+        }
+        let message = slack_message(&mistyped, "new");
+        assert_eq!(message["text"], "[3] pg_vigil alert");
+        assert_eq!(
+            field_value(&message, "Urgency").as_deref(),
+            Some("95/100 (immediate)")
+        );
+        assert_eq!(field_value(&message, "Occurrences").as_deref(), Some("2"));
+        assert_eq!(
+            field_value(&message, "Recommended actions").as_deref(),
+            Some("• Restart it")
+        );
+        assert_eq!(attachment(&message)["footer"], "pg_vigil · alert #7");
+    }
+
+    #[test]
+    fn summary_falls_back_to_the_title() {
+        let alert = with(sample(), "summary", Value::Null);
+        assert_eq!(
+            attachment(&slack_message(&alert, "new"))["text"],
+            "Signup rate dropped"
+        );
+        let hook = webhook_message(&alert, "new", "ops");
+        assert_eq!(
+            hook["alerts"][0]["annotations"]["summary"],
+            "Signup rate dropped"
+        );
+    }
+
+    #[test]
+    fn webhook_has_the_alertmanager_v4_shape() {
+        let hook = webhook_message(&sample(), "new", "ops-team");
+        let labels = json!({
+            "alertname": "signup_drop",
+            "anomaly_type": "signup_drop",
+            "severity": "high",
+            "entity": "checkout",
+            "monitor": "m1",
+            "rule": "r1",
+            "dedup_key": "m1:checkout"
+        });
+        let annotations = json!({
+            "title": "Signup rate dropped",
+            "summary": "Signups fell 18 points below the 7-day average",
+            "description": "Signups fell 18 points below the 7-day average\n\
+                Urgency: 80/100 (hours)\nAverage 7d: 80\nCurrent: 62\nDrop points: 18",
+            "recommended_actions": "Check the signup form\nCompare with last week"
+        });
+        let expected = json!({
+            "version": "4",
+            "groupKey": "{}:{anomaly_type=\"signup_drop\", dedup_key=\"m1:checkout\"}",
+            "truncatedAlerts": 0,
+            "status": "firing",
+            "receiver": "ops-team",
+            "groupLabels": {"anomaly_type": "signup_drop", "dedup_key": "m1:checkout"},
+            "commonLabels": labels,
+            "commonAnnotations": annotations,
+            "externalURL": "",
+            "alerts": [{
+                "status": "firing",
+                "labels": labels,
+                "annotations": annotations,
+                "startsAt": "2026-11-23T10:00:00.123Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "",
+                "fingerprint": "1971af89d4bf7fff",
+            }],
+            "vigil": {"event": "new", "alert": sample()}
+        });
+        assert_eq!(hook, expected);
+    }
+
+    #[test]
+    fn webhook_fingerprint_is_a_stable_fnv1a_of_the_dedup_key() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+        let print =
+            |alert: &Value| webhook_message(alert, "new", "r")["alerts"][0]["fingerprint"].clone();
+        let first = print(&with(sample(), "dedup_key", json!("a")));
+        assert_eq!(first, "af63dc4c8601ec8c");
+        let again = with(
+            with(sample(), "dedup_key", json!("a")),
+            "title",
+            json!("other"),
+        );
+        assert_eq!(print(&again), first);
+        assert_ne!(print(&with(sample(), "dedup_key", json!("b"))), first);
+        let fallback = print(&with(sample(), "dedup_key", Value::Null));
+        assert_eq!(fallback, format!("{:016x}", fnv1a64(b"alert-42")));
+        for value in [first, fallback] {
+            let hex = value.as_str().unwrap();
+            assert_eq!(hex.len(), 16);
+            assert!(hex
+                .bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+        }
+    }
+
+    #[test]
+    fn resolved_webhooks_end_at_resolution_and_firing_ones_at_zero_time() {
+        let alert = with(sample(), "resolved_at", json!("2026-11-23 13:00:00.5+02"));
+        let hook = webhook_message(&alert, "resolved", "ops");
+        assert_eq!(hook["status"], "resolved");
+        assert_eq!(hook["alerts"][0]["status"], "resolved");
+        assert_eq!(hook["alerts"][0]["endsAt"], "2026-11-23T11:00:00.5Z");
+        let unset = webhook_message(&sample(), "resolved", "ops");
+        assert_eq!(unset["alerts"][0]["endsAt"], "2026-11-23T10:00:00Z");
+        let firing = webhook_message(&alert, "escalated", "ops");
+        assert_eq!(firing["status"], "firing");
+        assert_eq!(firing["alerts"][0]["endsAt"], ZERO_TIME);
+        let closed = with(alert, "status", json!("resolved"));
+        assert_eq!(
+            webhook_message(&closed, "test", "ops")["status"],
+            "resolved"
+        );
+    }
+
+    #[test]
+    fn webhook_times_are_utc_rfc3339_or_passed_through() {
+        assert_eq!(
+            rfc3339("2026-11-23 15:30:00.5+05:30"),
+            "2026-11-23T10:00:00.5Z"
+        );
+        assert_eq!(rfc3339("2024-03-01 01:00:00+02"), "2024-02-29T23:00:00Z");
+        assert_eq!(rfc3339("2024-03-01 01:00:00-02"), "2024-03-01T03:00:00Z");
+        assert_eq!(
+            rfc3339("2026-01-01T00:00:00.1234567891234Z"),
+            "2026-01-01T00:00:00.123456789Z"
+        );
+        assert_eq!(rfc3339("yesterday"), "yesterday");
+        let odd = with(sample(), "created_at", json!("yesterday"));
+        assert_eq!(
+            webhook_message(&odd, "new", "r")["alerts"][0]["startsAt"],
+            "yesterday"
+        );
+    }
+
+    #[test]
+    fn webhook_group_key_quotes_label_values() {
+        let alert = with(sample(), "anomaly_type", json!("a\"b\\c"));
+        let hook = webhook_message(&alert, "new", "r");
+        assert_eq!(
+            hook["groupKey"],
+            "{}:{anomaly_type=\"a\\\"b\\\\c\", dedup_key=\"m1:checkout\"}"
+        );
+    }
+
+    #[test]
+    fn webhook_leaves_text_unescaped_and_carries_the_event() {
+        let alert = with(sample(), "entity", json!("<!channel> & co"));
+        let hook = webhook_message(&alert, "test", "r");
+        assert_eq!(hook["commonLabels"]["entity"], "<!channel> & co");
+        assert_eq!(hook["vigil"]["event"], "test");
+        assert_eq!(hook["vigil"]["alert"], alert);
+    }
+}

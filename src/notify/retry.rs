@@ -1,0 +1,332 @@
+//! What happens to a notification after one delivery attempt: sent, retried
+//! later (exponential backoff with jitter, never before the receiver's
+//! `Retry-After`), failed for good, or dead once the attempts run out.
+
+use std::time::Duration;
+
+/// First retry delay; doubles with every attempt.
+pub const BASE_DELAY: Duration = Duration::from_secs(1);
+/// Longest backoff between two attempts.
+pub const MAX_DELAY: Duration = Duration::from_secs(600);
+/// A receiver cannot push a retry further out than this with `Retry-After`.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// What one attempt produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// The receiver answered with this status (and maybe a `Retry-After`).
+    Http {
+        status: u16,
+        retry_after: Option<Duration>,
+        body: String,
+    },
+    /// No answer within the hard time limit.
+    Timeout,
+    /// Could not connect, or the connection broke before an answer.
+    Connection(String),
+    /// The request could not even be built or sent (bad header value, payload
+    /// too large for pg_notify ...): retrying cannot help.
+    Invalid(String),
+}
+
+/// The row's next state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Sent,
+    Retry { delay: Duration, error: String },
+    Failed { error: String },
+    Dead { error: String },
+}
+
+impl Decision {
+    /// The `vigil.notification_status` label the row takes.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Decision::Sent => "sent",
+            Decision::Retry { .. } => "pending",
+            Decision::Failed { .. } => "failed",
+            Decision::Dead { .. } => "dead",
+        }
+    }
+}
+
+/// 429, 408 and every 5xx are the receiver saying "later".
+pub fn is_retryable_status(status: u16) -> bool {
+    status == 429 || status == 408 || (500..600).contains(&status)
+}
+
+/// Backoff before attempt `attempts + 1`: `BASE_DELAY * 2^(attempts-1)`
+/// capped at `MAX_DELAY`, with "equal jitter" — half fixed, half random — so
+/// many rows failing together spread out but never retry sooner than half
+/// the nominal delay. `jitter` is uniform in [0, 1).
+pub fn backoff(attempts: i32, jitter: f64) -> Duration {
+    let exp = attempts.clamp(1, 31) - 1;
+    let nominal = BASE_DELAY
+        .checked_mul(1u32 << exp.min(20))
+        .unwrap_or(MAX_DELAY)
+        .min(MAX_DELAY);
+    let half = nominal / 2;
+    half + half.mul_f64(jitter.clamp(0.0, 1.0))
+}
+
+/// Decides the row's fate. `attempts` counts this attempt too.
+pub fn decide(attempt: &Attempt, attempts: i32, max_attempts: i32, jitter: f64) -> Decision {
+    let (error, retry_after) = match attempt {
+        Attempt::Http { status, .. } if (200..300).contains(status) => return Decision::Sent,
+        Attempt::Http {
+            status,
+            retry_after,
+            body,
+        } => {
+            let error = http_error(*status, body);
+            if !is_retryable_status(*status) {
+                return Decision::Failed { error };
+            }
+            (error, *retry_after)
+        }
+        Attempt::Timeout => ("timed out".to_string(), None),
+        Attempt::Connection(e) => (format!("connection error: {e}"), None),
+        Attempt::Invalid(e) => return Decision::Failed { error: e.clone() },
+    };
+    if attempts >= max_attempts {
+        return Decision::Dead {
+            error: format!("{error} (gave up after {attempts} attempts)"),
+        };
+    }
+    let delay = backoff(attempts, jitter).max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER));
+    Decision::Retry { delay, error }
+}
+
+fn http_error(status: u16, body: &str) -> String {
+    let body: String = body.chars().take(200).collect();
+    let body = body.trim();
+    if body.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        format!("HTTP {status}: {body}")
+    }
+}
+
+/// Parses a `Retry-After` value: delay-seconds, or an HTTP-date
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`) read against `now_unix` seconds. A date
+/// in the past means "now". Anything else is ignored (None).
+pub fn parse_retry_after(value: &str, now_unix: i64) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = parse_http_date(value)?;
+    Some(Duration::from_secs((at - now_unix).max(0) as u64))
+}
+
+/// IMF-fixdate only (the form RFC 9110 requires senders to use).
+fn parse_http_date(s: &str) -> Option<i64> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    if parts.len() != 6 || parts[5] != "GMT" || !parts[0].ends_with(',') {
+        return None;
+    }
+    let day: i64 = parts[1].parse().ok()?;
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| *m == parts[2])? as i64 + 1;
+    let year: i64 = parts[3].parse().ok()?;
+    let hms: Vec<i64> = parts[4]
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    if hms.len() != 3 || !(1..=31).contains(&day) || hms[0] > 23 || hms[1] > 59 || hms[2] > 60 {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2])
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A small, fast PRNG for jitter (xorshift64*): the worker needs spread, not
+/// cryptographic quality, and one less dependency.
+pub struct Jitter(u64);
+
+impl Jitter {
+    pub fn new(seed: u64) -> Self {
+        Jitter(seed | 1)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn next(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let x = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(status: u16, retry_after: Option<u64>) -> Attempt {
+        Attempt::Http {
+            status,
+            retry_after: retry_after.map(Duration::from_secs),
+            body: String::new(),
+        }
+    }
+
+    #[test]
+    fn two_hundreds_are_sent() {
+        for s in [200, 201, 202, 204, 299] {
+            assert_eq!(decide(&http(s, None), 1, 5, 0.5), Decision::Sent);
+        }
+    }
+
+    #[test]
+    fn client_errors_fail_without_retry() {
+        for s in [400, 401, 403, 404, 410, 413, 422] {
+            let d = decide(&http(s, None), 1, 5, 0.5);
+            assert_eq!(d.status(), "failed", "status {s}");
+        }
+        let d = decide(
+            &Attempt::Http {
+                status: 400,
+                retry_after: None,
+                body: "invalid_payload".into(),
+            },
+            1,
+            5,
+            0.0,
+        );
+        assert_eq!(
+            d,
+            Decision::Failed {
+                error: "HTTP 400: invalid_payload".into()
+            }
+        );
+    }
+
+    #[test]
+    fn server_errors_throttling_timeouts_and_refusals_retry() {
+        for a in [
+            http(500, None),
+            http(502, None),
+            http(503, None),
+            http(429, None),
+            http(408, None),
+            Attempt::Timeout,
+            Attempt::Connection("refused".into()),
+        ] {
+            assert_eq!(decide(&a, 1, 5, 0.5).status(), "pending", "{a:?}");
+        }
+    }
+
+    #[test]
+    fn retryable_error_on_last_attempt_is_dead_and_keeps_the_error() {
+        let d = decide(&http(503, None), 5, 5, 0.5);
+        assert_eq!(
+            d,
+            Decision::Dead {
+                error: "HTTP 503 (gave up after 5 attempts)".into()
+            }
+        );
+        let d = decide(&Attempt::Connection("refused".into()), 3, 3, 0.5);
+        assert_eq!(d.status(), "dead");
+    }
+
+    #[test]
+    fn invalid_requests_fail_at_once() {
+        let d = decide(&Attempt::Invalid("payload too large".into()), 1, 5, 0.5);
+        assert_eq!(
+            d,
+            Decision::Failed {
+                error: "payload too large".into()
+            }
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_with_equal_jitter_and_is_capped() {
+        assert_eq!(backoff(1, 0.0), Duration::from_millis(500));
+        let top = backoff(1, 0.999_999);
+        assert!(
+            top > Duration::from_millis(999) && top < Duration::from_secs(1),
+            "{top:?}"
+        );
+        assert_eq!(backoff(2, 0.0), Duration::from_secs(1));
+        assert_eq!(backoff(4, 0.0), Duration::from_secs(4));
+        assert_eq!(backoff(4, 0.5), Duration::from_secs(6));
+        assert_eq!(backoff(30, 1.0), MAX_DELAY);
+        assert_eq!(backoff(i32::MAX, 0.0), MAX_DELAY / 2);
+        assert_eq!(backoff(0, 0.0), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn retry_never_comes_before_retry_after() {
+        let d = decide(&http(429, Some(2)), 1, 5, 0.0);
+        assert_eq!(
+            d,
+            Decision::Retry {
+                delay: Duration::from_secs(2),
+                error: "HTTP 429".into()
+            }
+        );
+        // A longer backoff wins over a short Retry-After.
+        let d = decide(&http(503, Some(1)), 6, 10, 0.0);
+        assert!(matches!(d, Decision::Retry { delay, .. } if delay == Duration::from_secs(16)));
+        // A hostile Retry-After is capped.
+        let d = decide(&http(429, Some(10_000_000)), 1, 5, 0.0);
+        assert!(matches!(d, Decision::Retry { delay, .. } if delay == MAX_RETRY_AFTER));
+    }
+
+    #[test]
+    fn retry_after_parses_seconds_and_http_dates() {
+        assert_eq!(parse_retry_after("2", 0), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_retry_after(" 120 ", 0),
+            Some(Duration::from_secs(120))
+        );
+        // 1994-11-06T08:49:37Z is 784111777.
+        let now = 784_111_777 - 30;
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now + 100),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", 0),
+            Some(Duration::ZERO)
+        );
+        for bad in [
+            "",
+            "-1",
+            "soon",
+            "1.5",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(parse_retry_after(bad, 0), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn jitter_is_uniform_enough_and_in_range() {
+        let mut j = Jitter::new(42);
+        let xs: Vec<f64> = (0..10_000).map(|_| j.next()).collect();
+        assert!(xs.iter().all(|x| (0.0..1.0).contains(x)));
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        assert!((mean - 0.5).abs() < 0.02, "mean {mean}");
+        assert!(xs.iter().filter(|x| **x < 0.1).count() > 800);
+    }
+}
