@@ -298,7 +298,7 @@ CREATE FUNCTION vigil.replay_notifications(
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    channel_id bigint;
+    only_channel bigint;
     n bigint;
 BEGIN
     IF replay_notifications.statuses IS NULL
@@ -308,12 +308,12 @@ BEGIN
                              coalesce(replay_notifications.statuses::text, 'NULL'));
     END IF;
     IF replay_notifications.channel IS NOT NULL THEN
-        channel_id := (vigil._channel(replay_notifications.channel)).id;
+        only_channel := (vigil._channel(replay_notifications.channel)).id;
     END IF;
     UPDATE vigil.notifications t
     SET status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()
     WHERE t.status = ANY (replay_notifications.statuses)
-      AND (channel_id IS NULL OR t.channel_id = channel_id);
+      AND (only_channel IS NULL OR t.channel_id = only_channel);
     GET DIAGNOSTICS n = ROW_COUNT;
     IF n > 0 THEN
         PERFORM vigil._wake_worker();

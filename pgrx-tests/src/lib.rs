@@ -178,11 +178,18 @@ impl Cluster {
     }
 
     pub fn connect(&self, dbname: &str) -> Client {
+        self.try_connect(dbname)
+            .unwrap_or_else(|e| panic!("connect to {dbname}: {e}"))
+    }
+
+    /// Like `connect`, for callers that expect the server to be down or
+    /// restarting.
+    pub fn try_connect(&self, dbname: &str) -> Result<Client, postgres::Error> {
         let conn = format!(
             "host=127.0.0.1 port={} user=postgres dbname={dbname} connect_timeout=10",
             self.port
         );
-        Client::connect(&conn, NoTls).unwrap_or_else(|e| panic!("connect to {dbname}: {e}"))
+        Client::connect(&conn, NoTls)
     }
 
     /// Creates a fresh database with pg_vigil installed and connects to it.

@@ -2,6 +2,8 @@
 //! pg_cron and pg_vigil. Run with `cargo test -p pg_vigil_e2e` after
 //! `make install`; `make test` does both.
 
+mod notify;
+
 use pg_vigil_e2e::{run, wait_for, Cluster, Test};
 use std::time::Duration;
 
@@ -506,8 +508,34 @@ fn main() {
             pg_regress_suite_matches_expected_output,
         ),
         (
+            "alerts_reach_slack_webhook_and_pg_notify_channels",
+            notify::alerts_reach_slack_webhook_and_pg_notify_channels,
+        ),
+        (
+            "failed_deliveries_retry_honour_retry_after_and_go_dead",
+            notify::failed_deliveries_retry_honour_retry_after_and_go_dead,
+        ),
+        (
+            "slack_channels_are_rate_limited_to_one_message_per_second",
+            notify::slack_channels_are_rate_limited_to_one_message_per_second,
+        ),
+        (
+            "channel_secrets_are_for_vigil_admin_only",
+            notify::channel_secrets_are_for_vigil_admin_only,
+        ),
+        (
             "worker_stops_cleanly_with_the_cluster_and_returns_on_start",
             worker_stops_cleanly_with_the_cluster_and_returns_on_start,
+        ),
+        // These two crash the worker or the server on purpose: keep them last
+        // (the clean-stop test above reads the whole server log).
+        (
+            "kill_9_of_the_worker_mid_drain_loses_nothing",
+            notify::kill_9_of_the_worker_mid_drain_loses_nothing,
+        ),
+        (
+            "immediate_restart_mid_drain_loses_nothing",
+            notify::immediate_restart_mid_drain_loses_nothing,
         ),
     ];
     run(cluster, tests);

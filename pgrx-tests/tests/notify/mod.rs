@@ -1,0 +1,410 @@
+//! End-to-end tests of notification delivery: the preloaded worker drains
+//! `vigil.notifications` to a real HTTP sink on 127.0.0.1 (see `sink.rs`),
+//! through failures, throttling, timeouts, refused connections, a `kill -9`
+//! of the worker and an immediate server restart.
+
+use pg_vigil_e2e::sink::{refused_url, Reply, Sink};
+use pg_vigil_e2e::{wait_for, Cluster};
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::Client;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// The worker's database, with the extension and no channels or queue left
+/// over from an earlier test.
+fn worker_db(c: &Cluster) -> Client {
+    let mut db = c.connect("postgres");
+    db.batch_execute(
+        "CREATE EXTENSION IF NOT EXISTS pg_vigil;
+         DELETE FROM vigil.notifications; DELETE FROM vigil.channels; DELETE FROM vigil.alerts;",
+    )
+    .unwrap();
+    db
+}
+
+fn set_config(db: &mut Client, statements: &[&str]) {
+    for sql in statements {
+        db.batch_execute(sql).unwrap();
+    }
+    db.batch_execute("SELECT pg_reload_conf()").unwrap();
+    // The worker applies the change at its next wake-up.
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+fn reset_config(db: &mut Client) {
+    set_config(
+        db,
+        &[
+            "ALTER SYSTEM RESET vigil.poll_interval_ms",
+            "ALTER SYSTEM RESET vigil.max_attempts",
+            "ALTER SYSTEM RESET vigil.http_timeout_ms",
+        ],
+    );
+}
+
+fn channel(db: &mut Client, name: &str, kind: &str, url: &str, extra: &str) -> i64 {
+    let sql = format!("SELECT vigil.create_channel($1, $2, $3{extra})");
+    db.query_one(&sql, &[&name, &kind, &url]).unwrap().get(0)
+}
+
+/// (status, attempts, last_http_status, last_error) of a notification.
+fn row(db: &mut Client, id: i64) -> (String, i32, Option<i32>, Option<String>) {
+    let r = db
+        .query_one(
+            "SELECT status::text, attempts, last_http_status, last_error FROM vigil.notifications WHERE id = $1",
+            &[&id],
+        )
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2), r.get(3))
+}
+
+fn wait_status(db: &mut Client, id: i64, want: &str, timeout: Duration) {
+    wait_for(&format!("notification {id} {want}"), timeout, || {
+        (row(db, id).0 == want).then_some(())
+    });
+}
+
+fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+pub fn alerts_reach_slack_webhook_and_pg_notify_channels(c: &Cluster) {
+    let mut db = worker_db(c);
+    let sink = Sink::start();
+    // A long poll interval: delivery within it proves the commit wakes the worker.
+    set_config(&mut db, &["ALTER SYSTEM SET vigil.poll_interval_ms = 60000"]);
+    channel(&mut db, "ops-slack", "slack", &sink.url("/slack"), ", send_resolved => true");
+    channel(&mut db, "ops-hook", "webhook", &sink.url("/hook"), ", headers => '{\"Authorization\": \"Bearer s3cret\"}'");
+    channel(&mut db, "critical-only", "webhook", &sink.url("/critical"), ", min_severity => 'critical'");
+    channel(&mut db, "other-type", "webhook", &sink.url("/other"), ", anomaly_types => '{deal_stalled}'");
+    channel(&mut db, "listeners", "pg_notify", "vigil_test_out", "");
+    let mut listener = c.connect("postgres");
+    listener.batch_execute("LISTEN vigil_test_out").unwrap();
+
+    let t0 = Instant::now();
+    let alert: i64 = db
+        .query_one(
+            "SELECT alert_id FROM vigil.raise_alert('health_drop', '<!channel> acme', 'high',
+                 'Health dropped 18 points', 'Acme health 62 vs 80', '{\"drop_points\": 18}')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(sink.wait_for_count(2, Duration::from_secs(10)), "got {}", sink.count());
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "delivery waited for the poll interval: {:?}",
+        t0.elapsed()
+    );
+    let by_path: HashMap<String, _> = sink
+        .requests()
+        .into_iter()
+        .map(|r| (r.path.clone(), r))
+        .collect();
+    assert_eq!(by_path.len(), 2, "only the matching channels: {:?}", by_path.keys());
+
+    let slack = &by_path["/slack"];
+    let keys: Vec<String> = db
+        .query(
+            "SELECT n.idempotency_key FROM vigil.notifications n JOIN vigil.channels c ON c.id = n.channel_id
+             WHERE c.name = 'ops-slack'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(slack.header("idempotency-key"), Some(keys[0].as_str()));
+    assert_eq!(slack.header("content-type"), Some("application/json"));
+    let m = json(&slack.body_str());
+    assert!(m["text"].as_str().unwrap().contains("Health dropped 18 points"));
+    assert!(m["text"].as_str().unwrap().contains("&lt;!channel&gt;"), "entity not escaped: {m}");
+    let att = &m["attachments"][0];
+    assert_eq!(att["color"], "#E01E5A");
+    assert_eq!(att["title"], "Health dropped 18 points");
+    let fields: Vec<String> = att["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| format!("{}={}", f["title"].as_str().unwrap(), f["value"].as_str().unwrap()))
+        .collect();
+    assert!(fields.contains(&"Urgency=70/100 (hours)".to_string()), "{fields:?}");
+    assert!(fields.contains(&"Drop points=18".to_string()), "{fields:?}");
+    assert!(fields.iter().any(|f| f.starts_with("Recommended actions=• ")), "{fields:?}");
+    assert!(att["ts"].as_i64().unwrap() > 1_700_000_000);
+
+    let hook = &by_path["/hook"];
+    assert_eq!(hook.header("authorization"), Some("Bearer s3cret"));
+    let w = json(&hook.body_str());
+    assert_eq!(w["version"], "4");
+    assert_eq!(w["status"], "firing");
+    assert_eq!(w["receiver"], "ops-hook");
+    assert_eq!(w["alerts"][0]["labels"]["severity"], "high");
+    assert_eq!(w["alerts"][0]["labels"]["anomaly_type"], "health_drop");
+    assert_eq!(w["vigil"]["alert"]["id"], alert);
+
+    let note = listener
+        .notifications()
+        .timeout_iter(Duration::from_secs(10))
+        .next()
+        .unwrap()
+        .expect("NOTIFY on vigil_test_out");
+    let n = json(note.payload());
+    assert_eq!(n["id"], alert);
+    assert_eq!(n["event"], "new");
+
+    // A repeat inside the dedup window only bumps the alert: nothing is sent.
+    db.batch_execute("SELECT vigil.raise_alert('health_drop', '<!channel> acme', 'high', 'Health dropped 18 points')")
+        .unwrap();
+    // An escalation is news; the critical-only channel now matches too.
+    db.batch_execute("SELECT vigil.raise_alert('health_drop', '<!channel> acme', 'critical', 'Health dropped 30 points')")
+        .unwrap();
+    assert!(sink.wait_for_count(5, Duration::from_secs(10)), "got {}", sink.count());
+    let escalations: Vec<String> = sink.requests()[2..].iter().map(|r| r.path.clone()).collect();
+    assert!(escalations.contains(&"/critical".to_string()), "{escalations:?}");
+    let slack2 = sink.requests().into_iter().filter(|r| r.path == "/slack").nth(1).unwrap();
+    assert!(json(&slack2.body_str())["text"].as_str().unwrap().starts_with("ESCALATED: "));
+
+    // Resolving notifies only the channel that asked for resolved events.
+    db.execute("SELECT vigil.resolve($1, 'oncall')", &[&alert]).unwrap();
+    assert!(sink.wait_for_count(6, Duration::from_secs(10)), "got {}", sink.count());
+    std::thread::sleep(Duration::from_millis(300));
+    let last = sink.requests();
+    assert_eq!(last.len(), 6, "resolved went to more than the slack channel");
+    let resolved = json(&last[5].body_str());
+    assert_eq!(last[5].path, "/slack");
+    assert!(resolved["text"].as_str().unwrap().starts_with("RESOLVED: "));
+    assert_eq!(resolved["attachments"][0]["color"], "#2EB67D");
+
+    // The same event for the same key inside the channel's repeat interval
+    // (the alert fires again right after being resolved) is not repeated.
+    db.batch_execute("SELECT vigil.raise_alert('health_drop', '<!channel> acme', 'high', 'Health dropped 18 points')")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let new_on_slack = sink.requests().iter().filter(|r| r.path == "/slack").count();
+    assert_eq!(new_on_slack, 3, "a repeat inside repeat_interval was sent");
+
+    let health = db
+        .query_one("SELECT notification_queue_depth, deliveries_1h FROM vigil.health", &[])
+        .unwrap();
+    assert_eq!(health.get::<_, i64>(0), 0);
+    assert!(health.get::<_, i64>(1) >= 6);
+    reset_config(&mut db);
+}
+
+pub fn failed_deliveries_retry_honour_retry_after_and_go_dead(c: &Cluster) {
+    let mut db = worker_db(c);
+    let sink = Sink::start();
+    set_config(
+        &mut db,
+        &["ALTER SYSTEM SET vigil.max_attempts = 3", "ALTER SYSTEM SET vigil.http_timeout_ms = 500"],
+    );
+    channel(&mut db, "flaky", "webhook", &sink.url("/flaky"), "");
+    channel(&mut db, "throttled", "webhook", &sink.url("/throttled"), "");
+    channel(&mut db, "rejects", "webhook", &sink.url("/rejects"), "");
+    channel(&mut db, "slow", "webhook", &sink.url("/slow"), "");
+    channel(&mut db, "down", "webhook", &refused_url("/down"), "");
+    sink.push("/flaky", [Reply::Status(500), Reply::Status(503)]);
+    sink.push(
+        "/throttled",
+        [Reply::StatusWith(429, vec![("Retry-After".into(), "2".into())])],
+    );
+    sink.push("/rejects", [Reply::Status(400)]);
+    sink.push("/slow", [Reply::Delay(Duration::from_secs(2), 200)]);
+
+    let mut ids = HashMap::new();
+    for name in ["flaky", "throttled", "rejects", "slow", "down"] {
+        let id: i64 = db
+            .query_one("SELECT vigil.test_channel($1)", &[&name])
+            .unwrap()
+            .get(0);
+        ids.insert(name, id);
+    }
+    let limit = Duration::from_secs(30);
+    wait_status(&mut db, ids["flaky"], "sent", limit);
+    wait_status(&mut db, ids["throttled"], "sent", limit);
+    wait_status(&mut db, ids["rejects"], "failed", limit);
+    wait_status(&mut db, ids["slow"], "sent", limit);
+    wait_status(&mut db, ids["down"], "dead", limit);
+
+    let reqs = sink.requests();
+    let on = |path: &str| -> Vec<Instant> {
+        reqs.iter().filter(|r| r.path == path).map(|r| r.received_at).collect()
+    };
+    assert_eq!(on("/flaky").len(), 3, "500, 503, then 200");
+    assert_eq!(row(&mut db, ids["flaky"]).1, 3);
+    let throttled = on("/throttled");
+    assert_eq!(throttled.len(), 2);
+    let gap = throttled[1] - throttled[0];
+    assert!(gap >= Duration::from_secs(2), "retried {gap:?} after a Retry-After: 2");
+    assert_eq!(on("/rejects").len(), 1, "a 400 must not be retried");
+    let (_, attempts, status, error) = row(&mut db, ids["rejects"]);
+    assert_eq!((attempts, status), (1, Some(400)));
+    assert!(error.unwrap().starts_with("HTTP 400"));
+    // The slow sink answered after the 500 ms limit: the first try timed out.
+    assert_eq!(on("/slow").len(), 2);
+    let (_, attempts, _, _) = row(&mut db, ids["slow"]);
+    assert_eq!(attempts, 2);
+    // Refused connections: dead after max_attempts, the error kept, the
+    // secret URL not in it.
+    let (_, attempts, status, error) = row(&mut db, ids["down"]);
+    let error = error.unwrap();
+    assert_eq!((attempts, status), (3, None));
+    assert!(error.contains("Connection refused") && error.contains("gave up after 3 attempts"), "{error}");
+    assert!(!error.contains("/down"), "{error}");
+
+    // A dead letter comes back once the channel points somewhere that works.
+    db.execute(
+        "UPDATE vigil.channels SET url = $1 WHERE name = 'down'",
+        &[&sink.url("/recovered")],
+    )
+    .unwrap();
+    let replayed: i64 = db
+        .query_one("SELECT vigil.replay_notifications('down')", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(replayed, 1);
+    wait_status(&mut db, ids["down"], "sent", limit);
+    let recovered: Vec<_> = sink.requests().into_iter().filter(|r| r.path == "/recovered").collect();
+    assert_eq!(recovered.len(), 1);
+    let key: String = db
+        .query_one("SELECT idempotency_key FROM vigil.notifications WHERE id = $1", &[&ids["down"]])
+        .unwrap()
+        .get(0);
+    assert_eq!(recovered[0].header("idempotency-key"), Some(key.as_str()));
+    reset_config(&mut db);
+}
+
+pub fn slack_channels_are_rate_limited_to_one_message_per_second(c: &Cluster) {
+    let mut db = worker_db(c);
+    let sink = Sink::start();
+    channel(&mut db, "slack-rl", "slack", &sink.url("/rl"), "");
+    db.batch_execute("SELECT vigil.test_channel('slack-rl') FROM generate_series(1, 4)")
+        .unwrap();
+    assert!(sink.wait_for_count(4, Duration::from_secs(20)));
+    let times: Vec<Instant> = sink.requests().iter().map(|r| r.received_at).collect();
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(gap >= Duration::from_millis(900), "two messages {gap:?} apart");
+    }
+}
+
+/// Enqueues `n` webhooks in one transaction; returns their idempotency keys.
+fn enqueue_bulk(db: &mut Client, channel: &str, n: i32) -> HashSet<String> {
+    let ids: Vec<i64> = db
+        .query(
+            "SELECT vigil.send_webhook($1, jsonb_build_object('n', g)) FROM generate_series(1, $2) g",
+            &[&channel, &n],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    db.query(
+        "SELECT idempotency_key FROM vigil.notifications WHERE id = ANY($1)",
+        &[&ids],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+/// Drains 10 000 notifications, interrupting the worker with `crash` once
+/// some have arrived, then checks that every one arrived, and that repeats
+/// carry the key of a notification that was in flight.
+fn drain_survives(c: &Cluster, name: &str, crash: impl FnOnce(&Cluster)) {
+    const N: i32 = 10_000;
+    let mut db = worker_db(c);
+    let sink = Sink::start();
+    // A little latency per request so the drain is still going when we strike.
+    sink.set_default(Reply::Delay(Duration::from_millis(2), 200));
+    channel(&mut db, name, "webhook", &sink.url("/bulk"), "");
+    let keys = enqueue_bulk(&mut db, name, N);
+    assert_eq!(keys.len(), N as usize);
+    assert!(sink.wait_for_count(1500, Duration::from_secs(60)), "drain did not start");
+    crash(c);
+    // The server may still be tearing down or recovering: any failure just
+    // means "ask again".
+    wait_for("all notifications sent", Duration::from_secs(180), || {
+        let mut db = c.try_connect("postgres").ok()?;
+        let left: i64 = db
+            .query_one("SELECT count(*) FROM vigil.notifications WHERE status <> 'sent'", &[])
+            .ok()?
+            .get(0);
+        (left == 0).then_some(())
+    });
+    sink.stop();
+    let received: Vec<String> = sink
+        .requests()
+        .iter()
+        .map(|r| r.header("idempotency-key").unwrap_or("").to_string())
+        .collect();
+    let unique: HashSet<String> = received.iter().cloned().collect();
+    assert_eq!(unique.len(), N as usize, "lost notifications");
+    assert!(unique.is_subset(&keys), "a request carried an unknown key");
+    let repeats = received.len() - unique.len();
+    println!("  {name}: {} requests for {N} notifications ({repeats} repeats, all with the same key)", received.len());
+    assert!(repeats <= 2000, "{repeats} repeats: more than were in flight");
+}
+
+pub fn kill_9_of_the_worker_mid_drain_loses_nothing(c: &Cluster) {
+    drain_survives(c, "kill9", |c| {
+        let pid: i32 = c
+            .connect("postgres")
+            .query_one(
+                "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_vigil worker'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        let ok = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -9 {pid}");
+    });
+}
+
+pub fn immediate_restart_mid_drain_loses_nothing(c: &Cluster) {
+    drain_survives(c, "restart", |c| {
+        c.pg_ctl_stop("immediate");
+        c.pg_ctl_start();
+    });
+}
+
+pub fn channel_secrets_are_for_vigil_admin_only(c: &Cluster) {
+    let mut db = worker_db(c);
+    channel(&mut db, "secret", "webhook", "https://hooks.example.com/T0/B0/s3cret", "");
+    let denied = |db: &mut Client, role: &str, sql: &str| {
+        db.batch_execute(&format!("SET ROLE {role}")).unwrap();
+        let err = db.batch_execute(sql).expect_err(sql);
+        db.batch_execute("RESET ROLE").unwrap();
+        let code = err.as_db_error().map(|e| e.code().code().to_string());
+        assert_eq!(code.as_deref(), Some("42501"), "{role}: {sql}: {err}");
+    };
+    let allowed = |db: &mut Client, role: &str, sql: &str| {
+        db.batch_execute(&format!("SET ROLE {role}")).unwrap();
+        let r = db.batch_execute(sql);
+        db.batch_execute("RESET ROLE").unwrap();
+        r.unwrap_or_else(|e| panic!("{role}: {sql}: {e}"));
+    };
+    for role in ["vigil_reader", "vigil_operator"] {
+        denied(&mut db, role, "SELECT url FROM vigil.channels");
+        denied(&mut db, role, "SELECT headers FROM vigil.channels");
+        denied(&mut db, role, "SELECT * FROM vigil.channels");
+        denied(&mut db, role, "UPDATE vigil.channels SET enabled = false");
+        denied(&mut db, role, "SELECT vigil.create_channel('x', 'webhook', 'http://127.0.0.1:1/')");
+        allowed(&mut db, role, "SELECT name, kind, enabled FROM vigil.channels");
+        allowed(&mut db, role, "SELECT * FROM vigil.notification_queue");
+        allowed(&mut db, role, "SELECT * FROM vigil.health");
+        allowed(&mut db, role, "SELECT * FROM vigil.active_alerts");
+    }
+    denied(&mut db, "vigil_reader", "SELECT vigil.test_channel('secret')");
+    allowed(&mut db, "vigil_operator", "SELECT vigil.test_channel('secret')");
+    allowed(&mut db, "vigil_admin", "SELECT url, headers FROM vigil.channels");
+    allowed(&mut db, "vigil_admin", "UPDATE vigil.channels SET enabled = false WHERE name = 'secret'");
+    db.batch_execute("DELETE FROM vigil.notifications; DELETE FROM vigil.channels").unwrap();
+}
