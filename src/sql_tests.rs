@@ -298,7 +298,7 @@ mod tests {
                AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
                AND p.proname NOT IN ('worker_status', 'create_rollup', '_create_rollup', 'verify_rollup',
                                      '_verify_rollup', 'rebuild_rollup', '_rebuild_rollup', 'drop_rollup',
-                                     '_drop_rollup', '_rollup_size', '_rollup_slot')
+                                     '_drop_rollup', '_rollup_size', '_rollup_slot', '_wake_worker')
                AND (p.provolatile <> 'i' OR p.proparallel <> 's')",
         );
         assert_eq!(mislabelled.as_deref(), Some(""));
@@ -314,8 +314,18 @@ mod tests {
                            WHERE pronamespace = 'vigil'::regnamespace
                              AND proname IN ('raise_alert', 'group_alerts', 'acknowledge', 'resolve', 'dismiss',
                                              'expire_alerts', 'auto_resolve', 'check_metric', 'create_rule',
-                                             'update_rule', 'enable_rule', 'disable_rule', 'delete_rule')").as_deref(),
+                                             'update_rule', 'enable_rule', 'disable_rule', 'delete_rule',
+                                             'create_channel', 'test_channel', 'send_webhook',
+                                             'replay_notifications', 'purge_notifications', '_enqueue_alert',
+                                             '_wake_worker')").as_deref(),
             Some("vu")
+        );
+        // Payload builders are pure functions of their arguments.
+        assert_eq!(
+            one::<String>("SELECT string_agg(DISTINCT provolatile::text || proparallel::text || proisstrict::text, ',')
+                           FROM pg_proc WHERE pronamespace = 'vigil'::regnamespace
+                             AND proname IN ('slack_payload', 'webhook_payload', 'redact_url')").as_deref(),
+            Some("istrue")
         );
         // Every aggregate can run in parallel: combine, serial and deserial set.
         let incomplete = one::<i64>(

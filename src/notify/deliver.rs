@@ -160,7 +160,7 @@ impl Delivery {
                         error: Some("interrupted by worker shutdown; sent again".into()),
                     },
                     Some(a) => {
-                        let decision = retry::decide(&a, tries, max_attempts, self.jitter.next());
+                        let decision = retry::decide(&a, tries, max_attempts, self.jitter.sample());
                         outcome(id, channel, &a, decision)
                     }
                 }

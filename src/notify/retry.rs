@@ -162,7 +162,7 @@ impl Jitter {
     }
 
     /// Uniform in [0, 1).
-    pub fn next(&mut self) -> f64 {
+    pub fn sample(&mut self) -> f64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -323,7 +323,7 @@ mod tests {
     #[test]
     fn jitter_is_uniform_enough_and_in_range() {
         let mut j = Jitter::new(42);
-        let xs: Vec<f64> = (0..10_000).map(|_| j.next()).collect();
+        let xs: Vec<f64> = (0..10_000).map(|_| j.sample()).collect();
         assert!(xs.iter().all(|x| (0.0..1.0).contains(x)));
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
         assert!((mean - 0.5).abs() < 0.02, "mean {mean}");

@@ -73,11 +73,38 @@ pub fn alerts_reach_slack_webhook_and_pg_notify_channels(c: &Cluster) {
     let mut db = worker_db(c);
     let sink = Sink::start();
     // A long poll interval: delivery within it proves the commit wakes the worker.
-    set_config(&mut db, &["ALTER SYSTEM SET vigil.poll_interval_ms = 60000"]);
-    channel(&mut db, "ops-slack", "slack", &sink.url("/slack"), ", send_resolved => true");
-    channel(&mut db, "ops-hook", "webhook", &sink.url("/hook"), ", headers => '{\"Authorization\": \"Bearer s3cret\"}'");
-    channel(&mut db, "critical-only", "webhook", &sink.url("/critical"), ", min_severity => 'critical'");
-    channel(&mut db, "other-type", "webhook", &sink.url("/other"), ", anomaly_types => '{deal_stalled}'");
+    set_config(
+        &mut db,
+        &["ALTER SYSTEM SET vigil.poll_interval_ms = 60000"],
+    );
+    channel(
+        &mut db,
+        "ops-slack",
+        "slack",
+        &sink.url("/slack"),
+        ", send_resolved => true",
+    );
+    channel(
+        &mut db,
+        "ops-hook",
+        "webhook",
+        &sink.url("/hook"),
+        ", headers => '{\"Authorization\": \"Bearer s3cret\"}'",
+    );
+    channel(
+        &mut db,
+        "critical-only",
+        "webhook",
+        &sink.url("/critical"),
+        ", min_severity => 'critical'",
+    );
+    channel(
+        &mut db,
+        "other-type",
+        "webhook",
+        &sink.url("/other"),
+        ", anomaly_types => '{deal_stalled}'",
+    );
     channel(&mut db, "listeners", "pg_notify", "vigil_test_out", "");
     let mut listener = c.connect("postgres");
     listener.batch_execute("LISTEN vigil_test_out").unwrap();
@@ -91,7 +118,11 @@ pub fn alerts_reach_slack_webhook_and_pg_notify_channels(c: &Cluster) {
         )
         .unwrap()
         .get(0);
-    assert!(sink.wait_for_count(2, Duration::from_secs(10)), "got {}", sink.count());
+    assert!(
+        sink.wait_for_count(2, Duration::from_secs(10)),
+        "got {}",
+        sink.count()
+    );
     assert!(
         t0.elapsed() < Duration::from_secs(5),
         "delivery waited for the poll interval: {:?}",
@@ -102,7 +133,12 @@ pub fn alerts_reach_slack_webhook_and_pg_notify_channels(c: &Cluster) {
         .into_iter()
         .map(|r| (r.path.clone(), r))
         .collect();
-    assert_eq!(by_path.len(), 2, "only the matching channels: {:?}", by_path.keys());
+    assert_eq!(
+        by_path.len(),
+        2,
+        "only the matching channels: {:?}",
+        by_path.keys()
+    );
 
     let slack = &by_path["/slack"];
     let keys: Vec<String> = db
@@ -118,8 +154,14 @@ pub fn alerts_reach_slack_webhook_and_pg_notify_channels(c: &Cluster) {
     assert_eq!(slack.header("idempotency-key"), Some(keys[0].as_str()));
     assert_eq!(slack.header("content-type"), Some("application/json"));
     let m = json(&slack.body_str());
-    assert!(m["text"].as_str().unwrap().contains("Health dropped 18 points"));
-    assert!(m["text"].as_str().unwrap().contains("&lt;!channel&gt;"), "entity not escaped: {m}");
+    assert!(m["text"]
+        .as_str()
+        .unwrap()
+        .contains("Health dropped 18 points"));
+    assert!(
+        m["text"].as_str().unwrap().contains("&lt;!channel&gt;"),
+        "entity not escaped: {m}"
+    );
     let att = &m["attachments"][0];
     assert_eq!(att["color"], "#E01E5A");
     assert_eq!(att["title"], "Health dropped 18 points");
@@ -127,11 +169,25 @@ pub fn alerts_reach_slack_webhook_and_pg_notify_channels(c: &Cluster) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| format!("{}={}", f["title"].as_str().unwrap(), f["value"].as_str().unwrap()))
+        .map(|f| {
+            format!(
+                "{}={}",
+                f["title"].as_str().unwrap(),
+                f["value"].as_str().unwrap()
+            )
+        })
         .collect();
-    assert!(fields.contains(&"Urgency=70/100 (hours)".to_string()), "{fields:?}");
+    assert!(
+        fields.contains(&"Urgency=70/100 (hours)".to_string()),
+        "{fields:?}"
+    );
     assert!(fields.contains(&"Drop points=18".to_string()), "{fields:?}");
-    assert!(fields.iter().any(|f| f.starts_with("Recommended actions=• ")), "{fields:?}");
+    assert!(
+        fields
+            .iter()
+            .any(|f| f.starts_with("Recommended actions=• ")),
+        "{fields:?}"
+    );
     assert!(att["ts"].as_i64().unwrap() > 1_700_000_000);
 
     let hook = &by_path["/hook"];
@@ -160,18 +216,45 @@ pub fn alerts_reach_slack_webhook_and_pg_notify_channels(c: &Cluster) {
     // An escalation is news; the critical-only channel now matches too.
     db.batch_execute("SELECT vigil.raise_alert('health_drop', '<!channel> acme', 'critical', 'Health dropped 30 points')")
         .unwrap();
-    assert!(sink.wait_for_count(5, Duration::from_secs(10)), "got {}", sink.count());
-    let escalations: Vec<String> = sink.requests()[2..].iter().map(|r| r.path.clone()).collect();
-    assert!(escalations.contains(&"/critical".to_string()), "{escalations:?}");
-    let slack2 = sink.requests().into_iter().filter(|r| r.path == "/slack").nth(1).unwrap();
-    assert!(json(&slack2.body_str())["text"].as_str().unwrap().starts_with("ESCALATED: "));
+    assert!(
+        sink.wait_for_count(5, Duration::from_secs(10)),
+        "got {}",
+        sink.count()
+    );
+    let escalations: Vec<String> = sink.requests()[2..]
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(
+        escalations.contains(&"/critical".to_string()),
+        "{escalations:?}"
+    );
+    let slack2 = sink
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/slack")
+        .nth(1)
+        .unwrap();
+    assert!(json(&slack2.body_str())["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("ESCALATED: "));
 
     // Resolving notifies only the channel that asked for resolved events.
-    db.execute("SELECT vigil.resolve($1, 'oncall')", &[&alert]).unwrap();
-    assert!(sink.wait_for_count(6, Duration::from_secs(10)), "got {}", sink.count());
+    db.execute("SELECT vigil.resolve($1, 'oncall')", &[&alert])
+        .unwrap();
+    assert!(
+        sink.wait_for_count(6, Duration::from_secs(10)),
+        "got {}",
+        sink.count()
+    );
     std::thread::sleep(Duration::from_millis(300));
     let last = sink.requests();
-    assert_eq!(last.len(), 6, "resolved went to more than the slack channel");
+    assert_eq!(
+        last.len(),
+        6,
+        "resolved went to more than the slack channel"
+    );
     let resolved = json(&last[5].body_str());
     assert_eq!(last[5].path, "/slack");
     assert!(resolved["text"].as_str().unwrap().starts_with("RESOLVED: "));
@@ -182,11 +265,18 @@ pub fn alerts_reach_slack_webhook_and_pg_notify_channels(c: &Cluster) {
     db.batch_execute("SELECT vigil.raise_alert('health_drop', '<!channel> acme', 'high', 'Health dropped 18 points')")
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let new_on_slack = sink.requests().iter().filter(|r| r.path == "/slack").count();
+    let new_on_slack = sink
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/slack")
+        .count();
     assert_eq!(new_on_slack, 3, "a repeat inside repeat_interval was sent");
 
     let health = db
-        .query_one("SELECT notification_queue_depth, deliveries_1h FROM vigil.health", &[])
+        .query_one(
+            "SELECT notification_queue_depth, deliveries_1h FROM vigil.health",
+            &[],
+        )
         .unwrap();
     assert_eq!(health.get::<_, i64>(0), 0);
     assert!(health.get::<_, i64>(1) >= 6);
@@ -198,7 +288,10 @@ pub fn failed_deliveries_retry_honour_retry_after_and_go_dead(c: &Cluster) {
     let sink = Sink::start();
     set_config(
         &mut db,
-        &["ALTER SYSTEM SET vigil.max_attempts = 3", "ALTER SYSTEM SET vigil.http_timeout_ms = 500"],
+        &[
+            "ALTER SYSTEM SET vigil.max_attempts = 3",
+            "ALTER SYSTEM SET vigil.http_timeout_ms = 500",
+        ],
     );
     channel(&mut db, "flaky", "webhook", &sink.url("/flaky"), "");
     channel(&mut db, "throttled", "webhook", &sink.url("/throttled"), "");
@@ -208,7 +301,10 @@ pub fn failed_deliveries_retry_honour_retry_after_and_go_dead(c: &Cluster) {
     sink.push("/flaky", [Reply::Status(500), Reply::Status(503)]);
     sink.push(
         "/throttled",
-        [Reply::StatusWith(429, vec![("Retry-After".into(), "2".into())])],
+        [Reply::StatusWith(
+            429,
+            vec![("Retry-After".into(), "2".into())],
+        )],
     );
     sink.push("/rejects", [Reply::Status(400)]);
     sink.push("/slow", [Reply::Delay(Duration::from_secs(2), 200)]);
@@ -230,14 +326,20 @@ pub fn failed_deliveries_retry_honour_retry_after_and_go_dead(c: &Cluster) {
 
     let reqs = sink.requests();
     let on = |path: &str| -> Vec<Instant> {
-        reqs.iter().filter(|r| r.path == path).map(|r| r.received_at).collect()
+        reqs.iter()
+            .filter(|r| r.path == path)
+            .map(|r| r.received_at)
+            .collect()
     };
     assert_eq!(on("/flaky").len(), 3, "500, 503, then 200");
     assert_eq!(row(&mut db, ids["flaky"]).1, 3);
     let throttled = on("/throttled");
     assert_eq!(throttled.len(), 2);
     let gap = throttled[1] - throttled[0];
-    assert!(gap >= Duration::from_secs(2), "retried {gap:?} after a Retry-After: 2");
+    assert!(
+        gap >= Duration::from_secs(2),
+        "retried {gap:?} after a Retry-After: 2"
+    );
     assert_eq!(on("/rejects").len(), 1, "a 400 must not be retried");
     let (_, attempts, status, error) = row(&mut db, ids["rejects"]);
     assert_eq!((attempts, status), (1, Some(400)));
@@ -251,7 +353,10 @@ pub fn failed_deliveries_retry_honour_retry_after_and_go_dead(c: &Cluster) {
     let (_, attempts, status, error) = row(&mut db, ids["down"]);
     let error = error.unwrap();
     assert_eq!((attempts, status), (3, None));
-    assert!(error.contains("Connection refused") && error.contains("gave up after 3 attempts"), "{error}");
+    assert!(
+        error.contains("Connection refused") && error.contains("gave up after 3 attempts"),
+        "{error}"
+    );
     assert!(!error.contains("/down"), "{error}");
 
     // A dead letter comes back once the channel points somewhere that works.
@@ -266,10 +371,17 @@ pub fn failed_deliveries_retry_honour_retry_after_and_go_dead(c: &Cluster) {
         .get(0);
     assert_eq!(replayed, 1);
     wait_status(&mut db, ids["down"], "sent", limit);
-    let recovered: Vec<_> = sink.requests().into_iter().filter(|r| r.path == "/recovered").collect();
+    let recovered: Vec<_> = sink
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/recovered")
+        .collect();
     assert_eq!(recovered.len(), 1);
     let key: String = db
-        .query_one("SELECT idempotency_key FROM vigil.notifications WHERE id = $1", &[&ids["down"]])
+        .query_one(
+            "SELECT idempotency_key FROM vigil.notifications WHERE id = $1",
+            &[&ids["down"]],
+        )
         .unwrap()
         .get(0);
     assert_eq!(recovered[0].header("idempotency-key"), Some(key.as_str()));
@@ -286,7 +398,10 @@ pub fn slack_channels_are_rate_limited_to_one_message_per_second(c: &Cluster) {
     let times: Vec<Instant> = sink.requests().iter().map(|r| r.received_at).collect();
     for pair in times.windows(2) {
         let gap = pair[1] - pair[0];
-        assert!(gap >= Duration::from_millis(900), "two messages {gap:?} apart");
+        assert!(
+            gap >= Duration::from_millis(900),
+            "two messages {gap:?} apart"
+        );
     }
 }
 
@@ -323,14 +438,20 @@ fn drain_survives(c: &Cluster, name: &str, crash: impl FnOnce(&Cluster)) {
     channel(&mut db, name, "webhook", &sink.url("/bulk"), "");
     let keys = enqueue_bulk(&mut db, name, N);
     assert_eq!(keys.len(), N as usize);
-    assert!(sink.wait_for_count(1500, Duration::from_secs(60)), "drain did not start");
+    assert!(
+        sink.wait_for_count(1500, Duration::from_secs(60)),
+        "drain did not start"
+    );
     crash(c);
     // The server may still be tearing down or recovering: any failure just
     // means "ask again".
     wait_for("all notifications sent", Duration::from_secs(180), || {
         let mut db = c.try_connect("postgres").ok()?;
         let left: i64 = db
-            .query_one("SELECT count(*) FROM vigil.notifications WHERE status <> 'sent'", &[])
+            .query_one(
+                "SELECT count(*) FROM vigil.notifications WHERE status <> 'sent'",
+                &[],
+            )
             .ok()?
             .get(0);
         (left == 0).then_some(())
@@ -345,8 +466,14 @@ fn drain_survives(c: &Cluster, name: &str, crash: impl FnOnce(&Cluster)) {
     assert_eq!(unique.len(), N as usize, "lost notifications");
     assert!(unique.is_subset(&keys), "a request carried an unknown key");
     let repeats = received.len() - unique.len();
-    println!("  {name}: {} requests for {N} notifications ({repeats} repeats, all with the same key)", received.len());
-    assert!(repeats <= 2000, "{repeats} repeats: more than were in flight");
+    println!(
+        "  {name}: {} requests for {N} notifications ({repeats} repeats, all with the same key)",
+        received.len()
+    );
+    assert!(
+        repeats <= 2000,
+        "{repeats} repeats: more than were in flight"
+    );
 }
 
 pub fn kill_9_of_the_worker_mid_drain_loses_nothing(c: &Cluster) {
@@ -377,7 +504,13 @@ pub fn immediate_restart_mid_drain_loses_nothing(c: &Cluster) {
 
 pub fn channel_secrets_are_for_vigil_admin_only(c: &Cluster) {
     let mut db = worker_db(c);
-    channel(&mut db, "secret", "webhook", "https://hooks.example.com/T0/B0/s3cret", "");
+    channel(
+        &mut db,
+        "secret",
+        "webhook",
+        "https://hooks.example.com/T0/B0/s3cret",
+        "",
+    );
     let denied = |db: &mut Client, role: &str, sql: &str| {
         db.batch_execute(&format!("SET ROLE {role}")).unwrap();
         let err = db.batch_execute(sql).expect_err(sql);
@@ -396,15 +529,40 @@ pub fn channel_secrets_are_for_vigil_admin_only(c: &Cluster) {
         denied(&mut db, role, "SELECT headers FROM vigil.channels");
         denied(&mut db, role, "SELECT * FROM vigil.channels");
         denied(&mut db, role, "UPDATE vigil.channels SET enabled = false");
-        denied(&mut db, role, "SELECT vigil.create_channel('x', 'webhook', 'http://127.0.0.1:1/')");
-        allowed(&mut db, role, "SELECT name, kind, enabled FROM vigil.channels");
+        denied(
+            &mut db,
+            role,
+            "SELECT vigil.create_channel('x', 'webhook', 'http://127.0.0.1:1/')",
+        );
+        allowed(
+            &mut db,
+            role,
+            "SELECT name, kind, enabled FROM vigil.channels",
+        );
         allowed(&mut db, role, "SELECT * FROM vigil.notification_queue");
         allowed(&mut db, role, "SELECT * FROM vigil.health");
         allowed(&mut db, role, "SELECT * FROM vigil.active_alerts");
     }
-    denied(&mut db, "vigil_reader", "SELECT vigil.test_channel('secret')");
-    allowed(&mut db, "vigil_operator", "SELECT vigil.test_channel('secret')");
-    allowed(&mut db, "vigil_admin", "SELECT url, headers FROM vigil.channels");
-    allowed(&mut db, "vigil_admin", "UPDATE vigil.channels SET enabled = false WHERE name = 'secret'");
-    db.batch_execute("DELETE FROM vigil.notifications; DELETE FROM vigil.channels").unwrap();
+    denied(
+        &mut db,
+        "vigil_reader",
+        "SELECT vigil.test_channel('secret')",
+    );
+    allowed(
+        &mut db,
+        "vigil_operator",
+        "SELECT vigil.test_channel('secret')",
+    );
+    allowed(
+        &mut db,
+        "vigil_admin",
+        "SELECT url, headers FROM vigil.channels",
+    );
+    allowed(
+        &mut db,
+        "vigil_admin",
+        "UPDATE vigil.channels SET enabled = false WHERE name = 'secret'",
+    );
+    db.batch_execute("DELETE FROM vigil.notifications; DELETE FROM vigil.channels")
+        .unwrap();
 }
