@@ -1,12 +1,14 @@
 """Prints what the demo's local sink received: Slack messages roughly as
 Slack renders them, webhooks as their Alertmanager-style summary."""
 
+import html
 import json
 import sys
 
 for line in open(sys.argv[1], encoding="utf-8"):
     _us, key, body = line.rstrip("\n").split("\t", 2)
-    msg = json.loads(body)
+    # Slack shows &lt; &gt; &amp; as the characters they stand for.
+    msg = json.loads(html.unescape(body))
     if "attachments" in msg:
         att = msg["attachments"][0]
         print(f"\n[slack] {msg['text']}   (colour {att.get('color')}, Idempotency-Key {key[:8]}…)")
