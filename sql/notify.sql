@@ -18,7 +18,7 @@ CREATE TABLE vigil.channels (
     min_severity    vigil.severity NOT NULL DEFAULT 'info',
     anomaly_types   text[],
     send_resolved   bool           NOT NULL DEFAULT false,
-    max_per_second  float8         CHECK (max_per_second > 0 AND max_per_second <= 100000),
+    max_per_second  float8         CHECK (max_per_second >= 0.001 AND max_per_second <= 100000),
     repeat_interval interval       NOT NULL DEFAULT '1 hour' CHECK (repeat_interval >= interval '0'),
     enabled         bool           NOT NULL DEFAULT true,
     created_at      timestamptz    NOT NULL DEFAULT now(),
@@ -40,7 +40,19 @@ SELECT pg_catalog.pg_extension_config_dump('vigil.channels_id_seq', '');
 CREATE FUNCTION vigil._channels_check() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    -- Every check runs here, before the table's own constraints, whose
+    -- errors would print the failing row (URL and headers) in DETAIL.
+    PERFORM vigil._require_text(NEW.name, 'name');
     PERFORM vigil._check_channel(NEW.kind, NEW.url, NEW.headers);
+    IF NEW.max_per_second IS NOT NULL AND NOT (NEW.max_per_second >= 0.001 AND NEW.max_per_second <= 100000) THEN
+        RAISE EXCEPTION USING ERRCODE = '22003',
+            MESSAGE = format('max_per_second must be between 0.001 and 100000, got %s', NEW.max_per_second);
+    END IF;
+    IF NEW.repeat_interval IS NULL OR NEW.repeat_interval < interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('repeat_interval must be a non-negative interval, got %s',
+                             coalesce(NEW.repeat_interval::text, 'NULL'));
+    END IF;
     IF NEW.headers IS NULL THEN
         NEW.headers := '{}';
     END IF;
@@ -72,17 +84,6 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp 
 DECLARE
     new_id bigint;
 BEGIN
-    PERFORM vigil._require_text(create_channel.name, 'name');
-    IF create_channel.max_per_second IS NOT NULL
-       AND NOT (create_channel.max_per_second > 0 AND create_channel.max_per_second <= 100000) THEN
-        RAISE EXCEPTION USING ERRCODE = '22003',
-            MESSAGE = format('max_per_second must be > 0 and <= 100000, got %s', create_channel.max_per_second);
-    END IF;
-    IF create_channel.repeat_interval IS NULL OR create_channel.repeat_interval < interval '0' THEN
-        RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = format('repeat_interval must be a non-negative interval, got %s',
-                             coalesce(create_channel.repeat_interval::text, 'NULL'));
-    END IF;
     IF EXISTS (SELECT 1 FROM vigil.channels c WHERE c.name = create_channel.name) THEN
         RAISE EXCEPTION USING ERRCODE = '42710',
             MESSAGE = format('channel "%s" already exists', create_channel.name);
@@ -177,10 +178,9 @@ BEGIN
           AND (event <> 'resolved' OR ch.send_resolved)
         ORDER BY ch.id
     LOOP
+        -- Events of one key are already serialised by the alert's row lock
+        -- (raise_alert, resolve), so this check cannot pass twice at once.
         IF c.repeat_interval > interval '0' THEN
-            -- Serialise concurrent raisers of one key on one channel, so the
-            -- repeat check below cannot pass twice.
-            PERFORM pg_advisory_xact_lock(hashtextextended('vigil.notify:' || c.id || ':' || key, 0));
             CONTINUE WHEN EXISTS (
                 SELECT 1 FROM vigil.notifications n
                 WHERE n.channel_id = c.id AND n.notify_key = key

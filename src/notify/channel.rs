@@ -73,10 +73,16 @@ fn validate_http_url(url: &str) -> Result<(), String> {
     }
     let p = split_url(url)?;
     if !p.scheme.eq_ignore_ascii_case("http") && !p.scheme.eq_ignore_ascii_case("https") {
-        return Err(format!(
-            "url scheme must be http or https, got \"{}\"",
-            p.scheme
-        ));
+        // Only echo what really is a scheme: anything else may be a secret path.
+        let is_scheme = p.scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && p.scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+        return Err(if is_scheme {
+            format!("url scheme must be http or https, got \"{}\"", p.scheme)
+        } else {
+            "url must start with http:// or https://".to_string()
+        });
     }
     if p.userinfo.is_some() {
         return Err("url must not embed credentials (user:password@); put them in headers".into());
@@ -111,9 +117,10 @@ pub fn validate_header(name: &str, value: &str) -> Result<(), String> {
     {
         return Err(format!("headers: \"{name}\" is not a valid header name"));
     }
-    if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
+    // What HTTP allows in a field value: no control characters but tab.
+    if value.chars().any(|c| (c.is_ascii_control() && c != '\t')) {
         return Err(format!(
-            "headers: the value of \"{name}\" must not contain CR, LF or NUL"
+            "headers: the value of \"{name}\" must not contain control characters (CR, LF, NUL ...)"
         ));
     }
     let lower = name.to_ascii_lowercase();
@@ -166,10 +173,18 @@ mod tests {
                 "spaces or control characters",
             ),
             ("http://[::1/x", "unterminated IPv6"),
+            (
+                "hooks.example.com/T/B/SECRET?u=https://x",
+                "must start with http",
+            ),
         ];
         for (url, want) in cases {
             let err = validate_target("slack", url).unwrap_err();
             assert!(err.contains(want), "{url}: {err}");
+            assert!(
+                !err.contains("SECRET") && !err.contains("secret"),
+                "{url}: {err}"
+            );
         }
     }
 
@@ -212,6 +227,9 @@ mod tests {
         assert!(validate_header("Bad Name", "v").is_err());
         assert!(validate_header("", "v").is_err());
         assert!(validate_header("X-A", "v\r\nX-B: injected").is_err());
+        assert!(validate_header("X-A", "v\u{1}").is_err());
+        assert!(validate_header("X-A", "v\u{7f}").is_err());
+        assert_eq!(validate_header("X-A", "a\tb"), Ok(()));
         assert!(validate_header("Idempotency-Key", "v")
             .unwrap_err()
             .contains("set by pg_vigil"));

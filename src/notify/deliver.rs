@@ -68,11 +68,17 @@ impl Delivery {
                 }
             }
         }
+        // A long backlog is drained in slices of about one poll interval, so
+        // the worker still reloads settings and heartbeats in between.
+        let started = Instant::now();
         while !stopping() {
             if self.round() == 0 {
                 break;
             }
             beat_idle();
+            if started.elapsed() >= poll {
+                return Duration::ZERO;
+            }
         }
         let next = BackgroundWorker::transaction(outbox::next_due_ms)
             .unwrap_or_else(|e| error!("pg_vigil worker: next due: {e}"));

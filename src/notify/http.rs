@@ -141,7 +141,8 @@ async fn send_one(client: &reqwest::Client, request: Request) -> Attempt {
                 body.extend_from_slice(&chunk[..chunk.len().min(room)]);
             }
             Ok(None) => break,
-            Err(e) if e.is_timeout() => return Attempt::Timeout,
+            // A 2xx status line means it was accepted, whatever the body does.
+            Err(e) if e.is_timeout() && !(200..300).contains(&status) => return Attempt::Timeout,
             Err(_) => break,
         }
     }

@@ -68,7 +68,9 @@ impl RateLimits {
             .filter_map(|b| {
                 let mut b = b.clone();
                 b.refill(now);
-                (b.tokens < 1.0).then(|| Duration::from_secs_f64((1.0 - b.tokens) / b.rate))
+                (b.tokens < 1.0).then(|| {
+                    Duration::try_from_secs_f64((1.0 - b.tokens) / b.rate).unwrap_or(Duration::MAX)
+                })
             })
             .min()
     }
@@ -120,6 +122,15 @@ mod tests {
         rl.spend(9, 1);
         let wait = rl.next_token_in(t0).unwrap();
         assert!((wait.as_secs_f64() - 10.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn absurdly_slow_rates_do_not_overflow_the_wait() {
+        let mut rl = RateLimits::default();
+        let t0 = Instant::now();
+        rl.allowances(&[(1, 1e-300)], t0);
+        rl.spend(1, 1);
+        assert_eq!(rl.next_token_in(t0), Some(Duration::MAX));
     }
 
     #[test]

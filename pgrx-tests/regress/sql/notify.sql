@@ -58,6 +58,10 @@ SELECT pg_temp.err($$SELECT vigil.create_channel('slack', 'slack', 'https://hook
 SELECT name, kind, min_severity, anomaly_types, send_resolved, max_per_second, repeat_interval
 FROM vigil.channels ORDER BY name;
 SELECT pg_temp.err($$UPDATE vigil.channels SET url = 'not a url' WHERE name = 'hook'$$);
+-- plain DML gets the same checks (and no DETAIL line echoing the row's URL)
+SELECT pg_temp.err($$UPDATE vigil.channels SET max_per_second = 0 WHERE name = 'hook'$$);
+SELECT pg_temp.err($$UPDATE vigil.channels SET repeat_interval = NULL WHERE name = 'hook'$$);
+SELECT pg_temp.err($$UPDATE vigil.channels SET name = ' ' WHERE name = 'hook'$$);
 SELECT vigil.redact_url(url) FROM vigil.channels WHERE name = 'slack';
 
 ------------------------------------------------------------------ enqueue
