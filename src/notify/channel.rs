@@ -118,7 +118,7 @@ pub fn validate_header(name: &str, value: &str) -> Result<(), String> {
         return Err(format!("headers: \"{name}\" is not a valid header name"));
     }
     // What HTTP allows in a field value: no control characters but tab.
-    if value.chars().any(|c| (c.is_ascii_control() && c != '\t')) {
+    if value.chars().any(|c| c.is_ascii_control() && c != '\t') {
         return Err(format!(
             "headers: the value of \"{name}\" must not contain control characters (CR, LF, NUL ...)"
         ));
