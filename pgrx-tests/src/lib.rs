@@ -262,6 +262,15 @@ impl Drop for Cluster {
     }
 }
 
+/// Runs `ALTER SYSTEM` statements (each in its own transaction, as it
+/// requires) and reloads the configuration.
+pub fn set_config(db: &mut Client, statements: &[&str]) {
+    for sql in statements {
+        db.batch_execute(sql).unwrap();
+    }
+    db.batch_execute("SELECT pg_reload_conf()").unwrap();
+}
+
 /// Polls `f` every 50 ms until it returns `Some`, or panics after `timeout`.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();

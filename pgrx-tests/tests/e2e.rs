@@ -4,7 +4,7 @@
 
 mod notify;
 
-use pg_vigil_e2e::{run, wait_for, Cluster, Test};
+use pg_vigil_e2e::{run, set_config, wait_for, Cluster, Test};
 use std::time::Duration;
 
 const WORKER: &str = "pg_vigil worker";
@@ -74,14 +74,6 @@ fn worker_starts_with_the_cluster_before_the_extension_exists(c: &Cluster) {
     assert_eq!(row.get::<_, Option<i32>>(1), worker_pid(c));
     let age: f64 = row.get(2);
     assert!((0.0..60.0).contains(&age), "heartbeat age {age}");
-}
-
-/// ALTER SYSTEM cannot share a transaction with anything, so one statement each.
-fn set_config(db: &mut postgres::Client, statements: &[&str]) {
-    for sql in statements {
-        db.batch_execute(sql).unwrap();
-    }
-    db.batch_execute("SELECT pg_reload_conf()").unwrap();
 }
 
 fn worker_reloads_settings_on_sighup(c: &Cluster) {

@@ -2,6 +2,7 @@
 //! later (exponential backoff with jitter, never before the receiver's
 //! `Retry-After`), failed for good, or dead once the attempts run out.
 
+use super::payload::days_from_civil;
 use std::time::Duration;
 
 /// First retry delay; doubles with every attempt.
@@ -139,17 +140,6 @@ fn parse_http_date(s: &str) -> Option<i64> {
         return None;
     }
     Some(days_from_civil(year, month, day) * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2])
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// A small, fast PRNG for jitter (xorshift64*): the worker needs spread, not

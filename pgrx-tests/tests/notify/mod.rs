@@ -24,10 +24,7 @@ fn worker_db(c: &Cluster) -> Client {
 }
 
 fn set_config(db: &mut Client, statements: &[&str]) {
-    for sql in statements {
-        db.batch_execute(sql).unwrap();
-    }
-    db.batch_execute("SELECT pg_reload_conf()").unwrap();
+    pg_vigil_e2e::set_config(db, statements);
     // The worker applies the change at its next wake-up.
     std::thread::sleep(Duration::from_millis(300));
 }
