@@ -17,6 +17,10 @@ pub enum ErrorKind {
     UndefinedTable,
     /// 42P07 duplicate_table
     DuplicateTable,
+    /// 22004 null_value_not_allowed
+    NullValue,
+    /// 42804 datatype_mismatch
+    DatatypeMismatch,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@ use pgrx::prelude::*;
 
 pub mod error;
 pub mod gucs;
+pub mod monitor;
 pub mod notify;
 pub mod rollup;
 pub mod scoring;

@@ -16,6 +16,8 @@ pub fn raise(err: VigilError) -> ! {
         ErrorKind::UndefinedColumn => PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
         ErrorKind::UndefinedTable => PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
         ErrorKind::DuplicateTable => PgSqlErrorCode::ERRCODE_DUPLICATE_TABLE,
+        ErrorKind::NullValue => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+        ErrorKind::DatatypeMismatch => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
     };
     ereport!(ERROR, code, err.message);
 }

@@ -1,0 +1,661 @@
+//! Monitors (SPEC §3.4): a kind, a source table and options become a scan
+//! query. This module validates the options against the kind and the
+//! table's columns and writes the query; `sql/monitors.sql` runs it and
+//! turns the rows into alerts. Identifiers are quoted; option values reach
+//! the query as the parameter `$1` (the options), never spliced.
+
+mod options;
+pub mod sql;
+#[cfg(test)]
+mod tests;
+
+pub use options::interval_seconds;
+
+use crate::error::{Result, VigilError};
+use crate::rollup::{ident, literal};
+use options::{Unit, LEVELS, OPS};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Drop,
+    Stall,
+    Count,
+    Zscore,
+    Saturation,
+    Threshold,
+    EarlyKill,
+}
+
+const KINDS: [(&str, Kind); 7] = [
+    ("drop", Kind::Drop),
+    ("stall", Kind::Stall),
+    ("count", Kind::Count),
+    ("zscore", Kind::Zscore),
+    ("saturation", Kind::Saturation),
+    ("threshold", Kind::Threshold),
+    ("early_kill", Kind::EarlyKill),
+];
+
+impl Kind {
+    pub fn parse(name: &str) -> Result<Kind> {
+        KINDS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, k)| *k)
+            .ok_or_else(|| {
+                let names: Vec<&str> = KINDS.iter().map(|(n, _)| *n).collect();
+                VigilError::invalid(format!(
+                    "kind must be one of {}, got \"{name}\"",
+                    names.join(", ")
+                ))
+            })
+    }
+
+    pub fn name(self) -> &'static str {
+        KINDS.iter().find(|(_, k)| *k == self).expect("every kind is named").0
+    }
+
+    /// The anomaly type of its alerts unless options.anomaly_type says otherwise.
+    fn default_anomaly_type(self) -> &'static str {
+        match self {
+            Kind::Zscore => "zscore_anomaly",
+            k => k.name(),
+        }
+    }
+}
+
+/// Column type classes that options can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColType {
+    Numeric,
+    Text,
+    Time,
+    Bool,
+    Other,
+}
+
+impl ColType {
+    pub fn from_label(label: &str) -> ColType {
+        match label {
+            "numeric" => ColType::Numeric,
+            "text" => ColType::Text,
+            "time" => ColType::Time,
+            "bool" => ColType::Bool,
+            _ => ColType::Other,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            ColType::Numeric => "a numeric column",
+            ColType::Text => "a text column",
+            ColType::Time => "a date, timestamp or timestamptz column",
+            ColType::Bool => "a boolean column",
+            ColType::Other => "a column",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub category: ColType,
+    /// The type as `format_type` prints it, for casts.
+    pub sql_type: String,
+}
+
+pub type Columns = BTreeMap<String, Column>;
+
+/// A validated monitor: options with defaults, and the scan query (none for
+/// early_kill, which decides in a trigger).
+#[derive(Debug)]
+pub struct Plan {
+    pub options: Map<String, Value>,
+    pub query: Option<String>,
+}
+
+/// Validates `options` for `kind` over `source` (already quoted, schema
+/// qualified) with `columns`, and writes the scan query.
+pub fn plan(kind: &str, options: &Value, source: &str, columns: &Columns) -> Result<Plan> {
+    let kind = Kind::parse(kind)?;
+    let mut opts = options::validate(kind, options, columns)?;
+    opts.entry("anomaly_type")
+        .or_insert_with(|| Value::from(kind.default_anomaly_type()));
+    let metric = match (kind, opts.get("value").and_then(Value::as_str)) {
+        (Kind::Stall, _) => "age".to_string(),
+        (_, Some(col)) => col.to_string(),
+        (Kind::Saturation, None) => "conversion".to_string(),
+        (_, None) => "events".to_string(),
+    };
+    if kind != Kind::EarlyKill {
+        opts.entry("metric_name").or_insert_with(|| Value::from(metric));
+    }
+    cross_checks(kind, &opts)?;
+    let q = Query {
+        o: &opts,
+        source,
+        columns,
+    };
+    let query = match kind {
+        Kind::Drop => Some(q.drop()),
+        Kind::Stall => Some(q.stall()),
+        Kind::Count => Some(q.count()),
+        Kind::Zscore => Some(q.zscore()),
+        Kind::Saturation => Some(q.saturation()),
+        Kind::Threshold => Some(q.threshold()),
+        Kind::EarlyKill => None,
+    };
+    Ok(Plan {
+        options: opts,
+        query,
+    })
+}
+
+/// Rules that involve more than one key.
+fn cross_checks(kind: Kind, o: &Map<String, Value>) -> Result<()> {
+    let has = |k: &str| o.contains_key(k);
+    match kind {
+        Kind::Count if has("window") && !has("time") => Err(VigilError::invalid(
+            "options.window needs options.time (the column the window applies to)",
+        )),
+        Kind::Threshold if !has("value") && o["agg"] != "count" => Err(VigilError::invalid(
+            "options.value is required unless options.agg is count",
+        )),
+        Kind::Zscore if o["min_weeks"].as_i64() > o["baseline_days"].as_i64().map(|d| d / 7) => {
+            Err(VigilError::invalid(format!(
+                "options.min_weeks ({}) exceeds the weeks in options.baseline_days ({})",
+                o["min_weeks"], o["baseline_days"]
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Every scan query returns these columns, in this order.
+pub const FINDING_COLUMNS: &str =
+    "entity, anomaly_type, severity, urgency, title, summary, details, metric, category, key_suffix, prediction";
+
+struct Query<'a> {
+    o: &'a Map<String, Value>,
+    source: &'a str,
+    columns: &'a Columns,
+}
+
+/// `($1->>'key')::type`: an option value as a query parameter.
+fn opt(key: &str, ty: &str) -> String {
+    format!("($1->>{})::{ty}", literal(key))
+}
+
+impl Query<'_> {
+    fn col(&self, key: &str) -> Option<String> {
+        self.o.get(key).and_then(Value::as_str).map(|c| format!("t.{}", ident(c)))
+    }
+
+    fn req_col(&self, key: &str) -> String {
+        self.col(key).expect("required column option is present")
+    }
+
+    /// `expr` cast to the type of the time column, so that an index on it
+    /// stays usable.
+    fn as_time(&self, expr: &str) -> String {
+        let ty = self
+            .o
+            .get("time")
+            .and_then(Value::as_str)
+            .and_then(|c| self.columns.get(c))
+            .map_or("timestamptz", |c| c.sql_type.as_str());
+        format!("({expr})::{ty}")
+    }
+
+    fn entity(&self) -> String {
+        self.col("entity")
+            .map_or_else(|| "$2::text".to_string(), |c| format!("({c})::text"))
+    }
+
+    /// ` AND ...` for options.filter (and any other filter-shaped key).
+    fn filter(&self, key: &str) -> String {
+        let Some(Value::Object(f)) = self.o.get(key) else {
+            return String::new();
+        };
+        f.iter()
+            .map(|(col, values)| self.condition(key, col, values))
+            .map(|c| format!(" AND {c}"))
+            .collect()
+    }
+
+    fn condition(&self, key: &str, col: &str, values: &Value) -> String {
+        let c = format!("t.{}", ident(col));
+        if values.is_null() {
+            return format!("{c} IS NULL");
+        }
+        let ty = &self.columns[col].sql_type;
+        format!(
+            "{c} = ANY (ARRAY(SELECT jsonb_array_elements_text($1->{}->{}))::{ty}[])",
+            literal(key),
+            literal(col)
+        )
+    }
+
+    fn thresholds(&self) -> Vec<&'static str> {
+        let t = &self.o["thresholds"];
+        LEVELS.iter().copied().filter(|l| t.get(l).is_some()).collect()
+    }
+
+    fn level(level: &str, unit: Unit) -> String {
+        let ty = if unit == Unit::Number { "float8" } else { "interval" };
+        format!("($1->'thresholds'->>{})::{ty}", literal(level))
+    }
+
+    /// The severity of `expr` against options.thresholds (NULL below the lowest).
+    fn severity(&self, expr: &str, unit: Unit) -> String {
+        let arms: String = self
+            .thresholds()
+            .iter()
+            .rev()
+            .map(|l| format!(" WHEN {expr} >= {} THEN '{l}'", Self::level(l, unit)))
+            .collect();
+        format!("(CASE{arms} END)::vigil.severity")
+    }
+
+    fn lowest(&self, unit: Unit) -> String {
+        Self::level(self.thresholds()[0], unit)
+    }
+
+    /// The common tail: finding columns from a subquery `f` that has entity,
+    /// severity and the kind's fields.
+    fn finish(&self, inner: &str, fields: &Fields) -> String {
+        format!(
+            "SELECT f.entity, $1->>'anomaly_type', f.severity, {urgency}, {title}, {summary}, {details}, \
+             ({metric})::float8, {category}, {suffix}, {prediction}\nFROM ({inner}) f",
+            urgency = fields.urgency,
+            title = fields.title,
+            summary = fields.summary,
+            details = fields.details,
+            metric = fields.metric,
+            category = fields.category.as_deref().unwrap_or("NULL::text"),
+            suffix = fields.key_suffix.as_deref().unwrap_or("NULL::text"),
+            prediction = fields.prediction.as_deref().unwrap_or("NULL::jsonb"),
+        )
+    }
+
+    fn drop(&self) -> String {
+        let (e, time, v) = (self.entity(), self.req_col("time"), self.req_col("value"));
+        let zone = if self.o.contains_key("zones") {
+            "CASE WHEN x.current < ($1->'zones'->>'red')::float8 THEN 'RED' \
+             WHEN x.current < ($1->'zones'->>'yellow')::float8 THEN 'YELLOW' ELSE 'GREEN' END"
+        } else {
+            "NULL::text"
+        };
+        let inner = format!(
+            "SELECT x.*, a.average, a.average - x.current AS drop_points, {zone} AS zone, {sev} AS severity\n\
+             FROM (SELECT {e} AS entity, (array_agg(({v})::float8 ORDER BY {time} DESC))[1] AS current,\n\
+                   sum(({v})::float8) AS total, count(*) AS samples\n\
+                   FROM {src} t\n\
+                   WHERE {time} >= {since} AND {time} <= {now} AND {v} IS NOT NULL AND {e} IS NOT NULL{filter}\n\
+                   GROUP BY 1 HAVING count(*) >= 2) x\n\
+             CROSS JOIN LATERAL (SELECT (x.total - x.current) / (x.samples - 1) AS average) a",
+            sev = self.severity("a.average - x.current", Unit::Number),
+            src = self.source,
+            since = self.as_time(&format!("now() - {}", opt("baseline", "interval"))),
+            now = self.as_time("now()"),
+            filter = self.filter("filter"),
+        );
+        self.finish(
+            &inner,
+            &Fields {
+                urgency: "vigil.urgency_score(f.severity, drop_points => f.drop_points, health_zone => f.zone)".into(),
+                title: "format('%s dropped %s points', $1->>'metric_name', round(f.drop_points::numeric, 1))".into(),
+                summary: "format('%s: %s %s, %s average %s', f.entity, $1->>'metric_name', round(f.current::numeric, 1), \
+                          $1->>'baseline', round(f.average::numeric, 1))"
+                    .into(),
+                details: "jsonb_build_object('current', round(f.current::numeric, 2), 'average', round(f.average::numeric, 2), \
+                          'drop_points', round(f.drop_points::numeric, 2), 'baseline', $1->>'baseline', \
+                          'samples', f.samples, 'zone', f.zone)"
+                    .into(),
+                metric: "f.drop_points".into(),
+                category: Some("f.zone".into()),
+                key_suffix: None,
+                prediction: Some(
+                    "CASE WHEN f.severity >= 'high' THEN jsonb_build_object('type', 'churn_risk', 'entity', f.entity, \
+                     'message', format('%s is at risk: %s fell %s points below its %s average', f.entity, \
+                     $1->>'metric_name', round(f.drop_points::numeric), $1->>'baseline')) END"
+                        .into(),
+                ),
+            },
+        )
+    }
+
+    fn stall(&self) -> String {
+        let time = self.req_col("time");
+        let group = self
+            .col("group_column")
+            .map_or_else(|| "NULL::text".into(), |g| format!("(array_agg(({g})::text ORDER BY {time}))[1]"));
+        let value = self
+            .col("value")
+            .map_or_else(|| "NULL::float8".into(), |v| format!("max(({v})::float8)"));
+        let inner = format!(
+            "SELECT x.*, now() - x.since AS age, {sev} AS severity,\n\
+                    extract(epoch FROM now() - x.since) / 86400 AS days,\n\
+                    extract(epoch FROM now() - x.since) / 3600 AS hours\n\
+             FROM (SELECT {e} AS entity, count(*) AS stalled, min(({time})::timestamptz) AS since,\n\
+                   {group} AS grp, {value} AS value\n\
+                   FROM {src} t\n\
+                   WHERE {time} <= {cutoff}{filter}{entity_not_null}\n\
+                   GROUP BY 1) x",
+            e = self.entity(),
+            sev = self.severity("now() - x.since", Unit::Interval),
+            src = self.source,
+            cutoff = self.as_time(&format!("now() - {}", self.lowest(Unit::Interval))),
+            filter = self.filter("filter"),
+            entity_not_null = self
+                .col("entity")
+                .map(|c| format!(" AND {c} IS NOT NULL"))
+                .unwrap_or_default(),
+        );
+        let per_entity = self.o.contains_key("entity");
+        let (urgency, age_text) = if self.o["urgency_from"] == "wait_hours" {
+            (
+                "vigil.urgency_score(f.severity, wait_hours => f.hours, deal_value => f.value::numeric)",
+                "format('%s hours', floor(f.hours))",
+            )
+        } else {
+            (
+                "vigil.urgency_score(f.severity, stall_days => f.days, deal_value => f.value::numeric)",
+                "format('%s days', floor(f.days))",
+            )
+        };
+        let title = if per_entity {
+            format!("format('Stalled %s', {age_text}) || coalesce(' in ' || f.grp, '')")
+        } else {
+            format!("format('%s %s waiting, oldest for %s', f.stalled, $1->>'label', {age_text})")
+        };
+        self.finish(
+            &inner,
+            &Fields {
+                urgency: urgency.into(),
+                title,
+                summary: format!(
+                    "format('%s: no change for %s (since %s)%s', f.entity, {age_text}, \
+                     to_char(f.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI \"UTC\"'), \
+                     coalesce(format(', value %s', f.value), ''))"
+                ),
+                details: "jsonb_build_object('since', f.since, 'stall_days', round(f.days::numeric, 2), \
+                          'wait_hours', round(f.hours::numeric, 2), 'stalled', f.stalled, 'group', f.grp, 'value', f.value)"
+                    .into(),
+                metric: if self.o["urgency_from"] == "wait_hours" { "f.hours" } else { "f.days" }.into(),
+                category: Some("f.grp".into()),
+                key_suffix: None,
+                prediction: Some(format!(
+                    "CASE WHEN f.severity = 'critical' THEN jsonb_build_object('type', 'likely_lost', 'entity', f.entity, \
+                     'message', format('%s is likely lost: no progress for %s', f.entity, {age_text})) END"
+                )),
+            },
+        )
+    }
+
+    fn count(&self) -> String {
+        let window = match self.col("time") {
+            Some(time) => {
+                let w = if self.o.contains_key("window") {
+                    opt("window", "interval")
+                } else {
+                    "interval '24 hours'".into()
+                };
+                format!(
+                    " AND {time} >= {} AND {time} <= {}",
+                    self.as_time(&format!("now() - {w}")),
+                    self.as_time("now()")
+                )
+            }
+            None => String::new(),
+        };
+        let window_text = if self.o.contains_key("time") {
+            "coalesce($1->>'window', '24 hours')"
+        } else {
+            "'all rows'"
+        };
+        let inner = format!(
+            "SELECT x.*, {sev} AS severity\n\
+             FROM (SELECT {e} AS entity, count(*) AS n FROM {src} t\n\
+                   WHERE true{window}{filter}{entity_not_null}\n\
+                   GROUP BY 1) x\n\
+             WHERE x.n >= {lowest}",
+            e = self.entity(),
+            sev = self.severity("x.n", Unit::Number),
+            src = self.source,
+            filter = self.filter("filter"),
+            entity_not_null = self
+                .col("entity")
+                .map(|c| format!(" AND {c} IS NOT NULL"))
+                .unwrap_or_default(),
+            lowest = self.lowest(Unit::Number),
+        );
+        self.finish(
+            &inner,
+            &Fields {
+                urgency: "vigil.urgency_score(f.severity, failure_count => f.n::int)".into(),
+                title: format!("format('%s %s in %s', f.n, $1->>'metric_name', {window_text})"),
+                summary: format!("format('%s: %s %s in %s', f.entity, f.n, $1->>'metric_name', {window_text})"),
+                details: format!("jsonb_build_object('count', f.n, 'window', {window_text})"),
+                metric: "f.n".into(),
+                category: None,
+                key_suffix: None,
+                prediction: Some(
+                    "CASE WHEN f.severity = 'critical' THEN jsonb_build_object('type', 'outage', 'entity', f.entity, \
+                     'message', format('%s looks down: %s %s', f.entity, f.n, $1->>'metric_name')) END"
+                        .into(),
+                ),
+            },
+        )
+    }
+
+    fn zscore(&self) -> String {
+        let (e, time) = (self.entity(), self.req_col("time"));
+        let v = self
+            .col("value")
+            .map_or_else(|| "count(*)::float8".into(), |v| format!("coalesce(sum(({v})::float8), 0)"));
+        let z = "(f.current - f.mean) / f.sd";
+        let scored = match self.o["direction"].as_str() {
+            Some("up") => z.to_string(),
+            Some("down") => format!("-{z}"),
+            _ => format!("abs({z})"),
+        };
+        // Hour slots: w = 0 is the last complete hour, w = 1.. the same hour
+        // of the previous weeks. Weeks before an entity's first slot with data
+        // are left out; later empty weeks count as zero.
+        let inner = format!(
+            "WITH slots AS (\n\
+               SELECT w, date_trunc('hour', now()) - interval '1 hour' - w * interval '1 week' AS s\n\
+               FROM generate_series(0, {days} / 7) w),\n\
+             counts AS (\n\
+               SELECT {e} AS entity, sl.w, {v} AS v\n\
+               FROM slots sl JOIN {src} t ON {time} >= {lo} AND {time} < {hi}\n\
+               WHERE {e} IS NOT NULL{filter}\n\
+               GROUP BY 1, 2),\n\
+             per AS (\n\
+               SELECT entity, coalesce(max(v) FILTER (WHERE w = 0), 0) AS current,\n\
+                      max(w) FILTER (WHERE w > 0) AS weeks,\n\
+                      coalesce(sum(v) FILTER (WHERE w > 0), 0) AS s1,\n\
+                      coalesce(sum(v * v) FILTER (WHERE w > 0), 0) AS s2\n\
+               FROM counts GROUP BY entity),\n\
+             stats AS (\n\
+               SELECT entity, current, weeks, s1 / weeks AS mean,\n\
+                      sqrt(greatest((s2 - s1 * s1 / weeks) / (weeks - 1), 0)) AS sd\n\
+               FROM per WHERE weeks >= {min_weeks})\n\
+             SELECT f.*, {z} AS z, {sev} AS severity, date_trunc('hour', now()) - interval '1 hour' AS hour\n\
+             FROM stats f WHERE f.sd > 0",
+            days = opt("baseline_days", "int"),
+            src = self.source,
+            lo = self.as_time("sl.s"),
+            hi = self.as_time("sl.s + interval '1 hour'"),
+            filter = self.filter("filter"),
+            min_weeks = opt("min_weeks", "int"),
+            sev = self.severity(&scored, Unit::Number),
+        );
+        self.finish(
+            &inner,
+            &Fields {
+                urgency: "vigil.urgency_score(f.severity)".into(),
+                title: "format('%s %s: %s vs usual %s (z = %s)', $1->>'metric_name', \
+                        CASE WHEN f.z > 0 THEN 'spike' ELSE 'drop' END, round(f.current::numeric, 1), \
+                        round(f.mean::numeric, 1), round(f.z::numeric, 1))"
+                    .into(),
+                summary: "format('%s: %s in the hour from %s UTC was %s; the same hour of the previous %s weeks averaged %s (sd %s)', \
+                          f.entity, $1->>'metric_name', to_char(f.hour AT TIME ZONE 'UTC', 'Dy HH24:00'), \
+                          round(f.current::numeric, 1), f.weeks, round(f.mean::numeric, 1), round(f.sd::numeric, 1))"
+                    .into(),
+                details: "jsonb_build_object('current', f.current, 'mean', round(f.mean::numeric, 3), 'stddev', \
+                          round(f.sd::numeric, 3), 'z', round(f.z::numeric, 3), 'weeks', f.weeks, 'hour', f.hour)"
+                    .into(),
+                metric: "f.z".into(),
+                category: Some("CASE WHEN f.z > 0 THEN 'spike' ELSE 'drop' END".into()),
+                key_suffix: None,
+                prediction: None,
+            },
+        )
+    }
+
+    fn saturation(&self) -> String {
+        let (e, time) = (self.entity(), self.req_col("time"));
+        let converted = self.filter("converted");
+        let converted = converted.trim_start_matches(" AND ");
+        // Day 0 is the last 24 hours, days 1..B the baseline before it.
+        let inner = format!(
+            "WITH daily AS (\n\
+               SELECT {e} AS entity,\n\
+                      floor(extract(epoch FROM now() - ({time})::timestamptz) / 86400)::int AS d,\n\
+                      count(*)::float8 AS n, count(*) FILTER (WHERE {converted})::float8 AS c\n\
+               FROM {src} t\n\
+               WHERE {time} > {since} AND {time} <= {now} AND {e} IS NOT NULL{filter}\n\
+               GROUP BY 1, 2),\n\
+             chain AS (\n\
+               SELECT entity, d, n, c, c / n AS rate,\n\
+                      c / n < lead(c / n) OVER w AND lead(d) OVER w = d + 1 AS declining\n\
+               FROM daily WINDOW w AS (PARTITION BY entity ORDER BY d)),\n\
+             per AS (\n\
+               SELECT entity,\n\
+                      coalesce(sum(n) FILTER (WHERE d = 0), 0) AS m24,\n\
+                      coalesce(sum(c) FILTER (WHERE d = 0), 0) AS c24,\n\
+                      coalesce(sum(n) FILTER (WHERE d > 0), 0) AS mb,\n\
+                      coalesce(sum(c) FILTER (WHERE d > 0), 0) AS cb,\n\
+                      coalesce(sum(n * n) FILTER (WHERE d > 0), 0) AS mb2,\n\
+                      avg(rate) FILTER (WHERE d > 0) AS rate_mean,\n\
+                      stddev_samp(rate) FILTER (WHERE d > 0) AS rate_sd,\n\
+                      CASE WHEN min(d) = 0 THEN coalesce(min(d) FILTER (WHERE NOT coalesce(declining, false)), count(*)) ELSE 0 END AS decline_days\n\
+               FROM chain GROUP BY entity),\n\
+             m AS (\n\
+               SELECT p.*, p.c24 / nullif(p.m24, 0) AS conv, p.cb / nullif(p.mb, 0) AS base_conv,\n\
+                      p.mb / {days} AS base_daily,\n\
+                      sqrt(greatest((p.mb2 - p.mb * p.mb / {days}) / ({days} - 1), 0)) AS vol_sd\n\
+               FROM per p),\n\
+             s AS (\n\
+               SELECT m.*, vigil.saturation_status(m.conv, m.base_conv, m.m24, m.base_daily) AS status,\n\
+                      vigil.exhaustion_score(m.conv, m.base_conv, m.m24, m.base_daily, m.decline_days::int) AS exhaustion,\n\
+                      (m.conv - m.rate_mean) / nullif(m.rate_sd, 0) AS conversion_z,\n\
+                      (m.m24 - m.base_daily) / nullif(m.vol_sd, 0) AS volume_z\n\
+               FROM m)\n\
+             SELECT s.*, o.*, vigil.saturation_predicted(s.conversion_z, s.volume_z, s.decline_days::int) AS predicted\n\
+             FROM s CROSS JOIN LATERAL (VALUES\n\
+               ('saturation', s.status::text, CASE s.status WHEN 'RED' THEN 'high' WHEN 'YELLOW' THEN 'medium' END::vigil.severity),\n\
+               ('exhaustion', NULL, CASE WHEN s.exhaustion >= 90 AND 90 >= ($1->>'exhaustion_threshold')::float8 THEN 'critical'\n\
+                                         WHEN s.exhaustion >= ($1->>'exhaustion_threshold')::float8 THEN 'high' END::vigil.severity)\n\
+             ) AS o(finding, status_text, severity)",
+            src = self.source,
+            since = self.as_time(&format!("now() - ({} + 1) * interval '1 day'", opt("baseline_days", "int"))),
+            now = self.as_time("now()"),
+            filter = self.filter("filter"),
+            days = opt("baseline_days", "float8"),
+        );
+        let q = self.finish(
+            &inner,
+            &Fields {
+                urgency: "vigil.urgency_score(f.severity, health_zone => f.status::text)".into(),
+                title: "CASE f.finding WHEN 'saturation' THEN format('Saturation %s: conversion %s%% vs %s%% baseline', \
+                        f.status, round(100 * f.conv::numeric, 1), round(100 * f.base_conv::numeric, 1)) \
+                        ELSE format('Audience exhaustion score %s', round(f.exhaustion::numeric)) END"
+                    .into(),
+                summary: "format('%s: %s messages in 24 h vs %s/day baseline, conversion %s%% vs %s%%, %s day(s) of decline', \
+                          f.entity, f.m24, round(f.base_daily::numeric, 1), round(100 * f.conv::numeric, 1), \
+                          round(100 * f.base_conv::numeric, 1), f.decline_days)"
+                    .into(),
+                details: "jsonb_build_object('status', f.status, 'messages_24h', f.m24, 'conversions_24h', f.c24, \
+                          'conversion_24h', round(f.conv::numeric, 4), 'baseline_conversion', round(f.base_conv::numeric, 4), \
+                          'baseline_daily_messages', round(f.base_daily::numeric, 2), 'conversion_z', round(f.conversion_z::numeric, 2), \
+                          'volume_z', round(f.volume_z::numeric, 2), 'decline_days', f.decline_days, \
+                          'exhaustion_score', round(f.exhaustion::numeric, 1), 'predicted_saturation', f.predicted)"
+                    .into(),
+                metric: "CASE f.finding WHEN 'saturation' THEN f.conv ELSE f.exhaustion END".into(),
+                category: Some("f.status_text".into()),
+                key_suffix: Some("f.status_text".into()),
+                prediction: Some(
+                    "CASE WHEN f.finding = 'saturation' AND f.predicted THEN jsonb_build_object('type', 'saturation', \
+                     'entity', f.entity, 'message', format('%s is heading for saturation (conversion z %s, volume z %s, %s day(s) of decline)', \
+                     f.entity, round(f.conversion_z::numeric, 1), round(f.volume_z::numeric, 1), f.decline_days)) END"
+                        .into(),
+                ),
+            },
+        );
+        // The exhaustion finding has its own anomaly type.
+        q.replacen(
+            "SELECT f.entity, $1->>'anomaly_type',",
+            "SELECT f.entity, CASE f.finding WHEN 'saturation' THEN $1->>'anomaly_type' ELSE 'exhaustion' END,",
+            1,
+        )
+    }
+
+    fn threshold(&self) -> String {
+        let time = self.req_col("time");
+        let v = self.col("value").map(|v| format!("({v})::float8"));
+        let agg = match (self.o["agg"].as_str().unwrap_or("avg"), &v) {
+            ("count", _) => "count(*)::float8".to_string(),
+            ("last", Some(v)) => format!("(array_agg({v} ORDER BY {time} DESC) FILTER (WHERE {v} IS NOT NULL))[1]"),
+            (a, Some(v)) => format!("{a}({v})"),
+            (_, None) => unreachable!("cross_checks requires value unless agg is count"),
+        };
+        let op = self.o["op"].as_str().filter(|op| OPS.contains(op)).expect("op is validated");
+        let group = if self.o.contains_key("entity") { "\n GROUP BY 1" } else { "" };
+        let inner = format!(
+            "SELECT x.*, ($1->>'severity')::vigil.severity AS severity\n\
+             FROM (SELECT {e} AS entity, {agg} AS v FROM {src} t\n\
+                   WHERE {time} >= {since} AND {time} <= {now}{filter}{group}) x\n\
+             WHERE x.v {op} ($1->>'threshold')::float8\n\
+               AND NOT EXISTS (SELECT 1 FROM vigil.alerts a WHERE a.monitor = $2 AND a.entity = x.entity\n\
+                   AND a.status NOT IN ('firing', 'acknowledged')\n\
+                   AND coalesce(a.resolved_at, a.dismissed_at, a.last_seen_at) > now() - ($1->>'cooldown')::interval)",
+            e = self.entity(),
+            src = self.source,
+            since = self.as_time(&format!("now() - {}", opt("lookback", "interval"))),
+            now = self.as_time("now()"),
+            filter = self.filter("filter"),
+        );
+        self.finish(
+            &inner,
+            &Fields {
+                urgency: "vigil.urgency_score(f.severity)".into(),
+                title: "format('%s %s %s %s', $1->>'metric_name', round(f.v::numeric, 2), $1->>'op', $1->>'threshold')".into(),
+                summary: "format('%s: %s of %s over the last %s is %s (threshold %s %s)', f.entity, $1->>'agg', \
+                          $1->>'metric_name', $1->>'lookback', round(f.v::numeric, 2), $1->>'op', $1->>'threshold')"
+                    .into(),
+                details: "jsonb_build_object('value', f.v, 'agg', $1->>'agg', 'op', $1->>'op', \
+                          'threshold', ($1->>'threshold')::float8, 'lookback', $1->>'lookback')"
+                    .into(),
+                metric: "f.v".into(),
+                category: None,
+                key_suffix: None,
+                prediction: None,
+            },
+        )
+    }
+}
+
+struct Fields {
+    urgency: String,
+    title: String,
+    summary: String,
+    details: String,
+    metric: String,
+    category: Option<String>,
+    key_suffix: Option<String>,
+    prediction: Option<String>,
+}
