@@ -26,7 +26,8 @@ GRANT SELECT ON
     vigil.alerts, vigil.alert_groups, vigil.scan_runs, vigil.recommended_actions,
     vigil.rules, vigil.metric_values, vigil.notifications, vigil.rollup_defs,
     vigil.active_alerts, vigil.alert_history, vigil.alert_stats, vigil.rule_history,
-    vigil.rule_stats, vigil.rollups, vigil.health, vigil.notification_queue
+    vigil.rule_stats, vigil.rollups, vigil.health, vigil.notification_queue,
+    vigil.monitors, vigil.variant_monitoring
 TO vigil_reader;
 -- Channels without their secrets (url, headers).
 GRANT SELECT (id, name, kind, min_severity, anomaly_types, send_resolved, max_per_second,
@@ -41,11 +42,14 @@ GRANT EXECUTE ON FUNCTION
     vigil.expire_alerts(),
     vigil.check_metric(text, float8, text, jsonb),
     vigil.test_channel(text),
-    vigil.replay_notifications(text, vigil.notification_status[])
+    vigil.replay_notifications(text, vigil.notification_status[]),
+    vigil.scan(text),
+    vigil.register_variant(text, text, float8, text, text, float8, int, interval)
 TO vigil_operator;
 
 -- Admin: configuration and secrets.
-GRANT SELECT, INSERT, UPDATE, DELETE ON vigil.channels, vigil.rules, vigil.recommended_actions TO vigil_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON vigil.channels, vigil.rules, vigil.recommended_actions, vigil.monitors
+TO vigil_admin;
 GRANT DELETE ON vigil.notifications TO vigil_admin;
 GRANT EXECUTE ON FUNCTION
     vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval),
@@ -56,5 +60,13 @@ GRANT EXECUTE ON FUNCTION
     vigil.update_rule(text, text, text, float8, vigil.severity, interval, interval, text, text, bool),
     vigil.enable_rule(text),
     vigil.disable_rule(text),
-    vigil.delete_rule(text)
+    vigil.delete_rule(text),
+    vigil.create_monitor(text, text, regclass, jsonb),
+    vigil.drop_monitor(text),
+    vigil._set_monitor_enabled(text, bool),
+    vigil.enable_monitor(text),
+    vigil.disable_monitor(text),
+    vigil._early_kill_trigger(),
+    vigil.schedule_scan(text, text),
+    vigil.unschedule_scan(text)
 TO vigil_admin;

@@ -83,9 +83,23 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/monitors.sql",
+    name = "monitors",
+    requires = [
+        "alerts",
+        "rollup",
+        "notify",
+        monitor::sql::monitor_plan,
+        scoring::sql::early_kill_decision,
+        scoring::sql::saturation_status,
+        scoring::sql::saturation_predicted,
+        scoring::sql::exhaustion_score,
+    ]
+);
+extension_sql_file!(
     "../sql/roles.sql",
     name = "roles",
-    requires = ["alerts", "rules", "rollup", "notify"]
+    requires = ["alerts", "rules", "rollup", "notify", "monitors"]
 );
 
 #[pg_guard]

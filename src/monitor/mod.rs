@@ -172,9 +172,12 @@ fn cross_checks(kind: Kind, o: &Map<String, Value>) -> Result<()> {
     }
 }
 
-/// Every scan query returns these columns, in this order.
-pub const FINDING_COLUMNS: &str =
-    "entity, anomaly_type, severity, urgency, title, summary, details, metric, category, key_suffix, prediction";
+/// Every scan query returns these columns (vigil.scan reads them by name).
+#[cfg(test)]
+const FINDING_COLUMNS: [&str; 11] = [
+    "entity", "anomaly_type", "severity", "urgency", "title", "summary", "details", "metric", "category",
+    "key_suffix", "prediction",
+];
 
 struct Query<'a> {
     o: &'a Map<String, Value>,
@@ -266,8 +269,10 @@ impl Query<'_> {
     /// severity and the kind's fields.
     fn finish(&self, inner: &str, fields: &Fields) -> String {
         format!(
-            "SELECT f.entity, $1->>'anomaly_type', f.severity, {urgency}, {title}, {summary}, {details}, \
-             ({metric})::float8, {category}, {suffix}, {prediction}\nFROM ({inner}) f",
+            "SELECT f.entity AS entity, $1->>'anomaly_type' AS anomaly_type, f.severity AS severity, \
+             ({urgency})::int AS urgency, ({title})::text AS title, ({summary})::text AS summary, \
+             ({details})::jsonb AS details, ({metric})::float8 AS metric, ({category})::text AS category, \
+             ({suffix})::text AS key_suffix, ({prediction})::jsonb AS prediction\nFROM ({inner}) f",
             urgency = fields.urgency,
             title = fields.title,
             summary = fields.summary,
@@ -305,9 +310,11 @@ impl Query<'_> {
             &inner,
             &Fields {
                 urgency: "vigil.urgency_score(f.severity, drop_points => f.drop_points, health_zone => f.zone)".into(),
-                title: "format('%s dropped %s points', $1->>'metric_name', round(f.drop_points::numeric, 1))".into(),
-                summary: "format('%s: %s %s, %s average %s', f.entity, $1->>'metric_name', round(f.current::numeric, 1), \
-                          $1->>'baseline', round(f.average::numeric, 1))"
+                title: "format('%s dropped %s points', upper(left($1->>'metric_name', 1)) || substr($1->>'metric_name', 2), \
+                        trim_scale(round(f.drop_points::numeric, 1)))"
+                    .into(),
+                summary: "format('%s: %s %s, average over %s %s', f.entity, $1->>'metric_name', \
+                          trim_scale(round(f.current::numeric, 1)), $1->>'baseline', trim_scale(round(f.average::numeric, 1)))"
                     .into(),
                 details: "jsonb_build_object('current', round(f.current::numeric, 2), 'average', round(f.average::numeric, 2), \
                           'drop_points', round(f.drop_points::numeric, 2), 'baseline', $1->>'baseline', \
@@ -318,7 +325,7 @@ impl Query<'_> {
                 key_suffix: None,
                 prediction: Some(
                     "CASE WHEN f.severity >= 'high' THEN jsonb_build_object('type', 'churn_risk', 'entity', f.entity, \
-                     'message', format('%s is at risk: %s fell %s points below its %s average', f.entity, \
+                     'message', format('%s is at risk: %s fell %s points below its average over %s', f.entity, \
                      $1->>'metric_name', round(f.drop_points::numeric), $1->>'baseline')) END"
                         .into(),
                 ),
@@ -366,7 +373,8 @@ impl Query<'_> {
             )
         };
         let title = if per_entity {
-            format!("format('Stalled %s', {age_text}) || coalesce(' in ' || f.grp, '')")
+            let verb = if self.o["urgency_from"] == "wait_hours" { "Waiting" } else { "Stalled" };
+            format!("format('{verb} %s', {age_text}) || coalesce(' in ' || f.grp, '')")
         } else {
             format!("format('%s %s waiting, oldest for %s', f.stalled, $1->>'label', {age_text})")
         };
@@ -598,8 +606,8 @@ impl Query<'_> {
         );
         // The exhaustion finding has its own anomaly type.
         q.replacen(
-            "SELECT f.entity, $1->>'anomaly_type',",
-            "SELECT f.entity, CASE f.finding WHEN 'saturation' THEN $1->>'anomaly_type' ELSE 'exhaustion' END,",
+            "$1->>'anomaly_type' AS anomaly_type,",
+            "CASE f.finding WHEN 'saturation' THEN $1->>'anomaly_type' ELSE 'exhaustion' END AS anomaly_type,",
             1,
         )
     }

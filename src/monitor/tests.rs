@@ -212,7 +212,9 @@ fn every_scanning_kind_returns_the_finding_columns() {
     ];
     for (kind, options) in cases {
         let q = ok(kind, options).query.unwrap();
-        assert!(q.starts_with("SELECT f.entity, "), "{kind}: {q}");
+        for col in FINDING_COLUMNS {
+            assert!(q.contains(&format!(" AS {col},")) || q.contains(&format!(" AS {col}\nFROM")), "{kind} lacks {col}: {q}");
+        }
         assert_eq!(q.matches("public.t t").count(), 1, "{kind}: {q}");
     }
 }

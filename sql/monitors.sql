@@ -1,0 +1,659 @@
+-- Monitors and scans (SPEC §3.4): a monitor watches one of the user's tables
+-- (kind + options, validated and turned into a query by src/monitor);
+-- vigil.scan() runs the enabled monitors, raises, deduplicates, groups and
+-- auto-resolves alerts and records the run. early_kill monitors decide in a
+-- trigger on the interactions table, inside the writing transaction.
+
+CREATE TABLE vigil.monitors (
+    id             bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name           text        NOT NULL UNIQUE CHECK (btrim(name) <> ''),
+    kind           text        NOT NULL
+                   CHECK (kind IN ('drop', 'stall', 'count', 'zscore', 'saturation', 'threshold', 'early_kill')),
+    -- Names, not an oid: they survive dump/restore (and pg_upgrade refuses reg* columns).
+    source_schema  name        NOT NULL,
+    source_table   name        NOT NULL,
+    options        jsonb       NOT NULL CHECK (jsonb_typeof(options) = 'object'),
+    enabled        bool        NOT NULL DEFAULT true,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    last_scan_at   timestamptz,
+    last_anomalies int,
+    last_error     text
+);
+COMMENT ON TABLE vigil.monitors IS
+    'Monitors: kind, source table and options (with defaults filled in); written through vigil.create_monitor';
+COMMENT ON COLUMN vigil.monitors.last_error IS 'SQLSTATE and message of the last scan of this monitor, NULL when it succeeded';
+SELECT pg_catalog.pg_extension_config_dump('vigil.monitors', '');
+SELECT pg_catalog.pg_extension_config_dump('vigil.monitors_id_seq', '');
+
+CREATE TABLE vigil.variant_monitoring (
+    id               bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    monitor          text        NOT NULL REFERENCES vigil.monitors (name) ON UPDATE CASCADE ON DELETE CASCADE,
+    variant          text        NOT NULL CHECK (btrim(variant) <> ''),
+    persona          text,
+    post             text,
+    expected_rate    float8      NOT NULL CHECK (expected_rate > 0 AND expected_rate < 'Infinity'),
+    kill_threshold   float8      NOT NULL CHECK (kill_threshold > 0 AND kill_threshold <= 1),
+    min_interactions int         NOT NULL CHECK (min_interactions > 0),
+    timeout          interval    NOT NULL CHECK (timeout > interval '0'),
+    status           text        NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'killed', 'expired')),
+    started_at       timestamptz NOT NULL DEFAULT now(),
+    decided_at       timestamptz,
+    reason           text,
+    views            bigint      NOT NULL DEFAULT 0,
+    interactions     bigint      NOT NULL DEFAULT 0,
+    alert_id         bigint,
+    notification_id  bigint,
+    UNIQUE (monitor, variant)
+);
+COMMENT ON TABLE vigil.variant_monitoring IS
+    'Variants under early-kill monitoring (scenario 3): counts since registration, and the decision (killed, expired) with its reason';
+SELECT pg_catalog.pg_extension_config_dump('vigil.variant_monitoring', '');
+SELECT pg_catalog.pg_extension_config_dump('vigil.variant_monitoring_id_seq', '');
+
+-- Planning ---------------------------------------------------------------
+
+CREATE FUNCTION vigil._source_columns(source regclass) RETURNS jsonb
+LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(jsonb_object_agg(a.attname, jsonb_build_object(
+        'category', CASE
+            WHEN a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN 'time'
+            WHEN t.typcategory = 'N' THEN 'numeric'
+            WHEN t.typcategory = 'S' THEN 'text'
+            WHEN t.typcategory = 'B' THEN 'bool'
+            ELSE 'other' END,
+        'type', format_type(a.atttypid, a.atttypmod))), '{}')
+    FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+    WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+COMMENT ON FUNCTION vigil._source_columns(regclass) IS
+    'Internal: {"column": {"category": time|numeric|text|bool|other, "type": ...}} for the monitor planner';
+
+CREATE FUNCTION vigil._monitor_by_name(name text) RETURNS vigil.monitors
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m vigil.monitors;
+BEGIN
+    PERFORM vigil._require_text(name, 'name');
+    SELECT * INTO m FROM vigil.monitors t WHERE t.name = _monitor_by_name.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('monitor "%s" does not exist', name);
+    END IF;
+    RETURN m;
+END
+$$;
+
+-- Administration ---------------------------------------------------------
+
+CREATE FUNCTION vigil.create_monitor(name text, kind text, source regclass, options jsonb DEFAULT '{}') RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $$
+#variable_conflict use_variable
+DECLARE
+    sch name;
+    tbl name;
+    relkind "char";
+    plan jsonb;
+    new_id bigint;
+BEGIN
+    PERFORM vigil._require_text(name, 'name'), vigil._require_text(kind, 'kind');
+    IF source IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'source must not be NULL';
+    END IF;
+    IF options IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'options must not be NULL (pass ''{}'' for defaults)';
+    END IF;
+    SELECT n.nspname, c.relname, c.relkind INTO sch, tbl, relkind
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = source;
+    IF relkind NOT IN ('r', 'p', 'v', 'm', 'f') OR (kind = 'early_kill' AND relkind NOT IN ('r', 'p')) THEN
+        RAISE EXCEPTION USING ERRCODE = '42809',
+            MESSAGE = format('source %s must be a %s', source,
+                             CASE WHEN kind = 'early_kill' THEN 'table (early_kill adds a trigger to it)'
+                                  ELSE 'table, view or materialized view' END);
+    END IF;
+    IF sch = 'vigil' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('source %s is one of pg_vigil''s own tables', source);
+    END IF;
+    IF NOT has_table_privilege(source, 'SELECT') THEN
+        RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = format('permission denied: source %s is not readable by %s', source, current_user);
+    END IF;
+    IF EXISTS (SELECT 1 FROM vigil.monitors m WHERE m.name = name) THEN
+        RAISE EXCEPTION USING ERRCODE = '42710', MESSAGE = format('name: monitor "%s" already exists', name);
+    END IF;
+
+    plan := vigil._monitor_plan(kind, options, format('%I.%I', sch, tbl), vigil._source_columns(source));
+    INSERT INTO vigil.monitors (name, kind, source_schema, source_table, options)
+    VALUES (name, kind, sch, tbl, plan->'options')
+    RETURNING id INTO new_id;
+
+    IF kind = 'early_kill' THEN
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %I.%I REFERENCING NEW TABLE AS vigil_new '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION vigil._early_kill_trigger(%L)',
+                       'vigil_early_kill_' || new_id, sch, tbl, new_id);
+    ELSE
+        -- Run the query once so that what only the executor can check (filter
+        -- values of the column's type, privileges) fails now, not at scan time.
+        EXECUTE format('SELECT count(*) FROM (%s) q', plan->>'query') USING plan->'options', name;
+    END IF;
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION vigil.create_monitor(text, text, regclass, jsonb) IS
+    'Create a monitor of kind drop|stall|count|zscore|saturation|threshold|early_kill on a table; options are validated '
+    '(unknown keys, types, columns, threshold order) and the scan query is tried once. early_kill adds an AFTER INSERT '
+    'statement trigger to the table. Returns the monitor id';
+
+CREATE FUNCTION vigil.drop_monitor(name text) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m vigil.monitors := vigil._monitor_by_name(name);
+BEGIN
+    IF m.kind = 'early_kill' AND to_regclass(format('%I.%I', m.source_schema, m.source_table)) IS NOT NULL THEN
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I.%I', 'vigil_early_kill_' || m.id, m.source_schema, m.source_table);
+    END IF;
+    DELETE FROM vigil.monitors t WHERE t.id = m.id;
+END
+$$;
+COMMENT ON FUNCTION vigil.drop_monitor(text) IS
+    'Drop a monitor (and its early_kill trigger and variants); its alerts stay';
+
+CREATE FUNCTION vigil._set_monitor_enabled(name text, enabled bool) RETURNS vigil.monitors
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+    UPDATE vigil.monitors t SET enabled = $2, updated_at = now()
+    WHERE t.id = (vigil._monitor_by_name($1)).id
+    RETURNING *
+$$;
+
+CREATE FUNCTION vigil.enable_monitor(name text) RETURNS vigil.monitors
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT vigil._set_monitor_enabled($1, true)
+$$;
+COMMENT ON FUNCTION vigil.enable_monitor(text) IS 'Enable a monitor: scans run it again (early_kill: its trigger decides again)';
+
+CREATE FUNCTION vigil.disable_monitor(name text) RETURNS vigil.monitors
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT vigil._set_monitor_enabled($1, false)
+$$;
+COMMENT ON FUNCTION vigil.disable_monitor(text) IS
+    'Disable a monitor: scans skip it and do not auto-resolve its alerts (early_kill: its trigger does nothing)';
+
+-- Early kill (scenario 3) -------------------------------------------------
+
+CREATE FUNCTION vigil.register_variant(
+    monitor text,
+    variant text,
+    expected_rate float8,
+    persona text DEFAULT NULL,
+    post text DEFAULT NULL,
+    kill_threshold float8 DEFAULT NULL,
+    min_interactions int DEFAULT NULL,
+    timeout interval DEFAULT NULL
+) RETURNS vigil.variant_monitoring
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    m vigil.monitors := vigil._monitor_by_name(monitor);
+    v vigil.variant_monitoring;
+BEGIN
+    IF m.kind <> 'early_kill' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('monitor: "%s" is a %s monitor; variants register with an early_kill monitor', monitor, m.kind);
+    END IF;
+    PERFORM vigil._require_text(variant, 'variant');
+    IF expected_rate IS NULL OR NOT (expected_rate > 0 AND expected_rate < 'Infinity') THEN
+        RAISE EXCEPTION USING ERRCODE = '22003',
+            MESSAGE = format('expected_rate must be a positive finite rate, got %s', coalesce(expected_rate::text, 'NULL'));
+    END IF;
+    kill_threshold := coalesce(kill_threshold, (m.options->>'kill_threshold')::float8);
+    IF NOT (kill_threshold > 0 AND kill_threshold <= 1) THEN
+        RAISE EXCEPTION USING ERRCODE = '22003', MESSAGE = format('kill_threshold must be in (0, 1], got %s', kill_threshold);
+    END IF;
+    min_interactions := coalesce(min_interactions, (m.options->>'min_interactions')::int);
+    IF min_interactions < 1 THEN
+        RAISE EXCEPTION USING ERRCODE = '22003', MESSAGE = format('min_interactions must be at least 1, got %s', min_interactions);
+    END IF;
+    timeout := coalesce(timeout, (m.options->>'timeout')::interval);
+    IF timeout <= interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('timeout must be a positive interval, got %s', timeout);
+    END IF;
+    INSERT INTO vigil.variant_monitoring AS t
+        (monitor, variant, persona, post, expected_rate, kill_threshold, min_interactions, timeout)
+    VALUES (m.name, variant, persona, post, expected_rate, kill_threshold, min_interactions, timeout)
+    ON CONFLICT ON CONSTRAINT variant_monitoring_monitor_variant_key DO NOTHING
+    RETURNING * INTO v;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = '42710',
+            MESSAGE = format('variant: "%s" is already registered with monitor "%s"', variant, m.name);
+    END IF;
+    RETURN v;
+END
+$$;
+COMMENT ON FUNCTION vigil.register_variant(text, text, float8, text, text, float8, int, interval) IS
+    'Start early-kill monitoring of a variant: interactions inserted from now on are counted and decided on '
+    '(kill_threshold, min_interactions, timeout default to the monitor''s options)';
+
+CREATE FUNCTION vigil._decide_variant(m vigil.monitors, v vigil.variant_monitoring, decision text)
+RETURNS vigil.variant_monitoring
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    observed float8 := v.interactions::float8 / nullif(v.views, 0);
+    channel text := m.options->>'action_channel';
+    a record;
+    payload jsonb;
+    note text;
+    notification bigint;
+BEGIN
+    IF decision = 'expired' THEN
+        UPDATE vigil.variant_monitoring t SET status = 'expired', decided_at = now(),
+            reason = format('no decision within %s (%s interactions, %s views)', v.timeout, v.interactions, v.views)
+        WHERE t.id = v.id RETURNING * INTO v;
+        RETURN v;
+    END IF;
+    note := format('engagement %s%% is below %s x the expected %s%% after %s interactions and %s views',
+                   round(100 * observed::numeric, 2), v.kill_threshold, round(100 * v.expected_rate::numeric, 2),
+                   v.interactions, v.views);
+    payload := jsonb_build_object(
+        'action', 'cancel_post', 'monitor', m.name, 'variant', v.variant, 'persona', v.persona, 'post', v.post,
+        'reason', note, 'interactions', v.interactions, 'views', v.views,
+        'expected_rate', v.expected_rate, 'observed_rate', observed, 'killed_at', now());
+    IF channel IS NOT NULL THEN
+        IF EXISTS (SELECT 1 FROM vigil.channels c WHERE c.name = channel) THEN
+            notification := vigil.send_webhook(channel, payload, format('early_kill:%s:%s', m.name, v.variant));
+        ELSE
+            payload := payload || jsonb_build_object('action_webhook', format('channel "%s" does not exist', channel));
+        END IF;
+    END IF;
+    SELECT * INTO a FROM vigil.raise_alert(
+        m.options->>'anomaly_type', v.variant, 'high',
+        format('Variant %s killed early', v.variant), note,
+        payload - 'action' - 'monitor' - 'variant',
+        monitor => m.name,
+        dedup_key => format('early_kill:%s:%s', m.name, v.variant),
+        expires_in => (m.options->>'expires_in')::interval);
+    UPDATE vigil.variant_monitoring t SET status = 'killed', decided_at = now(), reason = note,
+        alert_id = a.alert_id, notification_id = notification
+    WHERE t.id = v.id RETURNING * INTO v;
+    RETURN v;
+END
+$$;
+COMMENT ON FUNCTION vigil._decide_variant(vigil.monitors, vigil.variant_monitoring, text) IS
+    'Internal: record a kill (alert + action webhook on options.action_channel, key early_kill:<monitor>:<variant>) or an expiry';
+
+CREATE FUNCTION vigil._early_kill_trigger() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m vigil.monitors;
+    v vigil.variant_monitoring;
+    decision text;
+BEGIN
+    SELECT * INTO m FROM vigil.monitors t WHERE t.id = TG_ARGV[0]::bigint;
+    IF NOT FOUND OR NOT m.enabled THEN
+        RETURN NULL;
+    END IF;
+    -- Counters are locked in id order so that concurrent writers touching
+    -- several variants cannot deadlock.
+    FOR v IN EXECUTE format(
+        'WITH c AS (
+             SELECT (n.%1$I)::text AS variant,
+                    count(*) FILTER (WHERE (n.%2$I)::text = ANY ($2)) AS views,
+                    count(*) FILTER (WHERE (n.%2$I)::text <> ALL ($2)) AS interactions
+             FROM vigil_new n WHERE n.%1$I IS NOT NULL GROUP BY 1),
+         l AS (
+             SELECT vm.id, c.views, c.interactions
+             FROM vigil.variant_monitoring vm JOIN c ON c.variant = vm.variant
+             WHERE vm.monitor = $1 AND vm.status = ''active''
+             ORDER BY vm.id FOR UPDATE OF vm)
+         UPDATE vigil.variant_monitoring vm
+         SET views = vm.views + l.views, interactions = vm.interactions + l.interactions
+         FROM l WHERE vm.id = l.id
+         RETURNING vm.*', m.options->>'variant', m.options->>'event')
+        USING m.name, ARRAY(SELECT jsonb_array_elements_text(m.options->'view_events'))
+    LOOP
+        decision := vigil.early_kill_decision(v.expected_rate, v.interactions, v.views, v.started_at, now(),
+                                              v.kill_threshold, v.min_interactions, v.timeout);
+        IF decision <> 'continue' THEN
+            PERFORM vigil._decide_variant(m, v, decision);
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION vigil._early_kill_trigger() IS
+    'Internal: statement trigger of early_kill monitors; counts views and interactions per registered variant and decides';
+
+-- Scanning ---------------------------------------------------------------
+
+CREATE FUNCTION vigil._finding_key(anomaly_type text, entity text, suffix text, dedup_by text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN dedup_by = 'hour'
+        THEN format('%s_%s%s_%s', anomaly_type, entity, '_' || suffix,
+                    to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24'))
+        ELSE vigil.dedup_key(anomaly_type, entity || coalesce('_' || suffix, ''), now()) END
+$$;
+COMMENT ON FUNCTION vigil._finding_key(text, text, text, text) IS
+    'Internal: a finding''s dedup key, {type}_{entity}[_{suffix}]_{UTC date} or, with dedup_by hour, _{UTC date}T{hour}';
+
+CREATE FUNCTION vigil._scan_insight(kind text, anomaly_type text, label text, metric_name text, group_name text,
+                                   n bigint, avg_metric float8, max_metric float8, total float8,
+                                   common text, categories text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN anomaly_type = 'exhaustion' THEN
+            format('%s %s at risk of audience exhaustion. Average score: %s.', n, label, round(avg_metric::numeric))
+        WHEN kind = 'drop' THEN
+            format('%s %s experiencing %s drops. Average drop: %s points.', n, label, metric_name, round(avg_metric::numeric))
+        WHEN kind = 'stall' THEN
+            format('%s %s stalled. Average wait: %s.%s', n, label,
+                   CASE WHEN metric_name = 'wait_hours' THEN round(avg_metric::numeric, 1) || ' hours'
+                        ELSE round(avg_metric::numeric) || ' days' END,
+                   CASE WHEN group_name IS NOT NULL AND common IS NOT NULL
+                        THEN format(' Most common %s: %s.', group_name, common) ELSE '' END)
+        WHEN kind = 'count' THEN
+            format('%s %s affected by %s: %s in total.', n, label, metric_name, total)
+        WHEN kind = 'zscore' THEN
+            format('%s %s with unusual %s (%s). Largest |z|: %s.', n, label, metric_name, categories,
+                   round(max_metric::numeric, 1))
+        WHEN kind = 'saturation' THEN
+            format('%s %s saturated (%s).', n, label, categories)
+        ELSE
+            format('%s %s breached the %s threshold. Average value: %s.', n, label, metric_name,
+                   round(avg_metric::numeric, 2))
+    END
+$$;
+COMMENT ON FUNCTION vigil._scan_insight(text, text, text, text, text, bigint, float8, float8, float8, text, text) IS
+    'Internal: the insight sentence of a scan for one anomaly type';
+
+CREATE FUNCTION vigil.scan(monitor text DEFAULT NULL) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET standard_conforming_strings = on AS $$
+#variable_conflict use_column
+DECLARE
+    t0 timestamptz := clock_timestamp();
+    mt0 timestamptz;
+    run_id bigint;
+    m vigil.monitors;
+    src regclass;
+    plan jsonb;
+    o jsonb;
+    f record;
+    r record;
+    dk text;
+    keys text[];
+    n int;
+    findings jsonb[] := '{}';
+    predictions jsonb[] := '{}';
+    per_monitor jsonb[] := '{}';
+    errors jsonb[] := '{}';
+    new_ids bigint[] := '{}';
+    groups jsonb;
+    resolved bigint := 0;
+    expired bigint;
+    variants_expired bigint := 0;
+    err_state text;
+    err_text text;
+    result jsonb;
+    v vigil.variant_monitoring;
+BEGIN
+    IF scan.monitor IS NOT NULL THEN
+        PERFORM vigil._monitor_by_name(scan.monitor);
+    END IF;
+    INSERT INTO vigil.scan_runs (started_at, monitor) VALUES (t0, scan.monitor) RETURNING id INTO run_id;
+    expired := vigil.expire_alerts();
+
+    FOR m IN
+        SELECT * FROM vigil.monitors t
+        WHERE t.enabled AND (scan.monitor IS NULL OR t.name = scan.monitor)
+        ORDER BY t.name
+    LOOP
+        mt0 := clock_timestamp();
+        n := 0;
+        BEGIN
+            -- Concurrent scans of one monitor (a manual scan during a pg_cron
+            -- one) take turns: auto-resolve must see the other's alerts.
+            PERFORM pg_advisory_xact_lock(2034419261, m.id::int);
+            src := to_regclass(format('%I.%I', m.source_schema, m.source_table));
+            IF src IS NULL THEN
+                RAISE EXCEPTION USING ERRCODE = '42P01',
+                    MESSAGE = format('source table %I.%I of monitor "%s" does not exist', m.source_schema, m.source_table, m.name);
+            END IF;
+            IF m.kind = 'early_kill' THEN
+                FOR v IN
+                    SELECT * FROM vigil.variant_monitoring t
+                    WHERE t.monitor = m.name AND t.status = 'active' AND t.started_at + t.timeout <= now()
+                    ORDER BY t.id FOR UPDATE
+                LOOP
+                    PERFORM vigil._decide_variant(m, v, 'expired');
+                    n := n + 1;
+                END LOOP;
+                variants_expired := variants_expired + n;
+                n := 0;
+            ELSE
+                plan := vigil._monitor_plan(m.kind, m.options, format('%I.%I', m.source_schema, m.source_table),
+                                            vigil._source_columns(src));
+                o := plan->'options';
+                keys := '{}';
+                FOR f IN EXECUTE plan->>'query' USING o, m.name LOOP
+                    IF f.prediction IS NOT NULL THEN
+                        predictions := predictions || (f.prediction || jsonb_build_object('monitor', m.name));
+                    END IF;
+                    CONTINUE WHEN f.severity IS NULL;
+                    dk := vigil._finding_key(f.anomaly_type, f.entity, f.key_suffix, o->>'dedup_by');
+                    SELECT * INTO r FROM vigil.raise_alert(
+                        f.anomaly_type, f.entity, f.severity, f.title, f.summary, f.details, f.urgency, m.name,
+                        NULL, dk, (o->>'dedup_window')::interval, (o->>'expires_in')::interval);
+                    keys := keys || dk;
+                    n := n + 1;
+                    IF r.is_new THEN
+                        new_ids := new_ids || r.alert_id;
+                    END IF;
+                    findings := findings || jsonb_build_object(
+                        'type', f.anomaly_type, 'kind', m.kind, 'severity', f.severity, 'urgency', f.urgency,
+                        'entity', f.entity, 'metric', f.metric, 'category', f.category, 'is_new', r.is_new,
+                        'label', o->>'label',
+                        'metric_name', CASE WHEN m.kind = 'stall' AND o->>'urgency_from' = 'wait_hours'
+                                            THEN 'wait_hours' ELSE o->>'metric_name' END,
+                        'group_name', o->>'group_column');
+                END LOOP;
+                resolved := resolved + vigil.auto_resolve(m.name, keys);
+            END IF;
+            UPDATE vigil.monitors t SET last_scan_at = now(), last_anomalies = n, last_error = NULL WHERE t.id = m.id;
+            per_monitor := per_monitor || jsonb_build_object(
+                'monitor', m.name, 'kind', m.kind, 'anomalies', n,
+                'duration_ms', round(extract(epoch FROM clock_timestamp() - mt0)::numeric * 1000, 3));
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_text = MESSAGE_TEXT;
+            UPDATE vigil.monitors t SET last_scan_at = now(), last_error = format('%s: %s', err_state, err_text)
+            WHERE t.id = m.id;
+            errors := errors || jsonb_build_object('monitor', m.name, 'sqlstate', err_state, 'error', err_text);
+        END;
+    END LOOP;
+
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'id', g.id, 'type', g.anomaly_type, 'severity', g.severity, 'urgency', g.urgency,
+               'affected_count', g.affected_count, 'entities', g.entities) ORDER BY g.anomaly_type), '[]')
+    INTO groups
+    FROM vigil.group_alerts(run_id, new_ids) g
+    WHERE cardinality(new_ids) > 0;
+
+    WITH fs AS (SELECT x FROM unnest(findings) x),
+    by_type AS (
+        SELECT x->>'type' AS type, min(x->>'kind') AS kind, min(x->>'label') AS label,
+               min(x->>'metric_name') AS metric_name, min(x->>'group_name') AS group_name,
+               count(*) AS n, count(*) FILTER (WHERE (x->>'is_new')::bool) AS saved,
+               avg((x->>'metric')::float8) AS avg_metric, max(abs((x->>'metric')::float8)) AS max_metric,
+               sum((x->>'metric')::float8) AS total,
+               mode() WITHIN GROUP (ORDER BY x->>'category') AS common,
+               max((x->>'urgency')::int) AS urgency
+        FROM fs GROUP BY 1),
+    by_sev AS (
+        SELECT s.t AS type, jsonb_object_agg(s.sev, s.cnt) AS sev
+        FROM (SELECT x->>'type' AS t, x->>'severity' AS sev, count(*) AS cnt FROM fs GROUP BY 1, 2) s
+        GROUP BY 1),
+    by_cat AS (
+        SELECT c.t AS type, string_agg(format('%s %s', c.cnt, c.c), ', ' ORDER BY c.cnt DESC, c.c) AS categories
+        FROM (SELECT x->>'type' AS t, x->>'category' AS c, count(*) AS cnt FROM fs WHERE x->>'category' IS NOT NULL GROUP BY 1, 2) c
+        GROUP BY 1)
+    SELECT jsonb_build_object(
+        'success', cardinality(errors) = 0,
+        'scan_id', run_id,
+        'duration_ms', round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 3),
+        'monitors_scanned', cardinality(per_monitor) + cardinality(errors),
+        'anomalies_detected', cardinality(findings),
+        'alert_groups_created', jsonb_array_length(groups),
+        'alerts_saved', cardinality(new_ids),
+        'duplicates_skipped', cardinality(findings) - cardinality(new_ids),
+        'alerts_resolved', resolved,
+        'alerts_expired', expired,
+        'variants_expired', variants_expired,
+        'breakdown', coalesce((
+            SELECT jsonb_object_agg(b.type, jsonb_build_object(
+                'count', b.n, 'new', b.saved, 'duplicates', b.n - b.saved, 'max_urgency', b.urgency,
+                'by_severity', s.sev))
+            FROM by_type b JOIN by_sev s USING (type)), '{}'),
+        'insights', coalesce((
+            SELECT jsonb_agg(vigil._scan_insight(b.kind, b.type, b.label, b.metric_name, b.group_name, b.n,
+                                                 b.avg_metric, b.max_metric, b.total, b.common, c.categories)
+                             ORDER BY b.type)
+            FROM by_type b LEFT JOIN by_cat c USING (type)), '[]'),
+        'predictions', to_jsonb(predictions),
+        'alert_groups', groups,
+        'monitors', to_jsonb(per_monitor),
+        'errors', to_jsonb(errors))
+    INTO result;
+
+    UPDATE vigil.scan_runs t
+    SET finished_at = clock_timestamp(), duration_ms = (result->>'duration_ms')::float8,
+        report = result, success = (result->>'success')::bool
+    WHERE t.id = run_id;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION vigil.scan(text) IS
+    'Run the enabled monitors (or one): raise and deduplicate alerts, auto-resolve cleared ones, expire old alerts and '
+    'timed-out variants, group new alerts per type; returns the report (also kept in vigil.scan_runs). A failing monitor '
+    'is reported under errors and does not stop the others';
+
+-- pg_cron ----------------------------------------------------------------
+
+CREATE FUNCTION vigil._cron_job_name(monitor text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN monitor IS NULL THEN 'vigil_scan' ELSE 'vigil_scan:' || monitor END
+$$;
+
+CREATE FUNCTION vigil._require_cron() RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION USING ERRCODE = '55000',
+            MESSAGE = 'pg_cron is not installed in this database',
+            HINT = 'Add pg_cron to shared_preload_libraries, restart, then CREATE EXTENSION pg_cron in the database named by cron.database_name';
+    END IF;
+END
+$$;
+
+CREATE FUNCTION vigil.schedule_scan(cron text DEFAULT '*/5 * * * *', monitor text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    command text;
+    job bigint;
+BEGIN
+    PERFORM vigil._require_cron();
+    PERFORM vigil._require_text(cron, 'cron');
+    IF monitor IS NOT NULL THEN
+        PERFORM vigil._monitor_by_name(monitor);
+    END IF;
+    command := format('SELECT vigil.scan(%L)', monitor);
+    IF current_database() = current_setting('cron.database_name', true) THEN
+        EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job USING vigil._cron_job_name(monitor), cron, command;
+    ELSE
+        EXECUTE 'SELECT cron.schedule_in_database($1, $2, $3, $4)' INTO job
+            USING vigil._cron_job_name(monitor), cron, command, current_database();
+    END IF;
+    RETURN job;
+END
+$$;
+COMMENT ON FUNCTION vigil.schedule_scan(text, text) IS
+    'Schedule vigil.scan(monitor) with pg_cron (job vigil_scan or vigil_scan:<monitor>, replaced when scheduled again); '
+    'ERROR 55000 when pg_cron is not installed. Returns the pg_cron job id';
+
+CREATE FUNCTION vigil.unschedule_scan(monitor text DEFAULT NULL) RETURNS bool
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    done bool;
+BEGIN
+    PERFORM vigil._require_cron();
+    IF NOT EXISTS (SELECT 1 FROM cron.job j WHERE j.jobname = vigil._cron_job_name(monitor) AND j.username = current_user) THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT cron.unschedule($1)' INTO done USING vigil._cron_job_name(monitor);
+    RETURN done;
+END
+$$;
+COMMENT ON FUNCTION vigil.unschedule_scan(text) IS 'Remove the pg_cron job of schedule_scan(…, monitor); false when there was none';
+
+-- Health -----------------------------------------------------------------
+
+CREATE OR REPLACE VIEW vigil.health AS
+SELECT
+    w.running                                   AS worker_running,
+    w.pid                                       AS worker_pid,
+    w.state                                     AS worker_state,
+    w.database                                  AS worker_database,
+    w.started_at                                AS worker_started_at,
+    w.heartbeat_at                              AS worker_heartbeat_at,
+    extract(epoch FROM clock_timestamp() - w.heartbeat_at)::float8
+                                                AS worker_heartbeat_age_s,
+    q.depth                                     AS notification_queue_depth,
+    extract(epoch FROM clock_timestamp() - q.oldest)::float8
+                                                AS oldest_pending_age_s,
+    (SELECT count(*) FROM vigil.notifications n
+     WHERE n.status = 'sent' AND n.sent_at > now() - interval '1 hour')
+                                                AS deliveries_1h,
+    (SELECT count(*) FROM vigil.notifications n
+     WHERE n.status IN ('failed', 'dead') AND n.updated_at > now() - interval '1 hour')
+                                                AS delivery_failures_1h,
+    s.started_at                                AS last_scan_at,
+    extract(epoch FROM now() - s.started_at)::float8 / 60
+                                                AS minutes_since_last_scan,
+    s.duration_ms                               AS last_scan_duration_ms,
+    s.success                                   AS last_scan_success,
+    (SELECT count(*) FROM vigil.monitors m WHERE m.enabled) AS monitors_enabled,
+    (SELECT count(*) FROM vigil.monitors m WHERE m.enabled AND m.last_error IS NOT NULL) AS monitors_failing,
+    a.open_alerts,
+    a.open_critical,
+    a.open_high,
+    a.open_medium,
+    a.open_low,
+    a.open_info,
+    (SELECT count(*) FROM vigil.rollup_defs) AS rollups,
+    -- Rollups are maintained inside the writing transaction: never behind.
+    0::float8                                   AS rollup_lag_s
+FROM vigil.worker_status() AS w,
+     LATERAL (SELECT count(*) AS depth, min(n.created_at) AS oldest
+              FROM vigil.notifications n WHERE n.status IN ('pending', 'sending')) AS q
+LEFT JOIN LATERAL (SELECT r.started_at, r.duration_ms, r.success FROM vigil.scan_runs r
+                   ORDER BY r.started_at DESC LIMIT 1) AS s ON true
+CROSS JOIN LATERAL (
+    SELECT count(*) AS open_alerts,
+           count(*) FILTER (WHERE al.severity = 'critical') AS open_critical,
+           count(*) FILTER (WHERE al.severity = 'high') AS open_high,
+           count(*) FILTER (WHERE al.severity = 'medium') AS open_medium,
+           count(*) FILTER (WHERE al.severity = 'low') AS open_low,
+           count(*) FILTER (WHERE al.severity = 'info') AS open_info
+    FROM vigil.alerts al WHERE al.status IN ('firing', 'acknowledged')) AS a;
+
+REVOKE EXECUTE ON FUNCTION
+    vigil.create_monitor(text, text, regclass, jsonb),
+    vigil.drop_monitor(text),
+    vigil._set_monitor_enabled(text, bool),
+    vigil.enable_monitor(text),
+    vigil.disable_monitor(text),
+    vigil.register_variant(text, text, float8, text, text, float8, int, interval),
+    vigil._decide_variant(vigil.monitors, vigil.variant_monitoring, text),
+    vigil._early_kill_trigger(),
+    vigil.scan(text),
+    vigil.schedule_scan(text, text),
+    vigil.unschedule_scan(text)
+FROM PUBLIC;
