@@ -84,3 +84,17 @@ SELECT * FROM tile_feedback_7d ORDER BY agent;
 UPDATE agent_approvals SET status = 'approved'
 WHERE id IN (SELECT id FROM agent_approvals WHERE status = 'pending' ORDER BY created_at LIMIT 100);
 SELECT * FROM tile_queue_status;
+
+-- Alerts on the queue (SPEC §6.5): more than 50 pending, or the oldest
+-- pending approval waiting over an hour. Neither needs an entity column:
+-- the whole queue is one entity, named after the monitor.
+SELECT vigil.create_monitor('approval_queue_depth', 'count', 'agent_approvals',
+    '{"filter": {"status": "pending"}, "thresholds": {"high": 51},
+      "anomaly_type": "queue_depth", "metric_name": "pending approvals"}') > 0 AS created;
+SELECT vigil.create_monitor('approval_queue_age', 'stall', 'agent_approvals',
+    '{"time": "created_at", "filter": {"status": "pending"}, "thresholds": {"high": "1 hour"},
+      "urgency_from": "wait_hours", "anomaly_type": "queue_age", "label": "pending approvals"}') > 0 AS created;
+SELECT (vigil.scan(m))->'anomalies_detected' AS anomalies
+FROM unnest(ARRAY['approval_queue_depth', 'approval_queue_age']) AS m;
+SELECT anomaly_type, entity, severity, urgency, title FROM vigil.active_alerts
+WHERE monitor IN ('approval_queue_depth', 'approval_queue_age') ORDER BY anomaly_type;

@@ -418,10 +418,10 @@ impl Query<'_> {
             }
             None => String::new(),
         };
-        let window_text = if self.o.contains_key("time") {
-            "coalesce($1->>'window', '24 hours')"
+        let (window_text, window_suffix) = if self.o.contains_key("time") {
+            ("coalesce($1->>'window', '24 hours')", "' in ' || coalesce($1->>'window', '24 hours')")
         } else {
-            "'all rows'"
+            ("'all rows'", "''")
         };
         let inner = format!(
             "SELECT x.*, {sev} AS severity\n\
@@ -443,8 +443,8 @@ impl Query<'_> {
             &inner,
             &Fields {
                 urgency: "vigil.urgency_score(f.severity, failure_count => f.n::int)".into(),
-                title: format!("format('%s %s in %s', f.n, $1->>'metric_name', {window_text})"),
-                summary: format!("format('%s: %s %s in %s', f.entity, f.n, $1->>'metric_name', {window_text})"),
+                title: format!("format('%s %s', f.n, $1->>'metric_name') || {window_suffix}"),
+                summary: format!("format('%s: %s %s', f.entity, f.n, $1->>'metric_name') || {window_suffix}"),
                 details: format!("jsonb_build_object('count', f.n, 'window', {window_text})"),
                 metric: "f.n".into(),
                 category: None,
@@ -505,9 +505,9 @@ impl Query<'_> {
             &inner,
             &Fields {
                 urgency: "vigil.urgency_score(f.severity)".into(),
-                title: "format('%s %s: %s vs usual %s (z = %s)', $1->>'metric_name', \
-                        CASE WHEN f.z > 0 THEN 'spike' ELSE 'drop' END, round(f.current::numeric, 1), \
-                        round(f.mean::numeric, 1), round(f.z::numeric, 1))"
+                title: "format('%s %s: %s vs usual %s (z = %s)', upper(left($1->>'metric_name', 1)) || substr($1->>'metric_name', 2), \
+                        CASE WHEN f.z > 0 THEN 'spike' ELSE 'drop' END, trim_scale(round(f.current::numeric, 1)), \
+                        trim_scale(round(f.mean::numeric, 1)), round(f.z::numeric, 1))"
                     .into(),
                 summary: "format('%s: %s in the hour from %s UTC was %s; the same hour of the previous %s weeks averaged %s (sd %s)', \
                           f.entity, $1->>'metric_name', to_char(f.hour AT TIME ZONE 'UTC', 'Dy HH24:00'), \
