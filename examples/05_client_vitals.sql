@@ -3,6 +3,9 @@
 -- scan that finds exactly those: 5 health drops, 3 stalled deals, 3 failing
 -- syncs and 3 leads waiting for a response.
 
+-- Generators count whole days and hours in UTC, as scans do.
+SET TimeZone = 'UTC';
+
 CREATE TABLE health_scores (client text NOT NULL, score int NOT NULL, recorded_at timestamptz NOT NULL);
 CREATE TABLE deals (deal text PRIMARY KEY, stage text NOT NULL, value numeric(12, 2) NOT NULL,
                     stage_changed_at timestamptz NOT NULL);

@@ -7,6 +7,9 @@
 -- creator_6 is mildly up, creator_5 floods an audience that stopped paying
 -- (RED), creator_3 is tiring (YELLOW).
 
+-- Generators count whole days and hours in UTC, as scans do.
+SET TimeZone = 'UTC';
+
 CREATE TABLE creator_messages (
     creator_name text NOT NULL,
     ts timestamptz NOT NULL,
@@ -33,7 +36,7 @@ FROM generate_series(1, 6) c, generate_series(0, 30) d,
 INSERT INTO creator_messages (creator_name, ts, payment_status, price, content_type)
 SELECT format('creator_%s', c),
        date_trunc('hour', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '1 hour'
-           - w * interval '1 week' + k * interval '50 seconds',
+           - w * interval '168 hours' + k * interval '50 seconds',
        CASE WHEN k % 5 = 0 THEN 'paid' ELSE 'unpaid' END, 9.99, 'video'
 FROM generate_series(1, 6) c, generate_series(0, 12) w,
      LATERAL (SELECT CASE WHEN w > 0 THEN 20 + w % 3 - 1
@@ -48,8 +51,8 @@ SELECT vigil.create_monitor('creator_saturation', 'saturation', 'creator_message
     '{"entity": "creator_name", "time": "ts", "converted": {"payment_status": "paid"},
       "baseline_days": 30, "exhaustion_threshold": 70, "label": "creators"}') > 0 AS created;
 
-SELECT r->'anomalies_detected' AS anomalies, r->'breakdown' AS breakdown
-FROM vigil.scan() AS r WHERE r->>'success' = 'true';
+SELECT m AS monitor, r->'anomalies_detected' AS anomalies, r->'alerts_saved' AS saved, r->'insights' AS insights
+FROM unnest(ARRAY['creator_hourly_z', 'creator_saturation']) AS m, LATERAL vigil.scan(m) AS r;
 SELECT anomaly_type, entity, severity, urgency, title
 FROM vigil.active_alerts WHERE monitor IN ('creator_hourly_z', 'creator_saturation')
 ORDER BY anomaly_type, entity;

@@ -94,7 +94,13 @@ DECLARE
     tbl name;
     relkind "char";
     plan jsonb;
+    cols jsonb;
     new_id bigint;
+    key text;
+    col text;
+    vals jsonb;
+    err_state text;
+    err_text text;
 BEGIN
     PERFORM vigil._require_text(name, 'name'), vigil._require_text(kind, 'kind');
     IF source IS NULL THEN
@@ -121,7 +127,21 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '42710', MESSAGE = format('name: monitor "%s" already exists', name);
     END IF;
 
-    plan := vigil._monitor_plan(kind, options, format('%I.%I', sch, tbl), vigil._source_columns(source));
+    cols := vigil._source_columns(source);
+    plan := vigil._monitor_plan(kind, options, format('%I.%I', sch, tbl), cols);
+    -- Filter values must read as the column's type.
+    FOR key, col, vals IN
+        SELECT k.key, f.key, f.value
+        FROM unnest(ARRAY['filter', 'converted']) AS k(key), jsonb_each(plan->'options'->k.key) AS f
+        WHERE jsonb_typeof(f.value) = 'array'
+    LOOP
+        BEGIN
+            EXECUTE format('SELECT ARRAY(SELECT jsonb_array_elements_text($1))::%s[]', cols->col->>'type') USING vals;
+        EXCEPTION WHEN data_exception THEN
+            GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_text = MESSAGE_TEXT;
+            RAISE EXCEPTION USING ERRCODE = err_state, MESSAGE = format('options.%s.%s: %s', key, col, err_text);
+        END;
+    END LOOP;
     INSERT INTO vigil.monitors (name, kind, source_schema, source_table, options)
     VALUES (name, kind, sch, tbl, plan->'options')
     RETURNING id INTO new_id;

@@ -317,7 +317,9 @@ mod tests {
                                              'update_rule', 'enable_rule', 'disable_rule', 'delete_rule',
                                              'create_channel', 'test_channel', 'send_webhook',
                                              'replay_notifications', 'purge_notifications', '_enqueue_alert',
-                                             '_wake_worker')").as_deref(),
+                                             '_wake_worker', 'create_monitor', 'drop_monitor', 'enable_monitor',
+                                             'disable_monitor', '_set_monitor_enabled', 'register_variant',
+                                             '_decide_variant', 'scan', 'schedule_scan', 'unschedule_scan')").as_deref(),
             Some("vu")
         );
         // Payload builders are pure functions of their arguments.

@@ -54,7 +54,11 @@ impl Kind {
     }
 
     pub fn name(self) -> &'static str {
-        KINDS.iter().find(|(_, k)| *k == self).expect("every kind is named").0
+        KINDS
+            .iter()
+            .find(|(_, k)| *k == self)
+            .expect("every kind is named")
+            .0
     }
 
     /// The anomaly type of its alerts unless options.anomaly_type says otherwise.
@@ -129,7 +133,8 @@ pub fn plan(kind: &str, options: &Value, source: &str, columns: &Columns) -> Res
         (_, None) => "events".to_string(),
     };
     if kind != Kind::EarlyKill {
-        opts.entry("metric_name").or_insert_with(|| Value::from(metric));
+        opts.entry("metric_name")
+            .or_insert_with(|| Value::from(metric));
     }
     cross_checks(kind, &opts)?;
     let q = Query {
@@ -175,8 +180,17 @@ fn cross_checks(kind: Kind, o: &Map<String, Value>) -> Result<()> {
 /// Every scan query returns these columns (vigil.scan reads them by name).
 #[cfg(test)]
 const FINDING_COLUMNS: [&str; 11] = [
-    "entity", "anomaly_type", "severity", "urgency", "title", "summary", "details", "metric", "category",
-    "key_suffix", "prediction",
+    "entity",
+    "anomaly_type",
+    "severity",
+    "urgency",
+    "title",
+    "summary",
+    "details",
+    "metric",
+    "category",
+    "key_suffix",
+    "prediction",
 ];
 
 struct Query<'a> {
@@ -192,7 +206,10 @@ fn opt(key: &str, ty: &str) -> String {
 
 impl Query<'_> {
     fn col(&self, key: &str) -> Option<String> {
-        self.o.get(key).and_then(Value::as_str).map(|c| format!("t.{}", ident(c)))
+        self.o
+            .get(key)
+            .and_then(Value::as_str)
+            .map(|c| format!("t.{}", ident(c)))
     }
 
     fn req_col(&self, key: &str) -> String {
@@ -242,11 +259,19 @@ impl Query<'_> {
 
     fn thresholds(&self) -> Vec<&'static str> {
         let t = &self.o["thresholds"];
-        LEVELS.iter().copied().filter(|l| t.get(l).is_some()).collect()
+        LEVELS
+            .iter()
+            .copied()
+            .filter(|l| t.get(l).is_some())
+            .collect()
     }
 
     fn level(level: &str, unit: Unit) -> String {
-        let ty = if unit == Unit::Number { "float8" } else { "interval" };
+        let ty = if unit == Unit::Number {
+            "float8"
+        } else {
+            "interval"
+        };
         format!("($1->'thresholds'->>{})::{ty}", literal(level))
     }
 
@@ -335,9 +360,10 @@ impl Query<'_> {
 
     fn stall(&self) -> String {
         let time = self.req_col("time");
-        let group = self
-            .col("group_column")
-            .map_or_else(|| "NULL::text".into(), |g| format!("(array_agg(({g})::text ORDER BY {time}))[1]"));
+        let group = self.col("group_column").map_or_else(
+            || "NULL::text".into(),
+            |g| format!("(array_agg(({g})::text ORDER BY {time}))[1]"),
+        );
         let value = self
             .col("value")
             .map_or_else(|| "NULL::float8".into(), |v| format!("max(({v})::float8)"));
@@ -373,7 +399,11 @@ impl Query<'_> {
             )
         };
         let title = if per_entity {
-            let verb = if self.o["urgency_from"] == "wait_hours" { "Waiting" } else { "Stalled" };
+            let verb = if self.o["urgency_from"] == "wait_hours" {
+                "Waiting"
+            } else {
+                "Stalled"
+            };
             format!("format('{verb} %s', {age_text}) || coalesce(' in ' || f.grp, '')")
         } else {
             format!("format('%s %s waiting, oldest for %s', f.stalled, $1->>'label', {age_text})")
@@ -419,7 +449,10 @@ impl Query<'_> {
             None => String::new(),
         };
         let (window_text, window_suffix) = if self.o.contains_key("time") {
-            ("coalesce($1->>'window', '24 hours')", "' in ' || coalesce($1->>'window', '24 hours')")
+            (
+                "coalesce($1->>'window', '24 hours')",
+                "' in ' || coalesce($1->>'window', '24 hours')",
+            )
         } else {
             ("'all rows'", "''")
         };
@@ -460,9 +493,10 @@ impl Query<'_> {
 
     fn zscore(&self) -> String {
         let (e, time) = (self.entity(), self.req_col("time"));
-        let v = self
-            .col("value")
-            .map_or_else(|| "count(*)::float8".into(), |v| format!("coalesce(sum(({v})::float8), 0)"));
+        let v = self.col("value").map_or_else(
+            || "count(*)::float8".into(),
+            |v| format!("coalesce(sum(({v})::float8), 0)"),
+        );
         let z = "(f.current - f.mean) / f.sd";
         let scored = match self.o["direction"].as_str() {
             Some("up") => z.to_string(),
@@ -617,12 +651,21 @@ impl Query<'_> {
         let v = self.col("value").map(|v| format!("({v})::float8"));
         let agg = match (self.o["agg"].as_str().unwrap_or("avg"), &v) {
             ("count", _) => "count(*)::float8".to_string(),
-            ("last", Some(v)) => format!("(array_agg({v} ORDER BY {time} DESC) FILTER (WHERE {v} IS NOT NULL))[1]"),
+            ("last", Some(v)) => {
+                format!("(array_agg({v} ORDER BY {time} DESC) FILTER (WHERE {v} IS NOT NULL))[1]")
+            }
             (a, Some(v)) => format!("{a}({v})"),
             (_, None) => unreachable!("cross_checks requires value unless agg is count"),
         };
-        let op = self.o["op"].as_str().filter(|op| OPS.contains(op)).expect("op is validated");
-        let group = if self.o.contains_key("entity") { "\n GROUP BY 1" } else { "" };
+        let op = self.o["op"]
+            .as_str()
+            .filter(|op| OPS.contains(op))
+            .expect("op is validated");
+        let group = if self.o.contains_key("entity") {
+            "\n GROUP BY 1"
+        } else {
+            ""
+        };
         let inner = format!(
             "SELECT x.*, ($1->>'severity')::vigil.severity AS severity\n\
              FROM (SELECT {e} AS entity, {agg} AS v FROM {src} t\n\

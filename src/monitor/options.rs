@@ -135,7 +135,11 @@ const ZSCORE: &[Key] = &[
         Opt::Thresholds(Unit::Number),
         r#"{"medium": 3, "high": 4, "critical": 5}"#,
     ),
-    def("direction", Opt::Choice(&["both", "up", "down"]), "\"both\""),
+    def(
+        "direction",
+        Opt::Choice(&["both", "up", "down"]),
+        "\"both\"",
+    ),
 ];
 
 const SATURATION: &[Key] = &[
@@ -192,7 +196,11 @@ fn bad(key: &str, what: impl std::fmt::Display) -> VigilError {
 
 /// Checks `options` against the kind's keys and the columns; returns them
 /// with defaults filled in and values normalised (filters as arrays).
-pub(super) fn validate(kind: Kind, options: &Value, columns: &Columns) -> Result<Map<String, Value>> {
+pub(super) fn validate(
+    kind: Kind,
+    options: &Value,
+    columns: &Columns,
+) -> Result<Map<String, Value>> {
     let given = options.as_object().ok_or_else(|| {
         VigilError::invalid(format!(
             "options must be a JSON object, got {}",
@@ -260,19 +268,31 @@ fn json_type(v: &Value) -> &'static str {
 fn check(name: &str, opt: Opt, value: &Value, columns: &Columns) -> Result<Value> {
     match opt {
         Opt::Column(types) => {
-            let col = value
-                .as_str()
-                .ok_or_else(|| bad(name, format!("must be a column name (string), got {}", json_type(value))))?;
+            let col = value.as_str().ok_or_else(|| {
+                bad(
+                    name,
+                    format!("must be a column name (string), got {}", json_type(value)),
+                )
+            })?;
             column(name, col, types, columns)?;
             Ok(value.clone())
         }
         Opt::Interval | Opt::IntervalOrZero => {
-            let s = value
-                .as_str()
-                .ok_or_else(|| bad(name, format!("must be an interval string such as \"24 hours\", got {}", json_type(value))))?;
+            let s = value.as_str().ok_or_else(|| {
+                bad(
+                    name,
+                    format!(
+                        "must be an interval string such as \"24 hours\", got {}",
+                        json_type(value)
+                    ),
+                )
+            })?;
             let secs = interval_seconds(s).map_err(|e| bad(name, e))?;
             if secs <= 0.0 && matches!(opt, Opt::Interval) {
-                return Err(bad(name, format!("must be a positive interval, got \"{s}\"")));
+                return Err(bad(
+                    name,
+                    format!("must be a positive interval, got \"{s}\""),
+                ));
             }
             Ok(value.clone())
         }
@@ -320,21 +340,28 @@ fn check(name: &str, opt: Opt, value: &Value, columns: &Columns) -> Result<Value
         Opt::Thresholds(unit) => thresholds(name, unit, value),
         Opt::Filter => filter(name, value, columns),
         Opt::TextList => {
-            let items = value.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
-                bad(name, "must be a non-empty array of strings")
-            })?;
+            let items = value
+                .as_array()
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| bad(name, "must be a non-empty array of strings"))?;
             if items.iter().any(|v| !v.is_string()) {
                 return Err(bad(name, "must be a non-empty array of strings"));
             }
             Ok(value.clone())
         }
         Opt::Zones => {
-            let obj = value
-                .as_object()
-                .ok_or_else(|| bad(name, "must be an object {\"red\": number, \"yellow\": number}"))?;
+            let obj = value.as_object().ok_or_else(|| {
+                bad(
+                    name,
+                    "must be an object {\"red\": number, \"yellow\": number}",
+                )
+            })?;
             let get = |k: &str| obj.get(k).and_then(Value::as_f64).filter(|n| n.is_finite());
             let (Some(red), Some(yellow)) = (get("red"), get("yellow")) else {
-                return Err(bad(name, "must be an object {\"red\": number, \"yellow\": number}"));
+                return Err(bad(
+                    name,
+                    "must be an object {\"red\": number, \"yellow\": number}",
+                ));
             };
             if obj.len() != 2 {
                 return Err(bad(name, "takes only the keys red and yellow"));
@@ -409,7 +436,10 @@ fn thresholds(name: &str, unit: Unit, value: &Value) -> Result<Value> {
 
 fn filter(name: &str, value: &Value, columns: &Columns) -> Result<Value> {
     let obj = value.as_object().filter(|o| !o.is_empty()).ok_or_else(|| {
-        bad(name, "must be a non-empty object {\"column\": value | [values] | null}")
+        bad(
+            name,
+            "must be a non-empty object {\"column\": value | [values] | null}",
+        )
     })?;
     let mut out = Map::new();
     for (col, v) in obj {
@@ -422,7 +452,9 @@ fn filter(name: &str, value: &Value, columns: &Columns) -> Result<Value> {
                 }
                 v.clone()
             }
-            Value::Array(_) => return Err(bad(name, format!("\"{col}\" needs at least one value"))),
+            Value::Array(_) => {
+                return Err(bad(name, format!("\"{col}\" needs at least one value")))
+            }
             _ => {
                 scalar(name, col, v)?;
                 Value::Array(vec![v.clone()])
@@ -438,7 +470,10 @@ fn scalar(name: &str, col: &str, v: &Value) -> Result<()> {
         Value::String(_) | Value::Number(_) | Value::Bool(_) => Ok(()),
         _ => Err(bad(
             name,
-            format!("\"{col}\" values must be strings, numbers or booleans, got {}", json_type(v)),
+            format!(
+                "\"{col}\" values must be strings, numbers or booleans, got {}",
+                json_type(v)
+            ),
         )),
     }
 }

@@ -1,7 +1,7 @@
 //! SQL wrapper of the monitor planner: `vigil._monitor_plan` validates a
 //! monitor and returns its normalised options and scan query.
 
-use super::{Column, ColType, Columns};
+use super::{ColType, Column, Columns};
 use crate::error::VigilError;
 use crate::sqlglue::OrRaise;
 use pgrx::prelude::*;

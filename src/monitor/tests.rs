@@ -36,20 +36,32 @@ fn ok(kind: &str, options: serde_json::Value) -> Plan {
 fn unknown_kind_lists_the_kinds() {
     let e = err("spike", json!({}));
     assert_eq!(e.kind, ErrorKind::InvalidParameter);
-    assert!(e.message.contains("drop, stall, count, zscore, saturation, threshold, early_kill"));
+    assert!(e
+        .message
+        .contains("drop, stall, count, zscore, saturation, threshold, early_kill"));
 }
 
 #[test]
 fn options_must_be_an_object() {
     let e = err("count", json!([1]));
-    assert!(e.message.contains("options must be a JSON object, got array"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("options must be a JSON object, got array"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
 fn unknown_option_key_is_named_with_the_allowed_keys() {
     let e = err("count", json!({"thresholds": {"high": 3}, "treshold": 1}));
     assert_eq!(e.kind, ErrorKind::InvalidParameter);
-    assert!(e.message.starts_with("options.treshold is not an option of kind count"), "{}", e.message);
+    assert!(
+        e.message
+            .starts_with("options.treshold is not an option of kind count"),
+        "{}",
+        e.message
+    );
     assert!(e.message.contains("thresholds"));
 }
 
@@ -62,36 +74,76 @@ fn missing_required_option_is_22004() {
 
 #[test]
 fn missing_column_is_42703_and_wrong_type_42804() {
-    let e = err("drop", json!({"entity": "client", "time": "recorded_at", "value": "nope"}));
+    let e = err(
+        "drop",
+        json!({"entity": "client", "time": "recorded_at", "value": "nope"}),
+    );
     assert_eq!(e.kind, ErrorKind::UndefinedColumn);
-    assert!(e.message.contains("options.value: column \"nope\" does not exist"));
-    let e = err("drop", json!({"entity": "client", "time": "stage", "value": "score"}));
+    assert!(e
+        .message
+        .contains("options.value: column \"nope\" does not exist"));
+    let e = err(
+        "drop",
+        json!({"entity": "client", "time": "stage", "value": "score"}),
+    );
     assert_eq!(e.kind, ErrorKind::DatatypeMismatch);
-    assert!(e.message.contains("column \"stage\" is text, expected a date, timestamp"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("column \"stage\" is text, expected a date, timestamp"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
 fn wrong_json_types_are_refused() {
-    let e = err("drop", json!({"entity": 3, "time": "recorded_at", "value": "score"}));
+    let e = err(
+        "drop",
+        json!({"entity": 3, "time": "recorded_at", "value": "score"}),
+    );
     assert!(e.message.contains("options.entity must be a column name"));
-    let e = err("zscore", json!({"entity": "client", "time": "recorded_at", "baseline_days": "90"}));
-    assert!(e.message.contains("options.baseline_days must be an integer"));
-    let e = err("zscore", json!({"entity": "client", "time": "recorded_at", "baseline_days": 7}));
+    let e = err(
+        "zscore",
+        json!({"entity": "client", "time": "recorded_at", "baseline_days": "90"}),
+    );
+    assert!(e
+        .message
+        .contains("options.baseline_days must be an integer"));
+    let e = err(
+        "zscore",
+        json!({"entity": "client", "time": "recorded_at", "baseline_days": 7}),
+    );
     assert_eq!(e.kind, ErrorKind::OutOfRange);
 }
 
 #[test]
 fn thresholds_out_of_order_are_refused() {
     let e = err("count", json!({"thresholds": {"medium": 5, "high": 3}}));
-    assert!(e.message.contains("must increase with severity: high (3) is not above medium"), "{}", e.message);
-    let e = err("stall", json!({"time": "recorded_at", "thresholds": {"medium": "30 days", "critical": "14 days"}}));
+    assert!(
+        e.message
+            .contains("must increase with severity: high (3) is not above medium"),
+        "{}",
+        e.message
+    );
+    let e = err(
+        "stall",
+        json!({"time": "recorded_at", "thresholds": {"medium": "30 days", "critical": "14 days"}}),
+    );
     assert!(e.message.contains("critical"), "{}", e.message);
     let e = err("count", json!({"thresholds": {"urgent": 5}}));
-    assert!(e.message.contains("unknown level \"urgent\""), "{}", e.message);
+    assert!(
+        e.message.contains("unknown level \"urgent\""),
+        "{}",
+        e.message
+    );
     let e = err("count", json!({"thresholds": {}}));
     assert!(e.message.contains("at least one"));
     let e = err("count", json!({"thresholds": {"high": "3"}}));
-    assert!(e.message.contains("options.thresholds.high"), "{}", e.message);
+    assert!(
+        e.message.contains("options.thresholds.high"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
@@ -99,18 +151,36 @@ fn intervals_accept_plain_units_only() {
     assert_eq!(interval_seconds("90 minutes"), Ok(5400.0));
     assert_eq!(interval_seconds("1 day 12 hours"), Ok(129_600.0));
     assert_eq!(interval_seconds("2 weeks"), Ok(1_209_600.0));
-    for bad in ["", "1", "1 month", "1e3 minutes", "-1 day", "NaN days", "1 day; DROP", "inf hours"] {
+    for bad in [
+        "",
+        "1",
+        "1 month",
+        "1e3 minutes",
+        "-1 day",
+        "NaN days",
+        "1 day; DROP",
+        "inf hours",
+    ] {
         assert!(interval_seconds(bad).is_err(), "{bad}");
     }
-    let e = err("count", json!({"thresholds": {"high": 3}, "time": "recorded_at", "window": "0 hours"}));
+    let e = err(
+        "count",
+        json!({"thresholds": {"high": 3}, "time": "recorded_at", "window": "0 hours"}),
+    );
     assert!(e.message.contains("must be a positive interval"));
 }
 
 #[test]
 fn defaults_are_filled_in() {
-    let p = ok("drop", json!({"entity": "client", "time": "recorded_at", "value": "score"}));
+    let p = ok(
+        "drop",
+        json!({"entity": "client", "time": "recorded_at", "value": "score"}),
+    );
     assert_eq!(p.options["baseline"], "7 days");
-    assert_eq!(p.options["thresholds"], json!({"medium": 10, "high": 15, "critical": 25}));
+    assert_eq!(
+        p.options["thresholds"],
+        json!({"medium": 10, "high": 15, "critical": 25})
+    );
     assert_eq!(p.options["anomaly_type"], "drop");
     assert_eq!(p.options["metric_name"], "score");
     assert_eq!(p.options["dedup_window"], "24 hours");
@@ -126,13 +196,24 @@ fn filter_values_become_arrays_and_null_means_is_null() {
         json!({"time": "recorded_at", "thresholds": {"medium": "14 days"},
                "filter": {"stage": "Proposal", "active": null}}),
     );
-    assert_eq!(p.options["filter"], json!({"stage": ["Proposal"], "active": null}));
+    assert_eq!(
+        p.options["filter"],
+        json!({"stage": ["Proposal"], "active": null})
+    );
     let q = p.query.unwrap();
     assert!(q.contains("t.\"active\" IS NULL"), "{q}");
     assert!(q.contains("t.\"stage\" = ANY (ARRAY(SELECT jsonb_array_elements_text($1->'filter'->'stage'))::text[])"), "{q}");
-    let e = err("count", json!({"thresholds": {"high": 3}, "filter": {"stage": [{"a": 1}]}}));
-    assert!(e.message.contains("values must be strings, numbers or booleans"));
-    let e = err("count", json!({"thresholds": {"high": 3}, "filter": {"stage": []}}));
+    let e = err(
+        "count",
+        json!({"thresholds": {"high": 3}, "filter": {"stage": [{"a": 1}]}}),
+    );
+    assert!(e
+        .message
+        .contains("values must be strings, numbers or booleans"));
+    let e = err(
+        "count",
+        json!({"thresholds": {"high": 3}, "filter": {"stage": []}}),
+    );
     assert!(e.message.contains("needs at least one value"));
 }
 
@@ -146,14 +227,23 @@ fn hostile_column_names_are_quoted_and_values_are_parameters() {
     let q = p.query.unwrap();
     assert!(q.contains("t.\"we\"\"ird; DROP TABLE x\""), "{q}");
     assert!(q.contains("$1->'filter'->'we\"ird; DROP TABLE x'"), "{q}");
-    assert!(!q.contains("DROP TABLE y"), "a filter value was spliced: {q}");
+    assert!(
+        !q.contains("DROP TABLE y"),
+        "a filter value was spliced: {q}"
+    );
 }
 
 #[test]
 fn time_bounds_are_cast_to_the_column_type() {
-    let p = ok("count", json!({"thresholds": {"high": 3}, "time": "day", "window": "7 days"}));
+    let p = ok(
+        "count",
+        json!({"thresholds": {"high": 3}, "time": "day", "window": "7 days"}),
+    );
     let q = p.query.unwrap();
-    assert!(q.contains("t.\"day\" >= (now() - ($1->>'window')::interval)::date"), "{q}");
+    assert!(
+        q.contains("t.\"day\" >= (now() - ($1->>'window')::interval)::date"),
+        "{q}"
+    );
 }
 
 #[test]
@@ -164,26 +254,54 @@ fn severity_case_uses_only_given_levels_worst_first() {
     let med = q.find("THEN 'medium'").unwrap();
     assert!(crit < med);
     assert!(!q.contains("THEN 'high'"));
-    assert!(q.contains("WHERE x.n >= ($1->'thresholds'->>'medium')::float8"), "{q}");
+    assert!(
+        q.contains("WHERE x.n >= ($1->'thresholds'->>'medium')::float8"),
+        "{q}"
+    );
 }
 
 #[test]
 fn cross_option_rules() {
-    let e = err("count", json!({"thresholds": {"high": 3}, "window": "1 hour"}));
+    let e = err(
+        "count",
+        json!({"thresholds": {"high": 3}, "window": "1 hour"}),
+    );
     assert!(e.message.contains("options.window needs options.time"));
-    let e = err("threshold", json!({"time": "recorded_at", "op": ">", "threshold": 5}));
-    assert!(e.message.contains("options.value is required unless options.agg is count"));
-    let p = ok("threshold", json!({"time": "recorded_at", "op": ">", "threshold": 5, "agg": "count"}));
+    let e = err(
+        "threshold",
+        json!({"time": "recorded_at", "op": ">", "threshold": 5}),
+    );
+    assert!(e
+        .message
+        .contains("options.value is required unless options.agg is count"));
+    let p = ok(
+        "threshold",
+        json!({"time": "recorded_at", "op": ">", "threshold": 5, "agg": "count"}),
+    );
     assert!(p.query.unwrap().contains("count(*)::float8"));
-    let e = err("zscore", json!({"entity": "client", "time": "recorded_at", "baseline_days": 21, "min_weeks": 4}));
+    let e = err(
+        "zscore",
+        json!({"entity": "client", "time": "recorded_at", "baseline_days": 21, "min_weeks": 4}),
+    );
     assert!(e.message.contains("min_weeks (4) exceeds"), "{}", e.message);
 }
 
 #[test]
 fn threshold_ops_and_severities_are_closed_lists() {
-    let e = err("threshold", json!({"time": "recorded_at", "op": "<>; DROP", "threshold": 1, "agg": "count"}));
-    assert!(e.message.contains("options.op must be one of <, <=, >, >=, =, !="), "{}", e.message);
-    let e = err("threshold", json!({"time": "recorded_at", "op": ">", "threshold": 1, "agg": "count", "severity": "urgent"}));
+    let e = err(
+        "threshold",
+        json!({"time": "recorded_at", "op": "<>; DROP", "threshold": 1, "agg": "count"}),
+    );
+    assert!(
+        e.message
+            .contains("options.op must be one of <, <=, >, >=, =, !="),
+        "{}",
+        e.message
+    );
+    let e = err(
+        "threshold",
+        json!({"time": "recorded_at", "op": ">", "threshold": 1, "agg": "count", "severity": "urgent"}),
+    );
     assert!(e.message.contains("options.severity must be one of"));
 }
 
@@ -194,26 +312,55 @@ fn early_kill_has_no_scan_query_and_its_own_keys() {
     assert_eq!(p.options["view_events"], json!(["view"]));
     assert_eq!(p.options["kill_threshold"], 0.5);
     assert!(!p.options.contains_key("metric_name"));
-    let e = err("early_kill", json!({"variant": "client", "event": "stage", "filter": {"stage": "x"}}));
-    assert!(e.message.contains("options.filter is not an option of kind early_kill"));
-    let e = err("early_kill", json!({"variant": "client", "event": "stage", "kill_threshold": 0}));
+    let e = err(
+        "early_kill",
+        json!({"variant": "client", "event": "stage", "filter": {"stage": "x"}}),
+    );
+    assert!(e
+        .message
+        .contains("options.filter is not an option of kind early_kill"));
+    let e = err(
+        "early_kill",
+        json!({"variant": "client", "event": "stage", "kill_threshold": 0}),
+    );
     assert_eq!(e.kind, ErrorKind::OutOfRange);
 }
 
 #[test]
 fn every_scanning_kind_returns_the_finding_columns() {
     let cases = [
-        ("drop", json!({"entity": "client", "time": "recorded_at", "value": "score", "zones": {"red": 50, "yellow": 70}})),
-        ("stall", json!({"time": "recorded_at", "thresholds": {"medium": "14 days"}, "entity": "client", "group_column": "stage", "value": "amount"})),
-        ("count", json!({"thresholds": {"medium": 2}, "time": "recorded_at", "entity": "client"})),
-        ("zscore", json!({"entity": "client", "time": "recorded_at", "value": "amount", "direction": "down"})),
-        ("saturation", json!({"entity": "client", "time": "recorded_at", "converted": {"stage": "paid"}})),
-        ("threshold", json!({"time": "recorded_at", "op": "<", "threshold": 2, "value": "score", "agg": "last"})),
+        (
+            "drop",
+            json!({"entity": "client", "time": "recorded_at", "value": "score", "zones": {"red": 50, "yellow": 70}}),
+        ),
+        (
+            "stall",
+            json!({"time": "recorded_at", "thresholds": {"medium": "14 days"}, "entity": "client", "group_column": "stage", "value": "amount"}),
+        ),
+        (
+            "count",
+            json!({"thresholds": {"medium": 2}, "time": "recorded_at", "entity": "client"}),
+        ),
+        (
+            "zscore",
+            json!({"entity": "client", "time": "recorded_at", "value": "amount", "direction": "down"}),
+        ),
+        (
+            "saturation",
+            json!({"entity": "client", "time": "recorded_at", "converted": {"stage": "paid"}}),
+        ),
+        (
+            "threshold",
+            json!({"time": "recorded_at", "op": "<", "threshold": 2, "value": "score", "agg": "last"}),
+        ),
     ];
     for (kind, options) in cases {
         let q = ok(kind, options).query.unwrap();
         for col in FINDING_COLUMNS {
-            assert!(q.contains(&format!(" AS {col},")) || q.contains(&format!(" AS {col}\nFROM")), "{kind} lacks {col}: {q}");
+            assert!(
+                q.contains(&format!(" AS {col},")) || q.contains(&format!(" AS {col}\nFROM")),
+                "{kind} lacks {col}: {q}"
+            );
         }
         assert_eq!(q.matches("public.t t").count(), 1, "{kind}: {q}");
     }
@@ -221,6 +368,9 @@ fn every_scanning_kind_returns_the_finding_columns() {
 
 #[test]
 fn zones_need_red_below_yellow() {
-    let e = err("drop", json!({"entity": "client", "time": "recorded_at", "value": "score", "zones": {"red": 70, "yellow": 50}}));
+    let e = err(
+        "drop",
+        json!({"entity": "client", "time": "recorded_at", "value": "score", "zones": {"red": 70, "yellow": 50}}),
+    );
     assert!(e.message.contains("red must be below yellow"));
 }
