@@ -102,6 +102,7 @@ impl Cluster {
         let mut conf = format!(
             "port = {}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
              shared_preload_libraries = 'pg_cron,pg_vigil'\ncron.database_name = 'postgres'\n\
+             cron.use_background_workers = on\n\
              fsync = off\nsynchronous_commit = off\nmax_connections = 60\n\
              log_line_prefix = '%m [%p] %b '\n",
             cluster.port,

@@ -2,6 +2,7 @@
 //! pg_cron and pg_vigil. Run with `cargo test -p pg_vigil_e2e` after
 //! `make install`; `make test` does both.
 
+mod monitors;
 mod notify;
 
 use pg_vigil_e2e::{run, set_config, wait_for, Cluster, Test};
@@ -498,6 +499,10 @@ fn main() {
         (
             "pg_regress_suite_matches_expected_output",
             pg_regress_suite_matches_expected_output,
+        ),
+        (
+            "pg_cron_scheduled_scan_raises_alerts",
+            monitors::pg_cron_scheduled_scan_raises_alerts,
         ),
         (
             "alerts_reach_slack_webhook_and_pg_notify_channels",

@@ -490,7 +490,7 @@ pub fn interval_seconds(text: &str) -> std::result::Result<f64, String> {
         )
     };
     let words: Vec<&str> = text.split_whitespace().collect();
-    if words.is_empty() || words.len() % 2 != 0 {
+    if words.is_empty() || !words.len().is_multiple_of(2) {
         return Err(err());
     }
     let mut total = 0.0;
