@@ -20,7 +20,7 @@ TABLE = """CREATE TABLE {t} (entity text NOT NULL, ts timestamptz NOT NULL, valu
            SELECT 'e' || (g * 7919 % 10000), now() - g * interval '{span} seconds',
                   80 + (g % 7) - CASE WHEN g * 7919 % 10000 < 50 AND g < 40000 THEN 30 ELSE 0 END,
                   CASE WHEN g % 100 = 0 THEN 'error' WHEN g % 5 = 0 THEN 'paid' ELSE 'free' END
-           FROM generate_series(1, {rows}) g;
+           FROM generate_series(1::bigint, {rows}) g;
            CREATE INDEX ON {t} (ts);
            VACUUM ANALYZE {t};"""
 
