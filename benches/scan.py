@@ -48,7 +48,7 @@ def scan_ms(c, monitor=None):
 
 
 def main():
-    c = Cluster(["shared_preload_libraries = 'pg_vigil'", "work_mem = '64MB'"])
+    c = Cluster(["shared_preload_libraries = 'pg_vigil'"])
     try:
         c.psql(DB, "CREATE EXTENSION pg_vigil")
         results = {}

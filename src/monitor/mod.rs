@@ -309,6 +309,9 @@ impl Query<'_> {
         )
     }
 
+    /// The latest value is taken as `max(ARRAY[epoch, value])[2]`, which a
+    /// hash aggregate computes in one pass; `array_agg(... ORDER BY)` would
+    /// sort the whole window.
     fn drop(&self) -> String {
         let (e, time, v) = (self.entity(), self.req_col("time"), self.req_col("value"));
         let zone = if self.o.contains_key("zones") {
@@ -319,7 +322,8 @@ impl Query<'_> {
         };
         let inner = format!(
             "SELECT x.*, a.average, a.average - x.current AS drop_points, {zone} AS zone, {sev} AS severity\n\
-             FROM (SELECT {e} AS entity, (array_agg(({v})::float8 ORDER BY {time} DESC))[1] AS current,\n\
+             FROM (SELECT {e} AS entity,\n\
+                   (max(ARRAY[extract(epoch FROM ({time})::timestamptz)::float8, ({v})::float8]))[2] AS current,\n\
                    sum(({v})::float8) AS total, count(*) AS samples\n\
                    FROM {src} t\n\
                    WHERE {time} >= {since} AND {time} <= {now} AND {v} IS NOT NULL AND {e} IS NOT NULL{filter}\n\

@@ -60,6 +60,28 @@ SELECT (vigil.disable_monitor('m')).enabled, (vigil.scan())->'monitors_scanned' 
 SELECT (vigil.enable_monitor('m')).enabled, (vigil.scan())->'monitors_scanned' AS scanned;
 SELECT vigil.drop_monitor('m');
 
+-- Roles: readers see monitors but cannot create or scan; operators scan;
+-- admins create monitors on tables they can read.
+CREATE ROLE mon_reader IN ROLE vigil_reader;
+CREATE ROLE mon_operator IN ROLE vigil_operator;
+CREATE ROLE mon_admin IN ROLE vigil_admin;
+GRANT SELECT ON metrics TO mon_admin;
+SET ROLE mon_reader;
+SELECT pg_temp.err($$SELECT vigil.create_monitor('r', 'count', 'metrics', '{"thresholds": {"high": 3}}')$$) AS reader_create,
+       pg_temp.err($$SELECT vigil.scan()$$) AS reader_scan,
+       (SELECT count(*) FROM vigil.monitors) AS reader_sees;
+SET ROLE mon_admin;
+SELECT vigil.create_monitor('by_admin', 'count', 'metrics', '{"thresholds": {"high": 3}}') > 0 AS admin_created;
+SELECT pg_temp.err($$SELECT vigil.create_monitor('x', 'count', 'metrics_view', '{"thresholds": {"high": 3}}')$$) AS unreadable;
+SET ROLE mon_operator;
+SELECT (vigil.scan('by_admin'))->'success' AS operator_scan,
+       pg_temp.err($$SELECT vigil.drop_monitor('by_admin')$$) AS operator_drop;
+RESET ROLE;
+SELECT vigil.drop_monitor('by_admin');
+DROP ROLE mon_reader, mon_operator;
+REVOKE SELECT ON metrics FROM mon_admin;
+DROP ROLE mon_admin;
+
 -- Hostile identifiers: a table and columns named to break spliced SQL work
 -- as plain names.
 CREATE TABLE "evil""; DROP TABLE metrics; --" ("who"" --" text, "when'); DROP TABLE metrics; --" timestamptz);
