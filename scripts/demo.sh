@@ -71,7 +71,7 @@ CONF
 
     say "notification channels pointing at a local sink (127.0.0.1:$SINK_PORT)"
     start_sink
-    psql_demo -d "$DB" -q -c "SELECT vigil.create_channel('ops-slack', 'slack', 'http://127.0.0.1:$SINK_PORT/slack', send_resolved => true)" \
+    psql_demo -d "$DB" -q -c "SELECT vigil.create_channel('ops-slack', 'slack', 'http://127.0.0.1:$SINK_PORT/slack', send_resolved => true, max_per_second => 20)" \
         -c "SELECT vigil.create_channel('ops-webhook', 'webhook', 'http://127.0.0.1:$SINK_PORT/webhook', min_severity => 'high')" >/dev/null
 
     for f in examples/*.sql; do
