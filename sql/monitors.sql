@@ -614,6 +614,8 @@ $$;
 COMMENT ON FUNCTION vigil.unschedule_scan(text) IS 'Remove the pg_cron job of schedule_scan(…, monitor); false when there was none';
 
 -- Health -----------------------------------------------------------------
+-- sql/health.sql defines the worker's columns; the notification, scan,
+-- alert and rollup columns follow them here, once every table exists.
 
 CREATE OR REPLACE VIEW vigil.health AS
 SELECT

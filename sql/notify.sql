@@ -363,29 +363,6 @@ ORDER BY c.name;
 COMMENT ON VIEW vigil.notification_queue IS
     'Per channel: queued, in-flight, failed and dead notifications, sends in the last hour, oldest queued';
 
-CREATE OR REPLACE VIEW vigil.health AS
-SELECT
-    w.running                                   AS worker_running,
-    w.pid                                       AS worker_pid,
-    w.state                                     AS worker_state,
-    w.database                                  AS worker_database,
-    w.started_at                                AS worker_started_at,
-    w.heartbeat_at                              AS worker_heartbeat_at,
-    extract(epoch FROM clock_timestamp() - w.heartbeat_at)::float8
-                                                AS worker_heartbeat_age_s,
-    q.depth                                     AS notification_queue_depth,
-    extract(epoch FROM clock_timestamp() - q.oldest)::float8
-                                                AS oldest_pending_age_s,
-    (SELECT count(*) FROM vigil.notifications n
-     WHERE n.status = 'sent' AND n.sent_at > now() - interval '1 hour')
-                                                AS deliveries_1h,
-    (SELECT count(*) FROM vigil.notifications n
-     WHERE n.status IN ('failed', 'dead') AND n.updated_at > now() - interval '1 hour')
-                                                AS delivery_failures_1h
-FROM vigil.worker_status() AS w,
-     LATERAL (SELECT count(*) AS depth, min(n.created_at) AS oldest
-              FROM vigil.notifications n WHERE n.status IN ('pending', 'sending')) AS q;
-
 REVOKE ALL ON vigil.channels FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION
     vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval),
