@@ -507,6 +507,8 @@ impl Query<'_> {
             Some("down") => format!("-{z}"),
             _ => format!("abs({z})"),
         };
+        // One LATERAL range scan per slot, so an index on the time column
+        // reads 13 hours of rows instead of the whole table.
         // Hour slots: w = 0 is the last complete hour, w = 1.. the same hour
         // of the previous weeks. Weeks before an entity's first slot with data
         // are left out; later empty weeks count as zero.
@@ -515,10 +517,11 @@ impl Query<'_> {
                SELECT w, date_trunc('hour', now()) - interval '1 hour' - w * interval '1 week' AS s\n\
                FROM generate_series(0, {days} / 7) w),\n\
              counts AS (\n\
-               SELECT {e} AS entity, sl.w, {v} AS v\n\
-               FROM slots sl JOIN {src} t ON {time} >= {lo} AND {time} < {hi}\n\
-               WHERE {e} IS NOT NULL{filter}\n\
-               GROUP BY 1, 2),\n\
+               SELECT c.entity, sl.w, c.v\n\
+               FROM slots sl CROSS JOIN LATERAL (\n\
+                 SELECT {e} AS entity, {v} AS v FROM {src} t\n\
+                 WHERE {time} >= {lo} AND {time} < {hi} AND {e} IS NOT NULL{filter}\n\
+                 GROUP BY 1) c),\n\
              per AS (\n\
                SELECT entity, coalesce(max(v) FILTER (WHERE w = 0), 0) AS current,\n\
                       max(w) FILTER (WHERE w > 0) AS weeks,\n\
