@@ -9,8 +9,6 @@ pub mod sql;
 #[cfg(test)]
 mod tests;
 
-pub use options::interval_seconds;
-
 use crate::error::{Result, VigilError};
 use crate::rollup::{ident, literal};
 use options::{Unit, LEVELS, OPS};
@@ -294,10 +292,11 @@ impl Query<'_> {
     /// severity and the kind's fields.
     fn finish(&self, inner: &str, fields: &Fields) -> String {
         format!(
-            "SELECT f.entity AS entity, $1->>'anomaly_type' AS anomaly_type, f.severity AS severity, \
+            "SELECT f.entity AS entity, {anomaly_type} AS anomaly_type, f.severity AS severity, \
              ({urgency})::int AS urgency, ({title})::text AS title, ({summary})::text AS summary, \
              ({details})::jsonb AS details, ({metric})::float8 AS metric, ({category})::text AS category, \
              ({suffix})::text AS key_suffix, ({prediction})::jsonb AS prediction\nFROM ({inner}) f",
+            anomaly_type = fields.anomaly_type.as_deref().unwrap_or("$1->>'anomaly_type'"),
             urgency = fields.urgency,
             title = fields.title,
             summary = fields.summary,
@@ -338,6 +337,7 @@ impl Query<'_> {
         self.finish(
             &inner,
             &Fields {
+                anomaly_type: None,
                 urgency: "vigil.urgency_score(f.severity, drop_points => f.drop_points, health_zone => f.zone)".into(),
                 title: "format('%s dropped %s points', upper(left($1->>'metric_name', 1)) || substr($1->>'metric_name', 2), \
                         trim_scale(round(f.drop_points::numeric, 1)))"
@@ -415,6 +415,7 @@ impl Query<'_> {
         self.finish(
             &inner,
             &Fields {
+                anomaly_type: None,
                 urgency: urgency.into(),
                 title,
                 summary: format!(
@@ -479,6 +480,7 @@ impl Query<'_> {
         self.finish(
             &inner,
             &Fields {
+                anomaly_type: None,
                 urgency: "vigil.urgency_score(f.severity, failure_count => f.n::int)".into(),
                 title: format!("format('%s %s', f.n, $1->>'metric_name') || {window_suffix}"),
                 summary: format!("format('%s: %s %s', f.entity, f.n, $1->>'metric_name') || {window_suffix}"),
@@ -545,6 +547,7 @@ impl Query<'_> {
         self.finish(
             &inner,
             &Fields {
+                anomaly_type: None,
                 urgency: "vigil.urgency_score(f.severity)".into(),
                 title: "format('%s %s: %s vs usual %s (z = %s)', upper(left($1->>'metric_name', 1)) || substr($1->>'metric_name', 2), \
                         CASE WHEN f.z > 0 THEN 'spike' ELSE 'drop' END, trim_scale(round(f.current::numeric, 1)), \
@@ -616,9 +619,12 @@ impl Query<'_> {
             filter = self.filter("filter"),
             days = opt("baseline_days", "float8"),
         );
-        let q = self.finish(
+        self.finish(
             &inner,
             &Fields {
+                anomaly_type: Some(
+                    "CASE f.finding WHEN 'saturation' THEN $1->>'anomaly_type' ELSE 'exhaustion' END".into(),
+                ),
                 urgency: "vigil.urgency_score(f.severity, health_zone => f.status::text)".into(),
                 title: "CASE f.finding WHEN 'saturation' THEN format('Saturation %s: conversion %s%% vs %s%% baseline', \
                         f.status, round(100 * f.conv::numeric, 1), round(100 * f.base_conv::numeric, 1)) \
@@ -644,12 +650,6 @@ impl Query<'_> {
                         .into(),
                 ),
             },
-        );
-        // The exhaustion finding has its own anomaly type.
-        q.replacen(
-            "$1->>'anomaly_type' AS anomaly_type,",
-            "CASE f.finding WHEN 'saturation' THEN $1->>'anomaly_type' ELSE 'exhaustion' END AS anomaly_type,",
-            1,
         )
     }
 
@@ -690,6 +690,7 @@ impl Query<'_> {
         self.finish(
             &inner,
             &Fields {
+                anomaly_type: None,
                 urgency: "vigil.urgency_score(f.severity)".into(),
                 title: "format('%s %s %s %s', $1->>'metric_name', round(f.v::numeric, 2), $1->>'op', $1->>'threshold')".into(),
                 summary: "format('%s: %s of %s over the last %s is %s (threshold %s %s)', f.entity, $1->>'agg', \
@@ -708,6 +709,8 @@ impl Query<'_> {
 }
 
 struct Fields {
+    /// Overrides options.anomaly_type (saturation's exhaustion findings).
+    anomaly_type: Option<String>,
     urgency: String,
     title: String,
     summary: String,

@@ -1,5 +1,6 @@
 //! Unit tests of monitor options and the scan queries they produce.
 
+use super::options::interval_seconds;
 use super::*;
 use crate::error::ErrorKind;
 use serde_json::json;
