@@ -298,14 +298,16 @@ mod tests {
                AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
                AND p.proname NOT IN ('worker_status', 'create_rollup', '_create_rollup', 'verify_rollup',
                                      '_verify_rollup', 'rebuild_rollup', '_rebuild_rollup', 'drop_rollup',
-                                     '_drop_rollup', '_rollup_size', '_rollup_slot', '_wake_worker')
+                                     '_drop_rollup', '_rollup_size', '_rollup_slot', '_rollup_insert',
+                                     '_wake_worker')
                AND (p.provolatile <> 'i' OR p.proparallel <> 's')",
         );
         assert_eq!(mislabelled.as_deref(), Some(""));
         assert_eq!(
             one::<String>("SELECT string_agg(DISTINCT provolatile::text || proparallel::text, ',') FROM pg_proc
                            WHERE pronamespace = 'vigil'::regnamespace
-                             AND proname IN ('create_rollup', '_create_rollup', 'verify_rollup', 'rebuild_rollup', 'drop_rollup')").as_deref(),
+                             AND proname IN ('create_rollup', '_create_rollup', 'verify_rollup', 'rebuild_rollup', 'drop_rollup',
+                                             '_rollup_insert')").as_deref(),
             Some("vu")
         );
         // The alert and rule functions that write are VOLATILE PARALLEL UNSAFE.
@@ -842,6 +844,99 @@ mod tests {
         .unwrap();
         assert_eq!(held(), 64, "a bulk statement stops taking slot locks at 64");
         assert_eq!(slot(1000), Some(0));
+    }
+
+    #[pg_test]
+    fn rollup_single_row_inserts_match_a_recompute() {
+        make_rollup();
+        Spi::run("SELECT setseed(0.3)").unwrap();
+        // One row per statement takes the non-aggregating upsert: NULLs in
+        // every column, filters true, false and NULL.
+        for _ in 0..150 {
+            Spi::run(
+                "INSERT INTO events SELECT 'e' || floor(random() * 4),
+                        CASE WHEN random() < 0.3 THEN NULL ELSE floor(random() * 3) END,
+                        '2026-11-20 00:00Z'::timestamptz + random() * interval '5 hours',
+                        (ARRAY['paid', 'free', NULL])[1 + floor(random() * 3)],
+                        CASE WHEN random() < 0.2 THEN NULL ELSE round((random() * 100)::numeric, 2) END,
+                        CASE WHEN random() < 0.2 THEN NULL ELSE random() * 500 END",
+            )
+            .unwrap();
+        }
+        assert_eq!(verify(), 0);
+        assert_eq!(
+            one::<i64>("SELECT sum(n)::bigint FROM ev_hourly"),
+            one::<i64>("SELECT count(*) FROM events")
+        );
+    }
+
+    #[pg_test]
+    fn rollup_insert_trigger_runs_as_the_owner_with_a_pinned_search_path() {
+        make_rollup();
+        // A writer with INSERT on the source only keeps the summary current,
+        // and an operator on the writer's search_path that would make every
+        // comparison true does not reach the filter "status = 'paid'".
+        Spi::run(
+            "CREATE ROLE vigil_test_writer;
+             GRANT USAGE ON SCHEMA public TO vigil_test_writer;
+             GRANT INSERT ON events TO vigil_test_writer;
+             CREATE SCHEMA evil;
+             CREATE FUNCTION evil.always(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+             CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.always);
+             GRANT USAGE ON SCHEMA evil TO vigil_test_writer;
+             SET LOCAL ROLE vigil_test_writer;
+             SET LOCAL search_path = evil, pg_catalog, public;
+             INSERT INTO public.events VALUES ('w', 1, '2026-11-21 10:00Z', 'free', 2, 3);
+             INSERT INTO public.events VALUES ('w', 1, '2026-11-21 10:05Z', 'paid', 2, 3),
+                                              ('w', 1, '2026-11-21 10:10Z', 'free', 2, 3);
+             RESET ROLE;
+             RESET search_path;",
+        )
+        .unwrap();
+        assert_eq!(
+            Spi::get_two::<i64, i64>(
+                "SELECT sum(n)::bigint, sum(paid)::bigint FROM ev_hourly WHERE entity = 'w'"
+            )
+            .unwrap(),
+            (Some(3), Some(1))
+        );
+        assert_eq!(
+            one::<String>("SELECT current_user::text"),
+            one::<String>("SELECT session_user::text")
+        );
+        assert_eq!(verify(), 0);
+    }
+
+    #[pg_test]
+    fn rollup_insert_trigger_refuses_other_tables_and_events() {
+        make_rollup();
+        Spi::run(
+            "CREATE FUNCTION pg_temp.err(sql text) RETURNS text LANGUAGE plpgsql AS $$
+             BEGIN EXECUTE sql; RETURN 'no error';
+             EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ' ' || SQLERRM; END $$;
+             CREATE TABLE other (LIKE events);
+             CREATE TRIGGER t AFTER INSERT ON other REFERENCING NEW TABLE AS vigil_new
+                 FOR EACH STATEMENT EXECUTE FUNCTION vigil._rollup_insert('public.ev_hourly');",
+        )
+        .unwrap();
+        let insert = "SELECT pg_temp.err($$INSERT INTO other VALUES ('x', 1, '2026-11-21 10:00Z', 'paid', 1, 1)$$)";
+        let msg = one::<String>(insert).unwrap();
+        assert!(
+            msg.starts_with("39P01 ") && msg.contains("does not summarize the table"),
+            "{msg}"
+        );
+        Spi::run(
+            "DROP TRIGGER t ON other;
+             CREATE TRIGGER t AFTER INSERT ON other FOR EACH ROW
+                 EXECUTE FUNCTION vigil._rollup_insert('public.ev_hourly');",
+        )
+        .unwrap();
+        let msg = one::<String>(insert).unwrap();
+        assert!(
+            msg.starts_with("39P01 ") && msg.contains("FOR EACH STATEMENT"),
+            "{msg}"
+        );
+        assert_eq!(verify(), 0);
     }
 
     #[pg_test]

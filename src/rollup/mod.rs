@@ -6,6 +6,7 @@
 //! expression over the source table.
 
 pub mod sql;
+pub mod trigger;
 
 use crate::error::{Result, VigilError};
 use serde_json::Value;
@@ -464,34 +465,60 @@ impl Rollup {
     /// group then add to different rows instead of queueing on one row lock
     /// until commit.
     fn upsert(&self, select: &str, sets: &[String], slot: Slot) -> String {
-        let target = format!(
-            "INSERT INTO {} AS s ({}",
-            self.table(),
-            self.all_columns().join(", ")
-        );
-        let conflict = format!(
-            "ON CONFLICT ({}) DO UPDATE SET {}",
-            self.row_key_columns().join(", "),
-            sets.join(", ")
-        );
         match slot {
-            Slot::Zero => format!("{target}) {select} {conflict}"),
+            Slot::Zero => self.upsert_rows(select, sets, false),
             Slot::Free => {
-                let keys: Vec<String> = self
-                    .key_columns()
-                    .iter()
-                    .map(|c| format!("d.{c}"))
-                    .collect();
-                format!(
-                    "{target}, {}) SELECT d.*, vigil._rollup_slot({}::regclass, \
-                     pg_catalog.hashtext(ROW({})::text)) FROM ({select}) d ORDER BY {} {conflict}",
-                    ident("_slot"),
-                    literal(&self.table()),
-                    keys.join(", "),
-                    self.key_positions(),
+                let select = select
+                    .strip_suffix(&format!(" ORDER BY {}", self.key_positions()))
+                    .unwrap_or(select);
+                self.upsert_rows(
+                    &format!(
+                        "SELECT d.*, {} FROM ({select}) d ORDER BY {}",
+                        self.slot_expr("d"),
+                        self.key_positions()
+                    ),
+                    sets,
+                    true,
                 )
             }
         }
+    }
+
+    /// The INSERT ... ON CONFLICT around `select`, which yields
+    /// `all_columns` (and `_slot` last when `with_slot`).
+    fn upsert_rows(&self, select: &str, sets: &[String], with_slot: bool) -> String {
+        let slot = if with_slot {
+            format!(", {}", ident("_slot"))
+        } else {
+            String::new()
+        };
+        format!(
+            "INSERT INTO {} AS s ({}{slot}) {select} ON CONFLICT ({}) DO UPDATE SET {}",
+            self.table(),
+            self.all_columns().join(", "),
+            self.row_key_columns().join(", "),
+            sets.join(", ")
+        )
+    }
+
+    /// The slot of the group of row `alias` (see `upsert`). The lock is per
+    /// group column values, any bucket: hashing the bucket's text form costs
+    /// more than the rare needless spreading of one entity's two buckets.
+    fn slot_expr(&self, alias: &str) -> String {
+        let keys: Vec<String> = self
+            .group_by
+            .iter()
+            .map(|(g, _)| format!("{alias}.{}", ident(g)))
+            .collect();
+        let hash = if keys.is_empty() {
+            "0".to_string()
+        } else {
+            format!("pg_catalog.hashtext(ROW({})::text)", keys.join(", "))
+        };
+        format!(
+            "vigil._rollup_slot({}::regclass, {hash})",
+            literal(&self.table())
+        )
     }
 
     /// Upsert of the rows of transition table `from`, adding them. After a
@@ -508,6 +535,72 @@ impl Rollup {
             &self.aggregate_select(from),
             &self.add_sets(after_removal),
             slot,
+        )
+    }
+
+    /// The value one row adds to a measure: `measure_expr` over a group
+    /// of that row alone, without the aggregate.
+    fn row_measure_expr(m: &Measure, t: &Option<ColumnType>) -> String {
+        let col = m.column.as_deref().map(|c| format!("r.{}", ident(c)));
+        let mut conds: Vec<String> = m.filter.iter().map(|f| format!("({f})")).collect();
+        let when = |conds: &[String], then: String, otherwise: &str| {
+            if conds.is_empty() {
+                then
+            } else {
+                format!(
+                    "CASE WHEN {} THEN {then} ELSE {otherwise} END",
+                    conds.join(" AND ")
+                )
+            }
+        };
+        if matches!(m.agg, Agg::Count | Agg::Avg | Agg::Stats | Agg::Percentile) {
+            conds.extend(col.iter().map(|c| format!("{c} IS NOT NULL")));
+        }
+        let col = col.unwrap_or_default();
+        match m.agg {
+            Agg::Count => format!("{}::bigint", when(&conds, "1".into(), "0")),
+            Agg::Sum => {
+                let ty = Self::sum_type(t.as_ref().expect("validated"));
+                format!(
+                    "coalesce({}, 0)",
+                    when(&conds, format!("{col}::{ty}"), "NULL")
+                )
+            }
+            Agg::Avg | Agg::Stats => {
+                when(&conds, format!("vigil._stats_of({col}::float8)"), "NULL")
+            }
+            Agg::Percentile => when(
+                &conds,
+                format!(
+                    "vigil._sketch_of({col}::float8, {}::float8)",
+                    m.relative_error
+                        .unwrap_or(crate::sketch::DEFAULT_RELATIVE_ERROR)
+                ),
+                "NULL",
+            ),
+            Agg::Min | Agg::Max => when(&conds, col, "NULL"),
+        }
+    }
+
+    /// The upsert for an INSERT of exactly one row (`from` holds one row):
+    /// the row's own values instead of an aggregate over it, which spares
+    /// the executor a subquery, a sort and an aggregate per statement.
+    pub fn add_row_statement(&self, from: &str) -> String {
+        let mut cols: Vec<String> = self
+            .group_by
+            .iter()
+            .map(|(g, _)| format!("r.{}", ident(g)))
+            .collect();
+        cols.push(self.bucket_expr("r"));
+        cols.push("1::bigint".into());
+        for (m, t) in &self.measures {
+            cols.push(Self::row_measure_expr(m, t));
+        }
+        cols.push(self.slot_expr("r"));
+        self.upsert_rows(
+            &format!("SELECT {} FROM {from} r", cols.join(", ")),
+            &self.add_sets(false),
+            true,
         )
     }
 
@@ -766,8 +859,8 @@ impl Rollup {
         ];
         update.push(self.add_statement("vigil_new", true));
         update.extend(self.repair_statements(both));
+        // INSERT, the hot path, is `vigil._rollup_insert` (trigger.rs).
         let ops = [
-            ("ins", vec![self.add_statement("vigil_new", false)]),
             ("del", delete),
             ("upd", update),
             ("trunc", vec![format!("TRUNCATE {}", self.table())]),
@@ -786,19 +879,22 @@ impl Rollup {
             .collect()
     }
 
+    /// The name of the trigger on the source for operation `op`.
+    pub fn trigger_name(&self, op: &str) -> String {
+        let mut base = format!("vigil_rollup_{}", self.name);
+        while base.len() + op.len() + 1 > 63 {
+            base.pop();
+        }
+        ident(&format!("{base}_{op}"))
+    }
+
     /// CREATE TRIGGER statements on the source.
     pub fn triggers(&self) -> Vec<String> {
-        let t = |op: &str| {
-            let mut base = format!("vigil_rollup_{}", self.name);
-            while base.len() + op.len() + 1 > 63 {
-                base.pop();
-            }
-            ident(&format!("{base}_{op}"))
-        };
+        let t = |op: &str| self.trigger_name(op);
         vec![
             format!(
-                "CREATE TRIGGER {} AFTER INSERT ON {} REFERENCING NEW TABLE AS vigil_new FOR EACH STATEMENT EXECUTE FUNCTION {}()",
-                t("ins"), self.source, self.trigger_function("ins")
+                "CREATE TRIGGER {} AFTER INSERT ON {} REFERENCING NEW TABLE AS {} FOR EACH STATEMENT EXECUTE FUNCTION vigil._rollup_insert({})",
+                t("ins"), self.source, trigger::NEW_TABLE, literal(&self.table())
             ),
             format!(
                 "CREATE TRIGGER {} AFTER DELETE ON {} REFERENCING OLD TABLE AS vigil_old FOR EACH STATEMENT EXECUTE FUNCTION {}()",

@@ -82,7 +82,7 @@ fn interval_text(bucket: &Interval) -> String {
     format!("{} days {} microseconds", bucket.days(), bucket.micros())
 }
 
-/// Builds and validates the definition; nothing is created yet.
+/// Builds and validates the definition (filters: `check_filter_compiles`); nothing is created yet.
 fn define(
     schema: String,
     name: String,
@@ -137,11 +137,6 @@ fn define(
         group_by: group,
         measures: parsed,
     };
-    for (m, _) in &rollup.measures {
-        if let Some(f) = &m.filter {
-            check_filter_compiles(&rollup.source, &m.name, f);
-        }
-    }
     rollup
 }
 
@@ -217,6 +212,11 @@ fn create_rollup(
         &group_by,
         &measures.0,
     );
+    for (m, _) in &r.measures {
+        if let Some(f) = &m.filter {
+            check_filter_compiles(&r.source, &m.name, f);
+        }
+    }
 
     spi_run(&r.create_table());
     if !r.group_by.is_empty() {
@@ -262,8 +262,9 @@ fn create_rollup(
         .expect("just created")
 }
 
-/// The definition of a registered rollup.
-fn load(summary: pg_sys::Oid) -> Rollup {
+/// The definition of a registered rollup. Reading it runs no user SQL: the
+/// filters were checked by `create_rollup` and are only spliced here.
+pub(super) fn load(summary: pg_sys::Oid) -> Rollup {
     let row = Spi::get_three::<pg_sys::Oid, String, String>(&format!(
         "SELECT source::oid, time_column::text, bucket::text FROM vigil.rollup_defs WHERE summary = {}",
         summary.to_u32()
@@ -338,6 +339,11 @@ fn drop_rollup(name: pg_sys::Oid) {
     spi_run(&format!(
         "DROP FUNCTION IF EXISTS {}(interval)",
         r.since_function()
+    ));
+    spi_run(&format!(
+        "DROP TRIGGER IF EXISTS {} ON {}",
+        r.trigger_name("ins"),
+        r.source
     ));
     // Dropping the trigger functions drops the triggers that use them.
     for (op, _) in r.trigger_functions() {

@@ -141,12 +141,50 @@ fn inserts_take_a_free_slot_and_never_wait_for_one() {
     let r = rollup();
     let add = r.add_statement("vigil_new", false);
     assert!(
-        add.contains("vigil._rollup_slot('\"public\".\"hourly \"\"stats\"\"\"'::regclass, pg_catalog.hashtext(ROW(d.\"we\"\"ird\", d.\"bucket\")::text))"),
+        add.contains("vigil._rollup_slot('\"public\".\"hourly \"\"stats\"\"\"'::regclass, pg_catalog.hashtext(ROW(d.\"we\"\"ird\")::text))"),
         "{add}"
     );
+    // one sort, by the group key, outside the aggregate
+    assert_eq!(add.matches("ORDER BY").count(), 1, "{add}");
+    assert!(add.contains(") d ORDER BY 1, 2 ON CONFLICT"), "{add}");
     // after a removal pass everything goes to slot 0, which the lock holds
     let after = r.add_statement("vigil_new", true);
     assert!(!after.contains("_rollup_slot"), "{after}");
+}
+
+#[test]
+fn a_single_row_insert_adds_its_own_values_without_aggregating() {
+    let r = rollup();
+    let one = r.add_row_statement("vigil_new");
+    assert!(
+        !one.contains("GROUP BY") && !one.contains("ORDER BY"),
+        "{one}"
+    );
+    assert!(one.contains(" FROM vigil_new r ON CONFLICT"), "{one}");
+    // count: 1; filtered sum: the value when the filter holds, else 0
+    assert!(one.contains(", 1::bigint, 1::bigint, "), "{one}");
+    assert!(
+        one.contains("coalesce(CASE WHEN (payment_status = 'paid') THEN r.\"price\"::numeric ELSE NULL END, 0)"),
+        "{one}"
+    );
+    // max: the value itself; stats: a summary of the value when not NULL
+    assert!(one.contains(", r.\"response_time_seconds\", "), "{one}");
+    assert!(
+        one.contains("CASE WHEN r.\"response_time_seconds\" IS NOT NULL THEN vigil._stats_of(r.\"response_time_seconds\"::float8) ELSE NULL END"),
+        "{one}"
+    );
+    assert!(
+        one.contains("pg_catalog.hashtext(ROW(r.\"we\"\"ird\")::text))"),
+        "{one}"
+    );
+    // the same columns, in the same order, as the aggregating upsert
+    let many = r.add_statement("vigil_new", false);
+    let head = |s: &str| s[..s.find(')').unwrap()].to_string();
+    assert_eq!(head(&one), head(&many));
+    assert_eq!(
+        one[one.find(" ON CONFLICT").unwrap()..],
+        many[many.find(" ON CONFLICT").unwrap()..]
+    );
 }
 
 #[test]

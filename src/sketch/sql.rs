@@ -185,6 +185,14 @@ fn sketch_add_value(sketch: Sketch, value: f64) -> Sketch {
     s
 }
 
+/// A sketch of one value: what a rollup adds for a single-row INSERT.
+#[pg_extern(immutable, strict, parallel_safe, name = "_sketch_of")]
+fn sketch_of(value: f64, relative_error: f64) -> Sketch {
+    let mut s = Sketch::new(relative_error).or_raise();
+    s.add(value).or_raise();
+    s
+}
+
 /// The sketch without one value that was added before.
 #[pg_extern(immutable, strict, parallel_safe, name = "remove_value")]
 fn sketch_remove_value(sketch: Sketch, value: f64) -> Sketch {

@@ -213,6 +213,14 @@ fn statsagg_add_value(summary: StatsAgg, value: f64) -> StatsAgg {
     s
 }
 
+/// The summary of one value: what a rollup adds for a single-row INSERT.
+#[pg_extern(immutable, strict, parallel_safe, name = "_stats_of")]
+fn stats_of(value: f64) -> StatsAgg {
+    let mut acc = Accumulator::default();
+    acc.accum(value).or_raise();
+    acc.to_stats().or_raise()
+}
+
 /// The summary without one value that was added before. Removing the
 /// current minimum or maximum makes `min_val`/`max_val` NULL.
 #[pg_extern(immutable, strict, parallel_safe, name = "remove_value")]
