@@ -127,7 +127,7 @@ fn define(
     }
     let parsed =
         parse_measures(measures, |c| cols.get(c).map(|(t, _)| t.clone()), group_by).or_raise();
-    let rollup = Rollup {
+    Rollup {
         schema,
         name,
         source: format!("{}.{}", ident(&src_schema), ident(&src_name)),
@@ -136,8 +136,7 @@ fn define(
         bucket,
         group_by: group,
         measures: parsed,
-    };
-    rollup
+    }
 }
 
 /// Has PostgreSQL parse the filter as a boolean over the source's columns.
