@@ -311,6 +311,14 @@ impl Rollup {
         )
     }
 
+    /// The group columns of rows aliased `alias`.
+    fn group_columns(&self, alias: &str) -> Vec<String> {
+        self.group_by
+            .iter()
+            .map(|(g, _)| format!("{alias}.{}", ident(g)))
+            .collect()
+    }
+
     /// The group key: group columns and bucket.
     fn key_columns(&self) -> Vec<String> {
         let mut keys: Vec<String> = self.group_by.iter().map(|(g, _)| ident(g)).collect();
@@ -420,11 +428,7 @@ impl Rollup {
 
     /// `SELECT key..., _rows, measures... FROM <from> r GROUP BY keys ORDER BY keys`.
     pub fn aggregate_select(&self, from: &str) -> String {
-        let mut cols: Vec<String> = self
-            .group_by
-            .iter()
-            .map(|(g, _)| format!("r.{}", ident(g)))
-            .collect();
+        let mut cols = self.group_columns("r");
         cols.push(format!("{} AS {}", self.bucket_expr("r"), ident("bucket")));
         cols.push(format!("count(*) AS {}", ident("_rows")));
         for (m, t) in &self.measures {
@@ -505,11 +509,7 @@ impl Rollup {
     /// group column values, any bucket: hashing the bucket's text form costs
     /// more than the rare needless spreading of one entity's two buckets.
     fn slot_expr(&self, alias: &str) -> String {
-        let keys: Vec<String> = self
-            .group_by
-            .iter()
-            .map(|(g, _)| format!("{alias}.{}", ident(g)))
-            .collect();
+        let keys = self.group_columns(alias);
         let hash = if keys.is_empty() {
             "0".to_string()
         } else {
@@ -586,11 +586,7 @@ impl Rollup {
     /// the row's own values instead of an aggregate over it, which spares
     /// the executor a subquery, a sort and an aggregate per statement.
     pub fn add_row_statement(&self, from: &str) -> String {
-        let mut cols: Vec<String> = self
-            .group_by
-            .iter()
-            .map(|(g, _)| format!("r.{}", ident(g)))
-            .collect();
+        let mut cols = self.group_columns("r");
         cols.push(self.bucket_expr("r"));
         cols.push("1::bigint".into());
         for (m, t) in &self.measures {
@@ -739,11 +735,7 @@ impl Rollup {
 
     /// The groups touched by transition table `from`: `SELECT DISTINCT keys`.
     fn touched(&self, from: &str) -> String {
-        let mut cols: Vec<String> = self
-            .group_by
-            .iter()
-            .map(|(g, _)| format!("r.{}", ident(g)))
-            .collect();
+        let mut cols = self.group_columns("r");
         cols.push(format!("{} AS {}", self.bucket_expr("r"), ident("bucket")));
         format!("SELECT DISTINCT {} FROM {from} r", cols.join(", "))
     }
