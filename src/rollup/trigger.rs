@@ -182,10 +182,13 @@ fn rollup_insert<'a>(
     if rows == 0 {
         return Ok(None);
     }
-    // SAFETY: tgnargs == 1, so tgargs holds one C string.
-    let summary_name = unsafe { std::ffi::CStr::from_ptr(*tg.tgargs) }
-        .to_string_lossy()
-        .into_owned();
+    // SAFETY: tgnargs == 1, so tgargs holds one C string. Read only on a
+    // cache miss or an error: the hot path needs no copy of it.
+    let summary_name = || {
+        unsafe { std::ffi::CStr::from_ptr(*tg.tgargs) }
+            .to_string_lossy()
+            .into_owned()
+    };
     // SAFETY: the relation of a firing trigger is open.
     let source = unsafe { (*data.tg_relation).rd_id };
     let tgoid = tg.tgoid.to_u32();
@@ -199,7 +202,7 @@ fn rollup_insert<'a>(
     }
     let kept = KEPT.with(|k| k.borrow().get(&tgoid).copied());
     let kept = kept.unwrap_or_else(|| {
-        let (owner, rollup) = definition(&caller, &summary_name, source);
+        let (owner, rollup) = definition(&caller, &summary_name(), source);
         caller.act_as(owner);
         let k = Kept {
             owner,
@@ -224,7 +227,8 @@ fn rollup_insert<'a>(
     };
     if rc != pg_sys::SPI_OK_INSERT as i32 {
         protocol_error(format!(
-            "rollup trigger: the upsert of {summary_name} returned SPI code {rc}"
+            "rollup trigger: the upsert of {} returned SPI code {rc}",
+            summary_name()
         ));
     }
     drop(caller);
