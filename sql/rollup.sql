@@ -34,17 +34,17 @@ COMMENT ON FUNCTION vigil.create_rollup(text, regclass, name, interval, name[], 
     'Create a summary table kept exact by triggers on source, backfill it, and register it';
 
 CREATE FUNCTION vigil.verify_rollup(name regclass) RETURNS bigint
-LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE AS $$ SELECT vigil._verify_rollup(name) $$;
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT vigil._verify_rollup(name) $$;
 COMMENT ON FUNCTION vigil.verify_rollup(regclass) IS
     'Number of groups that differ from a full recompute (0 when exact)';
 
 CREATE FUNCTION vigil.rebuild_rollup(name regclass) RETURNS bigint
-LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE AS $$ SELECT vigil._rebuild_rollup(name) $$;
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT vigil._rebuild_rollup(name) $$;
 COMMENT ON FUNCTION vigil.rebuild_rollup(regclass) IS
     'Recompute a rollup from its source (blocks writers meanwhile); returns the number of groups';
 
 CREATE FUNCTION vigil.drop_rollup(name regclass) RETURNS void
-LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE AS $$ SELECT vigil._drop_rollup(name) $$;
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT vigil._drop_rollup(name) $$;
 COMMENT ON FUNCTION vigil.drop_rollup(regclass) IS
     'Drop a rollup: its summary table, triggers, window function and views';
 

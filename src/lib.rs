@@ -9,6 +9,7 @@ pub mod monitor;
 pub mod notify;
 pub mod rollup;
 pub mod scoring;
+pub mod security;
 pub mod sketch;
 mod sqlglue;
 pub mod stats;

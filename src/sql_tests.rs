@@ -298,7 +298,7 @@ mod tests {
                AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
                AND p.proname NOT IN ('worker_status', 'create_rollup', '_create_rollup', 'verify_rollup',
                                      '_verify_rollup', 'rebuild_rollup', '_rebuild_rollup', 'drop_rollup',
-                                     '_drop_rollup', '_rollup_size', '_rollup_slot', '_rollup_insert',
+                                     '_drop_rollup', '_rollup_size', '_rollup_slot', '_rollup_trigger',
                                      '_wake_worker')
                AND (p.provolatile <> 'i' OR p.proparallel <> 's')",
         );
@@ -307,7 +307,7 @@ mod tests {
             one::<String>("SELECT string_agg(DISTINCT provolatile::text || proparallel::text, ',') FROM pg_proc
                            WHERE pronamespace = 'vigil'::regnamespace
                              AND proname IN ('create_rollup', '_create_rollup', 'verify_rollup', 'rebuild_rollup', 'drop_rollup',
-                                             '_rollup_insert')").as_deref(),
+                                             '_rollup_trigger')").as_deref(),
             Some("vu")
         );
         // The alert and rule functions that write are VOLATILE PARALLEL UNSAFE.
@@ -916,7 +916,7 @@ mod tests {
              EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ' ' || SQLERRM; END $$;
              CREATE TABLE other (LIKE events);
              CREATE TRIGGER t AFTER INSERT ON other REFERENCING NEW TABLE AS vigil_new
-                 FOR EACH STATEMENT EXECUTE FUNCTION vigil._rollup_insert('public.ev_hourly');",
+                 FOR EACH STATEMENT EXECUTE FUNCTION vigil._rollup_trigger('public.ev_hourly');",
         )
         .unwrap();
         let insert = "SELECT pg_temp.err($$INSERT INTO other VALUES ('x', 1, '2026-11-21 10:00Z', 'paid', 1, 1)$$)";
@@ -928,7 +928,7 @@ mod tests {
         Spi::run(
             "DROP TRIGGER t ON other;
              CREATE TRIGGER t AFTER INSERT ON other FOR EACH ROW
-                 EXECUTE FUNCTION vigil._rollup_insert('public.ev_hourly');",
+                 EXECUTE FUNCTION vigil._rollup_trigger('public.ev_hourly');",
         )
         .unwrap();
         let msg = one::<String>(insert).unwrap();

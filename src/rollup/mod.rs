@@ -148,10 +148,8 @@ pub fn parse_measures(
             ))
         })?;
         let column = text("column")?;
+        // Checked by PostgreSQL's parser in sql.rs (`check_filter`).
         let filter = text("filter")?;
-        if let Some(f) = &filter {
-            check_filter(&what, f)?;
-        }
         let relative_error = match spec.get("relative_error") {
             None | Some(Value::Null) => None,
             Some(v) if agg == Agg::Percentile => Some(v.as_f64().ok_or_else(|| {
@@ -207,46 +205,6 @@ pub fn parse_measures(
     Ok(out)
 }
 
-/// A measure's filter is spliced into generated SQL as one boolean
-/// expression. Reject what could end that expression early (statement
-/// separators, comments, unbalanced parentheses); `sql.rs` then has
-/// PostgreSQL parse it against the source table.
-pub fn check_filter(what: &str, filter: &str) -> Result<()> {
-    let bad = |why: &str| VigilError::invalid(format!("{what}.filter {why}, got \"{filter}\""));
-    let mut depth = 0i32;
-    let mut quote: Option<char> = None;
-    let mut prev = '\0';
-    for ch in filter.chars() {
-        match quote {
-            Some(q) if ch == q => quote = None,
-            Some(_) => {}
-            None => match ch {
-                '\'' | '"' => quote = Some(ch),
-                '(' => depth += 1,
-                ')' => {
-                    depth -= 1;
-                    if depth < 0 {
-                        return Err(bad("has an unbalanced ')'"));
-                    }
-                }
-                ';' => return Err(bad("must not contain ';'")),
-                '-' if prev == '-' => return Err(bad("must not contain comments")),
-                '*' if prev == '/' => return Err(bad("must not contain comments")),
-                '$' => return Err(bad("must not contain dollar quoting")),
-                _ => {}
-            },
-        }
-        prev = ch;
-    }
-    if quote.is_some() {
-        return Err(bad("has an unterminated quote"));
-    }
-    if depth != 0 {
-        return Err(bad("has an unbalanced '('"));
-    }
-    Ok(())
-}
-
 /// `"name"` with embedded quotes doubled: safe for any identifier.
 pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -279,10 +237,6 @@ impl Rollup {
             ident(&self.schema),
             ident(&format!("{base}{suffix}"))
         )
-    }
-
-    pub fn trigger_function(&self, op: &str) -> String {
-        self.derived(&format!("_vigil_{op}"))
     }
 
     pub fn since_function(&self) -> String {
@@ -823,52 +777,36 @@ impl Rollup {
         )
     }
 
-    /// The PL/pgSQL trigger functions: (operation, CREATE FUNCTION text).
-    /// SECURITY DEFINER so that anyone who may write the source keeps the
-    /// summary (owned by the rollup's creator) current; the search_path is
-    /// pinned and every name is qualified.
-    pub fn trigger_functions(&self) -> Vec<(&'static str, String)> {
-        let body = |stmts: Vec<String>| -> String {
-            stmts
-                .into_iter()
-                .map(|s| format!("    {s};\n"))
-                .collect::<String>()
-        };
-        let perform =
-            |s: String| format!("PERFORM {}", s.strip_prefix("SELECT ").expect("a SELECT"));
+    /// The statements that keep the summary exact after a DELETE (`del`),
+    /// UPDATE (`upd`) or TRUNCATE (`trunc`) of the source, in order; the
+    /// shared trigger `vigil._rollup_trigger` (trigger.rs) runs them as the
+    /// source's owner. Every name is qualified.
+    pub fn maintenance_statements(&self, op: &str) -> Vec<String> {
         let old: &[&str] = &["vigil_old"];
         let both: &[&str] = &["vigil_old", "vigil_new"];
-        let mut delete = vec![
-            perform(self.lock_statement(old)),
-            self.collapse_statement(old),
-            self.remove_statement("vigil_old"),
-        ];
-        delete.extend(self.repair_statements(old));
-        let mut update = vec![
-            perform(self.lock_statement(both)),
-            self.collapse_statement(both),
-            self.remove_statement("vigil_old"),
-        ];
-        update.push(self.add_statement("vigil_new", true));
-        update.extend(self.repair_statements(both));
-        // INSERT, the hot path, is `vigil._rollup_insert` (trigger.rs).
-        let ops = [
-            ("del", delete),
-            ("upd", update),
-            ("trunc", vec![format!("TRUNCATE {}", self.table())]),
-        ];
-        ops.into_iter()
-            .map(|(op, stmts)| {
-                (
-                    op,
-                    format!(
-                        "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $vigil$\nBEGIN\n{}    RETURN NULL;\nEND\n$vigil$",
-                        self.trigger_function(op),
-                        body(stmts)
-                    ),
-                )
-            })
-            .collect()
+        match op {
+            "del" => {
+                let mut delete = vec![
+                    self.lock_statement(old),
+                    self.collapse_statement(old),
+                    self.remove_statement("vigil_old"),
+                ];
+                delete.extend(self.repair_statements(old));
+                delete
+            }
+            "upd" => {
+                let mut update = vec![
+                    self.lock_statement(both),
+                    self.collapse_statement(both),
+                    self.remove_statement("vigil_old"),
+                ];
+                update.push(self.add_statement("vigil_new", true));
+                update.extend(self.repair_statements(both));
+                update
+            }
+            "trunc" => vec![format!("TRUNCATE {}", self.table())],
+            _ => unreachable!("ins is add_statement/add_row_statement"),
+        }
     }
 
     /// The name of the trigger on the source for operation `op`.
@@ -880,25 +818,27 @@ impl Rollup {
         ident(&format!("{base}_{op}"))
     }
 
-    /// CREATE TRIGGER statements on the source.
+    /// CREATE TRIGGER statements on the source: every one runs the shared
+    /// `vigil._rollup_trigger('<summary>')` (trigger.rs).
     pub fn triggers(&self) -> Vec<String> {
         let t = |op: &str| self.trigger_name(op);
+        let f = format!("vigil._rollup_trigger({})", literal(&self.table()));
         vec![
             format!(
-                "CREATE TRIGGER {} AFTER INSERT ON {} REFERENCING NEW TABLE AS {} FOR EACH STATEMENT EXECUTE FUNCTION vigil._rollup_insert({})",
-                t("ins"), self.source, trigger::NEW_TABLE, literal(&self.table())
+                "CREATE TRIGGER {} AFTER INSERT ON {} REFERENCING NEW TABLE AS {} FOR EACH STATEMENT EXECUTE FUNCTION {f}",
+                t("ins"), self.source, trigger::NEW_TABLE
             ),
             format!(
-                "CREATE TRIGGER {} AFTER DELETE ON {} REFERENCING OLD TABLE AS vigil_old FOR EACH STATEMENT EXECUTE FUNCTION {}()",
-                t("del"), self.source, self.trigger_function("del")
+                "CREATE TRIGGER {} AFTER DELETE ON {} REFERENCING OLD TABLE AS {} FOR EACH STATEMENT EXECUTE FUNCTION {f}",
+                t("del"), self.source, trigger::OLD_TABLE
             ),
             format!(
-                "CREATE TRIGGER {} AFTER UPDATE ON {} REFERENCING OLD TABLE AS vigil_old NEW TABLE AS vigil_new FOR EACH STATEMENT EXECUTE FUNCTION {}()",
-                t("upd"), self.source, self.trigger_function("upd")
+                "CREATE TRIGGER {} AFTER UPDATE ON {} REFERENCING OLD TABLE AS {} NEW TABLE AS {} FOR EACH STATEMENT EXECUTE FUNCTION {f}",
+                t("upd"), self.source, trigger::OLD_TABLE, trigger::NEW_TABLE
             ),
             format!(
-                "CREATE TRIGGER {} AFTER TRUNCATE ON {} FOR EACH STATEMENT EXECUTE FUNCTION {}()",
-                t("trunc"), self.source, self.trigger_function("trunc")
+                "CREATE TRIGGER {} AFTER TRUNCATE ON {} FOR EACH STATEMENT EXECUTE FUNCTION {f}",
+                t("trunc"), self.source
             ),
         ]
     }
@@ -951,7 +891,9 @@ impl Rollup {
     }
 
     /// A SQL function `<name>_since(interval)` with one row per group over
-    /// the buckets that start within the interval before now().
+    /// the buckets that start within the interval before now(). Every
+    /// function and operator is qualified, so the caller's search_path
+    /// cannot redirect it (and it stays inlinable: no SET clause).
     pub fn since_function_sql(&self) -> String {
         let mut out_cols: Vec<String> = self
             .group_by
@@ -964,12 +906,18 @@ impl Rollup {
             .map(|(g, _)| format!("s.{}", ident(g)))
             .collect();
         out_cols.push(format!("{} bigint", ident("rows")));
-        select.push(format!("sum(s.{})::bigint", ident("_rows")));
+        select.push(format!("pg_catalog.sum(s.{})::bigint", ident("_rows")));
         for (m, t) in &self.measures {
             let c = ident(&m.name);
             let (ty, expr) = match (m.agg, t) {
-                (Agg::Count, _) => ("bigint".to_string(), format!("sum(s.{c})::bigint")),
-                (Agg::Sum, Some(t)) => (Self::sum_type(t).to_string(), format!("sum(s.{c})")),
+                (Agg::Count, _) => (
+                    "bigint".to_string(),
+                    format!("pg_catalog.sum(s.{c})::bigint"),
+                ),
+                (Agg::Sum, Some(t)) => (
+                    Self::sum_type(t).to_string(),
+                    format!("pg_catalog.sum(s.{c})"),
+                ),
                 (Agg::Avg, _) => (
                     "float8".to_string(),
                     format!("vigil.mean(vigil.rollup(s.{c}))"),
@@ -978,8 +926,8 @@ impl Rollup {
                 (Agg::Percentile, _) => {
                     ("vigil.sketch".to_string(), format!("vigil.rollup(s.{c})"))
                 }
-                (Agg::Min, Some(t)) => (t.sql.clone(), format!("min(s.{c})")),
-                (Agg::Max, Some(t)) => (t.sql.clone(), format!("max(s.{c})")),
+                (Agg::Min, Some(t)) => (t.sql.clone(), format!("pg_catalog.min(s.{c})")),
+                (Agg::Max, Some(t)) => (t.sql.clone(), format!("pg_catalog.max(s.{c})")),
                 (_, None) => unreachable!("validated"),
             };
             out_cols.push(format!("{c} {ty}"));
@@ -998,7 +946,7 @@ impl Rollup {
         };
         format!(
             "CREATE FUNCTION {}(since interval) RETURNS TABLE ({}) LANGUAGE sql STABLE PARALLEL SAFE AS $vigil$\n\
-             SELECT {} FROM {} s WHERE s.{b} >= date_bin({}::interval, now() - since, {BUCKET_ORIGIN}){group}\n$vigil$",
+             SELECT {} FROM {} s WHERE s.{b} OPERATOR(pg_catalog.>=) pg_catalog.date_bin({}::interval, pg_catalog.now() OPERATOR(pg_catalog.-) since, {BUCKET_ORIGIN}){group}\n$vigil$",
             self.since_function(),
             out_cols.join(", "),
             select.join(", "),

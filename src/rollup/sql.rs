@@ -5,6 +5,7 @@
 
 use super::{ident, literal, parse_measures, ColumnType, Rollup};
 use crate::error::{ErrorKind, VigilError};
+use crate::security::{extension_owner, has_privs_of_role, role_name, Restricted};
 use crate::sqlglue::{raise, OrRaise};
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -37,34 +38,55 @@ fn relation_name(oid: pg_sys::Oid, what: &str) -> (String, String) {
     })
 }
 
-/// Column name → (type, type oid) of a table's live columns.
+/// Column name → (type, type oid) of a table's live columns. A domain
+/// column is described by its base type: the summary stores base types, so
+/// no domain CHECK (code its owner controls) runs when the summary is
+/// written.
 fn columns(oid: pg_sys::Oid) -> HashMap<String, (ColumnType, u32)> {
     let sql = format!(
-        "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), \
-                t.typcategory::text, a.atttypid::oid::bigint, a.attnotnull \
-         FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+        "SELECT a.attname::text, a.atttypid::oid::bigint, a.atttypmod, a.attnotnull \
+         FROM pg_catalog.pg_attribute a \
          WHERE a.attrelid = {} AND a.attnum > 0 AND NOT a.attisdropped",
         oid.to_u32()
     );
-    Spi::connect(|client| {
+    let raw: Vec<(String, u32, i32, bool)> = Spi::connect(|client| {
         let rows = client.select(&sql, None, &[]).unwrap();
         rows.map(|row| {
-            let name: String = row.get(1).unwrap().unwrap();
-            let sql_type: String = row.get(2).unwrap().unwrap();
-            let category: String = row.get(3).unwrap().unwrap();
-            let type_oid = row.get::<i64>(4).unwrap().unwrap() as u32;
-            let not_null: bool = row.get(5).unwrap().unwrap();
-            let float = type_oid == FLOAT4OID || type_oid == FLOAT8OID;
+            (
+                row.get::<String>(1).unwrap().unwrap(),
+                row.get::<i64>(2).unwrap().unwrap() as u32,
+                row.get::<i32>(3).unwrap().unwrap(),
+                row.get::<bool>(4).unwrap().unwrap(),
+            )
+        })
+        .collect()
+    });
+    raw.into_iter()
+        .map(|(name, type_oid, typmod, not_null)| {
+            let mut typmod = typmod;
+            // SAFETY: catalog lookups; format_type_with_typemod returns a
+            // palloc'd C string that qualifies names not on the search path.
+            let (base, sql_type, category) = unsafe {
+                let base = pg_sys::getBaseTypeAndTypmod(pg_sys::Oid::from(type_oid), &mut typmod);
+                let text = pg_sys::format_type_with_typemod(base, typmod);
+                let sql_type = std::ffi::CStr::from_ptr(text)
+                    .to_string_lossy()
+                    .into_owned();
+                let mut category: std::ffi::c_char = 0;
+                let mut preferred = false;
+                pg_sys::get_type_category_preferred(base, &mut category, &mut preferred);
+                (base.to_u32(), sql_type, category as u8)
+            };
+            let float = base == FLOAT4OID || base == FLOAT8OID;
             let col = ColumnType {
                 sql: sql_type,
-                integer_or_numeric: category == "N" && !float,
+                integer_or_numeric: category == b'N' && !float,
                 float,
                 not_null,
             };
-            (name, (col, type_oid))
+            (name, (col, base))
         })
         .collect()
-    })
 }
 
 fn interval_text(bucket: &Interval) -> String {
@@ -82,7 +104,7 @@ fn interval_text(bucket: &Interval) -> String {
     format!("{} days {} microseconds", bucket.days(), bucket.micros())
 }
 
-/// Builds and validates the definition (filters: `check_filter_compiles`); nothing is created yet.
+/// Builds and validates the definition (filters: `check_filter`); nothing is created yet.
 fn define(
     schema: String,
     name: String,
@@ -139,33 +161,172 @@ fn define(
     }
 }
 
-/// Has PostgreSQL parse the filter as a boolean over the source's columns.
-fn check_filter_compiles(source: &str, measure: &str, filter: &str) {
-    let sql = format!("SELECT ({filter})::boolean FROM {source} WHERE false");
+fn pg_error_message(e: pg_sys::panic::CaughtError) -> String {
+    match e {
+        pg_sys::panic::CaughtError::PostgresError(r)
+        | pg_sys::panic::CaughtError::ErrorReport(r) => r.message().to_string(),
+        pg_sys::panic::CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
+    }
+}
+
+fn list_cells(list: *mut pg_sys::List) -> Vec<*mut std::ffi::c_void> {
+    if list.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: a valid List (PostgreSQL 13+ lists are arrays of cells).
+    unsafe {
+        (0..(*list).length as usize)
+            .map(|i| (*(*list).elements.add(i)).ptr_value)
+            .collect()
+    }
+}
+
+/// Why the raw parse tree of `SELECT (<filter>)` is not exactly one
+/// expression in one target, if it is not.
+fn not_one_expression(filter: &str) -> Option<String> {
+    let sql = std::ffi::CString::new(format!("SELECT ({filter})")).ok()?;
+    // SAFETY: raw_parser only reads the string; it raises on a syntax error.
+    let stmts = list_cells(unsafe {
+        pg_sys::raw_parser(sql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT)
+    });
+    if stmts.len() != 1 {
+        return Some(format!("is {} statements, not one expression", stmts.len()));
+    }
+    // SAFETY: raw_parser returns a list of RawStmt nodes.
+    unsafe {
+        let raw = stmts[0] as *mut pg_sys::RawStmt;
+        let node = (*raw).stmt;
+        if (*node).type_ != pg_sys::NodeTag::T_SelectStmt {
+            return Some("is not an expression".into());
+        }
+        let sel = node as *mut pg_sys::SelectStmt;
+        let s = &*sel;
+        let extra = !s.fromClause.is_null()
+            || !s.whereClause.is_null()
+            || !s.groupClause.is_null()
+            || !s.havingClause.is_null()
+            || !s.windowClause.is_null()
+            || !s.valuesLists.is_null()
+            || !s.sortClause.is_null()
+            || !s.limitOffset.is_null()
+            || !s.limitCount.is_null()
+            || !s.lockingClause.is_null()
+            || !s.withClause.is_null()
+            || !s.distinctClause.is_null()
+            || !s.intoClause.is_null()
+            || s.op != pg_sys::SetOperation::SETOP_NONE;
+        let targets = list_cells(s.targetList);
+        if extra || targets.len() != 1 || !(*(targets[0] as *mut pg_sys::ResTarget)).name.is_null()
+        {
+            return Some("must be one boolean expression, not a query".into());
+        }
+    }
+    None
+}
+
+/// Checks a measure's filter with PostgreSQL's own parser and analyzer:
+/// exactly one expression (no statements, no sub-selects, no aggregate,
+/// window or set-returning function) that is boolean over the source's
+/// columns. The caller runs this as the rollup's owner.
+fn check_filter(source: &str, measure: &str, filter: &str) {
     let name = measure.to_string();
-    PgTryBuilder::new(|| Spi::run(&sql).map_err(|e| e.to_string()))
-        .catch_others(move |e| {
-            let detail = match e {
-                pg_sys::panic::CaughtError::PostgresError(r)
-                | pg_sys::panic::CaughtError::ErrorReport(r) => r.message().to_string(),
-                pg_sys::panic::CaughtError::RustPanic { ereport, .. } => {
-                    ereport.message().to_string()
-                }
-            };
-            raise(VigilError::invalid(format!(
-                "measures.{name}.filter is not a boolean expression over the source table: {detail}"
-            )))
+    let invalid = move |why: String| -> ! {
+        raise(VigilError::invalid(format!("measures.{name}.filter {why}")))
+    };
+    let text = filter.to_string();
+    let shape = PgTryBuilder::new(|| not_one_expression(&text))
+        .catch_others(|e| {
+            Some(format!(
+                "is not a boolean expression over the source table: {}",
+                pg_error_message(e)
+            ))
         })
-        .execute()
-        .unwrap_or_else(|e| {
-            raise(VigilError::invalid(format!(
-                "measures.{measure}.filter is not a boolean expression over the source table: {e}"
-            )))
-        });
+        .execute();
+    if let Some(why) = shape {
+        invalid(why);
+    }
+    let sql = format!("SELECT ({filter})::boolean FROM {source} WHERE false");
+    let analyzed = PgTryBuilder::new(|| {
+        let c = std::ffi::CString::new(sql.as_str()).expect("no NUL");
+        // SAFETY: prepare only (nothing runs); the plan is freed below.
+        unsafe {
+            pg_sys::SPI_connect();
+            let plan = pg_sys::SPI_prepare(c.as_ptr(), 0, std::ptr::null_mut());
+            let mut why = None;
+            if plan.is_null() {
+                why = Some("is not a boolean expression over the source table".to_string());
+            } else {
+                for src in list_cells(pg_sys::SPI_plan_get_plan_sources(plan)) {
+                    let src = src as *mut pg_sys::CachedPlanSource;
+                    for q in list_cells((*src).query_list) {
+                        let q = &*(q as *mut pg_sys::Query);
+                        if q.hasSubLinks {
+                            why = Some("must not contain a sub-select".into());
+                        } else if q.hasAggs || q.hasWindowFuncs || q.hasTargetSRFs {
+                            why = Some(
+                                "must not call an aggregate, window or set-returning function"
+                                    .into(),
+                            );
+                        }
+                    }
+                }
+                pg_sys::SPI_freeplan(plan);
+            }
+            pg_sys::SPI_finish();
+            why
+        }
+    })
+    .catch_others(|e| {
+        Some(format!(
+            "is not a boolean expression over the source table: {}",
+            pg_error_message(e)
+        ))
+    })
+    .execute();
+    if let Some(why) = analyzed {
+        invalid(why);
+    }
+}
+
+/// The owner of relation `oid` (0 when there is none).
+fn rel_owner(oid: pg_sys::Oid) -> pg_sys::Oid {
+    Spi::get_one::<pg_sys::Oid>(&format!(
+        "SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = {}",
+        oid.to_u32()
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or(pg_sys::InvalidOid)
+}
+
+fn denied(message: String) -> ! {
+    ereport!(
+        ERROR,
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        message
+    );
+}
+
+/// The caller must have the privileges of the role that owns `source`.
+fn require_owner_rights(guard: &Restricted, source: pg_sys::Oid, what: &str) -> pg_sys::Oid {
+    let owner = rel_owner(source);
+    if !has_privs_of_role(guard.caller(), owner) {
+        let (schema, name) = relation_name(source, "source");
+        denied(format!(
+            "{what}: must be the owner of table {}.{} (role {}) or a member of that role",
+            ident(&schema),
+            ident(&name),
+            role_name(owner)
+        ));
+    }
+    owner
 }
 
 /// Creates the summary table `name`, the triggers that keep it exact, the
-/// window function and views, backfills it, and registers it.
+/// window function and views, backfills it, and registers it. Every object
+/// is created by, owned by and later maintained as the source's owner
+/// (SPEC §3.6): the caller must have that role's privileges, and the
+/// summary's schema must belong to it.
 #[pg_extern(volatile, parallel_unsafe, name = "_create_rollup")]
 fn create_rollup(
     name: &str,
@@ -175,12 +336,14 @@ fn create_rollup(
     group_by: Vec<String>,
     measures: JsonB,
 ) -> pg_sys::Oid {
+    let guard = Restricted::enter();
+    let (src_schema, _) = relation_name(source, "source");
+    let owner = require_owner_rights(&guard, source, "source");
     let parts =
         Spi::get_one::<Vec<String>>(&format!("SELECT pg_catalog.parse_ident({})", literal(name)))
             .ok()
             .flatten()
             .unwrap_or_default();
-    let (src_schema, _) = relation_name(source, "source");
     let (schema, table) = match parts.as_slice() {
         [t] => (src_schema, t.clone()),
         [s, t] => (s.clone(), t.clone()),
@@ -188,6 +351,32 @@ fn create_rollup(
             "name must be a table name, optionally schema-qualified, got \"{name}\""
         ))),
     };
+    if table.len() > 63 || schema.len() > 63 {
+        raise(VigilError::invalid(format!(
+            "name: \"{name}\" is longer than 63 bytes, PostgreSQL's limit for a name"
+        )));
+    }
+    let schema_owner = Spi::get_one::<pg_sys::Oid>(&format!(
+        "SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname = {}",
+        literal(&schema)
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INVALID_SCHEMA_NAME,
+            format!("name: schema \"{schema}\" does not exist")
+        );
+    });
+    if !has_privs_of_role(owner, schema_owner) {
+        denied(format!(
+            "name: schema {} belongs to {}; the summary table must live in a schema that the rollup's owner {} owns",
+            ident(&schema),
+            role_name(schema_owner),
+            role_name(owner)
+        ));
+    }
     let exists = Spi::get_one::<bool>(&format!(
         "SELECT pg_catalog.to_regclass({}) IS NOT NULL",
         literal(&format!("{}.{}", ident(&schema), ident(&table)))
@@ -211,18 +400,17 @@ fn create_rollup(
         &group_by,
         &measures.0,
     );
+
+    // From here on as the owner, in a security-restricted operation.
+    guard.act_as(owner);
     for (m, _) in &r.measures {
         if let Some(f) = &m.filter {
-            check_filter_compiles(&r.source, &m.name, f);
+            check_filter(&r.source, &m.name, f);
         }
     }
-
     spi_run(&r.create_table());
     if !r.group_by.is_empty() {
         spi_run(&r.bucket_index());
-    }
-    for (_, f) in r.trigger_functions() {
-        spi_run(&f);
     }
     // Creating the triggers takes a lock that blocks writers to the source
     // until we commit, so the backfill below sees every row exactly once.
@@ -234,6 +422,11 @@ fn create_rollup(
     for v in r.window_views() {
         spi_run(&v);
     }
+    let summary =
+        Spi::get_one::<pg_sys::Oid>(&format!("SELECT {}::regclass::oid", literal(&r.table())))
+            .ok()
+            .flatten()
+            .expect("just created");
     let group_array = if group_by.is_empty() {
         "'{}'::name[]".to_string()
     } else {
@@ -246,19 +439,20 @@ fn create_rollup(
                 .join(", ")
         )
     };
+    // vigil's catalog is written as the extension's owner (a fixed
+    // statement over vigil's own table).
+    guard.act_as(extension_owner());
     spi_run(&format!(
         "INSERT INTO vigil.rollup_defs (summary, source, time_column, bucket, group_by, measures) \
-         VALUES ({}::regclass, {}, {}, {}::interval, {group_array}, {}::jsonb)",
-        literal(&r.table()),
+         VALUES ({}, {}, {}, {}::interval, {group_array}, {}::jsonb)",
+        summary.to_u32(),
         source.to_u32(),
         literal(time_column),
         literal(&r.bucket),
         literal(&measures.0.to_string()),
     ));
-    Spi::get_one::<pg_sys::Oid>(&format!("SELECT {}::regclass::oid", literal(&r.table())))
-        .ok()
-        .flatten()
-        .expect("just created")
+    drop(guard);
+    summary
 }
 
 /// The definition of a registered rollup. Reading it runs no user SQL: the
@@ -305,33 +499,88 @@ pub(super) fn load(summary: pg_sys::Oid) -> Rollup {
     )
 }
 
-/// Number of groups that differ from a full recompute (0 when exact).
+/// The rollup's definition and its owner (the source's owner), after
+/// checking that the caller may act on it: `rights` is "owner" (the
+/// caller needs the owner's privileges) or "read" (SELECT on the summary
+/// and the source is enough).
+fn load_for(
+    guard: &Restricted,
+    summary: pg_sys::Oid,
+    what: &str,
+    rights: &str,
+) -> (Rollup, pg_sys::Oid) {
+    let r = load(summary);
+    let source = Spi::get_one::<pg_sys::Oid>(&format!(
+        "SELECT d.source::oid FROM vigil.rollup_defs d WHERE d.summary = {}",
+        summary.to_u32()
+    ))
+    .ok()
+    .flatten()
+    .expect("load found it");
+    let owner = rel_owner(source);
+    if rights == "owner" {
+        require_owner_rights(guard, source, what);
+    } else {
+        let caller = guard.caller().to_u32();
+        let readable = Spi::get_one::<bool>(&format!(
+            "SELECT pg_catalog.has_table_privilege({caller}::oid, {}::oid, 'SELECT') \
+                AND pg_catalog.has_table_privilege({caller}::oid, {}::oid, 'SELECT')",
+            summary.to_u32(),
+            source.to_u32()
+        ))
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+        if !readable {
+            denied(format!(
+                "{what}: permission denied: {} needs SELECT on the rollup {} and its source {}",
+                role_name(guard.caller()),
+                r.table(),
+                r.source
+            ));
+        }
+    }
+    (r, owner)
+}
+
+/// Number of groups that differ from a full recompute (0 when exact); run
+/// as the rollup's owner in a security-restricted operation.
 #[pg_extern(volatile, parallel_unsafe, name = "_verify_rollup")]
 fn verify_rollup(name: pg_sys::Oid) -> i64 {
-    let r = load(name);
-    Spi::get_one::<i64>(&r.verify_statement())
+    let guard = Restricted::enter();
+    let (r, owner) = load_for(&guard, name, "name", "read");
+    guard.act_as(owner);
+    let n = Spi::get_one::<i64>(&r.verify_statement())
         .unwrap_or_else(|e| raise(VigilError::invalid(e.to_string())))
-        .unwrap_or(0)
+        .unwrap_or(0);
+    drop(guard);
+    n
 }
 
 /// Recomputes the summary from the source; blocks writers meanwhile.
 /// Returns the number of groups.
 #[pg_extern(volatile, parallel_unsafe, name = "_rebuild_rollup")]
 fn rebuild_rollup(name: pg_sys::Oid) -> i64 {
-    let r = load(name);
+    let guard = Restricted::enter();
+    let (r, owner) = load_for(&guard, name, "name", "owner");
+    guard.act_as(owner);
     spi_run(&format!("LOCK TABLE {} IN SHARE MODE", r.source));
     spi_run(&format!("DELETE FROM {}", r.table()));
     spi_run(&r.backfill_statement());
-    Spi::get_one::<i64>(&format!("SELECT count(*) FROM {}", r.table()))
+    let n = Spi::get_one::<i64>(&format!("SELECT count(*) FROM {}", r.table()))
         .ok()
         .flatten()
-        .unwrap_or(0)
+        .unwrap_or(0);
+    drop(guard);
+    n
 }
 
-/// Drops the summary, its triggers, functions and views.
+/// Drops the summary, its triggers, function and views.
 #[pg_extern(volatile, parallel_unsafe, name = "_drop_rollup")]
 fn drop_rollup(name: pg_sys::Oid) {
-    let r = load(name);
+    let guard = Restricted::enter();
+    let (r, owner) = load_for(&guard, name, "name", "owner");
+    guard.act_as(owner);
     for label in ["1h", "24h", "7d"] {
         spi_run(&format!("DROP VIEW IF EXISTS {}", r.window_view(label)));
     }
@@ -339,23 +588,20 @@ fn drop_rollup(name: pg_sys::Oid) {
         "DROP FUNCTION IF EXISTS {}(interval)",
         r.since_function()
     ));
-    spi_run(&format!(
-        "DROP TRIGGER IF EXISTS {} ON {}",
-        r.trigger_name("ins"),
-        r.source
-    ));
-    // Dropping the trigger functions drops the triggers that use them.
-    for (op, _) in r.trigger_functions() {
+    for op in ["ins", "del", "upd", "trunc"] {
         spi_run(&format!(
-            "DROP FUNCTION IF EXISTS {}() CASCADE",
-            r.trigger_function(op)
+            "DROP TRIGGER IF EXISTS {} ON {}",
+            r.trigger_name(op),
+            r.source
         ));
     }
+    spi_run(&format!("DROP TABLE {}", r.table()));
+    guard.act_as(extension_owner());
     spi_run(&format!(
         "DELETE FROM vigil.rollup_defs WHERE summary = {}",
         name.to_u32()
     ));
-    spi_run(&format!("DROP TABLE {}", r.table()));
+    drop(guard);
 }
 
 /// Slot locks one transaction may take; past it, groups go to slot 0 (an
