@@ -9,9 +9,17 @@ CREATE TABLE vigil.monitors (
     name           text        NOT NULL UNIQUE CHECK (btrim(name) <> ''),
     kind           text        NOT NULL
                    CHECK (kind IN ('drop', 'stall', 'count', 'zscore', 'saturation', 'threshold', 'early_kill')),
-    -- Names, not an oid: they survive dump/restore (and pg_upgrade refuses reg* columns).
+    -- Names survive dump/restore (and pg_upgrade refuses reg* columns);
+    -- source_oid pins the relation they named when the row was written
+    -- (vigil._monitors_guard sets it): a scan never follows a name to
+    -- another relation.
     source_schema  name        NOT NULL,
     source_table   name        NOT NULL,
+    source_oid     oid,
+    -- The role whose SELECT rights bound what the monitor may report;
+    -- set to the writing role by vigil._monitors_guard.
+    created_by     name        NOT NULL DEFAULT current_user,
+    timeout_ms     int         CHECK (timeout_ms > 0),
     options        jsonb       NOT NULL CHECK (jsonb_typeof(options) = 'object'),
     enabled        bool        NOT NULL DEFAULT true,
     created_at     timestamptz NOT NULL DEFAULT now(),
@@ -62,12 +70,68 @@ LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp A
             WHEN t.typcategory = 'S' THEN 'text'
             WHEN t.typcategory = 'B' THEN 'bool'
             ELSE 'other' END,
-        'type', format_type(a.atttypid, a.atttypmod))), '{}')
+        'type', vigil._base_type(a.atttypid, a.atttypmod))), '{}')
     FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
     WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped
 $$;
 COMMENT ON FUNCTION vigil._source_columns(regclass) IS
-    'Internal: {"column": {"category": time|numeric|text|bool|other, "type": ...}} for the monitor planner';
+    'Internal: {"column": {"category": time|numeric|text|bool|other, "type": ...}} for the monitor planner (domains as their base type)';
+
+-- Every write of a monitor's definition, through create_monitor or direct
+-- DML, is validated here the same way (SPEC §3.6): the source is resolved
+-- by name and pinned by oid, the writer becomes created_by and must be
+-- able to SELECT it, and the options are checked and normalised by the
+-- planner. A superuser's write (dump/restore) keeps the created_by given.
+CREATE FUNCTION vigil._monitors_guard() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    src regclass;
+    relkind "char";
+    sch name;
+    is_super bool := (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user);
+BEGIN
+    IF TG_OP = 'UPDATE' AND (NEW.kind, NEW.source_schema, NEW.source_table, NEW.source_oid, NEW.options, NEW.created_by)
+            IS NOT DISTINCT FROM (OLD.kind, OLD.source_schema, OLD.source_table, OLD.source_oid, OLD.options, OLD.created_by) THEN
+        RETURN NEW;
+    END IF;
+    IF NOT is_super OR NEW.created_by IS NULL THEN
+        NEW.created_by := current_user;
+    ELSIF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = NEW.created_by) THEN
+        RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('created_by: role "%s" does not exist', NEW.created_by);
+    END IF;
+    src := to_regclass(format('%I.%I', NEW.source_schema, NEW.source_table));
+    IF src IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '42P01',
+            MESSAGE = format('source: relation %I.%I does not exist', NEW.source_schema, NEW.source_table);
+    END IF;
+    SELECT c.relkind, n.nspname INTO relkind, sch FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = src;
+    IF relkind NOT IN ('r', 'p', 'v', 'm', 'f') OR (NEW.kind = 'early_kill' AND relkind NOT IN ('r', 'p')) THEN
+        RAISE EXCEPTION USING ERRCODE = '42809',
+            MESSAGE = format('source %s must be a %s', src,
+                             CASE WHEN NEW.kind = 'early_kill' THEN 'table (early_kill adds a trigger to it)'
+                                  ELSE 'table, view or materialized view' END);
+    END IF;
+    IF sch IN ('vigil', 'pg_catalog', 'information_schema') OR sch LIKE 'pg\_toast%' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('source %s is a pg_vigil or system table', src);
+    END IF;
+    -- A superuser's write may be a restore, run before the source's grants:
+    -- every scan checks again.
+    IF NOT is_super AND NOT has_table_privilege(NEW.created_by, src, 'SELECT') THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = format('permission denied: source %s is not readable by %s', src, NEW.created_by);
+    END IF;
+    NEW.source_oid := src;
+    NEW.options := vigil._monitor_plan(NEW.kind, NEW.options, format('%I.%I', NEW.source_schema, NEW.source_table),
+                                       vigil._source_columns(src))->'options';
+    NEW.updated_at := now();
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION vigil._monitors_guard() IS
+    'Internal: validates every insert or definition change of vigil.monitors like vigil.create_monitor (source pinned by oid, '
+    'writer recorded as created_by and able to SELECT it, options checked)';
+CREATE TRIGGER monitors_guard BEFORE INSERT OR UPDATE ON vigil.monitors
+    FOR EACH ROW EXECUTE FUNCTION vigil._monitors_guard();
 
 CREATE FUNCTION vigil._monitor_by_name(name text) RETURNS vigil.monitors
 LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -151,9 +215,9 @@ BEGIN
                        'FOR EACH STATEMENT EXECUTE FUNCTION vigil._early_kill_trigger(%L)',
                        'vigil_early_kill_' || new_id, sch, tbl, new_id);
     ELSE
-        -- Run the query once so that what only the executor can check (filter
-        -- values of the column's type, privileges) fails now, not at scan time.
-        EXECUTE format('SELECT count(*) FROM (%s) q', plan->>'query') USING plan->'options', name;
+        -- Run the query once, the way scans run it (as the source's owner,
+        -- restricted), so that what only the executor can check fails now.
+        PERFORM vigil._monitor_run(new_id);
     END IF;
     RETURN new_id;
 END
@@ -168,8 +232,8 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp 
 DECLARE
     m vigil.monitors := vigil._monitor_by_name(name);
 BEGIN
-    IF m.kind = 'early_kill' AND to_regclass(format('%I.%I', m.source_schema, m.source_table)) IS NOT NULL THEN
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I.%I', 'vigil_early_kill_' || m.id, m.source_schema, m.source_table);
+    IF m.kind = 'early_kill' AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = m.source_oid) THEN
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'vigil_early_kill_' || m.id, m.source_oid::regclass);
     END IF;
     DELETE FROM vigil.monitors t WHERE t.id = m.id;
 END
@@ -196,6 +260,27 @@ LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $
 $$;
 COMMENT ON FUNCTION vigil.disable_monitor(text) IS
     'Disable a monitor: scans skip it and do not auto-resolve its alerts (early_kill: its trigger does nothing)';
+
+CREATE FUNCTION vigil.set_monitor_timeout(name text, timeout interval) RETURNS vigil.monitors
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m vigil.monitors := vigil._monitor_by_name(name);
+    ms float8;
+BEGIN
+    IF timeout IS NOT NULL THEN
+        ms := extract(epoch FROM timeout) * 1000;
+        IF NOT (ms >= 1 AND ms <= 2147483647) THEN
+            RAISE EXCEPTION USING ERRCODE = '22023',
+                MESSAGE = format('timeout must be between 1 ms and 24 days, got %s', timeout);
+        END IF;
+    END IF;
+    UPDATE vigil.monitors t SET timeout_ms = ms::int, updated_at = now() WHERE t.id = m.id RETURNING * INTO m;
+    RETURN m;
+END
+$$;
+COMMENT ON FUNCTION vigil.set_monitor_timeout(text, interval) IS
+    'Set how long one scan of the monitor may run, lock waits included (NULL: vigil.monitor_timeout_ms); '
+    'a monitor that takes longer is reported as failed (54000) and the scan goes on';
 
 -- Early kill (scenario 3) -------------------------------------------------
 
@@ -307,17 +392,31 @@ DECLARE
     v vigil.variant_monitoring;
     decision text;
 BEGIN
+    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP <> 'INSERT' OR TG_NARGS <> 1 THEN
+        RAISE EXCEPTION USING ERRCODE = '39P01',
+            MESSAGE = 'vigil._early_kill_trigger must fire AFTER INSERT FOR EACH STATEMENT with one argument, the monitor id';
+    END IF;
     SELECT * INTO m FROM vigil.monitors t WHERE t.id = TG_ARGV[0]::bigint;
     IF NOT FOUND OR NOT m.enabled THEN
         RETURN NULL;
     END IF;
+    -- Only the trigger create_monitor made, on the table it pinned, with
+    -- its transition table (not a relation of that name in pg_temp).
+    IF m.kind <> 'early_kill' OR m.source_oid IS DISTINCT FROM TG_RELID OR NOT EXISTS (
+        SELECT 1 FROM pg_trigger t WHERE t.tgrelid = TG_RELID AND t.tgname = TG_NAME AND t.tgnewtable = 'vigil_new'
+    ) THEN
+        RAISE EXCEPTION USING ERRCODE = '39P01',
+            MESSAGE = format('vigil._early_kill_trigger: monitor %s does not watch %s with this trigger', TG_ARGV[0], TG_RELID::regclass);
+    END IF;
     -- Counters are locked in id order so that concurrent writers touching
-    -- several variants cannot deadlock.
+    -- several variants cannot deadlock. Values become text through
+    -- format('%s') (the type's output function), never a cast that a type's
+    -- owner could define, so this superuser-owned trigger runs no user code.
     FOR v IN EXECUTE format(
         'WITH c AS (
-             SELECT (n.%1$I)::text AS variant,
-                    count(*) FILTER (WHERE (n.%2$I)::text = ANY ($2)) AS views,
-                    count(*) FILTER (WHERE (n.%2$I)::text <> ALL ($2)) AS interactions
+             SELECT format(''%%s'', n.%1$I) AS variant,
+                    count(*) FILTER (WHERE format(''%%s'', n.%2$I) = ANY ($2)) AS views,
+                    count(*) FILTER (WHERE format(''%%s'', n.%2$I) <> ALL ($2)) AS interactions
              FROM vigil_new n WHERE n.%1$I IS NOT NULL GROUP BY 1),
          l AS (
              SELECT vm.id, c.views, c.interactions
@@ -405,6 +504,7 @@ DECLARE
     predictions jsonb[] := '{}';
     per_monitor jsonb[] := '{}';
     errors jsonb[] := '{}';
+    skipped text[] := '{}';
     new_ids bigint[] := '{}';
     groups jsonb;
     resolved bigint := 0;
@@ -430,12 +530,14 @@ BEGIN
         n := 0;
         BEGIN
             -- Concurrent scans of one monitor (a manual scan during a pg_cron
-            -- one) take turns: auto-resolve must see the other's alerts.
-            PERFORM pg_advisory_xact_lock(2034419261, m.id::int);
-            src := to_regclass(format('%I.%I', m.source_schema, m.source_table));
-            IF src IS NULL THEN
-                RAISE EXCEPTION USING ERRCODE = '42P01',
-                    MESSAGE = format('source table %I.%I of monitor "%s" does not exist', m.source_schema, m.source_table, m.name);
+            -- one) never both run it: the second skips it (reported under
+            -- skipped) instead of waiting. The lock is a row lock, outside
+            -- the advisory-lock space any role can take; only roles that may
+            -- UPDATE vigil.monitors can hold it, and then scans skip, never wait.
+            PERFORM 1 FROM vigil.monitors t WHERE t.id = m.id FOR UPDATE SKIP LOCKED;
+            IF NOT FOUND THEN
+                skipped := skipped || m.name;
+                CONTINUE;
             END IF;
             IF m.kind = 'early_kill' THEN
                 FOR v IN
@@ -449,11 +551,23 @@ BEGIN
                 variants_expired := variants_expired + n;
                 n := 0;
             ELSE
+                src := m.source_oid;
+                IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = src) THEN
+                    RAISE EXCEPTION USING ERRCODE = '42P01',
+                        MESSAGE = format('monitor "%s": its source %I.%I (oid %s) no longer exists; recreate the monitor',
+                                         m.name, m.source_schema, m.source_table, src);
+                END IF;
                 plan := vigil._monitor_plan(m.kind, m.options, format('%I.%I', m.source_schema, m.source_table),
                                             vigil._source_columns(src));
                 o := plan->'options';
                 keys := '{}';
-                FOR f IN EXECUTE plan->>'query' USING o, m.name LOOP
+                -- Run as the source's owner, restricted (vigil._monitor_run);
+                -- only its jsonb rows come back here.
+                FOR f IN
+                    SELECT * FROM jsonb_to_recordset(vigil._monitor_run(m.id)) AS x(
+                        entity text, anomaly_type text, severity vigil.severity, urgency int, title text,
+                        summary text, details jsonb, metric float8, category text, key_suffix text, prediction jsonb)
+                LOOP
                     IF f.prediction IS NOT NULL THEN
                         predictions := predictions || (f.prediction || jsonb_build_object('monitor', m.name));
                     END IF;
@@ -539,6 +653,7 @@ BEGIN
         'predictions', to_jsonb(predictions),
         'alert_groups', groups,
         'monitors', to_jsonb(per_monitor),
+        'skipped', to_jsonb(skipped),
         'errors', to_jsonb(errors))
     INTO result;
 
@@ -552,7 +667,8 @@ $$;
 COMMENT ON FUNCTION vigil.scan(text) IS
     'Run the enabled monitors (or one): raise and deduplicate alerts, auto-resolve cleared ones, expire old alerts and '
     'timed-out variants, group new alerts per type; returns the report (also kept in vigil.scan_runs). A failing monitor '
-    'is reported under errors and does not stop the others';
+    'is reported under errors and does not stop the others; one another scan is running is reported under skipped. Each '
+    'monitor runs as its source''s owner in a security-restricted operation under vigil.monitor_timeout_ms';
 
 -- pg_cron ----------------------------------------------------------------
 
@@ -677,5 +793,8 @@ REVOKE EXECUTE ON FUNCTION
     vigil._early_kill_trigger(),
     vigil.scan(text),
     vigil.schedule_scan(text, text),
-    vigil.unschedule_scan(text)
+    vigil.unschedule_scan(text),
+    vigil.set_monitor_timeout(text, interval),
+    vigil._monitor_run(bigint),
+    vigil._monitors_guard()
 FROM PUBLIC;

@@ -66,6 +66,8 @@ GRANT EXECUTE ON FUNCTION
     vigil._set_monitor_enabled(text, bool),
     vigil.enable_monitor(text),
     vigil.disable_monitor(text),
+    vigil.set_monitor_timeout(text, interval),
+    vigil._monitor_run(bigint),
     vigil._early_kill_trigger(),
     vigil.schedule_scan(text, text),
     vigil.unschedule_scan(text)

@@ -11,6 +11,7 @@ static POLL_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(200);
 static MAX_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(10);
 static HTTP_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(5000);
+static MONITOR_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
 static MAX_CONCURRENCY: GucSetting<i32> = GucSetting::<i32>::new(32);
 
 pub fn init() {
@@ -71,6 +72,16 @@ pub fn init() {
         GucFlags::UNIT_MS,
     );
     GucRegistry::define_int_guc(
+        c"vigil.monitor_timeout_ms",
+        c"Longest time one monitor's query may run (lock waits included) in vigil.scan().",
+        c"A monitor that takes longer is reported as failed and the scan goes on; vigil.set_monitor_timeout() overrides it per monitor.",
+        &MONITOR_TIMEOUT_MS,
+        1,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
         c"vigil.max_concurrency",
         c"Most notification HTTP requests the pg_vigil worker has in flight at once.",
         c"Requests run on one thread (an async runtime); this bounds open connections.",
@@ -109,6 +120,10 @@ pub fn max_attempts() -> i32 {
 
 pub fn http_timeout_ms() -> i32 {
     HTTP_TIMEOUT_MS.get()
+}
+
+pub fn monitor_timeout_ms() -> i32 {
+    MONITOR_TIMEOUT_MS.get()
 }
 
 pub fn max_concurrency() -> i32 {

@@ -91,6 +91,8 @@ extension_sql_file!(
         "rollup",
         "notify",
         monitor::sql::monitor_plan,
+        monitor::sql::monitor_run,
+        monitor::sql::base_type,
         scoring::sql::early_kill_decision,
         scoring::sql::saturation_status,
         scoring::sql::saturation_predicted,

@@ -199,6 +199,19 @@ pub extern "C-unwind" fn vigil_worker_main(_arg: pg_sys::Datum) {
         }
     });
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    // The worker is a superuser: it must never resolve a name, operator or
+    // cast through a schema another role can create in (SPEC §3.6). Pinned
+    // at the highest source, so neither the config file, ALTER ROLE/DATABASE
+    // nor a reload can change it.
+    // SAFETY: called once on the main thread, outside any transaction.
+    unsafe {
+        pg_sys::SetConfigOption(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_OVERRIDE,
+        );
+    }
     log!("{WORKER_TYPE} started in database \"{database}\"");
 
     let mut delivery = Delivery::default();

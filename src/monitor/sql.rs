@@ -3,6 +3,7 @@
 
 use super::{ColType, Column, Columns};
 use crate::error::VigilError;
+use crate::rollup::ident;
 use crate::sqlglue::OrRaise;
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -35,4 +36,268 @@ fn monitor_plan(kind: &str, options: JsonB, source: &str, columns_json: JsonB) -
     }
     let plan = super::plan(kind, &options.0, source, &cols).or_raise();
     JsonB(json!({"options": plan.options, "query": plan.query}))
+}
+
+/// `format_type` of the base type of `typ` (itself unless a domain), with
+/// its typmod: monitors compare and cast with base types, so no domain
+/// CHECK (code its owner controls) runs on vigil's side.
+#[pg_extern(stable, strict, parallel_safe, name = "_base_type")]
+fn base_type(typ: pg_sys::Oid, typmod: i32) -> String {
+    let mut typmod = typmod;
+    // SAFETY: catalog lookups; the result is a palloc'd C string.
+    unsafe {
+        let base = pg_sys::getBaseTypeAndTypmod(typ, &mut typmod);
+        let text = pg_sys::format_type_with_typemod(base, typmod);
+        std::ffi::CStr::from_ptr(text)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+// utils/timeout.h, which pgrx does not bind.
+const STATEMENT_TIMEOUT: std::ffi::c_int = 3;
+extern "C-unwind" {
+    fn enable_timeout_after(id: std::ffi::c_int, delay_ms: std::ffi::c_int);
+    fn enable_timeout_at(id: std::ffi::c_int, fin_time: pg_sys::TimestampTz);
+    fn disable_timeout(id: std::ffi::c_int, keep_indicator: bool);
+    fn get_timeout_active(id: std::ffi::c_int) -> bool;
+    fn get_timeout_finish_time(id: std::ffi::c_int) -> pg_sys::TimestampTz;
+}
+
+/// The statement timer shortened to `ms` for one monitor, the enclosing
+/// statement's own deadline (if any, and later) restored when dropped.
+struct MonitorTimer {
+    outer: Option<pg_sys::TimestampTz>,
+    armed: bool,
+    deadline: pg_sys::TimestampTz,
+}
+
+impl MonitorTimer {
+    fn start(ms: i32) -> MonitorTimer {
+        // SAFETY: the backend's timeout machinery, as postgres.c uses it.
+        unsafe {
+            let outer = get_timeout_active(STATEMENT_TIMEOUT)
+                .then(|| get_timeout_finish_time(STATEMENT_TIMEOUT));
+            let ours = pg_sys::GetCurrentTimestamp() + i64::from(ms) * 1000;
+            let armed = outer.is_none_or(|o| ours < o);
+            if armed {
+                enable_timeout_after(STATEMENT_TIMEOUT, ms);
+            }
+            MonitorTimer {
+                outer,
+                armed,
+                deadline: ours,
+            }
+        }
+    }
+}
+
+impl Drop for MonitorTimer {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        // SAFETY: as in `start`; a timer left over by an error is cleared
+        // when the next statement starts, so this also runs on unwinding.
+        unsafe {
+            disable_timeout(STATEMENT_TIMEOUT, false);
+            if let Some(o) = self.outer {
+                enable_timeout_at(STATEMENT_TIMEOUT, o);
+            }
+        }
+    }
+}
+
+fn monitor_error(code: PgSqlErrorCode, message: String) -> ! {
+    ereport!(ERROR, code, message);
+}
+
+/// Runs a monitor's scan query (from `vigil._monitor_plan`) and returns its
+/// rows as a jsonb array. The identity rule (SPEC §3.6, README "Security
+/// model"):
+/// - the source is the relation pinned by oid when the monitor was written;
+///   one that is gone, renamed or replaced is an error (a broken monitor),
+///   never followed by name;
+/// - the monitor's creator (`created_by`) must still hold SELECT on it, and
+///   row-level security that applies to the creator, or a security_invoker
+///   view, is refused unless the creator has the owner's rights: the query
+///   runs as the owner and would report rows the creator cannot SELECT;
+/// - the query runs as the source's owner, inside a security-restricted
+///   operation, with a `pg_catalog`-only search path and GUC changes rolled
+///   back, so views, functions, casts, policies and rules of the source act
+///   with at most their owner's rights;
+/// - under a statement timeout (`timeout_ms` of the monitor, else
+///   `vigil.monitor_timeout_ms`) that also bounds waiting for locks; a
+///   timeout is raised as 54000 naming the monitor, which the scan reports
+///   as that monitor's failure (a user's cancel stays a cancel).
+///
+/// The query is the planner's for the stored definition (never a caller's
+/// text); a caller other than a superuser must have the creator's rights.
+#[pg_extern(volatile, strict, parallel_unsafe, name = "_monitor_run")]
+fn monitor_run(monitor: i64) -> JsonB {
+    let row = Spi::connect(|c| {
+        let r = c
+            .select(
+                "SELECT m.name, m.source_oid, m.source_schema::text, m.source_table::text, \
+                        m.created_by::text, m.timeout_ms, r.oid \
+                 FROM vigil.monitors m LEFT JOIN pg_catalog.pg_roles r ON r.rolname = m.created_by \
+                 WHERE m.id = $1",
+                None,
+                &[monitor.into()],
+            )
+            .ok()?;
+        if r.is_empty() {
+            return None;
+        }
+        let r = r.first();
+        Some((
+            r.get::<String>(1).ok()??,
+            r.get::<pg_sys::Oid>(2).ok().flatten(),
+            r.get::<String>(3).ok()??,
+            r.get::<String>(4).ok()??,
+            r.get::<String>(5).ok()??,
+            r.get::<i32>(6).ok().flatten(),
+            r.get::<pg_sys::Oid>(7).ok().flatten(),
+        ))
+    });
+    let Some((name, source, schema, table, created_by, timeout_ms, creator)) = row else {
+        monitor_error(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("monitor: no monitor with id {monitor}"),
+        );
+    };
+    let was = format!("{}.{}", ident(&schema), ident(&table));
+    let Some(creator) = creator else {
+        monitor_error(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("monitor \"{name}\": its creator role \"{created_by}\" no longer exists"),
+        );
+    };
+    let source = source.unwrap_or(pg_sys::InvalidOid);
+    // SAFETY: reads the current identity.
+    let (caller, caller_super) = unsafe {
+        let u = pg_sys::GetUserId();
+        (u, pg_sys::superuser_arg(u))
+    };
+    if !caller_super && !crate::security::has_privs_of_role(caller, creator) {
+        monitor_error(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("monitor \"{name}\": only its creator {created_by} or a superuser may run it outside a scan"),
+        );
+    }
+    let timer = MonitorTimer::start(timeout_ms.unwrap_or_else(crate::gucs::monitor_timeout_ms));
+
+    let describe = || {
+        Spi::get_three::<String, pg_sys::Oid, bool>(&format!(
+            "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), c.relowner, \
+                    c.relkind = 'v' AND coalesce(c.reloptions::text[] && \
+                        ARRAY['security_invoker=true', 'security_invoker=on', 'security_invoker=1', 'security_invoker=yes'], false) \
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.oid = {}",
+            source.to_u32()
+        ))
+        .ok()
+        .and_then(|(n, o, v)| Some((n?, o?, v.unwrap_or(false))))
+    };
+    if describe().is_none() {
+        monitor_error(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            format!("monitor \"{name}\": its source {was} (oid {}) no longer exists; recreate the monitor", source.to_u32()),
+        );
+    }
+    // SAFETY: a lock held to the end of the transaction: the relation can
+    // be neither renamed nor replaced under the query. Waiting for it
+    // counts against the monitor's timeout.
+    unsafe { pg_sys::LockRelationOid(source, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
+    let Some((now_named, owner, invoker_view)) = describe() else {
+        monitor_error(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            format!("monitor \"{name}\": its source {was} was dropped; recreate the monitor"),
+        );
+    };
+    if now_named != was {
+        monitor_error(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            format!(
+                "monitor \"{name}\": its source {was} was renamed or replaced (oid {} is now {now_named}); recreate the monitor",
+                source.to_u32()
+            ),
+        );
+    }
+    let readable = Spi::get_one::<bool>(&format!(
+        "SELECT pg_catalog.has_table_privilege({}::oid, {}::oid, 'SELECT')",
+        creator.to_u32(),
+        source.to_u32()
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if !readable {
+        monitor_error(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("monitor \"{name}\": its creator {created_by} may no longer SELECT from {was}"),
+        );
+    }
+    let owner_rights = crate::security::has_privs_of_role(creator, owner);
+    // SAFETY: a catalog check; 2 is RLS_ENABLED (RLS applies to that role).
+    let rls = unsafe { pg_sys::check_enable_rls(source, creator, true) } == 2;
+    if (rls || invoker_view) && !owner_rights {
+        monitor_error(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "monitor \"{name}\": {was} has {} for {created_by}; the scan runs as the owner and would report rows {created_by} cannot SELECT",
+                if rls { "row-level security" } else { "security_invoker set (a view read with the reader's rights)" }
+            ),
+        );
+    }
+    let plan = Spi::get_one_with_args::<JsonB>(
+        "SELECT vigil._monitor_plan(m.kind, m.options, \
+                pg_catalog.format('%I.%I', m.source_schema, m.source_table), vigil._source_columns(m.source_oid::regclass)) \
+         FROM vigil.monitors m WHERE m.id = $1",
+        &[monitor.into()],
+    )
+    .ok()
+    .flatten()
+    .map(|j| j.0)
+    .unwrap_or_default();
+    let (Some(query), Some(options)) = (
+        plan.get("query").and_then(|q| q.as_str()),
+        plan.get("options"),
+    ) else {
+        monitor_error(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("monitor \"{name}\": kind {} has no scan query", plan),
+        );
+    };
+    let options = JsonB(options.clone());
+    let wrapped = format!(
+        "SELECT pg_catalog.coalesce(pg_catalog.jsonb_agg(q), '[]'::pg_catalog.jsonb) FROM ({query}) q"
+    );
+    let ms = timeout_ms.unwrap_or_else(crate::gucs::monitor_timeout_ms);
+    let guard = crate::security::Restricted::as_role(owner);
+    let rows = PgTryBuilder::new(|| {
+        Spi::get_one_with_args::<JsonB>(&wrapped, &[options.into(), name.as_str().into()])
+    })
+    .catch_when(PgSqlErrorCode::ERRCODE_QUERY_CANCELED, |e| {
+        // SAFETY: a clock read.
+        let now = unsafe { pg_sys::GetCurrentTimestamp() };
+        if timer.armed && now >= timer.deadline {
+            monitor_error(
+                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!("monitor \"{name}\" exceeded its timeout of {ms} ms (vigil.monitor_timeout_ms or vigil.set_monitor_timeout)"),
+            );
+        }
+        e.rethrow()
+    })
+    .execute();
+    drop(guard);
+    drop(timer);
+    match rows {
+        Ok(Some(j)) => j,
+        Ok(None) => JsonB(json!([])),
+        Err(e) => monitor_error(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("monitor \"{name}\": {e}"),
+        ),
+    }
 }
