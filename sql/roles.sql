@@ -19,7 +19,11 @@ $$;
 GRANT vigil_reader TO vigil_operator;
 GRANT vigil_operator TO vigil_admin;
 
-GRANT USAGE ON SCHEMA vigil TO vigil_reader;
+-- Every role may use vigil's types, aggregates and invoker functions (a
+-- table's owner creates rollups on it; their maintenance runs as that
+-- owner and calls vigil's functions). Tables, SECURITY DEFINER functions
+-- and configuration stay behind the grants below.
+GRANT USAGE ON SCHEMA vigil TO PUBLIC;
 
 -- Reader: every view and the alert, scan, rule and outbox tables.
 GRANT SELECT ON

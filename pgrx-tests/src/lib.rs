@@ -186,8 +186,19 @@ impl Cluster {
     /// Like `connect`, for callers that expect the server to be down or
     /// restarting.
     pub fn try_connect(&self, dbname: &str) -> Result<Client, postgres::Error> {
+        self.try_connect_as(dbname, "postgres")
+    }
+
+    /// Connects as `user` (the cluster trusts loopback: the attack suite
+    /// logs in as its unprivileged roles).
+    pub fn connect_as(&self, dbname: &str, user: &str) -> Client {
+        self.try_connect_as(dbname, user)
+            .unwrap_or_else(|e| panic!("connect to {dbname} as {user}: {e}"))
+    }
+
+    fn try_connect_as(&self, dbname: &str, user: &str) -> Result<Client, postgres::Error> {
         let conn = format!(
-            "host=127.0.0.1 port={} user=postgres dbname={dbname} connect_timeout=10",
+            "host=127.0.0.1 port={} user={user} dbname={dbname} connect_timeout=10",
             self.port
         );
         Client::connect(&conn, NoTls)

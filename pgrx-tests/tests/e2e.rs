@@ -2,6 +2,7 @@
 //! pg_cron and pg_vigil. Run with `cargo test -p pg_vigil_e2e` after
 //! `make install`; `make test` does both.
 
+mod attacks;
 mod monitors;
 mod notify;
 
@@ -519,6 +520,50 @@ fn main() {
         (
             "channel_secrets_are_for_vigil_admin_only",
             notify::channel_secrets_are_for_vigil_admin_only,
+        ),
+        (
+            "attack: rollup_trigger_cannot_be_attached_to_another_table_or_fed_a_fake_transition_table",
+            attacks::rollup_trigger_cannot_be_attached_to_another_table_or_fed_a_fake_transition_table,
+        ),
+        (
+            "attack: rollup_maintenance_runs_as_the_source_owner_and_leaves_the_writers_session_alone",
+            attacks::rollup_maintenance_runs_as_the_source_owner_and_leaves_the_writers_session_alone,
+        ),
+        (
+            "attack: create_rollup_needs_the_source_owner_an_owned_schema_and_one_parsed_expression",
+            attacks::create_rollup_needs_the_source_owner_an_owned_schema_and_one_parsed_expression,
+        ),
+        (
+            "attack: worker_ignores_operators_planted_in_public",
+            attacks::worker_ignores_operators_planted_in_public,
+        ),
+        (
+            "attack: scan_reports_a_renamed_source_as_broken_instead_of_following_a_planted_view",
+            attacks::scan_reports_a_renamed_source_as_broken_instead_of_following_a_planted_view,
+        ),
+        (
+            "attack: scan_runs_the_sources_code_with_its_owners_rights_only",
+            attacks::scan_runs_the_sources_code_with_its_owners_rights_only,
+        ),
+        (
+            "attack: monitors_report_only_rows_their_creator_may_select",
+            attacks::monitors_report_only_rows_their_creator_may_select,
+        ),
+        (
+            "attack: a_locked_or_slow_source_cannot_stall_the_scan",
+            attacks::a_locked_or_slow_source_cannot_stall_the_scan,
+        ),
+        (
+            "attack: early_kill_trigger_refuses_tables_it_was_not_created_for",
+            attacks::early_kill_trigger_refuses_tables_it_was_not_created_for,
+        ),
+        (
+            "attack: create_extension_refuses_a_vigil_schema_someone_else_controls",
+            attacks::create_extension_refuses_a_vigil_schema_someone_else_controls,
+        ),
+        (
+            "attack: catalog_invariants_hold_for_vigil_and_everything_it_generates",
+            attacks::catalog_invariants_hold_for_vigil_and_everything_it_generates,
         ),
         (
             "worker_stops_cleanly_with_the_cluster_and_returns_on_start",

@@ -185,11 +185,13 @@ fn monitor_run(monitor: i64) -> JsonB {
             format!("monitor \"{name}\": only its creator {created_by} or a superuser may run it outside a scan"),
         );
     }
-    let timer = MonitorTimer::start(timeout_ms.unwrap_or_else(crate::gucs::monitor_timeout_ms));
+    let armed_timer =
+        MonitorTimer::start(timeout_ms.unwrap_or_else(crate::gucs::monitor_timeout_ms));
+    let timer = &armed_timer;
 
     let describe = || {
         Spi::get_three::<String, pg_sys::Oid, bool>(&format!(
-            "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), c.relowner, \
+            "SELECT n.nspname::text || '.' || c.relname::text, c.relowner, \
                     c.relkind = 'v' AND coalesce(c.reloptions::text[] && \
                         ARRAY['security_invoker=true', 'security_invoker=on', 'security_invoker=1', 'security_invoker=yes'], false) \
              FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -205,17 +207,37 @@ fn monitor_run(monitor: i64) -> JsonB {
             format!("monitor \"{name}\": its source {was} (oid {}) no longer exists; recreate the monitor", source.to_u32()),
         );
     }
+    let ms = timeout_ms.unwrap_or_else(crate::gucs::monitor_timeout_ms);
+    // Our timer cancelling is this monitor's failure (54000, caught by the
+    // scan); any other cancel stays a cancel.
+    fn timed_out<T>(timer: &MonitorTimer, name: &str, ms: i32, e: pg_sys::panic::CaughtError) -> T {
+        // SAFETY: a clock read.
+        let now = unsafe { pg_sys::GetCurrentTimestamp() };
+        if timer.armed && now >= timer.deadline {
+            monitor_error(
+                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!("monitor \"{name}\" exceeded its timeout of {ms} ms (vigil.monitor_timeout_ms or vigil.set_monitor_timeout)"),
+            );
+        }
+        e.rethrow()
+    }
     // SAFETY: a lock held to the end of the transaction: the relation can
     // be neither renamed nor replaced under the query. Waiting for it
     // counts against the monitor's timeout.
-    unsafe { pg_sys::LockRelationOid(source, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
+    PgTryBuilder::new(|| unsafe {
+        pg_sys::LockRelationOid(source, pg_sys::AccessShareLock as pg_sys::LOCKMODE)
+    })
+    .catch_when(PgSqlErrorCode::ERRCODE_QUERY_CANCELED, |e| {
+        timed_out(timer, &name, ms, e)
+    })
+    .execute();
     let Some((now_named, owner, invoker_view)) = describe() else {
         monitor_error(
             PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
             format!("monitor \"{name}\": its source {was} was dropped; recreate the monitor"),
         );
     };
-    if now_named != was {
+    if now_named != format!("{schema}.{table}") {
         monitor_error(
             PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
             format!(
@@ -271,27 +293,18 @@ fn monitor_run(monitor: i64) -> JsonB {
     };
     let options = JsonB(options.clone());
     let wrapped = format!(
-        "SELECT pg_catalog.coalesce(pg_catalog.jsonb_agg(q), '[]'::pg_catalog.jsonb) FROM ({query}) q"
+        "SELECT COALESCE(pg_catalog.jsonb_agg(q), '[]'::pg_catalog.jsonb) FROM ({query}) q"
     );
-    let ms = timeout_ms.unwrap_or_else(crate::gucs::monitor_timeout_ms);
     let guard = crate::security::Restricted::as_role(owner);
     let rows = PgTryBuilder::new(|| {
         Spi::get_one_with_args::<JsonB>(&wrapped, &[options.into(), name.as_str().into()])
     })
     .catch_when(PgSqlErrorCode::ERRCODE_QUERY_CANCELED, |e| {
-        // SAFETY: a clock read.
-        let now = unsafe { pg_sys::GetCurrentTimestamp() };
-        if timer.armed && now >= timer.deadline {
-            monitor_error(
-                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                format!("monitor \"{name}\" exceeded its timeout of {ms} ms (vigil.monitor_timeout_ms or vigil.set_monitor_timeout)"),
-            );
-        }
-        e.rethrow()
+        timed_out(timer, &name, ms, e)
     })
     .execute();
     drop(guard);
-    drop(timer);
+    drop(armed_timer);
     match rows {
         Ok(Some(j)) => j,
         Ok(None) => JsonB(json!([])),

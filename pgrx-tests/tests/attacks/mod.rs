@@ -1,0 +1,752 @@
+//! The attack suite (SPEC §3.6, issue 13): for each class of escalation an
+//! audit found, plain login roles (a hostile tenant, a table owner, a schema
+//! owner, vigil_admin, vigil_operator, vigil_reader) try to become superuser
+//! or read what they must not, through a real cluster and real logins. Each
+//! test asserts the attacker stays NOSUPERUSER and sees nothing, and that the
+//! specific defence answered (an SQLSTATE, a broken-monitor report), so a
+//! regression fails here rather than passing quietly.
+
+use pg_vigil_e2e::{wait_for, Cluster};
+use postgres::Client;
+use std::time::Duration;
+
+const DB: &str = "attacks";
+
+/// A fresh database with pg_vigil, and the cast of roles (re)created.
+fn setup(c: &Cluster) -> Client {
+    let mut su = c.connect("postgres");
+    su.batch_execute(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
+        .unwrap();
+    su.batch_execute(
+        "DO $$ DECLARE r text; BEGIN
+           FOREACH r IN ARRAY ARRAY['mallory', 'alice', 'bob', 'adm', 'op', 'rdr'] LOOP
+             IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+               EXECUTE format('DROP OWNED BY %I CASCADE', r);
+             ELSE
+               EXECUTE format('CREATE ROLE %I LOGIN', r);
+             END IF;
+             EXECUTE format('ALTER ROLE %I NOSUPERUSER', r);
+           END LOOP;
+         END $$;",
+    )
+    .unwrap();
+    su.batch_execute(&format!("CREATE DATABASE {DB}")).unwrap();
+    let mut db = c.connect(DB);
+    db.batch_execute(
+        "CREATE EXTENSION pg_vigil;
+         GRANT vigil_admin TO adm; GRANT vigil_operator TO op; GRANT vigil_reader TO rdr;
+         GRANT CREATE ON SCHEMA public TO mallory, alice, bob;
+         GRANT CREATE ON DATABASE attacks TO alice, bob, mallory;
+         CREATE FUNCTION public.vigil_err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+         BEGIN EXECUTE stmt; RETURN 'ok';
+         EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$;",
+    )
+    .unwrap();
+    db
+}
+
+fn is_super(db: &mut Client, role: &str) -> bool {
+    db.query_one("SELECT rolsuper FROM pg_roles WHERE rolname = $1", &[&role])
+        .unwrap()
+        .get(0)
+}
+
+fn assert_nobody_escalated(db: &mut Client) {
+    for r in ["mallory", "alice", "bob", "adm", "op", "rdr"] {
+        assert!(!is_super(db, r), "{r} became superuser");
+    }
+}
+
+/// SQLSTATE of running `sql` as the connected role ("ok" when it worked).
+fn try_sql(db: &mut Client, sql: &str) -> String {
+    match db.batch_execute(sql) {
+        Ok(()) => "ok".into(),
+        Err(e) => e
+            .code()
+            .map(|c| c.code().to_string())
+            .unwrap_or_else(|| e.to_string()),
+    }
+}
+
+/// The function every escalation attempt plants: it tries to make its
+/// owner superuser (works only if a superuser runs it), records who ran
+/// it, and never fails, so a write or scan that reaches it goes on.
+fn plant_escalator(db: &mut Client, owner: &str) {
+    db.batch_execute(&format!(
+        "CREATE TABLE IF NOT EXISTS public.{owner}_ran (who text, at timestamptz DEFAULT now());
+         GRANT INSERT ON public.{owner}_ran TO PUBLIC;
+         CREATE OR REPLACE FUNCTION public.{owner}_escalate() RETURNS boolean LANGUAGE plpgsql AS $f$
+         BEGIN
+             INSERT INTO public.{owner}_ran (who) VALUES (current_user);
+             BEGIN EXECUTE 'ALTER ROLE {owner} SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END;
+             RETURN true;
+         END $f$;"
+    ))
+    .unwrap();
+}
+
+fn ran_as(db: &mut Client, owner: &str) -> Vec<String> {
+    db.query(
+        &format!("SELECT DISTINCT who FROM public.{owner}_ran ORDER BY 1"),
+        &[],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+pub fn rollup_trigger_cannot_be_attached_to_another_table_or_fed_a_fake_transition_table(
+    c: &Cluster,
+) {
+    let mut su = setup(c);
+    su.batch_execute(
+        "CREATE TABLE public.sales (shop text, at timestamptz, amount numeric);
+         SELECT vigil.create_rollup('sales_hourly', 'public.sales', 'at', '1 hour', '{shop}',
+                                    '{\"n\": {\"agg\": \"count\"}, \"total\": {\"agg\": \"sum\", \"column\": \"amount\"}}');
+         INSERT INTO public.sales VALUES ('a', now(), 5), ('b', now(), 7);",
+    )
+    .unwrap();
+    let mut m = c.connect_as(DB, "mallory");
+    plant_escalator(&mut m, "mallory");
+    // Its own table with the shared trigger pointed at the superuser's rollup.
+    m.batch_execute(
+        "CREATE TABLE public.mine (shop text, at timestamptz, amount numeric);
+         CREATE TRIGGER t AFTER DELETE ON public.mine REFERENCING OLD TABLE AS vigil_old
+             FOR EACH STATEMENT EXECUTE FUNCTION vigil._rollup_trigger('public.sales_hourly');
+         INSERT INTO public.mine VALUES ('a', now(), 1);",
+    )
+    .unwrap();
+    assert_eq!(try_sql(&mut m, "DELETE FROM public.mine"), "39P01");
+    // A temp view named like the transition tables, on a trigger without them.
+    m.batch_execute(
+        "CREATE TEMP VIEW vigil_new AS SELECT 'x'::text AS shop, now() AS at, 1::numeric AS amount
+             WHERE public.mallory_escalate();
+         CREATE TRIGGER t2 AFTER INSERT ON public.mine FOR EACH STATEMENT
+             EXECUTE FUNCTION vigil._rollup_trigger('public.sales_hourly');",
+    )
+    .unwrap();
+    assert_eq!(
+        try_sql(&mut m, "INSERT INTO public.mine VALUES ('z', now(), 1)"),
+        "39P01"
+    );
+    // No generated function to call: the rollup made none.
+    let generated: i64 = su
+        .query_one(
+            "SELECT count(*) FROM pg_proc WHERE proname LIKE 'sales_hourly%' AND prosecdef",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(generated, 0);
+    // Mallory cannot wipe or forge the superuser's summary.
+    assert_eq!(try_sql(&mut m, "TRUNCATE public.sales_hourly"), "42501");
+    assert_eq!(
+        try_sql(
+            &mut m,
+            "INSERT INTO public.sales_hourly (shop) VALUES ('x')"
+        ),
+        "42501"
+    );
+    let v: i64 = su
+        .query_one("SELECT vigil.verify_rollup('public.sales_hourly')", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(v, 0);
+    assert!(ran_as(&mut su, "mallory").is_empty());
+    assert_nobody_escalated(&mut su);
+}
+
+pub fn rollup_maintenance_runs_as_the_source_owner_and_leaves_the_writers_session_alone(
+    c: &Cluster,
+) {
+    let mut su = setup(c);
+    let mut a = c.connect_as(DB, "alice");
+    plant_escalator(&mut a, "alice");
+    a.batch_execute(
+        "CREATE SCHEMA alice_s;
+         CREATE TABLE alice_s.ev (k text, at timestamptz, v float8);
+         GRANT USAGE ON SCHEMA alice_s TO PUBLIC; GRANT INSERT, UPDATE, DELETE, SELECT ON alice_s.ev TO PUBLIC;",
+    )
+    .unwrap();
+    // A superuser creates the rollup on alice's table: alice owns it all.
+    su.batch_execute(
+        "SELECT vigil.create_rollup('alice_s.ev_hourly', 'alice_s.ev', 'at', '1 hour', '{k}',
+                                    '{\"n\": {\"agg\": \"count\"}, \"s\": {\"agg\": \"stats\", \"column\": \"v\"}}')",
+    )
+    .unwrap();
+    let owners: Vec<String> = su
+        .query(
+            "SELECT DISTINCT r.rolname::text FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
+             WHERE c.relnamespace = 'alice_s'::regnamespace
+             UNION SELECT DISTINCT r.rolname::text FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner
+             WHERE p.pronamespace = 'alice_s'::regnamespace",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(owners, vec!["alice".to_string()]);
+    // Alice's own code on her summary: escalate, and change the writer's
+    // session (search_path) for later.
+    a.batch_execute(
+        "CREATE FUNCTION alice_s.on_summary() RETURNS trigger LANGUAGE plpgsql AS $f$
+         BEGIN
+             PERFORM public.alice_escalate();
+             PERFORM set_config('search_path', 'alice_s, public', false);
+             RETURN NULL;
+         END $f$;
+         CREATE TRIGGER spy AFTER INSERT OR UPDATE OR DELETE ON alice_s.ev_hourly
+             FOR EACH STATEMENT EXECUTE FUNCTION alice_s.on_summary();",
+    )
+    .unwrap();
+    su.batch_execute(
+        "SET search_path = public;
+         INSERT INTO alice_s.ev VALUES ('x', now(), 1), ('y', now(), 2);
+         INSERT INTO alice_s.ev VALUES ('x', now(), 3);
+         UPDATE alice_s.ev SET v = v + 1;
+         DELETE FROM alice_s.ev WHERE k = 'y';
+         TRUNCATE alice_s.ev;
+         INSERT INTO alice_s.ev VALUES ('z', now(), 4);",
+    )
+    .unwrap();
+    let path: String = su.query_one("SHOW search_path", &[]).unwrap().get(0);
+    assert_eq!(
+        path, "public",
+        "alice's code changed the superuser's session"
+    );
+    assert_eq!(ran_as(&mut su, "alice"), vec!["alice".to_string()]);
+    let v: i64 = su
+        .query_one("SELECT vigil.verify_rollup('alice_s.ev_hourly')", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(v, 0);
+    assert_nobody_escalated(&mut su);
+}
+
+pub fn create_rollup_needs_the_source_owner_an_owned_schema_and_one_parsed_expression(c: &Cluster) {
+    let mut su = setup(c);
+    su.batch_execute(
+        "CREATE TABLE public.orders (shop text, at timestamptz, amount numeric, status text)",
+    )
+    .unwrap();
+    let mut m = c.connect_as(DB, "mallory");
+    assert_eq!(
+        try_sql(
+            &mut m,
+            "SELECT vigil.create_rollup('mallory_orders', 'public.orders', 'at', '1 hour', '{shop}', '{\"n\": {\"agg\": \"count\"}}')"
+        ),
+        "42501"
+    );
+    // Alice's table, summary in bob's schema: bob could swap the summary.
+    let mut b = c.connect_as(DB, "bob");
+    b.batch_execute("CREATE SCHEMA bob_s; GRANT USAGE, CREATE ON SCHEMA bob_s TO alice;")
+        .unwrap();
+    let mut a = c.connect_as(DB, "alice");
+    a.batch_execute(
+        "CREATE TABLE public.a_orders (shop text, at timestamptz, amount numeric, status text)",
+    )
+    .unwrap();
+    assert_eq!(
+        try_sql(
+            &mut a,
+            "SELECT vigil.create_rollup('bob_s.a_hourly', 'public.a_orders', 'at', '1 hour', '{shop}', '{\"n\": {\"agg\": \"count\"}}')"
+        ),
+        "42501"
+    );
+    a.batch_execute("CREATE SCHEMA alice_s").unwrap();
+    // Filters PostgreSQL's parser does not read as exactly one expression.
+    for f in [
+        "true) FROM pg_authid WHERE (true",
+        "true)) AS x, (SELECT rolpassword FROM pg_authid LIMIT 1",
+        "E'\\\\'' = '') ; SELECT 1 --",
+        "status = (SELECT 'paid')",
+        "EXISTS (SELECT 1 FROM pg_class)",
+        "count(*) > 0",
+        "true; SELECT 1",
+    ] {
+        let measures = serde_json_escape(f);
+        let sql = format!(
+            "SELECT vigil.create_rollup('alice_s.f_hourly', 'public.a_orders', 'at', '1 hour', '{{shop}}', \
+             $m${{\"n\": {{\"agg\": \"count\", \"filter\": \"{measures}\"}}}}$m$)"
+        );
+        let code = try_sql(&mut a, &sql);
+        assert!(code == "22023" || code == "42601", "{f}: {code}");
+    }
+    let left: i64 = su
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relname LIKE 'f_hourly%' OR relname LIKE 'mallory_orders%' OR relname LIKE 'a_hourly%'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "a refused rollup left objects behind");
+    // A proper one works for the owner, in her schema.
+    a.batch_execute(
+        "SELECT vigil.create_rollup('alice_s.ok_hourly', 'public.a_orders', 'at', '1 hour', '{shop}',
+                                    '{\"paid\": {\"agg\": \"count\", \"filter\": \"status = ''paid''\"}}')",
+    )
+    .unwrap();
+    assert_nobody_escalated(&mut su);
+}
+
+fn serde_json_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+pub fn worker_ignores_operators_planted_in_public(c: &Cluster) {
+    // The worker connects to vigil.database (postgres here) as superuser.
+    let mut su = c.connect("postgres");
+    su.batch_execute(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mallory') THEN CREATE ROLE mallory LOGIN; END IF;
+         END $$;
+         ALTER ROLE mallory NOSUPERUSER;
+         CREATE EXTENSION IF NOT EXISTS pg_vigil;
+         GRANT CREATE ON SCHEMA public TO mallory;",
+    )
+    .unwrap();
+    let mut m = c.connect_as("postgres", "mallory");
+    // Exact-match operators for expressions a worker might write without a
+    // cast (float8 * int, bigint * interval, timestamptz + interval, =).
+    m.batch_execute(
+        "CREATE OR REPLACE FUNCTION public.esc_f(float8, int) RETURNS float8 LANGUAGE plpgsql AS $f$
+         BEGIN BEGIN EXECUTE 'ALTER ROLE mallory SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END; RETURN $1; END $f$;
+         CREATE OR REPLACE FUNCTION public.esc_b(bigint, interval) RETURNS interval LANGUAGE plpgsql AS $f$
+         BEGIN BEGIN EXECUTE 'ALTER ROLE mallory SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END; RETURN $2; END $f$;
+         CREATE OR REPLACE FUNCTION public.esc_n(numeric, int) RETURNS numeric LANGUAGE plpgsql AS $f$
+         BEGIN BEGIN EXECUTE 'ALTER ROLE mallory SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END; RETURN $1; END $f$;
+         DROP OPERATOR IF EXISTS public.* (float8, int);
+         DROP OPERATOR IF EXISTS public.* (bigint, interval);
+         DROP OPERATOR IF EXISTS public.* (numeric, int);
+         CREATE OPERATOR public.* (LEFTARG = float8, RIGHTARG = int, FUNCTION = public.esc_f);
+         CREATE OPERATOR public.* (LEFTARG = bigint, RIGHTARG = interval, FUNCTION = public.esc_b);
+         CREATE OPERATOR public.* (LEFTARG = numeric, RIGHTARG = int, FUNCTION = public.esc_n);",
+    )
+    .unwrap();
+    // Make the worker do work: a channel to a closed port (retries, backoff).
+    su.batch_execute(
+        "DELETE FROM vigil.channels WHERE name = 'attack_sink';
+         SELECT vigil.create_channel('attack_sink', 'webhook', 'http://127.0.0.1:9/hook');
+         SELECT vigil.test_channel('attack_sink');",
+    )
+    .unwrap();
+    wait_for(
+        "the worker attempted delivery",
+        Duration::from_secs(20),
+        || {
+            let n: i64 = su
+            .query_one(
+                "SELECT count(*) FROM vigil.notifications n JOIN vigil.channels c ON c.id = n.channel_id
+                 WHERE c.name = 'attack_sink' AND n.attempts > 0",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+            (n > 0).then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let sup = is_super(&mut su, "mallory");
+    su.batch_execute(
+        "DROP OPERATOR public.* (float8, int); DROP OPERATOR public.* (bigint, interval);
+         DROP OPERATOR public.* (numeric, int);
+         DROP FUNCTION public.esc_f(float8, int), public.esc_b(bigint, interval), public.esc_n(numeric, int);
+         DELETE FROM vigil.notifications WHERE channel_id = (SELECT id FROM vigil.channels WHERE name = 'attack_sink');
+         DELETE FROM vigil.channels WHERE name = 'attack_sink';
+         REVOKE CREATE ON SCHEMA public FROM mallory;
+         ALTER ROLE mallory NOSUPERUSER;",
+    )
+    .unwrap();
+    assert!(!sup, "mallory became superuser through the worker");
+}
+
+/// alice owns the watched table; adm (vigil_admin) may read it and creates
+/// the monitor; scans run as superuser (pg_cron, an operator).
+fn monitored(c: &Cluster) -> (Client, Client, Client) {
+    let su = setup(c);
+    let mut a = c.connect_as(DB, "alice");
+    plant_escalator(&mut a, "alice");
+    a.batch_execute(
+        "CREATE TABLE public.metrics (entity text, v float8, at timestamptz DEFAULT now());
+         INSERT INTO public.metrics (entity, v) SELECT 'e' || (i % 3), i FROM generate_series(1, 30) i;
+         GRANT SELECT ON public.metrics TO adm;",
+    )
+    .unwrap();
+    let mut adm = c.connect_as(DB, "adm");
+    adm.batch_execute(
+        "SELECT vigil.create_monitor('m_count', 'count', 'public.metrics',
+                                     '{\"thresholds\": {\"high\": 1}, \"entity\": \"entity\"}')",
+    )
+    .unwrap();
+    (su, a, adm)
+}
+
+fn scan(su: &mut Client) -> serde_json::Value {
+    let v: String = su
+        .query_one("SELECT vigil.scan()::text", &[])
+        .unwrap()
+        .get(0);
+    serde_json::from_str(&v).unwrap()
+}
+
+pub fn scan_reports_a_renamed_source_as_broken_instead_of_following_a_planted_view(c: &Cluster) {
+    let (mut su, mut a, _adm) = monitored(c);
+    let first = scan(&mut su);
+    assert_eq!(first["errors"], serde_json::json!([]), "{first}");
+    a.batch_execute(
+        "ALTER TABLE public.metrics RENAME TO metrics_old;
+         CREATE VIEW public.metrics AS SELECT entity, v, at FROM public.metrics_old WHERE public.alice_escalate();
+         GRANT SELECT ON public.metrics TO adm;",
+    )
+    .unwrap();
+    let report = scan(&mut su);
+    let errors = report["errors"].to_string();
+    assert!(
+        errors.contains("m_count") && errors.contains("renamed or replaced"),
+        "{report}"
+    );
+    assert!(ran_as(&mut su, "alice").is_empty(), "the planted view ran");
+    // Dropped and replaced under the same name: also broken, not followed.
+    a.batch_execute(
+        "DROP VIEW public.metrics; DROP TABLE public.metrics_old;
+         CREATE TABLE public.metrics (entity text, v float8, at timestamptz DEFAULT now());",
+    )
+    .unwrap();
+    let report = scan(&mut su);
+    assert!(
+        report["errors"].to_string().contains("no longer exists"),
+        "{report}"
+    );
+    assert_nobody_escalated(&mut su);
+}
+
+pub fn scan_runs_the_sources_code_with_its_owners_rights_only(c: &Cluster) {
+    let (mut su, mut a, mut adm) = monitored(c);
+    a.batch_execute(
+        "CREATE VIEW public.metrics_v AS SELECT entity, v, at FROM public.metrics WHERE public.alice_escalate();
+         GRANT SELECT ON public.metrics_v TO adm;",
+    )
+    .unwrap();
+    adm.batch_execute(
+        "SELECT vigil.create_monitor('m_view', 'count', 'public.metrics_v',
+                                     '{\"thresholds\": {\"high\": 1}, \"entity\": \"entity\"}')",
+    )
+    .unwrap();
+    su.batch_execute("DELETE FROM public.alice_ran").unwrap();
+    let report = scan(&mut su);
+    assert_eq!(report["errors"], serde_json::json!([]), "{report}");
+    assert!(
+        report["anomalies_detected"].as_i64().unwrap() >= 3,
+        "{report}"
+    );
+    assert_eq!(ran_as(&mut su, "alice"), vec!["alice".to_string()]);
+    // The view's code runs in a security-restricted operation: it may not
+    // create temp objects (nor SET ROLE) though alice normally may.
+    a.batch_execute(
+        "CREATE FUNCTION public.alice_setrole() RETURNS boolean LANGUAGE plpgsql AS $f$
+         BEGIN EXECUTE 'CREATE TEMP TABLE IF NOT EXISTS alice_tmp (x int)'; RETURN true; END $f$;
+         CREATE VIEW public.metrics_r AS SELECT entity, v, at FROM public.metrics WHERE public.alice_setrole();
+         GRANT SELECT ON public.metrics_r TO adm;",
+    )
+    .unwrap();
+    let code = try_sql(
+        &mut adm,
+        "SELECT vigil.create_monitor('m_role', 'count', 'public.metrics_r', '{\"thresholds\": {\"high\": 1}, \"entity\": \"entity\"}')",
+    );
+    assert_eq!(code, "42501");
+    assert_nobody_escalated(&mut su);
+}
+
+pub fn monitors_report_only_rows_their_creator_may_select(c: &Cluster) {
+    let (mut su, mut a, mut adm) = monitored(c);
+    // RLS that hides rows from adm: the monitor would report them.
+    a.batch_execute(
+        "CREATE TABLE public.secret (entity text, v float8, at timestamptz DEFAULT now());
+         INSERT INTO public.secret VALUES ('hidden', 1);
+         ALTER TABLE public.secret ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY none_for_adm ON public.secret FOR SELECT TO adm USING (false);
+         GRANT SELECT ON public.secret TO adm;",
+    )
+    .unwrap();
+    let code = try_sql(
+        &mut adm,
+        "SELECT vigil.create_monitor('m_rls', 'count', 'public.secret', '{\"thresholds\": {\"high\": 1}, \"entity\": \"entity\"}')",
+    );
+    assert_eq!(code, "42501");
+    // Privilege revoked after creation: the next scan reports it, no alerts.
+    a.batch_execute("REVOKE SELECT ON public.metrics FROM adm")
+        .unwrap();
+    su.batch_execute("DELETE FROM vigil.alerts").unwrap();
+    let report = scan(&mut su);
+    assert!(
+        report["errors"]
+            .to_string()
+            .contains("may no longer SELECT"),
+        "{report}"
+    );
+    let alerts: i64 = su
+        .query_one("SELECT count(*) FROM vigil.alerts", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(alerts, 0);
+    // Direct writes to vigil.monitors are validated like create_monitor.
+    for sql in [
+        "INSERT INTO vigil.monitors (name, kind, source_schema, source_table, options)
+         VALUES ('leak', 'count', 'pg_catalog', 'pg_authid', '{\"thresholds\": {\"high\": 1}, \"entity\": \"rolname\"}')",
+        "INSERT INTO vigil.monitors (name, kind, source_schema, source_table, options)
+         VALUES ('leak2', 'count', 'vigil', 'channels', '{\"thresholds\": {\"high\": 1}, \"entity\": \"url\"}')",
+        "UPDATE vigil.monitors SET source_schema = 'pg_catalog', source_table = 'pg_authid',
+             options = '{\"thresholds\": {\"high\": 1}, \"entity\": \"rolname\"}' WHERE name = 'm_count'",
+        "UPDATE vigil.monitors SET created_by = 'postgres' WHERE name = 'm_count'",
+    ] {
+        let code = try_sql(&mut adm, sql);
+        let after: String = su
+            .query_one(
+                "SELECT string_agg(name || ':' || source_table || ':' || created_by, ',' ORDER BY name) FROM vigil.monitors",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert!(
+            code != "ok" || after == "m_count:metrics:adm",
+            "{sql}: {code}, monitors now {after}"
+        );
+        assert_eq!(after, "m_count:metrics:adm", "{sql}");
+    }
+    // Readers and operators cannot write monitors at all.
+    for role in ["rdr", "op", "mallory"] {
+        let mut r = c.connect_as(DB, role);
+        assert_eq!(
+            try_sql(&mut r, "DELETE FROM vigil.monitors"),
+            "42501",
+            "{role}"
+        );
+        assert_eq!(
+            try_sql(&mut r, "SELECT vigil._monitor_run(1)"),
+            "42501",
+            "{role}"
+        );
+    }
+    assert_nobody_escalated(&mut su);
+}
+
+pub fn a_locked_or_slow_source_cannot_stall_the_scan(c: &Cluster) {
+    let (mut su, mut a, mut adm) = monitored(c);
+    a.batch_execute(
+        "CREATE TABLE public.other (entity text, v float8, at timestamptz DEFAULT now());
+         INSERT INTO public.other VALUES ('o', 1);
+         GRANT SELECT ON public.other TO adm;",
+    )
+    .unwrap();
+    adm.batch_execute(
+        "SELECT vigil.create_monitor('m_other', 'count', 'public.other', '{\"thresholds\": {\"high\": 1}, \"entity\": \"entity\"}');
+         SELECT vigil.set_monitor_timeout('m_count', '300 ms');",
+    )
+    .unwrap();
+    // The owner locks the source and sits on it; any role can take the old
+    // advisory lock too.
+    let mut locker = c.connect_as(DB, "alice");
+    locker
+        .batch_execute("BEGIN; LOCK TABLE public.metrics IN ACCESS EXCLUSIVE MODE;")
+        .unwrap();
+    let mut m = c.connect_as(DB, "mallory");
+    m.batch_execute("SELECT pg_advisory_lock(2034419261, 1), pg_advisory_lock(2034419261, 2)")
+        .unwrap();
+    let t = std::time::Instant::now();
+    let report = scan(&mut su);
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(20), "scan took {took:?}");
+    let errors = report["errors"].to_string();
+    assert!(
+        errors.contains("m_count") && errors.contains("54000"),
+        "{report}"
+    );
+    let monitors = report["monitors"].to_string();
+    assert!(monitors.contains("m_other"), "{report}");
+    locker.batch_execute("ROLLBACK").unwrap();
+    // A scan already running a monitor makes another skip it, not wait.
+    let mut holder = c.connect(DB);
+    holder
+        .batch_execute("BEGIN; SELECT 1 FROM vigil.monitors WHERE name = 'm_other' FOR UPDATE;")
+        .unwrap();
+    let report = scan(&mut su);
+    assert!(
+        report["skipped"].to_string().contains("m_other"),
+        "{report}"
+    );
+    holder.batch_execute("ROLLBACK").unwrap();
+    assert_nobody_escalated(&mut su);
+}
+
+pub fn early_kill_trigger_refuses_tables_it_was_not_created_for(c: &Cluster) {
+    let mut su = setup(c);
+    su.batch_execute(
+        "CREATE TABLE public.interactions (variant text, event text, at timestamptz DEFAULT now());
+         SELECT vigil.create_monitor('ek', 'early_kill', 'public.interactions',
+                                     '{\"variant\": \"variant\", \"event\": \"event\"}');
+         GRANT CREATE ON SCHEMA public TO adm;",
+    )
+    .unwrap();
+    let id: i64 = su
+        .query_one("SELECT id FROM vigil.monitors WHERE name = 'ek'", &[])
+        .unwrap()
+        .get(0);
+    let mut adm = c.connect_as(DB, "adm");
+    adm.batch_execute(&format!(
+        "CREATE TABLE public.fake (variant text, event text);
+         CREATE TRIGGER t AFTER INSERT ON public.fake REFERENCING NEW TABLE AS vigil_new
+             FOR EACH STATEMENT EXECUTE FUNCTION vigil._early_kill_trigger('{id}');"
+    ))
+    .unwrap();
+    assert_eq!(
+        try_sql(&mut adm, "INSERT INTO public.fake VALUES ('v', 'view')"),
+        "39P01"
+    );
+    let mut m = c.connect_as(DB, "mallory");
+    m.batch_execute("CREATE TABLE public.mfake (variant text, event text)")
+        .unwrap();
+    assert_eq!(
+        try_sql(
+            &mut m,
+            &format!(
+                "CREATE TRIGGER t AFTER INSERT ON public.mfake REFERENCING NEW TABLE AS vigil_new
+                 FOR EACH STATEMENT EXECUTE FUNCTION vigil._early_kill_trigger('{id}')"
+            )
+        ),
+        "42501"
+    );
+    assert_nobody_escalated(&mut su);
+}
+
+pub fn create_extension_refuses_a_vigil_schema_someone_else_controls(c: &Cluster) {
+    let mut su = c.connect("postgres");
+    for (db, plant) in [
+        ("attacks_schema1", "owned"),
+        ("attacks_schema2", "public_create"),
+    ] {
+        su.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .unwrap();
+        su.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+        su.batch_execute(&format!(
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mallory') THEN CREATE ROLE mallory LOGIN; END IF;
+             END $$;
+             GRANT CREATE ON DATABASE {db} TO mallory;"
+        ))
+        .unwrap();
+        if plant == "owned" {
+            let mut m = c.connect_as(db, "mallory");
+            m.batch_execute("CREATE SCHEMA vigil").unwrap();
+        } else {
+            let mut d = c.connect(db);
+            d.batch_execute("CREATE SCHEMA vigil; GRANT CREATE ON SCHEMA vigil TO PUBLIC;")
+                .unwrap();
+        }
+        let mut d = c.connect(db);
+        assert_eq!(
+            try_sql(&mut d, "CREATE EXTENSION pg_vigil"),
+            "42501",
+            "{plant}"
+        );
+        let installed: bool = d
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_vigil')",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert!(!installed, "{plant}");
+        drop(d);
+        su.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
+            .unwrap();
+    }
+}
+
+pub fn catalog_invariants_hold_for_vigil_and_everything_it_generates(c: &Cluster) {
+    let mut su = setup(c);
+    let mut a = c.connect_as(DB, "alice");
+    a.batch_execute(
+        "CREATE SCHEMA alice_s;
+         CREATE TABLE alice_s.ev (k text, at timestamptz, v float8);
+         SELECT vigil.create_rollup('ev_hourly', 'alice_s.ev', 'at', '1 hour', '{k}',
+                                    '{\"n\": {\"agg\": \"count\"}, \"p\": {\"agg\": \"percentile\", \"column\": \"v\"}}');",
+    )
+    .unwrap();
+    su.batch_execute(
+        "CREATE TABLE public.su_ev (k text, at timestamptz, v float8);
+         SELECT vigil.create_rollup('su_ev_hourly', 'public.su_ev', 'at', '1 hour', '{k}', '{\"n\": {\"agg\": \"count\"}}');",
+    )
+    .unwrap();
+    // No SECURITY DEFINER function of vigil (or anywhere in this database
+    // outside pg_catalog) is executable by PUBLIC.
+    let open: Option<String> = su
+        .query_one(
+            "SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p
+             JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+               AND has_function_privilege('public', p.oid, 'EXECUTE')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(open, None, "SECURITY DEFINER and executable by PUBLIC");
+    // Every SECURITY DEFINER function pins search_path.
+    let unpinned: Option<String> = su
+        .query_one(
+            "SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p
+             JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+               AND NOT coalesce(p.proconfig::text LIKE '%search_path=pg_catalog%', false)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        unpinned, None,
+        "SECURITY DEFINER without a pinned search_path"
+    );
+    // Everything a rollup generates is owned by its source's owner.
+    let wrong: Option<String> = su
+        .query_one(
+            "WITH gen AS (
+                 SELECT d.summary::oid AS obj, 'pg_class'::regclass AS cat, src.relowner AS want
+                 FROM vigil.rollup_defs d JOIN pg_class src ON src.oid = d.source
+                 UNION ALL
+                 SELECT dep.objid, dep.classid, src.relowner
+                 FROM vigil.rollup_defs d JOIN pg_class src ON src.oid = d.source
+                 JOIN pg_depend dep ON dep.refobjid = d.summary AND dep.classid IN ('pg_class'::regclass, 'pg_proc'::regclass)
+                                    AND dep.deptype = 'n')
+             SELECT string_agg(gen.obj::text, ', ') FROM gen
+             LEFT JOIN pg_class c ON gen.cat = 'pg_class'::regclass AND c.oid = gen.obj
+             LEFT JOIN pg_proc p ON gen.cat = 'pg_proc'::regclass AND p.oid = gen.obj
+             LEFT JOIN pg_rewrite rw ON rw.oid = gen.obj
+             WHERE coalesce(c.relowner, p.proowner) IS DISTINCT FROM gen.want AND rw.oid IS NULL",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(wrong, None, "generated objects owned by another role");
+    let since_owner: String = su
+        .query_one(
+            "SELECT proowner::regrole::text FROM pg_proc WHERE proname = 'ev_hourly_since'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(since_owner, "alice");
+    // Triggers on watched tables only ever run vigil's C trigger or the
+    // early-kill function.
+    let foreign: Option<String> = su
+        .query_one(
+            "SELECT string_agg(t.tgname, ', ') FROM pg_trigger t
+             WHERE t.tgname LIKE 'vigil_rollup_%'
+               AND t.tgfoid <> 'vigil._rollup_trigger'::regproc",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(foreign, None);
+    assert_nobody_escalated(&mut su);
+}
