@@ -600,6 +600,37 @@ mod tests {
     }
 
     #[pg_test]
+    fn percentile_agg_refuses_a_value_it_cannot_count_instead_of_dropping_it() {
+        // At relative_error 0.0001, 1e-300 and 1e300 together need more
+        // buckets than a sketch may have: the aggregate fails, it does not
+        // answer as if the second value were not there.
+        let (code, msg) = sql_error(
+            "SELECT vigil.percentile_agg(x, 0.0001) FROM (VALUES (1e-300::float8), (1e300)) v(x)",
+        );
+        assert_eq!(code, "ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE", "{msg}");
+        assert!(msg.contains("relative_error"), "{msg}");
+        let (code, _) =
+            sql_error("SELECT vigil.percentile_agg(x) FROM (VALUES (1::float8), ('NaN')) v(x)");
+        assert_eq!(code, "ERRCODE_INVALID_PARAMETER_VALUE");
+        assert_eq!(
+            one::<i64>("SELECT vigil.num_vals(vigil.percentile_agg(x)) FROM (VALUES (1::float8), (1e300), (NULL)) v(x)"),
+            Some(2)
+        );
+    }
+
+    #[pg_test]
+    fn statsagg_text_that_no_values_could_produce_is_refused() {
+        assert_invalid(
+            "SELECT '(n:2,mean:5.0,m2:0.0,min:1.0,max:3.0)'::vigil.statsagg",
+            "outside",
+        );
+        assert_invalid(
+            "SELECT '(n:2,mean:2.0,m2:100.0,min:1.0,max:3.0)'::vigil.statsagg",
+            "m2",
+        );
+    }
+
+    #[pg_test]
     fn percentile_agg_quantiles_are_within_the_relative_error() {
         Spi::run(
             "CREATE TEMP TABLE lat AS

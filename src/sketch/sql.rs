@@ -64,8 +64,9 @@ pub unsafe extern "C" fn vigil_percentile_agg_trans(
     if sketch.alpha() != alpha {
         reject_changed_relative_error(alpha);
     }
-    if sketch.add(x).is_err() {
-        reject_value(x);
+    if let Err(e) = sketch.add(x) {
+        // Every value is counted or the query fails: never dropped.
+        reject_value(Box::into_raw(Box::new(e)));
     }
     fc.isnull = false;
     pg_sys::Datum::from(sketch as *mut Sketch)
@@ -82,11 +83,12 @@ extern "C-unwind" fn new_sketch(fcinfo: pg_sys::FunctionCallInfo, alpha: f64) ->
     sketch_in_context(agg_context(fcinfo), Sketch::new(alpha).or_raise())
 }
 
+/// Raises the error `add` returned (a NaN or infinite value, or one that
+/// would widen the sketch past its bucket limit at this relative_error).
 #[pg_guard]
-extern "C-unwind" fn reject_value(x: f64) {
-    Sketch::new(DEFAULT_RELATIVE_ERROR)
-        .and_then(|mut s| s.add(x))
-        .or_raise();
+extern "C-unwind" fn reject_value(err: *mut VigilError) -> ! {
+    // SAFETY: a Box leaked by the caller just above, taken back once.
+    raise(*unsafe { Box::from_raw(err) })
 }
 
 #[pg_guard]

@@ -305,6 +305,27 @@ impl StatsSummary {
         if self.min > self.max {
             return Err(format!("min {} is greater than max {}", self.min, self.max));
         }
+        // What n values between min and max can be (min/max may be stale
+        // bounds, which only widens this): the mean lies between them, and
+        // M2 = n * population variance <= n * (max - min)^2 / 4. Tolerances
+        // cover float rounding of summaries this module built.
+        let scale = self.min.abs().max(self.max.abs()).max(self.mean.abs());
+        let tol = 1e-9 * scale + f64::MIN_POSITIVE;
+        if self.mean < self.min - tol || self.mean > self.max + tol {
+            return Err(format!(
+                "mean {} lies outside [min {}, max {}]",
+                self.mean, self.min, self.max
+            ));
+        }
+        let span = self.max - self.min;
+        let n = self.n as f64;
+        let m2_max = n * span * span / 4.0;
+        if self.m2 > m2_max * (1.0 + 1e-6) + 1e-9 * n * scale * scale + f64::MIN_POSITIVE {
+            return Err(format!(
+                "m2 {} is more than {} values within [min {}, max {}] can have",
+                self.m2, self.n, self.min, self.max
+            ));
+        }
         Ok(self)
     }
 

@@ -358,12 +358,19 @@ fn text_form_round_trips_bit_for_bit() {
     };
     for _ in 0..2_000 {
         let (a, b) = (finite_bits(&mut rng), finite_bits(&mut rng));
+        let (min, max) = (a.min(b), a.max(b));
+        let n = rng.next_u64() | 1;
+        // Any consistent summary: mean between min and max, M2 within what
+        // n values in that range can have.
+        let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let half_span = max / 2.0 - min / 2.0;
+        let m2 = n as f64 * half_span * half_span * u;
         let s = StatsSummary {
-            n: rng.next_u64() | 1,
-            mean: finite_bits(&mut rng),
-            m2: finite_bits(&mut rng).abs(),
-            min: a.min(b),
-            max: a.max(b),
+            n,
+            mean: min / 2.0 + max / 2.0,
+            m2: if m2.is_finite() { m2 } else { 0.0 },
+            min,
+            max,
         };
         let back = StatsSummary::parse(&s.to_string()).unwrap();
         assert_eq!(back.to_bytes(), s.to_bytes(), "{s}");
@@ -464,4 +471,28 @@ fn with_extremes_makes_stale_min_max_exact_again_and_checks_its_input() {
     assert!(agg.with_extremes(5.0, 1.0).is_err());
     assert!(agg.with_extremes(f64::NAN, 5.0).is_err());
     assert!(datum::StatsAgg::new().with_extremes(1.0, 1.0).is_err());
+}
+
+#[test]
+fn text_that_no_set_of_values_could_produce_is_refused() {
+    for bad in [
+        "(n:2,mean:5.0,m2:0.0,min:1.0,max:3.0)",
+        "(n:2,mean:-1.0,m2:0.0,min:1.0,max:3.0)",
+        "(n:2,mean:2.0,m2:100.0,min:1.0,max:3.0)",
+        "(n:1,mean:2.0,m2:5.0,min:2.0,max:2.0)",
+    ] {
+        let err = StatsSummary::parse(bad).unwrap_err();
+        assert!(
+            err.message.contains("statsagg text"),
+            "{bad}: {}",
+            err.message
+        );
+    }
+    for good in [
+        "(n:2,mean:2.0,m2:2.0,min:1.0,max:3.0)",
+        "(n:1,mean:2.0,m2:0.0,min:2.0,max:2.0)",
+        "(n:3,mean:0.1,m2:0.0,min:0.1,max:0.1)",
+    ] {
+        assert!(StatsSummary::parse(good).is_ok(), "{good}");
+    }
 }
