@@ -619,6 +619,37 @@ mod tests {
     }
 
     #[pg_test]
+    fn percentile_agg_states_count_against_work_mem_so_hash_aggregation_spills() {
+        // 600 groups of values spanning 1e-3 .. 1e9: ~11 kB of buckets
+        // each, ~7 MB in all, against work_mem 1 MB. PostgreSQL sees the
+        // buckets only if they live in the aggregate's memory context.
+        Spi::run(
+            "CREATE TABLE sk_wide AS
+                 SELECT g, power(10, ((i * 7919) % 1200) / 100.0 - 3)::float8 AS x
+                 FROM generate_series(0, 599) g, generate_series(1, 40) i;
+             ANALYZE sk_wide;
+             SET LOCAL work_mem = '1MB'; SET LOCAL enable_sort = off;
+             SET LOCAL max_parallel_workers_per_gather = 0;
+             CREATE FUNCTION pg_temp.batches() RETURNS int LANGUAGE plpgsql AS $$
+             DECLARE p json;
+             BEGIN
+                 EXECUTE 'EXPLAIN (ANALYZE, FORMAT JSON) SELECT g, vigil.percentile_agg(x) FROM sk_wide GROUP BY g' INTO p;
+                 RETURN (p->0->'Plan'->>'HashAgg Batches')::int;
+             END $$;",
+        )
+        .unwrap();
+        let batches = one::<i32>("SELECT pg_temp.batches()").unwrap();
+        assert!(batches > 1, "hash aggregate did not spill: {batches} batch(es)");
+        // Spilled or not, every value is counted once.
+        assert_eq!(
+            one::<i64>(
+                "SELECT sum(vigil.num_vals(s))::bigint FROM (SELECT vigil.percentile_agg(x) s FROM sk_wide GROUP BY g) q"
+            ),
+            Some(24_000)
+        );
+    }
+
+    #[pg_test]
     fn statsagg_text_that_no_values_could_produce_is_refused() {
         assert_invalid(
             "SELECT '(n:2,mean:5.0,m2:0.0,min:1.0,max:3.0)'::vigil.statsagg",

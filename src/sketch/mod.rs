@@ -40,7 +40,11 @@
 //! every length, key and count, so hostile bytes yield an error, never a
 //! panic or an allocation beyond the key range alpha allows.
 
+mod counts;
 pub mod sql;
+
+pub use counts::Arena;
+use counts::Counts;
 
 use std::fmt;
 use std::iter;
@@ -66,13 +70,14 @@ enum Bucket {
 #[derive(Debug, Clone, Default)]
 struct Store {
     offset: i32,
-    counts: Vec<u64>,
+    counts: Counts,
 }
 
 /// The most buckets one store may span: 1 MiB of counts. At the default 1%
 /// error the whole float8 range needs ~71,000, so only tiny relative errors
-/// over huge ranges (or hostile input) hit it; it bounds the memory a sketch
-/// can take, which PostgreSQL does not account for.
+/// over huge ranges (or hostile input) hit it; it bounds the memory one
+/// sketch can take. Aggregate states keep their counts in the aggregate's
+/// memory context (`Sketch::adopt`), so PostgreSQL accounts for them.
 const MAX_SPAN: i64 = 1 << 17;
 
 impl Store {
@@ -123,12 +128,12 @@ impl Store {
                 .max(floor);
             let new_offset = key.min(slack);
             let shift = (self.offset - new_offset) as usize;
-            self.counts.splice(0..0, iter::repeat_n(0, shift));
+            self.counts.prepend_zeroed(shift);
             self.offset = new_offset;
             (key - new_offset) as usize
         } else {
             let index = (key - self.offset) as usize;
-            self.counts.resize(index + 1, 0);
+            self.counts.resize_zeroed(index + 1);
             index
         }
     }
@@ -248,7 +253,7 @@ impl Store {
             return Err(format!("buckets span more than {MAX_SPAN} keys"));
         }
         let span = (last.0 + last.1.len() as i64 - offset) as usize;
-        let mut dense = vec![0; span];
+        let mut dense = Counts::zeroed(span);
         for (start, counts) in runs {
             let from = (start - offset) as usize;
             dense[from..from + counts.len()].copy_from_slice(counts);
@@ -304,6 +309,14 @@ impl Sketch {
             negative: Store::default(),
             count: 0,
         })
+    }
+
+    /// Moves the bucket counts into a memory context, where they also grow
+    /// from now on (aggregate states: see `counts.rs`). The context must
+    /// outlive the sketch.
+    pub fn adopt(&mut self, arena: Arena) {
+        self.positive.counts.adopt(arena);
+        self.negative.counts.adopt(arena);
     }
 
     pub fn alpha(&self) -> f64 {

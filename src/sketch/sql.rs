@@ -25,8 +25,22 @@ fn sketch_out(value: Sketch) -> &'static CStr {
     crate::sqlglue::palloc_cstr(&value.to_string())
 }
 
-/// Moves `sketch` into `ctx`; its buffers are freed when the context is.
-fn sketch_in_context(ctx: pg_sys::MemoryContext, sketch: Sketch) -> *mut Sketch {
+/// Moves `sketch` and its bucket counts into `ctx` (so hash aggregation
+/// counts them against work_mem); freed when the context is.
+fn sketch_in_context(ctx: pg_sys::MemoryContext, mut sketch: Sketch) -> *mut Sketch {
+    unsafe fn alloc(context: usize, bytes: usize) -> *mut u8 {
+        // SAFETY: `context` is the live context the sketch is moved into.
+        unsafe { pg_sys::MemoryContextAlloc(context as pg_sys::MemoryContext, bytes) as *mut u8 }
+    }
+    unsafe fn free(chunk: *mut u8) {
+        // SAFETY: a chunk `alloc` returned.
+        unsafe { pg_sys::pfree(chunk as *mut std::ffi::c_void) }
+    }
+    sketch.adopt(super::Arena {
+        context: ctx as usize,
+        alloc,
+        free,
+    });
     PgMemoryContexts::For(ctx).leak_and_drop_on_delete(sketch)
 }
 
