@@ -121,6 +121,7 @@ BEGIN
             MESSAGE = format('permission denied: source %s is not readable by %s', src, NEW.created_by);
     END IF;
     NEW.source_oid := src;
+    PERFORM vigil._require_sane_json(NEW.options, 'options');
     NEW.options := vigil._monitor_plan(NEW.kind, NEW.options, format('%I.%I', NEW.source_schema, NEW.source_table),
                                        vigil._source_columns(src))->'options';
     NEW.updated_at := now();
@@ -173,6 +174,7 @@ BEGIN
     IF options IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'options must not be NULL (pass ''{}'' for defaults)';
     END IF;
+    PERFORM vigil._require_sane_json(options, 'options');
     SELECT n.nspname, c.relname, c.relkind INTO sch, tbl, relkind
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = source;
     IF relkind NOT IN ('r', 'p', 'v', 'm', 'f') OR (kind = 'early_kill' AND relkind NOT IN ('r', 'p')) THEN

@@ -13,6 +13,29 @@ CREATE TABLE vigil.rollup_defs (
 COMMENT ON TABLE vigil.rollup_defs IS 'Definitions of trigger-maintained rollups (one row per summary table)';
 SELECT pg_catalog.pg_extension_config_dump('vigil.rollup_defs', '');
 
+-- JSON arguments reach Rust (serde_json, recursion limit 128) only when
+-- they are shallow and of sane size: deeper or larger input is refused here
+-- with the argument named, never an internal error.
+CREATE FUNCTION vigil._require_sane_json(value jsonb, argument text) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF value IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF pg_column_size(value) > 1048576 THEN
+        RAISE EXCEPTION USING ERRCODE = '54000',
+            MESSAGE = format('%s is %s bytes; at most 1 MiB is accepted', argument, pg_column_size(value));
+    END IF;
+    IF jsonb_path_exists(value, 'strict $.**{32 to last}') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('%s is nested more than 32 levels deep', argument);
+    END IF;
+    RETURN value;
+END
+$$;
+COMMENT ON FUNCTION vigil._require_sane_json(jsonb, text) IS
+    'Internal: refuses (54000, 22023) a JSON argument over 1 MiB or nested deeper than 32 levels, naming the argument';
+
 CREATE FUNCTION vigil.create_rollup(
     name text, source regclass, time_column name, bucket interval,
     group_by name[], measures jsonb
@@ -27,6 +50,7 @@ BEGIN
     IF missing IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = missing || ' must not be NULL';
     END IF;
+    PERFORM vigil._require_sane_json(measures, 'measures');
     RETURN vigil._create_rollup(name, source, time_column, bucket, group_by::text[], measures)::regclass;
 END
 $$;
@@ -60,3 +84,20 @@ SELECT d.summary AS name, d.source, d.time_column, d.bucket, d.group_by, d.measu
        s.rows, s.latest_bucket, d.created_at
 FROM vigil.rollup_defs d, LATERAL vigil._rollup_size(d.summary) s;
 COMMENT ON VIEW vigil.rollups IS 'Rollups with their summary row count and latest bucket';
+
+-- Dropping a summary table (DROP TABLE … CASCADE: the rollup's triggers
+-- depend on it) forgets its definition, so the source's writes go on and
+-- vigil.rollups lists only live rollups.
+CREATE FUNCTION vigil._forget_dropped_rollups() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM vigil.rollup_defs d
+    USING pg_event_trigger_dropped_objects() o
+    WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND d.summary::oid = o.objid;
+END
+$$;
+COMMENT ON FUNCTION vigil._forget_dropped_rollups() IS
+    'Internal: event trigger that removes the definitions of dropped summary tables from vigil.rollup_defs';
+REVOKE EXECUTE ON FUNCTION vigil._forget_dropped_rollups() FROM PUBLIC;
+CREATE EVENT TRIGGER vigil_forget_dropped_rollups ON sql_drop
+    EXECUTE FUNCTION vigil._forget_dropped_rollups();

@@ -639,7 +639,10 @@ mod tests {
         )
         .unwrap();
         let batches = one::<i32>("SELECT pg_temp.batches()").unwrap();
-        assert!(batches > 1, "hash aggregate did not spill: {batches} batch(es)");
+        assert!(
+            batches > 1,
+            "hash aggregate did not spill: {batches} batch(es)"
+        );
         // Spilled or not, every value is counted once.
         assert_eq!(
             one::<i64>(
@@ -999,6 +1002,48 @@ mod tests {
             "{msg}"
         );
         assert_eq!(verify(), 0);
+    }
+
+    #[pg_test]
+    fn dropping_a_summary_needs_cascade_and_leaves_the_sources_writes_working() {
+        make_rollup();
+        let (code, msg) = sql_error("DROP TABLE ev_hourly");
+        assert_eq!(code, "ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST", "{msg}");
+        Spi::run("DROP TABLE ev_hourly CASCADE").unwrap();
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM vigil.rollup_defs WHERE summary::oid NOT IN (SELECT oid FROM pg_class)"),
+            Some(0)
+        );
+        assert_eq!(
+            one::<i64>(
+                "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'vigil_rollup_ev_hourly%'"
+            ),
+            Some(0)
+        );
+        Spi::run("INSERT INTO events VALUES ('after', 1, '2026-11-21 10:00Z', 'paid', 2, 3); DELETE FROM events WHERE entity = 'after'")
+            .unwrap();
+    }
+
+    #[pg_test]
+    fn deep_json_arguments_are_refused_naming_the_argument_not_as_internal_errors() {
+        Spi::run(ROLLUP_SOURCE).unwrap();
+        let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+        assert_invalid(
+            &format!(
+                "SELECT vigil.create_monitor('deep', 'count', 'events', '{{\"thresholds\": {deep}}}')"
+            ),
+            "options is nested",
+        );
+        assert_invalid(
+            &format!(
+                "SELECT vigil.create_rollup('deep_hourly', 'events', 'ts', '1 hour', '{{entity}}', '{{\"n\": {deep}}}')"
+            ),
+            "measures is nested",
+        );
+        assert_eq!(
+            one::<bool>("SELECT to_regclass('deep_hourly') IS NULL"),
+            Some(true)
+        );
     }
 
     #[pg_test]

@@ -288,6 +288,44 @@ fn check_filter(source: &str, measure: &str, filter: &str) {
     }
 }
 
+/// Records in `pg_depend` that the rollup's triggers on the source depend
+/// on the summary table: dropping the summary then needs CASCADE, which
+/// drops the triggers with it (the source's writes go on), and an event
+/// trigger forgets the definition (`sql/rollup.sql`). The triggers already
+/// depend on the source, so they go when it does.
+fn depend_triggers_on_summary(r: &Rollup, source: pg_sys::Oid, summary: pg_sys::Oid) {
+    for op in ["ins", "del", "upd", "trunc"] {
+        let quoted = r.trigger_name(op);
+        let name = quoted[1..quoted.len() - 1].replace("\"\"", "\"");
+        let trigger = Spi::get_one::<pg_sys::Oid>(&format!(
+            "SELECT t.oid FROM pg_catalog.pg_trigger t WHERE t.tgrelid = {} AND t.tgname = {}",
+            source.to_u32(),
+            literal(&name)
+        ))
+        .ok()
+        .flatten()
+        .expect("just created");
+        let depender = pg_sys::ObjectAddress {
+            classId: pg_sys::TriggerRelationId,
+            objectId: trigger,
+            objectSubId: 0,
+        };
+        let referenced = pg_sys::ObjectAddress {
+            classId: pg_sys::RelationRelationId,
+            objectId: summary,
+            objectSubId: 0,
+        };
+        // SAFETY: both objects exist (created above in this transaction).
+        unsafe {
+            pg_sys::recordDependencyOn(
+                &depender,
+                &referenced,
+                pg_sys::DependencyType::DEPENDENCY_NORMAL,
+            )
+        };
+    }
+}
+
 /// The owner of relation `oid` (0 when there is none).
 fn rel_owner(oid: pg_sys::Oid) -> pg_sys::Oid {
     Spi::get_one::<pg_sys::Oid>(&format!(
@@ -417,6 +455,12 @@ fn create_rollup(
     for t in r.triggers() {
         spi_run(&t);
     }
+    let summary =
+        Spi::get_one::<pg_sys::Oid>(&format!("SELECT {}::regclass::oid", literal(&r.table())))
+            .ok()
+            .flatten()
+            .expect("just created");
+    depend_triggers_on_summary(&r, source, summary);
     spi_run(&r.backfill_statement());
     spi_run(&r.since_function_sql());
     for v in r.window_views() {
