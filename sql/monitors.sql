@@ -458,7 +458,7 @@ COMMENT ON FUNCTION vigil._finding_key(text, text, text, text) IS
 CREATE FUNCTION vigil._scan_insight(kind text, anomaly_type text, label text, metric_name text, group_name text,
                                    n bigint, avg_metric float8, max_metric float8, total float8,
                                    common text, categories text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE
         WHEN anomaly_type = 'exhaustion' THEN
             format('%s %s at risk of audience exhaustion. Average score: %s.', n, label, round(avg_metric::numeric))
@@ -675,7 +675,7 @@ COMMENT ON FUNCTION vigil.scan(text) IS
 -- pg_cron ----------------------------------------------------------------
 
 CREATE FUNCTION vigil._cron_job_name(monitor text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN monitor IS NULL THEN 'vigil_scan' ELSE 'vigil_scan:' || monitor END
 $$;
 
