@@ -375,12 +375,16 @@ fn monitored(c: &Cluster) -> (Client, Client, Client) {
     )
     .unwrap();
     let mut adm = c.connect_as(DB, "adm");
-    adm.batch_execute(
-        "SELECT vigil.create_monitor('m_count', 'count', 'public.metrics',
-                                     '{\"thresholds\": {\"high\": 1}, \"entity\": \"entity\"}')",
-    )
-    .unwrap();
+    adm.batch_execute(&count_monitor("m_count", "public.metrics"))
+        .unwrap();
     (su, a, adm)
+}
+
+/// A count monitor per entity that fires on any row.
+fn count_monitor(name: &str, source: &str) -> String {
+    format!(
+        "SELECT vigil.create_monitor('{name}', 'count', '{source}', '{{\"thresholds\": {{\"high\": 1}}, \"entity\": \"entity\"}}')"
+    )
 }
 
 fn scan(su: &mut Client) -> serde_json::Value {
@@ -429,11 +433,8 @@ pub fn scan_runs_the_sources_code_with_its_owners_rights_only(c: &Cluster) {
          GRANT SELECT ON public.metrics_v TO adm;",
     )
     .unwrap();
-    adm.batch_execute(
-        "SELECT vigil.create_monitor('m_view', 'count', 'public.metrics_v',
-                                     '{\"thresholds\": {\"high\": 1}, \"entity\": \"entity\"}')",
-    )
-    .unwrap();
+    adm.batch_execute(&count_monitor("m_view", "public.metrics_v"))
+        .unwrap();
     su.batch_execute("DELETE FROM public.alice_ran").unwrap();
     let report = scan(&mut su);
     assert_eq!(report["errors"], serde_json::json!([]), "{report}");
@@ -451,10 +452,7 @@ pub fn scan_runs_the_sources_code_with_its_owners_rights_only(c: &Cluster) {
          GRANT SELECT ON public.metrics_r TO adm;",
     )
     .unwrap();
-    let code = try_sql(
-        &mut adm,
-        "SELECT vigil.create_monitor('m_role', 'count', 'public.metrics_r', '{\"thresholds\": {\"high\": 1}, \"entity\": \"entity\"}')",
-    );
+    let code = try_sql(&mut adm, &count_monitor("m_role", "public.metrics_r"));
     assert_eq!(code, "42501");
     assert_nobody_escalated(&mut su);
 }
@@ -470,10 +468,7 @@ pub fn monitors_report_only_rows_their_creator_may_select(c: &Cluster) {
          GRANT SELECT ON public.secret TO adm;",
     )
     .unwrap();
-    let code = try_sql(
-        &mut adm,
-        "SELECT vigil.create_monitor('m_rls', 'count', 'public.secret', '{\"thresholds\": {\"high\": 1}, \"entity\": \"entity\"}')",
-    );
+    let code = try_sql(&mut adm, &count_monitor("m_rls", "public.secret"));
     assert_eq!(code, "42501");
     // Privilege revoked after creation: the next scan reports it, no alerts.
     a.batch_execute("REVOKE SELECT ON public.metrics FROM adm")
@@ -540,11 +535,10 @@ pub fn a_locked_or_slow_source_cannot_stall_the_scan(c: &Cluster) {
          GRANT SELECT ON public.other TO adm;",
     )
     .unwrap();
-    adm.batch_execute(
-        "SELECT vigil.create_monitor('m_other', 'count', 'public.other', '{\"thresholds\": {\"high\": 1}, \"entity\": \"entity\"}');
-         SELECT vigil.set_monitor_timeout('m_count', '300 ms');",
-    )
-    .unwrap();
+    adm.batch_execute(&count_monitor("m_other", "public.other"))
+        .unwrap();
+    adm.batch_execute("SELECT vigil.set_monitor_timeout('m_count', '300 ms')")
+        .unwrap();
     // The owner locks the source and sits on it; any role can take the old
     // advisory lock too.
     let mut locker = c.connect_as(DB, "alice");
