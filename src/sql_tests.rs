@@ -1051,6 +1051,25 @@ mod tests {
     }
 
     #[pg_test]
+    fn rollup_trigger_finds_a_renamed_summary_by_oid() {
+        make_rollup();
+        // No INSERT has run in this backend yet: the trigger looks the
+        // rollup up afresh, after the rename.
+        Spi::run("CREATE SCHEMA moved; ALTER TABLE ev_hourly RENAME TO ev_renamed; ALTER TABLE ev_renamed SET SCHEMA moved")
+            .unwrap();
+        Spi::run(
+            "INSERT INTO events VALUES ('r', 1, '2026-11-21 10:00Z', 'paid', 2, 3), ('r', 1, '2026-11-21 10:01Z', 'free', 2, 3);
+             UPDATE events SET amount = amount + 1 WHERE entity = 'r';
+             DELETE FROM events WHERE entity = 'r' AND status = 'free';",
+        )
+        .unwrap();
+        assert_eq!(
+            one::<i64>("SELECT vigil.verify_rollup('moved.ev_renamed')"),
+            Some(0)
+        );
+    }
+
+    #[pg_test]
     fn rebuild_and_drop_rollup() {
         make_rollup();
         // tamper with the summary, see verify notice, rebuild repairs it

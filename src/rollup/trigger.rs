@@ -54,11 +54,18 @@ fn protocol_error(message: String) -> ! {
 /// The rollup the trigger names, read as the extension's owner (the
 /// writer may not see `vigil.rollup_defs`) with the catalog-only search
 /// path; no user SQL runs then: the plans are prepared later, as the owner.
-fn definition(guard: &Restricted, summary_name: &str, source: pg_sys::Oid) -> Rollup {
+/// The summary is found by oid through the trigger's `pg_depend` entry on
+/// it (so renaming the summary or its schema does not break writes), and by
+/// the argument's name where that entry is missing (after a restore).
+fn definition(guard: &Restricted, summary_name: &str, source: pg_sys::Oid, trigger: u32) -> Rollup {
     guard.act_as(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID));
     let found = Spi::get_two::<pg_sys::Oid, pg_sys::Oid>(&format!(
         "SELECT d.summary::oid, d.source::oid FROM vigil.rollup_defs d \
-         WHERE d.summary = pg_catalog.to_regclass({})",
+         WHERE d.summary::oid = COALESCE( \
+             (SELECT dep.refobjid FROM pg_catalog.pg_depend dep \
+              WHERE dep.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND dep.objid = {trigger} \
+                AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND dep.deptype = 'n' LIMIT 1), \
+             pg_catalog.to_regclass({})::pg_catalog.oid)",
         super::literal(summary_name)
     ));
     let (summary, def_source) = match found {
@@ -172,7 +179,7 @@ fn rollup_trigger<'a>(
         })
     });
     let plans = cached.unwrap_or_else(|| {
-        let rollup = definition(&guard, &summary_name(), source);
+        let rollup = definition(&guard, &summary_name(), source, tgoid);
         guard.act_as(owner);
         let k = match op {
             "ins" => Kept {
