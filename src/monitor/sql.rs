@@ -61,6 +61,7 @@ extern "C-unwind" {
     fn enable_timeout_at(id: std::ffi::c_int, fin_time: pg_sys::TimestampTz);
     fn disable_timeout(id: std::ffi::c_int, keep_indicator: bool);
     fn get_timeout_active(id: std::ffi::c_int) -> bool;
+    fn get_timeout_indicator(id: std::ffi::c_int, reset_indicator: bool) -> bool;
     fn get_timeout_finish_time(id: std::ffi::c_int) -> pg_sys::TimestampTz;
 }
 
@@ -100,6 +101,11 @@ impl Drop for MonitorTimer {
         // SAFETY: as in `start`; a timer left over by an error is cleared
         // when the next statement starts, so this also runs on unwinding.
         unsafe {
+            // Fired after the query finished but before this: the cancel it
+            // requested is ours and moot; do not let it hit the scan.
+            if get_timeout_indicator(STATEMENT_TIMEOUT, true) {
+                pg_sys::QueryCancelPending = 0;
+            }
             disable_timeout(STATEMENT_TIMEOUT, false);
             if let Some(o) = self.outer {
                 enable_timeout_at(STATEMENT_TIMEOUT, o);
