@@ -195,11 +195,16 @@ BEGIN
 
     cols := vigil._source_columns(source);
     plan := vigil._monitor_plan(kind, options, format('%I.%I', sch, tbl), cols);
-    -- Filter values must read as the column's type.
+    -- Filter values must read as the column's type. Checked here, as the
+    -- caller, only for pg_catalog's types: a cast to any other type may be
+    -- its owner's code (CREATE CAST), so those values are checked by the
+    -- try-run below, which runs as the source's owner, restricted.
     FOR key, col, vals IN
         SELECT k.key, f.key, f.value
         FROM unnest(ARRAY['filter', 'converted']) AS k(key), jsonb_each(plan->'options'->k.key) AS f
         WHERE jsonb_typeof(f.value) = 'array'
+          AND (SELECT t.typnamespace = 'pg_catalog'::regnamespace FROM pg_type t
+               WHERE t.oid = (cols->f.key->>'type')::regtype)
     LOOP
         BEGIN
             EXECUTE format('SELECT ARRAY(SELECT jsonb_array_elements_text($1))::%s[]', cols->col->>'type') USING vals;

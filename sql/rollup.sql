@@ -36,6 +36,37 @@ $$;
 COMMENT ON FUNCTION vigil._require_sane_json(jsonb, text) IS
     'Internal: refuses (54000, 22023) a JSON argument over 1 MiB or nested deeper than 32 levels, naming the argument';
 
+-- Who may rename or fill a schema decides what a name in it means. Work
+-- that runs as `owner` and names objects in `schema` (a rollup's
+-- statements, a monitor's query) is only safe when nobody but `owner` or a
+-- superuser can do that: the schema belongs to `owner` or a superuser
+-- (pg_database_owner means the database's owner), and no other role may
+-- CREATE in it. NULL when that holds, else why not.
+CREATE FUNCTION vigil._untrusted_schema(schema oid, owner oid) RETURNS text
+LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    WITH n AS (
+        SELECT n.nspname, n.nspowner, n.nspacl,
+               CASE WHEN n.nspowner = 'pg_database_owner'::regrole
+                    THEN (SELECT d.datdba FROM pg_database d WHERE d.datname = current_database())
+                    ELSE n.nspowner END AS effective
+        FROM pg_namespace n WHERE n.oid = schema),
+    others AS (
+        SELECT string_agg(CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, ', ') AS who
+        FROM n, aclexplode(n.nspacl) a LEFT JOIN pg_roles g ON g.oid = a.grantee
+        WHERE a.privilege_type = 'CREATE' AND a.grantee NOT IN (n.nspowner, n.effective, owner)
+          AND NOT coalesce(g.rolsuper, false))
+    SELECT CASE
+        WHEN n.nspname IS NULL THEN format('schema %s does not exist', schema)
+        WHEN n.effective <> owner AND NOT r.rolsuper
+            THEN format('schema %I belongs to %s, neither %s nor a superuser', n.nspname, n.effective::regrole, owner::regrole)
+        WHEN o.who IS NOT NULL
+            THEN format('%s may create objects in schema %I', o.who, n.nspname)
+        END
+    FROM n JOIN pg_roles r ON r.oid = n.effective, others o
+$$;
+COMMENT ON FUNCTION vigil._untrusted_schema(oid, oid) IS
+    'Internal: why work run as owner cannot trust the names in schema (owned by another non-superuser, or others may CREATE in it); NULL when it can';
+
 CREATE FUNCTION vigil.create_rollup(
     name text, source regclass, time_column name, bucket interval,
     group_by name[], measures jsonb
@@ -73,10 +104,8 @@ COMMENT ON FUNCTION vigil.drop_rollup(regclass) IS
     'Drop a rollup: its summary table, triggers, window function and views';
 
 CREATE FUNCTION vigil._rollup_size(summary regclass, OUT rows bigint, OUT latest_bucket timestamptz)
-LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    EXECUTE format('SELECT count(*), max(bucket) FROM %s', summary) INTO rows, latest_bucket;
-END
+LANGUAGE sql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS $$
+    SELECT (j->>'rows')::bigint, (j->>'latest_bucket')::timestamptz FROM vigil._rollup_stats(summary) j
 $$;
 
 CREATE VIEW vigil.rollups AS

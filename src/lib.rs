@@ -54,6 +54,7 @@ extension_sql_file!(
         rollup::sql::verify_rollup,
         rollup::sql::rebuild_rollup,
         rollup::sql::drop_rollup,
+        rollup::sql::rollup_stats,
     ]
 );
 extension_sql_file!(

@@ -8,6 +8,7 @@ use crate::sqlglue::OrRaise;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 fn columns(value: &Value) -> Columns {
     let parse = |v: &Value| {
@@ -55,61 +56,74 @@ fn base_type(typ: pg_sys::Oid, typmod: i32) -> String {
 }
 
 // utils/timeout.h, which pgrx does not bind.
-const STATEMENT_TIMEOUT: std::ffi::c_int = 3;
+const USER_TIMEOUT: std::ffi::c_int = 12;
 extern "C-unwind" {
-    fn enable_timeout_after(id: std::ffi::c_int, delay_ms: std::ffi::c_int);
-    fn enable_timeout_at(id: std::ffi::c_int, fin_time: pg_sys::TimestampTz);
+    fn RegisterTimeout(
+        id: std::ffi::c_int,
+        handler: Option<unsafe extern "C" fn()>,
+    ) -> std::ffi::c_int;
+    fn enable_timeout_every(
+        id: std::ffi::c_int,
+        fin_time: pg_sys::TimestampTz,
+        delay_ms: std::ffi::c_int,
+    );
     fn disable_timeout(id: std::ffi::c_int, keep_indicator: bool);
-    fn get_timeout_active(id: std::ffi::c_int) -> bool;
-    fn get_timeout_indicator(id: std::ffi::c_int, reset_indicator: bool) -> bool;
-    fn get_timeout_finish_time(id: std::ffi::c_int) -> pg_sys::TimestampTz;
 }
 
-/// The statement timer shortened to `ms` for one monitor, the enclosing
-/// statement's own deadline (if any, and later) restored when dropped.
+/// Our own timeout (a user slot, registered once per backend), so the
+/// enclosing statement's statement_timeout stays armed as it was.
+static TIMEOUT_ID: AtomicI32 = AtomicI32::new(-1);
+/// Set by the handler: the cancel that follows is the monitor's timeout.
+static FIRED: AtomicBool = AtomicBool::new(false);
+
+/// Runs in the SIGALRM handler (which also sets the latch): request a query
+/// cancel, as statement_timeout does. Signal-safe: an atomic and two flags.
+unsafe extern "C" fn on_monitor_timeout() {
+    FIRED.store(true, Ordering::SeqCst);
+    // SAFETY: sig_atomic_t flags meant to be set from signal handlers.
+    unsafe {
+        pg_sys::InterruptPending = 1;
+        pg_sys::QueryCancelPending = 1;
+    }
+}
+
+/// Cancels the monitor's query once `ms` have passed, and again every half
+/// second after (code that swallows one cancel gets the next); disarmed
+/// when dropped, also while unwinding.
 struct MonitorTimer {
-    outer: Option<pg_sys::TimestampTz>,
-    armed: bool,
-    deadline: pg_sys::TimestampTz,
+    id: std::ffi::c_int,
 }
 
 impl MonitorTimer {
     fn start(ms: i32) -> MonitorTimer {
         // SAFETY: the backend's timeout machinery, as postgres.c uses it.
         unsafe {
-            let outer = get_timeout_active(STATEMENT_TIMEOUT)
-                .then(|| get_timeout_finish_time(STATEMENT_TIMEOUT));
-            let ours = pg_sys::GetCurrentTimestamp() + i64::from(ms) * 1000;
-            let armed = outer.is_none_or(|o| ours < o);
-            if armed {
-                enable_timeout_after(STATEMENT_TIMEOUT, ms);
+            let mut id = TIMEOUT_ID.load(Ordering::SeqCst);
+            if id < 0 {
+                id = RegisterTimeout(USER_TIMEOUT, Some(on_monitor_timeout));
+                TIMEOUT_ID.store(id, Ordering::SeqCst);
             }
-            MonitorTimer {
-                outer,
-                armed,
-                deadline: ours,
-            }
+            FIRED.store(false, Ordering::SeqCst);
+            let at = pg_sys::GetCurrentTimestamp() + i64::from(ms) * 1000;
+            enable_timeout_every(id, at, 500);
+            MonitorTimer { id }
         }
+    }
+
+    fn fired(&self) -> bool {
+        FIRED.load(Ordering::SeqCst)
     }
 }
 
 impl Drop for MonitorTimer {
     fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        // SAFETY: as in `start`; a timer left over by an error is cleared
-        // when the next statement starts, so this also runs on unwinding.
-        unsafe {
-            // Fired after the query finished but before this: the cancel it
-            // requested is ours and moot; do not let it hit the scan.
-            if get_timeout_indicator(STATEMENT_TIMEOUT, true) {
-                pg_sys::QueryCancelPending = 0;
-            }
-            disable_timeout(STATEMENT_TIMEOUT, false);
-            if let Some(o) = self.outer {
-                enable_timeout_at(STATEMENT_TIMEOUT, o);
-            }
+        // SAFETY: as in `start`.
+        unsafe { disable_timeout(self.id, false) };
+        if FIRED.swap(false, Ordering::SeqCst) && !std::thread::panicking() {
+            // Fired after the query finished: the cancel it requested is
+            // ours and moot (a user's cancel in that same instant is lost).
+            // SAFETY: the flag the handler set.
+            unsafe { pg_sys::QueryCancelPending = 0 };
         }
     }
 }
@@ -195,17 +209,33 @@ fn monitor_run(monitor: i64) -> JsonB {
         MonitorTimer::start(timeout_ms.unwrap_or_else(crate::gucs::monitor_timeout_ms));
     let timer = &armed_timer;
 
+    // (schema, name, owner, security_invoker view, schema oid) of the pinned oid.
     let describe = || {
-        Spi::get_three::<String, pg_sys::Oid, bool>(&format!(
-            "SELECT n.nspname::text || '.' || c.relname::text, c.relowner, \
-                    c.relkind = 'v' AND coalesce(c.reloptions::text[] && \
-                        ARRAY['security_invoker=true', 'security_invoker=on', 'security_invoker=1', 'security_invoker=yes'], false) \
-             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.oid = {}",
-            source.to_u32()
-        ))
-        .ok()
-        .and_then(|(n, o, v)| Some((n?, o?, v.unwrap_or(false))))
+        Spi::connect(|c| {
+            let rows = c
+                .select(
+                    "SELECT n.nspname::text, c.relname::text, c.relowner, \
+                            c.relkind = 'v' AND COALESCE(c.reloptions::text[] && \
+                                ARRAY['security_invoker=true', 'security_invoker=on', 'security_invoker=1', 'security_invoker=yes'], false), \
+                            c.relnamespace \
+                     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE c.oid = $1",
+                    None,
+                    &[source.into()],
+                )
+                .ok()?;
+            if rows.is_empty() {
+                return None;
+            }
+            let r = rows.first();
+            Some((
+                r.get::<String>(1).ok()??,
+                r.get::<String>(2).ok()??,
+                r.get::<pg_sys::Oid>(3).ok()??,
+                r.get::<bool>(4).ok()?.unwrap_or(false),
+                r.get::<pg_sys::Oid>(5).ok()??,
+            ))
+        })
     };
     if describe().is_none() {
         monitor_error(
@@ -217,9 +247,7 @@ fn monitor_run(monitor: i64) -> JsonB {
     // Our timer cancelling is this monitor's failure (54000, caught by the
     // scan); any other cancel stays a cancel.
     fn timed_out<T>(timer: &MonitorTimer, name: &str, ms: i32, e: pg_sys::panic::CaughtError) -> T {
-        // SAFETY: a clock read.
-        let now = unsafe { pg_sys::GetCurrentTimestamp() };
-        if timer.armed && now >= timer.deadline {
+        if timer.fired() {
             monitor_error(
                 PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
                 format!("monitor \"{name}\" exceeded its timeout of {ms} ms (vigil.monitor_timeout_ms or vigil.set_monitor_timeout)"),
@@ -237,21 +265,26 @@ fn monitor_run(monitor: i64) -> JsonB {
         timed_out(timer, &name, ms, e)
     })
     .execute();
-    let Some((now_named, owner, invoker_view)) = describe() else {
+    let Some((now_schema, now_table, owner, invoker_view, namespace)) = describe() else {
         monitor_error(
             PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
             format!("monitor \"{name}\": its source {was} was dropped; recreate the monitor"),
         );
     };
-    if now_named != format!("{schema}.{table}") {
+    if (now_schema.as_str(), now_table.as_str()) != (schema.as_str(), table.as_str()) {
         monitor_error(
             PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
             format!(
-                "monitor \"{name}\": its source {was} was renamed or replaced (oid {} is now {now_named}); recreate the monitor",
-                source.to_u32()
+                "monitor \"{name}\": its source {was} was renamed or replaced (oid {} is now {}.{}); recreate the monitor",
+                source.to_u32(),
+                ident(&now_schema),
+                ident(&now_table)
             ),
         );
     }
+    // The query names the source: only its owner (or a superuser) may be
+    // able to rename or fill its schema, or the name could be swapped.
+    crate::rollup::require_trusted_schema(namespace, owner, &format!("monitor \"{name}\""));
     let readable = Spi::get_one::<bool>(&format!(
         "SELECT pg_catalog.has_table_privilege({}::oid, {}::oid, 'SELECT')",
         creator.to_u32(),

@@ -6,6 +6,7 @@
 //! expression over the source table.
 
 pub mod sql;
+pub use sql::require_trusted_schema;
 pub mod trigger;
 
 use crate::error::{Result, VigilError};

@@ -326,6 +326,25 @@ fn depend_triggers_on_summary(r: &Rollup, source: pg_sys::Oid, summary: pg_sys::
     }
 }
 
+/// Refuses (42501) a schema whose names work run as `owner` cannot trust
+/// (`vigil._untrusted_schema`): another role could rename or plant objects
+/// there that the rollup's statements would then reach as the owner.
+pub fn require_trusted_schema(schema: pg_sys::Oid, owner: pg_sys::Oid, what: &str) {
+    let why = Spi::get_one::<String>(&format!(
+        "SELECT vigil._untrusted_schema({}::oid, {}::oid)",
+        schema.to_u32(),
+        owner.to_u32()
+    ))
+    .ok()
+    .flatten();
+    if let Some(why) = why {
+        denied(format!(
+            "{what}: {why}; pg_vigil only works as {} in schemas nobody else controls",
+            role_name(owner)
+        ));
+    }
+}
+
 /// The owner of relation `oid` (0 when there is none).
 fn rel_owner(oid: pg_sys::Oid) -> pg_sys::Oid {
     Spi::get_one::<pg_sys::Oid>(&format!(
@@ -394,8 +413,8 @@ fn create_rollup(
             "name: \"{name}\" is longer than 63 bytes, PostgreSQL's limit for a name"
         )));
     }
-    let schema_owner = Spi::get_one::<pg_sys::Oid>(&format!(
-        "SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname = {}",
+    let schema_oid = Spi::get_one::<pg_sys::Oid>(&format!(
+        "SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = {}",
         literal(&schema)
     ))
     .ok()
@@ -407,14 +426,15 @@ fn create_rollup(
             format!("name: schema \"{schema}\" does not exist")
         );
     });
-    if !has_privs_of_role(owner, schema_owner) {
-        denied(format!(
-            "name: schema {} belongs to {}; the summary table must live in a schema that the rollup's owner {} owns",
-            ident(&schema),
-            role_name(schema_owner),
-            role_name(owner)
-        ));
-    }
+    require_trusted_schema(schema_oid, owner, "name");
+    let source_schema = Spi::get_one::<pg_sys::Oid>(&format!(
+        "SELECT c.relnamespace FROM pg_catalog.pg_class c WHERE c.oid = {}",
+        source.to_u32()
+    ))
+    .ok()
+    .flatten()
+    .expect("the source exists");
+    require_trusted_schema(source_schema, owner, "source");
     let exists = Spi::get_one::<bool>(&format!(
         "SELECT pg_catalog.to_regclass({}) IS NOT NULL",
         literal(&format!("{}.{}", ident(&schema), ident(&table)))
@@ -585,6 +605,39 @@ fn load_for(
         }
     }
     (r, owner)
+}
+
+/// `{"rows", "latest_bucket"}` of a summary for the `vigil.rollups` view,
+/// read as the rollup's owner in a security-restricted operation: whoever
+/// reads the view (a reader, an admin) never runs the summary's policies or
+/// rules, which its owner controls.
+#[pg_extern(stable, strict, parallel_restricted, name = "_rollup_stats")]
+fn rollup_stats(summary: pg_sys::Oid) -> Option<JsonB> {
+    let source = Spi::get_one::<pg_sys::Oid>(&format!(
+        "SELECT d.source::oid FROM vigil.rollup_defs d WHERE d.summary = {}",
+        summary.to_u32()
+    ))
+    .ok()
+    .flatten()?;
+    let owner = rel_owner(source);
+    let table = Spi::get_one::<String>(&format!(
+        "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) \
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = {}",
+        summary.to_u32()
+    ))
+    .ok()
+    .flatten()?;
+    if owner == pg_sys::InvalidOid {
+        return None;
+    }
+    let guard = Restricted::as_role(owner);
+    let stats = Spi::get_one::<JsonB>(&format!(
+        "SELECT pg_catalog.jsonb_build_object('rows', pg_catalog.count(*), 'latest_bucket', pg_catalog.max(s.bucket)) FROM {table} s"
+    ))
+    .ok()
+    .flatten();
+    drop(guard);
+    stats
 }
 
 /// Number of groups that differ from a full recompute (0 when exact); run

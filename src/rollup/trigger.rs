@@ -56,20 +56,28 @@ fn protocol_error(message: String) -> ! {
 /// path; no user SQL runs then: the plans are prepared later, as the owner.
 /// The summary is found by oid through the trigger's `pg_depend` entry on
 /// it (so renaming the summary or its schema does not break writes), and by
-/// the argument's name where that entry is missing (after a restore).
-fn definition(guard: &Restricted, summary_name: &str, source: pg_sys::Oid, trigger: u32) -> Rollup {
+/// the argument's name where that entry is missing (after a restore) — then
+/// only for the trigger `create_rollup` named, so a role with TRIGGER on
+/// the source cannot add a second trigger that counts every row twice.
+fn definition(
+    guard: &Restricted,
+    summary_name: &str,
+    source: pg_sys::Oid,
+    trigger: u32,
+    trigger_name: &str,
+    op: &str,
+) -> Rollup {
     guard.act_as(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID));
-    let found = Spi::get_two::<pg_sys::Oid, pg_sys::Oid>(&format!(
-        "SELECT d.summary::oid, d.source::oid FROM vigil.rollup_defs d \
-         WHERE d.summary::oid = COALESCE( \
-             (SELECT dep.refobjid FROM pg_catalog.pg_depend dep \
+    let found = Spi::get_three::<pg_sys::Oid, pg_sys::Oid, bool>(&format!(
+        "WITH dep AS (SELECT dep.refobjid FROM pg_catalog.pg_depend dep \
               WHERE dep.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND dep.objid = {trigger} \
-                AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND dep.deptype = 'n' LIMIT 1), \
-             pg_catalog.to_regclass({})::pg_catalog.oid)",
+                AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND dep.deptype = 'n' LIMIT 1) \
+         SELECT d.summary::oid, d.source::oid, EXISTS (SELECT 1 FROM dep) FROM vigil.rollup_defs d \
+         WHERE d.summary::oid = COALESCE((SELECT refobjid FROM dep), pg_catalog.to_regclass({})::pg_catalog.oid)",
         super::literal(summary_name)
     ));
-    let (summary, def_source) = match found {
-        Ok((Some(s), Some(src))) => (s, src),
+    let (summary, def_source, by_oid) = match found {
+        Ok((Some(s), Some(src), Some(b))) => (s, src, b),
         _ => raise(VigilError::new(
             ErrorKind::UndefinedTable,
             format!("rollup trigger: \"{summary_name}\" is not a pg_vigil rollup (the argument is a schema-qualified summary table)"),
@@ -80,7 +88,14 @@ fn definition(guard: &Restricted, summary_name: &str, source: pg_sys::Oid, trigg
             "rollup trigger: rollup \"{summary_name}\" does not summarize the table this trigger is on"
         ));
     }
-    super::sql::load(summary)
+    let rollup = super::sql::load(summary);
+    let expected = rollup.trigger_name(op);
+    if !by_oid && expected[1..expected.len() - 1].replace("\"\"", "\"") != trigger_name {
+        protocol_error(format!(
+            "rollup trigger: \"{trigger_name}\" is not the trigger create_rollup made for \"{summary_name}\" ({expected})"
+        ));
+    }
+    rollup
 }
 
 /// Prepares and keeps `sql` of `rollup` on the current SPI connection, whose
@@ -179,7 +194,11 @@ fn rollup_trigger<'a>(
         })
     });
     let plans = cached.unwrap_or_else(|| {
-        let rollup = definition(&guard, &summary_name(), source, tgoid);
+        // SAFETY: a NUL-terminated name from the trigger's catalog row.
+        let tgname = unsafe { std::ffi::CStr::from_ptr(tg.tgname) }
+            .to_string_lossy()
+            .into_owned();
+        let rollup = definition(&guard, &summary_name(), source, tgoid, &tgname, op);
         guard.act_as(owner);
         let k = match op {
             "ins" => Kept {
