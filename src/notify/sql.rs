@@ -46,7 +46,11 @@ fn check_channel(kind: Option<&str>, url: Option<&str>, headers: Option<JsonB>) 
             format!("{which} must not be NULL")
         );
     };
-    if let Err(e) = super::channel::validate_target(kind, url) {
+    if let Err(e) = super::channel::validate_target(
+        kind,
+        url,
+        &super::channel::Policy::parse(&crate::gucs::allowed_internal_hosts()),
+    ) {
         raise(VigilError::invalid(e));
     }
     let headers = headers.map(|h| h.0).unwrap_or(serde_json::Value::Null);
