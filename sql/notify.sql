@@ -33,15 +33,17 @@ COMMENT ON COLUMN vigil.channels.anomaly_types IS 'Only these anomaly types (NUL
 COMMENT ON COLUMN vigil.channels.send_resolved IS 'Also notify when an alert is resolved';
 COMMENT ON COLUMN vigil.channels.max_per_second IS 'Delivery rate limit (NULL = none; slack defaults to 1)';
 COMMENT ON COLUMN vigil.channels.repeat_interval IS
-    'A notification with the same alert key and event is not repeated on this channel within this interval';
+    'A notification with the same alert key and event is not repeated on this channel within this interval (0 to 100 years)';
 SELECT pg_catalog.pg_extension_config_dump('vigil.channels', '');
 SELECT pg_catalog.pg_extension_config_dump('vigil.channels_id_seq', '');
 
 CREATE FUNCTION vigil._channels_check() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    -- Every check runs here, before the table's own constraints, whose
-    -- errors would print the failing row (URL and headers) in DETAIL.
+    -- Every check of every column runs here, before the table's own
+    -- constraints (CHECK, NOT NULL), whose errors would print the failing
+    -- row (URL and headers) in DETAIL. Messages name the column, never the
+    -- URL. (UNIQUE (name) reports only the name.)
     PERFORM vigil._require_text(NEW.name, 'name');
     PERFORM vigil._check_channel(NEW.kind, NEW.url, NEW.headers);
     IF NEW.max_per_second IS NOT NULL AND NOT (NEW.max_per_second >= 0.001 AND NEW.max_per_second <= 100000) THEN
@@ -53,8 +55,33 @@ BEGIN
             MESSAGE = format('repeat_interval must be a non-negative interval, got %s',
                              coalesce(NEW.repeat_interval::text, 'NULL'));
     END IF;
+    -- The bound keeps now() - repeat_interval (computed at every enqueue) in
+    -- range: a larger value would make every later alert fail.
+    IF NEW.repeat_interval > interval '100 years' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('repeat_interval must be at most 100 years, got %s', NEW.repeat_interval);
+    END IF;
     IF NEW.headers IS NULL THEN
         NEW.headers := '{}';
+    END IF;
+    IF NEW.min_severity IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004',
+            MESSAGE = 'min_severity must not be NULL (allowed: info, low, medium, high, critical)';
+    END IF;
+    IF NEW.send_resolved IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'send_resolved must not be NULL';
+    END IF;
+    IF NEW.enabled IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'enabled must not be NULL';
+    END IF;
+    IF NEW.created_at IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'created_at must not be NULL';
+    END IF;
+    IF TG_OP = 'INSERT' AND NEW.updated_at IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'updated_at must not be NULL';
+    END IF;
+    IF NEW.id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'id must not be NULL';
     END IF;
     IF TG_OP = 'INSERT' AND NEW.kind = 'slack' AND NEW.max_per_second IS NULL THEN
         -- Slack accepts about one message per second per incoming webhook.
@@ -330,15 +357,23 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n bigint;
+    cutoff timestamptz;
 BEGIN
     IF purge_notifications.older_than IS NULL OR purge_notifications.older_than < interval '0' THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = format('older_than must be a non-negative interval, got %s',
                              coalesce(purge_notifications.older_than::text, 'NULL'));
     END IF;
+    BEGIN
+        cutoff := now() - purge_notifications.older_than;
+    EXCEPTION WHEN datetime_field_overflow THEN
+        RAISE EXCEPTION USING ERRCODE = '22008',
+            MESSAGE = format('older_than is too large: now() - %s is out of the timestamp range',
+                             purge_notifications.older_than);
+    END;
     DELETE FROM vigil.notifications t
     WHERE t.status IN ('sent', 'failed', 'dead')
-      AND t.updated_at < now() - purge_notifications.older_than;
+      AND t.updated_at < cutoff;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
