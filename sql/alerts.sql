@@ -319,6 +319,15 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = format('expires_in must be a positive interval, got %s', coalesce(raise_alert.expires_in::text, 'NULL'));
     END IF;
+    -- Bounds that keep now() +/- these intervals inside the timestamp range.
+    IF raise_alert.dedup_window > interval '100 years' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('dedup_window must be at most 100 years, got %s', raise_alert.dedup_window);
+    END IF;
+    IF raise_alert.expires_in > interval '100 years' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('expires_in must be at most 100 years, got %s', raise_alert.expires_in);
+    END IF;
     IF raise_alert.dedup_key IS NOT NULL THEN
         dk := vigil._require_text(raise_alert.dedup_key, 'dedup_key');
     ELSE
