@@ -248,18 +248,14 @@ COMMENT ON FUNCTION vigil.recommended_actions_for(text, vigil.severity) IS
 
 CREATE FUNCTION vigil.alert_event(alert vigil.alerts, event text) RETURNS json
 LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $$
-    -- Title and entity are cut so that the payload stays under pg_notify's 8000-byte limit.
-    SELECT json_build_object(
-        'id', (alert).id,
-        'type', (alert).anomaly_type,
-        'severity', (alert).severity,
-        'urgency', (alert).urgency,
-        'entity', left((alert).entity, 1000),
-        'title', left((alert).title, 1000),
-        'event', event)
+    -- Any role can LISTEN vigil_alerts, so the payload carries only what
+    -- says "something changed": the alert id and the event. A listener that
+    -- may read vigil.alerts looks the row up; one that may not learns nothing.
+    SELECT json_build_object('id', (alert).id, 'event', event)
 $$;
 COMMENT ON FUNCTION vigil.alert_event(vigil.alerts, text) IS
-    'The JSON sent on channel vigil_alerts: id, type, severity, urgency, entity, title, event (new, escalated, resolved)';
+    'The JSON sent on channel vigil_alerts, {"id": <alert id>, "event": new|escalated|resolved}: ids and the event only, '
+    'since any role can LISTEN; read the alert itself from vigil.alerts (privileges apply)';
 
 CREATE FUNCTION vigil._notify_alert(alert vigil.alerts, event text) RETURNS void
 LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE AS $$

@@ -176,15 +176,13 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE kind
         WHEN 'slack' THEN vigil.slack_payload(alert, event)
         WHEN 'webhook' THEN vigil.webhook_payload(alert, event, channel_name)
-        -- pg_notify: the compact event of channel vigil_alerts (fits NOTIFY's 8000 bytes).
-        ELSE jsonb_build_object(
-            'id', alert -> 'id', 'type', alert -> 'anomaly_type', 'severity', alert -> 'severity',
-            'urgency', alert -> 'urgency', 'entity', left(alert ->> 'entity', 1000),
-            'title', left(alert ->> 'title', 1000), 'event', event)
+        -- pg_notify: what channel vigil_alerts carries, the alert id and the
+        -- event only (any role can LISTEN on any channel).
+        ELSE jsonb_build_object('id', alert -> 'id', 'event', event)
     END
 $$;
 COMMENT ON FUNCTION vigil._render_payload(text, text, jsonb, text) IS
-    'Internal: the payload a channel of this kind receives for an alert event';
+    'Internal: the payload a channel of this kind receives for an alert event (pg_notify: {"id", "event"} only)';
 
 CREATE FUNCTION vigil._enqueue_alert(alert vigil.alerts, event text) RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
