@@ -264,6 +264,24 @@ $$;
 COMMENT ON FUNCTION vigil._notify_alert(vigil.alerts, text) IS
     'Internal: pg_notify on channel vigil_alerts (delivered at commit)';
 
+-- Size caps ---------------------------------------------------------------
+
+CREATE FUNCTION vigil._cap_details(details jsonb, argument text) RETURNS jsonb
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    -- 54000 naming the argument when nested deeper than 32 levels.
+    n bigint := vigil._json_size(details::text, argument);
+BEGIN
+    IF n > vigil._max_payload_bytes() THEN
+        RETURN jsonb_build_object('truncated', true, 'original_bytes', n);
+    END IF;
+    RETURN details;
+END
+$$;
+COMMENT ON FUNCTION vigil._cap_details(jsonb, text) IS
+    'Internal: details unchanged, or {"truncated": true, "original_bytes": N} when larger than vigil.max_payload_bytes; '
+    'ERROR 54000 naming the argument when nested deeper than 32 levels';
+
 -- Raising ---------------------------------------------------------------
 
 CREATE FUNCTION vigil.raise_alert(
@@ -303,6 +321,7 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = format('details must be a JSON object, got %s', jsonb_typeof(new_details));
     END IF;
+    new_details := vigil._cap_details(new_details, 'details');
     IF raise_alert.urgency NOT BETWEEN 0 AND 100 THEN
         RAISE EXCEPTION USING ERRCODE = '22003',
             MESSAGE = format('urgency must be between 0 and 100, got %s', raise_alert.urgency);
@@ -346,7 +365,7 @@ BEGIN
                     last_seen_at = greatest(a.last_seen_at, now()),
                     occurrences = a.occurrences + 1,
                     expires_at = greatest(a.expires_at, now() + raise_alert.expires_in),
-                    details = a.details || new_details,
+                    details = vigil._cap_details(a.details || new_details, 'details'),
                     severity = greatest(a.severity, raise_alert.severity),
                     urgency = greatest(a.urgency, new_urgency),
                     title = CASE WHEN escalated THEN raise_alert.title ELSE a.title END,
@@ -391,7 +410,9 @@ $$;
 COMMENT ON FUNCTION vigil.raise_alert(text, text, vigil.severity, text, text, jsonb, int, text, text, text, interval, interval) IS
     'Raise an alert, or bump the open alert with the same dedup_key last seen within dedup_window (occurrences, last_seen_at, '
     'expires_at; higher severity/urgency is an escalation). Notifies channel vigil_alerts on new and escalated alerts. '
-    'dedup_key defaults to vigil.dedup_key(anomaly_type, entity, now()), urgency to vigil.urgency_score(severity)';
+    'dedup_key defaults to vigil.dedup_key(anomaly_type, entity, now()), urgency to vigil.urgency_score(severity). '
+    'details (merged into the open alert''s on a bump) larger than vigil.max_payload_bytes are stored as '
+    '{"truncated": true, "original_bytes": N}; nested deeper than 32 levels is ERROR 54000';
 
 -- Grouping --------------------------------------------------------------
 

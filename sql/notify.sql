@@ -184,6 +184,43 @@ $$;
 COMMENT ON FUNCTION vigil._render_payload(text, text, jsonb, text) IS
     'Internal: the payload a channel of this kind receives for an alert event (pg_notify: {"id", "event"} only)';
 
+CREATE FUNCTION vigil._capped_payload(kind text, channel_name text, alert jsonb, event text) RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cap int := vigil._max_payload_bytes();
+    p jsonb := vigil._render_payload(kind, channel_name, alert, event);
+    n bigint := octet_length(p::text);
+    cut jsonb;
+BEGIN
+    IF n <= cap THEN
+        RETURN p;
+    END IF;
+    -- Too large: first the details go (their size stays in the marker) ...
+    cut := alert || jsonb_build_object('details', jsonb_build_object(
+        'truncated', true, 'original_bytes', octet_length((alert -> 'details')::text)));
+    p := vigil._render_payload(kind, channel_name, cut, event);
+    IF octet_length(p::text) <= cap THEN
+        RETURN p;
+    END IF;
+    -- ... then long texts are cut, and the payload says so ...
+    cut := cut || jsonb_build_object(
+        'title', left(cut ->> 'title', 250), 'entity', left(cut ->> 'entity', 250),
+        'summary', left(cut ->> 'summary', 1000), 'recommended_actions', '[]'::jsonb,
+        'truncated', true, 'original_bytes', n);
+    p := vigil._render_payload(kind, channel_name, cut, event);
+    IF octet_length(p::text) <= cap THEN
+        RETURN p;
+    END IF;
+    -- ... and a payload that still does not fit is replaced by a marker.
+    RETURN jsonb_build_object('truncated', true, 'original_bytes', n,
+                              'alert_id', alert -> 'id', 'event', event);
+END
+$$;
+COMMENT ON FUNCTION vigil._capped_payload(text, text, jsonb, text) IS
+    'Internal: vigil._render_payload, kept within vigil.max_payload_bytes: over the cap the alert''s details become '
+    '{"truncated": true, "original_bytes": N}, then title/entity/summary are cut and the alert marked truncated, '
+    'and as a last resort the payload is only {"truncated": true, "original_bytes", "alert_id", "event"}';
+
 CREATE FUNCTION vigil._enqueue_alert(alert vigil.alerts, event text) RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
@@ -216,7 +253,7 @@ BEGIN
                 (SELECT g.affected_count FROM vigil.alert_groups g WHERE g.id = alert.group_id));
         END IF;
         INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
-        VALUES (c.id, alert.id, event, key, vigil._render_payload(c.kind, c.name, doc, event));
+        VALUES (c.id, alert.id, event, key, vigil._capped_payload(c.kind, c.name, doc, event));
         queued := queued + 1;
     END LOOP;
     IF queued > 0 THEN
@@ -270,7 +307,7 @@ BEGIN
         'details', '{}'::jsonb, 'recommended_actions', '[]'::jsonb, 'dedup_key', 'test:' || c.name,
         'status', 'firing', 'created_at', now(), 'last_seen_at', now(), 'occurrences', 1);
     INSERT INTO vigil.notifications (channel_id, event, payload)
-    VALUES (c.id, 'test', vigil._render_payload(c.kind, c.name, doc, 'test'))
+    VALUES (c.id, 'test', vigil._capped_payload(c.kind, c.name, doc, 'test'))
     RETURNING id INTO new_id;
     PERFORM vigil._wake_worker();
     RETURN new_id;
@@ -285,14 +322,22 @@ SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c vigil.channels := vigil._channel(send_webhook.channel);
     new_id bigint;
+    size bigint;
 BEGIN
     IF send_webhook.payload IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'payload must not be NULL';
     END IF;
-    IF c.kind = 'pg_notify' AND octet_length(send_webhook.payload::text) > 7999 THEN
+    -- 54000 naming payload when nested deeper than 32 levels.
+    size := vigil._json_size(send_webhook.payload::text, 'payload');
+    IF size > vigil._max_payload_bytes() THEN
+        -- The caller's own body: refused, never cut.
+        RAISE EXCEPTION USING ERRCODE = '54000',
+            MESSAGE = format('payload is %s bytes; vigil.max_payload_bytes allows at most %s',
+                             size, vigil._max_payload_bytes());
+    END IF;
+    IF c.kind = 'pg_notify' AND size > 7999 THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = format('payload is %s bytes; a pg_notify channel carries at most 7999',
-                             octet_length(send_webhook.payload::text));
+            MESSAGE = format('payload is %s bytes; a pg_notify channel carries at most 7999', size);
     END IF;
     INSERT INTO vigil.notifications AS n (channel_id, event, payload, idempotency_key)
     VALUES (c.id, 'action', send_webhook.payload,
@@ -312,7 +357,8 @@ END
 $$;
 COMMENT ON FUNCTION vigil.send_webhook(text, jsonb, text) IS
     'Enqueue an arbitrary JSON body (an action webhook, e.g. cancel a post) on a channel. '
-    'With an idempotency_key, enqueueing the same key again returns the first row''s id and sends nothing new';
+    'With an idempotency_key, enqueueing the same key again returns the first row''s id and sends nothing new. '
+    'A payload larger than vigil.max_payload_bytes (default 65536) or nested deeper than 32 levels is ERROR 54000';
 
 -- Operations ------------------------------------------------------------
 
