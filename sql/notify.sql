@@ -163,7 +163,8 @@ COMMENT ON TABLE vigil.notifications IS
 COMMENT ON COLUMN vigil.notifications.next_attempt_at IS
     'When the row is due (pending), or when its lease ends (sending)';
 COMMENT ON COLUMN vigil.notifications.notify_key IS
-    'Identity for the channel''s repeat_interval: alert dedup key, event, and for escalations the severity';
+    'Identity for the channel''s repeat_interval: alert dedup key, event, and for escalations the severity; '
+    '''test'' for vigil.test_channel messages (its rate limit)';
 COMMENT ON COLUMN vigil.notifications.idempotency_key IS
     'Sent as the Idempotency-Key header on every attempt, so receivers can drop repeats';
 SELECT pg_catalog.pg_extension_config_dump('vigil.notifications', '');
@@ -299,6 +300,16 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '55000',
             MESSAGE = format('channel "%s" is disabled; enable it before testing', c.name);
     END IF;
+    -- At most one test message per channel per 10 seconds. The row lock
+    -- (which inserts into vigil.notifications do not conflict with) makes
+    -- concurrent callers take turns, so the check cannot pass twice at once.
+    PERFORM 1 FROM vigil.channels ch WHERE ch.id = c.id FOR NO KEY UPDATE;
+    IF EXISTS (SELECT 1 FROM vigil.notifications n
+               WHERE n.channel_id = c.id AND n.notify_key = 'test'
+                 AND n.created_at > now() - interval '10 seconds') THEN
+        RAISE EXCEPTION USING ERRCODE = '55000',
+            MESSAGE = format('channel "%s" was tested less than 10 seconds ago; wait before testing it again', c.name);
+    END IF;
     doc := jsonb_build_object(
         'id', 0, 'anomaly_type', 'test', 'severity', 'info', 'urgency', 0, 'entity', c.name,
         'title', 'pg_vigil test notification',
@@ -306,15 +317,17 @@ BEGIN
                           c.name, session_user),
         'details', '{}'::jsonb, 'recommended_actions', '[]'::jsonb, 'dedup_key', 'test:' || c.name,
         'status', 'firing', 'created_at', now(), 'last_seen_at', now(), 'occurrences', 1);
-    INSERT INTO vigil.notifications (channel_id, event, payload)
-    VALUES (c.id, 'test', vigil._capped_payload(c.kind, c.name, doc, 'test'))
+    INSERT INTO vigil.notifications (channel_id, event, notify_key, payload)
+    VALUES (c.id, 'test', 'test', vigil._capped_payload(c.kind, c.name, doc, 'test'))
     RETURNING id INTO new_id;
     PERFORM vigil._wake_worker();
     RETURN new_id;
 END
 $$;
 COMMENT ON FUNCTION vigil.test_channel(text) IS
-    'Enqueue a test message on the channel; returns the notification id (watch its status in vigil.notifications)';
+    'Enqueue a test message on the channel; returns the notification id (watch its status in vigil.notifications). '
+    'Rate limited: a second test of the same channel within 10 seconds is ERROR 55000. '
+    'The worker sends test messages only after the channel''s due alert notifications';
 
 CREATE FUNCTION vigil.send_webhook(channel text, payload jsonb, idempotency_key text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
