@@ -266,13 +266,21 @@ COMMENT ON FUNCTION vigil._notify_alert(vigil.alerts, text) IS
 
 -- Size caps ---------------------------------------------------------------
 
+CREATE FUNCTION vigil._max_payload_bytes() RETURNS int
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(nullif(current_setting('vigil.max_payload_bytes', true), '')::int, 65536)
+$$;
+COMMENT ON FUNCTION vigil._max_payload_bytes() IS
+    'Internal: vigil.max_payload_bytes (default 65536), the cap on notification payloads and alert details';
+
 CREATE FUNCTION vigil._cap_details(details jsonb, argument text) RETURNS jsonb
 LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    cap int := vigil._max_payload_bytes();
     -- 54000 naming the argument when nested deeper than 32 levels.
-    n bigint := vigil._json_size(details::text, argument);
+    n bigint := vigil._json_size(details::text, argument, cap);
 BEGIN
-    IF n > vigil._max_payload_bytes() THEN
+    IF n > cap THEN
         RETURN jsonb_build_object('truncated', true, 'original_bytes', n);
     END IF;
     RETURN details;

@@ -336,17 +336,17 @@ DECLARE
     c vigil.channels := vigil._channel(send_webhook.channel);
     new_id bigint;
     size bigint;
+    cap int := vigil._max_payload_bytes();
 BEGIN
     IF send_webhook.payload IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'payload must not be NULL';
     END IF;
     -- 54000 naming payload when nested deeper than 32 levels.
-    size := vigil._json_size(send_webhook.payload::text, 'payload');
-    IF size > vigil._max_payload_bytes() THEN
+    size := vigil._json_size(send_webhook.payload::text, 'payload', cap);
+    IF size > cap THEN
         -- The caller's own body: refused, never cut.
         RAISE EXCEPTION USING ERRCODE = '54000',
-            MESSAGE = format('payload is %s bytes; vigil.max_payload_bytes allows at most %s',
-                             size, vigil._max_payload_bytes());
+            MESSAGE = format('payload is %s bytes; vigil.max_payload_bytes allows at most %s', size, cap);
     END IF;
     IF c.kind = 'pg_notify' AND size > 7999 THEN
         RAISE EXCEPTION USING ERRCODE = '22023',

@@ -146,11 +146,11 @@ fn check_channel(kind: Option<&str>, url: Option<&str>, headers: Option<JsonArg>
 /// Raises 54000 naming `argument` when `doc` (a jsonb's text) is nested
 /// deeper than pg_vigil stores (32 levels; alert documents wrapping it must
 /// stay under the 64 the payload builders read), and 22023 when a document
-/// within `vigil.max_payload_bytes` holds what the payload builders cannot
-/// read (a number beyond ±1.8e308); else returns its size in bytes, for the
-/// caps. Larger documents are not parsed: the caller drops or refuses them.
-#[pg_extern(stable, strict, parallel_safe, name = "_json_size")]
-fn json_size(doc: &str, argument: &str) -> i64 {
+/// of at most `cap` bytes holds what the payload builders cannot read (a
+/// number beyond ±1.8e308); else returns its size in bytes. Documents over
+/// `cap` are not parsed: the caller drops or refuses them.
+#[pg_extern(immutable, strict, parallel_safe, name = "_json_size")]
+fn json_size(doc: &str, argument: &str, cap: i32) -> i64 {
     let depth = super::payload::json_depth(doc);
     let limit = super::payload::MAX_STORED_DEPTH;
     if depth > limit {
@@ -160,20 +160,12 @@ fn json_size(doc: &str, argument: &str) -> i64 {
             JsonReadError::TooDeep { depth, limit }.message(argument)
         );
     }
-    let cap = usize::try_from(crate::gucs::max_payload_bytes()).unwrap_or(0);
-    if doc.len() <= cap {
+    if doc.len() <= usize::try_from(cap).unwrap_or(0) {
         if let Err(e) = read_json(doc) {
             raise(VigilError::invalid(e.message(argument)));
         }
     }
     doc.len() as i64
-}
-
-/// `vigil.max_payload_bytes`: the cap on notification payloads and alert
-/// details.
-#[pg_extern(stable, parallel_safe, name = "_max_payload_bytes")]
-fn max_payload_bytes() -> i32 {
-    crate::gucs::max_payload_bytes()
 }
 
 /// Scheme and host of a URL, for messages and logs (the rest is secret).
