@@ -467,6 +467,20 @@ mod tests {
     }
 
     #[test]
+    fn zone_ids_and_malformed_ip_hosts_are_refused_as_invalid_hosts() {
+        for url in [
+            "http://[fe80::1%25eth0]/",
+            "http://[fe80::1%eth0]/",
+            "http://[::1/",
+        ] {
+            assert!(
+                refused(url).contains("not a valid host name or IP address"),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
     fn refusals_name_the_host_the_parser_normalised() {
         assert!(refused("http://2852039166/x").contains("169.254.169.254 is a cloud metadata"));
         assert!(refused("http://[fe80::1]/").contains("[fe80::1] is a link-local"));
