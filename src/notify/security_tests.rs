@@ -69,7 +69,7 @@ mod tests {
     // ------------------------------------------------ destination policy
 
     #[pg_test]
-    fn webhook_hosts_in_link_local_metadata_and_unspecified_ranges_are_refused() {
+    fn link_local_metadata_and_unspecified_webhook_hosts_are_refused() {
         for (i, url) in [
             "http://169.254.169.254/latest/meta-data/SECRET",
             "http://2852039166/SECRET",
@@ -438,7 +438,7 @@ mod tests {
     }
 
     #[pg_test]
-    fn the_worker_leases_alert_notifications_before_older_test_messages() {
+    fn worker_leases_alert_notifications_before_older_test_messages() {
         Spi::run("SELECT vigil.create_channel('hook', 'webhook', 'http://127.0.0.1:9/h')").unwrap();
         Spi::run("SELECT vigil.test_channel('hook')").unwrap();
         // The test message has been waiting longer than the alert.
@@ -462,7 +462,7 @@ mod tests {
     // ------------------------------------------------- interval overflow
 
     #[pg_test]
-    fn a_repeat_interval_that_would_overflow_is_refused_naming_repeat_interval() {
+    fn repeat_interval_that_would_overflow_is_refused_naming_it() {
         assert_fails(
             "SELECT vigil.create_channel('h', 'webhook', 'http://127.0.0.1:9/h',
                                          repeat_interval => '178000000 years')",
