@@ -248,18 +248,14 @@ COMMENT ON FUNCTION vigil.recommended_actions_for(text, vigil.severity) IS
 
 CREATE FUNCTION vigil.alert_event(alert vigil.alerts, event text) RETURNS json
 LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $$
-    -- Title and entity are cut so that the payload stays under pg_notify's 8000-byte limit.
-    SELECT json_build_object(
-        'id', (alert).id,
-        'type', (alert).anomaly_type,
-        'severity', (alert).severity,
-        'urgency', (alert).urgency,
-        'entity', left((alert).entity, 1000),
-        'title', left((alert).title, 1000),
-        'event', event)
+    -- Any role can LISTEN vigil_alerts, so the payload carries only what
+    -- says "something changed": the alert id and the event. A listener that
+    -- may read vigil.alerts looks the row up; one that may not learns nothing.
+    SELECT json_build_object('id', (alert).id, 'event', event)
 $$;
 COMMENT ON FUNCTION vigil.alert_event(vigil.alerts, text) IS
-    'The JSON sent on channel vigil_alerts: id, type, severity, urgency, entity, title, event (new, escalated, resolved)';
+    'The JSON sent on channel vigil_alerts, {"id": <alert id>, "event": new|escalated|resolved}: ids and the event only, '
+    'since any role can LISTEN; read the alert itself from vigil.alerts (privileges apply)';
 
 CREATE FUNCTION vigil._notify_alert(alert vigil.alerts, event text) RETURNS void
 LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE AS $$
@@ -267,6 +263,32 @@ LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE AS $$
 $$;
 COMMENT ON FUNCTION vigil._notify_alert(vigil.alerts, text) IS
     'Internal: pg_notify on channel vigil_alerts (delivered at commit)';
+
+-- Size caps ---------------------------------------------------------------
+
+CREATE FUNCTION vigil._max_payload_bytes() RETURNS int
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(nullif(current_setting('vigil.max_payload_bytes', true), '')::int, 65536)
+$$;
+COMMENT ON FUNCTION vigil._max_payload_bytes() IS
+    'Internal: vigil.max_payload_bytes (default 65536), the cap on notification payloads and alert details';
+
+CREATE FUNCTION vigil._cap_details(details jsonb, argument text) RETURNS jsonb
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cap int := vigil._max_payload_bytes();
+    -- 54000 naming the argument when nested deeper than 32 levels.
+    n bigint := vigil._json_size(details::text, argument, cap);
+BEGIN
+    IF n > cap THEN
+        RETURN jsonb_build_object('truncated', true, 'original_bytes', n);
+    END IF;
+    RETURN details;
+END
+$$;
+COMMENT ON FUNCTION vigil._cap_details(jsonb, text) IS
+    'Internal: details unchanged, or {"truncated": true, "original_bytes": N} when larger than vigil.max_payload_bytes; '
+    'ERROR 54000 naming the argument when nested deeper than 32 levels';
 
 -- Raising ---------------------------------------------------------------
 
@@ -307,6 +329,7 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = format('details must be a JSON object, got %s', jsonb_typeof(new_details));
     END IF;
+    new_details := vigil._cap_details(new_details, 'details');
     IF raise_alert.urgency NOT BETWEEN 0 AND 100 THEN
         RAISE EXCEPTION USING ERRCODE = '22003',
             MESSAGE = format('urgency must be between 0 and 100, got %s', raise_alert.urgency);
@@ -318,6 +341,15 @@ BEGIN
     IF raise_alert.expires_in IS NULL OR raise_alert.expires_in <= interval '0' THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = format('expires_in must be a positive interval, got %s', coalesce(raise_alert.expires_in::text, 'NULL'));
+    END IF;
+    -- Bounds that keep now() +/- these intervals inside the timestamp range.
+    IF raise_alert.dedup_window > interval '100 years' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('dedup_window must be at most 100 years, got %s', raise_alert.dedup_window);
+    END IF;
+    IF raise_alert.expires_in > interval '100 years' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('expires_in must be at most 100 years, got %s', raise_alert.expires_in);
     END IF;
     IF raise_alert.dedup_key IS NOT NULL THEN
         dk := vigil._require_text(raise_alert.dedup_key, 'dedup_key');
@@ -341,7 +373,7 @@ BEGIN
                     last_seen_at = greatest(a.last_seen_at, now()),
                     occurrences = a.occurrences + 1,
                     expires_at = greatest(a.expires_at, now() + raise_alert.expires_in),
-                    details = a.details || new_details,
+                    details = vigil._cap_details(a.details || new_details, 'details'),
                     severity = greatest(a.severity, raise_alert.severity),
                     urgency = greatest(a.urgency, new_urgency),
                     title = CASE WHEN escalated THEN raise_alert.title ELSE a.title END,
@@ -386,7 +418,9 @@ $$;
 COMMENT ON FUNCTION vigil.raise_alert(text, text, vigil.severity, text, text, jsonb, int, text, text, text, interval, interval) IS
     'Raise an alert, or bump the open alert with the same dedup_key last seen within dedup_window (occurrences, last_seen_at, '
     'expires_at; higher severity/urgency is an escalation). Notifies channel vigil_alerts on new and escalated alerts. '
-    'dedup_key defaults to vigil.dedup_key(anomaly_type, entity, now()), urgency to vigil.urgency_score(severity)';
+    'dedup_key defaults to vigil.dedup_key(anomaly_type, entity, now()), urgency to vigil.urgency_score(severity). '
+    'details (merged into the open alert''s on a bump) larger than vigil.max_payload_bytes are stored as '
+    '{"truncated": true, "original_bytes": N}; nested deeper than 32 levels is ERROR 54000';
 
 -- Grouping --------------------------------------------------------------
 

@@ -33,15 +33,17 @@ COMMENT ON COLUMN vigil.channels.anomaly_types IS 'Only these anomaly types (NUL
 COMMENT ON COLUMN vigil.channels.send_resolved IS 'Also notify when an alert is resolved';
 COMMENT ON COLUMN vigil.channels.max_per_second IS 'Delivery rate limit (NULL = none; slack defaults to 1)';
 COMMENT ON COLUMN vigil.channels.repeat_interval IS
-    'A notification with the same alert key and event is not repeated on this channel within this interval';
+    'A notification with the same alert key and event is not repeated on this channel within this interval (0 to 100 years)';
 SELECT pg_catalog.pg_extension_config_dump('vigil.channels', '');
 SELECT pg_catalog.pg_extension_config_dump('vigil.channels_id_seq', '');
 
 CREATE FUNCTION vigil._channels_check() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    -- Every check runs here, before the table's own constraints, whose
-    -- errors would print the failing row (URL and headers) in DETAIL.
+    -- Every check of every column runs here, before the table's own
+    -- constraints (CHECK, NOT NULL), whose errors would print the failing
+    -- row (URL and headers) in DETAIL. Messages name the column, never the
+    -- URL. (UNIQUE (name) reports only the name.)
     PERFORM vigil._require_text(NEW.name, 'name');
     PERFORM vigil._check_channel(NEW.kind, NEW.url, NEW.headers);
     IF NEW.max_per_second IS NOT NULL AND NOT (NEW.max_per_second >= 0.001 AND NEW.max_per_second <= 100000) THEN
@@ -53,8 +55,33 @@ BEGIN
             MESSAGE = format('repeat_interval must be a non-negative interval, got %s',
                              coalesce(NEW.repeat_interval::text, 'NULL'));
     END IF;
+    -- The bound keeps now() - repeat_interval (computed at every enqueue) in
+    -- range: a larger value would make every later alert fail.
+    IF NEW.repeat_interval > interval '100 years' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('repeat_interval must be at most 100 years, got %s', NEW.repeat_interval);
+    END IF;
     IF NEW.headers IS NULL THEN
         NEW.headers := '{}';
+    END IF;
+    IF NEW.min_severity IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004',
+            MESSAGE = 'min_severity must not be NULL (allowed: info, low, medium, high, critical)';
+    END IF;
+    IF NEW.send_resolved IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'send_resolved must not be NULL';
+    END IF;
+    IF NEW.enabled IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'enabled must not be NULL';
+    END IF;
+    IF NEW.created_at IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'created_at must not be NULL';
+    END IF;
+    IF TG_OP = 'INSERT' AND NEW.updated_at IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'updated_at must not be NULL';
+    END IF;
+    IF NEW.id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'id must not be NULL';
     END IF;
     IF TG_OP = 'INSERT' AND NEW.kind = 'slack' AND NEW.max_per_second IS NULL THEN
         -- Slack accepts about one message per second per incoming webhook.
@@ -136,7 +163,8 @@ COMMENT ON TABLE vigil.notifications IS
 COMMENT ON COLUMN vigil.notifications.next_attempt_at IS
     'When the row is due (pending), or when its lease ends (sending)';
 COMMENT ON COLUMN vigil.notifications.notify_key IS
-    'Identity for the channel''s repeat_interval: alert dedup key, event, and for escalations the severity';
+    'Identity for the channel''s repeat_interval: alert dedup key, event, and for escalations the severity; '
+    '''test'' for vigil.test_channel messages (its rate limit)';
 COMMENT ON COLUMN vigil.notifications.idempotency_key IS
     'Sent as the Idempotency-Key header on every attempt, so receivers can drop repeats';
 SELECT pg_catalog.pg_extension_config_dump('vigil.notifications', '');
@@ -149,15 +177,50 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE kind
         WHEN 'slack' THEN vigil.slack_payload(alert, event)
         WHEN 'webhook' THEN vigil.webhook_payload(alert, event, channel_name)
-        -- pg_notify: the compact event of channel vigil_alerts (fits NOTIFY's 8000 bytes).
-        ELSE jsonb_build_object(
-            'id', alert -> 'id', 'type', alert -> 'anomaly_type', 'severity', alert -> 'severity',
-            'urgency', alert -> 'urgency', 'entity', left(alert ->> 'entity', 1000),
-            'title', left(alert ->> 'title', 1000), 'event', event)
+        -- pg_notify: what channel vigil_alerts carries, the alert id and the
+        -- event only (any role can LISTEN on any channel).
+        ELSE jsonb_build_object('id', alert -> 'id', 'event', event)
     END
 $$;
 COMMENT ON FUNCTION vigil._render_payload(text, text, jsonb, text) IS
-    'Internal: the payload a channel of this kind receives for an alert event';
+    'Internal: the payload a channel of this kind receives for an alert event (pg_notify: {"id", "event"} only)';
+
+CREATE FUNCTION vigil._capped_payload(kind text, channel_name text, alert jsonb, event text) RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cap int := vigil._max_payload_bytes();
+    p jsonb := vigil._render_payload(kind, channel_name, alert, event);
+    n bigint := octet_length(p::text);
+    cut jsonb;
+BEGIN
+    IF n <= cap THEN
+        RETURN p;
+    END IF;
+    -- Too large: first the details go (their size stays in the marker) ...
+    cut := alert || jsonb_build_object('details', jsonb_build_object(
+        'truncated', true, 'original_bytes', octet_length((alert -> 'details')::text)));
+    p := vigil._render_payload(kind, channel_name, cut, event);
+    IF octet_length(p::text) <= cap THEN
+        RETURN p;
+    END IF;
+    -- ... then long texts are cut, and the payload says so ...
+    cut := cut || jsonb_build_object(
+        'title', left(cut ->> 'title', 250), 'entity', left(cut ->> 'entity', 250),
+        'summary', left(cut ->> 'summary', 1000), 'recommended_actions', '[]'::jsonb,
+        'truncated', true, 'original_bytes', n);
+    p := vigil._render_payload(kind, channel_name, cut, event);
+    IF octet_length(p::text) <= cap THEN
+        RETURN p;
+    END IF;
+    -- ... and a payload that still does not fit is replaced by a marker.
+    RETURN jsonb_build_object('truncated', true, 'original_bytes', n,
+                              'alert_id', alert -> 'id', 'event', event);
+END
+$$;
+COMMENT ON FUNCTION vigil._capped_payload(text, text, jsonb, text) IS
+    'Internal: vigil._render_payload, kept within vigil.max_payload_bytes: over the cap the alert''s details become '
+    '{"truncated": true, "original_bytes": N}, then title/entity/summary are cut and the alert marked truncated, '
+    'and as a last resort the payload is only {"truncated": true, "original_bytes", "alert_id", "event"}';
 
 CREATE FUNCTION vigil._enqueue_alert(alert vigil.alerts, event text) RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
@@ -191,7 +254,7 @@ BEGIN
                 (SELECT g.affected_count FROM vigil.alert_groups g WHERE g.id = alert.group_id));
         END IF;
         INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
-        VALUES (c.id, alert.id, event, key, vigil._render_payload(c.kind, c.name, doc, event));
+        VALUES (c.id, alert.id, event, key, vigil._capped_payload(c.kind, c.name, doc, event));
         queued := queued + 1;
     END LOOP;
     IF queued > 0 THEN
@@ -237,6 +300,16 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '55000',
             MESSAGE = format('channel "%s" is disabled; enable it before testing', c.name);
     END IF;
+    -- At most one test message per channel per 10 seconds. The row lock
+    -- (which inserts into vigil.notifications do not conflict with) makes
+    -- concurrent callers take turns, so the check cannot pass twice at once.
+    PERFORM 1 FROM vigil.channels ch WHERE ch.id = c.id FOR NO KEY UPDATE;
+    IF EXISTS (SELECT 1 FROM vigil.notifications n
+               WHERE n.channel_id = c.id AND n.notify_key = 'test'
+                 AND n.created_at > now() - interval '10 seconds') THEN
+        RAISE EXCEPTION USING ERRCODE = '55000',
+            MESSAGE = format('channel "%s" was tested less than 10 seconds ago; wait before testing it again', c.name);
+    END IF;
     doc := jsonb_build_object(
         'id', 0, 'anomaly_type', 'test', 'severity', 'info', 'urgency', 0, 'entity', c.name,
         'title', 'pg_vigil test notification',
@@ -244,15 +317,17 @@ BEGIN
                           c.name, session_user),
         'details', '{}'::jsonb, 'recommended_actions', '[]'::jsonb, 'dedup_key', 'test:' || c.name,
         'status', 'firing', 'created_at', now(), 'last_seen_at', now(), 'occurrences', 1);
-    INSERT INTO vigil.notifications (channel_id, event, payload)
-    VALUES (c.id, 'test', vigil._render_payload(c.kind, c.name, doc, 'test'))
+    INSERT INTO vigil.notifications (channel_id, event, notify_key, payload)
+    VALUES (c.id, 'test', 'test', vigil._capped_payload(c.kind, c.name, doc, 'test'))
     RETURNING id INTO new_id;
     PERFORM vigil._wake_worker();
     RETURN new_id;
 END
 $$;
 COMMENT ON FUNCTION vigil.test_channel(text) IS
-    'Enqueue a test message on the channel; returns the notification id (watch its status in vigil.notifications)';
+    'Enqueue a test message on the channel; returns the notification id (watch its status in vigil.notifications). '
+    'Rate limited: a second test of the same channel within 10 seconds is ERROR 55000. '
+    'The worker sends test messages only after the channel''s due alert notifications';
 
 CREATE FUNCTION vigil.send_webhook(channel text, payload jsonb, idempotency_key text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
@@ -260,14 +335,22 @@ SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c vigil.channels := vigil._channel(send_webhook.channel);
     new_id bigint;
+    size bigint;
+    cap int := vigil._max_payload_bytes();
 BEGIN
     IF send_webhook.payload IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'payload must not be NULL';
     END IF;
-    IF c.kind = 'pg_notify' AND octet_length(send_webhook.payload::text) > 7999 THEN
+    -- 54000 naming payload when nested deeper than 32 levels.
+    size := vigil._json_size(send_webhook.payload::text, 'payload', cap);
+    IF size > cap THEN
+        -- The caller's own body: refused, never cut.
+        RAISE EXCEPTION USING ERRCODE = '54000',
+            MESSAGE = format('payload is %s bytes; vigil.max_payload_bytes allows at most %s', size, cap);
+    END IF;
+    IF c.kind = 'pg_notify' AND size > 7999 THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = format('payload is %s bytes; a pg_notify channel carries at most 7999',
-                             octet_length(send_webhook.payload::text));
+            MESSAGE = format('payload is %s bytes; a pg_notify channel carries at most 7999', size);
     END IF;
     INSERT INTO vigil.notifications AS n (channel_id, event, payload, idempotency_key)
     VALUES (c.id, 'action', send_webhook.payload,
@@ -287,7 +370,8 @@ END
 $$;
 COMMENT ON FUNCTION vigil.send_webhook(text, jsonb, text) IS
     'Enqueue an arbitrary JSON body (an action webhook, e.g. cancel a post) on a channel. '
-    'With an idempotency_key, enqueueing the same key again returns the first row''s id and sends nothing new';
+    'With an idempotency_key, enqueueing the same key again returns the first row''s id and sends nothing new. '
+    'A payload larger than vigil.max_payload_bytes (default 65536) or nested deeper than 32 levels is ERROR 54000';
 
 -- Operations ------------------------------------------------------------
 
@@ -330,15 +414,23 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n bigint;
+    cutoff timestamptz;
 BEGIN
     IF purge_notifications.older_than IS NULL OR purge_notifications.older_than < interval '0' THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = format('older_than must be a non-negative interval, got %s',
                              coalesce(purge_notifications.older_than::text, 'NULL'));
     END IF;
+    BEGIN
+        cutoff := now() - purge_notifications.older_than;
+    EXCEPTION WHEN datetime_field_overflow THEN
+        RAISE EXCEPTION USING ERRCODE = '22008',
+            MESSAGE = format('older_than is too large: now() - %s is out of the timestamp range',
+                             purge_notifications.older_than);
+    END;
     DELETE FROM vigil.notifications t
     WHERE t.status IN ('sent', 'failed', 'dead')
-      AND t.updated_at < now() - purge_notifications.older_than;
+      AND t.updated_at < cutoff;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END

@@ -91,6 +91,7 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::default(),
     );
+    init_notify_limits();
 }
 
 /// The worker's database; `postgres` if the setting is empty.
@@ -128,4 +129,43 @@ pub fn monitor_timeout_ms() -> i32 {
 
 pub fn max_concurrency() -> i32 {
     MAX_CONCURRENCY.get()
+}
+
+static ALLOWED_INTERNAL_HOSTS: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
+static MAX_PAYLOAD_BYTES: GucSetting<i32> = GucSetting::<i32>::new(65_536);
+
+/// Settings of the notification security limits (destination policy and
+/// payload caps); called at the end of `init()`.
+fn init_notify_limits() {
+    GucRegistry::define_string_guc(
+        c"vigil.allowed_internal_hosts",
+        c"Webhook hosts allowed despite the destination policy (link-local, cloud metadata, unspecified addresses).",
+        c"Comma-separated host names, IP addresses and CIDRs (e.g. 169.254.10.0/24). Checked when a channel is stored and again by the worker before each send, for every address a host name resolves to.",
+        &ALLOWED_INTERNAL_HOSTS,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"vigil.max_payload_bytes",
+        c"Largest notification payload and alert details pg_vigil stores, in bytes.",
+        c"Larger alert details are replaced by {\"truncated\": true, \"original_bytes\": N}; vigil.send_webhook refuses a larger payload (54000).",
+        &MAX_PAYLOAD_BYTES,
+        1024,
+        100_000_000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+}
+
+/// `vigil.allowed_internal_hosts`, empty when unset.
+pub fn allowed_internal_hosts() -> String {
+    ALLOWED_INTERNAL_HOSTS
+        .get()
+        .and_then(|s| s.into_string().ok())
+        .unwrap_or_default()
+}
+
+pub fn max_payload_bytes() -> i32 {
+    MAX_PAYLOAD_BYTES.get()
 }

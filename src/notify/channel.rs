@@ -1,6 +1,21 @@
-//! Checks on a notification channel's target before it is stored: URLs must
-//! be plain http(s) with a host and no embedded credentials, headers must be
-//! sendable, and what reaches a log line is redacted (URLs carry secrets).
+//! Checks on a notification channel's target before it is stored and again
+//! before each send: URLs must be plain http(s) with a host and no embedded
+//! credentials, parsed by the `url` crate (the parser reqwest uses, so what is
+//! checked is what is connected to), and must pass the destination policy;
+//! headers must be sendable; and what reaches a log line is redacted (URLs
+//! carry secrets).
+//!
+//! The destination policy refuses hosts that are link-local (169.254.0.0/16,
+//! fe80::/10), cloud metadata endpoints (169.254.169.254, fd00:ec2::254,
+//! 100.100.100.200, `metadata.google.internal`) or unspecified (0.0.0.0/8,
+//! `::`), in any spelling the URL parser normalises (decimal, octal and hex
+//! IPv4, IPv4-mapped and NAT64 IPv6). Loopback and private ranges stay
+//! allowed. `vigil.allowed_internal_hosts` lists hosts and CIDRs allowed
+//! anyway. The worker applies the same check to every address a host name
+//! resolves to, at send time.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use url::{Host, Url};
 
 /// The channel kinds `vigil.channels.kind` allows.
 pub const KINDS: [&str; 3] = ["slack", "webhook", "pg_notify"];
@@ -8,10 +23,179 @@ pub const KINDS: [&str; 3] = ["slack", "webhook", "pg_notify"];
 /// PostgreSQL's identifier limit also bounds a NOTIFY channel name.
 const MAX_NOTIFY_CHANNEL: usize = 63;
 
-/// Validates `url` for a channel of `kind`; the error names what is wrong.
-pub fn validate_target(kind: &str, url: &str) -> Result<(), String> {
+/// Host names of cloud metadata services, refused by name (they also
+/// resolve to refused addresses, but only inside that cloud).
+const METADATA_NAMES: [&str; 1] = ["metadata.google.internal"];
+
+/// The setting that allows internal destinations, named in messages.
+pub const ALLOW_SETTING: &str = "vigil.allowed_internal_hosts";
+
+/// Destinations allowed despite the policy: `vigil.allowed_internal_hosts`,
+/// a comma-separated list of host names, IP addresses and CIDRs.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Policy {
+    names: Vec<String>,
+    nets: Vec<(IpAddr, u8)>,
+}
+
+impl Policy {
+    /// Parses the setting; entries that are neither a host name, an IP
+    /// address nor a CIDR (`addr/len`) are ignored (they allow nothing).
+    pub fn parse(list: &str) -> Policy {
+        let mut policy = Policy::default();
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            if let Some((addr, len)) = entry.split_once('/') {
+                if let (Ok(ip), Ok(len)) = (parse_ip(addr), len.trim().parse::<u8>()) {
+                    let max = if ip.is_ipv4() { 32 } else { 128 };
+                    if len <= max {
+                        policy.nets.push((ip, len));
+                    }
+                }
+            } else if let Ok(ip) = parse_ip(entry) {
+                policy.nets.push((ip, if ip.is_ipv4() { 32 } else { 128 }));
+            } else {
+                policy.names.push(normalise_name(entry));
+            }
+        }
+        policy
+    }
+
+    fn allows_name(&self, name: &str) -> bool {
+        let name = normalise_name(name);
+        self.names.contains(&name)
+    }
+
+    fn allows_ip(&self, ip: IpAddr) -> bool {
+        let canonical = canonical(ip);
+        self.nets
+            .iter()
+            .any(|&(net, len)| in_net(ip, net, len) || in_net(canonical, net, len))
+    }
+}
+
+fn parse_ip(text: &str) -> Result<IpAddr, std::net::AddrParseError> {
+    let text = text.trim();
+    let text = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    text.parse()
+}
+
+fn normalise_name(name: &str) -> String {
+    name.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// IPv4-mapped (`::ffff:a.b.c.d`) and NAT64 (`64:ff9b::a.b.c.d`) addresses
+/// reach the embedded IPv4 address: judge them as that address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return IpAddr::V4(v4);
+            }
+            let s = v6.segments();
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let o = v6.octets();
+                return IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+            }
+            ip
+        }
+        IpAddr::V4(_) => ip,
+    }
+}
+
+fn in_net(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Why the policy refuses an address, or None when it does not.
+pub fn refused_reason(ip: IpAddr) -> Option<&'static str> {
+    const METADATA: &str = "a cloud metadata address";
+    match canonical(ip) {
+        IpAddr::V4(v4) => {
+            if v4 == Ipv4Addr::new(169, 254, 169, 254) || v4 == Ipv4Addr::new(100, 100, 100, 200) {
+                Some(METADATA)
+            } else if v4.octets()[..2] == [169, 254] {
+                Some("a link-local address")
+            } else if v4.octets()[0] == 0 {
+                Some("an unspecified address")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(v6) => {
+            if v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
+                Some(METADATA)
+            } else if v6.segments()[0] & 0xffc0 == 0xfe80 {
+                Some("a link-local address")
+            } else if v6.is_unspecified() {
+                Some("an unspecified address")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+fn refusal(host: &str, reason: &str) -> String {
+    format!(
+        "url host {host} is {reason}, refused by the destination policy; list it in {ALLOW_SETTING} to allow it"
+    )
+}
+
+/// The destination policy for a parsed URL's host.
+fn check_host(host: &Host<&str>, policy: &Policy) -> Result<(), String> {
+    match *host {
+        Host::Domain(name) => {
+            let name = normalise_name(name);
+            if METADATA_NAMES.contains(&name.as_str()) && !policy.allows_name(&name) {
+                return Err(refusal(&name, "a cloud metadata host"));
+            }
+            Ok(())
+        }
+        Host::Ipv4(v4) => check_ip(&v4.to_string(), IpAddr::V4(v4), policy),
+        Host::Ipv6(v6) => check_ip(&format!("[{v6}]"), IpAddr::V6(v6), policy),
+    }
+}
+
+fn check_ip(shown: &str, ip: IpAddr, policy: &Policy) -> Result<(), String> {
+    match refused_reason(ip) {
+        Some(reason) if !policy.allows_ip(ip) => Err(refusal(shown, reason)),
+        _ => Ok(()),
+    }
+}
+
+/// The policy for an address a host name resolved to, at send time: a name
+/// listed in the allow-list may resolve anywhere.
+pub fn check_resolved(name: &str, ip: IpAddr, policy: &Policy) -> Result<(), String> {
+    if policy.allows_name(name) {
+        return Ok(());
+    }
+    match refused_reason(ip) {
+        Some(reason) if !policy.allows_ip(ip) => Err(format!(
+            "url host {} resolves to {ip}, {reason}, refused by the destination policy; list it in {ALLOW_SETTING} to allow it",
+            normalise_name(name)
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Validates `url` for a channel of `kind` under `policy`; the error names
+/// what is wrong and never repeats the URL's path, query or credentials.
+pub fn validate_target(kind: &str, url: &str, policy: &Policy) -> Result<(), String> {
     match kind {
-        "slack" | "webhook" => validate_http_url(url),
+        "slack" | "webhook" => parse_http_url(url, policy).map(|_| ()),
         "pg_notify" => {
             if url.trim().is_empty() {
                 Err("url must name the NOTIFY channel for kind pg_notify".into())
@@ -31,79 +215,67 @@ pub fn validate_target(kind: &str, url: &str) -> Result<(), String> {
     }
 }
 
-struct Parts<'a> {
-    scheme: &'a str,
-    userinfo: Option<&'a str>,
-    host: &'a str,
-    port: Option<&'a str>,
-}
-
-fn split_url(url: &str) -> Result<Parts<'_>, String> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| "url must start with http:// or https://".to_string())?;
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let (userinfo, hostport) = match authority.rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
-        None => (None, authority),
-    };
-    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let (inner, after) = v6
-            .split_once(']')
-            .ok_or_else(|| "url has an unterminated IPv6 host".to_string())?;
-        (inner, after.strip_prefix(':'))
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (hostport, None),
-        }
-    };
-    Ok(Parts {
-        scheme,
-        userinfo,
-        host,
-        port,
-    })
-}
-
-fn validate_http_url(url: &str) -> Result<(), String> {
+/// Parses an http(s) URL exactly as reqwest will, and checks it.
+pub fn parse_http_url(url: &str, policy: &Policy) -> Result<Url, String> {
+    // The URL parser silently drops tabs and newlines and trims spaces, so
+    // refuse them rather than store a string that differs from what is sent.
     if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err("url must not contain spaces or control characters".into());
     }
-    let p = split_url(url)?;
-    if !p.scheme.eq_ignore_ascii_case("http") && !p.scheme.eq_ignore_ascii_case("https") {
-        // Only echo what really is a scheme: anything else may be a secret path.
-        let is_scheme = p.scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            && p.scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
-        return Err(if is_scheme {
-            format!("url scheme must be http or https, got \"{}\"", p.scheme)
+    let parsed = Url::parse(url).map_err(|e| match e {
+        url::ParseError::EmptyHost => "url must name a host".to_string(),
+        url::ParseError::InvalidPort => "url port must be 1-65535".to_string(),
+        url::ParseError::RelativeUrlWithoutBase => {
+            "url must start with http:// or https://".to_string()
+        }
+        url::ParseError::IdnaError
+        | url::ParseError::InvalidIpv4Address
+        | url::ParseError::InvalidIpv6Address
+        | url::ParseError::InvalidDomainCharacter => {
+            "url host is not a valid host name or IP address".to_string()
+        }
+        _ => "url is not a valid http(s) URL".to_string(),
+    })?;
+    let scheme = parsed.scheme();
+    if scheme != "http" && scheme != "https" {
+        // The parser guarantees scheme syntax; a long one may be a secret.
+        return Err(if scheme.len() <= 16 {
+            format!("url scheme must be http or https, got \"{scheme}\"")
         } else {
             "url must start with http:// or https://".to_string()
         });
     }
-    if p.userinfo.is_some() {
+    // `http:host`, `http:\\host` and `https:///host` all parse (to a host the
+    // text does not plainly show): require the plain `scheme://host` form.
+    let rest = &url[scheme.len() + 1..];
+    match rest.strip_prefix("//") {
+        None => return Err("url must start with http:// or https://".into()),
+        Some(r) if r.starts_with(['/', '\\']) || r.is_empty() => {
+            return Err("url must name a host".into())
+        }
+        Some(_) => {}
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err("url must not embed credentials (user:password@); put them in headers".into());
     }
-    if p.host.is_empty() {
+    let Some(host) = parsed.host() else {
         return Err("url must name a host".into());
+    };
+    if parsed.port() == Some(0) {
+        return Err("url port must be 1-65535, got \"0\"".into());
     }
-    if let Some(port) = p.port {
-        match port.parse::<u32>() {
-            Ok(n) if (1..=65535).contains(&n) => {}
-            _ => return Err(format!("url port must be 1-65535, got \"{port}\"")),
-        }
-    }
-    Ok(())
+    check_host(&host, policy)?;
+    Ok(parsed)
 }
 
 /// Scheme and host only: what may appear in a log line or an error message.
 pub fn redact(url: &str) -> String {
-    match split_url(url) {
-        Ok(p) if !p.host.is_empty() => format!("{}://{}/…", p.scheme, p.host),
-        _ => "(invalid url)".to_string(),
+    match Url::parse(url) {
+        Ok(u) => match u.host_str() {
+            Some(host) if !host.is_empty() => format!("{}://{host}/…", u.scheme()),
+            _ => "(invalid url)".to_string(),
+        },
+        Err(_) => "(invalid url)".to_string(),
     }
 }
 
@@ -141,6 +313,10 @@ pub fn validate_header(name: &str, value: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    fn validate(kind: &str, url: &str) -> Result<(), String> {
+        validate_target(kind, url, &Policy::default())
+    }
+
     #[test]
     fn http_and_https_urls_with_hosts_are_accepted() {
         for url in [
@@ -149,7 +325,7 @@ mod tests {
             "http://[::1]:9000/x?y=1",
             "HTTPS://example.com",
         ] {
-            assert_eq!(validate_target("webhook", url), Ok(()), "{url}");
+            assert_eq!(validate("webhook", url), Ok(()), "{url}");
         }
     }
 
@@ -172,14 +348,20 @@ mod tests {
                 "https://example.com/\nX-Injected: 1",
                 "spaces or control characters",
             ),
-            ("http://[::1/x", "unterminated IPv6"),
+            ("http://[::1/x", "not a valid host name or IP address"),
+            ("http:example.com/x", "must start with http"),
+            ("https:\\\\example.com/x", "must start with http"),
+            (
+                "javascript-with-a-long-scheme:secret",
+                "must start with http",
+            ),
             (
                 "hooks.example.com/T/B/SECRET?u=https://x",
                 "must start with http",
             ),
         ];
         for (url, want) in cases {
-            let err = validate_target("slack", url).unwrap_err();
+            let err = validate("slack", url).unwrap_err();
             assert!(err.contains(want), "{url}: {err}");
             assert!(
                 !err.contains("SECRET") && !err.contains("secret"),
@@ -190,16 +372,16 @@ mod tests {
 
     #[test]
     fn pg_notify_targets_are_channel_names() {
-        assert_eq!(validate_target("pg_notify", "vigil_out"), Ok(()));
-        assert!(validate_target("pg_notify", " ").is_err());
-        assert!(validate_target("pg_notify", &"x".repeat(64))
+        assert_eq!(validate("pg_notify", "vigil_out"), Ok(()));
+        assert!(validate("pg_notify", " ").is_err());
+        assert!(validate("pg_notify", &"x".repeat(64))
             .unwrap_err()
             .contains("at most 63"));
     }
 
     #[test]
     fn unknown_kinds_list_the_allowed_ones() {
-        let err = validate_target("email", "x").unwrap_err();
+        let err = validate("email", "x").unwrap_err();
         assert_eq!(
             err,
             "kind must be one of slack, webhook, pg_notify, got \"email\""
@@ -218,6 +400,12 @@ mod tests {
         );
         assert_eq!(redact("nonsense"), "(invalid url)");
         assert_eq!(redact("https://u:p@h/x"), "https://h/…");
+        assert_eq!(redact("http://[::1]:9/x"), "http://[::1]/…");
+        // The host the sender would connect to, not the text after the '@'.
+        assert_eq!(
+            redact("http://a.example\\@169.254.169.254/SECRET"),
+            "http://a.example/…"
+        );
     }
 
     #[test]
@@ -234,5 +422,152 @@ mod tests {
             .unwrap_err()
             .contains("set by pg_vigil"));
         assert!(validate_header("content-length", "1").is_err());
+    }
+
+    fn refused(url: &str) -> String {
+        validate("webhook", url).expect_err(url)
+    }
+
+    #[test]
+    fn link_local_metadata_and_unspecified_hosts_are_refused_in_every_spelling() {
+        for url in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://169.254.1.1/",
+            "http://2852039166/",          // decimal 169.254.169.254
+            "http://0xa9.0xfe.0xa9.0xfe/", // hex
+            "http://0251.0376.0251.0376/", // octal
+            "http://0xA9FEA9FE/",          // one hex number
+            "http://169.254.43518/",       // a.b.c16
+            "http://[::ffff:169.254.169.254]/",
+            "http://[::ffff:a9fe:a9fe]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[fe80::1]/",
+            "http://[FEBF::1]:8080/",
+            "http://[fd00:ec2::254]/",
+            "http://100.100.100.200/",
+            "http://metadata.google.internal/computeMetadata/v1/",
+            "http://METADATA.google.internal./",
+            "http://0.0.0.0:8080/",
+            "http://0/",
+            "http://[::]/",
+            "http://[::ffff:0.0.0.0]/",
+        ] {
+            let err = refused(url);
+            assert!(
+                err.contains("refused by the destination policy"),
+                "{url}: {err}"
+            );
+            assert!(err.contains(ALLOW_SETTING), "{url}: {err}");
+            assert!(err.starts_with("url host "), "{url}: {err}");
+            assert!(
+                !err.contains("meta-data") && !err.contains("computeMetadata"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn zone_ids_and_malformed_ip_hosts_are_refused_as_invalid_hosts() {
+        for url in [
+            "http://[fe80::1%25eth0]/",
+            "http://[fe80::1%eth0]/",
+            "http://[::1/",
+        ] {
+            assert!(
+                refused(url).contains("not a valid host name or IP address"),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_host_the_parser_normalised() {
+        assert!(refused("http://2852039166/x").contains("169.254.169.254 is a cloud metadata"));
+        assert!(refused("http://[fe80::1]/").contains("[fe80::1] is a link-local"));
+        assert!(refused("http://0.0.0.0/").contains("unspecified"));
+    }
+
+    #[test]
+    fn loopback_private_and_public_hosts_stay_allowed() {
+        for url in [
+            "http://127.0.0.1:8080/hook",
+            "http://127.1.2.3/",
+            "http://[::1]:9000/",
+            "http://10.0.0.5/",
+            "http://192.168.1.1/",
+            "http://172.16.0.1/",
+            "http://100.64.0.1/",
+            "http://169.253.255.255/",
+            "http://169.255.0.1/",
+            "http://[fec0::1]/",
+            "http://[fd00:ec2::253]/",
+            "https://metadata.google.internal.example.com/",
+            "https://hooks.slack.com/services/T/B/X",
+        ] {
+            assert_eq!(validate("webhook", url), Ok(()), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_backslash_url_is_judged_by_the_host_the_parser_connects_to() {
+        // The parser (like reqwest) reads '\' as '/': the host ends there.
+        let err = refused("http://169.254.169.254\\x.example.com/");
+        assert!(err.contains("169.254.169.254"), "{err}");
+        // Here the host is 127.0.0.1 and "@169.254.169.254" is path.
+        assert_eq!(
+            validate("webhook", "http://127.0.0.1\\@169.254.169.254/"),
+            Ok(())
+        );
+        let parsed = parse_http_url("http://127.0.0.1\\@169.254.169.254/", &Policy::default());
+        assert_eq!(parsed.unwrap().host_str(), Some("127.0.0.1"));
+    }
+
+    #[test]
+    fn the_allow_list_admits_listed_hosts_and_cidrs_only() {
+        let policy = Policy::parse(
+            " 169.254.10.0/24 , metadata.google.internal, fe80::1,bogus/99,, [fd00:ec2::254]",
+        );
+        let ok = |url: &str| validate_target("webhook", url, &policy);
+        assert_eq!(ok("http://169.254.10.7/"), Ok(()));
+        assert_eq!(ok("http://[::ffff:169.254.10.7]/"), Ok(()));
+        assert!(ok("http://169.254.11.7/").is_err());
+        assert!(ok("http://169.254.169.254/").is_err());
+        assert_eq!(ok("http://metadata.google.internal/"), Ok(()));
+        assert_eq!(ok("http://[fe80::1]/"), Ok(()));
+        assert!(ok("http://[fe80::2]/").is_err());
+        assert_eq!(ok("http://[fd00:ec2::254]/"), Ok(()));
+        assert_eq!(Policy::parse(""), Policy::default());
+        assert_eq!(Policy::parse("0.0.0.0/0").nets.len(), 1);
+        assert_eq!(
+            validate_target(
+                "webhook",
+                "http://169.254.169.254/",
+                &Policy::parse("0.0.0.0/0")
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn resolved_addresses_get_the_same_policy() {
+        let none = Policy::default();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(check_resolved("evil.example", ip("169.254.169.254"), &none)
+            .unwrap_err()
+            .contains("evil.example resolves to 169.254.169.254, a cloud metadata address"));
+        assert!(check_resolved("evil.example", ip("::ffff:169.254.1.1"), &none).is_err());
+        assert!(check_resolved("evil.example", ip("fe80::5"), &none).is_err());
+        assert_eq!(check_resolved("ok.example", ip("127.0.0.1"), &none), Ok(()));
+        assert_eq!(check_resolved("ok.example", ip("10.1.2.3"), &none), Ok(()));
+        let named = Policy::parse("Internal.Example.");
+        assert_eq!(
+            check_resolved("internal.example", ip("169.254.0.9"), &named),
+            Ok(())
+        );
+        let cidr = Policy::parse("169.254.0.0/16");
+        assert_eq!(
+            check_resolved("x.example", ip("169.254.0.9"), &cidr),
+            Ok(())
+        );
     }
 }

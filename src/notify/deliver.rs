@@ -59,8 +59,11 @@ impl Delivery {
             self.requeued = true;
         }
         let timeout = Duration::from_millis(gucs::http_timeout_ms() as u64);
-        if self.sender.as_ref().map(Sender::timeout) != Some(timeout) {
-            match Sender::new(timeout, gucs::max_concurrency() as usize) {
+        let allow_list = gucs::allowed_internal_hosts();
+        if self.sender.as_ref().map(|s| (s.timeout(), s.allow_list()))
+            != Some((timeout, allow_list.as_str()))
+        {
+            match Sender::with_policy(timeout, gucs::max_concurrency() as usize, &allow_list) {
                 Ok(s) => self.sender = Some(s),
                 Err(e) => {
                     warning!("pg_vigil worker: {e}");

@@ -4,7 +4,9 @@
 //! runtime's helper threads (DNS) exist; the worker passes plain values in and
 //! gets plain values out.
 
+use super::channel::{self, Policy};
 use super::retry::{parse_retry_after, Attempt};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Semaphore;
@@ -29,10 +31,63 @@ pub struct Sender {
     runtime: tokio::runtime::Runtime,
     client: reqwest::Client,
     timeout: Duration,
+    allow_list: String,
+    policy: Arc<Policy>,
+}
+
+/// DNS through the system resolver (as reqwest's default does, on the
+/// runtime's blocking threads), keeping only the addresses the destination
+/// policy allows: a host name that resolves to a link-local or metadata
+/// address is never connected to. IP-literal hosts never reach a resolver;
+/// `send_one` checks them before the request.
+struct PolicyResolver {
+    policy: Arc<Policy>,
+}
+
+impl reqwest::dns::Resolve for PolicyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let lookup = host.clone();
+            let addrs: Vec<SocketAddr> =
+                tokio::task::spawn_blocking(move || (lookup.as_str(), 0).to_socket_addrs())
+                    .await
+                    .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })??
+                    .collect();
+            let mut refused = None;
+            let allowed: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| match channel::check_resolved(&host, a.ip(), &policy) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        refused = Some(e);
+                        false
+                    }
+                })
+                .collect();
+            if allowed.is_empty() {
+                let e = refused.unwrap_or_else(|| format!("{host} has no addresses"));
+                return Err(e.into());
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 impl Sender {
     pub fn new(timeout: Duration, max_idle_per_host: usize) -> Result<Sender, String> {
+        Sender::with_policy(timeout, max_idle_per_host, "")
+    }
+
+    /// A sender that applies the destination policy with `allow_list`
+    /// (`vigil.allowed_internal_hosts`) to every URL and resolved address.
+    pub fn with_policy(
+        timeout: Duration,
+        max_idle_per_host: usize,
+        allow_list: &str,
+    ) -> Result<Sender, String> {
+        let policy = Arc::new(Policy::parse(allow_list));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .enable_io()
@@ -50,17 +105,27 @@ impl Sender {
             // following it could hand the payload to a third party.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("pg_vigil/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(Arc::new(PolicyResolver {
+                policy: policy.clone(),
+            }))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Sender {
             runtime,
             client,
             timeout,
+            allow_list: allow_list.to_owned(),
+            policy,
         })
     }
 
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// The `vigil.allowed_internal_hosts` value this sender applies.
+    pub fn allow_list(&self) -> &str {
+        &self.allow_list
     }
 
     /// Sends every request, at most `max_concurrency` at a time. Returns one
@@ -79,10 +144,11 @@ impl Sender {
             for request in requests {
                 let client = self.client.clone();
                 let permits = permits.clone();
+                let policy = self.policy.clone();
                 tasks.spawn(async move {
                     let _permit = permits.acquire_owned().await;
                     let id = request.id;
-                    (id, send_one(&client, request).await)
+                    (id, send_one(&client, &policy, request).await)
                 });
             }
             let mut results = Vec::with_capacity(ids.len());
@@ -112,9 +178,16 @@ impl Sender {
     }
 }
 
-async fn send_one(client: &reqwest::Client, request: Request) -> Attempt {
+async fn send_one(client: &reqwest::Client, policy: &Policy, request: Request) -> Attempt {
+    // The same check as when the channel was stored (the row may predate the
+    // policy or have been written with other settings), on the URL exactly as
+    // reqwest gets it.
+    let url = match channel::parse_http_url(&request.url, policy) {
+        Ok(url) => url,
+        Err(e) => return Attempt::Invalid(e),
+    };
     let mut builder = client
-        .post(&request.url)
+        .post(url)
         .header("content-type", "application/json")
         .header("idempotency-key", &request.idempotency_key);
     for (name, value) in &request.headers {
@@ -328,5 +401,56 @@ mod tests {
         assert!(start.elapsed() < Duration::from_secs(5));
         assert_eq!(out.len(), 2);
         assert!(out.iter().all(|r| r.1.is_none()), "{out:?}");
+    }
+
+    #[test]
+    fn link_local_literal_urls_are_refused_at_send_time_without_connecting() {
+        let sender = Sender::new(Duration::from_secs(5), 4).unwrap();
+        let out = sender.send_all(
+            vec![
+                request(1, "http://169.254.169.254/latest/meta-data/"),
+                request(2, "http://2852039166/"),
+                request(3, "http://[::ffff:169.254.169.254]/"),
+            ],
+            4,
+            || false,
+        );
+        assert_eq!(out.len(), 3);
+        for (id, attempt) in out {
+            match attempt {
+                Some(Attempt::Invalid(e)) => {
+                    assert!(e.contains("refused by the destination policy"), "{id}: {e}");
+                    assert!(!e.contains("meta-data"), "{e}");
+                }
+                other => panic!("{id}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_resolver_drops_addresses_the_policy_refuses() {
+        use reqwest::dns::Resolve;
+        use std::str::FromStr;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let resolve = |allow: &str, name: &str| {
+            let r = PolicyResolver {
+                policy: Arc::new(Policy::parse(allow)),
+            };
+            rt.block_on(r.resolve(reqwest::dns::Name::from_str(name).unwrap()))
+                .map(|addrs| addrs.map(|a| a.ip().to_string()).collect::<Vec<_>>())
+                .map_err(|e| e.to_string())
+        };
+        // getaddrinfo resolves numeric names to themselves: the same path as
+        // a DNS name whose record points at the metadata service.
+        let err = resolve("", "169.254.169.254").unwrap_err();
+        assert!(err.contains("resolves to 169.254.169.254"), "{err}");
+        assert_eq!(
+            resolve("169.254.0.0/16", "169.254.169.254").unwrap(),
+            vec!["169.254.169.254"]
+        );
+        assert_eq!(resolve("", "127.0.0.1").unwrap(), vec!["127.0.0.1"]);
     }
 }

@@ -11,3 +11,6 @@ pub mod payload;
 pub mod ratelimit;
 pub mod retry;
 pub mod sql;
+
+#[cfg(any(test, feature = "pg_test"))]
+mod security_tests;

@@ -68,7 +68,8 @@ pub fn rate_limits() -> SpiResult<Vec<(i64, f64)>> {
 }
 
 /// Leases up to `batch` due rows per enabled channel (fewer for channels in
-/// `allowances`), oldest due first, skipping rows another transaction holds.
+/// `allowances`), oldest due first but test messages after every other due
+/// row, skipping rows another transaction holds.
 pub fn claim(batch: i32, lease_ms: i64, allowances: &[(i64, i32)]) -> SpiResult<Vec<Claimed>> {
     let (ids, allowed): (Vec<i64>, Vec<i32>) = allowances.iter().copied().unzip();
     Spi::connect_mut(|c| {
@@ -84,7 +85,8 @@ pub fn claim(batch: i32, lease_ms: i64, allowances: &[(i64, i32)]) -> SpiResult<
                      WHERE n.channel_id = ch.id
                        AND n.status IN ('pending', 'sending')
                        AND n.next_attempt_at <= now()
-                     ORDER BY n.next_attempt_at
+                     -- Test messages (vigil.test_channel) never go ahead of alerts.
+                     ORDER BY n.event = 'test', n.next_attempt_at
                      LIMIT least($3, coalesce(lim.allowance, $3))
                      FOR UPDATE OF n SKIP LOCKED
                  ) d
