@@ -35,8 +35,12 @@ fn setup(c: &Cluster) -> Client {
     db.batch_execute(
         "CREATE EXTENSION pg_vigil;
          GRANT vigil_admin TO adm; GRANT vigil_operator TO op; GRANT vigil_reader TO rdr;
-         GRANT CREATE ON SCHEMA public TO mallory, alice, bob;
          GRANT CREATE ON DATABASE attacks TO alice, bob, mallory;
+         -- Each tenant works in a schema of its own: nobody else may
+         -- CREATE there (pg_vigil refuses schemas others control).
+         CREATE SCHEMA AUTHORIZATION mallory; CREATE SCHEMA AUTHORIZATION alice;
+         CREATE SCHEMA AUTHORIZATION bob; CREATE SCHEMA AUTHORIZATION adm;
+         GRANT USAGE ON SCHEMA mallory, alice, bob, adm TO PUBLIC;
          CREATE FUNCTION public.vigil_err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
          BEGIN EXECUTE stmt; RETURN 'ok';
          EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$;",
@@ -73,11 +77,11 @@ fn try_sql(db: &mut Client, sql: &str) -> String {
 /// it, and never fails, so a write or scan that reaches it goes on.
 fn plant_escalator(db: &mut Client, owner: &str) {
     db.batch_execute(&format!(
-        "CREATE TABLE IF NOT EXISTS public.{owner}_ran (who text, at timestamptz DEFAULT now());
-         GRANT INSERT ON public.{owner}_ran TO PUBLIC;
-         CREATE OR REPLACE FUNCTION public.{owner}_escalate() RETURNS boolean LANGUAGE plpgsql AS $f$
+        "CREATE TABLE IF NOT EXISTS {owner}.{owner}_ran (who text, at timestamptz DEFAULT now());
+         GRANT INSERT ON {owner}.{owner}_ran TO PUBLIC;
+         CREATE OR REPLACE FUNCTION {owner}.{owner}_escalate() RETURNS boolean LANGUAGE plpgsql AS $f$
          BEGIN
-             INSERT INTO public.{owner}_ran (who) VALUES (current_user);
+             INSERT INTO {owner}.{owner}_ran (who) VALUES (current_user);
              BEGIN EXECUTE 'ALTER ROLE {owner} SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END;
              RETURN true;
          END $f$;"
@@ -87,7 +91,7 @@ fn plant_escalator(db: &mut Client, owner: &str) {
 
 fn ran_as(db: &mut Client, owner: &str) -> Vec<String> {
     db.query(
-        &format!("SELECT DISTINCT who FROM public.{owner}_ran ORDER BY 1"),
+        &format!("SELECT DISTINCT who FROM {owner}.{owner}_ran ORDER BY 1"),
         &[],
     )
     .unwrap()
@@ -111,23 +115,23 @@ pub fn rollup_trigger_cannot_be_attached_to_another_table_or_fed_a_fake_transiti
     plant_escalator(&mut m, "mallory");
     // Its own table with the shared trigger pointed at the superuser's rollup.
     m.batch_execute(
-        "CREATE TABLE public.mine (shop text, at timestamptz, amount numeric);
-         CREATE TRIGGER t AFTER DELETE ON public.mine REFERENCING OLD TABLE AS vigil_old
+        "CREATE TABLE mallory.mine (shop text, at timestamptz, amount numeric);
+         CREATE TRIGGER t AFTER DELETE ON mallory.mine REFERENCING OLD TABLE AS vigil_old
              FOR EACH STATEMENT EXECUTE FUNCTION vigil._rollup_trigger('public.sales_hourly');
-         INSERT INTO public.mine VALUES ('a', now(), 1);",
+         INSERT INTO mallory.mine VALUES ('a', now(), 1);",
     )
     .unwrap();
-    assert_eq!(try_sql(&mut m, "DELETE FROM public.mine"), "39P01");
+    assert_eq!(try_sql(&mut m, "DELETE FROM mallory.mine"), "39P01");
     // A temp view named like the transition tables, on a trigger without them.
     m.batch_execute(
         "CREATE TEMP VIEW vigil_new AS SELECT 'x'::text AS shop, now() AS at, 1::numeric AS amount
-             WHERE public.mallory_escalate();
-         CREATE TRIGGER t2 AFTER INSERT ON public.mine FOR EACH STATEMENT
+             WHERE mallory.mallory_escalate();
+         CREATE TRIGGER t2 AFTER INSERT ON mallory.mine FOR EACH STATEMENT
              EXECUTE FUNCTION vigil._rollup_trigger('public.sales_hourly');",
     )
     .unwrap();
     assert_eq!(
-        try_sql(&mut m, "INSERT INTO public.mine VALUES ('z', now(), 1)"),
+        try_sql(&mut m, "INSERT INTO mallory.mine VALUES ('z', now(), 1)"),
         "39P01"
     );
     // No generated function to call: the rollup made none.
@@ -193,7 +197,7 @@ pub fn rollup_maintenance_runs_as_the_source_owner_and_leaves_the_writers_sessio
     a.batch_execute(
         "CREATE FUNCTION alice_s.on_summary() RETURNS trigger LANGUAGE plpgsql AS $f$
          BEGIN
-             PERFORM public.alice_escalate();
+             PERFORM alice.alice_escalate();
              PERFORM set_config('search_path', 'alice_s, public', false);
              RETURN NULL;
          END $f$;
@@ -216,6 +220,23 @@ pub fn rollup_maintenance_runs_as_the_source_owner_and_leaves_the_writers_sessio
         path, "public",
         "alice's code changed the superuser's session"
     );
+    // Her policy on the summary: an admin reading vigil.rollups must not
+    // run it with the admin's rights.
+    a.batch_execute(
+        "CREATE FUNCTION alice_s.pol() RETURNS boolean LANGUAGE sql AS 'SELECT alice.alice_escalate()';
+         ALTER TABLE alice_s.ev_hourly ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+         CREATE POLICY p ON alice_s.ev_hourly USING (alice_s.pol());",
+    )
+    .unwrap();
+    let mut adm = c.connect_as(DB, "adm");
+    let rows: i64 = adm
+        .query_one(
+            "SELECT rows FROM vigil.rollups WHERE name = 'alice_s.ev_hourly'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(rows >= 1);
     assert_eq!(ran_as(&mut su, "alice"), vec!["alice".to_string()]);
     let v: i64 = su
         .query_one("SELECT vigil.verify_rollup('alice_s.ev_hourly')", &[])
@@ -239,19 +260,43 @@ pub fn create_rollup_needs_the_source_owner_an_owned_schema_and_one_parsed_expre
         ),
         "42501"
     );
+    // A superuser's table, summary in a schema mallory owns: she could
+    // rename schemas under the trigger's cached plans.
+    let mut ms = c.connect_as(DB, "mallory");
+    ms.batch_execute("CREATE SCHEMA analytics").unwrap();
+    assert_eq!(
+        try_sql(
+            &mut su,
+            "SELECT vigil.create_rollup('analytics.o_hourly', 'public.orders', 'at', '1 hour', '{shop}', '{\"n\": {\"agg\": \"count\"}}')"
+        ),
+        "42501"
+    );
+    // A source in a schema others may create in.
+    su.batch_execute(
+        "CREATE SCHEMA shared; GRANT CREATE, USAGE ON SCHEMA shared TO PUBLIC;
+         CREATE TABLE shared.orders (shop text, at timestamptz, amount numeric, status text);",
+    )
+    .unwrap();
+    assert_eq!(
+        try_sql(
+            &mut su,
+            "SELECT vigil.create_rollup('public.s_hourly', 'shared.orders', 'at', '1 hour', '{shop}', '{\"n\": {\"agg\": \"count\"}}')"
+        ),
+        "42501"
+    );
     // Alice's table, summary in bob's schema: bob could swap the summary.
     let mut b = c.connect_as(DB, "bob");
     b.batch_execute("CREATE SCHEMA bob_s; GRANT USAGE, CREATE ON SCHEMA bob_s TO alice;")
         .unwrap();
     let mut a = c.connect_as(DB, "alice");
     a.batch_execute(
-        "CREATE TABLE public.a_orders (shop text, at timestamptz, amount numeric, status text)",
+        "CREATE TABLE alice.a_orders (shop text, at timestamptz, amount numeric, status text)",
     )
     .unwrap();
     assert_eq!(
         try_sql(
             &mut a,
-            "SELECT vigil.create_rollup('bob_s.a_hourly', 'public.a_orders', 'at', '1 hour', '{shop}', '{\"n\": {\"agg\": \"count\"}}')"
+            "SELECT vigil.create_rollup('bob_s.a_hourly', 'alice.a_orders', 'at', '1 hour', '{shop}', '{\"n\": {\"agg\": \"count\"}}')"
         ),
         "42501"
     );
@@ -268,7 +313,7 @@ pub fn create_rollup_needs_the_source_owner_an_owned_schema_and_one_parsed_expre
     ] {
         let measures = serde_json_escape(f);
         let sql = format!(
-            "SELECT vigil.create_rollup('alice_s.f_hourly', 'public.a_orders', 'at', '1 hour', '{{shop}}', \
+            "SELECT vigil.create_rollup('alice_s.f_hourly', 'alice.a_orders', 'at', '1 hour', '{{shop}}', \
              $m${{\"n\": {{\"agg\": \"count\", \"filter\": \"{measures}\"}}}}$m$)"
         );
         let code = try_sql(&mut a, &sql);
@@ -276,7 +321,8 @@ pub fn create_rollup_needs_the_source_owner_an_owned_schema_and_one_parsed_expre
     }
     let left: i64 = su
         .query_one(
-            "SELECT count(*) FROM pg_class WHERE relname LIKE 'f_hourly%' OR relname LIKE 'mallory_orders%' OR relname LIKE 'a_hourly%'",
+            "SELECT count(*) FROM pg_class WHERE relname LIKE 'f_hourly%' OR relname LIKE 'mallory_orders%' OR relname LIKE 'a_hourly%'
+                 OR relname LIKE 'o_hourly%' OR relname LIKE 's_hourly%'",
             &[],
         )
         .unwrap()
@@ -284,7 +330,7 @@ pub fn create_rollup_needs_the_source_owner_an_owned_schema_and_one_parsed_expre
     assert_eq!(left, 0, "a refused rollup left objects behind");
     // A proper one works for the owner, in her schema.
     a.batch_execute(
-        "SELECT vigil.create_rollup('alice_s.ok_hourly', 'public.a_orders', 'at', '1 hour', '{shop}',
+        "SELECT vigil.create_rollup('alice_s.ok_hourly', 'alice.a_orders', 'at', '1 hour', '{shop}',
                                     '{\"paid\": {\"agg\": \"count\", \"filter\": \"status = ''paid''\"}}')",
     )
     .unwrap();
@@ -369,13 +415,13 @@ fn monitored(c: &Cluster) -> (Client, Client, Client) {
     let mut a = c.connect_as(DB, "alice");
     plant_escalator(&mut a, "alice");
     a.batch_execute(
-        "CREATE TABLE public.metrics (entity text, v float8, at timestamptz DEFAULT now());
-         INSERT INTO public.metrics (entity, v) SELECT 'e' || (i % 3), i FROM generate_series(1, 30) i;
-         GRANT SELECT ON public.metrics TO adm;",
+        "CREATE TABLE alice.metrics (entity text, v float8, at timestamptz DEFAULT now());
+         INSERT INTO alice.metrics (entity, v) SELECT 'e' || (i % 3), i FROM generate_series(1, 30) i;
+         GRANT SELECT ON alice.metrics TO adm;",
     )
     .unwrap();
     let mut adm = c.connect_as(DB, "adm");
-    adm.batch_execute(&count_monitor("m_count", "public.metrics"))
+    adm.batch_execute(&count_monitor("m_count", "alice.metrics"))
         .unwrap();
     (su, a, adm)
 }
@@ -400,9 +446,9 @@ pub fn scan_reports_a_renamed_source_as_broken_instead_of_following_a_planted_vi
     let first = scan(&mut su);
     assert_eq!(first["errors"], serde_json::json!([]), "{first}");
     a.batch_execute(
-        "ALTER TABLE public.metrics RENAME TO metrics_old;
-         CREATE VIEW public.metrics AS SELECT entity, v, at FROM public.metrics_old WHERE public.alice_escalate();
-         GRANT SELECT ON public.metrics TO adm;",
+        "ALTER TABLE alice.metrics RENAME TO metrics_old;
+         CREATE VIEW alice.metrics AS SELECT entity, v, at FROM alice.metrics_old WHERE alice.alice_escalate();
+         GRANT SELECT ON alice.metrics TO adm;",
     )
     .unwrap();
     let report = scan(&mut su);
@@ -414,8 +460,8 @@ pub fn scan_reports_a_renamed_source_as_broken_instead_of_following_a_planted_vi
     assert!(ran_as(&mut su, "alice").is_empty(), "the planted view ran");
     // Dropped and replaced under the same name: also broken, not followed.
     a.batch_execute(
-        "DROP VIEW public.metrics; DROP TABLE public.metrics_old;
-         CREATE TABLE public.metrics (entity text, v float8, at timestamptz DEFAULT now());",
+        "DROP VIEW alice.metrics; DROP TABLE alice.metrics_old;
+         CREATE TABLE alice.metrics (entity text, v float8, at timestamptz DEFAULT now());",
     )
     .unwrap();
     let report = scan(&mut su);
@@ -429,13 +475,13 @@ pub fn scan_reports_a_renamed_source_as_broken_instead_of_following_a_planted_vi
 pub fn scan_runs_the_sources_code_with_its_owners_rights_only(c: &Cluster) {
     let (mut su, mut a, mut adm) = monitored(c);
     a.batch_execute(
-        "CREATE VIEW public.metrics_v AS SELECT entity, v, at FROM public.metrics WHERE public.alice_escalate();
-         GRANT SELECT ON public.metrics_v TO adm;",
+        "CREATE VIEW alice.metrics_v AS SELECT entity, v, at FROM alice.metrics WHERE alice.alice_escalate();
+         GRANT SELECT ON alice.metrics_v TO adm;",
     )
     .unwrap();
-    adm.batch_execute(&count_monitor("m_view", "public.metrics_v"))
+    adm.batch_execute(&count_monitor("m_view", "alice.metrics_v"))
         .unwrap();
-    su.batch_execute("DELETE FROM public.alice_ran").unwrap();
+    su.batch_execute("DELETE FROM alice.alice_ran").unwrap();
     let report = scan(&mut su);
     assert_eq!(report["errors"], serde_json::json!([]), "{report}");
     assert!(
@@ -446,13 +492,13 @@ pub fn scan_runs_the_sources_code_with_its_owners_rights_only(c: &Cluster) {
     // The view's code runs in a security-restricted operation: it may not
     // create temp objects (nor SET ROLE) though alice normally may.
     a.batch_execute(
-        "CREATE FUNCTION public.alice_setrole() RETURNS boolean LANGUAGE plpgsql AS $f$
+        "CREATE FUNCTION alice.alice_setrole() RETURNS boolean LANGUAGE plpgsql AS $f$
          BEGIN EXECUTE 'CREATE TEMP TABLE IF NOT EXISTS alice_tmp (x int)'; RETURN true; END $f$;
-         CREATE VIEW public.metrics_r AS SELECT entity, v, at FROM public.metrics WHERE public.alice_setrole();
-         GRANT SELECT ON public.metrics_r TO adm;",
+         CREATE VIEW alice.metrics_r AS SELECT entity, v, at FROM alice.metrics WHERE alice.alice_setrole();
+         GRANT SELECT ON alice.metrics_r TO adm;",
     )
     .unwrap();
-    let code = try_sql(&mut adm, &count_monitor("m_role", "public.metrics_r"));
+    let code = try_sql(&mut adm, &count_monitor("m_role", "alice.metrics_r"));
     assert_eq!(code, "42501");
     assert_nobody_escalated(&mut su);
 }
@@ -461,17 +507,17 @@ pub fn monitors_report_only_rows_their_creator_may_select(c: &Cluster) {
     let (mut su, mut a, mut adm) = monitored(c);
     // RLS that hides rows from adm: the monitor would report them.
     a.batch_execute(
-        "CREATE TABLE public.secret (entity text, v float8, at timestamptz DEFAULT now());
-         INSERT INTO public.secret VALUES ('hidden', 1);
-         ALTER TABLE public.secret ENABLE ROW LEVEL SECURITY;
-         CREATE POLICY none_for_adm ON public.secret FOR SELECT TO adm USING (false);
-         GRANT SELECT ON public.secret TO adm;",
+        "CREATE TABLE alice.secret (entity text, v float8, at timestamptz DEFAULT now());
+         INSERT INTO alice.secret VALUES ('hidden', 1);
+         ALTER TABLE alice.secret ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY none_for_adm ON alice.secret FOR SELECT TO adm USING (false);
+         GRANT SELECT ON alice.secret TO adm;",
     )
     .unwrap();
-    let code = try_sql(&mut adm, &count_monitor("m_rls", "public.secret"));
+    let code = try_sql(&mut adm, &count_monitor("m_rls", "alice.secret"));
     assert_eq!(code, "42501");
     // Privilege revoked after creation: the next scan reports it, no alerts.
-    a.batch_execute("REVOKE SELECT ON public.metrics FROM adm")
+    a.batch_execute("REVOKE SELECT ON alice.metrics FROM adm")
         .unwrap();
     su.batch_execute("DELETE FROM vigil.alerts").unwrap();
     let report = scan(&mut su);
@@ -530,12 +576,12 @@ pub fn monitors_report_only_rows_their_creator_may_select(c: &Cluster) {
 pub fn a_locked_or_slow_source_cannot_stall_the_scan(c: &Cluster) {
     let (mut su, mut a, mut adm) = monitored(c);
     a.batch_execute(
-        "CREATE TABLE public.other (entity text, v float8, at timestamptz DEFAULT now());
-         INSERT INTO public.other VALUES ('o', 1);
-         GRANT SELECT ON public.other TO adm;",
+        "CREATE TABLE alice.other (entity text, v float8, at timestamptz DEFAULT now());
+         INSERT INTO alice.other VALUES ('o', 1);
+         GRANT SELECT ON alice.other TO adm;",
     )
     .unwrap();
-    adm.batch_execute(&count_monitor("m_other", "public.other"))
+    adm.batch_execute(&count_monitor("m_other", "alice.other"))
         .unwrap();
     adm.batch_execute("SELECT vigil.set_monitor_timeout('m_count', '300 ms')")
         .unwrap();
@@ -543,7 +589,7 @@ pub fn a_locked_or_slow_source_cannot_stall_the_scan(c: &Cluster) {
     // advisory lock too.
     let mut locker = c.connect_as(DB, "alice");
     locker
-        .batch_execute("BEGIN; LOCK TABLE public.metrics IN ACCESS EXCLUSIVE MODE;")
+        .batch_execute("BEGIN; LOCK TABLE alice.metrics IN ACCESS EXCLUSIVE MODE;")
         .unwrap();
     let mut m = c.connect_as(DB, "mallory");
     m.batch_execute("SELECT pg_advisory_lock(2034419261, 1), pg_advisory_lock(2034419261, 2)")
@@ -580,7 +626,7 @@ pub fn early_kill_trigger_refuses_tables_it_was_not_created_for(c: &Cluster) {
         "CREATE TABLE public.interactions (variant text, event text, at timestamptz DEFAULT now());
          SELECT vigil.create_monitor('ek', 'early_kill', 'public.interactions',
                                      '{\"variant\": \"variant\", \"event\": \"event\"}');
-         GRANT CREATE ON SCHEMA public TO adm;",
+",
     )
     .unwrap();
     let id: i64 = su
@@ -589,23 +635,23 @@ pub fn early_kill_trigger_refuses_tables_it_was_not_created_for(c: &Cluster) {
         .get(0);
     let mut adm = c.connect_as(DB, "adm");
     adm.batch_execute(&format!(
-        "CREATE TABLE public.fake (variant text, event text);
-         CREATE TRIGGER t AFTER INSERT ON public.fake REFERENCING NEW TABLE AS vigil_new
+        "CREATE TABLE adm.fake (variant text, event text);
+         CREATE TRIGGER t AFTER INSERT ON adm.fake REFERENCING NEW TABLE AS vigil_new
              FOR EACH STATEMENT EXECUTE FUNCTION vigil._early_kill_trigger('{id}');"
     ))
     .unwrap();
     assert_eq!(
-        try_sql(&mut adm, "INSERT INTO public.fake VALUES ('v', 'view')"),
+        try_sql(&mut adm, "INSERT INTO adm.fake VALUES ('v', 'view')"),
         "39P01"
     );
     let mut m = c.connect_as(DB, "mallory");
-    m.batch_execute("CREATE TABLE public.mfake (variant text, event text)")
+    m.batch_execute("CREATE TABLE mallory.mfake (variant text, event text)")
         .unwrap();
     assert_eq!(
         try_sql(
             &mut m,
             &format!(
-                "CREATE TRIGGER t AFTER INSERT ON public.mfake REFERENCING NEW TABLE AS vigil_new
+                "CREATE TRIGGER t AFTER INSERT ON mallory.mfake REFERENCING NEW TABLE AS vigil_new
                  FOR EACH STATEMENT EXECUTE FUNCTION vigil._early_kill_trigger('{id}')"
             )
         ),
