@@ -23,7 +23,7 @@ COMMENT ON FUNCTION vigil._require_text(text, text) IS
     'Internal: value unchanged, or ERROR 22004 when NULL / 22023 when blank, naming the argument';
 
 CREATE FUNCTION vigil.escalate_severity(severity vigil.severity) RETURNS vigil.severity
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE severity
         WHEN 'info' THEN 'low'
         WHEN 'low' THEN 'medium'
@@ -247,7 +247,7 @@ COMMENT ON FUNCTION vigil.recommended_actions_for(text, vigil.severity) IS
 -- Notification payload --------------------------------------------------
 
 CREATE FUNCTION vigil.alert_event(alert vigil.alerts, event text) RETURNS json
-LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     -- Any role can LISTEN vigil_alerts, so the payload carries only what
     -- says "something changed": the alert id and the event. A listener that
     -- may read vigil.alerts looks the row up; one that may not learns nothing.
@@ -258,7 +258,7 @@ COMMENT ON FUNCTION vigil.alert_event(vigil.alerts, text) IS
     'since any role can LISTEN; read the alert itself from vigil.alerts (privileges apply)';
 
 CREATE FUNCTION vigil._notify_alert(alert vigil.alerts, event text) RETURNS void
-LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE AS $$
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT pg_catalog.pg_notify('vigil_alerts', vigil.alert_event(alert, event)::text)
 $$;
 COMMENT ON FUNCTION vigil._notify_alert(vigil.alerts, text) IS

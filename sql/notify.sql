@@ -269,7 +269,7 @@ COMMENT ON FUNCTION vigil._enqueue_alert(vigil.alerts, text) IS
 
 -- Every alert event that reaches LISTENers also reaches the channels.
 CREATE OR REPLACE FUNCTION vigil._notify_alert(alert vigil.alerts, event text) RETURNS void
-LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE AS $$
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT pg_catalog.pg_notify('vigil_alerts', vigil.alert_event(alert, event)::text);
     SELECT vigil._enqueue_alert(alert, event);
 $$;

@@ -747,6 +747,19 @@ pub fn catalog_invariants_hold_for_vigil_and_everything_it_generates(c: &Cluster
         unpinned, None,
         "SECURITY DEFINER without a pinned search_path"
     );
+    // Every SQL and PL/pgSQL function of vigil pins it too: privileged
+    // callers never resolve its names through a schema others control.
+    let loose: Option<String> = su
+        .query_one(
+            "SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p
+             JOIN pg_language l ON l.oid = p.prolang
+             WHERE p.pronamespace = 'vigil'::regnamespace AND l.lanname IN ('sql', 'plpgsql')
+               AND NOT coalesce(p.proconfig::text LIKE '%search_path=pg_catalog%', false)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(loose, None, "vigil functions without a pinned search_path");
     // Everything a rollup generates is owned by its source's owner.
     let wrong: Option<String> = su
         .query_one(
