@@ -1051,6 +1051,31 @@ mod tests {
     }
 
     #[pg_test]
+    fn rollup_trigger_rechecks_its_kept_plans_after_a_rename_and_a_schema_grant() {
+        make_rollup();
+        // Plans are kept by this INSERT, then the summary is renamed under
+        // them: the next INSERT prepares afresh under the new name.
+        Spi::run("INSERT INTO events VALUES ('k', 1, '2026-11-21 10:00Z', 'paid', 2, 3)").unwrap();
+        Spi::run("ALTER TABLE ev_hourly RENAME TO ev_kept").unwrap();
+        Spi::run(
+            "INSERT INTO events VALUES ('k', 1, '2026-11-21 10:02Z', 'free', 2, 3);
+             DELETE FROM events WHERE entity = 'k' AND status = 'free';",
+        )
+        .unwrap();
+        assert_eq!(one::<i64>("SELECT vigil.verify_rollup('ev_kept')"), Some(0));
+        // Someone else may now create objects in the summary's schema: the
+        // kept plans are refused until that is undone.
+        Spi::run(
+            "CREATE ROLE vigil_test_squatter; GRANT CREATE ON SCHEMA public TO vigil_test_squatter",
+        )
+        .unwrap();
+        let (code, msg) =
+            sql_error("INSERT INTO events VALUES ('k', 1, '2026-11-21 10:03Z', 'paid', 2, 3)");
+        assert_eq!(code, "ERRCODE_INSUFFICIENT_PRIVILEGE", "{msg}");
+        assert!(msg.contains("vigil_test_squatter"), "{msg}");
+    }
+
+    #[pg_test]
     fn rollup_trigger_finds_a_renamed_summary_by_oid() {
         make_rollup();
         // No INSERT has run in this backend yet: the trigger looks the

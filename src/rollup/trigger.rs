@@ -34,6 +34,80 @@ pub const OLD_TABLE: &str = "vigil_old";
 struct Kept {
     one_row: Option<pg_sys::SPIPlanPtr>,
     plans: Vec<pg_sys::SPIPlanPtr>,
+    /// `EPOCH` when the names in the plans were last checked.
+    epoch: u64,
+    summary: pg_sys::Oid,
+    /// The summary and source as the plans name them (quoted, qualified).
+    table: String,
+    source: String,
+}
+
+/// Bumped by every relation or schema invalidation this backend receives:
+/// the plan cache may then look the plans' names up again, so before the
+/// next run the trigger checks that they still mean the rollup's own
+/// relations, in schemas nobody but the owner controls.
+static EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
+    EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+unsafe extern "C-unwind" fn on_syscache(_arg: pg_sys::Datum, _cache: std::ffi::c_int, _hash: u32) {
+    EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn register_callbacks() {
+    thread_local! {
+        static REGISTERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if !REGISTERED.with(|r| r.replace(true)) {
+        // SAFETY: registered once per backend; the callbacks only bump a counter.
+        unsafe {
+            pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache), pg_sys::Datum::from(0));
+            pg_sys::CacheRegisterSyscacheCallback(
+                pg_sys::SysCacheIdentifier::NAMESPACEOID as std::ffi::c_int,
+                Some(on_syscache),
+                pg_sys::Datum::from(0),
+            );
+        }
+    }
+}
+
+/// Whether the plans' names still resolve to the rollup's summary and
+/// source; raises (42501) if either schema is no longer one that only the
+/// owner (or a superuser) controls. Run as the extension owner, restricted.
+fn names_still_hold(guard: &Restricted, k: &Kept, source: pg_sys::Oid, owner: pg_sys::Oid) -> bool {
+    guard.act_as(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID));
+    let same = Spi::get_one::<bool>(&format!(
+        "SELECT pg_catalog.to_regclass({})::pg_catalog.oid = {} AND pg_catalog.to_regclass({})::pg_catalog.oid = {}",
+        super::literal(&k.table),
+        k.summary.to_u32(),
+        super::literal(&k.source),
+        source.to_u32()
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if same {
+        trusted_schemas(k.summary, source, owner);
+    }
+    same
+}
+
+fn trusted_schemas(summary: pg_sys::Oid, source: pg_sys::Oid, owner: pg_sys::Oid) {
+    for (rel, what) in [
+        (summary, "rollup trigger: summary"),
+        (source, "rollup trigger: source"),
+    ] {
+        let schema = Spi::get_one::<pg_sys::Oid>(&format!(
+            "SELECT c.relnamespace FROM pg_catalog.pg_class c WHERE c.oid = {}",
+            rel.to_u32()
+        ))
+        .ok()
+        .flatten()
+        .unwrap_or(pg_sys::InvalidOid);
+        super::require_trusted_schema(schema, owner, what);
+    }
 }
 
 thread_local! {
@@ -66,7 +140,7 @@ fn definition(
     trigger: u32,
     trigger_name: &str,
     op: &str,
-) -> Rollup {
+) -> (Rollup, pg_sys::Oid) {
     guard.act_as(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID));
     let found = Spi::get_three::<pg_sys::Oid, pg_sys::Oid, bool>(&format!(
         "WITH dep AS (SELECT dep.refobjid FROM pg_catalog.pg_depend dep \
@@ -95,7 +169,7 @@ fn definition(
             "rollup trigger: \"{trigger_name}\" is not the trigger create_rollup made for \"{summary_name}\" ({expected})"
         ));
     }
-    rollup
+    (rollup, summary)
 }
 
 /// Prepares and keeps `sql` of `rollup` on the current SPI connection, whose
@@ -187,6 +261,27 @@ fn rollup_trigger<'a>(
         pg_sys::SPI_connect();
         pg_sys::SPI_register_trigger_data(data as *const _ as *mut _);
     }
+    register_callbacks();
+    let epoch = EPOCH.load(std::sync::atomic::Ordering::Relaxed);
+    let stale = KEPT.with(|k| k.borrow().get(&tgoid).map(|k| k.epoch != epoch));
+    if stale == Some(true) {
+        let holds = KEPT.with(|m| {
+            let m = m.borrow();
+            let k = m.get(&tgoid).expect("present");
+            names_still_hold(&guard, k, source, owner)
+        });
+        KEPT.with(|m| {
+            let mut m = m.borrow_mut();
+            if holds {
+                m.get_mut(&tgoid).expect("present").epoch = epoch;
+            } else {
+                // Renamed: prepare afresh under the current names. The old
+                // plans are left (not freed): one could be running further
+                // up this backend's stack.
+                m.remove(&tgoid);
+            }
+        });
+    }
     let cached = KEPT.with(|k| {
         k.borrow().get(&tgoid).map(|k| match (rows, k.one_row) {
             (1, Some(p)) => vec![p],
@@ -198,21 +293,30 @@ fn rollup_trigger<'a>(
         let tgname = unsafe { std::ffi::CStr::from_ptr(tg.tgname) }
             .to_string_lossy()
             .into_owned();
-        let rollup = definition(&guard, &summary_name(), source, tgoid, &tgname, op);
+        let (rollup, summary) = definition(&guard, &summary_name(), source, tgoid, &tgname, op);
+        trusted_schemas(summary, source, owner);
         guard.act_as(owner);
-        let k = match op {
-            "ins" => Kept {
-                one_row: Some(prepare(&rollup, rollup.add_row_statement(NEW_TABLE))),
-                plans: vec![prepare(&rollup, rollup.add_statement(NEW_TABLE, false))],
-            },
-            _ => Kept {
-                one_row: None,
-                plans: rollup
+        let (one_row, plans) = match op {
+            "ins" => (
+                Some(prepare(&rollup, rollup.add_row_statement(NEW_TABLE))),
+                vec![prepare(&rollup, rollup.add_statement(NEW_TABLE, false))],
+            ),
+            _ => (
+                None,
+                rollup
                     .maintenance_statements(op)
                     .into_iter()
                     .map(|s| prepare(&rollup, s))
                     .collect(),
-            },
+            ),
+        };
+        let k = Kept {
+            one_row,
+            plans,
+            epoch,
+            summary,
+            table: rollup.table(),
+            source: rollup.source.clone(),
         };
         let plans = match (rows, k.one_row) {
             (1, Some(p)) => vec![p],
