@@ -82,13 +82,6 @@ impl Restricted {
         };
     }
 
-    /// Back to the caller's identity for vigil's own statements (the
-    /// search path stays pinned).
-    pub fn act_as_caller(&self) {
-        // SAFETY: restores what `enter` read.
-        unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.sec) };
-    }
-
     /// The role that entered.
     pub fn caller(&self) -> pg_sys::Oid {
         self.user

@@ -563,15 +563,22 @@ pub(super) fn load(summary: pg_sys::Oid) -> Rollup {
     )
 }
 
+/// What a caller needs to act on a rollup.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rights {
+    Owner,
+    Read,
+}
+
 /// The rollup's definition and its owner (the source's owner), after
-/// checking that the caller may act on it: `rights` is "owner" (the
-/// caller needs the owner's privileges) or "read" (SELECT on the summary
+/// checking that the caller may act on it: `Rights::Owner` (the caller
+/// needs the owner's privileges) or `Rights::Read` (SELECT on the summary
 /// and the source is enough).
 fn load_for(
     guard: &Restricted,
     summary: pg_sys::Oid,
     what: &str,
-    rights: &str,
+    rights: Rights,
 ) -> (Rollup, pg_sys::Oid) {
     let r = load(summary);
     let source = Spi::get_one::<pg_sys::Oid>(&format!(
@@ -582,7 +589,7 @@ fn load_for(
     .flatten()
     .expect("load found it");
     let owner = rel_owner(source);
-    if rights == "owner" {
+    if rights == Rights::Owner {
         require_owner_rights(guard, source, what);
     } else {
         let caller = guard.caller().to_u32();
@@ -645,7 +652,7 @@ fn rollup_stats(summary: pg_sys::Oid) -> Option<JsonB> {
 #[pg_extern(volatile, parallel_unsafe, name = "_verify_rollup")]
 fn verify_rollup(name: pg_sys::Oid) -> i64 {
     let guard = Restricted::enter();
-    let (r, owner) = load_for(&guard, name, "name", "read");
+    let (r, owner) = load_for(&guard, name, "name", Rights::Read);
     guard.act_as(owner);
     let n = Spi::get_one::<i64>(&r.verify_statement())
         .unwrap_or_else(|e| raise(VigilError::invalid(e.to_string())))
@@ -659,7 +666,7 @@ fn verify_rollup(name: pg_sys::Oid) -> i64 {
 #[pg_extern(volatile, parallel_unsafe, name = "_rebuild_rollup")]
 fn rebuild_rollup(name: pg_sys::Oid) -> i64 {
     let guard = Restricted::enter();
-    let (r, owner) = load_for(&guard, name, "name", "owner");
+    let (r, owner) = load_for(&guard, name, "name", Rights::Owner);
     guard.act_as(owner);
     spi_run(&format!("LOCK TABLE {} IN SHARE MODE", r.source));
     spi_run(&format!("DELETE FROM {}", r.table()));
@@ -676,7 +683,7 @@ fn rebuild_rollup(name: pg_sys::Oid) -> i64 {
 #[pg_extern(volatile, parallel_unsafe, name = "_drop_rollup")]
 fn drop_rollup(name: pg_sys::Oid) {
     let guard = Restricted::enter();
-    let (r, owner) = load_for(&guard, name, "name", "owner");
+    let (r, owner) = load_for(&guard, name, "name", Rights::Owner);
     guard.act_as(owner);
     for label in ["1h", "24h", "7d"] {
         spi_run(&format!("DROP VIEW IF EXISTS {}", r.window_view(label)));
