@@ -98,9 +98,11 @@ CREATE TABLE vigil.alerts (
     dismissed_at        timestamptz,
     dismiss_note        text
 );
--- The dedup invariant: at most one open alert per key. raise_alert's
+-- The dedup invariant: at most one open alert per key and monitor (a key
+-- one monitor's data produces never lands on another monitor's alert, so
+-- one tenant's rows cannot escalate or re-title another's). raise_alert's
 -- INSERT ... ON CONFLICT infers this index.
-CREATE UNIQUE INDEX alerts_open_dedup_key_idx ON vigil.alerts (dedup_key)
+CREATE UNIQUE INDEX alerts_open_dedup_key_idx ON vigil.alerts ((coalesce(monitor, '')), dedup_key)
     WHERE status IN ('firing', 'acknowledged');
 CREATE INDEX alerts_dedup_key_created_at_idx ON vigil.alerts (dedup_key, created_at);
 CREATE INDEX alerts_open_urgency_idx ON vigil.alerts (urgency DESC, created_at)
@@ -365,6 +367,7 @@ BEGIN
     FOR attempt IN 1..5 LOOP
         SELECT * INTO cur FROM vigil.alerts a
         WHERE a.dedup_key = dk AND a.status IN ('firing', 'acknowledged')
+          AND coalesce(a.monitor, '') = coalesce(raise_alert.monitor, '')
         FOR UPDATE;
         IF FOUND THEN
             IF cur.last_seen_at >= now() - raise_alert.dedup_window THEN
@@ -402,7 +405,7 @@ BEGIN
             new_urgency, raise_alert.entity, raise_alert.title, raise_alert.summary, new_details,
             vigil.recommended_actions_for(raise_alert.anomaly_type, raise_alert.severity),
             dk, now() + raise_alert.expires_in)
-        ON CONFLICT (dedup_key) WHERE status IN ('firing', 'acknowledged') DO NOTHING
+        ON CONFLICT ((coalesce(monitor, '')), dedup_key) WHERE status IN ('firing', 'acknowledged') DO NOTHING
         RETURNING * INTO cur;
         IF FOUND THEN
             PERFORM vigil._notify_alert(cur, 'new');

@@ -550,7 +550,10 @@ BEGIN
                 FOR v IN
                     SELECT * FROM vigil.variant_monitoring t
                     WHERE t.monitor = m.name AND t.status = 'active' AND t.started_at + t.timeout <= now()
-                    ORDER BY t.id FOR UPDATE
+                    -- A writer's open transaction may hold a variant's row
+                    -- (the early-kill trigger counts into it): expire it on
+                    -- a later scan rather than wait for that writer.
+                    ORDER BY t.id FOR UPDATE SKIP LOCKED
                 LOOP
                     PERFORM vigil._decide_variant(m, v, 'expired');
                     n := n + 1;
@@ -774,7 +777,14 @@ SELECT
     a.open_info,
     (SELECT count(*) FROM vigil.rollup_defs) AS rollups,
     -- Rollups are maintained inside the writing transaction: never behind.
-    0::float8                                   AS rollup_lag_s
+    0::float8                                   AS rollup_lag_s,
+    -- Rollups not being kept exact (vigil.rollups.status), plus rollup
+    -- triggers whose definition is missing (a partial restore).
+    (SELECT count(*) FROM vigil.rollup_defs d WHERE vigil._rollup_status(d.summary) <> 'ok')
+    + (SELECT count(*) FROM pg_trigger t
+       WHERE t.tgfoid = 'vigil._rollup_trigger'::regproc
+         AND NOT EXISTS (SELECT 1 FROM vigil.rollup_defs d WHERE d.source::oid = t.tgrelid))
+                                                AS rollups_broken
 FROM vigil.worker_status() AS w,
      LATERAL (SELECT count(*) AS depth, min(n.created_at) AS oldest
               FROM vigil.notifications n WHERE n.status IN ('pending', 'sending')) AS q

@@ -7,6 +7,9 @@ CREATE TABLE vigil.rollup_defs (
     time_column name        NOT NULL,
     bucket      interval    NOT NULL,
     group_by    name[]      NOT NULL,
+    -- The source columns the group columns read, where renames made them
+    -- differ from group_by (the summary's column names); NULL = group_by.
+    group_source name[],
     measures    jsonb       NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now()
 );
@@ -110,9 +113,14 @@ $$;
 
 CREATE VIEW vigil.rollups AS
 SELECT d.summary AS name, d.source, d.time_column, d.bucket, d.group_by, d.measures,
-       s.rows, s.latest_bucket, d.created_at
+       s.rows, s.latest_bucket, d.created_at, vigil._rollup_status(d.summary) AS status
 FROM vigil.rollup_defs d, LATERAL vigil._rollup_size(d.summary) s;
-COMMENT ON VIEW vigil.rollups IS 'Rollups with their summary row count and latest bucket';
+COMMENT ON VIEW vigil.rollups IS
+    'Rollups with their summary row count, latest bucket and status (ok, or why the summary is not being kept exact)';
+COMMENT ON FUNCTION vigil._rollup_status(oid) IS
+    'Internal: ok, or why the rollup of a summary is not kept exact (a trigger missing or disabled, the source gone)';
+COMMENT ON FUNCTION vigil._rollup_ddl(oid, oid) IS
+    'Internal: keeps the rollups that involve an object just created or altered working (follows renames and owner changes, records dependencies, registers a restored trigger''s definition) or refuses the change';
 
 -- Dropping a summary table (DROP TABLE … CASCADE: the rollup's triggers
 -- depend on it) forgets its definition, so the source's writes go on and
@@ -130,3 +138,27 @@ COMMENT ON FUNCTION vigil._forget_dropped_rollups() IS
 REVOKE EXECUTE ON FUNCTION vigil._forget_dropped_rollups() FROM PUBLIC;
 CREATE EVENT TRIGGER vigil_forget_dropped_rollups ON sql_drop
     EXECUTE FUNCTION vigil._forget_dropped_rollups();
+
+-- DDL on a source or summary (ALTER TABLE, RENAME, SET SCHEMA, OWNER TO)
+-- and every CREATE TRIGGER (a restore re-creates rollup triggers): see
+-- src/rollup/ddl.rs. Runs as the role that issued the DDL; vigil._rollup_ddl
+-- switches identity itself and only brings rollups in line with the
+-- catalogs (or refuses the command).
+CREATE FUNCTION vigil._rollup_ddl_event() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN SELECT DISTINCT e.classid, e.objid FROM pg_event_trigger_ddl_commands() e
+             WHERE e.classid IN ('pg_class'::regclass, 'pg_trigger'::regclass)
+             ORDER BY 1, 2
+    LOOP
+        PERFORM vigil._rollup_ddl(c.classid, c.objid);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION vigil._rollup_ddl_event() IS
+    'Internal: event trigger (ddl_command_end) that keeps rollups working across DDL on their tables and restores';
+CREATE EVENT TRIGGER vigil_rollup_ddl ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE', 'CREATE TRIGGER')
+    EXECUTE FUNCTION vigil._rollup_ddl_event();

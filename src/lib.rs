@@ -55,6 +55,9 @@ extension_sql_file!(
         rollup::sql::rebuild_rollup,
         rollup::sql::drop_rollup,
         rollup::sql::rollup_stats,
+        rollup::ddl::rollup_status,
+        rollup::ddl::rollup_ddl,
+        rollup::trigger::rollup_trigger,
     ]
 );
 extension_sql_file!(

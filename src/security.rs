@@ -45,9 +45,95 @@ pub struct Restricted {
     nest: i32,
 }
 
+/// A setting the caller's session could use to change what SQL run on
+/// someone else's behalf means, and the value it is pinned to. `differs`
+/// reads the C variable so that a session already at the pinned value (the
+/// usual case) costs no GUC change at all.
+struct Pin {
+    name: &'static std::ffi::CStr,
+    value: &'static std::ffi::CStr,
+    differs: fn() -> bool,
+}
+
+/// How statements are parsed: an escape in a string literal, `x = NULL`,
+/// `'{NULL}'` arrays.
+const PARSE_PINS: [Pin; 3] = [
+    Pin {
+        name: c"standard_conforming_strings",
+        value: c"on",
+        // SAFETY: reads of GUC variables (main thread).
+        differs: || unsafe { !pg_sys::standard_conforming_strings },
+    },
+    Pin {
+        name: c"transform_null_equals",
+        value: c"off",
+        differs: || unsafe { pg_sys::Transform_null_equals },
+    },
+    Pin {
+        name: c"array_nulls",
+        value: c"on",
+        differs: || unsafe { !pg_sys::Array_nulls },
+    },
+];
+
+/// What values mean: a rollup's filters, buckets and sums must come out
+/// the same whoever writes the source (a writer's TimeZone must not move
+/// an hour-of-day filter, nor its DateStyle a date comparison).
+const VALUE_PINS: [Pin; 4] = [
+    Pin {
+        name: c"TimeZone",
+        value: c"UTC",
+        differs: || unsafe {
+            let mut offset: std::ffi::c_long = 1;
+            !(pg_sys::pg_get_timezone_offset(pg_sys::session_timezone, &mut offset) && offset == 0)
+        },
+    },
+    Pin {
+        name: c"DateStyle",
+        value: c"ISO, MDY",
+        differs: || unsafe {
+            pg_sys::DateStyle != pg_sys::USE_ISO_DATES as i32
+                || pg_sys::DateOrder != pg_sys::DATEORDER_MDY as i32
+        },
+    },
+    Pin {
+        name: c"IntervalStyle",
+        value: c"postgres",
+        differs: || unsafe { pg_sys::IntervalStyle != pg_sys::INTSTYLE_POSTGRES as i32 },
+    },
+    Pin {
+        name: c"extra_float_digits",
+        value: c"1",
+        differs: || unsafe { pg_sys::extra_float_digits != 1 },
+    },
+];
+
+fn pin(pins: &[Pin]) {
+    for p in pins {
+        if (p.differs)() {
+            // SAFETY: a GUC change saved at the current nest level, undone
+            // by AtEOXact_GUC in Drop (or by the abort), as a function's
+            // SET clause is.
+            unsafe {
+                pg_sys::set_config_option(
+                    p.name.as_ptr(),
+                    p.value.as_ptr(),
+                    pg_sys::GucContext::PGC_USERSET,
+                    pg_sys::GucSource::PGC_S_SESSION,
+                    pg_sys::GucAction::GUC_ACTION_SAVE,
+                    true,
+                    pgrx::PgLogLevel::ERROR as i32,
+                    false,
+                );
+            }
+        }
+    }
+}
+
 impl Restricted {
-    /// Pushes the catalog-only search path and a GUC nest level, still as
-    /// the caller; `act_as` then switches identity.
+    /// Pushes the catalog-only search path and a GUC nest level, and pins
+    /// the settings that decide how SQL is parsed, still as the caller;
+    /// `act_as` then switches identity.
     pub fn enter() -> Restricted {
         let mut user = pg_sys::InvalidOid;
         let mut sec = 0;
@@ -57,7 +143,18 @@ impl Restricted {
             pg_sys::PushOverrideSearchPath(catalog_path());
             pg_sys::NewGUCNestLevel()
         };
+        pin(&PARSE_PINS);
         Restricted { user, sec, nest }
+    }
+
+    /// `enter`, and the settings that decide what values mean pinned too
+    /// (TimeZone UTC, DateStyle ISO, IntervalStyle postgres,
+    /// extra_float_digits 1): for rollup maintenance, whose results must
+    /// not depend on who writes.
+    pub fn enter_pinned() -> Restricted {
+        let r = Restricted::enter();
+        pin(&VALUE_PINS);
+        r
     }
 
     /// Enters and acts as `role` at once.

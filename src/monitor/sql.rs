@@ -30,8 +30,14 @@ fn columns(value: &Value) -> Columns {
 /// "type"}}` (see `vigil._source_columns`). Raises 22023/22004/42703/42804
 /// naming the option at fault.
 #[pg_extern(immutable, strict, parallel_safe, name = "_monitor_plan")]
-fn monitor_plan(kind: &str, options: JsonB, source: &str, columns_json: JsonB) -> JsonB {
-    let cols = columns(&columns_json.0);
+fn monitor_plan(
+    kind: &str,
+    options: crate::notify::sql::JsonArg,
+    source: &str,
+    columns_json: crate::notify::sql::JsonArg,
+) -> JsonB {
+    let options = JsonB(options.get("options"));
+    let cols = columns(&columns_json.get("columns"));
     if cols.is_empty() {
         crate::sqlglue::raise(VigilError::invalid("source has no columns"));
     }
@@ -43,16 +49,29 @@ fn monitor_plan(kind: &str, options: JsonB, source: &str, columns_json: JsonB) -
 /// its typmod: monitors compare and cast with base types, so no domain
 /// CHECK (code its owner controls) runs on vigil's side.
 #[pg_extern(stable, strict, parallel_safe, name = "_base_type")]
-fn base_type(typ: pg_sys::Oid, typmod: i32) -> String {
+fn base_type(typ: pg_sys::Oid, typmod: i32) -> Option<String> {
     let mut typmod = typmod;
+    // SAFETY: a syscache probe; NULL for an oid that is no type.
+    let exists = unsafe {
+        pg_sys::SearchSysCacheExists(
+            pg_sys::SysCacheIdentifier::TYPEOID as i32,
+            pg_sys::Datum::from(typ),
+            pg_sys::Datum::from(0),
+            pg_sys::Datum::from(0),
+            pg_sys::Datum::from(0),
+        )
+    };
+    if !exists {
+        return None;
+    }
     // SAFETY: catalog lookups; the result is a palloc'd C string.
-    unsafe {
+    Some(unsafe {
         let base = pg_sys::getBaseTypeAndTypmod(typ, &mut typmod);
         let text = pg_sys::format_type_with_typemod(base, typmod);
         std::ffi::CStr::from_ptr(text)
             .to_string_lossy()
             .into_owned()
-    }
+    })
 }
 
 // utils/timeout.h, which pgrx does not bind.
@@ -215,8 +234,8 @@ fn monitor_run(monitor: i64) -> JsonB {
             let rows = c
                 .select(
                     "SELECT n.nspname::text, c.relname::text, c.relowner, \
-                            c.relkind = 'v' AND COALESCE(c.reloptions::text[] && \
-                                ARRAY['security_invoker=true', 'security_invoker=on', 'security_invoker=1', 'security_invoker=yes'], false), \
+                            c.relkind = 'v' AND EXISTS (SELECT 1 FROM pg_catalog.pg_options_to_table(c.reloptions) o \
+                                WHERE o.option_name = 'security_invoker' AND o.option_value::pg_catalog.bool), \
                             c.relnamespace \
                      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
                      WHERE c.oid = $1",

@@ -7,6 +7,7 @@
 
 pub mod sql;
 pub use sql::require_trusted_schema;
+pub mod ddl;
 pub mod trigger;
 
 use crate::error::{Result, VigilError};
@@ -78,8 +79,14 @@ pub struct Rollup {
     pub time_has_zone: bool,
     /// The bucket width as PostgreSQL interval text (validated by `sql.rs`).
     pub bucket: String,
+    /// The summary's group columns (named as at creation) and their types.
     pub group_by: Vec<(String, ColumnType)>,
+    /// The source column each group column reads, by its current name
+    /// (a source column renamed since creation keeps its summary name).
+    pub group_source: Vec<String>,
     pub measures: Vec<(Measure, Option<ColumnType>)>,
+    /// `definition_json`, filled in once the rollup is defined.
+    pub definition: String,
 }
 
 /// Which summary row of a group an upsert writes (see `Rollup::upsert`).
@@ -211,10 +218,16 @@ pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// `'text'` with embedded quotes doubled (standard_conforming_strings is on
-/// in every supported PostgreSQL).
+/// A string literal that means `text` whatever `standard_conforming_strings`
+/// is: `'text'` with quotes doubled when there is no backslash, else the
+/// escape form `E'te\\xt'` with backslashes doubled too. A session that
+/// turned the setting off cannot make a backslash end the literal early.
 pub fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+    if text.contains('\\') {
+        format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+    } else {
+        format!("'{}'", text.replace('\'', "''"))
+    }
 }
 
 /// Monday 2000-01-03 00:00 UTC: buckets of a day or a week start at UTC
@@ -266,8 +279,32 @@ impl Rollup {
         )
     }
 
-    /// The group columns of rows aliased `alias`.
+    /// The group columns of source (or transition table) rows aliased
+    /// `alias`, as select-list items named like the summary's columns.
     fn group_columns(&self, alias: &str) -> Vec<String> {
+        self.group_by
+            .iter()
+            .zip(&self.group_source)
+            .map(|((g, _), src)| {
+                if g == src {
+                    format!("{alias}.{}", ident(src))
+                } else {
+                    format!("{alias}.{} AS {}", ident(src), ident(g))
+                }
+            })
+            .collect()
+    }
+
+    /// The group columns of source rows aliased `alias`, as plain references.
+    fn source_group_refs(&self, alias: &str) -> Vec<String> {
+        self.group_source
+            .iter()
+            .map(|src| format!("{alias}.{}", ident(src)))
+            .collect()
+    }
+
+    /// The summary's group columns of rows aliased `alias`.
+    fn summary_group_refs(&self, alias: &str) -> Vec<String> {
         self.group_by
             .iter()
             .map(|(g, _)| format!("{alias}.{}", ident(g)))
@@ -433,7 +470,7 @@ impl Rollup {
                 self.upsert_rows(
                     &format!(
                         "SELECT d.*, {} FROM ({select}) d ORDER BY {}",
-                        self.slot_expr("d"),
+                        self.slot_expr(self.summary_group_refs("d")),
                         self.key_positions()
                     ),
                     sets,
@@ -463,8 +500,7 @@ impl Rollup {
     /// The slot of the group of row `alias` (see `upsert`). The lock is per
     /// group column values, any bucket: hashing the bucket's text form costs
     /// more than the rare needless spreading of one entity's two buckets.
-    fn slot_expr(&self, alias: &str) -> String {
-        let keys = self.group_columns(alias);
+    fn slot_expr(&self, keys: Vec<String>) -> String {
         let hash = if keys.is_empty() {
             "0".to_string()
         } else {
@@ -547,7 +583,7 @@ impl Rollup {
         for (m, t) in &self.measures {
             cols.push(Self::row_measure_expr(m, t));
         }
-        cols.push(self.slot_expr("r"));
+        cols.push(self.slot_expr(self.source_group_refs("r")));
         self.upsert_rows(
             &format!("SELECT {} FROM {from} r", cols.join(", ")),
             &self.add_sets(false),
@@ -710,7 +746,10 @@ impl Rollup {
             let mut conds: Vec<String> = self
                 .group_by
                 .iter()
-                .map(|(g, _)| format!("r.{c} IS NOT DISTINCT FROM s.{c}", c = ident(g)))
+                .zip(&self.group_source)
+                .map(|((g, _), src)| {
+                    format!("r.{} IS NOT DISTINCT FROM s.{}", ident(src), ident(g))
+                })
                 .collect();
             conds.push(format!(
                 "{t} >= s.{b} AND {t} < s.{b} + {}::interval",
@@ -822,23 +861,52 @@ impl Rollup {
     /// CREATE TRIGGER statements on the source: every one runs the shared
     /// `vigil._rollup_trigger('<summary>')` (trigger.rs).
     pub fn triggers(&self) -> Vec<String> {
-        let t = |op: &str| self.trigger_name(op);
-        let f = format!("vigil._rollup_trigger({})", literal(&self.table()));
+        self.triggers_named(|op| self.trigger_name(op), false)
+    }
+
+    /// The definition as the triggers carry it (their second argument), so
+    /// a dump of the application's schema alone still says what the rollup
+    /// is: `{time_column, bucket, group_by, group_source, measures}`.
+    pub fn definition_json(&self, measures: &Value) -> String {
+        serde_json::json!({
+            "time_column": self.time_column,
+            "bucket": self.bucket,
+            "group_by": self.group_by.iter().map(|(g, _)| g).collect::<Vec<_>>(),
+            "group_source": self.group_source,
+            "measures": measures,
+        })
+        .to_string()
+    }
+
+    /// CREATE [OR REPLACE] TRIGGER statements with the given names; the
+    /// definition argument is `self.definition` (set by `sql.rs`).
+    pub fn triggers_named(&self, name: impl Fn(&str) -> String, replace: bool) -> Vec<String> {
+        let t = |op: &str| name(op);
+        let f = format!(
+            "vigil._rollup_trigger({}, {})",
+            literal(&self.table()),
+            literal(&self.definition)
+        );
+        let create = if replace {
+            "CREATE OR REPLACE TRIGGER"
+        } else {
+            "CREATE TRIGGER"
+        };
         vec![
             format!(
-                "CREATE TRIGGER {} AFTER INSERT ON {} REFERENCING NEW TABLE AS {} FOR EACH STATEMENT EXECUTE FUNCTION {f}",
+                "{create} {} AFTER INSERT ON {} REFERENCING NEW TABLE AS {} FOR EACH STATEMENT EXECUTE FUNCTION {f}",
                 t("ins"), self.source, trigger::NEW_TABLE
             ),
             format!(
-                "CREATE TRIGGER {} AFTER DELETE ON {} REFERENCING OLD TABLE AS {} FOR EACH STATEMENT EXECUTE FUNCTION {f}",
+                "{create} {} AFTER DELETE ON {} REFERENCING OLD TABLE AS {} FOR EACH STATEMENT EXECUTE FUNCTION {f}",
                 t("del"), self.source, trigger::OLD_TABLE
             ),
             format!(
-                "CREATE TRIGGER {} AFTER UPDATE ON {} REFERENCING OLD TABLE AS {} NEW TABLE AS {} FOR EACH STATEMENT EXECUTE FUNCTION {f}",
+                "{create} {} AFTER UPDATE ON {} REFERENCING OLD TABLE AS {} NEW TABLE AS {} FOR EACH STATEMENT EXECUTE FUNCTION {f}",
                 t("upd"), self.source, trigger::OLD_TABLE, trigger::NEW_TABLE
             ),
             format!(
-                "CREATE TRIGGER {} AFTER TRUNCATE ON {} FOR EACH STATEMENT EXECUTE FUNCTION {f}",
+                "{create} {} AFTER TRUNCATE ON {} FOR EACH STATEMENT EXECUTE FUNCTION {f}",
                 t("trunc"), self.source
             ),
         ]
@@ -945,9 +1013,11 @@ impl Rollup {
                     .join(", ")
             )
         };
+        // BEGIN ATOMIC: the body is stored parsed, so it follows renames of
+        // the summary and depends on it (DROP takes the function along).
         format!(
-            "CREATE FUNCTION {}(since interval) RETURNS TABLE ({}) LANGUAGE sql STABLE PARALLEL SAFE AS $vigil$\n\
-             SELECT {} FROM {} s WHERE s.{b} OPERATOR(pg_catalog.>=) pg_catalog.date_bin({}::interval, pg_catalog.now() OPERATOR(pg_catalog.-) since, {BUCKET_ORIGIN}){group}\n$vigil$",
+            "CREATE FUNCTION {}(since interval) RETURNS TABLE ({}) LANGUAGE sql STABLE PARALLEL SAFE BEGIN ATOMIC\n\
+             SELECT {} FROM {} s WHERE s.{b} OPERATOR(pg_catalog.>=) pg_catalog.date_bin({}::interval, pg_catalog.now() OPERATOR(pg_catalog.-) since, {BUCKET_ORIGIN}){group};\nEND",
             self.since_function(),
             out_cols.join(", "),
             select.join(", "),

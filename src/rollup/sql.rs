@@ -16,12 +16,12 @@ const TIMESTAMPOID: u32 = 1114;
 const FLOAT4OID: u32 = 700;
 const FLOAT8OID: u32 = 701;
 
-fn spi_run(sql: &str) {
+pub(super) fn spi_run(sql: &str) {
     Spi::run(sql).unwrap_or_else(|e| raise(VigilError::invalid(format!("{e}: {sql}"))));
 }
 
 /// (schema, name) of a relation, or an error naming `what`.
-fn relation_name(oid: pg_sys::Oid, what: &str) -> (String, String) {
+pub(super) fn relation_name(oid: pg_sys::Oid, what: &str) -> (String, String) {
     let oid = oid.to_u32();
     Spi::get_two::<String, String>(&format!(
         "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c \
@@ -105,13 +105,14 @@ fn interval_text(bucket: &Interval) -> String {
 }
 
 /// Builds and validates the definition (filters: `check_filter`); nothing is created yet.
-fn define(
+pub(super) fn define(
     schema: String,
     name: String,
     source: pg_sys::Oid,
     time_column: &str,
     bucket: String,
     group_by: &[String],
+    group_source: &[String],
     measures: &serde_json::Value,
 ) -> Rollup {
     let (src_schema, src_name) = relation_name(source, "source");
@@ -130,11 +131,11 @@ fn define(
         Some(_) => {}
     }
     let mut group = Vec::new();
-    for g in group_by {
-        let (t, _) = cols.get(g).unwrap_or_else(|| {
+    for (g, src) in group_by.iter().zip(group_source) {
+        let (t, _) = cols.get(src).unwrap_or_else(|| {
             raise(VigilError::new(
                 ErrorKind::UndefinedColumn,
-                format!("group_by column \"{g}\" is not a column of {src_schema}.{src_name}"),
+                format!("group_by column \"{src}\" is not a column of {src_schema}.{src_name}"),
             ))
         });
         if group.iter().any(|(n, _): &(String, ColumnType)| n == g) {
@@ -149,7 +150,12 @@ fn define(
     }
     let parsed =
         parse_measures(measures, |c| cols.get(c).map(|(t, _)| t.clone()), group_by).or_raise();
-    Rollup {
+    if group_source.len() != group_by.len() {
+        raise(VigilError::invalid(format!(
+            "rollup {schema}.{name}: group_source and group_by differ in length"
+        )));
+    }
+    let mut r = Rollup {
         schema,
         name,
         source: format!("{}.{}", ident(&src_schema), ident(&src_name)),
@@ -157,8 +163,12 @@ fn define(
         time_has_zone: cols[time_column].1 == TIMESTAMPTZOID,
         bucket,
         group_by: group,
+        group_source: group_source.to_vec(),
         measures: parsed,
-    }
+        definition: String::new(),
+    };
+    r.definition = r.definition_json(measures);
+    r
 }
 
 fn pg_error_message(e: pg_sys::panic::CaughtError) -> String {
@@ -169,7 +179,7 @@ fn pg_error_message(e: pg_sys::panic::CaughtError) -> String {
     }
 }
 
-fn list_cells(list: *mut pg_sys::List) -> Vec<*mut std::ffi::c_void> {
+pub(super) fn list_cells(list: *mut pg_sys::List) -> Vec<*mut std::ffi::c_void> {
     if list.is_null() {
         return Vec::new();
     }
@@ -228,7 +238,7 @@ fn not_one_expression(filter: &str) -> Option<String> {
 /// exactly one expression (no statements, no sub-selects, no aggregate,
 /// window or set-returning function) that is boolean over the source's
 /// columns. The caller runs this as the rollup's owner.
-fn check_filter(source: &str, measure: &str, filter: &str) {
+pub(super) fn check_filter(source: &str, measure: &str, filter: &str) {
     let name = measure.to_string();
     let invalid = move |why: String| -> ! {
         raise(VigilError::invalid(format!("measures.{name}.filter {why}")))
@@ -288,44 +298,6 @@ fn check_filter(source: &str, measure: &str, filter: &str) {
     }
 }
 
-/// Records in `pg_depend` that the rollup's triggers on the source depend
-/// on the summary table: dropping the summary then needs CASCADE, which
-/// drops the triggers with it (the source's writes go on), and an event
-/// trigger forgets the definition (`sql/rollup.sql`). The triggers already
-/// depend on the source, so they go when it does.
-fn depend_triggers_on_summary(r: &Rollup, source: pg_sys::Oid, summary: pg_sys::Oid) {
-    for op in ["ins", "del", "upd", "trunc"] {
-        let quoted = r.trigger_name(op);
-        let name = quoted[1..quoted.len() - 1].replace("\"\"", "\"");
-        let trigger = Spi::get_one::<pg_sys::Oid>(&format!(
-            "SELECT t.oid FROM pg_catalog.pg_trigger t WHERE t.tgrelid = {} AND t.tgname = {}",
-            source.to_u32(),
-            literal(&name)
-        ))
-        .ok()
-        .flatten()
-        .expect("just created");
-        let depender = pg_sys::ObjectAddress {
-            classId: pg_sys::TriggerRelationId,
-            objectId: trigger,
-            objectSubId: 0,
-        };
-        let referenced = pg_sys::ObjectAddress {
-            classId: pg_sys::RelationRelationId,
-            objectId: summary,
-            objectSubId: 0,
-        };
-        // SAFETY: both objects exist (created above in this transaction).
-        unsafe {
-            pg_sys::recordDependencyOn(
-                &depender,
-                &referenced,
-                pg_sys::DependencyType::DEPENDENCY_NORMAL,
-            )
-        };
-    }
-}
-
 /// Refuses (42501) a schema whose names work run as `owner` cannot trust
 /// (`vigil._untrusted_schema`): another role could rename or plant objects
 /// there that the rollup's statements would then reach as the owner.
@@ -346,7 +318,7 @@ pub fn require_trusted_schema(schema: pg_sys::Oid, owner: pg_sys::Oid, what: &st
 }
 
 /// The owner of relation `oid` (0 when there is none).
-fn rel_owner(oid: pg_sys::Oid) -> pg_sys::Oid {
+pub(super) fn rel_owner(oid: pg_sys::Oid) -> pg_sys::Oid {
     Spi::get_one::<pg_sys::Oid>(&format!(
         "SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = {}",
         oid.to_u32()
@@ -356,7 +328,7 @@ fn rel_owner(oid: pg_sys::Oid) -> pg_sys::Oid {
     .unwrap_or(pg_sys::InvalidOid)
 }
 
-fn denied(message: String) -> ! {
+pub(super) fn denied(message: String) -> ! {
     ereport!(
         ERROR,
         PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -390,10 +362,23 @@ fn create_rollup(
     source: pg_sys::Oid,
     time_column: &str,
     bucket: Interval,
-    group_by: Vec<String>,
-    measures: JsonB,
+    group_by: Vec<Option<String>>,
+    measures: crate::notify::sql::JsonArg,
 ) -> pg_sys::Oid {
-    let guard = Restricted::enter();
+    let measures = JsonB(measures.get("measures"));
+    let group_by: Vec<String> = group_by
+        .into_iter()
+        .map(|g| {
+            g.unwrap_or_else(|| {
+                ereport!(
+                    ERROR,
+                    PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                    "group_by must not contain NULL"
+                );
+            })
+        })
+        .collect();
+    let guard = Restricted::enter_pinned();
     let (src_schema, _) = relation_name(source, "source");
     let owner = require_owner_rights(&guard, source, "source");
     let parts =
@@ -456,6 +441,7 @@ fn create_rollup(
         time_column,
         bucket_text,
         &group_by,
+        &group_by,
         &measures.0,
     );
 
@@ -469,22 +455,6 @@ fn create_rollup(
     spi_run(&r.create_table());
     if !r.group_by.is_empty() {
         spi_run(&r.bucket_index());
-    }
-    // Creating the triggers takes a lock that blocks writers to the source
-    // until we commit, so the backfill below sees every row exactly once.
-    for t in r.triggers() {
-        spi_run(&t);
-    }
-    let summary =
-        Spi::get_one::<pg_sys::Oid>(&format!("SELECT {}::regclass::oid", literal(&r.table())))
-            .ok()
-            .flatten()
-            .expect("just created");
-    depend_triggers_on_summary(&r, source, summary);
-    spi_run(&r.backfill_statement());
-    spi_run(&r.since_function_sql());
-    for v in r.window_views() {
-        spi_run(&v);
     }
     let summary =
         Spi::get_one::<pg_sys::Oid>(&format!("SELECT {}::regclass::oid", literal(&r.table())))
@@ -504,7 +474,8 @@ fn create_rollup(
         )
     };
     // vigil's catalog is written as the extension's owner (a fixed
-    // statement over vigil's own table).
+    // statement over vigil's own table), before the triggers exist: the
+    // event trigger that sees them created then finds the definition.
     guard.act_as(extension_owner());
     spi_run(&format!(
         "INSERT INTO vigil.rollup_defs (summary, source, time_column, bucket, group_by, measures) \
@@ -515,6 +486,19 @@ fn create_rollup(
         literal(&r.bucket),
         literal(&measures.0.to_string()),
     ));
+    guard.act_as(owner);
+    // Creating the triggers takes a lock that blocks writers to the source
+    // until we commit, so the backfill below sees every row exactly once.
+    for t in r.triggers() {
+        spi_run(&t);
+    }
+    let created = super::ddl::created_triggers(&r, source);
+    super::ddl::record_dependencies(&r, source, summary, &created);
+    spi_run(&r.backfill_statement());
+    spi_run(&r.since_function_sql());
+    for v in r.window_views() {
+        spi_run(&v);
+    }
     drop(guard);
     summary
 }
@@ -537,12 +521,12 @@ pub(super) fn load(summary: pg_sys::Oid) -> Rollup {
             ),
         )),
     };
-    let group_by = Spi::get_one::<Vec<String>>(&format!(
-        "SELECT group_by::text[] FROM vigil.rollup_defs WHERE summary = {}",
+    let (group_by, group_source) = Spi::get_two::<Vec<String>, Vec<String>>(&format!(
+        "SELECT group_by::text[], coalesce(group_source, group_by)::text[] FROM vigil.rollup_defs WHERE summary = {}",
         summary.to_u32()
     ))
     .ok()
-    .flatten()
+    .map(|(g, s)| (g.unwrap_or_default(), s.unwrap_or_default()))
     .unwrap_or_default();
     let measures = Spi::get_one::<JsonB>(&format!(
         "SELECT measures FROM vigil.rollup_defs WHERE summary = {}",
@@ -559,6 +543,7 @@ pub(super) fn load(summary: pg_sys::Oid) -> Rollup {
         &time_column,
         bucket,
         &group_by,
+        &group_source,
         &measures.0,
     )
 }
@@ -580,6 +565,10 @@ fn load_for(
     what: &str,
     rights: Rights,
 ) -> (Rollup, pg_sys::Oid) {
+    // vigil's catalog is read as the extension's owner (a table's owner
+    // need not be able to read vigil.rollup_defs); the rights are the
+    // caller's.
+    guard.act_as(extension_owner());
     let r = load(summary);
     let source = Spi::get_one::<pg_sys::Oid>(&format!(
         "SELECT d.source::oid FROM vigil.rollup_defs d WHERE d.summary = {}",
@@ -637,6 +626,15 @@ fn rollup_stats(summary: pg_sys::Oid) -> Option<JsonB> {
     if owner == pg_sys::InvalidOid {
         return None;
     }
+    // Never wait for a summary its owner keeps locked: its sizes are then
+    // unknown (NULL) rather than the view hanging for every reader.
+    // SAFETY: a lock attempt that returns at once; held to transaction end.
+    let free = unsafe {
+        pg_sys::ConditionalLockRelationOid(summary, pg_sys::AccessShareLock as pg_sys::LOCKMODE)
+    };
+    if !free {
+        return None;
+    }
     let guard = Restricted::as_role(owner);
     let stats = Spi::get_one::<JsonB>(&format!(
         "SELECT pg_catalog.jsonb_build_object('rows', pg_catalog.count(*), 'latest_bucket', pg_catalog.max(s.bucket)) FROM {table} s"
@@ -651,7 +649,7 @@ fn rollup_stats(summary: pg_sys::Oid) -> Option<JsonB> {
 /// as the rollup's owner in a security-restricted operation.
 #[pg_extern(volatile, parallel_unsafe, name = "_verify_rollup")]
 fn verify_rollup(name: pg_sys::Oid) -> i64 {
-    let guard = Restricted::enter();
+    let guard = Restricted::enter_pinned();
     let (r, owner) = load_for(&guard, name, "name", Rights::Read);
     guard.act_as(owner);
     let n = Spi::get_one::<i64>(&r.verify_statement())
@@ -665,7 +663,7 @@ fn verify_rollup(name: pg_sys::Oid) -> i64 {
 /// Returns the number of groups.
 #[pg_extern(volatile, parallel_unsafe, name = "_rebuild_rollup")]
 fn rebuild_rollup(name: pg_sys::Oid) -> i64 {
-    let guard = Restricted::enter();
+    let guard = Restricted::enter_pinned();
     let (r, owner) = load_for(&guard, name, "name", Rights::Owner);
     guard.act_as(owner);
     spi_run(&format!("LOCK TABLE {} IN SHARE MODE", r.source));
@@ -679,27 +677,59 @@ fn rebuild_rollup(name: pg_sys::Oid) -> i64 {
     n
 }
 
-/// Drops the summary, its triggers, function and views.
+/// Drops the rollup: its summary table with everything that depends on it
+/// (triggers, `_since` function, views), by oid, so it works whatever
+/// became of the names; and forgets the definition.
 #[pg_extern(volatile, parallel_unsafe, name = "_drop_rollup")]
 fn drop_rollup(name: pg_sys::Oid) {
-    let guard = Restricted::enter();
-    let (r, owner) = load_for(&guard, name, "name", Rights::Owner);
+    let guard = Restricted::enter_pinned();
+    let source = Spi::get_one::<pg_sys::Oid>(&format!(
+        "SELECT d.source::oid FROM vigil.rollup_defs d WHERE d.summary = {}",
+        name.to_u32()
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| {
+        raise(VigilError::new(
+            ErrorKind::UndefinedTable,
+            format!(
+                "name: relation with oid {} is not a pg_vigil rollup",
+                name.to_u32()
+            ),
+        ))
+    });
+    let owner = require_owner_rights(&guard, source, "name");
     guard.act_as(owner);
-    for label in ["1h", "24h", "7d"] {
-        spi_run(&format!("DROP VIEW IF EXISTS {}", r.window_view(label)));
+    let triggers: Vec<pg_sys::Oid> = super::ddl::triggers_of(name, source)
+        .iter()
+        .map(|t| t.oid)
+        .collect();
+    let delete = |class: pg_sys::Oid, oid: pg_sys::Oid| {
+        let gone = Spi::get_one::<bool>(&format!(
+            "SELECT pg_catalog.pg_describe_object({}, {}, 0) IS NULL",
+            class.to_u32(),
+            oid.to_u32()
+        ))
+        .ok()
+        .flatten()
+        .unwrap_or(true);
+        if !gone {
+            let object = pg_sys::ObjectAddress {
+                classId: class,
+                objectId: oid,
+                objectSubId: 0,
+            };
+            // SAFETY: the object exists; its owner's rights were checked.
+            unsafe {
+                pg_sys::performDeletion(&object, pg_sys::DropBehavior::DROP_CASCADE, 0);
+                pg_sys::CommandCounterIncrement();
+            }
+        }
+    };
+    delete(pg_sys::RelationRelationId, name);
+    for t in triggers {
+        delete(pg_sys::TriggerRelationId, t);
     }
-    spi_run(&format!(
-        "DROP FUNCTION IF EXISTS {}(interval)",
-        r.since_function()
-    ));
-    for op in ["ins", "del", "upd", "trunc"] {
-        spi_run(&format!(
-            "DROP TRIGGER IF EXISTS {} ON {}",
-            r.trigger_name(op),
-            r.source
-        ));
-    }
-    spi_run(&format!("DROP TABLE {}", r.table()));
     guard.act_as(extension_owner());
     spi_run(&format!(
         "DELETE FROM vigil.rollup_defs WHERE summary = {}",

@@ -76,6 +76,7 @@ fn rollup() -> Rollup {
         time_has_zone: true,
         bucket: "1 hour".into(),
         group_by: vec![("we\"ird".into(), types("we\"ird").unwrap())],
+        group_source: vec!["we\"ird".into()],
         measures: parse(json!({
             "n": {"agg": "count"},
             "revenue": {"agg": "sum", "column": "price", "filter": "payment_status = 'paid'"},
@@ -83,6 +84,7 @@ fn rollup() -> Rollup {
             "resp": {"agg": "stats", "column": "response_time_seconds"}
         }))
         .unwrap(),
+        definition: "{}".into(),
     }
 }
 
@@ -224,4 +226,13 @@ fn helper_object_names_stay_within_63_bytes() {
         unquoted.len() <= 63 && unquoted.ends_with("_24h"),
         "{unquoted}"
     );
+}
+
+#[test]
+fn literals_mean_the_same_whatever_standard_conforming_strings_is() {
+    assert_eq!(literal("it's"), "'it''s'");
+    // A backslash switches to the escape form, doubled: with
+    // standard_conforming_strings off, 'g\' would have ended nothing.
+    assert_eq!(literal("g\\"), "E'g\\\\'");
+    assert_eq!(literal("a\\'; DROP"), "E'a\\\\''; DROP'");
 }

@@ -17,9 +17,7 @@
 //! from that definition.
 
 use super::Rollup;
-use crate::error::{ErrorKind, VigilError};
 use crate::security::Restricted;
-use crate::sqlglue::raise;
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -40,6 +38,24 @@ struct Kept {
     /// The summary and source as the plans name them (quoted, qualified).
     table: String,
     source: String,
+    /// `FINGERPRINT` of the definition the plans were made from: a rename
+    /// of a source column changes the definition (ddl.rs), so the plans
+    /// are made afresh.
+    fingerprint: String,
+}
+
+/// A digest of the parts of a rollup definition its statements depend on.
+const FINGERPRINT: &str =
+    "pg_catalog.md5(ROW(d.time_column, d.bucket, d.group_by, d.group_source, d.measures)::text)";
+
+fn fingerprint(summary: pg_sys::Oid) -> String {
+    Spi::get_one::<String>(&format!(
+        "SELECT {FINGERPRINT} FROM vigil.rollup_defs d WHERE d.summary = {}",
+        summary.to_u32()
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or_default()
 }
 
 /// Bumped by every relation or schema invalidation this backend receives:
@@ -79,11 +95,14 @@ fn register_callbacks() {
 fn names_still_hold(guard: &Restricted, k: &Kept, source: pg_sys::Oid, owner: pg_sys::Oid) -> bool {
     guard.act_as(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID));
     let same = Spi::get_one::<bool>(&format!(
-        "SELECT pg_catalog.to_regclass({})::pg_catalog.oid = {} AND pg_catalog.to_regclass({})::pg_catalog.oid = {}",
+        "SELECT pg_catalog.to_regclass({})::pg_catalog.oid = {} AND pg_catalog.to_regclass({})::pg_catalog.oid = {} \
+            AND (SELECT {FINGERPRINT} FROM vigil.rollup_defs d WHERE d.summary = {}) = {}",
         super::literal(&k.table),
         k.summary.to_u32(),
         super::literal(&k.source),
-        source.to_u32()
+        source.to_u32(),
+        k.summary.to_u32(),
+        super::literal(&k.fingerprint)
     ))
     .ok()
     .flatten()
@@ -138,38 +157,77 @@ fn definition(
     summary_name: &str,
     source: pg_sys::Oid,
     trigger: u32,
-    trigger_name: &str,
     op: &str,
-) -> (Rollup, pg_sys::Oid) {
+) -> Option<(Rollup, pg_sys::Oid)> {
     guard.act_as(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID));
     let found = Spi::get_three::<pg_sys::Oid, pg_sys::Oid, bool>(&format!(
         "WITH dep AS (SELECT dep.refobjid FROM pg_catalog.pg_depend dep \
               WHERE dep.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND dep.objid = {trigger} \
-                AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND dep.deptype = 'n' LIMIT 1) \
+                AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND dep.refobjsubid = 0 \
+                AND dep.deptype = 'n' AND EXISTS (SELECT 1 FROM vigil.rollup_defs d WHERE d.summary::oid = dep.refobjid) LIMIT 1) \
          SELECT d.summary::oid, d.source::oid, EXISTS (SELECT 1 FROM dep) FROM vigil.rollup_defs d \
          WHERE d.summary::oid = COALESCE((SELECT refobjid FROM dep), pg_catalog.to_regclass({})::pg_catalog.oid)",
         super::literal(summary_name)
     ));
     let (summary, def_source, by_oid) = match found {
         Ok((Some(s), Some(src), Some(b))) => (s, src, b),
-        _ => raise(VigilError::new(
-            ErrorKind::UndefinedTable,
-            format!("rollup trigger: \"{summary_name}\" is not a pg_vigil rollup (the argument is a schema-qualified summary table)"),
-        )),
+        _ => {
+            // No definition (the application's schema was restored without
+            // vigil's configuration, and nobody with the owner's rights has
+            // re-created the trigger yet): the application's write goes on,
+            // the rollup falls behind, and vigil.health says so.
+            warn_once(trigger, format!(
+                "rollup trigger: \"{summary_name}\" has no pg_vigil definition, so it is not being maintained; \
+                 re-create it with vigil.create_rollup, or restore vigil's configuration"
+            ));
+            return None;
+        }
     };
     if def_source != source {
         protocol_error(format!(
             "rollup trigger: rollup \"{summary_name}\" does not summarize the table this trigger is on"
         ));
     }
-    let rollup = super::sql::load(summary);
-    let expected = rollup.trigger_name(op);
-    if !by_oid && expected[1..expected.len() - 1].replace("\"\"", "\"") != trigger_name {
+    // Only the one trigger for its event that maintains this summary runs
+    // (linked in pg_depend, or, unlinked, named in its argument): a role
+    // with TRIGGER on the source cannot add a second one that counts every
+    // row twice. Both refuse when there are two.
+    // A linked trigger yields only to another linked one (which cannot
+    // happen: vigil links one per event); an unlinked one to any other.
+    let same_arg = if by_oid {
+        "false"
+    } else {
+        "pg_catalog.split_part(pg_catalog.encode(t.tgargs, 'escape'), '\\000', 1) \
+         = pg_catalog.split_part(pg_catalog.encode(me.tgargs, 'escape'), '\\000', 1)"
+    };
+    let others = Spi::get_one::<i64>(&format!(
+        "SELECT count(*) FROM pg_catalog.pg_trigger t, pg_catalog.pg_trigger me \
+         WHERE me.oid = {trigger} AND t.tgrelid = me.tgrelid AND t.tgfoid = me.tgfoid \
+           AND t.tgtype = me.tgtype AND t.tgenabled <> 'D' AND t.oid <> me.oid \
+           AND (EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep \
+                        WHERE dep.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND dep.objid = t.oid \
+                          AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND dep.refobjid = {}) \
+                OR {same_arg})",
+        summary.to_u32()
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or(0);
+    if others > 0 {
         protocol_error(format!(
-            "rollup trigger: \"{trigger_name}\" is not the trigger create_rollup made for \"{summary_name}\" ({expected})"
+            "rollup trigger: another enabled trigger also maintains \"{summary_name}\" for this event ({op}); drop the one create_rollup did not make"
         ));
     }
-    (rollup, summary)
+    Some((super::sql::load(summary), summary))
+}
+
+fn warn_once(trigger: u32, message: String) {
+    thread_local! {
+        static WARNED: RefCell<std::collections::HashSet<u32>> = RefCell::new(std::collections::HashSet::new());
+    }
+    if WARNED.with(|w| w.borrow_mut().insert(trigger)) {
+        pgrx::warning!("{message}");
+    }
 }
 
 /// Prepares and keeps `sql` of `rollup` on the current SPI connection, whose
@@ -221,9 +279,13 @@ fn rollup_trigger<'a>(
         _ => ("trunc", None, None),
     };
     let tables = named(tg.tgoldtable, old) && named(tg.tgnewtable, new);
-    if !(statement && after && tables) || tg.tgnargs != 1 {
+    // No WHEN clause and no column list: nothing but vigil's own
+    // dependency records may tie the trigger to a summary, and it sees
+    // every row of its event.
+    let plain = tg.tgqual.is_null() && tg.tgnattr == 0;
+    if !(statement && after && tables && plain) || !(1..=2).contains(&tg.tgnargs) {
         protocol_error(
-            "vigil._rollup_trigger must fire AFTER INSERT, UPDATE, DELETE or TRUNCATE FOR EACH STATEMENT with REFERENCING NEW TABLE AS vigil_new (INSERT, UPDATE) and OLD TABLE AS vigil_old (UPDATE, DELETE), and one argument, the summary table".into(),
+            "vigil._rollup_trigger must fire AFTER INSERT, UPDATE, DELETE or TRUNCATE FOR EACH STATEMENT, without WHEN or a column list, with REFERENCING NEW TABLE AS vigil_new (INSERT, UPDATE) and OLD TABLE AS vigil_old (UPDATE, DELETE), and the summary table (and the definition) as arguments".into(),
         );
     }
     // SAFETY: the transition tables of a firing trigger, when there are.
@@ -254,7 +316,7 @@ fn rollup_trigger<'a>(
     };
     let tgoid = tg.tgoid.to_u32();
 
-    let guard = Restricted::enter();
+    let guard = Restricted::enter_pinned();
     // SAFETY: paired with SPI_finish below; the transition tables are then
     // visible to plans prepared or run on this connection.
     unsafe {
@@ -288,13 +350,16 @@ fn rollup_trigger<'a>(
             _ => k.plans.clone(),
         })
     });
-    let plans = cached.unwrap_or_else(|| {
-        // SAFETY: a NUL-terminated name from the trigger's catalog row.
-        let tgname = unsafe { std::ffi::CStr::from_ptr(tg.tgname) }
-            .to_string_lossy()
-            .into_owned();
-        let (rollup, summary) = definition(&guard, &summary_name(), source, tgoid, &tgname, op);
+    let plans = if let Some(plans) = cached {
+        plans
+    } else {
+        let Some((rollup, summary)) = definition(&guard, &summary_name(), source, tgoid, op) else {
+            // SAFETY: paired with SPI_connect above.
+            unsafe { pg_sys::SPI_finish() };
+            return Ok(None);
+        };
         trusted_schemas(summary, source, owner);
+        let fingerprint = fingerprint(summary);
         guard.act_as(owner);
         let (one_row, plans) = match op {
             "ins" => (
@@ -317,6 +382,7 @@ fn rollup_trigger<'a>(
             summary,
             table: rollup.table(),
             source: rollup.source.clone(),
+            fingerprint,
         };
         let plans = match (rows, k.one_row) {
             (1, Some(p)) => vec![p],
@@ -324,7 +390,7 @@ fn rollup_trigger<'a>(
         };
         KEPT.with(|m| m.borrow_mut().insert(tgoid, k));
         plans
-    });
+    };
     guard.act_as(owner);
     for plan in plans {
         // SAFETY: kept plans without parameters.

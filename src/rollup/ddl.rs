@@ -1,0 +1,972 @@
+//! Rollups under a DBA's DDL (SPEC §3.3, issue #14). A rollup is bound to
+//! its source the way a view is, through `pg_depend`, so PostgreSQL itself
+//! refuses or cascades what would break it:
+//!
+//! - each rollup trigger depends on the summary and on every source column
+//!   the rollup reads (time, group and measure columns, and through
+//!   `recordDependencyOnSingleRelExpr` the columns, functions, operators
+//!   and types of each `filter`): DROP COLUMN needs CASCADE, ALTER COLUMN
+//!   TYPE is refused ("column used in a trigger definition", naming the
+//!   rollup's trigger), DROP FUNCTION of a filter's function needs CASCADE;
+//! - the summary depends on the source and on each of its triggers: DROP
+//!   TABLE of the source, DROP TRIGGER, or any of the above with CASCADE
+//!   drops the whole rollup (summary, triggers, `_since` function, views),
+//!   never a part of it; the sql_drop event trigger forgets its definition.
+//!
+//! Renames are followed by the ddl_command_end event trigger, which calls
+//! `vigil._rollup_ddl`: a renamed source column is renamed in the
+//! definition (filters are rewritten at the positions PostgreSQL's parser
+//! reports), the triggers get the new definition, and the kept plans of
+//! every backend are re-prepared. A new owner of the source becomes the
+//! owner of its rollups; a schema move into a schema others control is
+//! refused (42501); changes to a summary's columns are refused (0A000).
+//!
+//! The triggers carry the definition as their second argument, so a dump
+//! of the application's schema alone (`pg_dump -n app`) restores working
+//! rollups: when a restored trigger is created, the definition is
+//! registered again (for a role with the source owner's rights) and the
+//! dependencies are recorded anew; pg_dump does not keep them.
+
+use super::sql::{check_filter, define, denied, rel_owner, relation_name, spi_run};
+use super::{ident, literal, Rollup};
+use crate::error::VigilError;
+use crate::security::{has_privs_of_role, role_name, Restricted};
+use crate::sqlglue::raise;
+use pgrx::prelude::*;
+use serde_json::Value;
+
+/// A trigger on a source that calls `vigil._rollup_trigger`.
+pub(super) struct RollupTrigger {
+    pub oid: pg_sys::Oid,
+    pub name: String,
+    pub op: &'static str,
+    pub args: Vec<String>,
+    /// Fires in normal operation (tgenabled O or A).
+    pub enabled: bool,
+}
+
+fn op_of(tgtype: i32) -> &'static str {
+    let t = tgtype as u32;
+    if t & pg_sys::TRIGGER_TYPE_INSERT != 0 {
+        "ins"
+    } else if t & pg_sys::TRIGGER_TYPE_DELETE != 0 {
+        "del"
+    } else if t & pg_sys::TRIGGER_TYPE_UPDATE != 0 {
+        "upd"
+    } else {
+        "trunc"
+    }
+}
+
+/// Every trigger on `source` that calls `vigil._rollup_trigger`, or the one
+/// trigger `only` when given.
+fn rollup_triggers(source: Option<pg_sys::Oid>, only: Option<pg_sys::Oid>) -> Vec<RollupTrigger> {
+    let cond = match (source, only) {
+        (_, Some(t)) => format!("t.oid = {}", t.to_u32()),
+        (Some(s), None) => format!("t.tgrelid = {}", s.to_u32()),
+        (None, None) => return Vec::new(),
+    };
+    let sql = format!(
+        "SELECT t.oid, t.tgname::text, t.tgtype::int4, t.tgargs, t.tgenabled IN ('O', 'A') FROM pg_catalog.pg_trigger t \
+         WHERE {cond} AND t.tgfoid = 'vigil._rollup_trigger'::pg_catalog.regproc ORDER BY t.oid"
+    );
+    Spi::connect(|client| {
+        let rows = client.select(&sql, None, &[]).unwrap();
+        rows.map(|row| {
+            let args: Vec<u8> = row.get::<Vec<u8>>(4).unwrap().unwrap_or_default();
+            let mut args: Vec<String> = args
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            // tgargs ends each argument with a NUL: drop the empty tail.
+            args.pop();
+            RollupTrigger {
+                oid: row.get::<pg_sys::Oid>(1).unwrap().unwrap(),
+                name: row.get::<String>(2).unwrap().unwrap(),
+                op: op_of(row.get::<i32>(3).unwrap().unwrap()),
+                args,
+                enabled: row.get::<bool>(5).unwrap().unwrap_or(false),
+            }
+        })
+        .collect()
+    })
+}
+
+fn regclass_of(name: &str) -> Option<pg_sys::Oid> {
+    Spi::get_one::<pg_sys::Oid>(&format!(
+        "SELECT pg_catalog.to_regclass({})::pg_catalog.oid",
+        literal(name)
+    ))
+    .ok()
+    .flatten()
+}
+
+fn depends(depender: (pg_sys::Oid, pg_sys::Oid), on: (pg_sys::Oid, pg_sys::Oid, i32)) -> bool {
+    Spi::get_one::<bool>(&format!(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = {} AND d.objid = {} \
+         AND d.refclassid = {} AND d.refobjid = {} AND d.refobjsubid = {})",
+        depender.0.to_u32(),
+        depender.1.to_u32(),
+        on.0.to_u32(),
+        on.1.to_u32(),
+        on.2
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
+/// The rollup triggers of `summary` on `source`: those with a `pg_depend`
+/// entry on it, or whose first argument names it (after a restore).
+pub(super) fn triggers_of(summary: pg_sys::Oid, source: pg_sys::Oid) -> Vec<RollupTrigger> {
+    rollup_triggers(Some(source), None)
+        .into_iter()
+        .filter(|t| {
+            linked(t.oid, summary) || t.args.first().and_then(|a| regclass_of(a)) == Some(summary)
+        })
+        .collect()
+}
+
+/// Whether trigger `trigger` is linked to `summary` in `pg_depend` (which
+/// only vigil does, for the triggers a rollup's owner made).
+fn linked(trigger: pg_sys::Oid, summary: pg_sys::Oid) -> bool {
+    depends(
+        (pg_sys::TriggerRelationId, trigger),
+        (pg_sys::RelationRelationId, summary, 0),
+    )
+}
+
+/// The triggers linked to `summary`.
+fn linked_triggers(summary: pg_sys::Oid, source: pg_sys::Oid) -> Vec<RollupTrigger> {
+    rollup_triggers(Some(source), None)
+        .into_iter()
+        .filter(|t| linked(t.oid, summary))
+        .collect()
+}
+
+/// The triggers `create_rollup` just made for `r`, by their names.
+pub(super) fn created_triggers(r: &Rollup, source: pg_sys::Oid) -> Vec<pg_sys::Oid> {
+    let names: Vec<String> = ["ins", "del", "upd", "trunc"]
+        .iter()
+        .map(|op| {
+            let q = r.trigger_name(op);
+            q[1..q.len() - 1].replace("\"\"", "\"")
+        })
+        .collect();
+    rollup_triggers(Some(source), None)
+        .into_iter()
+        .filter(|t| names.contains(&t.name))
+        .map(|t| t.oid)
+        .collect()
+}
+
+fn record(depender: (pg_sys::Oid, pg_sys::Oid), on: (pg_sys::Oid, pg_sys::Oid, i32)) {
+    if depends(depender, on) {
+        return;
+    }
+    let d = pg_sys::ObjectAddress {
+        classId: depender.0,
+        objectId: depender.1,
+        objectSubId: 0,
+    };
+    let r = pg_sys::ObjectAddress {
+        classId: on.0,
+        objectId: on.1,
+        objectSubId: on.2,
+    };
+    // SAFETY: both objects exist (looked up in this transaction).
+    unsafe { pg_sys::recordDependencyOn(&d, &r, pg_sys::DependencyType::DEPENDENCY_NORMAL) };
+}
+
+/// Records that trigger `trigger` depends on the columns, functions,
+/// operators and types `filter` uses (as PostgreSQL does for a CHECK
+/// constraint). Parses the filter: the caller acts as the rollup's owner.
+fn record_filter_dependencies(trigger: pg_sys::Oid, source: pg_sys::Oid, r: &Rollup, filter: &str) {
+    let sql = std::ffi::CString::new(format!(
+        "SELECT ({filter})::boolean FROM {} WHERE false",
+        r.source
+    ))
+    .expect("no NUL");
+    let depender = pg_sys::ObjectAddress {
+        classId: pg_sys::TriggerRelationId,
+        objectId: trigger,
+        objectSubId: 0,
+    };
+    // SAFETY: prepare only (nothing runs); the analyzed query's first
+    // target is the filter over range table entry 1, the source.
+    unsafe {
+        pg_sys::SPI_connect();
+        let plan = pg_sys::SPI_prepare(sql.as_ptr(), 0, std::ptr::null_mut());
+        if !plan.is_null() {
+            for src in super::sql::list_cells(pg_sys::SPI_plan_get_plan_sources(plan)) {
+                let src = src as *mut pg_sys::CachedPlanSource;
+                for q in super::sql::list_cells((*src).query_list) {
+                    let q = q as *mut pg_sys::Query;
+                    if let Some(tle) = super::sql::list_cells((*q).targetList).first() {
+                        let tle = *tle as *mut pg_sys::TargetEntry;
+                        pg_sys::recordDependencyOnSingleRelExpr(
+                            &depender,
+                            (*tle).expr as *mut pg_sys::Node,
+                            source,
+                            pg_sys::DependencyType::DEPENDENCY_NORMAL,
+                            pg_sys::DependencyType::DEPENDENCY_NORMAL,
+                            false,
+                        );
+                    }
+                }
+            }
+            pg_sys::SPI_freeplan(plan);
+        }
+        pg_sys::SPI_finish();
+    }
+}
+
+/// The source columns a rollup reads by name, filters' columns excluded.
+fn used_columns(r: &Rollup) -> Vec<String> {
+    let mut cols = vec![r.time_column.clone()];
+    cols.extend(r.group_source.iter().cloned());
+    cols.extend(r.measures.iter().filter_map(|(m, _)| m.column.clone()));
+    cols.sort();
+    cols.dedup();
+    cols
+}
+
+fn attnum(rel: pg_sys::Oid, column: &str) -> i16 {
+    let c = std::ffi::CString::new(column).expect("a column name has no NUL");
+    // SAFETY: a catalog lookup.
+    unsafe { pg_sys::get_attnum(rel, c.as_ptr()) }
+}
+
+/// Binds the rollup to its objects in `pg_depend` (see the module
+/// comment); idempotent, so a relink after a restore or a trigger refresh
+/// records only what is missing. The caller acts as the rollup's owner.
+pub(super) fn record_dependencies(
+    r: &Rollup,
+    source: pg_sys::Oid,
+    summary: pg_sys::Oid,
+    triggers: &[pg_sys::Oid],
+) {
+    let class = pg_sys::RelationRelationId;
+    let trig = pg_sys::TriggerRelationId;
+    let columns: Vec<i16> = used_columns(r)
+        .iter()
+        .map(|c| attnum(source, c))
+        .filter(|a| *a > 0)
+        .collect();
+    for t in triggers {
+        let t = *t;
+        if !depends((trig, t), (class, summary, 0)) {
+            record((trig, t), (class, summary, 0));
+            for a in &columns {
+                record((trig, t), (class, source, i32::from(*a)));
+            }
+            for (m, _) in &r.measures {
+                if let Some(f) = &m.filter {
+                    record_filter_dependencies(t, source, r, f);
+                }
+            }
+        }
+        record((class, summary), (trig, t, 0));
+    }
+    record((class, summary), (class, source, 0));
+}
+
+// ---------------------------------------------------------------------
+// Filters under renames
+
+struct ColumnRefs {
+    /// (location, fields) of every column reference.
+    refs: Vec<(i32, Vec<String>)>,
+}
+
+unsafe extern "C-unwind" fn collect_refs(
+    node: *mut pg_sys::Node,
+    ctx: *mut std::ffi::c_void,
+) -> bool {
+    if node.is_null() {
+        return false;
+    }
+    if (*node).type_ == pg_sys::NodeTag::T_ColumnRef {
+        let c = node as *mut pg_sys::ColumnRef;
+        let mut fields = Vec::new();
+        for f in super::sql::list_cells((*c).fields) {
+            let f = f as *mut pg_sys::Node;
+            if (*f).type_ == pg_sys::NodeTag::T_String {
+                let s = (*(f as *mut pg_sys::String)).sval;
+                fields.push(std::ffi::CStr::from_ptr(s).to_string_lossy().into_owned());
+            } else {
+                fields.push("*".into());
+            }
+        }
+        (*(ctx as *mut ColumnRefs))
+            .refs
+            .push(((*c).location, fields));
+        return false;
+    }
+    pg_sys::raw_expression_tree_walker(node, Some(collect_refs), ctx)
+}
+
+/// The column references of `filter`, by PostgreSQL's raw parser: byte
+/// offset in `filter` and the dotted names.
+fn column_refs(filter: &str) -> Vec<(usize, Vec<String>)> {
+    const PREFIX: &str = "SELECT (";
+    let sql = std::ffi::CString::new(format!("{PREFIX}{filter})")).expect("no NUL");
+    let mut refs = ColumnRefs { refs: Vec::new() };
+    // SAFETY: the filter was accepted by create_rollup, so it parses; the
+    // walker only reads the tree.
+    unsafe {
+        let stmts = pg_sys::raw_parser(sql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
+        for raw in super::sql::list_cells(stmts) {
+            let stmt = (*(raw as *mut pg_sys::RawStmt)).stmt;
+            let sel = stmt as *mut pg_sys::SelectStmt;
+            for t in super::sql::list_cells((*sel).targetList) {
+                let t = t as *mut pg_sys::ResTarget;
+                collect_refs(
+                    (*t).val,
+                    &mut refs as *mut ColumnRefs as *mut std::ffi::c_void,
+                );
+            }
+        }
+    }
+    refs.refs
+        .into_iter()
+        .filter(|(loc, _)| *loc >= PREFIX.len() as i32)
+        .map(|(loc, f)| (loc as usize - PREFIX.len(), f))
+        .collect()
+}
+
+/// The end of the identifier (plain or double-quoted) starting at `at`.
+fn identifier_end(text: &[u8], at: usize) -> usize {
+    let mut i = at;
+    if text.get(i) == Some(&b'"') {
+        i += 1;
+        while i < text.len() {
+            if text[i] == b'"' {
+                if text.get(i + 1) == Some(&b'"') {
+                    i += 2;
+                    continue;
+                }
+                return i + 1;
+            }
+            i += 1;
+        }
+        return i;
+    }
+    while i < text.len()
+        && (text[i].is_ascii_alphanumeric()
+            || text[i] == b'_'
+            || text[i] == b'$'
+            || text[i] >= 0x80)
+    {
+        i += 1;
+    }
+    i
+}
+
+/// `filter` with every reference to column `old` of the source (plain, or
+/// qualified by the source's name) spelled `new`. The positions come from
+/// PostgreSQL's parser; only the identifier tokens there are rewritten.
+pub(super) fn rename_in_filter(filter: &str, source_name: &str, old: &str, new: &str) -> String {
+    let bytes = filter.as_bytes();
+    let mut edits: Vec<(usize, usize)> = Vec::new();
+    for (loc, fields) in column_refs(filter) {
+        let hit = match fields.as_slice() {
+            [c] => c == old,
+            [t, c] => t == source_name && c == old,
+            [_, t, c] => t == source_name && c == old,
+            _ => false,
+        };
+        if !hit {
+            continue;
+        }
+        // Walk to the last identifier of the dotted reference.
+        let mut start = loc;
+        let mut end = identifier_end(bytes, start);
+        for _ in 1..fields.len() {
+            let mut i = end;
+            while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if bytes.get(i) != Some(&b'.') {
+                break;
+            }
+            i += 1;
+            while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            start = i;
+            end = identifier_end(bytes, start);
+        }
+        edits.push((start, end));
+    }
+    let mut out = filter.to_string();
+    for (start, end) in edits.into_iter().rev() {
+        out.replace_range(start..end, &ident(new));
+    }
+    out
+}
+
+/// The columns `filter` reads (the last name of each reference).
+pub(super) fn filter_columns(filter: &str) -> Vec<String> {
+    column_refs(filter)
+        .into_iter()
+        .filter_map(|(_, f)| f.last().cloned())
+        .collect()
+}
+
+// ---------------------------------------------------------------------
+// The event trigger's work
+
+/// Definitions that involve relation `rel` (as summary or source).
+fn defs_involving(rel: pg_sys::Oid) -> Vec<(pg_sys::Oid, pg_sys::Oid)> {
+    let sql = format!(
+        "SELECT d.summary::pg_catalog.oid, d.source::pg_catalog.oid FROM vigil.rollup_defs d \
+         WHERE d.summary::pg_catalog.oid = {r} OR d.source::pg_catalog.oid = {r}",
+        r = rel.to_u32()
+    );
+    Spi::connect(|client| {
+        client
+            .select(&sql, None, &[])
+            .unwrap()
+            .map(|row| {
+                (
+                    row.get::<pg_sys::Oid>(1).unwrap().unwrap(),
+                    row.get::<pg_sys::Oid>(2).unwrap().unwrap(),
+                )
+            })
+            .collect()
+    })
+}
+
+fn live_columns(rel: pg_sys::Oid) -> Vec<(i16, String)> {
+    let sql = format!(
+        "SELECT a.attnum::int2, a.attname::text FROM pg_catalog.pg_attribute a \
+         WHERE a.attrelid = {} AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        rel.to_u32()
+    );
+    Spi::connect(|client| {
+        client
+            .select(&sql, None, &[])
+            .unwrap()
+            .map(|row| {
+                (
+                    row.get::<i16>(1).unwrap().unwrap(),
+                    row.get::<String>(2).unwrap().unwrap(),
+                )
+            })
+            .collect()
+    })
+}
+
+fn not_supported(message: String) -> ! {
+    ereport!(
+        ERROR,
+        PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+        message
+    );
+}
+
+/// The stored definition of `summary`: (time_column, group_by,
+/// group_source, measures).
+fn stored(summary: pg_sys::Oid) -> (String, Vec<String>, Vec<String>, Value) {
+    let row = Spi::connect(|client| {
+        let mut rows = client
+            .select(
+                &format!(
+                    "SELECT time_column::text, group_by::text[], coalesce(group_source, group_by)::text[], measures \
+                     FROM vigil.rollup_defs WHERE summary = {}",
+                    summary.to_u32()
+                ),
+                None,
+                &[],
+            )
+            .unwrap();
+        rows.next().map(|row| {
+            (
+                row.get::<String>(1).unwrap().unwrap(),
+                row.get::<Vec<String>>(2).unwrap().unwrap_or_default(),
+                row.get::<Vec<String>>(3).unwrap().unwrap_or_default(),
+                row.get::<pgrx::JsonB>(4)
+                    .unwrap()
+                    .map(|j| j.0)
+                    .unwrap_or(Value::Null),
+            )
+        })
+    });
+    row.unwrap_or_else(|| raise(VigilError::invalid("rollup definition vanished")))
+}
+
+/// Follows a rename of a source column the rollup reads: the name that the
+/// definition uses but the source no longer has is the old one; the new
+/// one is the column the rollup's triggers depend on that the definition
+/// does not name. One rename per statement, so the pair is unique.
+fn follow_column_rename(guard: &Restricted, summary: pg_sys::Oid, source: pg_sys::Oid) -> bool {
+    let (time_column, group_by, group_source, mut measures) = stored(summary);
+    let live = live_columns(source);
+    let has = |c: &str| live.iter().any(|(_, n)| n == c);
+    let mut used: Vec<String> = vec![time_column.clone()];
+    used.extend(group_source.iter().cloned());
+    if let Some(obj) = measures.as_object() {
+        for spec in obj.values() {
+            if let Some(c) = spec.get("column").and_then(Value::as_str) {
+                used.push(c.to_string());
+            }
+            if let Some(f) = spec.get("filter").and_then(Value::as_str) {
+                used.extend(filter_columns(f));
+            }
+        }
+    }
+    used.sort();
+    used.dedup();
+    let (_, source_rel) = relation_name(source, "source");
+    let missing: Vec<&String> = used.iter().filter(|c| !has(c)).collect();
+    if missing.is_empty() {
+        return false;
+    }
+    let depended: Vec<i16> = triggers_of(summary, source)
+        .iter()
+        .flat_map(|t| {
+            Spi::connect(|client| {
+                client
+                    .select(
+                        &format!(
+                            "SELECT d.refobjsubid::int2 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass \
+                             AND d.objid = {} AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = {} AND d.refobjsubid > 0",
+                            t.oid.to_u32(),
+                            source.to_u32()
+                        ),
+                        None,
+                        &[],
+                    )
+                    .unwrap()
+                    .map(|row| row.get::<i16>(1).unwrap().unwrap())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let fresh: Vec<&String> = live
+        .iter()
+        .filter(|(a, n)| depended.contains(a) && !used.contains(n))
+        .map(|(_, n)| n)
+        .collect();
+    if missing.len() != 1 || fresh.len() != 1 {
+        not_supported(format!(
+            "rollup {}: cannot follow this change of {}: the rollup reads column(s) {} that the table no longer has",
+            summary_label(summary),
+            source_rel,
+            missing.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let (old, new) = (missing[0].clone(), fresh[0].clone());
+    let rename = |c: &str| if c == old { new.clone() } else { c.to_string() };
+    let time_column = rename(&time_column);
+    let group_source: Vec<String> = group_source.iter().map(|c| rename(c)).collect();
+    if let Some(obj) = measures.as_object_mut() {
+        for spec in obj.values_mut() {
+            if let Some(o) = spec.as_object_mut() {
+                if o.get("column").and_then(Value::as_str) == Some(old.as_str()) {
+                    o.insert("column".into(), Value::String(new.clone()));
+                }
+                if let Some(f) = o.get("filter").and_then(Value::as_str).map(str::to_string) {
+                    o.insert(
+                        "filter".into(),
+                        Value::String(rename_in_filter(&f, &source_rel, &old, &new)),
+                    );
+                }
+            }
+        }
+    }
+    let array = |v: &[String]| {
+        format!(
+            "ARRAY[{}]::name[]",
+            v.iter().map(|s| literal(s)).collect::<Vec<_>>().join(", ")
+        )
+    };
+    guard.act_as(crate::security::extension_owner());
+    spi_run(&format!(
+        "UPDATE vigil.rollup_defs SET time_column = {}, group_source = {}, measures = {}::jsonb WHERE summary = {}",
+        literal(&time_column),
+        if group_source == group_by {
+            "NULL".to_string()
+        } else if group_source.is_empty() {
+            "'{}'::name[]".to_string()
+        } else {
+            array(&group_source)
+        },
+        literal(&measures.to_string()),
+        summary.to_u32()
+    ));
+    true
+}
+
+fn summary_label(summary: pg_sys::Oid) -> String {
+    Spi::get_one::<String>(&format!(
+        "SELECT {}::pg_catalog.regclass::text",
+        summary.to_u32()
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| format!("(oid {})", summary.to_u32()))
+}
+
+/// Re-creates the rollup's triggers (same names, same oids: CREATE OR
+/// REPLACE) with the current summary name and definition as arguments,
+/// then records their dependencies again. As the owner.
+fn refresh_triggers(
+    guard: &Restricted,
+    summary: pg_sys::Oid,
+    source: pg_sys::Oid,
+    owner: pg_sys::Oid,
+) {
+    guard.act_as(crate::security::extension_owner());
+    let r = super::sql::load(summary);
+    let triggers = linked_triggers(summary, source);
+    guard.act_as(owner);
+    let names: std::collections::HashMap<&str, String> =
+        triggers.iter().map(|t| (t.op, ident(&t.name))).collect();
+    let up_to_date = triggers.len() == 4
+        && triggers.iter().all(|t| {
+            t.args.len() == 2
+                && t.args[1] == r.definition
+                && regclass_of(&t.args[0]) == Some(summary)
+                && t.args[0] == r.table()
+        });
+    if up_to_date {
+        return;
+    }
+    for sql in r.triggers_named(
+        |op| names.get(op).cloned().unwrap_or_else(|| r.trigger_name(op)),
+        true,
+    ) {
+        spi_run(&sql);
+    }
+    // CREATE OR REPLACE keeps each trigger's oid and drops its dependency
+    // records: link the same triggers (and any re-created one) again.
+    let mut oids: Vec<pg_sys::Oid> = triggers.iter().map(|t| t.oid).collect();
+    oids.extend(created_triggers(&r, source));
+    oids.sort_by_key(|o| o.to_u32());
+    oids.dedup();
+    record_dependencies(&r, source, summary, &oids);
+}
+
+/// Whether the summary still has exactly the columns the rollup made.
+fn summary_shape_holds(summary: pg_sys::Oid, r: &Rollup) -> bool {
+    let live: Vec<String> = live_columns(summary).into_iter().map(|(_, n)| n).collect();
+    let mut expected: Vec<String> = r.group_by.iter().map(|(g, _)| g.clone()).collect();
+    expected.extend(["bucket", "_slot", "_rows"].iter().map(|s| s.to_string()));
+    expected.extend(r.measures.iter().map(|(m, _)| m.name.clone()));
+    let mut a = live.clone();
+    a.sort();
+    expected.sort();
+    a == expected
+}
+
+/// After ALTER TABLE (or RENAME, SET SCHEMA, OWNER TO) of relation `rel`:
+/// keeps every rollup that involves it working, or refuses the change.
+fn sync(guard: &Restricted, rel: pg_sys::Oid) {
+    for (summary, source) in defs_involving(rel) {
+        let src_owner = rel_owner(source);
+        let sum_owner = rel_owner(summary);
+        if src_owner == pg_sys::InvalidOid || sum_owner == pg_sys::InvalidOid {
+            continue;
+        }
+        if src_owner != sum_owner {
+            if rel == summary {
+                denied(format!(
+                    "rollup {}: its summary table belongs to the owner of its source ({}); change the source's owner instead",
+                    summary_label(summary),
+                    role_name(src_owner)
+                ));
+            }
+            give_rollup_to(guard, summary, src_owner);
+        }
+        for (r, what) in [(summary, "summary"), (source, "source")] {
+            let schema = Spi::get_one::<pg_sys::Oid>(&format!(
+                "SELECT c.relnamespace FROM pg_catalog.pg_class c WHERE c.oid = {}",
+                r.to_u32()
+            ))
+            .ok()
+            .flatten()
+            .unwrap_or(pg_sys::InvalidOid);
+            super::require_trusted_schema(
+                schema,
+                src_owner,
+                &format!("rollup {}: {what}", summary_label(summary)),
+            );
+        }
+        if rel == source {
+            follow_column_rename(guard, summary, source);
+        }
+        guard.act_as(crate::security::extension_owner());
+        let r = super::sql::load(summary);
+        if rel == summary && !summary_shape_holds(summary, &r) {
+            not_supported(format!(
+                "rollup {}: the columns of a summary table belong to its rollup; drop and re-create the rollup to change them",
+                summary_label(summary)
+            ));
+        }
+        refresh_triggers(guard, summary, source, src_owner);
+        guard.act_as(crate::security::extension_owner());
+    }
+}
+
+/// Makes `owner` the owner of the rollup's summary, its `_since`
+/// function(s) and the views over them (the objects depending on the
+/// summary), as a superuser: nothing of theirs runs.
+fn give_rollup_to(guard: &Restricted, summary: pg_sys::Oid, owner: pg_sys::Oid) {
+    guard.act_as(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID));
+    let role = role_name(owner);
+    spi_run(&format!(
+        "ALTER TABLE {} OWNER TO {role}",
+        summary_label(summary)
+    ));
+    let functions: Vec<String> = Spi::connect(|client| {
+        client
+            .select(
+                &format!(
+                    "SELECT DISTINCT d.objid::pg_catalog.regprocedure::text FROM pg_catalog.pg_depend d \
+                     WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+                       AND d.refobjid = {}",
+                    summary.to_u32()
+                ),
+                None,
+                &[],
+            )
+            .unwrap()
+            .map(|row| row.get::<String>(1).unwrap().unwrap())
+            .collect()
+    });
+    for f in functions {
+        spi_run(&format!("ALTER FUNCTION {f} OWNER TO {role}"));
+        let views: Vec<String> = Spi::connect(|client| {
+            client
+                .select(
+                    &format!(
+                        "SELECT DISTINCT w.ev_class::pg_catalog.regclass::text FROM pg_catalog.pg_depend d \
+                         JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid \
+                         WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass \
+                           AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid = {}::pg_catalog.regprocedure",
+                        literal(&f)
+                    ),
+                    None,
+                    &[],
+                )
+                .unwrap()
+                .map(|row| row.get::<String>(1).unwrap().unwrap())
+                .collect()
+        });
+        for v in views {
+            spi_run(&format!("ALTER VIEW {v} OWNER TO {role}"));
+        }
+    }
+}
+
+/// After CREATE TRIGGER of a rollup trigger (a restore, or a trigger
+/// refresh): records its dependencies; when its rollup has no definition
+/// (a dump of the application's schema alone), registers the one the
+/// trigger carries, for a caller with the source owner's rights.
+fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
+    let Some(t) = rollup_triggers(None, Some(trigger)).pop() else {
+        return;
+    };
+    let source = Spi::get_one::<pg_sys::Oid>(&format!(
+        "SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid = {}",
+        trigger.to_u32()
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or(pg_sys::InvalidOid);
+    let Some(summary) = t.args.first().and_then(|a| regclass_of(a)) else {
+        return;
+    };
+    let known = Spi::get_one::<pg_sys::Oid>(&format!(
+        "SELECT d.source::pg_catalog.oid FROM vigil.rollup_defs d WHERE d.summary = {}",
+        summary.to_u32()
+    ))
+    .ok()
+    .flatten();
+    let owner = rel_owner(source);
+    if !has_privs_of_role(guard.caller(), owner) || linked(trigger, summary) {
+        // Only the owner's own triggers are linked: a role with TRIGGER on
+        // the source cannot make one that the rollup trigger accepts.
+        return;
+    }
+    if linked_triggers(summary, source)
+        .iter()
+        .any(|o| o.op == t.op)
+    {
+        return;
+    }
+    match known {
+        Some(s) if s == source => {
+            let r = super::sql::load(summary);
+            guard.act_as(owner);
+            record_dependencies(&r, source, summary, &[trigger]);
+        }
+        Some(_) => {}
+        None => {
+            if t.args.len() != 2 || rel_owner(summary) != owner {
+                return;
+            }
+            register_from_trigger(guard, summary, source, owner, trigger, &t.args[1]);
+        }
+    }
+}
+
+/// Registers the definition a restored trigger carries (what create_rollup
+/// wrote), checked as create_rollup checks it.
+fn register_from_trigger(
+    guard: &Restricted,
+    summary: pg_sys::Oid,
+    source: pg_sys::Oid,
+    owner: pg_sys::Oid,
+    trigger: pg_sys::Oid,
+    json: &str,
+) {
+    let Ok(def) = serde_json::from_str::<Value>(json) else {
+        return;
+    };
+    let text = |k: &str| def.get(k).and_then(Value::as_str).map(str::to_string);
+    let list = |k: &str| -> Vec<String> {
+        def.get(k)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (Some(time_column), Some(bucket), Some(measures)) = (
+        text("time_column"),
+        text("bucket"),
+        def.get("measures").cloned(),
+    ) else {
+        return;
+    };
+    let group_by = list("group_by");
+    let mut group_source = list("group_source");
+    if group_source.len() != group_by.len() {
+        group_source = group_by.clone();
+    }
+    for (r, what) in [(summary, "summary"), (source, "source")] {
+        let schema = Spi::get_one::<pg_sys::Oid>(&format!(
+            "SELECT c.relnamespace FROM pg_catalog.pg_class c WHERE c.oid = {}",
+            r.to_u32()
+        ))
+        .ok()
+        .flatten()
+        .unwrap_or(pg_sys::InvalidOid);
+        super::require_trusted_schema(schema, owner, &format!("restored rollup {what}"));
+    }
+    let (schema, name) = relation_name(summary, "summary");
+    guard.act_as(owner);
+    let r = define(
+        schema,
+        name,
+        source,
+        &time_column,
+        bucket.clone(),
+        &group_by,
+        &group_source,
+        &measures,
+    );
+    for (m, _) in &r.measures {
+        if let Some(f) = &m.filter {
+            check_filter(&r.source, &m.name, f);
+        }
+    }
+    if !summary_shape_holds(summary, &r) {
+        return;
+    }
+    guard.act_as(crate::security::extension_owner());
+    let array = |v: &[String]| {
+        if v.is_empty() {
+            "'{}'::name[]".to_string()
+        } else {
+            format!(
+                "ARRAY[{}]::name[]",
+                v.iter().map(|s| literal(s)).collect::<Vec<_>>().join(", ")
+            )
+        }
+    };
+    spi_run(&format!(
+        "INSERT INTO vigil.rollup_defs (summary, source, time_column, bucket, group_by, group_source, measures) \
+         VALUES ({}, {}, {}, {}::interval, {}, {}, {}::jsonb) ON CONFLICT (summary) DO NOTHING",
+        summary.to_u32(),
+        source.to_u32(),
+        literal(&time_column),
+        literal(&bucket),
+        array(&group_by),
+        if group_source == group_by {
+            "NULL".to_string()
+        } else {
+            array(&group_source)
+        },
+        literal(&measures.to_string())
+    ));
+    guard.act_as(owner);
+    record_dependencies(&r, source, summary, &[trigger]);
+}
+
+/// Called by the `vigil_rollup_ddl` event trigger (ddl_command_end) for
+/// each command's object: keeps the rollups that involve it working, or
+/// refuses the command. Safe to call directly: it only brings rollups in
+/// line with the catalogs, and registers a definition only for a caller
+/// with the source owner's rights.
+#[pg_extern(volatile, strict, parallel_unsafe, name = "_rollup_ddl")]
+fn rollup_ddl(classid: pg_sys::Oid, objid: pg_sys::Oid) {
+    let guard = Restricted::enter_pinned();
+    guard.act_as(crate::security::extension_owner());
+    if classid == pg_sys::TriggerRelationId {
+        relink(&guard, objid);
+    } else if classid == pg_sys::RelationRelationId {
+        sync(&guard, objid);
+    }
+    drop(guard);
+}
+
+/// `ok`, or why the rollup of `summary` is not being kept exact (for
+/// `vigil.rollups.status` and `vigil.health`).
+#[pg_extern(stable, strict, parallel_restricted, name = "_rollup_status")]
+fn rollup_status(summary: pg_sys::Oid) -> Option<String> {
+    let source = Spi::get_one::<pg_sys::Oid>(&format!(
+        "SELECT d.source::pg_catalog.oid FROM vigil.rollup_defs d WHERE d.summary = {}",
+        summary.to_u32()
+    ))
+    .ok()
+    .flatten()?;
+    if rel_owner(source) == pg_sys::InvalidOid {
+        return Some("broken: the source table is gone".into());
+    }
+    let triggers = triggers_of(summary, source);
+    let labels = [
+        ("ins", "INSERT"),
+        ("del", "DELETE"),
+        ("upd", "UPDATE"),
+        ("trunc", "TRUNCATE"),
+    ];
+    let missing: Vec<&str> = labels
+        .iter()
+        .filter(|(op, _)| !triggers.iter().any(|t| t.op == *op))
+        .map(|(_, l)| *l)
+        .collect();
+    if !missing.is_empty() {
+        return Some(format!(
+            "broken: no trigger maintains it on {}",
+            missing.join(", ")
+        ));
+    }
+    let disabled: Vec<String> = triggers
+        .iter()
+        .filter(|t| !t.enabled)
+        .map(|t| t.name.clone())
+        .collect();
+    if !disabled.is_empty() {
+        return Some(format!(
+            "stale: trigger(s) {} disabled",
+            disabled.join(", ")
+        ));
+    }
+    Some("ok".into())
+}
