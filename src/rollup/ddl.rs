@@ -8,10 +8,13 @@
 //!   and types of each `filter`): DROP COLUMN needs CASCADE, ALTER COLUMN
 //!   TYPE is refused ("column used in a trigger definition", naming the
 //!   rollup's trigger), DROP FUNCTION of a filter's function needs CASCADE;
-//! - the summary depends on the source and on each of its triggers: DROP
-//!   TABLE of the source, DROP TRIGGER, or any of the above with CASCADE
-//!   drops the whole rollup (summary, triggers, `_since` function, views),
-//!   never a part of it; the sql_drop event trigger forgets its definition.
+//! - the summary depends on the source: DROP TABLE of the source needs
+//!   CASCADE, which drops the whole rollup (summary, triggers, `_since`
+//!   function, views); when CASCADE drops a rollup's triggers (DROP COLUMN
+//!   … CASCADE), the sql_drop event trigger drops the rest of the rollup,
+//!   and it refuses a DROP TRIGGER of one of them (vigil.drop_rollup drops
+//!   a rollup). A summary that depended on its triggers would make a
+//!   dependency loop that pg_dump cannot order.
 //!
 //! Renames are followed by the ddl_command_end event trigger, which calls
 //! `vigil._rollup_ddl`: a renamed source column is renamed in the
@@ -266,7 +269,6 @@ pub(super) fn record_dependencies(
                 }
             }
         }
-        record((class, summary), (trig, t, 0));
     }
     record((class, summary), (class, source, 0));
 }
@@ -624,28 +626,30 @@ fn refresh_triggers(
     guard.act_as(owner);
     let names: std::collections::HashMap<&str, String> =
         triggers.iter().map(|t| (t.op, ident(&t.name))).collect();
-    let up_to_date = triggers.len() == 4
-        && triggers.iter().all(|t| {
-            t.args.len() == 2
-                && t.args[1] == r.definition
-                && regclass_of(&t.args[0]) == Some(summary)
-                && t.args[0] == r.table()
-        });
+    // Only the linked triggers are refreshed: a missing one is never
+    // created here (a restore is still creating them, or the rollup is
+    // broken and vigil.rollups.status says so).
+    let up_to_date = triggers.iter().all(|t| {
+        t.args.len() == 2
+            && t.args[1] == r.definition
+            && regclass_of(&t.args[0]) == Some(summary)
+            && t.args[0] == r.table()
+    });
     if up_to_date {
         return;
     }
-    for sql in r.triggers_named(
-        |op| names.get(op).cloned().unwrap_or_else(|| r.trigger_name(op)),
-        true,
-    ) {
-        spi_run(&sql);
+    let ops = ["ins", "del", "upd", "trunc"];
+    for (op, sql) in ops
+        .iter()
+        .zip(r.triggers_named(|op| names.get(op).cloned().unwrap_or_default(), true))
+    {
+        if names.contains_key(op) {
+            spi_run(&sql);
+        }
     }
     // CREATE OR REPLACE keeps each trigger's oid and drops its dependency
-    // records: link the same triggers (and any re-created one) again.
-    let mut oids: Vec<pg_sys::Oid> = triggers.iter().map(|t| t.oid).collect();
-    oids.extend(created_triggers(&r, source));
-    oids.sort_by_key(|o| o.to_u32());
-    oids.dedup();
+    // records: link the same triggers again.
+    let oids: Vec<pg_sys::Oid> = triggers.iter().map(|t| t.oid).collect();
     record_dependencies(&r, source, summary, &oids);
 }
 
