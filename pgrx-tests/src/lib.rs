@@ -145,6 +145,23 @@ impl Cluster {
         }
     }
 
+    /// Runs a client program of the cluster's PostgreSQL (pg_dump,
+    /// pg_restore, psql) against it over loopback as `postgres`: its output.
+    pub fn client(&self, program: &str, args: &[&str]) -> Output {
+        Command::new(self.bindir.join(program))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
+    }
+
     pub fn pg_ctl_start(&self) {
         check(
             "pg_ctl start",

@@ -5,6 +5,7 @@
 mod attacks;
 mod monitors;
 mod notify;
+mod rollup_ddl;
 
 use pg_vigil_e2e::{run, set_config, wait_for, Cluster, Test};
 use std::time::Duration;
@@ -496,6 +497,42 @@ fn main() {
         (
             "create_rollup_rejects_bad_definitions_and_creates_nothing",
             create_rollup_rejects_bad_definitions_and_creates_nothing,
+        ),
+        (
+            "rollup_sql_stays_literal_with_standard_conforming_strings_off",
+            attacks::rollup_sql_stays_literal_with_standard_conforming_strings_off,
+        ),
+        (
+            "a_writers_session_settings_do_not_change_a_rollups_filters",
+            attacks::a_writers_session_settings_do_not_change_a_rollups_filters,
+        ),
+        (
+            "a_trigger_grantee_cannot_make_a_rollup_count_twice",
+            attacks::a_trigger_grantee_cannot_make_a_rollup_count_twice,
+        ),
+        (
+            "monitors_refuse_security_invoker_views_and_keep_tenants_alerts_apart",
+            attacks::monitors_refuse_security_invoker_views_and_keep_tenants_alerts_apart,
+        ),
+        (
+            "a_locked_summary_does_not_hang_vigil_rollups",
+            attacks::a_locked_summary_does_not_hang_vigil_rollups,
+        ),
+        (
+            "internal_functions_answer_bad_input_without_internal_errors",
+            attacks::internal_functions_answer_bad_input_without_internal_errors,
+        ),
+        (
+            "rollups_follow_renames_and_refuse_ddl_that_would_break_them",
+            rollup_ddl::rollups_follow_renames_and_refuse_ddl_that_would_break_them,
+        ),
+        (
+            "rollups_work_after_restoring_the_app_schema_or_the_whole_database",
+            rollup_ddl::rollups_work_after_restoring_the_app_schema_or_the_whole_database,
+        ),
+        (
+            "drop_extension_cascade_leaves_the_application_writable",
+            rollup_ddl::drop_extension_cascade_leaves_the_application_writable,
         ),
         (
             "pg_regress_suite_matches_expected_output",

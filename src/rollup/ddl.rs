@@ -95,13 +95,17 @@ fn rollup_triggers(source: Option<pg_sys::Oid>, only: Option<pg_sys::Oid>) -> Ve
     })
 }
 
-fn regclass_of(name: &str) -> Option<pg_sys::Oid> {
-    Spi::get_one::<pg_sys::Oid>(&format!(
+/// The relation a (qualified) name means now, or None, also for text that
+/// is no name at all (to_regclass raises on bad syntax: a trigger argument
+/// is anybody's text).
+pub(super) fn regclass_of(name: &str) -> Option<pg_sys::Oid> {
+    let sql = format!(
         "SELECT pg_catalog.to_regclass({})::pg_catalog.oid",
         literal(name)
-    ))
-    .ok()
-    .flatten()
+    );
+    PgTryBuilder::new(|| Spi::get_one::<pg_sys::Oid>(&sql).ok().flatten())
+        .catch_others(|_| None)
+        .execute()
 }
 
 fn depends(depender: (pg_sys::Oid, pg_sys::Oid), on: (pg_sys::Oid, pg_sys::Oid, i32)) -> bool {
@@ -406,6 +410,16 @@ pub(super) fn rename_in_filter(filter: &str, source_name: &str, old: &str, new: 
         out.replace_range(start..end, &ident(new));
     }
     out
+}
+
+/// A column reference of `filter` written with a table name (`ev.v`), if
+/// any: filters name columns alone, so renaming or moving the source keeps
+/// them valid.
+pub(super) fn qualified_reference(filter: &str) -> Option<String> {
+    column_refs(filter)
+        .into_iter()
+        .find(|(_, f)| f.len() > 1)
+        .map(|(_, f)| f.join("."))
 }
 
 /// The columns `filter` reads (the last name of each reference).

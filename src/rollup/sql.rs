@@ -105,6 +105,8 @@ fn interval_text(bucket: &Interval) -> String {
 }
 
 /// Builds and validates the definition (filters: `check_filter`); nothing is created yet.
+// Every argument is one field of the stored definition.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn define(
     schema: String,
     name: String,
@@ -254,6 +256,11 @@ pub(super) fn check_filter(source: &str, measure: &str, filter: &str) {
         .execute();
     if let Some(why) = shape {
         invalid(why);
+    }
+    if let Some(r) = super::ddl::qualified_reference(filter) {
+        invalid(format!(
+            "names a column with its table ({r}): name columns alone, so the filter survives renaming or moving the table"
+        ));
     }
     let sql = format!("SELECT ({filter})::boolean FROM {source} WHERE false");
     let analyzed = PgTryBuilder::new(|| {
@@ -683,6 +690,7 @@ fn rebuild_rollup(name: pg_sys::Oid) -> i64 {
 #[pg_extern(volatile, parallel_unsafe, name = "_drop_rollup")]
 fn drop_rollup(name: pg_sys::Oid) {
     let guard = Restricted::enter_pinned();
+    guard.act_as(extension_owner());
     let source = Spi::get_one::<pg_sys::Oid>(&format!(
         "SELECT d.source::oid FROM vigil.rollup_defs d WHERE d.summary = {}",
         name.to_u32()

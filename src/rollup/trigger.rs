@@ -160,14 +160,14 @@ fn definition(
     op: &str,
 ) -> Option<(Rollup, pg_sys::Oid)> {
     guard.act_as(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID));
+    let named = super::ddl::regclass_of(summary_name).map_or(0, |o| o.to_u32());
     let found = Spi::get_three::<pg_sys::Oid, pg_sys::Oid, bool>(&format!(
         "WITH dep AS (SELECT dep.refobjid FROM pg_catalog.pg_depend dep \
               WHERE dep.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND dep.objid = {trigger} \
                 AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND dep.refobjsubid = 0 \
                 AND dep.deptype = 'n' AND EXISTS (SELECT 1 FROM vigil.rollup_defs d WHERE d.summary::oid = dep.refobjid) LIMIT 1) \
          SELECT d.summary::oid, d.source::oid, EXISTS (SELECT 1 FROM dep) FROM vigil.rollup_defs d \
-         WHERE d.summary::oid = COALESCE((SELECT refobjid FROM dep), pg_catalog.to_regclass({})::pg_catalog.oid)",
-        super::literal(summary_name)
+         WHERE d.summary::oid = COALESCE((SELECT refobjid FROM dep), {named}::pg_catalog.oid)"
     ));
     let (summary, def_source, by_oid) = match found {
         Ok((Some(s), Some(src), Some(b))) => (s, src, b),
@@ -283,7 +283,7 @@ fn rollup_trigger<'a>(
     // dependency records may tie the trigger to a summary, and it sees
     // every row of its event.
     let plain = tg.tgqual.is_null() && tg.tgnattr == 0;
-    if !(statement && after && tables && plain) || !(1..=2).contains(&tg.tgnargs) {
+    if !(statement && after && tables && plain && (1..=2).contains(&tg.tgnargs)) {
         protocol_error(
             "vigil._rollup_trigger must fire AFTER INSERT, UPDATE, DELETE or TRUNCATE FOR EACH STATEMENT, without WHEN or a column list, with REFERENCING NEW TABLE AS vigil_new (INSERT, UPDATE) and OLD TABLE AS vigil_old (UPDATE, DELETE), and the summary table (and the definition) as arguments".into(),
         );

@@ -803,3 +803,247 @@ pub fn catalog_invariants_hold_for_vigil_and_everything_it_generates(c: &Cluster
     assert_eq!(foreign, None);
     assert_nobody_escalated(&mut su);
 }
+
+// ---------------------------------------------------------------------
+// Second review (hostile re-audit of the security model)
+
+/// With `standard_conforming_strings` off a backslash used to end a
+/// literal early in SQL vigil runs as a superuser: through a trigger
+/// argument (any role, on its own temp table) and through column names
+/// (any table owner, in create_rollup's catalog write).
+pub fn rollup_sql_stays_literal_with_standard_conforming_strings_off(c: &Cluster) {
+    let mut su = setup(c);
+    let mut m = c.connect_as(DB, "mallory");
+    m.batch_execute(
+        r#"CREATE TEMP TABLE t (ts timestamptz);
+           CREATE TEMP TABLE s (bucket timestamptz);
+           CREATE TRIGGER x AFTER TRUNCATE ON t FOR EACH STATEMENT EXECUTE FUNCTION vigil._rollup_trigger(
+            $q$x\')::oid);ALTER ROLE mallory SUPERUSER;SELECT 1::oid, 1::oid, true--$q$);
+           SET standard_conforming_strings = off; SET escape_string_warning = off;"#,
+    )
+    .unwrap();
+    // Not a rollup: no error for the writer either (a warning at most).
+    let code = try_sql(&mut m, "TRUNCATE t");
+    assert!(code == "ok" || code == "39P01" || code == "42P01", "{code}");
+    let mut a = c.connect_as(DB, "alice");
+    a.batch_execute(
+        r#"CREATE TABLE alice.ev (ts timestamptz, "g\" text, "]::name[],$${}$$::jsonb);ALTER ROLE alice SUPERUSER--" text);
+           SET standard_conforming_strings = off; SET escape_string_warning = off;"#,
+    )
+    .unwrap();
+    let code = try_sql(
+        &mut a,
+        r#"SELECT vigil.create_rollup('alice.ev_sum', 'alice.ev', 'ts', '1 hour',
+               ARRAY[$q$g\$q$, $q$]::name[],$${}$$::jsonb);ALTER ROLE alice SUPERUSER--$q$]::name[], '{"n":{"agg":"count"}}')"#,
+    );
+    assert_eq!(code, "ok");
+    // The definition holds exactly the two column names.
+    let groups: Vec<String> = su
+        .query_one(
+            "SELECT group_by::text[] FROM vigil.rollup_defs WHERE summary = 'alice.ev_sum'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        groups,
+        vec![
+            "g\\".to_string(),
+            "]::name[],$${}$$::jsonb);ALTER ROLE alice SUPERUSER--".to_string()
+        ]
+    );
+    a.batch_execute("INSERT INTO alice.ev VALUES (now(), 'a', 'b')")
+        .unwrap();
+    assert_eq!(one(&mut a, "SELECT vigil.verify_rollup('alice.ev_sum')"), 0);
+    assert_nobody_escalated(&mut su);
+}
+
+fn one(db: &mut Client, sql: &str) -> i64 {
+    db.query_one(sql, &[]).unwrap().get(0)
+}
+
+/// A writer's TimeZone, standard_conforming_strings or DateStyle must not
+/// change what the owner's filters count.
+pub fn a_writers_session_settings_do_not_change_a_rollups_filters(c: &Cluster) {
+    let mut su = setup(c);
+    let mut a = c.connect_as(DB, "alice");
+    a.batch_execute(
+        r#"CREATE TABLE alice.ev2 (ts timestamptz, k text, v int);
+           GRANT INSERT, SELECT, UPDATE ON alice.ev2 TO bob;
+           SELECT vigil.create_rollup('alice.ev2_sum', 'alice.ev2', 'ts', '1 hour', ARRAY['k']::name[],
+             '{"n":{"agg":"count"}, "morning":{"agg":"count","filter":"extract(hour from ts) < 12"},
+               "digits":{"agg":"count","filter":"k ~ ''^\\d+$''"},
+               "jan":{"agg":"count","filter":"ts::date::text = ''2026-01-01''"}}');"#,
+    )
+    .unwrap();
+    let mut b = c.connect_as(DB, "bob");
+    b.batch_execute(
+        "SET TimeZone = 'Pacific/Kiritimati'; SET DateStyle = 'SQL, DMY';
+         SET standard_conforming_strings = off; SET escape_string_warning = off;
+         INSERT INTO alice.ev2 VALUES ('2026-01-01 06:00+00', 'dd', 1), ('2026-01-01 06:00+00', 'dd', 1);
+         INSERT INTO alice.ev2 VALUES ('2026-01-01 06:00+00', 'dd', 1);
+         UPDATE alice.ev2 SET v = 2;",
+    )
+    .unwrap();
+    // bob's own settings are his again afterwards.
+    let tz: String = b.query_one("SHOW TimeZone", &[]).unwrap().get(0);
+    assert_eq!(tz, "Pacific/Kiritimati");
+    let row = a
+        .query_one(
+            "SELECT sum(n)::int8, sum(morning)::int8, sum(digits)::int8, sum(jan)::int8 FROM alice.ev2_sum",
+            &[],
+        )
+        .unwrap();
+    let got: (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(
+        got,
+        (3, 3, 0, 3),
+        "filters evaluated under the writer's settings"
+    );
+    assert_eq!(
+        one(&mut a, "SELECT vigil.verify_rollup('alice.ev2_sum')"),
+        0
+    );
+    assert_nobody_escalated(&mut su);
+}
+
+/// A role with TRIGGER on the source cannot make a rollup count rows twice:
+/// not with a WHEN clause that plants a dependency on the summary, not with
+/// a second plain trigger (only the owner's triggers are linked).
+pub fn a_trigger_grantee_cannot_make_a_rollup_count_twice(c: &Cluster) {
+    let mut su = setup(c);
+    let mut a = c.connect_as(DB, "alice");
+    a.batch_execute(
+        r#"CREATE TABLE alice.ev3 (ts timestamptz, k text);
+           GRANT INSERT, SELECT, TRIGGER ON alice.ev3 TO bob;
+           SELECT vigil.create_rollup('alice.ev3_sum', 'alice.ev3', 'ts', '1 hour', ARRAY['k']::name[], '{"n":{"agg":"count"}}');"#,
+    )
+    .unwrap();
+    let mut b = c.connect_as(DB, "bob");
+    b.batch_execute(
+        "CREATE TRIGGER zz_double AFTER INSERT ON alice.ev3 REFERENCING NEW TABLE AS vigil_new FOR EACH STATEMENT
+           WHEN ('alice.ev3_sum'::regclass IS NOT NULL) EXECUTE FUNCTION vigil._rollup_trigger('whatever')",
+    )
+    .unwrap();
+    assert_eq!(
+        try_sql(&mut b, "INSERT INTO alice.ev3 VALUES (now(), 'x')"),
+        "39P01"
+    );
+    a.batch_execute("DROP TRIGGER zz_double ON alice.ev3")
+        .unwrap();
+    b.batch_execute(
+        "CREATE TRIGGER zz_twice AFTER INSERT ON alice.ev3 REFERENCING NEW TABLE AS vigil_new FOR EACH STATEMENT
+           EXECUTE FUNCTION vigil._rollup_trigger('alice.ev3_sum')",
+    )
+    .unwrap();
+    assert_eq!(
+        try_sql(&mut b, "INSERT INTO alice.ev3 VALUES (now(), 'x')"),
+        "39P01"
+    );
+    a.batch_execute("DROP TRIGGER zz_twice ON alice.ev3")
+        .unwrap();
+    b.batch_execute("INSERT INTO alice.ev3 VALUES (now(), 'x')")
+        .unwrap();
+    assert_eq!(one(&mut a, "SELECT sum(n)::int8 FROM alice.ev3_sum"), 1);
+    assert_eq!(
+        one(&mut a, "SELECT vigil.verify_rollup('alice.ev3_sum')"),
+        0
+    );
+    assert_nobody_escalated(&mut su);
+}
+
+/// security_invoker is read the way PostgreSQL reads it (any spelling of
+/// true), and a monitor of one tenant never bumps another's alert.
+pub fn monitors_refuse_security_invoker_views_and_keep_tenants_alerts_apart(c: &Cluster) {
+    let (mut su, mut a, mut adm) = monitored(c);
+    a.batch_execute(
+        "CREATE TABLE alice.hidden (entity text, v float8, at timestamptz DEFAULT now());
+         ALTER TABLE alice.hidden ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY own ON alice.hidden USING (entity = current_user);
+         INSERT INTO alice.hidden VALUES ('TOP-SECRET', 1);
+         GRANT SELECT ON alice.hidden TO adm;
+         CREATE VIEW alice.sv1 WITH (security_invoker) AS SELECT * FROM alice.hidden;
+         CREATE VIEW alice.sv2 WITH (security_invoker = 'True') AS SELECT * FROM alice.hidden;
+         CREATE VIEW alice.sv3 WITH (security_invoker = 'y') AS SELECT * FROM alice.hidden;
+         GRANT SELECT ON alice.sv1, alice.sv2, alice.sv3 TO adm;",
+    )
+    .unwrap();
+    for v in ["alice.sv1", "alice.sv2", "alice.sv3"] {
+        assert_eq!(
+            try_sql(&mut adm, &count_monitor(&format!("m_{}", &v[6..]), v)),
+            "42501",
+            "{v}"
+        );
+    }
+    // Two tenants, same kind, same entity value: separate alerts.
+    let mut b = c.connect_as(DB, "bob");
+    b.batch_execute(
+        "CREATE TABLE bob.metrics (entity text, v float8, at timestamptz DEFAULT now());
+         INSERT INTO bob.metrics (entity, v) VALUES ('e1', 1);
+         GRANT SELECT ON bob.metrics TO adm;",
+    )
+    .unwrap();
+    adm.batch_execute(&count_monitor("m_bob", "bob.metrics"))
+        .unwrap();
+    scan(&mut su);
+    let per_monitor: Vec<(String, i64)> = su
+        .query(
+            "SELECT monitor, count(*) FROM vigil.alerts WHERE entity = 'e1' AND status = 'firing' GROUP BY 1 ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        per_monitor,
+        vec![("m_bob".to_string(), 1), ("m_count".to_string(), 1)]
+    );
+    assert_nobody_escalated(&mut su);
+}
+
+/// A rollup owner who locks its summary does not hang vigil.rollups for
+/// everyone else (sizes are NULL meanwhile).
+pub fn a_locked_summary_does_not_hang_vigil_rollups(c: &Cluster) {
+    let mut su = setup(c);
+    let mut a = c.connect_as(DB, "alice");
+    a.batch_execute(
+        r#"CREATE TABLE alice.ev4 (ts timestamptz, k text);
+           SELECT vigil.create_rollup('alice.ev4_sum', 'alice.ev4', 'ts', '1 hour', ARRAY['k']::name[], '{"n":{"agg":"count"}}');"#,
+    )
+    .unwrap();
+    a.batch_execute("BEGIN").unwrap();
+    a.batch_execute("LOCK TABLE alice.ev4_sum IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let mut r = c.connect_as(DB, "rdr");
+    r.batch_execute("SET statement_timeout = '5s'").unwrap();
+    let row = r
+        .query_one(
+            "SELECT rows IS NULL, status FROM vigil.rollups WHERE name = 'alice.ev4_sum'::regclass",
+            &[],
+        )
+        .unwrap();
+    assert!(row.get::<_, bool>(0));
+    a.batch_execute("COMMIT").unwrap();
+    assert_nobody_escalated(&mut su);
+}
+
+/// Internal functions anyone can call answer bad input with a specific
+/// SQLSTATE, never an internal error.
+pub fn internal_functions_answer_bad_input_without_internal_errors(c: &Cluster) {
+    let mut su = setup(c);
+    let mut m = c.connect_as(DB, "mallory");
+    m.batch_execute("CREATE TABLE mallory.ev (ts timestamptz, k text)")
+        .unwrap();
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    for (sql, want) in [
+        ("SELECT vigil._base_type(0, 0) IS NULL".to_string(), "ok"),
+        (format!("SELECT vigil._monitor_plan('count', '{deep}'::jsonb, 'x', '{{}}')"), "54000"),
+        (format!("SELECT vigil._monitor_plan('count', '{{}}', 'x', '{deep}'::jsonb)"), "54000"),
+        (format!("SELECT vigil._create_rollup('mallory.q1', 'mallory.ev'::regclass, 'ts', '1h', '{{}}', '{deep}'::jsonb)"), "54000"),
+        ("SELECT vigil._create_rollup('mallory.q1', 'mallory.ev'::regclass, 'ts', '1h', ARRAY[NULL], '{\"n\":{\"agg\":\"count\"}}')".to_string(), "22004"),
+    ] {
+        assert_eq!(try_sql(&mut m, &sql), want, "{sql}");
+    }
+    assert_nobody_escalated(&mut su);
+}

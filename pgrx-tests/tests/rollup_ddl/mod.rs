@@ -1,0 +1,366 @@
+//! Rollups under a DBA's day (issue #14): DDL on the watched table, drops,
+//! dump/restore of the application's schema and of the whole database, and
+//! DROP EXTENSION. Each test checks that the application's writes go on and
+//! that the rollup stays exact (`verify_rollup` = 0) or is refused/dropped
+//! the way PostgreSQL treats a view.
+
+use pg_vigil_e2e::Cluster;
+use postgres::Client;
+
+/// SQLSTATE of `sql` ("ok" when it worked).
+fn try_sql(db: &mut Client, sql: &str) -> String {
+    match db.batch_execute(sql) {
+        Ok(()) => "ok".into(),
+        Err(e) => e
+            .code()
+            .map(|c| c.code().to_string())
+            .unwrap_or_else(|| e.to_string()),
+    }
+}
+
+fn one_i64(db: &mut Client, sql: &str) -> i64 {
+    db.query_one(sql, &[]).unwrap().get(0)
+}
+
+fn one_text(db: &mut Client, sql: &str) -> String {
+    db.query_one(sql, &[]).unwrap().get(0)
+}
+
+/// A database with role `ddl_owner` owning schema app, table app.ev (100
+/// rows) and three rollups over it; returns (superuser, owner) clients.
+fn setup(c: &Cluster, db: &str) -> (Client, Client) {
+    let mut su = c.fresh_db(db);
+    su.batch_execute(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ddl_owner') THEN CREATE ROLE ddl_owner LOGIN; END IF;
+         END $$;
+         CREATE SCHEMA app AUTHORIZATION ddl_owner;",
+    )
+    .unwrap();
+    let mut owner = c.connect_as(db, "ddl_owner");
+    owner
+        .batch_execute(
+            "CREATE TABLE app.ev (ts timestamptz NOT NULL, entity text, status text, v float8, extra int);
+             INSERT INTO app.ev SELECT now() - i * interval '7 minutes', 'e' || (i % 3),
+                    CASE WHEN i % 2 = 0 THEN 'paid' ELSE 'free' END, i, i FROM generate_series(1, 100) i;
+             SELECT vigil.create_rollup('app.r1', 'app.ev', 'ts', '1 hour', ARRAY['entity'],
+                 '{\"n\": {\"agg\": \"count\"}, \"paid\": {\"agg\": \"count\", \"filter\": \"status = ''paid'' AND v > 0\"},
+                   \"s\": {\"agg\": \"sum\", \"column\": \"v\"}, \"st\": {\"agg\": \"stats\", \"column\": \"v\"},
+                   \"mx\": {\"agg\": \"max\", \"column\": \"v\"}}');
+             SELECT vigil.create_rollup('app.r2', 'app.ev', 'ts', '1 hour', ARRAY['entity'],
+                 '{\"n\": {\"agg\": \"count\"}, \"x\": {\"agg\": \"max\", \"column\": \"extra\"}}');
+             SELECT vigil.create_rollup('app.r3', 'app.ev', 'ts', '1 day', '{}',
+                 '{\"n\": {\"agg\": \"count\", \"filter\": \"status = ''paid''\"}}');",
+        )
+        .unwrap();
+    (su, owner)
+}
+
+/// Inserts, updates and deletes through `owner`, then checks every rollup
+/// in `rollups` is exact.
+fn write_and_verify(
+    owner: &mut Client,
+    table: &str,
+    cols: (&str, &str, &str, &str),
+    rollups: &[&str],
+) {
+    let (ts, entity, status, v) = cols;
+    owner
+        .batch_execute(&format!(
+            "INSERT INTO {table} ({ts}, {entity}, {status}, {v}) VALUES (now(), 'e1', 'paid', 5), (now() - interval '2 hours', 'e9', 'free', 7);
+             UPDATE {table} SET {v} = {v} + 1, {entity} = 'e2' WHERE {v} < 10;
+             DELETE FROM {table} WHERE {v} > 90;"
+        ))
+        .unwrap();
+    for r in rollups {
+        assert_eq!(
+            one_i64(owner, &format!("SELECT vigil.verify_rollup('{r}')")),
+            0,
+            "{r} is not exact after writes to {table}"
+        );
+    }
+}
+
+pub fn rollups_follow_renames_and_refuse_ddl_that_would_break_them(c: &Cluster) {
+    let (mut su, mut owner) = setup(c, "rollup_ddl");
+    // Like a view: a used column cannot be dropped or retyped.
+    assert_eq!(
+        try_sql(&mut owner, "ALTER TABLE app.ev DROP COLUMN v"),
+        "2BP01"
+    );
+    assert_eq!(
+        try_sql(&mut owner, "ALTER TABLE app.ev ALTER COLUMN v TYPE text"),
+        "0A000"
+    );
+    assert_eq!(
+        try_sql(
+            &mut owner,
+            "ALTER TABLE app.ev ALTER COLUMN status TYPE varchar(9)"
+        ),
+        "0A000"
+    );
+    // Renames of every kind of column it reads, of the table and of the
+    // summary: writes go on and stay exact.
+    for stmt in [
+        "ALTER TABLE app.ev RENAME COLUMN status TO state",
+        "ALTER TABLE app.ev RENAME COLUMN entity TO creator",
+        "ALTER TABLE app.ev RENAME COLUMN v TO value",
+        "ALTER TABLE app.ev RENAME COLUMN ts TO at",
+    ] {
+        assert_eq!(try_sql(&mut owner, stmt), "ok", "{stmt}");
+    }
+    write_and_verify(
+        &mut owner,
+        "app.ev",
+        ("at", "creator", "state", "value"),
+        &["app.r1", "app.r2", "app.r3"],
+    );
+    let filter = one_text(
+        &mut su,
+        "SELECT measures->'paid'->>'filter' FROM vigil.rollup_defs WHERE summary = 'app.r1'::regclass",
+    );
+    assert_eq!(filter, "\"state\" = 'paid' AND \"value\" > 0");
+    // Filters name columns alone (a table name in them would not survive
+    // a rename of the table).
+    assert_eq!(
+        try_sql(
+            &mut owner,
+            "SELECT vigil.create_rollup('app.rq', 'app.ev', 'at', '1 hour', '{}', '{\"n\": {\"agg\": \"count\", \"filter\": \"ev.value > 1\"}}')"
+        ),
+        "22023"
+    );
+    assert_eq!(
+        try_sql(&mut owner, "ALTER TABLE app.ev RENAME TO events"),
+        "ok"
+    );
+    assert_eq!(
+        try_sql(&mut owner, "ALTER TABLE app.r1 RENAME TO r_hourly"),
+        "ok"
+    );
+    write_and_verify(
+        &mut owner,
+        "app.events",
+        ("at", "creator", "state", "value"),
+        &["app.r_hourly", "app.r2", "app.r3"],
+    );
+    // The window views and _since follow the summary's rename.
+    assert!(one_i64(&mut owner, "SELECT count(*) FROM app.r1_24h") > 0);
+    // The summary's columns belong to the rollup.
+    assert_eq!(
+        try_sql(&mut owner, "ALTER TABLE app.r2 RENAME COLUMN x TO y"),
+        "0A000"
+    );
+    // A schema someone else controls is refused for the source.
+    su.batch_execute(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ddl_other') THEN CREATE ROLE ddl_other; END IF; END $$;
+         CREATE SCHEMA other AUTHORIZATION ddl_other; GRANT CREATE, USAGE ON SCHEMA other TO ddl_owner;",
+    )
+    .unwrap();
+    assert_eq!(
+        try_sql(&mut owner, "ALTER TABLE app.events SET SCHEMA other"),
+        "42501"
+    );
+    // A trigger of a rollup is not dropped alone; a disabled one shows.
+    assert_eq!(
+        try_sql(&mut owner, "DROP TRIGGER vigil_rollup_r2_upd ON app.events"),
+        "2BP01"
+    );
+    owner
+        .batch_execute("ALTER TABLE app.events DISABLE TRIGGER vigil_rollup_r3_ins")
+        .unwrap();
+    assert_eq!(
+        one_text(
+            &mut su,
+            "SELECT status FROM vigil.rollups WHERE name = 'app.r3'::regclass"
+        ),
+        "stale: trigger(s) vigil_rollup_r3_ins disabled"
+    );
+    assert_eq!(
+        one_i64(&mut su, "SELECT rollups_broken FROM vigil.health"),
+        1
+    );
+    owner
+        .batch_execute("ALTER TABLE app.events ENABLE TRIGGER vigil_rollup_r3_ins")
+        .unwrap();
+    // CASCADE drops exactly the rollup that read the column, whole.
+    owner
+        .batch_execute("ALTER TABLE app.events DROP COLUMN extra CASCADE")
+        .unwrap();
+    assert_eq!(
+        one_i64(&mut su, "SELECT count(*) FROM pg_class WHERE relname LIKE 'r2%' AND relnamespace = 'app'::regnamespace"),
+        0
+    );
+    assert_eq!(
+        one_i64(&mut su, "SELECT count(*) FROM vigil.rollup_defs"),
+        2
+    );
+    assert_eq!(
+        one_i64(&mut su, "SELECT rollups_broken FROM vigil.health"),
+        0
+    );
+    write_and_verify(
+        &mut owner,
+        "app.events",
+        ("at", "creator", "state", "value"),
+        &["app.r_hourly", "app.r3"],
+    );
+    // The owner (no vigil role) verifies, rebuilds and drops its own rollup.
+    let groups = one_i64(&mut owner, "SELECT count(*) FROM app.r3");
+    assert_eq!(
+        one_i64(&mut owner, "SELECT vigil.rebuild_rollup('app.r3')"),
+        groups
+    );
+    owner
+        .batch_execute("SELECT vigil.drop_rollup('app.r3')")
+        .unwrap();
+    // The source cannot be dropped from under a rollup; CASCADE takes it.
+    assert_eq!(try_sql(&mut owner, "DROP TABLE app.events"), "2BP01");
+    owner
+        .batch_execute("DROP TABLE app.events CASCADE")
+        .unwrap();
+    assert_eq!(
+        one_i64(&mut su, "SELECT count(*) FROM vigil.rollup_defs"),
+        0
+    );
+    assert_eq!(
+        one_i64(
+            &mut su,
+            "SELECT count(*) FROM pg_class WHERE relnamespace = 'app'::regnamespace"
+        ),
+        0,
+        "DROP TABLE … CASCADE left part of a rollup behind"
+    );
+}
+
+fn dump(c: &Cluster, args: &[&str]) {
+    let out = c.client("pg_dump", args);
+    assert!(
+        out.status.success(),
+        "pg_dump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "pg_dump warned: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn rollups_work_after_restoring_the_app_schema_or_the_whole_database(c: &Cluster) {
+    let (_su, mut owner) = setup(c, "rollup_dump");
+    owner
+        .batch_execute("ALTER TABLE app.ev RENAME COLUMN entity TO creator; ALTER TABLE app.r1 RENAME TO r_hourly;")
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("vigil_dump_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let app_sql = dir.join("app.sql");
+    let full = dir.join("full.dump");
+    dump(
+        c,
+        &["-n", "app", "-f", app_sql.to_str().unwrap(), "rollup_dump"],
+    );
+    dump(c, &["-Fc", "-f", full.to_str().unwrap(), "rollup_dump"]);
+    // The application's schema alone, into a database where only
+    // CREATE EXTENSION ran: the triggers bring their definitions.
+    let mut fresh = c.fresh_db("rollup_restore_app");
+    drop(fresh.batch_execute("SELECT 1"));
+    let out = c.client(
+        "psql",
+        &[
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            "rollup_restore_app",
+            "-f",
+            app_sql.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "restore of -n app failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The whole database, with pg_restore.
+    let mut admin = c.connect("postgres");
+    admin
+        .batch_execute("DROP DATABASE IF EXISTS rollup_restore_full WITH (FORCE)")
+        .unwrap();
+    admin
+        .batch_execute("CREATE DATABASE rollup_restore_full")
+        .unwrap();
+    let out = c.client(
+        "pg_restore",
+        &["-d", "rollup_restore_full", full.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "pg_restore failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for db in ["rollup_restore_app", "rollup_restore_full"] {
+        let mut su = c.connect(db);
+        let statuses: Vec<String> = su
+            .query("SELECT status FROM vigil.rollups ORDER BY name::text", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(statuses, vec!["ok"; 3], "{db}");
+        // Linked again: DDL protection holds after the restore too.
+        assert_eq!(
+            one_i64(&mut su, "SELECT count(*) FROM pg_depend WHERE refobjid = 'app.r_hourly'::regclass AND classid = 'pg_trigger'::regclass"),
+            4,
+            "{db}"
+        );
+        let mut o = c.connect_as(db, "ddl_owner");
+        write_and_verify(
+            &mut o,
+            "app.ev",
+            ("ts", "creator", "status", "v"),
+            &["app.r_hourly", "app.r2", "app.r3"],
+        );
+        assert_eq!(
+            try_sql(&mut o, "ALTER TABLE app.ev DROP COLUMN v"),
+            "2BP01",
+            "{db}"
+        );
+        assert_eq!(
+            one_i64(&mut su, "SELECT rollups_broken FROM vigil.health"),
+            0,
+            "{db}"
+        );
+    }
+    drop(fresh);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+pub fn drop_extension_cascade_leaves_the_application_writable(c: &Cluster) {
+    let (mut su, mut owner) = setup(c, "rollup_dropext");
+    su.batch_execute("DROP EXTENSION pg_vigil CASCADE").unwrap();
+    assert_eq!(
+        one_i64(
+            &mut su,
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'app.ev'::regclass"
+        ),
+        0
+    );
+    for stmt in [
+        "INSERT INTO app.ev VALUES (now(), 'e1', 'paid', 1, 1)",
+        "UPDATE app.ev SET v = v + 1",
+        "DELETE FROM app.ev WHERE v > 50",
+        "TRUNCATE app.ev",
+    ] {
+        assert_eq!(
+            try_sql(&mut owner, stmt),
+            "ok",
+            "{stmt} after DROP EXTENSION"
+        );
+    }
+    // Summaries stay as plain tables (their vigil-typed columns went with
+    // the types); CREATE EXTENSION works again.
+    assert_eq!(one_i64(&mut su, "SELECT count(*) FROM pg_class WHERE relname IN ('r1', 'r2', 'r3') AND relnamespace = 'app'::regnamespace"), 3);
+    su.batch_execute("CREATE EXTENSION pg_vigil").unwrap();
+    assert_eq!(one_i64(&mut su, "SELECT count(*) FROM vigil.rollups"), 0);
+}
