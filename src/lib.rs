@@ -111,6 +111,13 @@ extension_sql_file!(
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    // pgrx's panic hook captures a Rust backtrace into the DETAIL of every
+    // error that passes through Rust when the environment asks for one
+    // (RUST_BACKTRACE): a user must never see one. RUST_LIB_BACKTRACE wins
+    // over RUST_BACKTRACE for `Backtrace::capture` and is read once, so
+    // setting it here, before any capture and while the backend has one
+    // thread, keeps backtraces out of errors for the backend's life.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
     gucs::init();
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         worker::register();

@@ -888,6 +888,30 @@ mod tests {
     }
 
     #[pg_test]
+    fn rollup_stats_removals_leave_no_float_residue() {
+        Spi::run(
+            "CREATE TABLE lat (ts timestamptz NOT NULL, k text, v float8);
+             SELECT vigil.create_rollup('lat_1h', 'lat', 'ts', '1 hour', '{k}',
+                 '{\"st\": {\"agg\": \"stats\", \"column\": \"v\"}}');
+             INSERT INTO lat VALUES (now(), 'a', 900), (now(), 'a', 1100), (now(), 'a', 900);
+             DELETE FROM lat WHERE v = 1100;",
+        )
+        .unwrap();
+        assert_eq!(one::<i64>("SELECT vigil.verify_rollup('lat_1h')"), Some(0));
+        assert_eq!(
+            one::<f64>("SELECT vigil.stddev(vigil.rollup(st)) FROM lat_1h"),
+            Some(0.0)
+        );
+        Spi::run("INSERT INTO lat VALUES (now(), 'a', 700); UPDATE lat SET v = 900 WHERE v = 700")
+            .unwrap();
+        assert_eq!(one::<i64>("SELECT vigil.verify_rollup('lat_1h')"), Some(0));
+        assert_eq!(
+            one::<f64>("SELECT vigil.stddev(vigil.rollup(st)) FROM lat_1h"),
+            Some(0.0)
+        );
+    }
+
+    #[pg_test]
     fn rollup_slot_reuses_its_own_lock_and_caps_locks_per_transaction() {
         let held = || {
             one::<i64>(

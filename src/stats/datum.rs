@@ -57,6 +57,15 @@ impl StatsAgg {
         out.summary.min = min;
         out.summary.max = max;
         out.minmax_exact = true;
+        if min == max {
+            // Every value left is this one: the spread is exactly zero and
+            // the mean exactly the value, whatever rounding the removals
+            // that led here left behind.
+            out.summary.mean = min;
+            out.summary.m2 = 0.0;
+        } else {
+            out.summary.mean = out.summary.mean.clamp(min, max);
+        }
         Ok(out)
     }
 

@@ -110,8 +110,8 @@ impl StatsSummary {
         }
         let n = self.n - 1;
         let mean = self.mean - (x - self.mean) / n as f64;
-        // Rounding can push M2 a hair below zero once the spread is gone.
-        let m2 = (self.m2 - (x - mean) * (x - self.mean)).max(0.0);
+        let removed = (x - mean) * (x - self.mean);
+        let m2 = cancelled(self.m2, removed, self.m2 - removed);
         let stale = self.min != self.max && (x == self.min || x == self.max);
         *self = StatsSummary {
             n,
@@ -149,7 +149,8 @@ impl StatsSummary {
         let (na, nb, nc) = (n as f64, other.n as f64, self.n as f64);
         let mean = self.mean + (self.mean - other.mean) * (nb / na);
         let delta = other.mean - mean;
-        let m2 = (self.m2 - other.m2 - delta * delta * (na * nb / nc)).max(0.0);
+        let removed = other.m2 + delta * delta * (na * nb / nc);
+        let m2 = cancelled(self.m2, removed, self.m2 - removed);
         let stale = self.min != self.max && (other.min == self.min || other.max == self.max);
         let rest = StatsSummary {
             n,
@@ -387,3 +388,17 @@ pub fn is_anomaly(z: f64, threshold: f64) -> Result<bool> {
 
 #[cfg(test)]
 mod tests;
+
+/// `left - right` (computed as `diff`) for a sum of squares: a result within
+/// the rounding error of the operands is no spread at all. Removing values
+/// cancels most of M2 when what is left is (nearly) equal values; the few
+/// ulps of the operands that survive the subtraction would otherwise show
+/// as a standard deviation of ~1e-6 over values that are all the same.
+fn cancelled(left: f64, right: f64, diff: f64) -> f64 {
+    let noise = 16.0 * f64::EPSILON * (left.abs() + right.abs());
+    if diff <= noise {
+        0.0
+    } else {
+        diff
+    }
+}

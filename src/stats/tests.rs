@@ -496,3 +496,37 @@ fn text_that_no_set_of_values_could_produce_is_refused() {
         assert!(StatsSummary::parse(good).is_ok(), "{good}");
     }
 }
+
+#[test]
+fn removing_values_leaves_no_spread_residue() {
+    // The review's case: 900, 1100, 900, then the 1100 leaves.
+    let mut all = StatsSummary::default();
+    for x in [900.0, 1100.0, 900.0] {
+        all.accum(x).unwrap();
+    }
+    let mut one = StatsSummary::default();
+    one.accum(1100.0).unwrap();
+    let (rest, _) = all.subtract(&one).unwrap();
+    assert_eq!(rest.n, 2);
+    assert_eq!(rest.m2, 0.0, "residue {}", rest.m2);
+    let mut removed = all;
+    removed.remove(1100.0).unwrap();
+    assert_eq!(removed.m2, 0.0, "residue {}", removed.m2);
+    // A real spread survives (10 and 20: M2 = 50). One far below the
+    // rounding error of the sums it was cancelled from cannot be told from
+    // none, and reads as none.
+    let mut spread = StatsSummary::default();
+    for x in [10.0, 20.0, 1000.0] {
+        spread.accum(x).unwrap();
+    }
+    spread.remove(1000.0).unwrap();
+    assert!((spread.m2 - 50.0).abs() < 1e-9, "{}", spread.m2);
+    // Equal extremes after a repair: exactly no spread, the mean exact.
+    let mut agg = datum::StatsAgg::new();
+    for x in [900.0, 1100.0, 900.0] {
+        agg.summary.accum(x).unwrap();
+    }
+    agg.remove(1100.0).unwrap();
+    let fixed = agg.with_extremes(900.0, 900.0).unwrap();
+    assert_eq!((fixed.summary.mean, fixed.summary.m2), (900.0, 0.0));
+}
