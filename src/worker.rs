@@ -211,6 +211,16 @@ pub extern "C-unwind" fn vigil_worker_main(_arg: pg_sys::Datum) {
             pg_sys::GucContext::PGC_SUSET,
             pg_sys::GucSource::PGC_S_OVERRIDE,
         );
+        // A role that may lock one of vigil's tables (vigil_admin has
+        // DELETE on the outbox) delays deliveries, never wedges them: a
+        // lock wait past this fails the round, the worker restarts (rows
+        // it was sending go back to pending) and tries again.
+        pg_sys::SetConfigOption(
+            c"lock_timeout".as_ptr(),
+            c"10s".as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_OVERRIDE,
+        );
     }
     log!("{WORKER_TYPE} started in database \"{database}\"");
 
