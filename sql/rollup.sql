@@ -167,8 +167,10 @@ REVOKE EXECUTE ON FUNCTION vigil._forget_dropped_rollups() FROM PUBLIC;
 CREATE EVENT TRIGGER vigil_forget_dropped_rollups ON sql_drop
     EXECUTE FUNCTION vigil._forget_dropped_rollups();
 
--- DDL on a source or summary (ALTER TABLE, RENAME, SET SCHEMA, OWNER TO)
--- and every CREATE TRIGGER (a restore re-creates rollup triggers): see
+-- DDL on a source or summary (ALTER TABLE, RENAME, SET SCHEMA, OWNER TO,
+-- ATTACH/DETACH PARTITION), a new partition of a source (CREATE TABLE …
+-- PARTITION OF) and every CREATE TRIGGER (a restore re-creates rollup
+-- triggers): see
 -- src/rollup/ddl.rs. Runs as the role that issued the DDL; vigil._rollup_ddl
 -- switches identity itself and only brings rollups in line with the
 -- catalogs (or refuses the command).
@@ -188,5 +190,5 @@ $$;
 COMMENT ON FUNCTION vigil._rollup_ddl_event() IS
     'Internal: event trigger (ddl_command_end) that keeps rollups working across DDL on their tables and restores';
 CREATE EVENT TRIGGER vigil_rollup_ddl ON ddl_command_end
-    WHEN TAG IN ('ALTER TABLE', 'CREATE TRIGGER')
+    WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER')
     EXECUTE FUNCTION vigil._rollup_ddl_event();

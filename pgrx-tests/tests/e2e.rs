@@ -531,6 +531,10 @@ fn main() {
             rollup_ddl::rollups_work_after_restoring_the_app_schema_or_the_whole_database,
         ),
         (
+            "partitioned_sources_stay_exact_on_every_path",
+            rollup_ddl::partitioned_sources_stay_exact_on_every_path,
+        ),
+        (
             "drop_extension_cascade_leaves_the_application_writable",
             rollup_ddl::drop_extension_cascade_leaves_the_application_writable,
         ),

@@ -431,13 +431,184 @@ pub(super) fn filter_columns(filter: &str) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------
+// Partitioned sources
+
+/// Every table below `source` in its partition tree (intermediate and leaf
+/// partitions), with its quoted qualified name.
+fn partitions(source: pg_sys::Oid) -> Vec<(pg_sys::Oid, String)> {
+    let sql = format!(
+        "SELECT t.relid, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) \
+         FROM pg_catalog.pg_partition_tree({}::pg_catalog.oid) t \
+         JOIN pg_catalog.pg_class c ON c.oid = t.relid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE t.level > 0 ORDER BY t.level, t.relid",
+        source.to_u32()
+    );
+    Spi::connect(|client| {
+        client
+            .select(&sql, None, &[])
+            .unwrap()
+            .map(|row| {
+                (
+                    row.get::<pg_sys::Oid>(1).unwrap().unwrap(),
+                    row.get::<String>(2).unwrap().unwrap(),
+                )
+            })
+            .collect()
+    })
+}
+
+/// Whether `ancestor` is a partitioned table above `rel`.
+pub(super) fn is_ancestor(ancestor: pg_sys::Oid, rel: pg_sys::Oid) -> bool {
+    ancestor != rel
+        && Spi::get_one::<bool>(&format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors({}::pg_catalog.oid) a WHERE a.relid = {})",
+            rel.to_u32(),
+            ancestor.to_u32()
+        ))
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// The triggers linked to `summary`, on any table.
+fn all_linked(summary: pg_sys::Oid) -> Vec<(pg_sys::Oid, pg_sys::Oid)> {
+    let sql = format!(
+        "SELECT t.oid, t.tgrelid FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_trigger t ON t.oid = d.objid \
+         WHERE d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+           AND d.refobjid = {} AND d.refobjsubid = 0 AND t.tgfoid = 'vigil._rollup_trigger'::pg_catalog.regproc",
+        summary.to_u32()
+    );
+    Spi::connect(|client| {
+        client
+            .select(&sql, None, &[])
+            .unwrap()
+            .map(|row| {
+                (
+                    row.get::<pg_sys::Oid>(1).unwrap().unwrap(),
+                    row.get::<pg_sys::Oid>(2).unwrap().unwrap(),
+                )
+            })
+            .collect()
+    })
+}
+
+/// Gives every partition of a partitioned source the rollup's four
+/// triggers (DML that names a partition fires only that partition's
+/// statement triggers; DML through the parent fires only the parent's, so
+/// each row is counted once) and drops them from tables no longer in the
+/// tree (a detached partition is an ordinary table again). Only once the
+/// source's own triggers are linked: a restore creates the partitions'
+/// triggers itself, after the parent's. The caller acts as the owner.
+pub(super) fn ensure_partition_triggers(
+    r: &Rollup,
+    source: pg_sys::Oid,
+    summary: pg_sys::Oid,
+    backfill: bool,
+) {
+    let all = all_linked(summary);
+    if all.iter().filter(|(_, rel)| *rel == source).count() < 4 {
+        return;
+    }
+    let members = partitions(source);
+    for (oid, rel) in &all {
+        if *rel != source && !members.iter().any(|(m, _)| m == rel) {
+            let object = pg_sys::ObjectAddress {
+                classId: pg_sys::TriggerRelationId,
+                objectId: *oid,
+                objectSubId: 0,
+            };
+            // SAFETY: an existing trigger of this rollup, on a table its
+            // owner owns (it was a partition of the source).
+            unsafe {
+                pg_sys::performDeletion(&object, pg_sys::DropBehavior::DROP_RESTRICT, 0);
+                pg_sys::CommandCounterIncrement();
+            }
+        }
+    }
+    let owner = rel_owner(source);
+    for (member, name) in members {
+        let schema = Spi::get_one::<pg_sys::Oid>(&format!(
+            "SELECT c.relnamespace FROM pg_catalog.pg_class c WHERE c.oid = {}",
+            member.to_u32()
+        ))
+        .ok()
+        .flatten()
+        .unwrap_or(pg_sys::InvalidOid);
+        super::require_trusted_schema(
+            schema,
+            owner,
+            &format!("rollup {}: partition {name}", summary_label(summary)),
+        );
+        let have: Vec<&'static str> = rollup_triggers(Some(member), None)
+            .into_iter()
+            .filter(|t| linked(t.oid, summary))
+            .map(|t| t.op)
+            .collect();
+        if have.len() == 4 {
+            continue;
+        }
+        // A table attached with rows in it: they join the summary (a new
+        // partition is empty; a partitioned one holds no rows itself).
+        let leaf = Spi::get_one::<bool>(&format!(
+            "SELECT c.relkind = 'r' FROM pg_catalog.pg_class c WHERE c.oid = {}",
+            member.to_u32()
+        ))
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+        if backfill && have.is_empty() && leaf {
+            spi_run(&r.add_statement(&name, false));
+        }
+        let ops = ["ins", "del", "upd", "trunc"];
+        for (op, sql) in ops.iter().zip(r.triggers_on(&name)) {
+            if !have.contains(op) {
+                spi_run(&sql);
+            }
+        }
+        let fresh: Vec<pg_sys::Oid> = rollup_triggers(Some(member), None)
+            .into_iter()
+            .filter(|t| {
+                !linked(t.oid, summary)
+                    && t.args.first().and_then(|a| regclass_of(a)) == Some(summary)
+            })
+            .map(|t| t.oid)
+            .collect();
+        record_trigger_dependencies(r, member, summary, &fresh);
+    }
+}
+
+/// `record_dependencies` for triggers on partition `member`: on the
+/// summary and on the partition's columns the rollup reads.
+fn record_trigger_dependencies(
+    r: &Rollup,
+    member: pg_sys::Oid,
+    summary: pg_sys::Oid,
+    triggers: &[pg_sys::Oid],
+) {
+    let class = pg_sys::RelationRelationId;
+    let trig = pg_sys::TriggerRelationId;
+    let columns: Vec<i16> = used_columns(r)
+        .iter()
+        .map(|c| attnum(member, c))
+        .filter(|a| *a > 0)
+        .collect();
+    for t in triggers {
+        record((trig, *t), (class, summary, 0));
+        for a in &columns {
+            record((trig, *t), (class, member, i32::from(*a)));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------
 // The event trigger's work
 
 /// Definitions that involve relation `rel` (as summary or source).
 fn defs_involving(rel: pg_sys::Oid) -> Vec<(pg_sys::Oid, pg_sys::Oid)> {
     let sql = format!(
         "SELECT d.summary::pg_catalog.oid, d.source::pg_catalog.oid FROM vigil.rollup_defs d \
-         WHERE d.summary::pg_catalog.oid = {r} OR d.source::pg_catalog.oid = {r}",
+         WHERE d.summary::pg_catalog.oid = {r} OR d.source::pg_catalog.oid = {r} \
+            OR d.source::pg_catalog.oid IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors({r}::pg_catalog.oid) a)",
         r = rel.to_u32()
     );
     Spi::connect(|client| {
@@ -636,35 +807,48 @@ fn refresh_triggers(
 ) {
     guard.act_as(crate::security::extension_owner());
     let r = super::sql::load(summary);
-    let triggers = linked_triggers(summary, source);
     guard.act_as(owner);
-    let names: std::collections::HashMap<&str, String> =
-        triggers.iter().map(|t| (t.op, ident(&t.name))).collect();
-    // Only the linked triggers are refreshed: a missing one is never
-    // created here (a restore is still creating them, or the rollup is
-    // broken and vigil.rollups.status says so).
-    let up_to_date = triggers.iter().all(|t| {
-        t.args.len() == 2
-            && t.args[1] == r.definition
-            && regclass_of(&t.args[0]) == Some(summary)
-            && t.args[0] == r.table()
-    });
-    if up_to_date {
-        return;
-    }
-    let ops = ["ins", "del", "upd", "trunc"];
-    for (op, sql) in ops
-        .iter()
-        .zip(r.triggers_named(|op| names.get(op).cloned().unwrap_or_default(), true))
-    {
-        if names.contains_key(op) {
-            spi_run(&sql);
+    // The source's own linked triggers, and its partitions'.
+    let mut tables = vec![(source, r.source.clone())];
+    tables.extend(partitions(source));
+    for (table, name) in tables {
+        let triggers: Vec<RollupTrigger> = rollup_triggers(Some(table), None)
+            .into_iter()
+            .filter(|t| linked(t.oid, summary))
+            .collect();
+        // Only the linked triggers are refreshed: a missing one is never
+        // created here (a restore is still creating them, or the rollup
+        // is broken and vigil.rollups.status says so).
+        let up_to_date = triggers.iter().all(|t| {
+            t.args.len() == 2
+                && t.args[1] == r.definition
+                && regclass_of(&t.args[0]) == Some(summary)
+                && t.args[0] == r.table()
+        });
+        if up_to_date {
+            continue;
+        }
+        let names: std::collections::HashMap<&str, String> =
+            triggers.iter().map(|t| (t.op, ident(&t.name))).collect();
+        let ops = ["ins", "del", "upd", "trunc"];
+        for (op, sql) in ops.iter().zip(r.triggers_for(
+            &name,
+            |op| names.get(op).cloned().unwrap_or_default(),
+            true,
+        )) {
+            if names.contains_key(op) {
+                spi_run(&sql);
+            }
+        }
+        // CREATE OR REPLACE keeps each trigger's oid and drops its
+        // dependency records: link the same triggers again.
+        let oids: Vec<pg_sys::Oid> = triggers.iter().map(|t| t.oid).collect();
+        if table == source {
+            record_dependencies(&r, source, summary, &oids);
+        } else {
+            record_trigger_dependencies(&r, table, summary, &oids);
         }
     }
-    // CREATE OR REPLACE keeps each trigger's oid and drops its dependency
-    // records: link the same triggers again.
-    let oids: Vec<pg_sys::Oid> = triggers.iter().map(|t| t.oid).collect();
-    record_dependencies(&r, source, summary, &oids);
 }
 
 /// Whether the summary still has exactly the columns the rollup made.
@@ -724,6 +908,8 @@ fn sync(guard: &Restricted, rel: pg_sys::Oid) {
             ));
         }
         refresh_triggers(guard, summary, source, src_owner);
+        guard.act_as(src_owner);
+        ensure_partition_triggers(&r, source, summary, true);
         guard.act_as(crate::security::extension_owner());
     }
 }
@@ -820,6 +1006,12 @@ fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
             let r = super::sql::load(summary);
             guard.act_as(owner);
             record_dependencies(&r, source, summary, &[trigger]);
+        }
+        Some(s) if is_ancestor(s, source) => {
+            // A partition's trigger (restored after its parent's).
+            let r = super::sql::load(summary);
+            guard.act_as(owner);
+            record_trigger_dependencies(&r, source, summary, &[trigger]);
         }
         Some(_) => {}
         None => {
@@ -957,29 +1149,46 @@ fn rollup_status(summary: pg_sys::Oid) -> Option<String> {
     if rel_owner(source) == pg_sys::InvalidOid {
         return Some("broken: the source table is gone".into());
     }
-    let triggers = triggers_of(summary, source);
     let labels = [
         ("ins", "INSERT"),
         ("del", "DELETE"),
         ("upd", "UPDATE"),
         ("trunc", "TRUNCATE"),
     ];
-    let missing: Vec<&str> = labels
-        .iter()
-        .filter(|(op, _)| !triggers.iter().any(|t| t.op == *op))
-        .map(|(_, l)| *l)
-        .collect();
-    if !missing.is_empty() {
-        return Some(format!(
-            "broken: no trigger maintains it on {}",
-            missing.join(", ")
-        ));
+    let mut tables = vec![(source, String::new())];
+    tables.extend(
+        partitions(source)
+            .into_iter()
+            .map(|(o, n)| (o, format!(" of partition {n}"))),
+    );
+    let mut disabled: Vec<String> = Vec::new();
+    for (table, label) in tables {
+        let triggers: Vec<RollupTrigger> = if table == source {
+            triggers_of(summary, source)
+        } else {
+            rollup_triggers(Some(table), None)
+                .into_iter()
+                .filter(|t| linked(t.oid, summary))
+                .collect()
+        };
+        let missing: Vec<&str> = labels
+            .iter()
+            .filter(|(op, _)| !triggers.iter().any(|t| t.op == *op))
+            .map(|(_, l)| *l)
+            .collect();
+        if !missing.is_empty() {
+            return Some(format!(
+                "broken: no trigger maintains it on {}{label}",
+                missing.join(", ")
+            ));
+        }
+        disabled.extend(
+            triggers
+                .iter()
+                .filter(|t| !t.enabled)
+                .map(|t| format!("{}{label}", t.name)),
+        );
     }
-    let disabled: Vec<String> = triggers
-        .iter()
-        .filter(|t| !t.enabled)
-        .map(|t| t.name.clone())
-        .collect();
     if !disabled.is_empty() {
         return Some(format!(
             "stale: trigger(s) {} disabled",

@@ -735,7 +735,16 @@ impl Rollup {
     /// NULL and stats that lost an extreme, from the source rows of just
     /// those groups.
     pub fn repair_statements(&self, from: &[&str]) -> Vec<String> {
+        self.repair_statements_excluding(from, None)
+    }
+
+    /// `repair_statements`, recomputing from the source's rows outside
+    /// partition `exclude` (whose rows are about to be truncated).
+    fn repair_statements_excluding(&self, from: &[&str], exclude: Option<u32>) -> Vec<String> {
         let touched = self.touched_union(from);
+        let outside = exclude
+            .map(|oid| format!(" AND r.tableoid OPERATOR(pg_catalog.<>) {oid}::pg_catalog.oid"))
+            .unwrap_or_default();
         let mut out = vec![format!(
             "DELETE FROM {} s USING ({touched}) k WHERE {} AND s.{} = 0",
             self.table(),
@@ -765,8 +774,12 @@ impl Rollup {
         // the group's (min/max of the group is min/max over its slots).
         for (m, t) in &self.measures {
             let c = ident(&m.name);
-            let group_value =
-                |e: String| format!("(SELECT {e} FROM {} r WHERE {group_rows})", self.source);
+            let group_value = |e: String| {
+                format!(
+                    "(SELECT {e} FROM {} r WHERE {group_rows}{outside})",
+                    self.source
+                )
+            };
             let (stale, value) = match m.agg {
                 Agg::Min | Agg::Max => (
                     format!("s.{c} IS NULL"),
@@ -849,6 +862,20 @@ impl Rollup {
         }
     }
 
+    /// Before TRUNCATE of leaf partition `partition` (oid `oid`): its rows
+    /// leave the summary the way a DELETE of them would (a partition is
+    /// truncated to be emptied or reloaded; DROP and DETACH keep history).
+    pub fn truncate_partition_statements(&self, partition: &str, oid: u32) -> Vec<String> {
+        let from: &[&str] = &[partition];
+        let mut out = vec![
+            self.lock_statement(from),
+            self.collapse_statement(from),
+            self.remove_statement(partition),
+        ];
+        out.extend(self.repair_statements_excluding(from, Some(oid)));
+        out
+    }
+
     /// The name of the trigger on the source for operation `op`.
     pub fn trigger_name(&self, op: &str) -> String {
         let mut base = format!("vigil_rollup_{}", self.name);
@@ -862,6 +889,12 @@ impl Rollup {
     /// `vigil._rollup_trigger('<summary>')` (trigger.rs).
     pub fn triggers(&self) -> Vec<String> {
         self.triggers_named(|op| self.trigger_name(op), false)
+    }
+
+    /// The same triggers on `table` (a partition of the source: DML that
+    /// names a partition fires only that partition's statement triggers).
+    pub fn triggers_on(&self, table: &str) -> Vec<String> {
+        self.triggers_for(table, |op| self.trigger_name(op), false)
     }
 
     /// The definition as the triggers carry it (their second argument), so
@@ -881,6 +914,16 @@ impl Rollup {
     /// CREATE [OR REPLACE] TRIGGER statements with the given names; the
     /// definition argument is `self.definition` (set by `sql.rs`).
     pub fn triggers_named(&self, name: impl Fn(&str) -> String, replace: bool) -> Vec<String> {
+        self.triggers_for(&self.source, name, replace)
+    }
+
+    /// CREATE [OR REPLACE] TRIGGER statements on `table`.
+    pub fn triggers_for(
+        &self,
+        table: &str,
+        name: impl Fn(&str) -> String,
+        replace: bool,
+    ) -> Vec<String> {
         let t = |op: &str| name(op);
         let f = format!(
             "vigil._rollup_trigger({}, {})",
@@ -895,19 +938,21 @@ impl Rollup {
         vec![
             format!(
                 "{create} {} AFTER INSERT ON {} REFERENCING NEW TABLE AS {} FOR EACH STATEMENT EXECUTE FUNCTION {f}",
-                t("ins"), self.source, trigger::NEW_TABLE
+                t("ins"), table, trigger::NEW_TABLE
             ),
             format!(
                 "{create} {} AFTER DELETE ON {} REFERENCING OLD TABLE AS {} FOR EACH STATEMENT EXECUTE FUNCTION {f}",
-                t("del"), self.source, trigger::OLD_TABLE
+                t("del"), table, trigger::OLD_TABLE
             ),
             format!(
                 "{create} {} AFTER UPDATE ON {} REFERENCING OLD TABLE AS {} NEW TABLE AS {} FOR EACH STATEMENT EXECUTE FUNCTION {f}",
-                t("upd"), self.source, trigger::OLD_TABLE, trigger::NEW_TABLE
+                t("upd"), table, trigger::OLD_TABLE, trigger::NEW_TABLE
             ),
             format!(
-                "{create} {} AFTER TRUNCATE ON {} FOR EACH STATEMENT EXECUTE FUNCTION {f}",
-                t("trunc"), self.source
+                "{create} {} {} TRUNCATE ON {} FOR EACH STATEMENT EXECUTE FUNCTION {f}",
+                t("trunc"),
+                if table == self.source { "AFTER" } else { "BEFORE" },
+                table
             ),
         ]
     }
@@ -926,6 +971,13 @@ impl Rollup {
     /// Float sums and summaries compare within 1e-9 relative; sketches and
     /// everything else exactly.
     pub fn verify_statement(&self) -> String {
+        self.verify_statement_from(None)
+    }
+
+    /// `verify_statement`, comparing only buckets within `range` (two SQL
+    /// expressions, the first and last bucket): a partitioned source keeps
+    /// the summary's history of partitions it detached or dropped.
+    pub fn verify_statement_from(&self, range: Option<(String, String)>) -> String {
         let mut diffs = vec![format!("s.{r} IS DISTINCT FROM f.{r}", r = ident("_rows"))];
         for (m, t) in &self.measures {
             let c = ident(&m.name);
@@ -948,15 +1000,42 @@ impl Rollup {
                 _ => format!("s.{c} IS DISTINCT FROM f.{c}"),
             });
         }
+        let (summary, source) = match &range {
+            None => (self.table(), self.source.clone()),
+            Some((first, last)) => (
+                format!(
+                    "(SELECT * FROM {} h WHERE h.{b} >= ({first}) AND h.{b} <= ({last}))",
+                    self.table(),
+                    b = ident("bucket")
+                ),
+                format!(
+                    "(SELECT * FROM {} h WHERE {e} >= ({first}) AND {e} <= ({last}))",
+                    self.source,
+                    e = self.bucket_expr("h")
+                ),
+            ),
+        };
         format!(
             "SELECT count(*) FROM ({}) s FULL JOIN ({}) f ON {} = {} WHERE s.{r} IS NULL OR f.{r} IS NULL OR ({})",
-            self.merged_select(&self.table()),
-            self.aggregate_select(&self.source),
+            self.merged_select(&summary),
+            self.aggregate_select(&source),
             self.key_text("s"),
             self.key_text("f"),
             diffs.join(") OR ("),
             r = ident("_rows")
         )
+    }
+
+    /// The first and last bucket the source still has rows in.
+    pub fn source_bucket_range(&self) -> (String, String) {
+        let q = |f: &str| {
+            format!(
+                "SELECT pg_catalog.{f}({}) FROM {} h",
+                self.bucket_expr("h"),
+                self.source
+            )
+        };
+        (q("min"), q("max"))
     }
 
     /// A SQL function `<name>_since(interval)` with one row per group over

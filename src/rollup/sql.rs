@@ -501,6 +501,7 @@ fn create_rollup(
     }
     let created = super::ddl::created_triggers(&r, source);
     super::ddl::record_dependencies(&r, source, summary, &created);
+    super::ddl::ensure_partition_triggers(&r, source, summary, false);
     spi_run(&r.backfill_statement());
     spi_run(&r.since_function_sql());
     for v in r.window_views() {
@@ -659,7 +660,19 @@ fn verify_rollup(name: pg_sys::Oid) -> i64 {
     let guard = Restricted::enter_pinned();
     let (r, owner) = load_for(&guard, name, "name", Rights::Read);
     guard.act_as(owner);
-    let n = Spi::get_one::<i64>(&r.verify_statement())
+    let partitioned = Spi::get_one::<bool>(&format!(
+        "SELECT c.relkind = 'p' FROM pg_catalog.pg_class c WHERE c.oid = {}::pg_catalog.regclass",
+        literal(&r.source)
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    let statement = if partitioned {
+        r.verify_statement_from(Some(r.source_bucket_range()))
+    } else {
+        r.verify_statement()
+    };
+    let n = Spi::get_one::<i64>(&statement)
         .unwrap_or_else(|e| raise(VigilError::invalid(e.to_string())))
         .unwrap_or(0);
     drop(guard);

@@ -38,6 +38,10 @@ struct Kept {
     /// The summary and source as the plans name them (quoted, qualified).
     table: String,
     source: String,
+    /// The rollup's source (a partitioned parent when the trigger is on a
+    /// partition) and its owner, as whom the plans run.
+    def_source: pg_sys::Oid,
+    owner: pg_sys::Oid,
     /// `FINGERPRINT` of the definition the plans were made from: a rename
     /// of a source column changes the definition (ddl.rs), so the plans
     /// are made afresh.
@@ -92,7 +96,8 @@ fn register_callbacks() {
 /// Whether the plans' names still resolve to the rollup's summary and
 /// source; raises (42501) if either schema is no longer one that only the
 /// owner (or a superuser) controls. Run as the extension owner, restricted.
-fn names_still_hold(guard: &Restricted, k: &Kept, source: pg_sys::Oid, owner: pg_sys::Oid) -> bool {
+fn names_still_hold(guard: &Restricted, k: &Kept) -> bool {
+    let (source, owner) = (k.def_source, k.owner);
     guard.act_as(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID));
     let same = Spi::get_one::<bool>(&format!(
         "SELECT pg_catalog.to_regclass({})::pg_catalog.oid = {} AND pg_catalog.to_regclass({})::pg_catalog.oid = {} \
@@ -158,7 +163,7 @@ fn definition(
     source: pg_sys::Oid,
     trigger: u32,
     op: &str,
-) -> Option<(Rollup, pg_sys::Oid)> {
+) -> Option<(Rollup, pg_sys::Oid, pg_sys::Oid)> {
     guard.act_as(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID));
     let named = super::ddl::regclass_of(summary_name).map_or(0, |o| o.to_u32());
     let found = Spi::get_three::<pg_sys::Oid, pg_sys::Oid, bool>(&format!(
@@ -183,7 +188,7 @@ fn definition(
             return None;
         }
     };
-    if def_source != source {
+    if def_source != source && !super::ddl::is_ancestor(def_source, source) {
         protocol_error(format!(
             "rollup trigger: rollup \"{summary_name}\" does not summarize the table this trigger is on"
         ));
@@ -218,7 +223,7 @@ fn definition(
             "rollup trigger: another enabled trigger also maintains \"{summary_name}\" for this event ({op}); drop the one create_rollup did not make"
         ));
     }
-    Some((super::sql::load(summary), summary))
+    Some((super::sql::load(summary), summary, def_source))
 }
 
 fn warn_once(trigger: u32, message: String) {
@@ -272,6 +277,7 @@ fn rollup_trigger<'a>(
     let event = data.tg_event;
     let statement = event & pg_sys::TRIGGER_EVENT_ROW == 0;
     let after = event & pg_sys::TRIGGER_EVENT_TIMINGMASK == pg_sys::TRIGGER_EVENT_AFTER;
+    let before = event & pg_sys::TRIGGER_EVENT_TIMINGMASK == pg_sys::TRIGGER_EVENT_BEFORE;
     let (op, old, new) = match event & pg_sys::TRIGGER_EVENT_OPMASK {
         pg_sys::TRIGGER_EVENT_INSERT => ("ins", None, Some(NEW_TABLE)),
         pg_sys::TRIGGER_EVENT_DELETE => ("del", Some(OLD_TABLE), None),
@@ -283,7 +289,10 @@ fn rollup_trigger<'a>(
     // dependency records may tie the trigger to a summary, and it sees
     // every row of its event.
     let plain = tg.tgqual.is_null() && tg.tgnattr == 0;
-    if !(statement && after && tables && plain && (1..=2).contains(&tg.tgnargs)) {
+    // BEFORE only for TRUNCATE of a partition (checked below): its rows
+    // must still be there to be subtracted.
+    let timing = after || (before && op == "trunc");
+    if !(statement && timing && tables && plain && (1..=2).contains(&tg.tgnargs)) {
         protocol_error(
             "vigil._rollup_trigger must fire AFTER INSERT, UPDATE, DELETE or TRUNCATE FOR EACH STATEMENT, without WHEN or a column list, with REFERENCING NEW TABLE AS vigil_new (INSERT, UPDATE) and OLD TABLE AS vigil_old (UPDATE, DELETE), and the summary table (and the definition) as arguments".into(),
         );
@@ -310,10 +319,7 @@ fn rollup_trigger<'a>(
             .into_owned()
     };
     // SAFETY: the relation of a firing trigger is open.
-    let (source, owner) = unsafe {
-        let rel = data.tg_relation;
-        ((*rel).rd_id, (*(*rel).rd_rel).relowner)
-    };
+    let source = unsafe { (*data.tg_relation).rd_id };
     let tgoid = tg.tgoid.to_u32();
 
     let guard = Restricted::enter_pinned();
@@ -330,7 +336,7 @@ fn rollup_trigger<'a>(
         let holds = KEPT.with(|m| {
             let m = m.borrow();
             let k = m.get(&tgoid).expect("present");
-            names_still_hold(&guard, k, source, owner)
+            names_still_hold(&guard, k)
         });
         KEPT.with(|m| {
             let mut m = m.borrow_mut();
@@ -345,23 +351,76 @@ fn rollup_trigger<'a>(
         });
     }
     let cached = KEPT.with(|k| {
-        k.borrow().get(&tgoid).map(|k| match (rows, k.one_row) {
-            (1, Some(p)) => vec![p],
-            _ => k.plans.clone(),
+        k.borrow().get(&tgoid).map(|k| {
+            let plans = match (rows, k.one_row) {
+                (1, Some(p)) => vec![p],
+                _ => k.plans.clone(),
+            };
+            (plans, k.owner)
         })
     });
-    let plans = if let Some(plans) = cached {
-        plans
+    // TRUNCATE of a partition names the partition in its statements: they
+    // are made for this statement only (rare) and freed after it.
+    let mut ephemeral = false;
+    let (plans, owner) = if let Some(cached) = cached {
+        cached
     } else {
-        let Some((rollup, summary)) = definition(&guard, &summary_name(), source, tgoid, op) else {
+        let Some((rollup, summary, def_source)) =
+            definition(&guard, &summary_name(), source, tgoid, op)
+        else {
             // SAFETY: paired with SPI_connect above.
             unsafe { pg_sys::SPI_finish() };
             return Ok(None);
         };
+        // A partition's trigger works for the partitioned source: as its
+        // owner, on its summary.
+        let owner = Spi::get_one::<pg_sys::Oid>(&format!(
+            "SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = {}",
+            def_source.to_u32()
+        ))
+        .ok()
+        .flatten()
+        .unwrap_or(pg_sys::InvalidOid);
+        trusted_schemas(summary, def_source, owner);
         trusted_schemas(summary, source, owner);
         let fingerprint = fingerprint(summary);
         guard.act_as(owner);
         let (one_row, plans) = match op {
+            // TRUNCATE of a partition subtracts its rows, before they go;
+            // only leaves hold rows (a partitioned partition's TRUNCATE
+            // fires its leaves' triggers too).
+            "trunc" if def_source != source && before => {
+                let leaf = Spi::get_one::<bool>(&format!(
+                    "SELECT c.relkind = 'r' FROM pg_catalog.pg_class c WHERE c.oid = {}",
+                    source.to_u32()
+                ))
+                .ok()
+                .flatten()
+                .unwrap_or(false);
+                let name = Spi::get_one::<String>(&format!(
+                    "SELECT {}::pg_catalog.regclass::text",
+                    source.to_u32()
+                ))
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+                let statements = if leaf {
+                    rollup.truncate_partition_statements(&name, source.to_u32())
+                } else {
+                    Vec::new()
+                };
+                (
+                    None,
+                    statements
+                        .into_iter()
+                        .map(|s| prepare(&rollup, s))
+                        .collect(),
+                )
+            }
+            "trunc" if def_source != source => (None, Vec::new()),
+            _ if before => protocol_error(
+                "vigil._rollup_trigger fires BEFORE only for TRUNCATE of a partition".into(),
+            ),
             "ins" => (
                 Some(prepare(&rollup, rollup.add_row_statement(NEW_TABLE))),
                 vec![prepare(&rollup, rollup.add_statement(NEW_TABLE, false))],
@@ -382,14 +441,20 @@ fn rollup_trigger<'a>(
             summary,
             table: rollup.table(),
             source: rollup.source.clone(),
+            def_source,
+            owner,
             fingerprint,
         };
         let plans = match (rows, k.one_row) {
             (1, Some(p)) => vec![p],
             _ => k.plans.clone(),
         };
-        KEPT.with(|m| m.borrow_mut().insert(tgoid, k));
-        plans
+        if op == "trunc" && def_source != source {
+            ephemeral = true;
+        } else {
+            KEPT.with(|m| m.borrow_mut().insert(tgoid, k));
+        }
+        (plans, owner)
     };
     guard.act_as(owner);
     for plan in plans {
@@ -402,6 +467,10 @@ fn rollup_trigger<'a>(
                 "rollup trigger: maintaining {} returned SPI code {rc}",
                 summary_name()
             ));
+        }
+        if ephemeral {
+            // SAFETY: prepared above for this statement only.
+            unsafe { pg_sys::SPI_freeplan(plan) };
         }
     }
     // SAFETY: releases the connection's memory.

@@ -364,3 +364,85 @@ pub fn drop_extension_cascade_leaves_the_application_writable(c: &Cluster) {
     su.batch_execute("CREATE EXTENSION pg_vigil").unwrap();
     assert_eq!(one_i64(&mut su, "SELECT count(*) FROM vigil.rollups"), 0);
 }
+
+pub fn partitioned_sources_stay_exact_on_every_path(c: &Cluster) {
+    let (mut su, mut owner) = setup(c, "rollup_parts");
+    let verify = |o: &mut Client, step: &str| {
+        assert_eq!(
+            one_i64(o, "SELECT vigil.verify_rollup('app.pr')"),
+            0,
+            "not exact after {step}"
+        );
+    };
+    owner
+        .batch_execute(
+            "CREATE TABLE app.pe (ts timestamptz NOT NULL, k text, v float8) PARTITION BY RANGE (ts);
+             CREATE TABLE app.pe_old PARTITION OF app.pe FOR VALUES FROM ('2000-01-01') TO ('2026-01-01');
+             CREATE TABLE app.pe_new PARTITION OF app.pe FOR VALUES FROM ('2026-01-01') TO ('2027-01-01') PARTITION BY LIST (k);
+             CREATE TABLE app.pe_new_a PARTITION OF app.pe_new FOR VALUES IN ('a');
+             CREATE TABLE app.pe_new_b PARTITION OF app.pe_new DEFAULT;
+             INSERT INTO app.pe VALUES ('2025-06-01', 'a', 1), ('2026-06-01', 'a', 2), ('2026-06-02', 'b', 3);
+             SELECT vigil.create_rollup('app.pr', 'app.pe', 'ts', '1 day', ARRAY['k'],
+                 '{\"n\": {\"agg\": \"count\"}, \"s\": {\"agg\": \"sum\", \"column\": \"v\"}, \"mx\": {\"agg\": \"max\", \"column\": \"v\"}}');",
+        )
+        .unwrap();
+    // Every table of the tree has the rollup's triggers.
+    assert_eq!(
+        one_i64(&mut su, "SELECT count(DISTINCT tgrelid) FROM pg_trigger WHERE tgfoid = 'vigil._rollup_trigger'::regproc AND tgrelid::regclass::text LIKE 'app.pe%'"),
+        5
+    );
+    for (step, sql) in [
+        ("INSERT into a leaf", "INSERT INTO app.pe_old VALUES ('2025-06-02', 'a', 10)"),
+        ("INSERT into a sub-partition", "INSERT INTO app.pe_new_a VALUES ('2026-06-03', 'a', 11)"),
+        ("INSERT through an intermediate partition", "INSERT INTO app.pe_new VALUES ('2026-06-04', 'c', 12)"),
+        ("UPDATE of a leaf", "UPDATE app.pe_new_b SET v = v + 1"),
+        ("UPDATE moving rows across partitions", "UPDATE app.pe SET ts = '2025-07-01' WHERE v = 2"),
+        ("DELETE of the max from a leaf", "DELETE FROM app.pe_new_a WHERE v = 11"),
+        ("COPY-like multi-row INSERT through the parent", "INSERT INTO app.pe SELECT '2026-02-01'::timestamptz + i * interval '1 hour', 'b', i FROM generate_series(1, 50) i"),
+        ("a partition created later", "CREATE TABLE app.pe_2027 PARTITION OF app.pe FOR VALUES FROM ('2027-01-01') TO ('2028-01-01'); INSERT INTO app.pe_2027 VALUES ('2027-03-01', 'z', 5)"),
+        ("a table with rows attached", "CREATE TABLE app.pe_2028 (ts timestamptz NOT NULL, k text, v float8); INSERT INTO app.pe_2028 VALUES ('2028-03-01', 'y', 6); ALTER TABLE app.pe ATTACH PARTITION app.pe_2028 FOR VALUES FROM ('2028-01-01') TO ('2029-01-01'); INSERT INTO app.pe_2028 VALUES ('2028-03-02', 'y', 7)"),
+        ("TRUNCATE of a partition", "TRUNCATE app.pe_2027"),
+        ("TRUNCATE of a partitioned partition", "TRUNCATE app.pe_new"),
+    ] {
+        owner.batch_execute(sql).unwrap_or_else(|e| panic!("{step}: {e}"));
+        verify(&mut owner, step);
+    }
+    // Retention: detaching or dropping the oldest partition keeps the
+    // summary's history; verify compares the range the source still has.
+    let history = one_i64(
+        &mut owner,
+        "SELECT count(*) FROM app.pr WHERE bucket < '2026-01-01'",
+    );
+    assert!(history > 0);
+    owner
+        .batch_execute("ALTER TABLE app.pe DETACH PARTITION app.pe_old")
+        .unwrap();
+    verify(&mut owner, "DETACH of the oldest partition");
+    assert_eq!(
+        one_i64(
+            &mut owner,
+            "SELECT count(*) FROM app.pr WHERE bucket < '2026-01-01'"
+        ),
+        history
+    );
+    // The detached table is an ordinary table again: writable, no triggers.
+    owner
+        .batch_execute(
+            "INSERT INTO app.pe_old VALUES ('2025-08-01', 'q', 1); DROP TABLE app.pe_old",
+        )
+        .unwrap();
+    owner.batch_execute("DROP TABLE app.pe_2028").unwrap();
+    assert_eq!(
+        one_text(
+            &mut su,
+            "SELECT status FROM vigil.rollups WHERE name = 'app.pr'::regclass"
+        ),
+        "ok"
+    );
+    owner
+        .batch_execute("INSERT INTO app.pe VALUES ('2027-04-01', 'a', 1)")
+        .unwrap();
+    verify(&mut owner, "DROP of a partition");
+    owner.batch_execute("TRUNCATE app.pe").unwrap();
+    assert_eq!(one_i64(&mut owner, "SELECT count(*) FROM app.pr"), 0);
+}
