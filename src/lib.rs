@@ -101,9 +101,21 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/retention.sql",
+    name = "retention",
+    requires = ["alerts", "rules", "notify", "monitors"]
+);
+extension_sql_file!(
     "../sql/roles.sql",
     name = "roles",
-    requires = ["alerts", "rules", "rollup", "notify", "monitors"]
+    requires = [
+        "alerts",
+        "rules",
+        "rollup",
+        "notify",
+        "monitors",
+        "retention"
+    ]
 );
 
 #[pg_guard]
@@ -114,6 +126,8 @@ pub extern "C-unwind" fn _PG_init() {
     }
 }
 
+#[cfg(any(test, feature = "pg_test"))]
+mod ops_tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod sql_tests;
 
