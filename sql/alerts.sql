@@ -135,7 +135,19 @@ CREATE TABLE vigil.recommended_actions (
 COMMENT ON TABLE vigil.recommended_actions IS
     'Actions copied into new alerts by anomaly type and severity; the row with severity NULL is the fallback for the type';
 
-INSERT INTO vigil.recommended_actions (anomaly_type, severity, actions) VALUES
+-- Shipped defaults; vigil.recommended_actions starts as a copy. Dump/restore
+-- keeps the user's edits, additions and deletions of those copies (below).
+CREATE TABLE vigil.default_recommended_actions (
+    anomaly_type text           NOT NULL,
+    severity     vigil.severity,
+    actions      text[]         NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (anomaly_type, severity)
+);
+COMMENT ON TABLE vigil.default_recommended_actions IS
+    'The recommended actions pg_vigil ships, as CREATE EXTENSION copied them into vigil.recommended_actions. '
+    'Read-only reference: edit vigil.recommended_actions';
+
+INSERT INTO vigil.default_recommended_actions (anomaly_type, severity, actions) VALUES
     -- scenario 2: client vitals
     ('health_drop', 'critical', ARRAY[
         'Call the client today and escalate to the account owner',
@@ -233,6 +245,112 @@ INSERT INTO vigil.recommended_actions (anomaly_type, severity, actions) VALUES
     ('rule', NULL, ARRAY[
         'Compare the metric with the rule threshold and recent changes',
         'Adjust the campaign if the breach persists']);
+
+INSERT INTO vigil.recommended_actions (anomaly_type, severity, actions)
+SELECT anomaly_type, severity, actions FROM vigil.default_recommended_actions;
+
+-- Dump and restore: as for vigil.rules (sql/rules.sql), the dump holds the
+-- rows that differ from the shipped defaults plus a tombstone per deleted
+-- default; the key (anomaly_type, severity) is the identity.
+
+CREATE FUNCTION vigil._recommended_action_is_default(action vigil.recommended_actions) RETURNS bool
+LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM vigil.default_recommended_actions d
+        WHERE d.anomaly_type = action.anomaly_type AND d.severity IS NOT DISTINCT FROM action.severity
+          AND d.actions = action.actions)
+$$;
+COMMENT ON FUNCTION vigil._recommended_action_is_default(vigil.recommended_actions) IS
+    'Internal: true when the row is a shipped default exactly as shipped; such rows are left out of dumps, '
+    'CREATE EXTENSION recreates them';
+SELECT pg_catalog.pg_extension_config_dump('vigil.recommended_actions',
+                                           'WHERE NOT vigil._recommended_action_is_default(recommended_actions)');
+
+CREATE TABLE vigil.deleted_default_recommended_actions (
+    anomaly_type text           NOT NULL,
+    severity     vigil.severity,
+    deleted_at   timestamptz    NOT NULL DEFAULT now(),
+    UNIQUE NULLS NOT DISTINCT (anomaly_type, severity)
+);
+COMMENT ON TABLE vigil.deleted_default_recommended_actions IS
+    'Default recommended actions whose (anomaly_type, severity) is no longer in vigil.recommended_actions, kept by '
+    'triggers: dumped, so that a restore deletes them again';
+SELECT pg_catalog.pg_extension_config_dump('vigil.deleted_default_recommended_actions', '');
+
+-- SECURITY DEFINER: vigil_admin's own DML records tombstones in a table it
+-- cannot write.
+CREATE FUNCTION vigil._recommended_actions_track_deleted_defaults() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_RELID <> 'vigil.recommended_actions'::regclass OR TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'STATEMENT' THEN
+        RAISE EXCEPTION USING ERRCODE = '39P01',
+            MESSAGE = 'vigil._recommended_actions_track_deleted_defaults() runs only as the AFTER statement trigger '
+                      'of vigil.recommended_actions';
+    END IF;
+    INSERT INTO vigil.deleted_default_recommended_actions AS t (anomaly_type, severity)
+    SELECT d.anomaly_type, d.severity FROM vigil.default_recommended_actions d
+    WHERE NOT EXISTS (SELECT 1 FROM vigil.recommended_actions r
+                      WHERE r.anomaly_type = d.anomaly_type AND r.severity IS NOT DISTINCT FROM d.severity)
+    ON CONFLICT (anomaly_type, severity) DO NOTHING;
+    DELETE FROM vigil.deleted_default_recommended_actions t
+    WHERE EXISTS (SELECT 1 FROM vigil.recommended_actions r
+                  WHERE r.anomaly_type = t.anomaly_type AND r.severity IS NOT DISTINCT FROM t.severity);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION vigil._recommended_actions_track_deleted_defaults() IS
+    'Internal: AFTER statement trigger of vigil.recommended_actions; vigil.deleted_default_recommended_actions '
+    'lists exactly the default keys missing from vigil.recommended_actions';
+CREATE TRIGGER recommended_actions_track_deleted_defaults
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON vigil.recommended_actions
+    FOR EACH STATEMENT EXECUTE FUNCTION vigil._recommended_actions_track_deleted_defaults();
+
+-- Only a superuser's INSERT (a restore) replaces a default; anyone else's
+-- collides as usual (23505).
+CREATE FUNCTION vigil._recommended_actions_restore_replaces_default() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF coalesce((SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user), false)
+       AND EXISTS (SELECT 1 FROM vigil.recommended_actions t
+                   WHERE t.anomaly_type = NEW.anomaly_type AND t.severity IS NOT DISTINCT FROM NEW.severity
+                     AND vigil._recommended_action_is_default(t)) THEN
+        DELETE FROM vigil.recommended_actions t
+        WHERE t.anomaly_type = NEW.anomaly_type AND t.severity IS NOT DISTINCT FROM NEW.severity;
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION vigil._recommended_actions_restore_replaces_default() IS
+    'Internal: BEFORE INSERT row trigger of vigil.recommended_actions; a superuser''s INSERT (a restore) with the key '
+    'of an unchanged default replaces that default';
+CREATE TRIGGER recommended_actions_restore_replaces_default BEFORE INSERT ON vigil.recommended_actions
+    FOR EACH ROW EXECUTE FUNCTION vigil._recommended_actions_restore_replaces_default();
+
+CREATE FUNCTION vigil._deleted_default_recommended_actions_apply() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- Deleting fires the tracking trigger, which records this very key.
+    IF EXISTS (SELECT 1 FROM vigil.recommended_actions r
+               WHERE r.anomaly_type = NEW.anomaly_type AND r.severity IS NOT DISTINCT FROM NEW.severity
+                 AND vigil._recommended_action_is_default(r)) THEN
+        DELETE FROM vigil.recommended_actions r
+        WHERE r.anomaly_type = NEW.anomaly_type AND r.severity IS NOT DISTINCT FROM NEW.severity;
+    END IF;
+    -- A tombstone is kept only for a default that is gone, and once.
+    IF EXISTS (SELECT 1 FROM vigil.recommended_actions r
+               WHERE r.anomaly_type = NEW.anomaly_type AND r.severity IS NOT DISTINCT FROM NEW.severity)
+       OR EXISTS (SELECT 1 FROM vigil.deleted_default_recommended_actions t
+                  WHERE t.anomaly_type = NEW.anomaly_type AND t.severity IS NOT DISTINCT FROM NEW.severity) THEN
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION vigil._deleted_default_recommended_actions_apply() IS
+    'Internal: BEFORE INSERT row trigger of vigil.deleted_default_recommended_actions; a loaded tombstone deletes its '
+    'default if that is still unchanged, and is skipped when the key is still present or already recorded';
+CREATE TRIGGER deleted_default_recommended_actions_apply BEFORE INSERT ON vigil.deleted_default_recommended_actions
+    FOR EACH ROW EXECUTE FUNCTION vigil._deleted_default_recommended_actions_apply();
 
 CREATE FUNCTION vigil.recommended_actions_for(anomaly_type text, severity vigil.severity) RETURNS text[]
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -652,5 +770,8 @@ REVOKE EXECUTE ON FUNCTION
     vigil.expire_alerts(),
     vigil.auto_resolve(text, text[]),
     vigil._lock_alert(bigint, text, vigil.alert_status[]),
-    vigil._notify_alert(vigil.alerts, text)
+    vigil._notify_alert(vigil.alerts, text),
+    vigil._recommended_actions_track_deleted_defaults(),
+    vigil._recommended_actions_restore_replaces_default(),
+    vigil._deleted_default_recommended_actions_apply()
 FROM PUBLIC;

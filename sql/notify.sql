@@ -409,35 +409,6 @@ COMMENT ON FUNCTION vigil.replay_notifications(text, vigil.notification_status[]
     'Requeue dead (and optionally failed) notifications, of one channel or all, with fresh attempts; '
     'they keep their Idempotency-Key. Returns how many';
 
-CREATE FUNCTION vigil.purge_notifications(older_than interval DEFAULT '7 days') RETURNS bigint
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    n bigint;
-    cutoff timestamptz;
-BEGIN
-    IF purge_notifications.older_than IS NULL OR purge_notifications.older_than < interval '0' THEN
-        RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = format('older_than must be a non-negative interval, got %s',
-                             coalesce(purge_notifications.older_than::text, 'NULL'));
-    END IF;
-    BEGIN
-        cutoff := now() - purge_notifications.older_than;
-    EXCEPTION WHEN datetime_field_overflow THEN
-        RAISE EXCEPTION USING ERRCODE = '22008',
-            MESSAGE = format('older_than is too large: now() - %s is out of the timestamp range',
-                             purge_notifications.older_than);
-    END;
-    DELETE FROM vigil.notifications t
-    WHERE t.status IN ('sent', 'failed', 'dead')
-      AND t.updated_at < cutoff;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN n;
-END
-$$;
-COMMENT ON FUNCTION vigil.purge_notifications(interval) IS
-    'Delete finished (sent, failed, dead) notifications last changed before now() - older_than; returns how many';
-
 CREATE VIEW vigil.notification_queue AS
 SELECT c.name                                             AS channel,
        c.kind,
@@ -462,6 +433,5 @@ REVOKE EXECUTE ON FUNCTION
     vigil.test_channel(text),
     vigil.send_webhook(text, jsonb, text),
     vigil.replay_notifications(text, vigil.notification_status[]),
-    vigil.purge_notifications(interval),
     vigil._wake_worker()
 FROM PUBLIC;

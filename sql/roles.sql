@@ -31,7 +31,9 @@ GRANT SELECT ON
     vigil.rules, vigil.metric_values, vigil.notifications, vigil.rollup_defs,
     vigil.active_alerts, vigil.alert_history, vigil.alert_stats, vigil.rule_history,
     vigil.rule_stats, vigil.rollups, vigil.health, vigil.notification_queue,
-    vigil.monitors, vigil.variant_monitoring
+    vigil.monitors, vigil.variant_monitoring,
+    vigil.default_rules, vigil.deleted_default_rules,
+    vigil.default_recommended_actions, vigil.deleted_default_recommended_actions
 TO vigil_reader;
 -- Channels without their secrets (url, headers).
 GRANT SELECT (id, name, kind, min_severity, anomaly_types, send_resolved, max_per_second,
@@ -58,7 +60,10 @@ GRANT DELETE ON vigil.notifications TO vigil_admin;
 GRANT EXECUTE ON FUNCTION
     vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval),
     vigil.send_webhook(text, jsonb, text),
-    vigil.purge_notifications(interval),
+    vigil.purge_notifications(interval, bigint),
+    vigil.purge_alerts(interval, bigint),
+    vigil.purge_metric_values(interval, bigint),
+    vigil.purge_scan_runs(interval, bigint),
     vigil.raise_alert(text, text, vigil.severity, text, text, jsonb, int, text, text, text, interval, interval),
     vigil.create_rule(text, text, text, float8, vigil.severity, interval, interval, text, text),
     vigil.update_rule(text, text, text, float8, vigil.severity, interval, interval, text, text, bool),

@@ -2,8 +2,11 @@
 -- vigil.check_metric, which records them and raises an alert for each enabled
 -- rule on that metric whose condition holds, honouring the rule's cooldown.
 
+-- Ids 1-999 are reserved for shipped default rules (vigil.default_rules),
+-- so a default has the same id in every install and a restore can tell it
+-- apart from the user's rules.
 CREATE TABLE vigil.rules (
-    id           bigint         GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id           bigint         GENERATED ALWAYS AS IDENTITY (START WITH 1000) PRIMARY KEY,
     name         text           NOT NULL UNIQUE CHECK (btrim(name) <> ''),
     metric       text           NOT NULL CHECK (btrim(metric) <> ''),
     operator     text           NOT NULL
@@ -30,28 +33,53 @@ COMMENT ON COLUMN vigil.rules.cooldown IS
     'After the rule raised an alert for an entity, no new alert for that entity until this has passed '
     '(repeats still bump the open alert)';
 
--- Scenario 4 defaults. Percentages are in percent: budget_utilization 80 = 80%.
-INSERT INTO vigil.rules (name, metric, operator, threshold, severity, lookback, cooldown, description) VALUES
-    ('roas_below_2', 'roas', '<', 2.0, 'high', '60 minutes', '30 minutes',
+-- Shipped defaults (scenario 4; percentages in percent: budget_utilization 80
+-- = 80%). vigil.rules starts as a copy; users edit, disable and delete those
+-- copies. Dump/restore keeps those changes (see "Dump and restore" below).
+CREATE TABLE vigil.default_rules (
+    id           bigint         PRIMARY KEY CHECK (id BETWEEN 1 AND 999),
+    name         text           NOT NULL UNIQUE,
+    metric       text           NOT NULL,
+    operator     text           NOT NULL,
+    threshold    float8         NOT NULL,
+    severity     vigil.severity NOT NULL,
+    lookback     interval       NOT NULL,
+    cooldown     interval       NOT NULL,
+    anomaly_type text           NOT NULL DEFAULT 'rule',
+    description  text,
+    enabled      bool           NOT NULL DEFAULT true
+);
+COMMENT ON TABLE vigil.default_rules IS
+    'The rules pg_vigil ships, as CREATE EXTENSION copied them into vigil.rules (same ids). Read-only reference: '
+    'edit vigil.rules';
+
+INSERT INTO vigil.default_rules (id, name, metric, operator, threshold, severity, lookback, cooldown, description) VALUES
+    (1, 'roas_below_2', 'roas', '<', 2.0, 'high', '60 minutes', '30 minutes',
      'Return on ad spend below 2.0'),
-    ('roas_below_3', 'roas', '<', 3.0, 'medium', '120 minutes', '60 minutes',
+    (2, 'roas_below_3', 'roas', '<', 3.0, 'medium', '120 minutes', '60 minutes',
      'Return on ad spend below 3.0'),
-    ('budget_80pct', 'budget_utilization', '>=', 80, 'medium', '24 hours', '6 hours',
+    (3, 'budget_80pct', 'budget_utilization', '>=', 80, 'medium', '24 hours', '6 hours',
      'Budget utilization at or above 80%'),
-    ('budget_100pct', 'budget_utilization', '>=', 100, 'critical', '24 hours', '12 hours',
+    (4, 'budget_100pct', 'budget_utilization', '>=', 100, 'critical', '24 hours', '12 hours',
      'Budget exhausted: utilization at or above 100%'),
-    ('ad_disapproved', 'ad_disapprovals', '>=', 1, 'critical', '10 minutes', '0',
+    (5, 'ad_disapproved', 'ad_disapprovals', '>=', 1, 'critical', '10 minutes', '0',
      'At least one ad disapproved'),
-    ('ctr_drop_20pct', 'ctr', 'pct_drop', 20, 'medium', '60 minutes', '2 hours',
+    (6, 'ctr_drop_20pct', 'ctr', 'pct_drop', 20, 'medium', '60 minutes', '2 hours',
      'Click-through rate at least 20% below its 60-minute average'),
-    ('conversion_spike_50pct', 'conversions', 'pct_rise', 50, 'low', '60 minutes', '2 hours',
+    (7, 'conversion_spike_50pct', 'conversions', 'pct_rise', 50, 'low', '60 minutes', '2 hours',
      'Conversions at least 50% above their 60-minute average'),
-    ('prediction_error_30pct', 'prediction_error', '>=', 30, 'low', '4 hours', '6 hours',
+    (8, 'prediction_error_30pct', 'prediction_error', '>=', 30, 'low', '4 hours', '6 hours',
      'Prediction error at or above 30%'),
-    ('cpa_above_100', 'cpa', '>', 100, 'high', '2 hours', '1 hour',
+    (9, 'cpa_above_100', 'cpa', '>', 100, 'high', '2 hours', '1 hour',
      'Cost per acquisition above 100'),
-    ('impressions_below_1000', 'impressions', '<', 1000, 'medium', '1 hour', '2 hours',
+    (10, 'impressions_below_1000', 'impressions', '<', 1000, 'medium', '1 hour', '2 hours',
      'Fewer than 1000 impressions');
+
+INSERT INTO vigil.rules
+    (id, name, metric, operator, threshold, severity, lookback, cooldown, anomaly_type, description, enabled)
+OVERRIDING SYSTEM VALUE
+SELECT id, name, metric, operator, threshold, severity, lookback, cooldown, anomaly_type, description, enabled
+FROM vigil.default_rules ORDER BY id;
 
 CREATE TABLE vigil.metric_values (
     id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -66,6 +94,104 @@ COMMENT ON TABLE vigil.metric_values IS
     'Every value pushed through vigil.check_metric; pct_drop / pct_rise rules average the entity''s values over their lookback';
 SELECT pg_catalog.pg_extension_config_dump('vigil.metric_values', '');
 SELECT pg_catalog.pg_extension_config_dump('vigil.metric_values_id_seq', '');
+
+-- Dump and restore ------------------------------------------------------
+-- A restore runs CREATE EXTENSION (which seeds the defaults again) and then
+-- loads the dumped rows. So the dump holds only rules that differ from
+-- their default (edited, renamed, disabled, or the user's own), plus a
+-- tombstone per deleted default; on restore, a loaded rule replaces the
+-- fresh default it collides with, and a loaded tombstone deletes its
+-- default. Both work in either order of loading.
+
+CREATE FUNCTION vigil._rule_is_default(rule vigil.rules) RETURNS bool
+LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM vigil.default_rules d
+        WHERE d.id = rule.id
+          AND (d.name, d.metric, d.operator, d.threshold, d.severity, d.lookback, d.cooldown, d.anomaly_type, d.enabled)
+              = (rule.name, rule.metric, rule.operator, rule.threshold, rule.severity, rule.lookback, rule.cooldown,
+                 rule.anomaly_type, rule.enabled)
+          AND d.description IS NOT DISTINCT FROM rule.description)
+$$;
+COMMENT ON FUNCTION vigil._rule_is_default(vigil.rules) IS
+    'Internal: true when the rule is a shipped default exactly as shipped (timestamps aside); such rows are left '
+    'out of dumps, CREATE EXTENSION recreates them';
+SELECT pg_catalog.pg_extension_config_dump('vigil.rules', 'WHERE NOT vigil._rule_is_default(rules)');
+SELECT pg_catalog.pg_extension_config_dump('vigil.rules_id_seq', '');
+
+CREATE TABLE vigil.deleted_default_rules (
+    id         bigint      PRIMARY KEY,
+    name       text        NOT NULL,
+    deleted_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE vigil.deleted_default_rules IS
+    'Default rules that are no longer in vigil.rules (by default id), kept by triggers: dumped, so that a restore '
+    'deletes them again';
+SELECT pg_catalog.pg_extension_config_dump('vigil.deleted_default_rules', '');
+
+-- SECURITY DEFINER: vigil_admin's own DELETE on vigil.rules records the
+-- tombstone in a table it cannot write.
+CREATE FUNCTION vigil._rules_track_deleted_defaults() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_RELID <> 'vigil.rules'::regclass OR TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'STATEMENT' THEN
+        RAISE EXCEPTION USING ERRCODE = '39P01',
+            MESSAGE = 'vigil._rules_track_deleted_defaults() runs only as the AFTER statement trigger of vigil.rules';
+    END IF;
+    INSERT INTO vigil.deleted_default_rules AS t (id, name)
+    SELECT d.id, d.name FROM vigil.default_rules d
+    WHERE NOT EXISTS (SELECT 1 FROM vigil.rules r WHERE r.id = d.id)
+    ON CONFLICT (id) DO NOTHING;
+    DELETE FROM vigil.deleted_default_rules t WHERE EXISTS (SELECT 1 FROM vigil.rules r WHERE r.id = t.id);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION vigil._rules_track_deleted_defaults() IS
+    'Internal: AFTER statement trigger of vigil.rules; vigil.deleted_default_rules lists exactly the default ids '
+    'missing from vigil.rules';
+CREATE TRIGGER rules_track_deleted_defaults AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON vigil.rules
+    FOR EACH STATEMENT EXECUTE FUNCTION vigil._rules_track_deleted_defaults();
+
+-- Only a superuser's INSERT (a restore: CREATE EXTENSION pg_vigil needs
+-- one) replaces a default; anyone else's collides as usual (23505), and
+-- create_rule checks the name itself (42710).
+CREATE FUNCTION vigil._rules_restore_replaces_default() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF coalesce((SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user), false)
+       AND EXISTS (SELECT 1 FROM vigil.rules t
+                   WHERE (t.id = NEW.id OR t.name = NEW.name) AND vigil._rule_is_default(t)) THEN
+        DELETE FROM vigil.rules t WHERE (t.id = NEW.id OR t.name = NEW.name) AND vigil._rule_is_default(t);
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION vigil._rules_restore_replaces_default() IS
+    'Internal: BEFORE INSERT row trigger of vigil.rules; a superuser''s INSERT (a restore) of a rule with the id or '
+    'name of an unchanged default replaces that default';
+CREATE TRIGGER rules_restore_replaces_default BEFORE INSERT ON vigil.rules
+    FOR EACH ROW EXECUTE FUNCTION vigil._rules_restore_replaces_default();
+
+CREATE FUNCTION vigil._deleted_default_rules_apply() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- Deleting fires the tracking trigger, which records this very id.
+    IF EXISTS (SELECT 1 FROM vigil.rules r WHERE r.id = NEW.id AND vigil._rule_is_default(r)) THEN
+        DELETE FROM vigil.rules r WHERE r.id = NEW.id AND vigil._rule_is_default(r);
+    END IF;
+    -- A tombstone is kept only for a default that is gone, and once.
+    IF EXISTS (SELECT 1 FROM vigil.rules r WHERE r.id = NEW.id)
+       OR EXISTS (SELECT 1 FROM vigil.deleted_default_rules t WHERE t.id = NEW.id) THEN
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION vigil._deleted_default_rules_apply() IS
+    'Internal: BEFORE INSERT row trigger of vigil.deleted_default_rules; a loaded tombstone deletes its default rule '
+    'if that is still unchanged, and is skipped when the id is still in vigil.rules or already recorded';
+CREATE TRIGGER deleted_default_rules_apply BEFORE INSERT ON vigil.deleted_default_rules
+    FOR EACH ROW EXECUTE FUNCTION vigil._deleted_default_rules_apply();
 
 -- Rule administration ---------------------------------------------------
 
@@ -135,6 +261,11 @@ BEGIN
     r.cooldown := create_rule.cooldown;
     r.anomaly_type := create_rule.anomaly_type;
     PERFORM vigil._check_rule(r);
+    -- Checked here, not only by the unique index: create_rule runs as a
+    -- superuser, whose INSERT would replace an unchanged default.
+    IF EXISTS (SELECT 1 FROM vigil.rules t WHERE t.name = r.name) THEN
+        RAISE unique_violation;
+    END IF;
     INSERT INTO vigil.rules (name, metric, operator, threshold, severity, lookback, cooldown, anomaly_type, description)
     VALUES (r.name, r.metric, r.operator, r.threshold, r.severity, r.lookback, r.cooldown, r.anomaly_type,
             create_rule.description)
@@ -376,5 +507,8 @@ REVOKE EXECUTE ON FUNCTION
     vigil.disable_rule(text),
     vigil.delete_rule(text),
     vigil.check_metric(text, float8, text, jsonb),
-    vigil._rule_by_name(text)
+    vigil._rule_by_name(text),
+    vigil._rules_track_deleted_defaults(),
+    vigil._rules_restore_replaces_default(),
+    vigil._deleted_default_rules_apply()
 FROM PUBLIC;

@@ -104,9 +104,21 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/retention.sql",
+    name = "retention",
+    requires = ["alerts", "rules", "notify", "monitors"]
+);
+extension_sql_file!(
     "../sql/roles.sql",
     name = "roles",
-    requires = ["alerts", "rules", "rollup", "notify", "monitors"]
+    requires = [
+        "alerts",
+        "rules",
+        "rollup",
+        "notify",
+        "monitors",
+        "retention"
+    ]
 );
 
 #[pg_guard]
@@ -124,6 +136,8 @@ pub extern "C-unwind" fn _PG_init() {
     }
 }
 
+#[cfg(any(test, feature = "pg_test"))]
+mod ops_tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod sql_tests;
 

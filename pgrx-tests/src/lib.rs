@@ -147,7 +147,7 @@ impl Cluster {
 
     /// Runs a client program of the cluster's PostgreSQL (pg_dump,
     /// pg_restore, psql) against it over loopback as `postgres`: its output.
-    pub fn client(&self, program: &str, args: &[&str]) -> Output {
+    pub fn run_client(&self, program: &str, args: &[&str]) -> Output {
         Command::new(self.bindir.join(program))
             .args([
                 "-h",
@@ -237,6 +237,48 @@ impl Cluster {
 }
 
 impl Cluster {
+    /// A client program of the server's bindir (`pg_dump`, `pg_restore`,
+    /// `psql`) connected to this cluster as `postgres`.
+    fn client(&self, program: &str, args: &[&str]) -> Command {
+        let mut cmd = self.pg_cmd(program);
+        cmd.args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &self.port.to_string(),
+            "--username",
+            "postgres",
+        ])
+        .args(args);
+        cmd
+    }
+
+    /// Runs a client program and returns its stdout; panics with its stderr
+    /// when it fails.
+    pub fn tool_output(&self, program: &str, args: &[&str], what: &str) -> Vec<u8> {
+        check(what, self.client(program, args).output().unwrap()).stdout
+    }
+
+    /// Runs a client program with `input` on stdin; panics with its output
+    /// when it fails.
+    pub fn tool_input(&self, program: &str, args: &[&str], input: &[u8]) {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = self
+            .client(program, args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let data = input.to_vec();
+        let writer = std::thread::spawn(move || stdin.write_all(&data));
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        check(program, out);
+    }
+
     /// Runs the pg_regress suite in `pgrx-tests/regress` (every `sql/*.sql`,
     /// compared with `expected/*.out`) in a fresh database. Returns the diff
     /// when it fails.

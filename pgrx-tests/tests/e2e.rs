@@ -5,6 +5,7 @@
 mod attacks;
 mod monitors;
 mod notify;
+mod ops;
 mod rollup_ddl;
 
 use pg_vigil_e2e::{run, set_config, wait_for, Cluster, Test};
@@ -561,6 +562,10 @@ fn main() {
         (
             "channel_secrets_are_for_vigil_admin_only",
             notify::channel_secrets_are_for_vigil_admin_only,
+        ),
+        (
+            "dump_and_restore_keep_configuration_edits",
+            ops::dump_and_restore_keep_configuration_edits,
         ),
         (
             "attack: rollup_trigger_cannot_be_attached_to_another_table_or_fed_a_fake_transition_table",

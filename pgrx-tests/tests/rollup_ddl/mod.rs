@@ -233,7 +233,7 @@ pub fn rollups_follow_renames_and_refuse_ddl_that_would_break_them(c: &Cluster) 
 }
 
 fn dump(c: &Cluster, args: &[&str]) {
-    let out = c.client("pg_dump", args);
+    let out = c.run_client("pg_dump", args);
     assert!(
         out.status.success(),
         "pg_dump failed: {}",
@@ -264,7 +264,7 @@ pub fn rollups_work_after_restoring_the_app_schema_or_the_whole_database(c: &Clu
     // CREATE EXTENSION ran: the triggers bring their definitions.
     let mut fresh = c.fresh_db("rollup_restore_app");
     drop(fresh.batch_execute("SELECT 1"));
-    let out = c.client(
+    let out = c.run_client(
         "psql",
         &[
             "-X",
@@ -290,7 +290,7 @@ pub fn rollups_work_after_restoring_the_app_schema_or_the_whole_database(c: &Clu
     admin
         .batch_execute("CREATE DATABASE rollup_restore_full")
         .unwrap();
-    let out = c.client(
+    let out = c.run_client(
         "pg_restore",
         &["-d", "rollup_restore_full", full.to_str().unwrap()],
     );
