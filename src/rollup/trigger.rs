@@ -382,7 +382,9 @@ fn rollup_trigger<'a>(
         .flatten()
         .unwrap_or(pg_sys::InvalidOid);
         trusted_schemas(summary, def_source, owner);
-        trusted_schemas(summary, source, owner);
+        if source != def_source {
+            trusted_schemas(summary, source, owner);
+        }
         let fingerprint = fingerprint(summary);
         guard.act_as(owner);
         let (one_row, plans) = match op {
