@@ -95,6 +95,21 @@ fn rollup_triggers(source: Option<pg_sys::Oid>, only: Option<pg_sys::Oid>) -> Ve
     })
 }
 
+/// The rows of a two-column catalog query (neither column NULL).
+fn pairs<A, B>(sql: &str) -> Vec<(A, B)>
+where
+    A: pgrx::datum::FromDatum + pgrx::datum::IntoDatum,
+    B: pgrx::datum::FromDatum + pgrx::datum::IntoDatum,
+{
+    Spi::connect(|client| {
+        client
+            .select(sql, None, &[])
+            .unwrap()
+            .filter_map(|row| Some((row.get::<A>(1).ok()??, row.get::<B>(2).ok()??)))
+            .collect()
+    })
+}
+
 /// The relation a (qualified) name means now, or None, also for text that
 /// is no name at all (to_regclass raises on bad syntax: a trigger argument
 /// is anybody's text).
@@ -253,28 +268,46 @@ pub(super) fn record_dependencies(
     summary: pg_sys::Oid,
     triggers: &[pg_sys::Oid],
 ) {
+    link_triggers(r, source, summary, triggers, true);
+    let class = pg_sys::RelationRelationId;
+    record((class, summary), (class, source, 0));
+}
+
+/// Links triggers on `table` (the source, or one of its partitions) to
+/// the summary and to the columns of `table` the rollup reads; the
+/// filters' objects too on the source (a partition's columns are the
+/// parent's: they cannot be dropped or retyped on their own).
+fn link_triggers(
+    r: &Rollup,
+    table: pg_sys::Oid,
+    summary: pg_sys::Oid,
+    triggers: &[pg_sys::Oid],
+    filters: bool,
+) {
     let class = pg_sys::RelationRelationId;
     let trig = pg_sys::TriggerRelationId;
     let columns: Vec<i16> = used_columns(r)
         .iter()
-        .map(|c| attnum(source, c))
+        .map(|c| attnum(table, c))
         .filter(|a| *a > 0)
         .collect();
     for t in triggers {
         let t = *t;
-        if !depends((trig, t), (class, summary, 0)) {
-            record((trig, t), (class, summary, 0));
-            for a in &columns {
-                record((trig, t), (class, source, i32::from(*a)));
-            }
+        if depends((trig, t), (class, summary, 0)) {
+            continue;
+        }
+        record((trig, t), (class, summary, 0));
+        for a in &columns {
+            record((trig, t), (class, table, i32::from(*a)));
+        }
+        if filters {
             for (m, _) in &r.measures {
                 if let Some(f) = &m.filter {
-                    record_filter_dependencies(t, source, r, f);
+                    record_filter_dependencies(t, table, r, f);
                 }
             }
         }
     }
-    record((class, summary), (class, source, 0));
 }
 
 // ---------------------------------------------------------------------
@@ -443,18 +476,7 @@ fn partitions(source: pg_sys::Oid) -> Vec<(pg_sys::Oid, String)> {
          WHERE t.level > 0 ORDER BY t.level, t.relid",
         source.to_u32()
     );
-    Spi::connect(|client| {
-        client
-            .select(&sql, None, &[])
-            .unwrap()
-            .map(|row| {
-                (
-                    row.get::<pg_sys::Oid>(1).unwrap().unwrap(),
-                    row.get::<String>(2).unwrap().unwrap(),
-                )
-            })
-            .collect()
-    })
+    pairs::<pg_sys::Oid, String>(&sql)
 }
 
 /// Whether `ancestor` is a partitioned table above `rel`.
@@ -478,18 +500,7 @@ fn all_linked(summary: pg_sys::Oid) -> Vec<(pg_sys::Oid, pg_sys::Oid)> {
            AND d.refobjid = {} AND d.refobjsubid = 0 AND t.tgfoid = 'vigil._rollup_trigger'::pg_catalog.regproc",
         summary.to_u32()
     );
-    Spi::connect(|client| {
-        client
-            .select(&sql, None, &[])
-            .unwrap()
-            .map(|row| {
-                (
-                    row.get::<pg_sys::Oid>(1).unwrap().unwrap(),
-                    row.get::<pg_sys::Oid>(2).unwrap().unwrap(),
-                )
-            })
-            .collect()
-    })
+    pairs::<pg_sys::Oid, pg_sys::Oid>(&sql)
 }
 
 /// Gives every partition of a partitioned source the rollup's four
@@ -527,13 +538,7 @@ pub(super) fn ensure_partition_triggers(
     }
     let owner = rel_owner(source);
     for (member, name) in members {
-        let schema = Spi::get_one::<pg_sys::Oid>(&format!(
-            "SELECT c.relnamespace FROM pg_catalog.pg_class c WHERE c.oid = {}",
-            member.to_u32()
-        ))
-        .ok()
-        .flatten()
-        .unwrap_or(pg_sys::InvalidOid);
+        let schema = super::sql::rel_schema(member);
         super::require_trusted_schema(
             schema,
             owner,
@@ -573,30 +578,7 @@ pub(super) fn ensure_partition_triggers(
             })
             .map(|t| t.oid)
             .collect();
-        record_trigger_dependencies(r, member, summary, &fresh);
-    }
-}
-
-/// `record_dependencies` for triggers on partition `member`: on the
-/// summary and on the partition's columns the rollup reads.
-fn record_trigger_dependencies(
-    r: &Rollup,
-    member: pg_sys::Oid,
-    summary: pg_sys::Oid,
-    triggers: &[pg_sys::Oid],
-) {
-    let class = pg_sys::RelationRelationId;
-    let trig = pg_sys::TriggerRelationId;
-    let columns: Vec<i16> = used_columns(r)
-        .iter()
-        .map(|c| attnum(member, c))
-        .filter(|a| *a > 0)
-        .collect();
-    for t in triggers {
-        record((trig, *t), (class, summary, 0));
-        for a in &columns {
-            record((trig, *t), (class, member, i32::from(*a)));
-        }
+        link_triggers(r, member, summary, &fresh, false);
     }
 }
 
@@ -611,18 +593,7 @@ fn defs_involving(rel: pg_sys::Oid) -> Vec<(pg_sys::Oid, pg_sys::Oid)> {
             OR d.source::pg_catalog.oid IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors({r}::pg_catalog.oid) a)",
         r = rel.to_u32()
     );
-    Spi::connect(|client| {
-        client
-            .select(&sql, None, &[])
-            .unwrap()
-            .map(|row| {
-                (
-                    row.get::<pg_sys::Oid>(1).unwrap().unwrap(),
-                    row.get::<pg_sys::Oid>(2).unwrap().unwrap(),
-                )
-            })
-            .collect()
-    })
+    pairs::<pg_sys::Oid, pg_sys::Oid>(&sql)
 }
 
 fn live_columns(rel: pg_sys::Oid) -> Vec<(i16, String)> {
@@ -631,18 +602,7 @@ fn live_columns(rel: pg_sys::Oid) -> Vec<(i16, String)> {
          WHERE a.attrelid = {} AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
         rel.to_u32()
     );
-    Spi::connect(|client| {
-        client
-            .select(&sql, None, &[])
-            .unwrap()
-            .map(|row| {
-                (
-                    row.get::<i16>(1).unwrap().unwrap(),
-                    row.get::<String>(2).unwrap().unwrap(),
-                )
-            })
-            .collect()
-    })
+    pairs::<i16, String>(&sql)
 }
 
 fn not_supported(message: String) -> ! {
@@ -846,7 +806,7 @@ fn refresh_triggers(
         if table == source {
             record_dependencies(&r, source, summary, &oids);
         } else {
-            record_trigger_dependencies(&r, table, summary, &oids);
+            link_triggers(&r, table, summary, &oids, false);
         }
     }
 }
@@ -883,13 +843,7 @@ fn sync(guard: &Restricted, rel: pg_sys::Oid) {
             give_rollup_to(guard, summary, src_owner);
         }
         for (r, what) in [(summary, "summary"), (source, "source")] {
-            let schema = Spi::get_one::<pg_sys::Oid>(&format!(
-                "SELECT c.relnamespace FROM pg_catalog.pg_class c WHERE c.oid = {}",
-                r.to_u32()
-            ))
-            .ok()
-            .flatten()
-            .unwrap_or(pg_sys::InvalidOid);
+            let schema = super::sql::rel_schema(r);
             super::require_trusted_schema(
                 schema,
                 src_owner,
@@ -1011,7 +965,7 @@ fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
             // A partition's trigger (restored after its parent's).
             let r = super::sql::load(summary);
             guard.act_as(owner);
-            record_trigger_dependencies(&r, source, summary, &[trigger]);
+            link_triggers(&r, source, summary, &[trigger], false);
         }
         Some(_) => {}
         None => {
@@ -1060,13 +1014,7 @@ fn register_from_trigger(
         group_source = group_by.clone();
     }
     for (r, what) in [(summary, "summary"), (source, "source")] {
-        let schema = Spi::get_one::<pg_sys::Oid>(&format!(
-            "SELECT c.relnamespace FROM pg_catalog.pg_class c WHERE c.oid = {}",
-            r.to_u32()
-        ))
-        .ok()
-        .flatten()
-        .unwrap_or(pg_sys::InvalidOid);
+        let schema = super::sql::rel_schema(r);
         super::require_trusted_schema(schema, owner, &format!("restored rollup {what}"));
     }
     let (schema, name) = relation_name(summary, "summary");

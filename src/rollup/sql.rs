@@ -324,6 +324,17 @@ pub fn require_trusted_schema(schema: pg_sys::Oid, owner: pg_sys::Oid, what: &st
     }
 }
 
+/// The schema of relation `oid` (0 when there is none).
+pub(super) fn rel_schema(oid: pg_sys::Oid) -> pg_sys::Oid {
+    Spi::get_one::<pg_sys::Oid>(&format!(
+        "SELECT c.relnamespace FROM pg_catalog.pg_class c WHERE c.oid = {}",
+        oid.to_u32()
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or(pg_sys::InvalidOid)
+}
+
 /// The owner of relation `oid` (0 when there is none).
 pub(super) fn rel_owner(oid: pg_sys::Oid) -> pg_sys::Oid {
     Spi::get_one::<pg_sys::Oid>(&format!(
@@ -419,14 +430,7 @@ fn create_rollup(
         );
     });
     require_trusted_schema(schema_oid, owner, "name");
-    let source_schema = Spi::get_one::<pg_sys::Oid>(&format!(
-        "SELECT c.relnamespace FROM pg_catalog.pg_class c WHERE c.oid = {}",
-        source.to_u32()
-    ))
-    .ok()
-    .flatten()
-    .expect("the source exists");
-    require_trusted_schema(source_schema, owner, "source");
+    require_trusted_schema(rel_schema(source), owner, "source");
     let exists = Spi::get_one::<bool>(&format!(
         "SELECT pg_catalog.to_regclass({}) IS NOT NULL",
         literal(&format!("{}.{}", ident(&schema), ident(&table)))

@@ -123,13 +123,7 @@ fn trusted_schemas(summary: pg_sys::Oid, source: pg_sys::Oid, owner: pg_sys::Oid
         (summary, "rollup trigger: summary"),
         (source, "rollup trigger: source"),
     ] {
-        let schema = Spi::get_one::<pg_sys::Oid>(&format!(
-            "SELECT c.relnamespace FROM pg_catalog.pg_class c WHERE c.oid = {}",
-            rel.to_u32()
-        ))
-        .ok()
-        .flatten()
-        .unwrap_or(pg_sys::InvalidOid);
+        let schema = super::sql::rel_schema(rel);
         super::require_trusted_schema(schema, owner, what);
     }
 }
