@@ -536,6 +536,10 @@ fn main() {
             rollup_ddl::partitioned_sources_stay_exact_on_every_path,
         ),
         (
+            "a_new_owner_of_the_source_gets_the_rollup_and_nothing_else",
+            rollup_ddl::a_new_owner_of_the_source_gets_the_rollup_and_nothing_else,
+        ),
+        (
             "drop_extension_cascade_leaves_the_application_writable",
             rollup_ddl::drop_extension_cascade_leaves_the_application_writable,
         ),

@@ -874,46 +874,37 @@ fn sync(guard: &Restricted, rel: pg_sys::Oid) {
 fn give_rollup_to(guard: &Restricted, summary: pg_sys::Oid, owner: pg_sys::Oid) {
     guard.act_as(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID));
     let role = role_name(owner);
+    let previous = rel_owner(summary);
+    // Only what create_rollup made: the `(interval)` function in the
+    // summary's schema that depends on it, and the views over that
+    // function, all owned by the summary's owner. Anyone else's function or
+    // view over the summary keeps its owner.
+    let functions: Vec<(pg_sys::Oid, String)> = pairs(&format!(
+        "SELECT DISTINCT p.oid, p.oid::pg_catalog.regprocedure::text FROM pg_catalog.pg_depend d \
+         JOIN pg_catalog.pg_proc p ON p.oid = d.objid \
+         JOIN pg_catalog.pg_class c ON c.oid = d.refobjid \
+         WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+           AND d.refobjid = {s} AND p.proowner = {o} AND p.pronamespace = c.relnamespace \
+           AND p.pronargs = 1 AND p.proargtypes[0] = 'pg_catalog.interval'::pg_catalog.regtype",
+        s = summary.to_u32(),
+        o = previous.to_u32()
+    ));
     spi_run(&format!(
         "ALTER TABLE {} OWNER TO {role}",
         summary_label(summary)
     ));
-    let functions: Vec<String> = Spi::connect(|client| {
-        client
-            .select(
-                &format!(
-                    "SELECT DISTINCT d.objid::pg_catalog.regprocedure::text FROM pg_catalog.pg_depend d \
-                     WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
-                       AND d.refobjid = {}",
-                    summary.to_u32()
-                ),
-                None,
-                &[],
-            )
-            .unwrap()
-            .map(|row| row.get::<String>(1).unwrap().unwrap())
-            .collect()
-    });
-    for f in functions {
+    for (oid, f) in functions {
+        let views: Vec<(pg_sys::Oid, String)> = pairs(&format!(
+            "SELECT DISTINCT w.ev_class, w.ev_class::pg_catalog.regclass::text FROM pg_catalog.pg_depend d \
+             JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid JOIN pg_catalog.pg_class v ON v.oid = w.ev_class \
+             WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass \
+               AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid = {} \
+               AND v.relkind = 'v' AND v.relowner = {}",
+            oid.to_u32(),
+            previous.to_u32()
+        ));
         spi_run(&format!("ALTER FUNCTION {f} OWNER TO {role}"));
-        let views: Vec<String> = Spi::connect(|client| {
-            client
-                .select(
-                    &format!(
-                        "SELECT DISTINCT w.ev_class::pg_catalog.regclass::text FROM pg_catalog.pg_depend d \
-                         JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid \
-                         WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass \
-                           AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid = {}::pg_catalog.regprocedure",
-                        literal(&f)
-                    ),
-                    None,
-                    &[],
-                )
-                .unwrap()
-                .map(|row| row.get::<String>(1).unwrap().unwrap())
-                .collect()
-        });
-        for v in views {
+        for (_, v) in views {
             spi_run(&format!("ALTER VIEW {v} OWNER TO {role}"));
         }
     }

@@ -446,3 +446,77 @@ pub fn partitioned_sources_stay_exact_on_every_path(c: &Cluster) {
     owner.batch_execute("TRUNCATE app.pe").unwrap();
     assert_eq!(one_i64(&mut owner, "SELECT count(*) FROM app.pr"), 0);
 }
+
+pub fn a_new_owner_of_the_source_gets_the_rollup_and_nothing_else(c: &Cluster) {
+    let mut su = c.fresh_db("rollup_owner");
+    su.batch_execute(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ddl_owner') THEN CREATE ROLE ddl_owner LOGIN; END IF;
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ddl_heir') THEN CREATE ROLE ddl_heir LOGIN; END IF;
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ddl_reader') THEN CREATE ROLE ddl_reader LOGIN; END IF;
+         END $$;
+         -- A schema only a superuser controls: any owner's rollup may live there.
+         CREATE SCHEMA shared; GRANT USAGE ON SCHEMA shared TO PUBLIC; GRANT CREATE ON SCHEMA shared TO ddl_owner;
+         CREATE TABLE shared.ev (ts timestamptz NOT NULL, k text, v float8);
+         ALTER TABLE shared.ev OWNER TO ddl_owner;
+         CREATE SCHEMA reader AUTHORIZATION ddl_reader;",
+    )
+    .unwrap();
+    let mut owner = c.connect_as("rollup_owner", "ddl_owner");
+    owner
+        .batch_execute(
+            "INSERT INTO shared.ev VALUES (now(), 'a', 1);
+             SELECT vigil.create_rollup('shared.ev_1h', 'shared.ev', 'ts', '1 hour', ARRAY['k'], '{\"n\": {\"agg\": \"count\"}}');
+             GRANT SELECT ON shared.ev_1h TO ddl_reader;",
+        )
+        .unwrap();
+    // Another role's function over the summary is not the rollup's.
+    let mut reader = c.connect_as("rollup_owner", "ddl_reader");
+    reader
+        .batch_execute(
+            "CREATE FUNCTION reader.total(since interval) RETURNS bigint LANGUAGE sql
+             BEGIN ATOMIC SELECT sum(n) FROM shared.ev_1h; END;",
+        )
+        .unwrap();
+    // The hand-over, in one transaction: the heir, not the old owner, may
+    // now create in the schema (the schema rule holds for the new owner).
+    su.batch_execute(
+        "BEGIN; REVOKE CREATE ON SCHEMA shared FROM ddl_owner; GRANT CREATE ON SCHEMA shared TO ddl_heir;
+         ALTER TABLE shared.ev OWNER TO ddl_heir; COMMIT;",
+    )
+    .unwrap();
+    let owners: Vec<(String, String)> = su
+        .query(
+            "SELECT c.relname::text, c.relowner::regrole::text FROM pg_class c
+             WHERE c.relnamespace = 'shared'::regnamespace AND c.relkind IN ('r', 'v') ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(owners.iter().all(|(_, o)| o == "ddl_heir"), "{owners:?}");
+    assert_eq!(
+        one_text(
+            &mut su,
+            "SELECT proowner::regrole::text FROM pg_proc WHERE proname = 'ev_1h_since'"
+        ),
+        "ddl_heir"
+    );
+    assert_eq!(
+        one_text(
+            &mut su,
+            "SELECT proowner::regrole::text FROM pg_proc WHERE proname = 'total'"
+        ),
+        "ddl_reader"
+    );
+    let mut heir = c.connect_as("rollup_owner", "ddl_heir");
+    heir.batch_execute(
+        "INSERT INTO shared.ev VALUES (now(), 'b', 2); DELETE FROM shared.ev WHERE k = 'a'",
+    )
+    .unwrap();
+    assert_eq!(
+        one_i64(&mut heir, "SELECT vigil.verify_rollup('shared.ev_1h')"),
+        0
+    );
+}
