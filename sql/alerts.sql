@@ -22,6 +22,20 @@ $$;
 COMMENT ON FUNCTION vigil._require_text(text, text) IS
     'Internal: value unchanged, or ERROR 22004 when NULL / 22023 when blank, naming the argument';
 
+-- Free text people type into the alert lifecycle (by, note): at most 8 KiB.
+CREATE FUNCTION vigil._cap_text(value text, argument text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF octet_length(value) > 8192 THEN
+        RAISE EXCEPTION USING ERRCODE = '22001',
+            MESSAGE = format('%s is %s bytes; at most 8192 are accepted', argument, octet_length(value));
+    END IF;
+    RETURN value;
+END
+$$;
+COMMENT ON FUNCTION vigil._cap_text(text, text) IS
+    'Internal: value unchanged, or ERROR 22001 when longer than 8192 bytes, naming the argument';
+
 CREATE FUNCTION vigil.escalate_severity(severity vigil.severity) RETURNS vigil.severity
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE severity
@@ -96,7 +110,12 @@ CREATE TABLE vigil.alerts (
     resolve_note        text,
     dismissed_by        text,
     dismissed_at        timestamptz,
-    dismiss_note        text
+    dismiss_note        text,
+    -- The database role (session_user) that acknowledged, resolved or
+    -- dismissed: `by` is what the caller typed, this is who it was.
+    acknowledged_role   name,
+    resolved_role       name,
+    dismissed_role      name
 );
 -- The dedup invariant: at most one open alert per key and monitor (a key
 -- one monitor's data produces never lands on another monitor's alert, so
@@ -617,9 +636,12 @@ DECLARE
     a vigil.alerts;
 BEGIN
     PERFORM vigil._require_text(acknowledge.by, 'by');
+    PERFORM vigil._cap_text(acknowledge.by, 'by');
+    PERFORM vigil._cap_text(acknowledge.note, 'note');
     PERFORM vigil._lock_alert(acknowledge.alert_id, 'acknowledge', '{firing}');
     UPDATE vigil.alerts t
-    SET status = 'acknowledged', acknowledged_by = acknowledge.by, acknowledged_at = now(), ack_note = acknowledge.note
+    SET status = 'acknowledged', acknowledged_by = acknowledge.by, acknowledged_at = now(), ack_note = acknowledge.note,
+        acknowledged_role = session_user
     WHERE t.id = acknowledge.alert_id
     RETURNING * INTO a;
     RETURN a;
@@ -639,9 +661,12 @@ BEGIN
     IF resolve.by IS NOT NULL THEN
         who := vigil._require_text(resolve.by, 'by');
     END IF;
+    PERFORM vigil._cap_text(who, 'by');
+    PERFORM vigil._cap_text(resolve.note, 'note');
     PERFORM vigil._lock_alert(resolve.alert_id, 'resolve', '{firing,acknowledged}');
     UPDATE vigil.alerts t
-    SET status = 'resolved', resolved_by = who, resolved_at = now(), resolve_note = resolve.note
+    SET status = 'resolved', resolved_by = who, resolved_at = now(), resolve_note = resolve.note,
+        resolved_role = session_user
     WHERE t.id = resolve.alert_id
     RETURNING * INTO a;
     PERFORM vigil._notify_alert(a, 'resolved');
@@ -659,9 +684,12 @@ DECLARE
     a vigil.alerts;
 BEGIN
     PERFORM vigil._require_text(dismiss.by, 'by');
+    PERFORM vigil._cap_text(dismiss.by, 'by');
+    PERFORM vigil._cap_text(dismiss.note, 'note');
     PERFORM vigil._lock_alert(dismiss.alert_id, 'dismiss', '{firing,acknowledged}');
     UPDATE vigil.alerts t
-    SET status = 'dismissed', dismissed_by = dismiss.by, dismissed_at = now(), dismiss_note = dismiss.note
+    SET status = 'dismissed', dismissed_by = dismiss.by, dismissed_at = now(), dismiss_note = dismiss.note,
+        dismissed_role = session_user
     WHERE t.id = dismiss.alert_id
     RETURNING * INTO a;
     RETURN a;
@@ -733,7 +761,8 @@ SELECT a.id, a.status, a.severity, a.urgency, a.anomaly_type, a.entity, a.title,
        a.acknowledged_at - a.created_at AS time_to_acknowledge,
        a.resolved_by, a.resolved_at, a.resolve_note,
        a.resolved_at - a.created_at AS time_to_resolve,
-       a.dismissed_by, a.dismissed_at, a.dismiss_note
+       a.dismissed_by, a.dismissed_at, a.dismiss_note,
+       a.acknowledged_role, a.resolved_role, a.dismissed_role
 FROM vigil.alerts a
 ORDER BY a.created_at DESC, a.id DESC;
 COMMENT ON VIEW vigil.alert_history IS

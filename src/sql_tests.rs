@@ -888,6 +888,33 @@ mod tests {
     }
 
     #[pg_test]
+    fn the_alert_lifecycle_records_who_acted_and_caps_its_free_text() {
+        let id = one::<i64>(
+            "SELECT alert_id FROM vigil.raise_alert('who_acted', 'e1', 'high', 'title')",
+        )
+        .unwrap();
+        Spi::run(&format!("SELECT vigil.acknowledge({id}, 'the ceo', 'on it')")).unwrap();
+        assert_eq!(
+            one::<bool>(&format!(
+                "SELECT acknowledged_by = 'the ceo' AND acknowledged_role = session_user FROM vigil.alerts WHERE id = {id}"
+            )),
+            Some(true)
+        );
+        let (code, msg) = sql_error(&format!(
+            "SELECT vigil.resolve({id}, 'ops', repeat('x', 9000))"
+        ));
+        assert_eq!(code, "ERRCODE_STRING_DATA_RIGHT_TRUNCATION", "{msg}");
+        assert!(msg.contains("note is 9000 bytes"), "{msg}");
+        Spi::run(&format!("SELECT vigil.resolve({id}, 'ops')")).unwrap();
+        assert_eq!(
+            one::<bool>(&format!(
+                "SELECT resolved_role = session_user FROM vigil.alert_history WHERE id = {id}"
+            )),
+            Some(true)
+        );
+    }
+
+    #[pg_test]
     fn rollup_stats_removals_leave_no_float_residue() {
         Spi::run(
             "CREATE TABLE lat (ts timestamptz NOT NULL, k text, v float8);
