@@ -5,7 +5,7 @@ set -euo pipefail
 
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 PGRX_VERSION=0.18.1
-PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-tdigest
+PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-tdigest postgresql-15-partman
           libclang-dev clang sudo)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

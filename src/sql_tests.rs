@@ -893,7 +893,10 @@ mod tests {
             "SELECT alert_id FROM vigil.raise_alert('who_acted', 'e1', 'high', 'title')",
         )
         .unwrap();
-        Spi::run(&format!("SELECT vigil.acknowledge({id}, 'the ceo', 'on it')")).unwrap();
+        Spi::run(&format!(
+            "SELECT vigil.acknowledge({id}, 'the ceo', 'on it')"
+        ))
+        .unwrap();
         assert_eq!(
             one::<bool>(&format!(
                 "SELECT acknowledged_by = 'the ceo' AND acknowledged_role = session_user FROM vigil.alerts WHERE id = {id}"

@@ -540,6 +540,10 @@ fn main() {
             rollup_ddl::a_new_owner_of_the_source_gets_the_rollup_and_nothing_else,
         ),
         (
+            "pg_partman_partitions_and_retention_keep_the_rollup_exact",
+            rollup_ddl::pg_partman_partitions_and_retention_keep_the_rollup_exact,
+        ),
+        (
             "drop_extension_cascade_leaves_the_application_writable",
             rollup_ddl::drop_extension_cascade_leaves_the_application_writable,
         ),

@@ -520,3 +520,108 @@ pub fn a_new_owner_of_the_source_gets_the_rollup_and_nothing_else(c: &Cluster) {
         0
     );
 }
+
+/// pg_partman (Debian postgresql-15-partman) makes the partitions ahead of
+/// time and drops old ones by its retention setting: the partitions it
+/// makes carry the rollup's triggers, and what it drops stays in the
+/// summary's history.
+pub fn pg_partman_partitions_and_retention_keep_the_rollup_exact(c: &Cluster) {
+    let (mut su, mut owner) = setup(c, "rollup_partman");
+    su.batch_execute(
+        "CREATE SCHEMA partman; CREATE EXTENSION pg_partman SCHEMA partman;
+         GRANT ALL ON SCHEMA partman TO ddl_owner;
+         GRANT ALL ON ALL TABLES IN SCHEMA partman TO ddl_owner;
+         GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA partman TO ddl_owner;
+         GRANT EXECUTE ON ALL PROCEDURES IN SCHEMA partman TO ddl_owner;",
+    )
+    .unwrap();
+    owner
+        .batch_execute(
+            "CREATE TABLE app.pm (ts timestamptz NOT NULL, k text, v float8) PARTITION BY RANGE (ts);
+             SELECT partman.create_parent(p_parent_table => 'app.pm', p_control => 'ts', p_type => 'native',
+                                          p_interval => 'daily', p_premake => 3, p_start_partition => (now() - interval '6 days')::text);
+             INSERT INTO app.pm SELECT now() - i * interval '1 hour', 'k' || (i % 4), i FROM generate_series(0, 140) i;
+             SELECT vigil.create_rollup('app.pm_1h', 'app.pm', 'ts', '1 hour', ARRAY['k'],
+                 '{\"n\": {\"agg\": \"count\"}, \"s\": {\"agg\": \"sum\", \"column\": \"v\"}}');",
+        )
+        .unwrap();
+    let partitions = one_i64(
+        &mut su,
+        "SELECT count(*) FROM pg_partition_tree('app.pm') WHERE level > 0",
+    );
+    let with_triggers = one_i64(
+        &mut su,
+        "SELECT count(DISTINCT t.tgrelid) FROM pg_trigger t JOIN pg_partition_tree('app.pm') p ON p.relid = t.tgrelid
+         WHERE t.tgfoid = 'vigil._rollup_trigger'::regproc AND p.level > 0",
+    );
+    assert_eq!(with_triggers, partitions);
+    // Writes into partitions by name (as loaders do), then retention.
+    let leaf = one_text(
+        &mut su,
+        "SELECT tableoid::regclass::text FROM app.pm ORDER BY ts DESC LIMIT 1",
+    );
+    owner
+        .batch_execute(&format!(
+            "INSERT INTO {leaf} SELECT ts, 'k9', 9 FROM app.pm ORDER BY ts DESC LIMIT 1;
+             DELETE FROM {leaf} WHERE k = 'k1'; UPDATE {leaf} SET v = v + 1"
+        ))
+        .unwrap();
+    assert_eq!(
+        one_i64(&mut owner, "SELECT vigil.verify_rollup('app.pm_1h')"),
+        0
+    );
+    let before = one_i64(&mut owner, "SELECT sum(n)::int8 FROM app.pm_1h");
+    owner
+        .batch_execute(
+            "UPDATE partman.part_config SET retention = '3 days', retention_keep_table = false WHERE parent_table = 'app.pm';
+             SELECT partman.run_maintenance('app.pm');",
+        )
+        .unwrap();
+    let after_partitions = one_i64(
+        &mut su,
+        "SELECT count(*) FROM pg_partition_tree('app.pm') WHERE level > 0",
+    );
+    assert!(
+        after_partitions < partitions + 3,
+        "retention dropped nothing"
+    );
+    assert!(
+        one_i64(
+            &mut su,
+            "SELECT (min(ts) > now() - interval '4 days 1 hour')::int::int8 FROM app.pm"
+        ) == 1,
+        "the partitions past retention are still there"
+    );
+    assert!(
+        one_i64(
+            &mut su,
+            "SELECT count(*) FROM app.pm_1h WHERE bucket < now() - interval '4 days 1 hour'"
+        ) > 0,
+        "the summary lost the dropped partitions' history"
+    );
+    // History kept; what the source still has is exact; new partitions
+    // premade by maintenance carry the triggers.
+    assert_eq!(
+        one_i64(&mut owner, "SELECT sum(n)::int8 FROM app.pm_1h"),
+        before
+    );
+    assert_eq!(
+        one_i64(&mut owner, "SELECT vigil.verify_rollup('app.pm_1h')"),
+        0
+    );
+    assert_eq!(
+        one_i64(
+            &mut su,
+            "SELECT count(*) FROM pg_partition_tree('app.pm') p WHERE p.level > 0 AND NOT EXISTS
+               (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = p.relid AND t.tgfoid = 'vigil._rollup_trigger'::regproc)"
+        ),
+        0
+    );
+    assert_eq!(
+        one_text(
+            &mut su,
+            "SELECT status FROM vigil.rollups WHERE name = 'app.pm_1h'::regclass"
+        ),
+        "ok"
+    );
+}
