@@ -125,44 +125,37 @@ COMMENT ON FUNCTION vigil._rollup_ddl(oid, oid) IS
 -- Dropping a summary table (DROP TABLE … CASCADE: the rollup's triggers
 -- depend on it) forgets its definition, so the source's writes go on and
 -- vigil.rollups lists only live rollups.
--- A rollup whose triggers were dropped by a CASCADE (DROP COLUMN ...
--- CASCADE of a column they read, DROP FUNCTION ... CASCADE of a filter's
--- function) is dropped whole; dropping one of its triggers by name is
--- refused (vigil.drop_rollup drops a rollup). Either way the source's
--- writes never meet half a rollup.
+-- Which summary each linked rollup trigger maintains (src/rollup/ddl.rs):
+-- the sql_drop event trigger looks up the triggers a command dropped here.
+-- Rebuilt as triggers are linked (create_rollup, restores), never dumped.
+CREATE TABLE vigil.rollup_triggers (
+    trigger   oid  PRIMARY KEY,
+    summary   oid  NOT NULL,
+    on_source bool NOT NULL
+);
+COMMENT ON TABLE vigil.rollup_triggers IS
+    'Internal: the summary each linked rollup trigger maintains, and whether it is on the source itself (not a partition)';
+
+-- Dropping a summary table forgets its definition. A rollup whose source
+-- triggers a CASCADE dropped (DROP COLUMN ... CASCADE, DROP FUNCTION ...
+-- CASCADE of a filter's function) is dropped whole; a DROP TRIGGER of one
+-- of a rollup's triggers is refused (vigil._rollup_dropped). Either way the
+-- source's writes never meet half a rollup.
 CREATE FUNCTION vigil._forget_dropped_rollups() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    lost record;
 BEGIN
     DELETE FROM vigil.rollup_defs d
     USING pg_event_trigger_dropped_objects() o
     WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND d.summary::oid = o.objid;
-    IF NOT EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() o WHERE o.object_type = 'trigger') THEN
-        RETURN;
+    IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() o WHERE o.object_type = 'trigger') THEN
+        PERFORM vigil._rollup_dropped();
     END IF;
-    FOR lost IN
-        SELECT r.summary FROM vigil.rollup_defs r
-        WHERE (SELECT count(*) FROM pg_depend dep JOIN pg_trigger t ON t.oid = dep.objid
-               WHERE dep.classid = 'pg_trigger'::regclass AND dep.refclassid = 'pg_class'::regclass
-                 AND dep.refobjid = r.summary::oid AND dep.refobjsubid = 0
-                 AND t.tgfoid = 'vigil._rollup_trigger'::regproc) < 4
-          AND EXISTS (SELECT 1 FROM pg_depend dep
-                      WHERE dep.classid = 'pg_class'::regclass AND dep.objid = r.summary::oid
-                        AND dep.refclassid = 'pg_class'::regclass AND dep.refobjid = r.source::oid)
-    LOOP
-        IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() o
-                   WHERE o.object_type = 'trigger' AND o.original) THEN
-            RAISE EXCEPTION USING ERRCODE = '2BP01',
-                MESSAGE = format('cannot drop a trigger of rollup %s on its own', lost.summary),
-                HINT = format('SELECT vigil.drop_rollup(%L) drops the rollup; ALTER TABLE ... DISABLE TRIGGER pauses it.', lost.summary::text);
-        END IF;
-        PERFORM vigil._drop_rollup(lost.summary::oid);
-    END LOOP;
 END
 $$;
 COMMENT ON FUNCTION vigil._forget_dropped_rollups() IS
-    'Internal: event trigger that forgets dropped summaries, drops a rollup whose triggers a CASCADE dropped, and refuses dropping one of its triggers alone';
+    'Internal: event trigger that forgets dropped summaries, drops a rollup whose source triggers a CASCADE dropped, and refuses dropping one of its triggers alone';
+COMMENT ON FUNCTION vigil._rollup_dropped() IS
+    'Internal: for the sql_drop event trigger; the rollups that lost a trigger in this command are dropped (CASCADE) or the command refused (DROP TRIGGER)';
 REVOKE EXECUTE ON FUNCTION vigil._forget_dropped_rollups() FROM PUBLIC;
 CREATE EVENT TRIGGER vigil_forget_dropped_rollups ON sql_drop
     EXECUTE FUNCTION vigil._forget_dropped_rollups();
@@ -180,7 +173,7 @@ DECLARE
     c record;
 BEGIN
     FOR c IN SELECT DISTINCT e.classid, e.objid FROM pg_event_trigger_ddl_commands() e
-             WHERE e.classid IN ('pg_class'::regclass, 'pg_trigger'::regclass)
+             WHERE e.classid IN ('pg_class'::regclass, 'pg_trigger'::regclass, 'pg_type'::regclass, 'pg_namespace'::regclass)
              ORDER BY 1, 2
     LOOP
         PERFORM vigil._rollup_ddl(c.classid, c.objid);
@@ -190,5 +183,5 @@ $$;
 COMMENT ON FUNCTION vigil._rollup_ddl_event() IS
     'Internal: event trigger (ddl_command_end) that keeps rollups working across DDL on their tables and restores';
 CREATE EVENT TRIGGER vigil_rollup_ddl ON ddl_command_end
-    WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER')
+    WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER', 'ALTER TYPE', 'ALTER SCHEMA')
     EXECUTE FUNCTION vigil._rollup_ddl_event();

@@ -57,6 +57,7 @@ extension_sql_file!(
         rollup::sql::rollup_stats,
         rollup::ddl::rollup_status,
         rollup::ddl::rollup_ddl,
+        rollup::ddl::rollup_dropped,
         rollup::trigger::rollup_trigger,
     ]
 );

@@ -79,7 +79,14 @@ const PARSE_PINS: [Pin; 3] = [
 /// What values mean: a rollup's filters, buckets and sums must come out
 /// the same whoever writes the source (a writer's TimeZone must not move
 /// an hour-of-day filter, nor its DateStyle a date comparison).
-const VALUE_PINS: [Pin; 4] = [
+fn setting_is(name: &std::ffi::CStr, value: &str) -> bool {
+    // SAFETY: a GUC read by name; NULL when the setting does not exist.
+    let current = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
+    !current.is_null()
+        && unsafe { std::ffi::CStr::from_ptr(current) }.to_bytes() == value.as_bytes()
+}
+
+const VALUE_PINS: [Pin; 6] = [
     Pin {
         name: c"TimeZone",
         value: c"UTC",
@@ -105,6 +112,16 @@ const VALUE_PINS: [Pin; 4] = [
         name: c"extra_float_digits",
         value: c"1",
         differs: || unsafe { pg_sys::extra_float_digits != 1 },
+    },
+    Pin {
+        name: c"bytea_output",
+        value: c"hex",
+        differs: || !setting_is(c"bytea_output", "hex"),
+    },
+    Pin {
+        name: c"default_text_search_config",
+        value: c"pg_catalog.simple",
+        differs: || !setting_is(c"default_text_search_config", "pg_catalog.simple"),
     },
 ];
 
@@ -149,8 +166,9 @@ impl Restricted {
 
     /// `enter`, and the settings that decide what values mean pinned too
     /// (TimeZone UTC, DateStyle ISO, IntervalStyle postgres,
-    /// extra_float_digits 1): for rollup maintenance, whose results must
-    /// not depend on who writes.
+    /// extra_float_digits 1, bytea_output hex, default_text_search_config
+    /// pg_catalog.simple): for rollup maintenance, whose results must not
+    /// depend on who writes.
     pub fn enter_pinned() -> Restricted {
         let r = Restricted::enter();
         pin(&VALUE_PINS);

@@ -536,12 +536,20 @@ fn main() {
             rollup_ddl::partitioned_sources_stay_exact_on_every_path,
         ),
         (
-            "a_new_owner_of_the_source_gets_the_rollup_and_nothing_else",
-            rollup_ddl::a_new_owner_of_the_source_gets_the_rollup_and_nothing_else,
+            "a_rollup_changes_hands_only_explicitly_and_whole",
+            rollup_ddl::a_rollup_changes_hands_only_explicitly_and_whole,
         ),
         (
             "pg_partman_partitions_and_retention_keep_the_rollup_exact",
             rollup_ddl::pg_partman_partitions_and_retention_keep_the_rollup_exact,
+        ),
+        (
+            "ddl_keeps_paused_triggers_paused_follows_types_and_schemas_and_refuses_inheritance",
+            rollup_ddl::ddl_keeps_paused_triggers_paused_follows_types_and_schemas_and_refuses_inheritance,
+        ),
+        (
+            "rollup_ddl_hooks_touch_only_their_own_rollups_and_run_no_partition_owner_code",
+            attacks::rollup_ddl_hooks_touch_only_their_own_rollups_and_run_no_partition_owner_code,
         ),
         (
             "drop_extension_cascade_leaves_the_application_writable",

@@ -46,6 +46,8 @@ pub(super) struct RollupTrigger {
     pub args: Vec<String>,
     /// Fires in normal operation (tgenabled O or A).
     pub enabled: bool,
+    /// tgenabled itself: O, D, R or A.
+    pub state: String,
 }
 
 fn op_of(tgtype: i32) -> &'static str {
@@ -70,7 +72,7 @@ fn rollup_triggers(source: Option<pg_sys::Oid>, only: Option<pg_sys::Oid>) -> Ve
         (None, None) => return Vec::new(),
     };
     let sql = format!(
-        "SELECT t.oid, t.tgname::text, t.tgtype::int4, t.tgargs, t.tgenabled IN ('O', 'A') FROM pg_catalog.pg_trigger t \
+        "SELECT t.oid, t.tgname::text, t.tgtype::int4, t.tgargs, t.tgenabled IN ('O', 'A'), t.tgenabled::text FROM pg_catalog.pg_trigger t \
          WHERE {cond} AND t.tgfoid = 'vigil._rollup_trigger'::pg_catalog.regproc ORDER BY t.oid"
     );
     Spi::connect(|client| {
@@ -89,6 +91,7 @@ fn rollup_triggers(source: Option<pg_sys::Oid>, only: Option<pg_sys::Oid>) -> Ve
                 op: op_of(row.get::<i32>(3).unwrap().unwrap()),
                 args,
                 enabled: row.get::<bool>(5).unwrap().unwrap_or(false),
+                state: row.get::<String>(6).unwrap().unwrap_or_default(),
             }
         })
         .collect()
@@ -273,6 +276,47 @@ pub(super) fn record_dependencies(
     record((class, summary), (class, source, 0));
 }
 
+/// Whether `table` is the rollup's source itself (not a partition of it).
+fn r_source_oid(r: &Rollup, table: pg_sys::Oid) -> pg_sys::Oid {
+    regclass_of(&r.source).unwrap_or(table)
+}
+
+/// Notes in `vigil.rollup_triggers` which summary a linked trigger
+/// maintains, so the sql_drop event trigger can tell, from the oids of the
+/// triggers a command dropped, which rollups lost one (written as the
+/// extension's owner; rebuilt as triggers are linked, never dumped).
+fn remember_trigger(trigger: pg_sys::Oid, summary: pg_sys::Oid, on_source: bool) {
+    let guard = Restricted::as_role(crate::security::extension_owner());
+    spi_run(&format!(
+        "INSERT INTO vigil.rollup_triggers (trigger, summary, on_source) VALUES ({}, {}, {on_source}) \
+         ON CONFLICT (trigger) DO UPDATE SET summary = excluded.summary, on_source = excluded.on_source",
+        trigger.to_u32(),
+        summary.to_u32()
+    ));
+    drop(guard);
+}
+
+thread_local! {
+    /// Triggers vigil itself is dropping (DETACH cleanup, drop_rollup):
+    /// the sql_drop event trigger lets those go.
+    static OWN_DROPS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Drops trigger `oid` as vigil's own doing (see `OWN_DROPS`).
+pub(super) fn drop_own_trigger(oid: pg_sys::Oid) {
+    OWN_DROPS.with(|o| o.borrow_mut().push(oid.to_u32()));
+    let object = pg_sys::ObjectAddress {
+        classId: pg_sys::TriggerRelationId,
+        objectId: oid,
+        objectSubId: 0,
+    };
+    // SAFETY: an existing trigger; the caller checked the rights.
+    unsafe {
+        pg_sys::performDeletion(&object, pg_sys::DropBehavior::DROP_RESTRICT, 0);
+        pg_sys::CommandCounterIncrement();
+    }
+}
+
 /// Links triggers on `table` (the source, or one of its partitions) to
 /// the summary and to the columns of `table` the rollup reads; the
 /// filters' objects too on the source (a partition's columns are the
@@ -293,6 +337,7 @@ fn link_triggers(
         .collect();
     for t in triggers {
         let t = *t;
+        remember_trigger(t, summary, table == r_source_oid(r, table));
         if depends((trig, t), (class, summary, 0)) {
             continue;
         }
@@ -349,7 +394,9 @@ unsafe extern "C-unwind" fn collect_refs(
 /// offset in `filter` and the dotted names.
 fn column_refs(filter: &str) -> Vec<(usize, Vec<String>)> {
     const PREFIX: &str = "SELECT (";
-    let sql = std::ffi::CString::new(format!("{PREFIX}{filter})")).expect("no NUL");
+    let Ok(sql) = std::ffi::CString::new(format!("{PREFIX}{filter})")) else {
+        return Vec::new();
+    };
     let mut refs = ColumnRefs { refs: Vec::new() };
     // SAFETY: the filter was accepted by create_rollup, so it parses; the
     // walker only reads the tree.
@@ -511,6 +558,7 @@ fn all_linked(summary: pg_sys::Oid) -> Vec<(pg_sys::Oid, pg_sys::Oid)> {
 /// source's own triggers are linked: a restore creates the partitions'
 /// triggers itself, after the parent's. The caller acts as the owner.
 pub(super) fn ensure_partition_triggers(
+    guard: &Restricted,
     r: &Rollup,
     source: pg_sys::Oid,
     summary: pg_sys::Oid,
@@ -520,27 +568,16 @@ pub(super) fn ensure_partition_triggers(
     if all.iter().filter(|(_, rel)| *rel == source).count() < 4 {
         return;
     }
+    let owner = rel_owner(source);
     let members = partitions(source);
     for (oid, rel) in &all {
         if *rel != source && !members.iter().any(|(m, _)| m == rel) {
-            let object = pg_sys::ObjectAddress {
-                classId: pg_sys::TriggerRelationId,
-                objectId: *oid,
-                objectSubId: 0,
-            };
-            // SAFETY: an existing trigger of this rollup, on a table its
-            // owner owns (it was a partition of the source).
-            unsafe {
-                pg_sys::performDeletion(&object, pg_sys::DropBehavior::DROP_RESTRICT, 0);
-                pg_sys::CommandCounterIncrement();
-            }
+            drop_own_trigger(*oid);
         }
     }
-    let owner = rel_owner(source);
     for (member, name) in members {
-        let schema = super::sql::rel_schema(member);
         super::require_trusted_schema(
-            schema,
+            super::sql::rel_schema(member),
             owner,
             &format!("rollup {}: partition {name}", summary_label(summary)),
         );
@@ -552,8 +589,6 @@ pub(super) fn ensure_partition_triggers(
         if have.len() == 4 {
             continue;
         }
-        // A table attached with rows in it: they join the summary (a new
-        // partition is empty; a partitioned one holds no rows itself).
         let leaf = Spi::get_one::<bool>(&format!(
             "SELECT c.relkind = 'r' FROM pg_catalog.pg_class c WHERE c.oid = {}",
             member.to_u32()
@@ -562,24 +597,48 @@ pub(super) fn ensure_partition_triggers(
         .flatten()
         .unwrap_or(false);
         if backfill && have.is_empty() && leaf {
-            spi_run(&r.add_statement(&name, false));
+            // A table attached with rows in it: they join the summary, read
+            // through the partitioned table as its owner (the partition's
+            // own policies, which its owner controls, never run).
+            guard.act_as(owner);
+            spi_run(&r.add_statement(&through_parent(r, member), false));
         }
+        // CREATE TRIGGER needs TRIGGER on the partition: as its owner (a
+        // superuser, or pg_partman, may have made it).
+        guard.act_as(rel_owner(member));
         let ops = ["ins", "del", "upd", "trunc"];
+        let names: Vec<String> = ops
+            .iter()
+            .map(|op| {
+                let q = r.trigger_name(op);
+                q[1..q.len() - 1].replace("\"\"", "\"")
+            })
+            .collect();
         for (op, sql) in ops.iter().zip(r.triggers_on(&name)) {
             if !have.contains(op) {
                 spi_run(&sql);
             }
         }
+        // Link only the triggers just made (by their names), never one
+        // someone else put there naming the summary.
         let fresh: Vec<pg_sys::Oid> = rollup_triggers(Some(member), None)
             .into_iter()
-            .filter(|t| {
-                !linked(t.oid, summary)
-                    && t.args.first().and_then(|a| regclass_of(a)) == Some(summary)
-            })
+            .filter(|t| !linked(t.oid, summary) && names.contains(&t.name) && !have.contains(&t.op))
             .map(|t| t.oid)
             .collect();
         link_triggers(r, member, summary, &fresh, false);
     }
+    guard.act_as(owner);
+}
+
+/// The rows of partition `member` read through the rollup's source: a
+/// FROM item for the generated statements.
+pub(super) fn through_parent(r: &Rollup, member: pg_sys::Oid) -> String {
+    format!(
+        "(SELECT * FROM {} h WHERE h.tableoid OPERATOR(pg_catalog.=) {}::pg_catalog.oid)",
+        r.source,
+        member.to_u32()
+    )
 }
 
 // ---------------------------------------------------------------------
@@ -800,6 +859,20 @@ fn refresh_triggers(
                 spi_run(&sql);
             }
         }
+        // CREATE OR REPLACE enables a trigger: a paused (DISABLE) or
+        // replica/always one keeps its state.
+        for t in &triggers {
+            let how = match t.state.as_str() {
+                "D" => "DISABLE",
+                "R" => "ENABLE REPLICA",
+                "A" => "ENABLE ALWAYS",
+                _ => continue,
+            };
+            spi_run(&format!(
+                "ALTER TABLE {name} {how} TRIGGER {}",
+                ident(&t.name)
+            ));
+        }
         // CREATE OR REPLACE keeps each trigger's oid and drops its
         // dependency records: link the same triggers again.
         let oids: Vec<pg_sys::Oid> = triggers.iter().map(|t| t.oid).collect();
@@ -833,14 +906,23 @@ fn sync(guard: &Restricted, rel: pg_sys::Oid) {
             continue;
         }
         if src_owner != sum_owner {
+            // Nothing is handed over automatically: a summary may carry
+            // objects (indexes on expressions, policies, functions over it)
+            // its owner made, which must never start running as someone
+            // else. The summary (and its `_since` function and views) is
+            // handed over first, by whoever may, then the source.
             if rel == summary {
-                denied(format!(
-                    "rollup {}: its summary table belongs to the owner of its source ({}); change the source's owner instead",
-                    summary_label(summary),
-                    role_name(src_owner)
-                ));
+                continue;
             }
-            give_rollup_to(guard, summary, src_owner);
+            denied(format!(
+                "rollup {}: its summary table belongs to {}, not to the source's new owner {}; hand the rollup over first \
+                 (ALTER TABLE {} OWNER TO {}, and its _since function and views), then the source, in one transaction",
+                summary_label(summary),
+                role_name(sum_owner),
+                role_name(src_owner),
+                summary_label(summary),
+                role_name(src_owner)
+            ));
         }
         for (r, what) in [(summary, "summary"), (source, "source")] {
             let schema = super::sql::rel_schema(r);
@@ -863,50 +945,8 @@ fn sync(guard: &Restricted, rel: pg_sys::Oid) {
         }
         refresh_triggers(guard, summary, source, src_owner);
         guard.act_as(src_owner);
-        ensure_partition_triggers(&r, source, summary, true);
+        ensure_partition_triggers(guard, &r, source, summary, true);
         guard.act_as(crate::security::extension_owner());
-    }
-}
-
-/// Makes `owner` the owner of the rollup's summary, its `_since`
-/// function(s) and the views over them (the objects depending on the
-/// summary), as a superuser: nothing of theirs runs.
-fn give_rollup_to(guard: &Restricted, summary: pg_sys::Oid, owner: pg_sys::Oid) {
-    guard.act_as(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID));
-    let role = role_name(owner);
-    let previous = rel_owner(summary);
-    // Only what create_rollup made: the `(interval)` function in the
-    // summary's schema that depends on it, and the views over that
-    // function, all owned by the summary's owner. Anyone else's function or
-    // view over the summary keeps its owner.
-    let functions: Vec<(pg_sys::Oid, String)> = pairs(&format!(
-        "SELECT DISTINCT p.oid, p.oid::pg_catalog.regprocedure::text FROM pg_catalog.pg_depend d \
-         JOIN pg_catalog.pg_proc p ON p.oid = d.objid \
-         JOIN pg_catalog.pg_class c ON c.oid = d.refobjid \
-         WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
-           AND d.refobjid = {s} AND p.proowner = {o} AND p.pronamespace = c.relnamespace \
-           AND p.pronargs = 1 AND p.proargtypes[0] = 'pg_catalog.interval'::pg_catalog.regtype",
-        s = summary.to_u32(),
-        o = previous.to_u32()
-    ));
-    spi_run(&format!(
-        "ALTER TABLE {} OWNER TO {role}",
-        summary_label(summary)
-    ));
-    for (oid, f) in functions {
-        let views: Vec<(pg_sys::Oid, String)> = pairs(&format!(
-            "SELECT DISTINCT w.ev_class, w.ev_class::pg_catalog.regclass::text FROM pg_catalog.pg_depend d \
-             JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid JOIN pg_catalog.pg_class v ON v.oid = w.ev_class \
-             WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass \
-               AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid = {} \
-               AND v.relkind = 'v' AND v.relowner = {}",
-            oid.to_u32(),
-            previous.to_u32()
-        ));
-        spi_run(&format!("ALTER FUNCTION {f} OWNER TO {role}"));
-        for (_, v) in views {
-            spi_run(&format!("ALTER VIEW {v} OWNER TO {role}"));
-        }
     }
 }
 
@@ -1004,6 +1044,21 @@ fn register_from_trigger(
     if group_source.len() != group_by.len() {
         group_source = group_by.clone();
     }
+    // The bucket as create_rollup accepts it (a fixed, positive length);
+    // anything else is no definition vigil wrote.
+    let bucket_sql = format!("SELECT {}::pg_catalog.interval", literal(&bucket));
+    let Some(interval) = PgTryBuilder::new(|| Spi::get_one::<Interval>(&bucket_sql).ok().flatten())
+        .catch_others(|_| None)
+        .execute()
+    else {
+        return;
+    };
+    let bucket = PgTryBuilder::new(|| Some(super::sql::interval_text(&interval)))
+        .catch_others(|_| None)
+        .execute();
+    let Some(bucket) = bucket else {
+        return;
+    };
     for (r, what) in [(summary, "summary"), (source, "source")] {
         let schema = super::sql::rel_schema(r);
         super::require_trusted_schema(schema, owner, &format!("restored rollup {what}"));
@@ -1070,9 +1125,62 @@ fn rollup_ddl(classid: pg_sys::Oid, objid: pg_sys::Oid) {
     if classid == pg_sys::TriggerRelationId {
         relink(&guard, objid);
     } else if classid == pg_sys::RelationRelationId {
+        refuse_inheritance(objid);
         sync(&guard, objid);
+        // ALTER TYPE … RENAME ATTRIBUTE … CASCADE names the composite
+        // type's relation; the typed tables made from it changed too.
+        let typed: Vec<(pg_sys::Oid, pg_sys::Oid)> = pairs(&format!(
+            "SELECT t.oid, t.reltype FROM pg_catalog.pg_class c JOIN pg_catalog.pg_class t ON t.reloftype = c.reltype \
+             WHERE c.oid = {} AND c.relkind = 'c'",
+            objid.to_u32()
+        ));
+        for (rel, _) in typed {
+            sync(&guard, rel);
+        }
+    } else if classid == pg_sys::TypeRelationId {
+        // ALTER TYPE … RENAME ATTRIBUTE … CASCADE renames the columns of
+        // the typed tables made from it.
+        let typed: Vec<(pg_sys::Oid, pg_sys::Oid)> = pairs(&format!(
+            "SELECT c.oid, c.reltype FROM pg_catalog.pg_class c WHERE c.reloftype = {}",
+            objid.to_u32()
+        ));
+        for (rel, _) in typed {
+            sync(&guard, rel);
+        }
+    } else if classid == pg_sys::NamespaceRelationId {
+        // A renamed schema: the triggers' arguments name the summary.
+        let defs: Vec<(pg_sys::Oid, pg_sys::Oid)> = pairs(&format!(
+            "SELECT d.summary::pg_catalog.oid, d.source::pg_catalog.oid FROM vigil.rollup_defs d \
+             JOIN pg_catalog.pg_class s ON s.oid = d.summary::pg_catalog.oid \
+             JOIN pg_catalog.pg_class c ON c.oid = d.source::pg_catalog.oid \
+             WHERE s.relnamespace = {o} OR c.relnamespace = {o}",
+            o = objid.to_u32()
+        ));
+        for (summary, _) in defs {
+            sync(&guard, summary);
+        }
     }
     drop(guard);
+}
+
+/// Inheritance (not partitioning) around a rollup's source is refused
+/// (0A000): DML through an inheritance parent fires only the parent's
+/// statement triggers, so a child's rows would change behind the rollup.
+pub(super) fn refuse_inheritance(rel: pg_sys::Oid) {
+    let hit = Spi::get_one::<String>(&format!(
+        "SELECT d.summary::pg_catalog.text FROM pg_catalog.pg_inherits i \
+         JOIN pg_catalog.pg_class p ON p.oid = i.inhparent JOIN pg_catalog.pg_class ch ON ch.oid = i.inhrelid \
+         JOIN vigil.rollup_defs d ON d.source::pg_catalog.oid IN (i.inhparent, i.inhrelid) \
+         WHERE (i.inhrelid = {r} OR i.inhparent = {r}) AND p.relkind = 'r' AND NOT ch.relispartition LIMIT 1",
+        r = rel.to_u32()
+    ))
+    .ok()
+    .flatten();
+    if let Some(summary) = hit {
+        not_supported(format!(
+            "rollup {summary}: a rollup's source cannot take part in table inheritance (its rows would change behind the rollup); use declarative partitioning"
+        ));
+    }
 }
 
 /// `ok`, or why the rollup of `summary` is not being kept exact (for
@@ -1088,6 +1196,13 @@ fn rollup_status(summary: pg_sys::Oid) -> Option<String> {
     if rel_owner(source) == pg_sys::InvalidOid {
         return Some("broken: the source table is gone".into());
     }
+    if rel_owner(source) != rel_owner(summary) {
+        return Some(format!(
+            "broken: the summary belongs to {}, the source to {} (hand the source over too)",
+            role_name(rel_owner(summary)),
+            role_name(rel_owner(source))
+        ));
+    }
     let labels = [
         ("ins", "INSERT"),
         ("del", "DELETE"),
@@ -1102,14 +1217,12 @@ fn rollup_status(summary: pg_sys::Oid) -> Option<String> {
     );
     let mut disabled: Vec<String> = Vec::new();
     for (table, label) in tables {
-        let triggers: Vec<RollupTrigger> = if table == source {
-            triggers_of(summary, source)
-        } else {
-            rollup_triggers(Some(table), None)
-                .into_iter()
-                .filter(|t| linked(t.oid, summary))
-                .collect()
-        };
+        // Only linked triggers maintain the summary (an unlinked one
+        // someone else made or replaced maintains nothing).
+        let triggers: Vec<RollupTrigger> = rollup_triggers(Some(table), None)
+            .into_iter()
+            .filter(|t| linked(t.oid, summary))
+            .collect();
         let missing: Vec<&str> = labels
             .iter()
             .filter(|(op, _)| !triggers.iter().any(|t| t.op == *op))
@@ -1135,4 +1248,91 @@ fn rollup_status(summary: pg_sys::Oid) -> Option<String> {
         ));
     }
     Some("ok".into())
+}
+
+/// Called by the sql_drop event trigger: for each rollup that lost a
+/// trigger in this command (found through `vigil.rollup_triggers`, never
+/// by looking at every rollup), refuses (2BP01) a DROP TRIGGER of one
+/// (`vigil.drop_rollup` drops a rollup; DISABLE TRIGGER pauses it), and
+/// drops the whole rollup when a CASCADE took the source's triggers (DROP
+/// COLUMN … CASCADE, DROP FUNCTION … CASCADE of a filter's function).
+/// Partition triggers going with their partition (DROP TABLE) and
+/// vigil's own drops (DETACH, drop_rollup) are let go. Outside a sql_drop
+/// event trigger it does nothing but fail.
+#[pg_extern(volatile, parallel_unsafe, name = "_rollup_dropped")]
+fn rollup_dropped() {
+    let guard = Restricted::enter_pinned();
+    guard.act_as(crate::security::extension_owner());
+    let sql = "SELECT rt.trigger, rt.summary, rt.on_source, o.original \
+               FROM pg_catalog.pg_event_trigger_dropped_objects() o \
+               JOIN vigil.rollup_triggers rt ON rt.trigger = o.objid \
+               WHERE o.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass";
+    let lost: Vec<(pg_sys::Oid, pg_sys::Oid, bool, bool)> = Spi::connect(|client| {
+        client
+            .select(sql, None, &[])
+            .unwrap()
+            .filter_map(|row| {
+                Some((
+                    row.get::<pg_sys::Oid>(1).ok()??,
+                    row.get::<pg_sys::Oid>(2).ok()??,
+                    row.get::<bool>(3).ok()??,
+                    row.get::<bool>(4).ok()??,
+                ))
+            })
+            .collect()
+    });
+    let own: Vec<u32> = OWN_DROPS.with(|o| std::mem::take(&mut *o.borrow_mut()));
+    let mut summaries: Vec<pg_sys::Oid> = lost.iter().map(|l| l.1).collect();
+    summaries.sort_by_key(|o| o.to_u32());
+    summaries.dedup();
+    for summary in summaries {
+        let alive = Spi::get_one::<bool>(&format!(
+            "SELECT EXISTS (SELECT 1 FROM vigil.rollup_defs d JOIN pg_catalog.pg_class c ON c.oid = d.summary::pg_catalog.oid \
+             WHERE d.summary::pg_catalog.oid = {})",
+            summary.to_u32()
+        ))
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+        if !alive {
+            continue;
+        }
+        let mine = lost.iter().filter(|l| l.1 == summary);
+        if mine.clone().any(|l| l.3 && !own.contains(&l.0.to_u32())) {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
+                format!("cannot drop a trigger of rollup {} on its own", summary_label(summary)),
+                format!(
+                    "SELECT vigil.drop_rollup('{}') drops the rollup; ALTER TABLE ... DISABLE TRIGGER pauses it.",
+                    summary_label(summary).replace('\'', "''")
+                )
+            );
+        }
+        if mine.clone().any(|l| l.2 && !l.3) {
+            let object = pg_sys::ObjectAddress {
+                classId: pg_sys::RelationRelationId,
+                objectId: summary,
+                objectSubId: 0,
+            };
+            // SAFETY: the summary exists; the command that dropped its
+            // triggers was allowed to (the source's owner's CASCADE).
+            unsafe {
+                pg_sys::performDeletion(&object, pg_sys::DropBehavior::DROP_CASCADE, 0);
+                pg_sys::CommandCounterIncrement();
+            }
+            spi_run(&format!(
+                "DELETE FROM vigil.rollup_defs WHERE summary = {}",
+                summary.to_u32()
+            ));
+        }
+    }
+    let gone: Vec<String> = lost.iter().map(|l| l.0.to_u32().to_string()).collect();
+    if !gone.is_empty() {
+        spi_run(&format!(
+            "DELETE FROM vigil.rollup_triggers WHERE trigger IN ({})",
+            gone.join(", ")
+        ));
+    }
+    drop(guard);
 }

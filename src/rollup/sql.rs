@@ -89,7 +89,7 @@ fn columns(oid: pg_sys::Oid) -> HashMap<String, (ColumnType, u32)> {
         .collect()
 }
 
-fn interval_text(bucket: &Interval) -> String {
+pub(super) fn interval_text(bucket: &Interval) -> String {
     if bucket.months() != 0 {
         raise(VigilError::invalid(
             "bucket must be a fixed length (days, hours, minutes, seconds), not months or years",
@@ -497,6 +497,7 @@ fn create_rollup(
         literal(&r.bucket),
         literal(&measures.0.to_string()),
     ));
+    super::ddl::refuse_inheritance(source);
     guard.act_as(owner);
     // Creating the triggers takes a lock that blocks writers to the source
     // until we commit, so the backfill below sees every row exactly once.
@@ -505,7 +506,7 @@ fn create_rollup(
     }
     let created = super::ddl::created_triggers(&r, source);
     super::ddl::record_dependencies(&r, source, summary, &created);
-    super::ddl::ensure_partition_triggers(&r, source, summary, false);
+    super::ddl::ensure_partition_triggers(&guard, &r, source, summary, false);
     spi_run(&r.backfill_statement());
     spi_run(&r.since_function_sql());
     for v in r.window_views() {
@@ -753,7 +754,16 @@ fn drop_rollup(name: pg_sys::Oid) {
     };
     delete(pg_sys::RelationRelationId, name);
     for t in triggers {
-        delete(pg_sys::TriggerRelationId, t);
+        let gone = Spi::get_one::<bool>(&format!(
+            "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.oid = {})",
+            t.to_u32()
+        ))
+        .ok()
+        .flatten()
+        .unwrap_or(true);
+        if !gone {
+            super::ddl::drop_own_trigger(t);
+        }
     }
     guard.act_as(extension_owner());
     spi_run(&format!(

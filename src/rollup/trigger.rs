@@ -96,18 +96,22 @@ fn register_callbacks() {
 /// Whether the plans' names still resolve to the rollup's summary and
 /// source; raises (42501) if either schema is no longer one that only the
 /// owner (or a superuser) controls. Run as the extension owner, restricted.
-fn names_still_hold(guard: &Restricted, k: &Kept) -> bool {
+fn names_still_hold(guard: &Restricted, k: &Kept, trigger: u32) -> bool {
     let (source, owner) = (k.def_source, k.owner);
     guard.act_as(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID));
     let same = Spi::get_one::<bool>(&format!(
         "SELECT pg_catalog.to_regclass({})::pg_catalog.oid = {} AND pg_catalog.to_regclass({})::pg_catalog.oid = {} \
-            AND (SELECT {FINGERPRINT} FROM vigil.rollup_defs d WHERE d.summary = {}) = {}",
+            AND (SELECT {FINGERPRINT} FROM vigil.rollup_defs d WHERE d.summary = {}) = {} \
+            AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep WHERE dep.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass \
+                        AND dep.objid = {trigger} AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+                        AND dep.refobjid = {} AND dep.refobjsubid = 0)",
         super::literal(&k.table),
         k.summary.to_u32(),
         super::literal(&k.source),
         source.to_u32(),
         k.summary.to_u32(),
-        super::literal(&k.fingerprint)
+        super::literal(&k.fingerprint),
+        k.summary.to_u32()
     ))
     .ok()
     .flatten()
@@ -187,26 +191,26 @@ fn definition(
             "rollup trigger: rollup \"{summary_name}\" does not summarize the table this trigger is on"
         ));
     }
-    // Only the one trigger for its event that maintains this summary runs
-    // (linked in pg_depend, or, unlinked, named in its argument): a role
-    // with TRIGGER on the source cannot add a second one that counts every
-    // row twice. Both refuse when there are two.
-    // A linked trigger yields only to another linked one (which cannot
-    // happen: vigil links one per event); an unlinked one to any other.
-    let same_arg = if by_oid {
-        "false"
-    } else {
-        "pg_catalog.split_part(pg_catalog.encode(t.tgargs, 'escape'), '\\000', 1) \
-         = pg_catalog.split_part(pg_catalog.encode(me.tgargs, 'escape'), '\\000', 1)"
-    };
+    if !by_oid {
+        // Not linked in pg_depend: vigil links the triggers the rollup's
+        // owner (or a restoring superuser) made, as they are created, so an
+        // unlinked one was made or replaced by someone else (a role with
+        // TRIGGER on the source). It maintains nothing — the summary falls
+        // behind and vigil.rollups.status says so — and never double counts.
+        warn_once(trigger, format!(
+            "rollup trigger: \"{summary_name}\" is not maintained by this trigger ({op}): it is not one the rollup's owner made; \
+             re-create the rollup, or recreate the trigger as its owner"
+        ));
+        return None;
+    }
+    // vigil links one trigger per event and table; two would count twice.
     let others = Spi::get_one::<i64>(&format!(
         "SELECT count(*) FROM pg_catalog.pg_trigger t, pg_catalog.pg_trigger me \
          WHERE me.oid = {trigger} AND t.tgrelid = me.tgrelid AND t.tgfoid = me.tgfoid \
-           AND t.tgtype = me.tgtype AND t.tgenabled <> 'D' AND t.oid <> me.oid \
-           AND (EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep \
-                        WHERE dep.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND dep.objid = t.oid \
-                          AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND dep.refobjid = {}) \
-                OR {same_arg})",
+           AND t.tgtype = me.tgtype AND t.tgenabled <> 'D' AND t.oid <> me.oid AND t.tgqual IS NULL \
+           AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep \
+                       WHERE dep.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND dep.objid = t.oid \
+                         AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND dep.refobjid = {})",
         summary.to_u32()
     ))
     .ok()
@@ -214,7 +218,7 @@ fn definition(
     .unwrap_or(0);
     if others > 0 {
         protocol_error(format!(
-            "rollup trigger: another enabled trigger also maintains \"{summary_name}\" for this event ({op}); drop the one create_rollup did not make"
+            "rollup trigger: another enabled trigger also maintains \"{summary_name}\" for this event ({op})"
         ));
     }
     Some((super::sql::load(summary), summary, def_source))
@@ -330,7 +334,7 @@ fn rollup_trigger<'a>(
         let holds = KEPT.with(|m| {
             let m = m.borrow();
             let k = m.get(&tgoid).expect("present");
-            names_still_hold(&guard, k)
+            names_still_hold(&guard, k, tgoid)
         });
         KEPT.with(|m| {
             let mut m = m.borrow_mut();
@@ -393,15 +397,11 @@ fn rollup_trigger<'a>(
                 .ok()
                 .flatten()
                 .unwrap_or(false);
-                let name = Spi::get_one::<String>(&format!(
-                    "SELECT {}::pg_catalog.regclass::text",
-                    source.to_u32()
-                ))
-                .ok()
-                .flatten()
-                .unwrap_or_default();
+                // Read through the partitioned table, as its owner: the
+                // partition's own policies never run.
+                let rows = super::ddl::through_parent(&rollup, source);
                 let statements = if leaf {
-                    rollup.truncate_partition_statements(&name, source.to_u32())
+                    rollup.truncate_partition_statements(&rows, source.to_u32())
                 } else {
                     Vec::new()
                 };

@@ -936,15 +936,36 @@ pub fn a_trigger_grantee_cannot_make_a_rollup_count_twice(c: &Cluster) {
            EXECUTE FUNCTION vigil._rollup_trigger('alice.ev3_sum')",
     )
     .unwrap();
+    // Not linked (bob made it): it maintains nothing, the owner's trigger
+    // counts the row once, and bob's write goes on.
     assert_eq!(
         try_sql(&mut b, "INSERT INTO alice.ev3 VALUES (now(), 'x')"),
-        "39P01"
+        "ok"
     );
-    a.batch_execute("DROP TRIGGER zz_twice ON alice.ev3")
-        .unwrap();
+    // Nor does replacing the owner's own trigger make it count for bob.
+    assert_eq!(
+        try_sql(
+            &mut b,
+            "CREATE OR REPLACE TRIGGER vigil_rollup_ev3_sum_ins AFTER INSERT ON alice.ev3 REFERENCING NEW TABLE AS vigil_new
+               FOR EACH STATEMENT EXECUTE FUNCTION vigil._rollup_trigger('\"alice\".\"ev3_sum\"')"
+        ),
+        "ok"
+    );
     b.batch_execute("INSERT INTO alice.ev3 VALUES (now(), 'x')")
         .unwrap();
     assert_eq!(one(&mut a, "SELECT sum(n)::int8 FROM alice.ev3_sum"), 1);
+    let status: String = su
+        .query_one(
+            "SELECT status FROM vigil.rollups WHERE name = 'alice.ev3_sum'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(status.starts_with("broken"), "{status}");
+    a.batch_execute("DROP TRIGGER zz_twice ON alice.ev3")
+        .unwrap();
+    a.batch_execute("SELECT vigil.rebuild_rollup('alice.ev3_sum')")
+        .unwrap();
     assert_eq!(
         one(&mut a, "SELECT vigil.verify_rollup('alice.ev3_sum')"),
         0
@@ -1045,5 +1066,86 @@ pub fn internal_functions_answer_bad_input_without_internal_errors(c: &Cluster) 
     ] {
         assert_eq!(try_sql(&mut m, &sql), want, "{sql}");
     }
+    assert_nobody_escalated(&mut su);
+}
+
+/// The DDL event triggers act only on the rollups a command touches, run
+/// no code a partition's owner controls as the partitioned table's owner,
+/// and never fail on malformed trigger-carried definitions.
+pub fn rollup_ddl_hooks_touch_only_their_own_rollups_and_run_no_partition_owner_code(c: &Cluster) {
+    let mut su = setup(c);
+    let mut a = c.connect_as(DB, "alice");
+    a.batch_execute(
+        r#"CREATE TABLE alice.ev5 (ts timestamptz NOT NULL, k text, v int);
+           INSERT INTO alice.ev5 VALUES (now(), 'a', 1);
+           SELECT vigil.create_rollup('alice.ev5_sum', 'alice.ev5', 'ts', '1 hour', ARRAY['k']::name[], '{"n":{"agg":"count"}}');"#,
+    )
+    .unwrap();
+    // Another role's DROP of its own temp table with a trigger leaves
+    // alice's rollup alone, and its own broken rollup blocks no one.
+    let mut m = c.connect_as(DB, "mallory");
+    m.batch_execute(
+        r#"CREATE TABLE mallory.src (ts timestamptz NOT NULL, k text);
+           SELECT vigil.create_rollup('mallory.src_sum', 'mallory.src', 'ts', '1 hour', ARRAY['k']::name[], '{"n":{"agg":"count"}}');
+           ALTER TABLE mallory.src DISABLE TRIGGER vigil_rollup_src_sum_upd;
+           CREATE TEMP TABLE t (x int);
+           CREATE FUNCTION mallory.noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+           CREATE TRIGGER tt AFTER INSERT ON t FOR EACH STATEMENT EXECUTE FUNCTION mallory.noop();
+           DROP TABLE t;
+           CREATE TABLE mallory.other (x int);
+           CREATE TRIGGER ot AFTER INSERT ON mallory.other FOR EACH STATEMENT EXECUTE FUNCTION mallory.noop();
+           DROP TRIGGER ot ON mallory.other;"#,
+    )
+    .unwrap();
+    assert_eq!(
+        one(
+            &mut su,
+            "SELECT count(*) FROM vigil.rollup_defs WHERE summary = 'alice.ev5_sum'::regclass"
+        ),
+        1
+    );
+    // A partition owned by mallory with a policy that records who reads it:
+    // truncating or attaching it never runs that policy as alice.
+    plant_escalator(&mut m, "mallory");
+    a.batch_execute(
+        r#"CREATE TABLE alice.pe (ts timestamptz NOT NULL, k text) PARTITION BY RANGE (ts);
+           CREATE TABLE alice.pe1 PARTITION OF alice.pe FOR VALUES FROM ('2000-01-01') TO ('2100-01-01');
+           SELECT vigil.create_rollup('alice.pe_sum', 'alice.pe', 'ts', '1 day', ARRAY['k']::name[], '{"n":{"agg":"count"}}');
+           INSERT INTO alice.pe VALUES (now(), 'x');
+           CREATE TABLE alice.pe2 (ts timestamptz NOT NULL, k text);"#,
+    )
+    .unwrap();
+    su.batch_execute(
+        "ALTER TABLE alice.pe2 OWNER TO mallory;
+         GRANT USAGE ON SCHEMA mallory TO alice;",
+    )
+    .unwrap();
+    m.batch_execute(
+        "INSERT INTO alice.pe2 VALUES ('2150-01-01', 'y');
+         ALTER TABLE alice.pe2 ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY spy ON alice.pe2 USING (mallory.mallory_escalate());",
+    )
+    .unwrap();
+    su.batch_execute(
+        "ALTER TABLE alice.pe ATTACH PARTITION alice.pe2 FOR VALUES FROM ('2100-01-01') TO ('2200-01-01');",
+    )
+    .unwrap();
+    assert_eq!(one(&mut a, "SELECT vigil.verify_rollup('alice.pe_sum')"), 0);
+    assert_eq!(one(&mut a, "SELECT sum(n)::int8 FROM alice.pe_sum"), 2);
+    su.batch_execute("TRUNCATE alice.pe2").unwrap();
+    assert!(
+        !ran_as(&mut su, "mallory").contains(&"alice".to_string()),
+        "a partition owner's policy ran as the partitioned table's owner"
+    );
+    assert_eq!(one(&mut a, "SELECT vigil.verify_rollup('alice.pe_sum')"), 0);
+    // A NUL in a trigger-carried definition is no internal error.
+    let code = try_sql(
+        &mut a,
+        "CREATE TABLE alice.q (ts timestamptz NOT NULL, k text);
+         CREATE TRIGGER vigil_rollup_q_ins AFTER INSERT ON alice.q REFERENCING NEW TABLE AS vigil_new FOR EACH STATEMENT
+           EXECUTE FUNCTION vigil._rollup_trigger('alice.ev5_sum', '{\"time_column\":\"ts\",\"bucket\":\"1 month\",\"group_by\":[],\"measures\":{\"n\":{\"agg\":\"count\",\"filter\":\"k = \\u0000\"}}}');
+         INSERT INTO alice.q VALUES (now(), 'a');",
+    );
+    assert!(code == "ok" || code == "39P01", "{code}");
     assert_nobody_escalated(&mut su);
 }

@@ -447,7 +447,7 @@ pub fn partitioned_sources_stay_exact_on_every_path(c: &Cluster) {
     assert_eq!(one_i64(&mut owner, "SELECT count(*) FROM app.pr"), 0);
 }
 
-pub fn a_new_owner_of_the_source_gets_the_rollup_and_nothing_else(c: &Cluster) {
+pub fn a_rollup_changes_hands_only_explicitly_and_whole(c: &Cluster) {
     let mut su = c.fresh_db("rollup_owner");
     su.batch_execute(
         "DO $$ BEGIN
@@ -478,13 +478,31 @@ pub fn a_new_owner_of_the_source_gets_the_rollup_and_nothing_else(c: &Cluster) {
              BEGIN ATOMIC SELECT sum(n) FROM shared.ev_1h; END;",
         )
         .unwrap();
-    // The hand-over, in one transaction: the heir, not the old owner, may
-    // now create in the schema (the schema rule holds for the new owner).
+    // The source alone cannot change hands: its rollup would run as the
+    // new owner over a summary (and whatever its owner put on it) that
+    // is not theirs. Nothing is handed over automatically.
+    assert_eq!(
+        try_sql(&mut su, "ALTER TABLE shared.ev OWNER TO ddl_heir"),
+        "42501"
+    );
+    // The hand-over, in one transaction: the summary and what
+    // create_rollup made, then the source; the heir, not the old owner,
+    // may now create in the schema (the schema rule holds for the heir).
     su.batch_execute(
         "BEGIN; REVOKE CREATE ON SCHEMA shared FROM ddl_owner; GRANT CREATE ON SCHEMA shared TO ddl_heir;
+         ALTER TABLE shared.ev_1h OWNER TO ddl_heir; ALTER FUNCTION shared.ev_1h_since(interval) OWNER TO ddl_heir;
+         ALTER VIEW shared.ev_1h_1h OWNER TO ddl_heir; ALTER VIEW shared.ev_1h_24h OWNER TO ddl_heir;
+         ALTER VIEW shared.ev_1h_7d OWNER TO ddl_heir;
          ALTER TABLE shared.ev OWNER TO ddl_heir; COMMIT;",
     )
     .unwrap();
+    assert_eq!(
+        one_text(
+            &mut su,
+            "SELECT status FROM vigil.rollups WHERE name = 'shared.ev_1h'::regclass"
+        ),
+        "ok"
+    );
     let owners: Vec<(String, String)> = su
         .query(
             "SELECT c.relname::text, c.relowner::regrole::text FROM pg_class c
@@ -624,4 +642,78 @@ pub fn pg_partman_partitions_and_retention_keep_the_rollup_exact(c: &Cluster) {
         ),
         "ok"
     );
+}
+
+pub fn ddl_keeps_paused_triggers_paused_follows_types_and_schemas_and_refuses_inheritance(
+    c: &Cluster,
+) {
+    let (mut su, mut owner) = setup(c, "rollup_ddl2");
+    // Renaming the summary re-creates its triggers' arguments: a paused
+    // trigger stays paused.
+    owner
+        .batch_execute("ALTER TABLE app.ev DISABLE TRIGGER vigil_rollup_r3_ins; ALTER TABLE app.r3 RENAME TO r3_daily;")
+        .unwrap();
+    assert_eq!(
+        one_text(
+            &mut su,
+            "SELECT tgenabled::text FROM pg_trigger WHERE tgname = 'vigil_rollup_r3_ins'"
+        ),
+        "D"
+    );
+    owner
+        .batch_execute("ALTER TABLE app.ev ENABLE TRIGGER vigil_rollup_r3_ins; SELECT vigil.rebuild_rollup('app.r3_daily');")
+        .unwrap();
+    // A schema rename reaches the triggers' arguments (what a dump keeps).
+    su.batch_execute("ALTER SCHEMA app RENAME TO app2").unwrap();
+    assert_eq!(
+        one_i64(
+            &mut su,
+            "SELECT count(*) FROM pg_trigger WHERE tgfoid = 'vigil._rollup_trigger'::regproc
+              AND pg_catalog.encode(tgargs, 'escape') NOT LIKE '\"app2\".%'"
+        ),
+        0
+    );
+    su.batch_execute("ALTER SCHEMA app2 RENAME TO app").unwrap();
+    write_and_verify(
+        &mut owner,
+        "app.ev",
+        ("ts", "entity", "status", "v"),
+        &["app.r1", "app.r2", "app.r3_daily"],
+    );
+    // Inheritance around a source is refused.
+    assert_eq!(
+        try_sql(&mut owner, "CREATE TABLE app.child () INHERITS (app.ev)"),
+        "0A000"
+    );
+    // A typed table's column renamed through its type is followed.
+    owner
+        .batch_execute(
+            "CREATE TYPE app.row_t AS (ts timestamptz, k text, v float8);
+             CREATE TABLE app.typed OF app.row_t;
+             INSERT INTO app.typed VALUES (now(), 'a', 1);
+             SELECT vigil.create_rollup('app.typed_1h', 'app.typed', 'ts', '1 hour', ARRAY['k'],
+                 '{\"n\": {\"agg\": \"count\"}, \"s\": {\"agg\": \"sum\", \"column\": \"v\"}}');
+             ALTER TYPE app.row_t RENAME ATTRIBUTE v TO value CASCADE;
+             INSERT INTO app.typed VALUES (now(), 'b', 2);",
+        )
+        .unwrap();
+    assert_eq!(
+        one_i64(&mut owner, "SELECT vigil.verify_rollup('app.typed_1h')"),
+        0
+    );
+    // A superuser (or pg_partman as one) may create a partition of the
+    // owner's partitioned source.
+    owner
+        .batch_execute(
+            "CREATE TABLE app.pp (ts timestamptz NOT NULL, k text, v float8) PARTITION BY RANGE (ts);
+             SELECT vigil.create_rollup('app.pp_1h', 'app.pp', 'ts', '1 hour', ARRAY['k'], '{\"n\": {\"agg\": \"count\"}}');",
+        )
+        .unwrap();
+    su.batch_execute(
+        "CREATE TABLE app.pp1 PARTITION OF app.pp FOR VALUES FROM ('2000-01-01') TO ('2100-01-01')",
+    )
+    .unwrap();
+    su.batch_execute("INSERT INTO app.pp1 VALUES (now(), 'a', 1)")
+        .unwrap();
+    assert_eq!(one_i64(&mut owner, "SELECT sum(n)::int8 FROM app.pp_1h"), 1);
 }
