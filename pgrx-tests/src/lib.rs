@@ -333,6 +333,17 @@ impl Drop for Cluster {
     }
 }
 
+/// SQLSTATE of running `sql` ("ok" when it worked).
+pub fn try_sql(db: &mut Client, sql: &str) -> String {
+    match db.batch_execute(sql) {
+        Ok(()) => "ok".into(),
+        Err(e) => e
+            .code()
+            .map(|c| c.code().to_string())
+            .unwrap_or_else(|| e.to_string()),
+    }
+}
+
 /// Runs `ALTER SYSTEM` statements (each in its own transaction, as it
 /// requires) and reloads the configuration.
 pub fn set_config(db: &mut Client, statements: &[&str]) {

@@ -6,7 +6,7 @@
 //! specific defence answered (an SQLSTATE, a broken-monitor report), so a
 //! regression fails here rather than passing quietly.
 
-use pg_vigil_e2e::{wait_for, Cluster};
+use pg_vigil_e2e::{try_sql, wait_for, Cluster};
 use postgres::Client;
 use std::time::Duration;
 
@@ -58,17 +58,6 @@ fn is_super(db: &mut Client, role: &str) -> bool {
 fn assert_nobody_escalated(db: &mut Client) {
     for r in ["mallory", "alice", "bob", "adm", "op", "rdr"] {
         assert!(!is_super(db, r), "{r} became superuser");
-    }
-}
-
-/// SQLSTATE of running `sql` as the connected role ("ok" when it worked).
-fn try_sql(db: &mut Client, sql: &str) -> String {
-    match db.batch_execute(sql) {
-        Ok(()) => "ok".into(),
-        Err(e) => e
-            .code()
-            .map(|c| c.code().to_string())
-            .unwrap_or_else(|| e.to_string()),
     }
 }
 

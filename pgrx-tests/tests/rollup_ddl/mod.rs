@@ -4,19 +4,8 @@
 //! that the rollup stays exact (`verify_rollup` = 0) or is refused/dropped
 //! the way PostgreSQL treats a view.
 
-use pg_vigil_e2e::Cluster;
+use pg_vigil_e2e::{try_sql, Cluster};
 use postgres::Client;
-
-/// SQLSTATE of `sql` ("ok" when it worked).
-fn try_sql(db: &mut Client, sql: &str) -> String {
-    match db.batch_execute(sql) {
-        Ok(()) => "ok".into(),
-        Err(e) => e
-            .code()
-            .map(|c| c.code().to_string())
-            .unwrap_or_else(|| e.to_string()),
-    }
-}
 
 fn one_i64(db: &mut Client, sql: &str) -> i64 {
     db.query_one(sql, &[]).unwrap().get(0)
