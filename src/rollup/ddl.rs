@@ -50,6 +50,10 @@ pub(super) struct RollupTrigger {
     pub state: String,
 }
 
+/// The events of a rollup's triggers, in the order `Rollup::triggers_for`
+/// writes them.
+const OPS: [&str; 4] = ["ins", "del", "upd", "trunc"];
+
 fn op_of(tgtype: i32) -> &'static str {
     let t = tgtype as u32;
     if t & pg_sys::TRIGGER_TYPE_INSERT != 0 {
@@ -171,13 +175,7 @@ fn linked_triggers(summary: pg_sys::Oid, source: pg_sys::Oid) -> Vec<RollupTrigg
 
 /// The triggers `create_rollup` just made for `r`, by their names.
 pub(super) fn created_triggers(r: &Rollup, source: pg_sys::Oid) -> Vec<pg_sys::Oid> {
-    let names: Vec<String> = ["ins", "del", "upd", "trunc"]
-        .iter()
-        .map(|op| {
-            let q = r.trigger_name(op);
-            q[1..q.len() - 1].replace("\"\"", "\"")
-        })
-        .collect();
+    let names: Vec<String> = OPS.iter().map(|op| r.trigger_name_raw(op)).collect();
     rollup_triggers(Some(source), None)
         .into_iter()
         .filter(|t| names.contains(&t.name))
@@ -276,11 +274,6 @@ pub(super) fn record_dependencies(
     record((class, summary), (class, source, 0));
 }
 
-/// Whether `table` is the rollup's source itself (not a partition of it).
-fn r_source_oid(r: &Rollup, table: pg_sys::Oid) -> pg_sys::Oid {
-    regclass_of(&r.source).unwrap_or(table)
-}
-
 /// Notes in `vigil.rollup_triggers` which summary a linked trigger
 /// maintains, so the sql_drop event trigger can tell, from the oids of the
 /// triggers a command dropped, which rollups lost one (written as the
@@ -317,16 +310,16 @@ pub(super) fn drop_own_trigger(oid: pg_sys::Oid) {
     }
 }
 
-/// Links triggers on `table` (the source, or one of its partitions) to
-/// the summary and to the columns of `table` the rollup reads; the
-/// filters' objects too on the source (a partition's columns are the
-/// parent's: they cannot be dropped or retyped on their own).
+/// Links triggers on `table` (the source, `on_source`, or one of its
+/// partitions) to the summary and to the columns of `table` the rollup
+/// reads; the filters' objects too on the source (a partition's columns
+/// are the parent's: they cannot be dropped or retyped on their own).
 fn link_triggers(
     r: &Rollup,
     table: pg_sys::Oid,
     summary: pg_sys::Oid,
     triggers: &[pg_sys::Oid],
-    filters: bool,
+    on_source: bool,
 ) {
     let class = pg_sys::RelationRelationId;
     let trig = pg_sys::TriggerRelationId;
@@ -337,7 +330,7 @@ fn link_triggers(
         .collect();
     for t in triggers {
         let t = *t;
-        remember_trigger(t, summary, table == r_source_oid(r, table));
+        remember_trigger(t, summary, on_source);
         if depends((trig, t), (class, summary, 0)) {
             continue;
         }
@@ -345,7 +338,7 @@ fn link_triggers(
         for a in &columns {
             record((trig, t), (class, table, i32::from(*a)));
         }
-        if filters {
+        if on_source {
             for (m, _) in &r.measures {
                 if let Some(f) = &m.filter {
                     record_filter_dependencies(t, table, r, f);
@@ -606,15 +599,8 @@ pub(super) fn ensure_partition_triggers(
         // CREATE TRIGGER needs TRIGGER on the partition: as its owner (a
         // superuser, or pg_partman, may have made it).
         guard.act_as(rel_owner(member));
-        let ops = ["ins", "del", "upd", "trunc"];
-        let names: Vec<String> = ops
-            .iter()
-            .map(|op| {
-                let q = r.trigger_name(op);
-                q[1..q.len() - 1].replace("\"\"", "\"")
-            })
-            .collect();
-        for (op, sql) in ops.iter().zip(r.triggers_on(&name)) {
+        let names: Vec<String> = OPS.iter().map(|op| r.trigger_name_raw(op)).collect();
+        for (op, sql) in OPS.iter().zip(r.triggers_on(&name)) {
             if !have.contains(op) {
                 spi_run(&sql);
             }
@@ -706,7 +692,7 @@ fn stored(summary: pg_sys::Oid) -> (String, Vec<String>, Vec<String>, Value) {
 /// definition uses but the source no longer has is the old one; the new
 /// one is the column the rollup's triggers depend on that the definition
 /// does not name. One rename per statement, so the pair is unique.
-fn follow_column_rename(guard: &Restricted, summary: pg_sys::Oid, source: pg_sys::Oid) -> bool {
+fn follow_column_rename(guard: &Restricted, summary: pg_sys::Oid, source: pg_sys::Oid) {
     let (time_column, group_by, group_source, mut measures) = stored(summary);
     let live = live_columns(source);
     let has = |c: &str| live.iter().any(|(_, n)| n == c);
@@ -727,7 +713,7 @@ fn follow_column_rename(guard: &Restricted, summary: pg_sys::Oid, source: pg_sys
     let (_, source_rel) = relation_name(source, "source");
     let missing: Vec<&String> = used.iter().filter(|c| !has(c)).collect();
     if missing.is_empty() {
-        return false;
+        return;
     }
     let depended: Vec<i16> = triggers_of(summary, source)
         .iter()
@@ -802,7 +788,6 @@ fn follow_column_rename(guard: &Restricted, summary: pg_sys::Oid, source: pg_sys
         literal(&measures.to_string()),
         summary.to_u32()
     ));
-    true
 }
 
 fn summary_label(summary: pg_sys::Oid) -> String {
@@ -849,8 +834,7 @@ fn refresh_triggers(
         }
         let names: std::collections::HashMap<&str, String> =
             triggers.iter().map(|t| (t.op, ident(&t.name))).collect();
-        let ops = ["ins", "del", "upd", "trunc"];
-        for (op, sql) in ops.iter().zip(r.triggers_for(
+        for (op, sql) in OPS.iter().zip(r.triggers_for(
             &name,
             |op| names.get(op).cloned().unwrap_or_default(),
             true,

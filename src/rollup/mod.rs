@@ -876,13 +876,18 @@ impl Rollup {
         out
     }
 
-    /// The name of the trigger on the source for operation `op`.
+    /// The name of the trigger on the source for operation `op`, quoted.
     pub fn trigger_name(&self, op: &str) -> String {
+        ident(&self.trigger_name_raw(op))
+    }
+
+    /// The same name unquoted, as `pg_trigger.tgname` holds it.
+    pub fn trigger_name_raw(&self, op: &str) -> String {
         let mut base = format!("vigil_rollup_{}", self.name);
         while base.len() + op.len() + 1 > 63 {
             base.pop();
         }
-        ident(&format!("{base}_{op}"))
+        format!("{base}_{op}")
     }
 
     /// CREATE TRIGGER statements on the source: every one runs the shared

@@ -151,10 +151,10 @@ fn protocol_error(message: String) -> ! {
 /// writer may not see `vigil.rollup_defs`) with the catalog-only search
 /// path; no user SQL runs then: the plans are prepared later, as the owner.
 /// The summary is found by oid through the trigger's `pg_depend` entry on
-/// it (so renaming the summary or its schema does not break writes), and by
-/// the argument's name where that entry is missing (after a restore) — then
-/// only for the trigger `create_rollup` named, so a role with TRIGGER on
-/// the source cannot add a second trigger that counts every row twice.
+/// it (so renaming the summary or its schema does not break writes). Only
+/// linked triggers maintain: one without the entry (made or replaced by a
+/// role with TRIGGER on the source, not the owner) warns and does nothing,
+/// so no trigger can make a summary count a row twice.
 fn definition(
     guard: &Restricted,
     summary_name: &str,
