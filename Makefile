@@ -39,6 +39,7 @@ pgtest:
 
 # End-to-end: our own preloaded cluster (pg_cron + pg_vigil), always stopped.
 e2e:
+	scripts/old-version.sh 0.1.0 >/dev/null
 	cargo test -p pg_vigil_e2e --test e2e
 
 demo: install

@@ -157,6 +157,10 @@ COMMENT ON FUNCTION vigil._forget_dropped_rollups() IS
 COMMENT ON FUNCTION vigil._rollup_dropped() IS
     'Internal: for the sql_drop event trigger; the rollups that lost a trigger in this command are dropped (CASCADE) or the command refused (DROP TRIGGER)';
 REVOKE EXECUTE ON FUNCTION vigil._forget_dropped_rollups() FROM PUBLIC;
+COMMENT ON FUNCTION vigil._upgrade_rollup(oid) IS
+    'Internal: run by ALTER EXTENSION pg_vigil UPDATE; makes a rollup an older version created into one of this '
+    'version''s (source owner''s objects, shared trigger, dependencies) and recomputes it. NULL, or why it was left unlinked';
+REVOKE EXECUTE ON FUNCTION vigil._upgrade_rollup(oid) FROM PUBLIC;
 CREATE EVENT TRIGGER vigil_forget_dropped_rollups ON sql_drop
     EXECUTE FUNCTION vigil._forget_dropped_rollups();
 

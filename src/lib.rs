@@ -13,6 +13,7 @@ pub mod security;
 pub mod sketch;
 mod sqlglue;
 pub mod stats;
+pub mod version;
 mod worker;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -58,6 +59,7 @@ extension_sql_file!(
         rollup::ddl::rollup_status,
         rollup::ddl::rollup_ddl,
         rollup::ddl::rollup_dropped,
+        rollup::sql::upgrade_rollup,
         rollup::trigger::rollup_trigger,
     ]
 );

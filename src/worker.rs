@@ -67,6 +67,10 @@ enum WorkerState {
     NotStarted,
     Connecting,
     WaitingForExtension,
+    /// The database has another version of the extension's SQL than this
+    /// library (src/version.rs): nothing is sent until ALTER EXTENSION
+    /// pg_vigil UPDATE.
+    WaitingForUpdate,
     Idle,
     Disabled,
     Stopped,
@@ -78,6 +82,7 @@ impl WorkerState {
             WorkerState::NotStarted => "not_started",
             WorkerState::Connecting => "connecting",
             WorkerState::WaitingForExtension => "waiting_for_extension",
+            WorkerState::WaitingForUpdate => "waiting_for_update",
             WorkerState::Idle => "idle",
             WorkerState::Disabled => "disabled",
             WorkerState::Stopped => "stopped",
@@ -172,14 +177,12 @@ fn beat(state: WorkerState) {
     });
 }
 
-fn extension_installed() -> bool {
-    BackgroundWorker::transaction(|| {
-        Spi::get_one::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_vigil')",
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+/// Whether the extension is installed, and at this library's version.
+fn extension_state() -> WorkerState {
+    BackgroundWorker::transaction(|| match crate::version::installed() {
+        None => WorkerState::WaitingForExtension,
+        Some(v) if v == crate::version::LIBRARY => WorkerState::Idle,
+        Some(_) => WorkerState::WaitingForUpdate,
     })
 }
 
@@ -225,6 +228,7 @@ pub extern "C-unwind" fn vigil_worker_main(_arg: pg_sys::Datum) {
     log!("{WORKER_TYPE} started in database \"{database}\"");
 
     let mut delivery = Delivery::default();
+    let mut warned_update = false;
     loop {
         if BackgroundWorker::sighup_received() {
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
@@ -239,11 +243,16 @@ pub extern "C-unwind" fn vigil_worker_main(_arg: pg_sys::Datum) {
         }
         let state = if !gucs::worker_enabled() {
             WorkerState::Disabled
-        } else if extension_installed() {
-            WorkerState::Idle
         } else {
-            WorkerState::WaitingForExtension
+            extension_state()
         };
+        if state == WorkerState::WaitingForUpdate && !warned_update {
+            warning!(
+                "{WORKER_TYPE}: database \"{database}\" has another version of pg_vigil than the library ({}); nothing is delivered until ALTER EXTENSION pg_vigil UPDATE",
+                crate::version::LIBRARY
+            );
+        }
+        warned_update = state == WorkerState::WaitingForUpdate;
         let poll = Duration::from_millis(gucs::poll_interval_ms() as u64);
         let sleep = if state == WorkerState::Idle {
             delivery.run(poll)

@@ -62,6 +62,12 @@ impl Cluster {
     /// initdb + start a cluster with pg_cron and pg_vigil preloaded.
     /// `extra_conf` lines are appended to postgresql.conf.
     pub fn start(name: &str, extra_conf: &[&str]) -> Cluster {
+        Cluster::start_with_bindir(name, extra_conf, bindir())
+    }
+
+    /// `start` on the binaries in `bindir`: another PostgreSQL installation,
+    /// with the extension versions installed there (the upgrade test).
+    pub fn start_with_bindir(name: &str, extra_conf: &[&str], bindir: PathBuf) -> Cluster {
         let root = std::env::temp_dir().join(format!("pg_vigil_e2e_{name}_{}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
         fs::create_dir_all(&root).unwrap();
@@ -78,7 +84,7 @@ impl Cluster {
         }
         let cluster = Cluster {
             root,
-            bindir: bindir(),
+            bindir,
             run_as,
             port: free_port(),
         };
@@ -118,6 +124,15 @@ impl Cluster {
         fs::write(&conf_path, existing).unwrap();
         cluster.pg_ctl_start();
         cluster
+    }
+
+    /// Stops the cluster and starts it again on the binaries in `bindir`,
+    /// as installing another package of PostgreSQL's extensions and
+    /// restarting the server does; `None`: this machine's (PG_CONFIG's).
+    pub fn restart_with_bindir(&mut self, bindir: Option<PathBuf>) {
+        self.pg_ctl_stop("fast");
+        self.bindir = bindir.unwrap_or_else(self::bindir);
+        self.pg_ctl_start();
     }
 
     pub fn data_dir(&self) -> PathBuf {

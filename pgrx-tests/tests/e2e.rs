@@ -7,6 +7,7 @@ mod monitors;
 mod notify;
 mod ops;
 mod rollup_ddl;
+mod upgrade;
 
 use pg_vigil_e2e::{run, set_config, wait_for, Cluster, Test};
 use std::time::Duration;
@@ -582,6 +583,10 @@ fn main() {
         (
             "dump_and_restore_keep_configuration_edits",
             ops::dump_and_restore_keep_configuration_edits,
+        ),
+        (
+            "upgrade_from_0_1_0_equals_a_fresh_install_and_keeps_working",
+            upgrade::upgrade_from_0_1_0_equals_a_fresh_install_and_keeps_working,
         ),
         (
             "attack: rollup_trigger_cannot_be_attached_to_another_table_or_fed_a_fake_transition_table",

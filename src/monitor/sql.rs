@@ -174,6 +174,7 @@ fn monitor_error(code: PgSqlErrorCode, message: String) -> ! {
 /// text); a caller other than a superuser must have the creator's rights.
 #[pg_extern(volatile, strict, parallel_unsafe, name = "_monitor_run")]
 fn monitor_run(monitor: i64) -> JsonB {
+    crate::version::require();
     let row = Spi::connect(|c| {
         let r = c
             .select(

@@ -52,7 +52,7 @@ pub(super) struct RollupTrigger {
 
 /// The events of a rollup's triggers, in the order `Rollup::triggers_for`
 /// writes them.
-const OPS: [&str; 4] = ["ins", "del", "upd", "trunc"];
+pub(super) const OPS: [&str; 4] = ["ins", "del", "upd", "trunc"];
 
 fn op_of(tgtype: i32) -> &'static str {
     let t = tgtype as u32;

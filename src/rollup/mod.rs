@@ -240,7 +240,7 @@ impl Rollup {
     }
 
     /// A name derived from the rollup's, for its helper objects.
-    fn derived(&self, suffix: &str) -> String {
+    pub(super) fn derived(&self, suffix: &str) -> String {
         let mut base = self.name.clone();
         // Keep the derived name within PostgreSQL's 63-byte limit.
         while base.len() + suffix.len() > 63 {

@@ -383,6 +383,7 @@ fn create_rollup(
     group_by: Vec<Option<String>>,
     measures: crate::notify::sql::JsonArg,
 ) -> pg_sys::Oid {
+    crate::version::require();
     let measures = JsonB(measures.get("measures"));
     let group_by: Vec<String> = group_by
         .into_iter()
@@ -578,6 +579,7 @@ fn load_for(
     what: &str,
     rights: Rights,
 ) -> (Rollup, pg_sys::Oid) {
+    crate::version::require();
     // vigil's catalog is read as the extension's owner (a table's owner
     // need not be able to read vigil.rollup_defs); the rights are the
     // caller's.
@@ -771,6 +773,114 @@ fn drop_rollup(name: pg_sys::Oid) {
         name.to_u32()
     ));
     drop(guard);
+}
+
+/// Part of ALTER EXTENSION pg_vigil UPDATE (migrations/): turns a rollup
+/// that an older version made into one of this version's, the way
+/// create_rollup would have made it. Its summary, window function and
+/// views go to the source's owner; the older triggers and generated
+/// functions are replaced by the shared trigger with its dependencies; the
+/// summary is recomputed from the source (an older library may have let
+/// writes through unmaintained). Returns NULL, or why the rollup was left
+/// unlinked (its status in `vigil.rollups` then says so too); the update
+/// goes on either way. Superuser only.
+#[pg_extern(volatile, strict, parallel_unsafe, name = "_upgrade_rollup")]
+fn upgrade_rollup(summary: pg_sys::Oid) -> Option<String> {
+    let guard = Restricted::enter_pinned();
+    // SAFETY: a plain catalog check of the calling role.
+    if !unsafe { pg_sys::superuser_arg(guard.caller()) } {
+        denied(
+            "vigil._upgrade_rollup is run by ALTER EXTENSION pg_vigil UPDATE (a superuser)".into(),
+        );
+    }
+    guard.act_as(extension_owner());
+    let source = Spi::get_one::<pg_sys::Oid>(&format!(
+        "SELECT d.source::pg_catalog.oid FROM vigil.rollup_defs d \
+         WHERE d.summary = {s} AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = {s})",
+        s = summary.to_u32()
+    ))
+    .ok()
+    .flatten()?;
+    if rel_owner(source) == pg_sys::InvalidOid {
+        return Some("its source table no longer exists".into());
+    }
+    let r = load(summary);
+    let owner = rel_owner(source);
+    for (schema, what) in [
+        (rel_schema(summary), "summary"),
+        (rel_schema(source), "source"),
+    ] {
+        let why = Spi::get_one::<String>(&format!(
+            "SELECT vigil._untrusted_schema({}::oid, {}::oid)",
+            schema.to_u32(),
+            owner.to_u32()
+        ))
+        .ok()
+        .flatten();
+        if let Some(why) = why {
+            return Some(format!("{what}: {why}"));
+        }
+    }
+    // The older version's objects: triggers by their fixed names, the
+    // generated functions they ran, the window function and its views.
+    for op in super::ddl::OPS {
+        spi_run(&format!(
+            "DROP TRIGGER IF EXISTS {} ON {}",
+            r.trigger_name(op),
+            r.source
+        ));
+    }
+    for op in ["del", "upd", "trunc"] {
+        spi_run(&format!(
+            "DROP FUNCTION IF EXISTS {}()",
+            r.derived(&format!("_vigil_{op}"))
+        ));
+    }
+    for label in ["1h", "24h", "7d"] {
+        spi_run(&format!("DROP VIEW IF EXISTS {}", r.window_view(label)));
+    }
+    spi_run(&format!(
+        "DROP FUNCTION IF EXISTS {}(interval)",
+        r.since_function()
+    ));
+    if rel_owner(summary) != owner {
+        spi_run(&format!(
+            "ALTER TABLE {} OWNER TO {}",
+            r.table(),
+            ident(&role_name(owner))
+        ));
+    }
+    // What is made now is the rollup's, not the extension's: outside the
+    // update script's membership (as create_rollup makes them).
+    // SAFETY: backend globals, restored below before anything can fail
+    // past this function (an ERROR aborts the whole update).
+    let member_of = unsafe {
+        let saved = (pg_sys::creating_extension, pg_sys::CurrentExtensionObject);
+        pg_sys::creating_extension = false;
+        pg_sys::CurrentExtensionObject = pg_sys::InvalidOid;
+        saved
+    };
+    super::ddl::refuse_inheritance(source);
+    guard.act_as(owner);
+    for t in r.triggers() {
+        spi_run(&t);
+    }
+    let created = super::ddl::created_triggers(&r, source);
+    super::ddl::record_dependencies(&r, source, summary, &created);
+    super::ddl::ensure_partition_triggers(&guard, &r, source, summary, false);
+    spi_run(&format!("DELETE FROM {}", r.table()));
+    spi_run(&r.backfill_statement());
+    spi_run(&r.since_function_sql());
+    for v in r.window_views() {
+        spi_run(&v);
+    }
+    // SAFETY: restores the values saved above.
+    unsafe {
+        pg_sys::creating_extension = member_of.0;
+        pg_sys::CurrentExtensionObject = member_of.1;
+    }
+    drop(guard);
+    None
 }
 
 /// Slot locks one transaction may take; past it, groups go to slot 0 (an

@@ -306,7 +306,7 @@ fn rollup_trigger<'a>(
         "trunc" => 1,
         _ => 0,
     };
-    if rows == 0 {
+    if rows == 0 || !crate::version::rollups_maintained() {
         return Ok(None);
     }
     // SAFETY: tgnargs == 1, so tgargs holds one C string. Read only on a

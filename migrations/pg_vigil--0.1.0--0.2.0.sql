@@ -1,0 +1,2092 @@
+-- pg_vigil 0.1.0 -> 0.2.0, run by ALTER EXTENSION pg_vigil UPDATE (as a
+-- superuser, in one transaction: it all happens or nothing does).
+--
+-- Install the 0.2.0 package and restart the server first (the library is
+-- preloaded). Until this update has run, the 0.2.0 library lets writes to
+-- watched tables through without maintaining their rollups and refuses
+-- the rest with a hint to run it (src/version.rs); this script then
+-- recomputes every rollup. How it was made and how it is checked: README
+-- "Upgrades"; the test in pgrx-tests/tests/upgrade installs 0.1.0 (built
+-- from tag v0.1.0), runs this update and compares the schema with a fresh
+-- 0.2.0 install.
+\echo Use "ALTER EXTENSION pg_vigil UPDATE TO '0.2.0'" to load this file. \quit
+
+-- 1. What 0.2.0 no longer has. 0.1.0's rollup INSERT triggers run
+-- vigil._rollup_insert(); their other triggers and generated functions are
+-- replaced in part 5.
+DO $$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN SELECT tg.tgname, tg.tgrelid::pg_catalog.regclass AS rel FROM pg_catalog.pg_trigger tg
+             WHERE tg.tgfoid = 'vigil._rollup_insert()'::pg_catalog.regprocedure LOOP
+        EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
+    END LOOP;
+END
+$$;
+DROP FUNCTION vigil._rollup_insert();
+DROP FUNCTION vigil.purge_notifications(interval);
+
+-- 2. Tables: new columns (at the end, where ALTER TABLE puts them; the
+-- comparison with a fresh install ignores column order), the open-alert
+-- key per monitor, rule ids 1-999 reserved for shipped defaults.
+ALTER TABLE vigil.alerts
+    ADD COLUMN acknowledged_role name,
+    ADD COLUMN resolved_role name,
+    ADD COLUMN dismissed_role name;
+ALTER TABLE vigil.monitors
+    ADD COLUMN source_oid oid,
+    ADD COLUMN created_by name NOT NULL DEFAULT current_user,
+    ADD COLUMN timeout_ms int CONSTRAINT monitors_timeout_ms_check CHECK (timeout_ms > 0);
+ALTER TABLE vigil.rollup_defs ADD COLUMN group_source name[];
+DROP INDEX vigil.alerts_open_dedup_key_idx;
+CREATE UNIQUE INDEX alerts_open_dedup_key_idx ON vigil.alerts ((coalesce(monitor, '')), dedup_key)
+    WHERE status IN ('firing', 'acknowledged');
+ALTER TABLE vigil.rules ALTER COLUMN id SET START WITH 1000;
+REVOKE USAGE ON SCHEMA vigil FROM vigil_reader;
+
+-- 3. Functions, views, triggers, event triggers, new tables, comments and
+-- privileges that are new or changed in 0.2.0: drafted from pg_dump of a
+-- 0.1.0 and a fresh 0.2.0 install (in the fresh dump's order, which
+-- respects dependencies), CREATE made CREATE OR REPLACE.
+SET LOCAL check_function_bodies = off;
+
+CREATE OR REPLACE FUNCTION vigil._base_type(typ oid, typmod integer) RETURNS text
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'base_type_wrapper';
+
+
+
+CREATE OR REPLACE FUNCTION vigil._cap_details(details jsonb, argument text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    cap int := vigil._max_payload_bytes();
+    -- 54000 naming the argument when nested deeper than 32 levels.
+    n bigint := vigil._json_size(details::text, argument, cap);
+BEGIN
+    IF n > cap THEN
+        RETURN jsonb_build_object('truncated', true, 'original_bytes', n);
+    END IF;
+    RETURN details;
+END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil._cap_details(details jsonb, argument text) IS 'Internal: details unchanged, or {"truncated": true, "original_bytes": N} when larger than vigil.max_payload_bytes; ERROR 54000 naming the argument when nested deeper than 32 levels';
+
+CREATE OR REPLACE FUNCTION vigil._cap_text(value text, argument text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF octet_length(value) > 8192 THEN
+        RAISE EXCEPTION USING ERRCODE = '22001',
+            MESSAGE = format('%s is %s bytes; at most 8192 are accepted', argument, octet_length(value));
+    END IF;
+    RETURN value;
+END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil._cap_text(value text, argument text) IS 'Internal: value unchanged, or ERROR 22001 when longer than 8192 bytes, naming the argument';
+
+CREATE OR REPLACE FUNCTION vigil._capped_payload(kind text, channel_name text, alert jsonb, event text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    cap int := vigil._max_payload_bytes();
+    p jsonb := vigil._render_payload(kind, channel_name, alert, event);
+    n bigint := octet_length(p::text);
+    cut jsonb;
+BEGIN
+    IF n <= cap THEN
+        RETURN p;
+    END IF;
+    -- Too large: first the details go (their size stays in the marker) ...
+    cut := alert || jsonb_build_object('details', jsonb_build_object(
+        'truncated', true, 'original_bytes', octet_length((alert -> 'details')::text)));
+    p := vigil._render_payload(kind, channel_name, cut, event);
+    IF octet_length(p::text) <= cap THEN
+        RETURN p;
+    END IF;
+    -- ... then long texts are cut, and the payload says so ...
+    cut := cut || jsonb_build_object(
+        'title', left(cut ->> 'title', 250), 'entity', left(cut ->> 'entity', 250),
+        'summary', left(cut ->> 'summary', 1000), 'recommended_actions', '[]'::jsonb,
+        'truncated', true, 'original_bytes', n);
+    p := vigil._render_payload(kind, channel_name, cut, event);
+    IF octet_length(p::text) <= cap THEN
+        RETURN p;
+    END IF;
+    -- ... and a payload that still does not fit is replaced by a marker.
+    RETURN jsonb_build_object('truncated', true, 'original_bytes', n,
+                              'alert_id', alert -> 'id', 'event', event);
+END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil._capped_payload(kind text, channel_name text, alert jsonb, event text) IS 'Internal: vigil._render_payload, kept within vigil.max_payload_bytes: over the cap the alert''s details become {"truncated": true, "original_bytes": N}, then title/entity/summary are cut and the alert marked truncated, and as a last resort the payload is only {"truncated": true, "original_bytes", "alert_id", "event"}';
+
+COMMENT ON COLUMN vigil.channels.repeat_interval IS 'A notification with the same alert key and event is not repeated on this channel within this interval (0 to 100 years)';
+
+CREATE OR REPLACE FUNCTION vigil._channels_check() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    -- Every check of every column runs here, before the table's own
+    -- constraints (CHECK, NOT NULL), whose errors would print the failing
+    -- row (URL and headers) in DETAIL. Messages name the column, never the
+    -- URL. (UNIQUE (name) reports only the name.)
+    PERFORM vigil._require_text(NEW.name, 'name');
+    PERFORM vigil._check_channel(NEW.kind, NEW.url, NEW.headers);
+    IF NEW.max_per_second IS NOT NULL AND NOT (NEW.max_per_second >= 0.001 AND NEW.max_per_second <= 100000) THEN
+        RAISE EXCEPTION USING ERRCODE = '22003',
+            MESSAGE = format('max_per_second must be between 0.001 and 100000, got %s', NEW.max_per_second);
+    END IF;
+    IF NEW.repeat_interval IS NULL OR NEW.repeat_interval < interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('repeat_interval must be a non-negative interval, got %s',
+                             coalesce(NEW.repeat_interval::text, 'NULL'));
+    END IF;
+    -- The bound keeps now() - repeat_interval (computed at every enqueue) in
+    -- range: a larger value would make every later alert fail.
+    IF NEW.repeat_interval > interval '100 years' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('repeat_interval must be at most 100 years, got %s', NEW.repeat_interval);
+    END IF;
+    IF NEW.headers IS NULL THEN
+        NEW.headers := '{}';
+    END IF;
+    IF NEW.min_severity IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004',
+            MESSAGE = 'min_severity must not be NULL (allowed: info, low, medium, high, critical)';
+    END IF;
+    IF NEW.send_resolved IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'send_resolved must not be NULL';
+    END IF;
+    IF NEW.enabled IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'enabled must not be NULL';
+    END IF;
+    IF NEW.created_at IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'created_at must not be NULL';
+    END IF;
+    IF TG_OP = 'INSERT' AND NEW.updated_at IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'updated_at must not be NULL';
+    END IF;
+    IF NEW.id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'id must not be NULL';
+    END IF;
+    IF TG_OP = 'INSERT' AND NEW.kind = 'slack' AND NEW.max_per_second IS NULL THEN
+        -- Slack accepts about one message per second per incoming webhook.
+        NEW.max_per_second := 1;
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        NEW.updated_at := now();
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+
+
+CREATE OR REPLACE FUNCTION vigil._cron_job_name(monitor text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT CASE WHEN monitor IS NULL THEN 'vigil_scan' ELSE 'vigil_scan:' || monitor END
+$$;
+
+
+
+CREATE OR REPLACE FUNCTION vigil._deleted_default_recommended_actions_apply() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    -- Deleting fires the tracking trigger, which records this very key.
+    IF EXISTS (SELECT 1 FROM vigil.recommended_actions r
+               WHERE r.anomaly_type = NEW.anomaly_type AND r.severity IS NOT DISTINCT FROM NEW.severity
+                 AND vigil._recommended_action_is_default(r)) THEN
+        DELETE FROM vigil.recommended_actions r
+        WHERE r.anomaly_type = NEW.anomaly_type AND r.severity IS NOT DISTINCT FROM NEW.severity;
+    END IF;
+    -- A tombstone is kept only for a default that is gone, and once.
+    IF EXISTS (SELECT 1 FROM vigil.recommended_actions r
+               WHERE r.anomaly_type = NEW.anomaly_type AND r.severity IS NOT DISTINCT FROM NEW.severity)
+       OR EXISTS (SELECT 1 FROM vigil.deleted_default_recommended_actions t
+                  WHERE t.anomaly_type = NEW.anomaly_type AND t.severity IS NOT DISTINCT FROM NEW.severity) THEN
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil._deleted_default_recommended_actions_apply() IS 'Internal: BEFORE INSERT row trigger of vigil.deleted_default_recommended_actions; a loaded tombstone deletes its default if that is still unchanged, and is skipped when the key is still present or already recorded';
+
+CREATE OR REPLACE FUNCTION vigil._deleted_default_rules_apply() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    -- Deleting fires the tracking trigger, which records this very id.
+    IF EXISTS (SELECT 1 FROM vigil.rules r WHERE r.id = NEW.id AND vigil._rule_is_default(r)) THEN
+        DELETE FROM vigil.rules r WHERE r.id = NEW.id AND vigil._rule_is_default(r);
+    END IF;
+    -- A tombstone is kept only for a default that is gone, and once.
+    IF EXISTS (SELECT 1 FROM vigil.rules r WHERE r.id = NEW.id)
+       OR EXISTS (SELECT 1 FROM vigil.deleted_default_rules t WHERE t.id = NEW.id) THEN
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil._deleted_default_rules_apply() IS 'Internal: BEFORE INSERT row trigger of vigil.deleted_default_rules; a loaded tombstone deletes its default rule if that is still unchanged, and is skipped when the id is still in vigil.rules or already recorded';
+
+CREATE OR REPLACE FUNCTION vigil._early_kill_trigger() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    m vigil.monitors;
+    v vigil.variant_monitoring;
+    decision text;
+BEGIN
+    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP <> 'INSERT' OR TG_NARGS <> 1 THEN
+        RAISE EXCEPTION USING ERRCODE = '39P01',
+            MESSAGE = 'vigil._early_kill_trigger must fire AFTER INSERT FOR EACH STATEMENT with one argument, the monitor id';
+    END IF;
+    SELECT * INTO m FROM vigil.monitors t WHERE t.id = TG_ARGV[0]::bigint;
+    IF NOT FOUND OR NOT m.enabled THEN
+        RETURN NULL;
+    END IF;
+    -- Only the trigger create_monitor made, on the table it pinned, with
+    -- its transition table (not a relation of that name in pg_temp).
+    IF m.kind <> 'early_kill' OR m.source_oid IS DISTINCT FROM TG_RELID OR NOT EXISTS (
+        SELECT 1 FROM pg_trigger t WHERE t.tgrelid = TG_RELID AND t.tgname = TG_NAME AND t.tgnewtable = 'vigil_new'
+    ) THEN
+        RAISE EXCEPTION USING ERRCODE = '39P01',
+            MESSAGE = format('vigil._early_kill_trigger: monitor %s does not watch %s with this trigger', TG_ARGV[0], TG_RELID::regclass);
+    END IF;
+    -- Counters are locked in id order so that concurrent writers touching
+    -- several variants cannot deadlock. Values become text through
+    -- format('%s') (the type's output function), never a cast that a type's
+    -- owner could define, so this superuser-owned trigger runs no user code.
+    FOR v IN EXECUTE format(
+        'WITH c AS (
+             SELECT format(''%%s'', n.%1$I) AS variant,
+                    count(*) FILTER (WHERE format(''%%s'', n.%2$I) = ANY ($2)) AS views,
+                    count(*) FILTER (WHERE format(''%%s'', n.%2$I) <> ALL ($2)) AS interactions
+             FROM vigil_new n WHERE n.%1$I IS NOT NULL GROUP BY 1),
+         l AS (
+             SELECT vm.id, c.views, c.interactions
+             FROM vigil.variant_monitoring vm JOIN c ON c.variant = vm.variant
+             WHERE vm.monitor = $1 AND vm.status = ''active''
+             ORDER BY vm.id FOR UPDATE OF vm)
+         UPDATE vigil.variant_monitoring vm
+         SET views = vm.views + l.views, interactions = vm.interactions + l.interactions
+         FROM l WHERE vm.id = l.id
+         RETURNING vm.*', m.options->>'variant', m.options->>'event')
+        USING m.name, ARRAY(SELECT jsonb_array_elements_text(m.options->'view_events'))
+    LOOP
+        decision := vigil.early_kill_decision(v.expected_rate, v.interactions, v.views, v.started_at, now(),
+                                              v.kill_threshold, v.min_interactions, v.timeout);
+        IF decision <> 'continue' THEN
+            PERFORM vigil._decide_variant(m, v, decision);
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END
+$_$;
+
+
+
+CREATE OR REPLACE FUNCTION vigil._enqueue_alert(alert vigil.alerts, event text) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    c vigil.channels;
+    doc jsonb;
+    key text;
+    queued int := 0;
+BEGIN
+    key := alert.dedup_key || ':' || event
+        || CASE WHEN event = 'escalated' THEN ':' || alert.severity::text ELSE '' END;
+    FOR c IN
+        SELECT * FROM vigil.channels ch
+        WHERE ch.enabled
+          AND alert.severity >= ch.min_severity
+          AND (ch.anomaly_types IS NULL OR alert.anomaly_type = ANY (ch.anomaly_types))
+          AND (event <> 'resolved' OR ch.send_resolved)
+        ORDER BY ch.id
+    LOOP
+        -- Events of one key are already serialised by the alert's row lock
+        -- (raise_alert, resolve), so this check cannot pass twice at once.
+        IF c.repeat_interval > interval '0' THEN
+            CONTINUE WHEN EXISTS (
+                SELECT 1 FROM vigil.notifications n
+                WHERE n.channel_id = c.id AND n.notify_key = key
+                  AND n.created_at > now() - c.repeat_interval);
+        END IF;
+        IF doc IS NULL THEN
+            doc := to_jsonb(alert) || jsonb_build_object('affected_count',
+                (SELECT g.affected_count FROM vigil.alert_groups g WHERE g.id = alert.group_id));
+        END IF;
+        INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
+        VALUES (c.id, alert.id, event, key, vigil._capped_payload(c.kind, c.name, doc, event));
+        queued := queued + 1;
+    END LOOP;
+    IF queued > 0 THEN
+        PERFORM vigil._wake_worker();
+    END IF;
+    RETURN queued;
+END
+$$;
+
+
+
+CREATE OR REPLACE FUNCTION vigil._forget_dropped_rollups() RETURNS event_trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    DELETE FROM vigil.rollup_defs d
+    USING pg_event_trigger_dropped_objects() o
+    WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND d.summary::oid = o.objid;
+    IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() o WHERE o.object_type = 'trigger') THEN
+        PERFORM vigil._rollup_dropped();
+    END IF;
+END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil._forget_dropped_rollups() IS 'Internal: event trigger that forgets dropped summaries, drops a rollup whose source triggers a CASCADE dropped, and refuses dropping one of its triggers alone';
+
+CREATE OR REPLACE FUNCTION vigil._json_size(doc text, argument text, cap integer) RETURNS bigint
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'json_size_wrapper';
+
+
+
+CREATE OR REPLACE FUNCTION vigil._max_payload_bytes() RETURNS integer
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT coalesce(nullif(current_setting('vigil.max_payload_bytes', true), '')::int, 65536)
+$$;
+
+
+
+COMMENT ON FUNCTION vigil._max_payload_bytes() IS 'Internal: vigil.max_payload_bytes (default 65536), the cap on notification payloads and alert details';
+
+CREATE OR REPLACE FUNCTION vigil._monitor_run(monitor bigint) RETURNS jsonb
+    LANGUAGE c STRICT
+    AS 'MODULE_PATHNAME', 'monitor_run_wrapper';
+
+
+
+CREATE OR REPLACE FUNCTION vigil._monitors_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    src regclass;
+    relkind "char";
+    sch name;
+    is_super bool := (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user);
+BEGIN
+    IF TG_OP = 'UPDATE' AND (NEW.kind, NEW.source_schema, NEW.source_table, NEW.source_oid, NEW.options, NEW.created_by)
+            IS NOT DISTINCT FROM (OLD.kind, OLD.source_schema, OLD.source_table, OLD.source_oid, OLD.options, OLD.created_by) THEN
+        RETURN NEW;
+    END IF;
+    IF NOT is_super OR NEW.created_by IS NULL THEN
+        NEW.created_by := current_user;
+    ELSIF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = NEW.created_by) THEN
+        RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('created_by: role "%s" does not exist', NEW.created_by);
+    END IF;
+    src := to_regclass(format('%I.%I', NEW.source_schema, NEW.source_table));
+    IF src IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '42P01',
+            MESSAGE = format('source: relation %I.%I does not exist', NEW.source_schema, NEW.source_table);
+    END IF;
+    SELECT c.relkind, n.nspname INTO relkind, sch FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = src;
+    IF relkind NOT IN ('r', 'p', 'v', 'm', 'f') OR (NEW.kind = 'early_kill' AND relkind NOT IN ('r', 'p')) THEN
+        RAISE EXCEPTION USING ERRCODE = '42809',
+            MESSAGE = format('source %s must be a %s', src,
+                             CASE WHEN NEW.kind = 'early_kill' THEN 'table (early_kill adds a trigger to it)'
+                                  ELSE 'table, view or materialized view' END);
+    END IF;
+    IF sch IN ('vigil', 'pg_catalog', 'information_schema') OR sch LIKE 'pg\_toast%' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('source %s is a pg_vigil or system table', src);
+    END IF;
+    -- A superuser's write may be a restore, run before the source's grants:
+    -- every scan checks again.
+    IF NOT is_super AND NOT has_table_privilege(NEW.created_by, src, 'SELECT') THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = format('permission denied: source %s is not readable by %s', src, NEW.created_by);
+    END IF;
+    NEW.source_oid := src;
+    PERFORM vigil._require_sane_json(NEW.options, 'options');
+    NEW.options := vigil._monitor_plan(NEW.kind, NEW.options, format('%I.%I', NEW.source_schema, NEW.source_table),
+                                       vigil._source_columns(src))->'options';
+    NEW.updated_at := now();
+    RETURN NEW;
+END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil._monitors_guard() IS 'Internal: validates every insert or definition change of vigil.monitors like vigil.create_monitor (source pinned by oid, writer recorded as created_by and able to SELECT it, options checked)';
+
+CREATE OR REPLACE FUNCTION vigil._notify_alert(alert vigil.alerts, event text) RETURNS void
+    LANGUAGE sql STRICT
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT pg_catalog.pg_notify('vigil_alerts', vigil.alert_event(alert, event)::text);
+    SELECT vigil._enqueue_alert(alert, event);
+$$;
+
+
+
+CREATE OR REPLACE FUNCTION vigil._recommended_action_is_default(action vigil.recommended_actions) RETURNS boolean
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM vigil.default_recommended_actions d
+        WHERE d.anomaly_type = action.anomaly_type AND d.severity IS NOT DISTINCT FROM action.severity
+          AND d.actions = action.actions)
+$$;
+
+
+
+COMMENT ON FUNCTION vigil._recommended_action_is_default(action vigil.recommended_actions) IS 'Internal: true when the row is a shipped default exactly as shipped; such rows are left out of dumps, CREATE EXTENSION recreates them';
+
+CREATE OR REPLACE FUNCTION vigil._recommended_actions_restore_replaces_default() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF coalesce((SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user), false)
+       AND EXISTS (SELECT 1 FROM vigil.recommended_actions t
+                   WHERE t.anomaly_type = NEW.anomaly_type AND t.severity IS NOT DISTINCT FROM NEW.severity
+                     AND vigil._recommended_action_is_default(t)) THEN
+        DELETE FROM vigil.recommended_actions t
+        WHERE t.anomaly_type = NEW.anomaly_type AND t.severity IS NOT DISTINCT FROM NEW.severity;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil._recommended_actions_restore_replaces_default() IS 'Internal: BEFORE INSERT row trigger of vigil.recommended_actions; a superuser''s INSERT (a restore) with the key of an unchanged default replaces that default';
+
+CREATE OR REPLACE FUNCTION vigil._recommended_actions_track_deleted_defaults() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF TG_RELID <> 'vigil.recommended_actions'::regclass OR TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'STATEMENT' THEN
+        RAISE EXCEPTION USING ERRCODE = '39P01',
+            MESSAGE = 'vigil._recommended_actions_track_deleted_defaults() runs only as the AFTER statement trigger '
+                      'of vigil.recommended_actions';
+    END IF;
+    INSERT INTO vigil.deleted_default_recommended_actions AS t (anomaly_type, severity)
+    SELECT d.anomaly_type, d.severity FROM vigil.default_recommended_actions d
+    WHERE NOT EXISTS (SELECT 1 FROM vigil.recommended_actions r
+                      WHERE r.anomaly_type = d.anomaly_type AND r.severity IS NOT DISTINCT FROM d.severity)
+    ON CONFLICT (anomaly_type, severity) DO NOTHING;
+    DELETE FROM vigil.deleted_default_recommended_actions t
+    WHERE EXISTS (SELECT 1 FROM vigil.recommended_actions r
+                  WHERE r.anomaly_type = t.anomaly_type AND r.severity IS NOT DISTINCT FROM t.severity);
+    RETURN NULL;
+END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil._recommended_actions_track_deleted_defaults() IS 'Internal: AFTER statement trigger of vigil.recommended_actions; vigil.deleted_default_recommended_actions lists exactly the default keys missing from vigil.recommended_actions';
+
+CREATE OR REPLACE FUNCTION vigil._render_payload(kind text, channel_name text, alert jsonb, event text) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT CASE kind
+        WHEN 'slack' THEN vigil.slack_payload(alert, event)
+        WHEN 'webhook' THEN vigil.webhook_payload(alert, event, channel_name)
+        -- pg_notify: what channel vigil_alerts carries, the alert id and the
+        -- event only (any role can LISTEN on any channel).
+        ELSE jsonb_build_object('id', alert -> 'id', 'event', event)
+    END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil._render_payload(kind text, channel_name text, alert jsonb, event text) IS 'Internal: the payload a channel of this kind receives for an alert event (pg_notify: {"id", "event"} only)';
+
+CREATE OR REPLACE FUNCTION vigil._require_sane_json(value jsonb, argument text) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+BEGIN
+    IF value IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF pg_column_size(value) > 1048576 THEN
+        RAISE EXCEPTION USING ERRCODE = '54000',
+            MESSAGE = format('%s is %s bytes; at most 1 MiB is accepted', argument, pg_column_size(value));
+    END IF;
+    IF jsonb_path_exists(value, 'strict $.**{32 to last}') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('%s is nested more than 32 levels deep', argument);
+    END IF;
+    RETURN value;
+END
+$_$;
+
+
+
+COMMENT ON FUNCTION vigil._require_sane_json(value jsonb, argument text) IS 'Internal: refuses (54000, 22023) a JSON argument over 1 MiB or nested deeper than 32 levels, naming the argument';
+
+CREATE OR REPLACE FUNCTION vigil._retention_cutoff(older_than interval, max_rows bigint) RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF older_than IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'older_than must not be NULL';
+    END IF;
+    IF older_than < interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('older_than must be a non-negative interval, got %s', older_than);
+    END IF;
+    IF max_rows IS NOT NULL AND max_rows < 1 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('max_rows must be at least 1 (NULL: no limit), got %s', max_rows);
+    END IF;
+    RETURN now() - older_than;
+EXCEPTION WHEN datetime_field_overflow THEN
+    RAISE EXCEPTION USING ERRCODE = '22008',
+        MESSAGE = format('older_than is too large: now() - %s is out of the timestamp range', older_than);
+END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil._retention_cutoff(older_than interval, max_rows bigint) IS 'Internal: now() - older_than for the purge functions; ERROR 22004 for a NULL older_than, 22023 for a negative one or max_rows < 1, 22008 when the cutoff is out of the timestamp range';
+
+CREATE OR REPLACE FUNCTION vigil._rollup_ddl(classid oid, objid oid) RETURNS void
+    LANGUAGE c STRICT
+    AS 'MODULE_PATHNAME', 'rollup_ddl_wrapper';
+
+
+
+COMMENT ON FUNCTION vigil._rollup_ddl(classid oid, objid oid) IS 'Internal: keeps the rollups that involve an object just created or altered working (follows renames and owner changes, records dependencies, registers a restored trigger''s definition) or refuses the change';
+
+CREATE OR REPLACE FUNCTION vigil._rollup_ddl_event() RETURNS event_trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN SELECT DISTINCT e.classid, e.objid FROM pg_event_trigger_ddl_commands() e
+             WHERE e.classid IN ('pg_class'::regclass, 'pg_trigger'::regclass, 'pg_type'::regclass, 'pg_namespace'::regclass)
+             ORDER BY 1, 2
+    LOOP
+        PERFORM vigil._rollup_ddl(c.classid, c.objid);
+    END LOOP;
+END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil._rollup_ddl_event() IS 'Internal: event trigger (ddl_command_end) that keeps rollups working across DDL on their tables and restores';
+
+CREATE OR REPLACE FUNCTION vigil._rollup_dropped() RETURNS void
+    LANGUAGE c STRICT
+    AS 'MODULE_PATHNAME', 'rollup_dropped_wrapper';
+
+
+
+COMMENT ON FUNCTION vigil._rollup_dropped() IS 'Internal: for the sql_drop event trigger; the rollups that lost a trigger in this command are dropped (CASCADE) or the command refused (DROP TRIGGER)';
+
+CREATE OR REPLACE FUNCTION vigil._rollup_size(summary regclass, OUT rows bigint, OUT latest_bucket timestamp with time zone) RETURNS record
+    LANGUAGE sql STABLE PARALLEL RESTRICTED
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT (j->>'rows')::bigint, (j->>'latest_bucket')::timestamptz FROM vigil._rollup_stats(summary) j
+$$;
+
+
+
+CREATE OR REPLACE FUNCTION vigil._rollup_stats(summary oid) RETURNS jsonb
+    LANGUAGE c STABLE STRICT PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'rollup_stats_wrapper';
+
+
+
+CREATE OR REPLACE FUNCTION vigil._rollup_status(summary oid) RETURNS text
+    LANGUAGE c STABLE STRICT PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'rollup_status_wrapper';
+
+
+
+COMMENT ON FUNCTION vigil._rollup_status(summary oid) IS 'Internal: ok, or why the rollup of a summary is not kept exact (a trigger missing or disabled, the source gone)';
+
+CREATE OR REPLACE FUNCTION vigil._rollup_trigger() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'rollup_trigger_wrapper';
+
+
+
+CREATE OR REPLACE FUNCTION vigil._rule_is_default(rule vigil.rules) RETURNS boolean
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM vigil.default_rules d
+        WHERE d.id = rule.id
+          AND (d.name, d.metric, d.operator, d.threshold, d.severity, d.lookback, d.cooldown, d.anomaly_type, d.enabled)
+              = (rule.name, rule.metric, rule.operator, rule.threshold, rule.severity, rule.lookback, rule.cooldown,
+                 rule.anomaly_type, rule.enabled)
+          AND d.description IS NOT DISTINCT FROM rule.description)
+$$;
+
+
+
+COMMENT ON FUNCTION vigil._rule_is_default(rule vigil.rules) IS 'Internal: true when the rule is a shipped default exactly as shipped (timestamps aside); such rows are left out of dumps, CREATE EXTENSION recreates them';
+
+CREATE OR REPLACE FUNCTION vigil._rules_restore_replaces_default() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF coalesce((SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user), false)
+       AND EXISTS (SELECT 1 FROM vigil.rules t
+                   WHERE (t.id = NEW.id OR t.name = NEW.name) AND vigil._rule_is_default(t)) THEN
+        DELETE FROM vigil.rules t WHERE (t.id = NEW.id OR t.name = NEW.name) AND vigil._rule_is_default(t);
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil._rules_restore_replaces_default() IS 'Internal: BEFORE INSERT row trigger of vigil.rules; a superuser''s INSERT (a restore) of a rule with the id or name of an unchanged default replaces that default';
+
+CREATE OR REPLACE FUNCTION vigil._rules_track_deleted_defaults() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF TG_RELID <> 'vigil.rules'::regclass OR TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'STATEMENT' THEN
+        RAISE EXCEPTION USING ERRCODE = '39P01',
+            MESSAGE = 'vigil._rules_track_deleted_defaults() runs only as the AFTER statement trigger of vigil.rules';
+    END IF;
+    INSERT INTO vigil.deleted_default_rules AS t (id, name)
+    SELECT d.id, d.name FROM vigil.default_rules d
+    WHERE NOT EXISTS (SELECT 1 FROM vigil.rules r WHERE r.id = d.id)
+    ON CONFLICT (id) DO NOTHING;
+    DELETE FROM vigil.deleted_default_rules t WHERE EXISTS (SELECT 1 FROM vigil.rules r WHERE r.id = t.id);
+    RETURN NULL;
+END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil._rules_track_deleted_defaults() IS 'Internal: AFTER statement trigger of vigil.rules; vigil.deleted_default_rules lists exactly the default ids missing from vigil.rules';
+
+CREATE OR REPLACE FUNCTION vigil._scan_insight(kind text, anomaly_type text, label text, metric_name text, group_name text, n bigint, avg_metric double precision, max_metric double precision, total double precision, common text, categories text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT CASE
+        WHEN anomaly_type = 'exhaustion' THEN
+            format('%s %s at risk of audience exhaustion. Average score: %s.', n, label, round(avg_metric::numeric))
+        WHEN kind = 'drop' THEN
+            format('%s %s experiencing %s drops. Average drop: %s points.', n, label, metric_name, round(avg_metric::numeric))
+        WHEN kind = 'stall' THEN
+            format('%s %s stalled. Average wait: %s.%s', n, label,
+                   CASE WHEN metric_name = 'wait_hours' THEN round(avg_metric::numeric, 1) || ' hours'
+                        ELSE round(avg_metric::numeric) || ' days' END,
+                   CASE WHEN group_name IS NOT NULL AND common IS NOT NULL
+                        THEN format(' Most common %s: %s.', group_name, common) ELSE '' END)
+        WHEN kind = 'count' THEN
+            format('%s %s affected by %s: %s in total.', n, label, metric_name, total)
+        WHEN kind = 'zscore' THEN
+            format('%s %s with unusual %s (%s). Largest |z|: %s.', n, label, metric_name, categories,
+                   round(max_metric::numeric, 1))
+        WHEN kind = 'saturation' THEN
+            format('%s %s saturated (%s).', n, label, categories)
+        ELSE
+            format('%s %s breached the %s threshold. Average value: %s.', n, label, metric_name,
+                   round(avg_metric::numeric, 2))
+    END
+$$;
+
+
+
+CREATE OR REPLACE FUNCTION vigil._source_columns(source regclass) RETURNS jsonb
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT coalesce(jsonb_object_agg(a.attname, jsonb_build_object(
+        'category', CASE
+            WHEN a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN 'time'
+            WHEN t.typcategory = 'N' THEN 'numeric'
+            WHEN t.typcategory = 'S' THEN 'text'
+            WHEN t.typcategory = 'B' THEN 'bool'
+            ELSE 'other' END,
+        'type', vigil._base_type(a.atttypid, a.atttypmod))), '{}')
+    FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+    WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+
+
+
+COMMENT ON FUNCTION vigil._source_columns(source regclass) IS 'Internal: {"column": {"category": time|numeric|text|bool|other, "type": ...}} for the monitor planner (domains as their base type)';
+
+CREATE OR REPLACE FUNCTION vigil._untrusted_schema(schema oid, owner oid) RETURNS text
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH n AS (
+        SELECT n.nspname, n.nspowner, n.nspacl,
+               CASE WHEN n.nspowner = 'pg_database_owner'::regrole
+                    THEN (SELECT d.datdba FROM pg_database d WHERE d.datname = current_database())
+                    ELSE n.nspowner END AS effective
+        FROM pg_namespace n WHERE n.oid = schema),
+    others AS (
+        SELECT string_agg(CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, ', ') AS who
+        FROM n, aclexplode(n.nspacl) a LEFT JOIN pg_roles g ON g.oid = a.grantee
+        WHERE a.privilege_type = 'CREATE' AND a.grantee NOT IN (n.nspowner, n.effective, owner)
+          AND NOT coalesce(g.rolsuper, false))
+    SELECT CASE
+        WHEN n.nspname IS NULL THEN format('schema %s does not exist', schema)
+        WHEN n.effective <> owner AND NOT r.rolsuper
+            THEN format('schema %I belongs to %s, neither %s nor a superuser', n.nspname, n.effective::regrole, owner::regrole)
+        WHEN o.who IS NOT NULL
+            THEN format('%s may create objects in schema %I', o.who, n.nspname)
+        END
+    FROM n JOIN pg_roles r ON r.oid = n.effective, others o
+$$;
+
+
+
+COMMENT ON FUNCTION vigil._untrusted_schema(schema oid, owner oid) IS 'Internal: why work run as owner cannot trust the names in schema (owned by another non-superuser, or others may CREATE in it); NULL when it can';
+
+CREATE OR REPLACE FUNCTION vigil._upgrade_rollup(summary oid) RETURNS text
+    LANGUAGE c STRICT
+    AS 'MODULE_PATHNAME', 'upgrade_rollup_wrapper';
+
+
+
+COMMENT ON FUNCTION vigil._upgrade_rollup(summary oid) IS 'Internal: run by ALTER EXTENSION pg_vigil UPDATE; makes a rollup an older version created into one of this version''s (source owner''s objects, shared trigger, dependencies) and recomputes it. NULL, or why it was left unlinked';
+
+CREATE OR REPLACE FUNCTION vigil.acknowledge(alert_id bigint, by text, note text DEFAULT NULL::text) RETURNS vigil.alerts
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    a vigil.alerts;
+BEGIN
+    PERFORM vigil._require_text(acknowledge.by, 'by');
+    PERFORM vigil._cap_text(acknowledge.by, 'by');
+    PERFORM vigil._cap_text(acknowledge.note, 'note');
+    PERFORM vigil._lock_alert(acknowledge.alert_id, 'acknowledge', '{firing}');
+    UPDATE vigil.alerts t
+    SET status = 'acknowledged', acknowledged_by = acknowledge.by, acknowledged_at = now(), ack_note = acknowledge.note,
+        acknowledged_role = session_user
+    WHERE t.id = acknowledge.alert_id
+    RETURNING * INTO a;
+    RETURN a;
+END
+$$;
+
+
+
+CREATE OR REPLACE FUNCTION vigil.alert_event(alert vigil.alerts, event text) RETURNS json
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    -- Any role can LISTEN vigil_alerts, so the payload carries only what
+    -- says "something changed": the alert id and the event. A listener that
+    -- may read vigil.alerts looks the row up; one that may not learns nothing.
+    SELECT json_build_object('id', (alert).id, 'event', event)
+$$;
+
+
+
+COMMENT ON FUNCTION vigil.alert_event(alert vigil.alerts, event text) IS 'The JSON sent on channel vigil_alerts, {"id": <alert id>, "event": new|escalated|resolved}: ids and the event only, since any role can LISTEN; read the alert itself from vigil.alerts (privileges apply)';
+
+CREATE OR REPLACE FUNCTION vigil.create_monitor(name text, kind text, source regclass, options jsonb DEFAULT '{}'::jsonb) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET standard_conforming_strings TO 'on'
+    AS $_$
+#variable_conflict use_variable
+DECLARE
+    sch name;
+    tbl name;
+    relkind "char";
+    plan jsonb;
+    cols jsonb;
+    new_id bigint;
+    key text;
+    col text;
+    vals jsonb;
+    err_state text;
+    err_text text;
+BEGIN
+    PERFORM vigil._require_text(name, 'name'), vigil._require_text(kind, 'kind');
+    IF source IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'source must not be NULL';
+    END IF;
+    IF options IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'options must not be NULL (pass ''{}'' for defaults)';
+    END IF;
+    PERFORM vigil._require_sane_json(options, 'options');
+    SELECT n.nspname, c.relname, c.relkind INTO sch, tbl, relkind
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = source;
+    IF relkind NOT IN ('r', 'p', 'v', 'm', 'f') OR (kind = 'early_kill' AND relkind NOT IN ('r', 'p')) THEN
+        RAISE EXCEPTION USING ERRCODE = '42809',
+            MESSAGE = format('source %s must be a %s', source,
+                             CASE WHEN kind = 'early_kill' THEN 'table (early_kill adds a trigger to it)'
+                                  ELSE 'table, view or materialized view' END);
+    END IF;
+    IF sch = 'vigil' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('source %s is one of pg_vigil''s own tables', source);
+    END IF;
+    IF NOT has_table_privilege(source, 'SELECT') THEN
+        RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = format('permission denied: source %s is not readable by %s', source, current_user);
+    END IF;
+    IF EXISTS (SELECT 1 FROM vigil.monitors m WHERE m.name = name) THEN
+        RAISE EXCEPTION USING ERRCODE = '42710', MESSAGE = format('name: monitor "%s" already exists', name);
+    END IF;
+
+    cols := vigil._source_columns(source);
+    plan := vigil._monitor_plan(kind, options, format('%I.%I', sch, tbl), cols);
+    -- Filter values must read as the column's type. Checked here, as the
+    -- caller, only for pg_catalog's types: a cast to any other type may be
+    -- its owner's code (CREATE CAST), so those values are checked by the
+    -- try-run below, which runs as the source's owner, restricted.
+    FOR key, col, vals IN
+        SELECT k.key, f.key, f.value
+        FROM unnest(ARRAY['filter', 'converted']) AS k(key), jsonb_each(plan->'options'->k.key) AS f
+        WHERE jsonb_typeof(f.value) = 'array'
+          AND (SELECT t.typnamespace = 'pg_catalog'::regnamespace FROM pg_type t
+               WHERE t.oid = (cols->f.key->>'type')::regtype)
+    LOOP
+        BEGIN
+            EXECUTE format('SELECT ARRAY(SELECT jsonb_array_elements_text($1))::%s[]', cols->col->>'type') USING vals;
+        EXCEPTION WHEN data_exception THEN
+            GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_text = MESSAGE_TEXT;
+            RAISE EXCEPTION USING ERRCODE = err_state, MESSAGE = format('options.%s.%s: %s', key, col, err_text);
+        END;
+    END LOOP;
+    INSERT INTO vigil.monitors (name, kind, source_schema, source_table, options)
+    VALUES (name, kind, sch, tbl, plan->'options')
+    RETURNING id INTO new_id;
+
+    IF kind = 'early_kill' THEN
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %I.%I REFERENCING NEW TABLE AS vigil_new '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION vigil._early_kill_trigger(%L)',
+                       'vigil_early_kill_' || new_id, sch, tbl, new_id);
+    ELSE
+        -- Run the query once, the way scans run it (as the source's owner,
+        -- restricted), so that what only the executor can check fails now.
+        PERFORM vigil._monitor_run(new_id);
+    END IF;
+    RETURN new_id;
+END
+$_$;
+
+
+
+CREATE OR REPLACE FUNCTION vigil.create_rollup(name text, source regclass, time_column name, bucket interval, group_by name[], measures jsonb) RETURNS regclass
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    missing text := CASE
+        WHEN name IS NULL THEN 'name' WHEN source IS NULL THEN 'source'
+        WHEN time_column IS NULL THEN 'time_column' WHEN bucket IS NULL THEN 'bucket'
+        WHEN group_by IS NULL THEN 'group_by' WHEN measures IS NULL THEN 'measures' END;
+BEGIN
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = missing || ' must not be NULL';
+    END IF;
+    PERFORM vigil._require_sane_json(measures, 'measures');
+    RETURN vigil._create_rollup(name, source, time_column, bucket, group_by::text[], measures)::regclass;
+END
+$$;
+
+
+
+CREATE OR REPLACE FUNCTION vigil.create_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval DEFAULT '01:00:00'::interval, cooldown interval DEFAULT '00:00:00'::interval, description text DEFAULT NULL::text, anomaly_type text DEFAULT 'rule'::text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    r vigil.rules;
+BEGIN
+    r.name := create_rule.name;
+    r.metric := create_rule.metric;
+    r.operator := create_rule.operator;
+    r.threshold := create_rule.threshold;
+    r.severity := create_rule.severity;
+    r.lookback := create_rule.lookback;
+    r.cooldown := create_rule.cooldown;
+    r.anomaly_type := create_rule.anomaly_type;
+    PERFORM vigil._check_rule(r);
+    -- Checked here, not only by the unique index: create_rule runs as a
+    -- superuser, whose INSERT would replace an unchanged default.
+    IF EXISTS (SELECT 1 FROM vigil.rules t WHERE t.name = r.name) THEN
+        RAISE unique_violation;
+    END IF;
+    INSERT INTO vigil.rules (name, metric, operator, threshold, severity, lookback, cooldown, anomaly_type, description)
+    VALUES (r.name, r.metric, r.operator, r.threshold, r.severity, r.lookback, r.cooldown, r.anomaly_type,
+            create_rule.description)
+    RETURNING id INTO r.id;
+    RETURN r.id;
+EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION USING ERRCODE = '42710',
+        MESSAGE = format('rule %s already exists', quote_literal(create_rule.name)),
+        HINT = 'Use vigil.update_rule to change it, or pick another name.';
+END
+$$;
+
+
+
+CREATE OR REPLACE FUNCTION vigil.dismiss(alert_id bigint, by text, note text DEFAULT NULL::text) RETURNS vigil.alerts
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    a vigil.alerts;
+BEGIN
+    PERFORM vigil._require_text(dismiss.by, 'by');
+    PERFORM vigil._cap_text(dismiss.by, 'by');
+    PERFORM vigil._cap_text(dismiss.note, 'note');
+    PERFORM vigil._lock_alert(dismiss.alert_id, 'dismiss', '{firing,acknowledged}');
+    UPDATE vigil.alerts t
+    SET status = 'dismissed', dismissed_by = dismiss.by, dismissed_at = now(), dismiss_note = dismiss.note,
+        dismissed_role = session_user
+    WHERE t.id = dismiss.alert_id
+    RETURNING * INTO a;
+    RETURN a;
+END
+$$;
+
+
+
+CREATE OR REPLACE FUNCTION vigil.drop_monitor(name text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    m vigil.monitors := vigil._monitor_by_name(name);
+BEGIN
+    IF m.kind = 'early_kill' AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = m.source_oid) THEN
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'vigil_early_kill_' || m.id, m.source_oid::regclass);
+    END IF;
+    DELETE FROM vigil.monitors t WHERE t.id = m.id;
+END
+$$;
+
+
+
+CREATE OR REPLACE FUNCTION vigil.drop_rollup(name regclass) RETURNS void
+    LANGUAGE sql STRICT
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT vigil._drop_rollup(name) $$;
+
+
+
+CREATE OR REPLACE FUNCTION vigil.escalate_severity(severity vigil.severity) RETURNS vigil.severity
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT CASE severity
+        WHEN 'info' THEN 'low'
+        WHEN 'low' THEN 'medium'
+        WHEN 'medium' THEN 'high'
+        ELSE 'critical'
+    END::vigil.severity
+$$;
+
+
+
+CREATE OR REPLACE FUNCTION vigil.purge_alerts(older_than interval DEFAULT '90 days'::interval, max_rows bigint DEFAULT NULL::bigint) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    cutoff timestamptz := vigil._retention_cutoff(older_than, max_rows);
+    n bigint;
+BEGIN
+    DELETE FROM vigil.alerts t
+    WHERE t.id IN (
+        SELECT a.id FROM vigil.alerts a
+        WHERE a.status IN ('resolved', 'dismissed', 'expired')
+          -- closed, and neither seen nor closed since the cutoff
+          AND greatest(a.created_at, a.last_seen_at, a.resolved_at, a.dismissed_at,
+                       CASE WHEN a.status = 'expired' THEN a.expires_at END) < cutoff
+          -- its notifications still queued may be replayed or rendered
+          AND NOT EXISTS (SELECT 1 FROM vigil.notifications q
+                          WHERE q.alert_id = a.id AND q.status IN ('pending', 'sending'))
+          -- a rule's cooldown counts from the creation of its last alert
+          AND NOT EXISTS (SELECT 1 FROM vigil.rules r
+                          WHERE r.name = a.rule AND a.created_at > now() - r.cooldown)
+          -- a threshold monitor's cooldown counts from the closing
+          AND NOT EXISTS (SELECT 1 FROM vigil.monitors m
+                          WHERE m.name = a.monitor AND m.kind = 'threshold' AND m.options ? 'cooldown'
+                            AND coalesce(a.resolved_at, a.dismissed_at, a.last_seen_at)
+                                > now() - (m.options ->> 'cooldown')::interval)
+        ORDER BY a.id LIMIT max_rows
+        FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    -- Groups whose alerts are all gone.
+    DELETE FROM vigil.alert_groups g
+    WHERE g.created_at < cutoff
+      AND NOT EXISTS (SELECT 1 FROM vigil.alerts a WHERE a.group_id = g.id);
+    RETURN n;
+END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil.purge_alerts(older_than interval, max_rows bigint) IS 'Delete closed (resolved, dismissed, expired) alerts neither seen nor closed since now() - older_than, at most max_rows (NULL: all), oldest first, then the alert groups older than that with no alert left. Keeps open and acknowledged alerts, alerts with pending or sending notifications, and alerts a rule or threshold monitor cooldown still counts from. Returns how many alerts';
+
+CREATE OR REPLACE FUNCTION vigil.purge_metric_values(older_than interval DEFAULT '30 days'::interval, max_rows bigint DEFAULT NULL::bigint) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    cutoff timestamptz := vigil._retention_cutoff(older_than, max_rows);
+    n bigint;
+BEGIN
+    DELETE FROM vigil.metric_values t
+    WHERE t.id IN (
+        SELECT m.id FROM vigil.metric_values m
+        WHERE m.recorded_at < cutoff
+          -- the baseline of a pct_drop / pct_rise rule on the metric
+          AND NOT EXISTS (SELECT 1 FROM vigil.rules r
+                          WHERE r.metric = m.metric AND r.operator IN ('pct_drop', 'pct_rise')
+                            AND m.recorded_at >= now() - r.lookback)
+        ORDER BY m.id LIMIT max_rows
+        FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil.purge_metric_values(older_than interval, max_rows bigint) IS 'Delete pushed metric values recorded before now() - older_than, at most max_rows (NULL: all), oldest first; values inside the lookback of a pct_drop / pct_rise rule on their metric are kept. Returns how many';
+
+CREATE OR REPLACE FUNCTION vigil.purge_notifications(older_than interval DEFAULT '7 days'::interval, max_rows bigint DEFAULT NULL::bigint) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    cutoff timestamptz := vigil._retention_cutoff(older_than, max_rows);
+    n bigint;
+BEGIN
+    -- pending and sending rows are work still to do: never purged.
+    DELETE FROM vigil.notifications t
+    WHERE t.id IN (SELECT x.id FROM vigil.notifications x
+                   WHERE x.status IN ('sent', 'failed', 'dead') AND x.updated_at < cutoff
+                   ORDER BY x.id LIMIT max_rows
+                   FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil.purge_notifications(older_than interval, max_rows bigint) IS 'Delete finished (sent, failed, dead) notifications last changed before now() - older_than, at most max_rows (NULL: all), oldest first; pending and sending rows are kept. Returns how many';
+
+CREATE OR REPLACE FUNCTION vigil.purge_scan_runs(older_than interval DEFAULT '30 days'::interval, max_rows bigint DEFAULT NULL::bigint) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    cutoff timestamptz := vigil._retention_cutoff(older_than, max_rows);
+    n bigint;
+BEGIN
+    DELETE FROM vigil.scan_runs t
+    WHERE t.id IN (
+        SELECT s.id FROM vigil.scan_runs s
+        WHERE s.started_at < cutoff
+          -- vigil.health reports the last scan
+          AND s.id <> (SELECT l.id FROM vigil.scan_runs l ORDER BY l.started_at DESC, l.id DESC LIMIT 1)
+        ORDER BY s.id LIMIT max_rows
+        FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil.purge_scan_runs(older_than interval, max_rows bigint) IS 'Delete scan reports started before now() - older_than, at most max_rows (NULL: all), oldest first; the latest run (what vigil.health shows) is kept, and alert groups keep their alerts with scan_id set to NULL. Returns how many';
+
+CREATE OR REPLACE FUNCTION vigil.raise_alert(anomaly_type text, entity text, severity vigil.severity, title text, summary text DEFAULT NULL::text, details jsonb DEFAULT '{}'::jsonb, urgency integer DEFAULT NULL::integer, monitor text DEFAULT NULL::text, rule text DEFAULT NULL::text, dedup_key text DEFAULT NULL::text, dedup_window interval DEFAULT '24:00:00'::interval, expires_in interval DEFAULT '48:00:00'::interval, OUT alert_id bigint, OUT is_new boolean) RETURNS record
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    dk text;
+    new_urgency int;
+    new_details jsonb := coalesce(raise_alert.details, '{}');
+    cur vigil.alerts;
+    escalated bool;
+BEGIN
+    PERFORM vigil._require_text(raise_alert.anomaly_type, 'anomaly_type'),
+            vigil._require_text(raise_alert.entity, 'entity'),
+            vigil._require_text(raise_alert.title, 'title');
+    IF raise_alert.severity IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004',
+            MESSAGE = 'severity must not be NULL (allowed: info, low, medium, high, critical)';
+    END IF;
+    IF jsonb_typeof(new_details) <> 'object' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('details must be a JSON object, got %s', jsonb_typeof(new_details));
+    END IF;
+    new_details := vigil._cap_details(new_details, 'details');
+    IF raise_alert.urgency NOT BETWEEN 0 AND 100 THEN
+        RAISE EXCEPTION USING ERRCODE = '22003',
+            MESSAGE = format('urgency must be between 0 and 100, got %s', raise_alert.urgency);
+    END IF;
+    IF raise_alert.dedup_window IS NULL OR raise_alert.dedup_window <= interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('dedup_window must be a positive interval, got %s', coalesce(raise_alert.dedup_window::text, 'NULL'));
+    END IF;
+    IF raise_alert.expires_in IS NULL OR raise_alert.expires_in <= interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('expires_in must be a positive interval, got %s', coalesce(raise_alert.expires_in::text, 'NULL'));
+    END IF;
+    -- Bounds that keep now() +/- these intervals inside the timestamp range.
+    IF raise_alert.dedup_window > interval '100 years' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('dedup_window must be at most 100 years, got %s', raise_alert.dedup_window);
+    END IF;
+    IF raise_alert.expires_in > interval '100 years' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('expires_in must be at most 100 years, got %s', raise_alert.expires_in);
+    END IF;
+    IF raise_alert.dedup_key IS NOT NULL THEN
+        dk := vigil._require_text(raise_alert.dedup_key, 'dedup_key');
+    ELSE
+        dk := vigil.dedup_key(raise_alert.anomaly_type, raise_alert.entity, now());
+    END IF;
+    new_urgency := coalesce(raise_alert.urgency, vigil.urgency_score(raise_alert.severity));
+
+    -- Lock the open alert of this key if there is one, else insert. An insert
+    -- that loses the race to a concurrent caller (ON CONFLICT ... DO NOTHING
+    -- waits for that caller's commit) loops and bumps the winner's row. Under
+    -- REPEATABLE READ the conflict raises 40001 instead of looping.
+    FOR attempt IN 1..5 LOOP
+        SELECT * INTO cur FROM vigil.alerts a
+        WHERE a.dedup_key = dk AND a.status IN ('firing', 'acknowledged')
+          AND coalesce(a.monitor, '') = coalesce(raise_alert.monitor, '')
+        FOR UPDATE;
+        IF FOUND THEN
+            IF cur.last_seen_at >= now() - raise_alert.dedup_window THEN
+                escalated := raise_alert.severity > cur.severity OR new_urgency > cur.urgency;
+                UPDATE vigil.alerts a SET
+                    last_seen_at = greatest(a.last_seen_at, now()),
+                    occurrences = a.occurrences + 1,
+                    expires_at = greatest(a.expires_at, now() + raise_alert.expires_in),
+                    details = vigil._cap_details(a.details || new_details, 'details'),
+                    severity = greatest(a.severity, raise_alert.severity),
+                    urgency = greatest(a.urgency, new_urgency),
+                    title = CASE WHEN escalated THEN raise_alert.title ELSE a.title END,
+                    summary = CASE WHEN escalated THEN coalesce(raise_alert.summary, a.summary) ELSE a.summary END,
+                    recommended_actions = CASE WHEN escalated
+                        THEN vigil.recommended_actions_for(a.anomaly_type, greatest(a.severity, raise_alert.severity))
+                        ELSE a.recommended_actions END
+                WHERE a.id = cur.id
+                RETURNING * INTO cur;
+                IF escalated THEN
+                    PERFORM vigil._notify_alert(cur, 'escalated');
+                END IF;
+                alert_id := cur.id;
+                is_new := false;
+                RETURN;
+            END IF;
+            -- Open but not seen for longer than the window: a new incident.
+            UPDATE vigil.alerts a SET status = 'expired' WHERE a.id = cur.id;
+        END IF;
+
+        INSERT INTO vigil.alerts AS a (
+            monitor, rule, anomaly_type, severity, urgency, entity, title, summary,
+            details, recommended_actions, dedup_key, expires_at)
+        VALUES (
+            raise_alert.monitor, raise_alert.rule, raise_alert.anomaly_type, raise_alert.severity,
+            new_urgency, raise_alert.entity, raise_alert.title, raise_alert.summary, new_details,
+            vigil.recommended_actions_for(raise_alert.anomaly_type, raise_alert.severity),
+            dk, now() + raise_alert.expires_in)
+        ON CONFLICT ((coalesce(monitor, '')), dedup_key) WHERE status IN ('firing', 'acknowledged') DO NOTHING
+        RETURNING * INTO cur;
+        IF FOUND THEN
+            PERFORM vigil._notify_alert(cur, 'new');
+            alert_id := cur.id;
+            is_new := true;
+            RETURN;
+        END IF;
+    END LOOP;
+    RAISE EXCEPTION USING ERRCODE = '40001',
+        MESSAGE = format('could not raise alert for dedup_key %s: the open alert kept changing concurrently', dk);
+END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil.raise_alert(anomaly_type text, entity text, severity vigil.severity, title text, summary text, details jsonb, urgency integer, monitor text, rule text, dedup_key text, dedup_window interval, expires_in interval, OUT alert_id bigint, OUT is_new boolean) IS 'Raise an alert, or bump the open alert with the same dedup_key last seen within dedup_window (occurrences, last_seen_at, expires_at; higher severity/urgency is an escalation). Notifies channel vigil_alerts on new and escalated alerts. dedup_key defaults to vigil.dedup_key(anomaly_type, entity, now()), urgency to vigil.urgency_score(severity). details (merged into the open alert''s on a bump) larger than vigil.max_payload_bytes are stored as {"truncated": true, "original_bytes": N}; nested deeper than 32 levels is ERROR 54000';
+
+CREATE OR REPLACE FUNCTION vigil.rebuild_rollup(name regclass) RETURNS bigint
+    LANGUAGE sql STRICT
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT vigil._rebuild_rollup(name) $$;
+
+
+
+CREATE OR REPLACE FUNCTION vigil.resolve(alert_id bigint, by text DEFAULT NULL::text, note text DEFAULT NULL::text) RETURNS vigil.alerts
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    a vigil.alerts;
+    who text := session_user;
+BEGIN
+    IF resolve.by IS NOT NULL THEN
+        who := vigil._require_text(resolve.by, 'by');
+    END IF;
+    PERFORM vigil._cap_text(who, 'by');
+    PERFORM vigil._cap_text(resolve.note, 'note');
+    PERFORM vigil._lock_alert(resolve.alert_id, 'resolve', '{firing,acknowledged}');
+    UPDATE vigil.alerts t
+    SET status = 'resolved', resolved_by = who, resolved_at = now(), resolve_note = resolve.note,
+        resolved_role = session_user
+    WHERE t.id = resolve.alert_id
+    RETURNING * INTO a;
+    PERFORM vigil._notify_alert(a, 'resolved');
+    RETURN a;
+END
+$$;
+
+
+
+CREATE OR REPLACE FUNCTION vigil.scan(monitor text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET "TimeZone" TO 'UTC'
+    SET standard_conforming_strings TO 'on'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    t0 timestamptz := clock_timestamp();
+    mt0 timestamptz;
+    run_id bigint;
+    m vigil.monitors;
+    src regclass;
+    plan jsonb;
+    o jsonb;
+    f record;
+    r record;
+    dk text;
+    keys text[];
+    n int;
+    findings jsonb[] := '{}';
+    predictions jsonb[] := '{}';
+    per_monitor jsonb[] := '{}';
+    errors jsonb[] := '{}';
+    skipped text[] := '{}';
+    new_ids bigint[] := '{}';
+    groups jsonb;
+    resolved bigint := 0;
+    expired bigint;
+    variants_expired bigint := 0;
+    err_state text;
+    err_text text;
+    result jsonb;
+    v vigil.variant_monitoring;
+BEGIN
+    IF scan.monitor IS NOT NULL THEN
+        PERFORM vigil._monitor_by_name(scan.monitor);
+    END IF;
+    INSERT INTO vigil.scan_runs (started_at, monitor) VALUES (t0, scan.monitor) RETURNING id INTO run_id;
+    expired := vigil.expire_alerts();
+
+    FOR m IN
+        SELECT * FROM vigil.monitors t
+        WHERE t.enabled AND (scan.monitor IS NULL OR t.name = scan.monitor)
+        ORDER BY t.name
+    LOOP
+        mt0 := clock_timestamp();
+        n := 0;
+        BEGIN
+            -- Concurrent scans of one monitor (a manual scan during a pg_cron
+            -- one) never both run it: the second skips it (reported under
+            -- skipped) instead of waiting. The lock is a row lock, outside
+            -- the advisory-lock space any role can take; only roles that may
+            -- UPDATE vigil.monitors can hold it, and then scans skip, never wait.
+            PERFORM 1 FROM vigil.monitors t WHERE t.id = m.id FOR UPDATE SKIP LOCKED;
+            IF NOT FOUND THEN
+                skipped := skipped || m.name;
+                CONTINUE;
+            END IF;
+            IF m.kind = 'early_kill' THEN
+                FOR v IN
+                    SELECT * FROM vigil.variant_monitoring t
+                    WHERE t.monitor = m.name AND t.status = 'active' AND t.started_at + t.timeout <= now()
+                    -- A writer's open transaction may hold a variant's row
+                    -- (the early-kill trigger counts into it): expire it on
+                    -- a later scan rather than wait for that writer.
+                    ORDER BY t.id FOR UPDATE SKIP LOCKED
+                LOOP
+                    PERFORM vigil._decide_variant(m, v, 'expired');
+                    n := n + 1;
+                END LOOP;
+                variants_expired := variants_expired + n;
+                n := 0;
+            ELSE
+                src := m.source_oid;
+                IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = src) THEN
+                    RAISE EXCEPTION USING ERRCODE = '42P01',
+                        MESSAGE = format('monitor "%s": its source %I.%I (oid %s) no longer exists; recreate the monitor',
+                                         m.name, m.source_schema, m.source_table, src);
+                END IF;
+                plan := vigil._monitor_plan(m.kind, m.options, format('%I.%I', m.source_schema, m.source_table),
+                                            vigil._source_columns(src));
+                o := plan->'options';
+                keys := '{}';
+                -- Run as the source's owner, restricted (vigil._monitor_run);
+                -- only its jsonb rows come back here.
+                FOR f IN
+                    SELECT * FROM jsonb_to_recordset(vigil._monitor_run(m.id)) AS x(
+                        entity text, anomaly_type text, severity vigil.severity, urgency int, title text,
+                        summary text, details jsonb, metric float8, category text, key_suffix text, prediction jsonb)
+                LOOP
+                    IF f.prediction IS NOT NULL THEN
+                        predictions := predictions || (f.prediction || jsonb_build_object('monitor', m.name));
+                    END IF;
+                    CONTINUE WHEN f.severity IS NULL;
+                    dk := vigil._finding_key(f.anomaly_type, f.entity, f.key_suffix, o->>'dedup_by');
+                    SELECT * INTO r FROM vigil.raise_alert(
+                        f.anomaly_type, f.entity, f.severity, f.title, f.summary, f.details, f.urgency, m.name,
+                        NULL, dk, (o->>'dedup_window')::interval, (o->>'expires_in')::interval);
+                    keys := keys || dk;
+                    n := n + 1;
+                    IF r.is_new THEN
+                        new_ids := new_ids || r.alert_id;
+                    END IF;
+                    findings := findings || jsonb_build_object(
+                        'type', f.anomaly_type, 'kind', m.kind, 'severity', f.severity, 'urgency', f.urgency,
+                        'entity', f.entity, 'metric', f.metric, 'category', f.category, 'is_new', r.is_new,
+                        'label', o->>'label',
+                        'metric_name', CASE WHEN m.kind = 'stall' AND o->>'urgency_from' = 'wait_hours'
+                                            THEN 'wait_hours' ELSE o->>'metric_name' END,
+                        'group_name', o->>'group_column');
+                END LOOP;
+                resolved := resolved + vigil.auto_resolve(m.name, keys);
+            END IF;
+            UPDATE vigil.monitors t SET last_scan_at = now(), last_anomalies = n, last_error = NULL WHERE t.id = m.id;
+            per_monitor := per_monitor || jsonb_build_object(
+                'monitor', m.name, 'kind', m.kind, 'anomalies', n,
+                'duration_ms', round(extract(epoch FROM clock_timestamp() - mt0)::numeric * 1000, 3));
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_text = MESSAGE_TEXT;
+            UPDATE vigil.monitors t SET last_scan_at = now(), last_error = format('%s: %s', err_state, err_text)
+            WHERE t.id = m.id;
+            errors := errors || jsonb_build_object('monitor', m.name, 'sqlstate', err_state, 'error', err_text);
+        END;
+    END LOOP;
+
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'id', g.id, 'type', g.anomaly_type, 'severity', g.severity, 'urgency', g.urgency,
+               'affected_count', g.affected_count, 'entities', g.entities) ORDER BY g.anomaly_type), '[]')
+    INTO groups
+    FROM vigil.group_alerts(run_id, new_ids) g
+    WHERE cardinality(new_ids) > 0;
+
+    WITH fs AS (SELECT x FROM unnest(findings) x),
+    by_type AS (
+        SELECT x->>'type' AS type, min(x->>'kind') AS kind, min(x->>'label') AS label,
+               min(x->>'metric_name') AS metric_name, min(x->>'group_name') AS group_name,
+               count(*) AS n, count(*) FILTER (WHERE (x->>'is_new')::bool) AS saved,
+               avg((x->>'metric')::float8) AS avg_metric, max(abs((x->>'metric')::float8)) AS max_metric,
+               sum((x->>'metric')::float8) AS total,
+               mode() WITHIN GROUP (ORDER BY x->>'category') AS common,
+               max((x->>'urgency')::int) AS urgency
+        FROM fs GROUP BY 1),
+    by_sev AS (
+        SELECT s.t AS type, jsonb_object_agg(s.sev, s.cnt) AS sev
+        FROM (SELECT x->>'type' AS t, x->>'severity' AS sev, count(*) AS cnt FROM fs GROUP BY 1, 2) s
+        GROUP BY 1),
+    by_cat AS (
+        SELECT c.t AS type, string_agg(format('%s %s', c.cnt, c.c), ', ' ORDER BY c.cnt DESC, c.c) AS categories
+        FROM (SELECT x->>'type' AS t, x->>'category' AS c, count(*) AS cnt FROM fs WHERE x->>'category' IS NOT NULL GROUP BY 1, 2) c
+        GROUP BY 1)
+    SELECT jsonb_build_object(
+        'success', cardinality(errors) = 0,
+        'scan_id', run_id,
+        'duration_ms', round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 3),
+        'monitors_scanned', cardinality(per_monitor) + cardinality(errors),
+        'anomalies_detected', cardinality(findings),
+        'alert_groups_created', jsonb_array_length(groups),
+        'alerts_saved', cardinality(new_ids),
+        'duplicates_skipped', cardinality(findings) - cardinality(new_ids),
+        'alerts_resolved', resolved,
+        'alerts_expired', expired,
+        'variants_expired', variants_expired,
+        'breakdown', coalesce((
+            SELECT jsonb_object_agg(b.type, jsonb_build_object(
+                'count', b.n, 'new', b.saved, 'duplicates', b.n - b.saved, 'max_urgency', b.urgency,
+                'by_severity', s.sev))
+            FROM by_type b JOIN by_sev s USING (type)), '{}'),
+        'insights', coalesce((
+            SELECT jsonb_agg(vigil._scan_insight(b.kind, b.type, b.label, b.metric_name, b.group_name, b.n,
+                                                 b.avg_metric, b.max_metric, b.total, b.common, c.categories)
+                             ORDER BY b.type)
+            FROM by_type b LEFT JOIN by_cat c USING (type)), '[]'),
+        'predictions', to_jsonb(predictions),
+        'alert_groups', groups,
+        'monitors', to_jsonb(per_monitor),
+        'skipped', to_jsonb(skipped),
+        'errors', to_jsonb(errors))
+    INTO result;
+
+    UPDATE vigil.scan_runs t
+    SET finished_at = clock_timestamp(), duration_ms = (result->>'duration_ms')::float8,
+        report = result, success = (result->>'success')::bool
+    WHERE t.id = run_id;
+    RETURN result;
+END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil.scan(monitor text) IS 'Run the enabled monitors (or one): raise and deduplicate alerts, auto-resolve cleared ones, expire old alerts and timed-out variants, group new alerts per type; returns the report (also kept in vigil.scan_runs). A failing monitor is reported under errors and does not stop the others; one another scan is running is reported under skipped. Each monitor runs as its source''s owner in a security-restricted operation under vigil.monitor_timeout_ms';
+
+CREATE OR REPLACE FUNCTION vigil.send_webhook(channel text, payload jsonb, idempotency_key text DEFAULT NULL::text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    c vigil.channels := vigil._channel(send_webhook.channel);
+    new_id bigint;
+    size bigint;
+    cap int := vigil._max_payload_bytes();
+BEGIN
+    IF send_webhook.payload IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'payload must not be NULL';
+    END IF;
+    -- 54000 naming payload when nested deeper than 32 levels.
+    size := vigil._json_size(send_webhook.payload::text, 'payload', cap);
+    IF size > cap THEN
+        -- The caller's own body: refused, never cut.
+        RAISE EXCEPTION USING ERRCODE = '54000',
+            MESSAGE = format('payload is %s bytes; vigil.max_payload_bytes allows at most %s', size, cap);
+    END IF;
+    IF c.kind = 'pg_notify' AND size > 7999 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('payload is %s bytes; a pg_notify channel carries at most 7999', size);
+    END IF;
+    INSERT INTO vigil.notifications AS n (channel_id, event, payload, idempotency_key)
+    VALUES (c.id, 'action', send_webhook.payload,
+            CASE WHEN send_webhook.idempotency_key IS NULL THEN gen_random_uuid()::text
+                 ELSE vigil._require_text(send_webhook.idempotency_key, 'idempotency_key') END)
+    ON CONFLICT ON CONSTRAINT notifications_idempotency_key_key DO NOTHING
+    RETURNING n.id INTO new_id;
+    IF new_id IS NULL THEN
+        -- Already enqueued under this key: the caller's retry is a no-op.
+        SELECT n.id INTO new_id FROM vigil.notifications n
+        WHERE n.idempotency_key = send_webhook.idempotency_key;
+        RETURN new_id;
+    END IF;
+    PERFORM vigil._wake_worker();
+    RETURN new_id;
+END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil.send_webhook(channel text, payload jsonb, idempotency_key text) IS 'Enqueue an arbitrary JSON body (an action webhook, e.g. cancel a post) on a channel. With an idempotency_key, enqueueing the same key again returns the first row''s id and sends nothing new. A payload larger than vigil.max_payload_bytes (default 65536) or nested deeper than 32 levels is ERROR 54000';
+
+CREATE OR REPLACE FUNCTION vigil.set_monitor_timeout(name text, timeout interval) RETURNS vigil.monitors
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    m vigil.monitors := vigil._monitor_by_name(name);
+    ms float8;
+BEGIN
+    IF timeout IS NOT NULL THEN
+        ms := extract(epoch FROM timeout) * 1000;
+        IF NOT (ms >= 1 AND ms <= 2147483647) THEN
+            RAISE EXCEPTION USING ERRCODE = '22023',
+                MESSAGE = format('timeout must be between 1 ms and 24 days, got %s', timeout);
+        END IF;
+    END IF;
+    UPDATE vigil.monitors t SET timeout_ms = ms::int, updated_at = now() WHERE t.id = m.id RETURNING * INTO m;
+    RETURN m;
+END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil.set_monitor_timeout(name text, timeout interval) IS 'Set how long one scan of the monitor may run, lock waits included (NULL: vigil.monitor_timeout_ms); a monitor that takes longer is reported as failed (54000) and the scan goes on';
+
+CREATE OR REPLACE FUNCTION vigil.test_channel(name text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    c vigil.channels := vigil._channel(test_channel.name);
+    doc jsonb;
+    new_id bigint;
+BEGIN
+    IF NOT c.enabled THEN
+        RAISE EXCEPTION USING ERRCODE = '55000',
+            MESSAGE = format('channel "%s" is disabled; enable it before testing', c.name);
+    END IF;
+    -- At most one test message per channel per 10 seconds. The row lock
+    -- (which inserts into vigil.notifications do not conflict with) makes
+    -- concurrent callers take turns, so the check cannot pass twice at once.
+    PERFORM 1 FROM vigil.channels ch WHERE ch.id = c.id FOR NO KEY UPDATE;
+    IF EXISTS (SELECT 1 FROM vigil.notifications n
+               WHERE n.channel_id = c.id AND n.notify_key = 'test'
+                 AND n.created_at > now() - interval '10 seconds') THEN
+        RAISE EXCEPTION USING ERRCODE = '55000',
+            MESSAGE = format('channel "%s" was tested less than 10 seconds ago; wait before testing it again', c.name);
+    END IF;
+    doc := jsonb_build_object(
+        'id', 0, 'anomaly_type', 'test', 'severity', 'info', 'urgency', 0, 'entity', c.name,
+        'title', 'pg_vigil test notification',
+        'summary', format('Test message for channel %s, requested by %s. If you can read this, delivery works.',
+                          c.name, session_user),
+        'details', '{}'::jsonb, 'recommended_actions', '[]'::jsonb, 'dedup_key', 'test:' || c.name,
+        'status', 'firing', 'created_at', now(), 'last_seen_at', now(), 'occurrences', 1);
+    INSERT INTO vigil.notifications (channel_id, event, notify_key, payload)
+    VALUES (c.id, 'test', 'test', vigil._capped_payload(c.kind, c.name, doc, 'test'))
+    RETURNING id INTO new_id;
+    PERFORM vigil._wake_worker();
+    RETURN new_id;
+END
+$$;
+
+
+
+COMMENT ON FUNCTION vigil.test_channel(name text) IS 'Enqueue a test message on the channel; returns the notification id (watch its status in vigil.notifications). Rate limited: a second test of the same channel within 10 seconds is ERROR 55000. The worker sends test messages only after the channel''s due alert notifications';
+
+CREATE OR REPLACE FUNCTION vigil.verify_rollup(name regclass) RETURNS bigint
+    LANGUAGE sql STRICT
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT vigil._verify_rollup(name) $$;
+
+
+
+CREATE OR REPLACE VIEW vigil.alert_history AS
+ SELECT a.id,
+    a.status,
+    a.severity,
+    a.urgency,
+    a.anomaly_type,
+    a.entity,
+    a.title,
+    a.monitor,
+    a.rule,
+    a.occurrences,
+    a.created_at,
+    a.last_seen_at,
+    a.acknowledged_by,
+    a.acknowledged_at,
+    a.ack_note,
+    (a.acknowledged_at - a.created_at) AS time_to_acknowledge,
+    a.resolved_by,
+    a.resolved_at,
+    a.resolve_note,
+    (a.resolved_at - a.created_at) AS time_to_resolve,
+    a.dismissed_by,
+    a.dismissed_at,
+    a.dismiss_note,
+    a.acknowledged_role,
+    a.resolved_role,
+    a.dismissed_role
+   FROM vigil.alerts a
+  ORDER BY a.created_at DESC, a.id DESC;
+
+
+
+CREATE TABLE vigil.default_recommended_actions (
+    anomaly_type text NOT NULL,
+    severity vigil.severity,
+    actions text[] NOT NULL
+);
+
+
+
+COMMENT ON TABLE vigil.default_recommended_actions IS 'The recommended actions pg_vigil ships, as CREATE EXTENSION copied them into vigil.recommended_actions. Read-only reference: edit vigil.recommended_actions';
+
+CREATE TABLE vigil.default_rules (
+    id bigint NOT NULL,
+    name text NOT NULL,
+    metric text NOT NULL,
+    operator text NOT NULL,
+    threshold double precision NOT NULL,
+    severity vigil.severity NOT NULL,
+    lookback interval NOT NULL,
+    cooldown interval NOT NULL,
+    anomaly_type text DEFAULT 'rule'::text NOT NULL,
+    description text,
+    enabled boolean DEFAULT true NOT NULL,
+    CONSTRAINT default_rules_id_check CHECK (((id >= 1) AND (id <= 999)))
+);
+
+
+
+COMMENT ON TABLE vigil.default_rules IS 'The rules pg_vigil ships, as CREATE EXTENSION copied them into vigil.rules (same ids). Read-only reference: edit vigil.rules';
+
+CREATE TABLE vigil.deleted_default_recommended_actions (
+    anomaly_type text NOT NULL,
+    severity vigil.severity,
+    deleted_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+
+COMMENT ON TABLE vigil.deleted_default_recommended_actions IS 'Default recommended actions whose (anomaly_type, severity) is no longer in vigil.recommended_actions, kept by triggers: dumped, so that a restore deletes them again';
+
+CREATE TABLE vigil.deleted_default_rules (
+    id bigint NOT NULL,
+    name text NOT NULL,
+    deleted_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+
+COMMENT ON TABLE vigil.deleted_default_rules IS 'Default rules that are no longer in vigil.rules (by default id), kept by triggers: dumped, so that a restore deletes them again';
+
+COMMENT ON COLUMN vigil.notifications.notify_key IS 'Identity for the channel''s repeat_interval: alert dedup key, event, and for escalations the severity; ''test'' for vigil.test_channel messages (its rate limit)';
+
+CREATE OR REPLACE VIEW vigil.health AS
+ SELECT w.running AS worker_running,
+    w.pid AS worker_pid,
+    w.state AS worker_state,
+    w.database AS worker_database,
+    w.started_at AS worker_started_at,
+    w.heartbeat_at AS worker_heartbeat_at,
+    (EXTRACT(epoch FROM (clock_timestamp() - w.heartbeat_at)))::double precision AS worker_heartbeat_age_s,
+    q.depth AS notification_queue_depth,
+    (EXTRACT(epoch FROM (clock_timestamp() - q.oldest)))::double precision AS oldest_pending_age_s,
+    ( SELECT count(*) AS count
+           FROM vigil.notifications n
+          WHERE ((n.status = 'sent'::vigil.notification_status) AND (n.sent_at > (now() - '01:00:00'::interval)))) AS deliveries_1h,
+    ( SELECT count(*) AS count
+           FROM vigil.notifications n
+          WHERE ((n.status = ANY (ARRAY['failed'::vigil.notification_status, 'dead'::vigil.notification_status])) AND (n.updated_at > (now() - '01:00:00'::interval)))) AS delivery_failures_1h,
+    s.started_at AS last_scan_at,
+    ((EXTRACT(epoch FROM (now() - s.started_at)))::double precision / (60)::double precision) AS minutes_since_last_scan,
+    s.duration_ms AS last_scan_duration_ms,
+    s.success AS last_scan_success,
+    ( SELECT count(*) AS count
+           FROM vigil.monitors m
+          WHERE m.enabled) AS monitors_enabled,
+    ( SELECT count(*) AS count
+           FROM vigil.monitors m
+          WHERE (m.enabled AND (m.last_error IS NOT NULL))) AS monitors_failing,
+    a.open_alerts,
+    a.open_critical,
+    a.open_high,
+    a.open_medium,
+    a.open_low,
+    a.open_info,
+    ( SELECT count(*) AS count
+           FROM vigil.rollup_defs) AS rollups,
+    (0)::double precision AS rollup_lag_s,
+    (( SELECT count(*) AS count
+           FROM vigil.rollup_defs d
+          WHERE (vigil._rollup_status((d.summary)::oid) <> 'ok'::text)) + ( SELECT count(*) AS count
+           FROM pg_trigger t
+          WHERE ((t.tgfoid = ('vigil._rollup_trigger'::regproc)::oid) AND (NOT (EXISTS ( SELECT 1
+                   FROM vigil.rollup_defs d
+                  WHERE ((d.source)::oid = t.tgrelid))))))) AS rollups_broken
+   FROM vigil.worker_status() w(running, pid, state, database, started_at, heartbeat_at, heartbeats, poll_interval_ms),
+    ((LATERAL ( SELECT count(*) AS depth,
+            min(n.created_at) AS oldest
+           FROM vigil.notifications n
+          WHERE (n.status = ANY (ARRAY['pending'::vigil.notification_status, 'sending'::vigil.notification_status]))) q
+     LEFT JOIN LATERAL ( SELECT r.started_at,
+            r.duration_ms,
+            r.success
+           FROM vigil.scan_runs r
+          ORDER BY r.started_at DESC
+         LIMIT 1) s ON (true))
+     CROSS JOIN LATERAL ( SELECT count(*) AS open_alerts,
+            count(*) FILTER (WHERE (al.severity = 'critical'::vigil.severity)) AS open_critical,
+            count(*) FILTER (WHERE (al.severity = 'high'::vigil.severity)) AS open_high,
+            count(*) FILTER (WHERE (al.severity = 'medium'::vigil.severity)) AS open_medium,
+            count(*) FILTER (WHERE (al.severity = 'low'::vigil.severity)) AS open_low,
+            count(*) FILTER (WHERE (al.severity = 'info'::vigil.severity)) AS open_info
+           FROM vigil.alerts al
+          WHERE (al.status = ANY (ARRAY['firing'::vigil.alert_status, 'acknowledged'::vigil.alert_status]))) a);
+
+
+
+CREATE TABLE vigil.rollup_triggers (
+    trigger oid NOT NULL,
+    summary oid NOT NULL,
+    on_source boolean NOT NULL
+);
+
+
+
+COMMENT ON TABLE vigil.rollup_triggers IS 'Internal: the summary each linked rollup trigger maintains, and whether it is on the source itself (not a partition)';
+
+CREATE OR REPLACE VIEW vigil.rollups AS
+ SELECT d.summary AS name,
+    d.source,
+    d.time_column,
+    d.bucket,
+    d.group_by,
+    d.measures,
+    s.rows,
+    s.latest_bucket,
+    d.created_at,
+    vigil._rollup_status((d.summary)::oid) AS status
+   FROM vigil.rollup_defs d,
+    LATERAL vigil._rollup_size(d.summary) s(rows, latest_bucket);
+
+
+
+COMMENT ON VIEW vigil.rollups IS 'Rollups with their summary row count, latest bucket and status (ok, or why the summary is not being kept exact)';
+
+ALTER TABLE ONLY vigil.default_recommended_actions
+    ADD CONSTRAINT default_recommended_actions_anomaly_type_severity_key UNIQUE NULLS NOT DISTINCT (anomaly_type, severity);
+
+ALTER TABLE ONLY vigil.default_rules
+    ADD CONSTRAINT default_rules_name_key UNIQUE (name);
+
+ALTER TABLE ONLY vigil.default_rules
+    ADD CONSTRAINT default_rules_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY vigil.deleted_default_recommended_actions
+    ADD CONSTRAINT deleted_default_recommended_actions_anomaly_type_severity_key UNIQUE NULLS NOT DISTINCT (anomaly_type, severity);
+
+ALTER TABLE ONLY vigil.deleted_default_rules
+    ADD CONSTRAINT deleted_default_rules_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY vigil.rollup_triggers
+    ADD CONSTRAINT rollup_triggers_pkey PRIMARY KEY (trigger);
+
+CREATE TRIGGER deleted_default_recommended_actions_apply BEFORE INSERT ON vigil.deleted_default_recommended_actions FOR EACH ROW EXECUTE FUNCTION vigil._deleted_default_recommended_actions_apply();
+
+CREATE TRIGGER deleted_default_rules_apply BEFORE INSERT ON vigil.deleted_default_rules FOR EACH ROW EXECUTE FUNCTION vigil._deleted_default_rules_apply();
+
+CREATE TRIGGER monitors_guard BEFORE INSERT OR UPDATE ON vigil.monitors FOR EACH ROW EXECUTE FUNCTION vigil._monitors_guard();
+
+CREATE TRIGGER recommended_actions_restore_replaces_default BEFORE INSERT ON vigil.recommended_actions FOR EACH ROW EXECUTE FUNCTION vigil._recommended_actions_restore_replaces_default();
+
+CREATE TRIGGER recommended_actions_track_deleted_defaults AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON vigil.recommended_actions FOR EACH STATEMENT EXECUTE FUNCTION vigil._recommended_actions_track_deleted_defaults();
+
+CREATE TRIGGER rules_restore_replaces_default BEFORE INSERT ON vigil.rules FOR EACH ROW EXECUTE FUNCTION vigil._rules_restore_replaces_default();
+
+CREATE TRIGGER rules_track_deleted_defaults AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON vigil.rules FOR EACH STATEMENT EXECUTE FUNCTION vigil._rules_track_deleted_defaults();
+
+-- ACL SCHEMA vigil (changed; old: GRANT USAGE ON SCHEMA vigil TO vigil_reader;)
+
+GRANT USAGE ON SCHEMA vigil TO PUBLIC;
+
+-- ACL FUNCTION _deleted_default_recommended_actions_apply()
+
+REVOKE ALL ON FUNCTION vigil._deleted_default_recommended_actions_apply() FROM PUBLIC;
+
+-- ACL FUNCTION _deleted_default_rules_apply()
+
+REVOKE ALL ON FUNCTION vigil._deleted_default_rules_apply() FROM PUBLIC;
+
+-- ACL FUNCTION _forget_dropped_rollups()
+
+REVOKE ALL ON FUNCTION vigil._forget_dropped_rollups() FROM PUBLIC;
+
+-- ACL FUNCTION _monitor_run(monitor bigint)
+
+REVOKE ALL ON FUNCTION vigil._monitor_run(monitor bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION vigil._monitor_run(monitor bigint) TO vigil_admin;
+
+-- ACL FUNCTION _monitors_guard()
+
+REVOKE ALL ON FUNCTION vigil._monitors_guard() FROM PUBLIC;
+
+-- ACL FUNCTION _recommended_actions_restore_replaces_default()
+
+REVOKE ALL ON FUNCTION vigil._recommended_actions_restore_replaces_default() FROM PUBLIC;
+
+-- ACL FUNCTION _recommended_actions_track_deleted_defaults()
+
+REVOKE ALL ON FUNCTION vigil._recommended_actions_track_deleted_defaults() FROM PUBLIC;
+
+-- ACL FUNCTION _rules_restore_replaces_default()
+
+REVOKE ALL ON FUNCTION vigil._rules_restore_replaces_default() FROM PUBLIC;
+
+-- ACL FUNCTION _rules_track_deleted_defaults()
+
+REVOKE ALL ON FUNCTION vigil._rules_track_deleted_defaults() FROM PUBLIC;
+
+-- ACL FUNCTION _upgrade_rollup(summary oid)
+
+REVOKE ALL ON FUNCTION vigil._upgrade_rollup(summary oid) FROM PUBLIC;
+
+-- ACL FUNCTION purge_alerts(older_than interval, max_rows bigint)
+
+REVOKE ALL ON FUNCTION vigil.purge_alerts(older_than interval, max_rows bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION vigil.purge_alerts(older_than interval, max_rows bigint) TO vigil_admin;
+
+-- ACL FUNCTION purge_metric_values(older_than interval, max_rows bigint)
+
+REVOKE ALL ON FUNCTION vigil.purge_metric_values(older_than interval, max_rows bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION vigil.purge_metric_values(older_than interval, max_rows bigint) TO vigil_admin;
+
+-- ACL FUNCTION purge_notifications(older_than interval, max_rows bigint)
+
+REVOKE ALL ON FUNCTION vigil.purge_notifications(older_than interval, max_rows bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION vigil.purge_notifications(older_than interval, max_rows bigint) TO vigil_admin;
+
+-- ACL FUNCTION purge_scan_runs(older_than interval, max_rows bigint)
+
+REVOKE ALL ON FUNCTION vigil.purge_scan_runs(older_than interval, max_rows bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION vigil.purge_scan_runs(older_than interval, max_rows bigint) TO vigil_admin;
+
+-- ACL FUNCTION set_monitor_timeout(name text, timeout interval)
+
+REVOKE ALL ON FUNCTION vigil.set_monitor_timeout(name text, timeout interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION vigil.set_monitor_timeout(name text, timeout interval) TO vigil_admin;
+
+-- ACL TABLE default_recommended_actions
+
+GRANT SELECT ON TABLE vigil.default_recommended_actions TO vigil_reader;
+
+-- ACL TABLE default_rules
+
+GRANT SELECT ON TABLE vigil.default_rules TO vigil_reader;
+
+-- ACL TABLE deleted_default_recommended_actions
+
+GRANT SELECT ON TABLE vigil.deleted_default_recommended_actions TO vigil_reader;
+
+-- ACL TABLE deleted_default_rules
+
+GRANT SELECT ON TABLE vigil.deleted_default_rules TO vigil_reader;
+
+CREATE EVENT TRIGGER vigil_forget_dropped_rollups ON sql_drop
+   EXECUTE FUNCTION vigil._forget_dropped_rollups();
+
+
+
+CREATE EVENT TRIGGER vigil_rollup_ddl ON ddl_command_end
+         WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER', 'ALTER TYPE', 'ALTER SCHEMA')
+   EXECUTE FUNCTION vigil._rollup_ddl_event();
+
+-- 4. Data. The shipped defaults become reference tables (0.1.0 inserted
+-- the same rules and actions, in the same order, so rule ids 1-10 are the
+-- defaults); user rules move to ids from 1000; the statement triggers then
+-- record deleted defaults as tombstones; the config tables are dumped as
+-- a fresh install dumps them.
+INSERT INTO vigil.default_rules (id, name, metric, operator, threshold, severity, lookback, cooldown, description) VALUES
+    (1, 'roas_below_2', 'roas', '<', 2.0, 'high', '60 minutes', '30 minutes',
+     'Return on ad spend below 2.0'),
+    (2, 'roas_below_3', 'roas', '<', 3.0, 'medium', '120 minutes', '60 minutes',
+     'Return on ad spend below 3.0'),
+    (3, 'budget_80pct', 'budget_utilization', '>=', 80, 'medium', '24 hours', '6 hours',
+     'Budget utilization at or above 80%'),
+    (4, 'budget_100pct', 'budget_utilization', '>=', 100, 'critical', '24 hours', '12 hours',
+     'Budget exhausted: utilization at or above 100%'),
+    (5, 'ad_disapproved', 'ad_disapprovals', '>=', 1, 'critical', '10 minutes', '0',
+     'At least one ad disapproved'),
+    (6, 'ctr_drop_20pct', 'ctr', 'pct_drop', 20, 'medium', '60 minutes', '2 hours',
+     'Click-through rate at least 20% below its 60-minute average'),
+    (7, 'conversion_spike_50pct', 'conversions', 'pct_rise', 50, 'low', '60 minutes', '2 hours',
+     'Conversions at least 50% above their 60-minute average'),
+    (8, 'prediction_error_30pct', 'prediction_error', '>=', 30, 'low', '4 hours', '6 hours',
+     'Prediction error at or above 30%'),
+    (9, 'cpa_above_100', 'cpa', '>', 100, 'high', '2 hours', '1 hour',
+     'Cost per acquisition above 100'),
+    (10, 'impressions_below_1000', 'impressions', '<', 1000, 'medium', '1 hour', '2 hours',
+     'Fewer than 1000 impressions');
+
+INSERT INTO vigil.default_recommended_actions (anomaly_type, severity, actions) VALUES
+    -- scenario 2: client vitals
+    ('health_drop', 'critical', ARRAY[
+        'Call the client today and escalate to the account owner',
+        'Review support tickets and product usage of the last 7 days for the cause',
+        'Book an executive check-in within 48 hours']),
+    ('health_drop', 'high', ARRAY[
+        'Contact the client within 24 hours',
+        'Review usage and support history of the last 7 days']),
+    ('health_drop', 'medium', ARRAY[
+        'Check usage trends and open tickets',
+        'Add the client to this week''s account review']),
+    ('health_drop', NULL, ARRAY['Review the client''s recent health score history']),
+    ('deal_stalled', 'critical', ARRAY[
+        'Escalate to the sales manager',
+        'Re-qualify the deal or close it as lost',
+        'Offer a time-bound incentive to restart the conversation']),
+    ('deal_stalled', 'high', ARRAY[
+        'Book a call with the decision maker',
+        'Send a proposal for the next step with a date']),
+    ('deal_stalled', 'medium', ARRAY[
+        'Follow up with the contact',
+        'Record the next step and its date in the CRM']),
+    ('deal_stalled', NULL, ARRAY['Follow up on the deal and record the next step']),
+    ('sync_failure', 'critical', ARRAY[
+        'Check the integration credentials and the provider''s API status',
+        'Pause automations that depend on this source until the sync recovers',
+        'Tell the data owner that figures from this source may be stale']),
+    ('sync_failure', 'high', ARRAY[
+        'Inspect the sync error log for this source',
+        'Re-authenticate the integration and retry the sync']),
+    ('sync_failure', 'medium', ARRAY[
+        'Inspect the sync error log for this source',
+        'Retry the sync']),
+    ('sync_failure', NULL, ARRAY['Inspect the sync error log for this source']),
+    ('lead_unresponded', 'critical', ARRAY[
+        'Assign the lead to an available rep now',
+        'Respond today: lead conversion falls sharply after 24 hours',
+        'Check the lead routing rules for gaps']),
+    ('lead_unresponded', 'high', ARRAY[
+        'Respond within the hour',
+        'Check that the lead was routed to an active rep']),
+    ('lead_unresponded', 'medium', ARRAY['Respond to the lead today']),
+    ('lead_unresponded', NULL, ARRAY['Respond to the lead']),
+    -- scenario 1: creator messages
+    ('saturation', 'critical', ARRAY[
+        'Pause paid messages for 48 hours',
+        'Send free engagement content only until conversion recovers',
+        'Review the price points used in the last 7 days']),
+    ('saturation', 'high', ARRAY[
+        'Pause paid messages for 48 hours',
+        'Send free engagement content only until conversion recovers']),
+    ('saturation', 'medium', ARRAY[
+        'Halve the frequency of paid messages',
+        'Test lower price points',
+        'Watch conversion over the next 24 hours']),
+    ('saturation', NULL, ARRAY['Watch conversion and message volume over the next 24 hours']),
+    ('zscore_anomaly', 'critical', ARRAY[
+        'Confirm that tracking and ingestion are healthy',
+        'Compare the current hour with the same hour last week',
+        'Look for pricing, content or campaign changes in the last hour']),
+    ('zscore_anomaly', NULL, ARRAY[
+        'Compare the current hour with the same hour last week',
+        'Look for pricing, content or campaign changes in the last hour']),
+    ('exhaustion', 'high', ARRAY[
+        'Rest the audience: pause paid messages for 24 to 48 hours',
+        'Refresh content types and triggers before resuming']),
+    ('exhaustion', NULL, ARRAY[
+        'Reduce message volume',
+        'Refresh content types and triggers']),
+    -- scenario 3: variant early kill
+    ('early_kill', NULL, ARRAY[
+        'Cancel the scheduled post for the killed variant',
+        'Shift traffic to the best performing variant',
+        'Review the persona and content of the variant']),
+    -- scenario 5: agent approvals
+    ('queue_depth', 'critical', ARRAY[
+        'Add reviewers to the approval queue now',
+        'Check for an agent flooding the queue',
+        'Auto-approve high-confidence items if policy allows']),
+    ('queue_depth', NULL, ARRAY[
+        'Add reviewers to the approval queue',
+        'Check for an agent flooding the queue']),
+    ('queue_age', 'critical', ARRAY[
+        'Page the on-call reviewer',
+        'Review the oldest pending approvals first']),
+    ('queue_age', NULL, ARRAY['Review the oldest pending approvals first']),
+    -- scenario 4: metric rules
+    ('rule', 'critical', ARRAY[
+        'Act now: pause the affected campaign or ad set',
+        'Check billing, budget caps and policy notices',
+        'Acknowledge the alert with a note on the action taken']),
+    ('rule', 'high', ARRAY[
+        'Review the campaign within the hour',
+        'Compare the metric with the rule threshold and recent changes']),
+    ('rule', NULL, ARRAY[
+        'Compare the metric with the rule threshold and recent changes',
+        'Adjust the campaign if the breach persists']);
+
+SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence('vigil.rules', 'id'),
+                         greatest(1000, (SELECT max(r.id) + 1 FROM vigil.rules r)), false);
+UPDATE vigil.rules SET id = DEFAULT WHERE id BETWEEN 11 AND 999;
+UPDATE vigil.recommended_actions SET actions = actions WHERE false;
+SELECT pg_catalog.pg_extension_config_dump('vigil.rules', 'WHERE NOT vigil._rule_is_default(rules)');
+SELECT pg_catalog.pg_extension_config_dump('vigil.rules_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('vigil.deleted_default_rules', '');
+SELECT pg_catalog.pg_extension_config_dump('vigil.recommended_actions',
+                                           'WHERE NOT vigil._recommended_action_is_default(recommended_actions)');
+SELECT pg_catalog.pg_extension_config_dump('vigil.deleted_default_recommended_actions', '');
+
+-- Monitors: 0.1.0 scanned as the superuser; 0.2.0 scans as the source's
+-- owner, bounded by created_by's SELECT rights: created_by becomes the
+-- source's owner, and vigil._monitors_guard pins the source by oid and
+-- checks the options as for a new monitor. A monitor whose source is gone
+-- or whose options no longer pass keeps its row and reports the error at
+-- its next scan.
+DO $$
+DECLARE
+    m record;
+BEGIN
+    FOR m IN SELECT mo.id, mo.name, c.relowner FROM vigil.monitors mo
+             LEFT JOIN pg_catalog.pg_class c
+                    ON c.oid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', mo.source_schema, mo.source_table))
+             ORDER BY mo.id LOOP
+        BEGIN
+            UPDATE vigil.monitors SET created_by = coalesce(pg_catalog.pg_get_userbyid(m.relowner), current_user)
+            WHERE id = m.id;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'pg_vigil 0.2.0: monitor % kept as it was: %', m.name, SQLERRM;
+        END;
+    END LOOP;
+END
+$$;
+
+-- 5. Rollups: each becomes a 0.2.0 rollup (vigil._upgrade_rollup: the
+-- source owner's objects, the shared trigger with its dependencies) and is
+-- recomputed from its source.
+DO $$
+DECLARE
+    d record;
+    why text;
+BEGIN
+    FOR d IN SELECT r.summary FROM vigil.rollup_defs r ORDER BY r.created_at, r.summary::oid LOOP
+        why := vigil._upgrade_rollup(d.summary::oid);
+        IF why IS NOT NULL THEN
+            RAISE WARNING 'pg_vigil 0.2.0: rollup % is not maintained: %', d.summary, why
+                USING HINT = 'Fix the cause and run vigil.rebuild_rollup, or vigil.drop_rollup it.';
+        END IF;
+    END LOOP;
+END
+$$;
