@@ -365,6 +365,9 @@ BEGIN
     DELETE FROM vigil.rollup_defs d
     USING pg_event_trigger_dropped_objects() o
     WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND d.summary::oid = o.objid;
+    DELETE FROM vigil.rollup_detached d
+    USING pg_event_trigger_dropped_objects() o
+    WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND o.objid IN (d.summary, d.rel);
     IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() o WHERE o.object_type = 'trigger') THEN
         PERFORM vigil._rollup_dropped();
     END IF;
@@ -1757,6 +1760,16 @@ CREATE OR REPLACE VIEW vigil.health AS
 
 
 
+CREATE TABLE vigil.rollup_detached (
+    summary oid NOT NULL,
+    rel oid NOT NULL,
+    detached_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+
+COMMENT ON TABLE vigil.rollup_detached IS 'Internal: partitions detached from a rollup''s source whose rows its summary keeps as history; attaching one again adds nothing';
+
 CREATE TABLE vigil.rollup_triggers (
     trigger oid NOT NULL,
     summary oid NOT NULL,
@@ -1799,6 +1812,9 @@ ALTER TABLE ONLY vigil.deleted_default_recommended_actions
 
 ALTER TABLE ONLY vigil.deleted_default_rules
     ADD CONSTRAINT deleted_default_rules_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY vigil.rollup_detached
+    ADD CONSTRAINT rollup_detached_pkey PRIMARY KEY (summary, rel);
 
 ALTER TABLE ONLY vigil.rollup_triggers
     ADD CONSTRAINT rollup_triggers_pkey PRIMARY KEY (trigger);

@@ -136,6 +136,18 @@ CREATE TABLE vigil.rollup_triggers (
 COMMENT ON TABLE vigil.rollup_triggers IS
     'Internal: the summary each linked rollup trigger maintains, and whether it is on the source itself (not a partition)';
 
+-- Partitions detached from a rollup's source whose rows the summary keeps
+-- (history, like a continuous aggregate after drop_chunks). Attaching one
+-- again adds nothing: its rows are in the summary already.
+CREATE TABLE vigil.rollup_detached (
+    summary     oid         NOT NULL,
+    rel         oid         NOT NULL,
+    detached_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (summary, rel)
+);
+COMMENT ON TABLE vigil.rollup_detached IS
+    'Internal: partitions detached from a rollup''s source whose rows its summary keeps as history; attaching one again adds nothing';
+
 -- Dropping a summary table forgets its definition. A rollup whose source
 -- triggers a CASCADE dropped (DROP COLUMN ... CASCADE, DROP FUNCTION ...
 -- CASCADE of a filter's function) is dropped whole; a DROP TRIGGER of one
@@ -147,6 +159,9 @@ BEGIN
     DELETE FROM vigil.rollup_defs d
     USING pg_event_trigger_dropped_objects() o
     WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND d.summary::oid = o.objid;
+    DELETE FROM vigil.rollup_detached d
+    USING pg_event_trigger_dropped_objects() o
+    WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND o.objid IN (d.summary, d.rel);
     IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() o WHERE o.object_type = 'trigger') THEN
         PERFORM vigil._rollup_dropped();
     END IF;

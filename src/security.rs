@@ -245,3 +245,48 @@ pub fn role_name(role: pg_sys::Oid) -> String {
     .flatten()
     .unwrap_or_else(|| format!("role {}", role.to_u32()))
 }
+
+/// The message of an ERROR caught from PostgreSQL (or of a Rust panic).
+pub fn error_message(e: pg_sys::panic::CaughtError) -> String {
+    match e {
+        pg_sys::panic::CaughtError::PostgresError(r)
+        | pg_sys::panic::CaughtError::ErrorReport(r) => r.message().to_string(),
+        pg_sys::panic::CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
+    }
+}
+
+/// Runs `f` in an internal subtransaction, as PL/pgSQL's EXCEPTION blocks
+/// do: an ERROR inside it is rolled back with everything the failed
+/// statement held (locks, snapshots, catalog references, SPI connections,
+/// the user id it ran as) and returned as its message. PostgreSQL supports
+/// going on after an error only this way; catching one without the
+/// subtransaction leaks what it held.
+pub fn catching<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    // SAFETY: the pattern of PostgreSQL's procedural languages
+    // (pl_exec.c exec_stmt_block): begin, and on error roll back, an
+    // internal subtransaction, then restore the caller's memory context
+    // and resource owner.
+    unsafe {
+        let context = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(context);
+        // The closure's state is discarded on error (the subtransaction
+        // rolls back what it did), so unwinding through it is sound.
+        let f = std::panic::AssertUnwindSafe(f);
+        let result = PgTryBuilder::new(move || {
+            let f = f;
+            Ok((f.0)())
+        })
+        .catch_others(|e| Err(error_message(e)))
+        .execute();
+        if result.is_ok() {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(context);
+        pg_sys::CurrentResourceOwner = owner;
+        result
+    }
+}

@@ -585,6 +585,10 @@ fn main() {
             ops::dump_and_restore_keep_configuration_edits,
         ),
         (
+            "attack: partition_owners_cannot_recount_and_detach_attach_stays_exact",
+            attacks::partition_owners_cannot_recount_and_detach_attach_stays_exact,
+        ),
+        (
             "upgrade_from_0_1_0_equals_a_fresh_install_and_keeps_working",
             upgrade::upgrade_from_0_1_0_equals_a_fresh_install_and_keeps_working,
         ),

@@ -125,9 +125,9 @@ pub(super) fn regclass_of(name: &str) -> Option<pg_sys::Oid> {
         "SELECT pg_catalog.to_regclass({})::pg_catalog.oid",
         literal(name)
     );
-    PgTryBuilder::new(|| Spi::get_one::<pg_sys::Oid>(&sql).ok().flatten())
-        .catch_others(|_| None)
-        .execute()
+    crate::security::catching(|| Spi::get_one::<pg_sys::Oid>(&sql).ok().flatten())
+        .ok()
+        .flatten()
 }
 
 fn depends(depender: (pg_sys::Oid, pg_sys::Oid), on: (pg_sys::Oid, pg_sys::Oid, i32)) -> bool {
@@ -414,6 +414,17 @@ fn column_refs(filter: &str) -> Vec<(usize, Vec<String>)> {
         .collect()
 }
 
+/// Whether `filter` spells a column as a Unicode-escape identifier
+/// (`U&"..."`), which renames cannot follow in its text.
+pub(super) fn unicode_escaped_column(filter: &str) -> bool {
+    column_refs(filter).iter().any(|(at, _)| {
+        filter
+            .as_bytes()
+            .get(*at..*at + 2)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"u&"))
+    })
+}
+
 /// The end of the identifier (plain or double-quoted) starting at `at`.
 fn identifier_end(text: &[u8], at: usize) -> usize {
     let mut i = at;
@@ -563,10 +574,30 @@ pub(super) fn ensure_partition_triggers(
     }
     let owner = rel_owner(source);
     let members = partitions(source);
+    let mut left: Vec<pg_sys::Oid> = Vec::new();
     for (oid, rel) in &all {
         if *rel != source && !members.iter().any(|(m, _)| m == rel) {
             drop_own_trigger(*oid);
+            if !left.contains(rel) {
+                left.push(*rel);
+            }
         }
+    }
+    // Tables that left the tree (DETACH) keep their rows in the summary as
+    // history; remembered so that attaching one again adds nothing.
+    if !left.is_empty() {
+        guard.act_as(crate::security::extension_owner());
+        for rel in left
+            .into_iter()
+            .filter(|rel| rel_owner(*rel) != pg_sys::InvalidOid)
+        {
+            spi_run(&format!(
+                "INSERT INTO vigil.rollup_detached (summary, rel) VALUES ({}, {}) ON CONFLICT DO NOTHING",
+                summary.to_u32(),
+                rel.to_u32()
+            ));
+        }
+        guard.act_as(owner);
     }
     for (member, name) in members {
         super::require_trusted_schema(
@@ -589,12 +620,25 @@ pub(super) fn ensure_partition_triggers(
         .ok()
         .flatten()
         .unwrap_or(false);
-        if backfill && have.is_empty() && leaf {
-            // A table attached with rows in it: they join the summary, read
-            // through the partitioned table as its owner (the partition's
-            // own policies, which its owner controls, never run).
-            guard.act_as(owner);
-            spi_run(&r.add_statement(&through_parent(r, member), false));
+        if backfill && have.is_empty() && leaf && attached_now(member, source) {
+            guard.act_as(crate::security::extension_owner());
+            let history = Spi::get_one::<bool>(&format!(
+                "WITH gone AS (DELETE FROM vigil.rollup_detached WHERE summary = {} AND rel = {} RETURNING 1) \
+                 SELECT EXISTS (SELECT 1 FROM gone)",
+                summary.to_u32(),
+                member.to_u32()
+            ))
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+            if !history {
+                // A table attached with rows in it: they join the summary,
+                // read through the partitioned table as its owner (the
+                // partition's own policies, which its owner controls,
+                // never run).
+                guard.act_as(owner);
+                spi_run(&r.add_statement(&through_parent(r, member), false));
+            }
         }
         // CREATE TRIGGER needs TRIGGER on the partition: as its owner (a
         // superuser, or pg_partman, may have made it).
@@ -615,6 +659,39 @@ pub(super) fn ensure_partition_triggers(
         link_triggers(r, member, summary, &fresh, false);
     }
     guard.act_as(owner);
+}
+
+/// Whether `member` joined `source`'s partition tree in this transaction
+/// (its own pg_inherits row, or one of an ancestor below `source`, was
+/// written by it): the only time a leaf without triggers has rows the
+/// summary lacks. A leaf whose triggers someone else took away (renamed,
+/// replaced) is never counted twice.
+fn attached_now(member: pg_sys::Oid, source: pg_sys::Oid) -> bool {
+    let xmins: Vec<String> = Spi::connect(|client| {
+        client
+            .select(
+                &format!(
+                    "SELECT i.xmin::pg_catalog.text FROM pg_catalog.pg_inherits i \
+                     WHERE i.inhrelid IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors({m}) a \
+                                          WHERE a.relid <> {s} \
+                                            AND a.relid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree({s}) t))",
+                    m = member.to_u32(),
+                    s = source.to_u32()
+                ),
+                None,
+                &[],
+            )
+            .unwrap()
+            .filter_map(|row| row.get::<String>(1).ok().flatten())
+            .collect()
+    });
+    xmins
+        .iter()
+        .filter_map(|x| x.parse::<u32>().ok())
+        .any(|xid| {
+            // SAFETY: a plain check of this backend's transaction state.
+            unsafe { pg_sys::TransactionIdIsCurrentTransactionId(pg_sys::TransactionId::from(xid)) }
+        })
 }
 
 /// The rows of partition `member` read through the rollup's source: a
@@ -800,6 +877,23 @@ fn summary_label(summary: pg_sys::Oid) -> String {
     .unwrap_or_else(|| format!("(oid {})", summary.to_u32()))
 }
 
+thread_local! {
+    /// Set while `refresh_triggers` replaces the rollup's own triggers: any
+    /// other CREATE OR REPLACE of a linked trigger is refused (`relink`).
+    static REFRESHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The summary whose linked trigger `trigger` is (or was) in
+/// `vigil.rollup_triggers`.
+fn remembered(trigger: pg_sys::Oid) -> Option<pg_sys::Oid> {
+    Spi::get_one::<pg_sys::Oid>(&format!(
+        "SELECT rt.summary FROM vigil.rollup_triggers rt WHERE rt.trigger = {}",
+        trigger.to_u32()
+    ))
+    .ok()
+    .flatten()
+}
+
 /// Re-creates the rollup's triggers (same names, same oids: CREATE OR
 /// REPLACE) with the current summary name and definition as arguments,
 /// then records their dependencies again. As the owner.
@@ -811,11 +905,18 @@ fn refresh_triggers(
 ) {
     guard.act_as(crate::security::extension_owner());
     let r = super::sql::load(summary);
-    guard.act_as(owner);
     // The source's own linked triggers, and its partitions'.
     let mut tables = vec![(source, r.source.clone())];
     tables.extend(partitions(source));
     for (table, name) in tables {
+        // CREATE OR REPLACE TRIGGER needs TRIGGER on the table: a partition
+        // is re-created as its own owner, as ensure_partition_triggers
+        // creates it (the trigger still runs as the source's owner).
+        guard.act_as(if table == source {
+            owner
+        } else {
+            rel_owner(table)
+        });
         let triggers: Vec<RollupTrigger> = rollup_triggers(Some(table), None)
             .into_iter()
             .filter(|t| linked(t.oid, summary))
@@ -840,7 +941,9 @@ fn refresh_triggers(
             true,
         )) {
             if names.contains_key(op) {
+                REFRESHING.with(|f| f.set(true));
                 spi_run(&sql);
+                REFRESHING.with(|f| f.set(false));
             }
         }
         // CREATE OR REPLACE enables a trigger: a paused (DISABLE) or
@@ -939,6 +1042,22 @@ fn sync(guard: &Restricted, rel: pg_sys::Oid) {
 /// (a dump of the application's schema alone), registers the one the
 /// trigger carries, for a caller with the source owner's rights.
 fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
+    // A CREATE OR REPLACE TRIGGER of one of a rollup's linked triggers
+    // (same oid) would turn it into something else behind the rollup:
+    // refused like DROP TRIGGER, unless it is vigil's own refresh.
+    if let Some(summary) = remembered(trigger) {
+        if !REFRESHING.with(|f| f.get()) {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
+                format!(
+                    "cannot replace a trigger of rollup {}",
+                    summary_label(summary)
+                ),
+                "SELECT vigil.drop_rollup(...) drops the rollup; ALTER TABLE ... DISABLE TRIGGER pauses it."
+            );
+        }
+    }
     let Some(t) = rollup_triggers(None, Some(trigger)).pop() else {
         return;
     };
@@ -1031,16 +1150,14 @@ fn register_from_trigger(
     // The bucket as create_rollup accepts it (a fixed, positive length);
     // anything else is no definition vigil wrote.
     let bucket_sql = format!("SELECT {}::pg_catalog.interval", literal(&bucket));
-    let Some(interval) = PgTryBuilder::new(|| Spi::get_one::<Interval>(&bucket_sql).ok().flatten())
-        .catch_others(|_| None)
-        .execute()
+    let Some(interval) =
+        crate::security::catching(|| Spi::get_one::<Interval>(&bucket_sql).ok().flatten())
+            .ok()
+            .flatten()
     else {
         return;
     };
-    let bucket = PgTryBuilder::new(|| Some(super::sql::interval_text(&interval)))
-        .catch_others(|_| None)
-        .execute();
-    let Some(bucket) = bucket else {
+    let Ok(bucket) = crate::security::catching(|| super::sql::interval_text(&interval)) else {
         return;
     };
     for (r, what) in [(summary, "summary"), (source, "source")] {
@@ -1104,6 +1221,22 @@ fn register_from_trigger(
 /// with the source owner's rights.
 #[pg_extern(volatile, strict, parallel_unsafe, name = "_rollup_ddl")]
 fn rollup_ddl(classid: pg_sys::Oid, objid: pg_sys::Oid) {
+    // Only for an object of the DDL command being completed: outside a
+    // ddl_command_end event trigger, pg_event_trigger_ddl_commands() raises
+    // (39P03, "can only be called in an event trigger function"), so nobody
+    // can have a rollup re-examined at will.
+    let in_command = Spi::get_one::<bool>(&format!(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() c \
+         WHERE c.classid = {} AND c.objid = {})",
+        classid.to_u32(),
+        objid.to_u32()
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if !in_command {
+        return;
+    }
     let guard = Restricted::enter_pinned();
     guard.act_as(crate::security::extension_owner());
     if classid == pg_sys::TriggerRelationId {

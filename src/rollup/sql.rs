@@ -173,14 +173,6 @@ pub(super) fn define(
     r
 }
 
-fn pg_error_message(e: pg_sys::panic::CaughtError) -> String {
-    match e {
-        pg_sys::panic::CaughtError::PostgresError(r)
-        | pg_sys::panic::CaughtError::ErrorReport(r) => r.message().to_string(),
-        pg_sys::panic::CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
-    }
-}
-
 pub(super) fn list_cells(list: *mut pg_sys::List) -> Vec<*mut std::ffi::c_void> {
     if list.is_null() {
         return Vec::new();
@@ -246,16 +238,18 @@ pub(super) fn check_filter(source: &str, measure: &str, filter: &str) {
         raise(VigilError::invalid(format!("measures.{name}.filter {why}")))
     };
     let text = filter.to_string();
-    let shape = PgTryBuilder::new(|| not_one_expression(&text))
-        .catch_others(|e| {
-            Some(format!(
-                "is not a boolean expression over the source table: {}",
-                pg_error_message(e)
-            ))
-        })
-        .execute();
+    let shape = crate::security::catching(|| not_one_expression(&text)).unwrap_or_else(|e| {
+        Some(format!(
+            "is not a boolean expression over the source table: {e}"
+        ))
+    });
     if let Some(why) = shape {
         invalid(why);
+    }
+    if super::ddl::unicode_escaped_column(filter) {
+        invalid(
+            "spells a column as a Unicode-escape identifier (U&\"...\"): write its name plainly or double-quoted, so that renames can follow it".into(),
+        );
     }
     if let Some(r) = super::ddl::qualified_reference(filter) {
         invalid(format!(
@@ -263,7 +257,7 @@ pub(super) fn check_filter(source: &str, measure: &str, filter: &str) {
         ));
     }
     let sql = format!("SELECT ({filter})::boolean FROM {source} WHERE false");
-    let analyzed = PgTryBuilder::new(|| {
+    let analyzed = crate::security::catching(|| {
         let c = std::ffi::CString::new(sql.as_str()).expect("no NUL");
         // SAFETY: prepare only (nothing runs); the plan is freed below.
         unsafe {
@@ -293,13 +287,11 @@ pub(super) fn check_filter(source: &str, measure: &str, filter: &str) {
             why
         }
     })
-    .catch_others(|e| {
+    .unwrap_or_else(|e| {
         Some(format!(
-            "is not a boolean expression over the source table: {}",
-            pg_error_message(e)
+            "is not a boolean expression over the source table: {e}"
         ))
-    })
-    .execute();
+    });
     if let Some(why) = analyzed {
         invalid(why);
     }
@@ -520,13 +512,15 @@ fn create_rollup(
 /// The definition of a registered rollup. Reading it runs no user SQL: the
 /// filters were checked by `create_rollup` and are only spliced here.
 pub(super) fn load(summary: pg_sys::Oid) -> Rollup {
-    let row = Spi::get_three::<pg_sys::Oid, String, String>(&format!(
-        "SELECT source::oid, time_column::text, bucket::text FROM vigil.rollup_defs WHERE summary = {}",
+    let row = Spi::get_three::<pg_sys::Oid, String, Interval>(&format!(
+        "SELECT source::oid, time_column::text, bucket FROM vigil.rollup_defs WHERE summary = {}",
         summary.to_u32()
     ))
     .ok();
+    // The bucket in the one text form create_rollup writes (interval_text),
+    // so the definition the triggers carry compares equal to this one.
     let (source, time_column, bucket) = match row {
-        Some((Some(s), Some(t), Some(b))) => (s, t, b),
+        Some((Some(s), Some(t), Some(b))) => (s, t, interval_text(&b)),
         _ => raise(VigilError::new(
             ErrorKind::UndefinedTable,
             format!(
