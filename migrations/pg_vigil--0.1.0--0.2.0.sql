@@ -51,11 +51,13 @@ REVOKE USAGE ON SCHEMA vigil FROM vigil_reader;
 -- respects dependencies), CREATE made CREATE OR REPLACE.
 SET LOCAL check_function_bodies = off;
 
+DROP FUNCTION IF EXISTS vigil._rollup_insert();
+
+DROP FUNCTION IF EXISTS vigil.purge_notifications(interval);
+
 CREATE OR REPLACE FUNCTION vigil._base_type(typ oid, typmod integer) RETURNS text
     LANGUAGE c STABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'base_type_wrapper';
-
-
 
 CREATE OR REPLACE FUNCTION vigil._cap_details(details jsonb, argument text) RETURNS jsonb
     LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
@@ -73,8 +75,6 @@ BEGIN
 END
 $$;
 
-
-
 COMMENT ON FUNCTION vigil._cap_details(details jsonb, argument text) IS 'Internal: details unchanged, or {"truncated": true, "original_bytes": N} when larger than vigil.max_payload_bytes; ERROR 54000 naming the argument when nested deeper than 32 levels';
 
 CREATE OR REPLACE FUNCTION vigil._cap_text(value text, argument text) RETURNS text
@@ -89,8 +89,6 @@ BEGIN
     RETURN value;
 END
 $$;
-
-
 
 COMMENT ON FUNCTION vigil._cap_text(value text, argument text) IS 'Internal: value unchanged, or ERROR 22001 when longer than 8192 bytes, naming the argument';
 
@@ -128,8 +126,6 @@ BEGIN
                               'alert_id', alert -> 'id', 'event', event);
 END
 $$;
-
-
 
 COMMENT ON FUNCTION vigil._capped_payload(kind text, channel_name text, alert jsonb, event text) IS 'Internal: vigil._render_payload, kept within vigil.max_payload_bytes: over the cap the alert''s details become {"truncated": true, "original_bytes": N}, then title/entity/summary are cut and the alert marked truncated, and as a last resort the payload is only {"truncated": true, "original_bytes", "alert_id", "event"}';
 
@@ -194,16 +190,12 @@ BEGIN
 END
 $$;
 
-
-
 CREATE OR REPLACE FUNCTION vigil._cron_job_name(monitor text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT CASE WHEN monitor IS NULL THEN 'vigil_scan' ELSE 'vigil_scan:' || monitor END
 $$;
-
-
 
 CREATE OR REPLACE FUNCTION vigil._deleted_default_recommended_actions_apply() RETURNS trigger
     LANGUAGE plpgsql
@@ -228,8 +220,6 @@ BEGIN
 END
 $$;
 
-
-
 COMMENT ON FUNCTION vigil._deleted_default_recommended_actions_apply() IS 'Internal: BEFORE INSERT row trigger of vigil.deleted_default_recommended_actions; a loaded tombstone deletes its default if that is still unchanged, and is skipped when the key is still present or already recorded';
 
 CREATE OR REPLACE FUNCTION vigil._deleted_default_rules_apply() RETURNS trigger
@@ -249,8 +239,6 @@ BEGIN
     RETURN NEW;
 END
 $$;
-
-
 
 COMMENT ON FUNCTION vigil._deleted_default_rules_apply() IS 'Internal: BEFORE INSERT row trigger of vigil.deleted_default_rules; a loaded tombstone deletes its default rule if that is still unchanged, and is skipped when the id is still in vigil.rules or already recorded';
 
@@ -310,8 +298,6 @@ BEGIN
 END
 $_$;
 
-
-
 CREATE OR REPLACE FUNCTION vigil._enqueue_alert(alert vigil.alerts, event text) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -355,8 +341,6 @@ BEGIN
 END
 $$;
 
-
-
 CREATE OR REPLACE FUNCTION vigil._forget_dropped_rollups() RETURNS event_trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -374,15 +358,11 @@ BEGIN
 END
 $$;
 
-
-
 COMMENT ON FUNCTION vigil._forget_dropped_rollups() IS 'Internal: event trigger that forgets dropped summaries, drops a rollup whose source triggers a CASCADE dropped, and refuses dropping one of its triggers alone';
 
 CREATE OR REPLACE FUNCTION vigil._json_size(doc text, argument text, cap integer) RETURNS bigint
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'json_size_wrapper';
-
-
 
 CREATE OR REPLACE FUNCTION vigil._max_payload_bytes() RETURNS integer
     LANGUAGE sql STABLE PARALLEL SAFE
@@ -391,15 +371,11 @@ CREATE OR REPLACE FUNCTION vigil._max_payload_bytes() RETURNS integer
     SELECT coalesce(nullif(current_setting('vigil.max_payload_bytes', true), '')::int, 65536)
 $$;
 
-
-
 COMMENT ON FUNCTION vigil._max_payload_bytes() IS 'Internal: vigil.max_payload_bytes (default 65536), the cap on notification payloads and alert details';
 
 CREATE OR REPLACE FUNCTION vigil._monitor_run(monitor bigint) RETURNS jsonb
     LANGUAGE c STRICT
     AS 'MODULE_PATHNAME', 'monitor_run_wrapper';
-
-
 
 CREATE OR REPLACE FUNCTION vigil._monitors_guard() RETURNS trigger
     LANGUAGE plpgsql
@@ -450,8 +426,6 @@ BEGIN
 END
 $$;
 
-
-
 COMMENT ON FUNCTION vigil._monitors_guard() IS 'Internal: validates every insert or definition change of vigil.monitors like vigil.create_monitor (source pinned by oid, writer recorded as created_by and able to SELECT it, options checked)';
 
 CREATE OR REPLACE FUNCTION vigil._notify_alert(alert vigil.alerts, event text) RETURNS void
@@ -462,8 +436,6 @@ CREATE OR REPLACE FUNCTION vigil._notify_alert(alert vigil.alerts, event text) R
     SELECT vigil._enqueue_alert(alert, event);
 $$;
 
-
-
 CREATE OR REPLACE FUNCTION vigil._recommended_action_is_default(action vigil.recommended_actions) RETURNS boolean
     LANGUAGE sql STABLE STRICT PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -473,8 +445,6 @@ CREATE OR REPLACE FUNCTION vigil._recommended_action_is_default(action vigil.rec
         WHERE d.anomaly_type = action.anomaly_type AND d.severity IS NOT DISTINCT FROM action.severity
           AND d.actions = action.actions)
 $$;
-
-
 
 COMMENT ON FUNCTION vigil._recommended_action_is_default(action vigil.recommended_actions) IS 'Internal: true when the row is a shipped default exactly as shipped; such rows are left out of dumps, CREATE EXTENSION recreates them';
 
@@ -493,8 +463,6 @@ BEGIN
     RETURN NEW;
 END
 $$;
-
-
 
 COMMENT ON FUNCTION vigil._recommended_actions_restore_replaces_default() IS 'Internal: BEFORE INSERT row trigger of vigil.recommended_actions; a superuser''s INSERT (a restore) with the key of an unchanged default replaces that default';
 
@@ -520,8 +488,6 @@ BEGIN
 END
 $$;
 
-
-
 COMMENT ON FUNCTION vigil._recommended_actions_track_deleted_defaults() IS 'Internal: AFTER statement trigger of vigil.recommended_actions; vigil.deleted_default_recommended_actions lists exactly the default keys missing from vigil.recommended_actions';
 
 CREATE OR REPLACE FUNCTION vigil._render_payload(kind text, channel_name text, alert jsonb, event text) RETURNS jsonb
@@ -536,8 +502,6 @@ CREATE OR REPLACE FUNCTION vigil._render_payload(kind text, channel_name text, a
         ELSE jsonb_build_object('id', alert -> 'id', 'event', event)
     END
 $$;
-
-
 
 COMMENT ON FUNCTION vigil._render_payload(kind text, channel_name text, alert jsonb, event text) IS 'Internal: the payload a channel of this kind receives for an alert event (pg_notify: {"id", "event"} only)';
 
@@ -560,8 +524,6 @@ BEGIN
     RETURN value;
 END
 $_$;
-
-
 
 COMMENT ON FUNCTION vigil._require_sane_json(value jsonb, argument text) IS 'Internal: refuses (54000, 22023) a JSON argument over 1 MiB or nested deeper than 32 levels, naming the argument';
 
@@ -588,15 +550,11 @@ EXCEPTION WHEN datetime_field_overflow THEN
 END
 $$;
 
-
-
 COMMENT ON FUNCTION vigil._retention_cutoff(older_than interval, max_rows bigint) IS 'Internal: now() - older_than for the purge functions; ERROR 22004 for a NULL older_than, 22023 for a negative one or max_rows < 1, 22008 when the cutoff is out of the timestamp range';
 
 CREATE OR REPLACE FUNCTION vigil._rollup_ddl(classid oid, objid oid) RETURNS void
     LANGUAGE c STRICT
     AS 'MODULE_PATHNAME', 'rollup_ddl_wrapper';
-
-
 
 COMMENT ON FUNCTION vigil._rollup_ddl(classid oid, objid oid) IS 'Internal: keeps the rollups that involve an object just created or altered working (follows renames and owner changes, records dependencies, registers a restored trigger''s definition) or refuses the change';
 
@@ -616,15 +574,11 @@ BEGIN
 END
 $$;
 
-
-
 COMMENT ON FUNCTION vigil._rollup_ddl_event() IS 'Internal: event trigger (ddl_command_end) that keeps rollups working across DDL on their tables and restores';
 
 CREATE OR REPLACE FUNCTION vigil._rollup_dropped() RETURNS void
     LANGUAGE c STRICT
     AS 'MODULE_PATHNAME', 'rollup_dropped_wrapper';
-
-
 
 COMMENT ON FUNCTION vigil._rollup_dropped() IS 'Internal: for the sql_drop event trigger; the rollups that lost a trigger in this command are dropped (CASCADE) or the command refused (DROP TRIGGER)';
 
@@ -635,27 +589,19 @@ CREATE OR REPLACE FUNCTION vigil._rollup_size(summary regclass, OUT rows bigint,
     SELECT (j->>'rows')::bigint, (j->>'latest_bucket')::timestamptz FROM vigil._rollup_stats(summary) j
 $$;
 
-
-
 CREATE OR REPLACE FUNCTION vigil._rollup_stats(summary oid) RETURNS jsonb
     LANGUAGE c STABLE STRICT PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'rollup_stats_wrapper';
 
-
-
 CREATE OR REPLACE FUNCTION vigil._rollup_status(summary oid) RETURNS text
     LANGUAGE c STABLE STRICT PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'rollup_status_wrapper';
-
-
 
 COMMENT ON FUNCTION vigil._rollup_status(summary oid) IS 'Internal: ok, or why the rollup of a summary is not kept exact (a trigger missing or disabled, the source gone)';
 
 CREATE OR REPLACE FUNCTION vigil._rollup_trigger() RETURNS trigger
     LANGUAGE c
     AS 'MODULE_PATHNAME', 'rollup_trigger_wrapper';
-
-
 
 CREATE OR REPLACE FUNCTION vigil._rule_is_default(rule vigil.rules) RETURNS boolean
     LANGUAGE sql STABLE STRICT PARALLEL SAFE
@@ -669,8 +615,6 @@ CREATE OR REPLACE FUNCTION vigil._rule_is_default(rule vigil.rules) RETURNS bool
                  rule.anomaly_type, rule.enabled)
           AND d.description IS NOT DISTINCT FROM rule.description)
 $$;
-
-
 
 COMMENT ON FUNCTION vigil._rule_is_default(rule vigil.rules) IS 'Internal: true when the rule is a shipped default exactly as shipped (timestamps aside); such rows are left out of dumps, CREATE EXTENSION recreates them';
 
@@ -687,8 +631,6 @@ BEGIN
     RETURN NEW;
 END
 $$;
-
-
 
 COMMENT ON FUNCTION vigil._rules_restore_replaces_default() IS 'Internal: BEFORE INSERT row trigger of vigil.rules; a superuser''s INSERT (a restore) of a rule with the id or name of an unchanged default replaces that default';
 
@@ -709,8 +651,6 @@ BEGIN
     RETURN NULL;
 END
 $$;
-
-
 
 COMMENT ON FUNCTION vigil._rules_track_deleted_defaults() IS 'Internal: AFTER statement trigger of vigil.rules; vigil.deleted_default_rules lists exactly the default ids missing from vigil.rules';
 
@@ -742,8 +682,6 @@ CREATE OR REPLACE FUNCTION vigil._scan_insight(kind text, anomaly_type text, lab
     END
 $$;
 
-
-
 CREATE OR REPLACE FUNCTION vigil._source_columns(source regclass) RETURNS jsonb
     LANGUAGE sql STABLE STRICT PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -759,8 +697,6 @@ CREATE OR REPLACE FUNCTION vigil._source_columns(source regclass) RETURNS jsonb
     FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
     WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped
 $$;
-
-
 
 COMMENT ON FUNCTION vigil._source_columns(source regclass) IS 'Internal: {"column": {"category": time|numeric|text|bool|other, "type": ...}} for the monitor planner (domains as their base type)';
 
@@ -789,15 +725,11 @@ CREATE OR REPLACE FUNCTION vigil._untrusted_schema(schema oid, owner oid) RETURN
     FROM n JOIN pg_roles r ON r.oid = n.effective, others o
 $$;
 
-
-
 COMMENT ON FUNCTION vigil._untrusted_schema(schema oid, owner oid) IS 'Internal: why work run as owner cannot trust the names in schema (owned by another non-superuser, or others may CREATE in it); NULL when it can';
 
 CREATE OR REPLACE FUNCTION vigil._upgrade_rollup(summary oid) RETURNS text
     LANGUAGE c STRICT
     AS 'MODULE_PATHNAME', 'upgrade_rollup_wrapper';
-
-
 
 COMMENT ON FUNCTION vigil._upgrade_rollup(summary oid) IS 'Internal: run by ALTER EXTENSION pg_vigil UPDATE; makes a rollup an older version created into one of this version''s (source owner''s objects, shared trigger, dependencies) and recomputes it. NULL, or why it was left unlinked';
 
@@ -822,8 +754,6 @@ BEGIN
 END
 $$;
 
-
-
 CREATE OR REPLACE FUNCTION vigil.alert_event(alert vigil.alerts, event text) RETURNS json
     LANGUAGE sql STABLE STRICT PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -833,8 +763,6 @@ CREATE OR REPLACE FUNCTION vigil.alert_event(alert vigil.alerts, event text) RET
     -- may read vigil.alerts looks the row up; one that may not learns nothing.
     SELECT json_build_object('id', (alert).id, 'event', event)
 $$;
-
-
 
 COMMENT ON FUNCTION vigil.alert_event(alert vigil.alerts, event text) IS 'The JSON sent on channel vigil_alerts, {"id": <alert id>, "event": new|escalated|resolved}: ids and the event only, since any role can LISTEN; read the alert itself from vigil.alerts (privileges apply)';
 
@@ -920,8 +848,6 @@ BEGIN
 END
 $_$;
 
-
-
 CREATE OR REPLACE FUNCTION vigil.create_rollup(name text, source regclass, time_column name, bucket interval, group_by name[], measures jsonb) RETURNS regclass
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -939,8 +865,6 @@ BEGIN
     RETURN vigil._create_rollup(name, source, time_column, bucket, group_by::text[], measures)::regclass;
 END
 $$;
-
-
 
 CREATE OR REPLACE FUNCTION vigil.create_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval DEFAULT '01:00:00'::interval, cooldown interval DEFAULT '00:00:00'::interval, description text DEFAULT NULL::text, anomaly_type text DEFAULT 'rule'::text) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
@@ -976,8 +900,6 @@ EXCEPTION WHEN unique_violation THEN
 END
 $$;
 
-
-
 CREATE OR REPLACE FUNCTION vigil.dismiss(alert_id bigint, by text, note text DEFAULT NULL::text) RETURNS vigil.alerts
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -999,8 +921,6 @@ BEGIN
 END
 $$;
 
-
-
 CREATE OR REPLACE FUNCTION vigil.drop_monitor(name text) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1015,14 +935,10 @@ BEGIN
 END
 $$;
 
-
-
 CREATE OR REPLACE FUNCTION vigil.drop_rollup(name regclass) RETURNS void
     LANGUAGE sql STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$ SELECT vigil._drop_rollup(name) $$;
-
-
 
 CREATE OR REPLACE FUNCTION vigil.escalate_severity(severity vigil.severity) RETURNS vigil.severity
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
@@ -1035,8 +951,6 @@ CREATE OR REPLACE FUNCTION vigil.escalate_severity(severity vigil.severity) RETU
         ELSE 'critical'
     END::vigil.severity
 $$;
-
-
 
 CREATE OR REPLACE FUNCTION vigil.purge_alerts(older_than interval DEFAULT '90 days'::interval, max_rows bigint DEFAULT NULL::bigint) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1075,8 +989,6 @@ BEGIN
 END
 $$;
 
-
-
 COMMENT ON FUNCTION vigil.purge_alerts(older_than interval, max_rows bigint) IS 'Delete closed (resolved, dismissed, expired) alerts neither seen nor closed since now() - older_than, at most max_rows (NULL: all), oldest first, then the alert groups older than that with no alert left. Keeps open and acknowledged alerts, alerts with pending or sending notifications, and alerts a rule or threshold monitor cooldown still counts from. Returns how many alerts';
 
 CREATE OR REPLACE FUNCTION vigil.purge_metric_values(older_than interval DEFAULT '30 days'::interval, max_rows bigint DEFAULT NULL::bigint) RETURNS bigint
@@ -1102,8 +1014,6 @@ BEGIN
 END
 $$;
 
-
-
 COMMENT ON FUNCTION vigil.purge_metric_values(older_than interval, max_rows bigint) IS 'Delete pushed metric values recorded before now() - older_than, at most max_rows (NULL: all), oldest first; values inside the lookback of a pct_drop / pct_rise rule on their metric are kept. Returns how many';
 
 CREATE OR REPLACE FUNCTION vigil.purge_notifications(older_than interval DEFAULT '7 days'::interval, max_rows bigint DEFAULT NULL::bigint) RETURNS bigint
@@ -1124,8 +1034,6 @@ BEGIN
     RETURN n;
 END
 $$;
-
-
 
 COMMENT ON FUNCTION vigil.purge_notifications(older_than interval, max_rows bigint) IS 'Delete finished (sent, failed, dead) notifications last changed before now() - older_than, at most max_rows (NULL: all), oldest first; pending and sending rows are kept. Returns how many';
 
@@ -1149,8 +1057,6 @@ BEGIN
     RETURN n;
 END
 $$;
-
-
 
 COMMENT ON FUNCTION vigil.purge_scan_runs(older_than interval, max_rows bigint) IS 'Delete scan reports started before now() - older_than, at most max_rows (NULL: all), oldest first; the latest run (what vigil.health shows) is kept, and alert groups keep their alerts with scan_id set to NULL. Returns how many';
 
@@ -1265,16 +1171,12 @@ BEGIN
 END
 $$;
 
-
-
 COMMENT ON FUNCTION vigil.raise_alert(anomaly_type text, entity text, severity vigil.severity, title text, summary text, details jsonb, urgency integer, monitor text, rule text, dedup_key text, dedup_window interval, expires_in interval, OUT alert_id bigint, OUT is_new boolean) IS 'Raise an alert, or bump the open alert with the same dedup_key last seen within dedup_window (occurrences, last_seen_at, expires_at; higher severity/urgency is an escalation). Notifies channel vigil_alerts on new and escalated alerts. dedup_key defaults to vigil.dedup_key(anomaly_type, entity, now()), urgency to vigil.urgency_score(severity). details (merged into the open alert''s on a bump) larger than vigil.max_payload_bytes are stored as {"truncated": true, "original_bytes": N}; nested deeper than 32 levels is ERROR 54000';
 
 CREATE OR REPLACE FUNCTION vigil.rebuild_rollup(name regclass) RETURNS bigint
     LANGUAGE sql STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$ SELECT vigil._rebuild_rollup(name) $$;
-
-
 
 CREATE OR REPLACE FUNCTION vigil.resolve(alert_id bigint, by text DEFAULT NULL::text, note text DEFAULT NULL::text) RETURNS vigil.alerts
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1300,8 +1202,6 @@ BEGIN
     RETURN a;
 END
 $$;
-
-
 
 CREATE OR REPLACE FUNCTION vigil.scan(monitor text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1491,8 +1391,6 @@ BEGIN
 END
 $$;
 
-
-
 COMMENT ON FUNCTION vigil.scan(monitor text) IS 'Run the enabled monitors (or one): raise and deduplicate alerts, auto-resolve cleared ones, expire old alerts and timed-out variants, group new alerts per type; returns the report (also kept in vigil.scan_runs). A failing monitor is reported under errors and does not stop the others; one another scan is running is reported under skipped. Each monitor runs as its source''s owner in a security-restricted operation under vigil.monitor_timeout_ms';
 
 CREATE OR REPLACE FUNCTION vigil.send_webhook(channel text, payload jsonb, idempotency_key text DEFAULT NULL::text) RETURNS bigint
@@ -1536,8 +1434,6 @@ BEGIN
 END
 $$;
 
-
-
 COMMENT ON FUNCTION vigil.send_webhook(channel text, payload jsonb, idempotency_key text) IS 'Enqueue an arbitrary JSON body (an action webhook, e.g. cancel a post) on a channel. With an idempotency_key, enqueueing the same key again returns the first row''s id and sends nothing new. A payload larger than vigil.max_payload_bytes (default 65536) or nested deeper than 32 levels is ERROR 54000';
 
 CREATE OR REPLACE FUNCTION vigil.set_monitor_timeout(name text, timeout interval) RETURNS vigil.monitors
@@ -1559,8 +1455,6 @@ BEGIN
     RETURN m;
 END
 $$;
-
-
 
 COMMENT ON FUNCTION vigil.set_monitor_timeout(name text, timeout interval) IS 'Set how long one scan of the monitor may run, lock waits included (NULL: vigil.monitor_timeout_ms); a monitor that takes longer is reported as failed (54000) and the scan goes on';
 
@@ -1602,16 +1496,12 @@ BEGIN
 END
 $$;
 
-
-
 COMMENT ON FUNCTION vigil.test_channel(name text) IS 'Enqueue a test message on the channel; returns the notification id (watch its status in vigil.notifications). Rate limited: a second test of the same channel within 10 seconds is ERROR 55000. The worker sends test messages only after the channel''s due alert notifications';
 
 CREATE OR REPLACE FUNCTION vigil.verify_rollup(name regclass) RETURNS bigint
     LANGUAGE sql STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$ SELECT vigil._verify_rollup(name) $$;
-
-
 
 CREATE OR REPLACE VIEW vigil.alert_history AS
  SELECT a.id,
@@ -1643,15 +1533,11 @@ CREATE OR REPLACE VIEW vigil.alert_history AS
    FROM vigil.alerts a
   ORDER BY a.created_at DESC, a.id DESC;
 
-
-
 CREATE TABLE vigil.default_recommended_actions (
     anomaly_type text NOT NULL,
     severity vigil.severity,
     actions text[] NOT NULL
 );
-
-
 
 COMMENT ON TABLE vigil.default_recommended_actions IS 'The recommended actions pg_vigil ships, as CREATE EXTENSION copied them into vigil.recommended_actions. Read-only reference: edit vigil.recommended_actions';
 
@@ -1670,8 +1556,6 @@ CREATE TABLE vigil.default_rules (
     CONSTRAINT default_rules_id_check CHECK (((id >= 1) AND (id <= 999)))
 );
 
-
-
 COMMENT ON TABLE vigil.default_rules IS 'The rules pg_vigil ships, as CREATE EXTENSION copied them into vigil.rules (same ids). Read-only reference: edit vigil.rules';
 
 CREATE TABLE vigil.deleted_default_recommended_actions (
@@ -1680,8 +1564,6 @@ CREATE TABLE vigil.deleted_default_recommended_actions (
     deleted_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
-
-
 COMMENT ON TABLE vigil.deleted_default_recommended_actions IS 'Default recommended actions whose (anomaly_type, severity) is no longer in vigil.recommended_actions, kept by triggers: dumped, so that a restore deletes them again';
 
 CREATE TABLE vigil.deleted_default_rules (
@@ -1689,8 +1571,6 @@ CREATE TABLE vigil.deleted_default_rules (
     name text NOT NULL,
     deleted_at timestamp with time zone DEFAULT now() NOT NULL
 );
-
-
 
 COMMENT ON TABLE vigil.deleted_default_rules IS 'Default rules that are no longer in vigil.rules (by default id), kept by triggers: dumped, so that a restore deletes them again';
 
@@ -1758,15 +1638,11 @@ CREATE OR REPLACE VIEW vigil.health AS
            FROM vigil.alerts al
           WHERE (al.status = ANY (ARRAY['firing'::vigil.alert_status, 'acknowledged'::vigil.alert_status]))) a);
 
-
-
 CREATE TABLE vigil.rollup_detached (
     summary oid NOT NULL,
     rel oid NOT NULL,
     detached_at timestamp with time zone DEFAULT now() NOT NULL
 );
-
-
 
 COMMENT ON TABLE vigil.rollup_detached IS 'Internal: partitions detached from a rollup''s source whose rows its summary keeps as history; attaching one again adds nothing';
 
@@ -1775,8 +1651,6 @@ CREATE TABLE vigil.rollup_triggers (
     summary oid NOT NULL,
     on_source boolean NOT NULL
 );
-
-
 
 COMMENT ON TABLE vigil.rollup_triggers IS 'Internal: the summary each linked rollup trigger maintains, and whether it is on the source itself (not a partition)';
 
@@ -1793,8 +1667,6 @@ CREATE OR REPLACE VIEW vigil.rollups AS
     vigil._rollup_status((d.summary)::oid) AS status
    FROM vigil.rollup_defs d,
     LATERAL vigil._rollup_size(d.summary) s(rows, latest_bucket);
-
-
 
 COMMENT ON VIEW vigil.rollups IS 'Rollups with their summary row count, latest bucket and status (ok, or why the summary is not being kept exact)';
 
@@ -1833,96 +1705,116 @@ CREATE TRIGGER rules_restore_replaces_default BEFORE INSERT ON vigil.rules FOR E
 
 CREATE TRIGGER rules_track_deleted_defaults AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON vigil.rules FOR EACH STATEMENT EXECUTE FUNCTION vigil._rules_track_deleted_defaults();
 
--- ACL SCHEMA vigil (changed; old: GRANT USAGE ON SCHEMA vigil TO vigil_reader;)
+-- ACL SCHEMA vigil
+
+
+REVOKE USAGE ON SCHEMA vigil FROM vigil_reader;
 
 GRANT USAGE ON SCHEMA vigil TO PUBLIC;
 
 -- ACL FUNCTION _deleted_default_recommended_actions_apply()
 
+
 REVOKE ALL ON FUNCTION vigil._deleted_default_recommended_actions_apply() FROM PUBLIC;
 
 -- ACL FUNCTION _deleted_default_rules_apply()
+
 
 REVOKE ALL ON FUNCTION vigil._deleted_default_rules_apply() FROM PUBLIC;
 
 -- ACL FUNCTION _forget_dropped_rollups()
 
+
 REVOKE ALL ON FUNCTION vigil._forget_dropped_rollups() FROM PUBLIC;
 
 -- ACL FUNCTION _monitor_run(monitor bigint)
+
 
 REVOKE ALL ON FUNCTION vigil._monitor_run(monitor bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION vigil._monitor_run(monitor bigint) TO vigil_admin;
 
 -- ACL FUNCTION _monitors_guard()
 
+
 REVOKE ALL ON FUNCTION vigil._monitors_guard() FROM PUBLIC;
 
 -- ACL FUNCTION _recommended_actions_restore_replaces_default()
+
 
 REVOKE ALL ON FUNCTION vigil._recommended_actions_restore_replaces_default() FROM PUBLIC;
 
 -- ACL FUNCTION _recommended_actions_track_deleted_defaults()
 
+
 REVOKE ALL ON FUNCTION vigil._recommended_actions_track_deleted_defaults() FROM PUBLIC;
 
 -- ACL FUNCTION _rules_restore_replaces_default()
+
 
 REVOKE ALL ON FUNCTION vigil._rules_restore_replaces_default() FROM PUBLIC;
 
 -- ACL FUNCTION _rules_track_deleted_defaults()
 
+
 REVOKE ALL ON FUNCTION vigil._rules_track_deleted_defaults() FROM PUBLIC;
 
 -- ACL FUNCTION _upgrade_rollup(summary oid)
 
+
 REVOKE ALL ON FUNCTION vigil._upgrade_rollup(summary oid) FROM PUBLIC;
 
 -- ACL FUNCTION purge_alerts(older_than interval, max_rows bigint)
+
 
 REVOKE ALL ON FUNCTION vigil.purge_alerts(older_than interval, max_rows bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION vigil.purge_alerts(older_than interval, max_rows bigint) TO vigil_admin;
 
 -- ACL FUNCTION purge_metric_values(older_than interval, max_rows bigint)
 
+
 REVOKE ALL ON FUNCTION vigil.purge_metric_values(older_than interval, max_rows bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION vigil.purge_metric_values(older_than interval, max_rows bigint) TO vigil_admin;
 
 -- ACL FUNCTION purge_notifications(older_than interval, max_rows bigint)
+
 
 REVOKE ALL ON FUNCTION vigil.purge_notifications(older_than interval, max_rows bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION vigil.purge_notifications(older_than interval, max_rows bigint) TO vigil_admin;
 
 -- ACL FUNCTION purge_scan_runs(older_than interval, max_rows bigint)
 
+
 REVOKE ALL ON FUNCTION vigil.purge_scan_runs(older_than interval, max_rows bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION vigil.purge_scan_runs(older_than interval, max_rows bigint) TO vigil_admin;
 
 -- ACL FUNCTION set_monitor_timeout(name text, timeout interval)
+
 
 REVOKE ALL ON FUNCTION vigil.set_monitor_timeout(name text, timeout interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION vigil.set_monitor_timeout(name text, timeout interval) TO vigil_admin;
 
 -- ACL TABLE default_recommended_actions
 
+
 GRANT SELECT ON TABLE vigil.default_recommended_actions TO vigil_reader;
 
 -- ACL TABLE default_rules
+
 
 GRANT SELECT ON TABLE vigil.default_rules TO vigil_reader;
 
 -- ACL TABLE deleted_default_recommended_actions
 
+
 GRANT SELECT ON TABLE vigil.deleted_default_recommended_actions TO vigil_reader;
 
 -- ACL TABLE deleted_default_rules
+
 
 GRANT SELECT ON TABLE vigil.deleted_default_rules TO vigil_reader;
 
 CREATE EVENT TRIGGER vigil_forget_dropped_rollups ON sql_drop
    EXECUTE FUNCTION vigil._forget_dropped_rollups();
-
-
 
 CREATE EVENT TRIGGER vigil_rollup_ddl ON ddl_command_end
          WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER', 'ALTER TYPE', 'ALTER SCHEMA')
@@ -2086,6 +1978,34 @@ BEGIN
             RAISE WARNING 'pg_vigil 0.2.0: monitor % kept as it was: %', m.name, SQLERRM;
         END;
     END LOOP;
+END
+$$;
+-- 0.1.0 did not record who made a monitor (any vigil_admin could insert
+-- one over any table, and scans ran as the superuser), so the owner taken
+-- as created_by above may not be who made it: a monitor someone planted
+-- over a table they cannot read would go on reporting its rows. Upgraded
+-- monitors therefore start disabled, for a DBA to review and enable
+-- (SELECT vigil.enable_monitor(name)), unless the
+-- update runs with SET vigil.upgrade_keep_monitors = on (every 0.1.0
+-- monitor trusted, as 0.1.0 trusted them).
+DO $$
+DECLARE
+    names text;
+BEGIN
+    IF coalesce(nullif(pg_catalog.current_setting('vigil.upgrade_keep_monitors', true), ''), 'off')::bool THEN
+        RETURN;
+    END IF;
+    WITH off AS (
+        UPDATE vigil.monitors SET enabled = false,
+            last_error = 'disabled by the upgrade to 0.2.0: 0.1.0 did not record who created it; review it and enable it'
+        WHERE enabled
+        RETURNING name)
+    SELECT pg_catalog.string_agg(name, ', ' ORDER BY name) INTO names FROM off;
+    IF names IS NOT NULL THEN
+        RAISE WARNING 'pg_vigil 0.2.0: monitors disabled until reviewed: %', names
+            USING HINT = 'Check each one''s source and options, then SELECT vigil.enable_monitor(name) for each; '
+                         'or run the update with SET vigil.upgrade_keep_monitors = on to keep them all enabled.';
+    END IF;
 END
 $$;
 

@@ -32,6 +32,9 @@ thread_local! {
 
 /// The version of pg_vigil installed in this database, if it is.
 pub fn installed() -> Option<String> {
+    // Called before any other guard (the rollup trigger, every entry
+    // point): the caller's search path must not pick the `=` it runs.
+    let _path = crate::security::Restricted::enter();
     Spi::get_one::<String>(
         "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_vigil'",
     )

@@ -589,6 +589,10 @@ fn main() {
             attacks::partition_owners_cannot_recount_and_detach_attach_stays_exact,
         ),
         (
+            "attack: a_callers_operators_cannot_steer_vigils_own_lookups",
+            attacks::a_callers_operators_cannot_steer_vigils_own_lookups,
+        ),
+        (
             "upgrade_from_0_1_0_equals_a_fresh_install_and_keeps_working",
             upgrade::upgrade_from_0_1_0_equals_a_fresh_install_and_keeps_working,
         ),

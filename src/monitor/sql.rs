@@ -172,14 +172,19 @@ fn monitor_error(code: PgSqlErrorCode, message: String) -> ! {
 ///
 /// The query is the planner's for the stored definition (never a caller's
 /// text); a caller other than a superuser must have the creator's rights.
+/// The monitor row is read once: the definition planned below is the one
+/// whose creator and source were checked.
 #[pg_extern(volatile, strict, parallel_unsafe, name = "_monitor_run")]
 fn monitor_run(monitor: i64) -> JsonB {
+    // Every lookup below runs with the catalog-only search path: the
+    // caller's path (its operators, functions) never reaches vigil's SQL.
+    let _path = crate::security::Restricted::enter();
     crate::version::require();
     let row = Spi::connect(|c| {
         let r = c
             .select(
                 "SELECT m.name, m.source_oid, m.source_schema::text, m.source_table::text, \
-                        m.created_by::text, m.timeout_ms, r.oid \
+                        m.created_by::text, m.timeout_ms, r.oid, m.kind, m.options \
                  FROM vigil.monitors m LEFT JOIN pg_catalog.pg_roles r ON r.rolname = m.created_by \
                  WHERE m.id = $1",
                 None,
@@ -198,9 +203,12 @@ fn monitor_run(monitor: i64) -> JsonB {
             r.get::<String>(5).ok()??,
             r.get::<i32>(6).ok().flatten(),
             r.get::<pg_sys::Oid>(7).ok().flatten(),
+            r.get::<String>(8).ok()??,
+            r.get::<JsonB>(9).ok()??,
         ))
     });
-    let Some((name, source, schema, table, created_by, timeout_ms, creator)) = row else {
+    let Some((name, source, schema, table, created_by, timeout_ms, creator, kind, stored)) = row
+    else {
         monitor_error(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             format!("monitor: no monitor with id {monitor}"),
@@ -332,10 +340,15 @@ fn monitor_run(monitor: i64) -> JsonB {
         );
     }
     let plan = Spi::get_one_with_args::<JsonB>(
-        "SELECT vigil._monitor_plan(m.kind, m.options, \
-                pg_catalog.format('%I.%I', m.source_schema, m.source_table), vigil._source_columns(m.source_oid::regclass)) \
-         FROM vigil.monitors m WHERE m.id = $1",
-        &[monitor.into()],
+        "SELECT vigil._monitor_plan($1, $2, pg_catalog.format('%I.%I', $3, $4), \
+                vigil._source_columns($5::pg_catalog.regclass))",
+        &[
+            kind.as_str().into(),
+            stored.into(),
+            schema.as_str().into(),
+            table.as_str().into(),
+            source.into(),
+        ],
     )
     .ok()
     .flatten()

@@ -1221,6 +1221,9 @@ fn register_from_trigger(
 /// with the source owner's rights.
 #[pg_extern(volatile, strict, parallel_unsafe, name = "_rollup_ddl")]
 fn rollup_ddl(classid: pg_sys::Oid, objid: pg_sys::Oid) {
+    // Every lookup below runs with the catalog-only search path: the
+    // caller's path (its operators, functions) never reaches vigil's SQL.
+    let _path = crate::security::Restricted::enter();
     // Only for an object of the DDL command being completed: outside a
     // ddl_command_end event trigger, pg_event_trigger_ddl_commands() raises
     // (39P03, "can only be called in an event trigger function"), so nobody
@@ -1304,6 +1307,9 @@ pub(super) fn refuse_inheritance(rel: pg_sys::Oid) {
 /// `vigil.rollups.status` and `vigil.health`).
 #[pg_extern(stable, strict, parallel_restricted, name = "_rollup_status")]
 fn rollup_status(summary: pg_sys::Oid) -> Option<String> {
+    // Every lookup below runs with the catalog-only search path: the
+    // caller's path (its operators, functions) never reaches vigil's SQL.
+    let _path = crate::security::Restricted::enter();
     let source = Spi::get_one::<pg_sys::Oid>(&format!(
         "SELECT d.source::pg_catalog.oid FROM vigil.rollup_defs d WHERE d.summary = {}",
         summary.to_u32()

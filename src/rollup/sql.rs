@@ -618,6 +618,9 @@ fn load_for(
 /// rules, which its owner controls.
 #[pg_extern(stable, strict, parallel_restricted, name = "_rollup_stats")]
 fn rollup_stats(summary: pg_sys::Oid) -> Option<JsonB> {
+    // Every lookup below runs with the catalog-only search path: the
+    // caller's path (its operators, functions) never reaches vigil's SQL.
+    let _path = crate::security::Restricted::enter();
     let source = Spi::get_one::<pg_sys::Oid>(&format!(
         "SELECT d.source::oid FROM vigil.rollup_defs d WHERE d.summary = {}",
         summary.to_u32()
@@ -800,6 +803,37 @@ fn upgrade_rollup(summary: pg_sys::Oid) -> Option<String> {
     }
     let r = load(summary);
     let owner = rel_owner(source);
+    // The older version's objects go first, whatever happens next (they
+    // are 0.1.0's SECURITY DEFINER code): triggers by their fixed names, the
+    // generated functions they ran, the window function and its views.
+    for op in super::ddl::OPS {
+        spi_run(&format!(
+            "DROP TRIGGER IF EXISTS {} ON {}",
+            r.trigger_name(op),
+            r.source
+        ));
+    }
+    // CASCADE: a trigger anyone attached to one of them goes too.
+    for op in ["del", "upd", "trunc"] {
+        spi_run(&format!(
+            "DROP FUNCTION IF EXISTS {}() CASCADE",
+            r.derived(&format!("_vigil_{op}"))
+        ));
+    }
+    // The readers' objects: a view someone built on them keeps them, and
+    // this rollup then stays as it is (reported), the update goes on.
+    let dropped = crate::security::catching(|| {
+        for label in ["1h", "24h", "7d"] {
+            spi_run(&format!("DROP VIEW IF EXISTS {}", r.window_view(label)));
+        }
+        spi_run(&format!(
+            "DROP FUNCTION IF EXISTS {}(interval)",
+            r.since_function()
+        ));
+    });
+    if let Err(why) = dropped {
+        return Some(why);
+    }
     for (schema, what) in [
         (rel_schema(summary), "summary"),
         (rel_schema(source), "source"),
@@ -815,28 +849,6 @@ fn upgrade_rollup(summary: pg_sys::Oid) -> Option<String> {
             return Some(format!("{what}: {why}"));
         }
     }
-    // The older version's objects: triggers by their fixed names, the
-    // generated functions they ran, the window function and its views.
-    for op in super::ddl::OPS {
-        spi_run(&format!(
-            "DROP TRIGGER IF EXISTS {} ON {}",
-            r.trigger_name(op),
-            r.source
-        ));
-    }
-    for op in ["del", "upd", "trunc"] {
-        spi_run(&format!(
-            "DROP FUNCTION IF EXISTS {}()",
-            r.derived(&format!("_vigil_{op}"))
-        ));
-    }
-    for label in ["1h", "24h", "7d"] {
-        spi_run(&format!("DROP VIEW IF EXISTS {}", r.window_view(label)));
-    }
-    spi_run(&format!(
-        "DROP FUNCTION IF EXISTS {}(interval)",
-        r.since_function()
-    ));
     if rel_owner(summary) != owner {
         spi_run(&format!(
             "ALTER TABLE {} OWNER TO {}",
@@ -844,37 +856,59 @@ fn upgrade_rollup(summary: pg_sys::Oid) -> Option<String> {
             ident(&role_name(owner))
         ));
     }
-    // What is made now is the rollup's, not the extension's: outside the
-    // update script's membership (as create_rollup makes them).
-    // SAFETY: backend globals, restored below before anything can fail
-    // past this function (an ERROR aborts the whole update).
-    let member_of = unsafe {
-        let saved = (pg_sys::creating_extension, pg_sys::CurrentExtensionObject);
-        pg_sys::creating_extension = false;
-        pg_sys::CurrentExtensionObject = pg_sys::InvalidOid;
-        saved
-    };
-    super::ddl::refuse_inheritance(source);
-    guard.act_as(owner);
-    for t in r.triggers() {
-        spi_run(&t);
-    }
-    let created = super::ddl::created_triggers(&r, source);
-    super::ddl::record_dependencies(&r, source, summary, &created);
-    super::ddl::ensure_partition_triggers(&guard, &r, source, summary, false);
-    spi_run(&format!("DELETE FROM {}", r.table()));
-    spi_run(&r.backfill_statement());
-    spi_run(&r.since_function_sql());
-    for v in r.window_views() {
-        spi_run(&v);
-    }
-    // SAFETY: restores the values saved above.
-    unsafe {
-        pg_sys::creating_extension = member_of.0;
-        pg_sys::CurrentExtensionObject = member_of.1;
-    }
+    // What is made now is the rollup's, not the extension's (outside the
+    // update script's membership, as create_rollup makes them), and made
+    // in a subtransaction: whatever stops one rollup (a source its owner
+    // gave a child table, a summary schema the owner may not use) leaves
+    // it unmaintained with the reason returned, the 0.1.0 objects already
+    // gone, and the update goes on for everyone else's.
+    let built = crate::security::catching(|| {
+        let _outside = OutsideExtension::enter();
+        super::ddl::refuse_inheritance(source);
+        guard.act_as(owner);
+        for t in r.triggers() {
+            spi_run(&t);
+        }
+        let created = super::ddl::created_triggers(&r, source);
+        super::ddl::record_dependencies(&r, source, summary, &created);
+        super::ddl::ensure_partition_triggers(&guard, &r, source, summary, false);
+        spi_run(&format!("DELETE FROM {}", r.table()));
+        spi_run(&r.backfill_statement());
+        spi_run(&r.since_function_sql());
+        for v in r.window_views() {
+            spi_run(&v);
+        }
+    });
     drop(guard);
-    None
+    built.err()
+}
+
+/// While alive, objects created are not members of the extension being
+/// created or updated; the previous state comes back when it is dropped,
+/// also while an error unwinds through it.
+struct OutsideExtension(bool, pg_sys::Oid);
+
+impl OutsideExtension {
+    fn enter() -> Self {
+        // SAFETY: backend globals, restored by Drop.
+        unsafe {
+            let saved =
+                OutsideExtension(pg_sys::creating_extension, pg_sys::CurrentExtensionObject);
+            pg_sys::creating_extension = false;
+            pg_sys::CurrentExtensionObject = pg_sys::InvalidOid;
+            saved
+        }
+    }
+}
+
+impl Drop for OutsideExtension {
+    fn drop(&mut self) {
+        // SAFETY: restores the values saved by `enter`.
+        unsafe {
+            pg_sys::creating_extension = self.0;
+            pg_sys::CurrentExtensionObject = self.1;
+        }
+    }
 }
 
 /// Slot locks one transaction may take; past it, groups go to slot 0 (an

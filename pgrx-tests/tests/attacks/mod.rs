@@ -1288,3 +1288,95 @@ pub fn partition_owners_cannot_recount_and_detach_attach_stays_exact(c: &Cluster
     );
     assert_nobody_escalated(&mut su);
 }
+
+/// The caller's search path never reaches the lookups vigil makes before
+/// it switches to a restricted identity (review 2026-12-02b, findings 1
+/// and 2): a vigil_admin's own `=` operators cannot swap the monitor whose
+/// plan `_monitor_run` runs as a source owner, and a writer's cannot make
+/// the rollup trigger read another extension's version and skip the
+/// owner's summary.
+pub fn a_callers_operators_cannot_steer_vigils_own_lookups(c: &Cluster) {
+    let mut su = setup(c);
+    su.batch_execute(
+        "CREATE SCHEMA hr AUTHORIZATION bob;
+         SET ROLE bob;
+         CREATE TABLE hr.salaries (emp text NOT NULL, ts timestamptz NOT NULL DEFAULT now(), amount int);
+         INSERT INTO hr.salaries (emp, amount) VALUES ('ceo_alice', 900000), ('cfo_bob', 700000);
+         RESET ROLE;
+         SELECT vigil.create_monitor('hr_watch', 'count', 'hr.salaries',
+           '{\"entity\": \"emp\", \"time\": \"ts\", \"window\": \"500 weeks\", \"thresholds\": {\"high\": 1}}');
+         CREATE TABLE public.lookup (emp text NOT NULL, ts timestamptz NOT NULL DEFAULT now());
+         INSERT INTO public.lookup (emp) VALUES ('nobody');
+         GRANT SELECT ON public.lookup TO PUBLIC;",
+    )
+    .unwrap();
+    let target: i64 = su
+        .query_one("SELECT id FROM vigil.monitors WHERE name = 'hr_watch'", &[])
+        .unwrap()
+        .get(0);
+    let mut adm = c.connect_as(DB, "adm");
+    assert_eq!(
+        try_sql(&mut adm, "SELECT count(*) FROM hr.salaries"),
+        "42501"
+    );
+    let mine: i64 = adm
+        .query_one(
+            "SELECT vigil.create_monitor('mine', 'count', 'public.lookup',
+               '{\"entity\": \"emp\", \"time\": \"ts\", \"window\": \"500 weeks\", \"thresholds\": {\"high\": 1}}')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    adm.batch_execute(&format!(
+        "CREATE FUNCTION adm.int8eq(bigint, bigint) RETURNS bool LANGUAGE sql IMMUTABLE
+             AS $$ SELECT $1 OPERATOR(pg_catalog.=) {target} OR $1 OPERATOR(pg_catalog.=) $2 AND false $$;
+         CREATE OPERATOR adm.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = adm.int8eq);
+         CREATE FUNCTION adm.nameeq(name, name) RETURNS bool LANGUAGE sql IMMUTABLE
+             AS $$ SELECT $1 OPERATOR(pg_catalog.=) 'postgres'::name $$;
+         CREATE OPERATOR adm.= (LEFTARG = name, RIGHTARG = name, FUNCTION = adm.nameeq);
+         SET search_path = adm, pg_catalog;"
+    ))
+    .unwrap();
+    let rows: serde_json::Value = adm
+        .query_one(&format!("SELECT vigil._monitor_run({mine})::text"), &[])
+        .map(|r| serde_json::from_str(&r.get::<_, String>(0)).unwrap())
+        .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
+    let text = rows.to_string();
+    assert!(
+        !text.contains("ceo_alice") && !text.contains("cfo_bob"),
+        "the caller's operators picked another monitor's plan: {text}"
+    );
+    assert!(text.contains("nobody"), "its own monitor ran: {text}");
+
+    // A writer with INSERT on alice's source, in a fresh session.
+    let mut a = c.connect_as(DB, "alice");
+    a.batch_execute(
+        "CREATE TABLE alice.ev (ts timestamptz NOT NULL, k text NOT NULL);
+         SELECT vigil.create_rollup('alice.ev_1h', 'alice.ev', 'ts', '1 hour', ARRAY['k'], '{\"n\": {\"agg\": \"count\"}}');
+         GRANT INSERT ON alice.ev TO mallory;",
+    )
+    .unwrap();
+    let mut m = c.connect_as(DB, "mallory");
+    m.batch_execute(
+        "CREATE FUNCTION mallory.nameeq(name, name) RETURNS bool LANGUAGE sql IMMUTABLE
+             AS $$ SELECT $1 OPERATOR(pg_catalog.=) 'plpgsql'::name $$;
+         CREATE OPERATOR mallory.= (LEFTARG = name, RIGHTARG = name, FUNCTION = mallory.nameeq);
+         SET search_path = mallory, pg_catalog;
+         INSERT INTO alice.ev SELECT '2026-12-01 10:00+00', 'a' FROM generate_series(1, 100);",
+    )
+    .unwrap_or_else(|e| panic!("writes pass: {e}"));
+    let verified: i64 = a
+        .query_one("SELECT vigil.verify_rollup('alice.ev_1h')", &[])
+        .unwrap()
+        .get(0);
+    let n: i64 = a
+        .query_one("SELECT coalesce(sum(n), 0)::bigint FROM alice.ev_1h", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        (n, verified),
+        (100, 0),
+        "the writer's operator skipped maintenance"
+    );
+    assert_nobody_escalated(&mut su);
+}

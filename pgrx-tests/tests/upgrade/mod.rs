@@ -251,6 +251,15 @@ pub fn upgrade_from_0_1_0_equals_a_fresh_install_and_keeps_working(_main: &Clust
     assert_eq!(sink.count(), 0, "nothing is sent before the update");
 
     db.batch_execute("ALTER EXTENSION pg_vigil UPDATE").unwrap();
+    let log = c.log();
+    assert!(
+        log.contains("rollup app.clicks_1d is not maintained"),
+        "a rollup the update cannot rebuild is reported, and the update goes on"
+    );
+    assert!(
+        log.contains("monitors disabled until reviewed: busy_entities, kill_variants"),
+        "0.1.0 monitors wait for a review"
+    );
     assert_eq!(
         one(
             &mut db,
@@ -320,8 +329,34 @@ pub fn upgrade_from_0_1_0_equals_a_fresh_install_and_keeps_working(_main: &Clust
             &mut db,
             "SELECT name::text || ' ' || status FROM vigil.rollups ORDER BY 1"
         ),
-        ["app.events_1h ok", "measures_1d ok"]
+        [
+            "app.clicks_1d broken: no trigger maintains it on INSERT, DELETE, UPDATE, TRUNCATE",
+            "app.events_1h ok",
+            "measures_1d ok"
+        ]
     );
+    // The rollup that could not be rebuilt: none of 0.1.0's triggers or
+    // generated functions are left, and its source stays writable.
+    assert_eq!(
+        one(
+            &mut db,
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'app.clicks'::regclass"
+        ),
+        "0"
+    );
+    assert_eq!(
+        one(
+            &mut db,
+            "SELECT count(*) FROM pg_proc WHERE proname LIKE 'clicks_1d%'"
+        ),
+        "0"
+    );
+    db.batch_execute(
+        "SET ROLE app_owner; INSERT INTO app.clicks VALUES (now(), 'e1');
+         UPDATE app.clicks SET entity = 'e3' WHERE entity = 'e0'; DELETE FROM app.clicks WHERE entity = 'e1';
+         RESET ROLE",
+    )
+    .unwrap();
     assert_eq!(
         one(
             &mut db,
@@ -353,7 +388,14 @@ pub fn upgrade_from_0_1_0_equals_a_fresh_install_and_keeps_working(_main: &Clust
         "16",
         "4 triggers on each source and on each of the 2 partitions"
     );
-    // Monitors scan as their source's owner and raise alerts.
+    // Monitors scan as their source's owner and raise alerts, once a DBA
+    // has reviewed and enabled them.
+    assert_eq!(
+        lines(&mut db, "SELECT name || ' ' || enabled || ' ' || (last_error LIKE 'disabled by the upgrade%') FROM vigil.monitors ORDER BY id"),
+        ["busy_entities false true", "kill_variants false true"]
+    );
+    db.batch_execute("SELECT vigil.enable_monitor(name) FROM vigil.monitors")
+        .unwrap();
     assert_eq!(
         lines(&mut db, "SELECT name || ' ' || created_by || ' ' || source_oid::regclass FROM vigil.monitors ORDER BY id"),
         ["busy_entities app_owner app.events", "kill_variants app_owner app.interactions"]

@@ -34,6 +34,18 @@ FROM generate_series(1, 4000) i;
 SELECT vigil.create_rollup('public.measures_1d', 'public.measures', 'ts', '1 day', ARRAY['site'],
     '{"n": {"agg": "count"}, "total": {"agg": "sum", "column": "v"}, "low": {"agg": "min", "column": "v"}}');
 
+-- A rollup the update cannot make a 0.2.0 one (0.2.0 refuses inheritance
+-- around a source, and its owner gave it a child): it must not stop the
+-- update for everyone else, nor keep any of 0.1.0's code.
+CREATE TABLE app.clicks (ts timestamptz NOT NULL, entity text NOT NULL);
+ALTER TABLE app.clicks OWNER TO app_owner;
+INSERT INTO app.clicks SELECT timestamptz '2026-11-01 00:00+00' + i * interval '1 hour', 'e' || (i % 2)
+FROM generate_series(1, 50) i;
+SELECT vigil.create_rollup('app.clicks_1d', 'app.clicks', 'ts', '1 day', ARRAY['entity'], '{"n": {"agg": "count"}}');
+SET ROLE app_owner;
+CREATE TABLE app.clicks_more () INHERITS (app.clicks);
+RESET ROLE;
+
 SELECT vigil.create_monitor('busy_entities', 'count', 'app.events',
     '{"entity": "entity", "time": "ts", "window": "500 weeks", "thresholds": {"high": 10}}') > 0;
 CREATE TABLE app.interactions (variant text NOT NULL, event text NOT NULL, at timestamptz NOT NULL DEFAULT now());
