@@ -33,15 +33,18 @@ DROP FUNCTION vigil.purge_notifications(interval);
 ALTER TABLE vigil.alerts
     ADD COLUMN acknowledged_role name,
     ADD COLUMN resolved_role name,
-    ADD COLUMN dismissed_role name;
+    ADD COLUMN dismissed_role name,
+    ADD COLUMN labels jsonb NOT NULL DEFAULT '{}' CONSTRAINT alerts_labels_check CHECK (jsonb_typeof(labels) = 'object'),
+    ADD COLUMN fingerprint text,
+    ADD COLUMN cleared_at timestamptz;
+ALTER TABLE vigil.notifications DROP CONSTRAINT notifications_event_check,
+    ADD CONSTRAINT notifications_event_check
+        CHECK (event IN ('new', 'escalated', 'resolved', 'dismissed', 'expired', 'test', 'action'));
 ALTER TABLE vigil.monitors
     ADD COLUMN source_oid oid,
     ADD COLUMN created_by name NOT NULL DEFAULT current_user,
     ADD COLUMN timeout_ms int CONSTRAINT monitors_timeout_ms_check CHECK (timeout_ms > 0);
 ALTER TABLE vigil.rollup_defs ADD COLUMN group_source name[];
-DROP INDEX vigil.alerts_open_dedup_key_idx;
-CREATE UNIQUE INDEX alerts_open_dedup_key_idx ON vigil.alerts ((coalesce(monitor, '')), dedup_key)
-    WHERE status IN ('firing', 'acknowledged');
 ALTER TABLE vigil.rules ALTER COLUMN id SET START WITH 1000;
 REVOKE USAGE ON SCHEMA vigil FROM vigil_reader;
 
@@ -54,6 +57,23 @@ SET LOCAL check_function_bodies = off;
 DROP FUNCTION IF EXISTS vigil._rollup_insert();
 
 DROP FUNCTION IF EXISTS vigil.purge_notifications(interval);
+
+DROP FUNCTION IF EXISTS vigil.raise_alert(text, text, vigil.severity, text, text, jsonb, integer, text, text, text, interval, interval);
+
+CREATE OR REPLACE FUNCTION vigil._alert_labels(labels jsonb, anomaly_type text, entity text, severity vigil.severity, monitor text, rule text) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT vigil._check_labels(
+        vigil._check_labels(coalesce(labels, '{}'), 'labels')
+        || jsonb_build_object('alertname', coalesce(labels ->> 'alertname', rule, monitor, anomaly_type))
+        || jsonb_strip_nulls(jsonb_build_object(
+               'anomaly_type', anomaly_type, 'entity', entity, 'severity', severity::text,
+               'monitor', monitor, 'rule', rule)),
+        'labels')
+$$;
+
+COMMENT ON FUNCTION vigil._alert_labels(labels jsonb, anomaly_type text, entity text, severity vigil.severity, monitor text, rule text) IS 'Internal: an alert''s labels: the given ones (checked by vigil._check_labels), alertname (given, else the rule, the monitor or the anomaly type), and anomaly_type, entity, severity, monitor and rule, which override given ones';
 
 CREATE OR REPLACE FUNCTION vigil._base_type(typ oid, typmod integer) RETURNS text
     LANGUAGE c STABLE STRICT PARALLEL SAFE
@@ -190,11 +210,64 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION vigil._check_labels(labels jsonb, argument text) RETURNS jsonb
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'check_labels_wrapper';
+
+COMMENT ON FUNCTION vigil._check_labels(labels jsonb, argument text) IS 'Internal: labels unchanged, or ERROR 22023 naming the argument and the label: a JSON object of at most 32 string labels, names [A-Za-z_][A-Za-z0-9_]* not starting with __, values non-empty and at most 8192 bytes';
+
 CREATE OR REPLACE FUNCTION vigil._cron_job_name(monitor text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT CASE WHEN monitor IS NULL THEN 'vigil_scan' ELSE 'vigil_scan:' || monitor END
+$$;
+
+CREATE OR REPLACE FUNCTION vigil._decide_variant(m vigil.monitors, v vigil.variant_monitoring, decision text) RETURNS vigil.variant_monitoring
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    observed float8 := v.interactions::float8 / nullif(v.views, 0);
+    channel text := m.options->>'action_channel';
+    a record;
+    payload jsonb;
+    note text;
+    notification bigint;
+BEGIN
+    IF decision = 'expired' THEN
+        UPDATE vigil.variant_monitoring t SET status = 'expired', decided_at = now(),
+            reason = format('no decision within %s (%s interactions, %s views)', v.timeout, v.interactions, v.views)
+        WHERE t.id = v.id RETURNING * INTO v;
+        RETURN v;
+    END IF;
+    note := format('engagement %s%% is below %s x the expected %s%% after %s interactions and %s views',
+                   round(100 * observed::numeric, 2), v.kill_threshold, round(100 * v.expected_rate::numeric, 2),
+                   v.interactions, v.views);
+    payload := jsonb_build_object(
+        'action', 'cancel_post', 'monitor', m.name, 'variant', v.variant, 'persona', v.persona, 'post', v.post,
+        'reason', note, 'interactions', v.interactions, 'views', v.views,
+        'expected_rate', v.expected_rate, 'observed_rate', observed, 'killed_at', now());
+    IF channel IS NOT NULL THEN
+        IF EXISTS (SELECT 1 FROM vigil.channels c WHERE c.name = channel) THEN
+            notification := vigil.send_webhook(channel, payload, format('early_kill:%s:%s', m.name, v.variant));
+        ELSE
+            payload := payload || jsonb_build_object('action_webhook', format('channel "%s" does not exist', channel));
+        END IF;
+    END IF;
+    SELECT * INTO a FROM vigil.raise_alert(
+        m.options->>'anomaly_type', v.variant, 'high',
+        format('Variant %s killed early', v.variant), note,
+        payload - 'action' - 'monitor' - 'variant',
+        monitor => m.name,
+        dedup_key => format('early_kill:%s:%s', m.name, v.variant),
+        expires_in => (m.options->>'expires_in')::interval,
+        labels => vigil._monitor_labels(m.options, NULL));
+    UPDATE vigil.variant_monitoring t SET status = 'killed', decided_at = now(), reason = note,
+        alert_id = a.alert_id, notification_id = notification
+    WHERE t.id = v.id RETURNING * INTO v;
+    RETURN v;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION vigil._deleted_default_recommended_actions_apply() RETURNS trigger
@@ -298,6 +371,16 @@ BEGIN
 END
 $_$;
 
+COMMENT ON TABLE vigil.alerts IS 'Alerts raised by monitors and rules, one open alert per fingerprint (its labels but severity); written through vigil.raise_alert and the lifecycle functions';
+
+COMMENT ON COLUMN vigil.alerts.dedup_key IS 'The finding''s key when the alert opened (scans: dated, {type}_{entity}_{UTC date}); a field, not the identity';
+
+COMMENT ON COLUMN vigil.alerts.labels IS 'String labels: alertname, severity, anomaly_type, entity, monitor or rule, and the monitor''s own labels';
+
+COMMENT ON COLUMN vigil.alerts.fingerprint IS 'Identity: vigil.alert_fingerprint(labels), every label but severity; stable across days and scans';
+
+COMMENT ON COLUMN vigil.alerts.cleared_at IS 'For a dismissed alert: when its condition was seen clear, which ends the dismissal''s suppression';
+
 CREATE OR REPLACE FUNCTION vigil._enqueue_alert(alert vigil.alerts, event text) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -308,14 +391,14 @@ DECLARE
     key text;
     queued int := 0;
 BEGIN
-    key := alert.dedup_key || ':' || event
+    key := alert.fingerprint || ':' || event
         || CASE WHEN event = 'escalated' THEN ':' || alert.severity::text ELSE '' END;
     FOR c IN
         SELECT * FROM vigil.channels ch
         WHERE ch.enabled
           AND alert.severity >= ch.min_severity
           AND (ch.anomaly_types IS NULL OR alert.anomaly_type = ANY (ch.anomaly_types))
-          AND (event <> 'resolved' OR ch.send_resolved)
+          AND (event NOT IN ('resolved', 'dismissed', 'expired') OR ch.send_resolved)
         ORDER BY ch.id
     LOOP
         -- Events of one key are already serialised by the alert's row lock
@@ -340,6 +423,8 @@ BEGIN
     RETURN queued;
 END
 $$;
+
+COMMENT ON FUNCTION vigil._enqueue_alert(alert vigil.alerts, event text) IS 'Internal: one outbox row per enabled channel matching the alert''s severity, type and event (the closing events resolved, dismissed and expired only to channels with send_resolved), unless the channel sent the same fingerprint and event within its repeat_interval';
 
 CREATE OR REPLACE FUNCTION vigil._forget_dropped_rollups() RETURNS event_trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -372,6 +457,16 @@ CREATE OR REPLACE FUNCTION vigil._max_payload_bytes() RETURNS integer
 $$;
 
 COMMENT ON FUNCTION vigil._max_payload_bytes() IS 'Internal: vigil.max_payload_bytes (default 65536), the cap on notification payloads and alert details';
+
+CREATE OR REPLACE FUNCTION vigil._monitor_labels(options jsonb, subkey text) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT coalesce(options -> 'labels', '{}')
+        || jsonb_strip_nulls(jsonb_build_object('alertname', options ->> 'alertname', 'subkey', subkey))
+$$;
+
+COMMENT ON FUNCTION vigil._monitor_labels(options jsonb, subkey text) IS 'Internal: the labels a monitor gives its alerts: options.labels, options.alertname, and subkey (the finding''s key suffix, e.g. a stall monitor''s status) when there is one';
 
 CREATE OR REPLACE FUNCTION vigil._monitor_run(monitor bigint) RETURNS jsonb
     LANGUAGE c STRICT
@@ -766,6 +861,153 @@ $$;
 
 COMMENT ON FUNCTION vigil.alert_event(alert vigil.alerts, event text) IS 'The JSON sent on channel vigil_alerts, {"id": <alert id>, "event": new|escalated|resolved}: ids and the event only, since any role can LISTEN; read the alert itself from vigil.alerts (privileges apply)';
 
+CREATE OR REPLACE FUNCTION vigil.alert_fingerprint(labels jsonb) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'alert_fingerprint_wrapper';
+
+COMMENT ON FUNCTION vigil.alert_fingerprint(labels jsonb) IS 'An alert''s identity from its labels: Alertmanager''s label-set fingerprint (FNV-1a 64 over the sorted names and values) of every label but severity, as 16 hex digits; ERROR 22023 unless labels is a JSON object';
+
+CREATE OR REPLACE FUNCTION vigil.auto_resolve(monitor text, still_firing_keys text[]) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    a vigil.alerts;
+    n bigint := 0;
+BEGIN
+    PERFORM vigil._require_text(auto_resolve.monitor, 'monitor');
+    IF auto_resolve.still_firing_keys IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004',
+            MESSAGE = 'still_firing_keys must not be NULL (pass an empty array when nothing fires)';
+    END IF;
+    FOR a IN
+        UPDATE vigil.alerts t
+        SET status = 'resolved', resolved_by = 'vigil', resolved_at = now(), resolve_note = 'condition cleared'
+        WHERE t.monitor = auto_resolve.monitor
+          AND t.status IN ('firing', 'acknowledged')
+          AND t.fingerprint <> ALL (array_remove(auto_resolve.still_firing_keys, NULL))
+          AND t.dedup_key <> ALL (array_remove(auto_resolve.still_firing_keys, NULL))
+        RETURNING *
+    LOOP
+        PERFORM vigil._notify_alert(a, 'resolved');
+        n := n + 1;
+    END LOOP;
+    -- The condition of a dismissed alert cleared: the next one is new.
+    UPDATE vigil.alerts t SET cleared_at = now()
+    WHERE coalesce(t.monitor, '') = auto_resolve.monitor
+      AND t.status = 'dismissed' AND t.cleared_at IS NULL
+      AND t.fingerprint <> ALL (array_remove(auto_resolve.still_firing_keys, NULL))
+      AND t.dedup_key <> ALL (array_remove(auto_resolve.still_firing_keys, NULL));
+    RETURN n;
+END
+$$;
+
+COMMENT ON FUNCTION vigil.auto_resolve(monitor text, still_firing_keys text[]) IS 'Resolve (by vigil, note ''condition cleared'') the open alerts of a monitor whose fingerprint (or dedup_key) is not in still_firing_keys, and end the suppression of its dismissed alerts not in it; returns how many were resolved';
+
+CREATE OR REPLACE FUNCTION vigil.check_metric(metric text, value double precision, entity text, context jsonb DEFAULT '{}'::jsonb) RETURNS SETOF vigil.alerts
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    val float8 := check_metric.value;
+    ctx jsonb := coalesce(check_metric.context, '{}');
+    r vigil.rules;
+    baseline numeric;
+    change numeric;
+    breached bool;
+    dk text;
+    title text;
+    details jsonb;
+    raised bigint[] := '{}';
+    res record;
+BEGIN
+    PERFORM vigil._require_text(check_metric.metric, 'metric'),
+            vigil._require_text(check_metric.entity, 'entity');
+    IF val IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'value must not be NULL';
+    END IF;
+    IF val IN ('NaN', 'Infinity', '-Infinity') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('value must be a finite number, got %s', val);
+    END IF;
+    IF jsonb_typeof(ctx) <> 'object' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('context must be a JSON object, got %s', jsonb_typeof(ctx));
+    END IF;
+
+    FOR r IN
+        SELECT * FROM vigil.rules t WHERE t.metric = check_metric.metric AND t.enabled ORDER BY t.name
+    LOOP
+        change := NULL;
+        baseline := NULL;
+        IF r.operator IN ('pct_drop', 'pct_rise') THEN
+            -- Earlier values only: this one is recorded after the rules ran.
+            -- In numeric so that a drop of exactly the threshold (0.05 -> 0.04 is 20%) counts.
+            SELECT avg(m.value::numeric) INTO baseline
+            FROM vigil.metric_values m
+            WHERE m.metric = check_metric.metric AND m.entity = check_metric.entity
+              AND m.recorded_at >= now() - r.lookback;
+            CONTINUE WHEN baseline IS NULL OR baseline = 0;
+            change := (val::numeric - baseline) / abs(baseline) * 100;
+            breached := CASE r.operator
+                WHEN 'pct_drop' THEN -change >= r.threshold::numeric
+                ELSE change >= r.threshold::numeric
+            END;
+        ELSE
+            breached := CASE r.operator
+                WHEN '<' THEN val < r.threshold
+                WHEN '<=' THEN val <= r.threshold
+                WHEN '>' THEN val > r.threshold
+                WHEN '>=' THEN val >= r.threshold
+                WHEN '=' THEN val = r.threshold
+                WHEN '!=' THEN val <> r.threshold
+            END;
+        END IF;
+        CONTINUE WHEN NOT breached;
+
+        -- One incident per rule and entity (no date in the key): repeats bump
+        -- the open alert. The cooldown only holds back a *new* alert after the
+        -- last one was closed, so a flapping metric does not page again at once.
+        dk := format('rule:%s:%s', r.name, check_metric.entity);
+        CONTINUE WHEN r.cooldown > interval '0'
+            AND EXISTS (SELECT 1 FROM vigil.alerts a
+                        WHERE a.dedup_key = dk AND a.created_at > now() - r.cooldown)
+            AND NOT EXISTS (SELECT 1 FROM vigil.alerts a
+                            WHERE a.dedup_key = dk AND a.status IN ('firing', 'acknowledged'));
+
+        IF change IS NULL THEN
+            title := format('%s: %s %s %s %s for %s', r.name, r.metric, val, r.operator, r.threshold, check_metric.entity);
+        ELSE
+            title := format('%s: %s %s is %s%% %s its %s-minute average %s for %s',
+                            r.name, r.metric, val, trim_scale(round(abs(change), 1)),
+                            CASE WHEN change < 0 THEN 'below' ELSE 'above' END,
+                            trim_scale(round(extract(epoch FROM r.lookback) / 60, 1)),
+                            trim_scale(round(baseline, 6)), check_metric.entity);
+        END IF;
+        details := jsonb_build_object(
+            'metric', r.metric, 'value', val, 'operator', r.operator, 'threshold', r.threshold,
+            'lookback_seconds', trim_scale(extract(epoch FROM r.lookback)), 'context', ctx);
+        IF change IS NOT NULL THEN
+            details := details || jsonb_build_object('baseline', trim_scale(round(baseline, 6)), 'pct_change', trim_scale(round(change, 2)));
+        END IF;
+
+        -- The window covers the cooldown so that a repeat inside the cooldown
+        -- always finds the open alert rather than starting a new one.
+        SELECT * INTO res FROM vigil.raise_alert(
+            anomaly_type => r.anomaly_type, entity => check_metric.entity, severity => r.severity,
+            title => title, summary => r.description, details => details, rule => r.name,
+            dedup_key => dk, dedup_window => greatest(interval '24 hours', r.cooldown), labels => '{}');
+        raised := raised || res.alert_id;
+    END LOOP;
+
+    INSERT INTO vigil.metric_values (metric, entity, value, context)
+    VALUES (check_metric.metric, check_metric.entity, val, ctx);
+
+    RETURN QUERY SELECT * FROM vigil.alerts a WHERE a.id = ANY (raised) ORDER BY a.id;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION vigil.create_monitor(name text, kind text, source regclass, options jsonb DEFAULT '{}'::jsonb) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -917,9 +1159,12 @@ BEGIN
         dismissed_role = session_user
     WHERE t.id = dismiss.alert_id
     RETURNING * INTO a;
+    PERFORM vigil._notify_alert(a, 'dismissed');
     RETURN a;
 END
 $$;
+
+COMMENT ON FUNCTION vigil.dismiss(alert_id bigint, by text, note text) IS 'Dismiss an open alert as not actionable (false positive, known cause): repeats of its condition stay on it, silently, until the condition clears (a scan no longer finds it, or it is not seen for the dedup window); notifies channel vigil_alerts with event dismissed';
 
 CREATE OR REPLACE FUNCTION vigil.drop_monitor(name text) RETURNS void
     LANGUAGE plpgsql
@@ -951,6 +1196,28 @@ CREATE OR REPLACE FUNCTION vigil.escalate_severity(severity vigil.severity) RETU
         ELSE 'critical'
     END::vigil.severity
 $$;
+
+CREATE OR REPLACE FUNCTION vigil.expire_alerts() RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    a vigil.alerts;
+    n bigint := 0;
+BEGIN
+    FOR a IN
+        UPDATE vigil.alerts t SET status = 'expired'
+        WHERE t.status IN ('firing', 'acknowledged') AND t.expires_at <= now()
+        RETURNING *
+    LOOP
+        PERFORM vigil._notify_alert(a, 'expired');
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+COMMENT ON FUNCTION vigil.expire_alerts() IS 'Mark open alerts past expires_at as expired, notifying channel vigil_alerts with event expired; returns how many';
 
 CREATE OR REPLACE FUNCTION vigil.purge_alerts(older_than interval DEFAULT '90 days'::interval, max_rows bigint DEFAULT NULL::bigint) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1060,13 +1327,15 @@ $$;
 
 COMMENT ON FUNCTION vigil.purge_scan_runs(older_than interval, max_rows bigint) IS 'Delete scan reports started before now() - older_than, at most max_rows (NULL: all), oldest first; the latest run (what vigil.health shows) is kept, and alert groups keep their alerts with scan_id set to NULL. Returns how many';
 
-CREATE OR REPLACE FUNCTION vigil.raise_alert(anomaly_type text, entity text, severity vigil.severity, title text, summary text DEFAULT NULL::text, details jsonb DEFAULT '{}'::jsonb, urgency integer DEFAULT NULL::integer, monitor text DEFAULT NULL::text, rule text DEFAULT NULL::text, dedup_key text DEFAULT NULL::text, dedup_window interval DEFAULT '24:00:00'::interval, expires_in interval DEFAULT '48:00:00'::interval, OUT alert_id bigint, OUT is_new boolean) RETURNS record
+CREATE OR REPLACE FUNCTION vigil.raise_alert(anomaly_type text, entity text, severity vigil.severity, title text, summary text DEFAULT NULL::text, details jsonb DEFAULT '{}'::jsonb, urgency integer DEFAULT NULL::integer, monitor text DEFAULT NULL::text, rule text DEFAULT NULL::text, dedup_key text DEFAULT NULL::text, dedup_window interval DEFAULT '24:00:00'::interval, expires_in interval DEFAULT '48:00:00'::interval, labels jsonb DEFAULT NULL::jsonb, OUT alert_id bigint, OUT is_new boolean) RETURNS record
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 #variable_conflict use_column
 DECLARE
     dk text;
+    lbl jsonb;
+    fp text;
     new_urgency int;
     new_details jsonb := coalesce(raise_alert.details, '{}');
     cur vigil.alerts;
@@ -1105,20 +1374,30 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = format('expires_in must be at most 100 years, got %s', raise_alert.expires_in);
     END IF;
+    lbl := vigil._alert_labels(raise_alert.labels, raise_alert.anomaly_type, raise_alert.entity,
+                               raise_alert.severity, raise_alert.monitor, raise_alert.rule);
     IF raise_alert.dedup_key IS NOT NULL THEN
         dk := vigil._require_text(raise_alert.dedup_key, 'dedup_key');
+        -- A caller that names the key but no labels means that key alone as
+        -- the identity, as 0.1.0 did (callers with labels, such as scans,
+        -- pass a dated key that is only a field).
+        IF raise_alert.labels IS NULL THEN
+            lbl := lbl || jsonb_build_object('dedup_key', dk);
+            fp := vigil.alert_fingerprint(jsonb_build_object('dedup_key', dk));
+        END IF;
     ELSE
         dk := vigil.dedup_key(raise_alert.anomaly_type, raise_alert.entity, now());
     END IF;
+    fp := coalesce(fp, vigil.alert_fingerprint(lbl));
     new_urgency := coalesce(raise_alert.urgency, vigil.urgency_score(raise_alert.severity));
 
-    -- Lock the open alert of this key if there is one, else insert. An insert
-    -- that loses the race to a concurrent caller (ON CONFLICT ... DO NOTHING
-    -- waits for that caller's commit) loops and bumps the winner's row. Under
-    -- REPEATABLE READ the conflict raises 40001 instead of looping.
+    -- Lock the open alert of this identity if there is one, else insert. An
+    -- insert that loses the race to a concurrent caller (ON CONFLICT ... DO
+    -- NOTHING waits for that caller's commit) loops and bumps the winner's
+    -- row. Under REPEATABLE READ the conflict raises 40001 instead of looping.
     FOR attempt IN 1..5 LOOP
         SELECT * INTO cur FROM vigil.alerts a
-        WHERE a.dedup_key = dk AND a.status IN ('firing', 'acknowledged')
+        WHERE a.fingerprint = fp AND a.status IN ('firing', 'acknowledged')
           AND coalesce(a.monitor, '') = coalesce(raise_alert.monitor, '')
         FOR UPDATE;
         IF FOUND THEN
@@ -1130,6 +1409,7 @@ BEGIN
                     expires_at = greatest(a.expires_at, now() + raise_alert.expires_in),
                     details = vigil._cap_details(a.details || new_details, 'details'),
                     severity = greatest(a.severity, raise_alert.severity),
+                    labels = a.labels || jsonb_build_object('severity', greatest(a.severity, raise_alert.severity)::text),
                     urgency = greatest(a.urgency, new_urgency),
                     title = CASE WHEN escalated THEN raise_alert.title ELSE a.title END,
                     summary = CASE WHEN escalated THEN coalesce(raise_alert.summary, a.summary) ELSE a.summary END,
@@ -1146,18 +1426,37 @@ BEGIN
                 RETURN;
             END IF;
             -- Open but not seen for longer than the window: a new incident.
-            UPDATE vigil.alerts a SET status = 'expired' WHERE a.id = cur.id;
+            UPDATE vigil.alerts a SET status = 'expired' WHERE a.id = cur.id RETURNING * INTO cur;
+            PERFORM vigil._notify_alert(cur, 'expired');
+        END IF;
+
+        -- Dismissed means dismissed: while the condition holds (seen within
+        -- the window, not cleared by a scan since), repeats land on the
+        -- dismissed alert and notify nobody.
+        SELECT * INTO cur FROM vigil.alerts a
+        WHERE a.fingerprint = fp AND a.status = 'dismissed' AND a.cleared_at IS NULL
+          AND coalesce(a.monitor, '') = coalesce(raise_alert.monitor, '')
+          AND a.last_seen_at >= now() - raise_alert.dedup_window
+        ORDER BY a.last_seen_at DESC
+        LIMIT 1
+        FOR UPDATE;
+        IF FOUND THEN
+            UPDATE vigil.alerts a SET last_seen_at = greatest(a.last_seen_at, now()), occurrences = a.occurrences + 1
+            WHERE a.id = cur.id;
+            alert_id := cur.id;
+            is_new := false;
+            RETURN;
         END IF;
 
         INSERT INTO vigil.alerts AS a (
             monitor, rule, anomaly_type, severity, urgency, entity, title, summary,
-            details, recommended_actions, dedup_key, expires_at)
+            details, recommended_actions, dedup_key, expires_at, labels, fingerprint)
         VALUES (
             raise_alert.monitor, raise_alert.rule, raise_alert.anomaly_type, raise_alert.severity,
             new_urgency, raise_alert.entity, raise_alert.title, raise_alert.summary, new_details,
             vigil.recommended_actions_for(raise_alert.anomaly_type, raise_alert.severity),
-            dk, now() + raise_alert.expires_in)
-        ON CONFLICT ((coalesce(monitor, '')), dedup_key) WHERE status IN ('firing', 'acknowledged') DO NOTHING
+            dk, now() + raise_alert.expires_in, lbl, fp)
+        ON CONFLICT ((coalesce(monitor, '')), fingerprint) WHERE status IN ('firing', 'acknowledged') DO NOTHING
         RETURNING * INTO cur;
         IF FOUND THEN
             PERFORM vigil._notify_alert(cur, 'new');
@@ -1167,11 +1466,11 @@ BEGIN
         END IF;
     END LOOP;
     RAISE EXCEPTION USING ERRCODE = '40001',
-        MESSAGE = format('could not raise alert for dedup_key %s: the open alert kept changing concurrently', dk);
+        MESSAGE = format('could not raise alert %s (fingerprint %s): the open alert kept changing concurrently', dk, fp);
 END
 $$;
 
-COMMENT ON FUNCTION vigil.raise_alert(anomaly_type text, entity text, severity vigil.severity, title text, summary text, details jsonb, urgency integer, monitor text, rule text, dedup_key text, dedup_window interval, expires_in interval, OUT alert_id bigint, OUT is_new boolean) IS 'Raise an alert, or bump the open alert with the same dedup_key last seen within dedup_window (occurrences, last_seen_at, expires_at; higher severity/urgency is an escalation). Notifies channel vigil_alerts on new and escalated alerts. dedup_key defaults to vigil.dedup_key(anomaly_type, entity, now()), urgency to vigil.urgency_score(severity). details (merged into the open alert''s on a bump) larger than vigil.max_payload_bytes are stored as {"truncated": true, "original_bytes": N}; nested deeper than 32 levels is ERROR 54000';
+COMMENT ON FUNCTION vigil.raise_alert(anomaly_type text, entity text, severity vigil.severity, title text, summary text, details jsonb, urgency integer, monitor text, rule text, dedup_key text, dedup_window interval, expires_in interval, labels jsonb, OUT alert_id bigint, OUT is_new boolean) IS 'Raise an alert, or bump the open alert with the same identity last seen within dedup_window (occurrences, last_seen_at, expires_at; higher severity/urgency is an escalation). The identity is the fingerprint of the labels (vigil._alert_labels: given labels, alertname, anomaly_type, entity, monitor, rule), never the date: a condition that holds across midnight is one alert; a caller that passes dedup_key but no labels makes that key alone the identity, as before. While a dismissed alert of the same identity is still seen (within dedup_window, not cleared), repeats bump it silently. Notifies channel vigil_alerts on new, escalated and expired alerts. dedup_key (a field) defaults to vigil.dedup_key(anomaly_type, entity, now()), urgency to vigil.urgency_score(severity). details (merged into the open alert''s on a bump) larger than vigil.max_payload_bytes are stored as {"truncated": true, "original_bytes": N}; nested deeper than 32 levels is ERROR 54000; bad labels 22023 naming the label';
 
 CREATE OR REPLACE FUNCTION vigil.rebuild_rollup(name regclass) RETURNS bigint
     LANGUAGE sql STRICT
@@ -1301,8 +1600,11 @@ BEGIN
                     dk := vigil._finding_key(f.anomaly_type, f.entity, f.key_suffix, o->>'dedup_by');
                     SELECT * INTO r FROM vigil.raise_alert(
                         f.anomaly_type, f.entity, f.severity, f.title, f.summary, f.details, f.urgency, m.name,
-                        NULL, dk, (o->>'dedup_window')::interval, (o->>'expires_in')::interval);
-                    keys := keys || dk;
+                        NULL, dk, (o->>'dedup_window')::interval, (o->>'expires_in')::interval,
+                        vigil._monitor_labels(o, f.key_suffix));
+                    -- The identity that is still firing: its fingerprint,
+                    -- which (unlike the dated key) is the same tomorrow.
+                    keys := keys || (SELECT a.fingerprint FROM vigil.alerts a WHERE a.id = r.alert_id);
                     n := n + 1;
                     IF r.is_new THEN
                         new_ids := new_ids || r.alert_id;
@@ -1502,6 +1804,36 @@ CREATE OR REPLACE FUNCTION vigil.verify_rollup(name regclass) RETURNS bigint
     LANGUAGE sql STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$ SELECT vigil._verify_rollup(name) $$;
+
+CREATE OR REPLACE VIEW vigil.active_alerts AS
+ SELECT a.id,
+    a.status,
+    a.severity,
+    a.urgency,
+    vigil.urgency_band(a.urgency) AS urgency_band,
+    a.anomaly_type,
+    a.entity,
+    a.title,
+    a.summary,
+    a.recommended_actions,
+    a.occurrences,
+    a.monitor,
+    a.rule,
+    a.group_id,
+    a.dedup_key,
+    a.created_at,
+    a.last_seen_at,
+    (now() - a.created_at) AS age,
+    a.expires_at,
+    a.acknowledged_by,
+    a.acknowledged_at,
+    a.ack_note,
+    a.details,
+    a.labels,
+    a.fingerprint
+   FROM vigil.alerts a
+  WHERE (a.status = ANY (ARRAY['firing'::vigil.alert_status, 'acknowledged'::vigil.alert_status]))
+  ORDER BY a.urgency DESC, a.created_at, a.id;
 
 CREATE OR REPLACE VIEW vigil.alert_history AS
  SELECT a.id,
@@ -1787,6 +2119,12 @@ GRANT ALL ON FUNCTION vigil.purge_notifications(older_than interval, max_rows bi
 REVOKE ALL ON FUNCTION vigil.purge_scan_runs(older_than interval, max_rows bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION vigil.purge_scan_runs(older_than interval, max_rows bigint) TO vigil_admin;
 
+-- ACL FUNCTION raise_alert(anomaly_type text, entity text, severity vigil.severity, title text, summary text, details jsonb, urgency integer, monitor text, rule text, dedup_key text, dedup_window interval, expires_in interval, labels jsonb, OUT alert_id bigint, OUT is_new boolean)
+
+
+REVOKE ALL ON FUNCTION vigil.raise_alert(anomaly_type text, entity text, severity vigil.severity, title text, summary text, details jsonb, urgency integer, monitor text, rule text, dedup_key text, dedup_window interval, expires_in interval, labels jsonb, OUT alert_id bigint, OUT is_new boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION vigil.raise_alert(anomaly_type text, entity text, severity vigil.severity, title text, summary text, details jsonb, urgency integer, monitor text, rule text, dedup_key text, dedup_window interval, expires_in interval, labels jsonb, OUT alert_id bigint, OUT is_new boolean) TO vigil_admin;
+
 -- ACL FUNCTION set_monitor_timeout(name text, timeout interval)
 
 
@@ -2008,6 +2346,33 @@ BEGIN
     END IF;
 END
 $$;
+
+-- Alerts: labels and the fingerprint that is now their identity (0.1.0's
+-- dated dedup_key stays as a field). A rule's or monitor's alert gets the
+-- labels it would get today (a monitor's own options.labels did not exist;
+-- a finding's key suffix is only in the old key, so such an alert is
+-- raised anew by the next scan and this one resolved); a direct call's
+-- alert keeps its dedup_key as its identity, as raise_alert does for
+-- callers that pass a key but no labels. Open alerts that now share an identity (0.1.0
+-- opened one per UTC day) keep the newest; the others expire.
+UPDATE vigil.alerts SET labels = pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+    'alertname', coalesce(rule, monitor, anomaly_type), 'anomaly_type', anomaly_type, 'entity', entity,
+    'severity', severity::text, 'monitor', monitor, 'rule', rule,
+    'dedup_key', CASE WHEN monitor IS NULL AND rule IS NULL THEN dedup_key END));
+UPDATE vigil.alerts SET fingerprint = vigil.alert_fingerprint(CASE WHEN monitor IS NULL AND rule IS NULL
+    THEN pg_catalog.jsonb_build_object('dedup_key', dedup_key) ELSE labels END);
+ALTER TABLE vigil.alerts ALTER COLUMN fingerprint SET NOT NULL;
+UPDATE vigil.alerts a SET status = 'expired'
+WHERE a.status IN ('firing', 'acknowledged')
+  AND EXISTS (SELECT 1 FROM vigil.alerts b
+              WHERE b.status IN ('firing', 'acknowledged') AND b.fingerprint = a.fingerprint
+                AND coalesce(b.monitor, '') = coalesce(a.monitor, '')
+                AND (b.last_seen_at, b.id) > (a.last_seen_at, a.id));
+DROP INDEX vigil.alerts_open_dedup_key_idx;
+CREATE UNIQUE INDEX alerts_open_fingerprint_idx ON vigil.alerts ((coalesce(monitor, '')), fingerprint)
+    WHERE status IN ('firing', 'acknowledged');
+CREATE INDEX alerts_dismissed_fingerprint_idx ON vigil.alerts ((coalesce(monitor, '')), fingerprint, last_seen_at)
+    WHERE status = 'dismissed' AND cleared_at IS NULL;
 
 -- 5. Rollups: each becomes a 0.2.0 rollup (vigil._upgrade_rollup: the
 -- source owner's objects, the shared trigger with its dependencies) and is

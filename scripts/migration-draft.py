@@ -102,6 +102,15 @@ def inverse_acl(text):
     return "\n".join(undo)
 
 
+def table_of(text):
+    """(schema, table) an index, constraint, trigger or default is on."""
+    m = re.search(r"\bON (?:ONLY )?([\w\"]+)\.([\w\"]+)|ALTER TABLE (?:ONLY )?([\w\"]+)\.([\w\"]+)", text)
+    if not m:
+        return None
+    schema, table = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    return schema.strip('"'), table.strip('"')
+
+
 def signature(schema, name):
     """DROP target of a function header name: `f(integer, text)`."""
     return f"{schema}.{name}"
@@ -137,7 +146,14 @@ def main(old_path, new_path):
                 out.append(inverse_acl(old[key]))
             out.append(text)
         elif typ in VERBATIM_WHEN_NEW and key not in old:
-            out.append(text)
+            table = table_of(text)
+            if typ in ("INDEX", "CONSTRAINT", "FK CONSTRAINT") and table \
+                    and ("TABLE", table[0], table[1]) in old:
+                # On a table the old version has: may depend on its data
+                # (a unique index, a check), so written by hand, in order.
+                manual.append(f"new on an existing table: {typ} {schema}.{name}")
+            else:
+                out.append(text)
         elif typ == "COMMENT":
             out.append(text)
         else:

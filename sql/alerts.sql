@@ -115,14 +115,22 @@ CREATE TABLE vigil.alerts (
     -- dismissed: `by` is what the caller typed, this is who it was.
     acknowledged_role   name,
     resolved_role       name,
-    dismissed_role      name
+    dismissed_role      name,
+    -- Identity (0.2.0): string labels, and their fingerprint without
+    -- severity (vigil.alert_fingerprint); cleared_at: when the condition of
+    -- a dismissed alert was last seen clear, which ends its suppression.
+    labels              jsonb              NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(labels) = 'object'),
+    fingerprint         text               NOT NULL,
+    cleared_at          timestamptz
 );
 -- The dedup invariant: at most one open alert per key and monitor (a key
 -- one monitor's data produces never lands on another monitor's alert, so
 -- one tenant's rows cannot escalate or re-title another's). raise_alert's
 -- INSERT ... ON CONFLICT infers this index.
-CREATE UNIQUE INDEX alerts_open_dedup_key_idx ON vigil.alerts ((coalesce(monitor, '')), dedup_key)
+CREATE UNIQUE INDEX alerts_open_fingerprint_idx ON vigil.alerts ((coalesce(monitor, '')), fingerprint)
     WHERE status IN ('firing', 'acknowledged');
+CREATE INDEX alerts_dismissed_fingerprint_idx ON vigil.alerts ((coalesce(monitor, '')), fingerprint, last_seen_at)
+    WHERE status = 'dismissed' AND cleared_at IS NULL;
 CREATE INDEX alerts_dedup_key_created_at_idx ON vigil.alerts (dedup_key, created_at);
 CREATE INDEX alerts_open_urgency_idx ON vigil.alerts (urgency DESC, created_at)
     WHERE status IN ('firing', 'acknowledged');
@@ -134,10 +142,14 @@ CREATE INDEX alerts_rule_idx ON vigil.alerts (rule) WHERE rule IS NOT NULL;
 CREATE INDEX alerts_group_id_idx ON vigil.alerts (group_id);
 CREATE INDEX alerts_created_at_idx ON vigil.alerts (created_at);
 COMMENT ON TABLE vigil.alerts IS
-    'Alerts raised by monitors and rules, one open alert per dedup_key; written through vigil.raise_alert and the lifecycle functions';
+    'Alerts raised by monitors and rules, one open alert per fingerprint (its labels but severity); written through '
+    'vigil.raise_alert and the lifecycle functions';
 COMMENT ON COLUMN vigil.alerts.monitor IS 'Name of the monitor that raised the alert (NULL for rules and direct calls)';
 COMMENT ON COLUMN vigil.alerts.rule IS 'Name of the rule that raised the alert (NULL for monitors and direct calls)';
-COMMENT ON COLUMN vigil.alerts.dedup_key IS 'Identity of the condition; repeats of an open key inside the dedup window bump occurrences';
+COMMENT ON COLUMN vigil.alerts.dedup_key IS 'The finding''s key when the alert opened (scans: dated, {type}_{entity}_{UTC date}); a field, not the identity';
+COMMENT ON COLUMN vigil.alerts.labels IS 'String labels: alertname, severity, anomaly_type, entity, monitor or rule, and the monitor''s own labels';
+COMMENT ON COLUMN vigil.alerts.fingerprint IS 'Identity: vigil.alert_fingerprint(labels), every label but severity; stable across days and scans';
+COMMENT ON COLUMN vigil.alerts.cleared_at IS 'For a dismissed alert: when its condition was seen clear, which ends the dismissal''s suppression';
 COMMENT ON COLUMN vigil.alerts.occurrences IS 'How many times the condition was reported while this alert was open';
 COMMENT ON COLUMN vigil.alerts.expires_at IS 'An open alert not seen again by then is expired by vigil.expire_alerts()';
 SELECT pg_catalog.pg_extension_config_dump('vigil.alerts', '');
@@ -431,6 +443,28 @@ COMMENT ON FUNCTION vigil._cap_details(jsonb, text) IS
 
 -- Raising ---------------------------------------------------------------
 
+COMMENT ON FUNCTION vigil._check_labels(jsonb, text) IS
+    'Internal: labels unchanged, or ERROR 22023 naming the argument and the label: a JSON object of at most 32 string '
+    'labels, names [A-Za-z_][A-Za-z0-9_]* not starting with __, values non-empty and at most 8192 bytes';
+COMMENT ON FUNCTION vigil.alert_fingerprint(jsonb) IS
+    'An alert''s identity from its labels: Alertmanager''s label-set fingerprint (FNV-1a 64 over the sorted names and '
+    'values) of every label but severity, as 16 hex digits; ERROR 22023 unless labels is a JSON object';
+
+CREATE FUNCTION vigil._alert_labels(labels jsonb, anomaly_type text, entity text, severity vigil.severity,
+                                    monitor text, rule text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT vigil._check_labels(
+        vigil._check_labels(coalesce(labels, '{}'), 'labels')
+        || jsonb_build_object('alertname', coalesce(labels ->> 'alertname', rule, monitor, anomaly_type))
+        || jsonb_strip_nulls(jsonb_build_object(
+               'anomaly_type', anomaly_type, 'entity', entity, 'severity', severity::text,
+               'monitor', monitor, 'rule', rule)),
+        'labels')
+$$;
+COMMENT ON FUNCTION vigil._alert_labels(jsonb, text, text, vigil.severity, text, text) IS
+    'Internal: an alert''s labels: the given ones (checked by vigil._check_labels), alertname (given, else the rule, '
+    'the monitor or the anomaly type), and anomaly_type, entity, severity, monitor and rule, which override given ones';
+
 CREATE FUNCTION vigil.raise_alert(
     anomaly_type text,
     entity text,
@@ -444,6 +478,7 @@ CREATE FUNCTION vigil.raise_alert(
     dedup_key text DEFAULT NULL,
     dedup_window interval DEFAULT '24 hours',
     expires_in interval DEFAULT '48 hours',
+    labels jsonb DEFAULT NULL,
     OUT alert_id bigint,
     OUT is_new bool
 )
@@ -452,6 +487,8 @@ SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
     dk text;
+    lbl jsonb;
+    fp text;
     new_urgency int;
     new_details jsonb := coalesce(raise_alert.details, '{}');
     cur vigil.alerts;
@@ -490,20 +527,30 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = format('expires_in must be at most 100 years, got %s', raise_alert.expires_in);
     END IF;
+    lbl := vigil._alert_labels(raise_alert.labels, raise_alert.anomaly_type, raise_alert.entity,
+                               raise_alert.severity, raise_alert.monitor, raise_alert.rule);
     IF raise_alert.dedup_key IS NOT NULL THEN
         dk := vigil._require_text(raise_alert.dedup_key, 'dedup_key');
+        -- A caller that names the key but no labels means that key alone as
+        -- the identity, as 0.1.0 did (callers with labels, such as scans,
+        -- pass a dated key that is only a field).
+        IF raise_alert.labels IS NULL THEN
+            lbl := lbl || jsonb_build_object('dedup_key', dk);
+            fp := vigil.alert_fingerprint(jsonb_build_object('dedup_key', dk));
+        END IF;
     ELSE
         dk := vigil.dedup_key(raise_alert.anomaly_type, raise_alert.entity, now());
     END IF;
+    fp := coalesce(fp, vigil.alert_fingerprint(lbl));
     new_urgency := coalesce(raise_alert.urgency, vigil.urgency_score(raise_alert.severity));
 
-    -- Lock the open alert of this key if there is one, else insert. An insert
-    -- that loses the race to a concurrent caller (ON CONFLICT ... DO NOTHING
-    -- waits for that caller's commit) loops and bumps the winner's row. Under
-    -- REPEATABLE READ the conflict raises 40001 instead of looping.
+    -- Lock the open alert of this identity if there is one, else insert. An
+    -- insert that loses the race to a concurrent caller (ON CONFLICT ... DO
+    -- NOTHING waits for that caller's commit) loops and bumps the winner's
+    -- row. Under REPEATABLE READ the conflict raises 40001 instead of looping.
     FOR attempt IN 1..5 LOOP
         SELECT * INTO cur FROM vigil.alerts a
-        WHERE a.dedup_key = dk AND a.status IN ('firing', 'acknowledged')
+        WHERE a.fingerprint = fp AND a.status IN ('firing', 'acknowledged')
           AND coalesce(a.monitor, '') = coalesce(raise_alert.monitor, '')
         FOR UPDATE;
         IF FOUND THEN
@@ -515,6 +562,7 @@ BEGIN
                     expires_at = greatest(a.expires_at, now() + raise_alert.expires_in),
                     details = vigil._cap_details(a.details || new_details, 'details'),
                     severity = greatest(a.severity, raise_alert.severity),
+                    labels = a.labels || jsonb_build_object('severity', greatest(a.severity, raise_alert.severity)::text),
                     urgency = greatest(a.urgency, new_urgency),
                     title = CASE WHEN escalated THEN raise_alert.title ELSE a.title END,
                     summary = CASE WHEN escalated THEN coalesce(raise_alert.summary, a.summary) ELSE a.summary END,
@@ -531,18 +579,37 @@ BEGIN
                 RETURN;
             END IF;
             -- Open but not seen for longer than the window: a new incident.
-            UPDATE vigil.alerts a SET status = 'expired' WHERE a.id = cur.id;
+            UPDATE vigil.alerts a SET status = 'expired' WHERE a.id = cur.id RETURNING * INTO cur;
+            PERFORM vigil._notify_alert(cur, 'expired');
+        END IF;
+
+        -- Dismissed means dismissed: while the condition holds (seen within
+        -- the window, not cleared by a scan since), repeats land on the
+        -- dismissed alert and notify nobody.
+        SELECT * INTO cur FROM vigil.alerts a
+        WHERE a.fingerprint = fp AND a.status = 'dismissed' AND a.cleared_at IS NULL
+          AND coalesce(a.monitor, '') = coalesce(raise_alert.monitor, '')
+          AND a.last_seen_at >= now() - raise_alert.dedup_window
+        ORDER BY a.last_seen_at DESC
+        LIMIT 1
+        FOR UPDATE;
+        IF FOUND THEN
+            UPDATE vigil.alerts a SET last_seen_at = greatest(a.last_seen_at, now()), occurrences = a.occurrences + 1
+            WHERE a.id = cur.id;
+            alert_id := cur.id;
+            is_new := false;
+            RETURN;
         END IF;
 
         INSERT INTO vigil.alerts AS a (
             monitor, rule, anomaly_type, severity, urgency, entity, title, summary,
-            details, recommended_actions, dedup_key, expires_at)
+            details, recommended_actions, dedup_key, expires_at, labels, fingerprint)
         VALUES (
             raise_alert.monitor, raise_alert.rule, raise_alert.anomaly_type, raise_alert.severity,
             new_urgency, raise_alert.entity, raise_alert.title, raise_alert.summary, new_details,
             vigil.recommended_actions_for(raise_alert.anomaly_type, raise_alert.severity),
-            dk, now() + raise_alert.expires_in)
-        ON CONFLICT ((coalesce(monitor, '')), dedup_key) WHERE status IN ('firing', 'acknowledged') DO NOTHING
+            dk, now() + raise_alert.expires_in, lbl, fp)
+        ON CONFLICT ((coalesce(monitor, '')), fingerprint) WHERE status IN ('firing', 'acknowledged') DO NOTHING
         RETURNING * INTO cur;
         IF FOUND THEN
             PERFORM vigil._notify_alert(cur, 'new');
@@ -552,15 +619,20 @@ BEGIN
         END IF;
     END LOOP;
     RAISE EXCEPTION USING ERRCODE = '40001',
-        MESSAGE = format('could not raise alert for dedup_key %s: the open alert kept changing concurrently', dk);
+        MESSAGE = format('could not raise alert %s (fingerprint %s): the open alert kept changing concurrently', dk, fp);
 END
 $$;
-COMMENT ON FUNCTION vigil.raise_alert(text, text, vigil.severity, text, text, jsonb, int, text, text, text, interval, interval) IS
-    'Raise an alert, or bump the open alert with the same dedup_key last seen within dedup_window (occurrences, last_seen_at, '
-    'expires_at; higher severity/urgency is an escalation). Notifies channel vigil_alerts on new and escalated alerts. '
-    'dedup_key defaults to vigil.dedup_key(anomaly_type, entity, now()), urgency to vigil.urgency_score(severity). '
-    'details (merged into the open alert''s on a bump) larger than vigil.max_payload_bytes are stored as '
-    '{"truncated": true, "original_bytes": N}; nested deeper than 32 levels is ERROR 54000';
+COMMENT ON FUNCTION vigil.raise_alert(text, text, vigil.severity, text, text, jsonb, int, text, text, text, interval, interval, jsonb) IS
+    'Raise an alert, or bump the open alert with the same identity last seen within dedup_window (occurrences, '
+    'last_seen_at, expires_at; higher severity/urgency is an escalation). The identity is the fingerprint of the labels '
+    '(vigil._alert_labels: given labels, alertname, anomaly_type, entity, monitor, rule), never the date: a condition '
+    'that holds across midnight is one alert; a caller that passes dedup_key but no labels makes that key alone the '
+    'identity, as before. While a dismissed alert of the '
+    'same identity is still seen (within dedup_window, not cleared), repeats bump it silently. Notifies channel '
+    'vigil_alerts on new, escalated and expired alerts. dedup_key (a field) defaults to vigil.dedup_key(anomaly_type, '
+    'entity, now()), urgency to vigil.urgency_score(severity). details (merged into the open alert''s on a bump) larger '
+    'than vigil.max_payload_bytes are stored as {"truncated": true, "original_bytes": N}; nested deeper than 32 levels '
+    'is ERROR 54000; bad labels 22023 naming the label';
 
 -- Grouping --------------------------------------------------------------
 
@@ -692,23 +764,35 @@ BEGIN
         dismissed_role = session_user
     WHERE t.id = dismiss.alert_id
     RETURNING * INTO a;
+    PERFORM vigil._notify_alert(a, 'dismissed');
     RETURN a;
 END
 $$;
 COMMENT ON FUNCTION vigil.dismiss(bigint, text, text) IS
-    'Dismiss an open alert as not actionable (false positive, known cause)';
+    'Dismiss an open alert as not actionable (false positive, known cause): repeats of its condition stay on it, '
+    'silently, until the condition clears (a scan no longer finds it, or it is not seen for the dedup window); '
+    'notifies channel vigil_alerts with event dismissed';
 
 CREATE FUNCTION vigil.expire_alerts() RETURNS bigint
-LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
-    WITH expired AS (
-        UPDATE vigil.alerts a SET status = 'expired'
-        WHERE a.status IN ('firing', 'acknowledged') AND a.expires_at <= now()
-        RETURNING 1)
-    SELECT count(*) FROM expired
+DECLARE
+    a vigil.alerts;
+    n bigint := 0;
+BEGIN
+    FOR a IN
+        UPDATE vigil.alerts t SET status = 'expired'
+        WHERE t.status IN ('firing', 'acknowledged') AND t.expires_at <= now()
+        RETURNING *
+    LOOP
+        PERFORM vigil._notify_alert(a, 'expired');
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
 $$;
 COMMENT ON FUNCTION vigil.expire_alerts() IS
-    'Mark open alerts past expires_at as expired; returns how many';
+    'Mark open alerts past expires_at as expired, notifying channel vigil_alerts with event expired; returns how many';
 
 CREATE FUNCTION vigil.auto_resolve(monitor text, still_firing_keys text[]) RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
@@ -728,17 +812,25 @@ BEGIN
         SET status = 'resolved', resolved_by = 'vigil', resolved_at = now(), resolve_note = 'condition cleared'
         WHERE t.monitor = auto_resolve.monitor
           AND t.status IN ('firing', 'acknowledged')
+          AND t.fingerprint <> ALL (array_remove(auto_resolve.still_firing_keys, NULL))
           AND t.dedup_key <> ALL (array_remove(auto_resolve.still_firing_keys, NULL))
         RETURNING *
     LOOP
         PERFORM vigil._notify_alert(a, 'resolved');
         n := n + 1;
     END LOOP;
+    -- The condition of a dismissed alert cleared: the next one is new.
+    UPDATE vigil.alerts t SET cleared_at = now()
+    WHERE coalesce(t.monitor, '') = auto_resolve.monitor
+      AND t.status = 'dismissed' AND t.cleared_at IS NULL
+      AND t.fingerprint <> ALL (array_remove(auto_resolve.still_firing_keys, NULL))
+      AND t.dedup_key <> ALL (array_remove(auto_resolve.still_firing_keys, NULL));
     RETURN n;
 END
 $$;
 COMMENT ON FUNCTION vigil.auto_resolve(text, text[]) IS
-    'Resolve (by vigil, note ''condition cleared'') the open alerts of a monitor whose dedup_key is not in still_firing_keys; returns how many';
+    'Resolve (by vigil, note ''condition cleared'') the open alerts of a monitor whose fingerprint (or dedup_key) is not '
+    'in still_firing_keys, and end the suppression of its dismissed alerts not in it; returns how many were resolved';
 
 -- Views -----------------------------------------------------------------
 
@@ -747,7 +839,7 @@ SELECT a.id, a.status, a.severity, a.urgency, vigil.urgency_band(a.urgency) AS u
        a.anomaly_type, a.entity, a.title, a.summary, a.recommended_actions, a.occurrences,
        a.monitor, a.rule, a.group_id, a.dedup_key,
        a.created_at, a.last_seen_at, now() - a.created_at AS age, a.expires_at,
-       a.acknowledged_by, a.acknowledged_at, a.ack_note, a.details
+       a.acknowledged_by, a.acknowledged_at, a.ack_note, a.details, a.labels, a.fingerprint
 FROM vigil.alerts a
 WHERE a.status IN ('firing', 'acknowledged')
 ORDER BY a.urgency DESC, a.created_at, a.id;
@@ -791,7 +883,7 @@ COMMENT ON VIEW vigil.alert_stats IS
 
 -- Writers go through these functions; roles get EXECUTE in the roles module.
 REVOKE EXECUTE ON FUNCTION
-    vigil.raise_alert(text, text, vigil.severity, text, text, jsonb, int, text, text, text, interval, interval),
+    vigil.raise_alert(text, text, vigil.severity, text, text, jsonb, int, text, text, text, interval, interval, jsonb),
     vigil.group_alerts(bigint, bigint[]),
     vigil.acknowledge(bigint, text, text),
     vigil.resolve(bigint, text, text),

@@ -382,7 +382,8 @@ BEGIN
         payload - 'action' - 'monitor' - 'variant',
         monitor => m.name,
         dedup_key => format('early_kill:%s:%s', m.name, v.variant),
-        expires_in => (m.options->>'expires_in')::interval);
+        expires_in => (m.options->>'expires_in')::interval,
+        labels => vigil._monitor_labels(m.options, NULL));
     UPDATE vigil.variant_monitoring t SET status = 'killed', decided_at = now(), reason = note,
         alert_id = a.alert_id, notification_id = notification
     WHERE t.id = v.id RETURNING * INTO v;
@@ -449,6 +450,15 @@ COMMENT ON FUNCTION vigil._early_kill_trigger() IS
     'Internal: statement trigger of early_kill monitors; counts views and interactions per registered variant and decides';
 
 -- Scanning ---------------------------------------------------------------
+
+CREATE FUNCTION vigil._monitor_labels(options jsonb, subkey text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(options -> 'labels', '{}')
+        || jsonb_strip_nulls(jsonb_build_object('alertname', options ->> 'alertname', 'subkey', subkey))
+$$;
+COMMENT ON FUNCTION vigil._monitor_labels(jsonb, text) IS
+    'Internal: the labels a monitor gives its alerts: options.labels, options.alertname, and subkey (the finding''s key '
+    'suffix, e.g. a stall monitor''s status) when there is one';
 
 CREATE FUNCTION vigil._finding_key(anomaly_type text, entity text, suffix text, dedup_by text) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -585,8 +595,11 @@ BEGIN
                     dk := vigil._finding_key(f.anomaly_type, f.entity, f.key_suffix, o->>'dedup_by');
                     SELECT * INTO r FROM vigil.raise_alert(
                         f.anomaly_type, f.entity, f.severity, f.title, f.summary, f.details, f.urgency, m.name,
-                        NULL, dk, (o->>'dedup_window')::interval, (o->>'expires_in')::interval);
-                    keys := keys || dk;
+                        NULL, dk, (o->>'dedup_window')::interval, (o->>'expires_in')::interval,
+                        vigil._monitor_labels(o, f.key_suffix));
+                    -- The identity that is still firing: its fingerprint,
+                    -- which (unlike the dated key) is the same tomorrow.
+                    keys := keys || (SELECT a.fingerprint FROM vigil.alerts a WHERE a.id = r.alert_id);
                     n := n + 1;
                     IF r.is_new THEN
                         new_ids := new_ids || r.alert_id;

@@ -135,7 +135,7 @@ CREATE TABLE vigil.notifications (
     channel_id       bigint                    NOT NULL REFERENCES vigil.channels (id) ON DELETE CASCADE,
     alert_id         bigint                    REFERENCES vigil.alerts (id) ON DELETE SET NULL,
     event            text                      NOT NULL
-                     CHECK (event IN ('new', 'escalated', 'resolved', 'test', 'action')),
+                     CHECK (event IN ('new', 'escalated', 'resolved', 'dismissed', 'expired', 'test', 'action')),
     notify_key       text,
     payload          jsonb                     NOT NULL,
     status           vigil.notification_status NOT NULL DEFAULT 'pending',
@@ -231,14 +231,14 @@ DECLARE
     key text;
     queued int := 0;
 BEGIN
-    key := alert.dedup_key || ':' || event
+    key := alert.fingerprint || ':' || event
         || CASE WHEN event = 'escalated' THEN ':' || alert.severity::text ELSE '' END;
     FOR c IN
         SELECT * FROM vigil.channels ch
         WHERE ch.enabled
           AND alert.severity >= ch.min_severity
           AND (ch.anomaly_types IS NULL OR alert.anomaly_type = ANY (ch.anomaly_types))
-          AND (event <> 'resolved' OR ch.send_resolved)
+          AND (event NOT IN ('resolved', 'dismissed', 'expired') OR ch.send_resolved)
         ORDER BY ch.id
     LOOP
         -- Events of one key are already serialised by the alert's row lock
@@ -264,8 +264,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION vigil._enqueue_alert(vigil.alerts, text) IS
-    'Internal: one outbox row per enabled channel matching the alert''s severity, type and event, '
-    'unless the channel sent the same key and event within its repeat_interval';
+    'Internal: one outbox row per enabled channel matching the alert''s severity, type and event (the closing events '
+    'resolved, dismissed and expired only to channels with send_resolved), unless the channel sent the same '
+    'fingerprint and event within its repeat_interval';
 
 -- Every alert event that reaches LISTENers also reaches the channels.
 CREATE OR REPLACE FUNCTION vigil._notify_alert(alert vigil.alerts, event text) RETURNS void

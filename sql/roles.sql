@@ -64,7 +64,7 @@ GRANT EXECUTE ON FUNCTION
     vigil.purge_alerts(interval, bigint),
     vigil.purge_metric_values(interval, bigint),
     vigil.purge_scan_runs(interval, bigint),
-    vigil.raise_alert(text, text, vigil.severity, text, text, jsonb, int, text, text, text, interval, interval),
+    vigil.raise_alert(text, text, vigil.severity, text, text, jsonb, int, text, text, text, interval, interval, jsonb),
     vigil.create_rule(text, text, text, float8, vigil.severity, interval, interval, text, text),
     vigil.update_rule(text, text, text, float8, vigil.severity, interval, interval, text, text, bool),
     vigil.enable_rule(text),

@@ -457,7 +457,7 @@ BEGIN
         SELECT * INTO res FROM vigil.raise_alert(
             anomaly_type => r.anomaly_type, entity => check_metric.entity, severity => r.severity,
             title => title, summary => r.description, details => details, rule => r.name,
-            dedup_key => dk, dedup_window => greatest(interval '24 hours', r.cooldown));
+            dedup_key => dk, dedup_window => greatest(interval '24 hours', r.cooldown), labels => '{}');
         raised := raised || res.alert_id;
     END LOOP;
 

@@ -13,6 +13,8 @@ static MAX_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(10);
 static HTTP_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(5000);
 static MONITOR_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
 static MAX_CONCURRENCY: GucSetting<i32> = GucSetting::<i32>::new(32);
+static EXTERNAL_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static GENERATOR_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 pub fn init() {
     GucRegistry::define_string_guc(
@@ -146,6 +148,24 @@ fn init_notify_limits() {
         GucContext::Sighup,
         GucFlags::default(),
     );
+    // Superuser only: they go into every notification, and a role that
+    // raises alerts must not point receivers' links elsewhere.
+    GucRegistry::define_string_guc(
+        c"vigil.external_url",
+        c"URL of the place people look at pg_vigil's alerts (a dashboard), sent as a webhook's externalURL.",
+        c"Empty: externalURL is empty. Not an http(s) URL: ignored (empty).",
+        &EXTERNAL_URL,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"vigil.generator_url",
+        c"Template of each alert's generatorURL in webhooks, e.g. https://grafana.example/d/vigil?var-alert={id}.",
+        c"Placeholders {id}, {fingerprint}, {alertname}, {monitor}, {rule} and {entity} are replaced, URL-encoded. Empty or not an http(s) URL: empty.",
+        &GENERATOR_URL,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"vigil.max_payload_bytes",
         c"Largest notification payload and alert details pg_vigil stores, in bytes.",
@@ -164,6 +184,19 @@ pub fn allowed_internal_hosts() -> String {
         .get()
         .and_then(|s| s.into_string().ok())
         .unwrap_or_default()
+}
+
+/// `vigil.external_url` and `vigil.generator_url`, empty when unset.
+pub fn alert_links() -> crate::notify::payload::Links {
+    let text = |g: &GucSetting<Option<CString>>| {
+        g.get()
+            .and_then(|s| s.into_string().ok())
+            .unwrap_or_default()
+    };
+    crate::notify::payload::Links {
+        external_url: text(&EXTERNAL_URL),
+        generator_url: text(&GENERATOR_URL),
+    }
 }
 
 pub fn max_payload_bytes() -> i32 {

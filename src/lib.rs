@@ -3,6 +3,7 @@
 
 use pgrx::prelude::*;
 
+pub mod alert;
 pub mod error;
 pub mod gucs;
 pub mod monitor;
@@ -70,6 +71,8 @@ extension_sql_file!(
         scoring::sql::urgency_score,
         scoring::sql::urgency_band,
         scoring::sql::dedup_key,
+        alert::sql::check_labels,
+        alert::sql::alert_fingerprint,
     ]
 );
 extension_sql_file!("../sql/rules.sql", name = "rules", requires = ["alerts"]);

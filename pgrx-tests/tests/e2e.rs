@@ -569,6 +569,10 @@ fn main() {
             notify::alerts_reach_slack_webhook_and_pg_notify_channels,
         ),
         (
+            "an_ongoing_condition_is_one_alert_across_midnight_and_dismiss_means_dismissed",
+            notify::an_ongoing_condition_is_one_alert_across_midnight_and_dismiss_means_dismissed,
+        ),
+        (
             "failed_deliveries_retry_honour_retry_after_and_go_dead",
             notify::failed_deliveries_retry_honour_retry_after_and_go_dead,
         ),

@@ -30,6 +30,8 @@ pub(super) enum Opt {
     TextList,
     /// `{"red": number, "yellow": number}` with red < yellow.
     Zones,
+    /// Alert labels: an object of strings (`crate::alert::check_labels`).
+    Labels,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -89,6 +91,8 @@ const COMMON: &[Key] = &[
     def("expires_in", Opt::Interval, "\"48 hours\""),
     def("dedup_by", Opt::Choice(&["day", "hour"]), "\"day\""),
     key("filter", Opt::Filter),
+    key("alertname", Opt::Text),
+    key("labels", Opt::Labels),
 ];
 
 const DROP: &[Key] = &[
@@ -176,6 +180,8 @@ const EARLY_KILL: &[Key] = &[
     key("action_channel", Opt::Text),
     def("anomaly_type", Opt::Text, "\"early_kill\""),
     def("expires_in", Opt::Interval, "\"48 hours\""),
+    key("alertname", Opt::Text),
+    key("labels", Opt::Labels),
 ];
 
 pub(super) fn keys(kind: Kind) -> (&'static [Key], &'static [Key]) {
@@ -349,6 +355,10 @@ fn check(name: &str, opt: Opt, value: &Value, columns: &Columns) -> Result<Value
             }
             Ok(value.clone())
         }
+        Opt::Labels => Ok(Value::Object(crate::alert::check_labels(
+            value,
+            &format!("options.{name}"),
+        )?)),
         Opt::Zones => {
             let obj = value.as_object().ok_or_else(|| {
                 bad(

@@ -106,6 +106,10 @@ pub fn slack_message(alert: &Value, event: &str) -> Value {
 
     let prefix = if event.eq_ignore_ascii_case("test") {
         "TEST: "
+    } else if event.eq_ignore_ascii_case("dismissed") {
+        "DISMISSED: "
+    } else if event.eq_ignore_ascii_case("expired") {
+        "EXPIRED: "
     } else if resolved {
         "RESOLVED: "
     } else if event.eq_ignore_ascii_case("escalated") {
@@ -180,30 +184,30 @@ pub fn slack_message(alert: &Value, event: &str) -> Value {
 /// ```json
 /// {
 ///   "version": "4",
-///   "groupKey": "{}:{anomaly_type=\"signup_drop\", dedup_key=\"m1:checkout\"}",
+///   "groupKey": "{}:{alertname=\"signups\", anomaly_type=\"signup_drop\", entity=\"checkout\", monitor=\"signups\"}",
 ///   "truncatedAlerts": 0,
 ///   "status": "firing",
 ///   "receiver": "<receiver argument>",
-///   "groupLabels": {"anomaly_type": "signup_drop", "dedup_key": "m1:checkout"},
+///   "groupLabels": {"...": "alerts[0].labels but severity"},
 ///   "commonLabels": {"...": "same as alerts[0].labels"},
 ///   "commonAnnotations": {"...": "same as alerts[0].annotations"},
 ///   "externalURL": "",
 ///   "alerts": [{
 ///     "status": "firing",
 ///     "labels": {
-///       "alertname": "signup_drop",
+///       "alertname": "signups",
 ///       "anomaly_type": "signup_drop",
 ///       "severity": "high",
 ///       "entity": "checkout",
-///       "monitor": "m1",
-///       "rule": "r1",
-///       "dedup_key": "m1:checkout"
+///       "monitor": "signups",
+///       "team": "growth"
 ///     },
 ///     "annotations": {
 ///       "title": "Signup rate dropped",
 ///       "summary": "Signups fell 18 points below the 7-day average",
 ///       "description": "Signups fell 18 points below the 7-day average\nUrgency: 80/100 (hours)\nAverage 7d: 80\nCurrent: 62\nDrop points: 18",
-///       "recommended_actions": "Check the signup form\nCompare with last week"
+///       "recommended_actions": "Check the signup form\nCompare with last week",
+///       "dedup_key": "signup_drop_checkout_2026-11-23"
 ///     },
 ///     "startsAt": "2026-11-23T10:00:00.123Z",
 ///     "endsAt": "0001-01-01T00:00:00Z",
@@ -214,28 +218,85 @@ pub fn slack_message(alert: &Value, event: &str) -> Value {
 /// }
 /// ```
 ///
-/// - `status` is "resolved" when `event` is "resolved" or the alert's status
-///   is, otherwise "firing".
-/// - Labels are strings; `alertname` is the anomaly type ("pg_vigil" if it is
-///   missing), `severity` defaults to "info", and `entity`, `monitor`,
-///   `rule`, `anomaly_type` and `dedup_key` appear only when present.
-/// - The group is the single alert, so `groupKey` and the fingerprint are per
-///   alert: a receiver that keys incidents on `groupKey` (as Alertmanager's
-///   own PagerDuty and Opsgenie integrations do) resolves exactly this alert.
+/// - `status` is "resolved" when `event` closes the alert (resolved,
+///   dismissed, expired) or the alert is closed, otherwise "firing".
+/// - Labels are strings: the alert's stored `labels` (`vigil.raise_alert`),
+///   with `alertname` (else the anomaly type, else "pg_vigil"), `severity`
+///   (default "info") and `entity`, `monitor`, `rule`, `anomaly_type` where
+///   present. The dated `dedup_key` is an annotation, not a label, so the
+///   label set of an ongoing alert never changes with the date.
+/// - The group is the single alert, so `groupLabels` are its identity (every
+///   label but severity) and `groupKey` and the fingerprint are per alert: a
+///   receiver that keys incidents on `groupKey` (as Alertmanager's own
+///   PagerDuty and Opsgenie integrations do) resolves exactly this alert.
 ///   `groupKey` is `{}:{label="value", ...}` over `groupLabels`, values
 ///   JSON-quoted.
-/// - `fingerprint` is the 64-bit FNV-1a hash of `dedup_key` (falling back to
-///   `alert-<id>`) as 16 lowercase hex digits: stable across releases.
+/// - `externalURL` is `vigil.external_url` and `generatorURL` the
+///   `vigil.generator_url` template filled in for the alert (URL-encoded),
+///   each only when it is an http(s) URL, else "" (`webhook_message_with`).
+/// - `fingerprint` is the alert's (Alertmanager's label-set fingerprint of
+///   its labels but severity, 16 hex digits); documents without one use the
+///   FNV-1a hash of `dedup_key` (else `alert-<id>`).
 /// - `summary` is the alert's summary, else its title. `description` is the
 ///   summary, the urgency and up to 10 scalar key metrics from `details`
 ///   (sorted by key, "Label: value" lines). `recommended_actions` is one
 ///   action per line, present only when there are any.
 /// - `startsAt` is `created_at` and `endsAt` is `resolved_at` (else
-///   `last_seen_at`) for resolved alerts, both converted to UTC RFC 3339 with
+///   `dismissed_at`, else `last_seen_at`) for closed alerts, both converted to UTC RFC 3339 with
 ///   the fraction as stored; a timestamp that does not parse is passed through
 ///   as is, and a missing one, like `endsAt` of a firing alert, is
 ///   "0001-01-01T00:00:00Z".
 pub fn webhook_message(alert: &Value, event: &str, receiver: &str) -> Value {
+    webhook_message_with(alert, event, receiver, &Links::default())
+}
+
+/// Where a webhook's links point (`vigil.external_url`, `vigil.generator_url`).
+#[derive(Default, Clone)]
+pub struct Links {
+    /// Sent as `externalURL` when it is an http(s) URL.
+    pub external_url: String,
+    /// Template of `generatorURL`: `{id}`, `{fingerprint}`, `{alertname}`,
+    /// `{monitor}`, `{rule}`, `{entity}` replaced, URL-encoded.
+    pub generator_url: String,
+}
+
+/// `url` if it parses as an http(s) URL (the `url` crate), else empty: a
+/// bad setting never breaks a notification.
+fn http_url(url: &str) -> String {
+    match url::Url::parse(url.trim()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => u.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn generator_url(
+    template: &str,
+    alert: &Map<String, Value>,
+    labels: &Map<String, Value>,
+) -> String {
+    if template.trim().is_empty() {
+        return String::new();
+    }
+    let encode = |v: Option<String>| {
+        url::form_urlencoded::byte_serialize(v.unwrap_or_default().as_bytes()).collect::<String>()
+    };
+    let label = |k: &str| labels.get(k).and_then(Value::as_str).map(str::to_owned);
+    let mut out = template.to_owned();
+    for (name, value) in [
+        ("{id}", int(alert, "id").map(|i| i.to_string())),
+        ("{fingerprint}", Some(fingerprint(alert))),
+        ("{alertname}", label("alertname")),
+        ("{monitor}", text(alert, "monitor")),
+        ("{rule}", text(alert, "rule")),
+        ("{entity}", text(alert, "entity")),
+    ] {
+        out = out.replace(name, &encode(value));
+    }
+    http_url(&out)
+}
+
+/// `webhook_message` with the links of `links`.
+pub fn webhook_message_with(alert: &Value, event: &str, receiver: &str, links: &Links) -> Value {
     let empty = Map::new();
     let a = alert.as_object().unwrap_or(&empty);
     let status = if is_resolved(a, event) {
@@ -243,23 +304,11 @@ pub fn webhook_message(alert: &Value, event: &str, receiver: &str) -> Value {
     } else {
         "firing"
     };
-    let key = identity(a);
-
-    let mut labels = Map::new();
-    let alertname = text(a, "anomaly_type").unwrap_or_else(|| "pg_vigil".to_owned());
-    labels.insert("alertname".into(), alertname.into());
-    labels.insert("severity".into(), severity(a).into());
-    for name in ["anomaly_type", "entity", "monitor", "rule"] {
-        if let Some(value) = text(a, name) {
-            labels.insert(name.into(), value.into());
-        }
-    }
-    if !key.is_empty() {
-        labels.insert("dedup_key".into(), key.clone().into());
-    }
-    let group_labels: Map<String, Value> = ["anomaly_type", "dedup_key"]
-        .into_iter()
-        .filter_map(|name| Some((name.to_owned(), labels.get(name)?.clone())))
+    let labels = wire_labels(a);
+    let group_labels: Map<String, Value> = labels
+        .iter()
+        .filter(|(name, _)| *name != crate::alert::NOT_IDENTITY)
+        .map(|(name, value)| (name.clone(), value.clone()))
         .collect();
     let group_key: Vec<String> = group_labels
         .iter()
@@ -288,10 +337,13 @@ pub fn webhook_message(alert: &Value, event: &str, receiver: &str) -> Value {
     if !actions.is_empty() {
         annotations.insert("recommended_actions".into(), actions.join("\n").into());
     }
+    if let Some(key) = text(a, "dedup_key") {
+        annotations.insert("dedup_key".into(), key.into());
+    }
 
     let starts_at = text(a, "created_at").map_or_else(|| ZERO_TIME.to_owned(), |t| rfc3339(&t));
     let ends_at = match status {
-        "resolved" => ["resolved_at", "last_seen_at"]
+        "resolved" => ["resolved_at", "dismissed_at", "last_seen_at"]
             .into_iter()
             .find_map(|name| text(a, name))
             .map_or_else(|| ZERO_TIME.to_owned(), |t| rfc3339(&t)),
@@ -307,15 +359,15 @@ pub fn webhook_message(alert: &Value, event: &str, receiver: &str) -> Value {
         "groupLabels": group_labels,
         "commonLabels": labels.clone(),
         "commonAnnotations": annotations.clone(),
-        "externalURL": "",
+        "externalURL": http_url(&links.external_url),
         "alerts": [{
             "status": status,
             "labels": labels,
             "annotations": annotations,
             "startsAt": starts_at,
             "endsAt": ends_at,
-            "generatorURL": "",
-            "fingerprint": format!("{:016x}", fnv1a64(key.as_bytes())),
+            "generatorURL": generator_url(&links.generator_url, a, &labels),
+            "fingerprint": fingerprint(a),
         }],
         "vigil": { "event": event, "alert": alert.clone() },
     })
@@ -369,16 +421,55 @@ fn title(alert: &Map<String, Value>) -> String {
         .unwrap_or_else(|| "pg_vigil alert".to_owned())
 }
 
-fn is_resolved(alert: &Map<String, Value>, event: &str) -> bool {
-    event.eq_ignore_ascii_case("resolved")
-        || text(alert, "status").is_some_and(|s| s.trim().eq_ignore_ascii_case("resolved"))
+/// The events and statuses that close an alert.
+const CLOSING: [&str; 3] = ["resolved", "dismissed", "expired"];
+
+fn is_closing(word: &str) -> bool {
+    CLOSING.iter().any(|c| word.trim().eq_ignore_ascii_case(c))
 }
 
-/// What receivers dedup on; `dedup_key` is what vigil itself dedups on.
-fn identity(alert: &Map<String, Value>) -> String {
-    text(alert, "dedup_key")
+/// Whether the message says the alert is over: a closing event, or an alert
+/// that is closed.
+fn is_resolved(alert: &Map<String, Value>, event: &str) -> bool {
+    is_closing(event) || text(alert, "status").is_some_and(|s| is_closing(&s))
+}
+
+/// What receivers dedup on: the alert's fingerprint (its labels but
+/// severity, `crate::alert::fingerprint`), else, for documents without one,
+/// the FNV-1a hash of `dedup_key` or `alert-<id>`.
+fn fingerprint(alert: &Map<String, Value>) -> String {
+    if let Some(fp) = text(alert, "fingerprint") {
+        return fp;
+    }
+    let key = text(alert, "dedup_key")
         .or_else(|| int(alert, "id").map(|id| format!("alert-{id}")))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    format!("{:016x}", fnv1a64(key.as_bytes()))
+}
+
+/// The alert's labels as Alertmanager carries them: its stored `labels`
+/// (string values), then `alertname` (stored, else the anomaly type, else
+/// "pg_vigil"), `severity` (the alert's current one, default "info") and
+/// `anomaly_type`, `entity`, `monitor` and `rule` where present.
+fn wire_labels(alert: &Map<String, Value>) -> Map<String, Value> {
+    let mut labels: Map<String, Value> = match alert.get("labels") {
+        Some(Value::Object(stored)) => stored
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), Value::String(scalar_text(v)?))))
+            .collect(),
+        _ => Map::new(),
+    };
+    if !labels.contains_key("alertname") {
+        let alertname = text(alert, "anomaly_type").unwrap_or_else(|| "pg_vigil".to_owned());
+        labels.insert("alertname".into(), alertname.into());
+    }
+    labels.insert("severity".into(), severity(alert).into());
+    for name in ["anomaly_type", "entity", "monitor", "rule"] {
+        if let Some(value) = text(alert, name) {
+            labels.insert(name.into(), value.into());
+        }
+    }
+    labels
 }
 
 /// "drop_points" → "Drop points".
@@ -1169,7 +1260,7 @@ mod tests {
             assert_eq!(fields(&message), [("Severity".into(), "Info".into(), true)]);
             let hook = webhook_message(&alert, "new", "ops");
             assert_eq!(hook["status"], "firing");
-            assert_eq!(hook["groupKey"], "{}:{}");
+            assert_eq!(hook["groupKey"], "{}:{alertname=\"pg_vigil\"}");
             assert_eq!(hook["alerts"][0]["startsAt"], ZERO_TIME);
             assert_eq!(
                 hook["alerts"][0]["labels"],
@@ -1214,23 +1305,25 @@ mod tests {
             "severity": "high",
             "entity": "checkout",
             "monitor": "m1",
-            "rule": "r1",
-            "dedup_key": "m1:checkout"
+            "rule": "r1"
         });
         let annotations = json!({
             "title": "Signup rate dropped",
             "summary": "Signups fell 18 points below the 7-day average",
             "description": "Signups fell 18 points below the 7-day average\n\
                 Urgency: 80/100 (hours)\nAverage 7d: 80\nCurrent: 62\nDrop points: 18",
-            "recommended_actions": "Check the signup form\nCompare with last week"
+            "recommended_actions": "Check the signup form\nCompare with last week",
+            "dedup_key": "m1:checkout"
         });
         let expected = json!({
             "version": "4",
-            "groupKey": "{}:{anomaly_type=\"signup_drop\", dedup_key=\"m1:checkout\"}",
+            "groupKey": "{}:{alertname=\"signup_drop\", anomaly_type=\"signup_drop\", entity=\"checkout\", \
+                         monitor=\"m1\", rule=\"r1\"}",
             "truncatedAlerts": 0,
             "status": "firing",
             "receiver": "ops-team",
-            "groupLabels": {"anomaly_type": "signup_drop", "dedup_key": "m1:checkout"},
+            "groupLabels": {"alertname": "signup_drop", "anomaly_type": "signup_drop", "entity": "checkout",
+                            "monitor": "m1", "rule": "r1"},
             "commonLabels": labels,
             "commonAnnotations": annotations,
             "externalURL": "",
@@ -1315,12 +1408,87 @@ mod tests {
     }
 
     #[test]
+    fn stored_labels_and_fingerprint_are_what_the_webhook_carries() {
+        let alert = with(
+            with(
+                sample(),
+                "labels",
+                json!({"alertname": "SIGNUPS", "team": "growth", "severity": "low", "n": 3}),
+            ),
+            "fingerprint",
+            json!("00000000000000aa"),
+        );
+        let hook = webhook_message(&alert, "new", "r");
+        let labels = &hook["alerts"][0]["labels"];
+        assert_eq!(labels["alertname"], "SIGNUPS");
+        assert_eq!(labels["team"], "growth");
+        assert_eq!(labels["n"], "3", "labels are strings");
+        assert_eq!(
+            labels["severity"], "high",
+            "the alert's current severity wins"
+        );
+        assert_eq!(hook["alerts"][0]["fingerprint"], "00000000000000aa");
+        assert!(hook["groupLabels"].get("severity").is_none());
+        assert_eq!(hook["groupLabels"]["team"], "growth");
+        // The dated key never reaches the labels, so they stay the same
+        // from one day to the next.
+        let tomorrow = with(alert, "dedup_key", json!("signup_drop_checkout_2026-11-24"));
+        let again = webhook_message(&tomorrow, "new", "r");
+        assert_eq!(again["groupKey"], hook["groupKey"]);
+        assert_eq!(again["alerts"][0]["labels"], hook["alerts"][0]["labels"]);
+    }
+
+    #[test]
+    fn links_come_from_the_settings_and_are_url_encoded_or_empty() {
+        let links = Links {
+            external_url: "https://grafana.example/d/vigil".into(),
+            generator_url: "https://grafana.example/d/vigil?var-alert={id}&var-entity={entity}"
+                .into(),
+        };
+        let alert = with(sample(), "entity", json!("a b&c"));
+        let hook = webhook_message_with(&alert, "new", "r", &links);
+        assert_eq!(hook["externalURL"], "https://grafana.example/d/vigil");
+        assert_eq!(
+            hook["alerts"][0]["generatorURL"],
+            "https://grafana.example/d/vigil?var-alert=42&var-entity=a+b%26c"
+        );
+        for bad in ["javascript:alert(1)", "not a url", "ftp://x/"] {
+            let links = Links {
+                external_url: bad.into(),
+                generator_url: bad.into(),
+            };
+            let hook = webhook_message_with(&alert, "new", "r", &links);
+            assert_eq!(hook["externalURL"], "", "{bad}");
+            assert_eq!(hook["alerts"][0]["generatorURL"], "", "{bad}");
+        }
+        assert_eq!(webhook_message(&alert, "new", "r")["externalURL"], "");
+    }
+
+    #[test]
+    fn dismissed_and_expired_are_closing_messages() {
+        for event in ["dismissed", "expired"] {
+            let hook = webhook_message(&sample(), event, "r");
+            assert_eq!(hook["status"], "resolved", "{event}");
+            let slack = slack_message(&sample(), event);
+            let text = slack["text"].as_str().unwrap();
+            assert!(
+                text.starts_with(&format!("{}: ", event.to_uppercase())),
+                "{text}"
+            );
+            assert_eq!(attachment(&slack)["color"], RESOLVED_COLOR);
+        }
+        let closed = with(sample(), "status", json!("dismissed"));
+        assert_eq!(webhook_message(&closed, "test", "r")["status"], "resolved");
+    }
+
+    #[test]
     fn webhook_group_key_quotes_label_values() {
         let alert = with(sample(), "anomaly_type", json!("a\"b\\c"));
         let hook = webhook_message(&alert, "new", "r");
         assert_eq!(
             hook["groupKey"],
-            "{}:{anomaly_type=\"a\\\"b\\\\c\", dedup_key=\"m1:checkout\"}"
+            "{}:{alertname=\"a\\\"b\\\\c\", anomaly_type=\"a\\\"b\\\\c\", entity=\"checkout\", \
+             monitor=\"m1\", rule=\"r1\"}"
         );
     }
 

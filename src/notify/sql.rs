@@ -68,7 +68,15 @@ impl pgrx::datum::IntoDatum for JsonArg {
 crate::sqlglue::sql_datum_abi!(JsonArg, "jsonb");
 
 /// Events a notification can carry.
-const EVENTS: [&str; 5] = ["new", "escalated", "resolved", "test", "action"];
+const EVENTS: [&str; 7] = [
+    "new",
+    "escalated",
+    "resolved",
+    "dismissed",
+    "expired",
+    "test",
+    "action",
+];
 
 fn check_event(event: &str) {
     if !EVENTS.contains(&event) {
@@ -89,13 +97,16 @@ fn slack_payload(alert: JsonArg, event: &str) -> JsonB {
 
 /// The generic webhook body (Alertmanager webhook v4 shape plus a `vigil`
 /// object with the alert) for an alert and an event, sent to `receiver`.
-#[pg_extern(immutable, strict, parallel_safe)]
+/// STABLE: the links come from `vigil.external_url` and
+/// `vigil.generator_url`.
+#[pg_extern(stable, strict, parallel_safe)]
 fn webhook_payload(alert: JsonArg, event: &str, receiver: &str) -> JsonB {
     check_event(event);
-    JsonB(super::payload::webhook_message(
+    JsonB(super::payload::webhook_message_with(
         &alert.get("alert"),
         event,
         receiver,
+        &crate::gucs::alert_links(),
     ))
 }
 

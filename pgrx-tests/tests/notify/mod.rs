@@ -567,3 +567,159 @@ pub fn channel_secrets_are_for_vigil_admin_only(c: &Cluster) {
     db.batch_execute("DELETE FROM vigil.notifications; DELETE FROM vigil.channels")
         .unwrap();
 }
+
+/// Issue 15, identity and lifecycle: a scan's finding keeps one alert (one
+/// fingerprint, one notification) while its condition holds, even as the
+/// UTC date in its dedup key changes; a dismissed alert stays dismissed
+/// while the condition holds and a new one fires only after it cleared;
+/// dismiss and expire send closing notifications to send_resolved
+/// channels; the webhook carries the monitor's alertname and labels.
+pub fn an_ongoing_condition_is_one_alert_across_midnight_and_dismiss_means_dismissed(c: &Cluster) {
+    let mut db = worker_db(c);
+    let sink = Sink::start();
+    db.batch_execute(
+        "DROP TABLE IF EXISTS public.busy;
+         CREATE TABLE public.busy (entity text NOT NULL, ts timestamptz NOT NULL DEFAULT now());
+         INSERT INTO public.busy (entity) SELECT 'acme' FROM generate_series(1, 5);
+         SELECT vigil.drop_monitor('busy') FROM vigil.monitors WHERE name = 'busy';
+         SELECT vigil.create_monitor('busy', 'count', 'public.busy',
+             '{\"entity\": \"entity\", \"time\": \"ts\", \"window\": \"1 day\", \"thresholds\": {\"high\": 3},
+               \"alertname\": \"BUSY_ENTITY\", \"labels\": {\"team\": \"growth\"}}');",
+    )
+    .unwrap();
+    // repeat_interval 0: the alert that fires again after its condition
+    // cleared is not held back as a flap.
+    channel(
+        &mut db,
+        "hook",
+        "webhook",
+        &sink.url("/hook"),
+        ", send_resolved => true, repeat_interval => '0 seconds'",
+    );
+    let scan = |db: &mut Client| {
+        db.batch_execute("SELECT vigil.scan('busy')").unwrap();
+    };
+    let open = |db: &mut Client| -> Vec<(i64, i32, String)> {
+        db.query(
+            "SELECT id, occurrences, fingerprint FROM vigil.alerts
+             WHERE monitor = 'busy' AND status IN ('firing', 'acknowledged') ORDER BY id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+    };
+
+    scan(&mut db);
+    assert!(
+        sink.wait_for_count(1, Duration::from_secs(10)),
+        "the new alert is notified"
+    );
+    let first = open(&mut db);
+    assert_eq!(first.len(), 1, "{first:?}");
+    let hook = json(&sink.requests()[0].body_str());
+    assert_eq!(hook["alerts"][0]["labels"]["alertname"], "BUSY_ENTITY");
+    assert_eq!(hook["alerts"][0]["labels"]["team"], "growth");
+    assert_eq!(hook["groupLabels"]["alertname"], "BUSY_ENTITY");
+    assert_eq!(hook["alerts"][0]["fingerprint"], first[0].2.as_str());
+
+    // The alert as if raised yesterday: its dated key says yesterday's UTC
+    // date, which is all that differs for a scan after midnight.
+    db.batch_execute(
+        "UPDATE vigil.alerts SET created_at = created_at - interval '1 day',
+             dedup_key = replace(dedup_key, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+                                 to_char((now() - interval '1 day') AT TIME ZONE 'UTC', 'YYYY-MM-DD'))
+         WHERE monitor = 'busy'",
+    )
+    .unwrap();
+    scan(&mut db);
+    let after = open(&mut db);
+    assert_eq!(after.len(), 1, "still one alert: {after:?}");
+    assert_eq!(
+        (after[0].0, after[0].1),
+        (first[0].0, 2),
+        "the same alert, seen again"
+    );
+    assert_eq!(
+        one_i64(
+            &mut db,
+            "SELECT count(*) FROM vigil.alerts WHERE monitor = 'busy'"
+        ),
+        1,
+        "nothing resolved and raised again"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(sink.count(), 1, "no second notification");
+
+    // Dismissed: a closing notification, then silence while it holds.
+    db.batch_execute(&format!(
+        "SELECT vigil.dismiss({}, 'oncall', 'known batch job')",
+        first[0].0
+    ))
+    .unwrap();
+    assert!(
+        sink.wait_for_count(2, Duration::from_secs(10)),
+        "dismiss closes it"
+    );
+    let closing = json(&sink.requests()[1].body_str());
+    assert_eq!(closing["status"], "resolved");
+    assert_eq!(closing["vigil"]["event"], "dismissed");
+    scan(&mut db);
+    assert!(
+        open(&mut db).is_empty(),
+        "a dismissed alert is not raised again"
+    );
+    assert_eq!(
+        one_i64(
+            &mut db,
+            &format!(
+                "SELECT occurrences::bigint FROM vigil.alerts WHERE id = {}",
+                first[0].0
+            )
+        ),
+        3,
+        "repeats land on the dismissed alert"
+    );
+    // The condition clears, then returns: a new alert.
+    db.batch_execute("DELETE FROM public.busy").unwrap();
+    scan(&mut db);
+    db.batch_execute("INSERT INTO public.busy (entity) SELECT 'acme' FROM generate_series(1, 5)")
+        .unwrap();
+    scan(&mut db);
+    let again = open(&mut db);
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_ne!(
+        again[0].0, first[0].0,
+        "a new alert after the condition cleared"
+    );
+    assert_eq!(again[0].2, first[0].2, "with the same identity");
+    assert!(
+        sink.wait_for_count(3, Duration::from_secs(10)),
+        "and it is notified"
+    );
+
+    // Expired: a closing notification too.
+    db.batch_execute(
+        "UPDATE vigil.alerts SET expires_at = now() - interval '1 second' WHERE monitor = 'busy' AND status = 'firing';
+         SELECT vigil.expire_alerts();",
+    )
+    .unwrap();
+    assert!(
+        sink.wait_for_count(4, Duration::from_secs(10)),
+        "expire closes it"
+    );
+    let expired = json(&sink.requests()[3].body_str());
+    assert_eq!(
+        (
+            expired["status"].as_str(),
+            expired["vigil"]["event"].as_str()
+        ),
+        (Some("resolved"), Some("expired"))
+    );
+    sink.stop();
+}
+
+fn one_i64(db: &mut Client, sql: &str) -> i64 {
+    db.query_one(sql, &[]).unwrap().get(0)
+}
