@@ -1805,6 +1805,10 @@ CREATE OR REPLACE FUNCTION vigil.verify_rollup(name regclass) RETURNS bigint
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$ SELECT vigil._verify_rollup(name) $$;
 
+CREATE OR REPLACE FUNCTION vigil.webhook_payload(alert jsonb, event text, receiver text) RETURNS jsonb
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'webhook_payload_wrapper';
+
 CREATE OR REPLACE VIEW vigil.active_alerts AS
  SELECT a.id,
     a.status,

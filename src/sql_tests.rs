@@ -300,7 +300,8 @@ mod tests {
                                      '_verify_rollup', 'rebuild_rollup', '_rebuild_rollup', 'drop_rollup',
                                      '_drop_rollup', '_rollup_size', '_rollup_slot', '_rollup_trigger',
                                      '_wake_worker', '_monitor_run', '_base_type', '_rollup_stats',
-                                     '_rollup_ddl', '_rollup_status', '_rollup_dropped', '_upgrade_rollup')
+                                     '_rollup_ddl', '_rollup_status', '_rollup_dropped', '_upgrade_rollup',
+                                     'webhook_payload')
                AND (p.provolatile <> 'i' OR p.proparallel <> 's')",
         );
         assert_eq!(mislabelled.as_deref(), Some(""));
@@ -325,12 +326,18 @@ mod tests {
                                              '_decide_variant', 'scan', 'schedule_scan', 'unschedule_scan')").as_deref(),
             Some("vu")
         );
-        // Payload builders are pure functions of their arguments.
+        // Payload builders are pure functions of their arguments; the
+        // webhook's also of the two link settings.
         assert_eq!(
             one::<String>("SELECT string_agg(DISTINCT provolatile::text || proparallel::text || proisstrict::text, ',')
                            FROM pg_proc WHERE pronamespace = 'vigil'::regnamespace
-                             AND proname IN ('slack_payload', 'webhook_payload', 'redact_url')").as_deref(),
+                             AND proname IN ('slack_payload', 'redact_url', 'alert_fingerprint', '_check_labels')").as_deref(),
             Some("istrue")
+        );
+        assert_eq!(
+            one::<String>("SELECT provolatile::text || proparallel::text || proisstrict::text
+                           FROM pg_proc WHERE oid = 'vigil.webhook_payload'::regproc").as_deref(),
+            Some("sstrue")
         );
         // Every aggregate can run in parallel: combine, serial and deserial set.
         let incomplete = one::<i64>(
@@ -1204,6 +1211,30 @@ mod tests {
         assert_eq!(
             one::<f64>(r#"SELECT sum("x; y") FROM "odd ""schema"."sum""mary""#),
             Some(3.0)
+        );
+    }
+
+    #[pg_test]
+    fn webhook_links_come_from_superuser_settings() {
+        Spi::run(
+            "SET vigil.external_url = 'https://grafana.example/d/vigil';
+             SET vigil.generator_url = 'https://grafana.example/d/vigil?var-alert={id}&var-fp={fingerprint}'",
+        )
+        .unwrap();
+        let hook = one::<pgrx::JsonB>(
+            r#"SELECT vigil.webhook_payload('{"id": 7, "fingerprint": "00000000000000ab", "severity": "high"}', 'new', 'r')"#,
+        )
+        .unwrap()
+        .0;
+        assert_eq!(hook["externalURL"], "https://grafana.example/d/vigil");
+        assert_eq!(
+            hook["alerts"][0]["generatorURL"],
+            "https://grafana.example/d/vigil?var-alert=7&var-fp=00000000000000ab"
+        );
+        // Only a superuser may set them (they reach every receiver).
+        assert_eq!(
+            one::<String>("SELECT context FROM pg_settings WHERE name = 'vigil.external_url'").as_deref(),
+            Some("superuser")
         );
     }
 }
