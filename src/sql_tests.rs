@@ -335,8 +335,11 @@ mod tests {
             Some("istrue")
         );
         assert_eq!(
-            one::<String>("SELECT provolatile::text || proparallel::text || proisstrict::text
-                           FROM pg_proc WHERE oid = 'vigil.webhook_payload'::regproc").as_deref(),
+            one::<String>(
+                "SELECT provolatile::text || proparallel::text || proisstrict::text
+                           FROM pg_proc WHERE oid = 'vigil.webhook_payload'::regproc"
+            )
+            .as_deref(),
             Some("sstrue")
         );
         // Every aggregate can run in parallel: combine, serial and deserial set.
@@ -1233,7 +1236,8 @@ mod tests {
         );
         // Only a superuser may set them (they reach every receiver).
         assert_eq!(
-            one::<String>("SELECT context FROM pg_settings WHERE name = 'vigil.external_url'").as_deref(),
+            one::<String>("SELECT context FROM pg_settings WHERE name = 'vigil.external_url'")
+                .as_deref(),
             Some("superuser")
         );
     }

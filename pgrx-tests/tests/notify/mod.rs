@@ -717,7 +717,67 @@ pub fn an_ongoing_condition_is_one_alert_across_midnight_and_dismiss_means_dismi
         ),
         (Some("resolved"), Some("expired"))
     );
+    // Every body decodes into Alertmanager's own Go types, and each alert's
+    // fingerprint is the one Alertmanager computes from its labels.
+    let bodies: Vec<String> = sink
+        .requests()
+        .iter()
+        .map(|r| r.body_str().into_owned())
+        .collect();
+    alertmanager_decodes(&bodies);
     sink.stop();
+}
+
+/// Feeds webhook bodies to `pgrx-tests/go/amdecode`, built against
+/// Debian's golang-github-prometheus-alertmanager-dev (GOPATH mode,
+/// offline), and asserts each decodes and checks out.
+pub fn alertmanager_decodes(bodies: &[String]) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = std::env::temp_dir().join(format!("pg_vigil_amdecode_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("amdecode");
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("go/amdecode");
+    let built = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(&src)
+        .env("GO111MODULE", "off")
+        .env("GOPATH", "/usr/share/gocode")
+        .env("GOCACHE", dir.join("cache"))
+        .output()
+        .expect("go (golang-go, installed by scripts/setup.sh)");
+    assert!(
+        built.status.success(),
+        "building amdecode: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let mut child = Command::new(&bin)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for b in bodies {
+            // One document per line: serde_json's compact form has no newlines.
+            let compact = serde_json::to_string(&json(b)).unwrap();
+            writeln!(stdin, "{compact}").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "Alertmanager's types refuse a body:\n{report}"
+    );
+    assert_eq!(
+        report.lines().filter(|l| l.starts_with("ok ")).count(),
+        bodies.len(),
+        "{report}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn one_i64(db: &mut Client, sql: &str) -> i64 {
