@@ -45,6 +45,9 @@ ALTER TABLE vigil.monitors
     ADD COLUMN created_by name NOT NULL DEFAULT current_user,
     ADD COLUMN timeout_ms int CONSTRAINT monitors_timeout_ms_check CHECK (timeout_ms > 0);
 ALTER TABLE vigil.rollup_defs ADD COLUMN group_source name[];
+ALTER TABLE vigil.rules
+    ADD COLUMN alertname text CONSTRAINT rules_alertname_check CHECK (btrim(alertname) <> ''),
+    ADD COLUMN labels jsonb NOT NULL DEFAULT '{}' CONSTRAINT rules_labels_check CHECK (jsonb_typeof(labels) = 'object');
 ALTER TABLE vigil.rules ALTER COLUMN id SET START WITH 1000;
 REVOKE USAGE ON SCHEMA vigil FROM vigil_reader;
 
@@ -56,9 +59,13 @@ SET LOCAL check_function_bodies = off;
 
 DROP FUNCTION IF EXISTS vigil._rollup_insert();
 
+DROP FUNCTION IF EXISTS vigil.create_rule(text, text, text, double precision, vigil.severity, interval, interval, text, text);
+
 DROP FUNCTION IF EXISTS vigil.purge_notifications(interval);
 
 DROP FUNCTION IF EXISTS vigil.raise_alert(text, text, vigil.severity, text, text, jsonb, integer, text, text, text, interval, interval);
+
+DROP FUNCTION IF EXISTS vigil.update_rule(text, text, text, double precision, vigil.severity, interval, interval, text, text, boolean);
 
 CREATE OR REPLACE FUNCTION vigil._alert_labels(labels jsonb, anomaly_type text, entity text, severity vigil.severity, monitor text, rule text) RETURNS jsonb
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -215,6 +222,55 @@ CREATE OR REPLACE FUNCTION vigil._check_labels(labels jsonb, argument text) RETU
     AS 'MODULE_PATHNAME', 'check_labels_wrapper';
 
 COMMENT ON FUNCTION vigil._check_labels(labels jsonb, argument text) IS 'Internal: labels unchanged, or ERROR 22023 naming the argument and the label: a JSON object of at most 32 string labels, names [A-Za-z_][A-Za-z0-9_]* not starting with __, values non-empty and at most 8192 bytes';
+
+COMMENT ON COLUMN vigil.rules.alertname IS 'The alertname label of the rule''s alerts (NULL: the rule''s name); the defaults carry the seed''s names, e.g. ROAS_DROP';
+
+COMMENT ON COLUMN vigil.rules.labels IS 'String labels added to every alert of the rule, e.g. {"team": "ads"}';
+
+CREATE OR REPLACE FUNCTION vigil._check_rule(rule vigil.rules) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM vigil._require_text(rule.name, 'name'),
+            vigil._require_text(rule.metric, 'metric'),
+            vigil._require_text(rule.anomaly_type, 'anomaly_type'),
+            vigil._check_labels(coalesce(rule.labels, '{}'), 'labels');
+    IF rule.alertname IS NOT NULL THEN
+        PERFORM vigil._require_text(rule.alertname, 'alertname');
+        PERFORM vigil._check_labels(jsonb_build_object('alertname', rule.alertname), 'alertname');
+    END IF;
+    IF rule.operator IS NULL OR rule.operator NOT IN ('<', '<=', '>', '>=', '=', '!=', 'pct_drop', 'pct_rise') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('operator must be one of <, <=, >, >=, =, !=, pct_drop, pct_rise, got %s',
+                             coalesce(quote_literal(rule.operator), 'NULL'));
+    END IF;
+    IF rule.threshold IS NULL OR rule.threshold IN ('NaN', 'Infinity', '-Infinity') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('threshold must be a finite number, got %s', coalesce(rule.threshold::text, 'NULL'));
+    END IF;
+    IF rule.operator IN ('pct_drop', 'pct_rise') AND rule.threshold <= 0 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('threshold of a %s rule must be a percentage > 0, got %s', rule.operator, rule.threshold);
+    END IF;
+    IF rule.severity IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004',
+            MESSAGE = 'severity must not be NULL (allowed: info, low, medium, high, critical)';
+    END IF;
+    IF rule.lookback IS NULL OR rule.lookback < interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('lookback must be an interval >= 0, got %s', coalesce(rule.lookback::text, 'NULL'));
+    END IF;
+    IF rule.operator IN ('pct_drop', 'pct_rise') AND rule.lookback = interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('lookback of a %s rule must be > 0: it is the window of the baseline average', rule.operator);
+    END IF;
+    IF rule.cooldown IS NULL OR rule.cooldown < interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('cooldown must be an interval >= 0, got %s', coalesce(rule.cooldown::text, 'NULL'));
+    END IF;
+END
+$$;
 
 CREATE OR REPLACE FUNCTION vigil._cron_job_name(monitor text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -708,7 +764,8 @@ CREATE OR REPLACE FUNCTION vigil._rule_is_default(rule vigil.rules) RETURNS bool
           AND (d.name, d.metric, d.operator, d.threshold, d.severity, d.lookback, d.cooldown, d.anomaly_type, d.enabled)
               = (rule.name, rule.metric, rule.operator, rule.threshold, rule.severity, rule.lookback, rule.cooldown,
                  rule.anomaly_type, rule.enabled)
-          AND d.description IS NOT DISTINCT FROM rule.description)
+          AND d.description IS NOT DISTINCT FROM rule.description
+          AND d.alertname IS NOT DISTINCT FROM rule.alertname AND d.labels = rule.labels)
 $$;
 
 COMMENT ON FUNCTION vigil._rule_is_default(rule vigil.rules) IS 'Internal: true when the rule is a shipped default exactly as shipped (timestamps aside); such rows are left out of dumps, CREATE EXTENSION recreates them';
@@ -997,7 +1054,8 @@ BEGIN
         SELECT * INTO res FROM vigil.raise_alert(
             anomaly_type => r.anomaly_type, entity => check_metric.entity, severity => r.severity,
             title => title, summary => r.description, details => details, rule => r.name,
-            dedup_key => dk, dedup_window => greatest(interval '24 hours', r.cooldown), labels => '{}');
+            dedup_key => dk, dedup_window => greatest(interval '24 hours', r.cooldown),
+            labels => r.labels || jsonb_strip_nulls(jsonb_build_object('alertname', r.alertname)));
         raised := raised || res.alert_id;
     END LOOP;
 
@@ -1108,7 +1166,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION vigil.create_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval DEFAULT '01:00:00'::interval, cooldown interval DEFAULT '00:00:00'::interval, description text DEFAULT NULL::text, anomaly_type text DEFAULT 'rule'::text) RETURNS bigint
+CREATE OR REPLACE FUNCTION vigil.create_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval DEFAULT '01:00:00'::interval, cooldown interval DEFAULT '00:00:00'::interval, description text DEFAULT NULL::text, anomaly_type text DEFAULT 'rule'::text, alertname text DEFAULT NULL::text, labels jsonb DEFAULT '{}'::jsonb) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1124,15 +1182,18 @@ BEGIN
     r.lookback := create_rule.lookback;
     r.cooldown := create_rule.cooldown;
     r.anomaly_type := create_rule.anomaly_type;
+    r.alertname := create_rule.alertname;
+    r.labels := coalesce(create_rule.labels, '{}');
     PERFORM vigil._check_rule(r);
     -- Checked here, not only by the unique index: create_rule runs as a
     -- superuser, whose INSERT would replace an unchanged default.
     IF EXISTS (SELECT 1 FROM vigil.rules t WHERE t.name = r.name) THEN
         RAISE unique_violation;
     END IF;
-    INSERT INTO vigil.rules (name, metric, operator, threshold, severity, lookback, cooldown, anomaly_type, description)
+    INSERT INTO vigil.rules (name, metric, operator, threshold, severity, lookback, cooldown, anomaly_type, description,
+                             alertname, labels)
     VALUES (r.name, r.metric, r.operator, r.threshold, r.severity, r.lookback, r.cooldown, r.anomaly_type,
-            create_rule.description)
+            create_rule.description, r.alertname, r.labels)
     RETURNING id INTO r.id;
     RETURN r.id;
 EXCEPTION WHEN unique_violation THEN
@@ -1141,6 +1202,8 @@ EXCEPTION WHEN unique_violation THEN
         HINT = 'Use vigil.update_rule to change it, or pick another name.';
 END
 $$;
+
+COMMENT ON FUNCTION vigil.create_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval, cooldown interval, description text, anomaly_type text, alertname text, labels jsonb) IS 'Create an enabled rule; returns its id. alertname (default the rule''s name) and labels go on its alerts. ERROR 42710 when the name is taken, 22023 for an unknown operator, a negative interval or bad labels';
 
 CREATE OR REPLACE FUNCTION vigil.dismiss(alert_id bigint, by text, note text DEFAULT NULL::text) RETURNS vigil.alerts
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1800,6 +1863,39 @@ $$;
 
 COMMENT ON FUNCTION vigil.test_channel(name text) IS 'Enqueue a test message on the channel; returns the notification id (watch its status in vigil.notifications). Rate limited: a second test of the same channel within 10 seconds is ERROR 55000. The worker sends test messages only after the channel''s due alert notifications';
 
+CREATE OR REPLACE FUNCTION vigil.update_rule(name text, metric text DEFAULT NULL::text, operator text DEFAULT NULL::text, threshold double precision DEFAULT NULL::double precision, severity vigil.severity DEFAULT NULL::vigil.severity, lookback interval DEFAULT NULL::interval, cooldown interval DEFAULT NULL::interval, description text DEFAULT NULL::text, anomaly_type text DEFAULT NULL::text, enabled boolean DEFAULT NULL::boolean, alertname text DEFAULT NULL::text, labels jsonb DEFAULT NULL::jsonb) RETURNS vigil.rules
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    r vigil.rules := vigil._rule_by_name(update_rule.name);
+BEGIN
+    r.metric := coalesce(update_rule.metric, r.metric);
+    r.operator := coalesce(update_rule.operator, r.operator);
+    r.threshold := coalesce(update_rule.threshold, r.threshold);
+    r.severity := coalesce(update_rule.severity, r.severity);
+    r.lookback := coalesce(update_rule.lookback, r.lookback);
+    r.cooldown := coalesce(update_rule.cooldown, r.cooldown);
+    r.description := coalesce(update_rule.description, r.description);
+    r.anomaly_type := coalesce(update_rule.anomaly_type, r.anomaly_type);
+    r.enabled := coalesce(update_rule.enabled, r.enabled);
+    r.alertname := coalesce(update_rule.alertname, r.alertname);
+    r.labels := coalesce(update_rule.labels, r.labels);
+    PERFORM vigil._check_rule(r);
+    UPDATE vigil.rules t
+    SET metric = r.metric, operator = r.operator, threshold = r.threshold, severity = r.severity,
+        lookback = r.lookback, cooldown = r.cooldown, description = r.description,
+        anomaly_type = r.anomaly_type, enabled = r.enabled, alertname = r.alertname, labels = r.labels,
+        updated_at = now()
+    WHERE t.id = r.id
+    RETURNING * INTO r;
+    RETURN r;
+END
+$$;
+
+COMMENT ON FUNCTION vigil.update_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval, cooldown interval, description text, anomaly_type text, enabled boolean, alertname text, labels jsonb) IS 'Change the given fields of a rule (NULL leaves a field unchanged); returns the updated rule. ERROR P0002 for an unknown name, 22023 for invalid values';
+
 CREATE OR REPLACE FUNCTION vigil.verify_rollup(name regclass) RETURNS bigint
     LANGUAGE sql STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1889,6 +1985,8 @@ CREATE TABLE vigil.default_rules (
     anomaly_type text DEFAULT 'rule'::text NOT NULL,
     description text,
     enabled boolean DEFAULT true NOT NULL,
+    alertname text,
+    labels jsonb DEFAULT '{}'::jsonb NOT NULL,
     CONSTRAINT default_rules_id_check CHECK (((id >= 1) AND (id <= 999)))
 );
 
@@ -2099,6 +2197,12 @@ REVOKE ALL ON FUNCTION vigil._rules_track_deleted_defaults() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION vigil._upgrade_rollup(summary oid) FROM PUBLIC;
 
+-- ACL FUNCTION create_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval, cooldown interval, description text, anomaly_type text, alertname text, labels jsonb)
+
+
+REVOKE ALL ON FUNCTION vigil.create_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval, cooldown interval, description text, anomaly_type text, alertname text, labels jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION vigil.create_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval, cooldown interval, description text, anomaly_type text, alertname text, labels jsonb) TO vigil_admin;
+
 -- ACL FUNCTION purge_alerts(older_than interval, max_rows bigint)
 
 
@@ -2135,6 +2239,12 @@ GRANT ALL ON FUNCTION vigil.raise_alert(anomaly_type text, entity text, severity
 REVOKE ALL ON FUNCTION vigil.set_monitor_timeout(name text, timeout interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION vigil.set_monitor_timeout(name text, timeout interval) TO vigil_admin;
 
+-- ACL FUNCTION update_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval, cooldown interval, description text, anomaly_type text, enabled boolean, alertname text, labels jsonb)
+
+
+REVOKE ALL ON FUNCTION vigil.update_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval, cooldown interval, description text, anomaly_type text, enabled boolean, alertname text, labels jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION vigil.update_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval, cooldown interval, description text, anomaly_type text, enabled boolean, alertname text, labels jsonb) TO vigil_admin;
+
 -- ACL TABLE default_recommended_actions
 
 
@@ -2167,27 +2277,28 @@ CREATE EVENT TRIGGER vigil_rollup_ddl ON ddl_command_end
 -- defaults); user rules move to ids from 1000; the statement triggers then
 -- record deleted defaults as tombstones; the config tables are dumped as
 -- a fresh install dumps them.
-INSERT INTO vigil.default_rules (id, name, metric, operator, threshold, severity, lookback, cooldown, description) VALUES
+INSERT INTO vigil.default_rules (id, name, metric, operator, threshold, severity, lookback, cooldown, description,
+                                 alertname) VALUES
     (1, 'roas_below_2', 'roas', '<', 2.0, 'high', '60 minutes', '30 minutes',
-     'Return on ad spend below 2.0'),
+     'Return on ad spend below 2.0', 'ROAS_DROP'),
     (2, 'roas_below_3', 'roas', '<', 3.0, 'medium', '120 minutes', '60 minutes',
-     'Return on ad spend below 3.0'),
+     'Return on ad spend below 3.0', 'ROAS_DROP'),
     (3, 'budget_80pct', 'budget_utilization', '>=', 80, 'medium', '24 hours', '6 hours',
-     'Budget utilization at or above 80%'),
+     'Budget utilization at or above 80%', 'BUDGET_WARNING'),
     (4, 'budget_100pct', 'budget_utilization', '>=', 100, 'critical', '24 hours', '12 hours',
-     'Budget exhausted: utilization at or above 100%'),
+     'Budget exhausted: utilization at or above 100%', 'BUDGET_DEPLETED'),
     (5, 'ad_disapproved', 'ad_disapprovals', '>=', 1, 'critical', '10 minutes', '0',
-     'At least one ad disapproved'),
+     'At least one ad disapproved', 'AD_DISAPPROVED'),
     (6, 'ctr_drop_20pct', 'ctr', 'pct_drop', 20, 'medium', '60 minutes', '2 hours',
-     'Click-through rate at least 20% below its 60-minute average'),
+     'Click-through rate at least 20% below its 60-minute average', 'CTR_ANOMALY'),
     (7, 'conversion_spike_50pct', 'conversions', 'pct_rise', 50, 'low', '60 minutes', '2 hours',
-     'Conversions at least 50% above their 60-minute average'),
+     'Conversions at least 50% above their 60-minute average', 'CONVERSION_SPIKE'),
     (8, 'prediction_error_30pct', 'prediction_error', '>=', 30, 'low', '4 hours', '6 hours',
-     'Prediction error at or above 30%'),
+     'Prediction error at or above 30%', 'PREDICTION_MISS'),
     (9, 'cpa_above_100', 'cpa', '>', 100, 'high', '2 hours', '1 hour',
-     'Cost per acquisition above 100'),
+     'Cost per acquisition above 100', 'HIGH_CPA'),
     (10, 'impressions_below_1000', 'impressions', '<', 1000, 'medium', '1 hour', '2 hours',
-     'Fewer than 1000 impressions');
+     'Fewer than 1000 impressions', 'LOW_IMPRESSIONS');
 
 INSERT INTO vigil.default_recommended_actions (anomaly_type, severity, actions) VALUES
     -- scenario 2: client vitals
@@ -2291,6 +2402,8 @@ INSERT INTO vigil.default_recommended_actions (anomaly_type, severity, actions) 
 SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence('vigil.rules', 'id'),
                          greatest(1000, (SELECT max(r.id) + 1 FROM vigil.rules r)), false);
 UPDATE vigil.rules SET id = DEFAULT WHERE id BETWEEN 11 AND 999;
+-- The defaults' alerts get the seed's alertnames (ROAS_DROP, ...).
+UPDATE vigil.rules r SET alertname = d.alertname FROM vigil.default_rules d WHERE r.id = d.id;
 UPDATE vigil.recommended_actions SET actions = actions WHERE false;
 SELECT pg_catalog.pg_extension_config_dump('vigil.rules', 'WHERE NOT vigil._rule_is_default(rules)');
 SELECT pg_catalog.pg_extension_config_dump('vigil.rules_id_seq', '');

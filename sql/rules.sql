@@ -20,7 +20,10 @@ CREATE TABLE vigil.rules (
     enabled      bool           NOT NULL DEFAULT true,
     created_at   timestamptz    NOT NULL DEFAULT now(),
     updated_at   timestamptz    NOT NULL DEFAULT now(),
-    CHECK (operator NOT IN ('pct_drop', 'pct_rise') OR (threshold > 0 AND lookback > interval '0'))
+    CHECK (operator NOT IN ('pct_drop', 'pct_rise') OR (threshold > 0 AND lookback > interval '0')),
+    -- 0.2.0: the alerts' alertname label (NULL: the rule's name) and labels.
+    alertname    text           CHECK (btrim(alertname) <> ''),
+    labels       jsonb          NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(labels) = 'object')
 );
 CREATE INDEX rules_metric_idx ON vigil.rules (metric) WHERE enabled;
 COMMENT ON TABLE vigil.rules IS
@@ -29,6 +32,9 @@ COMMENT ON TABLE vigil.rules IS
 COMMENT ON COLUMN vigil.rules.lookback IS
     'Window of earlier values the pct_drop / pct_rise baseline averages over; for plain comparisons, the window the '
     'pushed value is expected to describe (informational, copied into the alert details)';
+COMMENT ON COLUMN vigil.rules.alertname IS
+    'The alertname label of the rule''s alerts (NULL: the rule''s name); the defaults carry the seed''s names, e.g. ROAS_DROP';
+COMMENT ON COLUMN vigil.rules.labels IS 'String labels added to every alert of the rule, e.g. {"team": "ads"}';
 COMMENT ON COLUMN vigil.rules.cooldown IS
     'After the rule raised an alert for an entity, no new alert for that entity until this has passed '
     '(repeats still bump the open alert)';
@@ -47,38 +53,43 @@ CREATE TABLE vigil.default_rules (
     cooldown     interval       NOT NULL,
     anomaly_type text           NOT NULL DEFAULT 'rule',
     description  text,
-    enabled      bool           NOT NULL DEFAULT true
+    enabled      bool           NOT NULL DEFAULT true,
+    alertname    text,
+    labels       jsonb          NOT NULL DEFAULT '{}'
 );
 COMMENT ON TABLE vigil.default_rules IS
     'The rules pg_vigil ships, as CREATE EXTENSION copied them into vigil.rules (same ids). Read-only reference: '
     'edit vigil.rules';
 
-INSERT INTO vigil.default_rules (id, name, metric, operator, threshold, severity, lookback, cooldown, description) VALUES
+INSERT INTO vigil.default_rules (id, name, metric, operator, threshold, severity, lookback, cooldown, description,
+                                 alertname) VALUES
     (1, 'roas_below_2', 'roas', '<', 2.0, 'high', '60 minutes', '30 minutes',
-     'Return on ad spend below 2.0'),
+     'Return on ad spend below 2.0', 'ROAS_DROP'),
     (2, 'roas_below_3', 'roas', '<', 3.0, 'medium', '120 minutes', '60 minutes',
-     'Return on ad spend below 3.0'),
+     'Return on ad spend below 3.0', 'ROAS_DROP'),
     (3, 'budget_80pct', 'budget_utilization', '>=', 80, 'medium', '24 hours', '6 hours',
-     'Budget utilization at or above 80%'),
+     'Budget utilization at or above 80%', 'BUDGET_WARNING'),
     (4, 'budget_100pct', 'budget_utilization', '>=', 100, 'critical', '24 hours', '12 hours',
-     'Budget exhausted: utilization at or above 100%'),
+     'Budget exhausted: utilization at or above 100%', 'BUDGET_DEPLETED'),
     (5, 'ad_disapproved', 'ad_disapprovals', '>=', 1, 'critical', '10 minutes', '0',
-     'At least one ad disapproved'),
+     'At least one ad disapproved', 'AD_DISAPPROVED'),
     (6, 'ctr_drop_20pct', 'ctr', 'pct_drop', 20, 'medium', '60 minutes', '2 hours',
-     'Click-through rate at least 20% below its 60-minute average'),
+     'Click-through rate at least 20% below its 60-minute average', 'CTR_ANOMALY'),
     (7, 'conversion_spike_50pct', 'conversions', 'pct_rise', 50, 'low', '60 minutes', '2 hours',
-     'Conversions at least 50% above their 60-minute average'),
+     'Conversions at least 50% above their 60-minute average', 'CONVERSION_SPIKE'),
     (8, 'prediction_error_30pct', 'prediction_error', '>=', 30, 'low', '4 hours', '6 hours',
-     'Prediction error at or above 30%'),
+     'Prediction error at or above 30%', 'PREDICTION_MISS'),
     (9, 'cpa_above_100', 'cpa', '>', 100, 'high', '2 hours', '1 hour',
-     'Cost per acquisition above 100'),
+     'Cost per acquisition above 100', 'HIGH_CPA'),
     (10, 'impressions_below_1000', 'impressions', '<', 1000, 'medium', '1 hour', '2 hours',
-     'Fewer than 1000 impressions');
+     'Fewer than 1000 impressions', 'LOW_IMPRESSIONS');
 
 INSERT INTO vigil.rules
-    (id, name, metric, operator, threshold, severity, lookback, cooldown, anomaly_type, description, enabled)
+    (id, name, metric, operator, threshold, severity, lookback, cooldown, anomaly_type, description, enabled,
+     alertname, labels)
 OVERRIDING SYSTEM VALUE
-SELECT id, name, metric, operator, threshold, severity, lookback, cooldown, anomaly_type, description, enabled
+SELECT id, name, metric, operator, threshold, severity, lookback, cooldown, anomaly_type, description, enabled,
+       alertname, labels
 FROM vigil.default_rules ORDER BY id;
 
 CREATE TABLE vigil.metric_values (
@@ -111,7 +122,8 @@ LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp A
           AND (d.name, d.metric, d.operator, d.threshold, d.severity, d.lookback, d.cooldown, d.anomaly_type, d.enabled)
               = (rule.name, rule.metric, rule.operator, rule.threshold, rule.severity, rule.lookback, rule.cooldown,
                  rule.anomaly_type, rule.enabled)
-          AND d.description IS NOT DISTINCT FROM rule.description)
+          AND d.description IS NOT DISTINCT FROM rule.description
+          AND d.alertname IS NOT DISTINCT FROM rule.alertname AND d.labels = rule.labels)
 $$;
 COMMENT ON FUNCTION vigil._rule_is_default(vigil.rules) IS
     'Internal: true when the rule is a shipped default exactly as shipped (timestamps aside); such rows are left '
@@ -200,7 +212,12 @@ LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp A
 BEGIN
     PERFORM vigil._require_text(rule.name, 'name'),
             vigil._require_text(rule.metric, 'metric'),
-            vigil._require_text(rule.anomaly_type, 'anomaly_type');
+            vigil._require_text(rule.anomaly_type, 'anomaly_type'),
+            vigil._check_labels(coalesce(rule.labels, '{}'), 'labels');
+    IF rule.alertname IS NOT NULL THEN
+        PERFORM vigil._require_text(rule.alertname, 'alertname');
+        PERFORM vigil._check_labels(jsonb_build_object('alertname', rule.alertname), 'alertname');
+    END IF;
     IF rule.operator IS NULL OR rule.operator NOT IN ('<', '<=', '>', '>=', '=', '!=', 'pct_drop', 'pct_rise') THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = format('operator must be one of <, <=, >, >=, =, !=, pct_drop, pct_rise, got %s',
@@ -244,7 +261,9 @@ CREATE FUNCTION vigil.create_rule(
     lookback interval DEFAULT '1 hour',
     cooldown interval DEFAULT '0',
     description text DEFAULT NULL,
-    anomaly_type text DEFAULT 'rule'
+    anomaly_type text DEFAULT 'rule',
+    alertname text DEFAULT NULL,
+    labels jsonb DEFAULT '{}'
 ) RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
@@ -260,15 +279,18 @@ BEGIN
     r.lookback := create_rule.lookback;
     r.cooldown := create_rule.cooldown;
     r.anomaly_type := create_rule.anomaly_type;
+    r.alertname := create_rule.alertname;
+    r.labels := coalesce(create_rule.labels, '{}');
     PERFORM vigil._check_rule(r);
     -- Checked here, not only by the unique index: create_rule runs as a
     -- superuser, whose INSERT would replace an unchanged default.
     IF EXISTS (SELECT 1 FROM vigil.rules t WHERE t.name = r.name) THEN
         RAISE unique_violation;
     END IF;
-    INSERT INTO vigil.rules (name, metric, operator, threshold, severity, lookback, cooldown, anomaly_type, description)
+    INSERT INTO vigil.rules (name, metric, operator, threshold, severity, lookback, cooldown, anomaly_type, description,
+                             alertname, labels)
     VALUES (r.name, r.metric, r.operator, r.threshold, r.severity, r.lookback, r.cooldown, r.anomaly_type,
-            create_rule.description)
+            create_rule.description, r.alertname, r.labels)
     RETURNING id INTO r.id;
     RETURN r.id;
 EXCEPTION WHEN unique_violation THEN
@@ -277,9 +299,9 @@ EXCEPTION WHEN unique_violation THEN
         HINT = 'Use vigil.update_rule to change it, or pick another name.';
 END
 $$;
-COMMENT ON FUNCTION vigil.create_rule(text, text, text, float8, vigil.severity, interval, interval, text, text) IS
-    'Create an enabled rule; returns its id. ERROR 42710 when the name is taken, 22023 for an unknown operator or '
-    'negative interval';
+COMMENT ON FUNCTION vigil.create_rule(text, text, text, float8, vigil.severity, interval, interval, text, text, text, jsonb) IS
+    'Create an enabled rule; returns its id. alertname (default the rule''s name) and labels go on its alerts. '
+    'ERROR 42710 when the name is taken, 22023 for an unknown operator, a negative interval or bad labels';
 
 CREATE FUNCTION vigil._rule_by_name(name text) RETURNS vigil.rules
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -307,7 +329,9 @@ CREATE FUNCTION vigil.update_rule(
     cooldown interval DEFAULT NULL,
     description text DEFAULT NULL,
     anomaly_type text DEFAULT NULL,
-    enabled bool DEFAULT NULL
+    enabled bool DEFAULT NULL,
+    alertname text DEFAULT NULL,
+    labels jsonb DEFAULT NULL
 ) RETURNS vigil.rules
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
@@ -324,17 +348,20 @@ BEGIN
     r.description := coalesce(update_rule.description, r.description);
     r.anomaly_type := coalesce(update_rule.anomaly_type, r.anomaly_type);
     r.enabled := coalesce(update_rule.enabled, r.enabled);
+    r.alertname := coalesce(update_rule.alertname, r.alertname);
+    r.labels := coalesce(update_rule.labels, r.labels);
     PERFORM vigil._check_rule(r);
     UPDATE vigil.rules t
     SET metric = r.metric, operator = r.operator, threshold = r.threshold, severity = r.severity,
         lookback = r.lookback, cooldown = r.cooldown, description = r.description,
-        anomaly_type = r.anomaly_type, enabled = r.enabled, updated_at = now()
+        anomaly_type = r.anomaly_type, enabled = r.enabled, alertname = r.alertname, labels = r.labels,
+        updated_at = now()
     WHERE t.id = r.id
     RETURNING * INTO r;
     RETURN r;
 END
 $$;
-COMMENT ON FUNCTION vigil.update_rule(text, text, text, float8, vigil.severity, interval, interval, text, text, bool) IS
+COMMENT ON FUNCTION vigil.update_rule(text, text, text, float8, vigil.severity, interval, interval, text, text, bool, text, jsonb) IS
     'Change the given fields of a rule (NULL leaves a field unchanged); returns the updated rule. ERROR P0002 for an '
     'unknown name, 22023 for invalid values';
 
@@ -457,7 +484,8 @@ BEGIN
         SELECT * INTO res FROM vigil.raise_alert(
             anomaly_type => r.anomaly_type, entity => check_metric.entity, severity => r.severity,
             title => title, summary => r.description, details => details, rule => r.name,
-            dedup_key => dk, dedup_window => greatest(interval '24 hours', r.cooldown), labels => '{}');
+            dedup_key => dk, dedup_window => greatest(interval '24 hours', r.cooldown),
+            labels => r.labels || jsonb_strip_nulls(jsonb_build_object('alertname', r.alertname)));
         raised := raised || res.alert_id;
     END LOOP;
 
@@ -501,8 +529,8 @@ COMMENT ON VIEW vigil.rule_stats IS
 
 -- Writers go through these functions; roles get EXECUTE in the roles module.
 REVOKE EXECUTE ON FUNCTION
-    vigil.create_rule(text, text, text, float8, vigil.severity, interval, interval, text, text),
-    vigil.update_rule(text, text, text, float8, vigil.severity, interval, interval, text, text, bool),
+    vigil.create_rule(text, text, text, float8, vigil.severity, interval, interval, text, text, text, jsonb),
+    vigil.update_rule(text, text, text, float8, vigil.severity, interval, interval, text, text, bool, text, jsonb),
     vigil.enable_rule(text),
     vigil.disable_rule(text),
     vigil.delete_rule(text),

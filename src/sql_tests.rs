@@ -1241,4 +1241,62 @@ mod tests {
             Some("superuser")
         );
     }
+
+    #[pg_test]
+    fn rule_alerts_carry_the_seeds_alertnames_and_the_rules_labels() {
+        Spi::run(
+            "CREATE FUNCTION pg_temp.sqlstate_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
+             BEGIN EXECUTE sql; RETURN 'no error';
+             EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE; END $$",
+        )
+        .unwrap();
+        let labels = |sql: &str| one::<pgrx::JsonB>(sql).unwrap().0;
+        let l = labels(
+            "SELECT labels FROM vigil.check_metric('roas', 1.4, 'campaign-7') ORDER BY id LIMIT 1",
+        );
+        assert_eq!(l["alertname"], "ROAS_DROP");
+        assert_eq!(l["rule"], "roas_below_2");
+        assert_eq!(l["entity"], "campaign-7");
+        Spi::run(
+            r#"SELECT vigil.create_rule('spend_cap', 'spend', '>', 100, 'high',
+                   alertname => 'SPEND_CAP', labels => '{"team": "ads"}')"#,
+        )
+        .unwrap();
+        let l = labels("SELECT labels FROM vigil.check_metric('spend', 150, 'acct-1')");
+        assert_eq!(
+            (l["alertname"].as_str(), l["team"].as_str()),
+            (Some("SPEND_CAP"), Some("ads"))
+        );
+        // The identity is the labels but severity: the same rule and entity
+        // bump one alert.
+        Spi::run("SELECT vigil.check_metric('spend', 170, 'acct-1')").unwrap();
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM vigil.alerts WHERE rule = 'spend_cap'"),
+            Some(1)
+        );
+        for (sql, code) in [
+            (
+                r#"SELECT vigil.create_rule('r2', 'm', '>', 1, 'low', labels => '{"bad-name": "x"}')"#,
+                "22023",
+            ),
+            (
+                r#"SELECT vigil.create_rule('r3', 'm', '>', 1, 'low', labels => '{"team": 5}')"#,
+                "22023",
+            ),
+            (
+                r#"SELECT vigil.create_rule('r4', 'm', '>', 1, 'low', alertname => ' ')"#,
+                "22023",
+            ),
+            (
+                r#"SELECT vigil.update_rule('spend_cap', labels => '[]')"#,
+                "22023",
+            ),
+        ] {
+            let got = Spi::get_one::<String>(&format!(
+                "SELECT pg_temp.sqlstate_of({})",
+                crate::rollup::literal(sql)
+            ));
+            assert_eq!(got.ok().flatten().as_deref(), Some(code), "{sql}");
+        }
+    }
 }
