@@ -67,6 +67,14 @@ DROP FUNCTION IF EXISTS vigil.raise_alert(text, text, vigil.severity, text, text
 
 DROP FUNCTION IF EXISTS vigil.update_rule(text, text, text, double precision, vigil.severity, interval, interval, text, text, boolean);
 
+COMMENT ON FUNCTION vigil.sketch_in(input cstring) IS 'Input of vigil.sketch (the text form sketch_out prints)';
+
+COMMENT ON FUNCTION vigil.sketch_out(value vigil.sketch) IS 'Output of vigil.sketch: relative error, count and runs of buckets';
+
+COMMENT ON FUNCTION vigil.statsagg_in(input cstring) IS 'Input of vigil.statsagg: (n:…,mean:…,m2:…,min:…,max:…); refuses summaries no values could produce';
+
+COMMENT ON FUNCTION vigil.statsagg_out(value vigil.statsagg) IS 'Output of vigil.statsagg, exact (round-trips through statsagg_in)';
+
 CREATE OR REPLACE FUNCTION vigil._alert_labels(labels jsonb, anomaly_type text, entity text, severity vigil.severity, monitor text, rule text) RETURNS jsonb
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -85,6 +93,8 @@ COMMENT ON FUNCTION vigil._alert_labels(labels jsonb, anomaly_type text, entity 
 CREATE OR REPLACE FUNCTION vigil._base_type(typ oid, typmod integer) RETURNS text
     LANGUAGE c STABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'base_type_wrapper';
+
+COMMENT ON FUNCTION vigil._base_type(typ oid, typmod integer) IS 'Internal: format_type of a type''s base type (itself unless a domain), NULL for no type';
 
 CREATE OR REPLACE FUNCTION vigil._cap_details(details jsonb, argument text) RETURNS jsonb
     LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
@@ -217,6 +227,10 @@ BEGIN
 END
 $$;
 
+COMMENT ON FUNCTION vigil._channels_check() IS 'Internal: BEFORE trigger of vigil.channels; every check of a channel row, with messages that never print its URL or headers';
+
+COMMENT ON FUNCTION vigil._check_channel(kind text, url text, headers jsonb) IS 'Internal: ERROR 22004/22023 naming what is wrong with a channel''s kind, url or headers (never repeating the URL)';
+
 CREATE OR REPLACE FUNCTION vigil._check_labels(labels jsonb, argument text) RETURNS jsonb
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'check_labels_wrapper';
@@ -272,12 +286,16 @@ BEGIN
 END
 $$;
 
+COMMENT ON FUNCTION vigil._create_rollup(name text, source oid, time_column text, bucket interval, group_by text[], measures jsonb) IS 'Internal: vigil.create_rollup''s work, as the source''s owner';
+
 CREATE OR REPLACE FUNCTION vigil._cron_job_name(monitor text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT CASE WHEN monitor IS NULL THEN 'vigil_scan' ELSE 'vigil_scan:' || monitor END
 $$;
+
+COMMENT ON FUNCTION vigil._cron_job_name(monitor text) IS 'Internal: the pg_cron job name of a scan schedule (vigil_scan, or vigil_scan:<monitor>)';
 
 CREATE OR REPLACE FUNCTION vigil._decide_variant(m vigil.monitors, v vigil.variant_monitoring, decision text) RETURNS vigil.variant_monitoring
     LANGUAGE plpgsql
@@ -370,6 +388,8 @@ END
 $$;
 
 COMMENT ON FUNCTION vigil._deleted_default_rules_apply() IS 'Internal: BEFORE INSERT row trigger of vigil.deleted_default_rules; a loaded tombstone deletes its default rule if that is still unchanged, and is skipped when the id is still in vigil.rules or already recorded';
+
+COMMENT ON FUNCTION vigil._drop_rollup(name oid) IS 'Internal: vigil.drop_rollup''s work';
 
 CREATE OR REPLACE FUNCTION vigil._early_kill_trigger() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -505,6 +525,8 @@ CREATE OR REPLACE FUNCTION vigil._json_size(doc text, argument text, cap integer
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'json_size_wrapper';
 
+COMMENT ON FUNCTION vigil._json_size(doc text, argument text, cap integer) IS 'Internal: size in bytes of a JSON document; ERROR 54000 when nested too deep, 22023 when unreadable';
+
 CREATE OR REPLACE FUNCTION vigil._max_payload_bytes() RETURNS integer
     LANGUAGE sql STABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -513,6 +535,8 @@ CREATE OR REPLACE FUNCTION vigil._max_payload_bytes() RETURNS integer
 $$;
 
 COMMENT ON FUNCTION vigil._max_payload_bytes() IS 'Internal: vigil.max_payload_bytes (default 65536), the cap on notification payloads and alert details';
+
+COMMENT ON FUNCTION vigil._monitor_by_name(name text) IS 'Internal: the monitor of that name, or ERROR 42704';
 
 CREATE OR REPLACE FUNCTION vigil._monitor_labels(options jsonb, subkey text) RETURNS jsonb
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -524,9 +548,13 @@ $$;
 
 COMMENT ON FUNCTION vigil._monitor_labels(options jsonb, subkey text) IS 'Internal: the labels a monitor gives its alerts: options.labels, options.alertname, and subkey (the finding''s key suffix, e.g. a stall monitor''s status) when there is one';
 
+COMMENT ON FUNCTION vigil._monitor_plan(kind text, options jsonb, source text, columns_json jsonb) IS 'Internal: a monitor''s options checked and defaulted, and its scan query';
+
 CREATE OR REPLACE FUNCTION vigil._monitor_run(monitor bigint) RETURNS jsonb
     LANGUAGE c STRICT
     AS 'MODULE_PATHNAME', 'monitor_run_wrapper';
+
+COMMENT ON FUNCTION vigil._monitor_run(monitor bigint) IS 'Internal: runs one monitor''s query as its source''s owner, restricted, under its timeout; jsonb rows';
 
 CREATE OR REPLACE FUNCTION vigil._monitors_guard() RETURNS trigger
     LANGUAGE plpgsql
@@ -586,6 +614,8 @@ CREATE OR REPLACE FUNCTION vigil._notify_alert(alert vigil.alerts, event text) R
     SELECT pg_catalog.pg_notify('vigil_alerts', vigil.alert_event(alert, event)::text);
     SELECT vigil._enqueue_alert(alert, event);
 $$;
+
+COMMENT ON FUNCTION vigil._rebuild_rollup(name oid) IS 'Internal: vigil.rebuild_rollup''s work';
 
 CREATE OR REPLACE FUNCTION vigil._recommended_action_is_default(action vigil.recommended_actions) RETURNS boolean
     LANGUAGE sql STABLE STRICT PARALLEL SAFE
@@ -655,6 +685,8 @@ CREATE OR REPLACE FUNCTION vigil._render_payload(kind text, channel_name text, a
 $$;
 
 COMMENT ON FUNCTION vigil._render_payload(kind text, channel_name text, alert jsonb, event text) IS 'Internal: the payload a channel of this kind receives for an alert event (pg_notify: {"id", "event"} only)';
+
+COMMENT ON FUNCTION vigil._require_cron() IS 'Internal: ERROR 55000 with a hint unless pg_cron is installed in this database';
 
 CREATE OR REPLACE FUNCTION vigil._require_sane_json(value jsonb, argument text) RETURNS jsonb
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -740,9 +772,15 @@ CREATE OR REPLACE FUNCTION vigil._rollup_size(summary regclass, OUT rows bigint,
     SELECT (j->>'rows')::bigint, (j->>'latest_bucket')::timestamptz FROM vigil._rollup_stats(summary) j
 $$;
 
+COMMENT ON FUNCTION vigil._rollup_size(summary regclass, OUT rows bigint, OUT latest_bucket timestamp with time zone) IS 'Internal: a summary''s size for vigil.rollups, NULL while another transaction locks it';
+
+COMMENT ON FUNCTION vigil._rollup_slot(summary oid, key_hash integer) IS 'Internal: the slot of a group that no other inserting transaction holds (never waits)';
+
 CREATE OR REPLACE FUNCTION vigil._rollup_stats(summary oid) RETURNS jsonb
     LANGUAGE c STABLE STRICT PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'rollup_stats_wrapper';
+
+COMMENT ON FUNCTION vigil._rollup_stats(summary oid) IS 'Internal: rows and groups of a summary, read as its owner';
 
 CREATE OR REPLACE FUNCTION vigil._rollup_status(summary oid) RETURNS text
     LANGUAGE c STABLE STRICT PARALLEL RESTRICTED
@@ -753,6 +791,8 @@ COMMENT ON FUNCTION vigil._rollup_status(summary oid) IS 'Internal: ok, or why t
 CREATE OR REPLACE FUNCTION vigil._rollup_trigger() RETURNS trigger
     LANGUAGE c
     AS 'MODULE_PATHNAME', 'rollup_trigger_wrapper';
+
+COMMENT ON FUNCTION vigil._rollup_trigger() IS 'Internal: the statement trigger every rollup shares (INSERT, UPDATE, DELETE, TRUNCATE); runs as the source''s owner, restricted';
 
 CREATE OR REPLACE FUNCTION vigil._rule_is_default(rule vigil.rules) RETURNS boolean
     LANGUAGE sql STABLE STRICT PARALLEL SAFE
@@ -834,6 +874,10 @@ CREATE OR REPLACE FUNCTION vigil._scan_insight(kind text, anomaly_type text, lab
     END
 $$;
 
+COMMENT ON FUNCTION vigil._set_monitor_enabled(name text, enabled boolean) IS 'Internal: enables or disables a monitor by name; returns it';
+
+COMMENT ON FUNCTION vigil._sketch_of(value double precision, relative_error double precision) IS 'Internal: the sketch of one value at a relative error (what a rollup adds for a single-row INSERT)';
+
 CREATE OR REPLACE FUNCTION vigil._source_columns(source regclass) RETURNS jsonb
     LANGUAGE sql STABLE STRICT PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -851,6 +895,10 @@ CREATE OR REPLACE FUNCTION vigil._source_columns(source regclass) RETURNS jsonb
 $$;
 
 COMMENT ON FUNCTION vigil._source_columns(source regclass) IS 'Internal: {"column": {"category": time|numeric|text|bool|other, "type": ...}} for the monitor planner (domains as their base type)';
+
+COMMENT ON FUNCTION vigil._stats_of(value double precision) IS 'Internal: the summary of one value (what a rollup adds for a single-row INSERT)';
+
+COMMENT ON FUNCTION vigil._stats_with_extremes(summary vigil.statsagg, min double precision, max double precision) IS 'Internal: rollup repair; the summary with the group''s recomputed min and max (NULLs: unchanged)';
 
 CREATE OR REPLACE FUNCTION vigil._untrusted_schema(schema oid, owner oid) RETURNS text
     LANGUAGE sql STABLE STRICT PARALLEL SAFE
@@ -885,6 +933,10 @@ CREATE OR REPLACE FUNCTION vigil._upgrade_rollup(summary oid) RETURNS text
 
 COMMENT ON FUNCTION vigil._upgrade_rollup(summary oid) IS 'Internal: run by ALTER EXTENSION pg_vigil UPDATE; makes a rollup an older version created into one of this version''s (source owner''s objects, shared trigger, dependencies) and recomputes it. NULL, or why it was left unlinked';
 
+COMMENT ON FUNCTION vigil._verify_rollup(name oid) IS 'Internal: vigil.verify_rollup''s work';
+
+COMMENT ON FUNCTION vigil._wake_worker() IS 'Internal: wakes the pg_vigil worker at commit';
+
 CREATE OR REPLACE FUNCTION vigil.acknowledge(alert_id bigint, by text, note text DEFAULT NULL::text) RETURNS vigil.alerts
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -906,6 +958,10 @@ BEGIN
 END
 $$;
 
+COMMENT ON FUNCTION vigil.add_value(sketch vigil.sketch, value double precision) IS 'The sketch with one more value';
+
+COMMENT ON FUNCTION vigil.add_value(summary vigil.statsagg, value double precision) IS 'The summary with one more value';
+
 CREATE OR REPLACE FUNCTION vigil.alert_event(alert vigil.alerts, event text) RETURNS json
     LANGUAGE sql STABLE STRICT PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -923,6 +979,10 @@ CREATE OR REPLACE FUNCTION vigil.alert_fingerprint(labels jsonb) RETURNS text
     AS 'MODULE_PATHNAME', 'alert_fingerprint_wrapper';
 
 COMMENT ON FUNCTION vigil.alert_fingerprint(labels jsonb) IS 'An alert''s identity from its labels: Alertmanager''s label-set fingerprint (FNV-1a 64 over the sorted names and values) of every label but severity, as 16 hex digits; ERROR 22023 unless labels is a JSON object';
+
+COMMENT ON FUNCTION vigil.approx_median(sketch vigil.sketch) IS 'approx_percentile(sketch, 0.5)';
+
+COMMENT ON FUNCTION vigil.approx_percentile(sketch vigil.sketch, q double precision) IS 'Value at quantile q (0-1), within the sketch''s relative error; NULL for an empty sketch';
 
 CREATE OR REPLACE FUNCTION vigil.auto_resolve(monitor text, still_firing_keys text[]) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1205,6 +1265,8 @@ $$;
 
 COMMENT ON FUNCTION vigil.create_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval, cooldown interval, description text, anomaly_type text, alertname text, labels jsonb) IS 'Create an enabled rule; returns its id. alertname (default the rule''s name) and labels go on its alerts. ERROR 42710 when the name is taken, 22023 for an unknown operator, a negative interval or bad labels';
 
+COMMENT ON FUNCTION vigil.dedup_key(anomaly_type text, entity text, at timestamp with time zone) IS '{type}_{entity}_{YYYY-MM-DD} with the UTC date of at (default now())';
+
 CREATE OR REPLACE FUNCTION vigil.dismiss(alert_id bigint, by text, note text DEFAULT NULL::text) RETURNS vigil.alerts
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1248,6 +1310,8 @@ CREATE OR REPLACE FUNCTION vigil.drop_rollup(name regclass) RETURNS void
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$ SELECT vigil._drop_rollup(name) $$;
 
+COMMENT ON FUNCTION vigil.early_kill_decision(expected_rate double precision, interactions bigint, views bigint, started_at timestamp with time zone, at timestamp with time zone, kill_threshold double precision, min_interactions integer, timeout interval) IS 'kill, expired or continue for a variant under test (scenario 3)';
+
 CREATE OR REPLACE FUNCTION vigil.escalate_severity(severity vigil.severity) RETURNS vigil.severity
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1259,6 +1323,8 @@ CREATE OR REPLACE FUNCTION vigil.escalate_severity(severity vigil.severity) RETU
         ELSE 'critical'
     END::vigil.severity
 $$;
+
+COMMENT ON FUNCTION vigil.exhaustion_score(conversion_24h double precision, baseline_conversion double precision, messages_24h double precision, baseline_daily_messages double precision, consecutive_decline_days integer) IS 'Audience exhaustion score 0-100 from conversion, volume and consecutive days of decline; NULL when unknown';
 
 CREATE OR REPLACE FUNCTION vigil.expire_alerts() RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1281,6 +1347,28 @@ END
 $$;
 
 COMMENT ON FUNCTION vigil.expire_alerts() IS 'Mark open alerts past expires_at as expired, notifying channel vigil_alerts with event expired; returns how many';
+
+COMMENT ON FUNCTION vigil.hour_of_week(ts timestamp with time zone, tz text) IS 'Hour of the week 0-167 on the wall clock of time zone tz (default UTC): Monday 00:00 is 0, Sunday 23:00 is 167';
+
+COMMENT ON FUNCTION vigil.is_anomaly(z double precision, threshold double precision) IS 'Whether |z| is strictly above threshold (default 3)';
+
+COMMENT ON FUNCTION vigil.max_val(summary vigil.statsagg) IS 'Largest summarised value; NULL when empty or after a removal took away the maximum';
+
+COMMENT ON FUNCTION vigil.mean(summary vigil.statsagg) IS 'Mean of the summarised values; NULL when empty';
+
+COMMENT ON FUNCTION vigil.merge(a vigil.sketch, b vigil.sketch) IS 'The sketch of both sketches'' values (same relative error)';
+
+COMMENT ON FUNCTION vigil.merge(a vigil.statsagg, b vigil.statsagg) IS 'The summary of both summaries'' values (exact parallel combination)';
+
+COMMENT ON FUNCTION vigil.min_val(summary vigil.statsagg) IS 'Smallest summarised value; NULL when empty or after a removal took away the minimum';
+
+COMMENT ON FUNCTION vigil.num_vals(sketch vigil.sketch) IS 'Number of values counted in the sketch';
+
+COMMENT ON FUNCTION vigil.num_vals(summary vigil.statsagg) IS 'Number of values summarised';
+
+COMMENT ON FUNCTION vigil.percentile_agg_trans(internal, double precision) IS 'Internal: transition of vigil.percentile_agg(float8) at the default relative error';
+
+COMMENT ON FUNCTION vigil.percentile_agg_trans(internal, double precision, double precision) IS 'Internal: transition of vigil.percentile_agg(float8, relative_error)';
 
 CREATE OR REPLACE FUNCTION vigil.purge_alerts(older_than interval DEFAULT '90 days'::interval, max_rows bigint DEFAULT NULL::bigint) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1540,6 +1628,14 @@ CREATE OR REPLACE FUNCTION vigil.rebuild_rollup(name regclass) RETURNS bigint
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$ SELECT vigil._rebuild_rollup(name) $$;
 
+COMMENT ON FUNCTION vigil.redact_url(url text) IS 'Scheme and host of a URL, for messages and logs (the rest may hold secrets)';
+
+COMMENT ON FUNCTION vigil.relative_error(sketch vigil.sketch) IS 'The relative error the sketch guarantees for its quantiles';
+
+COMMENT ON FUNCTION vigil.remove_value(sketch vigil.sketch, value double precision) IS 'The sketch without one value it counts; ERROR 22023 for a value it does not hold';
+
+COMMENT ON FUNCTION vigil.remove_value(summary vigil.statsagg, value double precision) IS 'The summary without one value it holds; min/max become unknown (NULL) when that value was an extreme';
+
 CREATE OR REPLACE FUNCTION vigil.resolve(alert_id bigint, by text DEFAULT NULL::text, note text DEFAULT NULL::text) RETURNS vigil.alerts
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1564,6 +1660,10 @@ BEGIN
     RETURN a;
 END
 $$;
+
+COMMENT ON FUNCTION vigil.saturation_predicted(conversion_z double precision, volume_z double precision, consecutive_decline_days integer) IS 'Whether saturation is predicted from the conversion and volume z-scores and consecutive days of decline; NULL when unknown';
+
+COMMENT ON FUNCTION vigil.saturation_status(conversion_24h double precision, baseline_conversion double precision, messages_24h double precision, baseline_daily_messages double precision) IS 'Audience saturation RED / YELLOW / GREEN / UNKNOWN from 24 h conversion and volume against their baselines (SPEC §3.2)';
 
 CREATE OR REPLACE FUNCTION vigil.scan(monitor text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1823,6 +1923,42 @@ $$;
 
 COMMENT ON FUNCTION vigil.set_monitor_timeout(name text, timeout interval) IS 'Set how long one scan of the monitor may run, lock waits included (NULL: vigil.monitor_timeout_ms); a monitor that takes longer is reported as failed (54000) and the scan goes on';
 
+COMMENT ON FUNCTION vigil.severity_above(value double precision, medium double precision, high double precision, critical double precision) IS 'Severity of a value that is worse when larger: critical/high/medium at or above those thresholds, else NULL';
+
+COMMENT ON FUNCTION vigil.severity_below(value double precision, medium double precision, high double precision, critical double precision) IS 'Severity of a value that is worse when smaller: critical/high/medium at or below those thresholds, else NULL';
+
+COMMENT ON FUNCTION vigil.sketch_combine(a internal, b internal) IS 'Internal: combine function of the sketch aggregates (parallel and partial aggregation)';
+
+COMMENT ON FUNCTION vigil.sketch_deserial(bytes bytea, _unused internal) IS 'Internal: deserializes a sketch aggregate state';
+
+COMMENT ON FUNCTION vigil.sketch_final(state internal) IS 'Internal: final function of the sketch aggregates; NULL for no values';
+
+COMMENT ON FUNCTION vigil.sketch_rollup_trans(state internal, value vigil.sketch) IS 'Internal: transition of vigil.rollup(sketch)';
+
+COMMENT ON FUNCTION vigil.sketch_serial(state internal) IS 'Internal: serializes a sketch aggregate state';
+
+COMMENT ON FUNCTION vigil.slack_payload(alert jsonb, event text) IS 'The Slack message for an alert (to_jsonb of a vigil.alerts row) and an event';
+
+COMMENT ON FUNCTION vigil.stats_agg_combine(a internal, b internal) IS 'Internal: combine function of the statsagg aggregates (parallel and partial aggregation)';
+
+COMMENT ON FUNCTION vigil.stats_agg_deserial(bytes bytea, _unused internal) IS 'Internal: deserializes a statsagg aggregate state';
+
+COMMENT ON FUNCTION vigil.stats_agg_final(state internal) IS 'Internal: final function of the statsagg aggregates; NULL for no values';
+
+COMMENT ON FUNCTION vigil.stats_agg_serial(state internal) IS 'Internal: serializes a statsagg aggregate state';
+
+COMMENT ON FUNCTION vigil.stats_agg_trans(internal, double precision) IS 'Internal: transition of vigil.stats_agg(float8)';
+
+COMMENT ON FUNCTION vigil.stats_rollup_trans(state internal, value vigil.statsagg) IS 'Internal: transition of vigil.rollup(statsagg)';
+
+COMMENT ON FUNCTION vigil.stddev(summary vigil.statsagg) IS 'Sample standard deviation (n - 1); NULL for fewer than 2 values';
+
+COMMENT ON FUNCTION vigil.stddev_pop(summary vigil.statsagg) IS 'Population standard deviation (n); NULL when empty';
+
+COMMENT ON FUNCTION vigil.subtract(a vigil.sketch, b vigil.sketch) IS 'The sketch of a''s values without b''s; ERROR 22023 when b is not part of a';
+
+COMMENT ON FUNCTION vigil.subtract(a vigil.statsagg, b vigil.statsagg) IS 'The summary of a''s values without b''s (b must be part of a); rounding residue clamped';
+
 CREATE OR REPLACE FUNCTION vigil.test_channel(name text) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1896,6 +2032,14 @@ $$;
 
 COMMENT ON FUNCTION vigil.update_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval, cooldown interval, description text, anomaly_type text, enabled boolean, alertname text, labels jsonb) IS 'Change the given fields of a rule (NULL leaves a field unchanged); returns the updated rule. ERROR P0002 for an unknown name, 22023 for invalid values';
 
+COMMENT ON FUNCTION vigil.urgency_band(score integer) IS 'Response band of an urgency score: immediate, hours, within 24h, this week, backlog';
+
+COMMENT ON FUNCTION vigil.urgency_score(severity vigil.severity, drop_points double precision, health_zone text, stall_days double precision, deal_value numeric, failure_count integer, wait_hours double precision) IS 'Urgency 0-100 from severity and optional aggravating factors (drop points, health zone, stall days, deal value, failures, wait hours)';
+
+COMMENT ON FUNCTION vigil.variance(summary vigil.statsagg) IS 'Sample variance (n - 1); NULL for fewer than 2 values';
+
+COMMENT ON FUNCTION vigil.variance_pop(summary vigil.statsagg) IS 'Population variance (n); NULL when empty';
+
 CREATE OR REPLACE FUNCTION vigil.verify_rollup(name regclass) RETURNS bigint
     LANGUAGE sql STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1904,6 +2048,14 @@ CREATE OR REPLACE FUNCTION vigil.verify_rollup(name regclass) RETURNS bigint
 CREATE OR REPLACE FUNCTION vigil.webhook_payload(alert jsonb, event text, receiver text) RETURNS jsonb
     LANGUAGE c STABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'webhook_payload_wrapper';
+
+COMMENT ON FUNCTION vigil.webhook_payload(alert jsonb, event text, receiver text) IS 'The webhook body (Alertmanager webhook v4 plus vigil) for an alert, an event and a receiver name';
+
+COMMENT ON FUNCTION vigil.worker_status() IS 'The pg_vigil worker as it last reported itself in shared memory: running, pid, state, database, heartbeat';
+
+COMMENT ON FUNCTION vigil.zscore(summary vigil.statsagg, value double precision) IS 'z-score of value against the summary: (value - mean) / stddev; NULL without spread';
+
+COMMENT ON FUNCTION vigil.zscore(value double precision, mean double precision, stddev double precision) IS 'z-score (value - mean) / stddev; NULL when stddev is 0 or NULL';
 
 CREATE OR REPLACE VIEW vigil.active_alerts AS
  SELECT a.id,

@@ -15,6 +15,7 @@ static MONITOR_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
 static MAX_CONCURRENCY: GucSetting<i32> = GucSetting::<i32>::new(32);
 static EXTERNAL_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static GENERATOR_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static UPGRADE_KEEP_MONITORS: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 pub fn init() {
     GucRegistry::define_string_guc(
@@ -94,6 +95,11 @@ pub fn init() {
         GucFlags::default(),
     );
     init_notify_limits();
+    // Every vigil.* name is one of the above: `SET vigil.databse = 'x'` (a
+    // typo) is an error instead of a silently ignored placeholder.
+    // SAFETY: called from _PG_init after the definitions, as PostgreSQL's
+    // own modules do.
+    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"vigil".as_ptr()) };
 }
 
 /// The worker's database; `postgres` if the setting is empty.
@@ -163,6 +169,14 @@ fn init_notify_limits() {
         c"Template of each alert's generatorURL in webhooks, e.g. https://grafana.example/d/vigil?var-alert={id}.",
         c"Placeholders {id}, {fingerprint}, {alertname}, {monitor}, {rule} and {entity} are replaced, URL-encoded. Empty or not an http(s) URL: empty.",
         &GENERATOR_URL,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"vigil.upgrade_keep_monitors",
+        c"Whether ALTER EXTENSION pg_vigil UPDATE from 0.1.0 keeps the 0.1.0 monitors enabled.",
+        c"Off (default): they start disabled for review, since 0.1.0 did not record who created them (README \"Upgrades\").",
+        &UPGRADE_KEEP_MONITORS,
         GucContext::Suset,
         GucFlags::default(),
     );

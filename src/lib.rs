@@ -126,6 +126,7 @@ extension_sql_file!(
         "retention"
     ]
 );
+extension_sql_file!("../sql/comments.sql", name = "comments", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

@@ -1299,4 +1299,33 @@ mod tests {
             assert_eq!(got.ok().flatten().as_deref(), Some(code), "{sql}");
         }
     }
+
+    #[pg_test]
+    fn functions_have_comments() {
+        // Every function and aggregate in schema vigil, SQL or Rust.
+        let missing = one::<String>(
+            "SELECT coalesce(string_agg(p.oid::regprocedure::text, ', ' ORDER BY 1), '')
+             FROM pg_proc p WHERE p.pronamespace = 'vigil'::regnamespace
+               AND obj_description(p.oid, 'pg_proc') IS NULL",
+        );
+        assert_eq!(missing.as_deref(), Some(""), "functions without COMMENT ON");
+    }
+
+    #[pg_test]
+    fn a_misspelt_vigil_setting_is_an_error() {
+        Spi::run(
+            "CREATE FUNCTION pg_temp.set_it() RETURNS text LANGUAGE plpgsql AS $$
+             BEGIN PERFORM set_config('vigil.databse', 'x', false); RETURN 'accepted';
+             EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE; END $$",
+        )
+        .unwrap();
+        assert_eq!(
+            one::<String>("SELECT pg_temp.set_it()").as_deref(),
+            Some("42602")
+        );
+        assert_eq!(
+            one::<String>("SELECT current_setting('vigil.upgrade_keep_monitors')").as_deref(),
+            Some("off")
+        );
+    }
 }
