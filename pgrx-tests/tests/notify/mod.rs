@@ -438,6 +438,8 @@ pub fn a_notification_still_failing_at_its_deadline_goes_dead_and_replay_restart
     let mut db = worker_db(c);
     let sink = Sink::start();
     sink.set_default(Reply::Status(503));
+    // Verbose: the log shows each line's SQLSTATE.
+    set_config(&mut db, &["ALTER SYSTEM SET log_error_verbosity = verbose"]);
     channel(
         &mut db,
         "short-deadline",
@@ -492,6 +494,23 @@ pub fn a_notification_still_failing_at_its_deadline_goes_dead_and_replay_restart
         "dead {} us before the deadline",
         deadline_us - dead_us
     );
+
+    // Retries and the dead row are logged with a SQLSTATE that says so, not 00000.
+    let log = c.log();
+    for line in [
+        format!("LOG:  08006: pg_vigil worker: notification {id} (channel "),
+        // (The sink answers its 503s with the body "ok".)
+        format!(") is dead: HTTP 503: ok (gave up after {attempts} attempts: the delivery deadline passed)"),
+    ] {
+        assert!(log.contains(&line), "{line:?} not in the server log");
+    }
+    assert!(
+        log.lines()
+            .any(|l| l.contains("LOG:  08006: pg_vigil worker: notification")
+                && l.contains("retrying in")),
+        "no first-retry line in the server log"
+    );
+    set_config(&mut db, &["ALTER SYSTEM RESET log_error_verbosity"]);
 
     // A replay gets a fresh deadline: one more failure is retried, not dead.
     sink.set_default(Reply::Status(200));
