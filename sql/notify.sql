@@ -5,7 +5,7 @@
 
 CREATE TYPE vigil.notification_status AS ENUM ('pending', 'sending', 'sent', 'failed', 'dead');
 COMMENT ON TYPE vigil.notification_status IS
-    'Outbox row state: pending (due at next_attempt_at), sending (leased by the worker), sent, failed (rejected, 4xx), dead (retries exhausted)';
+    'Outbox row state: pending (due at next_attempt_at), sending (leased by the worker), sent, failed (rejected, 4xx), dead (still undeliverable at the channel''s delivery deadline)';
 
 -- Channels --------------------------------------------------------------
 
@@ -20,6 +20,9 @@ CREATE TABLE vigil.channels (
     send_resolved   bool           NOT NULL DEFAULT false,
     max_per_second  float8         CHECK (max_per_second >= 0.001 AND max_per_second <= 100000),
     repeat_interval interval       NOT NULL DEFAULT '1 hour' CHECK (repeat_interval >= interval '0'),
+    delivery_deadline interval     NOT NULL DEFAULT '24 hours'
+                    CONSTRAINT channels_delivery_deadline_check
+                    CHECK (delivery_deadline > interval '0' AND delivery_deadline <= interval '30 days'),
     enabled         bool           NOT NULL DEFAULT true,
     created_at      timestamptz    NOT NULL DEFAULT now(),
     updated_at      timestamptz    NOT NULL DEFAULT now()
@@ -34,6 +37,8 @@ COMMENT ON COLUMN vigil.channels.send_resolved IS 'Also notify when an alert is 
 COMMENT ON COLUMN vigil.channels.max_per_second IS 'Delivery rate limit (NULL = none; slack defaults to 1)';
 COMMENT ON COLUMN vigil.channels.repeat_interval IS
     'A notification with the same alert key and event is not repeated on this channel within this interval (0 to 100 years)';
+COMMENT ON COLUMN vigil.channels.delivery_deadline IS
+    'How long after a notification is queued (or replayed) retryable failures are retried; after that it is dead (over 0, at most 30 days)';
 SELECT pg_catalog.pg_extension_config_dump('vigil.channels', '');
 SELECT pg_catalog.pg_extension_config_dump('vigil.channels_id_seq', '');
 
@@ -60,6 +65,16 @@ BEGIN
     IF NEW.repeat_interval > interval '100 years' THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = format('repeat_interval must be at most 100 years, got %s', NEW.repeat_interval);
+    END IF;
+    IF NEW.delivery_deadline IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'delivery_deadline must not be NULL';
+    END IF;
+    -- The bound keeps the worker's retries of one row finite and within
+    -- vigil.max_attempts at the backoff cap.
+    IF NOT (NEW.delivery_deadline > interval '0' AND NEW.delivery_deadline <= interval '30 days') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('delivery_deadline must be a positive interval of at most 30 days, got %s',
+                             NEW.delivery_deadline);
     END IF;
     IF NEW.headers IS NULL THEN
         NEW.headers := '{}';
@@ -105,7 +120,8 @@ CREATE FUNCTION vigil.create_channel(
     anomaly_types text[] DEFAULT NULL,
     send_resolved bool DEFAULT false,
     max_per_second float8 DEFAULT NULL,
-    repeat_interval interval DEFAULT '1 hour'
+    repeat_interval interval DEFAULT '1 hour',
+    delivery_deadline interval DEFAULT '24 hours'
 ) RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -116,16 +132,16 @@ BEGIN
             MESSAGE = format('channel "%s" already exists', create_channel.name);
     END IF;
     INSERT INTO vigil.channels AS c (name, kind, url, headers, min_severity, anomaly_types,
-                                     send_resolved, max_per_second, repeat_interval)
+                                     send_resolved, max_per_second, repeat_interval, delivery_deadline)
     VALUES (create_channel.name, create_channel.kind, create_channel.url,
             coalesce(create_channel.headers, '{}'), coalesce(create_channel.min_severity, 'info'),
             create_channel.anomaly_types, coalesce(create_channel.send_resolved, false),
-            create_channel.max_per_second, create_channel.repeat_interval)
+            create_channel.max_per_second, create_channel.repeat_interval, create_channel.delivery_deadline)
     RETURNING c.id INTO new_id;
     RETURN new_id;
 END
 $$;
-COMMENT ON FUNCTION vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval) IS
+COMMENT ON FUNCTION vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval, interval) IS
     'Add a notification channel (kind slack, webhook or pg_notify); the url and headers are checked and never echoed';
 
 -- Outbox ----------------------------------------------------------------
@@ -146,6 +162,7 @@ CREATE TABLE vigil.notifications (
     last_error       text,
     idempotency_key  text                      NOT NULL UNIQUE DEFAULT gen_random_uuid()::text,
     created_at       timestamptz               NOT NULL DEFAULT now(),
+    replayed_at      timestamptz,
     sent_at          timestamptz,
     updated_at       timestamptz               NOT NULL DEFAULT now()
 );
@@ -165,6 +182,8 @@ COMMENT ON COLUMN vigil.notifications.next_attempt_at IS
 COMMENT ON COLUMN vigil.notifications.notify_key IS
     'Identity for the channel''s repeat_interval: alert dedup key, event, and for escalations the severity; '
     '''test'' for vigil.test_channel messages (its rate limit)';
+COMMENT ON COLUMN vigil.notifications.replayed_at IS
+    'Last requeue by vigil.replay_notifications; the channel''s delivery_deadline counts from here (else from created_at)';
 COMMENT ON COLUMN vigil.notifications.idempotency_key IS
     'Sent as the Idempotency-Key header on every attempt, so receivers can drop repeats';
 SELECT pg_catalog.pg_extension_config_dump('vigil.notifications', '');
@@ -396,7 +415,7 @@ BEGIN
         only_channel := (vigil._channel(replay_notifications.channel)).id;
     END IF;
     UPDATE vigil.notifications t
-    SET status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()
+    SET status = 'pending', attempts = 0, next_attempt_at = now(), replayed_at = now(), updated_at = now()
     WHERE t.status = ANY (replay_notifications.statuses)
       AND (only_channel IS NULL OR t.channel_id = only_channel);
     GET DIAGNOSTICS n = ROW_COUNT;
@@ -407,8 +426,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION vigil.replay_notifications(text, vigil.notification_status[]) IS
-    'Requeue dead (and optionally failed) notifications, of one channel or all, with fresh attempts; '
-    'they keep their Idempotency-Key. Returns how many';
+    'Requeue dead (and optionally failed) notifications, of one channel or all, with fresh attempts and a fresh '
+    'delivery deadline (counted from the replay); they keep their Idempotency-Key. Returns how many';
 
 CREATE VIEW vigil.notification_queue AS
 SELECT c.name                                             AS channel,
@@ -429,7 +448,7 @@ COMMENT ON VIEW vigil.notification_queue IS
 
 REVOKE ALL ON vigil.channels FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION
-    vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval),
+    vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval, interval),
     vigil._enqueue_alert(vigil.alerts, text),
     vigil.test_channel(text),
     vigil.send_webhook(text, jsonb, text),

@@ -37,7 +37,7 @@ GRANT SELECT ON
 TO vigil_reader;
 -- Channels without their secrets (url, headers).
 GRANT SELECT (id, name, kind, min_severity, anomaly_types, send_resolved, max_per_second,
-              repeat_interval, enabled, created_at, updated_at)
+              repeat_interval, delivery_deadline, enabled, created_at, updated_at)
     ON vigil.channels TO vigil_reader;
 
 -- Operator: the alert lifecycle, pushed metrics, channel tests, replays.
@@ -58,7 +58,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON vigil.channels, vigil.rules, vigil.recom
 TO vigil_admin;
 GRANT DELETE ON vigil.notifications TO vigil_admin;
 GRANT EXECUTE ON FUNCTION
-    vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval),
+    vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval, interval),
     vigil.send_webhook(text, jsonb, text),
     vigil.purge_notifications(interval, bigint),
     vigil.purge_alerts(interval, bigint),

@@ -9,7 +9,10 @@ static DATABASE: GucSetting<Option<CString>> =
 static WORKER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 static POLL_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(200);
-static MAX_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(10);
+/// A safety bound only: at the 5-minute backoff cap, even a 30-day delivery
+/// deadline (the most a channel allows) stays under 20 000 attempts, so the
+/// deadline is what ends retries unless an operator lowers this.
+static MAX_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(20_000);
 static HTTP_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(5000);
 static MONITOR_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
 static MAX_CONCURRENCY: GucSetting<i32> = GucSetting::<i32>::new(32);
@@ -56,11 +59,11 @@ pub fn init() {
     );
     GucRegistry::define_int_guc(
         c"vigil.max_attempts",
-        c"Delivery attempts after which a retryable notification is marked dead.",
-        c"Dead notifications keep their last HTTP status and error; vigil.replay_notifications() requeues them.",
+        c"Most delivery attempts of one notification; a retryable failure on the last one makes it dead.",
+        c"A safety bound: normally the channel's delivery_deadline ends retries first. Dead notifications keep their last HTTP status and error; vigil.replay_notifications() requeues them.",
         &MAX_ATTEMPTS,
         1,
-        1000,
+        1_000_000,
         GucContext::Sighup,
         GucFlags::default(),
     );

@@ -562,6 +562,15 @@ mod tests {
             Some(true)
         );
         assert_eq!(one::<f64>("SELECT vigil.zscore(vigil.stats_agg(x), 4) FROM (VALUES (1.0::float8), (3.0)) v(x)"), Some(2.0 / 2.0_f64.sqrt()));
+        // A spread that is only float noise next to the mean is none.
+        assert_eq!(
+            one::<bool>("SELECT vigil.zscore(0.2, 0.3, 6e-17) IS NULL AND vigil.zscore(0.2, 0.3, 2e-9) < -1e7"),
+            Some(true)
+        );
+        assert_eq!(
+            one::<bool>("SELECT vigil.zscore(vigil.stats_agg(0.3::float8), 0.2) IS NULL FROM generate_series(1, 30)"),
+            Some(true)
+        );
         assert_eq!(one::<bool>("SELECT vigil.is_anomaly(3)"), Some(false));
         assert_eq!(one::<bool>("SELECT vigil.is_anomaly(-3.01)"), Some(true));
         assert_eq!(

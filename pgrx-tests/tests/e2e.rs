@@ -577,6 +577,14 @@ fn main() {
             notify::failed_deliveries_retry_honour_retry_after_and_go_dead,
         ),
         (
+            "a_receiver_outage_within_the_deadline_is_delivered_not_dead",
+            notify::a_receiver_outage_within_the_deadline_is_delivered_not_dead,
+        ),
+        (
+            "a_notification_still_failing_at_its_deadline_goes_dead_and_replay_restarts_it",
+            notify::a_notification_still_failing_at_its_deadline_goes_dead_and_replay_restarts_it,
+        ),
+        (
             "slack_channels_are_rate_limited_to_one_message_per_second",
             notify::slack_channels_are_rate_limited_to_one_message_per_second,
         ),

@@ -6,12 +6,14 @@
 
 mod options;
 pub mod sql;
+#[cfg(any(test, feature = "pg_test"))]
+mod sql_tests;
 #[cfg(test)]
 mod tests;
 
 use crate::error::{Result, VigilError};
 use crate::rollup::{ident, literal};
-use options::{Unit, LEVELS, OPS};
+use options::{LEVELS, OPS};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -264,28 +266,47 @@ impl Query<'_> {
             .collect()
     }
 
-    fn level(level: &str, unit: Unit) -> String {
-        let ty = if unit == Unit::Number {
-            "float8"
-        } else {
-            "interval"
-        };
+    /// A threshold as a value of `ty` (float8, numeric or interval).
+    fn level(level: &str, ty: &str) -> String {
         format!("($1->'thresholds'->>{})::{ty}", literal(level))
     }
 
-    /// The severity of `expr` against options.thresholds (NULL below the lowest).
-    fn severity(&self, expr: &str, unit: Unit) -> String {
+    /// The severity of `expr` (of type `ty`) against options.thresholds:
+    /// the worst level `expr` meets, NULL below the lowest.
+    fn severity(&self, expr: &str, ty: &str, meets: Meets) -> String {
+        let op = meets.op();
         let arms: String = self
             .thresholds()
             .iter()
             .rev()
-            .map(|l| format!(" WHEN {expr} >= {} THEN '{l}'", Self::level(l, unit)))
+            .map(|l| format!(" WHEN {expr} {op} {} THEN '{l}'", Self::level(l, ty)))
             .collect();
         format!("(CASE{arms} END)::vigil.severity")
     }
 
-    fn lowest(&self, unit: Unit) -> String {
-        Self::level(self.thresholds()[0], unit)
+    fn lowest(&self, ty: &str) -> String {
+        Self::level(self.thresholds()[0], ty)
+    }
+
+    /// The type `drop` computes in: numeric for numeric and integer columns,
+    /// so that an average of `numeric(4,1)` values 10.0 above the latest
+    /// one is a drop of exactly 10.0 (float8 makes it 9.999999999999993);
+    /// float8 for float columns, which have no exact decimal value anyway.
+    fn exact_type(&self, key: &str) -> &'static str {
+        let sql_type = self
+            .o
+            .get(key)
+            .and_then(Value::as_str)
+            .and_then(|c| self.columns.get(c))
+            .map_or("", |c| c.sql_type.as_str());
+        let exact = sql_type == "numeric"
+            || sql_type.starts_with("numeric(")
+            || matches!(sql_type, "smallint" | "integer" | "bigint");
+        if exact {
+            "numeric"
+        } else {
+            "float8"
+        }
     }
 
     /// The common tail: finding columns from a subquery `f` that has entity,
@@ -313,22 +334,25 @@ impl Query<'_> {
     /// sort the whole window.
     fn drop(&self) -> String {
         let (e, time, v) = (self.entity(), self.req_col("time"), self.req_col("value"));
+        let ty = self.exact_type("value");
         let zone = if self.o.contains_key("zones") {
-            "CASE WHEN x.current < ($1->'zones'->>'red')::float8 THEN 'RED' \
-             WHEN x.current < ($1->'zones'->>'yellow')::float8 THEN 'YELLOW' ELSE 'GREEN' END"
+            format!(
+                "CASE WHEN x.current < ($1->'zones'->>'red')::{ty} THEN 'RED' \
+                 WHEN x.current < ($1->'zones'->>'yellow')::{ty} THEN 'YELLOW' ELSE 'GREEN' END"
+            )
         } else {
-            "NULL::text"
+            "NULL::text".into()
         };
         let inner = format!(
             "SELECT x.*, a.average, a.average - x.current AS drop_points, {zone} AS zone, {sev} AS severity\n\
              FROM (SELECT {e} AS entity,\n\
-                   (max(ARRAY[extract(epoch FROM ({time})::timestamptz)::float8, ({v})::float8]))[2] AS current,\n\
-                   sum(({v})::float8) AS total, count(*) AS samples\n\
+                   (max(ARRAY[extract(epoch FROM ({time})::timestamptz)::{ty}, ({v})::{ty}]))[2] AS current,\n\
+                   sum(({v})::{ty}) AS total, count(*) AS samples\n\
                    FROM {src} t\n\
                    WHERE {time} >= {since} AND {time} <= {now} AND {v} IS NOT NULL AND {e} IS NOT NULL{filter}\n\
                    GROUP BY 1 HAVING count(*) >= 2) x\n\
              CROSS JOIN LATERAL (SELECT (x.total - x.current) / (x.samples - 1) AS average) a",
-            sev = self.severity("a.average - x.current", Unit::Number),
+            sev = self.severity("a.average - x.current", ty, Meets::AtLeast),
             src = self.source,
             since = self.as_time(&format!("now() - {}", opt("baseline", "interval"))),
             now = self.as_time("now()"),
@@ -381,9 +405,9 @@ impl Query<'_> {
                    WHERE {time} <= {cutoff}{filter}{entity_not_null}\n\
                    GROUP BY 1) x",
             e = self.entity(),
-            sev = self.severity("now() - x.since", Unit::Interval),
+            sev = self.severity("now() - x.since", "interval", Meets::AtLeast),
             src = self.source,
-            cutoff = self.as_time(&format!("now() - {}", self.lowest(Unit::Interval))),
+            cutoff = self.as_time(&format!("now() - {}", self.lowest("interval"))),
             filter = self.filter("filter"),
             entity_not_null = self
                 .col("entity")
@@ -468,14 +492,14 @@ impl Query<'_> {
                    GROUP BY 1) x\n\
              WHERE x.n >= {lowest}",
             e = self.entity(),
-            sev = self.severity("x.n", Unit::Number),
+            sev = self.severity("x.n", "float8", Meets::AtLeast),
             src = self.source,
             filter = self.filter("filter"),
             entity_not_null = self
                 .col("entity")
                 .map(|c| format!(" AND {c} IS NOT NULL"))
                 .unwrap_or_default(),
-            lowest = self.lowest(Unit::Number),
+            lowest = self.lowest("float8"),
         );
         self.finish(
             &inner,
@@ -503,17 +527,20 @@ impl Query<'_> {
             || "count(*)::float8".into(),
             |v| format!("coalesce(sum(({v})::float8), 0)"),
         );
-        let z = "(f.current - f.mean) / f.sd";
         let scored = match self.o["direction"].as_str() {
-            Some("up") => z.to_string(),
-            Some("down") => format!("-{z}"),
-            _ => format!("abs({z})"),
+            Some("up") => "f.z",
+            Some("down") => "-f.z",
+            _ => "abs(f.z)",
         };
         // One LATERAL range scan per slot, so an index on the time column
         // reads 13 hours of rows instead of the whole table.
         // Hour slots: w = 0 is the last complete hour, w = 1.. the same hour
         // of the previous weeks. Weeks before an entity's first slot with data
-        // are left out; later empty weeks count as zero.
+        // are left out; later empty weeks count as zero. The spread is summed
+        // as squared deviations from the mean (two passes), not as
+        // sum(v²) − sum(v)²/n: over equal non-integer values that difference
+        // leaves rounding error of ~1e-8 × the mean, which would read as
+        // spread. vigil.zscore is NULL when the spread is only float noise.
         let inner = format!(
             "WITH slots AS (\n\
                SELECT w, date_trunc('hour', now()) - interval '1 hour' - w * interval '1 week' AS s\n\
@@ -527,22 +554,27 @@ impl Query<'_> {
              per AS (\n\
                SELECT entity, coalesce(max(v) FILTER (WHERE w = 0), 0) AS current,\n\
                       max(w) FILTER (WHERE w > 0) AS weeks,\n\
-                      coalesce(sum(v) FILTER (WHERE w > 0), 0) AS s1,\n\
-                      coalesce(sum(v * v) FILTER (WHERE w > 0), 0) AS s2\n\
+                      count(*) FILTER (WHERE w > 0) AS filled,\n\
+                      coalesce(sum(v) FILTER (WHERE w > 0), 0) AS s1\n\
                FROM counts GROUP BY entity),\n\
              stats AS (\n\
-               SELECT entity, current, weeks, s1 / weeks AS mean,\n\
-                      sqrt(greatest((s2 - s1 * s1 / weeks) / (weeks - 1), 0)) AS sd\n\
-               FROM per WHERE weeks >= {min_weeks})\n\
-             SELECT f.*, {z} AS z, {sev} AS severity, date_trunc('hour', now()) - interval '1 hour' AS hour\n\
-             FROM stats f WHERE f.sd > 0",
+               SELECT p.entity, p.current, p.weeks, p.s1 / p.weeks AS mean,\n\
+                      sqrt((coalesce(sum((c.v - p.s1 / p.weeks) * (c.v - p.s1 / p.weeks)), 0)\n\
+                            + (p.weeks - p.filled) * (p.s1 / p.weeks) * (p.s1 / p.weeks)) / (p.weeks - 1)) AS sd\n\
+               FROM per p LEFT JOIN counts c ON c.entity = p.entity AND c.w > 0\n\
+               WHERE p.weeks >= {min_weeks}\n\
+               GROUP BY p.entity, p.current, p.weeks, p.filled, p.s1),\n\
+             scored AS (\n\
+               SELECT s.*, vigil.zscore(s.current, s.mean, s.sd) AS z FROM stats s)\n\
+             SELECT f.*, {sev} AS severity, date_trunc('hour', now()) - interval '1 hour' AS hour\n\
+             FROM scored f WHERE f.z IS NOT NULL",
             days = opt("baseline_days", "int"),
             src = self.source,
             lo = self.as_time("sl.s"),
             hi = self.as_time("sl.s + interval '1 hour'"),
             filter = self.filter("filter"),
             min_weeks = opt("min_weeks", "int"),
-            sev = self.severity(&scored, Unit::Number),
+            sev = self.severity(scored, "float8", Meets::Beyond),
         );
         self.finish(
             &inner,
@@ -604,14 +636,15 @@ impl Query<'_> {
              s AS (\n\
                SELECT m.*, vigil.saturation_status(m.conv, m.base_conv, m.m24, m.base_daily) AS status,\n\
                       vigil.exhaustion_score(m.conv, m.base_conv, m.m24, m.base_daily, m.decline_days::int) AS exhaustion,\n\
-                      (m.conv - m.rate_mean) / nullif(m.rate_sd, 0) AS conversion_z,\n\
-                      (m.m24 - m.base_daily) / nullif(m.vol_sd, 0) AS volume_z\n\
+                      vigil.zscore(m.conv, m.rate_mean, m.rate_sd) AS conversion_z,\n\
+                      vigil.zscore(m.m24, m.base_daily, m.vol_sd) AS volume_z\n\
                FROM m)\n\
              SELECT s.*, o.*, vigil.saturation_predicted(s.conversion_z, s.volume_z, s.decline_days::int) AS predicted\n\
              FROM s CROSS JOIN LATERAL (VALUES\n\
                ('saturation', s.status::text, CASE s.status WHEN 'RED' THEN 'high' WHEN 'YELLOW' THEN 'medium' END::vigil.severity),\n\
-               ('exhaustion', NULL, CASE WHEN s.exhaustion >= 90 AND 90 >= ($1->>'exhaustion_threshold')::float8 THEN 'critical'\n\
-                                         WHEN s.exhaustion >= ($1->>'exhaustion_threshold')::float8 THEN 'high' END::vigil.severity)\n\
+               ('exhaustion', NULL, CASE WHEN s.exhaustion > ($1->>'exhaustion_threshold')::float8\n\
+                                         THEN CASE WHEN s.exhaustion >= 90 AND 90 >= ($1->>'exhaustion_threshold')::float8\n\
+                                                   THEN 'critical' ELSE 'high' END END::vigil.severity)\n\
              ) AS o(finding, status_text, severity)",
             src = self.source,
             since = self.as_time(&format!("now() - ({} + 1) * interval '1 day'", opt("baseline_days", "int"))),
@@ -705,6 +738,25 @@ impl Query<'_> {
                 prediction: None,
             },
         )
+    }
+}
+
+/// How a value meets a threshold. Where the seed says "above" (z-scores:
+/// `|z| > 3`; exhaustion: `> 70`) a value exactly at it does not.
+#[derive(Debug, Clone, Copy)]
+enum Meets {
+    /// `>=`: drops, ages and counts that reach the threshold.
+    AtLeast,
+    /// `>`: strictly beyond it.
+    Beyond,
+}
+
+impl Meets {
+    fn op(self) -> &'static str {
+        match self {
+            Meets::AtLeast => ">=",
+            Meets::Beyond => ">",
+        }
     }
 }
 

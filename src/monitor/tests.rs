@@ -17,6 +17,7 @@ fn cols() -> Columns {
         ("day", c(ColType::Time, "date")),
         ("stage", c(ColType::Text, "text")),
         ("amount", c(ColType::Numeric, "numeric(12,2)")),
+        ("ratio", c(ColType::Numeric, "double precision")),
         ("active", c(ColType::Bool, "boolean")),
         ("we\"ird; DROP TABLE x", c(ColType::Text, "text")),
     ]
@@ -259,6 +260,132 @@ fn severity_case_uses_only_given_levels_worst_first() {
         q.contains("WHERE x.n >= ($1->'thresholds'->>'medium')::float8"),
         "{q}"
     );
+}
+
+#[test]
+fn zscore_thresholds_are_strict_and_drop_count_stall_thresholds_inclusive() {
+    let q = ok("zscore", json!({"entity": "client", "time": "recorded_at"}))
+        .query
+        .unwrap();
+    for level in ["medium", "high", "critical"] {
+        assert!(
+            q.contains(&format!(
+                "WHEN abs(f.z) > ($1->'thresholds'->>'{level}')::float8 THEN '{level}'"
+            )),
+            "{q}"
+        );
+    }
+    assert!(!q.contains(">= ($1->'thresholds'"), "{q}");
+    let q = ok(
+        "zscore",
+        json!({"entity": "client", "time": "recorded_at", "direction": "down"}),
+    )
+    .query
+    .unwrap();
+    assert!(
+        q.contains("WHEN -f.z > ($1->'thresholds'->>'medium')::float8"),
+        "{q}"
+    );
+    let q = ok("count", json!({"thresholds": {"medium": 2}}))
+        .query
+        .unwrap();
+    assert!(
+        q.contains("WHEN x.n >= ($1->'thresholds'->>'medium')::float8"),
+        "{q}"
+    );
+    let q = ok(
+        "stall",
+        json!({"time": "recorded_at", "thresholds": {"medium": "14 days"}}),
+    )
+    .query
+    .unwrap();
+    assert!(
+        q.contains("WHEN now() - x.since >= ($1->'thresholds'->>'medium')::interval"),
+        "{q}"
+    );
+}
+
+#[test]
+fn zscores_in_scans_come_from_vigil_zscore() {
+    let q = ok(
+        "zscore",
+        json!({"entity": "client", "time": "recorded_at", "value": "amount"}),
+    )
+    .query
+    .unwrap();
+    assert!(
+        q.contains("vigil.zscore(s.current, s.mean, s.sd) AS z"),
+        "{q}"
+    );
+    assert!(q.contains("WHERE f.z IS NOT NULL"), "{q}");
+    let q = ok(
+        "saturation",
+        json!({"entity": "client", "time": "recorded_at", "converted": {"stage": "paid"}}),
+    )
+    .query
+    .unwrap();
+    assert!(
+        q.contains("vigil.zscore(m.conv, m.rate_mean, m.rate_sd) AS conversion_z"),
+        "{q}"
+    );
+    assert!(
+        q.contains("vigil.zscore(m.m24, m.base_daily, m.vol_sd) AS volume_z"),
+        "{q}"
+    );
+    assert!(!q.contains("nullif(m.rate_sd"), "{q}");
+}
+
+#[test]
+fn exhaustion_alerts_only_strictly_above_its_threshold() {
+    let q = ok(
+        "saturation",
+        json!({"entity": "client", "time": "recorded_at", "converted": {"stage": "paid"}}),
+    )
+    .query
+    .unwrap();
+    assert!(
+        q.contains("WHEN s.exhaustion > ($1->>'exhaustion_threshold')::float8"),
+        "{q}"
+    );
+    assert!(
+        !q.contains("s.exhaustion >= ($1->>'exhaustion_threshold')"),
+        "{q}"
+    );
+}
+
+#[test]
+fn drop_computes_in_numeric_for_numeric_and_integer_columns_only() {
+    for (column, ty) in [
+        ("amount", "numeric"),
+        ("score", "numeric"),
+        ("ratio", "float8"),
+    ] {
+        let q = ok(
+            "drop",
+            json!({"entity": "client", "time": "recorded_at", "value": column,
+                   "zones": {"red": 50, "yellow": 70}}),
+        )
+        .query
+        .unwrap();
+        assert!(
+            q.contains(&format!("sum((t.\"{column}\")::{ty}) AS total")),
+            "{q}"
+        );
+        assert!(
+            q.contains(&format!("(t.\"{column}\")::{ty}]))[2] AS current")),
+            "{q}"
+        );
+        assert!(
+            q.contains(&format!(
+                "WHEN a.average - x.current >= ($1->'thresholds'->>'medium')::{ty}"
+            )),
+            "{q}"
+        );
+        assert!(
+            q.contains(&format!("x.current < ($1->'zones'->>'red')::{ty}")),
+            "{q}"
+        );
+    }
 }
 
 #[test]

@@ -6,13 +6,13 @@
 use super::http::{Request, Sender};
 use super::outbox::{self, Claimed, Outcome};
 use super::ratelimit::RateLimits;
-use super::retry::{self, Attempt, Decision, Jitter};
+use super::retry::{self, Attempt, Budget, Decision, Jitter};
 use crate::gucs;
 use crate::worker::{beat_idle, stopping};
 use pgrx::bgworkers::BackgroundWorker;
 use pgrx::prelude::*;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// pg_notify's payload limit (8000 bytes including the terminating NUL).
 const NOTIFY_MAX_BYTES: usize = 7999;
@@ -30,8 +30,8 @@ pub struct Delivery {
 
 impl Default for Delivery {
     fn default() -> Self {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
             ^ u64::from(std::process::id());
@@ -140,9 +140,9 @@ impl Delivery {
         let Some(sender) = self.sender.as_ref() else {
             return Vec::new();
         };
-        let attempts: HashMap<i64, (i32, i64)> = rows
+        let rows_by_id: HashMap<i64, (i32, i64, f64)> = rows
             .iter()
-            .map(|c| (c.id, (c.attempts, c.channel_id)))
+            .map(|c| (c.id, (c.attempts, c.channel_id, c.deadline_unix_ms)))
             .collect();
         let requests = rows
             .into_iter()
@@ -159,7 +159,8 @@ impl Delivery {
             .send_all(requests, concurrency, stopping)
             .into_iter()
             .map(|(id, attempt)| {
-                let (tries, channel) = attempts.get(&id).copied().unwrap_or((1, 0));
+                let (attempts, channel, deadline) =
+                    rows_by_id.get(&id).copied().unwrap_or((1, 0, 0.0));
                 match attempt {
                     None => Outcome {
                         id,
@@ -169,8 +170,13 @@ impl Delivery {
                         error: Some("interrupted by worker shutdown; sent again".into()),
                     },
                     Some(a) => {
-                        let decision = retry::decide(&a, tries, max_attempts, self.jitter.sample());
-                        outcome(id, channel, &a, decision)
+                        let budget = Budget {
+                            attempts,
+                            max_attempts,
+                            left: until(deadline),
+                        };
+                        let decision = retry::decide(&a, budget, self.jitter.sample());
+                        outcome(id, channel, attempts, &a, decision)
                     }
                 }
             })
@@ -178,7 +184,23 @@ impl Delivery {
     }
 }
 
-fn outcome(id: i64, channel: i64, attempt: &Attempt, decision: Decision) -> Outcome {
+/// Time from now until `unix_ms`, zero once it has passed. The worker's
+/// clock is the server's, the one `created_at` was read from.
+fn until(unix_ms: f64) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+        * 1000.0;
+    Duration::from_secs_f64(((unix_ms - now) / 1000.0).max(0.0))
+}
+
+/// Turns a decision into the row's new values, and logs it: failures that
+/// end a row, and a row's first retry, at LOG (later retries at DEBUG1, an
+/// outage would otherwise log every row every few minutes). The SQLSTATE
+/// says why: 08006 the receiver could not take it in time, 08000 it
+/// refused it or the request could not be made.
+fn outcome(id: i64, channel: i64, attempts: i32, attempt: &Attempt, decision: Decision) -> Outcome {
     let http_status = match attempt {
         Attempt::Http { status, .. } => Some(i32::from(*status)),
         _ => None,
@@ -186,9 +208,37 @@ fn outcome(id: i64, channel: i64, attempt: &Attempt, decision: Decision) -> Outc
     let status = decision.status();
     let (retry_in_ms, error) = match decision {
         Decision::Sent => (0.0, None),
-        Decision::Retry { delay, error } => (delay.as_secs_f64() * 1000.0, Some(error)),
-        Decision::Failed { error } | Decision::Dead { error } => {
-            log!("pg_vigil worker: notification {id} (channel {channel}) is {status}: {error}");
+        Decision::Retry { delay, error } => {
+            let level = if attempts <= 1 {
+                PgLogLevel::LOG
+            } else {
+                PgLogLevel::DEBUG1
+            };
+            ereport!(
+                level,
+                PgSqlErrorCode::ERRCODE_CONNECTION_FAILURE,
+                format!(
+                    "pg_vigil worker: notification {id} (channel {channel}) not delivered on attempt {attempts}, \
+                     retrying in {:.1} s until its delivery deadline: {error}",
+                    delay.as_secs_f64()
+                )
+            );
+            (delay.as_secs_f64() * 1000.0, Some(error))
+        }
+        Decision::Dead { error } => {
+            ereport!(
+                PgLogLevel::LOG,
+                PgSqlErrorCode::ERRCODE_CONNECTION_FAILURE,
+                format!("pg_vigil worker: notification {id} (channel {channel}) is dead: {error}")
+            );
+            (0.0, Some(error))
+        }
+        Decision::Failed { error } => {
+            ereport!(
+                PgLogLevel::LOG,
+                PgSqlErrorCode::ERRCODE_CONNECTION_EXCEPTION,
+                format!("pg_vigil worker: notification {id} (channel {channel}) failed: {error}")
+            );
             (0.0, Some(error))
         }
     };
@@ -210,6 +260,7 @@ fn notify_one(c: &Claimed) -> pgrx::spi::SpiResult<Outcome> {
         return Ok(outcome(
             c.id,
             c.channel_id,
+            c.attempts,
             &Attempt::Invalid(error.clone()),
             Decision::Failed { error },
         ));

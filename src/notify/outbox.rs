@@ -17,6 +17,9 @@ pub struct Claimed {
     pub payload: String,
     pub idempotency_key: String,
     pub attempts: i32,
+    /// The row's delivery deadline (its creation or last replay plus the
+    /// channel's `delivery_deadline`), in milliseconds since the Unix epoch.
+    pub deadline_unix_ms: f64,
 }
 
 /// The result of one row's attempt.
@@ -101,7 +104,9 @@ pub fn claim(batch: i32, lease_ms: i64, allowances: &[(i64, i32)]) -> SpiResult<
              FROM due, vigil.channels ch
              WHERE n.id = due.id AND ch.id = n.channel_id
              RETURNING n.id, n.channel_id, ch.kind, ch.url, ch.headers::text, n.payload::text,
-                       n.idempotency_key, n.attempts",
+                       n.idempotency_key, n.attempts,
+                       extract(epoch FROM coalesce(n.replayed_at, n.created_at) + ch.delivery_deadline)::float8
+                           * 1000",
             None,
             &[ids.into(), allowed.into(), batch.into(), lease_ms.into()],
         )?;
@@ -116,6 +121,7 @@ pub fn claim(batch: i32, lease_ms: i64, allowances: &[(i64, i32)]) -> SpiResult<
                 payload: row.get(6)?.unwrap_or_default(),
                 idempotency_key: row.get(7)?.unwrap_or_default(),
                 attempts: row.get(8)?.unwrap_or_default(),
+                deadline_unix_ms: row.get(9)?.unwrap_or_default(),
             })
         })
         .collect()

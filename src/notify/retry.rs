@@ -1,14 +1,17 @@
 //! What happens to a notification after one delivery attempt: sent, retried
-//! later (exponential backoff with jitter, never before the receiver's
-//! `Retry-After`), failed for good, or dead once the attempts run out.
+//! later (capped exponential backoff with jitter, never before the
+//! receiver's `Retry-After`), failed for good, or dead once its channel's
+//! delivery deadline has passed (or the `vigil.max_attempts` safety bound).
 
 use super::payload::days_from_civil;
 use std::time::Duration;
 
 /// First retry delay; doubles with every attempt.
 pub const BASE_DELAY: Duration = Duration::from_secs(1);
-/// Longest backoff between two attempts.
-pub const MAX_DELAY: Duration = Duration::from_secs(600);
+/// Longest backoff between two attempts: during a long outage the receiver
+/// is still tried every 2.5 to 5 minutes, so it gets the backlog soon after
+/// it recovers.
+pub const MAX_DELAY: Duration = Duration::from_secs(300);
 /// A receiver cannot push a retry further out than this with `Retry-After`.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
@@ -70,8 +73,22 @@ pub fn backoff(attempts: i32, jitter: f64) -> Duration {
     half + half.mul_f64(jitter.clamp(0.0, 1.0))
 }
 
-/// Decides the row's fate. `attempts` counts this attempt too.
-pub fn decide(attempt: &Attempt, attempts: i32, max_attempts: i32, jitter: f64) -> Decision {
+/// Where a row stands when its attempt's outcome is decided.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    /// Attempts made, this one included.
+    pub attempts: i32,
+    /// `vigil.max_attempts`: a safety bound, normally far beyond the deadline.
+    pub max_attempts: i32,
+    /// Time left until the row's delivery deadline (zero once it has passed).
+    pub left: Duration,
+}
+
+/// Decides the row's fate. A retryable failure is retried until the
+/// deadline: the last retry is scheduled at the deadline itself, so a row
+/// is dead only after an attempt at or past its deadline failed (or when
+/// the receiver's `Retry-After` asks for a retry only after it).
+pub fn decide(attempt: &Attempt, budget: Budget, jitter: f64) -> Decision {
     let (error, retry_after) = match attempt {
         Attempt::Http { status, .. } if (200..300).contains(status) => return Decision::Sent,
         Attempt::Http {
@@ -89,12 +106,29 @@ pub fn decide(attempt: &Attempt, attempts: i32, max_attempts: i32, jitter: f64) 
         Attempt::Connection(e) => (format!("connection error: {e}"), None),
         Attempt::Invalid(e) => return Decision::Failed { error: e.clone() },
     };
-    if attempts >= max_attempts {
+    let attempts = budget.attempts;
+    if budget.left.is_zero() {
         return Decision::Dead {
-            error: format!("{error} (gave up after {attempts} attempts)"),
+            error: format!(
+                "{error} (gave up after {attempts} attempts: the delivery deadline passed)"
+            ),
         };
     }
-    let delay = backoff(attempts, jitter).max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER));
+    if attempts >= budget.max_attempts {
+        return Decision::Dead {
+            error: format!("{error} (gave up after {attempts} attempts: vigil.max_attempts)"),
+        };
+    }
+    let not_before = retry_after.unwrap_or_default().min(MAX_RETRY_AFTER);
+    if not_before > budget.left {
+        return Decision::Dead {
+            error: format!(
+                "{error} (gave up after {attempts} attempts: Retry-After {} s is past the delivery deadline)",
+                not_before.as_secs()
+            ),
+        };
+    }
+    let delay = backoff(attempts, jitter).max(not_before).min(budget.left);
     Decision::Retry { delay, error }
 }
 
@@ -165,6 +199,15 @@ impl Jitter {
 mod tests {
     use super::*;
 
+    /// A row with a day left before its deadline.
+    fn day(attempts: i32, max_attempts: i32) -> Budget {
+        Budget {
+            attempts,
+            max_attempts,
+            left: Duration::from_secs(86_400),
+        }
+    }
+
     fn http(status: u16, retry_after: Option<u64>) -> Attempt {
         Attempt::Http {
             status,
@@ -176,14 +219,14 @@ mod tests {
     #[test]
     fn two_hundreds_are_sent() {
         for s in [200, 201, 202, 204, 299] {
-            assert_eq!(decide(&http(s, None), 1, 5, 0.5), Decision::Sent);
+            assert_eq!(decide(&http(s, None), day(1, 5), 0.5), Decision::Sent);
         }
     }
 
     #[test]
     fn client_errors_fail_without_retry() {
         for s in [400, 401, 403, 404, 410, 413, 422] {
-            let d = decide(&http(s, None), 1, 5, 0.5);
+            let d = decide(&http(s, None), day(1, 5), 0.5);
             assert_eq!(d.status(), "failed", "status {s}");
         }
         let d = decide(
@@ -192,8 +235,7 @@ mod tests {
                 retry_after: None,
                 body: "invalid_payload".into(),
             },
-            1,
-            5,
+            day(1, 5),
             0.0,
         );
         assert_eq!(
@@ -215,26 +257,152 @@ mod tests {
             Attempt::Timeout,
             Attempt::Connection("refused".into()),
         ] {
-            assert_eq!(decide(&a, 1, 5, 0.5).status(), "pending", "{a:?}");
+            assert_eq!(decide(&a, day(1, 5), 0.5).status(), "pending", "{a:?}");
         }
     }
 
     #[test]
-    fn retryable_error_on_last_attempt_is_dead_and_keeps_the_error() {
-        let d = decide(&http(503, None), 5, 5, 0.5);
+    fn retryable_error_past_the_deadline_is_dead_and_keeps_the_error() {
+        let past = Budget {
+            attempts: 40,
+            max_attempts: 10_000,
+            left: Duration::ZERO,
+        };
         assert_eq!(
-            d,
+            decide(&http(503, None), past, 0.5),
             Decision::Dead {
-                error: "HTTP 503 (gave up after 5 attempts)".into()
+                error: "HTTP 503 (gave up after 40 attempts: the delivery deadline passed)".into()
             }
         );
-        let d = decide(&Attempt::Connection("refused".into()), 3, 3, 0.5);
+        let d = decide(&Attempt::Connection("refused".into()), past, 0.5);
         assert_eq!(d.status(), "dead");
+        // Past the deadline, success and rejections are what they always are.
+        assert_eq!(decide(&http(200, None), past, 0.5), Decision::Sent);
+        assert_eq!(decide(&http(404, None), past, 0.5).status(), "failed");
+    }
+
+    #[test]
+    fn max_attempts_still_bounds_retries_before_the_deadline() {
+        assert_eq!(
+            decide(&http(503, None), day(5, 5), 0.5),
+            Decision::Dead {
+                error: "HTTP 503 (gave up after 5 attempts: vigil.max_attempts)".into()
+            }
+        );
+        assert_eq!(decide(&http(503, None), day(4, 5), 0.5).status(), "pending");
+    }
+
+    #[test]
+    fn the_last_retry_is_scheduled_at_the_deadline() {
+        let near = Budget {
+            attempts: 12,
+            max_attempts: 10_000,
+            left: Duration::from_secs(7),
+        };
+        assert_eq!(
+            decide(&http(502, None), near, 0.9),
+            Decision::Retry {
+                delay: Duration::from_secs(7),
+                error: "HTTP 502".into()
+            }
+        );
+        // A Retry-After that still fits is honoured exactly ...
+        let d = decide(&http(429, Some(7)), near, 0.0);
+        assert!(matches!(d, Decision::Retry { delay, .. } if delay == Duration::from_secs(7)));
+        // ... one past the deadline means no retry can be both allowed and in time.
+        assert_eq!(
+            decide(&http(429, Some(8)), near, 0.0),
+            Decision::Dead {
+                error: "HTTP 429 (gave up after 12 attempts: Retry-After 8 s is past the delivery deadline)"
+                    .into()
+            }
+        );
+    }
+
+    /// Replays a receiver that fails every attempt, on a simulated clock,
+    /// with `decide` scheduling each retry; returns the attempt times.
+    fn outage(deadline: Duration, jitter: f64) -> (Vec<Duration>, Decision) {
+        let mut now = Duration::ZERO;
+        let mut times = Vec::new();
+        for attempts in 1.. {
+            times.push(now);
+            let budget = Budget {
+                attempts,
+                max_attempts: 1_000_000,
+                left: deadline.saturating_sub(now),
+            };
+            match decide(&http(503, None), budget, jitter) {
+                Decision::Retry { delay, .. } => now += delay,
+                end => return (times, end),
+            }
+        }
+        unreachable!()
+    }
+
+    #[test]
+    fn a_long_outage_is_retried_under_the_cap_until_the_deadline() {
+        let deadline = Duration::from_secs(24 * 3600);
+        for jitter in [0.0, 0.37, 0.999] {
+            let (times, end) = outage(deadline, jitter);
+            assert_eq!(end.status(), "dead");
+            assert_eq!(
+                times.last(),
+                Some(&deadline),
+                "the last attempt is at the deadline"
+            );
+            for pair in times.windows(2) {
+                let gap = pair[1] - pair[0];
+                assert!(gap <= MAX_DELAY && !gap.is_zero(), "gap {gap:?}");
+            }
+            // The default deadline means hundreds of attempts, every 2.5-5
+            // minutes once the backoff reached the cap.
+            assert!(
+                (280..=600).contains(&times.len()),
+                "{} attempts",
+                times.len()
+            );
+        }
+        // The seconds-long deadline the e2e test uses: a handful of attempts.
+        let (times, end) = outage(Duration::from_secs(2), 0.5);
+        assert_eq!(end.status(), "dead");
+        assert_eq!(times.last(), Some(&Duration::from_secs(2)));
+        assert!(times.len() <= 4, "{times:?}");
+    }
+
+    #[test]
+    fn a_short_outage_is_delivered_not_dead() {
+        // 8 minutes of 503s (what used to exhaust the 10 attempts), then 200.
+        let outage_ends = Duration::from_secs(8 * 60);
+        let mut now = Duration::ZERO;
+        for attempts in 1.. {
+            let attempt = if now < outage_ends {
+                http(503, None)
+            } else {
+                http(200, None)
+            };
+            let budget = Budget {
+                attempts,
+                max_attempts: 10_000,
+                left: Duration::from_secs(86_400).saturating_sub(now),
+            };
+            match decide(&attempt, budget, 0.5) {
+                Decision::Retry { delay, .. } => now += delay,
+                Decision::Sent => {
+                    assert!(now < outage_ends + MAX_DELAY, "sent {now:?} in");
+                    return;
+                }
+                other => panic!("{other:?} after {attempts} attempts"),
+            }
+        }
     }
 
     #[test]
     fn invalid_requests_fail_at_once() {
-        let d = decide(&Attempt::Invalid("payload too large".into()), 1, 5, 0.5);
+        let d = decide(
+            &Attempt::Invalid("payload too large".into()),
+            day(1, 5),
+            0.5,
+        );
         assert_eq!(
             d,
             Decision::Failed {
@@ -261,7 +429,7 @@ mod tests {
 
     #[test]
     fn retry_never_comes_before_retry_after() {
-        let d = decide(&http(429, Some(2)), 1, 5, 0.0);
+        let d = decide(&http(429, Some(2)), day(1, 5), 0.0);
         assert_eq!(
             d,
             Decision::Retry {
@@ -270,10 +438,10 @@ mod tests {
             }
         );
         // A longer backoff wins over a short Retry-After.
-        let d = decide(&http(503, Some(1)), 6, 10, 0.0);
+        let d = decide(&http(503, Some(1)), day(6, 10), 0.0);
         assert!(matches!(d, Decision::Retry { delay, .. } if delay == Duration::from_secs(16)));
         // A hostile Retry-After is capped.
-        let d = decide(&http(429, Some(10_000_000)), 1, 5, 0.0);
+        let d = decide(&http(429, Some(10_000_000)), day(1, 5), 0.0);
         assert!(matches!(d, Decision::Retry { delay, .. } if delay == MAX_RETRY_AFTER));
     }
 

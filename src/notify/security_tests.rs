@@ -205,6 +205,9 @@ mod tests {
             "headers = '[\"HDRSECRET\"]'",
             "repeat_interval = NULL",
             "repeat_interval = '-1 day'",
+            "delivery_deadline = NULL",
+            "delivery_deadline = '0'",
+            "delivery_deadline = '31 days'",
             "max_per_second = -1",
             "max_per_second = 'NaN'",
             "name = 'other'",
@@ -480,6 +483,42 @@ mod tests {
         assert_eq!(
             one::<i64>("SELECT count(*) FROM vigil.notifications"),
             Some(1)
+        );
+    }
+
+    #[pg_test]
+    fn delivery_deadline_is_positive_and_at_most_30_days_naming_it() {
+        for bad in ["'0'", "'-1 hour'", "'30 days 1 second'", "'2 months'"] {
+            assert_fails(
+                &format!(
+                    "SELECT vigil.create_channel('d', 'webhook', 'http://127.0.0.1:9/d',
+                                                 delivery_deadline => {bad})"
+                ),
+                INVALID,
+                "delivery_deadline must be a positive interval of at most 30 days, got",
+            );
+        }
+        assert_fails(
+            "SELECT vigil.create_channel('d', 'webhook', 'http://127.0.0.1:9/d', delivery_deadline => NULL)",
+            "22004",
+            "delivery_deadline must not be NULL",
+        );
+        Spi::run("SELECT vigil.create_channel('d', 'webhook', 'http://127.0.0.1:9/d')").unwrap();
+        assert_eq!(
+            one::<String>("SELECT delivery_deadline::text FROM vigil.channels WHERE name = 'd'"),
+            Some("24:00:00".into())
+        );
+        Spi::run(
+            "SELECT vigil.create_channel('e', 'webhook', 'http://127.0.0.1:9/e',
+                                         delivery_deadline => '30 days')",
+        )
+        .unwrap();
+        Spi::run("UPDATE vigil.channels SET delivery_deadline = '2 seconds' WHERE name = 'd'")
+            .unwrap();
+        assert_fails(
+            "UPDATE vigil.channels SET delivery_deadline = '0' WHERE name = 'd'",
+            INVALID,
+            "delivery_deadline",
         );
     }
 

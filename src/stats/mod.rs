@@ -197,7 +197,8 @@ impl StatsSummary {
     }
 
     /// `x`'s z-score against this summary's mean and sample stddev; `None`
-    /// when there are fewer than two values or they are all equal.
+    /// when there are fewer than two values or they are all equal (to float
+    /// noise).
     pub fn zscore(&self, x: f64) -> Result<Option<f64>> {
         match self.stddev() {
             Some(stddev) => zscore(x, self.mean, stddev),
@@ -361,13 +362,25 @@ impl fmt::Display for StatsSummary {
     }
 }
 
-/// `(value - mean) / stddev`, or `None` when stddev is 0 (like
-/// `NULLIF(stddev, 0)`).
+/// A standard deviation at most this fraction of the mean's magnitude (of 1
+/// for means below 1) is float rounding, not spread.
+pub const NOISE_RELATIVE: f64 = 1e-9;
+
+/// Whether `stddev` is no real spread around `mean`: zero, or below float
+/// noise. Equal values summed in float8 leave a stddev of ~1e-17 (PostgreSQL's
+/// `stddev_samp` over thirty days of the same 0.3 conversion gives 6e-17);
+/// dividing by it turns any difference into a z-score of 1e15.
+pub fn spread_is_noise(stddev: f64, mean: f64) -> bool {
+    stddev <= NOISE_RELATIVE * mean.abs().max(1.0)
+}
+
+/// `(value - mean) / stddev`, or `None` when the stddev is no real spread
+/// ([`spread_is_noise`]; 0 included, like `NULLIF(stddev, 0)`).
 pub fn zscore(value: f64, mean: f64, stddev: f64) -> Result<Option<f64>> {
     let value = finite("value", value)?;
     let mean = finite("mean", mean)?;
     let stddev = non_negative("stddev", stddev)?;
-    if stddev == 0.0 {
+    if spread_is_noise(stddev, mean) {
         return Ok(None);
     }
     let z = (value - mean) / stddev;

@@ -193,7 +193,8 @@ fn statsagg_zscore(summary: StatsAgg, value: f64) -> Option<f64> {
     summary.summary.zscore(value).or_raise()
 }
 
-/// `(value − mean) / stddev`; NULL when stddev is 0 (like `NULLIF(stddev, 0)`).
+/// `(value − mean) / stddev`; NULL when stddev ≤ 1e-9 × max(1, |mean|), i.e. 0
+/// or float noise (`stats::spread_is_noise`).
 #[pg_extern(immutable, strict, parallel_safe)]
 fn zscore(value: f64, mean: f64, stddev: f64) -> Option<f64> {
     super::zscore(value, mean, stddev).or_raise()

@@ -321,8 +321,36 @@ fn zscore_is_none_for_zero_stddev_and_names_bad_arguments() {
         assert_eq!(err.kind, ErrorKind::InvalidParameter);
         assert!(err.message.starts_with(name), "{}", err.message);
     }
-    let err = zscore(1e308, -1e308, 0.5).unwrap_err();
+    let err = zscore(1e308, -1e308, 1e300).unwrap_err();
     assert_eq!(err.kind, ErrorKind::OutOfRange);
+}
+
+#[test]
+fn spread_below_float_noise_is_no_spread_relative_to_the_mean() {
+    // Means below 1 are judged against 1: an absolute 1e-9.
+    assert!(spread_is_noise(0.0, 0.3));
+    assert!(spread_is_noise(1e-9, 0.3));
+    assert!(!spread_is_noise(2e-9, 0.3));
+    assert!(spread_is_noise(1e-9, -0.5));
+    // Larger means scale it.
+    assert!(spread_is_noise(1e-3, 1e6));
+    assert!(!spread_is_noise(2e-3, 1e6));
+    assert!(spread_is_noise(1e-3, -1e6));
+    assert!(!spread_is_noise(1.5, 10.0));
+}
+
+#[test]
+fn zscore_of_a_zero_spread_baseline_is_none_not_huge() {
+    // Thirty days of the same conversion rate, as PostgreSQL's stddev_samp
+    // (Youngs-Cramer) leaves it: not 0, but 6e-17.
+    let rates = summarize(&[0.3; 30]);
+    assert_eq!(rates.zscore(0.2), Ok(None));
+    assert_eq!(zscore(0.2, 0.3, 5.996_679_365_880_867e-17), Ok(None));
+    assert_eq!(zscore(0.2, 0.3, 1e-9), Ok(None));
+    let z = zscore(0.2, 0.3, 2e-9).unwrap().unwrap();
+    assert!((z + 5e7).abs() < 1.0, "{z}");
+    assert_eq!(zscore(1e6 + 1.0, 1e6, 1e-3), Ok(None));
+    assert_eq!(zscore(1e6 + 1.0, 1e6, 0.5), Ok(Some(2.0)));
 }
 
 #[test]

@@ -385,6 +385,145 @@ pub fn failed_deliveries_retry_honour_retry_after_and_go_dead(c: &Cluster) {
     reset_config(&mut db);
 }
 
+pub fn a_receiver_outage_within_the_deadline_is_delivered_not_dead(c: &Cluster) {
+    let mut db = worker_db(c);
+    let sink = Sink::start();
+    // The safety bound would end retries before the deadline if it still
+    // were what decides: the default must not.
+    let max_attempts: String = db.query_one("SHOW vigil.max_attempts", &[]).unwrap().get(0);
+    assert_eq!(max_attempts, "20000");
+    channel(
+        &mut db,
+        "recovering",
+        "webhook",
+        &sink.url("/recovering"),
+        "",
+    );
+    sink.push(
+        "/recovering",
+        [
+            Reply::Status(503),
+            Reply::Status(502),
+            Reply::Status(503),
+            Reply::Status(503),
+        ],
+    );
+    let id: i64 = db
+        .query_one("SELECT vigil.test_channel('recovering')", &[])
+        .unwrap()
+        .get(0);
+    // Backoff 0.5-1, 1-2, 2-4, 4-8 s: delivered within about 15 s.
+    wait_status(&mut db, id, "sent", Duration::from_secs(30));
+    let (_, attempts, status, error) = row(&mut db, id);
+    assert_eq!((attempts, status, error), (5, Some(200), None));
+    let times: Vec<Instant> = sink
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/recovering")
+        .map(|r| r.received_at)
+        .collect();
+    assert_eq!(times.len(), 5, "four failures, then the delivery");
+    for (n, pair) in times.windows(2).enumerate() {
+        // Equal jitter: never sooner than half the nominal 1 s * 2^n.
+        let floor = Duration::from_millis(500 << n);
+        assert!(
+            pair[1] - pair[0] >= floor,
+            "retry {n} after {:?}",
+            pair[1] - pair[0]
+        );
+    }
+}
+
+pub fn a_notification_still_failing_at_its_deadline_goes_dead_and_replay_restarts_it(c: &Cluster) {
+    let mut db = worker_db(c);
+    let sink = Sink::start();
+    sink.set_default(Reply::Status(503));
+    // Verbose: the log shows each line's SQLSTATE.
+    set_config(&mut db, &["ALTER SYSTEM SET log_error_verbosity = verbose"]);
+    channel(
+        &mut db,
+        "short-deadline",
+        "webhook",
+        &sink.url("/short"),
+        ", delivery_deadline => '2 seconds'",
+    );
+    let id: i64 = db
+        .query_one("SELECT vigil.test_channel('short-deadline')", &[])
+        .unwrap()
+        .get(0);
+    wait_status(&mut db, id, "dead", Duration::from_secs(20));
+    let (_, attempts, status, error) = row(&mut db, id);
+    let error = error.unwrap();
+    assert_eq!(status, Some(503));
+    assert!(
+        error.contains("the delivery deadline passed")
+            && error.contains(&format!("gave up after {attempts} attempts")),
+        "{error}"
+    );
+    // Retried while time was left, the last attempt at the deadline, dead only after it.
+    let (created_us, dead_us): (i64, i64) = {
+        let r = db
+            .query_one(
+                "SELECT (extract(epoch FROM created_at) * 1e6)::int8, (extract(epoch FROM updated_at) * 1e6)::int8
+                 FROM vigil.notifications WHERE id = $1",
+                &[&id],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    let sent: Vec<i64> = sink
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/short")
+        .map(|r| r.received_unix_us)
+        .collect();
+    assert_eq!(sent.len() as i32, attempts);
+    assert!((2..=5).contains(&attempts), "{attempts} attempts in 2 s");
+    let deadline_us = created_us + 2_000_000;
+    assert!(
+        sent[sent.len() - 2] < deadline_us,
+        "a retry before the deadline"
+    );
+    assert!(
+        *sent.last().unwrap() >= deadline_us,
+        "last attempt {} us before the deadline",
+        deadline_us - sent.last().unwrap()
+    );
+    assert!(
+        dead_us >= deadline_us,
+        "dead {} us before the deadline",
+        deadline_us - dead_us
+    );
+
+    // Retries and the dead row are logged with a SQLSTATE that says so, not 00000.
+    let log = c.log();
+    for line in [
+        format!("LOG:  08006: pg_vigil worker: notification {id} (channel "),
+        // (The sink answers its 503s with the body "ok".)
+        format!(") is dead: HTTP 503: ok (gave up after {attempts} attempts: the delivery deadline passed)"),
+    ] {
+        assert!(log.contains(&line), "{line:?} not in the server log");
+    }
+    assert!(
+        log.lines()
+            .any(|l| l.contains("LOG:  08006: pg_vigil worker: notification")
+                && l.contains("retrying in")),
+        "no first-retry line in the server log"
+    );
+    set_config(&mut db, &["ALTER SYSTEM RESET log_error_verbosity"]);
+
+    // A replay gets a fresh deadline: one more failure is retried, not dead.
+    sink.set_default(Reply::Status(200));
+    sink.push("/short", [Reply::Status(503)]);
+    let replayed: i64 = db
+        .query_one("SELECT vigil.replay_notifications('short-deadline')", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(replayed, 1);
+    wait_status(&mut db, id, "sent", Duration::from_secs(20));
+    assert_eq!(row(&mut db, id).1, 2, "a 503, then the delivery");
+}
+
 pub fn slack_channels_are_rate_limited_to_one_message_per_second(c: &Cluster) {
     let mut db = worker_db(c);
     let sink = Sink::start();

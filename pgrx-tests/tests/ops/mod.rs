@@ -31,7 +31,7 @@ const STATE: &[(&str, &str)] = &[
     (
         "channels",
         "SELECT concat_ws('|', id, name, kind, url, headers, min_severity, anomaly_types, send_resolved,
-                          max_per_second, repeat_interval, enabled, created_at) FROM vigil.channels ORDER BY id",
+                          max_per_second, repeat_interval, delivery_deadline, enabled, created_at) FROM vigil.channels ORDER BY id",
     ),
     (
         "monitors",
@@ -99,7 +99,7 @@ pub fn dump_and_restore_keep_configuration_edits(c: &Cluster) {
              SELECT vigil.create_channel('ops-hook', 'webhook', 'https://hooks.example.com/vigil',
                                          '{\"Authorization\": \"Bearer s3cret\"}', min_severity => 'high');
              SELECT vigil.create_channel('ops-slack', 'slack', 'https://hooks.slack.com/services/T/B/x',
-                                         send_resolved => true);
+                                         send_resolved => true, delivery_deadline => '3 days');
              SELECT vigil.create_monitor('sync', 'count', 'public.sync_errors',
                  '{\"entity\": \"source\", \"time\": \"occurred_at\", \"thresholds\": {\"high\": 3}}');",
         )

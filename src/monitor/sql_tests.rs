@@ -1,0 +1,202 @@
+//! `#[pg_test]`s of scans at the seed's boundaries: a value exactly at a
+//! threshold the seed calls "above" does not alert, one just over does; an
+//! inclusive threshold is met exactly even on numeric columns; a baseline
+//! without spread yields no z-score, no anomaly and no prediction.
+
+use pgrx::prelude::*;
+
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    fn one<T: pgrx::datum::FromDatum + pgrx::IntoDatum>(sql: &str) -> Option<T> {
+        Spi::get_one::<T>(sql).unwrap()
+    }
+
+    /// `entity:severity` of the monitor's alerts of one type, by entity.
+    fn alerts(monitor: &str, anomaly_type: &str) -> String {
+        Spi::get_one_with_args::<String>(
+            "SELECT coalesce(string_agg(entity || ':' || severity, ',' ORDER BY entity), '')
+             FROM vigil.alerts WHERE monitor = $1 AND anomaly_type = $2",
+            &[monitor.into(), anomaly_type.into()],
+        )
+        .unwrap()
+        .unwrap_or_default()
+    }
+
+    fn scan(monitor: &str) -> pgrx::JsonB {
+        let report =
+            Spi::get_one_with_args::<pgrx::JsonB>("SELECT vigil.scan($1)", &[monitor.into()])
+                .unwrap()
+                .unwrap();
+        assert_eq!(report.0["success"], true, "{}", report.0);
+        report
+    }
+
+    #[pg_test]
+    fn a_drop_of_exactly_10_on_a_numeric_column_is_a_medium_alert() {
+        // 71.8, 77.3, 69.6 average 72.9 exactly; in float8 the drop to 62.9
+        // comes out as 9.999999999999993.
+        Spi::run(
+            "CREATE TABLE public.boundary_health (client text, at timestamptz, score numeric(4,1));
+             INSERT INTO public.boundary_health
+             SELECT c, now() - (4 - i) * interval '1 day', s
+             FROM (VALUES ('exact'), ('under'), ('over')) e(c),
+                  unnest('{71.8, 77.3, 69.6}'::numeric[]) WITH ORDINALITY b(s, i);
+             INSERT INTO public.boundary_health VALUES
+                 ('exact', now() - interval '1 hour', 62.9),
+                 ('under', now() - interval '1 hour', 63.0),
+                 ('over', now() - interval '1 hour', 62.8);
+             SELECT vigil.create_monitor('boundary_drop', 'drop', 'public.boundary_health',
+                 '{\"entity\": \"client\", \"time\": \"at\", \"value\": \"score\",
+                   \"zones\": {\"red\": 62.9, \"yellow\": 70}}');",
+        )
+        .unwrap();
+        scan("boundary_drop");
+        assert_eq!(alerts("boundary_drop", "drop"), "exact:medium,over:medium");
+        assert_eq!(
+            one::<String>(
+                "SELECT details->>'drop_points' || ' ' || (details->>'zone')
+                 FROM vigil.alerts WHERE monitor = 'boundary_drop' AND entity = 'exact'"
+            ),
+            // 62.9 is not below a red zone of 62.9.
+            Some("10.0 YELLOW".into())
+        );
+    }
+
+    /// Rows of `public.boundary_events` in the hour-of-week slot `w` weeks
+    /// back (0: the last complete hour), `n` per entity, as the scan counts them.
+    fn events(rows: &str) {
+        Spi::run(&format!(
+            "INSERT INTO public.boundary_events
+             SELECT e, date_trunc('hour', now()) - interval '1 hour' - w * interval '1 week'
+                       + interval '10 minutes'
+             FROM (VALUES {rows}) v(e, w, n), generate_series(1, v.n)"
+        ))
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn a_zscore_of_exactly_3_is_no_anomaly_and_just_over_is() {
+        Spi::run("CREATE TABLE public.boundary_events (creator text, at timestamptz)").unwrap();
+        // Baseline 8, 10, 12: mean 10, sample stddev 2. Now 16 is z = 3
+        // exactly, 17 is z = 3.5; a flat baseline has no z at all.
+        events(
+            "('at3', 1, 8), ('at3', 2, 10), ('at3', 3, 12), ('at3', 0, 16),
+             ('over3', 1, 8), ('over3', 2, 10), ('over3', 3, 12), ('over3', 0, 17),
+             ('flat', 1, 10), ('flat', 2, 10), ('flat', 3, 10), ('flat', 0, 40)",
+        );
+        let options = r#"{"entity": "creator", "time": "at", "baseline_days": 21, "min_weeks": 3}"#;
+        Spi::run_with_args(
+            "SELECT vigil.create_monitor('boundary_z', 'zscore', 'public.boundary_events', $1::jsonb)",
+            &[options.into()],
+        )
+        .unwrap();
+        scan("boundary_z");
+        assert_eq!(alerts("boundary_z", "zscore_anomaly"), "over3:medium");
+        // A probe just below 3 shows the scan saw z = 3 for at3, so the
+        // case above really sits on the boundary.
+        Spi::run(
+            "SELECT vigil.create_monitor('boundary_z_probe', 'zscore', 'public.boundary_events',
+                 '{\"entity\": \"creator\", \"time\": \"at\", \"baseline_days\": 21, \"min_weeks\": 3,
+                   \"anomaly_type\": \"z_probe\", \"thresholds\": {\"medium\": 2.999}}')",
+        )
+        .unwrap();
+        scan("boundary_z_probe");
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(entity || '=' || (details->>'z'), ',' ORDER BY entity)
+                 FROM vigil.alerts WHERE anomaly_type = 'z_probe'"
+            ),
+            Some("at3=3.0,over3=3.5".into())
+        );
+    }
+
+    /// 20 baseline days (2 to 21 days ago: none yesterday, so no decline
+    /// chain) of 15 messages, 6 converted: daily baseline 300 / 30 = 10
+    /// messages, conversion 0.4.
+    fn messages_with_baseline(creator: &str) {
+        Spi::run_with_args(
+            "INSERT INTO public.boundary_messages
+             SELECT $1, now() - d * interval '1 day' - interval '1 hour', i <= 6
+             FROM generate_series(2, 21) d, generate_series(1, 15) i",
+            &[creator.into()],
+        )
+        .unwrap();
+    }
+
+    fn messages_today(creator: &str, sent: i32, converted: i32) {
+        Spi::run_with_args(
+            "INSERT INTO public.boundary_messages
+             SELECT $1, now() - interval '1 hour', i <= $3 FROM generate_series(1, $2) i",
+            &[creator.into(), sent.into(), converted.into()],
+        )
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn an_exhaustion_score_of_exactly_70_is_no_alert_and_75_is() {
+        Spi::run("CREATE TABLE public.boundary_messages (creator text, at timestamptz, paid bool)")
+            .unwrap();
+        // Today 25 messages (2.5 × baseline: +45) converting at 0.2 (half
+        // the baseline: +25) scores exactly 70; converting at 0.16, 75.
+        for (creator, converted) in [("at70", 5), ("over70", 4)] {
+            messages_with_baseline(creator);
+            messages_today(creator, 25, converted);
+        }
+        Spi::run(
+            "SELECT vigil.create_monitor('boundary_sat', 'saturation', 'public.boundary_messages',
+                 '{\"entity\": \"creator\", \"time\": \"at\", \"converted\": {\"paid\": true}}')",
+        )
+        .unwrap();
+        scan("boundary_sat");
+        assert_eq!(alerts("boundary_sat", "exhaustion"), "over70:high");
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(entity || '=' || (details->>'exhaustion_score'), ',' ORDER BY entity)
+                 FROM vigil.alerts WHERE monitor = 'boundary_sat' AND anomaly_type = 'saturation'"
+            ),
+            Some("at70=70.0,over70=75.0".into())
+        );
+    }
+
+    #[pg_test]
+    fn a_conversion_without_spread_has_no_zscore_and_predicts_nothing() {
+        Spi::run(
+            "CREATE TABLE public.boundary_messages (creator text, at timestamptz, paid bool);
+             -- 30 days converting at exactly 0.3 (3 of 10, 6 of 20), whose
+             -- stddev_samp is 6e-17, not 0; today 40 messages at 0.2.
+             INSERT INTO public.boundary_messages
+             SELECT 'flat', now() - d * interval '1 day' - interval '1 hour', i <= 3 * (1 + d % 2)
+             FROM generate_series(1, 30) d, generate_series(1, 10 * (1 + d % 2)) i;
+             INSERT INTO public.boundary_messages
+             SELECT 'flat', now() - interval '1 hour', i <= 8 FROM generate_series(1, 40) i;
+             SELECT vigil.create_monitor('boundary_flat', 'saturation', 'public.boundary_messages',
+                 '{\"entity\": \"creator\", \"time\": \"at\", \"converted\": {\"paid\": true}}');",
+        )
+        .unwrap();
+        assert!(
+            one::<f64>(
+                "SELECT stddev_samp(r) FROM (SELECT (3 * (1 + d % 2))::float8 / (10 * (1 + d % 2)) AS r
+                 FROM generate_series(1, 30) d) x"
+            )
+            .unwrap()
+                > 0.0,
+            "the case needs a baseline whose stddev is float noise, not 0"
+        );
+        let report = scan("boundary_flat");
+        assert_eq!(
+            report.0["predictions"],
+            serde_json::json!([]),
+            "{}",
+            report.0
+        );
+        assert_eq!(
+            one::<String>(
+                "SELECT (details->'conversion_z')::text || ' ' || (details->>'volume_z')
+                 FROM vigil.alerts WHERE monitor = 'boundary_flat' AND anomaly_type = 'saturation'"
+            ),
+            Some("null 4.92".into())
+        );
+    }
+}
