@@ -37,6 +37,10 @@ ALTER TABLE vigil.alerts
     ADD COLUMN labels jsonb NOT NULL DEFAULT '{}' CONSTRAINT alerts_labels_check CHECK (jsonb_typeof(labels) = 'object'),
     ADD COLUMN fingerprint text,
     ADD COLUMN cleared_at timestamptz;
+ALTER TABLE vigil.channels ADD COLUMN delivery_deadline interval NOT NULL DEFAULT '24 hours'
+    CONSTRAINT channels_delivery_deadline_check
+    CHECK (delivery_deadline > interval '0' AND delivery_deadline <= interval '30 days');
+ALTER TABLE vigil.notifications ADD COLUMN replayed_at timestamptz;
 ALTER TABLE vigil.notifications DROP CONSTRAINT notifications_event_check,
     ADD CONSTRAINT notifications_event_check
         CHECK (event IN ('new', 'escalated', 'resolved', 'dismissed', 'expired', 'test', 'action'));
@@ -59,6 +63,8 @@ SET LOCAL check_function_bodies = off;
 
 DROP FUNCTION IF EXISTS vigil._rollup_insert();
 
+DROP FUNCTION IF EXISTS vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], boolean, double precision, interval);
+
 DROP FUNCTION IF EXISTS vigil.create_rule(text, text, text, double precision, vigil.severity, interval, interval, text, text);
 
 DROP FUNCTION IF EXISTS vigil.purge_notifications(interval);
@@ -66,6 +72,8 @@ DROP FUNCTION IF EXISTS vigil.purge_notifications(interval);
 DROP FUNCTION IF EXISTS vigil.raise_alert(text, text, vigil.severity, text, text, jsonb, integer, text, text, text, interval, interval);
 
 DROP FUNCTION IF EXISTS vigil.update_rule(text, text, text, double precision, vigil.severity, interval, interval, text, text, boolean);
+
+COMMENT ON TYPE vigil.notification_status IS 'Outbox row state: pending (due at next_attempt_at), sending (leased by the worker), sent, failed (rejected, 4xx), dead (still undeliverable at the channel''s delivery deadline)';
 
 COMMENT ON FUNCTION vigil.sketch_in(input cstring) IS 'Input of vigil.sketch (the text form sketch_out prints)';
 
@@ -168,6 +176,8 @@ COMMENT ON FUNCTION vigil._capped_payload(kind text, channel_name text, alert js
 
 COMMENT ON COLUMN vigil.channels.repeat_interval IS 'A notification with the same alert key and event is not repeated on this channel within this interval (0 to 100 years)';
 
+COMMENT ON COLUMN vigil.channels.delivery_deadline IS 'How long after a notification is queued (or replayed) retryable failures are retried; after that it is dead (over 0, at most 30 days)';
+
 CREATE OR REPLACE FUNCTION vigil._channels_check() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -193,6 +203,16 @@ BEGIN
     IF NEW.repeat_interval > interval '100 years' THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = format('repeat_interval must be at most 100 years, got %s', NEW.repeat_interval);
+    END IF;
+    IF NEW.delivery_deadline IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'delivery_deadline must not be NULL';
+    END IF;
+    -- The bound keeps the worker's retries of one row finite and within
+    -- vigil.max_attempts at the backoff cap.
+    IF NOT (NEW.delivery_deadline > interval '0' AND NEW.delivery_deadline <= interval '30 days') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('delivery_deadline must be a positive interval of at most 30 days, got %s',
+                             NEW.delivery_deadline);
     END IF;
     IF NEW.headers IS NULL THEN
         NEW.headers := '{}';
@@ -1126,6 +1146,30 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb DEFAULT '{}'::jsonb, min_severity vigil.severity DEFAULT 'info'::vigil.severity, anomaly_types text[] DEFAULT NULL::text[], send_resolved boolean DEFAULT false, max_per_second double precision DEFAULT NULL::double precision, repeat_interval interval DEFAULT '01:00:00'::interval, delivery_deadline interval DEFAULT '24:00:00'::interval) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    new_id bigint;
+BEGIN
+    IF EXISTS (SELECT 1 FROM vigil.channels c WHERE c.name = create_channel.name) THEN
+        RAISE EXCEPTION USING ERRCODE = '42710',
+            MESSAGE = format('channel "%s" already exists', create_channel.name);
+    END IF;
+    INSERT INTO vigil.channels AS c (name, kind, url, headers, min_severity, anomaly_types,
+                                     send_resolved, max_per_second, repeat_interval, delivery_deadline)
+    VALUES (create_channel.name, create_channel.kind, create_channel.url,
+            coalesce(create_channel.headers, '{}'), coalesce(create_channel.min_severity, 'info'),
+            create_channel.anomaly_types, coalesce(create_channel.send_resolved, false),
+            create_channel.max_per_second, create_channel.repeat_interval, create_channel.delivery_deadline)
+    RETURNING c.id INTO new_id;
+    RETURN new_id;
+END
+$$;
+
+COMMENT ON FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval) IS 'Add a notification channel (kind slack, webhook or pg_notify); the url and headers are checked and never echoed';
+
 CREATE OR REPLACE FUNCTION vigil.create_monitor(name text, kind text, source regclass, options jsonb DEFAULT '{}'::jsonb) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1635,6 +1679,37 @@ COMMENT ON FUNCTION vigil.relative_error(sketch vigil.sketch) IS 'The relative e
 COMMENT ON FUNCTION vigil.remove_value(sketch vigil.sketch, value double precision) IS 'The sketch without one value it counts; ERROR 22023 for a value it does not hold';
 
 COMMENT ON FUNCTION vigil.remove_value(summary vigil.statsagg, value double precision) IS 'The summary without one value it holds; min/max become unknown (NULL) when that value was an extreme';
+
+CREATE OR REPLACE FUNCTION vigil.replay_notifications(channel text DEFAULT NULL::text, statuses vigil.notification_status[] DEFAULT '{dead}'::vigil.notification_status[]) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    only_channel bigint;
+    n bigint;
+BEGIN
+    IF replay_notifications.statuses IS NULL
+       OR NOT replay_notifications.statuses <@ '{failed,dead}'::vigil.notification_status[] THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('statuses must be a subset of {failed,dead}, got %s',
+                             coalesce(replay_notifications.statuses::text, 'NULL'));
+    END IF;
+    IF replay_notifications.channel IS NOT NULL THEN
+        only_channel := (vigil._channel(replay_notifications.channel)).id;
+    END IF;
+    UPDATE vigil.notifications t
+    SET status = 'pending', attempts = 0, next_attempt_at = now(), replayed_at = now(), updated_at = now()
+    WHERE t.status = ANY (replay_notifications.statuses)
+      AND (only_channel IS NULL OR t.channel_id = only_channel);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        PERFORM vigil._wake_worker();
+    END IF;
+    RETURN n;
+END
+$$;
+
+COMMENT ON FUNCTION vigil.replay_notifications(channel text, statuses vigil.notification_status[]) IS 'Requeue dead (and optionally failed) notifications, of one channel or all, with fresh attempts and a fresh delivery deadline (counted from the replay); they keep their Idempotency-Key. Returns how many';
 
 CREATE OR REPLACE FUNCTION vigil.resolve(alert_id bigint, by text DEFAULT NULL::text, note text DEFAULT NULL::text) RETURNS vigil.alerts
     LANGUAGE plpgsql SECURITY DEFINER
@@ -2162,6 +2237,8 @@ COMMENT ON TABLE vigil.deleted_default_rules IS 'Default rules that are no longe
 
 COMMENT ON COLUMN vigil.notifications.notify_key IS 'Identity for the channel''s repeat_interval: alert dedup key, event, and for escalations the severity; ''test'' for vigil.test_channel messages (its rate limit)';
 
+COMMENT ON COLUMN vigil.notifications.replayed_at IS 'Last requeue by vigil.replay_notifications; the channel''s delivery_deadline counts from here (else from created_at)';
+
 CREATE OR REPLACE VIEW vigil.health AS
  SELECT w.running AS worker_running,
     w.pid AS worker_pid,
@@ -2298,6 +2375,11 @@ REVOKE USAGE ON SCHEMA vigil FROM vigil_reader;
 
 GRANT USAGE ON SCHEMA vigil TO PUBLIC;
 
+-- ACL COLUMN channels.delivery_deadline
+
+
+GRANT SELECT(delivery_deadline) ON TABLE vigil.channels TO vigil_reader;
+
 -- ACL FUNCTION _deleted_default_recommended_actions_apply()
 
 
@@ -2348,6 +2430,12 @@ REVOKE ALL ON FUNCTION vigil._rules_track_deleted_defaults() FROM PUBLIC;
 
 
 REVOKE ALL ON FUNCTION vigil._upgrade_rollup(summary oid) FROM PUBLIC;
+
+-- ACL FUNCTION create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval)
+
+
+REVOKE ALL ON FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval) TO vigil_admin;
 
 -- ACL FUNCTION create_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval, cooldown interval, description text, anomaly_type text, alertname text, labels jsonb)
 
