@@ -79,9 +79,33 @@ COMMENT ON FUNCTION vigil.sketch_in(input cstring) IS 'Input of vigil.sketch (th
 
 COMMENT ON FUNCTION vigil.sketch_out(value vigil.sketch) IS 'Output of vigil.sketch: relative error, count and runs of buckets';
 
+CREATE OR REPLACE FUNCTION vigil.sketch_recv(buf internal) RETURNS vigil.sketch
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'sketch_recv_wrapper';
+
+COMMENT ON FUNCTION vigil.sketch_recv(buf internal) IS 'Binary input of vigil.sketch: the bytes sketch_send wrote, checked like stored ones';
+
+CREATE OR REPLACE FUNCTION vigil.sketch_send(value vigil.sketch) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'sketch_send_wrapper';
+
+COMMENT ON FUNCTION vigil.sketch_send(value vigil.sketch) IS 'Binary output of vigil.sketch (COPY BINARY, binary protocol): its stored bytes';
+
 COMMENT ON FUNCTION vigil.statsagg_in(input cstring) IS 'Input of vigil.statsagg: (n:…,mean:…,m2:…,min:…,max:…); refuses summaries no values could produce';
 
 COMMENT ON FUNCTION vigil.statsagg_out(value vigil.statsagg) IS 'Output of vigil.statsagg, exact (round-trips through statsagg_in)';
+
+CREATE OR REPLACE FUNCTION vigil.statsagg_recv(buf internal) RETURNS vigil.statsagg
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'statsagg_recv_wrapper';
+
+COMMENT ON FUNCTION vigil.statsagg_recv(buf internal) IS 'Binary input of vigil.statsagg: the bytes statsagg_send wrote, checked like stored ones';
+
+CREATE OR REPLACE FUNCTION vigil.statsagg_send(value vigil.statsagg) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'statsagg_send_wrapper';
+
+COMMENT ON FUNCTION vigil.statsagg_send(value vigil.statsagg) IS 'Binary output of vigil.statsagg (COPY BINARY, binary protocol): its stored bytes';
 
 CREATE OR REPLACE FUNCTION vigil._alert_labels(labels jsonb, anomaly_type text, entity text, severity vigil.severity, monitor text, rule text) RETURNS jsonb
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -2512,7 +2536,12 @@ CREATE EVENT TRIGGER vigil_rollup_ddl ON ddl_command_end
          WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER', 'ALTER TYPE', 'ALTER SCHEMA')
    EXECUTE FUNCTION vigil._rollup_ddl_event();
 
--- 4. Data. The shipped defaults become reference tables (0.1.0 inserted
+-- 4. Types and data. statsagg and sketch gain binary send/receive (COPY
+-- BINARY, the binary protocol), now that part 3 made the functions.
+ALTER TYPE vigil.statsagg SET (SEND = vigil.statsagg_send, RECEIVE = vigil.statsagg_recv);
+ALTER TYPE vigil.sketch SET (SEND = vigil.sketch_send, RECEIVE = vigil.sketch_recv);
+
+-- The shipped defaults become reference tables (0.1.0 inserted
 -- the same rules and actions, in the same order, so rule ids 1-10 are the
 -- defaults); user rules move to ids from 1000; the statement triggers then
 -- record deleted defaults as tombstones; the config tables are dumped as

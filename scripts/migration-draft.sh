@@ -51,7 +51,7 @@ import sys
 path, part3 = sys.argv[1], open(sys.argv[2], encoding="utf-8").read()
 text = open(path, encoding="utf-8").read()
 start_mark = "SET LOCAL check_function_bodies = off;\n\n"
-end_mark = "\n\n-- 4. Data."
+end_mark = "\n\n-- 4. "
 a = text.index(start_mark) + len(start_mark)
 b = text.index(end_mark, a)
 open(path, "w", encoding="utf-8").write(text[:a] + part3.rstrip("\n") + text[b:])

@@ -6,6 +6,10 @@
 -- Types' I/O and aggregate support ------------------------------------------
 COMMENT ON FUNCTION vigil.statsagg_in(cstring) IS 'Input of vigil.statsagg: (n:…,mean:…,m2:…,min:…,max:…); refuses summaries no values could produce';
 COMMENT ON FUNCTION vigil.statsagg_out(vigil.statsagg) IS 'Output of vigil.statsagg, exact (round-trips through statsagg_in)';
+COMMENT ON FUNCTION vigil.statsagg_send(vigil.statsagg) IS 'Binary output of vigil.statsagg (COPY BINARY, binary protocol): its stored bytes';
+COMMENT ON FUNCTION vigil.statsagg_recv(internal) IS 'Binary input of vigil.statsagg: the bytes statsagg_send wrote, checked like stored ones';
+COMMENT ON FUNCTION vigil.sketch_send(vigil.sketch) IS 'Binary output of vigil.sketch (COPY BINARY, binary protocol): its stored bytes';
+COMMENT ON FUNCTION vigil.sketch_recv(internal) IS 'Binary input of vigil.sketch: the bytes sketch_send wrote, checked like stored ones';
 COMMENT ON FUNCTION vigil.sketch_in(cstring) IS 'Input of vigil.sketch (the text form sketch_out prints)';
 COMMENT ON FUNCTION vigil.sketch_out(vigil.sketch) IS 'Output of vigil.sketch: relative error, count and runs of buckets';
 COMMENT ON FUNCTION vigil.stats_agg_trans(internal, double precision) IS 'Internal: transition of vigil.stats_agg(float8)';

@@ -4,6 +4,8 @@
 CREATE TYPE vigil.sketch (
     INPUT = vigil.sketch_in,
     OUTPUT = vigil.sketch_out,
+    SEND = vigil.sketch_send,
+    RECEIVE = vigil.sketch_recv,
     INTERNALLENGTH = VARIABLE,
     STORAGE = extended
 );

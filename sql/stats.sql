@@ -3,6 +3,8 @@
 CREATE TYPE vigil.statsagg (
     INPUT = vigil.statsagg_in,
     OUTPUT = vigil.statsagg_out,
+    SEND = vigil.statsagg_send,
+    RECEIVE = vigil.statsagg_recv,
     INTERNALLENGTH = VARIABLE,
     STORAGE = plain
 );

@@ -26,6 +26,8 @@ extension_sql_file!(
     requires = [
         stats::sql::statsagg_in,
         stats::sql::statsagg_out,
+        stats::sql::statsagg_send,
+        stats::sql::statsagg_recv,
         stats::sql::stats_rollup_trans,
         stats::sql::stats_agg_combine,
         stats::sql::stats_agg_serial,
@@ -39,6 +41,8 @@ extension_sql_file!(
     requires = [
         sketch::sql::sketch_in,
         sketch::sql::sketch_out,
+        sketch::sql::sketch_send,
+        sketch::sql::sketch_recv,
         sketch::sql::sketch_rollup_trans,
         sketch::sql::sketch_combine,
         sketch::sql::sketch_serial,

@@ -213,3 +213,21 @@ pub fn palloc_cstr(s: &str) -> &'static std::ffi::CStr {
         std::ffi::CStr::from_ptr(ptr as *const std::ffi::c_char)
     }
 }
+
+/// The unread rest of a type receive function's message buffer (its
+/// `internal` argument, a `StringInfo`), marked read: the binary form of
+/// pg_vigil's types is their stored bytes, checked by `from_bytes`.
+pub fn recv_rest(buf: Internal) -> &'static [u8] {
+    let Some(datum) = buf.unwrap() else {
+        raise(crate::error::VigilError::invalid("no binary input"));
+    };
+    // SAFETY: a receive function's argument is the StringInfo of the
+    // message being read; its data outlives this call.
+    unsafe {
+        let si = datum.cast_mut_ptr::<pg_sys::StringInfoData>();
+        let start = (*si).cursor.max(0) as usize;
+        let len = ((*si).len.max(0) as usize).max(start);
+        (*si).cursor = (*si).len;
+        std::slice::from_raw_parts(((*si).data as *const u8).add(start), len - start)
+    }
+}

@@ -597,6 +597,10 @@ fn main() {
             ops::dump_and_restore_keep_configuration_edits,
         ),
         (
+            "statsagg_and_sketch_travel_in_binary",
+            ops::statsagg_and_sketch_travel_in_binary,
+        ),
+        (
             "attack: partition_owners_cannot_recount_and_detach_attach_stays_exact",
             attacks::partition_owners_cannot_recount_and_detach_attach_stays_exact,
         ),

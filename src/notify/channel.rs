@@ -571,3 +571,26 @@ mod tests {
         );
     }
 }
+#[cfg(test)]
+mod review_url_tests {
+    use super::*;
+
+    /// The 0.1.0 review's URLs (issue 16): what create_channel accepts is
+    /// what the sender can use, both ways.
+    #[test]
+    fn validation_agrees_with_the_sender_on_the_reviews_urls() {
+        for url in [
+            "http://256.256.256.256/",
+            "http://1.2.3.4.5/",
+            "http://exa%zzmple.com/",
+            "http://exa^mple.com/",
+            "http://[fe80::1%25eth0]/",
+        ] {
+            assert!(parse_http_url(url, &Policy::default()).is_err(), "{url}");
+            assert!(url::Url::parse(url).is_err(), "reqwest's parser too: {url}");
+        }
+        let ok = parse_http_url("http://example.com:/hook", &Policy::default()).unwrap();
+        assert_eq!(ok.as_str(), "http://example.com/hook");
+        assert!(reqwest::Client::new().get(ok).build().is_ok());
+    }
+}

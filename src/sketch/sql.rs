@@ -25,6 +25,18 @@ fn sketch_out(value: Sketch) -> &'static CStr {
     crate::sqlglue::palloc_cstr(&value.to_string())
 }
 
+/// Binary output (COPY BINARY, the binary protocol): the stored bytes.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn sketch_send(value: Sketch) -> Vec<u8> {
+    value.to_bytes()
+}
+
+/// Binary input: the bytes `sketch_send` wrote, checked like stored ones.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn sketch_recv(buf: Internal) -> Sketch {
+    Sketch::from_bytes(crate::sqlglue::recv_rest(buf)).or_raise()
+}
+
 /// Moves `sketch` and its bucket counts into `ctx` (so hash aggregation
 /// counts them against work_mem); freed when the context is.
 fn sketch_in_context(ctx: pg_sys::MemoryContext, mut sketch: Sketch) -> *mut Sketch {

@@ -25,6 +25,18 @@ fn statsagg_out(value: StatsAgg) -> &'static CStr {
     crate::sqlglue::palloc_cstr(&value.to_string())
 }
 
+/// Binary output (COPY BINARY, the binary protocol): the stored bytes.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn statsagg_send(value: StatsAgg) -> Vec<u8> {
+    value.to_bytes()
+}
+
+/// Binary input: the bytes `statsagg_send` wrote, checked like stored ones.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn statsagg_recv(buf: Internal) -> StatsAgg {
+    StatsAgg::from_bytes(crate::sqlglue::recv_rest(buf)).or_raise()
+}
+
 /// Runs `f` on the aggregate's state, first allocating an empty one in the
 /// aggregate's memory context.
 fn with_state(

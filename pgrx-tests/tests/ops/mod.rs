@@ -12,7 +12,7 @@ const STATE: &[(&str, &str)] = &[
     (
         "rules",
         "SELECT concat_ws('|', id, name, metric, operator, threshold, severity, lookback, cooldown, anomaly_type,
-                          description, enabled) FROM vigil.rules ORDER BY id",
+                          description, enabled, alertname, labels) FROM vigil.rules ORDER BY id",
     ),
     (
         "recommended_actions",
@@ -203,4 +203,90 @@ pub fn dump_and_restore_keep_configuration_edits(c: &Cluster) {
     pg.batch_execute(&format!("DROP DATABASE {SOURCE} WITH (FORCE)"))
         .unwrap();
     pg.batch_execute("DROP ROLE dump_admin").unwrap();
+}
+
+/// `statsagg` and `sketch` have binary send/receive (issue 16): `COPY …
+/// (FORMAT binary)` out of one table and into another, and values read and
+/// sent as binary parameters by a client, come back equal.
+pub fn statsagg_and_sketch_travel_in_binary(c: &Cluster) {
+    use postgres::types::{FromSql, IsNull, ToSql, Type};
+    use std::io::{Read, Write};
+
+    /// A value as raw binary-format bytes, whatever its type.
+    #[derive(Debug)]
+    struct Raw(Vec<u8>);
+    impl<'a> FromSql<'a> for Raw {
+        fn from_sql(
+            _: &Type,
+            raw: &'a [u8],
+        ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+            Ok(Raw(raw.to_vec()))
+        }
+        fn accepts(_: &Type) -> bool {
+            true
+        }
+    }
+    impl ToSql for Raw {
+        fn to_sql(
+            &self,
+            _: &Type,
+            out: &mut postgres::types::private::BytesMut,
+        ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+            out.extend_from_slice(&self.0);
+            Ok(IsNull::No)
+        }
+        fn accepts(_: &Type) -> bool {
+            true
+        }
+        postgres::types::to_sql_checked!();
+    }
+
+    let mut db = c.connect("postgres");
+    db.batch_execute(
+        "CREATE EXTENSION IF NOT EXISTS pg_vigil;
+         DROP TABLE IF EXISTS bin_a, bin_b;
+         CREATE TABLE bin_a (k int, s vigil.statsagg, p vigil.sketch);
+         INSERT INTO bin_a SELECT g % 3, vigil.stats_agg(v), vigil.percentile_agg(v)
+         FROM generate_series(1, 300) g, LATERAL (SELECT g * 1.5 AS v) x GROUP BY g % 3;
+         CREATE TABLE bin_b (LIKE bin_a);",
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    db.copy_out("COPY bin_a TO STDOUT (FORMAT binary)")
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
+    let mut w = db.copy_in("COPY bin_b FROM STDIN (FORMAT binary)").unwrap();
+    w.write_all(&out).unwrap();
+    w.finish().unwrap();
+    let same: i64 = db
+        .query_one(
+            "SELECT count(*) FROM bin_a a JOIN bin_b b ON a.k = b.k
+             WHERE a.s::text = b.s::text AND a.p::text = b.p::text",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(same, 3, "COPY BINARY round trip");
+
+    // The binary protocol: read as binary, send back as a binary parameter.
+    let row = db
+        .query_one("SELECT s, p FROM bin_a WHERE k = 1", &[])
+        .unwrap();
+    let (s, p): (Raw, Raw) = (row.get(0), row.get(1));
+    let back = db
+        .query_one(
+            "SELECT $1::vigil.statsagg::text = (SELECT s::text FROM bin_a WHERE k = 1),
+                    $2::vigil.sketch::text = (SELECT p::text FROM bin_a WHERE k = 1)",
+            &[&s, &p],
+        )
+        .unwrap();
+    assert!(back.get::<_, bool>(0) && back.get::<_, bool>(1));
+    // Bytes that are no statsagg are refused as input, not stored.
+    let bad = Raw(vec![1, 2, 3]);
+    let err = db
+        .query_one("SELECT $1::vigil.statsagg IS NULL", &[&bad])
+        .unwrap_err();
+    assert!(err.code().is_some(), "{err}");
+    db.batch_execute("DROP TABLE bin_a, bin_b").unwrap();
 }
