@@ -604,14 +604,9 @@ fn parse_timestamp(raw: &str) -> Option<Instant> {
     }
     let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
     let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
-    let valid = (1..=12).contains(&month)
-        && (1..=days_in_month(year, month)).contains(&day)
-        && hour < 24
-        && minute < 60
-        && second < 60;
-    if !valid {
-        return None;
-    }
+    // chrono checks the date (month lengths, leap years) and the time.
+    let date = chrono::NaiveDate::from_ymd_opt(year as i32, month as u32, day as u32)?;
+    let time = chrono::NaiveTime::from_hms_opt(hour as u32, minute as u32, second as u32)?;
     let mut rest = &s[19..];
     let mut fraction = "";
     if let Some(after_dot) = rest.strip_prefix('.') {
@@ -622,8 +617,7 @@ fn parse_timestamp(raw: &str) -> Option<Instant> {
         (fraction, rest) = after_dot.split_at(len);
     }
     let offset = parse_offset(rest)?;
-    let unix =
-        days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second - offset;
+    let unix = date.and_time(time).and_utc().timestamp() - offset;
     // RFC 3339 readers such as Go's stop at nanoseconds.
     let fraction = fraction.chars().take(9).collect();
     Some(Instant { unix, fraction })
@@ -657,64 +651,22 @@ fn parse_offset(s: &str) -> Option<i64> {
     Some(sign * seconds)
 }
 
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 in the proleptic Gregorian calendar (Howard
-/// Hinnant's algorithm, exact for every year).
-pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The inverse of [`days_from_civil`].
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let days = days + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 /// UTC RFC 3339, which every Alertmanager receiver parses; text that is not
 /// a timestamp passes through so nothing is silently lost.
 fn rfc3339(raw: &str) -> String {
     let Some(instant) = parse_timestamp(raw) else {
         return raw.to_owned();
     };
-    let (year, month, day) = civil_from_days(instant.unix.div_euclid(86_400));
-    let secs = instant.unix.rem_euclid(86_400);
+    let Some(at) = chrono::DateTime::from_timestamp(instant.unix, 0) else {
+        return raw.to_owned();
+    };
     let fraction = if instant.fraction.is_empty() {
         String::new()
     } else {
         format!(".{}", instant.fraction)
     };
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{fraction}Z",
-        secs / 3_600,
-        secs % 3_600 / 60,
-        secs % 60
-    )
+    // The fraction as written (chrono would pad it to 3, 6 or 9 digits).
+    format!("{}{fraction}Z", at.format("%Y-%m-%dT%H:%M:%S"))
 }
 
 /// Deepest JSON nesting pg_vigil reads (alert documents, payload builder
@@ -1108,17 +1060,6 @@ mod tests {
         assert!(attachment(&slack_message(&neither, "new"))
             .get("ts")
             .is_none());
-    }
-
-    #[test]
-    fn calendar_conversion_round_trips() {
-        for days in (-1_000_000..1_000_000).step_by(997) {
-            let (y, m, d) = civil_from_days(days);
-            assert!((1..=12).contains(&m) && (1..=days_in_month(y, m)).contains(&d));
-            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
-        }
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
     }
 
     #[test]

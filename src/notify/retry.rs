@@ -3,7 +3,6 @@
 //! receiver's `Retry-After`), failed for good, or dead once its channel's
 //! delivery deadline has passed (or the `vigil.max_attempts` safety bound).
 
-use super::payload::days_from_civil;
 use std::time::Duration;
 
 /// First retry delay; doubles with every attempt.
@@ -142,8 +141,9 @@ fn http_error(status: u16, body: &str) -> String {
     }
 }
 
-/// Parses a `Retry-After` value: delay-seconds, or an HTTP-date
-/// (`Sun, 06 Nov 1994 08:49:37 GMT`) read against `now_unix` seconds. A date
+/// Parses a `Retry-After` value: delay-seconds, or an HTTP-date in any of
+/// RFC 9110's forms (`Sun, 06 Nov 1994 08:49:37 GMT`, the RFC 850 and
+/// asctime forms) read against `now_unix` seconds. A date
 /// in the past means "now". Anything else is ignored (None).
 pub fn parse_retry_after(value: &str, now_unix: i64) -> Option<Duration> {
     let value = value.trim();
@@ -154,26 +154,12 @@ pub fn parse_retry_after(value: &str, now_unix: i64) -> Option<Duration> {
     Some(Duration::from_secs((at - now_unix).max(0) as u64))
 }
 
-/// IMF-fixdate only (the form RFC 9110 requires senders to use).
+/// An HTTP-date in any of RFC 9110's three forms (IMF-fixdate, RFC 850,
+/// asctime), by the `httpdate` crate, as Unix seconds.
 fn parse_http_date(s: &str) -> Option<i64> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    if parts.len() != 6 || parts[5] != "GMT" || !parts[0].ends_with(',') {
-        return None;
-    }
-    let day: i64 = parts[1].parse().ok()?;
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month = MONTHS.iter().position(|m| *m == parts[2])? as i64 + 1;
-    let year: i64 = parts[3].parse().ok()?;
-    let hms: Vec<i64> = parts[4]
-        .split(':')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
-    if hms.len() != 3 || !(1..=31).contains(&day) || hms[0] > 23 || hms[1] > 59 || hms[2] > 60 {
-        return None;
-    }
-    Some(days_from_civil(year, month, day) * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2])
+    let at = httpdate::parse_http_date(s).ok()?;
+    let secs = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    i64::try_from(secs).ok()
 }
 
 /// A small, fast PRNG for jitter (xorshift64*): the worker needs spread, not
@@ -466,6 +452,14 @@ mod tests {
             parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", 0),
             Some(Duration::ZERO)
         );
+        // RFC 9110's two obsolete forms, which recipients must accept.
+        for obsolete in ["Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994"] {
+            assert_eq!(
+                parse_retry_after(obsolete, now),
+                Some(Duration::from_secs(30)),
+                "{obsolete}"
+            );
+        }
         for bad in [
             "",
             "-1",

@@ -330,24 +330,13 @@ pub fn urgency_band(score: i32) -> &'static str {
 const PG_EPOCH_OFFSET_SECS: i64 = 946_684_800;
 const USECS_PER_DAY: i64 = 86_400_000_000;
 
-/// The UTC calendar date of a PostgreSQL timestamp (µs since 2000-01-01).
-pub fn utc_date(pg_micros: i64) -> (i64, u32, u32) {
+/// The UTC calendar date of a PostgreSQL timestamp (µs since 2000-01-01),
+/// by chrono; None beyond chrono's range (±262 000 years).
+pub fn utc_date(pg_micros: i64) -> Option<(i64, u32, u32)> {
+    use chrono::Datelike;
     let unix_days = pg_micros.div_euclid(USECS_PER_DAY) + PG_EPOCH_OFFSET_SECS / 86_400;
-    civil_from_days(unix_days)
-}
-
-/// Howard Hinnant's days → (year, month, day) for the proleptic Gregorian calendar.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    let date = chrono::DateTime::from_timestamp(unix_days.checked_mul(86_400)?, 0)?.date_naive();
+    Some((i64::from(date.year()), date.month(), date.day()))
 }
 
 /// `{type}_{entity}_{YYYY-MM-DD}` with the UTC date of `at_pg_micros`.
@@ -358,7 +347,7 @@ pub fn dedup_key(anomaly_type: &str, entity: &str, at_pg_micros: i64) -> Result<
     if entity.is_empty() {
         return Err(VigilError::invalid("entity must not be empty"));
     }
-    let (y, m, d) = utc_date(at_pg_micros);
+    let (y, m, d) = utc_date(at_pg_micros).unwrap_or((i64::MIN, 1, 1));
     if !(1..=9999).contains(&y) {
         return Err(VigilError::invalid(format!(
             "at must fall in the years 1 to 9999, got year {y}"

@@ -488,19 +488,21 @@ const USECS_PER_SEC: i64 = 1_000_000;
 
 #[test]
 fn utc_date_handles_epochs_leap_days_and_negatives() {
-    assert_eq!(utc_date(0), (2000, 1, 1));
-    assert_eq!(utc_date(-1), (1999, 12, 31));
+    assert_eq!(utc_date(0), Some((2000, 1, 1)));
+    assert_eq!(utc_date(-1), Some((1999, 12, 31)));
     // 2024-02-29 12:00 UTC = 8825 days + 12 h after 2000-01-01
     assert_eq!(
         utc_date(8825 * USECS_PER_DAY + 12 * 3600 * USECS_PER_SEC),
-        (2024, 2, 29)
+        Some((2024, 2, 29))
     );
-    assert_eq!(utc_date(8826 * USECS_PER_DAY - 1), (2024, 2, 29));
-    assert_eq!(utc_date(8826 * USECS_PER_DAY), (2024, 3, 1));
+    assert_eq!(utc_date(8826 * USECS_PER_DAY - 1), Some((2024, 2, 29)));
+    assert_eq!(utc_date(8826 * USECS_PER_DAY), Some((2024, 3, 1)));
     assert_eq!(
         utc_date(-PG_EPOCH_OFFSET_SECS * USECS_PER_SEC),
-        (1970, 1, 1)
+        Some((1970, 1, 1))
     );
+    // Beyond chrono's calendar: no date (dedup_key refuses it, 22023).
+    assert_eq!(utc_date(i64::MAX), None);
 }
 
 #[test]
