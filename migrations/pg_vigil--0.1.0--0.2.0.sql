@@ -1951,6 +1951,11 @@ BEGIN
     SET finished_at = clock_timestamp(), duration_ms = (result->>'duration_ms')::float8,
         report = result, success = (result->>'success')::bool
     WHERE t.id = run_id;
+    UPDATE vigil.counters k SET value = k.value + CASE k.name
+        WHEN 'scans_total' THEN 1
+        WHEN 'scan_failures_total' THEN (NOT (result->>'success')::bool)::int
+        ELSE jsonb_array_length(result->'errors') END
+    WHERE k.name IN ('scans_total', 'scan_failures_total', 'monitor_failures_total');
     RETURN result;
 END
 $$;
@@ -2216,6 +2221,14 @@ CREATE OR REPLACE VIEW vigil.alert_history AS
    FROM vigil.alerts a
   ORDER BY a.created_at DESC, a.id DESC;
 
+CREATE TABLE vigil.counters (
+    name text NOT NULL,
+    value bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT counters_value_check CHECK ((value >= 0))
+);
+
+COMMENT ON TABLE vigil.counters IS 'Monotonic counters since install: notifications sent, retried, failed and dead; scans, failed scans and failed monitor runs (contrib/prometheus exports them)';
+
 CREATE TABLE vigil.default_recommended_actions (
     anomaly_type text NOT NULL,
     severity vigil.severity,
@@ -2356,6 +2369,9 @@ CREATE OR REPLACE VIEW vigil.rollups AS
     LATERAL vigil._rollup_size(d.summary) s(rows, latest_bucket);
 
 COMMENT ON VIEW vigil.rollups IS 'Rollups with their summary row count, latest bucket and status (ok, or why the summary is not being kept exact)';
+
+ALTER TABLE ONLY vigil.counters
+    ADD CONSTRAINT counters_pkey PRIMARY KEY (name);
 
 ALTER TABLE ONLY vigil.default_recommended_actions
     ADD CONSTRAINT default_recommended_actions_anomaly_type_severity_key UNIQUE NULLS NOT DISTINCT (anomaly_type, severity);
@@ -2509,6 +2525,11 @@ GRANT ALL ON FUNCTION vigil.set_monitor_timeout(name text, timeout interval) TO 
 REVOKE ALL ON FUNCTION vigil.update_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval, cooldown interval, description text, anomaly_type text, enabled boolean, alertname text, labels jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION vigil.update_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval, cooldown interval, description text, anomaly_type text, enabled boolean, alertname text, labels jsonb) TO vigil_admin;
 
+-- ACL TABLE counters
+
+
+GRANT SELECT ON TABLE vigil.counters TO vigil_reader;
+
 -- ACL TABLE default_recommended_actions
 
 
@@ -2540,6 +2561,11 @@ CREATE EVENT TRIGGER vigil_rollup_ddl ON ddl_command_end
 -- BINARY, the binary protocol), now that part 3 made the functions.
 ALTER TYPE vigil.statsagg SET (SEND = vigil.statsagg_send, RECEIVE = vigil.statsagg_recv);
 ALTER TYPE vigil.sketch SET (SEND = vigil.sketch_send, RECEIVE = vigil.sketch_recv);
+
+-- The monitoring counters start at 0.
+INSERT INTO vigil.counters (name) VALUES
+    ('notifications_sent_total'), ('notifications_retried_total'), ('notifications_failed_total'),
+    ('notifications_dead_total'), ('scans_total'), ('scan_failures_total'), ('monitor_failures_total');
 
 -- The shipped defaults become reference tables (0.1.0 inserted
 -- the same rules and actions, in the same order, so rule ids 1-10 are the

@@ -172,6 +172,21 @@ CREATE INDEX notifications_due_idx ON vigil.notifications (channel_id, next_atte
 CREATE INDEX notifications_repeat_idx ON vigil.notifications (channel_id, notify_key, created_at)
     WHERE notify_key IS NOT NULL;
 CREATE INDEX notifications_alert_id_idx ON vigil.notifications (alert_id);
+
+-- Monotonic counters for monitoring (Prometheus counters): unlike the
+-- health view's windows over the outbox, purging never lowers them. The
+-- worker adds its delivery outcomes, vigil.scan() its runs. Not dumped: a
+-- restore starts them again at 0, which Prometheus reads as a reset.
+CREATE TABLE vigil.counters (
+    name  text   PRIMARY KEY,
+    value bigint NOT NULL DEFAULT 0 CHECK (value >= 0)
+);
+COMMENT ON TABLE vigil.counters IS
+    'Monotonic counters since install: notifications sent, retried, failed and dead; scans, failed scans and failed '
+    'monitor runs (contrib/prometheus exports them)';
+INSERT INTO vigil.counters (name) VALUES
+    ('notifications_sent_total'), ('notifications_retried_total'), ('notifications_failed_total'),
+    ('notifications_dead_total'), ('scans_total'), ('scan_failures_total'), ('monitor_failures_total');
 CREATE INDEX notifications_sent_at_idx ON vigil.notifications (sent_at) WHERE status = 'sent';
 CREATE INDEX notifications_undelivered_idx ON vigil.notifications (updated_at)
     WHERE status IN ('failed', 'dead');

@@ -33,7 +33,8 @@ GRANT SELECT ON
     vigil.rule_stats, vigil.rollups, vigil.health, vigil.notification_queue,
     vigil.monitors, vigil.variant_monitoring,
     vigil.default_rules, vigil.deleted_default_rules,
-    vigil.default_recommended_actions, vigil.deleted_default_recommended_actions
+    vigil.default_recommended_actions, vigil.deleted_default_recommended_actions,
+    vigil.counters
 TO vigil_reader;
 -- Channels without their secrets (url, headers).
 GRANT SELECT (id, name, kind, min_severity, anomaly_types, send_resolved, max_per_second,

@@ -601,6 +601,10 @@ fn main() {
             ops::statsagg_and_sketch_travel_in_binary,
         ),
         (
+            "prometheus_exporter_rules_and_dashboard_work",
+            ops::prometheus_exporter_rules_and_dashboard_work,
+        ),
+        (
             "attack: partition_owners_cannot_recount_and_detach_attach_stays_exact",
             attacks::partition_owners_cannot_recount_and_detach_attach_stays_exact,
         ),

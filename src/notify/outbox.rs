@@ -164,8 +164,10 @@ pub fn record(outcomes: &[Outcome]) -> SpiResult<()> {
     let http: Vec<Option<i32>> = outcomes.iter().map(|o| o.http_status).collect();
     let errors: Vec<Option<String>> = outcomes.iter().map(|o| o.error.clone()).collect();
     Spi::connect_mut(|c| {
+        // The outcomes that were recorded count in vigil.counters too.
         c.update(
-            "UPDATE vigil.notifications n
+            "WITH recorded AS (
+             UPDATE vigil.notifications n
              SET status = r.status::vigil.notification_status,
                  next_attempt_at = CASE WHEN r.status = 'pending'
                      THEN clock_timestamp() + r.delay_ms * interval '1 millisecond'
@@ -177,7 +179,16 @@ pub fn record(outcomes: &[Outcome]) -> SpiResult<()> {
                  updated_at = clock_timestamp()
              FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[])
                   AS r(id, status, delay_ms, http_status, error)
-             WHERE n.id = r.id AND n.status = 'sending'",
+             WHERE n.id = r.id AND n.status = 'sending'
+             RETURNING r.status),
+             counts AS (SELECT status, count(*) AS n FROM recorded GROUP BY status)
+             UPDATE vigil.counters k SET value = k.value + counts.n
+             FROM counts
+             WHERE k.name = CASE counts.status
+                 WHEN 'sent' THEN 'notifications_sent_total'
+                 WHEN 'pending' THEN 'notifications_retried_total'
+                 WHEN 'failed' THEN 'notifications_failed_total'
+                 WHEN 'dead' THEN 'notifications_dead_total' END",
             None,
             &[
                 ids.into(),

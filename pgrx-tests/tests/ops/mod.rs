@@ -290,3 +290,149 @@ pub fn statsagg_and_sketch_travel_in_binary(c: &Cluster) {
     assert!(err.code().is_some(), "{err}");
     db.batch_execute("DROP TABLE bin_a, bin_b").unwrap();
 }
+
+/// GET `path` from 127.0.0.1:`port` (HTTP/1.0, so the body ends with the
+/// connection); None until something answers.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
+}
+
+/// The value of the first sample of `metric` whose labels contain `labels`.
+fn sample(scrape: &str, metric: &str, labels: &str) -> Option<f64> {
+    scrape.lines().find_map(|l| {
+        let (name, value) = l.rsplit_once(' ')?;
+        let bare = name.split('{').next()?;
+        (bare == metric && name.contains(labels)).then(|| value.parse().ok())?
+    })
+}
+
+/// contrib/prometheus and contrib/grafana work against the real tools
+/// (issue 16): Debian's postgres_exporter, run with our queries as a role
+/// that has only vigil_reader, exports pg_vigil's health, open alerts and
+/// counters; promtool checks and unit-tests the alert rules; every query of
+/// the Grafana dashboard names a metric the exporter exports.
+pub fn prometheus_exporter_rules_and_dashboard_work(c: &Cluster) {
+    let contrib = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib");
+    let mut db = c.connect("postgres");
+    db.batch_execute(
+        "CREATE EXTENSION IF NOT EXISTS pg_vigil;
+         DO $$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'vigil_exporter') THEN
+             CREATE ROLE vigil_exporter LOGIN;
+           END IF;
+         END $$;
+         GRANT vigil_reader TO vigil_exporter;
+         SELECT vigil.raise_alert('exporter_test', 'e1', 'critical', 'exporter test');
+         SELECT vigil.scan();",
+    )
+    .unwrap();
+    let port = pg_vigil_e2e::free_port();
+    let mut exporter = std::process::Command::new("prometheus-postgres-exporter")
+        .args([
+            &format!("--web.listen-address=127.0.0.1:{port}"),
+            &format!(
+                "--extend.query-path={}",
+                contrib.join("prometheus/postgres_exporter.yml").display()
+            ),
+            "--disable-default-metrics",
+            "--disable-settings-metrics",
+        ])
+        .env(
+            "DATA_SOURCE_NAME",
+            format!(
+                "postgresql://vigil_exporter@127.0.0.1:{}/postgres?sslmode=disable",
+                c.port
+            ),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("prometheus-postgres-exporter (installed by scripts/setup.sh)");
+    let scrape = pg_vigil_e2e::wait_for(
+        "the exporter's metrics",
+        std::time::Duration::from_secs(30),
+        || http_get(port, "/metrics").filter(|m| m.contains("pg_vigil_worker_up")),
+    );
+    let _ = exporter.kill();
+    let _ = exporter.wait();
+    assert_eq!(
+        sample(&scrape, "pg_vigil_worker_up", ""),
+        Some(1.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            "pg_vigil_open_alerts_count",
+            "severity=\"critical\""
+        ),
+        Some(1.0)
+    );
+    assert!(sample(&scrape, "pg_vigil_counters_scans_total", "").unwrap_or(0.0) >= 1.0);
+    for m in [
+        "pg_vigil_notification_queue_depth",
+        "pg_vigil_seconds_since_last_scan",
+        "pg_vigil_rollups_broken",
+        "pg_vigil_counters_notifications_dead_total",
+    ] {
+        assert!(sample(&scrape, m, "").is_some(), "{m} missing:\n{scrape}");
+    }
+    assert!(
+        scrape.contains("# TYPE pg_vigil_counters_notifications_sent_total counter"),
+        "counters are Prometheus counters"
+    );
+
+    let promtool = |args: &[&str]| {
+        let out = std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(contrib.join("prometheus"))
+            .output()
+            .expect("promtool (Debian prometheus, installed by scripts/setup.sh)");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    promtool(&["check", "rules", "pg_vigil.rules.yml"]);
+    promtool(&["test", "rules", "pg_vigil.rules.test.yml"]);
+
+    // Every metric a dashboard query or an alert rule reads is exported.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(contrib.join("grafana/pg_vigil.json")).unwrap(),
+    )
+    .unwrap();
+    let rules = std::fs::read_to_string(contrib.join("prometheus/pg_vigil.rules.yml")).unwrap();
+    let mut exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .map(|t| t["expr"].as_str().unwrap().to_owned())
+        .collect();
+    exprs.extend(
+        rules
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("expr: ").map(str::to_owned)),
+    );
+    assert!(exprs.len() > 10);
+    for e in &exprs {
+        for word in e.split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_')) {
+            if word.starts_with("pg_vigil_") {
+                assert!(
+                    scrape.contains(&format!("\n{word}{{"))
+                        || scrape.contains(&format!("\n{word} ")),
+                    "{word} (in {e}) is not exported"
+                );
+            }
+        }
+    }
+}
