@@ -8,7 +8,7 @@
 //! hex digits. The dated `dedup_key` of a finding is not a label, so an
 //! ongoing condition keeps its identity across days.
 
-use crate::error::{Result, VigilError};
+use crate::error::{json_type, Result, VigilError};
 use serde_json::{Map, Value};
 
 pub mod sql;
@@ -98,17 +98,6 @@ pub fn fingerprint(labels: &Map<String, Value>) -> String {
         add(&[SEPARATOR]);
     }
     format!("{hash:016x}")
-}
-
-pub(crate) fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ fn alert_fingerprint(labels: JsonArg) -> String {
         serde_json::Value::Object(map) => super::fingerprint(&map),
         other => crate::sqlglue::raise(crate::error::VigilError::invalid(format!(
             "labels must be a JSON object, got {}",
-            super::json_type(&other)
+            crate::error::json_type(&other)
         ))),
     }
 }

@@ -3,7 +3,7 @@
 //! source table's columns and returns the options with defaults filled in.
 
 use super::{ColType, Columns, Kind};
-use crate::error::{ErrorKind, Result, VigilError};
+use crate::error::{json_type, ErrorKind, Result, VigilError};
 use serde_json::{Map, Value};
 
 /// What a key holds.
@@ -258,17 +258,6 @@ pub(super) fn validate(
         }
     }
     Ok(out)
-}
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 fn check(name: &str, opt: Opt, value: &Value, columns: &Columns) -> Result<Value> {

@@ -297,18 +297,23 @@ pub(super) fn check_filter(source: &str, measure: &str, filter: &str) {
     }
 }
 
-/// Refuses (42501) a schema whose names work run as `owner` cannot trust
-/// (`vigil._untrusted_schema`): another role could rename or plant objects
-/// there that the rollup's statements would then reach as the owner.
-pub fn require_trusted_schema(schema: pg_sys::Oid, owner: pg_sys::Oid, what: &str) {
-    let why = Spi::get_one::<String>(&format!(
+/// Why work run as `owner` cannot trust the names in `schema`
+/// (`vigil._untrusted_schema`), or None when it can.
+fn untrusted_schema(schema: pg_sys::Oid, owner: pg_sys::Oid) -> Option<String> {
+    Spi::get_one::<String>(&format!(
         "SELECT vigil._untrusted_schema({}::oid, {}::oid)",
         schema.to_u32(),
         owner.to_u32()
     ))
     .ok()
-    .flatten();
-    if let Some(why) = why {
+    .flatten()
+}
+
+/// Refuses (42501) a schema whose names work run as `owner` cannot trust
+/// (`vigil._untrusted_schema`): another role could rename or plant objects
+/// there that the rollup's statements would then reach as the owner.
+pub fn require_trusted_schema(schema: pg_sys::Oid, owner: pg_sys::Oid, what: &str) {
+    if let Some(why) = untrusted_schema(schema, owner) {
         denied(format!(
             "{what}: {why}; pg_vigil only works as {} in schemas nobody else controls",
             role_name(owner)
@@ -838,14 +843,7 @@ fn upgrade_rollup(summary: pg_sys::Oid) -> Option<String> {
         (rel_schema(summary), "summary"),
         (rel_schema(source), "source"),
     ] {
-        let why = Spi::get_one::<String>(&format!(
-            "SELECT vigil._untrusted_schema({}::oid, {}::oid)",
-            schema.to_u32(),
-            owner.to_u32()
-        ))
-        .ok()
-        .flatten();
-        if let Some(why) = why {
+        if let Some(why) = untrusted_schema(schema, owner) {
             return Some(format!("{what}: {why}"));
         }
     }
