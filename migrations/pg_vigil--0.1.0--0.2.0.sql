@@ -111,16 +111,16 @@ CREATE OR REPLACE FUNCTION vigil._alert_labels(labels jsonb, anomaly_type text, 
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT vigil._check_labels(
-        vigil._check_labels(coalesce(labels, '{}'), 'labels')
-        || jsonb_build_object('alertname', coalesce(labels ->> 'alertname', rule, monitor, anomaly_type))
+    -- Total: data (entity, a finding's subkey) never fails a raise; what
+    -- users configure was checked where they configured it.
+    SELECT l || jsonb_build_object('alertname', coalesce(l ->> 'alertname', rule, monitor, anomaly_type))
         || jsonb_strip_nulls(jsonb_build_object(
                'anomaly_type', anomaly_type, 'entity', entity, 'severity', severity::text,
-               'monitor', monitor, 'rule', rule)),
-        'labels')
+               'monitor', monitor, 'rule', rule))
+    FROM vigil._labels_at_raise(coalesce(labels, '{}')) AS l
 $$;
 
-COMMENT ON FUNCTION vigil._alert_labels(labels jsonb, anomaly_type text, entity text, severity vigil.severity, monitor text, rule text) IS 'Internal: an alert''s labels: the given ones (checked by vigil._check_labels), alertname (given, else the rule, the monitor or the anomaly type), and anomaly_type, entity, severity, monitor and rule, which override given ones';
+COMMENT ON FUNCTION vigil._alert_labels(labels jsonb, anomaly_type text, entity text, severity vigil.severity, monitor text, rule text) IS 'Internal: an alert''s labels: the given ones (vigil._labels_at_raise: label names checked, values as text), alertname (given, else the rule, the monitor or the anomaly type), and anomaly_type, entity, severity, monitor and rule, which override given ones; never fails on values';
 
 CREATE OR REPLACE FUNCTION vigil._base_type(typ oid, typmod integer) RETURNS text
     LANGUAGE c STABLE STRICT PARALLEL SAFE
@@ -523,11 +523,18 @@ BEGIN
     LOOP
         -- Events of one key are already serialised by the alert's row lock
         -- (raise_alert, resolve), so this check cannot pass twice at once.
+        -- Repeats of one event are held back for repeat_interval, unless the
+        -- channel was told the alert ended since (then a new one must go out).
         IF c.repeat_interval > interval '0' THEN
             CONTINUE WHEN EXISTS (
                 SELECT 1 FROM vigil.notifications n
                 WHERE n.channel_id = c.id AND n.notify_key = key
-                  AND n.created_at > now() - c.repeat_interval);
+                  AND n.created_at > now() - c.repeat_interval
+                  AND NOT EXISTS (
+                      SELECT 1 FROM vigil.notifications m
+                      WHERE m.channel_id = c.id AND m.created_at >= n.created_at AND m.id > n.id
+                        AND m.notify_key IN (alert.fingerprint || ':resolved', alert.fingerprint || ':dismissed',
+                                             alert.fingerprint || ':expired')));
         END IF;
         IF doc IS NULL THEN
             doc := to_jsonb(alert) || jsonb_build_object('affected_count',
@@ -570,6 +577,12 @@ CREATE OR REPLACE FUNCTION vigil._json_size(doc text, argument text, cap integer
     AS 'MODULE_PATHNAME', 'json_size_wrapper';
 
 COMMENT ON FUNCTION vigil._json_size(doc text, argument text, cap integer) IS 'Internal: size in bytes of a JSON document; ERROR 54000 when nested too deep, 22023 when unreadable';
+
+CREATE OR REPLACE FUNCTION vigil._labels_at_raise(labels jsonb) RETURNS jsonb
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'labels_at_raise_wrapper';
+
+COMMENT ON FUNCTION vigil._labels_at_raise(labels jsonb) IS 'Internal: labels of one raise made total: names checked (22023), strings kept, numbers and booleans as text, nulls dropped';
 
 CREATE OR REPLACE FUNCTION vigil._max_payload_bytes() RETURNS integer
     LANGUAGE sql STABLE PARALLEL SAFE
@@ -1652,10 +1665,12 @@ BEGIN
         -- Dismissed means dismissed: while the condition holds (seen within
         -- the window, not cleared by a scan since), repeats land on the
         -- dismissed alert and notify nobody.
+        -- A dismissal covers its severity: a worse one is a new alert.
         SELECT * INTO cur FROM vigil.alerts a
         WHERE a.fingerprint = fp AND a.status = 'dismissed' AND a.cleared_at IS NULL
           AND coalesce(a.monitor, '') = coalesce(raise_alert.monitor, '')
           AND a.last_seen_at >= now() - raise_alert.dedup_window
+          AND a.severity >= raise_alert.severity
         ORDER BY a.last_seen_at DESC
         LIMIT 1
         FOR UPDATE;
@@ -1689,7 +1704,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION vigil.raise_alert(anomaly_type text, entity text, severity vigil.severity, title text, summary text, details jsonb, urgency integer, monitor text, rule text, dedup_key text, dedup_window interval, expires_in interval, labels jsonb, OUT alert_id bigint, OUT is_new boolean) IS 'Raise an alert, or bump the open alert with the same identity last seen within dedup_window (occurrences, last_seen_at, expires_at; higher severity/urgency is an escalation). The identity is the fingerprint of the labels (vigil._alert_labels: given labels, alertname, anomaly_type, entity, monitor, rule), never the date: a condition that holds across midnight is one alert; a caller that passes dedup_key but no labels makes that key alone the identity, as before. While a dismissed alert of the same identity is still seen (within dedup_window, not cleared), repeats bump it silently. Notifies channel vigil_alerts on new, escalated and expired alerts. dedup_key (a field) defaults to vigil.dedup_key(anomaly_type, entity, now()), urgency to vigil.urgency_score(severity). details (merged into the open alert''s on a bump) larger than vigil.max_payload_bytes are stored as {"truncated": true, "original_bytes": N}; nested deeper than 32 levels is ERROR 54000; bad labels 22023 naming the label';
+COMMENT ON FUNCTION vigil.raise_alert(anomaly_type text, entity text, severity vigil.severity, title text, summary text, details jsonb, urgency integer, monitor text, rule text, dedup_key text, dedup_window interval, expires_in interval, labels jsonb, OUT alert_id bigint, OUT is_new boolean) IS 'Raise an alert, or bump the open alert with the same identity last seen within dedup_window (occurrences, last_seen_at, expires_at; higher severity/urgency is an escalation). The identity is the fingerprint of the labels (vigil._alert_labels: given labels, alertname, anomaly_type, entity, monitor, rule), never the date: a condition that holds across midnight is one alert; a caller that passes dedup_key but no labels makes that key alone the identity, as before. While a dismissed alert of the same identity is still seen (within dedup_window, not cleared), repeats at or below its severity bump it silently. Notifies channel vigil_alerts on new, escalated and expired alerts. dedup_key (a field) defaults to vigil.dedup_key(anomaly_type, entity, now()), urgency to vigil.urgency_score(severity). details (merged into the open alert''s on a bump) larger than vigil.max_payload_bytes are stored as {"truncated": true, "original_bytes": N}; nested deeper than 32 levels is ERROR 54000; bad labels 22023 naming the label';
 
 CREATE OR REPLACE FUNCTION vigil.rebuild_rollup(name regclass) RETURNS bigint
     LANGUAGE sql STRICT
@@ -1790,6 +1805,12 @@ DECLARE
     errors jsonb[] := '{}';
     skipped text[] := '{}';
     new_ids bigint[] := '{}';
+    -- What a failing monitor's subtransaction rolls back must leave the
+    -- report too (PL/pgSQL variables are not rolled back).
+    kept_new_ids bigint[];
+    kept_findings jsonb[];
+    kept_predictions jsonb[];
+    kept_resolved bigint;
     groups jsonb;
     resolved bigint := 0;
     expired bigint;
@@ -1812,6 +1833,10 @@ BEGIN
     LOOP
         mt0 := clock_timestamp();
         n := 0;
+        kept_new_ids := new_ids;
+        kept_findings := findings;
+        kept_predictions := predictions;
+        kept_resolved := resolved;
         BEGIN
             -- Concurrent scans of one monitor (a manual scan during a pg_cron
             -- one) never both run it: the second skips it (reported under
@@ -1887,6 +1912,10 @@ BEGIN
                 'duration_ms', round(extract(epoch FROM clock_timestamp() - mt0)::numeric * 1000, 3));
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_text = MESSAGE_TEXT;
+            new_ids := kept_new_ids;
+            findings := kept_findings;
+            predictions := kept_predictions;
+            resolved := kept_resolved;
             UPDATE vigil.monitors t SET last_scan_at = now(), last_error = format('%s: %s', err_state, err_text)
             WHERE t.id = m.id;
             errors := errors || jsonb_build_object('monitor', m.name, 'sqlstate', err_state, 'error', err_text);
@@ -2767,10 +2796,12 @@ $$;
 -- alert keeps its dedup_key as its identity, as raise_alert does for
 -- callers that pass a key but no labels. Open alerts that now share an identity (0.1.0
 -- opened one per UTC day) keep the newest; the others expire.
-UPDATE vigil.alerts SET labels = pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-    'alertname', coalesce(rule, monitor, anomaly_type), 'anomaly_type', anomaly_type, 'entity', entity,
-    'severity', severity::text, 'monitor', monitor, 'rule', rule,
-    'dedup_key', CASE WHEN monitor IS NULL AND rule IS NULL THEN dedup_key END));
+UPDATE vigil.alerts a SET labels = pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+    'alertname', coalesce((SELECT r.alertname FROM vigil.rules r WHERE r.name = a.rule), a.rule, a.monitor,
+                          a.anomaly_type),
+    'anomaly_type', a.anomaly_type, 'entity', a.entity,
+    'severity', a.severity::text, 'monitor', a.monitor, 'rule', a.rule,
+    'dedup_key', CASE WHEN a.monitor IS NULL AND a.rule IS NULL THEN a.dedup_key END));
 UPDATE vigil.alerts SET fingerprint = vigil.alert_fingerprint(CASE WHEN monitor IS NULL AND rule IS NULL
     THEN pg_catalog.jsonb_build_object('dedup_key', dedup_key) ELSE labels END);
 ALTER TABLE vigil.alerts ALTER COLUMN fingerprint SET NOT NULL;

@@ -446,6 +446,9 @@ COMMENT ON FUNCTION vigil._cap_details(jsonb, text) IS
 COMMENT ON FUNCTION vigil._check_labels(jsonb, text) IS
     'Internal: labels unchanged, or ERROR 22023 naming the argument and the label: a JSON object of at most 32 string '
     'labels, names [A-Za-z_][A-Za-z0-9_]* not starting with __, values non-empty and at most 8192 bytes';
+COMMENT ON FUNCTION vigil._labels_at_raise(jsonb) IS
+    'Internal: labels of one raise made total: names checked (22023), strings kept, numbers and booleans as text, '
+    'nulls dropped';
 COMMENT ON FUNCTION vigil.alert_fingerprint(jsonb) IS
     'An alert''s identity from its labels: Alertmanager''s label-set fingerprint (FNV-1a 64 over the sorted names and '
     'values) of every label but severity, as 16 hex digits; ERROR 22023 unless labels is a JSON object';
@@ -453,17 +456,18 @@ COMMENT ON FUNCTION vigil.alert_fingerprint(jsonb) IS
 CREATE FUNCTION vigil._alert_labels(labels jsonb, anomaly_type text, entity text, severity vigil.severity,
                                     monitor text, rule text) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT vigil._check_labels(
-        vigil._check_labels(coalesce(labels, '{}'), 'labels')
-        || jsonb_build_object('alertname', coalesce(labels ->> 'alertname', rule, monitor, anomaly_type))
+    -- Total: data (entity, a finding's subkey) never fails a raise; what
+    -- users configure was checked where they configured it.
+    SELECT l || jsonb_build_object('alertname', coalesce(l ->> 'alertname', rule, monitor, anomaly_type))
         || jsonb_strip_nulls(jsonb_build_object(
                'anomaly_type', anomaly_type, 'entity', entity, 'severity', severity::text,
-               'monitor', monitor, 'rule', rule)),
-        'labels')
+               'monitor', monitor, 'rule', rule))
+    FROM vigil._labels_at_raise(coalesce(labels, '{}')) AS l
 $$;
 COMMENT ON FUNCTION vigil._alert_labels(jsonb, text, text, vigil.severity, text, text) IS
-    'Internal: an alert''s labels: the given ones (checked by vigil._check_labels), alertname (given, else the rule, '
-    'the monitor or the anomaly type), and anomaly_type, entity, severity, monitor and rule, which override given ones';
+    'Internal: an alert''s labels: the given ones (vigil._labels_at_raise: label names checked, values as text), '
+    'alertname (given, else the rule, the monitor or the anomaly type), and anomaly_type, entity, severity, monitor '
+    'and rule, which override given ones; never fails on values';
 
 CREATE FUNCTION vigil.raise_alert(
     anomaly_type text,
@@ -586,10 +590,12 @@ BEGIN
         -- Dismissed means dismissed: while the condition holds (seen within
         -- the window, not cleared by a scan since), repeats land on the
         -- dismissed alert and notify nobody.
+        -- A dismissal covers its severity: a worse one is a new alert.
         SELECT * INTO cur FROM vigil.alerts a
         WHERE a.fingerprint = fp AND a.status = 'dismissed' AND a.cleared_at IS NULL
           AND coalesce(a.monitor, '') = coalesce(raise_alert.monitor, '')
           AND a.last_seen_at >= now() - raise_alert.dedup_window
+          AND a.severity >= raise_alert.severity
         ORDER BY a.last_seen_at DESC
         LIMIT 1
         FOR UPDATE;
@@ -628,7 +634,7 @@ COMMENT ON FUNCTION vigil.raise_alert(text, text, vigil.severity, text, text, js
     '(vigil._alert_labels: given labels, alertname, anomaly_type, entity, monitor, rule), never the date: a condition '
     'that holds across midnight is one alert; a caller that passes dedup_key but no labels makes that key alone the '
     'identity, as before. While a dismissed alert of the '
-    'same identity is still seen (within dedup_window, not cleared), repeats bump it silently. Notifies channel '
+    'same identity is still seen (within dedup_window, not cleared), repeats at or below its severity bump it silently. Notifies channel '
     'vigil_alerts on new, escalated and expired alerts. dedup_key (a field) defaults to vigil.dedup_key(anomaly_type, '
     'entity, now()), urgency to vigil.urgency_score(severity). details (merged into the open alert''s on a bump) larger '
     'than vigil.max_payload_bytes are stored as {"truncated": true, "original_bytes": N}; nested deeper than 32 levels '

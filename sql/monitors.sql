@@ -523,6 +523,12 @@ DECLARE
     errors jsonb[] := '{}';
     skipped text[] := '{}';
     new_ids bigint[] := '{}';
+    -- What a failing monitor's subtransaction rolls back must leave the
+    -- report too (PL/pgSQL variables are not rolled back).
+    kept_new_ids bigint[];
+    kept_findings jsonb[];
+    kept_predictions jsonb[];
+    kept_resolved bigint;
     groups jsonb;
     resolved bigint := 0;
     expired bigint;
@@ -545,6 +551,10 @@ BEGIN
     LOOP
         mt0 := clock_timestamp();
         n := 0;
+        kept_new_ids := new_ids;
+        kept_findings := findings;
+        kept_predictions := predictions;
+        kept_resolved := resolved;
         BEGIN
             -- Concurrent scans of one monitor (a manual scan during a pg_cron
             -- one) never both run it: the second skips it (reported under
@@ -620,6 +630,10 @@ BEGIN
                 'duration_ms', round(extract(epoch FROM clock_timestamp() - mt0)::numeric * 1000, 3));
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_text = MESSAGE_TEXT;
+            new_ids := kept_new_ids;
+            findings := kept_findings;
+            predictions := kept_predictions;
+            resolved := kept_resolved;
             UPDATE vigil.monitors t SET last_scan_at = now(), last_error = format('%s: %s', err_state, err_text)
             WHERE t.id = m.id;
             errors := errors || jsonb_build_object('monitor', m.name, 'sqlstate', err_state, 'error', err_text);

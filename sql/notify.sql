@@ -277,11 +277,18 @@ BEGIN
     LOOP
         -- Events of one key are already serialised by the alert's row lock
         -- (raise_alert, resolve), so this check cannot pass twice at once.
+        -- Repeats of one event are held back for repeat_interval, unless the
+        -- channel was told the alert ended since (then a new one must go out).
         IF c.repeat_interval > interval '0' THEN
             CONTINUE WHEN EXISTS (
                 SELECT 1 FROM vigil.notifications n
                 WHERE n.channel_id = c.id AND n.notify_key = key
-                  AND n.created_at > now() - c.repeat_interval);
+                  AND n.created_at > now() - c.repeat_interval
+                  AND NOT EXISTS (
+                      SELECT 1 FROM vigil.notifications m
+                      WHERE m.channel_id = c.id AND m.created_at >= n.created_at AND m.id > n.id
+                        AND m.notify_key IN (alert.fingerprint || ':resolved', alert.fingerprint || ':dismissed',
+                                             alert.fingerprint || ':expired')));
         END IF;
         IF doc IS NULL THEN
             doc := to_jsonb(alert) || jsonb_build_object('affected_count',

@@ -76,6 +76,7 @@ extension_sql_file!(
         scoring::sql::urgency_band,
         scoring::sql::dedup_key,
         alert::sql::check_labels,
+        alert::sql::labels_at_raise,
         alert::sql::alert_fingerprint,
     ]
 );

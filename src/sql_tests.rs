@@ -1337,4 +1337,49 @@ mod tests {
             Some("off")
         );
     }
+
+    #[pg_test]
+    fn dismissal_covers_its_severity_and_a_refire_after_resolve_is_notified() {
+        Spi::run(
+            "SELECT vigil.create_channel('hook', 'webhook', 'http://127.0.0.1:9/hook', send_resolved => true)",
+        )
+        .unwrap();
+        let raise = |sev: &str| {
+            Spi::get_one::<i64>(&format!(
+                "SELECT alert_id FROM vigil.raise_alert('stall', 'order-17', '{sev}', 'order 17 stalled', \
+                 monitor => 'm', labels => '{{}}')"
+            ))
+            .unwrap()
+            .unwrap()
+        };
+        let low = raise("low");
+        Spi::run(&format!("SELECT vigil.dismiss({low}, 'op')")).unwrap();
+        assert_eq!(
+            raise("low"),
+            low,
+            "a repeat at its severity stays dismissed"
+        );
+        let critical = raise("critical");
+        assert_ne!(critical, low, "a worse one is a new alert");
+        assert_eq!(
+            one::<String>(&format!(
+                "SELECT status::text FROM vigil.alerts WHERE id = {critical}"
+            ))
+            .as_deref(),
+            Some("firing")
+        );
+        // Fire, resolve, fire again within repeat_interval (1 hour): the
+        // receiver, told it was resolved, hears of the new one.
+        Spi::run(&format!("SELECT vigil.resolve({critical})")).unwrap();
+        let again = raise("critical");
+        assert_ne!(again, critical);
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(n.event, ',' ORDER BY n.id) FROM vigil.notifications n
+                 JOIN vigil.channels c ON c.id = n.channel_id WHERE c.name = 'hook'"
+            )
+            .as_deref(),
+            Some("new,dismissed,new,resolved,new")
+        );
+    }
 }

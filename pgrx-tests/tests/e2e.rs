@@ -613,6 +613,10 @@ fn main() {
             attacks::a_callers_operators_cannot_steer_vigils_own_lookups,
         ),
         (
+            "attack: a_writers_rows_cannot_blind_a_monitor",
+            attacks::a_writers_rows_cannot_blind_a_monitor,
+        ),
+        (
             "upgrade_from_0_1_0_equals_a_fresh_install_and_keeps_working",
             upgrade::upgrade_from_0_1_0_equals_a_fresh_install_and_keeps_working,
         ),

@@ -39,14 +39,7 @@ pub fn check_labels(value: &Value, argument: &str) -> Result<Map<String, Value>>
         )));
     }
     for (name, v) in obj {
-        let valid_name = name.len() <= MAX_NAME_BYTES
-            && !name.starts_with("__")
-            && name
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid_name {
+        if !valid_name(name) {
             return Err(VigilError::invalid(format!(
                 "{argument}: label name {} must match [A-Za-z_][A-Za-z0-9_]*, not start with __, \
                  and be at most {MAX_NAME_BYTES} bytes",
@@ -59,19 +52,71 @@ pub fn check_labels(value: &Value, argument: &str) -> Result<Map<String, Value>>
                 json_type(v)
             ))
         })?;
-        if s.trim().is_empty() {
-            return Err(VigilError::invalid(format!(
-                "{argument}.{name} must not be empty"
-            )));
-        }
-        if s.len() > MAX_VALUE_BYTES {
-            return Err(VigilError::invalid(format!(
-                "{argument}.{name} is {} bytes; at most {MAX_VALUE_BYTES} are accepted",
-                s.len()
-            )));
-        }
+        check_label_value(s, &format!("{argument}.{name}"))?;
     }
     Ok(obj.clone())
+}
+
+/// The given labels of one `raise_alert` call, made total: they were
+/// checked where they were configured (monitor options, rules), and what a
+/// scan's data puts next to them must never fail a raise. Names must still
+/// be label names (22023); string values are kept as they are, numbers and
+/// booleans become their text, nulls are dropped; nested values are refused.
+pub fn labels_at_raise(value: &Value) -> Result<Map<String, Value>> {
+    let obj = value.as_object().ok_or_else(|| {
+        VigilError::invalid(format!(
+            "labels must be a JSON object of string labels, got {}",
+            json_type(value)
+        ))
+    })?;
+    let mut out = Map::new();
+    for (name, v) in obj {
+        if !valid_name(name) {
+            return Err(VigilError::invalid(format!(
+                "labels: label name {} must match [A-Za-z_][A-Za-z0-9_]*, not start with __, \
+                 and be at most {MAX_NAME_BYTES} bytes",
+                Value::String(name.clone())
+            )));
+        }
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(_) | Value::Bool(_) => v.to_string(),
+            Value::Null => continue,
+            _ => {
+                return Err(VigilError::invalid(format!(
+                    "labels.{name} must be a string, got {}",
+                    json_type(v)
+                )))
+            }
+        };
+        out.insert(name.clone(), Value::String(text));
+    }
+    Ok(out)
+}
+
+fn valid_name(name: &str) -> bool {
+    name.len() <= MAX_NAME_BYTES
+        && !name.starts_with("__")
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A label value as configuration may set one (`alertname`): non-empty,
+/// at most `MAX_VALUE_BYTES`.
+pub fn check_label_value(value: &str, argument: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(VigilError::invalid(format!("{argument} must not be empty")));
+    }
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(VigilError::invalid(format!(
+            "{argument} is {} bytes; at most {MAX_VALUE_BYTES} are accepted",
+            value.len()
+        )));
+    }
+    Ok(())
 }
 
 /// The fingerprint of an alert with `labels`: Alertmanager's label-set
@@ -134,6 +179,22 @@ mod tests {
         let a = obj(json!({"ab": "c"}));
         let b = obj(json!({"a": "bc"}));
         assert_ne!(fingerprint(&a), fingerprint(&b));
+    }
+
+    #[test]
+    fn labels_at_raise_never_fail_on_values() {
+        let big = "x".repeat(MAX_VALUE_BYTES * 2);
+        let l = labels_at_raise(
+            &json!({"subkey": "\t", "entity_hint": big, "n": 3, "b": true, "z": null}),
+        )
+        .unwrap();
+        assert_eq!(l["subkey"], "\t");
+        assert_eq!(l["n"], "3");
+        assert_eq!(l["b"], "true");
+        assert!(!l.contains_key("z"));
+        assert!(labels_at_raise(&json!({"bad-name": "x"})).is_err());
+        assert!(labels_at_raise(&json!({"nested": {"a": 1}})).is_err());
+        assert!(labels_at_raise(&json!([])).is_err());
     }
 
     #[test]

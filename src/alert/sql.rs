@@ -16,6 +16,13 @@ fn check_labels(labels: JsonArg, argument: &str) -> JsonB {
     ))
 }
 
+/// `labels` made total for one raise (see `labels_at_raise`).
+#[pg_extern(immutable, strict, parallel_safe, name = "_labels_at_raise")]
+fn labels_at_raise(labels: JsonArg) -> JsonB {
+    let value = labels.get("labels");
+    JsonB(Value::Object(super::labels_at_raise(&value).or_raise()))
+}
+
 /// The fingerprint of an alert with these labels: Alertmanager's label-set
 /// fingerprint over every label but `severity`, 16 hex digits.
 #[pg_extern(immutable, strict, parallel_safe, name = "alert_fingerprint")]

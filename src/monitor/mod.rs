@@ -234,14 +234,45 @@ impl Query<'_> {
     }
 
     /// ` AND ...` for options.filter (and any other filter-shaped key).
+    /// options.filter also leaves out rows whose `value` is NaN or
+    /// ±Infinity: one writer's non-finite value must not turn a monitor's
+    /// arithmetic (averages, z-scores) into errors or NaN for everyone.
     fn filter(&self, key: &str) -> String {
+        let mut out = String::new();
+        if key == "filter" {
+            out.push_str(&self.finite("value"));
+        }
         let Some(Value::Object(f)) = self.o.get(key) else {
+            return out;
+        };
+        out.extend(
+            f.iter()
+                .map(|(col, values)| self.condition(key, col, values))
+                .map(|c| format!(" AND {c}")),
+        );
+        out
+    }
+
+    /// ` AND col NOT IN ('NaN', 'Infinity', '-Infinity')` for a float or
+    /// numeric column option (integers cannot hold them).
+    fn finite(&self, key: &str) -> String {
+        let Some(c) = self.col(key) else {
             return String::new();
         };
-        f.iter()
-            .map(|(col, values)| self.condition(key, col, values))
-            .map(|c| format!(" AND {c}"))
-            .collect()
+        let sql_type = self
+            .o
+            .get(key)
+            .and_then(Value::as_str)
+            .and_then(|name| self.columns.get(name))
+            .map_or("", |col| col.sql_type.as_str());
+        let may_be_non_finite = sql_type == "numeric"
+            || sql_type.starts_with("numeric(")
+            || matches!(sql_type, "double precision" | "real");
+        if may_be_non_finite {
+            format!(" AND {c} NOT IN ('NaN', 'Infinity', '-Infinity')")
+        } else {
+            String::new()
+        }
     }
 
     fn condition(&self, key: &str, col: &str, values: &Value) -> String {

@@ -32,6 +32,8 @@ pub(super) enum Opt {
     Zones,
     /// Alert labels: an object of strings (`crate::alert::check_labels`).
     Labels,
+    /// One label value (`crate::alert::check_label_value`).
+    LabelValue,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -91,7 +93,7 @@ const COMMON: &[Key] = &[
     def("expires_in", Opt::Interval, "\"48 hours\""),
     def("dedup_by", Opt::Choice(&["day", "hour"]), "\"day\""),
     key("filter", Opt::Filter),
-    key("alertname", Opt::Text),
+    key("alertname", Opt::LabelValue),
     key("labels", Opt::Labels),
 ];
 
@@ -180,7 +182,7 @@ const EARLY_KILL: &[Key] = &[
     key("action_channel", Opt::Text),
     def("anomaly_type", Opt::Text, "\"early_kill\""),
     def("expires_in", Opt::Interval, "\"48 hours\""),
-    key("alertname", Opt::Text),
+    key("alertname", Opt::LabelValue),
     key("labels", Opt::Labels),
 ];
 
@@ -342,6 +344,13 @@ fn check(name: &str, opt: Opt, value: &Value, columns: &Columns) -> Result<Value
             if items.iter().any(|v| !v.is_string()) {
                 return Err(bad(name, "must be a non-empty array of strings"));
             }
+            Ok(value.clone())
+        }
+        Opt::LabelValue => {
+            let text = value
+                .as_str()
+                .ok_or_else(|| bad(name, format!("must be a string, got {}", json_type(value))))?;
+            crate::alert::check_label_value(text, &format!("options.{name}"))?;
             Ok(value.clone())
         }
         Opt::Labels => Ok(Value::Object(crate::alert::check_labels(

@@ -657,8 +657,14 @@ fn parse_text(s: &str) -> std::result::Result<Sketch, String> {
     Ok(sketch)
 }
 
-/// Parses `[key:count,count;key:count]`.
+/// Parses `[key:count,count;key:count]`, refusing (before building them)
+/// more buckets than a valid sketch can hold.
 fn parse_runs(text: &str) -> std::result::Result<Vec<(i64, Vec<u64>)>, String> {
+    // Counts are separated by commas: a list with more than MAX_SPAN of
+    // them cannot be valid, whatever else it says.
+    if text.bytes().filter(|&b| b == b',' || b == b';').count() as i64 >= MAX_SPAN {
+        return Err(format!("buckets span more than {MAX_SPAN} keys"));
+    }
     let inner = text
         .strip_prefix('[')
         .and_then(|rest| rest.strip_suffix(']'))
@@ -738,13 +744,19 @@ impl Reader<'_> {
         Err("varint overflows 64 bits".into())
     }
 
-    /// One store's runs; keys are range-checked later by `Store::from_runs`,
-    /// lengths here against the bytes left so that no length allocates more
-    /// than the input could fill.
+    /// One store's runs; keys are range-checked later by `Store::from_runs`.
+    /// What a valid sketch can hold bounds the decoding itself (input from a
+    /// client, COPY BINARY): no more than `MAX_SPAN` buckets in all, none
+    /// empty, spanning at most `MAX_SPAN` keys, checked as each run is read,
+    /// so memory stays proportional to a valid sketch whatever the input.
     fn runs(&mut self) -> std::result::Result<Vec<(i64, Vec<u64>)>, String> {
         let n_runs = self.varint()?;
+        if n_runs > MAX_SPAN as u64 {
+            return Err(format!("buckets span more than {MAX_SPAN} keys"));
+        }
         let mut runs = Vec::new();
         let mut previous_end: Option<i64> = None;
+        let mut first: Option<i64> = None;
         for _ in 0..n_runs {
             let key = self.varint()?;
             let start = match previous_end {
@@ -755,14 +767,23 @@ impl Reader<'_> {
                     .ok_or("bucket key out of range")?,
             };
             let len = self.varint()?;
+            if len == 0 {
+                return Err("a bucket run is empty".into());
+            }
             if len > (self.bytes.len() - self.pos) as u64 {
                 return Err("truncated".into());
+            }
+            let end = start
+                .checked_add(len as i64 - 1)
+                .ok_or("bucket key out of range")?;
+            let lo = *first.get_or_insert(start);
+            if end.checked_sub(lo).is_none_or(|span| span >= MAX_SPAN) {
+                return Err(format!("buckets span more than {MAX_SPAN} keys"));
             }
             let counts = (0..len)
                 .map(|_| self.varint())
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            let end = start.checked_add(len as i64 - 1);
-            previous_end = Some(end.ok_or("bucket key out of range")?);
+            previous_end = Some(end);
             runs.push((start, counts));
         }
         Ok(runs)

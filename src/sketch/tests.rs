@@ -549,3 +549,41 @@ fn span_limit_bounds_memory_and_leaves_the_sketch_unchanged() {
     }
     assert_eq!(full.count(), 10);
 }
+
+#[test]
+fn hostile_binary_input_is_refused_before_it_is_built() {
+    // Review 2026-12-02c: 32 MiB of empty runs used to decode into ~578 MB
+    // before being refused. Now each run is checked as it is read.
+    let mut header = vec![FORMAT_VERSION];
+    header.extend_from_slice(&0.01f64.to_le_bytes());
+    header.push(0); // zero count
+    let mut empty_runs = header.clone();
+    empty_runs.extend([0x80, 0x80, 0x04]); // 65536 runs
+    empty_runs.extend(std::iter::repeat_n(0u8, 8 << 20));
+    let err = Sketch::from_bytes(&empty_runs).unwrap_err().message;
+    assert!(err.contains("a bucket run is empty"), "{err}");
+    let mut too_many = header.clone();
+    too_many.extend([0x80, 0x80, 0x80, 0x01]); // 2^21 runs
+    let err = Sketch::from_bytes(&too_many).unwrap_err().message;
+    assert!(err.contains("span more than"), "{err}");
+    // One run of more buckets than a sketch may span, with the bytes for them.
+    let mut wide = header;
+    wide.push(1); // one run
+    wide.push(0); // key 0
+    wide.extend([0x81, 0x80, 0x08]); // 131073 buckets
+    wide.extend(std::iter::repeat_n(1u8, 131_073));
+    let err = Sketch::from_bytes(&wide).unwrap_err().message;
+    assert!(err.contains("span more than"), "{err}");
+}
+
+#[test]
+fn hostile_text_input_is_refused_before_it_is_built() {
+    let many = format!("[0:{}1]", "1,".repeat(200_000));
+    let text = format!("(alpha:0.01,n:200001,zero:0,neg:[],pos:{many})");
+    let err = Sketch::parse(&text).unwrap_err().message;
+    assert!(
+        err.contains("span more than"),
+        "{}",
+        &err[..err.len().min(200)]
+    );
+}

@@ -81,7 +81,7 @@ WHERE n.event = 'escalated' ORDER BY c.name;
 SELECT (vigil.resolve(id, 'oncall')).status FROM vigil.alerts WHERE entity = 'n-acme';
 SELECT c.name, n.event FROM vigil.notifications n JOIN vigil.channels c ON c.id = n.channel_id
 WHERE n.event = 'resolved';
--- firing again within the hour: the same key and event are not repeated
+-- firing again within the hour: not repeated, except where the channel was told it was resolved (slack)
 SELECT is_new FROM vigil.raise_alert('health_drop', 'n-acme', 'low', 'Health dropped 5 points');
 SELECT count(*) AS new_notifications_for_acme FROM vigil.notifications WHERE event = 'new';
 -- type filter

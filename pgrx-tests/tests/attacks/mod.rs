@@ -1380,3 +1380,65 @@ pub fn a_callers_operators_cannot_steer_vigils_own_lookups(c: &Cluster) {
     );
     assert_nobody_escalated(&mut su);
 }
+
+/// A writer's data can affect at most its own entity's alert (review
+/// 2026-12-02c, findings 01 and 06): entities that are blank to Rust's or
+/// PostgreSQL's eyes, longer than a label value may be, or values that are
+/// NaN or ±Infinity, neither fail the monitor nor hide another entity's
+/// alert, and the scan goes on for every monitor.
+pub fn a_writers_rows_cannot_blind_a_monitor(c: &Cluster) {
+    let mut su = setup(c);
+    let mut a = c.connect_as(DB, "alice");
+    a.batch_execute(
+        "CREATE TABLE alice.health (entity text NOT NULL, ts timestamptz NOT NULL, v numeric);
+         INSERT INTO alice.health
+         SELECT e, now() - g * interval '1 hour', CASE WHEN g = 0 THEN 60 ELSE 80 END
+         FROM unnest(ARRAY['victim', E'\\t', repeat('z', 9000)]) e, generate_series(0, 5) g;
+         INSERT INTO alice.health VALUES ('nan-entity', now(), 'NaN'), ('nan-entity', now() - interval '1 hour', 80),
+                                         ('inf-entity', now(), 'Infinity'), ('inf-entity', now() - interval '1 hour', 80);
+         GRANT INSERT ON alice.health TO mallory;",
+    )
+    .unwrap();
+    let mut adm = c.connect_as(DB, "adm");
+    adm.batch_execute("GRANT USAGE ON SCHEMA alice TO adm;")
+        .ok();
+    a.batch_execute("GRANT SELECT ON alice.health TO adm")
+        .unwrap();
+    adm.batch_execute(
+        "SELECT vigil.create_monitor('health_drop', 'drop', 'alice.health',
+             '{\"entity\": \"entity\", \"time\": \"ts\", \"value\": \"v\", \"baseline\": \"1 day\"}');
+         SELECT vigil.create_monitor('busy', 'count', 'alice.health',
+             '{\"entity\": \"entity\", \"thresholds\": {\"medium\": 1}}');",
+    )
+    .unwrap();
+    let report = scan(&mut su);
+    assert_eq!(report["errors"], serde_json::json!([]), "{report}");
+    let victims: i64 = su
+        .query_one(
+            "SELECT count(*) FROM vigil.alerts WHERE entity = 'victim' AND status = 'firing'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(victims, 2, "both monitors alert for the victim: {report}");
+    let odd: i64 = su
+        .query_one(
+            "SELECT count(*) FROM vigil.alerts WHERE monitor = 'health_drop' AND entity IN (E'\\t', repeat('z', 9000))",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(odd, 2, "odd entities are ordinary entities");
+    let non_finite: i64 = su
+        .query_one(
+            "SELECT count(*) FROM vigil.alerts WHERE monitor = 'health_drop' AND entity IN ('nan-entity', 'inf-entity')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        non_finite, 0,
+        "non-finite values are left out of the arithmetic"
+    );
+    assert_nobody_escalated(&mut su);
+}

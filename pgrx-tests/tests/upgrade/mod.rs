@@ -405,6 +405,14 @@ pub fn upgrade_from_0_1_0_equals_a_fresh_install_and_keeps_working(_main: &Clust
         report.contains("\"success\": true") && report.contains("busy_entities"),
         "{report}"
     );
+    // An open default-rule alert keeps its identity: the same breach bumps
+    // it instead of opening a second alert under the seed's alertname.
+    db.batch_execute("SELECT vigil.check_metric('roas', 1.0, 'campaign-1')")
+        .unwrap();
+    assert_eq!(
+        lines(&mut db, "SELECT labels->>'alertname' || ' ' || occurrences || ' ' || status FROM vigil.alerts WHERE rule = 'roas_below_2' ORDER BY id"),
+        ["ROAS_DROP 2 firing"]
+    );
     // Rule edits survive and the defaults are tracked as 0.2.0 does.
     assert_eq!(
         lines(&mut db, "SELECT id || ' ' || name || ' ' || threshold FROM vigil.rules WHERE id = 1 OR id >= 1000 ORDER BY id"),

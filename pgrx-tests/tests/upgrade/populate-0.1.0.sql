@@ -60,6 +60,8 @@ SELECT vigil.create_rule('my_rule', 'signups', '<', 5, 'low') > 0;
 DELETE FROM vigil.recommended_actions WHERE (anomaly_type, severity) IN
     (SELECT anomaly_type, severity FROM vigil.recommended_actions ORDER BY 1, 2 NULLS LAST LIMIT 1);
 
+-- An open alert of a default rule (0.2.0 names its alerts ROAS_DROP).
+SELECT count(*) > 0 FROM vigil.check_metric('roas', 1.0, 'campaign-1');
 SELECT vigil.create_channel('hook', 'webhook', 'http://127.0.0.1:9/hook') > 0;
 SELECT (vigil.raise_alert('spike', 'e1', 'high', 'spike on e1')).is_new;
 SELECT (vigil.raise_alert('spike', 'e2', 'critical', 'spike on e2')).is_new;
