@@ -48,7 +48,9 @@ ALTER TABLE vigil.monitors
     ADD COLUMN source_oid oid,
     ADD COLUMN created_by name NOT NULL DEFAULT current_user,
     ADD COLUMN timeout_ms int CONSTRAINT monitors_timeout_ms_check CHECK (timeout_ms > 0);
-ALTER TABLE vigil.rollup_defs ADD COLUMN group_source name[];
+ALTER TABLE vigil.rollup_defs ADD COLUMN group_source name[],
+    ADD COLUMN on_detach text NOT NULL DEFAULT 'keep' CONSTRAINT rollup_defs_on_detach_check
+        CHECK (on_detach IN ('keep', 'subtract'));
 ALTER TABLE vigil.rules
     ADD COLUMN alertname text CONSTRAINT rules_alertname_check CHECK (btrim(alertname) <> ''),
     ADD COLUMN labels jsonb NOT NULL DEFAULT '{}' CONSTRAINT rules_labels_check CHECK (jsonb_typeof(labels) = 'object');
@@ -932,6 +934,12 @@ CREATE OR REPLACE FUNCTION vigil._scan_insight(kind text, anomaly_type text, lab
 $$;
 
 COMMENT ON FUNCTION vigil._set_monitor_enabled(name text, enabled boolean) IS 'Internal: enables or disables a monitor by name; returns it';
+
+CREATE OR REPLACE FUNCTION vigil._set_rollup_on_detach(name oid, mode text) RETURNS void
+    LANGUAGE c STRICT
+    AS 'MODULE_PATHNAME', 'set_rollup_on_detach_wrapper';
+
+COMMENT ON FUNCTION vigil._set_rollup_on_detach(name oid, mode text) IS 'Internal: vigil.set_rollup_on_detach''s work';
 
 COMMENT ON FUNCTION vigil._sketch_of(value double precision, relative_error double precision) IS 'Internal: the sketch of one value at a relative error (what a rollup adds for a single-row INSERT)';
 
@@ -2055,6 +2063,13 @@ END
 $$;
 
 COMMENT ON FUNCTION vigil.set_monitor_timeout(name text, timeout interval) IS 'Set how long one scan of the monitor may run, lock waits included (NULL: vigil.monitor_timeout_ms); a monitor that takes longer is reported as failed (54000) and the scan goes on';
+
+CREATE OR REPLACE FUNCTION vigil.set_rollup_on_detach(name regclass, mode text) RETURNS void
+    LANGUAGE sql STRICT
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT vigil._set_rollup_on_detach(name, mode) $$;
+
+COMMENT ON FUNCTION vigil.set_rollup_on_detach(name regclass, mode text) IS 'What a partition detached from a partitioned source does to the rollup: keep (default: its rows stay as history, like continuous aggregates after drop_chunks) or subtract (the buckets it covered are recomputed from what the source still holds). Needs the source owner''s rights; ERROR 22023 for another mode';
 
 COMMENT ON FUNCTION vigil.severity_above(value double precision, medium double precision, high double precision, critical double precision) IS 'Severity of a value that is worse when larger: critical/high/medium at or above those thresholds, else NULL';
 

@@ -11,7 +11,11 @@ CREATE TABLE vigil.rollup_defs (
     -- differ from group_by (the summary's column names); NULL = group_by.
     group_source name[],
     measures    jsonb       NOT NULL,
-    created_at  timestamptz NOT NULL DEFAULT now()
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    -- What a partition that leaves a partitioned source (DETACH) does to
+    -- the summary: keep its rows as history, or subtract them.
+    on_detach   text        NOT NULL DEFAULT 'keep' CONSTRAINT rollup_defs_on_detach_check
+                            CHECK (on_detach IN ('keep', 'subtract'))
 );
 COMMENT ON TABLE vigil.rollup_defs IS 'Definitions of trigger-maintained rollups (one row per summary table)';
 SELECT pg_catalog.pg_extension_config_dump('vigil.rollup_defs', '');
@@ -100,6 +104,13 @@ CREATE FUNCTION vigil.rebuild_rollup(name regclass) RETURNS bigint
 LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT vigil._rebuild_rollup(name) $$;
 COMMENT ON FUNCTION vigil.rebuild_rollup(regclass) IS
     'Recompute a rollup from its source (blocks writers meanwhile); returns the number of groups';
+
+CREATE FUNCTION vigil.set_rollup_on_detach(name regclass, mode text) RETURNS void
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT vigil._set_rollup_on_detach(name, mode) $$;
+COMMENT ON FUNCTION vigil.set_rollup_on_detach(regclass, text) IS
+    'What a partition detached from a partitioned source does to the rollup: keep (default: its rows stay as history, '
+    'like continuous aggregates after drop_chunks) or subtract (the buckets it covered are recomputed from what the '
+    'source still holds). Needs the source owner''s rights; ERROR 22023 for another mode';
 
 CREATE FUNCTION vigil.drop_rollup(name regclass) RETURNS void
 LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT vigil._drop_rollup(name) $$;

@@ -60,6 +60,7 @@ extension_sql_file!(
         rollup::sql::verify_rollup,
         rollup::sql::rebuild_rollup,
         rollup::sql::drop_rollup,
+        rollup::sql::set_rollup_on_detach,
         rollup::sql::rollup_stats,
         rollup::ddl::rollup_status,
         rollup::ddl::rollup_ddl,

@@ -301,7 +301,7 @@ mod tests {
                                      '_drop_rollup', '_rollup_size', '_rollup_slot', '_rollup_trigger',
                                      '_wake_worker', '_monitor_run', '_base_type', '_rollup_stats',
                                      '_rollup_ddl', '_rollup_status', '_rollup_dropped', '_upgrade_rollup',
-                                     'webhook_payload')
+                                     'webhook_payload', '_set_rollup_on_detach')
                AND (p.provolatile <> 'i' OR p.proparallel <> 's')",
         );
         assert_eq!(mislabelled.as_deref(), Some(""));

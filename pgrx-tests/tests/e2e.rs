@@ -537,6 +537,10 @@ fn main() {
             rollup_ddl::partitioned_sources_stay_exact_on_every_path,
         ),
         (
+            "detached_partitions_can_be_subtracted",
+            rollup_ddl::detached_partitions_can_be_subtracted,
+        ),
+        (
             "a_rollup_changes_hands_only_explicitly_and_whole",
             rollup_ddl::a_rollup_changes_hands_only_explicitly_and_whole,
         ),

@@ -584,13 +584,27 @@ pub(super) fn ensure_partition_triggers(
         }
     }
     // Tables that left the tree (DETACH) keep their rows in the summary as
-    // history; remembered so that attaching one again adds nothing.
+    // history (remembered, so that attaching one again adds nothing), or,
+    // with on_detach = subtract, the buckets they held are recomputed from
+    // what the source still has (then attaching one again adds its rows).
     if !left.is_empty() {
         guard.act_as(crate::security::extension_owner());
+        let subtract = Spi::get_one::<bool>(&format!(
+            "SELECT d.on_detach = 'subtract' FROM vigil.rollup_defs d WHERE d.summary = {}",
+            summary.to_u32()
+        ))
+        .ok()
+        .flatten()
+        .unwrap_or(false);
         for rel in left
             .into_iter()
             .filter(|rel| rel_owner(*rel) != pg_sys::InvalidOid)
         {
+            if subtract {
+                subtract_detached(guard, r, rel, owner);
+                guard.act_as(crate::security::extension_owner());
+                continue;
+            }
             spi_run(&format!(
                 "INSERT INTO vigil.rollup_detached (summary, rel) VALUES ({}, {}) ON CONFLICT DO NOTHING",
                 summary.to_u32(),
@@ -696,6 +710,29 @@ fn attached_now(member: pg_sys::Oid, source: pg_sys::Oid) -> bool {
 
 /// The rows of partition `member` read through the rollup's source: a
 /// FROM item for the generated statements.
+/// on_detach = subtract: the bucket range the detached table `rel` holds
+/// is read as that table's owner (its policies are its owner's code and run
+/// as no one else; at worst it hides rows of its own, which then stay as
+/// history), then those buckets are recomputed from the source, read
+/// through the partitioned table, as the rollup's owner.
+fn subtract_detached(guard: &Restricted, r: &Rollup, rel: pg_sys::Oid, owner: pg_sys::Oid) {
+    let (schema, name) = super::sql::relation_name(rel, "a detached partition");
+    guard.act_as(rel_owner(rel));
+    let range = Spi::get_two::<String, String>(&r.bucket_range_of(&format!(
+        "{}.{}",
+        ident(&schema),
+        ident(&name)
+    )))
+    .ok();
+    guard.act_as(owner);
+    if let Some((Some(lo), Some(hi))) = range {
+        let at = |t: &str| format!("{}::pg_catalog.timestamptz", literal(t));
+        for sql in r.recompute_range_statements(&at(&lo), &at(&hi)) {
+            spi_run(&sql);
+        }
+    }
+}
+
 pub(super) fn through_parent(r: &Rollup, member: pg_sys::Oid) -> String {
     format!(
         "(SELECT * FROM {} h WHERE h.tableoid OPERATOR(pg_catalog.=) {}::pg_catalog.oid)",

@@ -972,6 +972,39 @@ impl Rollup {
         )
     }
 
+    /// Recomputes the buckets from `lo` to `hi` (bucket starts, SQL
+    /// timestamptz expressions) from the source: their summary rows go,
+    /// then the source's rows in them are aggregated again (slot 0).
+    pub fn recompute_range_statements(&self, lo: &str, hi: &str) -> Vec<String> {
+        let t = self.time_expr("r");
+        vec![
+            format!(
+                "DELETE FROM {} s WHERE s.{b} >= {lo} AND s.{b} <= {hi}",
+                self.table(),
+                b = ident("bucket")
+            ),
+            format!(
+                "INSERT INTO {} ({}) {}",
+                self.table(),
+                self.all_columns().join(", "),
+                self.aggregate_select(&format!(
+                    "(SELECT * FROM {} r WHERE {t} >= {lo} AND {t} < {hi} + {}::interval)",
+                    self.source,
+                    literal(&self.bucket)
+                ))
+            ),
+        ]
+    }
+
+    /// `min(bucket), max(bucket)` of the rows of relation `rel` (its own
+    /// rows only), as timestamptz text.
+    pub fn bucket_range_of(&self, rel: &str) -> String {
+        format!(
+            "SELECT min({b})::text, max({b})::text FROM ONLY {rel} r",
+            b = self.bucket_expr("r")
+        )
+    }
+
     /// Counts groups whose stored measures differ from a full recompute.
     /// Float sums and summaries compare within 1e-9 relative; sketches and
     /// everything else exactly.

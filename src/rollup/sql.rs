@@ -706,6 +706,27 @@ fn rebuild_rollup(name: pg_sys::Oid) -> i64 {
     n
 }
 
+/// Sets `vigil.rollup_defs.on_detach` (`keep` or `subtract`) as someone
+/// with the source owner's rights.
+#[pg_extern(volatile, strict, parallel_unsafe, name = "_set_rollup_on_detach")]
+fn set_rollup_on_detach(name: pg_sys::Oid, mode: &str) {
+    if !matches!(mode, "keep" | "subtract") {
+        raise(VigilError::invalid(format!(
+            "mode must be keep or subtract, got {}",
+            literal(mode)
+        )));
+    }
+    let guard = Restricted::enter_pinned();
+    let _ = load_for(&guard, name, "name", Rights::Owner);
+    guard.act_as(extension_owner());
+    spi_run(&format!(
+        "UPDATE vigil.rollup_defs SET on_detach = {} WHERE summary = {}",
+        literal(mode),
+        name.to_u32()
+    ));
+    drop(guard);
+}
+
 /// Drops the rollup: its summary table with everything that depends on it
 /// (triggers, `_since` function, views), by oid, so it works whatever
 /// became of the names; and forgets the definition.

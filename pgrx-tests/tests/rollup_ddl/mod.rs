@@ -706,3 +706,80 @@ pub fn ddl_keeps_paused_triggers_paused_follows_types_and_schemas_and_refuses_in
         .unwrap();
     assert_eq!(one_i64(&mut owner, "SELECT sum(n)::int8 FROM app.pp_1h"), 1);
 }
+
+/// `vigil.set_rollup_on_detach(summary, 'subtract')`: a detached
+/// partition's buckets are recomputed from what the source still holds, so
+/// the summary equals the source again; attaching the table back adds its
+/// rows again. Only someone with the source owner's rights may choose.
+pub fn detached_partitions_can_be_subtracted(c: &Cluster) {
+    let (mut su, mut owner) = setup(c, "rollup_subtract");
+    owner
+        .batch_execute(
+            "CREATE TABLE app.se (ts timestamptz NOT NULL, k text, v float8) PARTITION BY RANGE (ts);
+             CREATE TABLE app.se_2025 PARTITION OF app.se FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+             CREATE TABLE app.se_2026 PARTITION OF app.se FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+             INSERT INTO app.se SELECT '2025-12-31 20:00+00'::timestamptz + i * interval '1 hour', 'k' || (i % 2), i
+             FROM generate_series(0, 9) i;
+             SELECT vigil.create_rollup('app.sr', 'app.se', 'ts', '1 day', ARRAY['k'],
+                 '{\"n\": {\"agg\": \"count\"}, \"s\": {\"agg\": \"sum\", \"column\": \"v\"}, \"mx\": {\"agg\": \"max\", \"column\": \"v\"}}');",
+        )
+        .unwrap();
+    assert_eq!(
+        try_sql(
+            &mut su,
+            "SELECT vigil.set_rollup_on_detach('app.sr', 'sometimes')"
+        ),
+        "22023"
+    );
+    su.batch_execute(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'vigil_e2e_other') THEN
+             CREATE ROLE vigil_e2e_other LOGIN;
+           END IF;
+         END $$;",
+    )
+    .unwrap();
+    owner
+        .batch_execute("GRANT USAGE ON SCHEMA app TO vigil_e2e_other")
+        .unwrap();
+    let mut stranger = c.connect_as("rollup_subtract", "vigil_e2e_other");
+    assert_eq!(
+        try_sql(
+            &mut stranger,
+            "SELECT vigil.set_rollup_on_detach('app.sr', 'subtract')"
+        ),
+        "42501"
+    );
+    owner
+        .batch_execute("SELECT vigil.set_rollup_on_detach('app.sr', 'subtract')")
+        .unwrap();
+    let total = |o: &mut Client| one_i64(o, "SELECT coalesce(sum(n), 0)::bigint FROM app.sr");
+    assert_eq!(total(&mut owner), 10);
+    owner
+        .batch_execute("ALTER TABLE app.se DETACH PARTITION app.se_2025")
+        .unwrap();
+    assert_eq!(total(&mut owner), 6, "the 4 rows of 2025 left the summary");
+    assert_eq!(
+        one_i64(&mut owner, "SELECT vigil.verify_rollup('app.sr')"),
+        0
+    );
+    assert_eq!(
+        one_i64(
+            &mut owner,
+            "SELECT count(*) FROM app.sr WHERE bucket < '2026-01-01'"
+        ),
+        0
+    );
+    owner
+        .batch_execute("ALTER TABLE app.se ATTACH PARTITION app.se_2025 FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')")
+        .unwrap();
+    assert_eq!(
+        total(&mut owner),
+        10,
+        "attached again, its rows count again"
+    );
+    assert_eq!(
+        one_i64(&mut owner, "SELECT vigil.verify_rollup('app.sr')"),
+        0
+    );
+}
