@@ -81,7 +81,7 @@ def main():
     sink, port = start_sink(out)
     try:
         for name in ("backlog", "steady"):
-            c.psql(DB, f"SELECT vigil.create_channel('{name}', 'webhook', 'http://127.0.0.1:{port}/{name}')")
+            c.psql(DB, f"SELECT vigil.create_channel('{name}', 'webhook', 'http://127.0.0.1:{port}/{name}', group_by => NULL)")
         deadline = time.time() + 30
         while c.psql(DB, "SELECT state FROM vigil.worker_status()") != "idle":
             if time.time() > deadline:

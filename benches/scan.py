@@ -53,7 +53,7 @@ def early_kill_ms(c, rounds=20):
     same INSERT into an identical table without a monitor."""
     c.psql(DB, """CREATE TABLE ek (variant text NOT NULL, event text NOT NULL, at timestamptz DEFAULT now());
                   CREATE TABLE ek_plain (LIKE ek);
-                  SELECT vigil.create_channel('bench-actions', 'webhook', 'http://127.0.0.1:9/cancel');
+                  SELECT vigil.create_channel('bench-actions', 'webhook', 'http://127.0.0.1:9/cancel', group_by => NULL);
                   SELECT vigil.create_monitor('ek', 'early_kill', 'ek',
                       '{"variant": "variant", "event": "event", "action_channel": "bench-actions"}');""")
     insert = ("INSERT INTO {t} (variant, event) SELECT 'v{i}', CASE WHEN g % 10 = 0 THEN 'like' ELSE 'view' END "

@@ -41,9 +41,18 @@ ALTER TABLE vigil.channels ADD COLUMN delivery_deadline interval NOT NULL DEFAUL
     CONSTRAINT channels_delivery_deadline_check
     CHECK (delivery_deadline > interval '0' AND delivery_deadline <= interval '30 days');
 ALTER TABLE vigil.notifications ADD COLUMN replayed_at timestamptz;
+-- Grouping: 0.1.0's channels keep one message per alert event (group_by
+-- NULL); channels made from now on group by alertname unless told otherwise.
+ALTER TABLE vigil.channels
+    ADD COLUMN group_by text[],
+    ADD COLUMN group_wait interval NOT NULL DEFAULT '30 seconds' CONSTRAINT channels_group_wait_check
+        CHECK (group_wait >= interval '0' AND group_wait <= interval '1 day'),
+    ADD COLUMN group_interval interval NOT NULL DEFAULT '5 minutes' CONSTRAINT channels_group_interval_check
+        CHECK (group_interval > interval '0' AND group_interval <= interval '1 day');
+ALTER TABLE vigil.channels ALTER COLUMN group_by SET DEFAULT '{alertname}';
 ALTER TABLE vigil.notifications DROP CONSTRAINT notifications_event_check,
     ADD CONSTRAINT notifications_event_check
-        CHECK (event IN ('new', 'escalated', 'resolved', 'dismissed', 'expired', 'test', 'action'));
+        CHECK (event IN ('new', 'escalated', 'resolved', 'dismissed', 'expired', 'test', 'action', 'group'));
 ALTER TABLE vigil.monitors
     ADD COLUMN source_oid oid,
     ADD COLUMN created_by name NOT NULL DEFAULT current_user,
@@ -204,10 +213,16 @@ COMMENT ON COLUMN vigil.channels.repeat_interval IS 'A notification with the sam
 
 COMMENT ON COLUMN vigil.channels.delivery_deadline IS 'How long after a notification is queued (or replayed) retryable failures are retried; after that it is dead (over 0, at most 30 days)';
 
+COMMENT ON COLUMN vigil.channels.group_by IS 'Labels whose values make a group: its alerts go out together, one message per flush (NULL: one message per alert event; pg_notify channels are never grouped)';
+
+COMMENT ON COLUMN vigil.channels.group_wait IS 'How long a new group waits for more alerts before its first message';
+
+COMMENT ON COLUMN vigil.channels.group_interval IS 'Least time between two messages of a group about changes in it';
+
 CREATE OR REPLACE FUNCTION vigil._channels_check() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
+    AS $_$
 BEGIN
     -- Every check of every column runs here, before the table's own
     -- constraints (CHECK, NOT NULL), whose errors would print the failing
@@ -240,6 +255,23 @@ BEGIN
             MESSAGE = format('delivery_deadline must be a positive interval of at most 30 days, got %s',
                              NEW.delivery_deadline);
     END IF;
+    IF NEW.group_by IS NOT NULL AND (cardinality(NEW.group_by) > 32 OR EXISTS (
+            SELECT 1 FROM unnest(NEW.group_by) l WHERE l IS NULL OR l !~ '^[A-Za-z_][A-Za-z0-9_]{0,127}$')) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'group_by must be at most 32 label names ([A-Za-z_][A-Za-z0-9_]*), or NULL for no grouping';
+    END IF;
+    IF NEW.kind = 'pg_notify' THEN
+        NEW.group_by := NULL;
+    END IF;
+    IF NEW.group_wait IS NULL OR NOT (NEW.group_wait >= interval '0' AND NEW.group_wait <= interval '1 day') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('group_wait must be an interval from 0 to 1 day, got %s', coalesce(NEW.group_wait::text, 'NULL'));
+    END IF;
+    IF NEW.group_interval IS NULL OR NOT (NEW.group_interval > interval '0' AND NEW.group_interval <= interval '1 day') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('group_interval must be an interval over 0 and at most 1 day, got %s',
+                             coalesce(NEW.group_interval::text, 'NULL'));
+    END IF;
     IF NEW.headers IS NULL THEN
         NEW.headers := '{}';
     END IF;
@@ -271,7 +303,7 @@ BEGIN
     END IF;
     RETURN NEW;
 END
-$$;
+$_$;
 
 COMMENT ON FUNCTION vigil._channels_check() IS 'Internal: BEFORE trigger of vigil.channels; every check of a channel row, with messages that never print its URL or headers';
 
@@ -520,9 +552,16 @@ BEGIN
         WHERE ch.enabled
           AND alert.severity >= ch.min_severity
           AND (ch.anomaly_types IS NULL OR alert.anomaly_type = ANY (ch.anomaly_types))
-          AND (event NOT IN ('resolved', 'dismissed', 'expired') OR ch.send_resolved)
+          AND (event NOT IN ('resolved', 'dismissed', 'expired') OR ch.send_resolved OR ch.group_by IS NOT NULL)
         ORDER BY ch.id
     LOOP
+        -- A grouped channel: the alert joins its group, which the worker
+        -- flushes as one message (vigil._flush_groups).
+        IF c.group_by IS NOT NULL AND c.kind <> 'pg_notify' THEN
+            PERFORM vigil._group_alert(c, alert);
+            queued := queued + 1;
+            CONTINUE;
+        END IF;
         -- Events of one key are already serialised by the alert's row lock
         -- (raise_alert, resolve), so this check cannot pass twice at once.
         -- Repeats of one event are held back for repeat_interval, unless the
@@ -555,6 +594,77 @@ $$;
 
 COMMENT ON FUNCTION vigil._enqueue_alert(alert vigil.alerts, event text) IS 'Internal: one outbox row per enabled channel matching the alert''s severity, type and event (the closing events resolved, dismissed and expired only to channels with send_resolved), unless the channel sent the same fingerprint and event within its repeat_interval';
 
+CREATE OR REPLACE FUNCTION vigil._flush_groups(max_groups integer DEFAULT 1000) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    g vigil.notification_groups;
+    c vigil.channels;
+    firing jsonb;
+    closed jsonb;
+    changed bool;
+    unacked bool;
+    queued int := 0;
+BEGIN
+    FOR g IN
+        SELECT t.* FROM vigil.notification_groups t JOIN vigil.channels ch ON ch.id = t.channel_id
+        WHERE t.flush_at <= now() AND ch.enabled
+        ORDER BY t.flush_at
+        LIMIT max_groups
+        FOR UPDATE OF t SKIP LOCKED
+    LOOP
+        SELECT * INTO c FROM vigil.channels ch WHERE ch.id = g.channel_id;
+        -- The group's open alerts the channel takes, and those that closed
+        -- since its last message reported them firing.
+        SELECT coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.severity DESC, a.id)
+                        FILTER (WHERE a.status IN ('firing', 'acknowledged')), '[]'),
+               coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.id)
+                        FILTER (WHERE a.status NOT IN ('firing', 'acknowledged') AND g.notified ? a.id::text), '[]'),
+               coalesce(bool_or(a.status IN ('firing', 'acknowledged')
+                                AND (NOT g.notified ? a.id::text
+                                     OR (g.notified ->> a.id::text)::vigil.severity < a.severity)), false),
+               coalesce(bool_or(a.status = 'firing'), false)
+        INTO firing, closed, changed, unacked
+        FROM vigil.alerts a
+        WHERE a.id = ANY (g.alert_ids) AND a.severity >= c.min_severity
+          AND (c.anomaly_types IS NULL OR a.anomaly_type = ANY (c.anomaly_types));
+        IF changed OR (c.send_resolved AND jsonb_array_length(closed) > 0)
+           OR (unacked AND c.repeat_interval > interval '0' AND g.flushed_at + c.repeat_interval <= now()) THEN
+            INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
+            VALUES (c.id, NULL, 'group', g.group_key,
+                    vigil._render_group_payload(c.kind, c.name,
+                        firing || CASE WHEN c.send_resolved THEN closed ELSE '[]' END,
+                        g.group_labels, vigil._max_payload_bytes()));
+            queued := queued + 1;
+            g.notified := (SELECT coalesce(jsonb_object_agg(x ->> 'id', x ->> 'severity'), '{}')
+                           FROM jsonb_array_elements(firing) x);
+            g.flushed_at := now();
+        ELSE
+            g.notified := (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(g.notified) e(k, v)
+                           WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(firing) x WHERE x ->> 'id' = k));
+        END IF;
+        IF jsonb_array_length(firing) = 0 THEN
+            DELETE FROM vigil.notification_groups t WHERE t.channel_id = g.channel_id AND t.group_key = g.group_key;
+        ELSE
+            -- Reminders while an alert of the group is firing unacknowledged.
+            UPDATE vigil.notification_groups t
+            SET alert_ids = ARRAY(SELECT (x ->> 'id')::bigint FROM jsonb_array_elements(firing) x),
+                notified = g.notified, flushed_at = g.flushed_at,
+                flush_at = CASE WHEN unacked AND c.repeat_interval > interval '0'
+                                THEN coalesce(g.flushed_at, now()) + c.repeat_interval END
+            WHERE t.channel_id = g.channel_id AND t.group_key = g.group_key;
+        END IF;
+    END LOOP;
+    IF queued > 0 THEN
+        PERFORM vigil._wake_worker();
+    END IF;
+    RETURN queued;
+END
+$$;
+
+COMMENT ON FUNCTION vigil._flush_groups(max_groups integer) IS 'Internal: sends the due groups (run by the worker each round): one message per group listing its firing alerts (and, with send_resolved, those resolved since), when an alert joined or escalated, one closed, or a reminder is due (repeat_interval while an alert is firing unacknowledged); returns how many messages were queued';
+
 CREATE OR REPLACE FUNCTION vigil._forget_dropped_rollups() RETURNS event_trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -573,6 +683,29 @@ END
 $$;
 
 COMMENT ON FUNCTION vigil._forget_dropped_rollups() IS 'Internal: event trigger that forgets dropped summaries, drops a rollup whose source triggers a CASCADE dropped, and refuses dropping one of its triggers alone';
+
+CREATE OR REPLACE FUNCTION vigil._group_alert(c vigil.channels, alert vigil.alerts) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    gl jsonb := (SELECT coalesce(jsonb_object_agg(k, coalesce(alert.labels ->> k, '')), '{}')
+                 FROM unnest(c.group_by) AS k);
+BEGIN
+    INSERT INTO vigil.notification_groups AS g (channel_id, group_key, group_labels, alert_ids, flush_at)
+    VALUES (c.id, gl::text, gl, ARRAY[alert.id], now() + c.group_wait)
+    ON CONFLICT (channel_id, group_key) DO UPDATE SET
+        alert_ids = CASE WHEN alert.id = ANY (g.alert_ids) THEN g.alert_ids ELSE g.alert_ids || alert.id END,
+        -- Still waiting for its first message: keep group_wait. Else a change
+        -- goes out group_interval after the last message (or sooner if a
+        -- reminder is due first).
+        flush_at = CASE WHEN g.flushed_at IS NULL THEN g.flush_at
+                        ELSE least(coalesce(g.flush_at, 'infinity'), greatest(now(), g.flushed_at + c.group_interval)) END;
+    PERFORM vigil._wake_worker();
+END
+$$;
+
+COMMENT ON FUNCTION vigil._group_alert(c vigil.channels, alert vigil.alerts) IS 'Internal: the alert joins its group on a grouped channel; a new group is due after group_wait, a change after group_interval since the group''s last message';
 
 CREATE OR REPLACE FUNCTION vigil._json_size(doc text, argument text, cap integer) RETURNS bigint
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
@@ -730,8 +863,14 @@ $$;
 
 COMMENT ON FUNCTION vigil._recommended_actions_track_deleted_defaults() IS 'Internal: AFTER statement trigger of vigil.recommended_actions; vigil.deleted_default_recommended_actions lists exactly the default keys missing from vigil.recommended_actions';
 
+CREATE OR REPLACE FUNCTION vigil._render_group_payload(kind text, channel_name text, alerts jsonb, group_labels jsonb, cap integer) RETURNS jsonb
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'render_group_payload_wrapper';
+
+COMMENT ON FUNCTION vigil._render_group_payload(kind text, channel_name text, alerts jsonb, group_labels jsonb, cap integer) IS 'Internal: the Slack message or webhook (Alertmanager''s grouped shape) for a group of alerts, within a byte cap (truncatedAlerts)';
+
 CREATE OR REPLACE FUNCTION vigil._render_payload(kind text, channel_name text, alert jsonb, event text) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE sql STABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT CASE kind
@@ -1191,7 +1330,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb DEFAULT '{}'::jsonb, min_severity vigil.severity DEFAULT 'info'::vigil.severity, anomaly_types text[] DEFAULT NULL::text[], send_resolved boolean DEFAULT false, max_per_second double precision DEFAULT NULL::double precision, repeat_interval interval DEFAULT '01:00:00'::interval, delivery_deadline interval DEFAULT '24:00:00'::interval) RETURNS bigint
+CREATE OR REPLACE FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb DEFAULT '{}'::jsonb, min_severity vigil.severity DEFAULT 'info'::vigil.severity, anomaly_types text[] DEFAULT NULL::text[], send_resolved boolean DEFAULT false, max_per_second double precision DEFAULT NULL::double precision, repeat_interval interval DEFAULT '01:00:00'::interval, delivery_deadline interval DEFAULT '24:00:00'::interval, group_by text[] DEFAULT '{alertname}'::text[], group_wait interval DEFAULT '00:00:30'::interval, group_interval interval DEFAULT '00:05:00'::interval) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1203,17 +1342,19 @@ BEGIN
             MESSAGE = format('channel "%s" already exists', create_channel.name);
     END IF;
     INSERT INTO vigil.channels AS c (name, kind, url, headers, min_severity, anomaly_types,
-                                     send_resolved, max_per_second, repeat_interval, delivery_deadline)
+                                     send_resolved, max_per_second, repeat_interval, delivery_deadline,
+                                     group_by, group_wait, group_interval)
     VALUES (create_channel.name, create_channel.kind, create_channel.url,
             coalesce(create_channel.headers, '{}'), coalesce(create_channel.min_severity, 'info'),
             create_channel.anomaly_types, coalesce(create_channel.send_resolved, false),
-            create_channel.max_per_second, create_channel.repeat_interval, create_channel.delivery_deadline)
+            create_channel.max_per_second, create_channel.repeat_interval, create_channel.delivery_deadline,
+            create_channel.group_by, create_channel.group_wait, create_channel.group_interval)
     RETURNING c.id INTO new_id;
     RETURN new_id;
 END
 $$;
 
-COMMENT ON FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval) IS 'Add a notification channel (kind slack, webhook or pg_notify); the url and headers are checked and never echoed';
+COMMENT ON FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval, group_by text[], group_wait interval, group_interval interval) IS 'Add a notification channel (kind slack, webhook or pg_notify); the url and headers are checked and never echoed. Alerts are grouped by the group_by labels (default alertname; NULL: one message per alert event) and sent after group_wait, then at most every group_interval on changes, and every repeat_interval while unacknowledged';
 
 CREATE OR REPLACE FUNCTION vigil.create_monitor(name text, kind text, source regclass, options jsonb DEFAULT '{}'::jsonb) RETURNS bigint
     LANGUAGE plpgsql
@@ -2382,6 +2523,19 @@ CREATE OR REPLACE VIEW vigil.health AS
            FROM vigil.alerts al
           WHERE (al.status = ANY (ARRAY['firing'::vigil.alert_status, 'acknowledged'::vigil.alert_status]))) a);
 
+CREATE TABLE vigil.notification_groups (
+    channel_id bigint NOT NULL,
+    group_key text NOT NULL,
+    group_labels jsonb NOT NULL,
+    alert_ids bigint[] DEFAULT '{}'::bigint[] NOT NULL,
+    notified jsonb DEFAULT '{}'::jsonb NOT NULL,
+    flush_at timestamp with time zone,
+    flushed_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+COMMENT ON TABLE vigil.notification_groups IS 'Alert groups of grouped channels (channels.group_by): their alerts, the next flush (group_wait, group_interval, repeat_interval reminders) and what the last message reported';
+
 CREATE TABLE vigil.rollup_detached (
     summary oid NOT NULL,
     rel oid NOT NULL,
@@ -2432,11 +2586,16 @@ ALTER TABLE ONLY vigil.deleted_default_recommended_actions
 ALTER TABLE ONLY vigil.deleted_default_rules
     ADD CONSTRAINT deleted_default_rules_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY vigil.notification_groups
+    ADD CONSTRAINT notification_groups_pkey PRIMARY KEY (channel_id, group_key);
+
 ALTER TABLE ONLY vigil.rollup_detached
     ADD CONSTRAINT rollup_detached_pkey PRIMARY KEY (summary, rel);
 
 ALTER TABLE ONLY vigil.rollup_triggers
     ADD CONSTRAINT rollup_triggers_pkey PRIMARY KEY (trigger);
+
+CREATE INDEX notification_groups_flush_at_idx ON vigil.notification_groups USING btree (flush_at) WHERE (flush_at IS NOT NULL);
 
 CREATE TRIGGER deleted_default_recommended_actions_apply BEFORE INSERT ON vigil.deleted_default_recommended_actions FOR EACH ROW EXECUTE FUNCTION vigil._deleted_default_recommended_actions_apply();
 
@@ -2452,6 +2611,9 @@ CREATE TRIGGER rules_restore_replaces_default BEFORE INSERT ON vigil.rules FOR E
 
 CREATE TRIGGER rules_track_deleted_defaults AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON vigil.rules FOR EACH STATEMENT EXECUTE FUNCTION vigil._rules_track_deleted_defaults();
 
+ALTER TABLE ONLY vigil.notification_groups
+    ADD CONSTRAINT notification_groups_channel_id_fkey FOREIGN KEY (channel_id) REFERENCES vigil.channels(id) ON DELETE CASCADE;
+
 -- ACL SCHEMA vigil
 
 
@@ -2464,6 +2626,21 @@ GRANT USAGE ON SCHEMA vigil TO PUBLIC;
 
 GRANT SELECT(delivery_deadline) ON TABLE vigil.channels TO vigil_reader;
 
+-- ACL COLUMN channels.group_by
+
+
+GRANT SELECT(group_by) ON TABLE vigil.channels TO vigil_reader;
+
+-- ACL COLUMN channels.group_wait
+
+
+GRANT SELECT(group_wait) ON TABLE vigil.channels TO vigil_reader;
+
+-- ACL COLUMN channels.group_interval
+
+
+GRANT SELECT(group_interval) ON TABLE vigil.channels TO vigil_reader;
+
 -- ACL FUNCTION _deleted_default_recommended_actions_apply()
 
 
@@ -2474,10 +2651,20 @@ REVOKE ALL ON FUNCTION vigil._deleted_default_recommended_actions_apply() FROM P
 
 REVOKE ALL ON FUNCTION vigil._deleted_default_rules_apply() FROM PUBLIC;
 
+-- ACL FUNCTION _flush_groups(max_groups integer)
+
+
+REVOKE ALL ON FUNCTION vigil._flush_groups(max_groups integer) FROM PUBLIC;
+
 -- ACL FUNCTION _forget_dropped_rollups()
 
 
 REVOKE ALL ON FUNCTION vigil._forget_dropped_rollups() FROM PUBLIC;
+
+-- ACL FUNCTION _group_alert(c vigil.channels, alert vigil.alerts)
+
+
+REVOKE ALL ON FUNCTION vigil._group_alert(c vigil.channels, alert vigil.alerts) FROM PUBLIC;
 
 -- ACL FUNCTION _monitor_run(monitor bigint)
 
@@ -2515,11 +2702,11 @@ REVOKE ALL ON FUNCTION vigil._rules_track_deleted_defaults() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION vigil._upgrade_rollup(summary oid) FROM PUBLIC;
 
--- ACL FUNCTION create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval)
+-- ACL FUNCTION create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval, group_by text[], group_wait interval, group_interval interval)
 
 
-REVOKE ALL ON FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval) FROM PUBLIC;
-GRANT ALL ON FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval) TO vigil_admin;
+REVOKE ALL ON FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval, group_by text[], group_wait interval, group_interval interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval, group_by text[], group_wait interval, group_interval interval) TO vigil_admin;
 
 -- ACL FUNCTION create_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval, cooldown interval, description text, anomaly_type text, alertname text, labels jsonb)
 
@@ -2593,6 +2780,11 @@ GRANT SELECT ON TABLE vigil.deleted_default_recommended_actions TO vigil_reader;
 
 
 GRANT SELECT ON TABLE vigil.deleted_default_rules TO vigil_reader;
+
+-- ACL TABLE notification_groups
+
+
+GRANT SELECT ON TABLE vigil.notification_groups TO vigil_reader;
 
 CREATE EVENT TRIGGER vigil_forget_dropped_rollups ON sql_drop
    EXECUTE FUNCTION vigil._forget_dropped_rollups();

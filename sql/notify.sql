@@ -23,6 +23,13 @@ CREATE TABLE vigil.channels (
     delivery_deadline interval     NOT NULL DEFAULT '24 hours'
                     CONSTRAINT channels_delivery_deadline_check
                     CHECK (delivery_deadline > interval '0' AND delivery_deadline <= interval '30 days'),
+    -- Grouping (as Alertmanager's route): alerts whose labels agree on
+    -- group_by go out as one message per group; NULL: one per alert event.
+    group_by        text[]         DEFAULT '{alertname}',
+    group_wait      interval       NOT NULL DEFAULT '30 seconds' CONSTRAINT channels_group_wait_check
+                    CHECK (group_wait >= interval '0' AND group_wait <= interval '1 day'),
+    group_interval  interval       NOT NULL DEFAULT '5 minutes' CONSTRAINT channels_group_interval_check
+                    CHECK (group_interval > interval '0' AND group_interval <= interval '1 day'),
     enabled         bool           NOT NULL DEFAULT true,
     created_at      timestamptz    NOT NULL DEFAULT now(),
     updated_at      timestamptz    NOT NULL DEFAULT now()
@@ -37,6 +44,11 @@ COMMENT ON COLUMN vigil.channels.send_resolved IS 'Also notify when an alert is 
 COMMENT ON COLUMN vigil.channels.max_per_second IS 'Delivery rate limit (NULL = none; slack defaults to 1)';
 COMMENT ON COLUMN vigil.channels.repeat_interval IS
     'A notification with the same alert key and event is not repeated on this channel within this interval (0 to 100 years)';
+COMMENT ON COLUMN vigil.channels.group_by IS
+    'Labels whose values make a group: its alerts go out together, one message per flush (NULL: one message per alert '
+    'event; pg_notify channels are never grouped)';
+COMMENT ON COLUMN vigil.channels.group_wait IS 'How long a new group waits for more alerts before its first message';
+COMMENT ON COLUMN vigil.channels.group_interval IS 'Least time between two messages of a group about changes in it';
 COMMENT ON COLUMN vigil.channels.delivery_deadline IS
     'How long after a notification is queued (or replayed) retryable failures are retried; after that it is dead (over 0, at most 30 days)';
 SELECT pg_catalog.pg_extension_config_dump('vigil.channels', '');
@@ -75,6 +87,23 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = format('delivery_deadline must be a positive interval of at most 30 days, got %s',
                              NEW.delivery_deadline);
+    END IF;
+    IF NEW.group_by IS NOT NULL AND (cardinality(NEW.group_by) > 32 OR EXISTS (
+            SELECT 1 FROM unnest(NEW.group_by) l WHERE l IS NULL OR l !~ '^[A-Za-z_][A-Za-z0-9_]{0,127}$')) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'group_by must be at most 32 label names ([A-Za-z_][A-Za-z0-9_]*), or NULL for no grouping';
+    END IF;
+    IF NEW.kind = 'pg_notify' THEN
+        NEW.group_by := NULL;
+    END IF;
+    IF NEW.group_wait IS NULL OR NOT (NEW.group_wait >= interval '0' AND NEW.group_wait <= interval '1 day') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('group_wait must be an interval from 0 to 1 day, got %s', coalesce(NEW.group_wait::text, 'NULL'));
+    END IF;
+    IF NEW.group_interval IS NULL OR NOT (NEW.group_interval > interval '0' AND NEW.group_interval <= interval '1 day') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('group_interval must be an interval over 0 and at most 1 day, got %s',
+                             coalesce(NEW.group_interval::text, 'NULL'));
     END IF;
     IF NEW.headers IS NULL THEN
         NEW.headers := '{}';
@@ -121,7 +150,10 @@ CREATE FUNCTION vigil.create_channel(
     send_resolved bool DEFAULT false,
     max_per_second float8 DEFAULT NULL,
     repeat_interval interval DEFAULT '1 hour',
-    delivery_deadline interval DEFAULT '24 hours'
+    delivery_deadline interval DEFAULT '24 hours',
+    group_by text[] DEFAULT '{alertname}',
+    group_wait interval DEFAULT '30 seconds',
+    group_interval interval DEFAULT '5 minutes'
 ) RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -132,17 +164,21 @@ BEGIN
             MESSAGE = format('channel "%s" already exists', create_channel.name);
     END IF;
     INSERT INTO vigil.channels AS c (name, kind, url, headers, min_severity, anomaly_types,
-                                     send_resolved, max_per_second, repeat_interval, delivery_deadline)
+                                     send_resolved, max_per_second, repeat_interval, delivery_deadline,
+                                     group_by, group_wait, group_interval)
     VALUES (create_channel.name, create_channel.kind, create_channel.url,
             coalesce(create_channel.headers, '{}'), coalesce(create_channel.min_severity, 'info'),
             create_channel.anomaly_types, coalesce(create_channel.send_resolved, false),
-            create_channel.max_per_second, create_channel.repeat_interval, create_channel.delivery_deadline)
+            create_channel.max_per_second, create_channel.repeat_interval, create_channel.delivery_deadline,
+            create_channel.group_by, create_channel.group_wait, create_channel.group_interval)
     RETURNING c.id INTO new_id;
     RETURN new_id;
 END
 $$;
-COMMENT ON FUNCTION vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval, interval) IS
-    'Add a notification channel (kind slack, webhook or pg_notify); the url and headers are checked and never echoed';
+COMMENT ON FUNCTION vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval, interval, text[], interval, interval) IS
+    'Add a notification channel (kind slack, webhook or pg_notify); the url and headers are checked and never echoed. '
+    'Alerts are grouped by the group_by labels (default alertname; NULL: one message per alert event) and sent '
+    'after group_wait, then at most every group_interval on changes, and every repeat_interval while unacknowledged';
 
 -- Outbox ----------------------------------------------------------------
 
@@ -151,7 +187,7 @@ CREATE TABLE vigil.notifications (
     channel_id       bigint                    NOT NULL REFERENCES vigil.channels (id) ON DELETE CASCADE,
     alert_id         bigint                    REFERENCES vigil.alerts (id) ON DELETE SET NULL,
     event            text                      NOT NULL
-                     CHECK (event IN ('new', 'escalated', 'resolved', 'dismissed', 'expired', 'test', 'action')),
+                     CHECK (event IN ('new', 'escalated', 'resolved', 'dismissed', 'expired', 'test', 'action', 'group')),
     notify_key       text,
     payload          jsonb                     NOT NULL,
     status           vigil.notification_status NOT NULL DEFAULT 'pending',
@@ -207,7 +243,7 @@ SELECT pg_catalog.pg_extension_config_dump('vigil.notifications_id_seq', '');
 -- Enqueueing ------------------------------------------------------------
 
 CREATE FUNCTION vigil._render_payload(kind text, channel_name text, alert jsonb, event text) RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE kind
         WHEN 'slack' THEN vigil.slack_payload(alert, event)
         WHEN 'webhook' THEN vigil.webhook_payload(alert, event, channel_name)
@@ -256,6 +292,122 @@ COMMENT ON FUNCTION vigil._capped_payload(text, text, jsonb, text) IS
     '{"truncated": true, "original_bytes": N}, then title/entity/summary are cut and the alert marked truncated, '
     'and as a last resort the payload is only {"truncated": true, "original_bytes", "alert_id", "event"}';
 
+-- Groups ----------------------------------------------------------------
+-- One row per channel and group (the alert labels the channel groups by):
+-- the alerts it holds, when it is next due, and what its last message said
+-- of each alert. vigil._group_alert adds alerts as their events happen;
+-- the worker calls vigil._flush_groups() each round.
+
+CREATE TABLE vigil.notification_groups (
+    channel_id   bigint      NOT NULL REFERENCES vigil.channels (id) ON DELETE CASCADE,
+    group_key    text        NOT NULL,
+    group_labels jsonb       NOT NULL,
+    alert_ids    bigint[]    NOT NULL DEFAULT '{}',
+    -- alert id -> severity, as the last message reported it firing
+    notified     jsonb       NOT NULL DEFAULT '{}',
+    flush_at     timestamptz,
+    flushed_at   timestamptz,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (channel_id, group_key)
+);
+CREATE INDEX notification_groups_flush_at_idx ON vigil.notification_groups (flush_at) WHERE flush_at IS NOT NULL;
+COMMENT ON TABLE vigil.notification_groups IS
+    'Alert groups of grouped channels (channels.group_by): their alerts, the next flush (group_wait, group_interval, '
+    'repeat_interval reminders) and what the last message reported';
+
+CREATE FUNCTION vigil._group_alert(c vigil.channels, alert vigil.alerts) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    gl jsonb := (SELECT coalesce(jsonb_object_agg(k, coalesce(alert.labels ->> k, '')), '{}')
+                 FROM unnest(c.group_by) AS k);
+BEGIN
+    INSERT INTO vigil.notification_groups AS g (channel_id, group_key, group_labels, alert_ids, flush_at)
+    VALUES (c.id, gl::text, gl, ARRAY[alert.id], now() + c.group_wait)
+    ON CONFLICT (channel_id, group_key) DO UPDATE SET
+        alert_ids = CASE WHEN alert.id = ANY (g.alert_ids) THEN g.alert_ids ELSE g.alert_ids || alert.id END,
+        -- Still waiting for its first message: keep group_wait. Else a change
+        -- goes out group_interval after the last message (or sooner if a
+        -- reminder is due first).
+        flush_at = CASE WHEN g.flushed_at IS NULL THEN g.flush_at
+                        ELSE least(coalesce(g.flush_at, 'infinity'), greatest(now(), g.flushed_at + c.group_interval)) END;
+    PERFORM vigil._wake_worker();
+END
+$$;
+COMMENT ON FUNCTION vigil._group_alert(vigil.channels, vigil.alerts) IS
+    'Internal: the alert joins its group on a grouped channel; a new group is due after group_wait, a change after '
+    'group_interval since the group''s last message';
+
+CREATE FUNCTION vigil._flush_groups(max_groups int DEFAULT 1000) RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g vigil.notification_groups;
+    c vigil.channels;
+    firing jsonb;
+    closed jsonb;
+    changed bool;
+    unacked bool;
+    queued int := 0;
+BEGIN
+    FOR g IN
+        SELECT t.* FROM vigil.notification_groups t JOIN vigil.channels ch ON ch.id = t.channel_id
+        WHERE t.flush_at <= now() AND ch.enabled
+        ORDER BY t.flush_at
+        LIMIT max_groups
+        FOR UPDATE OF t SKIP LOCKED
+    LOOP
+        SELECT * INTO c FROM vigil.channels ch WHERE ch.id = g.channel_id;
+        -- The group's open alerts the channel takes, and those that closed
+        -- since its last message reported them firing.
+        SELECT coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.severity DESC, a.id)
+                        FILTER (WHERE a.status IN ('firing', 'acknowledged')), '[]'),
+               coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.id)
+                        FILTER (WHERE a.status NOT IN ('firing', 'acknowledged') AND g.notified ? a.id::text), '[]'),
+               coalesce(bool_or(a.status IN ('firing', 'acknowledged')
+                                AND (NOT g.notified ? a.id::text
+                                     OR (g.notified ->> a.id::text)::vigil.severity < a.severity)), false),
+               coalesce(bool_or(a.status = 'firing'), false)
+        INTO firing, closed, changed, unacked
+        FROM vigil.alerts a
+        WHERE a.id = ANY (g.alert_ids) AND a.severity >= c.min_severity
+          AND (c.anomaly_types IS NULL OR a.anomaly_type = ANY (c.anomaly_types));
+        IF changed OR (c.send_resolved AND jsonb_array_length(closed) > 0)
+           OR (unacked AND c.repeat_interval > interval '0' AND g.flushed_at + c.repeat_interval <= now()) THEN
+            INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
+            VALUES (c.id, NULL, 'group', g.group_key,
+                    vigil._render_group_payload(c.kind, c.name,
+                        firing || CASE WHEN c.send_resolved THEN closed ELSE '[]' END,
+                        g.group_labels, vigil._max_payload_bytes()));
+            queued := queued + 1;
+            g.notified := (SELECT coalesce(jsonb_object_agg(x ->> 'id', x ->> 'severity'), '{}')
+                           FROM jsonb_array_elements(firing) x);
+            g.flushed_at := now();
+        ELSE
+            g.notified := (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(g.notified) e(k, v)
+                           WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(firing) x WHERE x ->> 'id' = k));
+        END IF;
+        IF jsonb_array_length(firing) = 0 THEN
+            DELETE FROM vigil.notification_groups t WHERE t.channel_id = g.channel_id AND t.group_key = g.group_key;
+        ELSE
+            -- Reminders while an alert of the group is firing unacknowledged.
+            UPDATE vigil.notification_groups t
+            SET alert_ids = ARRAY(SELECT (x ->> 'id')::bigint FROM jsonb_array_elements(firing) x),
+                notified = g.notified, flushed_at = g.flushed_at,
+                flush_at = CASE WHEN unacked AND c.repeat_interval > interval '0'
+                                THEN coalesce(g.flushed_at, now()) + c.repeat_interval END
+            WHERE t.channel_id = g.channel_id AND t.group_key = g.group_key;
+        END IF;
+    END LOOP;
+    IF queued > 0 THEN
+        PERFORM vigil._wake_worker();
+    END IF;
+    RETURN queued;
+END
+$$;
+COMMENT ON FUNCTION vigil._flush_groups(int) IS
+    'Internal: sends the due groups (run by the worker each round): one message per group listing its firing alerts '
+    '(and, with send_resolved, those resolved since), when an alert joined or escalated, one closed, or a reminder is '
+    'due (repeat_interval while an alert is firing unacknowledged); returns how many messages were queued';
+
 CREATE FUNCTION vigil._enqueue_alert(alert vigil.alerts, event text) RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
@@ -272,9 +424,16 @@ BEGIN
         WHERE ch.enabled
           AND alert.severity >= ch.min_severity
           AND (ch.anomaly_types IS NULL OR alert.anomaly_type = ANY (ch.anomaly_types))
-          AND (event NOT IN ('resolved', 'dismissed', 'expired') OR ch.send_resolved)
+          AND (event NOT IN ('resolved', 'dismissed', 'expired') OR ch.send_resolved OR ch.group_by IS NOT NULL)
         ORDER BY ch.id
     LOOP
+        -- A grouped channel: the alert joins its group, which the worker
+        -- flushes as one message (vigil._flush_groups).
+        IF c.group_by IS NOT NULL AND c.kind <> 'pg_notify' THEN
+            PERFORM vigil._group_alert(c, alert);
+            queued := queued + 1;
+            CONTINUE;
+        END IF;
         -- Events of one key are already serialised by the alert's row lock
         -- (raise_alert, resolve), so this check cannot pass twice at once.
         -- Repeats of one event are held back for repeat_interval, unless the
@@ -470,8 +629,10 @@ COMMENT ON VIEW vigil.notification_queue IS
 
 REVOKE ALL ON vigil.channels FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION
-    vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval, interval),
+    vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval, interval, text[], interval, interval),
     vigil._enqueue_alert(vigil.alerts, text),
+    vigil._group_alert(vigil.channels, vigil.alerts),
+    vigil._flush_groups(int),
     vigil.test_channel(text),
     vigil.send_webhook(text, jsonb, text),
     vigil.replay_notifications(text, vigil.notification_status[]),

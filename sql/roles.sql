@@ -34,11 +34,12 @@ GRANT SELECT ON
     vigil.monitors, vigil.variant_monitoring,
     vigil.default_rules, vigil.deleted_default_rules,
     vigil.default_recommended_actions, vigil.deleted_default_recommended_actions,
-    vigil.counters
+    vigil.counters, vigil.notification_groups
 TO vigil_reader;
 -- Channels without their secrets (url, headers).
 GRANT SELECT (id, name, kind, min_severity, anomaly_types, send_resolved, max_per_second,
-              repeat_interval, delivery_deadline, enabled, created_at, updated_at)
+              repeat_interval, delivery_deadline, group_by, group_wait, group_interval, enabled, created_at,
+              updated_at)
     ON vigil.channels TO vigil_reader;
 
 -- Operator: the alert lifecycle, pushed metrics, channel tests, replays.
@@ -59,7 +60,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON vigil.channels, vigil.rules, vigil.recom
 TO vigil_admin;
 GRANT DELETE ON vigil.notifications TO vigil_admin;
 GRANT EXECUTE ON FUNCTION
-    vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval, interval),
+    vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval, interval, text[], interval, interval),
     vigil.send_webhook(text, jsonb, text),
     vigil.purge_notifications(interval, bigint),
     vigil.purge_alerts(interval, bigint),

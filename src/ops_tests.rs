@@ -82,7 +82,7 @@ mod tests {
     #[pg_test]
     fn purge_alerts_keeps_open_alerts_queued_notifications_and_cooldowns() {
         Spi::run(
-            "SELECT vigil.create_channel('ops', 'webhook', 'http://127.0.0.1:9/hook', send_resolved => true)",
+            "SELECT vigil.create_channel('ops', 'webhook', 'http://127.0.0.1:9/hook', send_resolved => true, group_by => NULL)",
         )
         .unwrap();
         alert("firing-old", "firing", false);

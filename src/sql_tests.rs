@@ -301,7 +301,7 @@ mod tests {
                                      '_drop_rollup', '_rollup_size', '_rollup_slot', '_rollup_trigger',
                                      '_wake_worker', '_monitor_run', '_base_type', '_rollup_stats',
                                      '_rollup_ddl', '_rollup_status', '_rollup_dropped', '_upgrade_rollup',
-                                     'webhook_payload', '_set_rollup_on_detach')
+                                     'webhook_payload', '_set_rollup_on_detach', '_render_group_payload')
                AND (p.provolatile <> 'i' OR p.proparallel <> 's')",
         );
         assert_eq!(mislabelled.as_deref(), Some(""));
@@ -1341,7 +1341,7 @@ mod tests {
     #[pg_test]
     fn dismissal_covers_its_severity_and_a_refire_after_resolve_is_notified() {
         Spi::run(
-            "SELECT vigil.create_channel('hook', 'webhook', 'http://127.0.0.1:9/hook', send_resolved => true)",
+            "SELECT vigil.create_channel('hook', 'webhook', 'http://127.0.0.1:9/hook', send_resolved => true, group_by => NULL)",
         )
         .unwrap();
         let raise = |sev: &str| {

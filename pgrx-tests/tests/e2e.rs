@@ -577,6 +577,10 @@ fn main() {
             notify::an_ongoing_condition_is_one_alert_across_midnight_and_dismiss_means_dismissed,
         ),
         (
+            "grouped_channels_send_one_message_per_group",
+            notify::grouped_channels_send_one_message_per_group,
+        ),
+        (
             "failed_deliveries_retry_honour_retry_after_and_go_dead",
             notify::failed_deliveries_retry_honour_retry_after_and_go_dead,
         ),

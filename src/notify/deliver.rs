@@ -71,6 +71,9 @@ impl Delivery {
                 }
             }
         }
+        // Groups that are due become outbox rows first, then go out below.
+        BackgroundWorker::transaction(outbox::flush_groups)
+            .unwrap_or_else(|e| error!("pg_vigil worker: flush groups: {e}"));
         // A long backlog is drained in slices of about one poll interval, so
         // the worker still reloads settings and heartbeats in between.
         let started = Instant::now();

@@ -205,10 +205,19 @@ pub fn record(outcomes: &[Outcome]) -> SpiResult<()> {
 /// Milliseconds until the earliest pending row of an enabled channel is due
 /// (negative when one is overdue), or None when nothing is queued.
 pub fn next_due_ms() -> SpiResult<Option<f64>> {
+    // Rows due, and groups of grouped channels due for a flush.
     Spi::get_one(
-        "SELECT extract(epoch FROM min(n.next_attempt_at) - clock_timestamp())::float8 * 1000
-         FROM vigil.notifications n
-         JOIN vigil.channels ch ON ch.id = n.channel_id AND ch.enabled
-         WHERE n.status IN ('pending', 'sending')",
+        "SELECT extract(epoch FROM least(
+             (SELECT min(n.next_attempt_at) FROM vigil.notifications n
+              JOIN vigil.channels ch ON ch.id = n.channel_id AND ch.enabled
+              WHERE n.status IN ('pending', 'sending')),
+             (SELECT min(g.flush_at) FROM vigil.notification_groups g
+              JOIN vigil.channels ch ON ch.id = g.channel_id AND ch.enabled
+              WHERE g.flush_at IS NOT NULL)) - clock_timestamp())::float8 * 1000",
     )
+}
+
+/// Turns the groups that are due into messages (`vigil._flush_groups`).
+pub fn flush_groups() -> SpiResult<Option<i32>> {
+    Spi::get_one("SELECT vigil._flush_groups()")
 }

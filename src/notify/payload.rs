@@ -297,6 +297,38 @@ fn generator_url(
 
 /// `webhook_message` with the links of `links`.
 pub fn webhook_message_with(alert: &Value, event: &str, receiver: &str, links: &Links) -> Value {
+    let entry = alert_entry(alert, event, links);
+    let group_labels: Map<String, Value> = entry
+        .labels
+        .iter()
+        .filter(|(name, _)| *name != crate::alert::NOT_IDENTITY)
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    json!({
+        "version": "4",
+        "groupKey": group_key(&group_labels),
+        "truncatedAlerts": 0,
+        "status": entry.status,
+        "receiver": receiver,
+        "groupLabels": group_labels,
+        "commonLabels": entry.labels.clone(),
+        "commonAnnotations": entry.annotations.clone(),
+        "externalURL": http_url(&links.external_url),
+        "alerts": [entry.json],
+        "vigil": { "event": event, "alert": alert.clone() },
+    })
+}
+
+/// One alert as Alertmanager's `template.Alert`, with its labels and
+/// annotations apart for the message around it.
+struct AlertEntry {
+    status: &'static str,
+    labels: Map<String, Value>,
+    annotations: Map<String, Value>,
+    json: Value,
+}
+
+fn alert_entry(alert: &Value, event: &str, links: &Links) -> AlertEntry {
     let empty = Map::new();
     let a = alert.as_object().unwrap_or(&empty);
     let status = if is_resolved(a, event) {
@@ -305,16 +337,6 @@ pub fn webhook_message_with(alert: &Value, event: &str, receiver: &str, links: &
         "firing"
     };
     let labels = wire_labels(a);
-    let group_labels: Map<String, Value> = labels
-        .iter()
-        .filter(|(name, _)| *name != crate::alert::NOT_IDENTITY)
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect();
-    let group_key: Vec<String> = group_labels
-        .iter()
-        .map(|(name, value)| format!("{name}={value}"))
-        .collect();
-
     let title = title(a);
     let summary = text(a, "summary").unwrap_or_else(|| title.clone());
     let mut description = vec![summary.clone()];
@@ -340,7 +362,6 @@ pub fn webhook_message_with(alert: &Value, event: &str, receiver: &str, links: &
     if let Some(key) = text(a, "dedup_key") {
         annotations.insert("dedup_key".into(), key.into());
     }
-
     let starts_at = text(a, "created_at").map_or_else(|| ZERO_TIME.to_owned(), |t| rfc3339(&t));
     let ends_at = match status {
         "resolved" => ["resolved_at", "dismissed_at", "last_seen_at"]
@@ -349,28 +370,160 @@ pub fn webhook_message_with(alert: &Value, event: &str, receiver: &str, links: &
             .map_or_else(|| ZERO_TIME.to_owned(), |t| rfc3339(&t)),
         _ => ZERO_TIME.to_owned(),
     };
+    let json = json!({
+        "status": status,
+        "labels": labels.clone(),
+        "annotations": annotations.clone(),
+        "startsAt": starts_at,
+        "endsAt": ends_at,
+        "generatorURL": generator_url(&links.generator_url, a, &labels),
+        "fingerprint": fingerprint(a),
+    });
+    AlertEntry {
+        status,
+        labels,
+        annotations,
+        json,
+    }
+}
 
-    json!({
+/// Alertmanager's `{}:{label="value", ...}` over the group labels, values
+/// JSON-quoted.
+fn group_key(group_labels: &Map<String, Value>) -> String {
+    let parts: Vec<String> = group_labels
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    format!("{{}}:{{{}}}", parts.join(", "))
+}
+
+/// The pairs every map has alike.
+fn common(maps: &[&Map<String, Value>]) -> Map<String, Value> {
+    let Some((first, rest)) = maps.split_first() else {
+        return Map::new();
+    };
+    first
+        .iter()
+        .filter(|(k, v)| rest.iter().all(|m| m.get(*k) == Some(*v)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// One webhook for a group of alerts (Alertmanager's grouped message):
+/// `alerts` firing first, then resolved; `status` firing while any is;
+/// `groupLabels` the group's, `commonLabels`/`commonAnnotations` what all
+/// alerts share. Alerts that would take the body past `cap` bytes are left
+/// out from the end and counted in `truncatedAlerts`.
+pub fn webhook_group_message(
+    alerts: &[Value],
+    group_labels: &Map<String, Value>,
+    receiver: &str,
+    links: &Links,
+    cap: usize,
+) -> Value {
+    let entries: Vec<AlertEntry> = alerts
+        .iter()
+        .map(|a| alert_entry(a, "group", links))
+        .collect();
+    let status = if entries.iter().any(|e| e.status == "firing") {
+        "firing"
+    } else {
+        "resolved"
+    };
+    let labels: Vec<&Map<String, Value>> = entries.iter().map(|e| &e.labels).collect();
+    let annotations: Vec<&Map<String, Value>> = entries.iter().map(|e| &e.annotations).collect();
+    let ids: Vec<Value> = alerts.iter().filter_map(|a| a.get("id").cloned()).collect();
+    let mut message = json!({
         "version": "4",
-        "groupKey": format!("{{}}:{{{}}}", group_key.join(", ")),
+        "groupKey": group_key(group_labels),
         "truncatedAlerts": 0,
         "status": status,
         "receiver": receiver,
         "groupLabels": group_labels,
-        "commonLabels": labels.clone(),
-        "commonAnnotations": annotations.clone(),
+        "commonLabels": common(&labels),
+        "commonAnnotations": common(&annotations),
         "externalURL": http_url(&links.external_url),
-        "alerts": [{
-            "status": status,
-            "labels": labels,
-            "annotations": annotations,
-            "startsAt": starts_at,
-            "endsAt": ends_at,
-            "generatorURL": generator_url(&links.generator_url, a, &labels),
-            "fingerprint": fingerprint(a),
-        }],
-        "vigil": { "event": event, "alert": alert.clone() },
-    })
+        "alerts": [],
+        "vigil": { "event": "group", "alert_ids": ids },
+    });
+    let mut size = message.to_string().len();
+    let mut kept = Vec::new();
+    for e in entries {
+        let n = e.json.to_string().len() + 1;
+        if size + n > cap && !kept.is_empty() {
+            break;
+        }
+        size += n;
+        kept.push(e.json);
+    }
+    message["truncatedAlerts"] = json!(alerts.len() - kept.len());
+    message["alerts"] = Value::Array(kept);
+    message
+}
+
+/// One Slack message for a group of alerts: `[FIRING:n] alertname` with the
+/// group's labels, an attachment per alert (at most 20, then a line saying
+/// how many more), resolved ones marked. Within `cap` and Slack's limits.
+pub fn slack_group_message(
+    alerts: &[Value],
+    group_labels: &Map<String, Value>,
+    cap: usize,
+) -> Value {
+    const MAX_ATTACHMENTS: usize = 20;
+    let firing = alerts
+        .iter()
+        .filter(|a| {
+            let empty = Map::new();
+            !is_resolved(a.as_object().unwrap_or(&empty), "group")
+        })
+        .count();
+    let resolved = alerts.len() - firing;
+    let name = group_labels
+        .get("alertname")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| {
+            alerts
+                .first()
+                .and_then(|a| a.get("anomaly_type")?.as_str().map(str::to_owned))
+        })
+        .unwrap_or_else(|| "pg_vigil".to_owned());
+    let others: Vec<String> = group_labels
+        .iter()
+        .filter(|(k, _)| *k != "alertname")
+        .filter_map(|(k, v)| Some(format!("{k}={}", v.as_str()?)))
+        .collect();
+    let mut head = if firing > 0 {
+        format!("[FIRING:{firing}] {}", escape(&name))
+    } else {
+        format!("[RESOLVED:{resolved}] {}", escape(&name))
+    };
+    if firing > 0 && resolved > 0 {
+        head.push_str(&format!(" (resolved: {resolved})"));
+    }
+    if !others.is_empty() {
+        head.push_str(&format!(" — {}", escape(&others.join(", "))));
+    }
+    let budget = cap.min(MAX_MESSAGE_BYTES);
+    let mut attachments: Vec<Value> = Vec::new();
+    let mut size = head.len() + 64;
+    for a in alerts.iter().take(MAX_ATTACHMENTS) {
+        let one = slack_message(a, "group");
+        let att = one["attachments"][0].clone();
+        let n = att.to_string().len() + 1;
+        if size + n > budget && !attachments.is_empty() {
+            break;
+        }
+        size += n;
+        attachments.push(att);
+    }
+    if attachments.len() < alerts.len() {
+        attachments.push(json!({
+            "color": "#9E9E9E",
+            "text": format!("… and {} more", alerts.len() - attachments.len()),
+        }));
+    }
+    json!({ "text": cut(&head, TEXT), "attachments": attachments })
 }
 
 /// A scalar as display text; blank strings count as absent.

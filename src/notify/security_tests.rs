@@ -88,7 +88,7 @@ mod tests {
         .enumerate()
         {
             let f = failure(&format!(
-                "SELECT vigil.create_channel('p{i}', 'webhook', '{url}')"
+                "SELECT vigil.create_channel('p{i}', 'webhook', '{url}', group_by => NULL)"
             ));
             assert_eq!(f.code, INVALID, "{url}: {f:?}");
             assert!(f.message.starts_with("url "), "{url}: {f:?}");
@@ -101,7 +101,7 @@ mod tests {
     #[pg_test]
     fn destination_policy_errors_name_the_host_the_parser_normalised() {
         assert_fails(
-            "SELECT vigil.create_channel('p', 'webhook', 'http://2852039166/x')",
+            "SELECT vigil.create_channel('p', 'webhook', 'http://2852039166/x', group_by => NULL)",
             INVALID,
             "url host 169.254.169.254 is a cloud metadata address, refused by the destination policy; \
              list it in vigil.allowed_internal_hosts to allow it",
@@ -112,13 +112,13 @@ mod tests {
     fn a_backslash_url_is_judged_by_the_host_reqwest_connects_to() {
         // '\' ends the host for the url crate (and reqwest): this is 169.254.169.254.
         assert_fails(
-            r"SELECT vigil.create_channel('b1', 'webhook', 'http://169.254.169.254\x.example.com/')",
+            r"SELECT vigil.create_channel('b1', 'webhook', 'http://169.254.169.254\x.example.com/', group_by => NULL)",
             INVALID,
             "169.254.169.254",
         );
         // ... and this one connects to 127.0.0.1 ("@169.254.169.254" is path).
         assert!(one::<i64>(
-            r"SELECT vigil.create_channel('b2', 'webhook', 'http://127.0.0.1\@169.254.169.254/')"
+            r"SELECT vigil.create_channel('b2', 'webhook', 'http://127.0.0.1\@169.254.169.254/', group_by => NULL)"
         )
         .is_some());
     }
@@ -137,7 +137,7 @@ mod tests {
         {
             assert!(
                 one::<i64>(&format!(
-                    "SELECT vigil.create_channel('ok{i}', 'webhook', '{url}')"
+                    "SELECT vigil.create_channel('ok{i}', 'webhook', '{url}', group_by => NULL)"
                 ))
                 .is_some(),
                 "{url}"
@@ -147,7 +147,7 @@ mod tests {
 
     #[pg_test]
     fn direct_writes_to_channels_get_the_destination_policy() {
-        Spi::run("SELECT vigil.create_channel('d', 'webhook', 'http://127.0.0.1:9/SECRET')")
+        Spi::run("SELECT vigil.create_channel('d', 'webhook', 'http://127.0.0.1:9/SECRET', group_by => NULL)")
             .unwrap();
         let f = assert_fails(
             "UPDATE vigil.channels SET url = 'http://[::ffff:a9fe:a9fe]/SECRET' WHERE name = 'd'",
@@ -186,10 +186,10 @@ mod tests {
     fn no_failing_channel_write_prints_the_url_or_headers() {
         Spi::run(
             "SELECT vigil.create_channel('leak', 'webhook', 'http://127.0.0.1:9/URLSECRET',
-                                         headers => '{\"Authorization\": \"Bearer HDRSECRET\"}')",
+                                         headers => '{\"Authorization\": \"Bearer HDRSECRET\"}', group_by => NULL)",
         )
         .unwrap();
-        Spi::run("SELECT vigil.create_channel('other', 'webhook', 'http://127.0.0.1:9/o')")
+        Spi::run("SELECT vigil.create_channel('other', 'webhook', 'http://127.0.0.1:9/o', group_by => NULL)")
             .unwrap();
         for set in [
             "enabled = NULL",
@@ -262,7 +262,7 @@ mod tests {
 
     #[pg_test]
     fn pg_notify_channels_receive_only_the_alert_id_and_event() {
-        Spi::run("SELECT vigil.create_channel('listeners', 'pg_notify', 'vigil_sec_out')").unwrap();
+        Spi::run("SELECT vigil.create_channel('listeners', 'pg_notify', 'vigil_sec_out', group_by => NULL)").unwrap();
         let id = one::<i64>(
             "SELECT alert_id FROM vigil.raise_alert('leak_check', 'secret-entity', 'high', 'secret title')",
         )
@@ -313,7 +313,7 @@ mod tests {
     #[pg_test]
     fn check_metric_cannot_queue_a_notification_over_the_cap() {
         Spi::run("SELECT vigil.create_rule('big_ctx', 'm_big', '>', 0, 'high')").unwrap();
-        Spi::run("SELECT vigil.create_channel('hook', 'webhook', 'http://127.0.0.1:9/h')").unwrap();
+        Spi::run("SELECT vigil.create_channel('hook', 'webhook', 'http://127.0.0.1:9/h', group_by => NULL)").unwrap();
         Spi::run(
             "SELECT count(*) FROM vigil.check_metric('m_big', 1, 'e1',
                  jsonb_build_object('blob', repeat('x', 5000000)))",
@@ -337,7 +337,7 @@ mod tests {
 
     #[pg_test]
     fn enqueued_payloads_with_huge_texts_are_cut_with_a_marker() {
-        Spi::run("SELECT vigil.create_channel('hook', 'webhook', 'http://127.0.0.1:9/h')").unwrap();
+        Spi::run("SELECT vigil.create_channel('hook', 'webhook', 'http://127.0.0.1:9/h', group_by => NULL)").unwrap();
         Spi::run("SELECT vigil.raise_alert('big', 'e', 'high', repeat('T', 200000), repeat('S', 200000))")
             .unwrap();
         let size =
@@ -353,7 +353,7 @@ mod tests {
 
     #[pg_test]
     fn send_webhook_refuses_a_payload_over_the_cap_naming_payload() {
-        Spi::run("SELECT vigil.create_channel('hook', 'webhook', 'http://127.0.0.1:9/h')").unwrap();
+        Spi::run("SELECT vigil.create_channel('hook', 'webhook', 'http://127.0.0.1:9/h', group_by => NULL)").unwrap();
         assert_fails(
             "SELECT vigil.send_webhook('hook', jsonb_build_object('blob', repeat('x', 70000)))",
             TOO_BIG,
@@ -381,14 +381,14 @@ mod tests {
         );
         assert_fails(
             &format!(
-                "SELECT vigil.create_channel('h', 'webhook', 'http://127.0.0.1/', headers => {})",
+                "SELECT vigil.create_channel('h', 'webhook', 'http://127.0.0.1/', headers => {}, group_by => NULL)",
                 obj(300)
             ),
             TOO_BIG,
             "headers is nested 300 levels deep",
         );
         // With a channel, a deep details used to fail inside the payload builder.
-        Spi::run("SELECT vigil.create_channel('hook', 'slack', 'http://127.0.0.1:9/h')").unwrap();
+        Spi::run("SELECT vigil.create_channel('hook', 'slack', 'http://127.0.0.1:9/h', group_by => NULL)").unwrap();
         assert_fails(
             &format!(
                 "SELECT vigil.raise_alert('deep', 'e', 'high', 't', details => {})",
@@ -411,7 +411,7 @@ mod tests {
             INVALID,
             "alert cannot be read as JSON: number out of range",
         );
-        Spi::run("SELECT vigil.create_channel('hook', 'webhook', 'http://127.0.0.1:9/h')").unwrap();
+        Spi::run("SELECT vigil.create_channel('hook', 'webhook', 'http://127.0.0.1:9/h', group_by => NULL)").unwrap();
         assert_fails(
             "SELECT vigil.raise_alert('num', 'e', 'high', 't', details => '{\"x\": 1e400}')",
             INVALID,
@@ -423,7 +423,7 @@ mod tests {
 
     #[pg_test]
     fn a_second_test_of_a_channel_within_10_seconds_is_55000() {
-        Spi::run("SELECT vigil.create_channel('hook', 'webhook', 'http://127.0.0.1:9/h')").unwrap();
+        Spi::run("SELECT vigil.create_channel('hook', 'webhook', 'http://127.0.0.1:9/h', group_by => NULL)").unwrap();
         assert!(one::<i64>("SELECT vigil.test_channel('hook')").is_some());
         assert_fails(
             "SELECT vigil.test_channel('hook')",
@@ -431,7 +431,7 @@ mod tests {
             "was tested less than 10 seconds ago",
         );
         // Other channels have their own window.
-        Spi::run("SELECT vigil.create_channel('hook2', 'webhook', 'http://127.0.0.1:9/h2')")
+        Spi::run("SELECT vigil.create_channel('hook2', 'webhook', 'http://127.0.0.1:9/h2', group_by => NULL)")
             .unwrap();
         assert!(one::<i64>("SELECT vigil.test_channel('hook2')").is_some());
         assert_eq!(
@@ -442,7 +442,7 @@ mod tests {
 
     #[pg_test]
     fn worker_leases_alert_notifications_before_older_test_messages() {
-        Spi::run("SELECT vigil.create_channel('hook', 'webhook', 'http://127.0.0.1:9/h')").unwrap();
+        Spi::run("SELECT vigil.create_channel('hook', 'webhook', 'http://127.0.0.1:9/h', group_by => NULL)").unwrap();
         Spi::run("SELECT vigil.test_channel('hook')").unwrap();
         // The test message has been waiting longer than the alert.
         Spi::run(
@@ -468,11 +468,14 @@ mod tests {
     fn repeat_interval_that_would_overflow_is_refused_naming_it() {
         assert_fails(
             "SELECT vigil.create_channel('h', 'webhook', 'http://127.0.0.1:9/h',
-                                         repeat_interval => '178000000 years')",
+                                         repeat_interval => '178000000 years', group_by => NULL)",
             INVALID,
             "repeat_interval must be at most 100 years",
         );
-        Spi::run("SELECT vigil.create_channel('h', 'webhook', 'http://127.0.0.1:9/h')").unwrap();
+        Spi::run(
+            "SELECT vigil.create_channel('h', 'webhook', 'http://127.0.0.1:9/h', group_by => NULL)",
+        )
+        .unwrap();
         assert_fails(
             "UPDATE vigil.channels SET repeat_interval = '1000 years' WHERE name = 'h'",
             INVALID,
@@ -492,25 +495,28 @@ mod tests {
             assert_fails(
                 &format!(
                     "SELECT vigil.create_channel('d', 'webhook', 'http://127.0.0.1:9/d',
-                                                 delivery_deadline => {bad})"
+                                                 delivery_deadline => {bad}, group_by => NULL)"
                 ),
                 INVALID,
                 "delivery_deadline must be a positive interval of at most 30 days, got",
             );
         }
         assert_fails(
-            "SELECT vigil.create_channel('d', 'webhook', 'http://127.0.0.1:9/d', delivery_deadline => NULL)",
+            "SELECT vigil.create_channel('d', 'webhook', 'http://127.0.0.1:9/d', delivery_deadline => NULL, group_by => NULL)",
             "22004",
             "delivery_deadline must not be NULL",
         );
-        Spi::run("SELECT vigil.create_channel('d', 'webhook', 'http://127.0.0.1:9/d')").unwrap();
+        Spi::run(
+            "SELECT vigil.create_channel('d', 'webhook', 'http://127.0.0.1:9/d', group_by => NULL)",
+        )
+        .unwrap();
         assert_eq!(
             one::<String>("SELECT delivery_deadline::text FROM vigil.channels WHERE name = 'd'"),
             Some("24:00:00".into())
         );
         Spi::run(
             "SELECT vigil.create_channel('e', 'webhook', 'http://127.0.0.1:9/e',
-                                         delivery_deadline => '30 days')",
+                                         delivery_deadline => '30 days', group_by => NULL)",
         )
         .unwrap();
         Spi::run("UPDATE vigil.channels SET delivery_deadline = '2 seconds' WHERE name = 'd'")

@@ -110,6 +110,38 @@ fn webhook_payload(alert: JsonArg, event: &str, receiver: &str) -> JsonB {
     ))
 }
 
+/// The message for a group of alerts (`vigil._flush_groups`): a Slack
+/// message or a webhook (Alertmanager's grouped shape), within `cap` bytes.
+/// STABLE: the webhook's links come from settings.
+#[pg_extern(stable, strict, parallel_safe, name = "_render_group_payload")]
+fn render_group_payload(
+    kind: &str,
+    channel_name: &str,
+    alerts: JsonArg,
+    group_labels: JsonArg,
+    cap: i32,
+) -> JsonB {
+    let alerts = match alerts.get("alerts") {
+        Value::Array(items) => items,
+        _ => raise(VigilError::invalid("alerts must be a JSON array")),
+    };
+    let group_labels = match group_labels.get("group_labels") {
+        Value::Object(map) => map,
+        _ => raise(VigilError::invalid("group_labels must be a JSON object")),
+    };
+    let cap = usize::try_from(cap).unwrap_or(0).max(1024);
+    JsonB(match kind {
+        "slack" => super::payload::slack_group_message(&alerts, &group_labels, cap),
+        _ => super::payload::webhook_group_message(
+            &alerts,
+            &group_labels,
+            channel_name,
+            &crate::gucs::alert_links(),
+            cap,
+        ),
+    })
+}
+
 /// Raises 22004/22023 naming the argument when a channel's kind, url or
 /// headers cannot be used. The message never repeats the URL (a secret).
 /// The destination policy reads `vigil.allowed_internal_hosts`, so strictly

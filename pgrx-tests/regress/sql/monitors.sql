@@ -118,7 +118,7 @@ ORDER BY anomaly_type, entity;
 
 -- Scenario 3: early kill. A kill inside a transaction that rolls back
 -- leaves nothing behind.
-SELECT vigil.create_channel('ops-webhook', 'webhook', 'http://127.0.0.1:9/hooks') > 0 AS channel;
+SELECT vigil.create_channel('ops-webhook', 'webhook', 'http://127.0.0.1:9/hooks', group_by => NULL) > 0 AS channel;
 \set example :abs_srcdir '/../../examples/06_variant_early_kill.sql'
 \i :example
 SELECT (vigil.register_variant('variant_early_kill', 'variant-D', 0.2)).status;

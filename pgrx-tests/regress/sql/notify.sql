@@ -19,7 +19,7 @@ CREATE FUNCTION pg_temp.day(t text) RETURNS text LANGUAGE sql AS $$
 $$;
 
 ------------------------------------------------------------- bad channels
-SELECT pg_temp.err(format('SELECT vigil.create_channel(%L, %L, %L)', n, k, u)) AS error
+SELECT pg_temp.err(format('SELECT vigil.create_channel(%L, %L, %L, group_by => NULL)', n, k, u)) AS error
 FROM (VALUES
     ('c1', 'email',     'https://example.com/x'),
     ('c2', 'webhook',   'ftp://example.com/x'),
@@ -32,28 +32,28 @@ FROM (VALUES
     ('c9', 'pg_notify', ''),
     ('',   'webhook',   'https://example.com/x')
 ) AS t(n, k, u);
-SELECT pg_temp.err($$SELECT vigil.create_channel('h1', 'webhook', 'https://example.com/x', headers => '{"Bad Name": "v"}')$$);
-SELECT pg_temp.err($$SELECT vigil.create_channel('h2', 'webhook', 'https://example.com/x', headers => '{"X-A": "v\r\nX-B: 1"}')$$);
-SELECT pg_temp.err($$SELECT vigil.create_channel('h3', 'webhook', 'https://example.com/x', headers => '{"X-A": 1}')$$);
-SELECT pg_temp.err($$SELECT vigil.create_channel('h4', 'webhook', 'https://example.com/x', headers => '["x"]')$$);
-SELECT pg_temp.err($$SELECT vigil.create_channel('h5', 'webhook', 'https://example.com/x', headers => '{"Idempotency-Key": "mine"}')$$);
-SELECT pg_temp.err($$SELECT vigil.create_channel('r1', 'webhook', 'https://example.com/x', max_per_second => 0)$$);
-SELECT pg_temp.err($$SELECT vigil.create_channel('r2', 'webhook', 'https://example.com/x', max_per_second => 'NaN')$$);
-SELECT pg_temp.err($$SELECT vigil.create_channel('r3', 'webhook', 'https://example.com/x', repeat_interval => '-1 hour')$$);
-SELECT pg_temp.err($$SELECT vigil.create_channel('r4', 'webhook', NULL)$$);
-SELECT pg_temp.err($$SELECT vigil.create_channel('r5', 'webhook', 'https://example.com/x', min_severity => 'urgent')$$);
+SELECT pg_temp.err($$SELECT vigil.create_channel('h1', 'webhook', 'https://example.com/x', headers => '{"Bad Name": "v"}', group_by => NULL)$$);
+SELECT pg_temp.err($$SELECT vigil.create_channel('h2', 'webhook', 'https://example.com/x', headers => '{"X-A": "v\r\nX-B: 1"}', group_by => NULL)$$);
+SELECT pg_temp.err($$SELECT vigil.create_channel('h3', 'webhook', 'https://example.com/x', headers => '{"X-A": 1}', group_by => NULL)$$);
+SELECT pg_temp.err($$SELECT vigil.create_channel('h4', 'webhook', 'https://example.com/x', headers => '["x"]', group_by => NULL)$$);
+SELECT pg_temp.err($$SELECT vigil.create_channel('h5', 'webhook', 'https://example.com/x', headers => '{"Idempotency-Key": "mine"}', group_by => NULL)$$);
+SELECT pg_temp.err($$SELECT vigil.create_channel('r1', 'webhook', 'https://example.com/x', max_per_second => 0, group_by => NULL)$$);
+SELECT pg_temp.err($$SELECT vigil.create_channel('r2', 'webhook', 'https://example.com/x', max_per_second => 'NaN', group_by => NULL)$$);
+SELECT pg_temp.err($$SELECT vigil.create_channel('r3', 'webhook', 'https://example.com/x', repeat_interval => '-1 hour', group_by => NULL)$$);
+SELECT pg_temp.err($$SELECT vigil.create_channel('r4', 'webhook', NULL, group_by => NULL)$$);
+SELECT pg_temp.err($$SELECT vigil.create_channel('r5', 'webhook', 'https://example.com/x', min_severity => 'urgent', group_by => NULL)$$);
 SELECT pg_temp.err($$INSERT INTO vigil.channels (name, kind, url) VALUES ('direct', 'webhook', 'gopher://x')$$);
 SELECT count(*) AS channels_after_bad_input FROM vigil.channels;
 
 ------------------------------------------------------------ good channels
 SELECT vigil.create_channel('slack', 'slack', 'https://hooks.slack.com/services/T0/B0/secret',
-                            send_resolved => true) > 0 AS created;
+                            send_resolved => true, group_by => NULL) > 0 AS created;
 SELECT vigil.create_channel('hook', 'webhook', 'http://127.0.0.1:9/hook',
-                            headers => '{"Authorization": "Bearer x"}', min_severity => 'medium') > 0 AS created;
+                            headers => '{"Authorization": "Bearer x"}', min_severity => 'medium', group_by => NULL) > 0 AS created;
 SELECT vigil.create_channel('deals', 'webhook', 'http://127.0.0.1:9/deals',
-                            anomaly_types => '{deal_stalled}') > 0 AS created;
-SELECT vigil.create_channel('listen', 'pg_notify', 'vigil_out') > 0 AS created;
-SELECT pg_temp.err($$SELECT vigil.create_channel('slack', 'slack', 'https://hooks.slack.com/x')$$);
+                            anomaly_types => '{deal_stalled}', group_by => NULL) > 0 AS created;
+SELECT vigil.create_channel('listen', 'pg_notify', 'vigil_out', group_by => NULL) > 0 AS created;
+SELECT pg_temp.err($$SELECT vigil.create_channel('slack', 'slack', 'https://hooks.slack.com/x', group_by => NULL)$$);
 -- Slack gets Slack's 1 message/s unless told otherwise.
 SELECT name, kind, min_severity, anomaly_types, send_resolved, max_per_second, repeat_interval
 FROM vigil.channels ORDER BY name;

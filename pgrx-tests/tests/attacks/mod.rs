@@ -363,7 +363,7 @@ pub fn worker_ignores_operators_planted_in_public(c: &Cluster) {
     // Make the worker do work: a channel to a closed port (retries, backoff).
     su.batch_execute(
         "DELETE FROM vigil.channels WHERE name = 'attack_sink';
-         SELECT vigil.create_channel('attack_sink', 'webhook', 'http://127.0.0.1:9/hook');
+         SELECT vigil.create_channel('attack_sink', 'webhook', 'http://127.0.0.1:9/hook', group_by => NULL);
          SELECT vigil.test_channel('attack_sink');",
     )
     .unwrap();

@@ -97,9 +97,9 @@ pub fn dump_and_restore_keep_configuration_edits(c: &Cluster) {
              DELETE FROM vigil.recommended_actions WHERE anomaly_type = 'queue_age' AND severity = 'critical';
              INSERT INTO vigil.recommended_actions VALUES ('queue_depth', 'high', '{Add reviewers}');
              SELECT vigil.create_channel('ops-hook', 'webhook', 'https://hooks.example.com/vigil',
-                                         '{\"Authorization\": \"Bearer s3cret\"}', min_severity => 'high');
+                                         '{\"Authorization\": \"Bearer s3cret\"}', min_severity => 'high', group_by => NULL);
              SELECT vigil.create_channel('ops-slack', 'slack', 'https://hooks.slack.com/services/T/B/x',
-                                         send_resolved => true, delivery_deadline => '3 days');
+                                         send_resolved => true, delivery_deadline => '3 days', group_by => NULL);
              SELECT vigil.create_monitor('sync', 'count', 'public.sync_errors',
                  '{\"entity\": \"source\", \"time\": \"occurred_at\", \"thresholds\": {\"high\": 3}}');",
         )
@@ -183,7 +183,7 @@ pub fn dump_and_restore_keep_configuration_edits(c: &Cluster) {
             "{format}: new rule id {next} <= {max_rule}"
         );
         db.batch_execute(
-            "SELECT vigil.create_channel('after-restore', 'pg_notify', 'vigil_after');
+            "SELECT vigil.create_channel('after-restore', 'pg_notify', 'vigil_after', group_by => NULL);
              SELECT vigil.delete_rule('ad_disapproved');
              SELECT vigil.raise_alert('restored', 'e', 'low', 'after restore');",
         )
