@@ -1559,6 +1559,51 @@ mod tests {
     }
 
     #[test]
+    fn a_group_is_one_message_with_common_labels_and_bounded_size() {
+        let alert = |id: i64, entity: &str, status: &str| {
+            with(
+                with(with(sample(), "id", json!(id)), "entity", json!(entity)),
+                "status",
+                json!(status),
+            )
+        };
+        let alerts = vec![alert(1, "a", "firing"), alert(2, "b", "resolved")];
+        let group = json!({"alertname": "signup_drop"})
+            .as_object()
+            .unwrap()
+            .clone();
+        let hook = webhook_group_message(&alerts, &group, "ops", &Links::default(), 1 << 20);
+        assert_eq!(hook["status"], "firing");
+        assert_eq!(hook["groupKey"], "{}:{alertname=\"signup_drop\"}");
+        assert_eq!(hook["groupLabels"], json!({"alertname": "signup_drop"}));
+        assert_eq!(hook["commonLabels"]["monitor"], "m1");
+        assert!(hook["commonLabels"].get("entity").is_none());
+        assert_eq!(hook["alerts"][1]["status"], "resolved");
+        assert_eq!(hook["truncatedAlerts"], 0);
+        assert_eq!(hook["vigil"]["alert_ids"], json!([1, 2]));
+        // Past the cap, alerts are left out from the end and counted.
+        let many: Vec<Value> = (0..200)
+            .map(|i| alert(i, &format!("e{i}"), "firing"))
+            .collect();
+        let capped = webhook_group_message(&many, &group, "ops", &Links::default(), 20_000);
+        let kept = capped["alerts"].as_array().unwrap().len();
+        assert!(kept > 0 && kept < 200);
+        assert_eq!(capped["truncatedAlerts"], 200 - kept);
+        assert!(capped.to_string().len() <= 20_000 + 2_000);
+        let slack = slack_group_message(&many, &group, 1 << 20);
+        assert!(slack["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("[FIRING:200] signup_drop"));
+        let attachments = slack["attachments"].as_array().unwrap();
+        assert_eq!(attachments.len(), 21, "20 alerts and a line for the rest");
+        assert!(slack.to_string().len() < MAX_MESSAGE_BYTES);
+        let closed = vec![alert(3, "c", "resolved")];
+        let done = slack_group_message(&closed, &group, 1 << 20);
+        assert!(done["text"].as_str().unwrap().starts_with("[RESOLVED:1]"));
+    }
+
+    #[test]
     fn dismissed_and_expired_are_closing_messages() {
         for event in ["dismissed", "expired"] {
             let hook = webhook_message(&sample(), event, "r");
