@@ -601,12 +601,33 @@ CREATE OR REPLACE FUNCTION vigil._flush_groups(max_groups integer DEFAULT 1000) 
 DECLARE
     g vigil.notification_groups;
     c vigil.channels;
-    firing jsonb;
-    closed jsonb;
+    firing jsonb;          -- id -> severity of the group's open alerts
+    closed bigint[];       -- alerts closed since a message reported them firing
     changed bool;
     unacked bool;
+    docs jsonb;
+    listed int;
     queued int := 0;
+    failure text;
 BEGIN
+    -- Fold the events into their groups: a new group is due group_wait after
+    -- its first event; one that already sent a message is due a change
+    -- group_interval after that message (or sooner if a reminder is due).
+    WITH ev AS (
+        DELETE FROM vigil.notification_group_events e RETURNING e.*),
+    per AS (
+        SELECT ev.channel_id, ev.group_key, min(ev.group_labels::text)::jsonb AS group_labels,
+               array_agg(DISTINCT ev.alert_id) AS ids, min(ev.at) AS first_at
+        FROM ev GROUP BY 1, 2)
+    INSERT INTO vigil.notification_groups AS ng (channel_id, group_key, group_labels, alert_ids, flush_at)
+    SELECT per.channel_id, per.group_key, per.group_labels, per.ids, per.first_at + ch.group_wait
+    FROM per JOIN vigil.channels ch ON ch.id = per.channel_id
+    ON CONFLICT (channel_id, group_key) DO UPDATE SET
+        alert_ids = ARRAY(SELECT DISTINCT x FROM unnest(ng.alert_ids || excluded.alert_ids) x),
+        flush_at = CASE WHEN ng.flushed_at IS NULL THEN ng.flush_at
+                        ELSE least(coalesce(ng.flush_at, 'infinity'),
+                                   greatest(now(), ng.flushed_at + (SELECT ch.group_interval FROM vigil.channels ch
+                                                                    WHERE ch.id = ng.channel_id))) END;
     FOR g IN
         SELECT t.* FROM vigil.notification_groups t JOIN vigil.channels ch ON ch.id = t.channel_id
         WHERE t.flush_at <= now() AND ch.enabled
@@ -614,47 +635,74 @@ BEGIN
         LIMIT max_groups
         FOR UPDATE OF t SKIP LOCKED
     LOOP
-        SELECT * INTO c FROM vigil.channels ch WHERE ch.id = g.channel_id;
-        -- The group's open alerts the channel takes, and those that closed
-        -- since its last message reported them firing.
-        SELECT coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.severity DESC, a.id)
-                        FILTER (WHERE a.status IN ('firing', 'acknowledged')), '[]'),
-               coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.id)
-                        FILTER (WHERE a.status NOT IN ('firing', 'acknowledged') AND g.notified ? a.id::text), '[]'),
-               coalesce(bool_or(a.status IN ('firing', 'acknowledged')
-                                AND (NOT g.notified ? a.id::text
-                                     OR (g.notified ->> a.id::text)::vigil.severity < a.severity)), false),
-               coalesce(bool_or(a.status = 'firing'), false)
-        INTO firing, closed, changed, unacked
-        FROM vigil.alerts a
-        WHERE a.id = ANY (g.alert_ids) AND a.severity >= c.min_severity
-          AND (c.anomaly_types IS NULL OR a.anomaly_type = ANY (c.anomaly_types));
-        IF changed OR (c.send_resolved AND jsonb_array_length(closed) > 0)
-           OR (unacked AND c.repeat_interval > interval '0' AND g.flushed_at + c.repeat_interval <= now()) THEN
-            INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
-            VALUES (c.id, NULL, 'group', g.group_key,
-                    vigil._render_group_payload(c.kind, c.name,
-                        firing || CASE WHEN c.send_resolved THEN closed ELSE '[]' END,
-                        g.group_labels, vigil._max_payload_bytes()));
-            queued := queued + 1;
-            g.notified := (SELECT coalesce(jsonb_object_agg(x ->> 'id', x ->> 'severity'), '{}')
-                           FROM jsonb_array_elements(firing) x);
-            g.flushed_at := now();
-        ELSE
-            g.notified := (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(g.notified) e(k, v)
-                           WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(firing) x WHERE x ->> 'id' = k));
-        END IF;
-        IF jsonb_array_length(firing) = 0 THEN
-            DELETE FROM vigil.notification_groups t WHERE t.channel_id = g.channel_id AND t.group_key = g.group_key;
-        ELSE
-            -- Reminders while an alert of the group is firing unacknowledged.
-            UPDATE vigil.notification_groups t
-            SET alert_ids = ARRAY(SELECT (x ->> 'id')::bigint FROM jsonb_array_elements(firing) x),
-                notified = g.notified, flushed_at = g.flushed_at,
-                flush_at = CASE WHEN unacked AND c.repeat_interval > interval '0'
-                                THEN coalesce(g.flushed_at, now()) + c.repeat_interval END
+        -- Each group on its own: one that cannot be sent is retried later
+        -- and never holds back the others or the rest of the outbox.
+        BEGIN
+            SELECT * INTO c FROM vigil.channels ch WHERE ch.id = g.channel_id;
+            SELECT coalesce(jsonb_object_agg(a.id::text, a.severity::text)
+                            FILTER (WHERE a.status IN ('firing', 'acknowledged')), '{}'),
+                   coalesce(array_agg(a.id)
+                            FILTER (WHERE a.status NOT IN ('firing', 'acknowledged') AND g.notified ? a.id::text), '{}'),
+                   coalesce(bool_or(a.status IN ('firing', 'acknowledged')
+                                    AND (NOT g.notified ? a.id::text
+                                         OR (g.notified ->> a.id::text)::vigil.severity < a.severity)), false),
+                   coalesce(bool_or(a.status = 'firing'), false)
+            INTO firing, closed, changed, unacked
+            FROM vigil.alerts a
+            WHERE a.id = ANY (g.alert_ids) AND a.severity >= c.min_severity
+              AND (c.anomaly_types IS NULL OR a.anomaly_type = ANY (c.anomaly_types));
+            IF NOT c.send_resolved THEN
+                closed := '{}';
+            END IF;
+            IF changed OR cardinality(closed) > 0
+               OR (unacked AND c.repeat_interval > interval '0' AND g.flushed_at + c.repeat_interval <= now()) THEN
+                -- At most 200 alerts go into a message, worst and newest
+                -- first, each with its long texts cut; the rest are counted.
+                SELECT coalesce(jsonb_agg(x.doc ORDER BY x.ord), '[]'), count(*)
+                INTO docs, listed
+                FROM (SELECT to_jsonb(a) - 'details'
+                             || jsonb_build_object(
+                                    'entity', left(a.entity, 250), 'title', left(a.title, 250),
+                                    'summary', left(a.summary, 1000),
+                                    'details', CASE WHEN octet_length(a.details::text) <= 2048 THEN a.details
+                                                    ELSE '{}'::jsonb END) AS doc,
+                             row_number() OVER (ORDER BY a.status NOT IN ('firing', 'acknowledged'), a.severity DESC,
+                                                a.last_seen_at DESC, a.id DESC) AS ord
+                      FROM vigil.alerts a
+                      WHERE a.id IN (SELECT k::bigint FROM jsonb_object_keys(firing) k)
+                         OR a.id = ANY (closed)
+                      ORDER BY ord
+                      LIMIT 200) x;
+                INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
+                VALUES (c.id, NULL, 'group', g.group_key,
+                        vigil._render_group_payload(c.kind, c.name, docs, g.group_labels, vigil._max_payload_bytes(),
+                            (SELECT count(*) FROM jsonb_object_keys(firing))::int + cardinality(closed) - listed));
+                queued := queued + 1;
+                g.notified := firing;
+                g.flushed_at := now();
+            ELSE
+                g.notified := (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(g.notified) e(k, v)
+                               WHERE firing ? k);
+            END IF;
+            IF firing = '{}' THEN
+                DELETE FROM vigil.notification_groups t WHERE t.channel_id = g.channel_id AND t.group_key = g.group_key;
+            ELSE
+                -- Reminders while an alert of the group is firing unacknowledged.
+                UPDATE vigil.notification_groups t
+                SET alert_ids = ARRAY(SELECT k::bigint FROM jsonb_object_keys(firing) k),
+                    notified = g.notified, flushed_at = g.flushed_at,
+                    flush_at = CASE WHEN unacked AND c.repeat_interval > interval '0'
+                                    THEN coalesce(g.flushed_at, now()) + c.repeat_interval END
+                WHERE t.channel_id = g.channel_id AND t.group_key = g.group_key;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT;
+            RAISE WARNING USING ERRCODE = '08006',
+                MESSAGE = format('pg_vigil: group %s of channel %s could not be sent (retried in 5 minutes): %s',
+                                 g.group_key, g.channel_id, failure);
+            UPDATE vigil.notification_groups t SET flush_at = now() + interval '5 minutes'
             WHERE t.channel_id = g.channel_id AND t.group_key = g.group_key;
-        END IF;
+        END;
     END LOOP;
     IF queued > 0 THEN
         PERFORM vigil._wake_worker();
@@ -663,7 +711,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION vigil._flush_groups(max_groups integer) IS 'Internal: sends the due groups (run by the worker each round): one message per group listing its firing alerts (and, with send_resolved, those resolved since), when an alert joined or escalated, one closed, or a reminder is due (repeat_interval while an alert is firing unacknowledged); returns how many messages were queued';
+COMMENT ON FUNCTION vigil._flush_groups(max_groups integer) IS 'Internal: folds new alert events into their groups, then sends the due groups (run by the worker each round): one message per group listing its firing alerts (and, with send_resolved, those resolved since), when an alert joined or escalated, one closed, or a reminder is due (repeat_interval while an alert is firing unacknowledged); returns how many messages were queued';
 
 CREATE OR REPLACE FUNCTION vigil._forget_dropped_rollups() RETURNS event_trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -692,20 +740,13 @@ DECLARE
     gl jsonb := (SELECT coalesce(jsonb_object_agg(k, coalesce(alert.labels ->> k, '')), '{}')
                  FROM unnest(c.group_by) AS k);
 BEGIN
-    INSERT INTO vigil.notification_groups AS g (channel_id, group_key, group_labels, alert_ids, flush_at)
-    VALUES (c.id, gl::text, gl, ARRAY[alert.id], now() + c.group_wait)
-    ON CONFLICT (channel_id, group_key) DO UPDATE SET
-        alert_ids = CASE WHEN alert.id = ANY (g.alert_ids) THEN g.alert_ids ELSE g.alert_ids || alert.id END,
-        -- Still waiting for its first message: keep group_wait. Else a change
-        -- goes out group_interval after the last message (or sooner if a
-        -- reminder is due first).
-        flush_at = CASE WHEN g.flushed_at IS NULL THEN g.flush_at
-                        ELSE least(coalesce(g.flush_at, 'infinity'), greatest(now(), g.flushed_at + c.group_interval)) END;
+    INSERT INTO vigil.notification_group_events (channel_id, group_key, group_labels, alert_id)
+    VALUES (c.id, gl::text, gl, alert.id);
     PERFORM vigil._wake_worker();
 END
 $$;
 
-COMMENT ON FUNCTION vigil._group_alert(c vigil.channels, alert vigil.alerts) IS 'Internal: the alert joins its group on a grouped channel; a new group is due after group_wait, a change after group_interval since the group''s last message';
+COMMENT ON FUNCTION vigil._group_alert(c vigil.channels, alert vigil.alerts) IS 'Internal: records that the alert changed for its group on a grouped channel (vigil.notification_group_events)';
 
 CREATE OR REPLACE FUNCTION vigil._json_size(doc text, argument text, cap integer) RETURNS bigint
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
@@ -863,11 +904,11 @@ $$;
 
 COMMENT ON FUNCTION vigil._recommended_actions_track_deleted_defaults() IS 'Internal: AFTER statement trigger of vigil.recommended_actions; vigil.deleted_default_recommended_actions lists exactly the default keys missing from vigil.recommended_actions';
 
-CREATE OR REPLACE FUNCTION vigil._render_group_payload(kind text, channel_name text, alerts jsonb, group_labels jsonb, cap integer) RETURNS jsonb
+CREATE OR REPLACE FUNCTION vigil._render_group_payload(kind text, channel_name text, alerts jsonb, group_labels jsonb, cap integer, omitted integer) RETURNS jsonb
     LANGUAGE c STABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'render_group_payload_wrapper';
 
-COMMENT ON FUNCTION vigil._render_group_payload(kind text, channel_name text, alerts jsonb, group_labels jsonb, cap integer) IS 'Internal: the Slack message or webhook (Alertmanager''s grouped shape) for a group of alerts, within a byte cap (truncatedAlerts)';
+COMMENT ON FUNCTION vigil._render_group_payload(kind text, channel_name text, alerts jsonb, group_labels jsonb, cap integer, omitted integer) IS 'Internal: the Slack message or webhook (Alertmanager''s grouped shape) for a group of alerts, within a byte cap; alerts left out (omitted ones included) are counted in truncatedAlerts';
 
 CREATE OR REPLACE FUNCTION vigil._render_payload(kind text, channel_name text, alert jsonb, event text) RETURNS jsonb
     LANGUAGE sql STABLE PARALLEL SAFE
@@ -2523,6 +2564,26 @@ CREATE OR REPLACE VIEW vigil.health AS
            FROM vigil.alerts al
           WHERE (al.status = ANY (ARRAY['firing'::vigil.alert_status, 'acknowledged'::vigil.alert_status]))) a);
 
+CREATE TABLE vigil.notification_group_events (
+    id bigint NOT NULL,
+    channel_id bigint NOT NULL,
+    group_key text NOT NULL,
+    group_labels jsonb NOT NULL,
+    alert_id bigint NOT NULL,
+    at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+COMMENT ON TABLE vigil.notification_group_events IS 'Alert events of grouped channels, appended in the raising transaction and folded into vigil.notification_groups by the worker';
+
+ALTER TABLE vigil.notification_group_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME vigil.notification_group_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE vigil.notification_groups (
     channel_id bigint NOT NULL,
     group_key text NOT NULL,
@@ -2586,6 +2647,9 @@ ALTER TABLE ONLY vigil.deleted_default_recommended_actions
 ALTER TABLE ONLY vigil.deleted_default_rules
     ADD CONSTRAINT deleted_default_rules_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY vigil.notification_group_events
+    ADD CONSTRAINT notification_group_events_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY vigil.notification_groups
     ADD CONSTRAINT notification_groups_pkey PRIMARY KEY (channel_id, group_key);
 
@@ -2610,6 +2674,9 @@ CREATE TRIGGER recommended_actions_track_deleted_defaults AFTER INSERT OR DELETE
 CREATE TRIGGER rules_restore_replaces_default BEFORE INSERT ON vigil.rules FOR EACH ROW EXECUTE FUNCTION vigil._rules_restore_replaces_default();
 
 CREATE TRIGGER rules_track_deleted_defaults AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON vigil.rules FOR EACH STATEMENT EXECUTE FUNCTION vigil._rules_track_deleted_defaults();
+
+ALTER TABLE ONLY vigil.notification_group_events
+    ADD CONSTRAINT notification_group_events_channel_id_fkey FOREIGN KEY (channel_id) REFERENCES vigil.channels(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY vigil.notification_groups
     ADD CONSTRAINT notification_groups_channel_id_fkey FOREIGN KEY (channel_id) REFERENCES vigil.channels(id) ON DELETE CASCADE;
@@ -2780,6 +2847,11 @@ GRANT SELECT ON TABLE vigil.deleted_default_recommended_actions TO vigil_reader;
 
 
 GRANT SELECT ON TABLE vigil.deleted_default_rules TO vigil_reader;
+
+-- ACL TABLE notification_group_events
+
+
+GRANT SELECT ON TABLE vigil.notification_group_events TO vigil_reader;
 
 -- ACL TABLE notification_groups
 

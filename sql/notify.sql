@@ -315,39 +315,67 @@ COMMENT ON TABLE vigil.notification_groups IS
     'Alert groups of grouped channels (channels.group_by): their alerts, the next flush (group_wait, group_interval, '
     'repeat_interval reminders) and what the last message reported';
 
+-- Raisers only append here (no shared row to lock, so concurrent scans
+-- never wait on, or deadlock over, a group); the worker folds these events
+-- into vigil.notification_groups when it flushes.
+CREATE TABLE vigil.notification_group_events (
+    id           bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    channel_id   bigint      NOT NULL REFERENCES vigil.channels (id) ON DELETE CASCADE,
+    group_key    text        NOT NULL,
+    group_labels jsonb       NOT NULL,
+    alert_id     bigint      NOT NULL,
+    at           timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE vigil.notification_group_events IS
+    'Alert events of grouped channels, appended in the raising transaction and folded into vigil.notification_groups '
+    'by the worker';
+
 CREATE FUNCTION vigil._group_alert(c vigil.channels, alert vigil.alerts) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     gl jsonb := (SELECT coalesce(jsonb_object_agg(k, coalesce(alert.labels ->> k, '')), '{}')
                  FROM unnest(c.group_by) AS k);
 BEGIN
-    INSERT INTO vigil.notification_groups AS g (channel_id, group_key, group_labels, alert_ids, flush_at)
-    VALUES (c.id, gl::text, gl, ARRAY[alert.id], now() + c.group_wait)
-    ON CONFLICT (channel_id, group_key) DO UPDATE SET
-        alert_ids = CASE WHEN alert.id = ANY (g.alert_ids) THEN g.alert_ids ELSE g.alert_ids || alert.id END,
-        -- Still waiting for its first message: keep group_wait. Else a change
-        -- goes out group_interval after the last message (or sooner if a
-        -- reminder is due first).
-        flush_at = CASE WHEN g.flushed_at IS NULL THEN g.flush_at
-                        ELSE least(coalesce(g.flush_at, 'infinity'), greatest(now(), g.flushed_at + c.group_interval)) END;
+    INSERT INTO vigil.notification_group_events (channel_id, group_key, group_labels, alert_id)
+    VALUES (c.id, gl::text, gl, alert.id);
     PERFORM vigil._wake_worker();
 END
 $$;
 COMMENT ON FUNCTION vigil._group_alert(vigil.channels, vigil.alerts) IS
-    'Internal: the alert joins its group on a grouped channel; a new group is due after group_wait, a change after '
-    'group_interval since the group''s last message';
+    'Internal: records that the alert changed for its group on a grouped channel (vigil.notification_group_events)';
 
 CREATE FUNCTION vigil._flush_groups(max_groups int DEFAULT 1000) RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     g vigil.notification_groups;
     c vigil.channels;
-    firing jsonb;
-    closed jsonb;
+    firing jsonb;          -- id -> severity of the group's open alerts
+    closed bigint[];       -- alerts closed since a message reported them firing
     changed bool;
     unacked bool;
+    docs jsonb;
+    listed int;
     queued int := 0;
+    failure text;
 BEGIN
+    -- Fold the events into their groups: a new group is due group_wait after
+    -- its first event; one that already sent a message is due a change
+    -- group_interval after that message (or sooner if a reminder is due).
+    WITH ev AS (
+        DELETE FROM vigil.notification_group_events e RETURNING e.*),
+    per AS (
+        SELECT ev.channel_id, ev.group_key, min(ev.group_labels::text)::jsonb AS group_labels,
+               array_agg(DISTINCT ev.alert_id) AS ids, min(ev.at) AS first_at
+        FROM ev GROUP BY 1, 2)
+    INSERT INTO vigil.notification_groups AS ng (channel_id, group_key, group_labels, alert_ids, flush_at)
+    SELECT per.channel_id, per.group_key, per.group_labels, per.ids, per.first_at + ch.group_wait
+    FROM per JOIN vigil.channels ch ON ch.id = per.channel_id
+    ON CONFLICT (channel_id, group_key) DO UPDATE SET
+        alert_ids = ARRAY(SELECT DISTINCT x FROM unnest(ng.alert_ids || excluded.alert_ids) x),
+        flush_at = CASE WHEN ng.flushed_at IS NULL THEN ng.flush_at
+                        ELSE least(coalesce(ng.flush_at, 'infinity'),
+                                   greatest(now(), ng.flushed_at + (SELECT ch.group_interval FROM vigil.channels ch
+                                                                    WHERE ch.id = ng.channel_id))) END;
     FOR g IN
         SELECT t.* FROM vigil.notification_groups t JOIN vigil.channels ch ON ch.id = t.channel_id
         WHERE t.flush_at <= now() AND ch.enabled
@@ -355,47 +383,74 @@ BEGIN
         LIMIT max_groups
         FOR UPDATE OF t SKIP LOCKED
     LOOP
-        SELECT * INTO c FROM vigil.channels ch WHERE ch.id = g.channel_id;
-        -- The group's open alerts the channel takes, and those that closed
-        -- since its last message reported them firing.
-        SELECT coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.severity DESC, a.id)
-                        FILTER (WHERE a.status IN ('firing', 'acknowledged')), '[]'),
-               coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.id)
-                        FILTER (WHERE a.status NOT IN ('firing', 'acknowledged') AND g.notified ? a.id::text), '[]'),
-               coalesce(bool_or(a.status IN ('firing', 'acknowledged')
-                                AND (NOT g.notified ? a.id::text
-                                     OR (g.notified ->> a.id::text)::vigil.severity < a.severity)), false),
-               coalesce(bool_or(a.status = 'firing'), false)
-        INTO firing, closed, changed, unacked
-        FROM vigil.alerts a
-        WHERE a.id = ANY (g.alert_ids) AND a.severity >= c.min_severity
-          AND (c.anomaly_types IS NULL OR a.anomaly_type = ANY (c.anomaly_types));
-        IF changed OR (c.send_resolved AND jsonb_array_length(closed) > 0)
-           OR (unacked AND c.repeat_interval > interval '0' AND g.flushed_at + c.repeat_interval <= now()) THEN
-            INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
-            VALUES (c.id, NULL, 'group', g.group_key,
-                    vigil._render_group_payload(c.kind, c.name,
-                        firing || CASE WHEN c.send_resolved THEN closed ELSE '[]' END,
-                        g.group_labels, vigil._max_payload_bytes()));
-            queued := queued + 1;
-            g.notified := (SELECT coalesce(jsonb_object_agg(x ->> 'id', x ->> 'severity'), '{}')
-                           FROM jsonb_array_elements(firing) x);
-            g.flushed_at := now();
-        ELSE
-            g.notified := (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(g.notified) e(k, v)
-                           WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(firing) x WHERE x ->> 'id' = k));
-        END IF;
-        IF jsonb_array_length(firing) = 0 THEN
-            DELETE FROM vigil.notification_groups t WHERE t.channel_id = g.channel_id AND t.group_key = g.group_key;
-        ELSE
-            -- Reminders while an alert of the group is firing unacknowledged.
-            UPDATE vigil.notification_groups t
-            SET alert_ids = ARRAY(SELECT (x ->> 'id')::bigint FROM jsonb_array_elements(firing) x),
-                notified = g.notified, flushed_at = g.flushed_at,
-                flush_at = CASE WHEN unacked AND c.repeat_interval > interval '0'
-                                THEN coalesce(g.flushed_at, now()) + c.repeat_interval END
+        -- Each group on its own: one that cannot be sent is retried later
+        -- and never holds back the others or the rest of the outbox.
+        BEGIN
+            SELECT * INTO c FROM vigil.channels ch WHERE ch.id = g.channel_id;
+            SELECT coalesce(jsonb_object_agg(a.id::text, a.severity::text)
+                            FILTER (WHERE a.status IN ('firing', 'acknowledged')), '{}'),
+                   coalesce(array_agg(a.id)
+                            FILTER (WHERE a.status NOT IN ('firing', 'acknowledged') AND g.notified ? a.id::text), '{}'),
+                   coalesce(bool_or(a.status IN ('firing', 'acknowledged')
+                                    AND (NOT g.notified ? a.id::text
+                                         OR (g.notified ->> a.id::text)::vigil.severity < a.severity)), false),
+                   coalesce(bool_or(a.status = 'firing'), false)
+            INTO firing, closed, changed, unacked
+            FROM vigil.alerts a
+            WHERE a.id = ANY (g.alert_ids) AND a.severity >= c.min_severity
+              AND (c.anomaly_types IS NULL OR a.anomaly_type = ANY (c.anomaly_types));
+            IF NOT c.send_resolved THEN
+                closed := '{}';
+            END IF;
+            IF changed OR cardinality(closed) > 0
+               OR (unacked AND c.repeat_interval > interval '0' AND g.flushed_at + c.repeat_interval <= now()) THEN
+                -- At most 200 alerts go into a message, worst and newest
+                -- first, each with its long texts cut; the rest are counted.
+                SELECT coalesce(jsonb_agg(x.doc ORDER BY x.ord), '[]'), count(*)
+                INTO docs, listed
+                FROM (SELECT to_jsonb(a) - 'details'
+                             || jsonb_build_object(
+                                    'entity', left(a.entity, 250), 'title', left(a.title, 250),
+                                    'summary', left(a.summary, 1000),
+                                    'details', CASE WHEN octet_length(a.details::text) <= 2048 THEN a.details
+                                                    ELSE '{}'::jsonb END) AS doc,
+                             row_number() OVER (ORDER BY a.status NOT IN ('firing', 'acknowledged'), a.severity DESC,
+                                                a.last_seen_at DESC, a.id DESC) AS ord
+                      FROM vigil.alerts a
+                      WHERE a.id IN (SELECT k::bigint FROM jsonb_object_keys(firing) k)
+                         OR a.id = ANY (closed)
+                      ORDER BY ord
+                      LIMIT 200) x;
+                INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
+                VALUES (c.id, NULL, 'group', g.group_key,
+                        vigil._render_group_payload(c.kind, c.name, docs, g.group_labels, vigil._max_payload_bytes(),
+                            (SELECT count(*) FROM jsonb_object_keys(firing))::int + cardinality(closed) - listed));
+                queued := queued + 1;
+                g.notified := firing;
+                g.flushed_at := now();
+            ELSE
+                g.notified := (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(g.notified) e(k, v)
+                               WHERE firing ? k);
+            END IF;
+            IF firing = '{}' THEN
+                DELETE FROM vigil.notification_groups t WHERE t.channel_id = g.channel_id AND t.group_key = g.group_key;
+            ELSE
+                -- Reminders while an alert of the group is firing unacknowledged.
+                UPDATE vigil.notification_groups t
+                SET alert_ids = ARRAY(SELECT k::bigint FROM jsonb_object_keys(firing) k),
+                    notified = g.notified, flushed_at = g.flushed_at,
+                    flush_at = CASE WHEN unacked AND c.repeat_interval > interval '0'
+                                    THEN coalesce(g.flushed_at, now()) + c.repeat_interval END
+                WHERE t.channel_id = g.channel_id AND t.group_key = g.group_key;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT;
+            RAISE WARNING USING ERRCODE = '08006',
+                MESSAGE = format('pg_vigil: group %s of channel %s could not be sent (retried in 5 minutes): %s',
+                                 g.group_key, g.channel_id, failure);
+            UPDATE vigil.notification_groups t SET flush_at = now() + interval '5 minutes'
             WHERE t.channel_id = g.channel_id AND t.group_key = g.group_key;
-        END IF;
+        END;
     END LOOP;
     IF queued > 0 THEN
         PERFORM vigil._wake_worker();
@@ -404,7 +459,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION vigil._flush_groups(int) IS
-    'Internal: sends the due groups (run by the worker each round): one message per group listing its firing alerts '
+    'Internal: folds new alert events into their groups, then sends the due groups (run by the worker each round): '
+    'one message per group listing its firing alerts '
     '(and, with send_resolved, those resolved since), when an alert joined or escalated, one closed, or a reminder is '
     'due (repeat_interval while an alert is firing unacknowledged); returns how many messages were queued';
 

@@ -34,7 +34,7 @@ GRANT SELECT ON
     vigil.monitors, vigil.variant_monitoring,
     vigil.default_rules, vigil.deleted_default_rules,
     vigil.default_recommended_actions, vigil.deleted_default_recommended_actions,
-    vigil.counters, vigil.notification_groups
+    vigil.counters, vigil.notification_groups, vigil.notification_group_events
 TO vigil_reader;
 -- Channels without their secrets (url, headers).
 GRANT SELECT (id, name, kind, min_severity, anomaly_types, send_resolved, max_per_second,

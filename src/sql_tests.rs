@@ -1382,4 +1382,27 @@ mod tests {
             Some("new,dismissed,new,resolved,new")
         );
     }
+
+    #[pg_test]
+    fn a_flooded_group_is_one_message_within_the_payload_cap() {
+        Spi::run(
+            "SELECT vigil.create_channel('g', 'webhook', 'http://127.0.0.1:9/g', group_wait => '0 seconds');
+             SELECT vigil.raise_alert('flood', repeat('e', 20000) || i, 'high', repeat('t', 5000))
+             FROM generate_series(1, 300) i;",
+        )
+        .unwrap();
+        assert_eq!(one::<i32>("SELECT vigil._flush_groups()"), Some(1));
+        let (size, listed, truncated) = Spi::get_three::<i32, i32, i32>(
+            "SELECT octet_length(payload::text), jsonb_array_length(payload -> 'alerts'),
+                    (payload ->> 'truncatedAlerts')::int
+             FROM vigil.notifications WHERE event = 'group'",
+        )
+        .unwrap();
+        let (size, listed, truncated) = (size.unwrap(), listed.unwrap(), truncated.unwrap());
+        assert!(size <= 65536, "{size} bytes");
+        assert!(listed > 0);
+        assert_eq!(listed + truncated, 300);
+        // Nothing is left due: the next round sends nothing.
+        assert_eq!(one::<i32>("SELECT vigil._flush_groups()"), Some(0));
+    }
 }

@@ -71,9 +71,16 @@ impl Delivery {
                 }
             }
         }
-        // Groups that are due become outbox rows first, then go out below.
-        BackgroundWorker::transaction(outbox::flush_groups)
-            .unwrap_or_else(|e| error!("pg_vigil worker: flush groups: {e}"));
+        // Groups that are due become outbox rows first, then go out below. A
+        // failure here (in a subtransaction) is logged and never stops the
+        // delivery of what is already queued.
+        let flushed =
+            BackgroundWorker::transaction(|| crate::security::catching(outbox::flush_groups));
+        match flushed {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warning!("pg_vigil worker: flush groups: {e}"),
+            Err(e) => warning!("pg_vigil worker: flush groups: {e}"),
+        }
         // A long backlog is drained in slices of about one poll interval, so
         // the worker still reloads settings and heartbeats in between.
         let started = Instant::now();

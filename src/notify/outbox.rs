@@ -213,7 +213,9 @@ pub fn next_due_ms() -> SpiResult<Option<f64>> {
               WHERE n.status IN ('pending', 'sending')),
              (SELECT min(g.flush_at) FROM vigil.notification_groups g
               JOIN vigil.channels ch ON ch.id = g.channel_id AND ch.enabled
-              WHERE g.flush_at IS NOT NULL)) - clock_timestamp())::float8 * 1000",
+              WHERE g.flush_at IS NOT NULL),
+             -- Events not folded into their groups yet: now.
+             (SELECT min(e.at) FROM vigil.notification_group_events e)) - clock_timestamp())::float8 * 1000",
     )
 }
 

@@ -410,16 +410,19 @@ fn common(maps: &[&Map<String, Value>]) -> Map<String, Value> {
 }
 
 /// One webhook for a group of alerts (Alertmanager's grouped message):
-/// `alerts` firing first, then resolved; `status` firing while any is;
-/// `groupLabels` the group's, `commonLabels`/`commonAnnotations` what all
-/// alerts share. Alerts that would take the body past `cap` bytes are left
-/// out from the end and counted in `truncatedAlerts`.
+/// `alerts` in the order given (the caller puts firing first); `status`
+/// firing while any is; `groupLabels` the group's, `commonLabels` /
+/// `commonAnnotations` what all alerts share. The body stays within `cap`
+/// bytes: alerts that would pass it are left out from the end and counted,
+/// with the `omitted` ones the caller did not even pass, in
+/// `truncatedAlerts`.
 pub fn webhook_group_message(
     alerts: &[Value],
     group_labels: &Map<String, Value>,
     receiver: &str,
     links: &Links,
     cap: usize,
+    omitted: usize,
 ) -> Value {
     let entries: Vec<AlertEntry> = alerts
         .iter()
@@ -432,7 +435,6 @@ pub fn webhook_group_message(
     };
     let labels: Vec<&Map<String, Value>> = entries.iter().map(|e| &e.labels).collect();
     let annotations: Vec<&Map<String, Value>> = entries.iter().map(|e| &e.annotations).collect();
-    let ids: Vec<Value> = alerts.iter().filter_map(|a| a.get("id").cloned()).collect();
     let mut message = json!({
         "version": "4",
         "groupKey": group_key(group_labels),
@@ -444,20 +446,27 @@ pub fn webhook_group_message(
         "commonAnnotations": common(&annotations),
         "externalURL": http_url(&links.external_url),
         "alerts": [],
-        "vigil": { "event": "group", "alert_ids": ids },
+        "vigil": { "event": "group", "alert_ids": [] },
     });
-    let mut size = message.to_string().len();
+    // Room for the counts and ids added below, and for PostgreSQL's jsonb
+    // text form, which spaces out what serde writes compactly.
+    let cap = cap - cap / 8;
+    let mut size = message.to_string().len() + 32;
     let mut kept = Vec::new();
-    for e in entries {
-        let n = e.json.to_string().len() + 1;
-        if size + n > cap && !kept.is_empty() {
+    let mut ids = Vec::new();
+    for (e, a) in entries.into_iter().zip(alerts) {
+        let id = a.get("id").cloned().unwrap_or(Value::Null);
+        let n = e.json.to_string().len() + id.to_string().len() + 2;
+        if size + n > cap {
             break;
         }
         size += n;
         kept.push(e.json);
+        ids.push(id);
     }
-    message["truncatedAlerts"] = json!(alerts.len() - kept.len());
+    message["truncatedAlerts"] = json!(alerts.len() - kept.len() + omitted);
     message["alerts"] = Value::Array(kept);
+    message["vigil"]["alert_ids"] = Value::Array(ids);
     message
 }
 
@@ -468,6 +477,7 @@ pub fn slack_group_message(
     alerts: &[Value],
     group_labels: &Map<String, Value>,
     cap: usize,
+    omitted: usize,
 ) -> Value {
     const MAX_ATTACHMENTS: usize = 20;
     let firing = alerts
@@ -478,6 +488,9 @@ pub fn slack_group_message(
         })
         .count();
     let resolved = alerts.len() - firing;
+    // The omitted alerts are firing ones: the caller leaves out the least
+    // urgent firing alerts first.
+    let firing = firing + omitted;
     let name = group_labels
         .get("alertname")
         .and_then(Value::as_str)
@@ -511,16 +524,17 @@ pub fn slack_group_message(
         let one = slack_message(a, "group");
         let att = one["attachments"][0].clone();
         let n = att.to_string().len() + 1;
-        if size + n > budget && !attachments.is_empty() {
+        if size + n > budget {
             break;
         }
         size += n;
         attachments.push(att);
     }
-    if attachments.len() < alerts.len() {
+    let more = alerts.len() - attachments.len() + omitted;
+    if more > 0 {
         attachments.push(json!({
             "color": "#9E9E9E",
-            "text": format!("… and {} more", alerts.len() - attachments.len()),
+            "text": format!("… and {more} more"),
         }));
     }
     json!({ "text": cut(&head, TEXT), "attachments": attachments })
@@ -1572,7 +1586,7 @@ mod tests {
             .as_object()
             .unwrap()
             .clone();
-        let hook = webhook_group_message(&alerts, &group, "ops", &Links::default(), 1 << 20);
+        let hook = webhook_group_message(&alerts, &group, "ops", &Links::default(), 1 << 20, 0);
         assert_eq!(hook["status"], "firing");
         assert_eq!(hook["groupKey"], "{}:{alertname=\"signup_drop\"}");
         assert_eq!(hook["groupLabels"], json!({"alertname": "signup_drop"}));
@@ -1585,12 +1599,17 @@ mod tests {
         let many: Vec<Value> = (0..200)
             .map(|i| alert(i, &format!("e{i}"), "firing"))
             .collect();
-        let capped = webhook_group_message(&many, &group, "ops", &Links::default(), 20_000);
+        let capped = webhook_group_message(&many, &group, "ops", &Links::default(), 20_000, 7);
         let kept = capped["alerts"].as_array().unwrap().len();
         assert!(kept > 0 && kept < 200);
-        assert_eq!(capped["truncatedAlerts"], 200 - kept);
-        assert!(capped.to_string().len() <= 20_000 + 2_000);
-        let slack = slack_group_message(&many, &group, 1 << 20);
+        assert_eq!(capped["truncatedAlerts"], 200 - kept + 7);
+        assert_eq!(capped["vigil"]["alert_ids"].as_array().unwrap().len(), kept);
+        assert!(
+            capped.to_string().len() <= 20_000,
+            "{}",
+            capped.to_string().len()
+        );
+        let slack = slack_group_message(&many, &group, 1 << 20, 0);
         assert!(slack["text"]
             .as_str()
             .unwrap()
@@ -1599,7 +1618,7 @@ mod tests {
         assert_eq!(attachments.len(), 21, "20 alerts and a line for the rest");
         assert!(slack.to_string().len() < MAX_MESSAGE_BYTES);
         let closed = vec![alert(3, "c", "resolved")];
-        let done = slack_group_message(&closed, &group, 1 << 20);
+        let done = slack_group_message(&closed, &group, 1 << 20, 0);
         assert!(done["text"].as_str().unwrap().starts_with("[RESOLVED:1]"));
     }
 

@@ -120,6 +120,7 @@ fn render_group_payload(
     alerts: JsonArg,
     group_labels: JsonArg,
     cap: i32,
+    omitted: i32,
 ) -> JsonB {
     let alerts = match alerts.get("alerts") {
         Value::Array(items) => items,
@@ -130,14 +131,16 @@ fn render_group_payload(
         _ => raise(VigilError::invalid("group_labels must be a JSON object")),
     };
     let cap = usize::try_from(cap).unwrap_or(0).max(1024);
+    let omitted = usize::try_from(omitted).unwrap_or(0);
     JsonB(match kind {
-        "slack" => super::payload::slack_group_message(&alerts, &group_labels, cap),
+        "slack" => super::payload::slack_group_message(&alerts, &group_labels, cap, omitted),
         _ => super::payload::webhook_group_message(
             &alerts,
             &group_labels,
             channel_name,
             &crate::gucs::alert_links(),
             cap,
+            omitted,
         ),
     })
 }

@@ -1053,6 +1053,31 @@ pub fn grouped_channels_send_one_message_per_group(c: &Cluster) {
         .map(|r| r.body_str().into_owned())
         .collect();
     alertmanager_decodes(&bodies);
+    // Two transactions raising alerts of two groups in opposite orders never
+    // wait on each other (raisers only append group events).
+    let mut t1 = c.connect("postgres");
+    let mut t2 = c.connect("postgres");
+    t1.batch_execute(
+        "BEGIN; SET LOCAL lock_timeout = '2s'; SELECT vigil.raise_alert('queue_age', 'x1', 'high', 'x1')",
+    )
+    .unwrap();
+    t2.batch_execute(
+        "BEGIN; SET LOCAL lock_timeout = '2s'; SELECT vigil.raise_alert('lead_unresponded', 'y1', 'high', 'y1')",
+    )
+    .unwrap();
+    t1.batch_execute("SELECT vigil.raise_alert('lead_unresponded', 'x2', 'high', 'x2'); COMMIT")
+        .unwrap();
+    t2.batch_execute("SELECT vigil.raise_alert('queue_age', 'y2', 'high', 'y2'); COMMIT")
+        .unwrap();
+    wait_for("both new groups sent", Duration::from_secs(15), || {
+        let msgs: Vec<Value> = sink
+            .requests()
+            .iter()
+            .map(|r| json(&r.body_str()))
+            .collect();
+        (by_name(&msgs, "queue_age").len() == 1 && by_name(&msgs, "lead_unresponded").len() == 1)
+            .then_some(())
+    });
     sink.stop();
     db.batch_execute("DELETE FROM vigil.channels WHERE name = 'grouped'")
         .unwrap();
