@@ -417,8 +417,7 @@ BEGIN
                              row_number() OVER (ORDER BY a.status NOT IN ('firing', 'acknowledged'), a.severity DESC,
                                                 a.last_seen_at DESC, a.id DESC) AS ord
                       FROM vigil.alerts a
-                      WHERE a.id IN (SELECT k::bigint FROM jsonb_object_keys(firing) k)
-                         OR a.id = ANY (closed)
+                      WHERE a.id = ANY (ARRAY(SELECT k::bigint FROM jsonb_object_keys(firing) k) || closed)
                       ORDER BY ord
                       LIMIT 200) x;
                 INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
