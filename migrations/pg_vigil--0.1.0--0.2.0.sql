@@ -557,7 +557,8 @@ BEGIN
     LOOP
         -- A grouped channel: the alert joins its group, which the worker
         -- flushes as one message (vigil._flush_groups).
-        IF c.group_by IS NOT NULL AND c.kind <> 'pg_notify' THEN
+        -- (pg_notify channels never have group_by: the channels trigger.)
+        IF c.group_by IS NOT NULL THEN
             PERFORM vigil._group_alert(c, alert);
             queued := queued + 1;
             CONTINUE;
@@ -703,9 +704,7 @@ BEGIN
             WHERE t.channel_id = g.channel_id AND t.group_key = g.group_key;
         END;
     END LOOP;
-    IF queued > 0 THEN
-        PERFORM vigil._wake_worker();
-    END IF;
+    -- No wake-up: the worker, which calls this, sends the new rows next.
     RETURN queued;
 END
 $$;
@@ -741,11 +740,10 @@ DECLARE
 BEGIN
     INSERT INTO vigil.notification_group_events (channel_id, group_key, group_labels, alert_id)
     VALUES (c.id, gl::text, gl, alert.id);
-    PERFORM vigil._wake_worker();
 END
 $$;
 
-COMMENT ON FUNCTION vigil._group_alert(c vigil.channels, alert vigil.alerts) IS 'Internal: records that the alert changed for its group on a grouped channel (vigil.notification_group_events)';
+COMMENT ON FUNCTION vigil._group_alert(c vigil.channels, alert vigil.alerts) IS 'Internal: records that the alert changed for its group on a grouped channel (vigil.notification_group_events); the caller (vigil._enqueue_alert) wakes the worker';
 
 CREATE OR REPLACE FUNCTION vigil._json_size(doc text, argument text, cap integer) RETURNS bigint
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
@@ -1236,19 +1234,21 @@ CREATE OR REPLACE FUNCTION vigil.auto_resolve(monitor text, still_firing_keys te
 DECLARE
     a vigil.alerts;
     n bigint := 0;
+    keys text[];
 BEGIN
     PERFORM vigil._require_text(auto_resolve.monitor, 'monitor');
     IF auto_resolve.still_firing_keys IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004',
             MESSAGE = 'still_firing_keys must not be NULL (pass an empty array when nothing fires)';
     END IF;
+    keys := array_remove(auto_resolve.still_firing_keys, NULL);
     FOR a IN
         UPDATE vigil.alerts t
         SET status = 'resolved', resolved_by = 'vigil', resolved_at = now(), resolve_note = 'condition cleared'
         WHERE t.monitor = auto_resolve.monitor
           AND t.status IN ('firing', 'acknowledged')
-          AND t.fingerprint <> ALL (array_remove(auto_resolve.still_firing_keys, NULL))
-          AND t.dedup_key <> ALL (array_remove(auto_resolve.still_firing_keys, NULL))
+          AND t.fingerprint <> ALL (keys)
+          AND t.dedup_key <> ALL (keys)
         RETURNING *
     LOOP
         PERFORM vigil._notify_alert(a, 'resolved');
@@ -1258,8 +1258,8 @@ BEGIN
     UPDATE vigil.alerts t SET cleared_at = now()
     WHERE coalesce(t.monitor, '') = auto_resolve.monitor
       AND t.status = 'dismissed' AND t.cleared_at IS NULL
-      AND t.fingerprint <> ALL (array_remove(auto_resolve.still_firing_keys, NULL))
-      AND t.dedup_key <> ALL (array_remove(auto_resolve.still_firing_keys, NULL));
+      AND t.fingerprint <> ALL (keys)
+      AND t.dedup_key <> ALL (keys);
     RETURN n;
 END
 $$;
@@ -1994,6 +1994,7 @@ DECLARE
     errors jsonb[] := '{}';
     skipped text[] := '{}';
     new_ids bigint[] := '{}';
+    raised_ids bigint[];
     -- What a failing monitor's subtransaction rolls back must leave the
     -- report too (PL/pgSQL variables are not rolled back).
     kept_new_ids bigint[];
@@ -2062,6 +2063,7 @@ BEGIN
                                             vigil._source_columns(src));
                 o := plan->'options';
                 keys := '{}';
+                raised_ids := '{}';
                 -- Run as the source's owner, restricted (vigil._monitor_run);
                 -- only its jsonb rows come back here.
                 FOR f IN
@@ -2078,9 +2080,7 @@ BEGIN
                         f.anomaly_type, f.entity, f.severity, f.title, f.summary, f.details, f.urgency, m.name,
                         NULL, dk, (o->>'dedup_window')::interval, (o->>'expires_in')::interval,
                         vigil._monitor_labels(o, f.key_suffix));
-                    -- The identity that is still firing: its fingerprint,
-                    -- which (unlike the dated key) is the same tomorrow.
-                    keys := keys || (SELECT a.fingerprint FROM vigil.alerts a WHERE a.id = r.alert_id);
+                    raised_ids := raised_ids || r.alert_id;
                     n := n + 1;
                     IF r.is_new THEN
                         new_ids := new_ids || r.alert_id;
@@ -2093,6 +2093,9 @@ BEGIN
                                             THEN 'wait_hours' ELSE o->>'metric_name' END,
                         'group_name', o->>'group_column');
                 END LOOP;
+                -- The identities still firing: their fingerprints, which
+                -- (unlike the dated keys) are the same tomorrow.
+                keys := ARRAY(SELECT a.fingerprint FROM vigil.alerts a WHERE a.id = ANY (raised_ids));
                 resolved := resolved + vigil.auto_resolve(m.name, keys);
             END IF;
             UPDATE vigil.monitors t SET last_scan_at = now(), last_anomalies = n, last_error = NULL WHERE t.id = m.id;

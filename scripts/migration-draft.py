@@ -38,7 +38,7 @@ DROP_LINES = (
     "\\unrestrict",
 )
 REPLACEABLE = {"FUNCTION", "PROCEDURE", "AGGREGATE", "VIEW"}
-VERBATIM_WHEN_NEW = {"COMMENT", "EVENT TRIGGER", "TRIGGER", "TABLE", "INDEX", "SEQUENCE",
+VERBATIM_WHEN_NEW = {"EVENT TRIGGER", "TRIGGER", "TABLE", "INDEX", "SEQUENCE",
                      "SEQUENCE OWNED BY", "DEFAULT", "CONSTRAINT", "FK CONSTRAINT"}
 
 
@@ -82,7 +82,7 @@ def clean(lines):
     return text.strip()
 
 
-def replaceable(text, typ):
+def replaceable(text):
     text = re.sub(r"^CREATE (FUNCTION|PROCEDURE|AGGREGATE|VIEW) ",
                   r"CREATE OR REPLACE \1 ", text, count=1, flags=re.M)
     # C functions: the library as the control file names it.
@@ -111,24 +111,20 @@ def table_of(text):
     return schema.strip('"'), table.strip('"')
 
 
-def signature(schema, name):
-    """DROP target of a function header name: `f(integer, text)`."""
-    return f"{schema}.{name}"
-
-
 def main(old_path, new_path):
-    old = dict(blocks(old_path))
+    old_blocks = blocks(old_path)
+    old = dict(old_blocks)
     new = blocks(new_path)
     new_keys = {k for k, _ in new}
     out, manual = [], []
 
-    for (typ, schema, name), text in blocks(old_path):
+    for (typ, schema, name), _ in old_blocks:
         if (typ, schema, name) in new_keys or schema in ("-", "cron", "public"):
             continue
         if typ in ("FUNCTION", "PROCEDURE", "AGGREGATE"):
             # IF EXISTS: the script's first part may drop it by hand, after
             # what uses it (triggers).
-            out.append(f"DROP {typ} IF EXISTS {signature(schema, name)};")
+            out.append(f"DROP {typ} IF EXISTS {schema}.{name};")
         elif typ in ("COMMENT", "ACL"):
             continue  # gone with their object, or back to the default below
         else:
@@ -139,11 +135,13 @@ def main(old_path, new_path):
         if old.get(key) == text or schema in ("cron",) or not text:
             continue
         if typ in REPLACEABLE:
-            out.append(replaceable(text, typ))
+            out.append(replaceable(text))
         elif typ == "ACL":
             out.append(f"-- ACL {name}\n")
             if key in old:
                 out.append(inverse_acl(old[key]))
+            out.append(text)
+        elif typ == "COMMENT":
             out.append(text)
         elif typ in VERBATIM_WHEN_NEW and key not in old:
             table = table_of(text)
@@ -154,8 +152,6 @@ def main(old_path, new_path):
                 manual.append(f"new on an existing table: {typ} {schema}.{name}")
             else:
                 out.append(text)
-        elif typ == "COMMENT":
-            out.append(text)
         else:
             manual.append(f"changed: {typ} {schema}.{name}")
 

@@ -807,19 +807,21 @@ SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     a vigil.alerts;
     n bigint := 0;
+    keys text[];
 BEGIN
     PERFORM vigil._require_text(auto_resolve.monitor, 'monitor');
     IF auto_resolve.still_firing_keys IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004',
             MESSAGE = 'still_firing_keys must not be NULL (pass an empty array when nothing fires)';
     END IF;
+    keys := array_remove(auto_resolve.still_firing_keys, NULL);
     FOR a IN
         UPDATE vigil.alerts t
         SET status = 'resolved', resolved_by = 'vigil', resolved_at = now(), resolve_note = 'condition cleared'
         WHERE t.monitor = auto_resolve.monitor
           AND t.status IN ('firing', 'acknowledged')
-          AND t.fingerprint <> ALL (array_remove(auto_resolve.still_firing_keys, NULL))
-          AND t.dedup_key <> ALL (array_remove(auto_resolve.still_firing_keys, NULL))
+          AND t.fingerprint <> ALL (keys)
+          AND t.dedup_key <> ALL (keys)
         RETURNING *
     LOOP
         PERFORM vigil._notify_alert(a, 'resolved');
@@ -829,8 +831,8 @@ BEGIN
     UPDATE vigil.alerts t SET cleared_at = now()
     WHERE coalesce(t.monitor, '') = auto_resolve.monitor
       AND t.status = 'dismissed' AND t.cleared_at IS NULL
-      AND t.fingerprint <> ALL (array_remove(auto_resolve.still_firing_keys, NULL))
-      AND t.dedup_key <> ALL (array_remove(auto_resolve.still_firing_keys, NULL));
+      AND t.fingerprint <> ALL (keys)
+      AND t.dedup_key <> ALL (keys);
     RETURN n;
 END
 $$;

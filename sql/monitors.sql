@@ -523,6 +523,7 @@ DECLARE
     errors jsonb[] := '{}';
     skipped text[] := '{}';
     new_ids bigint[] := '{}';
+    raised_ids bigint[];
     -- What a failing monitor's subtransaction rolls back must leave the
     -- report too (PL/pgSQL variables are not rolled back).
     kept_new_ids bigint[];
@@ -591,6 +592,7 @@ BEGIN
                                             vigil._source_columns(src));
                 o := plan->'options';
                 keys := '{}';
+                raised_ids := '{}';
                 -- Run as the source's owner, restricted (vigil._monitor_run);
                 -- only its jsonb rows come back here.
                 FOR f IN
@@ -607,9 +609,7 @@ BEGIN
                         f.anomaly_type, f.entity, f.severity, f.title, f.summary, f.details, f.urgency, m.name,
                         NULL, dk, (o->>'dedup_window')::interval, (o->>'expires_in')::interval,
                         vigil._monitor_labels(o, f.key_suffix));
-                    -- The identity that is still firing: its fingerprint,
-                    -- which (unlike the dated key) is the same tomorrow.
-                    keys := keys || (SELECT a.fingerprint FROM vigil.alerts a WHERE a.id = r.alert_id);
+                    raised_ids := raised_ids || r.alert_id;
                     n := n + 1;
                     IF r.is_new THEN
                         new_ids := new_ids || r.alert_id;
@@ -622,6 +622,9 @@ BEGIN
                                             THEN 'wait_hours' ELSE o->>'metric_name' END,
                         'group_name', o->>'group_column');
                 END LOOP;
+                -- The identities still firing: their fingerprints, which
+                -- (unlike the dated keys) are the same tomorrow.
+                keys := ARRAY(SELECT a.fingerprint FROM vigil.alerts a WHERE a.id = ANY (raised_ids));
                 resolved := resolved + vigil.auto_resolve(m.name, keys);
             END IF;
             UPDATE vigil.monitors t SET last_scan_at = now(), last_anomalies = n, last_error = NULL WHERE t.id = m.id;

@@ -338,11 +338,11 @@ DECLARE
 BEGIN
     INSERT INTO vigil.notification_group_events (channel_id, group_key, group_labels, alert_id)
     VALUES (c.id, gl::text, gl, alert.id);
-    PERFORM vigil._wake_worker();
 END
 $$;
 COMMENT ON FUNCTION vigil._group_alert(vigil.channels, vigil.alerts) IS
-    'Internal: records that the alert changed for its group on a grouped channel (vigil.notification_group_events)';
+    'Internal: records that the alert changed for its group on a grouped channel (vigil.notification_group_events); '
+    'the caller (vigil._enqueue_alert) wakes the worker';
 
 CREATE FUNCTION vigil._flush_groups(max_groups int DEFAULT 1000) RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -451,9 +451,7 @@ BEGIN
             WHERE t.channel_id = g.channel_id AND t.group_key = g.group_key;
         END;
     END LOOP;
-    IF queued > 0 THEN
-        PERFORM vigil._wake_worker();
-    END IF;
+    -- No wake-up: the worker, which calls this, sends the new rows next.
     RETURN queued;
 END
 $$;
@@ -484,7 +482,8 @@ BEGIN
     LOOP
         -- A grouped channel: the alert joins its group, which the worker
         -- flushes as one message (vigil._flush_groups).
-        IF c.group_by IS NOT NULL AND c.kind <> 'pg_notify' THEN
+        -- (pg_notify channels never have group_by: the channels trigger.)
+        IF c.group_by IS NOT NULL THEN
             PERFORM vigil._group_alert(c, alert);
             queued := queued + 1;
             CONTINUE;

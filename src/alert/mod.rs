@@ -127,22 +127,43 @@ pub fn fingerprint(labels: &Map<String, Value>) -> String {
     const SEPARATOR: u8 = 0xff;
     let mut names: Vec<&String> = labels.keys().filter(|k| *k != NOT_IDENTITY).collect();
     names.sort();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut add = |bytes: &[u8]| {
-        for &b in bytes {
-            hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
+    let mut hash = Fnv1a::new();
     for name in names {
-        add(name.as_bytes());
-        add(&[SEPARATOR]);
+        hash.add(name.as_bytes());
+        hash.add(&[SEPARATOR]);
         match &labels[name] {
-            Value::String(s) => add(s.as_bytes()),
-            other => add(other.to_string().as_bytes()),
+            Value::String(s) => hash.add(s.as_bytes()),
+            other => hash.add(other.to_string().as_bytes()),
         }
-        add(&[SEPARATOR]);
+        hash.add(&[SEPARATOR]);
     }
-    format!("{hash:016x}")
+    format!("{:016x}", hash.finish())
+}
+
+/// 64-bit FNV-1a, streaming: tiny, dependency-free and fixed by its spec,
+/// so fingerprints never change between releases.
+pub struct Fnv1a(u64);
+
+impl Fnv1a {
+    pub fn new() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+
+    pub fn add(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    pub fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 #[cfg(test)]

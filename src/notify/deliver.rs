@@ -76,10 +76,13 @@ impl Delivery {
         // delivery of what is already queued.
         let flushed =
             BackgroundWorker::transaction(|| crate::security::catching(outbox::flush_groups));
-        match flushed {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => warning!("pg_vigil worker: flush groups: {e}"),
-            Err(e) => warning!("pg_vigil worker: flush groups: {e}"),
+        let failure = match flushed {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e),
+        };
+        if let Some(e) = failure {
+            warning!("pg_vigil worker: flush groups: {e}");
         }
         // A long backlog is drained in slices of about one poll interval, so
         // the worker still reloads settings and heartbeats in between.

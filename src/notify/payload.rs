@@ -734,12 +734,11 @@ fn cut(text: &str, limit: Limit) -> String {
     text.to_owned()
 }
 
-/// 64-bit FNV-1a: tiny, dependency-free, and fixed by its spec, so
-/// fingerprints never change between releases.
+/// 64-bit FNV-1a of `bytes` (`crate::alert::Fnv1a`).
 fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    let mut h = crate::alert::Fnv1a::new();
+    h.add(bytes);
+    h.finish()
 }
 
 /// A point in time as whole Unix seconds plus the fraction digits as written,
