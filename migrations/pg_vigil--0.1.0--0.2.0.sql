@@ -52,7 +52,8 @@ ALTER TABLE vigil.channels
 ALTER TABLE vigil.channels ALTER COLUMN group_by SET DEFAULT '{alertname}';
 ALTER TABLE vigil.notifications DROP CONSTRAINT notifications_event_check,
     ADD CONSTRAINT notifications_event_check
-        CHECK (event IN ('new', 'escalated', 'resolved', 'dismissed', 'expired', 'test', 'action', 'group'));
+        CHECK (event IN ('new', 'escalated', 'resolved', 'dismissed', 'expired', 'test', 'action', 'group',
+                         'escalation'));
 ALTER TABLE vigil.monitors
     ADD COLUMN source_oid oid,
     ADD COLUMN created_by name NOT NULL DEFAULT current_user,
@@ -219,6 +220,65 @@ COMMENT ON COLUMN vigil.channels.group_wait IS 'How long a new group waits for m
 
 COMMENT ON COLUMN vigil.channels.group_interval IS 'Least time between two messages of a group about changes in it';
 
+CREATE OR REPLACE FUNCTION vigil._channel_names(names text[], argument text) RETURNS text[]
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    missing text;
+BEGIN
+    IF names IS NULL OR cardinality(names) = 0 OR array_position(names, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('%s must name at least one channel, and no NULL', argument);
+    END IF;
+    SELECT n INTO missing FROM unnest(names) n
+    WHERE NOT EXISTS (SELECT 1 FROM vigil.channels ch WHERE ch.name = n) LIMIT 1;
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '42704',
+            MESSAGE = format('%s: channel "%s" does not exist', argument, missing);
+    END IF;
+    RETURN ARRAY(SELECT n FROM unnest(names) WITH ORDINALITY u(n, i) GROUP BY n ORDER BY min(i));
+END
+$$;
+
+COMMENT ON FUNCTION vigil._channel_names(names text[], argument text) IS 'Internal: channel names without repeats, or ERROR 22023 (none, NULL) / 42704 (unknown) naming the argument';
+
+CREATE OR REPLACE FUNCTION vigil._channel_references() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    user_name text;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        SELECT 'route "' || r.name || '"' INTO user_name FROM vigil.routes r WHERE OLD.name = ANY (r.channels) LIMIT 1;
+        IF user_name IS NULL THEN
+            SELECT 'escalation policy "' || p.name || '"' INTO user_name FROM vigil.escalation_policies p
+            WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(p.steps) st
+                          WHERE st -> 'channels' ? OLD.name) LIMIT 1;
+        END IF;
+        IF user_name IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = '2BP01',
+                MESSAGE = format('cannot drop channel "%s": %s sends to it', OLD.name, user_name),
+                HINT = 'Remove the channel from the route or policy first.';
+        END IF;
+        RETURN OLD;
+    END IF;
+    -- A rename follows into the routes and policies that name the channel.
+    UPDATE vigil.routes r SET channels = array_replace(r.channels, OLD.name, NEW.name)
+    WHERE OLD.name = ANY (r.channels);
+    UPDATE vigil.escalation_policies p
+    SET steps = (SELECT jsonb_agg(jsonb_set(st, '{channels}',
+                     (SELECT jsonb_agg(CASE WHEN c = to_jsonb(OLD.name) THEN to_jsonb(NEW.name) ELSE c END)
+                      FROM jsonb_array_elements(st -> 'channels') c)) ORDER BY i)
+                 FROM jsonb_array_elements(p.steps) WITH ORDINALITY s(st, i))
+    WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(p.steps) st WHERE st -> 'channels' ? OLD.name);
+    RETURN NEW;
+END
+$$;
+
+COMMENT ON FUNCTION vigil._channel_references() IS 'Internal: triggers of vigil.channels: a channel a route or escalation step names cannot be dropped (2BP01); a rename follows into them';
+
 CREATE OR REPLACE FUNCTION vigil._channels_check() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -363,6 +423,22 @@ BEGIN
     END IF;
 END
 $$;
+
+CREATE OR REPLACE FUNCTION vigil._config_row_check(enabled boolean, created_at timestamp with time zone, updated_at timestamp with time zone) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF enabled IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'enabled must not be NULL';
+    END IF;
+    IF created_at IS NULL OR updated_at IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'created_at and updated_at must not be NULL';
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION vigil._config_row_check(enabled boolean, created_at timestamp with time zone, updated_at timestamp with time zone) IS 'Internal: ERROR 22004 when enabled, created_at or updated_at is NULL';
 
 COMMENT ON FUNCTION vigil._create_rollup(name text, source oid, time_column text, bucket interval, group_by text[], measures jsonb) IS 'Internal: vigil.create_rollup''s work, as the source''s owner';
 
@@ -541,50 +617,43 @@ CREATE OR REPLACE FUNCTION vigil._enqueue_alert(alert vigil.alerts, event text) 
     AS $$
 DECLARE
     c vigil.channels;
-    doc jsonb;
-    key text;
+    routed text[] := vigil.route_alert(alert.labels);
+    firing bool := event IN ('new', 'escalated');
+    why text;
+    was_held text;
     queued int := 0;
 BEGIN
-    key := alert.fingerprint || ':' || event
-        || CASE WHEN event = 'escalated' THEN ':' || alert.severity::text ELSE '' END;
+    IF firing THEN
+        PERFORM vigil._start_escalations(alert);
+        IF vigil._suppression_active() THEN
+            why := vigil.alert_suppressed_by(alert);
+        END IF;
+    END IF;
     FOR c IN
         SELECT * FROM vigil.channels ch
         WHERE ch.enabled
+          AND ch.name = ANY (routed)
           AND alert.severity >= ch.min_severity
           AND (ch.anomaly_types IS NULL OR alert.anomaly_type = ANY (ch.anomaly_types))
-          AND (event NOT IN ('resolved', 'dismissed', 'expired') OR ch.send_resolved OR ch.group_by IS NOT NULL)
+          AND (firing OR ch.send_resolved OR ch.group_by IS NOT NULL)
         ORDER BY ch.id
     LOOP
-        -- A grouped channel: the alert joins its group, which the worker
-        -- flushes as one message (vigil._flush_groups).
-        -- (pg_notify channels never have group_by: the channels trigger.)
-        IF c.group_by IS NOT NULL THEN
-            PERFORM vigil._group_alert(c, alert);
-            queued := queued + 1;
-            CONTINUE;
+        IF c.group_by IS NULL THEN
+            IF why IS NOT NULL THEN
+                -- Silenced or inhibited: held back until released; a
+                -- receiver not told of it yet hears of it as new.
+                INSERT INTO vigil.held_notifications AS h (channel_id, alert_id, event, reason)
+                VALUES (c.id, alert.id, event, why)
+                ON CONFLICT (channel_id, alert_id) DO UPDATE SET reason = excluded.reason;
+                CONTINUE;
+            END IF;
+            was_held := NULL;
+            DELETE FROM vigil.held_notifications h WHERE h.channel_id = c.id AND h.alert_id = alert.id
+            RETURNING h.event INTO was_held;
+            -- A receiver never told the alert fired is not told it closed.
+            CONTINUE WHEN NOT firing AND was_held = 'new';
         END IF;
-        -- Events of one key are already serialised by the alert's row lock
-        -- (raise_alert, resolve), so this check cannot pass twice at once.
-        -- Repeats of one event are held back for repeat_interval, unless the
-        -- channel was told the alert ended since (then a new one must go out).
-        IF c.repeat_interval > interval '0' THEN
-            CONTINUE WHEN EXISTS (
-                SELECT 1 FROM vigil.notifications n
-                WHERE n.channel_id = c.id AND n.notify_key = key
-                  AND n.created_at > now() - c.repeat_interval
-                  AND NOT EXISTS (
-                      SELECT 1 FROM vigil.notifications m
-                      WHERE m.channel_id = c.id AND m.created_at >= n.created_at AND m.id > n.id
-                        AND m.notify_key IN (alert.fingerprint || ':resolved', alert.fingerprint || ':dismissed',
-                                             alert.fingerprint || ':expired')));
-        END IF;
-        IF doc IS NULL THEN
-            doc := to_jsonb(alert) || jsonb_build_object('affected_count',
-                (SELECT g.affected_count FROM vigil.alert_groups g WHERE g.id = alert.group_id));
-        END IF;
-        INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
-        VALUES (c.id, alert.id, event, key, vigil._capped_payload(c.kind, c.name, doc, event));
-        queued := queued + 1;
+        queued := queued + vigil._enqueue_to(c, alert, event);
     END LOOP;
     IF queued > 0 THEN
         PERFORM vigil._wake_worker();
@@ -593,7 +662,113 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION vigil._enqueue_alert(alert vigil.alerts, event text) IS 'Internal: one outbox row per enabled channel matching the alert''s severity, type and event (the closing events resolved, dismissed and expired only to channels with send_resolved), unless the channel sent the same fingerprint and event within its repeat_interval';
+COMMENT ON FUNCTION vigil._enqueue_alert(alert vigil.alerts, event text) IS 'Internal: the alert event for every enabled channel it is routed to (vigil.route_alert) whose severity and type filters it passes (the closing events resolved, dismissed and expired only to channels with send_resolved, or grouped); a silenced or inhibited alert is held back (vigil.held_notifications), a firing one starts its escalation policies';
+
+CREATE OR REPLACE FUNCTION vigil._enqueue_to(c vigil.channels, alert vigil.alerts, event text) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    key text := alert.fingerprint || ':' || event
+        || CASE WHEN event = 'escalated' THEN ':' || alert.severity::text ELSE '' END;
+BEGIN
+    -- A grouped channel: the alert joins its group, which the worker
+    -- flushes as one message (vigil._flush_groups).
+    -- (pg_notify channels never have group_by: the channels trigger.)
+    IF c.group_by IS NOT NULL THEN
+        PERFORM vigil._group_alert(c, alert);
+        RETURN 1;
+    END IF;
+    -- Events of one key are already serialised by the alert's row lock
+    -- (raise_alert, resolve), so this check cannot pass twice at once.
+    -- Repeats of one event are held back for repeat_interval, unless the
+    -- channel was told the alert ended since (then a new one must go out).
+    IF c.repeat_interval > interval '0' AND EXISTS (
+            SELECT 1 FROM vigil.notifications n
+            WHERE n.channel_id = c.id AND n.notify_key = key
+              AND n.created_at > now() - c.repeat_interval
+              AND NOT EXISTS (
+                  SELECT 1 FROM vigil.notifications m
+                  WHERE m.channel_id = c.id AND m.created_at >= n.created_at AND m.id > n.id
+                    AND m.notify_key IN (alert.fingerprint || ':resolved', alert.fingerprint || ':dismissed',
+                                         alert.fingerprint || ':expired'))) THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
+    VALUES (c.id, alert.id, event, key, vigil._capped_payload(c.kind, c.name,
+            to_jsonb(alert) || jsonb_build_object('affected_count',
+                (SELECT g.affected_count FROM vigil.alert_groups g WHERE g.id = alert.group_id)), event));
+    RETURN 1;
+END
+$$;
+
+COMMENT ON FUNCTION vigil._enqueue_to(c vigil.channels, alert vigil.alerts, event text) IS 'Internal: the alert event for one channel: into its group (grouped channels), or one outbox row unless the channel got the same fingerprint and event within its repeat_interval; returns 1 when something was queued';
+
+CREATE OR REPLACE FUNCTION vigil._escalation_policies_check() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    st jsonb;
+    i int := 0;
+    after interval;
+    total interval := interval '0';
+    canonical jsonb := '[]';
+BEGIN
+    PERFORM vigil._require_text(NEW.name, 'name');
+    NEW.matchers := vigil._matchers(NEW.matchers, 'matchers');
+    IF NEW.min_severity IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'min_severity must not be NULL';
+    END IF;
+    IF NEW.steps IS NULL OR jsonb_typeof(NEW.steps) <> 'array'
+       OR jsonb_array_length(NEW.steps) NOT BETWEEN 1 AND 20 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'steps must be a JSON array of 1 to 20 {"after": interval, "channels": [names]}';
+    END IF;
+    FOR st IN SELECT x FROM jsonb_array_elements(NEW.steps) x LOOP
+        i := i + 1;
+        IF jsonb_typeof(st) <> 'object' OR jsonb_typeof(st -> 'after') IS DISTINCT FROM 'string'
+           OR jsonb_typeof(st -> 'channels') IS DISTINCT FROM 'array'
+           OR EXISTS (SELECT 1 FROM jsonb_object_keys(st) k WHERE k NOT IN ('after', 'channels'))
+           OR EXISTS (SELECT 1 FROM jsonb_array_elements(st -> 'channels') c WHERE jsonb_typeof(c) <> 'string') THEN
+            RAISE EXCEPTION USING ERRCODE = '22023',
+                MESSAGE = format('steps[%s] must be {"after": interval, "channels": [channel names]}', i);
+        END IF;
+        BEGIN
+            after := (st ->> 'after')::interval;
+        EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow
+                       OR invalid_parameter_value THEN
+            RAISE EXCEPTION USING ERRCODE = '22023',
+                MESSAGE = format('steps[%s].after is not an interval: %s', i, left(st ->> 'after', 100));
+        END;
+        IF after < interval '0' OR after > interval '7 days' THEN
+            RAISE EXCEPTION USING ERRCODE = '22023',
+                MESSAGE = format('steps[%s].after must be from 0 to 7 days, got %s', i, after);
+        END IF;
+        total := total + after;
+        canonical := canonical || jsonb_build_array(jsonb_build_object(
+            'after', after::text,
+            'channels', to_jsonb(vigil._channel_names(
+                ARRAY(SELECT jsonb_array_elements_text(st -> 'channels')), format('steps[%s].channels', i)))));
+    END LOOP;
+    IF NEW."repeat" IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'repeat must not be NULL';
+    END IF;
+    -- A chain that repeats pages at most once a minute.
+    IF NEW."repeat" AND total < interval '1 minute' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('a repeating chain must take at least 1 minute in all; its steps take %s', total);
+    END IF;
+    NEW.steps := canonical;
+    PERFORM vigil._config_row_check(NEW.enabled, NEW.created_at, NEW.updated_at);
+    IF TG_OP = 'UPDATE' THEN
+        NEW.updated_at := now();
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+COMMENT ON FUNCTION vigil._escalation_policies_check() IS 'Internal: BEFORE trigger of vigil.escalation_policies: canonical steps (intervals, existing channels), matchers';
 
 CREATE OR REPLACE FUNCTION vigil._flush_groups(max_groups integer DEFAULT 1000) RETURNS integer
     LANGUAGE plpgsql
@@ -604,10 +779,12 @@ DECLARE
     c vigil.channels;
     firing jsonb;          -- id -> severity of the group's open alerts
     closed bigint[];       -- alerts closed since a message reported them firing
+    held_ids bigint[];     -- open alerts silenced or inhibited now
+    kept jsonb;            -- what the last message said of the held ones
     changed bool;
     unacked bool;
-    docs jsonb;
-    listed int;
+    m record;
+    suppressing bool := vigil._suppression_active();
     queued int := 0;
     failure text;
 BEGIN
@@ -640,56 +817,52 @@ BEGIN
         -- and never holds back the others or the rest of the outbox.
         BEGIN
             SELECT * INTO c FROM vigil.channels ch WHERE ch.id = g.channel_id;
-            SELECT coalesce(jsonb_object_agg(a.id::text, a.severity::text)
-                            FILTER (WHERE a.status IN ('firing', 'acknowledged')), '{}'),
-                   coalesce(array_agg(a.id)
-                            FILTER (WHERE a.status NOT IN ('firing', 'acknowledged') AND g.notified ? a.id::text), '{}'),
-                   coalesce(bool_or(a.status IN ('firing', 'acknowledged')
-                                    AND (NOT g.notified ? a.id::text
-                                         OR (g.notified ->> a.id::text)::vigil.severity < a.severity)), false),
-                   coalesce(bool_or(a.status = 'firing'), false)
-            INTO firing, closed, changed, unacked
-            FROM vigil.alerts a
-            WHERE a.id = ANY (g.alert_ids) AND a.severity >= c.min_severity
-              AND (c.anomaly_types IS NULL OR a.anomaly_type = ANY (c.anomaly_types));
+            -- Silenced or inhibited open alerts are left out of the message
+            -- (held): the receiver keeps what it was last told of them, and
+            -- hears of them when they are released (vigil._release_held).
+            SELECT coalesce(jsonb_object_agg(x.id::text, x.severity::text) FILTER (WHERE x.open AND NOT x.sup), '{}'),
+                   coalesce(array_agg(x.id) FILTER (WHERE x.open AND x.sup), '{}'),
+                   coalesce(array_agg(x.id) FILTER (WHERE NOT x.open AND g.notified ? x.id::text), '{}'),
+                   coalesce(bool_or(x.open AND NOT x.sup
+                                    AND (NOT g.notified ? x.id::text
+                                         OR (g.notified ->> x.id::text)::vigil.severity < x.severity)), false),
+                   coalesce(bool_or(x.status = 'firing' AND NOT x.sup), false)
+            INTO firing, held_ids, closed, changed, unacked
+            FROM (SELECT a.id, a.severity, a.status, a.status IN ('firing', 'acknowledged') AS open,
+                         suppressing AND a.status IN ('firing', 'acknowledged')
+                             AND vigil.alert_suppressed_by(a) IS NOT NULL AS sup
+                  FROM vigil.alerts a
+                  WHERE a.id = ANY (g.alert_ids) AND a.severity >= c.min_severity
+                    AND (c.anomaly_types IS NULL OR a.anomaly_type = ANY (c.anomaly_types))) x;
             IF NOT c.send_resolved THEN
                 closed := '{}';
             END IF;
+            -- What the receiver was told of held alerts stands.
+            kept := (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(g.notified) e(k, v)
+                     WHERE k::bigint = ANY (held_ids));
             IF changed OR cardinality(closed) > 0
                OR (unacked AND c.repeat_interval > interval '0' AND g.flushed_at + c.repeat_interval <= now()) THEN
                 -- At most 200 alerts go into a message, worst and newest
                 -- first, each with its long texts cut; the rest are counted.
-                SELECT coalesce(jsonb_agg(x.doc ORDER BY x.ord), '[]'), count(*)
-                INTO docs, listed
-                FROM (SELECT to_jsonb(a) - 'details'
-                             || jsonb_build_object(
-                                    'entity', left(a.entity, 250), 'title', left(a.title, 250),
-                                    'summary', left(a.summary, 1000),
-                                    'details', CASE WHEN octet_length(a.details::text) <= 2048 THEN a.details
-                                                    ELSE '{}'::jsonb END) AS doc,
-                             row_number() OVER (ORDER BY a.status NOT IN ('firing', 'acknowledged'), a.severity DESC,
-                                                a.last_seen_at DESC, a.id DESC) AS ord
-                      FROM vigil.alerts a
-                      WHERE a.id = ANY (ARRAY(SELECT k::bigint FROM jsonb_object_keys(firing) k) || closed)
-                      ORDER BY ord
-                      LIMIT 200) x;
+                SELECT * INTO m FROM vigil._message_alerts(ARRAY(SELECT k::bigint FROM jsonb_object_keys(firing) k) || closed);
                 INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
                 VALUES (c.id, NULL, 'group', g.group_key,
-                        vigil._render_group_payload(c.kind, c.name, docs, g.group_labels, vigil._max_payload_bytes(),
-                            (SELECT count(*) FROM jsonb_object_keys(firing))::int + cardinality(closed) - listed));
+                        vigil._render_group_payload(c.kind, c.name, m.docs, g.group_labels, vigil._max_payload_bytes(),
+                            (SELECT count(*) FROM jsonb_object_keys(firing))::int + cardinality(closed) - m.listed));
                 queued := queued + 1;
-                g.notified := firing;
+                g.notified := firing || kept;
                 g.flushed_at := now();
             ELSE
-                g.notified := (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(g.notified) e(k, v)
-                               WHERE firing ? k);
+                g.notified := kept || (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(g.notified) e(k, v)
+                                       WHERE firing ? k);
             END IF;
-            IF firing = '{}' THEN
+            IF firing = '{}' AND cardinality(held_ids) = 0 THEN
                 DELETE FROM vigil.notification_groups t WHERE t.channel_id = g.channel_id AND t.group_key = g.group_key;
             ELSE
                 -- Reminders while an alert of the group is firing unacknowledged.
                 UPDATE vigil.notification_groups t
-                SET alert_ids = ARRAY(SELECT k::bigint FROM jsonb_object_keys(firing) k),
+                SET alert_ids = ARRAY(SELECT k::bigint FROM jsonb_object_keys(firing) k) || held_ids,
+                    held = held_ids,
                     notified = g.notified, flushed_at = g.flushed_at,
                     flush_at = CASE WHEN unacked AND c.repeat_interval > interval '0'
                                     THEN coalesce(g.flushed_at, now()) + c.repeat_interval END
@@ -745,6 +918,34 @@ $$;
 
 COMMENT ON FUNCTION vigil._group_alert(c vigil.channels, alert vigil.alerts) IS 'Internal: records that the alert changed for its group on a grouped channel (vigil.notification_group_events); the caller (vigil._enqueue_alert) wakes the worker';
 
+CREATE OR REPLACE FUNCTION vigil._inhibit_rules_check() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+BEGIN
+    PERFORM vigil._require_text(NEW.name, 'name');
+    NEW.source_matchers := vigil._matchers(NEW.source_matchers, 'source_matchers');
+    NEW.target_matchers := vigil._matchers(NEW.target_matchers, 'target_matchers');
+    IF cardinality(NEW.source_matchers) = 0 OR cardinality(NEW.target_matchers) = 0 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'source_matchers and target_matchers must each hold at least one matcher';
+    END IF;
+    IF NEW.equal IS NULL OR cardinality(NEW.equal) > 32 OR EXISTS (
+            SELECT 1 FROM unnest(NEW.equal) l WHERE l IS NULL OR l !~ '^[A-Za-z_][A-Za-z0-9_]{0,127}$') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'equal must be at most 32 label names ([A-Za-z_][A-Za-z0-9_]*)';
+    END IF;
+    NEW.equal := ARRAY(SELECT DISTINCT l FROM unnest(NEW.equal) l ORDER BY l);
+    PERFORM vigil._config_row_check(NEW.enabled, NEW.created_at, NEW.updated_at);
+    IF TG_OP = 'UPDATE' THEN
+        NEW.updated_at := now();
+    END IF;
+    RETURN NEW;
+END
+$_$;
+
+COMMENT ON FUNCTION vigil._inhibit_rules_check() IS 'Internal: BEFORE trigger of vigil.inhibit_rules: canonical matchers on both sides, equal label names';
+
 CREATE OR REPLACE FUNCTION vigil._json_size(doc text, argument text, cap integer) RETURNS bigint
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'json_size_wrapper';
@@ -757,6 +958,18 @@ CREATE OR REPLACE FUNCTION vigil._labels_at_raise(labels jsonb) RETURNS jsonb
 
 COMMENT ON FUNCTION vigil._labels_at_raise(labels jsonb) IS 'Internal: labels of one raise made total: names checked (22023), strings kept, numbers and booleans as text, nulls dropped';
 
+CREATE OR REPLACE FUNCTION vigil._matchers(matchers text[], argument text) RETURNS text[]
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'matchers_wrapper';
+
+COMMENT ON FUNCTION vigil._matchers(matchers text[], argument text) IS 'Internal: Alertmanager matchers parsed and written canonically (name op "value"); ERROR 22023 naming argument[i] when one is malformed or its regex does not compile';
+
+CREATE OR REPLACE FUNCTION vigil._matchers_equalities(matchers text[]) RETURNS jsonb
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'matchers_equalities_wrapper';
+
+COMMENT ON FUNCTION vigil._matchers_equalities(matchers text[]) IS 'Internal: the = matchers with a non-empty value as a labels object (what a matching alert''s labels contain)';
+
 CREATE OR REPLACE FUNCTION vigil._max_payload_bytes() RETURNS integer
     LANGUAGE sql STABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -765,6 +978,27 @@ CREATE OR REPLACE FUNCTION vigil._max_payload_bytes() RETURNS integer
 $$;
 
 COMMENT ON FUNCTION vigil._max_payload_bytes() IS 'Internal: vigil.max_payload_bytes (default 65536), the cap on notification payloads and alert details';
+
+CREATE OR REPLACE FUNCTION vigil._message_alerts(ids bigint[], OUT docs jsonb, OUT listed integer) RETURNS record
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT coalesce(jsonb_agg(x.doc ORDER BY x.ord), '[]'), count(*)::int
+    FROM (SELECT to_jsonb(a) - 'details'
+                 || jsonb_build_object(
+                        'entity', left(a.entity, 250), 'title', left(a.title, 250),
+                        'summary', left(a.summary, 1000),
+                        'details', CASE WHEN octet_length(a.details::text) <= 2048 THEN a.details
+                                        ELSE '{}'::jsonb END) AS doc,
+                 row_number() OVER (ORDER BY a.status NOT IN ('firing', 'acknowledged'), a.severity DESC,
+                                    a.last_seen_at DESC, a.id DESC) AS ord
+          FROM vigil.alerts a
+          WHERE a.id = ANY (ids)
+          ORDER BY ord
+          LIMIT 200) x
+$$;
+
+COMMENT ON FUNCTION vigil._message_alerts(ids bigint[], OUT docs jsonb, OUT listed integer) IS 'Internal: the alert documents of a grouped message (at most 200, open first, worst and newest first, long texts cut, large details dropped) and how many were listed';
 
 COMMENT ON FUNCTION vigil._monitor_by_name(name text) IS 'Internal: the monitor of that name, or ERROR 42704';
 
@@ -901,6 +1135,43 @@ $$;
 
 COMMENT ON FUNCTION vigil._recommended_actions_track_deleted_defaults() IS 'Internal: AFTER statement trigger of vigil.recommended_actions; vigil.deleted_default_recommended_actions lists exactly the default keys missing from vigil.recommended_actions';
 
+CREATE OR REPLACE FUNCTION vigil._release_held() RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    h record;
+    released int := 0;
+BEGIN
+    -- Ungrouped channels: what was held is sent once the alert is no longer
+    -- suppressed (a closed alert's row went with its closing event).
+    FOR h IN
+        SELECT t.channel_id, t.alert_id, t.event, a AS alert, ch AS channel
+        FROM vigil.held_notifications t
+        JOIN vigil.alerts a ON a.id = t.alert_id
+        JOIN vigil.channels ch ON ch.id = t.channel_id
+        FOR UPDATE OF t SKIP LOCKED
+    LOOP
+        IF (h.alert).status IN ('firing', 'acknowledged') AND vigil.alert_suppressed_by(h.alert) IS NOT NULL THEN
+            CONTINUE;
+        END IF;
+        DELETE FROM vigil.held_notifications t WHERE t.channel_id = h.channel_id AND t.alert_id = h.alert_id;
+        IF (h.alert).status IN ('firing', 'acknowledged') THEN
+            released := released + vigil._enqueue_to(h.channel, h.alert, h.event);
+        END IF;
+    END LOOP;
+    -- Grouped channels: a group holding an alert that is no longer
+    -- suppressed (or closed) is due now; the flush sends what changed.
+    UPDATE vigil.notification_groups g SET flush_at = now()
+    WHERE cardinality(g.held) > 0 AND (g.flush_at IS NULL OR g.flush_at > now())
+      AND EXISTS (SELECT 1 FROM vigil.alerts a WHERE a.id = ANY (g.held)
+                  AND (a.status NOT IN ('firing', 'acknowledged') OR vigil.alert_suppressed_by(a) IS NULL));
+    RETURN released;
+END
+$$;
+
+COMMENT ON FUNCTION vigil._release_held() IS 'Internal (the worker, every few seconds while anything is held): sends the held notifications of alerts no longer silenced or inhibited, and makes groups holding such alerts due; returns how many rows it queued';
+
 CREATE OR REPLACE FUNCTION vigil._render_group_payload(kind text, channel_name text, alerts jsonb, group_labels jsonb, cap integer, omitted integer) RETURNS jsonb
     LANGUAGE c STABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'render_group_payload_wrapper';
@@ -1030,6 +1301,30 @@ CREATE OR REPLACE FUNCTION vigil._rollup_trigger() RETURNS trigger
 
 COMMENT ON FUNCTION vigil._rollup_trigger() IS 'Internal: the statement trigger every rollup shares (INSERT, UPDATE, DELETE, TRUNCATE); runs as the source''s owner, restricted';
 
+CREATE OR REPLACE FUNCTION vigil._routes_check() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM vigil._require_text(NEW.name, 'name');
+    NEW.matchers := vigil._matchers(NEW.matchers, 'matchers');
+    NEW.channels := vigil._channel_names(NEW.channels, 'channels');
+    IF NEW.sort_order IS NULL THEN
+        NEW.sort_order := coalesce((SELECT max(r.sort_order) FROM vigil.routes r), 0) + 10;
+    END IF;
+    IF NEW."continue" IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'continue must not be NULL';
+    END IF;
+    PERFORM vigil._config_row_check(NEW.enabled, NEW.created_at, NEW.updated_at);
+    IF TG_OP = 'UPDATE' THEN
+        NEW.updated_at := now();
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+COMMENT ON FUNCTION vigil._routes_check() IS 'Internal: BEFORE trigger of vigil.routes: canonical matchers, existing channels, default position';
+
 CREATE OR REPLACE FUNCTION vigil._rule_is_default(rule vigil.rules) RETURNS boolean
     LANGUAGE sql STABLE STRICT PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1082,6 +1377,96 @@ $$;
 
 COMMENT ON FUNCTION vigil._rules_track_deleted_defaults() IS 'Internal: AFTER statement trigger of vigil.rules; vigil.deleted_default_rules lists exactly the default ids missing from vigil.rules';
 
+CREATE OR REPLACE FUNCTION vigil._run_escalations(max_rows integer DEFAULT 1000) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    e record;
+    nsteps int;
+    nstep int;
+    ncycles int;
+    due jsonb := '[]';
+    b record;
+    c vigil.channels;
+    m record;
+    queued int := 0;
+BEGIN
+    -- Acknowledged or closed: the chain stops.
+    DELETE FROM vigil.escalations t USING vigil.alerts a
+    WHERE a.id = t.alert_id AND a.status <> 'firing';
+    FOR e IN
+        SELECT t.policy_id, t.alert_id, t.step, t.cycles, p.name, p.steps, p."repeat" AS rep, p.enabled,
+               a AS alert
+        FROM vigil.escalations t
+        JOIN vigil.escalation_policies p ON p.id = t.policy_id
+        JOIN vigil.alerts a ON a.id = t.alert_id
+        WHERE t.next_at <= now()
+        ORDER BY t.next_at
+        LIMIT max_rows
+        FOR UPDATE OF t SKIP LOCKED
+    LOOP
+        IF NOT e.enabled OR (e.alert).status <> 'firing' THEN
+            DELETE FROM vigil.escalations t WHERE t.policy_id = e.policy_id AND t.alert_id = e.alert_id;
+            CONTINUE;
+        END IF;
+        -- Silenced or inhibited: no page now; the chain waits where it is.
+        IF vigil.alert_suppressed_by(e.alert) IS NOT NULL THEN
+            UPDATE vigil.escalations t SET next_at = now() + interval '1 minute'
+            WHERE t.policy_id = e.policy_id AND t.alert_id = e.alert_id;
+            CONTINUE;
+        END IF;
+        nsteps := jsonb_array_length(e.steps);
+        due := due || jsonb_build_array(jsonb_build_object(
+            'policy', e.name, 'step', least(e.step, nsteps - 1), 'alert', e.alert_id));
+        nstep := e.step + 1;
+        ncycles := e.cycles;
+        IF nstep >= nsteps THEN
+            IF NOT e.rep THEN
+                DELETE FROM vigil.escalations t WHERE t.policy_id = e.policy_id AND t.alert_id = e.alert_id;
+                CONTINUE;
+            END IF;
+            nstep := 0;
+            ncycles := ncycles + 1;
+        END IF;
+        UPDATE vigil.escalations t
+        SET step = nstep, cycles = ncycles, last_step_at = now(),
+            next_at = now() + (e.steps -> nstep ->> 'after')::interval
+        WHERE t.policy_id = e.policy_id AND t.alert_id = e.alert_id;
+    END LOOP;
+    -- One message per policy, step and channel, listing the alerts due.
+    FOR b IN
+        SELECT x ->> 'policy' AS policy, (x ->> 'step')::int AS step, array_agg((x ->> 'alert')::bigint) AS ids
+        FROM jsonb_array_elements(due) x
+        GROUP BY 1, 2
+        ORDER BY 1, 2
+    LOOP
+        SELECT * INTO m FROM vigil._message_alerts(b.ids);
+        FOR c IN
+            SELECT ch.* FROM vigil.channels ch
+            JOIN vigil.escalation_policies p ON p.name = b.policy
+            WHERE ch.enabled AND ch.name IN (SELECT jsonb_array_elements_text(p.steps -> b.step -> 'channels'))
+            ORDER BY ch.id
+        LOOP
+            INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
+            VALUES (c.id, CASE WHEN cardinality(b.ids) = 1 THEN b.ids[1] END, 'escalation',
+                    'escalation:' || b.policy || ':' || (b.step + 1),
+                    CASE WHEN c.kind = 'pg_notify'
+                         THEN jsonb_build_object('event', 'escalation', 'policy', left(b.policy, 200),
+                                                 'step', b.step + 1, 'alert_ids', to_jsonb(b.ids[1:300]))
+                         ELSE vigil._render_group_payload(c.kind, c.name, m.docs,
+                                  jsonb_build_object('escalation_policy', b.policy,
+                                                     'escalation_step', (b.step + 1)::text),
+                                  vigil._max_payload_bytes(), cardinality(b.ids) - m.listed) END);
+            queued := queued + 1;
+        END LOOP;
+    END LOOP;
+    RETURN queued;
+END
+$$;
+
+COMMENT ON FUNCTION vigil._run_escalations(max_rows integer) IS 'Internal (the worker, each round): stops the escalations of alerts acknowledged or closed, runs the due steps (a silenced or inhibited alert waits), one message per policy, step and channel; returns how many were queued';
+
 CREATE OR REPLACE FUNCTION vigil._scan_insight(kind text, anomaly_type text, label text, metric_name text, group_name text, n bigint, avg_metric double precision, max_metric double precision, total double precision, common text, categories text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1118,6 +1503,49 @@ CREATE OR REPLACE FUNCTION vigil._set_rollup_on_detach(name oid, mode text) RETU
 
 COMMENT ON FUNCTION vigil._set_rollup_on_detach(name oid, mode text) IS 'Internal: vigil.set_rollup_on_detach''s work';
 
+CREATE OR REPLACE FUNCTION vigil._silences_check() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    NEW.matchers := vigil._matchers(NEW.matchers, 'matchers');
+    -- As Alertmanager: at least one matcher that the empty string does not
+    -- satisfy, so a silence never matches every alert by accident.
+    IF vigil.labels_match('{}', NEW.matchers) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'matchers must include one that an absent label does not satisfy (e.g. alertname="X"): '
+                      'this silence would match every alert';
+    END IF;
+    PERFORM vigil._require_text(NEW.comment, 'comment');
+    PERFORM vigil._cap_text(NEW.comment, 'comment');
+    PERFORM vigil._require_text(NEW.created_by, 'created_by');
+    PERFORM vigil._cap_text(NEW.created_by, 'created_by');
+    IF NEW.starts_at IS NULL OR NEW.ends_at IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'starts_at and ends_at must not be NULL';
+    END IF;
+    IF NOT isfinite(NEW.starts_at) OR NOT isfinite(NEW.ends_at) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'starts_at and ends_at must be finite timestamps';
+    END IF;
+    IF NEW.ends_at < NEW.starts_at THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('ends_at (%s) must not be before starts_at (%s)', NEW.ends_at, NEW.starts_at);
+    END IF;
+    IF TG_OP = 'INSERT' AND NEW.ends_at <= now() THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('ends_at must be in the future, got %s', NEW.ends_at);
+    END IF;
+    IF NEW.created_role IS NULL OR NEW.created_at IS NULL OR NEW.updated_at IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'created_role, created_at and updated_at must not be NULL';
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        NEW.updated_at := now();
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+COMMENT ON FUNCTION vigil._silences_check() IS 'Internal: BEFORE trigger of vigil.silences: canonical matchers (one not matching an absent label), comment, times';
+
 COMMENT ON FUNCTION vigil._sketch_of(value double precision, relative_error double precision) IS 'Internal: the sketch of one value at a relative error (what a rollup adds for a single-row INSERT)';
 
 CREATE OR REPLACE FUNCTION vigil._source_columns(source regclass) RETURNS jsonb
@@ -1138,9 +1566,37 @@ $$;
 
 COMMENT ON FUNCTION vigil._source_columns(source regclass) IS 'Internal: {"column": {"category": time|numeric|text|bool|other, "type": ...}} for the monitor planner (domains as their base type)';
 
+CREATE OR REPLACE FUNCTION vigil._start_escalations(alert vigil.alerts) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF alert.status <> 'firing' THEN
+        RETURN;
+    END IF;
+    INSERT INTO vigil.escalations (policy_id, alert_id, next_at)
+    SELECT p.id, alert.id, now() + (p.steps -> 0 ->> 'after')::interval
+    FROM vigil.escalation_policies p
+    WHERE p.enabled AND alert.severity >= p.min_severity AND vigil.labels_match(alert.labels, p.matchers)
+    ON CONFLICT (policy_id, alert_id) DO NOTHING;
+END
+$$;
+
+COMMENT ON FUNCTION vigil._start_escalations(alert vigil.alerts) IS 'Internal: starts the escalation of a firing alert under every enabled policy it matches';
+
 COMMENT ON FUNCTION vigil._stats_of(value double precision) IS 'Internal: the summary of one value (what a rollup adds for a single-row INSERT)';
 
 COMMENT ON FUNCTION vigil._stats_with_extremes(summary vigil.statsagg, min double precision, max double precision) IS 'Internal: rollup repair; the summary with the group''s recomputed min and max (NULLs: unchanged)';
+
+CREATE OR REPLACE FUNCTION vigil._suppression_active() RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT EXISTS (SELECT 1 FROM vigil.silences s WHERE s.ends_at > now() AND s.starts_at <= now())
+        OR EXISTS (SELECT 1 FROM vigil.inhibit_rules r WHERE r.enabled)
+$$;
+
+COMMENT ON FUNCTION vigil._suppression_active() IS 'Internal: whether a silence is active or an inhibition rule enabled now';
 
 CREATE OR REPLACE FUNCTION vigil._untrusted_schema(schema oid, owner oid) RETURNS text
     LANGUAGE sql STABLE STRICT PARALLEL SAFE
@@ -1221,6 +1677,50 @@ CREATE OR REPLACE FUNCTION vigil.alert_fingerprint(labels jsonb) RETURNS text
     AS 'MODULE_PATHNAME', 'alert_fingerprint_wrapper';
 
 COMMENT ON FUNCTION vigil.alert_fingerprint(labels jsonb) IS 'An alert''s identity from its labels: Alertmanager''s label-set fingerprint (FNV-1a 64 over the sorted names and values) of every label but severity, as 16 hex digits; ERROR 22023 unless labels is a JSON object';
+
+CREATE OR REPLACE FUNCTION vigil.alert_suppressed_by(alert vigil.alerts) RETURNS text
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    why text;
+    r vigil.inhibit_rules;
+    probe jsonb;
+    both_sides bool;
+    src bigint;
+BEGIN
+    IF alert.status NOT IN ('firing', 'acknowledged') THEN
+        RETURN NULL;
+    END IF;
+    SELECT 'silence ' || s.id INTO why FROM vigil.silences s
+    WHERE s.ends_at > now() AND s.starts_at <= now() AND vigil.labels_match(alert.labels, s.matchers)
+    ORDER BY s.id LIMIT 1;
+    IF why IS NOT NULL THEN
+        RETURN why;
+    END IF;
+    FOR r IN SELECT * FROM vigil.inhibit_rules t WHERE t.enabled ORDER BY t.name LOOP
+        CONTINUE WHEN NOT vigil.labels_match(alert.labels, r.target_matchers);
+        both_sides := vigil.labels_match(alert.labels, r.source_matchers);
+        -- What a source must contain: the source side's equalities and the
+        -- alert's values of the equal labels (the open-labels index).
+        probe := vigil._matchers_equalities(r.source_matchers)
+            || (SELECT coalesce(jsonb_object_agg(e, alert.labels ->> e), '{}')
+                FROM unnest(r.equal) e WHERE alert.labels ? e);
+        SELECT s.id INTO src FROM vigil.alerts s
+        WHERE s.status IN ('firing', 'acknowledged') AND s.labels @> probe AND s.id <> alert.id
+          AND vigil.labels_match(s.labels, r.source_matchers)
+          AND NOT EXISTS (SELECT 1 FROM unnest(r.equal) e WHERE NOT alert.labels ? e AND s.labels ? e)
+          AND NOT (both_sides AND vigil.labels_match(s.labels, r.target_matchers))
+        ORDER BY s.id LIMIT 1;
+        IF src IS NOT NULL THEN
+            RETURN format('inhibit rule %s (alert %s)', r.name, src);
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION vigil.alert_suppressed_by(alert vigil.alerts) IS 'Why an open alert is not notified now: ''silence <id>'' (an active silence matches it), ''inhibit rule <name> (alert <id>)'' (an open source alert inhibits it), or NULL';
 
 COMMENT ON FUNCTION vigil.approx_median(sketch vigil.sketch) IS 'approx_percentile(sketch, 0.5)';
 
@@ -1396,6 +1896,48 @@ $$;
 
 COMMENT ON FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval, group_by text[], group_wait interval, group_interval interval) IS 'Add a notification channel (kind slack, webhook or pg_notify); the url and headers are checked and never echoed. Alerts are grouped by the group_by labels (default alertname; NULL: one message per alert event) and sent after group_wait, then at most every group_interval on changes, and every repeat_interval while unacknowledged';
 
+CREATE OR REPLACE FUNCTION vigil.create_escalation_policy(name text, steps jsonb, matchers text[] DEFAULT '{}'::text[], min_severity vigil.severity DEFAULT 'high'::vigil.severity, repeat boolean DEFAULT true) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    new_id bigint;
+BEGIN
+    IF EXISTS (SELECT 1 FROM vigil.escalation_policies p WHERE p.name = create_escalation_policy.name) THEN
+        RAISE EXCEPTION USING ERRCODE = '42710',
+            MESSAGE = format('escalation policy "%s" already exists', create_escalation_policy.name);
+    END IF;
+    INSERT INTO vigil.escalation_policies AS p (name, steps, matchers, min_severity, "repeat")
+    VALUES (create_escalation_policy.name, create_escalation_policy.steps, create_escalation_policy.matchers,
+            create_escalation_policy.min_severity, create_escalation_policy."repeat")
+    RETURNING p.id INTO new_id;
+    RETURN new_id;
+END
+$$;
+
+COMMENT ON FUNCTION vigil.create_escalation_policy(name text, steps jsonb, matchers text[], min_severity vigil.severity, repeat boolean) IS 'Add an escalation chain, e.g. steps ''[{"after": "10 minutes", "channels": ["oncall"]}, {"after": "20 minutes", "channels": ["manager"]}]'': a firing alert at or above min_severity (default high) matching the matchers that nobody acknowledged within 10 minutes pages oncall, 20 minutes later manager, and (repeat, the default) then the chain again, until acknowledged or closed. One message per step and channel lists every alert due. Returns the id';
+
+CREATE OR REPLACE FUNCTION vigil.create_inhibit_rule(name text, source_matchers text[], target_matchers text[], equal text[] DEFAULT '{}'::text[]) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    new_id bigint;
+BEGIN
+    IF EXISTS (SELECT 1 FROM vigil.inhibit_rules r WHERE r.name = create_inhibit_rule.name) THEN
+        RAISE EXCEPTION USING ERRCODE = '42710',
+            MESSAGE = format('inhibit rule "%s" already exists', create_inhibit_rule.name);
+    END IF;
+    INSERT INTO vigil.inhibit_rules AS r (name, source_matchers, target_matchers, equal)
+    VALUES (create_inhibit_rule.name, create_inhibit_rule.source_matchers, create_inhibit_rule.target_matchers,
+            coalesce(create_inhibit_rule.equal, '{}'))
+    RETURNING r.id INTO new_id;
+    RETURN new_id;
+END
+$$;
+
+COMMENT ON FUNCTION vigil.create_inhibit_rule(name text, source_matchers text[], target_matchers text[], equal text[]) IS 'Add an inhibition rule: while an open alert matches source_matchers, open alerts matching target_matchers with the same equal labels are not notified (e.g. source severity="critical", target severity=~"low|medium", equal {entity}); when the source closes, those still firing are notified. Returns the id';
+
 CREATE OR REPLACE FUNCTION vigil.create_monitor(name text, kind text, source regclass, options jsonb DEFAULT '{}'::jsonb) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1496,6 +2038,26 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION vigil.create_route(name text, channels text[], matchers text[] DEFAULT '{}'::text[], continue boolean DEFAULT false, sort_order integer DEFAULT NULL::integer) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    new_id bigint;
+BEGIN
+    IF EXISTS (SELECT 1 FROM vigil.routes r WHERE r.name = create_route.name) THEN
+        RAISE EXCEPTION USING ERRCODE = '42710', MESSAGE = format('route "%s" already exists', create_route.name);
+    END IF;
+    INSERT INTO vigil.routes AS r (name, channels, matchers, "continue", sort_order)
+    VALUES (create_route.name, create_route.channels, create_route.matchers,
+            create_route."continue", create_route.sort_order)
+    RETURNING r.id INTO new_id;
+    RETURN new_id;
+END
+$$;
+
+COMMENT ON FUNCTION vigil.create_route(name text, channels text[], matchers text[], continue boolean, sort_order integer) IS 'Add a route: alerts whose labels satisfy every matcher (Alertmanager syntax, e.g. team="payments", severity=~"high|critical") go to these channels; routes are walked by sort_order (default: after the last), the first match wins unless it has continue. Channels keep their min_severity/anomaly_types filters. Returns the id';
+
 CREATE OR REPLACE FUNCTION vigil.create_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval DEFAULT '01:00:00'::interval, cooldown interval DEFAULT '00:00:00'::interval, description text DEFAULT NULL::text, anomaly_type text DEFAULT 'rule'::text, alertname text DEFAULT NULL::text, labels jsonb DEFAULT '{}'::jsonb) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1535,6 +2097,23 @@ $$;
 
 COMMENT ON FUNCTION vigil.create_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval, cooldown interval, description text, anomaly_type text, alertname text, labels jsonb) IS 'Create an enabled rule; returns its id. alertname (default the rule''s name) and labels go on its alerts. ERROR 42710 when the name is taken, 22023 for an unknown operator, a negative interval or bad labels';
 
+CREATE OR REPLACE FUNCTION vigil.create_silence(matchers text[], ends_at timestamp with time zone, comment text, created_by text DEFAULT NULL::text, starts_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    new_id bigint;
+BEGIN
+    INSERT INTO vigil.silences AS s (matchers, starts_at, ends_at, created_by, created_role, comment)
+    VALUES (create_silence.matchers, coalesce(create_silence.starts_at, now()), create_silence.ends_at,
+            coalesce(create_silence.created_by, session_user), session_user, create_silence.comment)
+    RETURNING s.id INTO new_id;
+    RETURN new_id;
+END
+$$;
+
+COMMENT ON FUNCTION vigil.create_silence(matchers text[], ends_at timestamp with time zone, comment text, created_by text, starts_at timestamp with time zone) IS 'Silence alerts whose labels satisfy every matcher (Alertmanager syntax) from starts_at (default now) to ends_at: they are recorded but not notified (nor escalated), and notified when the silence ends if still firing. created_by defaults to the session user; comment is required. Returns the id';
+
 COMMENT ON FUNCTION vigil.dedup_key(anomaly_type text, entity text, at timestamp with time zone) IS '{type}_{entity}_{YYYY-MM-DD} with the UTC date of at (default now())';
 
 CREATE OR REPLACE FUNCTION vigil.dismiss(alert_id bigint, by text, note text DEFAULT NULL::text) RETURNS vigil.alerts
@@ -1561,6 +2140,36 @@ $$;
 
 COMMENT ON FUNCTION vigil.dismiss(alert_id bigint, by text, note text) IS 'Dismiss an open alert as not actionable (false positive, known cause): repeats of its condition stay on it, silently, until the condition clears (a scan no longer finds it, or it is not seen for the dedup window); notifies channel vigil_alerts with event dismissed';
 
+CREATE OR REPLACE FUNCTION vigil.drop_escalation_policy(name text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    DELETE FROM vigil.escalation_policies p WHERE p.name = vigil._require_text(drop_escalation_policy.name, 'name');
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = '42704',
+            MESSAGE = format('escalation policy "%s" does not exist', drop_escalation_policy.name);
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION vigil.drop_escalation_policy(name text) IS 'Remove an escalation policy and stop its running escalations; ERROR 42704 when unknown';
+
+CREATE OR REPLACE FUNCTION vigil.drop_inhibit_rule(name text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    DELETE FROM vigil.inhibit_rules r WHERE r.name = vigil._require_text(drop_inhibit_rule.name, 'name');
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = '42704',
+            MESSAGE = format('inhibit rule "%s" does not exist', drop_inhibit_rule.name);
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION vigil.drop_inhibit_rule(name text) IS 'Remove an inhibition rule (what it held back is notified at the worker''s next rounds); ERROR 42704 when unknown';
+
 CREATE OR REPLACE FUNCTION vigil.drop_monitor(name text) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1579,6 +2188,20 @@ CREATE OR REPLACE FUNCTION vigil.drop_rollup(name regclass) RETURNS void
     LANGUAGE sql STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$ SELECT vigil._drop_rollup(name) $$;
+
+CREATE OR REPLACE FUNCTION vigil.drop_route(name text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    DELETE FROM vigil.routes r WHERE r.name = vigil._require_text(drop_route.name, 'name');
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('route "%s" does not exist', drop_route.name);
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION vigil.drop_route(name text) IS 'Remove a route; ERROR 42704 when there is none of that name';
 
 COMMENT ON FUNCTION vigil.early_kill_decision(expected_rate double precision, interactions bigint, views bigint, started_at timestamp with time zone, at timestamp with time zone, kill_threshold double precision, min_interactions integer, timeout interval) IS 'kill, expired or continue for a variant under test (scenario 3)';
 
@@ -1618,9 +2241,62 @@ $$;
 
 COMMENT ON FUNCTION vigil.expire_alerts() IS 'Mark open alerts past expires_at as expired, notifying channel vigil_alerts with event expired; returns how many';
 
+CREATE TABLE vigil.silences (
+    id bigint NOT NULL,
+    matchers text[] NOT NULL,
+    starts_at timestamp with time zone DEFAULT now() NOT NULL,
+    ends_at timestamp with time zone NOT NULL,
+    created_by text NOT NULL,
+    created_role name DEFAULT SESSION_USER NOT NULL,
+    comment text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT silences_ends_after_start CHECK ((ends_at >= starts_at))
+);
+
+COMMENT ON TABLE vigil.silences IS 'Silences (Alertmanager''s): from starts_at to ends_at, open alerts whose labels satisfy every matcher are still recorded but not notified; when the silence ends (or is expired), those still firing are notified';
+
+COMMENT ON COLUMN vigil.silences.created_by IS 'Who asked for the silence, as the caller typed it';
+
+COMMENT ON COLUMN vigil.silences.created_role IS 'The database role (session_user) that created it';
+
+CREATE OR REPLACE FUNCTION vigil.expire_silence(silence_id bigint) RETURNS vigil.silences
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    s vigil.silences;
+BEGIN
+    IF expire_silence.silence_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'silence_id must not be NULL';
+    END IF;
+    SELECT * INTO s FROM vigil.silences t WHERE t.id = expire_silence.silence_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'P0002', MESSAGE = format('silence %s does not exist', expire_silence.silence_id);
+    END IF;
+    IF s.ends_at <= now() THEN
+        RAISE EXCEPTION USING ERRCODE = '55000',
+            MESSAGE = format('silence %s already ended at %s', s.id, s.ends_at);
+    END IF;
+    UPDATE vigil.silences t SET ends_at = now(), starts_at = least(t.starts_at, now())
+    WHERE t.id = s.id RETURNING * INTO s;
+    -- What it held back goes out at the worker's next round.
+    PERFORM vigil._wake_worker();
+    RETURN s;
+END
+$$;
+
+COMMENT ON FUNCTION vigil.expire_silence(silence_id bigint) IS 'End a pending or active silence now; alerts it held back that still fire are notified. ERROR P0002 when there is no such silence, 55000 when it already ended';
+
 COMMENT ON FUNCTION vigil.hour_of_week(ts timestamp with time zone, tz text) IS 'Hour of the week 0-167 on the wall clock of time zone tz (default UTC): Monday 00:00 is 0, Sunday 23:00 is 167';
 
 COMMENT ON FUNCTION vigil.is_anomaly(z double precision, threshold double precision) IS 'Whether |z| is strictly above threshold (default 3)';
+
+CREATE OR REPLACE FUNCTION vigil.labels_match(labels jsonb, matchers text[]) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'labels_match_wrapper';
+
+COMMENT ON FUNCTION vigil.labels_match(labels jsonb, matchers text[]) IS 'Whether labels satisfy every matcher (Alertmanager syntax and semantics: =, !=, =~, !~; regexes RE2, anchored, linear time; a missing label reads as ""); an empty list always holds';
 
 COMMENT ON FUNCTION vigil.max_val(summary vigil.statsagg) IS 'Largest summarised value; NULL when empty or after a removal took away the maximum';
 
@@ -1963,6 +2639,34 @@ BEGIN
     RETURN a;
 END
 $$;
+
+CREATE OR REPLACE FUNCTION vigil.route_alert(labels jsonb) RETURNS text[]
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    r record;
+    out text[];
+BEGIN
+    FOR r IN SELECT t.matchers, t.channels, t."continue" AS cont FROM vigil.routes t
+             WHERE t.enabled ORDER BY t.sort_order, t.name
+    LOOP
+        IF vigil.labels_match(labels, r.matchers) THEN
+            out := coalesce(out, '{}') || r.channels;
+            EXIT WHEN NOT r.cont;
+        END IF;
+    END LOOP;
+    IF out IS NULL THEN
+        -- No route matched: the channels no enabled route names.
+        RETURN ARRAY(SELECT ch.name FROM vigil.channels ch
+                     WHERE NOT EXISTS (SELECT 1 FROM vigil.routes t WHERE t.enabled AND ch.name = ANY (t.channels))
+                     ORDER BY ch.id);
+    END IF;
+    RETURN ARRAY(SELECT n FROM unnest(out) WITH ORDINALITY u(n, i) GROUP BY n ORDER BY min(i));
+END
+$$;
+
+COMMENT ON FUNCTION vigil.route_alert(labels jsonb) IS 'The channels an alert with these labels is routed to (before each channel''s own severity and type filters): those of the first matching enabled route, and of later matching ones while a matched route has continue; with no matching route, every channel no enabled route names';
 
 COMMENT ON FUNCTION vigil.saturation_predicted(conversion_z double precision, volume_z double precision, consecutive_decline_days integer) IS 'Whether saturation is predicted from the conversion and volume z-scores and consecutive days of decline; NULL when unknown';
 
@@ -2419,6 +3123,27 @@ CREATE OR REPLACE VIEW vigil.active_alerts AS
   WHERE (a.status = ANY (ARRAY['firing'::vigil.alert_status, 'acknowledged'::vigil.alert_status]))
   ORDER BY a.urgency DESC, a.created_at, a.id;
 
+CREATE OR REPLACE VIEW vigil.active_silences AS
+ SELECT s.id,
+        CASE
+            WHEN (s.starts_at > now()) THEN 'pending'::text
+            ELSE 'active'::text
+        END AS state,
+    s.matchers,
+    s.starts_at,
+    s.ends_at,
+    s.created_by,
+    s.created_role,
+    s.comment,
+    ( SELECT count(*) AS count
+           FROM vigil.alerts a
+          WHERE ((a.status = ANY (ARRAY['firing'::vigil.alert_status, 'acknowledged'::vigil.alert_status])) AND vigil.labels_match(a.labels, s.matchers))) AS matching_alerts
+   FROM vigil.silences s
+  WHERE (s.ends_at > now())
+  ORDER BY s.ends_at, s.id;
+
+COMMENT ON VIEW vigil.active_silences IS 'Silences not ended yet (pending: not started), with how many open alerts they match now';
+
 CREATE OR REPLACE VIEW vigil.alert_history AS
  SELECT a.id,
     a.status,
@@ -2500,6 +3225,47 @@ CREATE TABLE vigil.deleted_default_rules (
 
 COMMENT ON TABLE vigil.deleted_default_rules IS 'Default rules that are no longer in vigil.rules (by default id), kept by triggers: dumped, so that a restore deletes them again';
 
+CREATE TABLE vigil.escalation_policies (
+    id bigint NOT NULL,
+    name text NOT NULL,
+    matchers text[] DEFAULT '{}'::text[] NOT NULL,
+    min_severity vigil.severity DEFAULT 'high'::vigil.severity NOT NULL,
+    steps jsonb NOT NULL,
+    repeat boolean DEFAULT true NOT NULL,
+    enabled boolean DEFAULT true NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT escalation_policies_name_check CHECK ((btrim(name) <> ''::text)),
+    CONSTRAINT escalation_policies_steps_check CHECK ((jsonb_typeof(steps) = 'array'::text))
+);
+
+COMMENT ON TABLE vigil.escalation_policies IS 'Escalation chains (Grafana OnCall''s): an alert at or above min_severity matching the matchers that is still firing unacknowledged after a step''s wait notifies that step''s channels, step after step (and, with repeat, the chain again) until it is acknowledged or closed';
+
+COMMENT ON COLUMN vigil.escalation_policies.steps IS 'JSON array of {"after": interval, "channels": [names]}: "after" counts from the alert firing (first step) or from the previous step';
+
+ALTER TABLE vigil.escalation_policies ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME vigil.escalation_policies_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE vigil.escalations (
+    policy_id bigint NOT NULL,
+    alert_id bigint NOT NULL,
+    step integer DEFAULT 0 NOT NULL,
+    cycles integer DEFAULT 0 NOT NULL,
+    next_at timestamp with time zone NOT NULL,
+    last_step_at timestamp with time zone,
+    started_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT escalations_cycles_check CHECK ((cycles >= 0)),
+    CONSTRAINT escalations_step_check CHECK ((step >= 0))
+);
+
+COMMENT ON TABLE vigil.escalations IS 'Running escalations: per policy and alert, the next step (0-based), how many times the chain ran, when it is due';
+
 COMMENT ON COLUMN vigil.notifications.notify_key IS 'Identity for the channel''s repeat_interval: alert dedup key, event, and for escalations the severity; ''test'' for vigil.test_channel messages (its rate limit)';
 
 COMMENT ON COLUMN vigil.notifications.replayed_at IS 'Last requeue by vigil.replay_notifications; the channel''s delivery_deadline counts from here (else from created_at)';
@@ -2566,6 +3332,40 @@ CREATE OR REPLACE VIEW vigil.health AS
            FROM vigil.alerts al
           WHERE (al.status = ANY (ARRAY['firing'::vigil.alert_status, 'acknowledged'::vigil.alert_status]))) a);
 
+CREATE TABLE vigil.held_notifications (
+    channel_id bigint NOT NULL,
+    alert_id bigint NOT NULL,
+    event text NOT NULL,
+    reason text NOT NULL,
+    held_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT held_notifications_event_check CHECK ((event = ANY (ARRAY['new'::text, 'escalated'::text])))
+);
+
+COMMENT ON TABLE vigil.held_notifications IS 'Alert notifications of ungrouped channels held back by a silence or an inhibition: sent by the worker when the alert is no longer suppressed and still open, dropped (with its closing notification) when it closes first';
+
+CREATE TABLE vigil.inhibit_rules (
+    id bigint NOT NULL,
+    name text NOT NULL,
+    source_matchers text[] NOT NULL,
+    target_matchers text[] NOT NULL,
+    equal text[] DEFAULT '{}'::text[] NOT NULL,
+    enabled boolean DEFAULT true NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT inhibit_rules_name_check CHECK ((btrim(name) <> ''::text))
+);
+
+COMMENT ON TABLE vigil.inhibit_rules IS 'Inhibition (Alertmanager''s inhibit_rules): an open alert matching target_matchers is not notified while another open alert matches source_matchers and has the same values of the equal labels (an absent label equals an absent one); an alert matching both sides is inhibited only by one that does not';
+
+ALTER TABLE vigil.inhibit_rules ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME vigil.inhibit_rules_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE vigil.notification_group_events (
     id bigint NOT NULL,
     channel_id bigint NOT NULL,
@@ -2594,7 +3394,8 @@ CREATE TABLE vigil.notification_groups (
     notified jsonb DEFAULT '{}'::jsonb NOT NULL,
     flush_at timestamp with time zone,
     flushed_at timestamp with time zone,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    held bigint[] DEFAULT '{}'::bigint[] NOT NULL
 );
 
 COMMENT ON TABLE vigil.notification_groups IS 'Alert groups of grouped channels (channels.group_by): their alerts, the next flush (group_wait, group_interval, repeat_interval reminders) and what the last message reported';
@@ -2631,6 +3432,46 @@ CREATE OR REPLACE VIEW vigil.rollups AS
 
 COMMENT ON VIEW vigil.rollups IS 'Rollups with their summary row count, latest bucket and status (ok, or why the summary is not being kept exact)';
 
+CREATE TABLE vigil.routes (
+    id bigint NOT NULL,
+    name text NOT NULL,
+    sort_order integer NOT NULL,
+    matchers text[] DEFAULT '{}'::text[] NOT NULL,
+    channels text[] NOT NULL,
+    continue boolean DEFAULT false NOT NULL,
+    enabled boolean DEFAULT true NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT routes_channels_check CHECK ((cardinality(channels) > 0)),
+    CONSTRAINT routes_name_check CHECK ((btrim(name) <> ''::text))
+);
+
+COMMENT ON TABLE vigil.routes IS 'Where alerts go, by their labels (Alertmanager''s routes): walked by sort_order (then name), the first route whose matchers all hold sends the alert to its channels, and so does every later matching one while the matched route has continue. An alert no route matches goes to the channels no enabled route names (with no routes: every channel)';
+
+COMMENT ON COLUMN vigil.routes.matchers IS 'Alertmanager matchers (name op "value"), all must hold; empty: every alert';
+
+COMMENT ON COLUMN vigil.routes.channels IS 'Channel names; a channel a route names can be renamed but not dropped';
+
+COMMENT ON COLUMN vigil.routes.continue IS 'After this route matched, keep walking the later routes';
+
+ALTER TABLE vigil.routes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME vigil.routes_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+ALTER TABLE vigil.silences ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME vigil.silences_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 ALTER TABLE ONLY vigil.counters
     ADD CONSTRAINT counters_pkey PRIMARY KEY (name);
 
@@ -2649,6 +3490,24 @@ ALTER TABLE ONLY vigil.deleted_default_recommended_actions
 ALTER TABLE ONLY vigil.deleted_default_rules
     ADD CONSTRAINT deleted_default_rules_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY vigil.escalation_policies
+    ADD CONSTRAINT escalation_policies_name_key UNIQUE (name);
+
+ALTER TABLE ONLY vigil.escalation_policies
+    ADD CONSTRAINT escalation_policies_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY vigil.escalations
+    ADD CONSTRAINT escalations_pkey PRIMARY KEY (policy_id, alert_id);
+
+ALTER TABLE ONLY vigil.held_notifications
+    ADD CONSTRAINT held_notifications_pkey PRIMARY KEY (channel_id, alert_id);
+
+ALTER TABLE ONLY vigil.inhibit_rules
+    ADD CONSTRAINT inhibit_rules_name_key UNIQUE (name);
+
+ALTER TABLE ONLY vigil.inhibit_rules
+    ADD CONSTRAINT inhibit_rules_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY vigil.notification_group_events
     ADD CONSTRAINT notification_group_events_pkey PRIMARY KEY (id);
 
@@ -2661,11 +3520,36 @@ ALTER TABLE ONLY vigil.rollup_detached
 ALTER TABLE ONLY vigil.rollup_triggers
     ADD CONSTRAINT rollup_triggers_pkey PRIMARY KEY (trigger);
 
+ALTER TABLE ONLY vigil.routes
+    ADD CONSTRAINT routes_name_key UNIQUE (name);
+
+ALTER TABLE ONLY vigil.routes
+    ADD CONSTRAINT routes_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY vigil.silences
+    ADD CONSTRAINT silences_pkey PRIMARY KEY (id);
+
+CREATE INDEX escalations_alert_id_idx ON vigil.escalations USING btree (alert_id);
+
+CREATE INDEX escalations_next_at_idx ON vigil.escalations USING btree (next_at);
+
+CREATE INDEX held_notifications_alert_id_idx ON vigil.held_notifications USING btree (alert_id);
+
 CREATE INDEX notification_groups_flush_at_idx ON vigil.notification_groups USING btree (flush_at) WHERE (flush_at IS NOT NULL);
+
+CREATE INDEX silences_ends_at_idx ON vigil.silences USING btree (ends_at);
+
+CREATE TRIGGER channels_references_delete BEFORE DELETE ON vigil.channels FOR EACH ROW EXECUTE FUNCTION vigil._channel_references();
+
+CREATE TRIGGER channels_references_rename AFTER UPDATE OF name ON vigil.channels FOR EACH ROW WHEN ((old.name IS DISTINCT FROM new.name)) EXECUTE FUNCTION vigil._channel_references();
 
 CREATE TRIGGER deleted_default_recommended_actions_apply BEFORE INSERT ON vigil.deleted_default_recommended_actions FOR EACH ROW EXECUTE FUNCTION vigil._deleted_default_recommended_actions_apply();
 
 CREATE TRIGGER deleted_default_rules_apply BEFORE INSERT ON vigil.deleted_default_rules FOR EACH ROW EXECUTE FUNCTION vigil._deleted_default_rules_apply();
+
+CREATE TRIGGER escalation_policies_check BEFORE INSERT OR UPDATE ON vigil.escalation_policies FOR EACH ROW EXECUTE FUNCTION vigil._escalation_policies_check();
+
+CREATE TRIGGER inhibit_rules_check BEFORE INSERT OR UPDATE ON vigil.inhibit_rules FOR EACH ROW EXECUTE FUNCTION vigil._inhibit_rules_check();
 
 CREATE TRIGGER monitors_guard BEFORE INSERT OR UPDATE ON vigil.monitors FOR EACH ROW EXECUTE FUNCTION vigil._monitors_guard();
 
@@ -2673,9 +3557,25 @@ CREATE TRIGGER recommended_actions_restore_replaces_default BEFORE INSERT ON vig
 
 CREATE TRIGGER recommended_actions_track_deleted_defaults AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON vigil.recommended_actions FOR EACH STATEMENT EXECUTE FUNCTION vigil._recommended_actions_track_deleted_defaults();
 
+CREATE TRIGGER routes_check BEFORE INSERT OR UPDATE ON vigil.routes FOR EACH ROW EXECUTE FUNCTION vigil._routes_check();
+
 CREATE TRIGGER rules_restore_replaces_default BEFORE INSERT ON vigil.rules FOR EACH ROW EXECUTE FUNCTION vigil._rules_restore_replaces_default();
 
 CREATE TRIGGER rules_track_deleted_defaults AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON vigil.rules FOR EACH STATEMENT EXECUTE FUNCTION vigil._rules_track_deleted_defaults();
+
+CREATE TRIGGER silences_check BEFORE INSERT OR UPDATE ON vigil.silences FOR EACH ROW EXECUTE FUNCTION vigil._silences_check();
+
+ALTER TABLE ONLY vigil.escalations
+    ADD CONSTRAINT escalations_alert_id_fkey FOREIGN KEY (alert_id) REFERENCES vigil.alerts(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY vigil.escalations
+    ADD CONSTRAINT escalations_policy_id_fkey FOREIGN KEY (policy_id) REFERENCES vigil.escalation_policies(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY vigil.held_notifications
+    ADD CONSTRAINT held_notifications_alert_id_fkey FOREIGN KEY (alert_id) REFERENCES vigil.alerts(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY vigil.held_notifications
+    ADD CONSTRAINT held_notifications_channel_id_fkey FOREIGN KEY (channel_id) REFERENCES vigil.channels(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY vigil.notification_group_events
     ADD CONSTRAINT notification_group_events_channel_id_fkey FOREIGN KEY (channel_id) REFERENCES vigil.channels(id) ON DELETE CASCADE;
@@ -2720,6 +3620,11 @@ REVOKE ALL ON FUNCTION vigil._deleted_default_recommended_actions_apply() FROM P
 
 REVOKE ALL ON FUNCTION vigil._deleted_default_rules_apply() FROM PUBLIC;
 
+-- ACL FUNCTION _enqueue_to(c vigil.channels, alert vigil.alerts, event text)
+
+
+REVOKE ALL ON FUNCTION vigil._enqueue_to(c vigil.channels, alert vigil.alerts, event text) FROM PUBLIC;
+
 -- ACL FUNCTION _flush_groups(max_groups integer)
 
 
@@ -2756,6 +3661,11 @@ REVOKE ALL ON FUNCTION vigil._recommended_actions_restore_replaces_default() FRO
 
 REVOKE ALL ON FUNCTION vigil._recommended_actions_track_deleted_defaults() FROM PUBLIC;
 
+-- ACL FUNCTION _release_held()
+
+
+REVOKE ALL ON FUNCTION vigil._release_held() FROM PUBLIC;
+
 -- ACL FUNCTION _rules_restore_replaces_default()
 
 
@@ -2765,6 +3675,16 @@ REVOKE ALL ON FUNCTION vigil._rules_restore_replaces_default() FROM PUBLIC;
 
 
 REVOKE ALL ON FUNCTION vigil._rules_track_deleted_defaults() FROM PUBLIC;
+
+-- ACL FUNCTION _run_escalations(max_rows integer)
+
+
+REVOKE ALL ON FUNCTION vigil._run_escalations(max_rows integer) FROM PUBLIC;
+
+-- ACL FUNCTION _start_escalations(alert vigil.alerts)
+
+
+REVOKE ALL ON FUNCTION vigil._start_escalations(alert vigil.alerts) FROM PUBLIC;
 
 -- ACL FUNCTION _upgrade_rollup(summary oid)
 
@@ -2777,11 +3697,64 @@ REVOKE ALL ON FUNCTION vigil._upgrade_rollup(summary oid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval, group_by text[], group_wait interval, group_interval interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval, group_by text[], group_wait interval, group_interval interval) TO vigil_admin;
 
+-- ACL FUNCTION create_escalation_policy(name text, steps jsonb, matchers text[], min_severity vigil.severity, repeat boolean)
+
+
+REVOKE ALL ON FUNCTION vigil.create_escalation_policy(name text, steps jsonb, matchers text[], min_severity vigil.severity, repeat boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION vigil.create_escalation_policy(name text, steps jsonb, matchers text[], min_severity vigil.severity, repeat boolean) TO vigil_admin;
+
+-- ACL FUNCTION create_inhibit_rule(name text, source_matchers text[], target_matchers text[], equal text[])
+
+
+REVOKE ALL ON FUNCTION vigil.create_inhibit_rule(name text, source_matchers text[], target_matchers text[], equal text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION vigil.create_inhibit_rule(name text, source_matchers text[], target_matchers text[], equal text[]) TO vigil_admin;
+
+-- ACL FUNCTION create_route(name text, channels text[], matchers text[], continue boolean, sort_order integer)
+
+
+REVOKE ALL ON FUNCTION vigil.create_route(name text, channels text[], matchers text[], continue boolean, sort_order integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION vigil.create_route(name text, channels text[], matchers text[], continue boolean, sort_order integer) TO vigil_admin;
+
 -- ACL FUNCTION create_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval, cooldown interval, description text, anomaly_type text, alertname text, labels jsonb)
 
 
 REVOKE ALL ON FUNCTION vigil.create_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval, cooldown interval, description text, anomaly_type text, alertname text, labels jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION vigil.create_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval, cooldown interval, description text, anomaly_type text, alertname text, labels jsonb) TO vigil_admin;
+
+-- ACL FUNCTION create_silence(matchers text[], ends_at timestamp with time zone, comment text, created_by text, starts_at timestamp with time zone)
+
+
+REVOKE ALL ON FUNCTION vigil.create_silence(matchers text[], ends_at timestamp with time zone, comment text, created_by text, starts_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION vigil.create_silence(matchers text[], ends_at timestamp with time zone, comment text, created_by text, starts_at timestamp with time zone) TO vigil_operator;
+
+-- ACL FUNCTION drop_escalation_policy(name text)
+
+
+REVOKE ALL ON FUNCTION vigil.drop_escalation_policy(name text) FROM PUBLIC;
+GRANT ALL ON FUNCTION vigil.drop_escalation_policy(name text) TO vigil_admin;
+
+-- ACL FUNCTION drop_inhibit_rule(name text)
+
+
+REVOKE ALL ON FUNCTION vigil.drop_inhibit_rule(name text) FROM PUBLIC;
+GRANT ALL ON FUNCTION vigil.drop_inhibit_rule(name text) TO vigil_admin;
+
+-- ACL FUNCTION drop_route(name text)
+
+
+REVOKE ALL ON FUNCTION vigil.drop_route(name text) FROM PUBLIC;
+GRANT ALL ON FUNCTION vigil.drop_route(name text) TO vigil_admin;
+
+-- ACL TABLE silences
+
+
+GRANT SELECT ON TABLE vigil.silences TO vigil_reader;
+
+-- ACL FUNCTION expire_silence(silence_id bigint)
+
+
+REVOKE ALL ON FUNCTION vigil.expire_silence(silence_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION vigil.expire_silence(silence_id bigint) TO vigil_operator;
 
 -- ACL FUNCTION purge_alerts(older_than interval, max_rows bigint)
 
@@ -2825,6 +3798,11 @@ GRANT ALL ON FUNCTION vigil.set_monitor_timeout(name text, timeout interval) TO 
 REVOKE ALL ON FUNCTION vigil.update_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval, cooldown interval, description text, anomaly_type text, enabled boolean, alertname text, labels jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION vigil.update_rule(name text, metric text, operator text, threshold double precision, severity vigil.severity, lookback interval, cooldown interval, description text, anomaly_type text, enabled boolean, alertname text, labels jsonb) TO vigil_admin;
 
+-- ACL TABLE active_silences
+
+
+GRANT SELECT ON TABLE vigil.active_silences TO vigil_reader;
+
 -- ACL TABLE counters
 
 
@@ -2850,6 +3828,28 @@ GRANT SELECT ON TABLE vigil.deleted_default_recommended_actions TO vigil_reader;
 
 GRANT SELECT ON TABLE vigil.deleted_default_rules TO vigil_reader;
 
+-- ACL TABLE escalation_policies
+
+
+GRANT SELECT ON TABLE vigil.escalation_policies TO vigil_reader;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE vigil.escalation_policies TO vigil_admin;
+
+-- ACL TABLE escalations
+
+
+GRANT SELECT ON TABLE vigil.escalations TO vigil_reader;
+
+-- ACL TABLE held_notifications
+
+
+GRANT SELECT ON TABLE vigil.held_notifications TO vigil_reader;
+
+-- ACL TABLE inhibit_rules
+
+
+GRANT SELECT ON TABLE vigil.inhibit_rules TO vigil_reader;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE vigil.inhibit_rules TO vigil_admin;
+
 -- ACL TABLE notification_group_events
 
 
@@ -2859,6 +3859,12 @@ GRANT SELECT ON TABLE vigil.notification_group_events TO vigil_reader;
 
 
 GRANT SELECT ON TABLE vigil.notification_groups TO vigil_reader;
+
+-- ACL TABLE routes
+
+
+GRANT SELECT ON TABLE vigil.routes TO vigil_reader;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE vigil.routes TO vigil_admin;
 
 CREATE EVENT TRIGGER vigil_forget_dropped_rollups ON sql_drop
    EXECUTE FUNCTION vigil._forget_dropped_rollups();
@@ -3097,6 +4103,20 @@ CREATE UNIQUE INDEX alerts_open_fingerprint_idx ON vigil.alerts ((coalesce(monit
     WHERE status IN ('firing', 'acknowledged');
 CREATE INDEX alerts_dismissed_fingerprint_idx ON vigil.alerts ((coalesce(monitor, '')), fingerprint, last_seen_at)
     WHERE status = 'dismissed' AND cleared_at IS NULL;
+-- Routing, silences, inhibition and escalation are configuration: dumped.
+SELECT pg_catalog.pg_extension_config_dump('vigil.routes', '');
+SELECT pg_catalog.pg_extension_config_dump('vigil.routes_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('vigil.silences', '');
+SELECT pg_catalog.pg_extension_config_dump('vigil.silences_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('vigil.inhibit_rules', '');
+SELECT pg_catalog.pg_extension_config_dump('vigil.inhibit_rules_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('vigil.held_notifications', '');
+SELECT pg_catalog.pg_extension_config_dump('vigil.escalation_policies', '');
+SELECT pg_catalog.pg_extension_config_dump('vigil.escalation_policies_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('vigil.escalations', '');
+-- Open alerts by labels (the inhibition probe).
+CREATE INDEX alerts_open_labels_idx ON vigil.alerts USING gin (labels jsonb_path_ops)
+    WHERE status IN ('firing', 'acknowledged');
 
 -- 5. Rollups: each becomes a 0.2.0 rollup (vigil._upgrade_rollup: the
 -- source owner's objects, the shared trigger with its dependencies) and is

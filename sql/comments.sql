@@ -98,3 +98,13 @@ COMMENT ON FUNCTION vigil._cron_job_name(text) IS 'Internal: the pg_cron job nam
 COMMENT ON FUNCTION vigil._require_cron() IS 'Internal: ERROR 55000 with a hint unless pg_cron is installed in this database';
 COMMENT ON FUNCTION vigil._monitor_by_name(text) IS 'Internal: the monitor of that name, or ERROR 42704';
 COMMENT ON FUNCTION vigil._set_monitor_enabled(text, boolean) IS 'Internal: enables or disables a monitor by name; returns it';
+
+-- Routing, silences, inhibition, escalation ------------------------------------
+COMMENT ON FUNCTION vigil._matchers(text[], text) IS 'Internal: Alertmanager matchers parsed and written canonically (name op "value"); ERROR 22023 naming argument[i] when one is malformed or its regex does not compile';
+COMMENT ON FUNCTION vigil.labels_match(jsonb, text[]) IS 'Whether labels satisfy every matcher (Alertmanager syntax and semantics: =, !=, =~, !~; regexes RE2, anchored, linear time; a missing label reads as ""); an empty list always holds';
+COMMENT ON FUNCTION vigil._matchers_equalities(text[]) IS 'Internal: the = matchers with a non-empty value as a labels object (what a matching alert''s labels contain)';
+COMMENT ON FUNCTION vigil._routes_check() IS 'Internal: BEFORE trigger of vigil.routes: canonical matchers, existing channels, default position';
+COMMENT ON FUNCTION vigil._silences_check() IS 'Internal: BEFORE trigger of vigil.silences: canonical matchers (one not matching an absent label), comment, times';
+COMMENT ON FUNCTION vigil._inhibit_rules_check() IS 'Internal: BEFORE trigger of vigil.inhibit_rules: canonical matchers on both sides, equal label names';
+COMMENT ON FUNCTION vigil._escalation_policies_check() IS 'Internal: BEFORE trigger of vigil.escalation_policies: canonical steps (intervals, existing channels), matchers';
+COMMENT ON FUNCTION vigil._channel_references() IS 'Internal: triggers of vigil.channels: a channel a route or escalation step names cannot be dropped (2BP01); a rename follows into them';

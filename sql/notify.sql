@@ -187,7 +187,9 @@ CREATE TABLE vigil.notifications (
     channel_id       bigint                    NOT NULL REFERENCES vigil.channels (id) ON DELETE CASCADE,
     alert_id         bigint                    REFERENCES vigil.alerts (id) ON DELETE SET NULL,
     event            text                      NOT NULL
-                     CHECK (event IN ('new', 'escalated', 'resolved', 'dismissed', 'expired', 'test', 'action', 'group')),
+                     CONSTRAINT notifications_event_check
+                     CHECK (event IN ('new', 'escalated', 'resolved', 'dismissed', 'expired', 'test', 'action', 'group',
+                                      'escalation')),
     notify_key       text,
     payload          jsonb                     NOT NULL,
     status           vigil.notification_status NOT NULL DEFAULT 'pending',
@@ -308,6 +310,8 @@ CREATE TABLE vigil.notification_groups (
     flush_at     timestamptz,
     flushed_at   timestamptz,
     created_at   timestamptz NOT NULL DEFAULT now(),
+    -- open alerts of the group silenced or inhibited at the last flush
+    held         bigint[]    NOT NULL DEFAULT '{}',
     PRIMARY KEY (channel_id, group_key)
 );
 CREATE INDEX notification_groups_flush_at_idx ON vigil.notification_groups (flush_at) WHERE flush_at IS NOT NULL;
@@ -351,10 +355,12 @@ DECLARE
     c vigil.channels;
     firing jsonb;          -- id -> severity of the group's open alerts
     closed bigint[];       -- alerts closed since a message reported them firing
+    held_ids bigint[];     -- open alerts silenced or inhibited now
+    kept jsonb;            -- what the last message said of the held ones
     changed bool;
     unacked bool;
-    docs jsonb;
-    listed int;
+    m record;
+    suppressing bool := vigil._suppression_active();
     queued int := 0;
     failure text;
 BEGIN
@@ -387,56 +393,52 @@ BEGIN
         -- and never holds back the others or the rest of the outbox.
         BEGIN
             SELECT * INTO c FROM vigil.channels ch WHERE ch.id = g.channel_id;
-            SELECT coalesce(jsonb_object_agg(a.id::text, a.severity::text)
-                            FILTER (WHERE a.status IN ('firing', 'acknowledged')), '{}'),
-                   coalesce(array_agg(a.id)
-                            FILTER (WHERE a.status NOT IN ('firing', 'acknowledged') AND g.notified ? a.id::text), '{}'),
-                   coalesce(bool_or(a.status IN ('firing', 'acknowledged')
-                                    AND (NOT g.notified ? a.id::text
-                                         OR (g.notified ->> a.id::text)::vigil.severity < a.severity)), false),
-                   coalesce(bool_or(a.status = 'firing'), false)
-            INTO firing, closed, changed, unacked
-            FROM vigil.alerts a
-            WHERE a.id = ANY (g.alert_ids) AND a.severity >= c.min_severity
-              AND (c.anomaly_types IS NULL OR a.anomaly_type = ANY (c.anomaly_types));
+            -- Silenced or inhibited open alerts are left out of the message
+            -- (held): the receiver keeps what it was last told of them, and
+            -- hears of them when they are released (vigil._release_held).
+            SELECT coalesce(jsonb_object_agg(x.id::text, x.severity::text) FILTER (WHERE x.open AND NOT x.sup), '{}'),
+                   coalesce(array_agg(x.id) FILTER (WHERE x.open AND x.sup), '{}'),
+                   coalesce(array_agg(x.id) FILTER (WHERE NOT x.open AND g.notified ? x.id::text), '{}'),
+                   coalesce(bool_or(x.open AND NOT x.sup
+                                    AND (NOT g.notified ? x.id::text
+                                         OR (g.notified ->> x.id::text)::vigil.severity < x.severity)), false),
+                   coalesce(bool_or(x.status = 'firing' AND NOT x.sup), false)
+            INTO firing, held_ids, closed, changed, unacked
+            FROM (SELECT a.id, a.severity, a.status, a.status IN ('firing', 'acknowledged') AS open,
+                         suppressing AND a.status IN ('firing', 'acknowledged')
+                             AND vigil.alert_suppressed_by(a) IS NOT NULL AS sup
+                  FROM vigil.alerts a
+                  WHERE a.id = ANY (g.alert_ids) AND a.severity >= c.min_severity
+                    AND (c.anomaly_types IS NULL OR a.anomaly_type = ANY (c.anomaly_types))) x;
             IF NOT c.send_resolved THEN
                 closed := '{}';
             END IF;
+            -- What the receiver was told of held alerts stands.
+            kept := (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(g.notified) e(k, v)
+                     WHERE k::bigint = ANY (held_ids));
             IF changed OR cardinality(closed) > 0
                OR (unacked AND c.repeat_interval > interval '0' AND g.flushed_at + c.repeat_interval <= now()) THEN
                 -- At most 200 alerts go into a message, worst and newest
                 -- first, each with its long texts cut; the rest are counted.
-                SELECT coalesce(jsonb_agg(x.doc ORDER BY x.ord), '[]'), count(*)
-                INTO docs, listed
-                FROM (SELECT to_jsonb(a) - 'details'
-                             || jsonb_build_object(
-                                    'entity', left(a.entity, 250), 'title', left(a.title, 250),
-                                    'summary', left(a.summary, 1000),
-                                    'details', CASE WHEN octet_length(a.details::text) <= 2048 THEN a.details
-                                                    ELSE '{}'::jsonb END) AS doc,
-                             row_number() OVER (ORDER BY a.status NOT IN ('firing', 'acknowledged'), a.severity DESC,
-                                                a.last_seen_at DESC, a.id DESC) AS ord
-                      FROM vigil.alerts a
-                      WHERE a.id = ANY (ARRAY(SELECT k::bigint FROM jsonb_object_keys(firing) k) || closed)
-                      ORDER BY ord
-                      LIMIT 200) x;
+                SELECT * INTO m FROM vigil._message_alerts(ARRAY(SELECT k::bigint FROM jsonb_object_keys(firing) k) || closed);
                 INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
                 VALUES (c.id, NULL, 'group', g.group_key,
-                        vigil._render_group_payload(c.kind, c.name, docs, g.group_labels, vigil._max_payload_bytes(),
-                            (SELECT count(*) FROM jsonb_object_keys(firing))::int + cardinality(closed) - listed));
+                        vigil._render_group_payload(c.kind, c.name, m.docs, g.group_labels, vigil._max_payload_bytes(),
+                            (SELECT count(*) FROM jsonb_object_keys(firing))::int + cardinality(closed) - m.listed));
                 queued := queued + 1;
-                g.notified := firing;
+                g.notified := firing || kept;
                 g.flushed_at := now();
             ELSE
-                g.notified := (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(g.notified) e(k, v)
-                               WHERE firing ? k);
+                g.notified := kept || (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(g.notified) e(k, v)
+                                       WHERE firing ? k);
             END IF;
-            IF firing = '{}' THEN
+            IF firing = '{}' AND cardinality(held_ids) = 0 THEN
                 DELETE FROM vigil.notification_groups t WHERE t.channel_id = g.channel_id AND t.group_key = g.group_key;
             ELSE
                 -- Reminders while an alert of the group is firing unacknowledged.
                 UPDATE vigil.notification_groups t
-                SET alert_ids = ARRAY(SELECT k::bigint FROM jsonb_object_keys(firing) k),
+                SET alert_ids = ARRAY(SELECT k::bigint FROM jsonb_object_keys(firing) k) || held_ids,
+                    held = held_ids,
                     notified = g.notified, flushed_at = g.flushed_at,
                     flush_at = CASE WHEN unacked AND c.repeat_interval > interval '0'
                                     THEN coalesce(g.flushed_at, now()) + c.repeat_interval END
@@ -461,55 +463,87 @@ COMMENT ON FUNCTION vigil._flush_groups(int) IS
     '(and, with send_resolved, those resolved since), when an alert joined or escalated, one closed, or a reminder is '
     'due (repeat_interval while an alert is firing unacknowledged); returns how many messages were queued';
 
+CREATE FUNCTION vigil._enqueue_to(c vigil.channels, alert vigil.alerts, event text) RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    key text := alert.fingerprint || ':' || event
+        || CASE WHEN event = 'escalated' THEN ':' || alert.severity::text ELSE '' END;
+BEGIN
+    -- A grouped channel: the alert joins its group, which the worker
+    -- flushes as one message (vigil._flush_groups).
+    -- (pg_notify channels never have group_by: the channels trigger.)
+    IF c.group_by IS NOT NULL THEN
+        PERFORM vigil._group_alert(c, alert);
+        RETURN 1;
+    END IF;
+    -- Events of one key are already serialised by the alert's row lock
+    -- (raise_alert, resolve), so this check cannot pass twice at once.
+    -- Repeats of one event are held back for repeat_interval, unless the
+    -- channel was told the alert ended since (then a new one must go out).
+    IF c.repeat_interval > interval '0' AND EXISTS (
+            SELECT 1 FROM vigil.notifications n
+            WHERE n.channel_id = c.id AND n.notify_key = key
+              AND n.created_at > now() - c.repeat_interval
+              AND NOT EXISTS (
+                  SELECT 1 FROM vigil.notifications m
+                  WHERE m.channel_id = c.id AND m.created_at >= n.created_at AND m.id > n.id
+                    AND m.notify_key IN (alert.fingerprint || ':resolved', alert.fingerprint || ':dismissed',
+                                         alert.fingerprint || ':expired'))) THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
+    VALUES (c.id, alert.id, event, key, vigil._capped_payload(c.kind, c.name,
+            to_jsonb(alert) || jsonb_build_object('affected_count',
+                (SELECT g.affected_count FROM vigil.alert_groups g WHERE g.id = alert.group_id)), event));
+    RETURN 1;
+END
+$$;
+COMMENT ON FUNCTION vigil._enqueue_to(vigil.channels, vigil.alerts, text) IS
+    'Internal: the alert event for one channel: into its group (grouped channels), or one outbox row unless the '
+    'channel got the same fingerprint and event within its repeat_interval; returns 1 when something was queued';
+
 CREATE FUNCTION vigil._enqueue_alert(alert vigil.alerts, event text) RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c vigil.channels;
-    doc jsonb;
-    key text;
+    routed text[] := vigil.route_alert(alert.labels);
+    firing bool := event IN ('new', 'escalated');
+    why text;
+    was_held text;
     queued int := 0;
 BEGIN
-    key := alert.fingerprint || ':' || event
-        || CASE WHEN event = 'escalated' THEN ':' || alert.severity::text ELSE '' END;
+    IF firing THEN
+        PERFORM vigil._start_escalations(alert);
+        IF vigil._suppression_active() THEN
+            why := vigil.alert_suppressed_by(alert);
+        END IF;
+    END IF;
     FOR c IN
         SELECT * FROM vigil.channels ch
         WHERE ch.enabled
+          AND ch.name = ANY (routed)
           AND alert.severity >= ch.min_severity
           AND (ch.anomaly_types IS NULL OR alert.anomaly_type = ANY (ch.anomaly_types))
-          AND (event NOT IN ('resolved', 'dismissed', 'expired') OR ch.send_resolved OR ch.group_by IS NOT NULL)
+          AND (firing OR ch.send_resolved OR ch.group_by IS NOT NULL)
         ORDER BY ch.id
     LOOP
-        -- A grouped channel: the alert joins its group, which the worker
-        -- flushes as one message (vigil._flush_groups).
-        -- (pg_notify channels never have group_by: the channels trigger.)
-        IF c.group_by IS NOT NULL THEN
-            PERFORM vigil._group_alert(c, alert);
-            queued := queued + 1;
-            CONTINUE;
+        IF c.group_by IS NULL THEN
+            IF why IS NOT NULL THEN
+                -- Silenced or inhibited: held back until released; a
+                -- receiver not told of it yet hears of it as new.
+                INSERT INTO vigil.held_notifications AS h (channel_id, alert_id, event, reason)
+                VALUES (c.id, alert.id, event, why)
+                ON CONFLICT (channel_id, alert_id) DO UPDATE SET reason = excluded.reason;
+                CONTINUE;
+            END IF;
+            was_held := NULL;
+            DELETE FROM vigil.held_notifications h WHERE h.channel_id = c.id AND h.alert_id = alert.id
+            RETURNING h.event INTO was_held;
+            -- A receiver never told the alert fired is not told it closed.
+            CONTINUE WHEN NOT firing AND was_held = 'new';
         END IF;
-        -- Events of one key are already serialised by the alert's row lock
-        -- (raise_alert, resolve), so this check cannot pass twice at once.
-        -- Repeats of one event are held back for repeat_interval, unless the
-        -- channel was told the alert ended since (then a new one must go out).
-        IF c.repeat_interval > interval '0' THEN
-            CONTINUE WHEN EXISTS (
-                SELECT 1 FROM vigil.notifications n
-                WHERE n.channel_id = c.id AND n.notify_key = key
-                  AND n.created_at > now() - c.repeat_interval
-                  AND NOT EXISTS (
-                      SELECT 1 FROM vigil.notifications m
-                      WHERE m.channel_id = c.id AND m.created_at >= n.created_at AND m.id > n.id
-                        AND m.notify_key IN (alert.fingerprint || ':resolved', alert.fingerprint || ':dismissed',
-                                             alert.fingerprint || ':expired')));
-        END IF;
-        IF doc IS NULL THEN
-            doc := to_jsonb(alert) || jsonb_build_object('affected_count',
-                (SELECT g.affected_count FROM vigil.alert_groups g WHERE g.id = alert.group_id));
-        END IF;
-        INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
-        VALUES (c.id, alert.id, event, key, vigil._capped_payload(c.kind, c.name, doc, event));
-        queued := queued + 1;
+        queued := queued + vigil._enqueue_to(c, alert, event);
     END LOOP;
     IF queued > 0 THEN
         PERFORM vigil._wake_worker();
@@ -518,9 +552,10 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION vigil._enqueue_alert(vigil.alerts, text) IS
-    'Internal: one outbox row per enabled channel matching the alert''s severity, type and event (the closing events '
-    'resolved, dismissed and expired only to channels with send_resolved), unless the channel sent the same '
-    'fingerprint and event within its repeat_interval';
+    'Internal: the alert event for every enabled channel it is routed to (vigil.route_alert) whose severity and type '
+    'filters it passes (the closing events resolved, dismissed and expired only to channels with send_resolved, or '
+    'grouped); a silenced or inhibited alert is held back (vigil.held_notifications), a firing one starts its '
+    'escalation policies';
 
 -- Every alert event that reaches LISTENers also reaches the channels.
 CREATE OR REPLACE FUNCTION vigil._notify_alert(alert vigil.alerts, event text) RETURNS void
@@ -685,6 +720,7 @@ REVOKE ALL ON vigil.channels FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION
     vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval, interval, text[], interval, interval),
     vigil._enqueue_alert(vigil.alerts, text),
+    vigil._enqueue_to(vigil.channels, vigil.alerts, text),
     vigil._group_alert(vigil.channels, vigil.alerts),
     vigil._flush_groups(int),
     vigil.test_channel(text),

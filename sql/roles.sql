@@ -34,7 +34,9 @@ GRANT SELECT ON
     vigil.monitors, vigil.variant_monitoring,
     vigil.default_rules, vigil.deleted_default_rules,
     vigil.default_recommended_actions, vigil.deleted_default_recommended_actions,
-    vigil.counters, vigil.notification_groups, vigil.notification_group_events
+    vigil.counters, vigil.notification_groups, vigil.notification_group_events,
+    vigil.routes, vigil.silences, vigil.active_silences, vigil.inhibit_rules, vigil.held_notifications,
+    vigil.escalation_policies, vigil.escalations
 TO vigil_reader;
 -- Channels without their secrets (url, headers).
 GRANT SELECT (id, name, kind, min_severity, anomaly_types, send_resolved, max_per_second,
@@ -52,11 +54,14 @@ GRANT EXECUTE ON FUNCTION
     vigil.test_channel(text),
     vigil.replay_notifications(text, vigil.notification_status[]),
     vigil.scan(text),
-    vigil.register_variant(text, text, float8, text, text, float8, int, interval)
+    vigil.register_variant(text, text, float8, text, text, float8, int, interval),
+    vigil.create_silence(text[], timestamptz, text, text, timestamptz),
+    vigil.expire_silence(bigint)
 TO vigil_operator;
 
 -- Admin: configuration and secrets.
-GRANT SELECT, INSERT, UPDATE, DELETE ON vigil.channels, vigil.rules, vigil.recommended_actions, vigil.monitors
+GRANT SELECT, INSERT, UPDATE, DELETE ON vigil.channels, vigil.rules, vigil.recommended_actions, vigil.monitors,
+    vigil.routes, vigil.inhibit_rules, vigil.escalation_policies
 TO vigil_admin;
 GRANT DELETE ON vigil.notifications TO vigil_admin;
 GRANT EXECUTE ON FUNCTION
@@ -81,5 +86,11 @@ GRANT EXECUTE ON FUNCTION
     vigil._monitor_run(bigint),
     vigil._early_kill_trigger(),
     vigil.schedule_scan(text, text),
-    vigil.unschedule_scan(text)
+    vigil.unschedule_scan(text),
+    vigil.create_route(text, text[], text[], bool, int),
+    vigil.drop_route(text),
+    vigil.create_inhibit_rule(text, text[], text[], text[]),
+    vigil.drop_inhibit_rule(text),
+    vigil.create_escalation_policy(text, jsonb, text[], vigil.severity, bool),
+    vigil.drop_escalation_policy(text)
 TO vigil_admin;

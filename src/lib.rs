@@ -117,6 +117,17 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/routing.sql",
+    name = "routing",
+    requires = [
+        "alerts",
+        "notify",
+        alert::sql::matchers,
+        alert::sql::labels_match,
+        alert::sql::matchers_equalities,
+    ]
+);
+extension_sql_file!(
     "../sql/retention.sql",
     name = "retention",
     requires = ["alerts", "rules", "notify", "monitors"]
@@ -130,7 +141,8 @@ extension_sql_file!(
         "rollup",
         "notify",
         "monitors",
-        "retention"
+        "retention",
+        "routing"
     ]
 );
 extension_sql_file!("../sql/comments.sql", name = "comments", finalize);

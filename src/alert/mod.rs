@@ -11,6 +11,7 @@
 use crate::error::{json_type, Result, VigilError};
 use serde_json::{Map, Value};
 
+pub mod matchers;
 pub mod sql;
 
 /// Most labels one alert carries (user labels and vigil's own).

@@ -35,3 +35,52 @@ fn alert_fingerprint(labels: JsonArg) -> String {
         ))),
     }
 }
+
+/// Matchers parsed and written canonically (`name op "value"`); 22023
+/// naming `argument[i]` and the matcher when one is malformed (or its
+/// pattern does not compile), 22004 when `matchers` is NULL.
+#[pg_extern(immutable, parallel_safe, name = "_matchers")]
+fn matchers(matchers: Option<Vec<Option<String>>>, argument: &str) -> Vec<String> {
+    let Some(texts) = matchers else {
+        crate::sqlglue::raise(crate::error::VigilError::new(
+            crate::error::ErrorKind::NullValue,
+            format!("{argument} must not be NULL (pass an empty array for none)"),
+        ));
+    };
+    super::matchers::parse_all(&texts, argument)
+        .or_raise()
+        .iter()
+        .map(super::matchers::Matcher::canonical)
+        .collect()
+}
+
+/// Whether an alert with these labels satisfies every matcher (Alertmanager
+/// semantics: a missing label is "", regexes anchored); an empty list
+/// always holds. 22023 naming the matcher when one is malformed.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn labels_match(labels: JsonArg, matchers: Vec<Option<String>>) -> bool {
+    let labels = match labels.get("labels") {
+        Value::Object(map) => map,
+        other => crate::sqlglue::raise(crate::error::VigilError::invalid(format!(
+            "labels must be a JSON object, got {}",
+            crate::error::json_type(&other)
+        ))),
+    };
+    let parsed = super::matchers::parse_all(&matchers, "matchers").or_raise();
+    super::matchers::all_match(&parsed, &labels)
+}
+
+/// The `=` matchers with a non-empty value as one labels object: what an
+/// alert those matchers select must contain (the inhibition probe uses it
+/// with the open alerts' labels index).
+#[pg_extern(immutable, strict, parallel_safe, name = "_matchers_equalities")]
+fn matchers_equalities(matchers: Vec<Option<String>>) -> JsonB {
+    let parsed = super::matchers::parse_all(&matchers, "matchers").or_raise();
+    JsonB(Value::Object(
+        parsed
+            .into_iter()
+            .filter(|m| m.op == super::matchers::Op::Equal && !m.value.is_empty())
+            .map(|m| (m.name, Value::String(m.value)))
+            .collect(),
+    ))
+}

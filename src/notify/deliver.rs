@@ -26,7 +26,12 @@ pub struct Delivery {
     limits: RateLimits,
     jitter: Jitter,
     requeued: bool,
+    /// When held notifications were last re-checked (`vigil._release_held`).
+    released_at: Option<Instant>,
 }
+
+/// How often notifications held by silences and inhibitions are re-checked.
+const RELEASE_EVERY: Duration = Duration::from_secs(5);
 
 impl Default for Delivery {
     fn default() -> Self {
@@ -40,6 +45,7 @@ impl Default for Delivery {
             limits: RateLimits::default(),
             jitter: Jitter::new(seed),
             requeued: false,
+            released_at: None,
         }
     }
 }
@@ -71,19 +77,19 @@ impl Delivery {
                 }
             }
         }
-        // Groups that are due become outbox rows first, then go out below. A
-        // failure here (in a subtransaction) is logged and never stops the
-        // delivery of what is already queued.
-        let flushed =
-            BackgroundWorker::transaction(|| crate::security::catching(outbox::flush_groups));
-        let failure = match flushed {
-            Ok(Ok(_)) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(e) => Some(e),
-        };
-        if let Some(e) = failure {
-            warning!("pg_vigil worker: flush groups: {e}");
+        // Held notifications released (every few seconds), escalation steps
+        // and groups that are due become outbox rows first, then go out
+        // below. Each runs in a subtransaction: a failure is logged and
+        // never stops the delivery of what is already queued.
+        if self
+            .released_at
+            .is_none_or(|t| t.elapsed() >= RELEASE_EVERY)
+        {
+            self.released_at = Some(Instant::now());
+            alerting_step("release held notifications", outbox::release_held);
         }
+        alerting_step("escalations", outbox::run_escalations);
+        alerting_step("flush groups", outbox::flush_groups);
         // A long backlog is drained in slices of about one poll interval, so
         // the worker still reloads settings and heartbeats in between.
         let started = Instant::now();
@@ -286,4 +292,17 @@ fn notify_one(c: &Claimed) -> pgrx::spi::SpiResult<Outcome> {
         http_status: None,
         error: None,
     })
+}
+
+/// One of the worker's alerting steps, in its own transaction and
+/// subtransaction; a failure is a WARNING naming the step.
+fn alerting_step(what: &str, step: fn() -> pgrx::spi::SpiResult<Option<i32>>) {
+    let failure = match BackgroundWorker::transaction(|| crate::security::catching(step)) {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(e) => Some(e),
+    };
+    if let Some(e) = failure {
+        warning!("pg_vigil worker: {what}: {e}");
+    }
 }

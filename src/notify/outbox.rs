@@ -215,8 +215,25 @@ pub fn next_due_ms() -> SpiResult<Option<f64>> {
               JOIN vigil.channels ch ON ch.id = g.channel_id AND ch.enabled
               WHERE g.flush_at IS NOT NULL),
              -- Events not folded into their groups yet: now.
-             (SELECT min(e.at) FROM vigil.notification_group_events e)) - clock_timestamp())::float8 * 1000",
+             (SELECT min(e.at) FROM vigil.notification_group_events e),
+             (SELECT min(e.next_at) FROM vigil.escalations e),
+             -- Held notifications are re-checked every few seconds.
+             (SELECT clock_timestamp() + interval '5 seconds'
+              WHERE EXISTS (SELECT 1 FROM vigil.held_notifications)
+                 OR EXISTS (SELECT 1 FROM vigil.notification_groups g WHERE g.held <> '{}'))
+             ) - clock_timestamp())::float8 * 1000",
     )
+}
+
+/// Sends what silences and inhibitions no longer hold back
+/// (`vigil._release_held`).
+pub fn release_held() -> SpiResult<Option<i32>> {
+    Spi::get_one("SELECT vigil._release_held()")
+}
+
+/// Runs the escalation steps that are due (`vigil._run_escalations`).
+pub fn run_escalations() -> SpiResult<Option<i32>> {
+    Spi::get_one("SELECT vigil._run_escalations()")
 }
 
 /// Turns the groups that are due into messages (`vigil._flush_groups`).

@@ -501,15 +501,32 @@ pub fn slack_group_message(
                 .and_then(|a| a.get("anomaly_type")?.as_str().map(str::to_owned))
         })
         .unwrap_or_else(|| "pg_vigil".to_owned());
+    // An escalation step's message (vigil._run_escalations) says so first.
+    let escalation = match (
+        group_labels
+            .get("escalation_policy")
+            .and_then(Value::as_str),
+        group_labels.get("escalation_step").and_then(Value::as_str),
+    ) {
+        (Some(policy), Some(step)) => {
+            format!("[ESCALATION {} step {}] ", escape(policy), escape(step))
+        }
+        _ => String::new(),
+    };
     let others: Vec<String> = group_labels
         .iter()
-        .filter(|(k, _)| *k != "alertname")
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "alertname" | "escalation_policy" | "escalation_step"
+            )
+        })
         .filter_map(|(k, v)| Some(format!("{k}={}", v.as_str()?)))
         .collect();
     let mut head = if firing > 0 {
-        format!("[FIRING:{firing}] {}", escape(&name))
+        format!("{escalation}[FIRING:{firing}] {}", escape(&name))
     } else {
-        format!("[RESOLVED:{resolved}] {}", escape(&name))
+        format!("{escalation}[RESOLVED:{resolved}] {}", escape(&name))
     };
     if firing > 0 && resolved > 0 {
         head.push_str(&format!(" (resolved: {resolved})"));
@@ -1619,6 +1636,16 @@ mod tests {
         let closed = vec![alert(3, "c", "resolved")];
         let done = slack_group_message(&closed, &group, 1 << 20, 0);
         assert!(done["text"].as_str().unwrap().starts_with("[RESOLVED:1]"));
+        // An escalation step's message says so first.
+        let step = json!({"escalation_policy": "pager<1>", "escalation_step": "2"})
+            .as_object()
+            .unwrap()
+            .clone();
+        let paged = slack_group_message(&alerts[..1], &step, 1 << 20, 0);
+        assert_eq!(
+            paged["text"].as_str().unwrap(),
+            "[ESCALATION pager&lt;1&gt; step 2] [FIRING:1] signup_drop"
+        );
     }
 
     #[test]
