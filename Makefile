@@ -30,7 +30,7 @@ clippy:
 
 # Pure-logic unit tests (no database).
 unit:
-	cargo test --lib $(CARGO_FEATURES) -- --skip sql_tests --skip security_tests --skip ops_tests
+	cargo test --lib $(CARGO_FEATURES) -- --skip sql_tests --skip security_tests --skip ops_tests --skip alerting_tests
 
 # #[pg_test]s inside a cluster that cargo-pgrx starts and stops.
 pgtest:

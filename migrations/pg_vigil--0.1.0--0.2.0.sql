@@ -650,8 +650,13 @@ BEGIN
             was_held := NULL;
             DELETE FROM vigil.held_notifications h WHERE h.channel_id = c.id AND h.alert_id = alert.id
             RETURNING h.event INTO was_held;
-            -- A receiver never told the alert fired is not told it closed.
+            -- A receiver never told the alert fired is not told it closed,
+            -- and hears of an escalation of it as a new alert.
             CONTINUE WHEN NOT firing AND was_held = 'new';
+            IF was_held = 'new' THEN
+                queued := queued + vigil._enqueue_to(c, alert, 'new');
+                CONTINUE;
+            END IF;
         END IF;
         queued := queued + vigil._enqueue_to(c, alert, event);
     END LOOP;
@@ -1441,7 +1446,12 @@ BEGIN
         GROUP BY 1, 2
         ORDER BY 1, 2
     LOOP
-        SELECT * INTO m FROM vigil._message_alerts(b.ids);
+        -- alertname: the one the alerts share, else the policy's name.
+        SELECT x.docs, x.listed,
+               (SELECT CASE WHEN count(DISTINCT a.labels ->> 'alertname') = 1 THEN min(a.labels ->> 'alertname')
+                            ELSE b.policy END
+                FROM vigil.alerts a WHERE a.id = ANY (b.ids)) AS alertname
+        INTO m FROM vigil._message_alerts(b.ids) x;
         FOR c IN
             SELECT ch.* FROM vigil.channels ch
             JOIN vigil.escalation_policies p ON p.name = b.policy
@@ -1455,7 +1465,7 @@ BEGIN
                          THEN jsonb_build_object('event', 'escalation', 'policy', left(b.policy, 200),
                                                  'step', b.step + 1, 'alert_ids', to_jsonb(b.ids[1:300]))
                          ELSE vigil._render_group_payload(c.kind, c.name, m.docs,
-                                  jsonb_build_object('escalation_policy', b.policy,
+                                  jsonb_build_object('alertname', m.alertname, 'escalation_policy', b.policy,
                                                      'escalation_step', (b.step + 1)::text),
                                   vigil._max_payload_bytes(), cardinality(b.ids) - m.listed) END);
             queued := queued + 1;

@@ -540,8 +540,13 @@ BEGIN
             was_held := NULL;
             DELETE FROM vigil.held_notifications h WHERE h.channel_id = c.id AND h.alert_id = alert.id
             RETURNING h.event INTO was_held;
-            -- A receiver never told the alert fired is not told it closed.
+            -- A receiver never told the alert fired is not told it closed,
+            -- and hears of an escalation of it as a new alert.
             CONTINUE WHEN NOT firing AND was_held = 'new';
+            IF was_held = 'new' THEN
+                queued := queued + vigil._enqueue_to(c, alert, 'new');
+                CONTINUE;
+            END IF;
         END IF;
         queued := queued + vigil._enqueue_to(c, alert, event);
     END LOOP;

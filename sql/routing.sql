@@ -687,7 +687,12 @@ BEGIN
         GROUP BY 1, 2
         ORDER BY 1, 2
     LOOP
-        SELECT * INTO m FROM vigil._message_alerts(b.ids);
+        -- alertname: the one the alerts share, else the policy's name.
+        SELECT x.docs, x.listed,
+               (SELECT CASE WHEN count(DISTINCT a.labels ->> 'alertname') = 1 THEN min(a.labels ->> 'alertname')
+                            ELSE b.policy END
+                FROM vigil.alerts a WHERE a.id = ANY (b.ids)) AS alertname
+        INTO m FROM vigil._message_alerts(b.ids) x;
         FOR c IN
             SELECT ch.* FROM vigil.channels ch
             JOIN vigil.escalation_policies p ON p.name = b.policy
@@ -701,7 +706,7 @@ BEGIN
                          THEN jsonb_build_object('event', 'escalation', 'policy', left(b.policy, 200),
                                                  'step', b.step + 1, 'alert_ids', to_jsonb(b.ids[1:300]))
                          ELSE vigil._render_group_payload(c.kind, c.name, m.docs,
-                                  jsonb_build_object('escalation_policy', b.policy,
+                                  jsonb_build_object('alertname', m.alertname, 'escalation_policy', b.policy,
                                                      'escalation_step', (b.step + 1)::text),
                                   vigil._max_payload_bytes(), cardinality(b.ids) - m.listed) END);
             queued := queued + 1;

@@ -163,6 +163,8 @@ pub extern "C-unwind" fn _PG_init() {
 }
 
 #[cfg(any(test, feature = "pg_test"))]
+mod alerting_tests;
+#[cfg(any(test, feature = "pg_test"))]
 mod ops_tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod sql_tests;

@@ -2,6 +2,7 @@
 //! pg_cron and pg_vigil. Run with `cargo test -p pg_vigil_e2e` after
 //! `make install`; `make test` does both.
 
+mod alerting;
 mod attacks;
 mod monitors;
 mod notify;
@@ -575,6 +576,10 @@ fn main() {
         (
             "an_ongoing_condition_is_one_alert_across_midnight_and_dismiss_means_dismissed",
             notify::an_ongoing_condition_is_one_alert_across_midnight_and_dismiss_means_dismissed,
+        ),
+        (
+            "routes_silences_inhibition_and_escalation_with_the_worker",
+            alerting::routes_silences_inhibition_and_escalation_with_the_worker,
         ),
         (
             "grouped_channels_send_one_message_per_group",

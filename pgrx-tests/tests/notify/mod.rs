@@ -17,6 +17,7 @@ fn worker_db(c: &Cluster) -> Client {
     let mut db = c.connect("postgres");
     db.batch_execute(
         "CREATE EXTENSION IF NOT EXISTS pg_vigil;
+         DELETE FROM vigil.routes; DELETE FROM vigil.escalation_policies;
          DELETE FROM vigil.notifications; DELETE FROM vigil.channels; DELETE FROM vigil.alerts;",
     )
     .unwrap();

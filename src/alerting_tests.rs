@@ -1,0 +1,489 @@
+//! `#[pg_test]`s of routing, silences, inhibition and escalation (issue 15):
+//! what lands in the outbox, held back or released, as the worker's SQL
+//! steps (`_release_held`, `_run_escalations`, `_flush_groups`) see it.
+
+use pgrx::prelude::*;
+
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    fn one<T: pgrx::datum::FromDatum + pgrx::IntoDatum>(sql: &str) -> Option<T> {
+        Spi::get_one::<T>(sql).unwrap()
+    }
+
+    fn text(sql: &str) -> String {
+        one::<String>(sql).unwrap_or_default()
+    }
+
+    /// Runs `sql` expecting an ERROR; returns (sqlstate, message).
+    fn sql_error(sql: &str) -> (String, String) {
+        let sql = sql.to_string();
+        PgTryBuilder::new(move || {
+            Spi::run(&sql).unwrap();
+            (String::new(), String::from("no error"))
+        })
+        .catch_others(|e| match e {
+            pg_sys::panic::CaughtError::PostgresError(r)
+            | pg_sys::panic::CaughtError::ErrorReport(r) => {
+                (format!("{:?}", r.sql_error_code()), r.message().to_string())
+            }
+            pg_sys::panic::CaughtError::RustPanic { ereport, .. } => (
+                format!("{:?}", ereport.sql_error_code()),
+                ereport.message().to_string(),
+            ),
+        })
+        .execute()
+    }
+
+    fn assert_error(sql: &str, code: &str, needle: &str) {
+        let (got, msg) = sql_error(sql);
+        assert_eq!(got, code, "{sql}: {msg}");
+        assert!(msg.contains(needle), "{sql}: {needle:?} not in {msg:?}");
+    }
+
+    /// Ungrouped webhook channels (nothing listens on port 9: the worker
+    /// never runs inside a test transaction anyway).
+    fn channels(names: &[&str]) {
+        for n in names {
+            Spi::run(&format!(
+                "SELECT vigil.create_channel('{n}', 'webhook', 'http://127.0.0.1:9/{n}', group_by => NULL,
+                                             send_resolved => true)"
+            ))
+            .unwrap();
+        }
+    }
+
+    fn raise(anomaly: &str, entity: &str, severity: &str) -> i64 {
+        one::<i64>(&format!(
+            "SELECT (vigil.raise_alert('{anomaly}', '{entity}', '{severity}', '{anomaly} {entity}')).alert_id"
+        ))
+        .unwrap()
+    }
+
+    /// "channel:event:entity" of every outbox row, in order.
+    fn outbox() -> String {
+        text(
+            "SELECT coalesce(string_agg(c.name || ':' || n.event || ':' || coalesce(a.entity, '-'), ' ' ORDER BY n.id), '')
+             FROM vigil.notifications n JOIN vigil.channels c ON c.id = n.channel_id
+             LEFT JOIN vigil.alerts a ON a.id = n.alert_id",
+        )
+    }
+
+    #[pg_test]
+    fn matchers_are_alertmanagers_and_errors_name_the_matcher() {
+        assert_eq!(
+            text(
+                r#"SELECT vigil._matchers(ARRAY['team = pay', 'alertname=~"ROAS_.*"'], 'matchers')::text"#
+            ),
+            r#"{"team=\"pay\"","alertname=~\"ROAS_.*\""}"#
+        );
+        assert_eq!(
+            one::<bool>(
+                r#"SELECT vigil.labels_match('{"alertname": "ROAS_DROP", "team": "pay"}',
+                                             ARRAY['alertname=~"ROAS.*"', 'team!=ops', 'region='])"#
+            ),
+            Some(true)
+        );
+        // Anchored: a partial match is no match.
+        assert_eq!(
+            one::<bool>(
+                r#"SELECT vigil.labels_match('{"alertname": "ROAS_DROP"}', ARRAY['alertname=~ROAS'])"#
+            ),
+            Some(false)
+        );
+        assert_error(
+            "SELECT vigil.labels_match('{}', ARRAY['a=b', 'team=~(x'])",
+            "ERRCODE_INVALID_PARAMETER_VALUE",
+            "matchers[2]: invalid regular expression",
+        );
+        assert_error(
+            "SELECT vigil._matchers(NULL, 'matchers')",
+            "ERRCODE_NULL_VALUE_NOT_ALLOWED",
+            "matchers must not be NULL",
+        );
+        assert_error(
+            "SELECT vigil.labels_match('[]', ARRAY['a=b'])",
+            "ERRCODE_INVALID_PARAMETER_VALUE",
+            "labels must be a JSON object",
+        );
+    }
+
+    #[pg_test]
+    fn routes_send_by_labels_first_match_continue_and_fallback() {
+        channels(&["pay", "ops", "all", "spare"]);
+        // No routes: every channel.
+        assert_eq!(
+            text(r#"SELECT vigil.route_alert('{"team": "pay"}')::text"#),
+            "{pay,ops,all,spare}"
+        );
+        Spi::run(
+            r#"SELECT vigil.create_route('payments', '{pay,all}', ARRAY['team="pay"'], "continue" => true, sort_order => 10);
+               SELECT vigil.create_route('critical', '{ops}', ARRAY['severity=critical'], sort_order => 20);
+               SELECT vigil.create_route('late', '{spare}', ARRAY['severity=~".+"'], sort_order => 30);"#,
+        )
+        .unwrap();
+        let route = |labels: &str| text(&format!("SELECT vigil.route_alert('{labels}')::text"));
+        // continue: payments, then critical; critical stops the walk.
+        assert_eq!(
+            route(r#"{"team": "pay", "severity": "critical"}"#),
+            "{pay,all,ops}"
+        );
+        assert_eq!(
+            route(r#"{"team": "pay", "severity": "low"}"#),
+            "{pay,all,spare}"
+        );
+        assert_eq!(route(r#"{"severity": "critical"}"#), "{ops}");
+        // Nothing matches: the channels no route names (none here).
+        assert_eq!(route(r#"{"team": "ops"}"#), "{}");
+        Spi::run("UPDATE vigil.routes SET enabled = false WHERE name = 'late'").unwrap();
+        assert_eq!(route(r#"{"team": "ops"}"#), "{spare}");
+
+        // Raised alerts reach only their routes' channels, through each
+        // channel's own filters.
+        Spi::run("UPDATE vigil.channels SET min_severity = 'high' WHERE name = 'all'").unwrap();
+        Spi::run(
+            r#"SELECT vigil.raise_alert('queue_depth', 'q1', 'medium', 'q1', labels => '{"team": "pay"}');
+               SELECT vigil.raise_alert('queue_depth', 'q2', 'critical', 'q2');
+               SELECT vigil.raise_alert('queue_depth', 'q3', 'low', 'q3');"#,
+        )
+        .unwrap();
+        assert_eq!(outbox(), "pay:new:q1 ops:new:q2 spare:new:q3");
+
+        // Checks, each naming what is wrong.
+        assert_error(
+            "SELECT vigil.create_route('x', '{nope}')",
+            "ERRCODE_UNDEFINED_OBJECT",
+            "channels: channel \"nope\" does not exist",
+        );
+        assert_error(
+            "SELECT vigil.create_route('payments', '{pay}')",
+            "ERRCODE_DUPLICATE_OBJECT",
+            "route \"payments\" already exists",
+        );
+        assert_error(
+            "SELECT vigil.create_route('x', '{}')",
+            "ERRCODE_INVALID_PARAMETER_VALUE",
+            "channels must name at least one channel",
+        );
+        assert_error(
+            "UPDATE vigil.routes SET matchers = ARRAY['1a=b'] WHERE name = 'payments'",
+            "ERRCODE_INVALID_PARAMETER_VALUE",
+            "matchers[1]: expected a label name",
+        );
+        assert_error(
+            "SELECT vigil.drop_route('nope')",
+            "ERRCODE_UNDEFINED_OBJECT",
+            "route \"nope\" does not exist",
+        );
+        // A channel a route names cannot be dropped; a rename follows.
+        assert_error(
+            "DELETE FROM vigil.channels WHERE name = 'ops'",
+            "ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST",
+            "route \"critical\" sends to it",
+        );
+        Spi::run("UPDATE vigil.channels SET name = 'ops2' WHERE name = 'ops'").unwrap();
+        assert_eq!(
+            text("SELECT channels::text FROM vigil.routes WHERE name = 'critical'"),
+            "{ops2}"
+        );
+        Spi::run(
+            "SELECT vigil.drop_route('critical'); DELETE FROM vigil.channels WHERE name = 'ops2'",
+        )
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn a_silence_holds_notifications_until_it_ends() {
+        channels(&["hook"]);
+        Spi::run(
+            "SELECT vigil.create_channel('grouped', 'webhook', 'http://127.0.0.1:9/g', group_wait => '0 seconds',
+                                         send_resolved => true)",
+        )
+        .unwrap();
+        let silence = one::<i64>(
+            "SELECT vigil.create_silence(ARRAY['entity=~\"db-.*\"'], now() + interval '2 hours', 'maintenance', 'ann')",
+        )
+        .unwrap();
+        assert_eq!(
+            text("SELECT state || ':' || matching_alerts FROM vigil.active_silences"),
+            "active:0"
+        );
+        raise("sync_failure", "db-1", "high");
+        let closed_while_silenced = raise("sync_failure", "db-2", "high");
+        raise("sync_failure", "web-1", "high");
+        assert_eq!(outbox(), "hook:new:web-1");
+        assert_eq!(
+            text("SELECT string_agg(reason, ',') FROM vigil.held_notifications"),
+            format!("silence {silence},silence {silence}")
+        );
+        assert_eq!(one::<i32>("SELECT vigil._flush_groups()"), Some(1));
+        assert_eq!(
+            text("SELECT payload -> 'alerts' -> 0 -> 'labels' ->> 'entity' FROM vigil.notifications WHERE event = 'group'"),
+            "web-1"
+        );
+        assert_eq!(
+            one::<i64>("SELECT matching_alerts FROM vigil.active_silences"),
+            Some(2)
+        );
+        // Still silenced: releasing sends nothing.
+        assert_eq!(one::<i32>("SELECT vigil._release_held()"), Some(0));
+        // Closing while held: a receiver never told it fired is not told
+        // it resolved.
+        Spi::run(&format!("SELECT vigil.resolve({closed_while_silenced})")).unwrap();
+        assert_eq!(outbox(), "hook:new:web-1 grouped:group:-");
+
+        Spi::run(&format!("SELECT vigil.expire_silence({silence})")).unwrap();
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM vigil.active_silences"),
+            Some(0)
+        );
+        assert_eq!(one::<i32>("SELECT vigil._release_held()"), Some(1));
+        assert_eq!(outbox(), "hook:new:web-1 grouped:group:- hook:new:db-1");
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM vigil.held_notifications"),
+            Some(0)
+        );
+        // The group is due again and its message now lists db-1.
+        assert_eq!(one::<i32>("SELECT vigil._flush_groups()"), Some(1));
+        assert_eq!(
+            text(
+                "SELECT string_agg(e, ',' ORDER BY e) FROM vigil.notifications n,
+                        jsonb_array_elements(n.payload -> 'alerts') a, LATERAL (SELECT a -> 'labels' ->> 'entity') x(e)
+                 WHERE n.id = (SELECT max(id) FROM vigil.notifications WHERE event = 'group')"
+            ),
+            "db-1,web-1"
+        );
+
+        // Checks.
+        assert_error(
+            &format!("SELECT vigil.expire_silence({silence})"),
+            "ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE",
+            "already ended",
+        );
+        assert_error(
+            "SELECT vigil.expire_silence(999999)",
+            "ERRCODE_NO_DATA_FOUND",
+            "silence 999999 does not exist",
+        );
+        assert_error(
+            "SELECT vigil.create_silence(ARRAY['team!=x'], now() + interval '1 hour', 'c')",
+            "ERRCODE_INVALID_PARAMETER_VALUE",
+            "would match every alert",
+        );
+        assert_error(
+            "SELECT vigil.create_silence(ARRAY['team=x'], now() - interval '1 hour', 'c', starts_at => now() - interval '2 hours')",
+            "ERRCODE_INVALID_PARAMETER_VALUE",
+            "ends_at must be in the future",
+        );
+        assert_error(
+            "SELECT vigil.create_silence(ARRAY['team=x'], now() + interval '1 hour', '  ')",
+            "ERRCODE_INVALID_PARAMETER_VALUE",
+            "comment must not be empty",
+        );
+        // A pending silence does not silence yet.
+        Spi::run(
+            "SELECT vigil.create_silence(ARRAY['entity=later'], now() + interval '2 hours', 'c',
+                                         starts_at => now() + interval '1 hour')",
+        )
+        .unwrap();
+        raise("sync_failure", "later", "high");
+        assert!(outbox().ends_with("hook:new:later"), "{}", outbox());
+    }
+
+    #[pg_test]
+    fn inhibition_holds_targets_while_a_source_fires() {
+        channels(&["hook"]);
+        Spi::run(
+            r#"SELECT vigil.create_inhibit_rule('critical-mutes-lower', ARRAY['severity=critical'],
+                                                ARRAY['severity=~"low|medium"'], '{entity}')"#,
+        )
+        .unwrap();
+        let crit = raise("queue_age", "e1", "critical");
+        let target = raise("queue_depth", "e1", "medium");
+        raise("queue_depth", "e2", "medium");
+        raise("lead_unresponded", "e1", "high");
+        assert_eq!(
+            text(&format!(
+                "SELECT vigil.alert_suppressed_by(a) FROM vigil.alerts a WHERE id = {target}"
+            )),
+            format!("inhibit rule critical-mutes-lower (alert {crit})")
+        );
+        assert_eq!(outbox(), "hook:new:e1 hook:new:e2 hook:new:e1");
+        // A source that matches the target side too does not inhibit one
+        // that matches both (Alertmanager's rule): no self-inhibition.
+        Spi::run(
+            "SELECT vigil.create_inhibit_rule('any-mutes-low', ARRAY['alertname=~\".+\"'], ARRAY['severity=low'])",
+        )
+        .unwrap();
+        let low = raise("lead_unresponded", "e9", "low");
+        assert!(
+            text(&format!(
+                "SELECT vigil.alert_suppressed_by(a) FROM vigil.alerts a WHERE id = {low}"
+            ))
+            .starts_with("inhibit rule any-mutes-low"),
+            "other open alerts do inhibit it"
+        );
+        Spi::run("SELECT vigil.drop_inhibit_rule('any-mutes-low')").unwrap();
+        assert_eq!(one::<i32>("SELECT vigil._release_held()"), Some(1));
+        // The source resolves: the target still fires and is notified.
+        Spi::run(&format!("SELECT vigil.resolve({crit})")).unwrap();
+        assert_eq!(one::<i32>("SELECT vigil._release_held()"), Some(1));
+        assert!(
+            outbox().ends_with("hook:resolved:e1 hook:new:e1"),
+            "{}",
+            outbox()
+        );
+        assert_error(
+            "SELECT vigil.create_inhibit_rule('x', '{}', ARRAY['a=b'])",
+            "ERRCODE_INVALID_PARAMETER_VALUE",
+            "must each hold at least one matcher",
+        );
+        assert_error(
+            "SELECT vigil.create_inhibit_rule('x', ARRAY['a=b'], ARRAY['a=c'], ARRAY['bad-name'])",
+            "ERRCODE_INVALID_PARAMETER_VALUE",
+            "equal must be at most 32 label names",
+        );
+    }
+
+    #[pg_test]
+    fn an_escalation_chain_steps_until_acknowledged() {
+        channels(&["hook", "pager", "boss"]);
+        Spi::run(
+            r#"SELECT vigil.create_route('hook-only', '{hook}');
+               SELECT vigil.create_escalation_policy('oncall',
+                   '[{"after": "5 minutes", "channels": ["pager"]}, {"after": "10 minutes", "channels": ["pager", "boss"]}]',
+                   min_severity => 'high', "repeat" => true)"#,
+        )
+        .unwrap();
+        let a1 = raise("queue_age", "q1", "critical");
+        let a2 = raise("queue_age", "q2", "high");
+        raise("queue_age", "q3", "medium");
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM vigil.escalations"),
+            Some(2)
+        );
+        // Not due yet.
+        assert_eq!(one::<i32>("SELECT vigil._run_escalations()"), Some(0));
+        let due = || Spi::run("UPDATE vigil.escalations SET next_at = now()").unwrap();
+        due();
+        // Step 1: one message on pager listing both alerts.
+        assert_eq!(one::<i32>("SELECT vigil._run_escalations()"), Some(1));
+        assert_eq!(
+            text(
+                "SELECT c.name || ':' || jsonb_array_length(n.payload -> 'alerts') || ':' || n.notify_key
+                 FROM vigil.notifications n JOIN vigil.channels c ON c.id = n.channel_id WHERE n.event = 'escalation'"
+            ),
+            "pager:2:escalation:oncall:1"
+        );
+        assert_eq!(
+            text("SELECT string_agg(step::text, ',') FROM vigil.escalations"),
+            "1,1"
+        );
+        // Acknowledging one stops its chain; the other goes on to step 2.
+        Spi::run(&format!("SELECT vigil.acknowledge({a2}, 'ann')")).unwrap();
+        due();
+        assert_eq!(one::<i32>("SELECT vigil._run_escalations()"), Some(2));
+        assert_eq!(
+            text(&format!(
+                "SELECT string_agg(c.name || ':' || n.notify_key, ' ' ORDER BY n.id)
+                 FROM vigil.notifications n JOIN vigil.channels c ON c.id = n.channel_id
+                 WHERE n.event = 'escalation' AND n.alert_id = {a1}"
+            )),
+            "pager:escalation:oncall:2 boss:escalation:oncall:2"
+        );
+        // repeat: the chain starts over (cycle 1, step 0).
+        assert_eq!(
+            text("SELECT step || ':' || cycles FROM vigil.escalations"),
+            "0:1"
+        );
+        // Silenced: no page, the chain waits where it is.
+        Spi::run(
+            "SELECT vigil.create_silence(ARRAY['entity=q1'], now() + interval '1 hour', 'fixing')",
+        )
+        .unwrap();
+        due();
+        assert_eq!(one::<i32>("SELECT vigil._run_escalations()"), Some(0));
+        assert_eq!(
+            one::<bool>("SELECT step = 0 AND next_at > now() FROM vigil.escalations"),
+            Some(true)
+        );
+        // Resolved: the chain stops.
+        Spi::run(&format!("SELECT vigil.resolve({a1})")).unwrap();
+        assert_eq!(one::<i32>("SELECT vigil._run_escalations()"), Some(0));
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM vigil.escalations"),
+            Some(0)
+        );
+        // The pages never went through routing: hook got the alerts, only
+        // the policy's channels the escalations.
+        assert_eq!(
+            text("SELECT string_agg(DISTINCT c.name, ',') FROM vigil.notifications n JOIN vigil.channels c ON c.id = n.channel_id WHERE n.event <> 'escalation'"),
+            "hook"
+        );
+
+        assert_error(
+            r#"SELECT vigil.create_escalation_policy('fast', '[{"after": "10 seconds", "channels": ["pager"]}]')"#,
+            "ERRCODE_INVALID_PARAMETER_VALUE",
+            "at least 1 minute in all",
+        );
+        assert_error(
+            r#"SELECT vigil.create_escalation_policy('bad', '[{"after": "1 hour", "channels": ["nope"]}]')"#,
+            "ERRCODE_UNDEFINED_OBJECT",
+            "steps[1].channels: channel \"nope\" does not exist",
+        );
+        assert_error(
+            r#"SELECT vigil.create_escalation_policy('bad', '[{"after": "soon", "channels": ["pager"]}]')"#,
+            "ERRCODE_INVALID_PARAMETER_VALUE",
+            "steps[1].after is not an interval",
+        );
+        assert_error(
+            r#"SELECT vigil.create_escalation_policy('bad', '[{"wait": "1 hour"}]')"#,
+            "ERRCODE_INVALID_PARAMETER_VALUE",
+            "steps[1] must be",
+        );
+        assert_error(
+            "DELETE FROM vigil.channels WHERE name = 'boss'",
+            "ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST",
+            "escalation policy \"oncall\" sends to it",
+        );
+        Spi::run("UPDATE vigil.channels SET name = 'chief' WHERE name = 'boss'").unwrap();
+        assert_eq!(
+            text("SELECT steps -> 1 -> 'channels' ->> 1 FROM vigil.escalation_policies"),
+            "chief"
+        );
+    }
+
+    #[pg_test]
+    fn silences_are_for_operators_routes_for_admins() {
+        Spi::run(
+            "SELECT vigil.create_channel('hook', 'webhook', 'http://127.0.0.1:9/h');
+             SET LOCAL ROLE vigil_operator;
+             SELECT vigil.create_silence(ARRAY['entity=x'], now() + interval '1 hour', 'op');",
+        )
+        .unwrap();
+        assert_error(
+            "SELECT vigil.create_route('r', '{hook}')",
+            "ERRCODE_INSUFFICIENT_PRIVILEGE",
+            "permission denied",
+        );
+        assert_error(
+            "INSERT INTO vigil.silences (matchers, ends_at, created_by, comment) VALUES ('{entity=y}', now() + interval '1 hour', 'me', 'c')",
+            "ERRCODE_INSUFFICIENT_PRIVILEGE",
+            "permission denied",
+        );
+        Spi::run("SET LOCAL ROLE vigil_reader").unwrap();
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM vigil.active_silences"),
+            Some(1)
+        );
+        assert_error(
+            "SELECT vigil.create_silence(ARRAY['entity=x'], now() + interval '1 hour', 'r')",
+            "ERRCODE_INSUFFICIENT_PRIVILEGE",
+            "permission denied",
+        );
+        Spi::run("SET LOCAL ROLE vigil_admin").unwrap();
+        Spi::run("SELECT vigil.create_route('r', '{hook}')").unwrap();
+        Spi::run("RESET ROLE").unwrap();
+    }
+}
