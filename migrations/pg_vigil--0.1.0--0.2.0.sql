@@ -4124,9 +4124,8 @@ SELECT pg_catalog.pg_extension_config_dump('vigil.held_notifications', '');
 SELECT pg_catalog.pg_extension_config_dump('vigil.escalation_policies', '');
 SELECT pg_catalog.pg_extension_config_dump('vigil.escalation_policies_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('vigil.escalations', '');
--- Open alerts by labels (the inhibition probe).
-CREATE INDEX alerts_open_labels_idx ON vigil.alerts USING gin (labels jsonb_path_ops)
-    WHERE status IN ('firing', 'acknowledged');
+-- Alerts by labels (the inhibition probe).
+CREATE INDEX alerts_labels_idx ON vigil.alerts USING gin (labels jsonb_path_ops) WITH (fastupdate = off);
 
 -- 5. Rollups: each becomes a 0.2.0 rollup (vigil._upgrade_rollup: the
 -- source owner's objects, the shared trigger with its dependencies) and is

@@ -507,22 +507,34 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c vigil.channels;
-    routed text[] := vigil.route_alert(alert.labels);
+    routed text[];         -- NULL: every channel (no routes)
     firing bool := event IN ('new', 'escalated');
+    has_routes bool;
+    has_policies bool;
+    suppressing bool;
     why text;
     was_held text;
     queued int := 0;
 BEGIN
-    IF firing THEN
+    -- One look at what is configured, so an install without routes,
+    -- policies, silences or inhibition rules pays for none of them.
+    SELECT EXISTS (SELECT 1 FROM vigil.routes r WHERE r.enabled),
+           firing AND EXISTS (SELECT 1 FROM vigil.escalation_policies p WHERE p.enabled),
+           firing AND vigil._suppression_active()
+    INTO has_routes, has_policies, suppressing;
+    IF has_routes THEN
+        routed := vigil.route_alert(alert.labels);
+    END IF;
+    IF has_policies THEN
         PERFORM vigil._start_escalations(alert);
-        IF vigil._suppression_active() THEN
-            why := vigil.alert_suppressed_by(alert);
-        END IF;
+    END IF;
+    IF suppressing THEN
+        why := vigil.alert_suppressed_by(alert);
     END IF;
     FOR c IN
         SELECT * FROM vigil.channels ch
         WHERE ch.enabled
-          AND ch.name = ANY (routed)
+          AND (routed IS NULL OR ch.name = ANY (routed))
           AND alert.severity >= ch.min_severity
           AND (ch.anomaly_types IS NULL OR alert.anomaly_type = ANY (ch.anomaly_types))
           AND (firing OR ch.send_resolved OR ch.group_by IS NOT NULL)

@@ -202,9 +202,11 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = format('ends_at (%s) must not be before starts_at (%s)', NEW.ends_at, NEW.starts_at);
     END IF;
-    IF TG_OP = 'INSERT' AND NEW.ends_at <= now() THEN
+    -- (A restore copies ended silences too: "in the future" is checked by
+    -- vigil.create_silence, not here.)
+    IF NEW.ends_at - NEW.starts_at > interval '1 year' THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = format('ends_at must be in the future, got %s', NEW.ends_at);
+            MESSAGE = format('a silence lasts at most 1 year; this one would last %s', NEW.ends_at - NEW.starts_at);
     END IF;
     IF NEW.created_role IS NULL OR NEW.created_at IS NULL OR NEW.updated_at IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'created_role, created_at and updated_at must not be NULL';
@@ -230,6 +232,17 @@ SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     new_id bigint;
 BEGIN
+    IF create_silence.ends_at IS NOT NULL AND create_silence.ends_at <= now() THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('ends_at must be in the future, got %s', create_silence.ends_at);
+    END IF;
+    -- Every active silence is matched against every alert event: bounded.
+    -- (The lock makes concurrent creators take turns at the count.)
+    LOCK TABLE vigil.silences IN SHARE ROW EXCLUSIVE MODE;
+    IF (SELECT count(*) FROM vigil.silences s WHERE s.ends_at > now()) >= 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = '54000',
+            MESSAGE = 'there are already 1000 pending or active silences; expire some first';
+    END IF;
     INSERT INTO vigil.silences AS s (matchers, starts_at, ends_at, created_by, created_role, comment)
     VALUES (create_silence.matchers, coalesce(create_silence.starts_at, now()), create_silence.ends_at,
             coalesce(create_silence.created_by, session_user), session_user, create_silence.comment)
@@ -240,7 +253,8 @@ $$;
 COMMENT ON FUNCTION vigil.create_silence(text[], timestamptz, text, text, timestamptz) IS
     'Silence alerts whose labels satisfy every matcher (Alertmanager syntax) from starts_at (default now) to ends_at: '
     'they are recorded but not notified (nor escalated), and notified when the silence ends if still firing. '
-    'created_by defaults to the session user; comment is required. Returns the id';
+    'created_by defaults to the session user; comment is required; at most 1 year long and 1000 silences pending or '
+    'active at once (54000). Returns the id';
 
 CREATE FUNCTION vigil.expire_silence(silence_id bigint) RETURNS vigil.silences
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
@@ -368,9 +382,13 @@ COMMENT ON FUNCTION vigil.drop_inhibit_rule(text) IS
 
 -- Suppression -----------------------------------------------------------
 
--- Open alerts by labels, for the inhibition probe (labels @> ...).
-CREATE INDEX alerts_open_labels_idx ON vigil.alerts USING gin (labels jsonb_path_ops)
-    WHERE status IN ('firing', 'acknowledged');
+-- Alerts by labels, for the inhibition probe (labels @> ...). Not partial:
+-- the probe filters on status outside an optimisation fence, so this index
+-- is the one the planner can use even before the alerts were analyzed (the
+-- partial indexes on open alerts would otherwise look cheaper). No pending
+-- list: a scan raising thousands of alerts probes right after inserting
+-- them, and every probe would read the whole list.
+CREATE INDEX alerts_labels_idx ON vigil.alerts USING gin (labels jsonb_path_ops) WITH (fastupdate = off);
 
 CREATE FUNCTION vigil.alert_suppressed_by(alert vigil.alerts) RETURNS text
 LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -384,8 +402,11 @@ BEGIN
     IF alert.status NOT IN ('firing', 'acknowledged') THEN
         RETURN NULL;
     END IF;
-    SELECT 'silence ' || s.id INTO why FROM vigil.silences s
-    WHERE s.ends_at > now() AND s.starts_at <= now() AND vigil.labels_match(alert.labels, s.matchers)
+    -- Active silences first (an index range), only then their matchers.
+    SELECT 'silence ' || s.id INTO why
+    FROM (SELECT t.id, t.matchers FROM vigil.silences t WHERE t.ends_at > now() AND t.starts_at <= now()
+          OFFSET 0) s
+    WHERE vigil.labels_match(alert.labels, s.matchers)
     ORDER BY s.id LIMIT 1;
     IF why IS NOT NULL THEN
         RETURN why;
@@ -398,12 +419,18 @@ BEGIN
         probe := vigil._matchers_equalities(r.source_matchers)
             || (SELECT coalesce(jsonb_object_agg(e, alert.labels ->> e), '{}')
                 FROM unnest(r.equal) e WHERE alert.labels ? e);
-        SELECT s.id INTO src FROM vigil.alerts s
-        WHERE s.status IN ('firing', 'acknowledged') AND s.labels @> probe AND s.id <> alert.id
-          AND vigil.labels_match(s.labels, r.source_matchers)
-          AND NOT EXISTS (SELECT 1 FROM unnest(r.equal) e WHERE NOT alert.labels ? e AND s.labels ? e)
-          AND NOT (both_sides AND vigil.labels_match(s.labels, r.target_matchers))
-        ORDER BY s.id LIMIT 1;
+        SELECT x.id INTO src
+        FROM (SELECT s.id, s.status, s.labels FROM vigil.alerts s WHERE probe <> '{}' AND s.labels @> probe
+              UNION ALL
+              -- Nothing to probe by: the open alerts (their partial index).
+              SELECT s.id, s.status, s.labels FROM vigil.alerts s
+              WHERE probe = '{}' AND s.status IN ('firing', 'acknowledged')
+              OFFSET 0) x
+        WHERE x.status IN ('firing', 'acknowledged') AND x.id <> alert.id
+          AND vigil.labels_match(x.labels, r.source_matchers)
+          AND NOT EXISTS (SELECT 1 FROM unnest(r.equal) e WHERE NOT alert.labels ? e AND x.labels ? e)
+          AND NOT (both_sides AND vigil.labels_match(x.labels, r.target_matchers))
+        ORDER BY x.id LIMIT 1;
         IF src IS NOT NULL THEN
             RETURN format('inhibit rule %s (alert %s)', r.name, src);
         END IF;
@@ -411,6 +438,10 @@ BEGIN
     RETURN NULL;
 END
 $$;
+-- The probe must use the labels index: right after a scan raised many
+-- alerts (not analyzed yet) the planner prefers a sequential scan of all of
+-- them, once per alert checked. The setting holds for this function only.
+ALTER FUNCTION vigil.alert_suppressed_by(vigil.alerts) SET enable_seqscan = off;
 COMMENT ON FUNCTION vigil.alert_suppressed_by(vigil.alerts) IS
     'Why an open alert is not notified now: ''silence <id>'' (an active silence matches it), ''inhibit rule <name> '
     '(alert <id>)'' (an open source alert inhibits it), or NULL';
@@ -498,7 +529,14 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = '22023',
                 MESSAGE = format('steps[%s].after is not an interval: %s', i, left(st ->> 'after', 100));
         END;
-        IF after < interval '0' OR after > interval '7 days' THEN
+        -- Days and time only, none negative: what the check adds up is what
+        -- the clock will add (months and mixed signs are not).
+        IF extract(year FROM after) <> 0 OR extract(month FROM after) <> 0 OR extract(day FROM after) < 0
+           OR after - make_interval(days => extract(day FROM after)::int) < interval '0' THEN
+            RAISE EXCEPTION USING ERRCODE = '22023',
+                MESSAGE = format('steps[%s].after must be days and time, none negative (no months), got %s', i, after);
+        END IF;
+        IF after > interval '7 days' THEN
             RAISE EXCEPTION USING ERRCODE = '22023',
                 MESSAGE = format('steps[%s].after must be from 0 to 7 days, got %s', i, after);
         END IF;
@@ -721,7 +759,7 @@ COMMENT ON FUNCTION vigil._run_escalations(int) IS
 
 -- Release ---------------------------------------------------------------
 
-CREATE FUNCTION vigil._release_held() RETURNS int
+CREATE FUNCTION vigil._release_held(max_rows int DEFAULT 5000) RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     h record;
@@ -734,6 +772,8 @@ BEGIN
         FROM vigil.held_notifications t
         JOIN vigil.alerts a ON a.id = t.alert_id
         JOIN vigil.channels ch ON ch.id = t.channel_id
+        ORDER BY t.held_at
+        LIMIT max_rows
         FOR UPDATE OF t SKIP LOCKED
     LOOP
         IF (h.alert).status IN ('firing', 'acknowledged') AND vigil.alert_suppressed_by(h.alert) IS NOT NULL THEN
@@ -753,9 +793,10 @@ BEGIN
     RETURN released;
 END
 $$;
-COMMENT ON FUNCTION vigil._release_held() IS
+COMMENT ON FUNCTION vigil._release_held(int) IS
     'Internal (the worker, every few seconds while anything is held): sends the held notifications of alerts no '
-    'longer silenced or inhibited, and makes groups holding such alerts due; returns how many rows it queued';
+    'longer silenced or inhibited (at most max_rows held rows per call, oldest first), and makes groups holding such '
+    'alerts due; returns how many rows it queued';
 
 -- Channels named by routes and escalation steps --------------------------
 
@@ -808,5 +849,5 @@ REVOKE EXECUTE ON FUNCTION
     vigil.drop_escalation_policy(text),
     vigil._start_escalations(vigil.alerts),
     vigil._run_escalations(int),
-    vigil._release_held()
+    vigil._release_held(int)
 FROM PUBLIC;

@@ -281,6 +281,17 @@ mod tests {
             "ERRCODE_INVALID_PARAMETER_VALUE",
             "comment must not be empty",
         );
+        assert_error(
+            "SELECT vigil.create_silence(ARRAY['team=x'], now() + interval '400 days', 'c')",
+            "ERRCODE_INVALID_PARAMETER_VALUE",
+            "a silence lasts at most 1 year",
+        );
+        // What a restore copies in (an ended silence) is accepted.
+        Spi::run(
+            "INSERT INTO vigil.silences (matchers, starts_at, ends_at, created_by, comment)
+             VALUES (ARRAY['team=x'], now() - interval '2 hours', now() - interval '1 hour', 'ann', 'old')",
+        )
+        .unwrap();
         // A pending silence does not silence yet.
         Spi::run(
             "SELECT vigil.create_silence(ARRAY['entity=later'], now() + interval '2 hours', 'c',
@@ -437,6 +448,17 @@ mod tests {
             "ERRCODE_INVALID_PARAMETER_VALUE",
             "steps[1].after is not an interval",
         );
+        // What the check adds up is what the clock adds: no months, no
+        // negative parts.
+        for after in ["1 mon", "-1 year 360 days 1 minute", "1 day -23 hours"] {
+            assert_error(
+                &format!(
+                    r#"SELECT vigil.create_escalation_policy('bad', '[{{"after": "{after}", "channels": ["pager"]}}]')"#
+                ),
+                "ERRCODE_INVALID_PARAMETER_VALUE",
+                "must be days and time, none negative",
+            );
+        }
         assert_error(
             r#"SELECT vigil.create_escalation_policy('bad', '[{"wait": "1 hour"}]')"#,
             "ERRCODE_INVALID_PARAMETER_VALUE",

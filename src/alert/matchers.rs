@@ -21,9 +21,9 @@ pub const MAX_MATCHERS: usize = 32;
 /// Longest matcher value (or pattern), in bytes.
 pub const MAX_VALUE_BYTES: usize = 1024;
 /// Compiled-program size bound of one pattern.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
+const REGEX_SIZE_LIMIT: usize = 1 << 18;
 /// Compiled patterns kept per backend before the cache starts over.
-const CACHE_ENTRIES: usize = 256;
+const CACHE_ENTRIES: usize = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -98,8 +98,10 @@ impl Matcher {
         }
         let m = Matcher { name, op, value };
         if matches!(m.op, Op::Regex | Op::NotRegex) {
-            compile(&m.value)
-                .map_err(|e| bad(&format!("invalid regular expression ({})", regex_error(&e))))?;
+            cached(&m.value, |re| {
+                re.map(|_| ())
+                    .map_err(|e| bad(&format!("invalid regular expression ({e})")))
+            })?;
         }
         Ok(m)
     }
@@ -181,23 +183,34 @@ fn regex_error(e: &regex::Error) -> String {
 }
 
 thread_local! {
-    static CACHE: RefCell<HashMap<String, Option<Regex>>> = RefCell::new(HashMap::new());
+    static CACHE: RefCell<HashMap<String, std::result::Result<Regex, String>>> =
+        RefCell::new(HashMap::new());
 }
 
-/// Anchored match of `pattern` (compiled once per backend). A pattern
-/// that no longer compiles (a row written around the checks) matches
-/// nothing.
-fn regex_matches(pattern: &str, value: &str) -> bool {
+/// `f` of `pattern` compiled (or of why it does not compile), compiled once
+/// per backend: matchers are parsed again at every match, so neither the
+/// check nor the match may compile each time. (The stored patterns are
+/// bounded: silences, rules and routes hold at most a few thousand.)
+fn cached<T>(pattern: &str, f: impl FnOnce(std::result::Result<&Regex, &str>) -> T) -> T {
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if !cache.contains_key(pattern) {
             if cache.len() >= CACHE_ENTRIES {
                 cache.clear();
             }
-            cache.insert(pattern.to_owned(), compile(pattern).ok());
+            cache.insert(
+                pattern.to_owned(),
+                compile(pattern).map_err(|e| regex_error(&e)),
+            );
         }
-        cache[pattern].as_ref().is_some_and(|re| re.is_match(value))
+        f(cache[pattern].as_ref().map_err(String::as_str))
     })
+}
+
+/// Anchored match of `pattern`. A pattern that does not compile (a row
+/// written around the checks) matches nothing.
+fn regex_matches(pattern: &str, value: &str) -> bool {
+    cached(pattern, |re| re.is_ok_and(|re| re.is_match(value)))
 }
 
 /// Parses a list of matchers (at most `MAX_MATCHERS`); errors name
@@ -314,7 +327,15 @@ mod tests {
         let t = std::time::Instant::now();
         assert!(!p.matches(&value));
         assert!(t.elapsed() < std::time::Duration::from_secs(2));
-        // A pattern too large to compile is refused.
+        // A pattern too large to compile is refused (Unicode classes
+        // repeated count quickly).
         assert!(Matcher::parse("a=~(((a{100}){100}){100})", "m").is_err());
+        assert!(Matcher::parse(r"a=~\w{200}", "m").is_err());
+        // Checking a pattern again does not compile it again.
+        let t = std::time::Instant::now();
+        for _ in 0..1000 {
+            Matcher::parse(r"a=~(db|web)-\w+", "m").unwrap();
+        }
+        assert!(t.elapsed() < std::time::Duration::from_secs(2));
     }
 }
