@@ -617,22 +617,34 @@ CREATE OR REPLACE FUNCTION vigil._enqueue_alert(alert vigil.alerts, event text) 
     AS $$
 DECLARE
     c vigil.channels;
-    routed text[] := vigil.route_alert(alert.labels);
+    routed text[];         -- NULL: every channel (no routes)
     firing bool := event IN ('new', 'escalated');
+    has_routes bool;
+    has_policies bool;
+    suppressing bool;
     why text;
     was_held text;
     queued int := 0;
 BEGIN
-    IF firing THEN
+    -- One look at what is configured, so an install without routes,
+    -- policies, silences or inhibition rules pays for none of them.
+    SELECT EXISTS (SELECT 1 FROM vigil.routes r WHERE r.enabled),
+           firing AND EXISTS (SELECT 1 FROM vigil.escalation_policies p WHERE p.enabled),
+           firing AND vigil._suppression_active()
+    INTO has_routes, has_policies, suppressing;
+    IF has_routes THEN
+        routed := vigil.route_alert(alert.labels);
+    END IF;
+    IF has_policies THEN
         PERFORM vigil._start_escalations(alert);
-        IF vigil._suppression_active() THEN
-            why := vigil.alert_suppressed_by(alert);
-        END IF;
+    END IF;
+    IF suppressing THEN
+        why := vigil.alert_suppressed_by(alert);
     END IF;
     FOR c IN
         SELECT * FROM vigil.channels ch
         WHERE ch.enabled
-          AND ch.name = ANY (routed)
+          AND (routed IS NULL OR ch.name = ANY (routed))
           AND alert.severity >= ch.min_severity
           AND (ch.anomaly_types IS NULL OR alert.anomaly_type = ANY (ch.anomaly_types))
           AND (firing OR ch.send_resolved OR ch.group_by IS NOT NULL)
@@ -746,7 +758,14 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = '22023',
                 MESSAGE = format('steps[%s].after is not an interval: %s', i, left(st ->> 'after', 100));
         END;
-        IF after < interval '0' OR after > interval '7 days' THEN
+        -- Days and time only, none negative: what the check adds up is what
+        -- the clock will add (months and mixed signs are not).
+        IF extract(year FROM after) <> 0 OR extract(month FROM after) <> 0 OR extract(day FROM after) < 0
+           OR after - make_interval(days => extract(day FROM after)::int) < interval '0' THEN
+            RAISE EXCEPTION USING ERRCODE = '22023',
+                MESSAGE = format('steps[%s].after must be days and time, none negative (no months), got %s', i, after);
+        END IF;
+        IF after > interval '7 days' THEN
             RAISE EXCEPTION USING ERRCODE = '22023',
                 MESSAGE = format('steps[%s].after must be from 0 to 7 days, got %s', i, after);
         END IF;
@@ -1140,7 +1159,7 @@ $$;
 
 COMMENT ON FUNCTION vigil._recommended_actions_track_deleted_defaults() IS 'Internal: AFTER statement trigger of vigil.recommended_actions; vigil.deleted_default_recommended_actions lists exactly the default keys missing from vigil.recommended_actions';
 
-CREATE OR REPLACE FUNCTION vigil._release_held() RETURNS integer
+CREATE OR REPLACE FUNCTION vigil._release_held(max_rows integer DEFAULT 5000) RETURNS integer
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1155,6 +1174,8 @@ BEGIN
         FROM vigil.held_notifications t
         JOIN vigil.alerts a ON a.id = t.alert_id
         JOIN vigil.channels ch ON ch.id = t.channel_id
+        ORDER BY t.held_at
+        LIMIT max_rows
         FOR UPDATE OF t SKIP LOCKED
     LOOP
         IF (h.alert).status IN ('firing', 'acknowledged') AND vigil.alert_suppressed_by(h.alert) IS NOT NULL THEN
@@ -1175,7 +1196,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION vigil._release_held() IS 'Internal (the worker, every few seconds while anything is held): sends the held notifications of alerts no longer silenced or inhibited, and makes groups holding such alerts due; returns how many rows it queued';
+COMMENT ON FUNCTION vigil._release_held(max_rows integer) IS 'Internal (the worker, every few seconds while anything is held): sends the held notifications of alerts no longer silenced or inhibited (at most max_rows held rows per call, oldest first), and makes groups holding such alerts due; returns how many rows it queued';
 
 CREATE OR REPLACE FUNCTION vigil._render_group_payload(kind text, channel_name text, alerts jsonb, group_labels jsonb, cap integer, omitted integer) RETURNS jsonb
     LANGUAGE c STABLE STRICT PARALLEL SAFE
@@ -1540,9 +1561,11 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = format('ends_at (%s) must not be before starts_at (%s)', NEW.ends_at, NEW.starts_at);
     END IF;
-    IF TG_OP = 'INSERT' AND NEW.ends_at <= now() THEN
+    -- (A restore copies ended silences too: "in the future" is checked by
+    -- vigil.create_silence, not here.)
+    IF NEW.ends_at - NEW.starts_at > interval '1 year' THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = format('ends_at must be in the future, got %s', NEW.ends_at);
+            MESSAGE = format('a silence lasts at most 1 year; this one would last %s', NEW.ends_at - NEW.starts_at);
     END IF;
     IF NEW.created_role IS NULL OR NEW.created_at IS NULL OR NEW.updated_at IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'created_role, created_at and updated_at must not be NULL';
@@ -1691,6 +1714,7 @@ COMMENT ON FUNCTION vigil.alert_fingerprint(labels jsonb) IS 'An alert''s identi
 CREATE OR REPLACE FUNCTION vigil.alert_suppressed_by(alert vigil.alerts) RETURNS text
     LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET enable_seqscan TO 'off'
     AS $$
 DECLARE
     why text;
@@ -1702,8 +1726,11 @@ BEGIN
     IF alert.status NOT IN ('firing', 'acknowledged') THEN
         RETURN NULL;
     END IF;
-    SELECT 'silence ' || s.id INTO why FROM vigil.silences s
-    WHERE s.ends_at > now() AND s.starts_at <= now() AND vigil.labels_match(alert.labels, s.matchers)
+    -- Active silences first (an index range), only then their matchers.
+    SELECT 'silence ' || s.id INTO why
+    FROM (SELECT t.id, t.matchers FROM vigil.silences t WHERE t.ends_at > now() AND t.starts_at <= now()
+          OFFSET 0) s
+    WHERE vigil.labels_match(alert.labels, s.matchers)
     ORDER BY s.id LIMIT 1;
     IF why IS NOT NULL THEN
         RETURN why;
@@ -1716,12 +1743,18 @@ BEGIN
         probe := vigil._matchers_equalities(r.source_matchers)
             || (SELECT coalesce(jsonb_object_agg(e, alert.labels ->> e), '{}')
                 FROM unnest(r.equal) e WHERE alert.labels ? e);
-        SELECT s.id INTO src FROM vigil.alerts s
-        WHERE s.status IN ('firing', 'acknowledged') AND s.labels @> probe AND s.id <> alert.id
-          AND vigil.labels_match(s.labels, r.source_matchers)
-          AND NOT EXISTS (SELECT 1 FROM unnest(r.equal) e WHERE NOT alert.labels ? e AND s.labels ? e)
-          AND NOT (both_sides AND vigil.labels_match(s.labels, r.target_matchers))
-        ORDER BY s.id LIMIT 1;
+        SELECT x.id INTO src
+        FROM (SELECT s.id, s.status, s.labels FROM vigil.alerts s WHERE probe <> '{}' AND s.labels @> probe
+              UNION ALL
+              -- Nothing to probe by: the open alerts (their partial index).
+              SELECT s.id, s.status, s.labels FROM vigil.alerts s
+              WHERE probe = '{}' AND s.status IN ('firing', 'acknowledged')
+              OFFSET 0) x
+        WHERE x.status IN ('firing', 'acknowledged') AND x.id <> alert.id
+          AND vigil.labels_match(x.labels, r.source_matchers)
+          AND NOT EXISTS (SELECT 1 FROM unnest(r.equal) e WHERE NOT alert.labels ? e AND x.labels ? e)
+          AND NOT (both_sides AND vigil.labels_match(x.labels, r.target_matchers))
+        ORDER BY x.id LIMIT 1;
         IF src IS NOT NULL THEN
             RETURN format('inhibit rule %s (alert %s)', r.name, src);
         END IF;
@@ -2114,6 +2147,17 @@ CREATE OR REPLACE FUNCTION vigil.create_silence(matchers text[], ends_at timesta
 DECLARE
     new_id bigint;
 BEGIN
+    IF create_silence.ends_at IS NOT NULL AND create_silence.ends_at <= now() THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('ends_at must be in the future, got %s', create_silence.ends_at);
+    END IF;
+    -- Every active silence is matched against every alert event: bounded.
+    -- (The lock makes concurrent creators take turns at the count.)
+    LOCK TABLE vigil.silences IN SHARE ROW EXCLUSIVE MODE;
+    IF (SELECT count(*) FROM vigil.silences s WHERE s.ends_at > now()) >= 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = '54000',
+            MESSAGE = 'there are already 1000 pending or active silences; expire some first';
+    END IF;
     INSERT INTO vigil.silences AS s (matchers, starts_at, ends_at, created_by, created_role, comment)
     VALUES (create_silence.matchers, coalesce(create_silence.starts_at, now()), create_silence.ends_at,
             coalesce(create_silence.created_by, session_user), session_user, create_silence.comment)
@@ -2122,7 +2166,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION vigil.create_silence(matchers text[], ends_at timestamp with time zone, comment text, created_by text, starts_at timestamp with time zone) IS 'Silence alerts whose labels satisfy every matcher (Alertmanager syntax) from starts_at (default now) to ends_at: they are recorded but not notified (nor escalated), and notified when the silence ends if still firing. created_by defaults to the session user; comment is required. Returns the id';
+COMMENT ON FUNCTION vigil.create_silence(matchers text[], ends_at timestamp with time zone, comment text, created_by text, starts_at timestamp with time zone) IS 'Silence alerts whose labels satisfy every matcher (Alertmanager syntax) from starts_at (default now) to ends_at: they are recorded but not notified (nor escalated), and notified when the silence ends if still firing. created_by defaults to the session user; comment is required; at most 1 year long and 1000 silences pending or active at once (54000). Returns the id';
 
 COMMENT ON FUNCTION vigil.dedup_key(anomaly_type text, entity text, at timestamp with time zone) IS '{type}_{entity}_{YYYY-MM-DD} with the UTC date of at (default now())';
 
@@ -3671,10 +3715,10 @@ REVOKE ALL ON FUNCTION vigil._recommended_actions_restore_replaces_default() FRO
 
 REVOKE ALL ON FUNCTION vigil._recommended_actions_track_deleted_defaults() FROM PUBLIC;
 
--- ACL FUNCTION _release_held()
+-- ACL FUNCTION _release_held(max_rows integer)
 
 
-REVOKE ALL ON FUNCTION vigil._release_held() FROM PUBLIC;
+REVOKE ALL ON FUNCTION vigil._release_held(max_rows integer) FROM PUBLIC;
 
 -- ACL FUNCTION _rules_restore_replaces_default()
 
@@ -4125,7 +4169,7 @@ SELECT pg_catalog.pg_extension_config_dump('vigil.escalation_policies', '');
 SELECT pg_catalog.pg_extension_config_dump('vigil.escalation_policies_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('vigil.escalations', '');
 -- Alerts by labels (the inhibition probe).
-CREATE INDEX alerts_labels_idx ON vigil.alerts USING gin (labels jsonb_path_ops) WITH (fastupdate = off);
+CREATE INDEX alerts_labels_idx ON vigil.alerts USING gin (labels jsonb_path_ops) WITH (gin_pending_list_limit = 64);
 
 -- 5. Rollups: each becomes a 0.2.0 rollup (vigil._upgrade_rollup: the
 -- source owner's objects, the shared trigger with its dependencies) and is

@@ -385,10 +385,11 @@ COMMENT ON FUNCTION vigil.drop_inhibit_rule(text) IS
 -- Alerts by labels, for the inhibition probe (labels @> ...). Not partial:
 -- the probe filters on status outside an optimisation fence, so this index
 -- is the one the planner can use even before the alerts were analyzed (the
--- partial indexes on open alerts would otherwise look cheaper). No pending
--- list: a scan raising thousands of alerts probes right after inserting
--- them, and every probe would read the whole list.
-CREATE INDEX alerts_labels_idx ON vigil.alerts USING gin (labels jsonb_path_ops) WITH (fastupdate = off);
+-- partial indexes on open alerts would otherwise look cheaper). A short
+-- pending list: a scan raising thousands of alerts probes right after
+-- inserting them and every probe reads the list, while inserting straight
+-- into the tree (fastupdate off) costs each raise about a third more.
+CREATE INDEX alerts_labels_idx ON vigil.alerts USING gin (labels jsonb_path_ops) WITH (gin_pending_list_limit = 64);
 
 CREATE FUNCTION vigil.alert_suppressed_by(alert vigil.alerts) RETURNS text
 LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
