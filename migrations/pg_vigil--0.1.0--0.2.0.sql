@@ -424,8 +424,8 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION vigil._config_row_check(enabled boolean, created_at timestamp with time zone, updated_at timestamp with time zone) RETURNS void
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+CREATE OR REPLACE FUNCTION vigil._config_row_check(enabled boolean, created_at timestamp with time zone, updated_at timestamp with time zone, op text) RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
@@ -435,10 +435,11 @@ BEGIN
     IF created_at IS NULL OR updated_at IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'created_at and updated_at must not be NULL';
     END IF;
+    RETURN CASE WHEN op = 'UPDATE' THEN now() ELSE updated_at END;
 END
 $$;
 
-COMMENT ON FUNCTION vigil._config_row_check(enabled boolean, created_at timestamp with time zone, updated_at timestamp with time zone) IS 'Internal: ERROR 22004 when enabled, created_at or updated_at is NULL';
+COMMENT ON FUNCTION vigil._config_row_check(enabled boolean, created_at timestamp with time zone, updated_at timestamp with time zone, op text) IS 'Internal: ERROR 22004 when enabled, created_at or updated_at is NULL; else the updated_at to store (now() on UPDATE)';
 
 COMMENT ON FUNCTION vigil._create_rollup(name text, source oid, time_column text, bucket interval, group_by text[], measures jsonb) IS 'Internal: vigil.create_rollup''s work, as the source''s owner';
 
@@ -784,10 +785,7 @@ BEGIN
             MESSAGE = format('a repeating chain must take at least 1 minute in all; its steps take %s', total);
     END IF;
     NEW.steps := canonical;
-    PERFORM vigil._config_row_check(NEW.enabled, NEW.created_at, NEW.updated_at);
-    IF TG_OP = 'UPDATE' THEN
-        NEW.updated_at := now();
-    END IF;
+    NEW.updated_at := vigil._config_row_check(NEW.enabled, NEW.created_at, NEW.updated_at, TG_OP);
     RETURN NEW;
 END
 $$;
@@ -960,10 +958,7 @@ BEGIN
             MESSAGE = 'equal must be at most 32 label names ([A-Za-z_][A-Za-z0-9_]*)';
     END IF;
     NEW.equal := ARRAY(SELECT DISTINCT l FROM unnest(NEW.equal) l ORDER BY l);
-    PERFORM vigil._config_row_check(NEW.enabled, NEW.created_at, NEW.updated_at);
-    IF TG_OP = 'UPDATE' THEN
-        NEW.updated_at := now();
-    END IF;
+    NEW.updated_at := vigil._config_row_check(NEW.enabled, NEW.created_at, NEW.updated_at, TG_OP);
     RETURN NEW;
 END
 $_$;
@@ -1341,10 +1336,7 @@ BEGIN
     IF NEW."continue" IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'continue must not be NULL';
     END IF;
-    PERFORM vigil._config_row_check(NEW.enabled, NEW.created_at, NEW.updated_at);
-    IF TG_OP = 'UPDATE' THEN
-        NEW.updated_at := now();
-    END IF;
+    NEW.updated_at := vigil._config_row_check(NEW.enabled, NEW.created_at, NEW.updated_at, TG_OP);
     RETURN NEW;
 END
 $$;

@@ -50,9 +50,11 @@ $$;
 COMMENT ON FUNCTION vigil._channel_names(text[], text) IS
     'Internal: channel names without repeats, or ERROR 22023 (none, NULL) / 42704 (unknown) naming the argument';
 
--- Common checks of the routing tables' bookkeeping columns.
-CREATE FUNCTION vigil._config_row_check(enabled bool, created_at timestamptz, updated_at timestamptz) RETURNS void
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+-- Common checks of the routing tables' bookkeeping columns; returns the
+-- updated_at to store (now() on UPDATE).
+CREATE FUNCTION vigil._config_row_check(enabled bool, created_at timestamptz, updated_at timestamptz, op text)
+RETURNS timestamptz
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF enabled IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'enabled must not be NULL';
@@ -60,10 +62,11 @@ BEGIN
     IF created_at IS NULL OR updated_at IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'created_at and updated_at must not be NULL';
     END IF;
+    RETURN CASE WHEN op = 'UPDATE' THEN now() ELSE updated_at END;
 END
 $$;
-COMMENT ON FUNCTION vigil._config_row_check(bool, timestamptz, timestamptz) IS
-    'Internal: ERROR 22004 when enabled, created_at or updated_at is NULL';
+COMMENT ON FUNCTION vigil._config_row_check(bool, timestamptz, timestamptz, text) IS
+    'Internal: ERROR 22004 when enabled, created_at or updated_at is NULL; else the updated_at to store (now() on UPDATE)';
 
 CREATE FUNCTION vigil._routes_check() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -77,10 +80,7 @@ BEGIN
     IF NEW."continue" IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'continue must not be NULL';
     END IF;
-    PERFORM vigil._config_row_check(NEW.enabled, NEW.created_at, NEW.updated_at);
-    IF TG_OP = 'UPDATE' THEN
-        NEW.updated_at := now();
-    END IF;
+    NEW.updated_at := vigil._config_row_check(NEW.enabled, NEW.created_at, NEW.updated_at, TG_OP);
     RETURN NEW;
 END
 $$;
@@ -331,10 +331,7 @@ BEGIN
             MESSAGE = 'equal must be at most 32 label names ([A-Za-z_][A-Za-z0-9_]*)';
     END IF;
     NEW.equal := ARRAY(SELECT DISTINCT l FROM unnest(NEW.equal) l ORDER BY l);
-    PERFORM vigil._config_row_check(NEW.enabled, NEW.created_at, NEW.updated_at);
-    IF TG_OP = 'UPDATE' THEN
-        NEW.updated_at := now();
-    END IF;
+    NEW.updated_at := vigil._config_row_check(NEW.enabled, NEW.created_at, NEW.updated_at, TG_OP);
     RETURN NEW;
 END
 $$;
@@ -556,10 +553,7 @@ BEGIN
             MESSAGE = format('a repeating chain must take at least 1 minute in all; its steps take %s', total);
     END IF;
     NEW.steps := canonical;
-    PERFORM vigil._config_row_check(NEW.enabled, NEW.created_at, NEW.updated_at);
-    IF TG_OP = 'UPDATE' THEN
-        NEW.updated_at := now();
-    END IF;
+    NEW.updated_at := vigil._config_row_check(NEW.enabled, NEW.created_at, NEW.updated_at, TG_OP);
     RETURN NEW;
 END
 $$;

@@ -16,25 +16,7 @@ mod tests {
         one::<String>(sql).unwrap_or_default()
     }
 
-    /// Runs `sql` expecting an ERROR; returns (sqlstate, message).
-    fn sql_error(sql: &str) -> (String, String) {
-        let sql = sql.to_string();
-        PgTryBuilder::new(move || {
-            Spi::run(&sql).unwrap();
-            (String::new(), String::from("no error"))
-        })
-        .catch_others(|e| match e {
-            pg_sys::panic::CaughtError::PostgresError(r)
-            | pg_sys::panic::CaughtError::ErrorReport(r) => {
-                (format!("{:?}", r.sql_error_code()), r.message().to_string())
-            }
-            pg_sys::panic::CaughtError::RustPanic { ereport, .. } => (
-                format!("{:?}", ereport.sql_error_code()),
-                ereport.message().to_string(),
-            ),
-        })
-        .execute()
-    }
+    use crate::sql_tests::tests::sql_error;
 
     fn assert_error(sql: &str, code: &str, needle: &str) {
         let (got, msg) = sql_error(sql);

@@ -4,7 +4,7 @@
 use pgrx::prelude::*;
 
 #[pg_schema]
-mod tests {
+pub(crate) mod tests {
     use pgrx::prelude::*;
 
     fn one<T: pgrx::datum::FromDatum + pgrx::IntoDatum>(sql: &str) -> Option<T> {
@@ -12,7 +12,7 @@ mod tests {
     }
 
     /// Runs `sql` expecting an ERROR and returns (sqlstate, message).
-    fn sql_error(sql: &str) -> (String, String) {
+    pub(crate) fn sql_error(sql: &str) -> (String, String) {
         let sql = sql.to_string();
         PgTryBuilder::new(move || {
             Spi::run(&sql).unwrap();
