@@ -54,6 +54,15 @@ ALTER TABLE vigil.notifications DROP CONSTRAINT notifications_event_check,
     ADD CONSTRAINT notifications_event_check
         CHECK (event IN ('new', 'escalated', 'resolved', 'dismissed', 'expired', 'test', 'action', 'group',
                          'escalation'));
+-- Payloads are compressed with lz4 where the server was built with it:
+-- pglz took a tenth of a grouped flush (a message lists up to 200 alerts).
+DO $$
+BEGIN
+    ALTER TABLE vigil.notifications ALTER COLUMN payload SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+    NULL;
+END
+$$;
 ALTER TABLE vigil.monitors
     ADD COLUMN source_oid oid,
     ADD COLUMN created_by name NOT NULL DEFAULT current_user,
@@ -118,6 +127,26 @@ CREATE OR REPLACE FUNCTION vigil.statsagg_send(value vigil.statsagg) RETURNS byt
     AS 'MODULE_PATHNAME', 'statsagg_send_wrapper';
 
 COMMENT ON FUNCTION vigil.statsagg_send(value vigil.statsagg) IS 'Binary output of vigil.statsagg (COPY BINARY, binary protocol): its stored bytes';
+
+COMMENT ON TABLE vigil.alerts IS 'Alerts raised by monitors and rules, one open alert per fingerprint (its labels but severity); written through vigil.raise_alert and the lifecycle functions';
+
+COMMENT ON COLUMN vigil.alerts.dedup_key IS 'The finding''s key when the alert opened (scans: dated, {type}_{entity}_{UTC date}); a field, not the identity';
+
+COMMENT ON COLUMN vigil.alerts.labels IS 'String labels: alertname, severity, anomaly_type, entity, monitor or rule, and the monitor''s own labels';
+
+COMMENT ON COLUMN vigil.alerts.fingerprint IS 'Identity: vigil.alert_fingerprint(labels), every label but severity; stable across days and scans';
+
+COMMENT ON COLUMN vigil.alerts.cleared_at IS 'For a dismissed alert: when its condition was seen clear, which ends the dismissal''s suppression';
+
+CREATE OR REPLACE FUNCTION vigil._alert_document(alert vigil.alerts) RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT to_jsonb(alert) || jsonb_build_object('affected_count',
+        (SELECT g.affected_count FROM vigil.alert_groups g WHERE g.id = alert.group_id))
+$$;
+
+COMMENT ON FUNCTION vigil._alert_document(alert vigil.alerts) IS 'Internal: the alert row as JSON with its group''s affected_count, what the single-alert payloads are built from';
 
 CREATE OR REPLACE FUNCTION vigil._alert_labels(labels jsonb, anomaly_type text, entity text, severity vigil.severity, monitor text, rule text) RETURNS jsonb
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -237,7 +266,7 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '42704',
             MESSAGE = format('%s: channel "%s" does not exist', argument, missing);
     END IF;
-    RETURN ARRAY(SELECT n FROM unnest(names) WITH ORDINALITY u(n, i) GROUP BY n ORDER BY min(i));
+    RETURN vigil._distinct_names(names);
 END
 $$;
 
@@ -544,6 +573,15 @@ $$;
 
 COMMENT ON FUNCTION vigil._deleted_default_rules_apply() IS 'Internal: BEFORE INSERT row trigger of vigil.deleted_default_rules; a loaded tombstone deletes its default rule if that is still unchanged, and is skipped when the id is still in vigil.rules or already recorded';
 
+CREATE OR REPLACE FUNCTION vigil._distinct_names(names text[]) RETURNS text[]
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT ARRAY(SELECT n FROM unnest(names) WITH ORDINALITY u(n, i) GROUP BY n ORDER BY min(i))
+$$;
+
+COMMENT ON FUNCTION vigil._distinct_names(names text[]) IS 'Internal: the names without repeats, each where it first appears';
+
 COMMENT ON FUNCTION vigil._drop_rollup(name oid) IS 'Internal: vigil.drop_rollup''s work';
 
 CREATE OR REPLACE FUNCTION vigil._early_kill_trigger() RETURNS trigger
@@ -602,16 +640,6 @@ BEGIN
 END
 $_$;
 
-COMMENT ON TABLE vigil.alerts IS 'Alerts raised by monitors and rules, one open alert per fingerprint (its labels but severity); written through vigil.raise_alert and the lifecycle functions';
-
-COMMENT ON COLUMN vigil.alerts.dedup_key IS 'The finding''s key when the alert opened (scans: dated, {type}_{entity}_{UTC date}); a field, not the identity';
-
-COMMENT ON COLUMN vigil.alerts.labels IS 'String labels: alertname, severity, anomaly_type, entity, monitor or rule, and the monitor''s own labels';
-
-COMMENT ON COLUMN vigil.alerts.fingerprint IS 'Identity: vigil.alert_fingerprint(labels), every label but severity; stable across days and scans';
-
-COMMENT ON COLUMN vigil.alerts.cleared_at IS 'For a dismissed alert: when its condition was seen clear, which ends the dismissal''s suppression';
-
 CREATE OR REPLACE FUNCTION vigil._enqueue_alert(alert vigil.alerts, event text) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -624,6 +652,8 @@ DECLARE
     has_policies bool;
     suppressing bool;
     why text;
+    checked bool := false; -- whether why is known (only ungrouped channels need it)
+    doc jsonb;             -- the alert document, made for the first ungrouped channel
     was_held text;
     queued int := 0;
 BEGIN
@@ -639,9 +669,6 @@ BEGIN
     IF has_policies THEN
         PERFORM vigil._start_escalations(alert);
     END IF;
-    IF suppressing THEN
-        why := vigil.alert_suppressed_by(alert);
-    END IF;
     FOR c IN
         SELECT * FROM vigil.channels ch
         WHERE ch.enabled
@@ -652,6 +679,12 @@ BEGIN
         ORDER BY ch.id
     LOOP
         IF c.group_by IS NULL THEN
+            -- Grouped channels decide suppression when they flush; the
+            -- first ungrouped one decides it for the rest.
+            IF suppressing AND NOT checked THEN
+                why := vigil.alert_suppressed_by(alert);
+                checked := true;
+            END IF;
             IF why IS NOT NULL THEN
                 -- Silenced or inhibited: held back until released; a
                 -- receiver not told of it yet hears of it as new.
@@ -666,12 +699,13 @@ BEGIN
             -- A receiver never told the alert fired is not told it closed,
             -- and hears of an escalation of it as a new alert.
             CONTINUE WHEN NOT firing AND was_held = 'new';
+            doc := coalesce(doc, vigil._alert_document(alert));
             IF was_held = 'new' THEN
-                queued := queued + vigil._enqueue_to(c, alert, 'new');
+                queued := queued + vigil._enqueue_to(c, alert, 'new', doc);
                 CONTINUE;
             END IF;
         END IF;
-        queued := queued + vigil._enqueue_to(c, alert, event);
+        queued := queued + vigil._enqueue_to(c, alert, event, doc);
     END LOOP;
     IF queued > 0 THEN
         PERFORM vigil._wake_worker();
@@ -682,7 +716,7 @@ $$;
 
 COMMENT ON FUNCTION vigil._enqueue_alert(alert vigil.alerts, event text) IS 'Internal: the alert event for every enabled channel it is routed to (vigil.route_alert) whose severity and type filters it passes (the closing events resolved, dismissed and expired only to channels with send_resolved, or grouped); a silenced or inhibited alert is held back (vigil.held_notifications), a firing one starts its escalation policies';
 
-CREATE OR REPLACE FUNCTION vigil._enqueue_to(c vigil.channels, alert vigil.alerts, event text) RETURNS integer
+CREATE OR REPLACE FUNCTION vigil._enqueue_to(c vigil.channels, alert vigil.alerts, event text, doc jsonb DEFAULT NULL::jsonb) RETURNS integer
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -713,14 +747,13 @@ BEGIN
         RETURN 0;
     END IF;
     INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
-    VALUES (c.id, alert.id, event, key, vigil._capped_payload(c.kind, c.name,
-            to_jsonb(alert) || jsonb_build_object('affected_count',
-                (SELECT g.affected_count FROM vigil.alert_groups g WHERE g.id = alert.group_id)), event));
+    VALUES (c.id, alert.id, event, key,
+            vigil._capped_payload(c.kind, c.name, coalesce(doc, vigil._alert_document(alert)), event));
     RETURN 1;
 END
 $$;
 
-COMMENT ON FUNCTION vigil._enqueue_to(c vigil.channels, alert vigil.alerts, event text) IS 'Internal: the alert event for one channel: into its group (grouped channels), or one outbox row unless the channel got the same fingerprint and event within its repeat_interval; returns 1 when something was queued';
+COMMENT ON FUNCTION vigil._enqueue_to(c vigil.channels, alert vigil.alerts, event text, doc jsonb) IS 'Internal: the alert event for one channel: into its group (grouped channels), or one outbox row (built from doc, else vigil._alert_document) unless the channel got the same fingerprint and event within its repeat_interval; returns 1 when something was queued';
 
 CREATE OR REPLACE FUNCTION vigil._escalation_policies_check() RETURNS trigger
     LANGUAGE plpgsql
@@ -802,11 +835,11 @@ DECLARE
     firing jsonb;          -- id -> severity of the group's open alerts
     closed bigint[];       -- alerts closed since a message reported them firing
     held_ids bigint[];     -- open alerts silenced or inhibited now
-    kept jsonb;            -- what the last message said of the held ones
+    message bool;          -- whether this flush sends the group a message
     changed bool;
     unacked bool;
-    m record;
     suppressing bool := vigil._suppression_active();
+    suppressed jsonb := '{}';  -- alert id -> why, for the open alerts of the due groups
     queued int := 0;
     failure text;
 BEGIN
@@ -828,6 +861,16 @@ BEGIN
                         ELSE least(coalesce(ng.flush_at, 'infinity'),
                                    greatest(now(), ng.flushed_at + (SELECT ch.group_interval FROM vigil.channels ch
                                                                     WHERE ch.id = ng.channel_id))) END;
+    -- Suppression is decided for all the due groups' alerts at once.
+    IF suppressing THEN
+        suppressed := (
+            SELECT coalesce(jsonb_object_agg(s.alert_id::text, s.reason), '{}')
+            FROM vigil._suppressed_alerts(ARRAY(
+                SELECT DISTINCT x
+                FROM (SELECT t.alert_ids FROM vigil.notification_groups t JOIN vigil.channels ch ON ch.id = t.channel_id
+                      WHERE t.flush_at <= now() AND ch.enabled
+                      ORDER BY t.flush_at LIMIT max_groups) d, unnest(d.alert_ids) x)) s);
+    END IF;
     FOR g IN
         SELECT t.* FROM vigil.notification_groups t JOIN vigil.channels ch ON ch.id = t.channel_id
         WHERE t.flush_at <= now() AND ch.enabled
@@ -851,33 +894,31 @@ BEGIN
                    coalesce(bool_or(x.status = 'firing' AND NOT x.sup), false)
             INTO firing, held_ids, closed, changed, unacked
             FROM (SELECT a.id, a.severity, a.status, a.status IN ('firing', 'acknowledged') AS open,
-                         suppressing AND a.status IN ('firing', 'acknowledged')
-                             AND vigil.alert_suppressed_by(a) IS NOT NULL AS sup
+                         a.status IN ('firing', 'acknowledged') AND suppressed ? a.id::text AS sup
                   FROM vigil.alerts a
                   WHERE a.id = ANY (g.alert_ids) AND a.severity >= c.min_severity
                     AND (c.anomaly_types IS NULL OR a.anomaly_type = ANY (c.anomaly_types))) x;
             IF NOT c.send_resolved THEN
                 closed := '{}';
             END IF;
-            -- What the receiver was told of held alerts stands.
-            kept := (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(g.notified) e(k, v)
-                     WHERE k::bigint = ANY (held_ids));
-            IF changed OR cardinality(closed) > 0
-               OR (unacked AND c.repeat_interval > interval '0' AND g.flushed_at + c.repeat_interval <= now()) THEN
+            message := changed OR cardinality(closed) > 0
+                OR (unacked AND c.repeat_interval > interval '0' AND g.flushed_at + c.repeat_interval <= now());
+            IF message THEN
                 -- At most 200 alerts go into a message, worst and newest
                 -- first, each with its long texts cut; the rest are counted.
-                SELECT * INTO m FROM vigil._message_alerts(ARRAY(SELECT k::bigint FROM jsonb_object_keys(firing) k) || closed);
                 INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
                 VALUES (c.id, NULL, 'group', g.group_key,
-                        vigil._render_group_payload(c.kind, c.name, m.docs, g.group_labels, vigil._max_payload_bytes(),
-                            (SELECT count(*) FROM jsonb_object_keys(firing))::int + cardinality(closed) - m.listed));
+                        vigil._group_message(c.kind, c.name,
+                            ARRAY(SELECT k::bigint FROM jsonb_object_keys(firing) k) || closed,
+                            g.group_labels, vigil._max_payload_bytes()));
                 queued := queued + 1;
-                g.notified := firing || kept;
                 g.flushed_at := now();
-            ELSE
-                g.notified := kept || (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(g.notified) e(k, v)
-                                       WHERE firing ? k);
             END IF;
+            -- The receiver now knows what this message said of the firing
+            -- ones, and still what it was told before of the held ones.
+            g.notified := (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(g.notified) e(k, v)
+                           WHERE k::bigint = ANY (held_ids) OR (firing ? k AND NOT message))
+                          || CASE WHEN message THEN firing ELSE '{}' END;
             IF firing = '{}' AND cardinality(held_ids) = 0 THEN
                 DELETE FROM vigil.notification_groups t WHERE t.channel_id = g.channel_id AND t.group_key = g.group_key;
             ELSE
@@ -940,6 +981,13 @@ $$;
 
 COMMENT ON FUNCTION vigil._group_alert(c vigil.channels, alert vigil.alerts) IS 'Internal: records that the alert changed for its group on a grouped channel (vigil.notification_group_events); the caller (vigil._enqueue_alert) wakes the worker';
 
+CREATE OR REPLACE FUNCTION vigil._group_message(kind text, channel_name text, ids bigint[], group_labels jsonb, cap integer) RETURNS jsonb
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS 'MODULE_PATHNAME', 'group_message_wrapper';
+
+COMMENT ON FUNCTION vigil._group_message(kind text, channel_name text, ids bigint[], group_labels jsonb, cap integer) IS 'Internal: the Slack message or webhook (Alertmanager''s grouped shape) for a group of alerts, read from vigil.alerts (at most 200, open first, worst and newest first, long texts cut, large details dropped), within a byte cap; alerts left out are counted in truncatedAlerts';
+
 CREATE OR REPLACE FUNCTION vigil._inhibit_rules_check() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -997,27 +1045,6 @@ CREATE OR REPLACE FUNCTION vigil._max_payload_bytes() RETURNS integer
 $$;
 
 COMMENT ON FUNCTION vigil._max_payload_bytes() IS 'Internal: vigil.max_payload_bytes (default 65536), the cap on notification payloads and alert details';
-
-CREATE OR REPLACE FUNCTION vigil._message_alerts(ids bigint[], OUT docs jsonb, OUT listed integer) RETURNS record
-    LANGUAGE sql STABLE PARALLEL SAFE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT coalesce(jsonb_agg(x.doc ORDER BY x.ord), '[]'), count(*)::int
-    FROM (SELECT to_jsonb(a) - 'details'
-                 || jsonb_build_object(
-                        'entity', left(a.entity, 250), 'title', left(a.title, 250),
-                        'summary', left(a.summary, 1000),
-                        'details', CASE WHEN octet_length(a.details::text) <= 2048 THEN a.details
-                                        ELSE '{}'::jsonb END) AS doc,
-                 row_number() OVER (ORDER BY a.status NOT IN ('firing', 'acknowledged'), a.severity DESC,
-                                    a.last_seen_at DESC, a.id DESC) AS ord
-          FROM vigil.alerts a
-          WHERE a.id = ANY (ids)
-          ORDER BY ord
-          LIMIT 200) x
-$$;
-
-COMMENT ON FUNCTION vigil._message_alerts(ids bigint[], OUT docs jsonb, OUT listed integer) IS 'Internal: the alert documents of a grouped message (at most 200, open first, worst and newest first, long texts cut, large details dropped) and how many were listed';
 
 COMMENT ON FUNCTION vigil._monitor_by_name(name text) IS 'Internal: the monitor of that name, or ERROR 42704';
 
@@ -1192,12 +1219,6 @@ END
 $$;
 
 COMMENT ON FUNCTION vigil._release_held(max_rows integer) IS 'Internal (the worker, every few seconds while anything is held): sends the held notifications of alerts no longer silenced or inhibited (at most max_rows held rows per call, oldest first), and makes groups holding such alerts due; returns how many rows it queued';
-
-CREATE OR REPLACE FUNCTION vigil._render_group_payload(kind text, channel_name text, alerts jsonb, group_labels jsonb, cap integer, omitted integer) RETURNS jsonb
-    LANGUAGE c STABLE STRICT PARALLEL SAFE
-    AS 'MODULE_PATHNAME', 'render_group_payload_wrapper';
-
-COMMENT ON FUNCTION vigil._render_group_payload(kind text, channel_name text, alerts jsonb, group_labels jsonb, cap integer, omitted integer) IS 'Internal: the Slack message or webhook (Alertmanager''s grouped shape) for a group of alerts, within a byte cap; alerts left out (omitted ones included) are counted in truncatedAlerts';
 
 CREATE OR REPLACE FUNCTION vigil._render_payload(kind text, channel_name text, alert jsonb, event text) RETURNS jsonb
     LANGUAGE sql STABLE PARALLEL SAFE
@@ -1460,11 +1481,9 @@ BEGIN
         ORDER BY 1, 2
     LOOP
         -- alertname: the one the alerts share, else the policy's name.
-        SELECT x.docs, x.listed,
-               (SELECT CASE WHEN count(DISTINCT a.labels ->> 'alertname') = 1 THEN min(a.labels ->> 'alertname')
-                            ELSE b.policy END
-                FROM vigil.alerts a WHERE a.id = ANY (b.ids)) AS alertname
-        INTO m FROM vigil._message_alerts(b.ids) x;
+        SELECT CASE WHEN count(DISTINCT a.labels ->> 'alertname') = 1 THEN min(a.labels ->> 'alertname')
+                    ELSE b.policy END AS alertname
+        INTO m FROM vigil.alerts a WHERE a.id = ANY (b.ids);
         FOR c IN
             SELECT ch.* FROM vigil.channels ch
             JOIN vigil.escalation_policies p ON p.name = b.policy
@@ -1477,10 +1496,10 @@ BEGIN
                     CASE WHEN c.kind = 'pg_notify'
                          THEN jsonb_build_object('event', 'escalation', 'policy', left(b.policy, 200),
                                                  'step', b.step + 1, 'alert_ids', to_jsonb(b.ids[1:300]))
-                         ELSE vigil._render_group_payload(c.kind, c.name, m.docs,
+                         ELSE vigil._group_message(c.kind, c.name, b.ids,
                                   jsonb_build_object('alertname', m.alertname, 'escalation_policy', b.policy,
                                                      'escalation_step', (b.step + 1)::text),
-                                  vigil._max_payload_bytes(), cardinality(b.ids) - m.listed) END);
+                                  vigil._max_payload_bytes()) END);
             queued := queued + 1;
         END LOOP;
     END LOOP;
@@ -1612,6 +1631,46 @@ COMMENT ON FUNCTION vigil._start_escalations(alert vigil.alerts) IS 'Internal: s
 COMMENT ON FUNCTION vigil._stats_of(value double precision) IS 'Internal: the summary of one value (what a rollup adds for a single-row INSERT)';
 
 COMMENT ON FUNCTION vigil._stats_with_extremes(summary vigil.statsagg, min double precision, max double precision) IS 'Internal: rollup repair; the summary with the group''s recomputed min and max (NULLs: unchanged)';
+
+CREATE OR REPLACE FUNCTION vigil._suppressed_alerts(ids bigint[]) RETURNS TABLE(alert_id bigint, reason text)
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH t AS MATERIALIZED (
+        SELECT a.id, a.labels FROM vigil.alerts a
+        WHERE a.id = ANY (ids) AND a.status IN ('firing', 'acknowledged')),
+    silenced AS MATERIALIZED (
+        SELECT t.id, min(s.id) AS silence
+        FROM t JOIN (SELECT x.id, x.matchers FROM vigil.silences x
+                     WHERE x.ends_at > now() AND x.starts_at <= now() OFFSET 0) s
+            ON vigil.labels_match(t.labels, s.matchers)
+        GROUP BY t.id),
+    rules AS MATERIALIZED (
+        SELECT r.name, r.source_matchers, r.target_matchers, r.equal FROM vigil.inhibit_rules r WHERE r.enabled),
+    targets AS MATERIALIZED (
+        SELECT r.name, t.id, vigil.labels_match(t.labels, r.source_matchers) AS both_sides,
+               ARRAY(SELECT t.labels -> e FROM unnest(r.equal) e) AS k
+        FROM rules r JOIN t ON vigil.labels_match(t.labels, r.target_matchers)
+        WHERE NOT EXISTS (SELECT 1 FROM silenced s WHERE s.id = t.id)),
+    -- An absent label equals an absent one: the keys hold NULL for it,
+    -- and array equality takes two NULL elements as equal.
+    sources AS MATERIALIZED (
+        SELECT r.name, s.id, ARRAY(SELECT s.labels -> e FROM unnest(r.equal) e) AS k,
+               vigil.labels_match(s.labels, r.target_matchers) AS also_target
+        FROM rules r JOIN vigil.alerts s ON s.status IN ('firing', 'acknowledged')
+        WHERE r.name IN (SELECT tg.name FROM targets tg) AND vigil.labels_match(s.labels, r.source_matchers)),
+    inhibited AS (
+        SELECT DISTINCT ON (tg.id) tg.id, format('inhibit rule %s (alert %s)', tg.name, src.id) AS reason
+        FROM targets tg
+        JOIN sources src ON src.name = tg.name AND src.k = tg.k AND src.id <> tg.id
+                        AND NOT (tg.both_sides AND src.also_target)
+        ORDER BY tg.id, tg.name, src.id)
+    SELECT s.id, 'silence ' || s.silence FROM silenced s
+    UNION ALL
+    SELECT i.id, i.reason FROM inhibited i
+$$;
+
+COMMENT ON FUNCTION vigil._suppressed_alerts(ids bigint[]) IS 'Internal: vigil.alert_suppressed_by for a set of alerts at once (the open ones of ids that are suppressed, and why), reading the silences, rules and source alerts once';
 
 CREATE OR REPLACE FUNCTION vigil._suppression_active() RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
@@ -2708,7 +2767,7 @@ BEGIN
                      WHERE NOT EXISTS (SELECT 1 FROM vigil.routes t WHERE t.enabled AND ch.name = ANY (t.channels))
                      ORDER BY ch.id);
     END IF;
-    RETURN ARRAY(SELECT n FROM unnest(out) WITH ORDINALITY u(n, i) GROUP BY n ORDER BY min(i));
+    RETURN vigil._distinct_names(out);
 END
 $$;
 
@@ -3636,6 +3695,11 @@ REVOKE USAGE ON SCHEMA vigil FROM vigil_reader;
 
 GRANT USAGE ON SCHEMA vigil TO PUBLIC;
 
+-- ACL FUNCTION _alert_document(alert vigil.alerts)
+
+
+REVOKE ALL ON FUNCTION vigil._alert_document(alert vigil.alerts) FROM PUBLIC;
+
 -- ACL COLUMN channels.delivery_deadline
 
 
@@ -3666,10 +3730,10 @@ REVOKE ALL ON FUNCTION vigil._deleted_default_recommended_actions_apply() FROM P
 
 REVOKE ALL ON FUNCTION vigil._deleted_default_rules_apply() FROM PUBLIC;
 
--- ACL FUNCTION _enqueue_to(c vigil.channels, alert vigil.alerts, event text)
+-- ACL FUNCTION _enqueue_to(c vigil.channels, alert vigil.alerts, event text, doc jsonb)
 
 
-REVOKE ALL ON FUNCTION vigil._enqueue_to(c vigil.channels, alert vigil.alerts, event text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vigil._enqueue_to(c vigil.channels, alert vigil.alerts, event text, doc jsonb) FROM PUBLIC;
 
 -- ACL FUNCTION _flush_groups(max_groups integer)
 

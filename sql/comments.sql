@@ -88,7 +88,7 @@ COMMENT ON FUNCTION vigil._json_size(text, text, integer) IS 'Internal: size in 
 COMMENT ON FUNCTION vigil.redact_url(text) IS 'Scheme and host of a URL, for messages and logs (the rest may hold secrets)';
 COMMENT ON FUNCTION vigil.slack_payload(jsonb, text) IS 'The Slack message for an alert (to_jsonb of a vigil.alerts row) and an event';
 COMMENT ON FUNCTION vigil.webhook_payload(jsonb, text, text) IS 'The webhook body (Alertmanager webhook v4 plus vigil) for an alert, an event and a receiver name';
-COMMENT ON FUNCTION vigil._render_group_payload(text, text, jsonb, jsonb, integer, integer) IS 'Internal: the Slack message or webhook (Alertmanager''s grouped shape) for a group of alerts, within a byte cap; alerts left out (omitted ones included) are counted in truncatedAlerts';
+COMMENT ON FUNCTION vigil._group_message(text, text, bigint[], jsonb, integer) IS 'Internal: the Slack message or webhook (Alertmanager''s grouped shape) for a group of alerts, read from vigil.alerts (at most 200, open first, worst and newest first, long texts cut, large details dropped), within a byte cap; alerts left out are counted in truncatedAlerts';
 COMMENT ON FUNCTION vigil._wake_worker() IS 'Internal: wakes the pg_vigil worker at commit';
 COMMENT ON FUNCTION vigil.worker_status() IS 'The pg_vigil worker as it last reported itself in shared memory: running, pid, state, database, heartbeat';
 

@@ -204,6 +204,15 @@ CREATE TABLE vigil.notifications (
     sent_at          timestamptz,
     updated_at       timestamptz               NOT NULL DEFAULT now()
 );
+-- Payloads are compressed with lz4 where the server was built with it:
+-- pglz took a tenth of a grouped flush (a message lists up to 200 alerts).
+DO $$
+BEGIN
+    ALTER TABLE vigil.notifications ALTER COLUMN payload SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+    NULL;
+END
+$$;
 -- The worker's claim walks this per channel, oldest due first.
 CREATE INDEX notifications_due_idx ON vigil.notifications (channel_id, next_attempt_at)
     WHERE status IN ('pending', 'sending');
@@ -356,11 +365,11 @@ DECLARE
     firing jsonb;          -- id -> severity of the group's open alerts
     closed bigint[];       -- alerts closed since a message reported them firing
     held_ids bigint[];     -- open alerts silenced or inhibited now
-    kept jsonb;            -- what the last message said of the held ones
+    message bool;          -- whether this flush sends the group a message
     changed bool;
     unacked bool;
-    m record;
     suppressing bool := vigil._suppression_active();
+    suppressed jsonb := '{}';  -- alert id -> why, for the open alerts of the due groups
     queued int := 0;
     failure text;
 BEGIN
@@ -382,6 +391,16 @@ BEGIN
                         ELSE least(coalesce(ng.flush_at, 'infinity'),
                                    greatest(now(), ng.flushed_at + (SELECT ch.group_interval FROM vigil.channels ch
                                                                     WHERE ch.id = ng.channel_id))) END;
+    -- Suppression is decided for all the due groups' alerts at once.
+    IF suppressing THEN
+        suppressed := (
+            SELECT coalesce(jsonb_object_agg(s.alert_id::text, s.reason), '{}')
+            FROM vigil._suppressed_alerts(ARRAY(
+                SELECT DISTINCT x
+                FROM (SELECT t.alert_ids FROM vigil.notification_groups t JOIN vigil.channels ch ON ch.id = t.channel_id
+                      WHERE t.flush_at <= now() AND ch.enabled
+                      ORDER BY t.flush_at LIMIT max_groups) d, unnest(d.alert_ids) x)) s);
+    END IF;
     FOR g IN
         SELECT t.* FROM vigil.notification_groups t JOIN vigil.channels ch ON ch.id = t.channel_id
         WHERE t.flush_at <= now() AND ch.enabled
@@ -405,33 +424,31 @@ BEGIN
                    coalesce(bool_or(x.status = 'firing' AND NOT x.sup), false)
             INTO firing, held_ids, closed, changed, unacked
             FROM (SELECT a.id, a.severity, a.status, a.status IN ('firing', 'acknowledged') AS open,
-                         suppressing AND a.status IN ('firing', 'acknowledged')
-                             AND vigil.alert_suppressed_by(a) IS NOT NULL AS sup
+                         a.status IN ('firing', 'acknowledged') AND suppressed ? a.id::text AS sup
                   FROM vigil.alerts a
                   WHERE a.id = ANY (g.alert_ids) AND a.severity >= c.min_severity
                     AND (c.anomaly_types IS NULL OR a.anomaly_type = ANY (c.anomaly_types))) x;
             IF NOT c.send_resolved THEN
                 closed := '{}';
             END IF;
-            -- What the receiver was told of held alerts stands.
-            kept := (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(g.notified) e(k, v)
-                     WHERE k::bigint = ANY (held_ids));
-            IF changed OR cardinality(closed) > 0
-               OR (unacked AND c.repeat_interval > interval '0' AND g.flushed_at + c.repeat_interval <= now()) THEN
+            message := changed OR cardinality(closed) > 0
+                OR (unacked AND c.repeat_interval > interval '0' AND g.flushed_at + c.repeat_interval <= now());
+            IF message THEN
                 -- At most 200 alerts go into a message, worst and newest
                 -- first, each with its long texts cut; the rest are counted.
-                SELECT * INTO m FROM vigil._message_alerts(ARRAY(SELECT k::bigint FROM jsonb_object_keys(firing) k) || closed);
                 INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
                 VALUES (c.id, NULL, 'group', g.group_key,
-                        vigil._render_group_payload(c.kind, c.name, m.docs, g.group_labels, vigil._max_payload_bytes(),
-                            (SELECT count(*) FROM jsonb_object_keys(firing))::int + cardinality(closed) - m.listed));
+                        vigil._group_message(c.kind, c.name,
+                            ARRAY(SELECT k::bigint FROM jsonb_object_keys(firing) k) || closed,
+                            g.group_labels, vigil._max_payload_bytes()));
                 queued := queued + 1;
-                g.notified := firing || kept;
                 g.flushed_at := now();
-            ELSE
-                g.notified := kept || (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(g.notified) e(k, v)
-                                       WHERE firing ? k);
             END IF;
+            -- The receiver now knows what this message said of the firing
+            -- ones, and still what it was told before of the held ones.
+            g.notified := (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(g.notified) e(k, v)
+                           WHERE k::bigint = ANY (held_ids) OR (firing ? k AND NOT message))
+                          || CASE WHEN message THEN firing ELSE '{}' END;
             IF firing = '{}' AND cardinality(held_ids) = 0 THEN
                 DELETE FROM vigil.notification_groups t WHERE t.channel_id = g.channel_id AND t.group_key = g.group_key;
             ELSE
@@ -463,7 +480,18 @@ COMMENT ON FUNCTION vigil._flush_groups(int) IS
     '(and, with send_resolved, those resolved since), when an alert joined or escalated, one closed, or a reminder is '
     'due (repeat_interval while an alert is firing unacknowledged); returns how many messages were queued';
 
-CREATE FUNCTION vigil._enqueue_to(c vigil.channels, alert vigil.alerts, event text) RETURNS int
+-- The alert as the payload builders read it (one per alert event, however
+-- many ungrouped channels it goes to).
+CREATE FUNCTION vigil._alert_document(alert vigil.alerts) RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT to_jsonb(alert) || jsonb_build_object('affected_count',
+        (SELECT g.affected_count FROM vigil.alert_groups g WHERE g.id = alert.group_id))
+$$;
+COMMENT ON FUNCTION vigil._alert_document(vigil.alerts) IS
+    'Internal: the alert row as JSON with its group''s affected_count, what the single-alert payloads are built from';
+
+CREATE FUNCTION vigil._enqueue_to(c vigil.channels, alert vigil.alerts, event text, doc jsonb DEFAULT NULL)
+RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     key text := alert.fingerprint || ':' || event
@@ -492,15 +520,15 @@ BEGIN
         RETURN 0;
     END IF;
     INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
-    VALUES (c.id, alert.id, event, key, vigil._capped_payload(c.kind, c.name,
-            to_jsonb(alert) || jsonb_build_object('affected_count',
-                (SELECT g.affected_count FROM vigil.alert_groups g WHERE g.id = alert.group_id)), event));
+    VALUES (c.id, alert.id, event, key,
+            vigil._capped_payload(c.kind, c.name, coalesce(doc, vigil._alert_document(alert)), event));
     RETURN 1;
 END
 $$;
-COMMENT ON FUNCTION vigil._enqueue_to(vigil.channels, vigil.alerts, text) IS
-    'Internal: the alert event for one channel: into its group (grouped channels), or one outbox row unless the '
-    'channel got the same fingerprint and event within its repeat_interval; returns 1 when something was queued';
+COMMENT ON FUNCTION vigil._enqueue_to(vigil.channels, vigil.alerts, text, jsonb) IS
+    'Internal: the alert event for one channel: into its group (grouped channels), or one outbox row (built from doc, '
+    'else vigil._alert_document) unless the channel got the same fingerprint and event within its repeat_interval; '
+    'returns 1 when something was queued';
 
 CREATE FUNCTION vigil._enqueue_alert(alert vigil.alerts, event text) RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
@@ -513,6 +541,8 @@ DECLARE
     has_policies bool;
     suppressing bool;
     why text;
+    checked bool := false; -- whether why is known (only ungrouped channels need it)
+    doc jsonb;             -- the alert document, made for the first ungrouped channel
     was_held text;
     queued int := 0;
 BEGIN
@@ -528,9 +558,6 @@ BEGIN
     IF has_policies THEN
         PERFORM vigil._start_escalations(alert);
     END IF;
-    IF suppressing THEN
-        why := vigil.alert_suppressed_by(alert);
-    END IF;
     FOR c IN
         SELECT * FROM vigil.channels ch
         WHERE ch.enabled
@@ -541,6 +568,12 @@ BEGIN
         ORDER BY ch.id
     LOOP
         IF c.group_by IS NULL THEN
+            -- Grouped channels decide suppression when they flush; the
+            -- first ungrouped one decides it for the rest.
+            IF suppressing AND NOT checked THEN
+                why := vigil.alert_suppressed_by(alert);
+                checked := true;
+            END IF;
             IF why IS NOT NULL THEN
                 -- Silenced or inhibited: held back until released; a
                 -- receiver not told of it yet hears of it as new.
@@ -555,12 +588,13 @@ BEGIN
             -- A receiver never told the alert fired is not told it closed,
             -- and hears of an escalation of it as a new alert.
             CONTINUE WHEN NOT firing AND was_held = 'new';
+            doc := coalesce(doc, vigil._alert_document(alert));
             IF was_held = 'new' THEN
-                queued := queued + vigil._enqueue_to(c, alert, 'new');
+                queued := queued + vigil._enqueue_to(c, alert, 'new', doc);
                 CONTINUE;
             END IF;
         END IF;
-        queued := queued + vigil._enqueue_to(c, alert, event);
+        queued := queued + vigil._enqueue_to(c, alert, event, doc);
     END LOOP;
     IF queued > 0 THEN
         PERFORM vigil._wake_worker();
@@ -737,7 +771,8 @@ REVOKE ALL ON vigil.channels FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION
     vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval, interval, text[], interval, interval),
     vigil._enqueue_alert(vigil.alerts, text),
-    vigil._enqueue_to(vigil.channels, vigil.alerts, text),
+    vigil._enqueue_to(vigil.channels, vigil.alerts, text, jsonb),
+    vigil._alert_document(vigil.alerts),
     vigil._group_alert(vigil.channels, vigil.alerts),
     vigil._flush_groups(int),
     vigil.test_channel(text),

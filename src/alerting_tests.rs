@@ -44,6 +44,19 @@ mod tests {
     }
 
     /// "channel:event:entity" of every outbox row, in order.
+    /// The flush's set-wise suppression (`_suppressed_alerts`) says the
+    /// same as the per-alert check (`alert_suppressed_by`) of every alert.
+    fn suppression_paths_agree() {
+        let differing = text(
+            "SELECT coalesce(string_agg(a.id || ': ' || coalesce(vigil.alert_suppressed_by(a), '-') || ' vs '
+                                        || coalesce(s.reason, '-'), '; '), '')
+             FROM vigil.alerts a
+             LEFT JOIN vigil._suppressed_alerts(ARRAY(SELECT id FROM vigil.alerts)) s ON s.alert_id = a.id
+             WHERE vigil.alert_suppressed_by(a) IS DISTINCT FROM s.reason",
+        );
+        assert_eq!(differing, "", "per alert vs set-wise");
+    }
+
     fn outbox() -> String {
         text(
             "SELECT coalesce(string_agg(c.name || ':' || n.event || ':' || coalesce(a.entity, '-'), ' ' ORDER BY n.id), '')
@@ -195,6 +208,7 @@ mod tests {
         let closed_while_silenced = raise("sync_failure", "db-2", "high");
         raise("sync_failure", "web-1", "high");
         assert_eq!(outbox(), "hook:new:web-1");
+        suppression_paths_agree();
         assert_eq!(
             text("SELECT string_agg(reason, ',') FROM vigil.held_notifications"),
             format!("silence {silence},silence {silence}")
@@ -303,6 +317,7 @@ mod tests {
             format!("inhibit rule critical-mutes-lower (alert {crit})")
         );
         assert_eq!(outbox(), "hook:new:e1 hook:new:e2 hook:new:e1");
+        suppression_paths_agree();
         // A source that matches the target side too does not inhibit one
         // that matches both (Alertmanager's rule): no self-inhibition.
         Spi::run(
@@ -317,6 +332,36 @@ mod tests {
             .starts_with("inhibit rule any-mutes-low"),
             "other open alerts do inhibit it"
         );
+        suppression_paths_agree();
+        // Equal labels: an absent label equals an absent one, never a
+        // present one (also not an empty one).
+        Spi::run(
+            r#"SELECT vigil.create_inhibit_rule('team-outage', ARRAY['alertname=outage'],
+                                                ARRAY['alertname=slow'], '{team}')"#,
+        )
+        .unwrap();
+        Spi::run(
+            r#"SELECT vigil.raise_alert('outage', 'o1', 'high', 'outage', labels => '{"team": "a"}');
+               SELECT vigil.raise_alert('outage', 'o2', 'high', 'outage');
+               SELECT vigil.raise_alert('slow', 's1', 'high', 'slow', labels => '{"team": "a"}');
+               SELECT vigil.raise_alert('slow', 's2', 'high', 'slow', labels => '{"team": "b"}');
+               SELECT vigil.raise_alert('slow', 's3', 'high', 'slow');
+               SELECT vigil.raise_alert('slow', 's4', 'high', 'slow', labels => '{"team": ""}');"#,
+        )
+        .unwrap();
+        assert_eq!(
+            text(
+                "SELECT string_agg(a.entity, ',' ORDER BY a.entity) FROM vigil.alerts a
+                 WHERE a.anomaly_type = 'slow' AND vigil.alert_suppressed_by(a) LIKE 'inhibit rule team-outage%'"
+            ),
+            "s1,s3"
+        );
+        suppression_paths_agree();
+        Spi::run("SELECT vigil.drop_inhibit_rule('team-outage')").unwrap();
+        Spi::run(
+            "SELECT vigil.resolve(id) FROM vigil.alerts WHERE anomaly_type IN ('outage', 'slow')",
+        )
+        .unwrap();
         Spi::run("SELECT vigil.drop_inhibit_rule('any-mutes-low')").unwrap();
         assert_eq!(one::<i32>("SELECT vigil._release_held()"), Some(1));
         // The source resolves: the target still fires and is notified.

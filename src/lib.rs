@@ -95,7 +95,7 @@ extension_sql_file!(
         "health",
         notify::sql::slack_payload,
         notify::sql::webhook_payload,
-        notify::sql::render_group_payload,
+        notify::sql::group_message,
         notify::sql::check_channel,
         notify::sql::wake_worker,
     ]

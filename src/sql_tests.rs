@@ -301,7 +301,7 @@ pub(crate) mod tests {
                                      '_drop_rollup', '_rollup_size', '_rollup_slot', '_rollup_trigger',
                                      '_wake_worker', '_monitor_run', '_base_type', '_rollup_stats',
                                      '_rollup_ddl', '_rollup_status', '_rollup_dropped', '_upgrade_rollup',
-                                     'webhook_payload', '_set_rollup_on_detach', '_render_group_payload')
+                                     'webhook_payload', '_set_rollup_on_detach', '_group_message')
                AND (p.provolatile <> 'i' OR p.proparallel <> 's')",
         );
         assert_eq!(mislabelled.as_deref(), Some(""));

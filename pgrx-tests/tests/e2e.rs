@@ -630,6 +630,10 @@ fn main() {
             attacks::a_writers_rows_cannot_blind_a_monitor,
         ),
         (
+            "attack: alerting_paths_run_no_code_a_caller_planted",
+            attacks::alerting_paths_run_no_code_a_caller_planted,
+        ),
+        (
             "upgrade_from_0_1_0_equals_a_fresh_install_and_keeps_working",
             upgrade::upgrade_from_0_1_0_equals_a_fresh_install_and_keeps_working,
         ),

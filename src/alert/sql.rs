@@ -27,8 +27,13 @@ fn labels_at_raise(labels: JsonArg) -> JsonB {
 /// fingerprint over every label but `severity`, 16 hex digits.
 #[pg_extern(immutable, strict, parallel_safe, name = "alert_fingerprint")]
 fn alert_fingerprint(labels: JsonArg) -> String {
+    super::fingerprint(&labels_object(labels))
+}
+
+/// The `labels` argument as a JSON object, or 22023 naming its JSON type.
+fn labels_object(labels: JsonArg) -> serde_json::Map<String, Value> {
     match labels.get("labels") {
-        serde_json::Value::Object(map) => super::fingerprint(&map),
+        Value::Object(map) => map,
         other => crate::sqlglue::raise(crate::error::VigilError::invalid(format!(
             "labels must be a JSON object, got {}",
             crate::error::json_type(&other)
@@ -59,13 +64,7 @@ fn matchers(matchers: Option<Vec<Option<String>>>, argument: &str) -> Vec<String
 /// always holds. 22023 naming the matcher when one is malformed.
 #[pg_extern(immutable, strict, parallel_safe)]
 fn labels_match(labels: JsonArg, matchers: Vec<Option<String>>) -> bool {
-    let labels = match labels.get("labels") {
-        Value::Object(map) => map,
-        other => crate::sqlglue::raise(crate::error::VigilError::invalid(format!(
-            "labels must be a JSON object, got {}",
-            crate::error::json_type(&other)
-        ))),
-    };
+    let labels = labels_object(labels);
     let parsed = super::matchers::parse_all(&matchers, "matchers").or_raise();
     super::matchers::all_match(&parsed, &labels)
 }

@@ -1442,3 +1442,149 @@ pub fn a_writers_rows_cannot_blind_a_monitor(c: &Cluster) {
     );
     assert_nobody_escalated(&mut su);
 }
+
+/// The alerting paths (issue 15's routes, silences, inhibition, escalation)
+/// run as the extension's owner where they are SECURITY DEFINER
+/// (`create_silence`, `expire_silence`, `_enqueue_alert`) and as the worker
+/// otherwise. An operator plants operators and functions named like the
+/// ones those paths use, puts them first on its search_path, and writes SQL
+/// into every text it may pass; a superuser then raises, routes, silences,
+/// inhibits, flushes, releases and escalates with that same search_path.
+/// None of the planted code runs as anyone but the operator, the texts stay
+/// data, and a reader cannot silence anything.
+pub fn alerting_paths_run_no_code_a_caller_planted(c: &Cluster) {
+    let mut su = setup(c);
+    su.batch_execute("GRANT vigil_operator TO mallory; GRANT vigil_admin TO mallory")
+        .unwrap();
+    plant_escalator(&mut su, "mallory");
+    let mut m = c.connect_as(DB, "mallory");
+    m.batch_execute(
+        "CREATE FUNCTION mallory.jeq(jsonb, jsonb) RETURNS bool LANGUAGE sql
+             AS $$ SELECT mallory.mallory_escalate() AND $1 OPERATOR(pg_catalog.=) $2 $$;
+         CREATE OPERATOR mallory.= (LEFTARG = jsonb, RIGHTARG = jsonb, FUNCTION = mallory.jeq);
+         CREATE FUNCTION mallory.jcontains(jsonb, jsonb) RETURNS bool LANGUAGE sql
+             AS $$ SELECT mallory.mallory_escalate() AND $1 OPERATOR(pg_catalog.@>) $2 $$;
+         CREATE OPERATOR mallory.@> (LEFTARG = jsonb, RIGHTARG = jsonb, FUNCTION = mallory.jcontains);
+         CREATE FUNCTION mallory.jhas(jsonb, text) RETURNS bool LANGUAGE sql
+             AS $$ SELECT mallory.mallory_escalate() AND $1 OPERATOR(pg_catalog.?) $2 $$;
+         CREATE OPERATOR mallory.? (LEFTARG = jsonb, RIGHTARG = text, FUNCTION = mallory.jhas);
+         CREATE FUNCTION mallory.teq(text, text) RETURNS bool LANGUAGE sql
+             AS $$ SELECT mallory.mallory_escalate() AND $1 OPERATOR(pg_catalog.=) $2 $$;
+         CREATE OPERATOR mallory.= (LEFTARG = text, RIGHTARG = text, FUNCTION = mallory.teq);
+         CREATE FUNCTION mallory.tsgt(timestamptz, timestamptz) RETURNS bool LANGUAGE sql
+             AS $$ SELECT mallory.mallory_escalate() AND $1 OPERATOR(pg_catalog.>) $2 $$;
+         CREATE OPERATOR mallory.> (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = mallory.tsgt);
+         CREATE FUNCTION mallory.now() RETURNS timestamptz LANGUAGE sql
+             AS $$ SELECT CASE WHEN mallory.mallory_escalate() THEN pg_catalog.now() END $$;
+         CREATE FUNCTION mallory.unnest(text[]) RETURNS SETOF text LANGUAGE sql
+             AS $$ SELECT x FROM pg_catalog.unnest($1) x WHERE mallory.mallory_escalate() $$;
+         CREATE FUNCTION mallory.labels_match(jsonb, text[]) RETURNS bool LANGUAGE sql
+             AS $$ SELECT mallory.mallory_escalate() $$;
+         CREATE FUNCTION mallory.to_jsonb(anyelement) RETURNS jsonb LANGUAGE sql
+             AS $$ SELECT CASE WHEN mallory.mallory_escalate() THEN '{}'::jsonb END $$;
+         SET search_path = mallory, pg_catalog, public;",
+    )
+    .unwrap();
+    // As operator and admin, with the planted search_path, through every
+    // entry point it has; the texts carry SQL that must stay text.
+    let payload = "x'); ALTER ROLE mallory SUPERUSER; --";
+    let silence: i64 = m
+        .query_one(
+            "SELECT vigil.create_silence(ARRAY['entity=~\"db-.*\"', 'team!=\"'');DROP TABLE vigil.alerts;--\"'],
+                                         now() + interval '1 hour', $1, $1)",
+            &[&payload],
+        )
+        .unwrap()
+        .get(0);
+    let other: i64 = m
+        .query_one(
+            "SELECT vigil.create_silence(ARRAY['entity=\"nothing\"'], now() + interval '1 hour', 'c')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    m.batch_execute(&format!(
+        "SELECT vigil.expire_silence({other});
+         SELECT count(*) FROM vigil.active_silences;
+         SELECT vigil.create_channel('flat', 'webhook', 'http://127.0.0.1:9/flat', group_by => NULL);
+         SELECT vigil.create_channel('grouped', 'webhook', 'http://127.0.0.1:9/grouped', group_wait => '0 seconds');
+         SELECT vigil.create_route('all', ARRAY['flat', 'grouped'], ARRAY['alertname=~\".+\"']);
+         SELECT vigil.create_inhibit_rule('crit', ARRAY['severity=critical'], ARRAY['severity=high'], '{{entity}}');
+         SELECT vigil.create_escalation_policy('page', '[{{\"after\": \"0 seconds\", \"channels\": [\"flat\"]}}]',
+                                               min_severity => 'high', \"repeat\" => false);"
+    ))
+    .unwrap_or_else(|e| panic!("the operator's calls work: {e}"));
+    let stored: String = su
+        .query_one(
+            &format!(
+                "SELECT comment || '|' || created_by FROM vigil.silences WHERE id = {silence}"
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, format!("{payload}|{payload}"), "texts stay data");
+
+    // A superuser's session with the same search_path: every vigil path
+    // pins its own.
+    su.batch_execute(
+        "SET search_path = mallory, pg_catalog, public;
+         SELECT vigil.raise_alert('disk', 'db-1', 'high', 'silenced');
+         SELECT vigil.raise_alert('outage', 'web-1', 'critical', 'source');
+         SELECT vigil.raise_alert('disk', 'web-1', 'high', 'inhibited');
+         SELECT vigil.raise_alert('disk', 'web-2', 'high', 'sent');
+         SELECT vigil._flush_groups();
+         SELECT vigil._run_escalations();
+         SELECT vigil._release_held();
+         SELECT vigil.alert_suppressed_by(a) FROM vigil.alerts a;
+         SELECT * FROM vigil._suppressed_alerts(ARRAY(SELECT id FROM vigil.alerts));
+         SELECT vigil.route_alert('{\"alertname\": \"disk\"}');
+         RESET search_path;",
+    )
+    .unwrap_or_else(|e| panic!("the alerting paths work: {e}"));
+    // The paths did their work: held by the silence and the inhibition,
+    // the rest sent (grouped: one message per alertname).
+    let held: String = su
+        .query_one(
+            "SELECT string_agg(a.entity || ':' || split_part(h.reason, ' ', 1), ',' ORDER BY a.entity)
+             FROM vigil.held_notifications h JOIN vigil.alerts a ON a.id = h.alert_id",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(held, "db-1:silence,web-1:inhibit", "suppression decided");
+    let grouped: i64 = su
+        .query_one(
+            "SELECT count(*) FROM vigil.notifications n JOIN vigil.channels ch ON ch.id = n.channel_id
+             WHERE ch.name = 'grouped' AND n.event = 'group'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        grouped, 2,
+        "each alertname's group (disk, outage) was flushed"
+    );
+    assert!(
+        ran_as(&mut su, "mallory").iter().all(|w| w == "mallory"),
+        "planted code ran as {:?}",
+        ran_as(&mut su, "mallory")
+    );
+    // Readers cannot silence or route.
+    let mut r = c.connect_as(DB, "rdr");
+    assert_eq!(
+        try_sql(
+            &mut r,
+            "SELECT vigil.create_silence(ARRAY['a=b'], now() + interval '1 hour', 'c')"
+        ),
+        "42501"
+    );
+    assert_eq!(
+        try_sql(
+            &mut r,
+            "SELECT vigil.create_route('r', ARRAY['flat'], ARRAY['a=b'])"
+        ),
+        "42501"
+    );
+    assert_nobody_escalated(&mut su);
+}
