@@ -1635,37 +1635,37 @@ COMMENT ON FUNCTION vigil._stats_with_extremes(summary vigil.statsagg, min doubl
 CREATE OR REPLACE FUNCTION vigil._suppressed_alerts(ids bigint[]) RETURNS TABLE(alert_id bigint, reason text)
     LANGUAGE sql STABLE STRICT PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET enable_nestloop TO 'off'
+    SET jit TO 'off'
     AS $$
-    WITH t AS MATERIALIZED (
-        SELECT a.id, a.labels FROM vigil.alerts a
+    WITH sil AS MATERIALIZED (
+        SELECT x.id, x.matchers FROM vigil.silences x WHERE x.ends_at > now() AND x.starts_at <= now()),
+    t AS MATERIALIZED (
+        SELECT a.id, a.labels,
+               (SELECT min(s.id) FROM sil s WHERE vigil.labels_match(a.labels, s.matchers)) AS silence
+        FROM vigil.alerts a
         WHERE a.id = ANY (ids) AND a.status IN ('firing', 'acknowledged')),
-    silenced AS MATERIALIZED (
-        SELECT t.id, min(s.id) AS silence
-        FROM t JOIN (SELECT x.id, x.matchers FROM vigil.silences x
-                     WHERE x.ends_at > now() AND x.starts_at <= now() OFFSET 0) s
-            ON vigil.labels_match(t.labels, s.matchers)
-        GROUP BY t.id),
     rules AS MATERIALIZED (
         SELECT r.name, r.source_matchers, r.target_matchers, r.equal FROM vigil.inhibit_rules r WHERE r.enabled),
     targets AS MATERIALIZED (
-        SELECT r.name, t.id, vigil.labels_match(t.labels, r.source_matchers) AS both_sides,
-               ARRAY(SELECT t.labels -> e FROM unnest(r.equal) e) AS k
-        FROM rules r JOIN t ON vigil.labels_match(t.labels, r.target_matchers)
-        WHERE NOT EXISTS (SELECT 1 FROM silenced s WHERE s.id = t.id)),
+        SELECT r.name, r.source_matchers, t.id, t.labels, ARRAY(SELECT t.labels -> e FROM unnest(r.equal) e) AS k
+        FROM rules r JOIN t ON t.silence IS NULL AND vigil.labels_match(t.labels, r.target_matchers)),
     -- An absent label equals an absent one: the keys hold NULL for it,
     -- and array equality takes two NULL elements as equal.
     sources AS MATERIALIZED (
-        SELECT r.name, s.id, ARRAY(SELECT s.labels -> e FROM unnest(r.equal) e) AS k,
-               vigil.labels_match(s.labels, r.target_matchers) AS also_target
+        SELECT r.name, r.target_matchers, s.id, s.labels, ARRAY(SELECT s.labels -> e FROM unnest(r.equal) e) AS k
         FROM rules r JOIN vigil.alerts s ON s.status IN ('firing', 'acknowledged')
         WHERE r.name IN (SELECT tg.name FROM targets tg) AND vigil.labels_match(s.labels, r.source_matchers)),
+    -- A target matching both sides is inhibited only by a source that
+    -- does not (checked only for the pairs that meet).
     inhibited AS (
         SELECT DISTINCT ON (tg.id) tg.id, format('inhibit rule %s (alert %s)', tg.name, src.id) AS reason
         FROM targets tg
         JOIN sources src ON src.name = tg.name AND src.k = tg.k AND src.id <> tg.id
-                        AND NOT (tg.both_sides AND src.also_target)
+        WHERE NOT (vigil.labels_match(tg.labels, tg.source_matchers)
+                   AND vigil.labels_match(src.labels, src.target_matchers))
         ORDER BY tg.id, tg.name, src.id)
-    SELECT s.id, 'silence ' || s.silence FROM silenced s
+    SELECT t.id, 'silence ' || t.silence FROM t WHERE t.silence IS NOT NULL
     UNION ALL
     SELECT i.id, i.reason FROM inhibited i
 $$;
