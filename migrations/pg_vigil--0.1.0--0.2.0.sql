@@ -936,7 +936,9 @@ BEGIN
             RAISE WARNING USING ERRCODE = '08006',
                 MESSAGE = format('pg_vigil: group %s of channel %s could not be sent (retried in 5 minutes): %s',
                                  g.group_key, g.channel_id, failure);
-            UPDATE vigil.notification_groups t SET flush_at = now() + interval '5 minutes'
+            -- Nothing held is recorded meanwhile, so releasing a silence
+            -- cannot cut the 5 minutes short (the retry works it out anew).
+            UPDATE vigil.notification_groups t SET flush_at = now() + interval '5 minutes', held = '{}'
             WHERE t.channel_id = g.channel_id AND t.group_key = g.group_key;
         END;
     END LOOP;
@@ -1425,11 +1427,13 @@ DECLARE
     nsteps int;
     nstep int;
     ncycles int;
-    due jsonb := '[]';
+    due jsonb := '[]';     -- each due escalation: what it pages and where its chain goes next
     b record;
     c vigil.channels;
-    m record;
+    alertname text;
+    sent int;
     queued int := 0;
+    failure text;
 BEGIN
     -- Acknowledged or closed: the chain stops.
     DELETE FROM vigil.escalations t USING vigil.alerts a
@@ -1456,58 +1460,79 @@ BEGIN
             CONTINUE;
         END IF;
         nsteps := jsonb_array_length(e.steps);
-        due := due || jsonb_build_array(jsonb_build_object(
-            'policy', e.name, 'step', least(e.step, nsteps - 1), 'alert', e.alert_id));
         nstep := e.step + 1;
         ncycles := e.cycles;
         IF nstep >= nsteps THEN
-            IF NOT e.rep THEN
-                DELETE FROM vigil.escalations t WHERE t.policy_id = e.policy_id AND t.alert_id = e.alert_id;
-                CONTINUE;
-            END IF;
-            nstep := 0;
+            -- The last step: without repeat the chain ends once it paged.
+            nstep := CASE WHEN e.rep THEN 0 END;
             ncycles := ncycles + 1;
         END IF;
-        UPDATE vigil.escalations t
-        SET step = nstep, cycles = ncycles, last_step_at = now(),
-            next_at = now() + (e.steps -> nstep ->> 'after')::interval
-        WHERE t.policy_id = e.policy_id AND t.alert_id = e.alert_id;
+        due := due || jsonb_build_array(jsonb_build_object(
+            'policy', e.name, 'policy_id', e.policy_id, 'step', least(e.step, nsteps - 1), 'alert', e.alert_id,
+            'next', nstep, 'cycles', ncycles,
+            'next_at', now() + (e.steps -> coalesce(nstep, 0) ->> 'after')::interval));
     END LOOP;
     -- One message per policy, step and channel, listing the alerts due.
+    -- Each policy and step on its own: one that cannot be sent is retried
+    -- in a minute (its chains stay where they are) and never holds back the
+    -- others.
     FOR b IN
-        SELECT x ->> 'policy' AS policy, (x ->> 'step')::int AS step, array_agg((x ->> 'alert')::bigint) AS ids
+        SELECT x ->> 'policy' AS policy, (x ->> 'step')::int AS step,
+               array_agg((x ->> 'alert')::bigint ORDER BY (x ->> 'alert')::bigint) AS ids, jsonb_agg(x) AS items
         FROM jsonb_array_elements(due) x
         GROUP BY 1, 2
         ORDER BY 1, 2
     LOOP
-        -- alertname: the one the alerts share, else the policy's name.
-        SELECT CASE WHEN count(DISTINCT a.labels ->> 'alertname') = 1 THEN min(a.labels ->> 'alertname')
-                    ELSE b.policy END AS alertname
-        INTO m FROM vigil.alerts a WHERE a.id = ANY (b.ids);
-        FOR c IN
-            SELECT ch.* FROM vigil.channels ch
-            JOIN vigil.escalation_policies p ON p.name = b.policy
-            WHERE ch.enabled AND ch.name IN (SELECT jsonb_array_elements_text(p.steps -> b.step -> 'channels'))
-            ORDER BY ch.id
-        LOOP
-            INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
-            VALUES (c.id, CASE WHEN cardinality(b.ids) = 1 THEN b.ids[1] END, 'escalation',
-                    'escalation:' || b.policy || ':' || (b.step + 1),
-                    CASE WHEN c.kind = 'pg_notify'
-                         THEN jsonb_build_object('event', 'escalation', 'policy', left(b.policy, 200),
-                                                 'step', b.step + 1, 'alert_ids', to_jsonb(b.ids[1:300]))
-                         ELSE vigil._group_message(c.kind, c.name, b.ids,
-                                  jsonb_build_object('alertname', m.alertname, 'escalation_policy', b.policy,
-                                                     'escalation_step', (b.step + 1)::text),
-                                  vigil._max_payload_bytes()) END);
-            queued := queued + 1;
-        END LOOP;
+        BEGIN
+            -- alertname: the one the alerts share, else the policy's name.
+            SELECT CASE WHEN count(DISTINCT a.labels ->> 'alertname') = 1 THEN min(a.labels ->> 'alertname')
+                        ELSE b.policy END
+            INTO alertname FROM vigil.alerts a WHERE a.id = ANY (b.ids);
+            sent := 0;
+            FOR c IN
+                SELECT ch.* FROM vigil.channels ch
+                JOIN vigil.escalation_policies p ON p.name = b.policy
+                WHERE ch.enabled AND ch.name IN (SELECT jsonb_array_elements_text(p.steps -> b.step -> 'channels'))
+                ORDER BY ch.id
+            LOOP
+                INSERT INTO vigil.notifications (channel_id, alert_id, event, notify_key, payload)
+                VALUES (c.id, CASE WHEN cardinality(b.ids) = 1 THEN b.ids[1] END, 'escalation',
+                        'escalation:' || b.policy || ':' || (b.step + 1),
+                        CASE WHEN c.kind = 'pg_notify'
+                             THEN jsonb_build_object('event', 'escalation', 'policy', left(b.policy, 200),
+                                                     'step', b.step + 1, 'alert_ids', to_jsonb(b.ids[1:300]))
+                             ELSE vigil._group_message(c.kind, c.name, b.ids,
+                                      jsonb_build_object('alertname', alertname, 'escalation_policy', b.policy,
+                                                         'escalation_step', (b.step + 1)::text),
+                                      vigil._max_payload_bytes()) END);
+                sent := sent + 1;
+            END LOOP;
+            -- Paged: the chains move on (or end).
+            DELETE FROM vigil.escalations t USING jsonb_array_elements(b.items) x
+            WHERE x -> 'next' = 'null'::jsonb
+              AND t.policy_id = (x ->> 'policy_id')::bigint AND t.alert_id = (x ->> 'alert')::bigint;
+            UPDATE vigil.escalations t
+            SET step = (x ->> 'next')::int, cycles = (x ->> 'cycles')::int, last_step_at = now(),
+                next_at = (x ->> 'next_at')::timestamptz
+            FROM jsonb_array_elements(b.items) x
+            WHERE x -> 'next' <> 'null'::jsonb
+              AND t.policy_id = (x ->> 'policy_id')::bigint AND t.alert_id = (x ->> 'alert')::bigint;
+            queued := queued + sent;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT;
+            RAISE WARNING USING ERRCODE = '08006',
+                MESSAGE = format('pg_vigil: escalation %s step %s could not be sent (retried in 1 minute): %s',
+                                 b.policy, b.step + 1, failure);
+            UPDATE vigil.escalations t SET next_at = now() + interval '1 minute'
+            FROM jsonb_array_elements(b.items) x
+            WHERE t.policy_id = (x ->> 'policy_id')::bigint AND t.alert_id = (x ->> 'alert')::bigint;
+        END;
     END LOOP;
     RETURN queued;
 END
 $$;
 
-COMMENT ON FUNCTION vigil._run_escalations(max_rows integer) IS 'Internal (the worker, each round): stops the escalations of alerts acknowledged or closed, runs the due steps (a silenced or inhibited alert waits), one message per policy, step and channel; returns how many were queued';
+COMMENT ON FUNCTION vigil._run_escalations(max_rows integer) IS 'Internal (the worker, each round): stops the escalations of alerts acknowledged or closed, runs the due steps (a silenced or inhibited alert waits), one message per policy, step and channel (a policy step that cannot be sent warns and is retried in a minute, its chains unmoved); returns how many were queued';
 
 CREATE OR REPLACE FUNCTION vigil._scan_insight(kind text, anomaly_type text, label text, metric_name text, group_name text, n bigint, avg_metric double precision, max_metric double precision, total double precision, common text, categories text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE

@@ -466,7 +466,9 @@ BEGIN
             RAISE WARNING USING ERRCODE = '08006',
                 MESSAGE = format('pg_vigil: group %s of channel %s could not be sent (retried in 5 minutes): %s',
                                  g.group_key, g.channel_id, failure);
-            UPDATE vigil.notification_groups t SET flush_at = now() + interval '5 minutes'
+            -- Nothing held is recorded meanwhile, so releasing a silence
+            -- cannot cut the 5 minutes short (the retry works it out anew).
+            UPDATE vigil.notification_groups t SET flush_at = now() + interval '5 minutes', held = '{}'
             WHERE t.channel_id = g.channel_id AND t.group_key = g.group_key;
         END;
     END LOOP;

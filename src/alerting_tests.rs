@@ -299,6 +299,55 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_group_that_failed_to_send_waits_out_its_retry_even_when_a_silence_ends() {
+        Spi::run(
+            "SELECT vigil.create_channel('grouped', 'webhook', 'http://127.0.0.1:9/g', group_wait => '0 seconds')",
+        )
+        .unwrap();
+        let silence = one::<i64>(
+            "SELECT vigil.create_silence(ARRAY['entity=s1'], now() + interval '1 hour', 'maintenance')",
+        )
+        .unwrap();
+        raise("sync_failure", "s1", "high");
+        raise("sync_failure", "s2", "high");
+        // Sent, with s1 held.
+        assert_eq!(one::<i32>("SELECT vigil._flush_groups()"), Some(1));
+        assert_eq!(
+            one::<i32>("SELECT cardinality(held) FROM vigil.notification_groups"),
+            Some(1)
+        );
+        Spi::run(
+            "CREATE FUNCTION pg_temp.refuse() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN RAISE EXCEPTION 'outbox closed for maintenance'; END $$;
+             CREATE TRIGGER refuse BEFORE INSERT ON vigil.notifications
+                 FOR EACH ROW EXECUTE FUNCTION pg_temp.refuse();",
+        )
+        .unwrap();
+        // s3 joins; the next message cannot be sent: retried in 5 minutes.
+        raise("sync_failure", "s3", "high");
+        assert_eq!(one::<i32>("SELECT vigil._flush_groups()"), Some(0));
+        Spi::run("UPDATE vigil.notification_groups SET flush_at = now()").unwrap();
+        assert_eq!(one::<i32>("SELECT vigil._flush_groups()"), Some(0));
+        let waiting =
+            "SELECT flush_at > now() + interval '4 minutes' FROM vigil.notification_groups";
+        assert_eq!(one::<bool>(waiting), Some(true));
+        // The silence ends: releasing does not cut the retry short.
+        Spi::run(&format!("SELECT vigil.expire_silence({silence})")).unwrap();
+        assert_eq!(one::<i32>("SELECT vigil._release_held()"), Some(0));
+        assert_eq!(one::<bool>(waiting), Some(true));
+        // The retry lists all three.
+        Spi::run("DROP TRIGGER refuse ON vigil.notifications; UPDATE vigil.notification_groups SET flush_at = now()")
+            .unwrap();
+        assert_eq!(one::<i32>("SELECT vigil._flush_groups()"), Some(1));
+        assert_eq!(
+            one::<i32>(
+                "SELECT jsonb_array_length(payload -> 'alerts') FROM vigil.notifications ORDER BY id DESC LIMIT 1"
+            ),
+            Some(3)
+        );
+    }
+
+    #[pg_test]
     fn inhibition_holds_targets_while_a_source_fires() {
         channels(&["hook"]);
         Spi::run(
@@ -435,6 +484,35 @@ mod tests {
             text("SELECT step || ':' || cycles FROM vigil.escalations"),
             "0:1"
         );
+        // A step that cannot be sent (here a DBA's trigger on the outbox
+        // refuses it) warns and is retried in a minute; the chain stays.
+        Spi::run(
+            "CREATE FUNCTION pg_temp.refuse() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN RAISE EXCEPTION 'outbox closed for maintenance'; END $$;
+             CREATE TRIGGER refuse BEFORE INSERT ON vigil.notifications
+                 FOR EACH ROW WHEN (NEW.event = 'escalation') EXECUTE FUNCTION pg_temp.refuse();",
+        )
+        .unwrap();
+        let before = one::<i64>("SELECT count(*) FROM vigil.notifications").unwrap();
+        due();
+        assert_eq!(one::<i32>("SELECT vigil._run_escalations()"), Some(0));
+        assert_eq!(
+            one::<bool>(
+                "SELECT step = 0 AND cycles = 1 AND next_at > now() + interval '50 seconds' FROM vigil.escalations"
+            ),
+            Some(true)
+        );
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM vigil.notifications"),
+            Some(before)
+        );
+        Spi::run("DROP TRIGGER refuse ON vigil.notifications").unwrap();
+        due();
+        assert_eq!(one::<i32>("SELECT vigil._run_escalations()"), Some(1));
+        assert_eq!(
+            text("SELECT step || ':' || cycles FROM vigil.escalations"),
+            "1:1"
+        );
         // Silenced: no page, the chain waits where it is.
         Spi::run(
             "SELECT vigil.create_silence(ARRAY['entity=q1'], now() + interval '1 hour', 'fixing')",
@@ -443,7 +521,7 @@ mod tests {
         due();
         assert_eq!(one::<i32>("SELECT vigil._run_escalations()"), Some(0));
         assert_eq!(
-            one::<bool>("SELECT step = 0 AND next_at > now() FROM vigil.escalations"),
+            one::<bool>("SELECT step = 1 AND next_at > now() FROM vigil.escalations"),
             Some(true)
         );
         // Resolved: the chain stops.
