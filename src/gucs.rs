@@ -145,6 +145,7 @@ pub fn max_concurrency() -> i32 {
 static ALLOWED_INTERNAL_HOSTS: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
 static MAX_PAYLOAD_BYTES: GucSetting<i32> = GucSetting::<i32>::new(65_536);
+static CA_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// Settings of the notification security limits (destination policy and
 /// payload caps); called at the end of `init()`.
@@ -154,6 +155,16 @@ fn init_notify_limits() {
         c"Webhook hosts allowed despite the destination policy (link-local, cloud metadata, unspecified addresses).",
         c"Comma-separated host names, IP addresses and CIDRs (e.g. 169.254.10.0/24). Checked when a channel is stored and again by the worker before each send, for every address a host name resolves to.",
         &ALLOWED_INTERNAL_HOSTS,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    // Set in postgresql.conf (or ALTER SYSTEM) only: it names a file the
+    // worker reads.
+    GucRegistry::define_string_guc(
+        c"vigil.ca_file",
+        c"PEM file of CA certificates the pg_vigil worker trusts for HTTPS receivers, besides the bundled public roots.",
+        c"For receivers behind a private CA. Relative paths are from the data directory. Read again on reload when the setting or the file changes; a file that cannot be used is a WARNING and only the public roots are trusted.",
+        &CA_FILE,
         GucContext::Sighup,
         GucFlags::default(),
     );
@@ -193,6 +204,14 @@ fn init_notify_limits() {
         GucContext::Sighup,
         GucFlags::default(),
     );
+}
+
+/// `vigil.ca_file`, empty when unset.
+pub fn ca_file() -> String {
+    CA_FILE
+        .get()
+        .and_then(|s| s.into_string().ok())
+        .unwrap_or_default()
 }
 
 /// `vigil.allowed_internal_hosts`, empty when unset.

@@ -23,6 +23,10 @@ const LOCKED_RECHECK: Duration = Duration::from_millis(250);
 
 pub struct Delivery {
     sender: Option<Sender>,
+    /// What `sender` was built from: the timeout, `vigil.allowed_internal_hosts`,
+    /// and `vigil.ca_file` with the file's modification time (a replaced
+    /// bundle is read again).
+    sender_made_from: Option<(Duration, String, String, Option<SystemTime>)>,
     limits: RateLimits,
     jitter: Jitter,
     requeued: bool,
@@ -42,10 +46,42 @@ impl Default for Delivery {
             ^ u64::from(std::process::id());
         Delivery {
             sender: None,
+            sender_made_from: None,
             limits: RateLimits::default(),
             jitter: Jitter::new(seed),
             requeued: false,
             released_at: None,
+        }
+    }
+}
+
+/// The certificates of `vigil.ca_file` (read again whenever the setting or
+/// the file changes). A file that cannot be read or holds no certificate is
+/// a WARNING naming it, once per change: HTTPS to public receivers goes on
+/// with the bundled roots, and receivers behind the private CA fail their
+/// TLS handshake (retried until their deadline) until the file is fixed.
+fn extra_roots_of(ca_file: &str) -> Vec<reqwest::Certificate> {
+    if ca_file.is_empty() {
+        return Vec::new();
+    }
+    match std::fs::read(ca_file)
+        .map_err(|e| e.to_string())
+        .and_then(|pem| super::http::extra_roots(&pem))
+    {
+        Ok(roots) => {
+            log!(
+                "pg_vigil worker: trusting {} certificate(s) of vigil.ca_file \"{ca_file}\" for HTTPS",
+                roots.len()
+            );
+            roots
+        }
+        Err(e) => {
+            ereport!(
+                PgLogLevel::WARNING,
+                PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR,
+                format!("pg_vigil worker: vigil.ca_file \"{ca_file}\" is not used: {e}")
+            );
+            Vec::new()
         }
     }
 }
@@ -66,11 +102,18 @@ impl Delivery {
         }
         let timeout = Duration::from_millis(gucs::http_timeout_ms() as u64);
         let allow_list = gucs::allowed_internal_hosts();
-        if self.sender.as_ref().map(|s| (s.timeout(), s.allow_list()))
-            != Some((timeout, allow_list.as_str()))
-        {
-            match Sender::with_policy(timeout, gucs::max_concurrency() as usize, &allow_list) {
-                Ok(s) => self.sender = Some(s),
+        let ca_file = gucs::ca_file();
+        let ca_changed = (!ca_file.is_empty())
+            .then(|| std::fs::metadata(&ca_file).and_then(|m| m.modified()).ok())
+            .flatten();
+        let wanted = (timeout, allow_list, ca_file, ca_changed);
+        if self.sender.is_none() || self.sender_made_from.as_ref() != Some(&wanted) {
+            let roots = extra_roots_of(&wanted.2);
+            match Sender::with_policy(timeout, gucs::max_concurrency() as usize, &wanted.1, roots) {
+                Ok(s) => {
+                    self.sender = Some(s);
+                    self.sender_made_from = Some(wanted);
+                }
                 Err(e) => {
                     warning!("pg_vigil worker: {e}");
                     return poll;

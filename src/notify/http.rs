@@ -30,9 +30,19 @@ const ERROR_BODY_BYTES: usize = 1024;
 pub struct Sender {
     runtime: tokio::runtime::Runtime,
     client: reqwest::Client,
-    timeout: Duration,
-    allow_list: String,
     policy: Arc<Policy>,
+}
+
+/// The certificates of a PEM bundle (`vigil.ca_file`), or why none can be
+/// used: a bundle that holds no certificate, or one that does not parse, is
+/// an error rather than silently trusting nothing extra.
+pub fn extra_roots(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
+    let certs = reqwest::Certificate::from_pem_bundle(pem)
+        .map_err(|e| format!("not a PEM bundle of certificates: {e}"))?;
+    if certs.is_empty() {
+        return Err("holds no PEM certificate".into());
+    }
+    Ok(certs)
 }
 
 /// DNS through the system resolver (as reqwest's default does, on the
@@ -77,15 +87,17 @@ impl reqwest::dns::Resolve for PolicyResolver {
 
 impl Sender {
     pub fn new(timeout: Duration, max_idle_per_host: usize) -> Result<Sender, String> {
-        Sender::with_policy(timeout, max_idle_per_host, "")
+        Sender::with_policy(timeout, max_idle_per_host, "", Vec::new())
     }
 
     /// A sender that applies the destination policy with `allow_list`
-    /// (`vigil.allowed_internal_hosts`) to every URL and resolved address.
+    /// (`vigil.allowed_internal_hosts`) to every URL and resolved address,
+    /// and trusts `roots` (`vigil.ca_file`) besides the bundled public roots.
     pub fn with_policy(
         timeout: Duration,
         max_idle_per_host: usize,
         allow_list: &str,
+        roots: Vec<reqwest::Certificate>,
     ) -> Result<Sender, String> {
         let policy = Arc::new(Policy::parse(allow_list));
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -96,7 +108,11 @@ impl Sender {
             .on_thread_start(block_signals)
             .build()
             .map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for root in roots {
+            builder = builder.add_root_certificate(root);
+        }
+        let client = builder
             .timeout(timeout)
             .connect_timeout(timeout)
             .pool_max_idle_per_host(max_idle_per_host)
@@ -113,19 +129,8 @@ impl Sender {
         Ok(Sender {
             runtime,
             client,
-            timeout,
-            allow_list: allow_list.to_owned(),
             policy,
         })
-    }
-
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    /// The `vigil.allowed_internal_hosts` value this sender applies.
-    pub fn allow_list(&self) -> &str {
-        &self.allow_list
     }
 
     /// Sends every request, at most `max_concurrency` at a time. Returns one
@@ -268,6 +273,38 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::net::TcpListener;
+
+    /// A self-signed CA certificate made for this test (no key kept).
+    const TEST_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBmDCCAT2gAwIBAgIUbJZKZpWFWYKIZc1VaOnxquB/kG8wCgYIKoZIzj0EAwIw
+IDEeMBwGA1UEAwwVcGdfdmlnaWwtdW5pdC10ZXN0LWNhMCAXDTI2MTIwMjIwMzYw
+MloYDzIxMjYxMTA4MjAzNjAyWjAgMR4wHAYDVQQDDBVwZ192aWdpbC11bml0LXRl
+c3QtY2EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAQxKL79Q5BQQGfWHWqzYnDu
+JzJ3iUZHB7wdN/bEt1ywssC8Rjnf+mSZ+clilpxTnhoPk4CChkkfVxwEhvlrpPOt
+o1MwUTAdBgNVHQ4EFgQU9gAOQhHUz2/KqvzyuOYgWsqE0oIwHwYDVR0jBBgwFoAU
+9gAOQhHUz2/KqvzyuOYgWsqE0oIwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQD
+AgNJADBGAiEA6Eg4ljhByYYB68TEyJRBgz64ZlgNhzZNjpvSqqK7EocCIQDfMW4h
+zaYbG7Yuk+4DOcnoRdH6oporLchP8lbb4wEkMQ==
+-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn ca_bundles_give_their_certificates_or_say_why_not() {
+        assert_eq!(extra_roots(TEST_CA.as_bytes()).unwrap().len(), 1);
+        let two = format!("{TEST_CA}{TEST_CA}");
+        assert_eq!(extra_roots(two.as_bytes()).unwrap().len(), 2);
+        assert!(extra_roots(b"").unwrap_err().contains("no PEM certificate"));
+        assert!(extra_roots(b"not pem at all\n")
+            .unwrap_err()
+            .contains("no PEM certificate"));
+        let broken = TEST_CA.replace("MII", "@@@");
+        assert!(
+            extra_roots(broken.as_bytes()).is_err(),
+            "a damaged certificate is refused"
+        );
+        // A sender with extra roots builds.
+        let roots = extra_roots(TEST_CA.as_bytes()).unwrap();
+        assert!(Sender::with_policy(Duration::from_secs(1), 1, "", roots).is_ok());
+    }
 
     /// A one-shot loopback server answering each connection with `reply`.
     fn serve(replies: Vec<&'static str>) -> (String, std::thread::JoinHandle<Vec<String>>) {

@@ -1083,3 +1083,181 @@ pub fn grouped_channels_send_one_message_per_group(c: &Cluster) {
     db.batch_execute("DELETE FROM vigil.channels WHERE name = 'grouped'")
         .unwrap();
 }
+
+/// An HTTPS receiver behind a private CA (issue 16), on 127.0.0.1: with only
+/// the bundled public roots the TLS handshake fails and the notification is
+/// retried; a `vigil.ca_file` that holds no certificate is a WARNING naming
+/// it; once it names the CA's PEM the retry is delivered.
+pub fn a_private_ca_receiver_is_reached_once_vigil_ca_file_names_its_ca(c: &Cluster) {
+    let mut db = worker_db(c);
+    let dir = std::env::temp_dir().join(format!("vigil-private-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=pg_vigil test private CA",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    std::fs::write(dir.join("not-a-bundle.pem"), "no certificates here\n").unwrap();
+    // A real TLS server (Python's ssl module) that records what it got.
+    std::fs::write(
+        dir.join("serve.py"),
+        r#"import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get('Content-Length', 0)))
+        with open('received', 'ab') as f:
+            f.write(body + b'\n')
+        self.send_response(200); self.send_header('Content-Length', '2'); self.end_headers(); self.wfile.write(b'ok')
+    def log_message(self, *a):
+        pass
+srv = http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain('server.pem', 'server.key')
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+"#,
+    )
+    .unwrap();
+    let port = pg_vigil_e2e::free_port();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(
+        std::process::Command::new("python3")
+            .args(["serve.py", &port.to_string()])
+            .current_dir(&dir)
+            .spawn()
+            .expect("python3 runs"),
+    );
+    wait_for("the TLS server to listen", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+    });
+    let ca = dir.join("ca.pem").display().to_string();
+    let bad = dir.join("not-a-bundle.pem").display().to_string();
+    set_config(&mut db, &["ALTER SYSTEM SET vigil.poll_interval_ms = 100"]);
+    channel(
+        &mut db,
+        "private",
+        "webhook",
+        &format!("https://127.0.0.1:{port}/hook"),
+        "",
+    );
+    let id: i64 = db
+        .query_one("SELECT vigil.test_channel('private')", &[])
+        .unwrap()
+        .get(0);
+    let error = wait_for("a failed TLS handshake", Duration::from_secs(30), || {
+        row(&mut db, id).3.filter(|e| !e.is_empty())
+    });
+    assert!(
+        error.to_lowercase().contains("certificate") || error.contains("UnknownIssuer"),
+        "the handshake fails on the unknown issuer: {error}"
+    );
+    assert_eq!(row(&mut db, id).0, "pending", "and it is retried");
+    set_config(
+        &mut db,
+        &[&format!("ALTER SYSTEM SET vigil.ca_file = '{bad}'")],
+    );
+    wait_for(
+        "the WARNING naming vigil.ca_file",
+        Duration::from_secs(30),
+        || {
+            c.log()
+                .contains(&format!("vigil.ca_file \"{bad}\" is not used"))
+                .then_some(())
+        },
+    );
+    assert_ne!(row(&mut db, id).0, "sent");
+    set_config(
+        &mut db,
+        &[&format!("ALTER SYSTEM SET vigil.ca_file = '{ca}'")],
+    );
+    wait_status(&mut db, id, "sent", Duration::from_secs(60));
+    let received = std::fs::read_to_string(dir.join("received")).unwrap_or_default();
+    assert!(
+        received.contains("pg_vigil test notification"),
+        "the receiver got the message: {received}"
+    );
+    set_config(
+        &mut db,
+        &[
+            "ALTER SYSTEM RESET vigil.ca_file",
+            "ALTER SYSTEM RESET vigil.poll_interval_ms",
+        ],
+    );
+    db.batch_execute("DELETE FROM vigil.notifications; DELETE FROM vigil.channels")
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
