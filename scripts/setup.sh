@@ -8,9 +8,10 @@ PGRX_VERSION=0.18.1
 PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-tdigest postgresql-15-partman
           libclang-dev clang sudo
           golang-go golang-github-prometheus-alertmanager-dev
-          prometheus prometheus-postgres-exporter)
+          prometheus prometheus-postgres-exporter openssl python3)
 # (golang: the e2e suite decodes webhook bodies with Alertmanager's own Go types;
-# prometheus (promtool) and prometheus-postgres-exporter test contrib/prometheus)
+# prometheus (promtool) and prometheus-postgres-exporter test contrib/prometheus;
+# openssl makes the private CA and python3 serves TLS for the vigil.ca_file test)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
