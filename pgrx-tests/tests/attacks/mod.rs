@@ -26,6 +26,10 @@ fn setup(c: &Cluster) -> Client {
                EXECUTE format('CREATE ROLE %I LOGIN', r);
              END IF;
              EXECUTE format('ALTER ROLE %I NOSUPERUSER', r);
+             -- A test may have granted a pg_vigil role; the next starts clean.
+             IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'vigil_admin') THEN
+               EXECUTE format('REVOKE vigil_admin, vigil_operator, vigil_reader FROM %I', r);
+             END IF;
            END LOOP;
          END $$;",
     )
