@@ -1202,7 +1202,9 @@ srv.serve_forever()
             .expect("python3 runs"),
     );
     wait_for("the TLS server to listen", Duration::from_secs(20), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(|_| ())
     });
     let ca = dir.join("ca.pem").display().to_string();
     let bad = dir.join("not-a-bundle.pem").display().to_string();
