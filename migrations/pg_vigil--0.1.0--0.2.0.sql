@@ -831,6 +831,7 @@ CREATE OR REPLACE FUNCTION vigil._flush_groups(max_groups integer DEFAULT 1000) 
     AS $$
 DECLARE
     g vigil.notification_groups;
+    due vigil.notification_groups[];  -- the groups this flush sends, locked
     c vigil.channels;
     firing jsonb;          -- id -> severity of the group's open alerts
     closed bigint[];       -- alerts closed since a message reported them firing
@@ -861,22 +862,22 @@ BEGIN
                         ELSE least(coalesce(ng.flush_at, 'infinity'),
                                    greatest(now(), ng.flushed_at + (SELECT ch.group_interval FROM vigil.channels ch
                                                                     WHERE ch.id = ng.channel_id))) END;
-    -- Suppression is decided for all the due groups' alerts at once.
+    -- The due groups are locked once (another session's flush, or an
+    -- admin's open DELETE on a channel, holds its own), and suppression is
+    -- decided for exactly their alerts at once.
+    due := ARRAY(
+        SELECT t FROM vigil.notification_groups t JOIN vigil.channels ch ON ch.id = t.channel_id
+        WHERE t.flush_at <= now() AND ch.enabled
+        ORDER BY t.flush_at, t.channel_id, t.group_key
+        LIMIT max_groups
+        FOR UPDATE OF t SKIP LOCKED);
     IF suppressing THEN
         suppressed := (
             SELECT coalesce(jsonb_object_agg(s.alert_id::text, s.reason), '{}')
             FROM vigil._suppressed_alerts(ARRAY(
-                SELECT DISTINCT x
-                FROM (SELECT t.alert_ids FROM vigil.notification_groups t JOIN vigil.channels ch ON ch.id = t.channel_id
-                      WHERE t.flush_at <= now() AND ch.enabled
-                      ORDER BY t.flush_at LIMIT max_groups) d, unnest(d.alert_ids) x)) s);
+                SELECT DISTINCT x FROM unnest(due) d, unnest(d.alert_ids) x)) s);
     END IF;
-    FOR g IN
-        SELECT t.* FROM vigil.notification_groups t JOIN vigil.channels ch ON ch.id = t.channel_id
-        WHERE t.flush_at <= now() AND ch.enabled
-        ORDER BY t.flush_at
-        LIMIT max_groups
-        FOR UPDATE OF t SKIP LOCKED
+    FOREACH g IN ARRAY due
     LOOP
         -- Each group on its own: one that cannot be sent is retried later
         -- and never holds back the others or the rest of the outbox.
@@ -902,7 +903,8 @@ BEGIN
                 closed := '{}';
             END IF;
             message := changed OR cardinality(closed) > 0
-                OR (unacked AND c.repeat_interval > interval '0' AND g.flushed_at + c.repeat_interval <= now());
+                OR coalesce(unacked AND c.repeat_interval > interval '0' AND g.flushed_at + c.repeat_interval <= now(),
+                            false);
             IF message THEN
                 -- At most 200 alerts go into a message, worst and newest
                 -- first, each with its long texts cut; the rest are counted.

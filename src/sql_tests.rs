@@ -1405,4 +1405,48 @@ pub(crate) mod tests {
         // Nothing is left due: the next round sends nothing.
         assert_eq!(one::<i32>("SELECT vigil._flush_groups()"), Some(0));
     }
+
+    /// A group message lists an alert as the one-alert webhook does, even
+    /// at the edges of what a row can hold: infinite timestamps read as
+    /// `to_jsonb` writes them, and details the builders cannot hold (a
+    /// number beyond f64, written into vigil.alerts by hand) say so rather
+    /// than stopping the group's messages.
+    #[pg_test]
+    fn a_group_message_lists_an_alert_as_its_own_webhook_does() {
+        let text = |sql: &str| one::<String>(sql).unwrap_or_default();
+        let id =
+            one::<i64>("SELECT (vigil.raise_alert('edge', 'e1', 'high', 'edge case')).alert_id")
+                .unwrap();
+        Spi::run(&format!(
+            "UPDATE vigil.alerts SET status = 'resolved', created_at = '-infinity', resolved_at = 'infinity'
+             WHERE id = {id}"
+        ))
+        .unwrap();
+        let differs = text(&format!(
+            "SELECT coalesce((SELECT (g.m -> 'alerts' -> 0)::text || ' vs ' || (u.m -> 'alerts' -> 0)::text
+             FROM (SELECT vigil._group_message('webhook', 'g', ARRAY[{id}], '{{}}', 65536) m) g,
+                  (SELECT vigil.webhook_payload(vigil._alert_document(a), 'resolved', 'g') m
+                   FROM vigil.alerts a WHERE a.id = {id}) u
+             WHERE g.m -> 'alerts' -> 0 IS DISTINCT FROM u.m -> 'alerts' -> 0), '')"
+        ));
+        assert_eq!(differs, "", "grouped vs one-alert webhook");
+        assert_eq!(
+            text(&format!(
+                "SELECT (vigil._group_message('webhook', 'g', ARRAY[{id}], '{{}}', 65536) -> 'alerts' -> 0)
+                        ->> 'startsAt'"
+            )),
+            "-infinity"
+        );
+        Spi::run(&format!(
+            "UPDATE vigil.alerts SET details = '{{\"rows\": 1e400}}' WHERE id = {id}"
+        ))
+        .unwrap();
+        let description = text(&format!(
+            "SELECT vigil._group_message('webhook', 'g', ARRAY[{id}], '{{}}', 65536) #>> '{{alerts,0,annotations,description}}'"
+        ));
+        assert!(
+            description.contains("cannot be read as JSON"),
+            "{description}"
+        );
+    }
 }

@@ -582,6 +582,10 @@ fn main() {
             alerting::routes_silences_inhibition_and_escalation_with_the_worker,
         ),
         (
+            "a_flush_decides_suppression_for_the_groups_it_locked",
+            alerting::a_flush_decides_suppression_for_the_groups_it_locked,
+        ),
+        (
             "grouped_channels_send_one_message_per_group",
             notify::grouped_channels_send_one_message_per_group,
         ),

@@ -134,15 +134,19 @@ thread_local! {
         const { std::cell::OnceCell::new() };
 }
 
-/// A timestamptz as `to_jsonb` writes it in UTC (`2026-12-02T19:56:27.5+00:00`).
-/// Written out by hand: chrono's formatter parses its pattern on every
-/// call, a tenth of the flush.
+/// A timestamptz as `to_jsonb` writes it in UTC (`2026-12-02T19:56:27.5+00:00`,
+/// `infinity`, `-infinity`). Written out by hand: chrono's formatter parses
+/// its pattern on every call, a tenth of the flush.
 fn utc_text(at: pgrx::datum::TimestampWithTimeZone) -> Value {
     use chrono::{Datelike, Timelike};
-    // PostgreSQL counts microseconds from 2000-01-01 UTC.
-    let Some(micros) = at.into_inner().checked_add(946_684_800_000_000) else {
-        return Value::Null;
+    // PostgreSQL counts microseconds from 2000-01-01 UTC; the extremes of
+    // the range are its infinities (DT_NOBEGIN, DT_NOEND).
+    let micros = match at.into_inner() {
+        i64::MAX => return Value::String("infinity".into()),
+        i64::MIN => return Value::String("-infinity".into()),
+        since_2000 => since_2000 + 946_684_800_000_000,
     };
+    // Every finite timestamptz (4713 BC to 294276 AD) is within chrono's range.
     let Some(at) = chrono::DateTime::from_timestamp_micros(micros) else {
         return Value::Null;
     };
@@ -173,11 +177,17 @@ fn message_alerts(ids: &[i64]) -> Vec<Value> {
                     let text = |n: usize| -> pgrx::spi::SpiResult<Value> {
                         Ok(row.get::<String>(n)?.map_or(Value::Null, Value::String))
                     };
+                    // Absent (or details over 2 kB) is `{}`; a document the
+                    // builders cannot hold (a number beyond f64, written by
+                    // hand into vigil.alerts) says so rather than stopping
+                    // the group's messages.
                     let json = |n: usize| -> pgrx::spi::SpiResult<Value> {
-                        Ok(row
-                            .get::<String>(n)?
-                            .and_then(|t| read_json(&t).ok())
-                            .unwrap_or_else(|| Value::Object(Default::default())))
+                        Ok(match row.get::<String>(n)? {
+                            None => Value::Object(Default::default()),
+                            Some(t) => read_json(&t).unwrap_or_else(
+                                |e| serde_json::json!({ "unreadable": e.message("the document") }),
+                            ),
+                        })
                     };
                     let at = |n: usize| -> pgrx::spi::SpiResult<Value> {
                         Ok(row

@@ -183,3 +183,70 @@ pub fn routes_silences_inhibition_and_escalation_with_the_worker(c: &Cluster) {
     sink.stop();
     clean_db(c);
 }
+
+/// A flush sends only groups it has locked, and decides suppression for
+/// exactly their alerts: with an earlier due group locked by another
+/// session and room for one group, the flush takes the next group, whose
+/// only alert is silenced, and must hold it rather than send it. (The
+/// suppression set used to come from an unlocked query, here the locked
+/// group's alerts.) Run in a database of its own, where no worker flushes.
+pub fn a_flush_decides_suppression_for_the_groups_it_locked(c: &Cluster) {
+    let mut su = c.connect("postgres");
+    su.batch_execute("DROP DATABASE IF EXISTS flush_locks WITH (FORCE)")
+        .unwrap();
+    su.batch_execute("CREATE DATABASE flush_locks").unwrap();
+    let mut db = c.connect("flush_locks");
+    db.batch_execute(
+        "CREATE EXTENSION pg_vigil;
+         SELECT vigil.create_channel('grouped', 'webhook', 'https://hooks.example.com/g', group_by => '{entity}');
+         SELECT vigil.create_silence(ARRAY['entity=\"b\"'], now() + interval '1 hour', 'maintenance of b');
+         SELECT vigil.raise_alert('queue_age', 'a', 'high', 'a is slow');
+         SELECT vigil.raise_alert('queue_age', 'b', 'high', 'b is slow');
+         SELECT vigil._flush_groups();
+         UPDATE vigil.notification_groups SET flush_at = now() - interval '2 minutes' WHERE group_labels ->> 'entity' = 'a';
+         UPDATE vigil.notification_groups SET flush_at = now() - interval '1 minute' WHERE group_labels ->> 'entity' = 'b';",
+    )
+    .unwrap();
+    let groups: i64 = db
+        .query_one("SELECT count(*) FROM vigil.notification_groups", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(groups, 2, "one group per entity");
+    let mut locker = c.connect("flush_locks");
+    locker
+        .batch_execute(
+            "BEGIN; SELECT 1 FROM vigil.notification_groups WHERE group_labels ->> 'entity' = 'a' FOR UPDATE",
+        )
+        .unwrap();
+    let queued: i32 = db
+        .query_one("SELECT vigil._flush_groups(1)", &[])
+        .unwrap()
+        .get(0);
+    let b: i64 = db
+        .query_one("SELECT id FROM vigil.alerts WHERE entity = 'b'", &[])
+        .unwrap()
+        .get(0);
+    let sent: i64 = db
+        .query_one("SELECT count(*) FROM vigil.notifications", &[])
+        .unwrap()
+        .get(0);
+    let held: Vec<i64> = db
+        .query_one(
+            "SELECT held FROM vigil.notification_groups WHERE group_labels ->> 'entity' = 'b'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!((queued, sent), (0, 0), "the silenced alert of b was sent");
+    assert_eq!(held, [b], "b's alert is held while silenced");
+    locker.batch_execute("COMMIT").unwrap();
+    let queued: i32 = db
+        .query_one("SELECT vigil._flush_groups(1)", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(queued, 1, "a is sent once its lock is gone");
+    drop(db);
+    drop(locker);
+    su.batch_execute("DROP DATABASE flush_locks WITH (FORCE)")
+        .unwrap();
+}
