@@ -161,9 +161,9 @@ fn init_notify_limits() {
     // Set in postgresql.conf (or ALTER SYSTEM) only: it names a file the
     // worker reads.
     GucRegistry::define_string_guc(
-        c"vigil.ca_file",
-        c"PEM file of CA certificates the pg_vigil worker trusts for HTTPS receivers, besides the bundled public roots.",
-        c"For receivers behind a private CA. Relative paths are from the data directory. Read again on reload when the setting or the file changes; a file that cannot be used is a WARNING and only the public roots are trusted.",
+        c"vigil.ssl_ca_file",
+        c"PEM file of CA certificates the pg_vigil worker trusts for HTTPS receivers, besides the public and the system's roots.",
+        c"For receivers behind a private CA. Relative paths are from the data directory. Read again on reload when the setting or the file changes; a file that cannot be used is a WARNING and only the public and system roots are trusted.",
         &CA_FILE,
         GucContext::Sighup,
         GucFlags::default(),
@@ -206,7 +206,7 @@ fn init_notify_limits() {
     );
 }
 
-/// `vigil.ca_file`, empty when unset.
+/// `vigil.ssl_ca_file`, empty when unset.
 pub fn ca_file() -> String {
     CA_FILE
         .get()

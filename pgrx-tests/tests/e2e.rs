@@ -634,8 +634,8 @@ fn main() {
             attacks::a_writers_rows_cannot_blind_a_monitor,
         ),
         (
-            "a_private_ca_receiver_is_reached_once_vigil_ca_file_names_its_ca",
-            notify::a_private_ca_receiver_is_reached_once_vigil_ca_file_names_its_ca,
+            "a_private_ca_receiver_is_reached_once_vigil_ssl_ca_file_names_its_ca",
+            notify::a_private_ca_receiver_is_reached_once_vigil_ssl_ca_file_names_its_ca,
         ),
         (
             "attack: alerting_paths_run_no_code_a_caller_planted",

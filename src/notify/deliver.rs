@@ -24,7 +24,7 @@ const LOCKED_RECHECK: Duration = Duration::from_millis(250);
 pub struct Delivery {
     sender: Option<Sender>,
     /// What `sender` was built from: the timeout, `vigil.allowed_internal_hosts`,
-    /// and `vigil.ca_file` with the file's modification time (a replaced
+    /// and `vigil.ssl_ca_file` with the file's modification time (a replaced
     /// bundle is read again).
     sender_made_from: Option<(Duration, String, String, Option<SystemTime>)>,
     limits: RateLimits,
@@ -55,11 +55,12 @@ impl Default for Delivery {
     }
 }
 
-/// The certificates of `vigil.ca_file` (read again whenever the setting or
+/// The certificates of `vigil.ssl_ca_file` (read again whenever the setting or
 /// the file changes). A file that cannot be read or holds no certificate is
 /// a WARNING naming it, once per change: HTTPS to public receivers goes on
-/// with the bundled roots, and receivers behind the private CA fail their
-/// TLS handshake (retried until their deadline) until the file is fixed.
+/// with the public and system roots, and notifications to receivers behind
+/// the private CA fail (certificate refused) until the file is fixed and
+/// they are replayed.
 fn extra_roots_of(ca_file: &str) -> Vec<reqwest::Certificate> {
     if ca_file.is_empty() {
         return Vec::new();
@@ -70,7 +71,7 @@ fn extra_roots_of(ca_file: &str) -> Vec<reqwest::Certificate> {
     {
         Ok(roots) => {
             log!(
-                "pg_vigil worker: trusting {} certificate(s) of vigil.ca_file \"{ca_file}\" for HTTPS",
+                "pg_vigil worker: trusting {} certificate(s) of vigil.ssl_ca_file \"{ca_file}\" for HTTPS",
                 roots.len()
             );
             roots
@@ -79,7 +80,7 @@ fn extra_roots_of(ca_file: &str) -> Vec<reqwest::Certificate> {
             ereport!(
                 PgLogLevel::WARNING,
                 PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR,
-                format!("pg_vigil worker: vigil.ca_file \"{ca_file}\" is not used: {e}")
+                format!("pg_vigil worker: vigil.ssl_ca_file \"{ca_file}\" is not used: {e}")
             );
             Vec::new()
         }

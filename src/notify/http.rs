@@ -33,7 +33,7 @@ pub struct Sender {
     policy: Arc<Policy>,
 }
 
-/// The certificates of a PEM bundle (`vigil.ca_file`), or why none can be
+/// The certificates of a PEM bundle (`vigil.ssl_ca_file`), or why none can be
 /// used: a bundle that holds no certificate, or one that does not parse, is
 /// an error rather than silently trusting nothing extra.
 pub fn extra_roots(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
@@ -92,7 +92,7 @@ impl Sender {
 
     /// A sender that applies the destination policy with `allow_list`
     /// (`vigil.allowed_internal_hosts`) to every URL and resolved address,
-    /// and trusts `roots` (`vigil.ca_file`) besides the bundled public roots.
+    /// and trusts `roots` (`vigil.ssl_ca_file`) besides the bundled public roots.
     pub fn with_policy(
         timeout: Duration,
         max_idle_per_host: usize,
@@ -239,16 +239,46 @@ fn classify_error(e: reqwest::Error) -> Attempt {
     // reqwest names the URL in its message, and URLs carry secrets.
     let e = e.without_url();
     let mut message = e.to_string();
+    let mut certificate = false;
     let mut source = std::error::Error::source(&e);
     while let Some(cause) = source {
         message.push_str(": ");
         message.push_str(&cause.to_string());
+        certificate |= is_certificate_error(cause);
         source = cause.source();
     }
     if invalid {
         Attempt::Invalid(format!("invalid request: {message}"))
+    } else if certificate {
+        // Retrying cannot make an untrusted or wrong certificate good: the
+        // receiver's operator or vigil.ssl_ca_file must change, then a replay.
+        Attempt::Invalid(format!(
+            "TLS certificate refused (for a private CA set vigil.ssl_ca_file, then replay): {message}"
+        ))
     } else {
         Attempt::Connection(message)
+    }
+}
+
+/// Whether `cause` is rustls refusing the receiver's certificate. It
+/// reaches reqwest wrapped in `io::Error`s (two, today), whose `source`
+/// skips what they wrap, so those are unwrapped here.
+fn is_certificate_error(cause: &(dyn std::error::Error + 'static)) -> bool {
+    let mut error = cause;
+    loop {
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            return matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            );
+        }
+        match error
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => error = inner,
+            None => return false,
+        }
     }
 }
 
