@@ -40,6 +40,7 @@ pgtest:
 # End-to-end: our own preloaded cluster (pg_cron + pg_vigil), always stopped.
 e2e:
 	scripts/old-version.sh 0.1.0 >/dev/null
+	scripts/citus.sh
 	cargo test -p pg_vigil_e2e --test e2e
 
 demo: install

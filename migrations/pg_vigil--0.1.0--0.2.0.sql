@@ -76,6 +76,30 @@ ALTER TABLE vigil.rules
 ALTER TABLE vigil.rules ALTER COLUMN id SET START WITH 1000;
 REVOKE USAGE ON SCHEMA vigil FROM vigil_reader;
 
+-- The statsagg aggregates' state becomes a concrete type (Citus pushes them
+-- down to its workers): the type before part 3's functions use it. Part 3
+-- then points stats_agg and rollup(statsagg) at the new support functions
+-- with CREATE OR REPLACE AGGREGATE (views and functions that call them stay
+-- as they are) and drops 0.1.0's internal-state functions.
+CREATE TYPE vigil.stats_state;
+CREATE FUNCTION vigil.stats_state_in(cstring) RETURNS vigil.stats_state
+    AS 'MODULE_PATHNAME', 'vigil_stats_state_in' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vigil.stats_state_out(vigil.stats_state) RETURNS cstring
+    AS 'MODULE_PATHNAME', 'vigil_stats_state_out' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vigil.stats_state_recv(internal) RETURNS vigil.stats_state
+    AS 'MODULE_PATHNAME', 'vigil_stats_state_recv' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vigil.stats_state_send(vigil.stats_state) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'vigil_stats_state_send' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+CREATE TYPE vigil.stats_state (
+    INPUT = vigil.stats_state_in,
+    OUTPUT = vigil.stats_state_out,
+    SEND = vigil.stats_state_send,
+    RECEIVE = vigil.stats_state_recv,
+    INTERNALLENGTH = VARIABLE,
+    ALIGNMENT = double,
+    STORAGE = plain
+);
+
 -- 3. Functions, views, triggers, event triggers, new tables, comments and
 -- privileges that are new or changed in 0.2.0: drafted from pg_dump of a
 -- 0.1.0 and a fresh 0.2.0 install (in the fresh dump's order, which
@@ -111,6 +135,32 @@ CREATE OR REPLACE FUNCTION vigil.sketch_send(value vigil.sketch) RETURNS bytea
     AS 'MODULE_PATHNAME', 'sketch_send_wrapper';
 
 COMMENT ON FUNCTION vigil.sketch_send(value vigil.sketch) IS 'Binary output of vigil.sketch (COPY BINARY, binary protocol): its stored bytes';
+
+CREATE OR REPLACE FUNCTION vigil.stats_state_in(cstring) RETURNS vigil.stats_state
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_stats_state_in';
+
+COMMENT ON FUNCTION vigil.stats_state_in(cstring) IS 'Internal: text input of vigil.stats_state';
+
+CREATE OR REPLACE FUNCTION vigil.stats_state_out(vigil.stats_state) RETURNS cstring
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_stats_state_out';
+
+COMMENT ON FUNCTION vigil.stats_state_out(vigil.stats_state) IS 'Internal: text output of vigil.stats_state';
+
+CREATE OR REPLACE FUNCTION vigil.stats_state_recv(internal) RETURNS vigil.stats_state
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_stats_state_recv';
+
+COMMENT ON FUNCTION vigil.stats_state_recv(internal) IS 'Internal: binary input of vigil.stats_state';
+
+CREATE OR REPLACE FUNCTION vigil.stats_state_send(vigil.stats_state) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_stats_state_send';
+
+COMMENT ON FUNCTION vigil.stats_state_send(vigil.stats_state) IS 'Internal: binary output of vigil.stats_state';
+
+COMMENT ON TYPE vigil.stats_state IS 'Transition state of vigil.stats_agg and vigil.rollup(statsagg) (count, sums, extremes); text form "stats_state:" and hex, lossless, as Citus ships partial aggregates between nodes';
 
 COMMENT ON FUNCTION vigil.statsagg_in(input cstring) IS 'Input of vigil.statsagg: (n:…,mean:…,m2:…,min:…,max:…); refuses summaries no values could produce';
 
@@ -3107,17 +3157,29 @@ COMMENT ON FUNCTION vigil.sketch_serial(state internal) IS 'Internal: serializes
 
 COMMENT ON FUNCTION vigil.slack_payload(alert jsonb, event text) IS 'The Slack message for an alert (to_jsonb of a vigil.alerts row) and an event';
 
-COMMENT ON FUNCTION vigil.stats_agg_combine(a internal, b internal) IS 'Internal: combine function of the statsagg aggregates (parallel and partial aggregation)';
+CREATE OR REPLACE FUNCTION vigil.stats_agg_combine(vigil.stats_state, vigil.stats_state) RETURNS vigil.stats_state
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_stats_state_combine';
 
-COMMENT ON FUNCTION vigil.stats_agg_deserial(bytes bytea, _unused internal) IS 'Internal: deserializes a statsagg aggregate state';
+COMMENT ON FUNCTION vigil.stats_agg_combine(vigil.stats_state, vigil.stats_state) IS 'Internal: combine function of the statsagg aggregates (parallel workers, Citus coordinators)';
 
-COMMENT ON FUNCTION vigil.stats_agg_final(state internal) IS 'Internal: final function of the statsagg aggregates; NULL for no values';
+CREATE OR REPLACE FUNCTION vigil.stats_agg_final(vigil.stats_state) RETURNS vigil.statsagg
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_stats_state_final';
 
-COMMENT ON FUNCTION vigil.stats_agg_serial(state internal) IS 'Internal: serializes a statsagg aggregate state';
+COMMENT ON FUNCTION vigil.stats_agg_final(vigil.stats_state) IS 'Internal: final function of the statsagg aggregates';
 
-COMMENT ON FUNCTION vigil.stats_agg_trans(internal, double precision) IS 'Internal: transition of vigil.stats_agg(float8)';
+CREATE OR REPLACE FUNCTION vigil.stats_agg_trans(vigil.stats_state, double precision) RETURNS vigil.stats_state
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_stats_state_trans';
 
-COMMENT ON FUNCTION vigil.stats_rollup_trans(state internal, value vigil.statsagg) IS 'Internal: transition of vigil.rollup(statsagg)';
+COMMENT ON FUNCTION vigil.stats_agg_trans(vigil.stats_state, double precision) IS 'Internal: transition of vigil.stats_agg(float8)';
+
+CREATE OR REPLACE FUNCTION vigil.stats_rollup_trans(vigil.stats_state, vigil.statsagg) RETURNS vigil.stats_state
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_stats_state_rollup_trans';
+
+COMMENT ON FUNCTION vigil.stats_rollup_trans(vigil.stats_state, vigil.statsagg) IS 'Internal: transition of vigil.rollup(statsagg)';
 
 COMMENT ON FUNCTION vigil.stddev(summary vigil.statsagg) IS 'Sample standard deviation (n - 1); NULL for fewer than 2 values';
 
@@ -3224,6 +3286,24 @@ COMMENT ON FUNCTION vigil.worker_status() IS 'The pg_vigil worker as it last rep
 COMMENT ON FUNCTION vigil.zscore(summary vigil.statsagg, value double precision) IS 'z-score of value against the summary: (value - mean) / stddev; NULL without spread';
 
 COMMENT ON FUNCTION vigil.zscore(value double precision, mean double precision, stddev double precision) IS 'z-score (value - mean) / stddev; NULL when stddev is 0 or NULL';
+
+CREATE OR REPLACE AGGREGATE vigil.rollup(vigil.statsagg) (
+    SFUNC = vigil.stats_rollup_trans,
+    STYPE = vigil.stats_state,
+    SSPACE = 56,
+    FINALFUNC = vigil.stats_agg_final,
+    COMBINEFUNC = vigil.stats_agg_combine,
+    PARALLEL = safe
+);
+
+CREATE OR REPLACE AGGREGATE vigil.stats_agg(double precision) (
+    SFUNC = vigil.stats_agg_trans,
+    STYPE = vigil.stats_state,
+    SSPACE = 56,
+    FINALFUNC = vigil.stats_agg_final,
+    COMBINEFUNC = vigil.stats_agg_combine,
+    PARALLEL = safe
+);
 
 CREATE OR REPLACE VIEW vigil.active_alerts AS
  SELECT a.id,
@@ -4009,6 +4089,18 @@ CREATE EVENT TRIGGER vigil_forget_dropped_rollups ON sql_drop
 CREATE EVENT TRIGGER vigil_rollup_ddl ON ddl_command_end
          WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER', 'ALTER TYPE', 'ALTER SCHEMA')
    EXECUTE FUNCTION vigil._rollup_ddl_event();
+
+DROP FUNCTION IF EXISTS vigil.stats_agg_combine(internal, internal);
+
+DROP FUNCTION IF EXISTS vigil.stats_agg_deserial(bytea, internal);
+
+DROP FUNCTION IF EXISTS vigil.stats_agg_final(internal);
+
+DROP FUNCTION IF EXISTS vigil.stats_agg_serial(internal);
+
+DROP FUNCTION IF EXISTS vigil.stats_agg_trans(internal, double precision);
+
+DROP FUNCTION IF EXISTS vigil.stats_rollup_trans(internal, vigil.statsagg);
 
 -- 4. Types and data. statsagg and sketch gain binary send/receive (COPY
 -- BINARY, the binary protocol), now that part 3 made the functions.

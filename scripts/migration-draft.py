@@ -116,7 +116,11 @@ def main(old_path, new_path):
     old = dict(old_blocks)
     new = blocks(new_path)
     new_keys = {k for k, _ in new}
-    out, manual = [], []
+    out, manual, late = [], [], []
+    # Support functions of the old aggregates: dropped at the end, once the
+    # CREATE OR REPLACE AGGREGATE below has pointed the aggregate elsewhere.
+    agg_support = {m.group(1) for (typ, _, _), text in old_blocks if typ == "AGGREGATE"
+                   for m in re.finditer(r"FUNC = ([\w.]+)", text)}
 
     for (typ, schema, name), _ in old_blocks:
         if (typ, schema, name) in new_keys or schema in ("-", "cron", "public"):
@@ -124,7 +128,11 @@ def main(old_path, new_path):
         if typ in ("FUNCTION", "PROCEDURE", "AGGREGATE"):
             # IF EXISTS: the script's first part may drop it by hand, after
             # what uses it (triggers).
-            out.append(f"DROP {typ} IF EXISTS {schema}.{name};")
+            drop = f"DROP {typ} IF EXISTS {schema}.{name};"
+            if f"{schema}.{name.split('(')[0]}" in agg_support:
+                late.append(drop)
+            else:
+                out.append(drop)
         elif typ in ("COMMENT", "ACL"):
             continue  # gone with their object, or back to the default below
         else:
@@ -154,6 +162,8 @@ def main(old_path, new_path):
                 out.append(text)
         else:
             manual.append(f"changed: {typ} {schema}.{name}")
+
+    out.extend(late)
 
     for key, text in old.items():
         typ, schema, name = key

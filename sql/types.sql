@@ -41,4 +41,5 @@ COMMENT ON TYPE vigil.saturation IS
 -- Shell types, completed in stats.sql and sketch.sql once their input and
 -- output functions exist.
 CREATE TYPE vigil.statsagg;
+CREATE TYPE vigil.stats_state;
 CREATE TYPE vigil.sketch;

@@ -28,11 +28,6 @@ extension_sql_file!(
         stats::sql::statsagg_out,
         stats::sql::statsagg_send,
         stats::sql::statsagg_recv,
-        stats::sql::stats_rollup_trans,
-        stats::sql::stats_agg_combine,
-        stats::sql::stats_agg_serial,
-        stats::sql::stats_agg_deserial,
-        stats::sql::stats_agg_final,
     ]
 );
 extension_sql_file!(

@@ -342,11 +342,13 @@ pub(crate) mod tests {
             .as_deref(),
             Some("sstrue")
         );
-        // Every aggregate can run in parallel: combine, serial and deserial set.
+        // Every aggregate can run in parallel: combine set, and serial and
+        // deserial for an internal state.
         let incomplete = one::<i64>(
             "SELECT count(*) FROM pg_aggregate a JOIN pg_proc p ON p.oid = a.aggfnoid
              WHERE p.pronamespace = 'vigil'::regnamespace
-               AND (a.aggcombinefn = 0 OR a.aggserialfn = 0 OR a.aggdeserialfn = 0 OR p.proparallel <> 's')",
+               AND (a.aggcombinefn = 0 OR p.proparallel <> 's'
+                    OR (a.aggtranstype = 'internal'::regtype AND (a.aggserialfn = 0 OR a.aggdeserialfn = 0)))",
         );
         assert_eq!(incomplete, Some(0));
         assert_eq!(
@@ -478,6 +480,69 @@ pub(crate) mod tests {
         assert_eq!(diff[0], 0.0);
         assert!(diff[1] < 1e-12 && diff[2] < 1e-9, "{diff:?}");
         assert_eq!(diff[3], 0.0);
+    }
+
+    /// The statsagg aggregates keep their state in `vigil.stats_state`, a
+    /// concrete type (what Citus needs to push them down): partial states
+    /// sent as text and combined give the one-pass summary, and the
+    /// support functions, which update their state in place, refuse to run
+    /// outside an aggregate.
+    #[pg_test]
+    fn stats_state_crosses_nodes_as_text_and_stays_inside_aggregates() {
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(aggtranstype::regtype::text, ',' ORDER BY aggfnoid::regprocedure::text)
+                 FROM pg_aggregate WHERE aggfnoid::regprocedure::text IN
+                     ('vigil.stats_agg(double precision)', 'vigil.rollup(vigil.statsagg)')"
+            )
+            .as_deref(),
+            Some("vigil.stats_state,vigil.stats_state")
+        );
+        // What Citus does: a partial aggregate per shard, its state as
+        // text, parsed and combined on the coordinator.
+        Spi::run(
+            "CREATE TEMP TABLE shards AS
+                 SELECT g % 3 AS shard, 1e6 + sin(g) * 1e3 AS x FROM generate_series(1, 3000) g;
+             CREATE AGGREGATE pg_temp.partial_stats(float8) (SFUNC = vigil.stats_agg_trans, STYPE = vigil.stats_state);
+             CREATE AGGREGATE pg_temp.combined_stats(vigil.stats_state) (
+                 SFUNC = vigil.stats_agg_combine, STYPE = vigil.stats_state, FINALFUNC = vigil.stats_agg_final);",
+        )
+        .unwrap();
+        let same = one::<bool>(
+            "WITH sent AS (SELECT pg_temp.partial_stats(x)::text AS t FROM shards GROUP BY shard),
+                  got AS (SELECT pg_temp.combined_stats(t::vigil.stats_state) AS s FROM sent),
+                  whole AS (SELECT vigil.stats_agg(x) AS s FROM shards)
+             SELECT vigil.num_vals(got.s) = 3000 AND vigil.num_vals(got.s) = vigil.num_vals(whole.s)
+                    AND abs(vigil.mean(got.s) / vigil.mean(whole.s) - 1) < 1e-12
+                    AND abs(vigil.stddev(got.s) / vigil.stddev(whole.s) - 1) < 1e-12
+                    AND vigil.min_val(got.s) = vigil.min_val(whole.s) AND vigil.max_val(got.s) = vigil.max_val(whole.s)
+             FROM got, whole",
+        );
+        assert_eq!(same, Some(true));
+        // The text form round-trips exactly; the binary form is its bytes.
+        assert_eq!(
+            one::<bool>(
+                "SELECT s::text::vigil.stats_state::text = s::text
+                        AND octet_length(vigil.stats_state_send(s)) = 42
+                 FROM (SELECT pg_temp.partial_stats(x) s FROM shards) p"
+            ),
+            Some(true)
+        );
+        for sql in [
+            "SELECT vigil.stats_agg_trans(NULL, 1.0)",
+            "SELECT vigil.stats_agg_trans(pg_temp.partial_stats(1.0)::text::vigil.stats_state, 1.0)",
+            "SELECT vigil.stats_agg_combine(s, s) FROM (SELECT pg_temp.partial_stats(1.0) s) p",
+            "SELECT vigil.stats_rollup_trans(NULL, vigil.stats_agg(1.0))",
+        ] {
+            let (code, msg) = sql_error(sql);
+            assert_eq!(code, "ERRCODE_FEATURE_NOT_SUPPORTED", "{sql}: {msg}");
+            assert!(msg.contains("can only be called by an aggregate"), "{sql}: {msg}");
+        }
+        for bad in ["stats_state:01", "x", "stats_state:02000000000000f03f000000000000f03f0000000000000000000000000000f03f000000000000f03f01"] {
+            let (code, msg) = sql_error(&format!("SELECT '{bad}'::vigil.stats_state"));
+            assert_eq!(code, "ERRCODE_INVALID_PARAMETER_VALUE", "{bad}: {msg}");
+            assert!(msg.contains("stats_state"), "{bad}: {msg}");
+        }
     }
 
     #[pg_test]

@@ -194,16 +194,6 @@ pub fn agg_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
     ctx
 }
 
-/// Allocates `value` in `ctx` as an aggregate's `internal` state. `T: Copy`
-/// so nothing needs dropping when PostgreSQL frees the context.
-pub fn internal_in<T: Copy>(ctx: pg_sys::MemoryContext, value: T) -> Internal {
-    unsafe {
-        let ptr = pg_sys::MemoryContextAlloc(ctx, std::mem::size_of::<T>()) as *mut T;
-        ptr.write(value);
-        Internal::from(Some(pg_sys::Datum::from(ptr)))
-    }
-}
-
 /// Copies `s` into a palloc'd C string, as type output functions return.
 pub fn palloc_cstr(s: &str) -> &'static std::ffi::CStr {
     unsafe {

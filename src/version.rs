@@ -127,4 +127,42 @@ mod retired {
         // A trigger's NULL result: nothing to change (AFTER STATEMENT).
         pg_sys::Datum::from(0)
     }
+
+    /// Retired support functions of aggregates: a database still at the
+    /// old version gets the mismatch error with its fix (the update points
+    /// the aggregate at this version's functions); a later version never
+    /// declares them.
+    macro_rules! retired_with_error {
+        ($($symbol:ident, $finfo:ident, $what:literal;)*) => {$(
+            #[unsafe(no_mangle)]
+            pub extern "C" fn $finfo() -> &'static pg_sys::Pg_finfo_record {
+                const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+                &V1
+            }
+
+            #[pg_guard]
+            #[unsafe(no_mangle)]
+            pub extern "C-unwind" fn $symbol(_fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+                require();
+                ErrorReport::new(
+                    PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                    concat!($what, " was retired in pg_vigil 0.2.0"),
+                    "pg_vigil::version",
+                )
+                .report(PgLogLevel::ERROR);
+                unreachable!("ERROR does not return")
+            }
+        )*};
+    }
+
+    // 0.1.0's internal-state functions of stats_agg and rollup(statsagg)
+    // (0.2.0's state is vigil.stats_state).
+    retired_with_error! {
+        vigil_stats_agg_trans, pg_finfo_vigil_stats_agg_trans, "vigil.stats_agg_trans(internal, float8)";
+        stats_rollup_trans_wrapper, pg_finfo_stats_rollup_trans_wrapper, "vigil.stats_rollup_trans(internal, statsagg)";
+        stats_agg_combine_wrapper, pg_finfo_stats_agg_combine_wrapper, "vigil.stats_agg_combine(internal, internal)";
+        stats_agg_serial_wrapper, pg_finfo_stats_agg_serial_wrapper, "vigil.stats_agg_serial(internal)";
+        stats_agg_deserial_wrapper, pg_finfo_stats_agg_deserial_wrapper, "vigil.stats_agg_deserial(bytea, internal)";
+        stats_agg_final_wrapper, pg_finfo_stats_agg_final_wrapper, "vigil.stats_agg_final(internal)";
+    }
 }

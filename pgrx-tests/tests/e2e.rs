@@ -4,6 +4,7 @@
 
 mod alerting;
 mod attacks;
+mod citus;
 mod monitors;
 mod notify;
 mod ops;
@@ -616,6 +617,14 @@ fn main() {
         (
             "statsagg_and_sketch_travel_in_binary",
             ops::statsagg_and_sketch_travel_in_binary,
+        ),
+        (
+            "stats_aggregates_are_pushed_down_to_citus_workers",
+            citus::stats_aggregates_are_pushed_down_to_citus_workers,
+        ),
+        (
+            "create_rollup_refuses_a_distributed_source_cleanly",
+            citus::create_rollup_refuses_a_distributed_source_cleanly,
         ),
         (
             "prometheus_exporter_rules_and_dashboard_work",

@@ -1356,6 +1356,31 @@ pub(super) fn refuse_inheritance(rel: pg_sys::Oid) {
     }
 }
 
+/// Tables Citus manages (distributed, reference, Citus-local) are refused
+/// (0A000) until rollups on them exist (issue 18): their triggers would run
+/// on the workers' shards, where the summary is not. Citus keeps its
+/// catalog in `pg_catalog`, so nothing here resolves a name others control.
+pub(super) fn refuse_citus_table(rel: pg_sys::Oid, name: &str) {
+    let kind = Spi::get_one::<String>(&format!(
+        "SELECT CASE WHEN pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN NULL \
+                ELSE (SELECT pg_catalog.format('a Citus %s table', CASE p.partmethod::text WHEN 'n' THEN \
+                        CASE p.repmodel::text WHEN 't' THEN 'reference' ELSE 'local' END ELSE 'distributed' END) \
+                      FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid::pg_catalog.oid = {}) END",
+        rel.to_u32()
+    ))
+    .ok()
+    .flatten();
+    if let Some(kind) = kind {
+        pgrx::pg_sys::panic::ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("source: {name} is {kind}; rollups of tables Citus manages are not supported yet"),
+            "pg_vigil::rollup",
+        )
+        .set_hint("Aggregate the distributed table directly: vigil.stats_agg runs partially on each worker.")
+        .report(PgLogLevel::ERROR);
+    }
+}
+
 /// `ok`, or why the rollup of `summary` is not being kept exact (for
 /// `vigil.rollups.status` and `vigil.health`).
 #[pg_extern(stable, strict, parallel_restricted, name = "_rollup_status")]

@@ -395,8 +395,9 @@ fn create_rollup(
         })
         .collect();
     let guard = Restricted::enter_pinned();
-    let (src_schema, _) = relation_name(source, "source");
+    let (src_schema, src_table) = relation_name(source, "source");
     let owner = require_owner_rights(&guard, source, "source");
+    super::ddl::refuse_citus_table(source, &format!("{src_schema}.{src_table}"));
     let parts =
         Spi::get_one::<Vec<String>>(&format!("SELECT pg_catalog.parse_ident({})", literal(name)))
             .ok()

@@ -8,7 +8,9 @@ use super::datum::StatsAgg;
 use super::StatsSummary;
 use crate::error::{finite, Result, VigilError};
 
+/// `repr(C)`: `vigil.stats_state` datums hold it as is (see `state.rs`).
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C)]
 pub struct Accumulator {
     n: f64,
     sx: f64,

@@ -6,6 +6,7 @@ pub mod accum;
 pub mod baseline;
 pub mod datum;
 pub mod sql;
+pub mod state;
 
 use std::fmt;
 

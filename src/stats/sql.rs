@@ -5,7 +5,7 @@
 use super::accum::Accumulator;
 use super::datum::StatsAgg;
 use crate::error::VigilError;
-use crate::sqlglue::{agg_context, internal_in, raise, sql_varlena, OrRaise};
+use crate::sqlglue::{raise, sql_varlena, OrRaise};
 use pgrx::datum::Internal;
 use pgrx::prelude::*;
 use std::ffi::CStr;
@@ -35,110 +35,6 @@ fn statsagg_send(value: StatsAgg) -> Vec<u8> {
 #[pg_extern(immutable, strict, parallel_safe)]
 fn statsagg_recv(buf: Internal) -> StatsAgg {
     StatsAgg::from_bytes(crate::sqlglue::recv_rest(buf)).or_raise()
-}
-
-/// Runs `f` on the aggregate's state, first allocating an empty one in the
-/// aggregate's memory context.
-fn with_state(
-    state: Internal,
-    fcinfo: pg_sys::FunctionCallInfo,
-    f: impl FnOnce(&mut Accumulator),
-) -> Internal {
-    let mut state = if state.initialized() {
-        state
-    } else {
-        internal_in(agg_context(fcinfo), Accumulator::default())
-    };
-    f(unsafe { state.get_mut::<Accumulator>() }.expect("initialized above"));
-    state
-}
-
-/// `vigil.stats_agg`'s transition function, written against the raw fmgr
-/// ABI: it runs once per input row, and the generic pgrx wrapper cost about
-/// four times the arithmetic. Declared in `sql/stats.sql`.
-///
-/// # Safety
-/// Called by PostgreSQL as `(internal, float8) RETURNS internal`, only from
-/// an aggregate.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn vigil_stats_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    let fc = unsafe { &mut *fcinfo };
-    let args = unsafe { fc.args.as_slice(2) };
-    let (state, value) = (args[0], args[1]);
-    if value.isnull {
-        // NULL inputs are skipped, like avg() and stddev_samp().
-        fc.isnull = state.isnull;
-        return state.value;
-    }
-    let x = f64::from_bits(value.value.value() as u64);
-    let acc: *mut Accumulator = if state.isnull {
-        new_state(fcinfo)
-    } else {
-        state.value.cast_mut_ptr()
-    };
-    if unsafe { (*acc).accum(x) }.is_err() {
-        reject_value(x);
-    }
-    fc.isnull = false;
-    pg_sys::Datum::from(acc)
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_vigil_stats_agg_trans() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
-
-#[pg_guard]
-extern "C-unwind" fn new_state(fcinfo: pg_sys::FunctionCallInfo) -> *mut Accumulator {
-    let state = internal_in(agg_context(fcinfo), Accumulator::default());
-    state.unwrap().expect("just allocated").cast_mut_ptr()
-}
-
-/// The cold path: raises the ERROR (the guard turns it into a PostgreSQL
-/// error before it can cross the raw frame above).
-#[pg_guard]
-extern "C-unwind" fn reject_value(x: f64) {
-    Accumulator::default().accum(x).or_raise();
-}
-
-#[pg_extern(immutable, parallel_safe)]
-fn stats_rollup_trans(
-    state: Internal,
-    value: Option<StatsAgg>,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    match value {
-        None => state,
-        Some(v) => with_state(state, fcinfo, |s| s.combine(&Accumulator::from_stats(&v))),
-    }
-}
-
-#[pg_extern(immutable, parallel_safe)]
-fn stats_agg_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    match unsafe { b.get::<Accumulator>() }.copied() {
-        None => a,
-        // Never hand back `b` itself: it may live in a shorter-lived context.
-        Some(other) => with_state(a, fcinfo, |s| s.combine(&other)),
-    }
-}
-
-#[pg_extern(immutable, strict, parallel_safe)]
-fn stats_agg_serial(state: Internal) -> Vec<u8> {
-    unsafe { state.get::<Accumulator>() }
-        .expect("strict")
-        .to_bytes()
-}
-
-#[pg_extern(immutable, strict, parallel_safe)]
-fn stats_agg_deserial(bytes: &[u8], _unused: Internal) -> Internal {
-    let value = Accumulator::from_bytes(bytes).or_raise();
-    internal_in(unsafe { pg_sys::CurrentMemoryContext }, value)
-}
-
-#[pg_extern(immutable, parallel_safe)]
-fn stats_agg_final(state: Internal) -> Option<StatsAgg> {
-    unsafe { state.get::<Accumulator>() }.map(|acc| acc.to_stats().or_raise())
 }
 
 #[pg_extern(immutable, strict, parallel_safe)]

@@ -17,7 +17,15 @@ const POPULATE: &str = include_str!("populate-0.1.0.sql");
 
 /// C entry points of 0.1.0's SQL that this library no longer implements
 /// with that declaration (src/version.rs, `retired`).
-const RETIRED: &[&str] = &["rollup_insert_wrapper"];
+const RETIRED: &[&str] = &[
+    "rollup_insert_wrapper",
+    "vigil_stats_agg_trans",
+    "stats_rollup_trans_wrapper",
+    "stats_agg_combine_wrapper",
+    "stats_agg_serial_wrapper",
+    "stats_agg_deserial_wrapper",
+    "stats_agg_final_wrapper",
+];
 
 /// The bindir of the private PostgreSQL with 0.1.0 installed.
 fn old_bindir() -> PathBuf {
@@ -249,8 +257,31 @@ pub fn upgrade_from_0_1_0_equals_a_fresh_install_and_keeps_working(_main: &Clust
         Some("Run ALTER EXTENSION pg_vigil UPDATE in this database.")
     );
     assert_eq!(sink.count(), 0, "nothing is sent before the update");
+    // 0.1.0's stats_agg names retired internal-state functions: the same
+    // error, not a call into code that reads its state as another type.
+    let e = db
+        .batch_execute("SELECT vigil.stats_agg(x) FROM generate_series(1, 3) x")
+        .unwrap_err();
+    let e = e.as_db_error().expect("a database error");
+    assert_eq!(
+        (e.code().code(), e.hint()),
+        (
+            "55000",
+            Some("Run ALTER EXTENSION pg_vigil UPDATE in this database.")
+        ),
+        "{e:?}"
+    );
 
     db.batch_execute("ALTER EXTENSION pg_vigil UPDATE").unwrap();
+    assert_eq!(
+        one(
+            &mut db,
+            "SELECT vigil.stats_agg(x)::text || ' ' || vigil.rollup(s)::text FROM generate_series(1, 3) x,
+                    LATERAL (SELECT vigil.stats_agg(y) s FROM generate_series(1, x) y) q"
+        ),
+        "(n:3,mean:2.0,m2:2.0,min:1.0,max:3.0) (n:6,mean:1.6666666666666667,m2:3.3333333333333335,min:1.0,max:3.0)",
+        "stats_agg and rollup(statsagg) work after the update"
+    );
     let log = c.log();
     assert!(
         log.contains("rollup app.clicks_1d is not maintained"),

@@ -1,0 +1,243 @@
+//! pg_vigil on a real Citus cluster (issue 18): a coordinator and two
+//! workers on loopback ports, each a PostgreSQL 15 with Citus and pg_vigil
+//! preloaded (Citus 13.2.2 built from the anchor source by
+//! `scripts/citus.sh`, which `make e2e` runs first).
+
+use pg_vigil_e2e::Cluster;
+use postgres::Client;
+
+/// A coordinator with two workers added, pg_vigil in every node's
+/// `postgres` database. The clusters stop when the value is dropped.
+pub struct CitusCluster {
+    pub coordinator: Cluster,
+    _workers: Vec<Cluster>,
+}
+
+const CONF: &[&str] = &[
+    // Citus must come first; pg_cron is not needed here.
+    "shared_preload_libraries = 'citus,pg_vigil'",
+    "citus.node_conninfo = 'sslmode=disable'",
+    "max_connections = 100",
+];
+
+impl CitusCluster {
+    pub fn start() -> CitusCluster {
+        let workers: Vec<Cluster> = (1..=2)
+            .map(|i| Cluster::start(&format!("citus_w{i}"), CONF))
+            .collect();
+        let coordinator = Cluster::start("citus_coord", CONF);
+        for node in workers.iter().chain([&coordinator]) {
+            node.connect("postgres")
+                .batch_execute("CREATE EXTENSION citus; CREATE EXTENSION pg_vigil;")
+                .unwrap();
+        }
+        let mut db = coordinator.connect("postgres");
+        db.execute(
+            "SELECT citus_set_coordinator_host('127.0.0.1', $1)",
+            &[&i32::from(coordinator.port)],
+        )
+        .unwrap();
+        for w in &workers {
+            db.execute(
+                "SELECT citus_add_node('127.0.0.1', $1)",
+                &[&i32::from(w.port)],
+            )
+            .unwrap();
+        }
+        CitusCluster {
+            coordinator,
+            _workers: workers,
+        }
+    }
+
+    pub fn db(&self) -> Client {
+        self.coordinator.connect("postgres")
+    }
+}
+
+fn plan(db: &mut Client, sql: &str) -> String {
+    db.query(&format!("EXPLAIN (VERBOSE, COSTS OFF) {sql}"), &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `stats_agg` and `rollup(statsagg)` are partially aggregated on each
+/// shard (Citus's `worker_partial_agg`, combined on the coordinator by
+/// `coord_combine_agg`) and give what the same rows give on one node
+/// (within 1e-12 relative, count and extremes exact); stored summaries read
+/// across shards with Citus's binary protocol. `percentile_agg` (still an
+/// internal state) is aggregated on the coordinator, and is exact there.
+pub fn stats_aggregates_are_pushed_down_to_citus_workers(_c: &Cluster) {
+    let citus = CitusCluster::start();
+    let mut db = citus.db();
+    db.batch_execute(
+        "CREATE TABLE events (entity int, region int, latency float8);
+         SELECT create_distributed_table('events', 'entity');
+         INSERT INTO events
+             SELECT g % 97, g % 5, CASE WHEN g % 1000 = 0 THEN NULL ELSE 1e6 + 1e3 * sin(g) END
+             FROM generate_series(1, 100000) g;
+         CREATE TABLE events_local AS SELECT * FROM events;",
+    )
+    .unwrap();
+    let shards: i64 = db
+        .query_one(
+            "SELECT count(DISTINCT nodeport) FROM citus_shards WHERE table_name = 'events'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(shards, 2, "the shards are spread over both workers");
+
+    // Across all shards, and grouped by a column that is not the
+    // distribution column: both need a partial aggregate per shard.
+    for sql in [
+        "SELECT vigil.stats_agg(latency) FROM events",
+        "SELECT region, vigil.stats_agg(latency) FROM events GROUP BY region",
+    ] {
+        let p = plan(&mut db, sql);
+        assert!(
+            p.contains("worker_partial_agg") && p.contains("coord_combine_agg"),
+            "not pushed down: {sql}\n{p}"
+        );
+    }
+    let differing: i64 = db
+        .query_one(
+            "WITH d AS (SELECT region, vigil.stats_agg(latency) s FROM events GROUP BY region
+                        UNION ALL SELECT -1, vigil.stats_agg(latency) FROM events),
+                  l AS (SELECT region, vigil.stats_agg(latency) s FROM events_local GROUP BY region
+                        UNION ALL SELECT -1, vigil.stats_agg(latency) FROM events_local)
+             SELECT count(*) FROM d FULL JOIN l USING (region)
+             WHERE NOT (vigil.num_vals(d.s) = vigil.num_vals(l.s)
+                        AND abs(vigil.mean(d.s) / vigil.mean(l.s) - 1) < 1e-12
+                        AND abs(vigil.stddev(d.s) / vigil.stddev(l.s) - 1) < 1e-12
+                        AND vigil.min_val(d.s) = vigil.min_val(l.s)
+                        AND vigil.max_val(d.s) = vigil.max_val(l.s))
+                OR d.s IS NULL OR l.s IS NULL",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(differing, 0, "distributed and local summaries differ");
+
+    // Stored summaries: a co-located summary table, merged across shards.
+    db.batch_execute(
+        "SET citus.enable_binary_protocol = on;
+         CREATE TABLE per_entity (entity int, region int, s vigil.statsagg);
+         SELECT create_distributed_table('per_entity', 'entity', colocate_with => 'events');
+         INSERT INTO per_entity SELECT entity, region, vigil.stats_agg(latency) FROM events GROUP BY 1, 2;",
+    )
+    .unwrap();
+    let p = plan(&mut db, "SELECT vigil.rollup(s) FROM per_entity");
+    assert!(
+        p.contains("worker_partial_agg") && p.contains("coord_combine_agg"),
+        "rollup not pushed down\n{p}"
+    );
+    let same: bool = db
+        .query_one(
+            "SELECT vigil.num_vals(r) = vigil.num_vals(l)
+                    AND abs(vigil.stddev(r) / vigil.stddev(l) - 1) < 1e-12
+                    AND vigil.min_val(r) = vigil.min_val(l)
+             FROM (SELECT vigil.rollup(s) r FROM per_entity) a,
+                  (SELECT vigil.stats_agg(latency) l FROM events_local) b",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(same, "rollup of stored summaries differs from one pass");
+    // Whole stored values cross the binary protocol (send/receive).
+    let rows: i64 = db
+        .query_one(
+            "SELECT count(*) FROM (SELECT s FROM per_entity ORDER BY entity, region) q WHERE s IS NOT NULL",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 97 * 5);
+
+    let exact: bool = db
+        .query_one(
+            "SELECT vigil.num_vals(d) = vigil.num_vals(l)
+                    AND vigil.approx_percentile(d, 0.9) = vigil.approx_percentile(l, 0.9)
+             FROM (SELECT vigil.percentile_agg(latency) d FROM events) a,
+                  (SELECT vigil.percentile_agg(latency) l FROM events_local) b",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(exact, "percentile_agg on a distributed table differs");
+}
+
+/// Until rollups on distributed tables exist (issue 18, item 2),
+/// `create_rollup` refuses a distributed source with one clear error,
+/// creates nothing, and the table keeps taking writes.
+pub fn create_rollup_refuses_a_distributed_source_cleanly(_c: &Cluster) {
+    let citus = CitusCluster::start();
+    let mut db = citus.db();
+    db.batch_execute(
+        "CREATE TABLE ev (entity int, ts timestamptz, v float8);
+         SELECT create_distributed_table('ev', 'entity');",
+    )
+    .unwrap();
+    let e = db
+        .batch_execute(
+            "SELECT vigil.create_rollup('ev_1h', 'ev', 'ts', '1 hour', ARRAY['entity'], '{\"n\": {\"agg\": \"count\"}}')",
+        )
+        .unwrap_err();
+    let e = e.as_db_error().expect("a database error");
+    assert_eq!(e.code().code(), "0A000", "{e:?}");
+    assert_eq!(
+        e.message(),
+        "source: public.ev is a Citus distributed table; rollups of tables Citus manages are not supported yet"
+    );
+    assert!(e.detail().is_none(), "no backtrace or internals: {e:?}");
+    db.batch_execute(
+        "CREATE TABLE refs (k int PRIMARY KEY); SELECT create_reference_table('refs')",
+    )
+    .unwrap();
+    let e = db
+        .batch_execute(
+            "SELECT vigil.create_rollup('refs_1h', 'refs', 'k', '1 hour', ARRAY[]::text[], '{\"n\": {\"agg\": \"count\"}}')",
+        )
+        .unwrap_err();
+    assert!(
+        e.as_db_error()
+            .is_some_and(|e| e.code().code() == "0A000"
+                && e.message().contains("is a Citus reference table")),
+        "{e:?}"
+    );
+    let left: i64 = db
+        .query_one(
+            "SELECT (SELECT count(*) FROM vigil.rollup_defs)
+                  + (SELECT count(*) FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc f ON f.oid = t.tgfoid
+                     WHERE t.tgrelid IN ('ev'::regclass, 'refs'::regclass)
+                       AND f.pronamespace = 'vigil'::regnamespace)
+                  + (SELECT count(*) FROM pg_catalog.pg_class WHERE relname IN ('ev_1h', 'refs_1h'))",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "a refused rollup leaves nothing behind");
+    db.batch_execute("INSERT INTO ev VALUES (1, now(), 1), (2, now(), 2)")
+        .unwrap();
+
+    // A local table on the coordinator keeps its rollup as on one node.
+    db.batch_execute(
+        "CREATE TABLE loc (entity int, ts timestamptz, v float8);
+         SELECT vigil.create_rollup('loc_1h', 'loc', 'ts', '1 hour', ARRAY['entity'], '{\"n\": {\"agg\": \"count\"}}');
+         INSERT INTO loc SELECT g % 3, now(), g FROM generate_series(1, 30) g;
+         DELETE FROM loc WHERE entity = 0;",
+    )
+    .unwrap();
+    let differing: i64 = db
+        .query_one("SELECT vigil.verify_rollup('loc_1h')", &[])
+        .unwrap()
+        .get(0);
+    let n: i64 = db
+        .query_one("SELECT sum(n)::bigint FROM loc_1h", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!((differing, n), (0, 20), "the local rollup is exact");
+}
