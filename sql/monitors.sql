@@ -166,6 +166,7 @@ DECLARE
     vals jsonb;
     err_state text;
     err_text text;
+    citus_table bool := false;
 BEGIN
     PERFORM vigil._require_text(name, 'name'), vigil._require_text(kind, 'kind');
     IF source IS NULL THEN
@@ -182,6 +183,16 @@ BEGIN
             MESSAGE = format('source %s must be a %s', source,
                              CASE WHEN kind = 'early_kill' THEN 'table (early_kill adds a trigger to it)'
                                   ELSE 'table, view or materialized view' END);
+    END IF;
+    -- Citus fires a distributed table's triggers on its workers' shards,
+    -- where vigil's tables are not: early_kill needs a local table.
+    IF kind = 'early_kill' AND to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1)'
+            INTO citus_table USING source;
+    END IF;
+    IF citus_table THEN
+        RAISE EXCEPTION USING ERRCODE = '0A000',
+            MESSAGE = format('source %s is a table Citus manages; early_kill monitors need a local table (their trigger runs where the rows are written)', source);
     END IF;
     IF sch = 'vigil' THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('source %s is one of pg_vigil''s own tables', source);

@@ -627,6 +627,10 @@ fn main() {
             citus::create_rollup_refuses_a_distributed_source_cleanly,
         ),
         (
+            "monitors_scan_distributed_tables_like_local_ones",
+            citus::monitors_scan_distributed_tables_like_local_ones,
+        ),
+        (
             "prometheus_exporter_rules_and_dashboard_work",
             ops::prometheus_exporter_rules_and_dashboard_work,
         ),

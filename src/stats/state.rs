@@ -38,15 +38,14 @@ struct StateDatum {
 const SIZE: usize = std::mem::size_of::<StateDatum>();
 const _: () = assert!(SIZE == 56);
 
-/// The header `SET_VARSIZE` writes for `SIZE` bytes (4-byte form).
-fn header() -> u32 {
-    let mut h = std::mem::MaybeUninit::<StateDatum>::zeroed();
-    // SAFETY: a zeroed StateDatum's storage is a valid 4-byte varlena header target.
-    unsafe {
-        pgrx::varlena::set_varsize_4b(h.as_mut_ptr().cast(), SIZE as i32);
-        h.assume_init().header
-    }
-}
+/// The header `SET_VARSIZE` writes for `SIZE` bytes (4-byte form, see
+/// PostgreSQL's `SET_VARSIZE_4B`): a constant, because the transition
+/// function compares it on every row (a unit test checks it against
+/// pgrx's `set_varsize_4b`).
+#[cfg(target_endian = "little")]
+const HEADER: u32 = (SIZE as u32) << 2;
+#[cfg(target_endian = "big")]
+const HEADER: u32 = SIZE as u32 & 0x3FFF_FFFF;
 
 /// A state allocated in `ctx`, holding `acc`.
 fn new_in(ctx: pg_sys::MemoryContext, acc: Accumulator) -> *mut StateDatum {
@@ -54,7 +53,7 @@ fn new_in(ctx: pg_sys::MemoryContext, acc: Accumulator) -> *mut StateDatum {
     // alignment of StateDatum; every field is written before use.
     unsafe {
         let ptr = pg_sys::MemoryContextAllocZero(ctx, SIZE).cast::<StateDatum>();
-        (*ptr).header = header();
+        (*ptr).header = HEADER;
         (*ptr).version = VERSION;
         std::ptr::addr_of_mut!((*ptr).acc).write(acc);
         ptr
@@ -110,9 +109,9 @@ fn own_state(fcinfo: pg_sys::FunctionCallInfo, state: pg_sys::NullableDatum) -> 
     }
     let ptr = state.value.cast_mut_ptr::<StateDatum>();
     // SAFETY: a non-NULL varlena datum; its first 4 bytes are its header
-    // (a 1-byte header is odd, so never equal to `header()`).
+    // (a 1-byte header is odd, so never equal to `HEADER`).
     if in_aggregate(fcinfo)
-        && unsafe { std::ptr::read_unaligned(ptr.cast::<u32>()) } == header()
+        && unsafe { std::ptr::read_unaligned(ptr.cast::<u32>()) } == HEADER
         && unsafe { (*ptr).version } == VERSION
     {
         return ptr;
@@ -151,7 +150,7 @@ pub unsafe extern "C" fn vigil_stats_state_trans(
     let x = f64::from_bits(value.value.value() as u64);
     let ptr = if state.isnull
         || !in_aggregate(fcinfo)
-        || unsafe { std::ptr::read_unaligned(state.value.cast_mut_ptr::<u32>()) } != header()
+        || unsafe { std::ptr::read_unaligned(state.value.cast_mut_ptr::<u32>()) } != HEADER
     {
         own_state_guarded(fcinfo, state)
     } else {
@@ -402,6 +401,14 @@ pub extern "C" fn pg_finfo_vigil_stats_state_recv() -> &'static pg_sys::Pg_finfo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_is_what_set_varsize_writes() {
+        let mut word = [0u32; 2];
+        // SAFETY: 8 writable, aligned bytes; set_varsize_4b writes the first 4.
+        unsafe { pgrx::varlena::set_varsize_4b(word.as_mut_ptr().cast(), SIZE as i32) };
+        assert_eq!(word[0], HEADER);
+    }
 
     #[test]
     fn text_form_round_trips_and_refuses_garbage() {
