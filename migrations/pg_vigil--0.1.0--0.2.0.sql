@@ -76,11 +76,12 @@ ALTER TABLE vigil.rules
 ALTER TABLE vigil.rules ALTER COLUMN id SET START WITH 1000;
 REVOKE USAGE ON SCHEMA vigil FROM vigil_reader;
 
--- The statsagg aggregates' state becomes a concrete type (Citus pushes them
--- down to its workers): the type before part 3's functions use it. Part 3
--- then points stats_agg and rollup(statsagg) at the new support functions
--- with CREATE OR REPLACE AGGREGATE (views and functions that call them stay
--- as they are) and drops 0.1.0's internal-state functions.
+-- The statsagg and sketch aggregates' states become concrete types (Citus
+-- pushes them down to its workers): the types before part 3's functions
+-- use them. Part 3 then points stats_agg, percentile_agg and both rollup
+-- aggregates at the new support functions with CREATE OR REPLACE AGGREGATE
+-- (views and functions that call them stay as they are) and drops 0.1.0's
+-- internal-state functions.
 CREATE TYPE vigil.stats_state;
 CREATE FUNCTION vigil.stats_state_in(cstring) RETURNS vigil.stats_state
     AS 'MODULE_PATHNAME', 'vigil_stats_state_in' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
@@ -98,6 +99,23 @@ CREATE TYPE vigil.stats_state (
     INTERNALLENGTH = VARIABLE,
     ALIGNMENT = double,
     STORAGE = plain
+);
+CREATE TYPE vigil.sketch_state;
+CREATE FUNCTION vigil.sketch_state_in(cstring) RETURNS vigil.sketch_state
+    AS 'MODULE_PATHNAME', 'vigil_sketch_state_in' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vigil.sketch_state_out(vigil.sketch_state) RETURNS cstring
+    AS 'MODULE_PATHNAME', 'vigil_sketch_state_out' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vigil.sketch_state_recv(internal) RETURNS vigil.sketch_state
+    AS 'MODULE_PATHNAME', 'vigil_sketch_state_recv' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vigil.sketch_state_send(vigil.sketch_state) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'vigil_sketch_state_send' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+CREATE TYPE vigil.sketch_state (
+    INPUT = vigil.sketch_state_in,
+    OUTPUT = vigil.sketch_state_out,
+    SEND = vigil.sketch_state_send,
+    RECEIVE = vigil.sketch_state_recv,
+    INTERNALLENGTH = VARIABLE,
+    STORAGE = extended
 );
 
 -- 3. Functions, views, triggers, event triggers, new tables, comments and
@@ -135,6 +153,32 @@ CREATE OR REPLACE FUNCTION vigil.sketch_send(value vigil.sketch) RETURNS bytea
     AS 'MODULE_PATHNAME', 'sketch_send_wrapper';
 
 COMMENT ON FUNCTION vigil.sketch_send(value vigil.sketch) IS 'Binary output of vigil.sketch (COPY BINARY, binary protocol): its stored bytes';
+
+CREATE OR REPLACE FUNCTION vigil.sketch_state_in(cstring) RETURNS vigil.sketch_state
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_sketch_state_in';
+
+COMMENT ON FUNCTION vigil.sketch_state_in(cstring) IS 'Internal: text input of vigil.sketch_state (the text form of vigil.sketch)';
+
+CREATE OR REPLACE FUNCTION vigil.sketch_state_out(vigil.sketch_state) RETURNS cstring
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_sketch_state_out';
+
+COMMENT ON FUNCTION vigil.sketch_state_out(vigil.sketch_state) IS 'Internal: text output of vigil.sketch_state';
+
+CREATE OR REPLACE FUNCTION vigil.sketch_state_recv(internal) RETURNS vigil.sketch_state
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_sketch_state_recv';
+
+COMMENT ON FUNCTION vigil.sketch_state_recv(internal) IS 'Internal: binary input of vigil.sketch_state';
+
+CREATE OR REPLACE FUNCTION vigil.sketch_state_send(vigil.sketch_state) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_sketch_state_send';
+
+COMMENT ON FUNCTION vigil.sketch_state_send(vigil.sketch_state) IS 'Internal: binary output of vigil.sketch_state';
+
+COMMENT ON TYPE vigil.sketch_state IS 'Transition state of vigil.percentile_agg and vigil.rollup(sketch); text form that of vigil.sketch, lossless, as Citus ships partial aggregates between nodes';
 
 CREATE OR REPLACE FUNCTION vigil.stats_state_in(cstring) RETURNS vigil.stats_state
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
@@ -2505,9 +2549,17 @@ COMMENT ON FUNCTION vigil.num_vals(sketch vigil.sketch) IS 'Number of values cou
 
 COMMENT ON FUNCTION vigil.num_vals(summary vigil.statsagg) IS 'Number of values summarised';
 
-COMMENT ON FUNCTION vigil.percentile_agg_trans(internal, double precision) IS 'Internal: transition of vigil.percentile_agg(float8) at the default relative error';
+CREATE OR REPLACE FUNCTION vigil.percentile_agg_trans(vigil.sketch_state, double precision) RETURNS vigil.sketch_state
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_sketch_state_trans';
 
-COMMENT ON FUNCTION vigil.percentile_agg_trans(internal, double precision, double precision) IS 'Internal: transition of vigil.percentile_agg(float8, relative_error)';
+COMMENT ON FUNCTION vigil.percentile_agg_trans(vigil.sketch_state, double precision) IS 'Internal: transition of vigil.percentile_agg(float8) at the default relative error';
+
+CREATE OR REPLACE FUNCTION vigil.percentile_agg_trans(vigil.sketch_state, double precision, double precision) RETURNS vigil.sketch_state
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_sketch_state_trans';
+
+COMMENT ON FUNCTION vigil.percentile_agg_trans(vigil.sketch_state, double precision, double precision) IS 'Internal: transition of vigil.percentile_agg(float8, relative_error)';
 
 CREATE OR REPLACE FUNCTION vigil.purge_alerts(older_than interval DEFAULT '90 days'::interval, max_rows bigint DEFAULT NULL::bigint) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
@@ -3156,15 +3208,23 @@ COMMENT ON FUNCTION vigil.severity_above(value double precision, medium double p
 
 COMMENT ON FUNCTION vigil.severity_below(value double precision, medium double precision, high double precision, critical double precision) IS 'Severity of a value that is worse when smaller: critical/high/medium at or below those thresholds, else NULL';
 
-COMMENT ON FUNCTION vigil.sketch_combine(a internal, b internal) IS 'Internal: combine function of the sketch aggregates (parallel and partial aggregation)';
+CREATE OR REPLACE FUNCTION vigil.sketch_combine(vigil.sketch_state, vigil.sketch_state) RETURNS vigil.sketch_state
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_sketch_state_combine';
 
-COMMENT ON FUNCTION vigil.sketch_deserial(bytes bytea, _unused internal) IS 'Internal: deserializes a sketch aggregate state';
+COMMENT ON FUNCTION vigil.sketch_combine(vigil.sketch_state, vigil.sketch_state) IS 'Internal: combine function of the sketch aggregates (parallel workers, Citus coordinators)';
 
-COMMENT ON FUNCTION vigil.sketch_final(state internal) IS 'Internal: final function of the sketch aggregates; NULL for no values';
+CREATE OR REPLACE FUNCTION vigil.sketch_final(vigil.sketch_state) RETURNS vigil.sketch
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_sketch_state_final';
 
-COMMENT ON FUNCTION vigil.sketch_rollup_trans(state internal, value vigil.sketch) IS 'Internal: transition of vigil.rollup(sketch)';
+COMMENT ON FUNCTION vigil.sketch_final(vigil.sketch_state) IS 'Internal: final function of the sketch aggregates';
 
-COMMENT ON FUNCTION vigil.sketch_serial(state internal) IS 'Internal: serializes a sketch aggregate state';
+CREATE OR REPLACE FUNCTION vigil.sketch_rollup_trans(vigil.sketch_state, vigil.sketch) RETURNS vigil.sketch_state
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_sketch_state_rollup_trans';
+
+COMMENT ON FUNCTION vigil.sketch_rollup_trans(vigil.sketch_state, vigil.sketch) IS 'Internal: transition of vigil.rollup(sketch)';
 
 COMMENT ON FUNCTION vigil.slack_payload(alert jsonb, event text) IS 'The Slack message for an alert (to_jsonb of a vigil.alerts row) and an event';
 
@@ -3297,6 +3357,33 @@ COMMENT ON FUNCTION vigil.worker_status() IS 'The pg_vigil worker as it last rep
 COMMENT ON FUNCTION vigil.zscore(summary vigil.statsagg, value double precision) IS 'z-score of value against the summary: (value - mean) / stddev; NULL without spread';
 
 COMMENT ON FUNCTION vigil.zscore(value double precision, mean double precision, stddev double precision) IS 'z-score (value - mean) / stddev; NULL when stddev is 0 or NULL';
+
+CREATE OR REPLACE AGGREGATE vigil.percentile_agg(double precision) (
+    SFUNC = vigil.percentile_agg_trans,
+    STYPE = vigil.sketch_state,
+    SSPACE = 16384,
+    FINALFUNC = vigil.sketch_final,
+    COMBINEFUNC = vigil.sketch_combine,
+    PARALLEL = safe
+);
+
+CREATE OR REPLACE AGGREGATE vigil.percentile_agg(double precision, relative_error double precision) (
+    SFUNC = vigil.percentile_agg_trans,
+    STYPE = vigil.sketch_state,
+    SSPACE = 16384,
+    FINALFUNC = vigil.sketch_final,
+    COMBINEFUNC = vigil.sketch_combine,
+    PARALLEL = safe
+);
+
+CREATE OR REPLACE AGGREGATE vigil.rollup(vigil.sketch) (
+    SFUNC = vigil.sketch_rollup_trans,
+    STYPE = vigil.sketch_state,
+    SSPACE = 16384,
+    FINALFUNC = vigil.sketch_final,
+    COMBINEFUNC = vigil.sketch_combine,
+    PARALLEL = safe
+);
 
 CREATE OR REPLACE AGGREGATE vigil.rollup(vigil.statsagg) (
     SFUNC = vigil.stats_rollup_trans,
@@ -4100,6 +4187,20 @@ CREATE EVENT TRIGGER vigil_forget_dropped_rollups ON sql_drop
 CREATE EVENT TRIGGER vigil_rollup_ddl ON ddl_command_end
          WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER', 'ALTER TYPE', 'ALTER SCHEMA')
    EXECUTE FUNCTION vigil._rollup_ddl_event();
+
+DROP FUNCTION IF EXISTS vigil.percentile_agg_trans(internal, double precision);
+
+DROP FUNCTION IF EXISTS vigil.percentile_agg_trans(internal, double precision, double precision);
+
+DROP FUNCTION IF EXISTS vigil.sketch_combine(internal, internal);
+
+DROP FUNCTION IF EXISTS vigil.sketch_deserial(bytea, internal);
+
+DROP FUNCTION IF EXISTS vigil.sketch_final(internal);
+
+DROP FUNCTION IF EXISTS vigil.sketch_rollup_trans(internal, vigil.sketch);
+
+DROP FUNCTION IF EXISTS vigil.sketch_serial(internal);
 
 DROP FUNCTION IF EXISTS vigil.stats_agg_combine(internal, internal);
 

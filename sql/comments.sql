@@ -20,13 +20,15 @@ COMMENT ON FUNCTION vigil.stats_state_in(cstring) IS 'Internal: text input of vi
 COMMENT ON FUNCTION vigil.stats_state_out(vigil.stats_state) IS 'Internal: text output of vigil.stats_state';
 COMMENT ON FUNCTION vigil.stats_state_recv(internal) IS 'Internal: binary input of vigil.stats_state';
 COMMENT ON FUNCTION vigil.stats_state_send(vigil.stats_state) IS 'Internal: binary output of vigil.stats_state';
-COMMENT ON FUNCTION vigil.percentile_agg_trans(internal, double precision) IS 'Internal: transition of vigil.percentile_agg(float8) at the default relative error';
-COMMENT ON FUNCTION vigil.percentile_agg_trans(internal, double precision, double precision) IS 'Internal: transition of vigil.percentile_agg(float8, relative_error)';
-COMMENT ON FUNCTION vigil.sketch_rollup_trans(internal, vigil.sketch) IS 'Internal: transition of vigil.rollup(sketch)';
-COMMENT ON FUNCTION vigil.sketch_combine(internal, internal) IS 'Internal: combine function of the sketch aggregates (parallel and partial aggregation)';
-COMMENT ON FUNCTION vigil.sketch_serial(internal) IS 'Internal: serializes a sketch aggregate state';
-COMMENT ON FUNCTION vigil.sketch_deserial(bytea, internal) IS 'Internal: deserializes a sketch aggregate state';
-COMMENT ON FUNCTION vigil.sketch_final(internal) IS 'Internal: final function of the sketch aggregates; NULL for no values';
+COMMENT ON FUNCTION vigil.percentile_agg_trans(vigil.sketch_state, double precision) IS 'Internal: transition of vigil.percentile_agg(float8) at the default relative error';
+COMMENT ON FUNCTION vigil.percentile_agg_trans(vigil.sketch_state, double precision, double precision) IS 'Internal: transition of vigil.percentile_agg(float8, relative_error)';
+COMMENT ON FUNCTION vigil.sketch_rollup_trans(vigil.sketch_state, vigil.sketch) IS 'Internal: transition of vigil.rollup(sketch)';
+COMMENT ON FUNCTION vigil.sketch_combine(vigil.sketch_state, vigil.sketch_state) IS 'Internal: combine function of the sketch aggregates (parallel workers, Citus coordinators)';
+COMMENT ON FUNCTION vigil.sketch_final(vigil.sketch_state) IS 'Internal: final function of the sketch aggregates';
+COMMENT ON FUNCTION vigil.sketch_state_in(cstring) IS 'Internal: text input of vigil.sketch_state (the text form of vigil.sketch)';
+COMMENT ON FUNCTION vigil.sketch_state_out(vigil.sketch_state) IS 'Internal: text output of vigil.sketch_state';
+COMMENT ON FUNCTION vigil.sketch_state_recv(internal) IS 'Internal: binary input of vigil.sketch_state';
+COMMENT ON FUNCTION vigil.sketch_state_send(vigil.sketch_state) IS 'Internal: binary output of vigil.sketch_state';
 
 -- Statistics ------------------------------------------------------------------
 COMMENT ON FUNCTION vigil.num_vals(vigil.statsagg) IS 'Number of values summarised';

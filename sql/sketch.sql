@@ -12,21 +12,48 @@ CREATE TYPE vigil.sketch (
 COMMENT ON TYPE vigil.sketch IS
     'Mergeable quantile sketch: every quantile within relative_error of the true value';
 
-CREATE FUNCTION vigil.percentile_agg_trans(internal, float8) RETURNS internal
-    AS 'MODULE_PATHNAME', 'vigil_percentile_agg_trans'
-    LANGUAGE c IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION vigil.percentile_agg_trans(internal, float8, float8) RETURNS internal
-    AS 'MODULE_PATHNAME', 'vigil_percentile_agg_trans'
-    LANGUAGE c IMMUTABLE PARALLEL SAFE;
+-- The aggregates' state: a concrete type rather than internal, so that
+-- Citus pushes percentile_agg and rollup(sketch) down to its workers
+-- (partial aggregation per shard, partial states shipped as their text
+-- form). Inside an aggregate it is an expanded object updated in place
+-- (src/sketch/state.rs); its flat form is a vigil.sketch's bytes.
+CREATE FUNCTION vigil.sketch_state_in(cstring) RETURNS vigil.sketch_state
+    AS 'MODULE_PATHNAME', 'vigil_sketch_state_in' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vigil.sketch_state_out(vigil.sketch_state) RETURNS cstring
+    AS 'MODULE_PATHNAME', 'vigil_sketch_state_out' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vigil.sketch_state_recv(internal) RETURNS vigil.sketch_state
+    AS 'MODULE_PATHNAME', 'vigil_sketch_state_recv' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vigil.sketch_state_send(vigil.sketch_state) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'vigil_sketch_state_send' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+CREATE TYPE vigil.sketch_state (
+    INPUT = vigil.sketch_state_in,
+    OUTPUT = vigil.sketch_state_out,
+    SEND = vigil.sketch_state_send,
+    RECEIVE = vigil.sketch_state_recv,
+    INTERNALLENGTH = VARIABLE,
+    STORAGE = extended
+);
+COMMENT ON TYPE vigil.sketch_state IS
+    'Transition state of vigil.percentile_agg and vigil.rollup(sketch); text form that of vigil.sketch, '
+    'lossless, as Citus ships partial aggregates between nodes';
+
+CREATE FUNCTION vigil.percentile_agg_trans(vigil.sketch_state, float8) RETURNS vigil.sketch_state
+    AS 'MODULE_PATHNAME', 'vigil_sketch_state_trans' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION vigil.percentile_agg_trans(vigil.sketch_state, float8, float8) RETURNS vigil.sketch_state
+    AS 'MODULE_PATHNAME', 'vigil_sketch_state_trans' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION vigil.sketch_rollup_trans(vigil.sketch_state, vigil.sketch) RETURNS vigil.sketch_state
+    AS 'MODULE_PATHNAME', 'vigil_sketch_state_rollup_trans' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION vigil.sketch_combine(vigil.sketch_state, vigil.sketch_state) RETURNS vigil.sketch_state
+    AS 'MODULE_PATHNAME', 'vigil_sketch_state_combine' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vigil.sketch_final(vigil.sketch_state) RETURNS vigil.sketch
+    AS 'MODULE_PATHNAME', 'vigil_sketch_state_final' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
 
 CREATE AGGREGATE vigil.percentile_agg(float8) (
     SFUNC = vigil.percentile_agg_trans,
-    STYPE = internal,
+    STYPE = vigil.sketch_state,
     SSPACE = 16384,
     FINALFUNC = vigil.sketch_final,
     COMBINEFUNC = vigil.sketch_combine,
-    SERIALFUNC = vigil.sketch_serial,
-    DESERIALFUNC = vigil.sketch_deserial,
     PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE vigil.percentile_agg(float8) IS
@@ -34,12 +61,10 @@ COMMENT ON AGGREGATE vigil.percentile_agg(float8) IS
 
 CREATE AGGREGATE vigil.percentile_agg(float8, relative_error float8) (
     SFUNC = vigil.percentile_agg_trans,
-    STYPE = internal,
+    STYPE = vigil.sketch_state,
     SSPACE = 16384,
     FINALFUNC = vigil.sketch_final,
     COMBINEFUNC = vigil.sketch_combine,
-    SERIALFUNC = vigil.sketch_serial,
-    DESERIALFUNC = vigil.sketch_deserial,
     PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE vigil.percentile_agg(float8, float8) IS
@@ -47,12 +72,10 @@ COMMENT ON AGGREGATE vigil.percentile_agg(float8, float8) IS
 
 CREATE AGGREGATE vigil.rollup(vigil.sketch) (
     SFUNC = vigil.sketch_rollup_trans,
-    STYPE = internal,
+    STYPE = vigil.sketch_state,
     SSPACE = 16384,
     FINALFUNC = vigil.sketch_final,
     COMBINEFUNC = vigil.sketch_combine,
-    SERIALFUNC = vigil.sketch_serial,
-    DESERIALFUNC = vigil.sketch_deserial,
     PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE vigil.rollup(vigil.sketch) IS

@@ -43,3 +43,4 @@ COMMENT ON TYPE vigil.saturation IS
 CREATE TYPE vigil.statsagg;
 CREATE TYPE vigil.stats_state;
 CREATE TYPE vigil.sketch;
+CREATE TYPE vigil.sketch_state;

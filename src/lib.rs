@@ -38,11 +38,6 @@ extension_sql_file!(
         sketch::sql::sketch_out,
         sketch::sql::sketch_send,
         sketch::sql::sketch_recv,
-        sketch::sql::sketch_rollup_trans,
-        sketch::sql::sketch_combine,
-        sketch::sql::sketch_serial,
-        sketch::sql::sketch_deserial,
-        sketch::sql::sketch_final,
     ]
 );
 extension_sql_file!(

@@ -546,6 +546,79 @@ pub(crate) mod tests {
     }
 
     #[pg_test]
+    fn sketch_state_crosses_nodes_as_text_and_stays_inside_aggregates() {
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(DISTINCT aggtranstype::regtype::text, ',')
+                 FROM pg_aggregate WHERE aggfnoid::regprocedure::text IN
+                     ('vigil.percentile_agg(double precision)', 'vigil.percentile_agg(double precision,double precision)',
+                      'vigil.rollup(vigil.sketch)')"
+            )
+            .as_deref(),
+            Some("vigil.sketch_state")
+        );
+        // Citus's way: a partial aggregate per shard, its state as text,
+        // parsed and combined on the coordinator; exactly the one-pass
+        // sketch. Then parallel-style combining of flat states, a rollup of
+        // stored sketches, and window aggregates (the final function runs
+        // on a live state that then grows, and moving frames restart it).
+        Spi::run(
+            "CREATE TEMP TABLE sk AS
+                 SELECT g % 3 AS shard, g, CASE WHEN g % 7 = 0 THEN -1 ELSE 1 END * exp(g % 50) AS x
+                 FROM generate_series(1, 3000) g;
+             CREATE AGGREGATE pg_temp.partial_sketch(float8) (SFUNC = vigil.percentile_agg_trans, STYPE = vigil.sketch_state);
+             CREATE AGGREGATE pg_temp.combined_sketch(vigil.sketch_state) (
+                 SFUNC = vigil.sketch_combine, STYPE = vigil.sketch_state, FINALFUNC = vigil.sketch_final);",
+        )
+        .unwrap();
+        assert_eq!(
+            one::<bool>(
+                "WITH sent AS (SELECT pg_temp.partial_sketch(x)::text AS t FROM sk GROUP BY shard),
+                      got AS (SELECT pg_temp.combined_sketch(t::vigil.sketch_state) AS s FROM sent),
+                      per_shard AS (SELECT vigil.percentile_agg(x) AS s FROM sk GROUP BY shard)
+                 SELECT got.s::text = (SELECT vigil.percentile_agg(x)::text FROM sk)
+                        AND got.s::text = (SELECT vigil.rollup(s)::text FROM per_shard)
+                        AND vigil.num_vals(got.s) = 3000
+                 FROM got"
+            ),
+            Some(true)
+        );
+        assert_eq!(
+            one::<bool>(
+                "SELECT bool_and(vigil.num_vals(running) = g AND vigil.num_vals(last3) = least(g, 3)
+                                 AND abs(vigil.approx_percentile(last3, 1) - max3) <= 0.0101 * abs(max3))
+                 FROM (SELECT g, vigil.percentile_agg(x) OVER (ORDER BY g) AS running,
+                              vigil.percentile_agg(x) OVER (ORDER BY g ROWS 2 PRECEDING) AS last3,
+                              max(x) OVER (ORDER BY g ROWS 2 PRECEDING) AS max3
+                       FROM sk WHERE g <= 200) w"
+            ),
+            Some(true)
+        );
+        // The text and binary forms are a vigil.sketch's.
+        assert_eq!(
+            one::<bool>(
+                "SELECT s::text = vigil.sketch_final(s)::text
+                        AND s::text::vigil.sketch_state::text = s::text
+                        AND vigil.sketch_state_send(s) = vigil.sketch_send(vigil.sketch_final(s))
+                 FROM (SELECT pg_temp.partial_sketch(x) s FROM sk) p"
+            ),
+            Some(true)
+        );
+        for sql in [
+            "SELECT vigil.percentile_agg_trans(NULL, 1.0)",
+            "SELECT vigil.percentile_agg_trans(pg_temp.partial_sketch(1.0)::text::vigil.sketch_state, 1.0)",
+            "SELECT vigil.sketch_combine(s, s) FROM (SELECT pg_temp.partial_sketch(1.0) s) p",
+            "SELECT vigil.sketch_rollup_trans(NULL, vigil.percentile_agg(1.0))",
+        ] {
+            let (code, msg) = sql_error(sql);
+            assert_eq!(code, "ERRCODE_FEATURE_NOT_SUPPORTED", "{sql}: {msg}");
+            assert!(msg.contains("can only be called by an aggregate"), "{sql}: {msg}");
+        }
+        let (code, msg) = sql_error("SELECT 'x'::vigil.sketch_state");
+        assert_eq!(code, "ERRCODE_INVALID_PARAMETER_VALUE", "{msg}");
+    }
+
+    #[pg_test]
     fn stats_agg_skips_nulls_rejects_nan_and_is_null_for_no_rows() {
         assert_eq!(one::<i64>("SELECT vigil.num_vals(vigil.stats_agg(x)) FROM (VALUES (1.0::float8), (NULL), (3.0)) v(x)"), Some(2));
         assert_eq!(

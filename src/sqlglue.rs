@@ -178,6 +178,20 @@ macro_rules! sql_datum_abi {
 }
 
 pub(crate) use sql_datum_abi;
+
+/// The `pg_finfo_<symbol>` records PostgreSQL looks up for C functions
+/// written against the raw fmgr ABI (calling convention version 1).
+macro_rules! pg_finfo_v1 {
+    ($($finfo:ident),* $(,)?) => {$(
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $finfo() -> &'static ::pgrx::pg_sys::Pg_finfo_record {
+            const V1: ::pgrx::pg_sys::Pg_finfo_record =
+                ::pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+    )*};
+}
+pub(crate) use pg_finfo_v1;
 pub(crate) use sql_varlena;
 
 /// The memory context of the aggregate calling us; transition states must

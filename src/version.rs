@@ -134,11 +134,7 @@ mod retired {
     /// declares them.
     macro_rules! retired_with_error {
         ($($symbol:ident, $finfo:ident, $what:literal;)*) => {$(
-            #[unsafe(no_mangle)]
-            pub extern "C" fn $finfo() -> &'static pg_sys::Pg_finfo_record {
-                const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-                &V1
-            }
+            crate::sqlglue::pg_finfo_v1!($finfo);
 
             #[pg_guard]
             #[unsafe(no_mangle)]
@@ -164,5 +160,16 @@ mod retired {
         stats_agg_serial_wrapper, pg_finfo_stats_agg_serial_wrapper, "vigil.stats_agg_serial(internal)";
         stats_agg_deserial_wrapper, pg_finfo_stats_agg_deserial_wrapper, "vigil.stats_agg_deserial(bytea, internal)";
         stats_agg_final_wrapper, pg_finfo_stats_agg_final_wrapper, "vigil.stats_agg_final(internal)";
+    }
+
+    // The same for percentile_agg and rollup(sketch) (0.2.0's state is
+    // vigil.sketch_state).
+    retired_with_error! {
+        vigil_percentile_agg_trans, pg_finfo_vigil_percentile_agg_trans, "vigil.percentile_agg_trans(internal, float8)";
+        sketch_rollup_trans_wrapper, pg_finfo_sketch_rollup_trans_wrapper, "vigil.sketch_rollup_trans(internal, sketch)";
+        sketch_combine_wrapper, pg_finfo_sketch_combine_wrapper, "vigil.sketch_combine(internal, internal)";
+        sketch_serial_wrapper, pg_finfo_sketch_serial_wrapper, "vigil.sketch_serial(internal)";
+        sketch_deserial_wrapper, pg_finfo_sketch_deserial_wrapper, "vigil.sketch_deserial(bytea, internal)";
+        sketch_final_wrapper, pg_finfo_sketch_final_wrapper, "vigil.sketch_final(internal)";
     }
 }

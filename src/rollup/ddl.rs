@@ -1361,11 +1361,19 @@ pub(super) fn refuse_inheritance(rel: pg_sys::Oid) {
 /// on the workers' shards, where the summary is not. Citus keeps its
 /// catalog in `pg_catalog`, so nothing here resolves a name others control.
 pub(super) fn refuse_citus_table(rel: pg_sys::Oid, name: &str) {
+    let citus = Spi::get_one::<bool>(
+        "SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if !citus {
+        return;
+    }
     let kind = Spi::get_one::<String>(&format!(
-        "SELECT CASE WHEN pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN NULL \
-                ELSE (SELECT pg_catalog.format('a Citus %s table', CASE p.partmethod::text WHEN 'n' THEN \
-                        CASE p.repmodel::text WHEN 't' THEN 'reference' ELSE 'local' END ELSE 'distributed' END) \
-                      FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid::pg_catalog.oid = {}) END",
+        "SELECT pg_catalog.format('a Citus %s table', CASE p.partmethod::text WHEN 'n' THEN \
+                CASE p.repmodel::text WHEN 't' THEN 'reference' ELSE 'local' END ELSE 'distributed' END) \
+         FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) {}",
         rel.to_u32()
     ))
     .ok()

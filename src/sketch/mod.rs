@@ -42,6 +42,7 @@
 
 mod counts;
 pub mod sql;
+pub mod state;
 
 pub use counts::Arena;
 use counts::Counts;

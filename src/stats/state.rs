@@ -18,7 +18,7 @@
 use super::accum::Accumulator;
 use super::datum::StatsAgg;
 use crate::error::VigilError;
-use crate::sqlglue::{agg_context, raise, OrRaise};
+use crate::sqlglue::{agg_context, pg_finfo_v1, raise, OrRaise};
 use pgrx::prelude::*;
 use std::ffi::CStr;
 
@@ -163,12 +163,6 @@ pub unsafe extern "C" fn vigil_stats_state_trans(
     pg_sys::Datum::from(ptr)
 }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_vigil_stats_state_trans() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
-
 /// `own_state` behind a guard: its first-call allocation and its copy may
 /// raise (not called by an aggregate, a malformed state).
 #[pg_guard]
@@ -212,12 +206,6 @@ pub unsafe extern "C-unwind" fn vigil_stats_state_rollup_trans(
     pg_sys::Datum::from(ptr)
 }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_vigil_stats_state_rollup_trans() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
-
 /// The combine function (parallel workers, Citus's coordinator): merges the
 /// second state into the first, in place. STRICT: PostgreSQL copies the
 /// first non-NULL state itself.
@@ -236,12 +224,6 @@ pub unsafe extern "C-unwind" fn vigil_stats_state_combine(
     let ptr = own_state(fcinfo, args[0]);
     unsafe { (*ptr).acc.combine(&other) };
     pg_sys::Datum::from(ptr)
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_vigil_stats_state_combine() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
 }
 
 /// The final function: the summary of the state.
@@ -264,12 +246,6 @@ pub unsafe extern "C-unwind" fn vigil_stats_state_final(
             pg_sys::Datum::from(0)
         }
     }
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_vigil_stats_state_final() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
 }
 
 /// The text form of a state's bytes.
@@ -324,12 +300,6 @@ pub unsafe extern "C-unwind" fn vigil_stats_state_in(
     pg_sys::Datum::from(new_in(unsafe { pg_sys::CurrentMemoryContext }, acc))
 }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_vigil_stats_state_in() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
-
 /// Type output: the text form.
 ///
 /// # Safety
@@ -342,12 +312,6 @@ pub unsafe extern "C-unwind" fn vigil_stats_state_out(
     let args = unsafe { (*fcinfo).args.as_slice(1) };
     let text = to_text(&read(args[0].value));
     pg_sys::Datum::from(crate::sqlglue::palloc_cstr(&text).as_ptr())
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_vigil_stats_state_out() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
 }
 
 /// Binary output: the version byte and the accumulator's bytes.
@@ -363,12 +327,6 @@ pub unsafe extern "C-unwind" fn vigil_stats_state_send(
     let mut bytes = vec![VERSION];
     bytes.extend(read(args[0].value).to_bytes());
     pg_sys::Datum::from(pgrx::varlena::rust_byte_slice_to_bytea(&bytes).into_pg())
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_vigil_stats_state_send() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
 }
 
 /// Binary input: what `send` wrote, checked.
@@ -392,11 +350,16 @@ pub unsafe extern "C-unwind" fn vigil_stats_state_recv(
     pg_sys::Datum::from(new_in(unsafe { pg_sys::CurrentMemoryContext }, acc))
 }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_vigil_stats_state_recv() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+pg_finfo_v1!(
+    pg_finfo_vigil_stats_state_trans,
+    pg_finfo_vigil_stats_state_rollup_trans,
+    pg_finfo_vigil_stats_state_combine,
+    pg_finfo_vigil_stats_state_final,
+    pg_finfo_vigil_stats_state_in,
+    pg_finfo_vigil_stats_state_out,
+    pg_finfo_vigil_stats_state_send,
+    pg_finfo_vigil_stats_state_recv,
+);
 
 #[cfg(test)]
 mod tests {

@@ -68,8 +68,8 @@ fn plan(db: &mut Client, sql: &str) -> String {
 /// shard (Citus's `worker_partial_agg`, combined on the coordinator by
 /// `coord_combine_agg`) and give what the same rows give on one node
 /// (within 1e-12 relative, count and extremes exact); stored summaries read
-/// across shards with Citus's binary protocol. `percentile_agg` (still an
-/// internal state) is aggregated on the coordinator, and is exact there.
+/// across shards with Citus's binary protocol. The sketch aggregates are
+/// pushed down the same way and are exact.
 pub fn stats_aggregates_are_pushed_down_to_citus_workers(_c: &Cluster) {
     let citus = CitusCluster::start();
     let mut db = citus.db();
@@ -157,17 +157,51 @@ pub fn stats_aggregates_are_pushed_down_to_citus_workers(_c: &Cluster) {
         .get(0);
     assert_eq!(rows, 97 * 5);
 
-    let exact: bool = db
+    // Sketches: pushed down too, and exactly the sketch of the same rows on
+    // one node (bucket by bucket: the text forms are equal), for
+    // percentile_agg at both relative errors and rollup of stored sketches.
+    for sql in [
+        "SELECT vigil.percentile_agg(latency) FROM events",
+        "SELECT region, vigil.percentile_agg(latency, 0.001) FROM events GROUP BY region",
+    ] {
+        let p = plan(&mut db, sql);
+        assert!(
+            p.contains("worker_partial_agg") && p.contains("coord_combine_agg"),
+            "not pushed down: {sql}\n{p}"
+        );
+    }
+    let differing: i64 = db
         .query_one(
-            "SELECT vigil.num_vals(d) = vigil.num_vals(l)
-                    AND vigil.approx_percentile(d, 0.9) = vigil.approx_percentile(l, 0.9)
-             FROM (SELECT vigil.percentile_agg(latency) d FROM events) a,
-                  (SELECT vigil.percentile_agg(latency) l FROM events_local) b",
+            "WITH d AS (SELECT region, vigil.percentile_agg(latency, 0.001)::text s FROM events GROUP BY region
+                        UNION ALL SELECT -1, vigil.percentile_agg(latency)::text FROM events),
+                  l AS (SELECT region, vigil.percentile_agg(latency, 0.001)::text s FROM events_local GROUP BY region
+                        UNION ALL SELECT -1, vigil.percentile_agg(latency)::text FROM events_local)
+             SELECT count(*) FROM d FULL JOIN l USING (region) WHERE d.s IS DISTINCT FROM l.s",
             &[],
         )
         .unwrap()
         .get(0);
-    assert!(exact, "percentile_agg on a distributed table differs");
+    assert_eq!(differing, 0, "distributed and local sketches differ");
+    db.batch_execute(
+        "CREATE TABLE per_entity_q (entity int, q vigil.sketch);
+         SELECT create_distributed_table('per_entity_q', 'entity', colocate_with => 'events');
+         INSERT INTO per_entity_q SELECT entity, vigil.percentile_agg(latency) FROM events GROUP BY 1;",
+    )
+    .unwrap();
+    let p = plan(&mut db, "SELECT vigil.rollup(q) FROM per_entity_q");
+    assert!(
+        p.contains("worker_partial_agg"),
+        "rollup(sketch) not pushed down\n{p}"
+    );
+    let same: bool = db
+        .query_one(
+            "SELECT (SELECT vigil.rollup(q)::text FROM per_entity_q)
+                  = (SELECT vigil.percentile_agg(latency)::text FROM events_local)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(same, "rollup of distributed sketches differs from one pass");
 }
 
 /// Until rollups on distributed tables exist (issue 18, item 2),

@@ -25,6 +25,12 @@ const RETIRED: &[&str] = &[
     "stats_agg_serial_wrapper",
     "stats_agg_deserial_wrapper",
     "stats_agg_final_wrapper",
+    "vigil_percentile_agg_trans",
+    "sketch_rollup_trans_wrapper",
+    "sketch_combine_wrapper",
+    "sketch_serial_wrapper",
+    "sketch_deserial_wrapper",
+    "sketch_final_wrapper",
 ];
 
 /// The bindir of the private PostgreSQL with 0.1.0 installed.
@@ -259,18 +265,21 @@ pub fn upgrade_from_0_1_0_equals_a_fresh_install_and_keeps_working(_main: &Clust
     assert_eq!(sink.count(), 0, "nothing is sent before the update");
     // 0.1.0's stats_agg names retired internal-state functions: the same
     // error, not a call into code that reads its state as another type.
-    let e = db
-        .batch_execute("SELECT vigil.stats_agg(x) FROM generate_series(1, 3) x")
-        .unwrap_err();
-    let e = e.as_db_error().expect("a database error");
-    assert_eq!(
-        (e.code().code(), e.hint()),
-        (
-            "55000",
-            Some("Run ALTER EXTENSION pg_vigil UPDATE in this database.")
-        ),
-        "{e:?}"
-    );
+    for sql in [
+        "SELECT vigil.stats_agg(x) FROM generate_series(1, 3) x",
+        "SELECT vigil.percentile_agg(x) FROM generate_series(1, 3) x",
+    ] {
+        let e = db.batch_execute(sql).unwrap_err();
+        let e = e.as_db_error().expect("a database error");
+        assert_eq!(
+            (e.code().code(), e.hint()),
+            (
+                "55000",
+                Some("Run ALTER EXTENSION pg_vigil UPDATE in this database.")
+            ),
+            "{sql}: {e:?}"
+        );
+    }
 
     db.batch_execute("ALTER EXTENSION pg_vigil UPDATE").unwrap();
     assert_eq!(
@@ -281,6 +290,15 @@ pub fn upgrade_from_0_1_0_equals_a_fresh_install_and_keeps_working(_main: &Clust
         ),
         "(n:3,mean:2.0,m2:2.0,min:1.0,max:3.0) (n:6,mean:1.6666666666666667,m2:3.3333333333333335,min:1.0,max:3.0)",
         "stats_agg and rollup(statsagg) work after the update"
+    );
+    assert_eq!(
+        one(
+            &mut db,
+            "SELECT vigil.percentile_agg(x)::text || ' ' || vigil.rollup(s)::text FROM generate_series(1, 3) x,
+                    LATERAL (SELECT vigil.percentile_agg(y) s FROM generate_series(1, x) y) q"
+        ),
+        "(alpha:0.01,n:3,zero:0,neg:[],pos:[0:1;35:1;55:1]) (alpha:0.01,n:6,zero:0,neg:[],pos:[0:3;35:2;55:1])",
+        "percentile_agg and rollup(sketch) work after the update"
     );
     let log = c.log();
     assert!(
