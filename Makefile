@@ -50,6 +50,7 @@ demo-stop:
 	@scripts/demo.sh stop
 
 bench: install
+	scripts/citus.sh
 	@scripts/bench.sh
 
 clean:

@@ -25,22 +25,29 @@ def as_pg(cmd):
 
 
 class Cluster:
-    def __init__(self, conf_lines=()):
-        self.data = BENCH_DIR / "data"
+    """One throwaway cluster. `name` gives it its own directory under
+    target/bench and `port` its own port (several at once: the Citus
+    benchmark's coordinator and workers, which also listen on 127.0.0.1)."""
+
+    def __init__(self, conf_lines=(), name=None, port=PORT):
+        self.dir = BENCH_DIR / name if name else BENCH_DIR
+        self.port = port
+        self.data = self.dir / "data"
         if self.data.exists() and (self.data / "postmaster.pid").exists():
             self.stop()
-        shutil.rmtree(BENCH_DIR, ignore_errors=True)
-        BENCH_DIR.mkdir(parents=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True)
         if os.geteuid() == 0:
             shutil.chown(BENCH_DIR, "postgres", "postgres")
+            shutil.chown(self.dir, "postgres", "postgres")
         subprocess.run(
             as_pg([str(BINDIR / "initdb"), "--auth=trust", "-U", "postgres", "-E", "UTF8",
                    "--no-sync", "-D", str(self.data)]),
             check=True, stdout=subprocess.DEVNULL)
         conf = [
-            f"port = {PORT}",
-            "listen_addresses = ''",
-            f"unix_socket_directories = '{BENCH_DIR}'",
+            f"port = {port}",
+            f"listen_addresses = '{'127.0.0.1' if name else ''}'",
+            f"unix_socket_directories = '{self.dir}'",
             "shared_buffers = '1GB'",
             "max_wal_size = '8GB'",
             "checkpoint_timeout = '30min'",
@@ -49,7 +56,7 @@ class Cluster:
         with open(self.data / "postgresql.conf", "a") as f:
             f.write("\n".join(conf) + "\n")
         subprocess.run(
-            as_pg([str(BINDIR / "pg_ctl"), "-D", str(self.data), "-l", str(BENCH_DIR / "server.log"),
+            as_pg([str(BINDIR / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "server.log"),
                    "-w", "start"]),
             check=True, stdout=subprocess.DEVNULL)
         self.psql("postgres", f"CREATE DATABASE {DB}")
@@ -61,8 +68,8 @@ class Cluster:
     def psql(self, db, sql, settings=()):
         script = "".join(f"SET {s};\n" for s in settings) + sql
         out = subprocess.run(
-            [str(BINDIR / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", str(BENCH_DIR),
-             "-p", str(PORT), "-U", "postgres", "-d", db],
+            [str(BINDIR / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", str(self.dir),
+             "-p", str(self.port), "-U", "postgres", "-d", db],
             input=script, capture_output=True, text=True)
         if out.returncode != 0:
             sys.exit(f"psql failed: {out.stderr}\n{sql}")
@@ -72,8 +79,8 @@ class Cluster:
         """Server-side execution time of one run of `sql`, in milliseconds."""
         script = "".join(f"SET {s};\n" for s in settings) + "\\timing on\n" + sql
         out = subprocess.run(
-            [str(BINDIR / "psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", str(BENCH_DIR),
-             "-p", str(PORT), "-U", "postgres", "-d", DB],
+            [str(BINDIR / "psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", str(self.dir),
+             "-p", str(self.port), "-U", "postgres", "-d", DB],
             input=script, capture_output=True, text=True)
         if out.returncode != 0:
             sys.exit(f"psql failed: {out.stderr}\n{sql}")
@@ -93,11 +100,12 @@ class Cluster:
 
 
 def print_table(title, rows):
-    """rows: (what, ours_ms, theirs_ms, target text, met bool, note)"""
+    """rows: (what, ours_ms, theirs_ms, target text, met(ratio) -> bool or
+    None when there is no target, note)"""
     print(f"\n{title}")
     print(f"| {'what':<58} | {'ours ms':>9} | {'theirs ms':>9} | {'ratio':>6} | {'target':>7} | met |")
     print(f"|{'-' * 60}|{'-' * 11}|{'-' * 11}|{'-' * 8}|{'-' * 9}|-----|")
     for what, ours, theirs, target, met, note in rows:
         ratio = ours / theirs
-        print(f"| {what:<58} | {ours:9.3f} | {theirs:9.3f} | {ratio:6.3f} | {target:>7} | {'yes' if met(ratio) else 'NO':<3} |"
+        print(f"| {what:<58} | {ours:9.3f} | {theirs:9.3f} | {ratio:6.3f} | {target:>7} | {'-' if met is None else 'yes' if met(ratio) else 'NO':<3} |"
               + (f" {note}" if note else ""))

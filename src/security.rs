@@ -227,7 +227,7 @@ pub fn has_privs_of_role(member: pg_sys::Oid, role: pg_sys::Oid) -> bool {
 /// The owner of the extension (who ran CREATE EXTENSION): vigil's own
 /// tables are written as this role.
 pub fn extension_owner() -> pg_sys::Oid {
-    Spi::get_one::<pg_sys::Oid>(
+    crate::sqlglue::read_one::<pg_sys::Oid>(
         "SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_vigil'",
     )
     .ok()
@@ -237,7 +237,7 @@ pub fn extension_owner() -> pg_sys::Oid {
 
 /// Role name for messages.
 pub fn role_name(role: pg_sys::Oid) -> String {
-    Spi::get_one::<String>(&format!(
+    crate::sqlglue::read_one::<String>(&format!(
         "SELECT pg_catalog.quote_ident(r.rolname::text) FROM pg_catalog.pg_roles r WHERE r.oid = {}",
         role.to_u32()
     ))

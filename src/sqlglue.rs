@@ -235,3 +235,36 @@ pub fn recv_rest(buf: Internal) -> &'static [u8] {
         std::slice::from_raw_parts(((*si).data as *const u8).add(start), len - start)
     }
 }
+
+/// `Spi::get_one` for statements that only read. pgrx's `get_one` runs
+/// every statement read-write and first assigns the transaction an id
+/// (`Spi::mark_mutable`): on a hot standby that is an internal error
+/// ("cannot assign TransactionIds during recovery", XX000), and on a
+/// primary it turns a read into a transaction that writes a commit record.
+/// `select` runs read-only until the transaction has written, read-write
+/// after (so it sees the transaction's own writes).
+pub fn read_one<A: FromDatum + IntoDatum>(sql: &str) -> pgrx::spi::Result<Option<A>> {
+    Spi::connect(|c| c.select(sql, Some(1), &[])?.first().get_one())
+}
+
+/// `read_one` of two columns.
+pub fn read_two<A: FromDatum + IntoDatum, B: FromDatum + IntoDatum>(
+    sql: &str,
+) -> pgrx::spi::Result<(Option<A>, Option<B>)> {
+    Spi::connect(|c| c.select(sql, Some(1), &[])?.first().get_two())
+}
+
+/// `read_one` with parameters.
+pub fn read_one_with_args<A: FromDatum + IntoDatum>(
+    sql: &str,
+    args: &[pgrx::datum::DatumWithOid<'_>],
+) -> pgrx::spi::Result<Option<A>> {
+    Spi::connect(|c| c.select(sql, Some(1), args)?.first().get_one())
+}
+
+/// `read_one` of three columns.
+pub fn read_three<A: FromDatum + IntoDatum, B: FromDatum + IntoDatum, C: FromDatum + IntoDatum>(
+    sql: &str,
+) -> pgrx::spi::Result<(Option<A>, Option<B>, Option<C>)> {
+    Spi::connect(|c| c.select(sql, Some(1), &[])?.first().get_three())
+}

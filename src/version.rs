@@ -35,7 +35,7 @@ pub fn installed() -> Option<String> {
     // Called before any other guard (the rollup trigger, every entry
     // point): the caller's search path must not pick the `=` it runs.
     let _path = crate::security::Restricted::enter();
-    Spi::get_one::<String>(
+    crate::sqlglue::read_one::<String>(
         "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_vigil'",
     )
     .ok()

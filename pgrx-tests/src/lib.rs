@@ -126,6 +126,71 @@ impl Cluster {
         cluster
     }
 
+    /// A hot standby of this cluster (pg_basebackup over loopback,
+    /// streaming replication), on its own port, started.
+    pub fn standby(&self, name: &str) -> Cluster {
+        let root = std::env::temp_dir().join(format!("pg_vigil_e2e_{name}_{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root).unwrap();
+        if let Some(user) = self.run_as {
+            check(
+                "chown",
+                Command::new("chown")
+                    .arg(format!("{user}:"))
+                    .arg(&root)
+                    .output()
+                    .unwrap(),
+            );
+        }
+        let standby = Cluster {
+            root,
+            bindir: self.bindir.clone(),
+            run_as: self.run_as,
+            port: free_port(),
+        };
+        check(
+            "pg_basebackup",
+            standby
+                .pg_cmd("pg_basebackup")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                ])
+                .args(["-X", "stream", "-R", "-c", "fast", "--no-sync", "-D"])
+                .arg(standby.data_dir())
+                .output()
+                .unwrap(),
+        );
+        // The primary's configuration came along: the last setting wins.
+        let conf_path = standby.data_dir().join("postgresql.conf");
+        let mut conf = fs::read_to_string(&conf_path).unwrap();
+        conf.push_str(&format!(
+            "port = {}\nunix_socket_directories = '{}'\nhot_standby = on\n",
+            standby.port,
+            standby.root.display()
+        ));
+        fs::write(&conf_path, conf).unwrap();
+        standby.pg_ctl_start();
+        standby
+    }
+
+    /// Promotes a standby to a primary (waits until it is one).
+    pub fn promote(&self) {
+        check(
+            "pg_ctl promote",
+            self.pg_cmd("pg_ctl")
+                .args(["-w", "-t", "60", "-D"])
+                .arg(self.data_dir())
+                .arg("promote")
+                .output()
+                .unwrap(),
+        );
+    }
+
     /// Stops the cluster and starts it again on the binaries in `bindir`,
     /// as installing another package of PostgreSQL's extensions and
     /// restarting the server does; `None`: this machine's (PG_CONFIG's).

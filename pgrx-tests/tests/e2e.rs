@@ -9,6 +9,7 @@ mod monitors;
 mod notify;
 mod ops;
 mod rollup_ddl;
+mod standby;
 mod upgrade;
 
 use pg_vigil_e2e::{run, set_config, wait_for, Cluster, Test};
@@ -629,6 +630,10 @@ fn main() {
         (
             "monitors_scan_distributed_tables_like_local_ones",
             citus::monitors_scan_distributed_tables_like_local_ones,
+        ),
+        (
+            "dashboards_read_rollups_on_a_hot_standby_and_the_worker_waits_for_promotion",
+            standby::dashboards_read_rollups_on_a_hot_standby_and_the_worker_waits_for_promotion,
         ),
         (
             "prometheus_exporter_rules_and_dashboard_work",

@@ -313,7 +313,7 @@ fn monitor_run(monitor: i64) -> JsonB {
     // The query names the source: only its owner (or a superuser) may be
     // able to rename or fill its schema, or the name could be swapped.
     crate::rollup::require_trusted_schema(namespace, owner, &format!("monitor \"{name}\""));
-    let readable = Spi::get_one::<bool>(&format!(
+    let readable = crate::sqlglue::read_one::<bool>(&format!(
         "SELECT pg_catalog.has_table_privilege({}::oid, {}::oid, 'SELECT')",
         creator.to_u32(),
         source.to_u32()
@@ -339,7 +339,7 @@ fn monitor_run(monitor: i64) -> JsonB {
             ),
         );
     }
-    let plan = Spi::get_one_with_args::<JsonB>(
+    let plan = crate::sqlglue::read_one_with_args::<JsonB>(
         "SELECT vigil._monitor_plan($1, $2, pg_catalog.format('%I.%I', $3, $4), \
                 vigil._source_columns($5::pg_catalog.regclass))",
         &[
@@ -369,7 +369,10 @@ fn monitor_run(monitor: i64) -> JsonB {
     );
     let guard = crate::security::Restricted::as_role(owner);
     let rows = PgTryBuilder::new(|| {
-        Spi::get_one_with_args::<JsonB>(&wrapped, &[options.into(), name.as_str().into()])
+        crate::sqlglue::read_one_with_args::<JsonB>(
+            &wrapped,
+            &[options.into(), name.as_str().into()],
+        )
     })
     .catch_when(PgSqlErrorCode::ERRCODE_QUERY_CANCELED, |e| {
         timed_out(timer, &name, ms, e)

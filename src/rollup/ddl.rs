@@ -125,13 +125,13 @@ pub(super) fn regclass_of(name: &str) -> Option<pg_sys::Oid> {
         "SELECT pg_catalog.to_regclass({})::pg_catalog.oid",
         literal(name)
     );
-    crate::security::catching(|| Spi::get_one::<pg_sys::Oid>(&sql).ok().flatten())
+    crate::security::catching(|| crate::sqlglue::read_one::<pg_sys::Oid>(&sql).ok().flatten())
         .ok()
         .flatten()
 }
 
 fn depends(depender: (pg_sys::Oid, pg_sys::Oid), on: (pg_sys::Oid, pg_sys::Oid, i32)) -> bool {
-    Spi::get_one::<bool>(&format!(
+    crate::sqlglue::read_one::<bool>(&format!(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = {} AND d.objid = {} \
          AND d.refclassid = {} AND d.refobjid = {} AND d.refobjsubid = {})",
         depender.0.to_u32(),
@@ -533,7 +533,7 @@ fn partitions(source: pg_sys::Oid) -> Vec<(pg_sys::Oid, String)> {
 /// Whether `ancestor` is a partitioned table above `rel`.
 pub(super) fn is_ancestor(ancestor: pg_sys::Oid, rel: pg_sys::Oid) -> bool {
     ancestor != rel
-        && Spi::get_one::<bool>(&format!(
+        && crate::sqlglue::read_one::<bool>(&format!(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors({}::pg_catalog.oid) a WHERE a.relid = {})",
             rel.to_u32(),
             ancestor.to_u32()
@@ -589,7 +589,7 @@ pub(super) fn ensure_partition_triggers(
     // what the source still has (then attaching one again adds its rows).
     if !left.is_empty() {
         guard.act_as(crate::security::extension_owner());
-        let subtract = Spi::get_one::<bool>(&format!(
+        let subtract = crate::sqlglue::read_one::<bool>(&format!(
             "SELECT d.on_detach = 'subtract' FROM vigil.rollup_defs d WHERE d.summary = {}",
             summary.to_u32()
         ))
@@ -627,7 +627,7 @@ pub(super) fn ensure_partition_triggers(
         if have.len() == 4 {
             continue;
         }
-        let leaf = Spi::get_one::<bool>(&format!(
+        let leaf = crate::sqlglue::read_one::<bool>(&format!(
             "SELECT c.relkind = 'r' FROM pg_catalog.pg_class c WHERE c.oid = {}",
             member.to_u32()
         ))
@@ -718,7 +718,7 @@ fn attached_now(member: pg_sys::Oid, source: pg_sys::Oid) -> bool {
 fn subtract_detached(guard: &Restricted, r: &Rollup, rel: pg_sys::Oid, owner: pg_sys::Oid) {
     let (schema, name) = super::sql::relation_name(rel, "a detached partition");
     guard.act_as(rel_owner(rel));
-    let range = Spi::get_two::<String, String>(&r.bucket_range_of(&format!(
+    let range = crate::sqlglue::read_two::<String, String>(&r.bucket_range_of(&format!(
         "{}.{}",
         ident(&schema),
         ident(&name)
@@ -905,7 +905,7 @@ fn follow_column_rename(guard: &Restricted, summary: pg_sys::Oid, source: pg_sys
 }
 
 fn summary_label(summary: pg_sys::Oid) -> String {
-    Spi::get_one::<String>(&format!(
+    crate::sqlglue::read_one::<String>(&format!(
         "SELECT {}::pg_catalog.regclass::text",
         summary.to_u32()
     ))
@@ -940,7 +940,7 @@ impl Drop for Refreshing {
 /// The summary whose linked trigger `trigger` is (or was) in
 /// `vigil.rollup_triggers`.
 fn remembered(trigger: pg_sys::Oid) -> Option<pg_sys::Oid> {
-    Spi::get_one::<pg_sys::Oid>(&format!(
+    crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
         "SELECT rt.summary FROM vigil.rollup_triggers rt WHERE rt.trigger = {}",
         trigger.to_u32()
     ))
@@ -1114,7 +1114,7 @@ fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
     let Some(t) = rollup_triggers(None, Some(trigger)).pop() else {
         return;
     };
-    let source = Spi::get_one::<pg_sys::Oid>(&format!(
+    let source = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
         "SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid = {}",
         trigger.to_u32()
     ))
@@ -1124,7 +1124,7 @@ fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
     let Some(summary) = t.args.first().and_then(|a| regclass_of(a)) else {
         return;
     };
-    let known = Spi::get_one::<pg_sys::Oid>(&format!(
+    let known = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
         "SELECT d.source::pg_catalog.oid FROM vigil.rollup_defs d WHERE d.summary = {}",
         summary.to_u32()
     ))
@@ -1203,11 +1203,13 @@ fn register_from_trigger(
     // The bucket as create_rollup accepts it (a fixed, positive length);
     // anything else is no definition vigil wrote.
     let bucket_sql = format!("SELECT {}::pg_catalog.interval", literal(&bucket));
-    let Some(interval) =
-        crate::security::catching(|| Spi::get_one::<Interval>(&bucket_sql).ok().flatten())
+    let Some(interval) = crate::security::catching(|| {
+        crate::sqlglue::read_one::<Interval>(&bucket_sql)
             .ok()
             .flatten()
-    else {
+    })
+    .ok()
+    .flatten() else {
         return;
     };
     let Ok(bucket) = crate::security::catching(|| super::sql::interval_text(&interval)) else {
@@ -1281,7 +1283,7 @@ fn rollup_ddl(classid: pg_sys::Oid, objid: pg_sys::Oid) {
     // ddl_command_end event trigger, pg_event_trigger_ddl_commands() raises
     // (39P03, "can only be called in an event trigger function"), so nobody
     // can have a rollup re-examined at will.
-    let in_command = Spi::get_one::<bool>(&format!(
+    let in_command = crate::sqlglue::read_one::<bool>(&format!(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() c \
          WHERE c.classid = {} AND c.objid = {})",
         classid.to_u32(),
@@ -1340,7 +1342,7 @@ fn rollup_ddl(classid: pg_sys::Oid, objid: pg_sys::Oid) {
 /// (0A000): DML through an inheritance parent fires only the parent's
 /// statement triggers, so a child's rows would change behind the rollup.
 pub(super) fn refuse_inheritance(rel: pg_sys::Oid) {
-    let hit = Spi::get_one::<String>(&format!(
+    let hit = crate::sqlglue::read_one::<String>(&format!(
         "SELECT d.summary::pg_catalog.text FROM pg_catalog.pg_inherits i \
          JOIN pg_catalog.pg_class p ON p.oid = i.inhparent JOIN pg_catalog.pg_class ch ON ch.oid = i.inhrelid \
          JOIN vigil.rollup_defs d ON d.source::pg_catalog.oid IN (i.inhparent, i.inhrelid) \
@@ -1361,7 +1363,7 @@ pub(super) fn refuse_inheritance(rel: pg_sys::Oid) {
 /// on the workers' shards, where the summary is not. Citus keeps its
 /// catalog in `pg_catalog`, so nothing here resolves a name others control.
 pub(super) fn refuse_citus_table(rel: pg_sys::Oid, name: &str) {
-    let citus = Spi::get_one::<bool>(
+    let citus = crate::sqlglue::read_one::<bool>(
         "SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL",
     )
     .ok()
@@ -1370,7 +1372,7 @@ pub(super) fn refuse_citus_table(rel: pg_sys::Oid, name: &str) {
     if !citus {
         return;
     }
-    let kind = Spi::get_one::<String>(&format!(
+    let kind = crate::sqlglue::read_one::<String>(&format!(
         "SELECT pg_catalog.format('a Citus %s table', CASE p.partmethod::text WHEN 'n' THEN \
                 CASE p.repmodel::text WHEN 't' THEN 'reference' ELSE 'local' END ELSE 'distributed' END) \
          FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) {}",
@@ -1396,7 +1398,7 @@ fn rollup_status(summary: pg_sys::Oid) -> Option<String> {
     // Every lookup below runs with the catalog-only search path: the
     // caller's path (its operators, functions) never reaches vigil's SQL.
     let _path = crate::security::Restricted::enter();
-    let source = Spi::get_one::<pg_sys::Oid>(&format!(
+    let source = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
         "SELECT d.source::pg_catalog.oid FROM vigil.rollup_defs d WHERE d.summary = {}",
         summary.to_u32()
     ))
@@ -1495,7 +1497,7 @@ fn rollup_dropped() {
     summaries.sort_by_key(|o| o.to_u32());
     summaries.dedup();
     for summary in summaries {
-        let alive = Spi::get_one::<bool>(&format!(
+        let alive = crate::sqlglue::read_one::<bool>(&format!(
             "SELECT EXISTS (SELECT 1 FROM vigil.rollup_defs d JOIN pg_catalog.pg_class c ON c.oid = d.summary::pg_catalog.oid \
              WHERE d.summary::pg_catalog.oid = {})",
             summary.to_u32()

@@ -23,7 +23,7 @@ pub(super) fn spi_run(sql: &str) {
 /// (schema, name) of a relation, or an error naming `what`.
 pub(super) fn relation_name(oid: pg_sys::Oid, what: &str) -> (String, String) {
     let oid = oid.to_u32();
-    Spi::get_two::<String, String>(&format!(
+    crate::sqlglue::read_two::<String, String>(&format!(
         "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
          WHERE c.oid = {oid} AND c.relkind IN ('r', 'p')"
@@ -300,7 +300,7 @@ pub(super) fn check_filter(source: &str, measure: &str, filter: &str) {
 /// Why work run as `owner` cannot trust the names in `schema`
 /// (`vigil._untrusted_schema`), or None when it can.
 fn untrusted_schema(schema: pg_sys::Oid, owner: pg_sys::Oid) -> Option<String> {
-    Spi::get_one::<String>(&format!(
+    crate::sqlglue::read_one::<String>(&format!(
         "SELECT vigil._untrusted_schema({}::oid, {}::oid)",
         schema.to_u32(),
         owner.to_u32()
@@ -323,7 +323,7 @@ pub fn require_trusted_schema(schema: pg_sys::Oid, owner: pg_sys::Oid, what: &st
 
 /// The schema of relation `oid` (0 when there is none).
 pub(super) fn rel_schema(oid: pg_sys::Oid) -> pg_sys::Oid {
-    Spi::get_one::<pg_sys::Oid>(&format!(
+    crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
         "SELECT c.relnamespace FROM pg_catalog.pg_class c WHERE c.oid = {}",
         oid.to_u32()
     ))
@@ -334,7 +334,7 @@ pub(super) fn rel_schema(oid: pg_sys::Oid) -> pg_sys::Oid {
 
 /// The owner of relation `oid` (0 when there is none).
 pub(super) fn rel_owner(oid: pg_sys::Oid) -> pg_sys::Oid {
-    Spi::get_one::<pg_sys::Oid>(&format!(
+    crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
         "SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = {}",
         oid.to_u32()
     ))
@@ -398,11 +398,13 @@ fn create_rollup(
     let (src_schema, src_table) = relation_name(source, "source");
     let owner = require_owner_rights(&guard, source, "source");
     super::ddl::refuse_citus_table(source, &format!("{src_schema}.{src_table}"));
-    let parts =
-        Spi::get_one::<Vec<String>>(&format!("SELECT pg_catalog.parse_ident({})", literal(name)))
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+    let parts = crate::sqlglue::read_one::<Vec<String>>(&format!(
+        "SELECT pg_catalog.parse_ident({})",
+        literal(name)
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or_default();
     let (schema, table) = match parts.as_slice() {
         [t] => (src_schema, t.clone()),
         [s, t] => (s.clone(), t.clone()),
@@ -415,7 +417,7 @@ fn create_rollup(
             "name: \"{name}\" is longer than 63 bytes, PostgreSQL's limit for a name"
         )));
     }
-    let schema_oid = Spi::get_one::<pg_sys::Oid>(&format!(
+    let schema_oid = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
         "SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = {}",
         literal(&schema)
     ))
@@ -430,7 +432,7 @@ fn create_rollup(
     });
     require_trusted_schema(schema_oid, owner, "name");
     require_trusted_schema(rel_schema(source), owner, "source");
-    let exists = Spi::get_one::<bool>(&format!(
+    let exists = crate::sqlglue::read_one::<bool>(&format!(
         "SELECT pg_catalog.to_regclass({}) IS NOT NULL",
         literal(&format!("{}.{}", ident(&schema), ident(&table)))
     ))
@@ -466,11 +468,13 @@ fn create_rollup(
     if !r.group_by.is_empty() {
         spi_run(&r.bucket_index());
     }
-    let summary =
-        Spi::get_one::<pg_sys::Oid>(&format!("SELECT {}::regclass::oid", literal(&r.table())))
-            .ok()
-            .flatten()
-            .expect("just created");
+    let summary = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
+        "SELECT {}::regclass::oid",
+        literal(&r.table())
+    ))
+    .ok()
+    .flatten()
+    .expect("just created");
     let group_array = if group_by.is_empty() {
         "'{}'::name[]".to_string()
     } else {
@@ -518,7 +522,7 @@ fn create_rollup(
 /// The definition of a registered rollup. Reading it runs no user SQL: the
 /// filters were checked by `create_rollup` and are only spliced here.
 pub(super) fn load(summary: pg_sys::Oid) -> Rollup {
-    let row = Spi::get_three::<pg_sys::Oid, String, Interval>(&format!(
+    let row = crate::sqlglue::read_three::<pg_sys::Oid, String, Interval>(&format!(
         "SELECT source::oid, time_column::text, bucket FROM vigil.rollup_defs WHERE summary = {}",
         summary.to_u32()
     ))
@@ -535,14 +539,14 @@ pub(super) fn load(summary: pg_sys::Oid) -> Rollup {
             ),
         )),
     };
-    let (group_by, group_source) = Spi::get_two::<Vec<String>, Vec<String>>(&format!(
+    let (group_by, group_source) = crate::sqlglue::read_two::<Vec<String>, Vec<String>>(&format!(
         "SELECT group_by::text[], coalesce(group_source, group_by)::text[] FROM vigil.rollup_defs WHERE summary = {}",
         summary.to_u32()
     ))
     .ok()
     .map(|(g, s)| (g.unwrap_or_default(), s.unwrap_or_default()))
     .unwrap_or_default();
-    let measures = Spi::get_one::<JsonB>(&format!(
+    let measures = crate::sqlglue::read_one::<JsonB>(&format!(
         "SELECT measures FROM vigil.rollup_defs WHERE summary = {}",
         summary.to_u32()
     ))
@@ -585,7 +589,7 @@ fn load_for(
     // caller's.
     guard.act_as(extension_owner());
     let r = load(summary);
-    let source = Spi::get_one::<pg_sys::Oid>(&format!(
+    let source = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
         "SELECT d.source::oid FROM vigil.rollup_defs d WHERE d.summary = {}",
         summary.to_u32()
     ))
@@ -597,7 +601,7 @@ fn load_for(
         require_owner_rights(guard, source, what);
     } else {
         let caller = guard.caller().to_u32();
-        let readable = Spi::get_one::<bool>(&format!(
+        let readable = crate::sqlglue::read_one::<bool>(&format!(
             "SELECT pg_catalog.has_table_privilege({caller}::oid, {}::oid, 'SELECT') \
                 AND pg_catalog.has_table_privilege({caller}::oid, {}::oid, 'SELECT')",
             summary.to_u32(),
@@ -627,14 +631,14 @@ fn rollup_stats(summary: pg_sys::Oid) -> Option<JsonB> {
     // Every lookup below runs with the catalog-only search path: the
     // caller's path (its operators, functions) never reaches vigil's SQL.
     let _path = crate::security::Restricted::enter();
-    let source = Spi::get_one::<pg_sys::Oid>(&format!(
+    let source = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
         "SELECT d.source::oid FROM vigil.rollup_defs d WHERE d.summary = {}",
         summary.to_u32()
     ))
     .ok()
     .flatten()?;
     let owner = rel_owner(source);
-    let table = Spi::get_one::<String>(&format!(
+    let table = crate::sqlglue::read_one::<String>(&format!(
         "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) \
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = {}",
         summary.to_u32()
@@ -654,7 +658,7 @@ fn rollup_stats(summary: pg_sys::Oid) -> Option<JsonB> {
         return None;
     }
     let guard = Restricted::as_role(owner);
-    let stats = Spi::get_one::<JsonB>(&format!(
+    let stats = crate::sqlglue::read_one::<JsonB>(&format!(
         "SELECT pg_catalog.jsonb_build_object('rows', pg_catalog.count(*), 'latest_bucket', pg_catalog.max(s.bucket)) FROM {table} s"
     ))
     .ok()
@@ -670,7 +674,7 @@ fn verify_rollup(name: pg_sys::Oid) -> i64 {
     let guard = Restricted::enter_pinned();
     let (r, owner) = load_for(&guard, name, "name", Rights::Read);
     guard.act_as(owner);
-    let partitioned = Spi::get_one::<bool>(&format!(
+    let partitioned = crate::sqlglue::read_one::<bool>(&format!(
         "SELECT c.relkind = 'p' FROM pg_catalog.pg_class c WHERE c.oid = {}::pg_catalog.regclass",
         literal(&r.source)
     ))
@@ -682,7 +686,7 @@ fn verify_rollup(name: pg_sys::Oid) -> i64 {
     } else {
         r.verify_statement()
     };
-    let n = Spi::get_one::<i64>(&statement)
+    let n = crate::sqlglue::read_one::<i64>(&statement)
         .unwrap_or_else(|e| raise(VigilError::invalid(e.to_string())))
         .unwrap_or(0);
     drop(guard);
@@ -699,7 +703,7 @@ fn rebuild_rollup(name: pg_sys::Oid) -> i64 {
     spi_run(&format!("LOCK TABLE {} IN SHARE MODE", r.source));
     spi_run(&format!("DELETE FROM {}", r.table()));
     spi_run(&r.backfill_statement());
-    let n = Spi::get_one::<i64>(&format!("SELECT count(*) FROM {}", r.table()))
+    let n = crate::sqlglue::read_one::<i64>(&format!("SELECT count(*) FROM {}", r.table()))
         .ok()
         .flatten()
         .unwrap_or(0);
@@ -735,7 +739,7 @@ fn set_rollup_on_detach(name: pg_sys::Oid, mode: &str) {
 fn drop_rollup(name: pg_sys::Oid) {
     let guard = Restricted::enter_pinned();
     guard.act_as(extension_owner());
-    let source = Spi::get_one::<pg_sys::Oid>(&format!(
+    let source = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
         "SELECT d.source::oid FROM vigil.rollup_defs d WHERE d.summary = {}",
         name.to_u32()
     ))
@@ -757,7 +761,7 @@ fn drop_rollup(name: pg_sys::Oid) {
         .map(|t| t.oid)
         .collect();
     let delete = |class: pg_sys::Oid, oid: pg_sys::Oid| {
-        let gone = Spi::get_one::<bool>(&format!(
+        let gone = crate::sqlglue::read_one::<bool>(&format!(
             "SELECT pg_catalog.pg_describe_object({}, {}, 0) IS NULL",
             class.to_u32(),
             oid.to_u32()
@@ -780,7 +784,7 @@ fn drop_rollup(name: pg_sys::Oid) {
     };
     delete(pg_sys::RelationRelationId, name);
     for t in triggers {
-        let gone = Spi::get_one::<bool>(&format!(
+        let gone = crate::sqlglue::read_one::<bool>(&format!(
             "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.oid = {})",
             t.to_u32()
         ))
@@ -818,7 +822,7 @@ fn upgrade_rollup(summary: pg_sys::Oid) -> Option<String> {
         );
     }
     guard.act_as(extension_owner());
-    let source = Spi::get_one::<pg_sys::Oid>(&format!(
+    let source = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
         "SELECT d.source::pg_catalog.oid FROM vigil.rollup_defs d \
          WHERE d.summary = {s} AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = {s})",
         s = summary.to_u32()

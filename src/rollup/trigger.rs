@@ -53,7 +53,7 @@ const FINGERPRINT: &str =
     "pg_catalog.md5(ROW(d.time_column, d.bucket, d.group_by, d.group_source, d.measures)::text)";
 
 fn fingerprint(summary: pg_sys::Oid) -> String {
-    Spi::get_one::<String>(&format!(
+    crate::sqlglue::read_one::<String>(&format!(
         "SELECT {FINGERPRINT} FROM vigil.rollup_defs d WHERE d.summary = {}",
         summary.to_u32()
     ))
@@ -99,7 +99,7 @@ fn register_callbacks() {
 fn names_still_hold(guard: &Restricted, k: &Kept, trigger: u32) -> bool {
     let (source, owner) = (k.def_source, k.owner);
     guard.act_as(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID));
-    let same = Spi::get_one::<bool>(&format!(
+    let same = crate::sqlglue::read_one::<bool>(&format!(
         "SELECT pg_catalog.to_regclass({})::pg_catalog.oid = {} AND pg_catalog.to_regclass({})::pg_catalog.oid = {} \
             AND (SELECT {FINGERPRINT} FROM vigil.rollup_defs d WHERE d.summary = {}) = {} \
             AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep WHERE dep.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass \
@@ -164,7 +164,7 @@ fn definition(
 ) -> Option<(Rollup, pg_sys::Oid, pg_sys::Oid)> {
     guard.act_as(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID));
     let named = super::ddl::regclass_of(summary_name).map_or(0, |o| o.to_u32());
-    let found = Spi::get_three::<pg_sys::Oid, pg_sys::Oid, bool>(&format!(
+    let found = crate::sqlglue::read_three::<pg_sys::Oid, pg_sys::Oid, bool>(&format!(
         "WITH dep AS (SELECT dep.refobjid FROM pg_catalog.pg_depend dep \
               WHERE dep.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND dep.objid = {trigger} \
                 AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND dep.refobjsubid = 0 \
@@ -204,7 +204,7 @@ fn definition(
         return None;
     }
     // vigil links one trigger per event and table; two would count twice.
-    let others = Spi::get_one::<i64>(&format!(
+    let others = crate::sqlglue::read_one::<i64>(&format!(
         "SELECT count(*) FROM pg_catalog.pg_trigger t, pg_catalog.pg_trigger me \
          WHERE me.oid = {trigger} AND t.tgrelid = me.tgrelid AND t.tgfoid = me.tgfoid \
            AND t.tgtype = me.tgtype AND t.tgenabled <> 'D' AND t.oid <> me.oid AND t.tgqual IS NULL \
@@ -372,7 +372,7 @@ fn rollup_trigger<'a>(
         };
         // A partition's trigger works for the partitioned source: as its
         // owner, on its summary.
-        let owner = Spi::get_one::<pg_sys::Oid>(&format!(
+        let owner = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
             "SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = {}",
             def_source.to_u32()
         ))
@@ -390,7 +390,7 @@ fn rollup_trigger<'a>(
             // only leaves hold rows (a partitioned partition's TRUNCATE
             // fires its leaves' triggers too).
             "trunc" if def_source != source && before => {
-                let leaf = Spi::get_one::<bool>(&format!(
+                let leaf = crate::sqlglue::read_one::<bool>(&format!(
                     "SELECT c.relkind = 'r' FROM pg_catalog.pg_class c WHERE c.oid = {}",
                     source.to_u32()
                 ))
