@@ -7,7 +7,7 @@ CARGO_FEATURES := --no-default-features --features pg15
 PGRX_TEST_PGDATA ?= /tmp/pg_vigil_pgrx_test
 
 .PHONY: setup install install-debug test fmt-check clippy unit pgtest e2e \
-        demo demo-stop bench clean
+        demo demo-stop bench package clean
 
 setup:
 	@scripts/setup.sh
@@ -41,6 +41,7 @@ pgtest:
 e2e:
 	scripts/old-version.sh 0.1.0 >/dev/null
 	scripts/citus.sh
+	PROFILE=debug scripts/package.sh >/dev/null
 	cargo test -p pg_vigil_e2e --test e2e
 
 demo: install
@@ -48,6 +49,10 @@ demo: install
 
 demo-stop:
 	@scripts/demo.sh stop
+
+# A Debian package (target/package/*.deb) that installs without Rust.
+package: setup
+	scripts/package.sh
 
 bench: install
 	scripts/citus.sh

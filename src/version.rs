@@ -173,3 +173,28 @@ mod retired {
         sketch_final_wrapper, pg_finfo_sketch_final_wrapper, "vigil.sketch_final(internal)";
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// PGXN's META.json names this version and has the keys the PGXN
+    /// meta spec 1.0.0 requires.
+    #[test]
+    fn pgxn_meta_matches_the_library() {
+        let meta: serde_json::Value = serde_json::from_str(include_str!("../META.json")).unwrap();
+        for key in [
+            "name",
+            "abstract",
+            "version",
+            "maintainer",
+            "license",
+            "provides",
+            "meta-spec",
+        ] {
+            assert!(meta.get(key).is_some(), "META.json lacks {key}");
+        }
+        assert_eq!(meta["name"], "pg_vigil");
+        assert_eq!(meta["version"], super::LIBRARY);
+        assert_eq!(meta["provides"]["pg_vigil"]["version"], super::LIBRARY);
+        assert_eq!(meta["meta-spec"]["version"], "1.0.0");
+    }
+}

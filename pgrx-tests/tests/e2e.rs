@@ -8,6 +8,7 @@ mod citus;
 mod monitors;
 mod notify;
 mod ops;
+mod package;
 mod rollup_ddl;
 mod standby;
 mod upgrade;
@@ -634,6 +635,10 @@ fn main() {
         (
             "dashboards_read_rollups_on_a_hot_standby_and_the_worker_waits_for_promotion",
             standby::dashboards_read_rollups_on_a_hot_standby_and_the_worker_waits_for_promotion,
+        ),
+        (
+            "the_debian_package_installs_into_a_clean_postgresql_and_passes_pg_regress",
+            package::the_debian_package_installs_into_a_clean_postgresql_and_passes_pg_regress,
         ),
         (
             "prometheus_exporter_rules_and_dashboard_work",

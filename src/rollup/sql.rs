@@ -950,17 +950,9 @@ thread_local! {
 }
 
 fn local_xact_id() -> u32 {
-    // SAFETY: MyProc is set for every backend that can run SQL.
-    unsafe {
-        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16"))]
-        {
-            (*pg_sys::MyProc).lxid
-        }
-        #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16")))]
-        {
-            (*pg_sys::MyProc).vxid.lxid
-        }
-    }
+    // SAFETY: MyProc is set for every backend that can run SQL. (PostgreSQL
+    // 17 moved it to MyProc->vxid.lxid; only 15 is built.)
+    unsafe { (*pg_sys::MyProc).lxid }
 }
 
 /// The slot row of group `key_hash` of rollup `summary` this transaction

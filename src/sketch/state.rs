@@ -25,7 +25,9 @@ use pgrx::PgMemoryContexts;
 use std::ffi::CStr;
 
 /// The live state: the sketch, and its bytes between PostgreSQL asking for
-/// the flat size and flattening (cleared by every change).
+/// the flat size and flattening. PostgreSQL calls the two back to back
+/// (forming a tuple, copying a datum), so the bytes cannot go stale: the
+/// size call always encodes afresh, the flatten call takes them.
 struct Live {
     sketch: Sketch,
     flat: Option<Vec<u8>>,
@@ -175,7 +177,56 @@ fn own(
         with_sketch(state.value, Sketch::clone)
     };
     let datum = expand(agg_context(fcinfo), sketch);
-    (datum, live_of(datum, true).expect("just expanded"))
+    let live = live_of(datum, true).expect("just expanded");
+    // The transition function's fast path (as `stats::state::remember`):
+    // the call site keeps the object it made, and its live state.
+    // SAFETY: fcinfo's flinfo is PostgreSQL's for this call site; the two
+    // words live in its fn_mcxt, as long as the FmgrInfo.
+    unsafe {
+        let flinfo = (*fcinfo).flinfo;
+        let mut kept = (*flinfo).fn_extra.cast::<Kept>();
+        if kept.is_null() {
+            kept = pg_sys::MemoryContextAllocZero((*flinfo).fn_mcxt, std::mem::size_of::<Kept>())
+                .cast();
+            (*flinfo).fn_extra = kept.cast();
+        }
+        *kept = Kept {
+            datum: datum.value(),
+            live,
+        };
+    }
+    (datum, live)
+}
+
+/// What a call site keeps in `fn_extra`: the object it made last.
+#[repr(C)]
+struct Kept {
+    datum: usize,
+    live: *mut Live,
+}
+
+/// The kept object's state when `state` is it: the same address, and still
+/// a read-write expanded pointer there (a flat varlena never starts with
+/// the external marker), so memory reused since cannot pass. Only `own`
+/// makes expanded objects, and it updates what is kept.
+#[inline]
+fn kept_live(fcinfo: pg_sys::FunctionCallInfo, state: pg_sys::NullableDatum) -> Option<*mut Live> {
+    // SAFETY: fn_extra is NULL or a `Kept` that `own` wrote; a non-NULL
+    // varlena datum has its first two bytes.
+    unsafe {
+        let kept = (*(*fcinfo).flinfo).fn_extra.cast::<Kept>();
+        if state.isnull || kept.is_null() || (*kept).datum != state.value.value() {
+            return None;
+        }
+        let p = state.value.cast_mut_ptr::<u8>();
+        let marker = if cfg!(target_endian = "little") {
+            0x01
+        } else {
+            0x80
+        };
+        (*p == marker && u32::from(*p.add(1)) == pg_sys::vartag_external::VARTAG_EXPANDED_RW)
+            .then(|| (*kept).live)
+    }
 }
 
 /// `vigil.percentile_agg`'s transition function (one- and two-argument
@@ -204,19 +255,20 @@ pub unsafe extern "C" fn vigil_sketch_state_trans(
         Some(arg) => f64::from_bits(arg.value.value() as u64),
     };
     let x = f64::from_bits(value.value.value() as u64);
-    let hot = if state.isnull {
-        None
-    } else {
-        live_of(state.value, true).map(|live| (state.value, live))
-    };
+    let hot = kept_live(fcinfo, state)
+        .or_else(|| {
+            if state.isnull {
+                None
+            } else {
+                live_of(state.value, true)
+            }
+        })
+        .map(|live| (state.value, live));
     let (datum, live) = hot.unwrap_or_else(|| {
         let datum = own_guarded(fcinfo, state, alpha);
         (datum, live_of(datum, true).expect("own returns our object"))
     });
     let live = unsafe { &mut *live };
-    if live.flat.is_some() {
-        live.flat = None;
-    }
     if live.sketch.alpha() != alpha {
         reject_changed_relative_error(alpha);
     }
@@ -266,7 +318,6 @@ fn merge_into(
     let (datum, live) = own(fcinfo, state, || other.clone());
     // SAFETY: the object `own` returned, ours to change.
     let live = unsafe { &mut *live };
-    live.flat = None;
     if !state.isnull {
         live.sketch.merge(other).or_raise();
     }

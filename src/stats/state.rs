@@ -105,7 +105,9 @@ fn in_aggregate(fcinfo: pg_sys::FunctionCallInfo) -> bool {
 /// first), else a copy in the aggregate's memory context.
 fn own_state(fcinfo: pg_sys::FunctionCallInfo, state: pg_sys::NullableDatum) -> *mut StateDatum {
     if state.isnull {
-        return new_in(agg_context(fcinfo), Accumulator::default());
+        let ptr = new_in(agg_context(fcinfo), Accumulator::default());
+        remember(fcinfo, ptr.cast());
+        return ptr;
     }
     let ptr = state.value.cast_mut_ptr::<StateDatum>();
     // SAFETY: a non-NULL varlena datum; its first 4 bytes are its header
@@ -119,13 +121,34 @@ fn own_state(fcinfo: pg_sys::FunctionCallInfo, state: pg_sys::NullableDatum) -> 
     cold_copy(fcinfo, state.value)
 }
 
+/// Keeps `state`, just made in the aggregate's context, in the call
+/// site's `fn_extra`: the transition function's fast path. nodeAgg (and
+/// Citus's worker_partial_agg) hand a call site only the transition values
+/// of its own aggregate, so the next call that passes this pointer passes
+/// this state — no header or caller check needed for it. With many groups
+/// only the newest has the fast path; the others take the checked one.
+fn remember(fcinfo: pg_sys::FunctionCallInfo, state: *mut std::ffi::c_void) {
+    // SAFETY: fcinfo and its flinfo are PostgreSQL's for this call; an
+    // aggregate's support functions get an flinfo of their own.
+    unsafe { (*(*fcinfo).flinfo).fn_extra = state };
+}
+
+/// The fast path's test: `state` is the one `remember` kept.
+#[inline]
+pub(crate) fn remembered(fcinfo: pg_sys::FunctionCallInfo, state: pg_sys::NullableDatum) -> bool {
+    // SAFETY: as in `remember`.
+    !state.isnull && unsafe { (*(*fcinfo).flinfo).fn_extra } == state.value.cast_mut_ptr()
+}
+
 #[pg_guard]
 extern "C-unwind" fn cold_copy(
     fcinfo: pg_sys::FunctionCallInfo,
     datum: pg_sys::Datum,
 ) -> *mut StateDatum {
     let ctx = agg_context(fcinfo);
-    new_in(ctx, read(datum))
+    let ptr = new_in(ctx, read(datum));
+    remember(fcinfo, ptr.cast());
+    ptr
 }
 
 /// `vigil.stats_agg`'s transition function, written against the raw fmgr
@@ -148,7 +171,9 @@ pub unsafe extern "C" fn vigil_stats_state_trans(
         return state.value;
     }
     let x = f64::from_bits(value.value.value() as u64);
-    let ptr = if state.isnull
+    let ptr = if remembered(fcinfo, state) {
+        state.value.cast_mut_ptr::<StateDatum>()
+    } else if state.isnull
         || !in_aggregate(fcinfo)
         || unsafe { std::ptr::read_unaligned(state.value.cast_mut_ptr::<u32>()) } != HEADER
     {

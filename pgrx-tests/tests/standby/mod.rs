@@ -50,7 +50,19 @@ pub fn dashboards_read_rollups_on_a_hot_standby_and_the_worker_waits_for_promoti
     // The same answers on both, before and after more writes.
     let on_primary = text(&mut db, DASHBOARD);
     assert!(on_primary.starts_with("e0 500 500 500 "), "{on_primary}");
-    assert_eq!(text(&mut replica, DASHBOARD), on_primary);
+    let on_replica = text(&mut replica, DASHBOARD);
+    if on_replica != on_primary {
+        let q = "SELECT now()::text || ' ' || string_agg(bucket::text || '=' || n, ', ' ORDER BY bucket) FROM (SELECT bucket, sum(_rows) n FROM m_1h GROUP BY 1) b";
+        panic!(
+            "{on_replica}\n{on_primary}\nreplica {}\nprimary {}\nreplica since {}",
+            text(&mut replica, q),
+            text(&mut db, q),
+            text(
+                &mut replica,
+                "SELECT string_agg(entity || ' ' || rows, ', ') FROM m_1h_since('1 day')"
+            )
+        );
+    }
     db.batch_execute(
         "INSERT INTO m SELECT now(), 'e' || (g % 4), -g FROM generate_series(1, 40) g;
          DELETE FROM m WHERE v BETWEEN 100 AND 200;",
