@@ -268,3 +268,26 @@ pub fn read_three<A: FromDatum + IntoDatum, B: FromDatum + IntoDatum, C: FromDat
 ) -> pgrx::spi::Result<(Option<A>, Option<B>, Option<C>)> {
     Spi::connect(|c| c.select(sql, Some(1), &[])?.first().get_three())
 }
+
+/// A `rollup(<summary>)` transition function against the raw fmgr ABI:
+/// `(state, summary)`, a NULL summary skipped (the state passes through),
+/// any other decoded and handed to `merge` with the state, which returns
+/// the new state.
+///
+/// # Safety
+/// `fcinfo` is PostgreSQL's, for a call with two arguments.
+pub unsafe fn rollup_transition<T: FromDatum>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    merge: impl FnOnce(pg_sys::NullableDatum, T) -> pg_sys::Datum,
+) -> pg_sys::Datum {
+    let fc = unsafe { &mut *fcinfo };
+    let args = unsafe { fc.args.as_slice(2) };
+    let (state, value) = (args[0], args[1]);
+    if value.isnull {
+        fc.isnull = state.isnull;
+        return state.value;
+    }
+    let summary = unsafe { T::from_datum(value.value, false) }.expect("not NULL");
+    fc.isnull = false;
+    merge(state, summary)
+}

@@ -58,6 +58,24 @@ fn check(what: &str, out: Output) -> Output {
     out
 }
 
+/// A new, empty folder for cluster `name`, owned by `run_as`.
+fn cluster_root(name: &str, run_as: Option<&str>) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("pg_vigil_e2e_{name}_{}", std::process::id()));
+    let _ = fs::remove_dir_all(&root);
+    fs::create_dir_all(&root).unwrap();
+    if let Some(user) = run_as {
+        check(
+            "chown",
+            Command::new("chown")
+                .arg(format!("{user}:"))
+                .arg(&root)
+                .output()
+                .unwrap(),
+        );
+    }
+    root
+}
+
 impl Cluster {
     /// initdb + start a cluster with pg_cron and pg_vigil preloaded.
     /// `extra_conf` lines are appended to postgresql.conf.
@@ -68,20 +86,8 @@ impl Cluster {
     /// `start` on the binaries in `bindir`: another PostgreSQL installation,
     /// with the extension versions installed there (the upgrade test).
     pub fn start_with_bindir(name: &str, extra_conf: &[&str], bindir: PathBuf) -> Cluster {
-        let root = std::env::temp_dir().join(format!("pg_vigil_e2e_{name}_{}", std::process::id()));
-        let _ = fs::remove_dir_all(&root);
-        fs::create_dir_all(&root).unwrap();
         let run_as = is_root().then_some("postgres");
-        if let Some(user) = run_as {
-            check(
-                "chown",
-                Command::new("chown")
-                    .arg(format!("{user}:"))
-                    .arg(&root)
-                    .output()
-                    .unwrap(),
-            );
-        }
+        let root = cluster_root(name, run_as);
         let cluster = Cluster {
             root,
             bindir,
@@ -129,21 +135,8 @@ impl Cluster {
     /// A hot standby of this cluster (pg_basebackup over loopback,
     /// streaming replication), on its own port, started.
     pub fn standby(&self, name: &str) -> Cluster {
-        let root = std::env::temp_dir().join(format!("pg_vigil_e2e_{name}_{}", std::process::id()));
-        let _ = fs::remove_dir_all(&root);
-        fs::create_dir_all(&root).unwrap();
-        if let Some(user) = self.run_as {
-            check(
-                "chown",
-                Command::new("chown")
-                    .arg(format!("{user}:"))
-                    .arg(&root)
-                    .output()
-                    .unwrap(),
-            );
-        }
         let standby = Cluster {
-            root,
+            root: cluster_root(name, self.run_as),
             bindir: self.bindir.clone(),
             run_as: self.run_as,
             port: free_port(),

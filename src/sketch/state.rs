@@ -335,17 +335,11 @@ fn merge_into(
 pub unsafe extern "C-unwind" fn vigil_sketch_state_rollup_trans(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    let fc = unsafe { &mut *fcinfo };
-    let args = unsafe { fc.args.as_slice(2) };
-    let (state, value) = (args[0], args[1]);
-    if value.isnull {
-        fc.isnull = state.isnull;
-        return state.value;
+    unsafe {
+        crate::sqlglue::rollup_transition(fcinfo, |state, sketch: Sketch| {
+            merge_into(fcinfo, state, &sketch)
+        })
     }
-    let sketch = unsafe { <Sketch as pgrx::datum::FromDatum>::from_datum(value.value, false) }
-        .expect("not NULL");
-    fc.isnull = false;
-    merge_into(fcinfo, state, &sketch)
 }
 
 /// The combine function (parallel workers, Citus's coordinator), STRICT:

@@ -216,19 +216,13 @@ extern "C-unwind" fn reject_value(x: f64) {
 pub unsafe extern "C-unwind" fn vigil_stats_state_rollup_trans(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    let fc = unsafe { &mut *fcinfo };
-    let args = unsafe { fc.args.as_slice(2) };
-    let (state, value) = (args[0], args[1]);
-    if value.isnull {
-        fc.isnull = state.isnull;
-        return state.value;
+    unsafe {
+        crate::sqlglue::rollup_transition(fcinfo, |state, summary: StatsAgg| {
+            let ptr = own_state(fcinfo, state);
+            (*ptr).acc.combine(&Accumulator::from_stats(&summary));
+            pg_sys::Datum::from(ptr)
+        })
     }
-    let summary = unsafe { <StatsAgg as pgrx::datum::FromDatum>::from_datum(value.value, false) }
-        .expect("not NULL");
-    let ptr = own_state(fcinfo, state);
-    unsafe { (*ptr).acc.combine(&Accumulator::from_stats(&summary)) };
-    fc.isnull = false;
-    pg_sys::Datum::from(ptr)
 }
 
 /// The combine function (parallel workers, Citus's coordinator): merges the

@@ -55,6 +55,15 @@ impl CitusCluster {
     }
 }
 
+/// Asserts that Citus aggregates `sql` partially on the shards.
+fn assert_pushed_down(db: &mut Client, sql: &str) {
+    let p = plan(db, sql);
+    assert!(
+        p.contains("worker_partial_agg") && p.contains("coord_combine_agg"),
+        "not pushed down: {sql}\n{p}"
+    );
+}
+
 fn plan(db: &mut Client, sql: &str) -> String {
     db.query(&format!("EXPLAIN (VERBOSE, COSTS OFF) {sql}"), &[])
         .unwrap()
@@ -97,11 +106,7 @@ pub fn stats_aggregates_are_pushed_down_to_citus_workers(_c: &Cluster) {
         "SELECT vigil.stats_agg(latency) FROM events",
         "SELECT region, vigil.stats_agg(latency) FROM events GROUP BY region",
     ] {
-        let p = plan(&mut db, sql);
-        assert!(
-            p.contains("worker_partial_agg") && p.contains("coord_combine_agg"),
-            "not pushed down: {sql}\n{p}"
-        );
+        assert_pushed_down(&mut db, sql);
     }
     let differing: i64 = db
         .query_one(
@@ -130,11 +135,7 @@ pub fn stats_aggregates_are_pushed_down_to_citus_workers(_c: &Cluster) {
          INSERT INTO per_entity SELECT entity, region, vigil.stats_agg(latency) FROM events GROUP BY 1, 2;",
     )
     .unwrap();
-    let p = plan(&mut db, "SELECT vigil.rollup(s) FROM per_entity");
-    assert!(
-        p.contains("worker_partial_agg") && p.contains("coord_combine_agg"),
-        "rollup not pushed down\n{p}"
-    );
+    assert_pushed_down(&mut db, "SELECT vigil.rollup(s) FROM per_entity");
     let same: bool = db
         .query_one(
             "SELECT vigil.num_vals(r) = vigil.num_vals(l)
@@ -164,11 +165,7 @@ pub fn stats_aggregates_are_pushed_down_to_citus_workers(_c: &Cluster) {
         "SELECT vigil.percentile_agg(latency) FROM events",
         "SELECT region, vigil.percentile_agg(latency, 0.001) FROM events GROUP BY region",
     ] {
-        let p = plan(&mut db, sql);
-        assert!(
-            p.contains("worker_partial_agg") && p.contains("coord_combine_agg"),
-            "not pushed down: {sql}\n{p}"
-        );
+        assert_pushed_down(&mut db, sql);
     }
     let differing: i64 = db
         .query_one(
@@ -188,11 +185,7 @@ pub fn stats_aggregates_are_pushed_down_to_citus_workers(_c: &Cluster) {
          INSERT INTO per_entity_q SELECT entity, vigil.percentile_agg(latency) FROM events GROUP BY 1;",
     )
     .unwrap();
-    let p = plan(&mut db, "SELECT vigil.rollup(q) FROM per_entity_q");
-    assert!(
-        p.contains("worker_partial_agg"),
-        "rollup(sketch) not pushed down\n{p}"
-    );
+    assert_pushed_down(&mut db, "SELECT vigil.rollup(q) FROM per_entity_q");
     let same: bool = db
         .query_one(
             "SELECT (SELECT vigil.rollup(q)::text FROM per_entity_q)
