@@ -130,14 +130,40 @@ impl Accumulator {
             w.copy_from_slice(&bytes[8 * i..8 * i + 8]);
             f64::from_le_bytes(w)
         };
-        Ok(Accumulator {
+        let acc = Accumulator {
             n: f(0),
             sx: f(1),
             sxx: f(2),
             min: f(3),
             max: f(4),
             minmax_exact: bytes[40] == 1,
-        })
+        };
+        // Decoded states come from clients too (stats_state's input and
+        // receive functions, Citus): refuse what no values could produce,
+        // as statsagg's input does.
+        let whole = acc.n.is_finite()
+            && acc.n >= 0.0
+            && acc.n.fract() == 0.0
+            && acc.n <= 9.007_199_254_740_992e15;
+        if !whole {
+            return Err(VigilError::invalid(format!(
+                "stats_agg state count must be a whole number of values, got {}",
+                acc.n
+            )));
+        }
+        if acc.n == 0.0 {
+            return Ok(Accumulator::default());
+        }
+        // Sums may have overflowed to ±Infinity accumulating huge values
+        // (the final function reports that, 22003); NaN they never are.
+        let sane =
+            !acc.sx.is_nan() && !acc.sxx.is_nan() && acc.min.is_finite() && acc.max.is_finite();
+        if !sane || acc.sxx < 0.0 || acc.min > acc.max {
+            return Err(VigilError::invalid(
+                "stats_agg state must have sums that are numbers, a non-negative sum of squares and finite min <= max",
+            ));
+        }
+        Ok(acc)
     }
 }
 

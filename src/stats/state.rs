@@ -385,6 +385,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn states_no_values_could_produce_are_refused() {
+        let body = |n: f64, sx: f64, sxx: f64, min: f64, max: f64| {
+            let mut b = vec![VERSION, 0, 0, 0];
+            for v in [n, sx, sxx, min, max] {
+                b.extend(v.to_le_bytes());
+            }
+            b.push(1);
+            b.extend([0u8; 7]);
+            b
+        };
+        assert!(from_body(&body(2.0, 3.0, 0.5, 1.0, 2.0)).is_ok());
+        for bad in [
+            body(-1.0, 3.0, 0.5, 1.0, 2.0),
+            body(0.5, 3.0, 0.5, 1.0, 2.0),
+            body(f64::NAN, 3.0, 0.5, 1.0, 2.0),
+            body(2.0, 3.0, -0.5, 1.0, 2.0),
+            body(2.0, f64::NAN, 0.5, 1.0, 2.0),
+            body(2.0, 3.0, 0.5, f64::NEG_INFINITY, 2.0),
+            body(2.0, 3.0, 0.5, 2.0, 1.0),
+        ] {
+            assert!(from_body(&bad).is_err(), "{bad:?}");
+        }
+        // An empty state is the empty state, whatever else it says.
+        assert_eq!(
+            from_body(&body(0.0, 7.0, 9.0, 1.0, 0.0)).unwrap(),
+            Accumulator::default()
+        );
+    }
+
+    #[test]
     fn header_is_what_set_varsize_writes() {
         let mut word = [0u32; 2];
         // SAFETY: 8 writable, aligned bytes; set_varsize_4b writes the first 4.
