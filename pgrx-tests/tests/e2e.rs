@@ -200,10 +200,25 @@ fn verify(db: &mut postgres::Client) -> i64 {
         .get(0)
 }
 
+/// A count/sum rollup: removals are signed deltas into a free slot.
+const SIGNED_ROLLUP: &str = r#"
+    SELECT vigil.create_rollup('events_cs', 'events', 'ts', '5 minutes', '{entity}',
+        '{"n": {"agg": "count"}, "paid": {"agg": "count", "filter": "status = ''paid''"},
+          "revenue": {"agg": "sum", "column": "amount"}, "lat": {"agg": "sum", "column": "latency"}}');
+"#;
+
+fn verify_signed(db: &mut postgres::Client) -> i64 {
+    db.query_one("SELECT vigil.verify_rollup('events_cs')", &[])
+        .unwrap()
+        .get(0)
+}
+
 fn rollup_stays_exact_with_8_concurrent_writers(c: &Cluster) {
     let mut db = c.fresh_db("rollup_writers");
     db.batch_execute(ROLLUP_SETUP).unwrap();
+    db.batch_execute(SIGNED_ROLLUP).unwrap();
     assert_eq!(verify(&mut db), 0);
+    assert_eq!(verify_signed(&mut db), 0);
     let port = c.port;
     let writers: Vec<_> = (0..8u64)
         .map(|w| {
@@ -257,6 +272,17 @@ fn rollup_stays_exact_with_8_concurrent_writers(c: &Cluster) {
         "writers hit errors (deadlocks?): {errors:?}"
     );
     assert_eq!(verify(&mut db), 0);
+    assert_eq!(verify_signed(&mut db), 0);
+    let (n, raw): (i64, i64) = {
+        let r = db
+            .query_one(
+                "SELECT (SELECT sum(n)::bigint FROM events_cs_since('1 day')), (SELECT count(*) FROM events WHERE ts >= date_bin('5 minutes', now() - interval '1 day', '2000-01-03 00:00+00'))",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(n, raw);
     let (total, rows): (i64, i64) = {
         let r = db
             .query_one(
@@ -346,6 +372,80 @@ fn rollup_hot_group_writers_do_not_wait_on_each_other(c: &Cluster) {
         .unwrap();
     assert_eq!(slots(&mut a), 1, "the DELETE folded the slot rows");
     assert_eq!(verify(&mut a), 0);
+}
+
+/// A count/sum rollup's DELETE and UPDATE write signed deltas into a slot
+/// of their own: they never wait for a writer holding the group's other
+/// slot rows, and a group whose rows are all gone reads as absent.
+fn count_sum_rollup_removals_never_wait_for_another_writer(c: &Cluster) {
+    let mut a = c.fresh_db("rollup_signed");
+    a.batch_execute(
+        "CREATE TABLE events (id bigserial PRIMARY KEY, entity text NOT NULL, ts timestamptz NOT NULL,
+                              status text, amount numeric, latency float8);
+         INSERT INTO events (entity, ts, status, amount, latency)
+         SELECT 'e' || (g % 6), now() - (g % 30) * interval '1 second', (ARRAY['paid','free'])[1 + g % 2],
+                g % 40, (g * 37 % 1000) / 10.0
+         FROM generate_series(1, 600) g;",
+    )
+    .unwrap();
+    a.batch_execute(SIGNED_ROLLUP).unwrap();
+    let mut b = c.connect("rollup_signed");
+    a.batch_execute(
+        "BEGIN; INSERT INTO events (entity, ts, amount, latency) VALUES ('e0', now(), 7, 1.5)",
+    )
+    .unwrap();
+    // A holds the e0 group's slot row; B's removals of e0 rows go on.
+    b.batch_execute(
+        "SET lock_timeout = '2s';
+         DELETE FROM events WHERE id = (SELECT min(id) FROM events WHERE entity = 'e0');
+         UPDATE events SET entity = 'e1', amount = amount + 1 WHERE id = (SELECT max(id) FROM events WHERE entity = 'e0');
+         DELETE FROM events WHERE id IN (SELECT id FROM events WHERE entity = 'e0' ORDER BY id LIMIT 5);
+         UPDATE events SET latency = latency * 2 WHERE entity = 'e0';
+         RESET lock_timeout",
+    )
+    .unwrap();
+    a.batch_execute("COMMIT").unwrap();
+    assert_eq!(verify_signed(&mut a), 0);
+    let negative: i64 = a
+        .query_one(
+            "SELECT count(*) FROM events_cs WHERE entity = 'e0' AND _rows < 0",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        negative > 0,
+        "B wrote its removals into a slot row of its own"
+    );
+    // Every row of a group gone: the group is not there any more.
+    a.batch_execute("DELETE FROM events WHERE entity IN ('e0', 'e2')")
+        .unwrap();
+    assert_eq!(verify_signed(&mut a), 0);
+    let (groups, n, raw): (i64, i64, i64) = {
+        let r = a
+            .query_one(
+                "SELECT count(*), sum(w.n)::bigint, (SELECT count(*) FROM events) FROM events_cs_since('1 day') w",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    assert_eq!(n, raw);
+    let expected: i64 = a
+        .query_one(
+            "SELECT count(DISTINCT (entity, date_bin('5 minutes', ts, '2000-01-03 00:00+00'))) FROM events",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(groups, expected, "emptied groups do not read as groups");
+    // verify_rollup still sees a real difference in such a group
+    a.batch_execute("UPDATE events_cs SET revenue = revenue + 1 WHERE entity = 'e0' AND _rows < 0")
+        .unwrap();
+    assert!(
+        verify_signed(&mut a) > 0,
+        "a stray sum in an emptied group is a difference"
+    );
 }
 
 fn create_rollup_rejects_bad_definitions_and_creates_nothing(c: &Cluster) {
@@ -499,6 +599,10 @@ fn main() {
         (
             "rollup_hot_group_writers_do_not_wait_on_each_other",
             rollup_hot_group_writers_do_not_wait_on_each_other,
+        ),
+        (
+            "count_sum_rollup_removals_never_wait_for_another_writer",
+            count_sum_rollup_removals_never_wait_for_another_writer,
         ),
         (
             "create_rollup_rejects_bad_definitions_and_creates_nothing",

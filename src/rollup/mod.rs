@@ -12,6 +12,7 @@ pub mod trigger;
 
 use crate::error::{Result, VigilError};
 use serde_json::Value;
+use trigger::{NEW_TABLE as NEW, OLD_TABLE as OLD};
 
 /// How a measure aggregates its column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -591,6 +592,79 @@ impl Rollup {
         )
     }
 
+    /// Whether removals can be written as signed deltas: every measure is a
+    /// `count` or a `sum`, which subtract exactly and need nothing of the
+    /// group's other rows. A DELETE or UPDATE of such a rollup then writes
+    /// the negated values of its old rows into a slot of its own (like an
+    /// INSERT, `Slot::Free`): it never waits on another writer's slot row,
+    /// locks or folds nothing, and runs one statement per transition table.
+    /// A group's slot rows may then hold negative counts; only their sum
+    /// means anything, and a group whose rows add up to none reads as absent
+    /// (`since_function_sql`, `verify_statement`). Other measures (min, max,
+    /// stats, percentile, avg) keep the locking path (`maintenance_statements`).
+    pub fn removals_subtract(&self) -> bool {
+        self.measures
+            .iter()
+            .all(|(m, _)| matches!(m.agg, Agg::Count | Agg::Sum))
+    }
+
+    /// Upsert of the negated aggregate of transition table `from` into free
+    /// slots (`removals_subtract` rollups only).
+    pub fn subtract_statement(&self, from: &str) -> String {
+        let mut cols = self.group_columns("r");
+        cols.push(format!("{} AS {}", self.bucket_expr("r"), ident("bucket")));
+        cols.push(format!("-count(*) AS {}", ident("_rows")));
+        for (m, t) in &self.measures {
+            cols.push(format!(
+                "-{} AS {}",
+                Self::measure_expr(m, t),
+                ident(&m.name)
+            ));
+        }
+        self.upsert(
+            &format!(
+                "SELECT {} FROM {from} r GROUP BY {p} ORDER BY {p}",
+                cols.join(", "),
+                p = self.key_positions()
+            ),
+            &self.add_sets(false),
+            Slot::Free,
+        )
+    }
+
+    /// `subtract_statement` for a transition table of exactly one row: its
+    /// own negated values, as `add_row_statement` adds them.
+    pub fn subtract_row_statement(&self, from: &str) -> String {
+        let mut cols = self.group_columns("r");
+        cols.push(self.bucket_expr("r"));
+        cols.push("-1::bigint".into());
+        for (m, t) in &self.measures {
+            cols.push(format!("-{}", Self::row_measure_expr(m, t)));
+        }
+        cols.push(self.slot_expr(self.source_group_refs("r")));
+        self.upsert_rows(
+            &format!("SELECT {} FROM {from} r", cols.join(", ")),
+            &self.add_sets(false),
+            true,
+        )
+    }
+
+    /// The statements for a DELETE (`del`) or UPDATE (`upd`) of exactly
+    /// one row, when `removals_subtract`; else none (the general ones run).
+    pub fn one_row_statements(&self, op: &str) -> Vec<String> {
+        if !self.removals_subtract() {
+            return Vec::new();
+        }
+        match op {
+            "del" => vec![self.subtract_row_statement(OLD)],
+            "upd" => vec![
+                self.subtract_row_statement(OLD),
+                self.add_row_statement(NEW),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
     fn add_sets(&self, after_removal: bool) -> Vec<String> {
         let mut sets = vec![format!("{r} = s.{r} + excluded.{r}", r = ident("_rows"))];
         for (m, _) in &self.measures {
@@ -835,14 +909,18 @@ impl Rollup {
     /// shared trigger `vigil._rollup_trigger` (trigger.rs) runs them as the
     /// source's owner. Every name is qualified.
     pub fn maintenance_statements(&self, op: &str) -> Vec<String> {
-        let old: &[&str] = &["vigil_old"];
-        let both: &[&str] = &["vigil_old", "vigil_new"];
+        let old: &[&str] = &[OLD];
+        let both: &[&str] = &[OLD, NEW];
         match op {
+            "del" if self.removals_subtract() => vec![self.subtract_statement(OLD)],
+            "upd" if self.removals_subtract() => {
+                vec![self.subtract_statement(OLD), self.add_statement(NEW, false)]
+            }
             "del" => {
                 let mut delete = vec![
                     self.lock_statement(old),
                     self.collapse_statement(old),
-                    self.remove_statement("vigil_old"),
+                    self.remove_statement(OLD),
                 ];
                 delete.extend(self.repair_statements(old));
                 delete
@@ -851,9 +929,9 @@ impl Rollup {
                 let mut update = vec![
                     self.lock_statement(both),
                     self.collapse_statement(both),
-                    self.remove_statement("vigil_old"),
+                    self.remove_statement(OLD),
                 ];
-                update.push(self.add_statement("vigil_new", true));
+                update.push(self.add_statement(NEW, true));
                 update.extend(self.repair_statements(both));
                 update
             }
@@ -1053,12 +1131,24 @@ impl Rollup {
                 ),
             ),
         };
+        // A group whose slot rows add up to no rows is absent (signed
+        // removals, `removals_subtract`), whatever rounding a float sum kept.
+        let mut empty = vec![format!("s.{} = 0", ident("_rows"))];
+        for (m, t) in &self.measures {
+            match (m.agg, t) {
+                (Agg::Sum, Some(t)) if t.float => {}
+                (Agg::Count | Agg::Sum, _) => empty.push(format!("s.{} = 0", ident(&m.name))),
+                _ => empty.push("false".into()),
+            }
+        }
         format!(
-            "SELECT count(*) FROM ({}) s FULL JOIN ({}) f ON {} = {} WHERE s.{r} IS NULL OR f.{r} IS NULL OR ({})",
+            "SELECT count(*) FROM ({}) s FULL JOIN ({}) f ON {} = {} \
+             WHERE s.{r} IS NULL OR CASE WHEN f.{r} IS NULL THEN NOT ({}) ELSE ({}) END",
             self.merged_select(&summary),
             self.aggregate_select(&source),
             self.key_text("s"),
             self.key_text("f"),
+            empty.join(" AND "),
             diffs.join(") OR ("),
             r = ident("_rows")
         )
@@ -1119,15 +1209,18 @@ impl Rollup {
             out_cols.push(format!("{c} {ty}"));
             select.push(expr);
         }
+        // A group whose slot rows add up to no rows (every row of it
+        // removed by signed deltas, `removals_subtract`) is not there.
         let group = if self.group_by.is_empty() {
             String::new()
         } else {
             format!(
-                " GROUP BY {}",
+                " GROUP BY {} HAVING pg_catalog.sum(s.{}) OPERATOR(pg_catalog.>) 0",
                 (1..=self.group_by.len())
                     .map(|i| i.to_string())
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                ident("_rows")
             )
         };
         // BEGIN ATOMIC: the body is stored parsed, so it follows renames of

@@ -236,3 +236,46 @@ fn literals_mean_the_same_whatever_standard_conforming_strings_is() {
     assert_eq!(literal("g\\"), "E'g\\\\'");
     assert_eq!(literal("a\\'; DROP"), "E'a\\\\''; DROP'");
 }
+
+#[test]
+fn count_and_sum_rollups_remove_by_signed_deltas_into_a_free_slot() {
+    let mut r = rollup();
+    assert!(
+        !r.removals_subtract(),
+        "max and stats need the locking path"
+    );
+    assert!(r.one_row_statements("del").is_empty());
+    r.measures
+        .retain(|(m, _)| matches!(m.agg, Agg::Count | Agg::Sum));
+    assert!(r.removals_subtract());
+    let del = r.maintenance_statements("del");
+    assert_eq!(del.len(), 1, "{del:?}");
+    assert!(!del[0].contains("FOR UPDATE"), "{}", del[0]);
+    assert!(del[0].contains("-count(*) AS \"_rows\""), "{}", del[0]);
+    assert!(
+        del[0].contains("-coalesce(sum(r.\"price\"::numeric) FILTER (WHERE (payment_status = 'paid')), 0) AS \"revenue\""),
+        "{}",
+        del[0]
+    );
+    assert!(del[0].contains("vigil._rollup_slot("), "{}", del[0]);
+    assert!(del[0].contains("\"revenue\" = s.\"revenue\" + excluded.\"revenue\""));
+    let upd = r.maintenance_statements("upd");
+    assert_eq!(upd.len(), 2, "{upd:?}");
+    assert!(upd[0].contains("FROM vigil_old r") && upd[1].contains("FROM vigil_new r"));
+    let one = r.one_row_statements("upd");
+    assert_eq!(one.len(), 2);
+    assert!(
+        one[0].contains("SELECT r.\"we\"\"ird\", date_bin("),
+        "{}",
+        one[0]
+    );
+    assert!(one[0].contains("-1::bigint, -"), "{}", one[0]);
+    assert!(!one[0].contains("GROUP BY"), "{}", one[0]);
+    // readers: a group whose slot rows add up to no rows is absent
+    assert!(r
+        .since_function_sql()
+        .contains("HAVING pg_catalog.sum(s.\"_rows\") OPERATOR(pg_catalog.>) 0"));
+    assert!(r
+        .verify_statement()
+        .contains("CASE WHEN f.\"_rows\" IS NULL THEN NOT (s.\"_rows\" = 0 AND s.\"n\" = 0 AND s.\"revenue\" = 0)"));
+}

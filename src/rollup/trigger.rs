@@ -26,11 +26,11 @@ use std::collections::HashMap;
 pub const NEW_TABLE: &str = "vigil_new";
 pub const OLD_TABLE: &str = "vigil_old";
 
-/// The plans kept for the backend's life: for INSERT one for a single-row
-/// statement and one (aggregating) for any other; for the other events the
-/// statements in order.
+/// The plans kept for the backend's life: the statements for a single-row
+/// statement (the row's own values, no aggregate; none when the event has
+/// no such path) and the statements for any other, in order.
 struct Kept {
-    one_row: Option<pg_sys::SPIPlanPtr>,
+    one_row: Vec<pg_sys::SPIPlanPtr>,
     plans: Vec<pg_sys::SPIPlanPtr>,
     /// `EPOCH` when the names in the plans were last checked.
     epoch: u64,
@@ -46,6 +46,17 @@ struct Kept {
     /// of a source column changes the definition (ddl.rs), so the plans
     /// are made afresh.
     fingerprint: String,
+}
+
+impl Kept {
+    /// The plans for a statement of `rows` rows.
+    fn pick(&self, rows: i64) -> Vec<pg_sys::SPIPlanPtr> {
+        if rows == 1 && !self.one_row.is_empty() {
+            self.one_row.clone()
+        } else {
+            self.plans.clone()
+        }
+    }
 }
 
 /// A digest of the parts of a rollup definition its statements depend on.
@@ -348,15 +359,7 @@ fn rollup_trigger<'a>(
             }
         });
     }
-    let cached = KEPT.with(|k| {
-        k.borrow().get(&tgoid).map(|k| {
-            let plans = match (rows, k.one_row) {
-                (1, Some(p)) => vec![p],
-                _ => k.plans.clone(),
-            };
-            (plans, k.owner)
-        })
-    });
+    let cached = KEPT.with(|k| k.borrow().get(&tgoid).map(|k| (k.pick(rows), k.owner)));
     // TRUNCATE of a partition names the partition in its statements: they
     // are made for this statement only (rare) and freed after it.
     let mut ephemeral = false;
@@ -406,23 +409,27 @@ fn rollup_trigger<'a>(
                     Vec::new()
                 };
                 (
-                    None,
+                    Vec::new(),
                     statements
                         .into_iter()
                         .map(|s| prepare(&rollup, s))
                         .collect(),
                 )
             }
-            "trunc" if def_source != source => (None, Vec::new()),
+            "trunc" if def_source != source => (Vec::new(), Vec::new()),
             _ if before => protocol_error(
                 "vigil._rollup_trigger fires BEFORE only for TRUNCATE of a partition".into(),
             ),
             "ins" => (
-                Some(prepare(&rollup, rollup.add_row_statement(NEW_TABLE))),
+                vec![prepare(&rollup, rollup.add_row_statement(NEW_TABLE))],
                 vec![prepare(&rollup, rollup.add_statement(NEW_TABLE, false))],
             ),
             _ => (
-                None,
+                rollup
+                    .one_row_statements(op)
+                    .into_iter()
+                    .map(|s| prepare(&rollup, s))
+                    .collect(),
                 rollup
                     .maintenance_statements(op)
                     .into_iter()
@@ -441,10 +448,7 @@ fn rollup_trigger<'a>(
             owner,
             fingerprint,
         };
-        let plans = match (rows, k.one_row) {
-            (1, Some(p)) => vec![p],
-            _ => k.plans.clone(),
-        };
+        let plans = k.pick(rows);
         if op == "trunc" && def_source != source {
             ephemeral = true;
         } else {
