@@ -194,7 +194,10 @@ pub fn rollups_follow_renames_and_refuse_ddl_that_would_break_them(c: &Cluster) 
         &["app.r_hourly", "app.r3"],
     );
     // The owner (no vigil role) verifies, rebuilds and drops its own rollup.
-    let groups = one_i64(&mut owner, "SELECT count(*) FROM app.r3");
+    let groups = one_i64(
+        &mut owner,
+        "SELECT count(*) FROM (SELECT 1 FROM app.r3 GROUP BY bucket HAVING sum(_rows) > 0) g",
+    );
     assert_eq!(
         one_i64(&mut owner, "SELECT vigil.rebuild_rollup('app.r3')"),
         groups
