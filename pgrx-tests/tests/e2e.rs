@@ -433,7 +433,8 @@ fn count_sum_rollup_removals_never_wait_for_another_writer(c: &Cluster) {
     assert_eq!(n, raw);
     let expected: i64 = a
         .query_one(
-            "SELECT count(DISTINCT (entity, date_bin('5 minutes', ts, '2000-01-03 00:00+00'))) FROM events",
+            // `_since` has one row per group column value (its buckets summed)
+            "SELECT count(DISTINCT entity) FROM events",
             &[],
         )
         .unwrap()
