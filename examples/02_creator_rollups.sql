@@ -43,7 +43,8 @@ SELECT d.creator_name,
        h.messages AS messages_1h, d.messages AS messages_24h, w.messages AS messages_7d,
        round(d.paid::numeric / nullif(d.messages, 0), 3) AS conversion_24h,
        round(w.paid::numeric / nullif(w.messages, 0), 3) AS conversion_7d,
-       d.revenue AS revenue_24h, w.revenue AS revenue_7d,
+       -- a sum over no paid message is NULL, as in SQL; the board shows 0
+       coalesce(d.revenue, 0) AS revenue_24h, coalesce(w.revenue, 0) AS revenue_7d,
        round(vigil.approx_median(d.response)::numeric) AS median_response_s_24h
 FROM creator_hourly_24h d
 JOIN creator_hourly_7d w USING (creator_name)
@@ -89,10 +90,10 @@ GROUP BY creator_name, bucket;
 -- Patterns with at least 10 messages in the last hour, ranked both ways.
 CREATE VIEW pattern_performance AS
 SELECT content_type, trigger_type, price_point, messages, paid,
-       round(paid::numeric / messages, 3) AS conversion, revenue,
-       row_number() OVER (ORDER BY paid::numeric / messages DESC, revenue DESC,
+       round(paid::numeric / messages, 3) AS conversion, coalesce(revenue, 0) AS revenue,
+       row_number() OVER (ORDER BY paid::numeric / messages DESC, coalesce(revenue, 0) DESC,
                                    content_type, trigger_type, price_point) AS best_rank,
-       row_number() OVER (ORDER BY paid::numeric / messages, revenue,
+       row_number() OVER (ORDER BY paid::numeric / messages, coalesce(revenue, 0),
                                    content_type, trigger_type, price_point) AS worst_rank
 FROM pattern_5m_since(interval '1 hour')
 WHERE messages >= 10;

@@ -377,6 +377,93 @@ fn rollup_hot_group_writers_do_not_wait_on_each_other(c: &Cluster) {
 /// A count/sum rollup's DELETE and UPDATE write signed deltas into a slot
 /// of their own: they never wait for a writer holding the group's other
 /// slot rows, and a group whose rows are all gone reads as absent.
+fn rollup_sums_read_null_where_every_value_is_null(c: &Cluster) {
+    let mut db = c.fresh_db("rollup_null_sums");
+    db.batch_execute(
+        "CREATE TABLE t (id bigserial PRIMARY KEY, entity text NOT NULL, ts timestamptz NOT NULL,
+                         status text, amount numeric, f float8);
+         SELECT vigil.create_rollup('t_sums', 't', 'ts', '1 day', '{entity}',
+             '{\"n\": {\"agg\": \"count\"}, \"amount\": {\"agg\": \"sum\", \"column\": \"amount\"},
+               \"f\": {\"agg\": \"sum\", \"column\": \"f\"},
+               \"paid\": {\"agg\": \"sum\", \"column\": \"amount\", \"filter\": \"status = ''paid''\"}}');
+         -- one row at a time (row statements) and many (aggregated)
+         INSERT INTO t (entity, ts, status, amount, f) VALUES ('nulls', now(), 'paid', NULL, NULL);
+         INSERT INTO t (entity, ts, status, amount, f)
+             SELECT 'nulls', now(), 'free', NULL, NULL FROM generate_series(1, 3);
+         INSERT INTO t (entity, ts, status, amount, f) VALUES ('zero', now(), 'free', 5, 1.5), ('zero', now(), 'free', -5, -1.5);
+         INSERT INTO t (entity, ts, status, amount, f) VALUES ('paid', now(), 'paid', 2, NULL);
+         INSERT INTO t (entity, ts, status, amount, f) VALUES ('paid', now(), 'free', 3, 4);",
+    )
+    .unwrap();
+    // Same as SQL's own sum over the source, NULLs included.
+    let differs = |db: &mut postgres::Client| -> i64 {
+        db.query_one(
+            "SELECT count(*) FROM t_sums_since('1 day') w FULL JOIN
+                 (SELECT entity, count(*) AS n, sum(amount) AS amount, sum(f) AS f,
+                         sum(amount) FILTER (WHERE status = 'paid') AS paid FROM t GROUP BY 1) q USING (entity)
+             WHERE (w.n, w.amount, w.f, w.paid) IS DISTINCT FROM (q.n, q.amount, q.f, q.paid)",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let sums =
+        |db: &mut postgres::Client, e: &str| -> (Option<String>, Option<f64>, Option<String>) {
+            let r = db
+            .query_one(
+                "SELECT amount::text, f, paid::text FROM t_sums_since('1 day') WHERE entity = $1",
+                &[&e],
+            )
+            .unwrap();
+            (r.get(0), r.get(1), r.get(2))
+        };
+    assert_eq!(differs(&mut db), 0);
+    assert_eq!(sums(&mut db, "nulls"), (None, None, None));
+    assert_eq!(sums(&mut db, "zero"), (Some("0".into()), Some(0.0), None));
+    assert_eq!(
+        sums(&mut db, "paid"),
+        (Some("5".into()), Some(4.0), Some("2".into()))
+    );
+    // Removals: the last value of a group leaves (signed deltas in another
+    // slot), a NULL becomes a value and back, a row moves groups.
+    db.batch_execute(
+        "DELETE FROM t WHERE entity = 'zero' AND amount = 5;
+         DELETE FROM t WHERE entity = 'zero';
+         INSERT INTO t (entity, ts, status, amount, f) VALUES ('zero', now(), 'free', NULL, NULL);
+         UPDATE t SET amount = 7 WHERE id = (SELECT min(id) FROM t WHERE entity = 'nulls');
+         UPDATE t SET status = 'free' WHERE entity = 'paid' AND status = 'paid';
+         UPDATE t SET entity = 'nulls' WHERE entity = 'paid' AND f = 4;",
+    )
+    .unwrap();
+    assert_eq!(differs(&mut db), 0);
+    assert_eq!(sums(&mut db, "zero"), (None, None, None));
+    assert_eq!(sums(&mut db, "paid"), (Some("2".into()), None, None));
+    assert_eq!(
+        sums(&mut db, "nulls"),
+        (Some("10".into()), Some(4.0), Some("7".into()))
+    );
+    let verify = |db: &mut postgres::Client| -> i64 {
+        db.query_one("SELECT vigil.verify_rollup('t_sums')", &[])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(verify(&mut db), 0);
+    // verify_rollup is NULL-aware: a group that claims a value it never had
+    db.batch_execute(
+        "UPDATE t_sums SET \"_n_f\" = \"_n_f\" + 1 WHERE entity = 'zero' AND _slot = 0",
+    )
+    .unwrap();
+    assert_eq!(
+        verify(&mut db),
+        1,
+        "a count of values over NULLs alone is a difference"
+    );
+    db.batch_execute("SELECT vigil.rebuild_rollup('t_sums')")
+        .unwrap();
+    assert_eq!(verify(&mut db), 0);
+    assert_eq!(differs(&mut db), 0);
+}
+
 fn count_sum_rollup_removals_never_wait_for_another_writer(c: &Cluster) {
     let mut a = c.fresh_db("rollup_signed");
     a.batch_execute(
@@ -600,6 +687,10 @@ fn main() {
         (
             "rollup_hot_group_writers_do_not_wait_on_each_other",
             rollup_hot_group_writers_do_not_wait_on_each_other,
+        ),
+        (
+            "rollup_sums_read_null_where_every_value_is_null",
+            rollup_sums_read_null_where_every_value_is_null,
         ),
         (
             "count_sum_rollup_removals_never_wait_for_another_writer",

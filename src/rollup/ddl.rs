@@ -339,7 +339,7 @@ fn link_triggers(
             record((trig, t), (class, table, i32::from(*a)));
         }
         if on_source {
-            for (m, _) in &r.measures {
+            for (m, _) in r.measures.iter().filter(|(m, _)| m.counts_for.is_none()) {
                 if let Some(f) = &m.filter {
                     record_filter_dependencies(t, table, r, f);
                 }
@@ -1231,7 +1231,7 @@ fn register_from_trigger(
         &group_source,
         &measures,
     );
-    for (m, _) in &r.measures {
+    for (m, _) in r.measures.iter().filter(|(m, _)| m.counts_for.is_none()) {
         if let Some(f) = &m.filter {
             check_filter(&r.source, &m.name, f);
         }

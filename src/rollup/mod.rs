@@ -65,6 +65,15 @@ pub struct Measure {
     pub column: Option<String>,
     pub filter: Option<String>,
     pub relative_error: Option<f64>,
+    /// `Some(sum)` for the hidden `count` that goes with sum measure `sum`:
+    /// how many of the group's rows it adds (non-NULL, filter passed), so
+    /// readers can give NULL where SQL's `sum` does (`nonnull_column`).
+    pub counts_for: Option<String>,
+}
+
+/// The summary column that counts the values sum measure `name` adds.
+pub fn nonnull_column(name: &str) -> String {
+    format!("_n_{name}")
 }
 
 /// A validated rollup definition plus the source's column types.
@@ -207,8 +216,41 @@ pub fn parse_measures(
                 column,
                 filter,
                 relative_error,
+                counts_for: None,
             },
             col_type,
+        ));
+    }
+    // Each sum gets its non-NULL count: a group whose values are all NULL
+    // then reads NULL, like SQL's `sum`, also after signed removals (a sum
+    // of 0 alone cannot tell "no values" from "values adding up to 0").
+    let sums: Vec<(Measure, Option<ColumnType>)> = out
+        .iter()
+        .filter(|(m, _)| m.agg == Agg::Sum)
+        .cloned()
+        .collect();
+    for (m, t) in sums {
+        let name = nonnull_column(&m.name);
+        let what = format!("measures.{}", m.name);
+        if name.len() > 63 {
+            return Err(VigilError::invalid(format!(
+                "{what}: a sum measure's name must be at most 60 bytes (its summary also has a column \"{name}\")"
+            )));
+        }
+        if out.iter().any(|(o, _)| o.name == name) || group_by.iter().any(|g| *g == name) {
+            return Err(VigilError::invalid(format!(
+                "measures.{name}: the name clashes with the column that counts the values of sum measure \"{}\"",
+                m.name
+            )));
+        }
+        out.push((
+            Measure {
+                name,
+                agg: Agg::Count,
+                counts_for: Some(m.name.clone()),
+                ..m
+            },
+            t,
         ));
     }
     Ok(out)
@@ -362,6 +404,24 @@ impl Rollup {
             cols.join(",\n    "),
             self.row_key_columns().join(", ")
         )
+    }
+
+    /// `ALTER TABLE` adding the non-NULL counts of the sums (`counts_for`)
+    /// to a summary made without them (0.1.0), all in one statement, so the
+    /// summary has its rollup's shape again when it ends; None without sums.
+    pub fn add_missing_columns(&self) -> Option<String> {
+        let adds: Vec<String> = self
+            .measures
+            .iter()
+            .filter(|(m, _)| m.counts_for.is_some())
+            .map(|(m, _)| {
+                format!(
+                    "ADD COLUMN IF NOT EXISTS {} bigint NOT NULL DEFAULT 0",
+                    ident(&m.name)
+                )
+            })
+            .collect();
+        (!adds.is_empty()).then(|| format!("ALTER TABLE {} {}", self.table(), adds.join(", ")))
     }
 
     /// Dashboards read "every group over the last N buckets": a bucket index
@@ -1183,7 +1243,7 @@ impl Rollup {
             .collect();
         out_cols.push(format!("{} bigint", ident("rows")));
         select.push(format!("pg_catalog.sum(s.{})::bigint", ident("_rows")));
-        for (m, t) in &self.measures {
+        for (m, t) in self.measures.iter().filter(|(m, _)| m.counts_for.is_none()) {
             let c = ident(&m.name);
             let (ty, expr) = match (m.agg, t) {
                 (Agg::Count, _) => (
@@ -1192,7 +1252,10 @@ impl Rollup {
                 ),
                 (Agg::Sum, Some(t)) => (
                     Self::sum_type(t).to_string(),
-                    format!("pg_catalog.sum(s.{c})"),
+                    format!(
+                        "CASE WHEN pg_catalog.sum(s.{}) OPERATOR(pg_catalog.>) 0 THEN pg_catalog.sum(s.{c}) END",
+                        ident(&nonnull_column(&m.name))
+                    ),
                 ),
                 (Agg::Avg, _) => (
                     "float8".to_string(),

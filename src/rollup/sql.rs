@@ -459,7 +459,7 @@ fn create_rollup(
 
     // From here on as the owner, in a security-restricted operation.
     guard.act_as(owner);
-    for (m, _) in &r.measures {
+    for (m, _) in r.measures.iter().filter(|(m, _)| m.counts_for.is_none()) {
         if let Some(f) = &m.filter {
             check_filter(&r.source, &m.name, f);
         }
@@ -871,6 +871,17 @@ fn upgrade_rollup(summary: pg_sys::Oid) -> Option<String> {
     ] {
         if let Some(why) = untrusted_schema(schema, owner) {
             return Some(format!("{what}: {why}"));
+        }
+    }
+    // 0.1.0's summaries lack the non-NULL counts of their sums (filled in
+    // by the recompute below): added first, by the summary's owner, so the
+    // summary has its rollup's shape again before anything else alters it.
+    if let Some(add) = r.add_missing_columns() {
+        guard.act_as(rel_owner(summary));
+        let added = crate::security::catching(|| spi_run(&add));
+        guard.act_as(extension_owner());
+        if let Err(why) = added {
+            return Some(why);
         }
     }
     if rel_owner(summary) != owner {

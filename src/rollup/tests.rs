@@ -37,7 +37,12 @@ fn spec_example_measures_parse() {
         "latency": {"agg": "percentile", "column": "latency_ms", "relative_error": 0.02}
     }))
     .unwrap();
-    assert_eq!(m.len(), 5);
+    assert_eq!(m.len(), 6, "five measures and the sum's non-NULL count");
+    let n = m.iter().find(|(m, _)| m.name == "_n_revenue").unwrap();
+    assert_eq!(n.0.agg, Agg::Count);
+    assert_eq!(n.0.counts_for.as_deref(), Some("revenue"));
+    assert_eq!(n.0.column.as_deref(), Some("price"));
+    assert_eq!(n.0.filter.as_deref(), Some("payment_status = 'paid'"));
     let latency = m.iter().find(|(m, _)| m.name == "latency").unwrap();
     assert_eq!(latency.0.agg, Agg::Percentile);
     assert_eq!(latency.0.relative_error, Some(0.02));
@@ -277,5 +282,48 @@ fn count_and_sum_rollups_remove_by_signed_deltas_into_a_free_slot() {
         .contains("HAVING pg_catalog.sum(s.\"_rows\") OPERATOR(pg_catalog.>) 0"));
     assert!(r
         .verify_statement()
-        .contains("CASE WHEN f.\"_rows\" IS NULL THEN NOT (s.\"_rows\" = 0 AND s.\"n\" = 0 AND s.\"revenue\" = 0)"));
+        .contains("CASE WHEN f.\"_rows\" IS NULL THEN NOT (s.\"_rows\" = 0 AND s.\"n\" = 0 AND s.\"revenue\" = 0 AND s.\"_n_revenue\" = 0)"));
+}
+
+#[test]
+fn a_sum_reads_null_where_no_value_was_added() {
+    let mut r = rollup();
+    r.measures.retain(|(m, _)| m.name.ends_with("revenue"));
+    let names: Vec<_> = r.measures.iter().map(|(m, _)| m.name.as_str()).collect();
+    assert_eq!(names, ["revenue", "_n_revenue"]);
+    let table = r.create_table();
+    assert!(
+        table.contains("\"_n_revenue\" bigint NOT NULL DEFAULT 0"),
+        "{table}"
+    );
+    // adds, removes and folds the count with its sum, like any count
+    let one = r.add_row_statement(NEW);
+    assert!(
+        one.contains("CASE WHEN (payment_status = 'paid') AND r.\"price\" IS NOT NULL THEN 1 ELSE 0 END::bigint"),
+        "{one}"
+    );
+    assert!(one.contains("\"_n_revenue\" = s.\"_n_revenue\" + excluded.\"_n_revenue\""));
+    // readers: NULL unless some value was added; not a column of their own
+    let since = r.since_function_sql();
+    assert!(
+        since.contains("CASE WHEN pg_catalog.sum(s.\"_n_revenue\") OPERATOR(pg_catalog.>) 0 THEN pg_catalog.sum(s.\"revenue\") END"),
+        "{since}"
+    );
+    assert!(!since.contains("\"_n_revenue\" bigint"), "{since}");
+    // verify compares the counts too (a stored 5 over no values is a difference)
+    assert!(r
+        .verify_statement()
+        .contains("s.\"_n_revenue\" IS DISTINCT FROM f.\"_n_revenue\""));
+    assert_eq!(
+        r.add_missing_columns().unwrap(),
+        "ALTER TABLE \"public\".\"hourly \"\"stats\"\"\" ADD COLUMN IF NOT EXISTS \"_n_revenue\" bigint NOT NULL DEFAULT 0"
+    );
+    // names: a sum's count column must fit and must not be taken
+    assert!(err(json!({"_n_x": {"agg": "count"}, "x": {"agg": "sum", "column": "price"}}))
+        .contains("measures._n_x: the name clashes with the column that counts the values of sum measure \"x\""));
+    let long = "s".repeat(61);
+    assert!(
+        err(json!({ long.clone(): {"agg": "sum", "column": "price"}})).contains("at most 60 bytes")
+    );
+    assert!(parse(json!({ long: {"agg": "count"}})).is_ok());
 }

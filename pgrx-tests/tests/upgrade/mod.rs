@@ -429,6 +429,20 @@ pub fn upgrade_from_0_1_0_equals_a_fresh_install_and_keeps_working(_main: &Clust
             "{r}"
         );
     }
+    // An upgraded sum counts its values: over NULLs alone it reads NULL.
+    db.batch_execute("INSERT INTO public.measures VALUES (now(), 'snull', NULL)")
+        .unwrap();
+    assert_eq!(
+        one(
+            &mut db,
+            "SELECT n || ' ' || coalesce(total::text, 'NULL') FROM public.measures_1d_since('1 day') WHERE site = 'snull'"
+        ),
+        "1 NULL"
+    );
+    assert_eq!(
+        one(&mut db, "SELECT vigil.verify_rollup('public.measures_1d')"),
+        "0"
+    );
     assert_eq!(
         one(
             &mut db,
