@@ -237,7 +237,7 @@ pub fn parse_measures(
                 "{what}: a sum measure's name must be at most 60 bytes (its summary also has a column \"{name}\")"
             )));
         }
-        if out.iter().any(|(o, _)| o.name == name) || group_by.iter().any(|g| *g == name) {
+        if out.iter().any(|(o, _)| o.name == name) || group_by.contains(&name) {
             return Err(VigilError::invalid(format!(
                 "measures.{name}: the name clashes with the column that counts the values of sum measure \"{}\"",
                 m.name
