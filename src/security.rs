@@ -170,8 +170,18 @@ impl Restricted {
     /// pg_catalog.simple): for rollup maintenance, whose results must not
     /// depend on who writes.
     pub fn enter_pinned() -> Restricted {
+        Restricted::enter_pinned_for(true)
+    }
+
+    /// `enter_pinned`, leaving `default_text_search_config` (the last value
+    /// pin) as it is unless `text_search`: only user expressions (a rollup's
+    /// filters) can call a text search function without a configuration,
+    /// and a cluster whose default is not `simple` (Debian's is `english`)
+    /// would otherwise pay a GUC change on every maintained statement.
+    pub fn enter_pinned_for(text_search: bool) -> Restricted {
         let r = Restricted::enter();
-        pin(&VALUE_PINS);
+        let n = VALUE_PINS.len() - usize::from(!text_search);
+        pin(&VALUE_PINS[..n]);
         r
     }
 

@@ -1075,6 +1075,35 @@ pub(crate) mod tests {
     }
 
     #[pg_test]
+    fn rollup_filters_that_could_read_a_setting_keep_every_value_pinned() {
+        Spi::run(
+            "CREATE TABLE fx (ts timestamptz NOT NULL, k text, v int);
+             SELECT vigil.create_rollup('fx_plain', 'fx', 'ts', '1 hour', '{k}', '{\"n\": {\"agg\": \"count\"}}');
+             SELECT vigil.create_rollup('fx_eq', 'fx', 'ts', '1 hour', '{k}',
+                 '{\"paid\": {\"agg\": \"count\", \"filter\": \"k = ''paid'' AND v > 2\"}}');
+             SELECT vigil.create_rollup('fx_ts', 'fx', 'ts', '1 hour', '{k}',
+                 '{\"run\": {\"agg\": \"count\", \"filter\": \"to_tsvector(k) @@ to_tsquery(''run'')\"}}');
+             SELECT vigil.create_rollup('fx_tz', 'fx', 'ts', '1 hour', '{k}',
+                 '{\"am\": {\"agg\": \"count\", \"filter\": \"extract(hour from ts) < 12\"}}');",
+        )
+        .unwrap();
+        let immutable = |name: &str| {
+            let oid = one::<pg_sys::Oid>(&format!("SELECT '{name}'::regclass::oid")).unwrap();
+            crate::rollup::sql::filters_immutable(&crate::rollup::sql::load(oid))
+        };
+        assert!(immutable("fx_plain"));
+        assert!(immutable("fx_eq"));
+        assert!(
+            !immutable("fx_ts"),
+            "to_tsvector(text) reads default_text_search_config"
+        );
+        assert!(
+            !immutable("fx_tz"),
+            "extract from timestamptz reads TimeZone"
+        );
+    }
+
+    #[pg_test]
     fn rollup_stats_removals_leave_no_float_residue() {
         Spi::run(
             "CREATE TABLE lat (ts timestamptz NOT NULL, k text, v float8);

@@ -297,6 +297,49 @@ pub(super) fn check_filter(source: &str, measure: &str, filter: &str) {
     }
 }
 
+/// Whether every filter of `r` calls only immutable functions and
+/// operators (PostgreSQL's `contain_mutable_functions`, as for an index
+/// expression): none can then depend on a setting such as
+/// `default_text_search_config`. Prepares (never runs) one SELECT of them,
+/// as the caller; false when there is any doubt.
+pub(crate) fn filters_immutable(r: &Rollup) -> bool {
+    let filters: Vec<String> = r
+        .measures
+        .iter()
+        .filter_map(|(m, _)| m.filter.as_ref().map(|f| format!("({f})::boolean")))
+        .collect();
+    if filters.is_empty() {
+        return true;
+    }
+    let sql = format!(
+        "SELECT {} FROM {} r WHERE false",
+        filters.join(", "),
+        r.source
+    );
+    let c = std::ffi::CString::new(sql).expect("no NUL");
+    // SAFETY: prepare only (nothing runs) on a connection of its own; the
+    // plan is freed below.
+    unsafe {
+        pg_sys::SPI_connect();
+        let plan = pg_sys::SPI_prepare(c.as_ptr(), 0, std::ptr::null_mut());
+        if plan.is_null() {
+            pg_sys::SPI_finish();
+            return false;
+        }
+        let mut immutable = true;
+        for src in list_cells(pg_sys::SPI_plan_get_plan_sources(plan)) {
+            let src = src as *mut pg_sys::CachedPlanSource;
+            for q in list_cells((*src).query_list) {
+                let q = q as *mut pg_sys::Query;
+                immutable &= !pg_sys::contain_mutable_functions((*q).targetList.cast());
+            }
+        }
+        pg_sys::SPI_freeplan(plan);
+        pg_sys::SPI_finish();
+        immutable
+    }
+}
+
 /// Why work run as `owner` cannot trust the names in `schema`
 /// (`vigil._untrusted_schema`), or None when it can.
 fn untrusted_schema(schema: pg_sys::Oid, owner: pg_sys::Oid) -> Option<String> {
@@ -521,7 +564,7 @@ fn create_rollup(
 
 /// The definition of a registered rollup. Reading it runs no user SQL: the
 /// filters were checked by `create_rollup` and are only spliced here.
-pub(super) fn load(summary: pg_sys::Oid) -> Rollup {
+pub(crate) fn load(summary: pg_sys::Oid) -> Rollup {
     let row = crate::sqlglue::read_three::<pg_sys::Oid, String, Interval>(&format!(
         "SELECT source::oid, time_column::text, bucket FROM vigil.rollup_defs WHERE summary = {}",
         summary.to_u32()

@@ -42,6 +42,10 @@ struct Kept {
     /// partition) and its owner, as whom the plans run.
     def_source: pg_sys::Oid,
     owner: pg_sys::Oid,
+    /// Whether a measure's filter calls a function or operator that is not
+    /// immutable (user SQL is all that could depend on
+    /// `default_text_search_config`: `Restricted::enter_pinned_for`).
+    filters: bool,
     /// `FINGERPRINT` of the definition the plans were made from: a rename
     /// of a source column changes the definition (ddl.rs), so the plans
     /// are made afresh.
@@ -331,7 +335,9 @@ fn rollup_trigger<'a>(
     let source = unsafe { (*data.tg_relation).rd_id };
     let tgoid = tg.tgoid.to_u32();
 
-    let guard = Restricted::enter_pinned();
+    // Unknown rollup (plans not made yet): everything pinned.
+    let filters = KEPT.with(|k| k.borrow().get(&tgoid).is_none_or(|k| k.filters));
+    let guard = Restricted::enter_pinned_for(filters);
     // SAFETY: paired with SPI_finish below; the transition tables are then
     // visible to plans prepared or run on this connection.
     unsafe {
@@ -446,6 +452,7 @@ fn rollup_trigger<'a>(
             source: rollup.source.clone(),
             def_source,
             owner,
+            filters: !super::sql::filters_immutable(&rollup),
             fingerprint,
         };
         let plans = k.pick(rows);
