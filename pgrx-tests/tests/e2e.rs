@@ -448,6 +448,32 @@ fn rollup_sums_read_null_where_every_value_is_null(c: &Cluster) {
             .get(0)
     };
     assert_eq!(verify(&mut db), 0);
+    // An UPDATE that changes nothing a measure reads writes no summary row;
+    // one that changes a sum writes each group's net change once.
+    let summary_writes = |db: &mut postgres::Client, sql: &str| -> i64 {
+        let mut tx = db.transaction().unwrap();
+        tx.batch_execute(sql).unwrap();
+        let n: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM t_sums WHERE xmin::text = (pg_current_xact_id()::text::bigint % 4294967296)::text",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        tx.commit().unwrap();
+        n
+    };
+    assert_eq!(summary_writes(&mut db, "UPDATE t SET id = id + 1000"), 0);
+    assert_eq!(
+        summary_writes(
+            &mut db,
+            "UPDATE t SET amount = amount + 1 WHERE amount IS NOT NULL"
+        ),
+        2,
+        "groups nulls and paid"
+    );
+    assert_eq!(differs(&mut db), 0);
+    assert_eq!(verify(&mut db), 0);
     // verify_rollup is NULL-aware: a group that claims a value it never had
     db.batch_execute(
         "UPDATE t_sums SET \"_n_f\" = \"_n_f\" + 1 WHERE entity = 'zero' AND _slot = 0",

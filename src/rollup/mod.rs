@@ -709,6 +709,56 @@ impl Rollup {
         )
     }
 
+    /// The UPDATE of a `removals_subtract` rollup as one upsert: every old
+    /// row's negated values and every new row's values, added up per group
+    /// (a row that stays in its group leaves only its difference), into
+    /// free slots; groups whose every delta is 0 (an UPDATE of columns no
+    /// measure reads) are not written at all. One statement instead of a
+    /// subtraction and an addition, and no conflict on one slot row twice.
+    pub fn net_update_statement(&self) -> String {
+        let keys = self.key_columns();
+        let branch = |from: &str, sign: &str| {
+            let mut cols = self.group_columns("r");
+            cols.push(format!("{} AS {}", self.bucket_expr("r"), ident("bucket")));
+            cols.push(format!("{sign}1::bigint AS {}", ident("_rows")));
+            for (m, t) in &self.measures {
+                cols.push(format!(
+                    "{sign}{} AS {}",
+                    Self::row_measure_expr(m, t),
+                    ident(&m.name)
+                ));
+            }
+            format!("SELECT {} FROM {from} r", cols.join(", "))
+        };
+        let mut cols: Vec<String> = keys.iter().map(|k| format!("u.{k}")).collect();
+        let mut deltas = vec![ident("_rows")];
+        cols.push(format!("sum(u.{r})::bigint AS {r}", r = ident("_rows")));
+        for (m, _) in &self.measures {
+            let c = ident(&m.name);
+            cols.push(match m.agg {
+                Agg::Count => format!("sum(u.{c})::bigint AS {c}"),
+                _ => format!("sum(u.{c}) AS {c}"),
+            });
+            deltas.push(c);
+        }
+        let having = deltas
+            .iter()
+            .map(|c| format!("sum(u.{c}) <> 0"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        self.upsert(
+            &format!(
+                "SELECT {} FROM ({} UNION ALL {}) u GROUP BY {p} HAVING {having} ORDER BY {p}",
+                cols.join(", "),
+                branch(NEW, ""),
+                branch(OLD, "-"),
+                p = self.key_positions()
+            ),
+            &self.add_sets(false),
+            Slot::Free,
+        )
+    }
+
     /// The statements for a DELETE (`del`) or UPDATE (`upd`) of exactly
     /// one row, when `removals_subtract`; else none (the general ones run).
     pub fn one_row_statements(&self, op: &str) -> Vec<String> {
@@ -717,10 +767,6 @@ impl Rollup {
         }
         match op {
             "del" => vec![self.subtract_row_statement(OLD)],
-            "upd" => vec![
-                self.subtract_row_statement(OLD),
-                self.add_row_statement(NEW),
-            ],
             _ => Vec::new(),
         }
     }
@@ -973,9 +1019,7 @@ impl Rollup {
         let both: &[&str] = &[OLD, NEW];
         match op {
             "del" if self.removals_subtract() => vec![self.subtract_statement(OLD)],
-            "upd" if self.removals_subtract() => {
-                vec![self.subtract_statement(OLD), self.add_statement(NEW, false)]
-            }
+            "upd" if self.removals_subtract() => vec![self.net_update_statement()],
             "del" => {
                 let mut delete = vec![
                     self.lock_statement(old),
