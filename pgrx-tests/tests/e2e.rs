@@ -464,6 +464,35 @@ fn rollup_sums_read_null_where_every_value_is_null(c: &Cluster) {
         n
     };
     assert_eq!(summary_writes(&mut db, "UPDATE t SET id = id + 1000"), 0);
+    // one row: the same, through the single-row plans
+    let one = "(SELECT min(id) FROM t WHERE entity = 'nulls' AND amount IS NOT NULL)";
+    assert_eq!(
+        summary_writes(
+            &mut db,
+            &format!("UPDATE t SET id = id + 1000 WHERE id = {one}")
+        ),
+        0
+    );
+    assert_eq!(
+        summary_writes(&mut db, &format!("UPDATE t SET f = 1.25 WHERE id = {one}")),
+        1
+    );
+    assert_eq!(
+        summary_writes(
+            &mut db,
+            &format!("UPDATE t SET amount = NULL, f = NULL WHERE id = {one}")
+        ),
+        1
+    );
+    assert_eq!(differs(&mut db), 0);
+    assert_eq!(
+        summary_writes(
+            &mut db,
+            &format!("UPDATE t SET entity = 'moved' WHERE id = {one}")
+        ),
+        2
+    );
+    assert_eq!(differs(&mut db), 0);
     assert_eq!(
         summary_writes(
             &mut db,

@@ -254,7 +254,7 @@ fn used_columns(r: &Rollup) -> Vec<String> {
     cols
 }
 
-fn attnum(rel: pg_sys::Oid, column: &str) -> i16 {
+pub(super) fn attnum(rel: pg_sys::Oid, column: &str) -> i16 {
     let c = std::ffi::CString::new(column).expect("a column name has no NUL");
     // SAFETY: a catalog lookup.
     unsafe { pg_sys::get_attnum(rel, c.as_ptr()) }

@@ -281,7 +281,21 @@ fn count_and_sum_rollups_remove_by_signed_deltas_into_a_free_slot() {
         upd[0]
     );
     assert!(!upd[0].contains("FOR UPDATE"), "{}", upd[0]);
-    assert!(r.one_row_statements("upd").is_empty());
+    assert_eq!(
+        r.one_row_statements("upd").len(),
+        2,
+        "a row that changes group"
+    );
+    assert_eq!(r.placing_columns(), ["we\"ird", "ts"]);
+    let same = r.same_group_update_statement();
+    assert!(
+        same.contains("0::bigint, n.m0 - o.m0, n.m1 - o.m1, n.m2 - o.m2, vigil._rollup_slot("),
+        "{same}"
+    );
+    assert!(
+        same.contains("FROM vigil_old r) o WHERE n.m0 - o.m0 <> 0 OR"),
+        "{same}"
+    );
     let one = r.one_row_statements("del");
     assert_eq!(one.len(), 1);
     assert!(

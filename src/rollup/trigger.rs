@@ -31,6 +31,9 @@ pub const OLD_TABLE: &str = "vigil_old";
 /// no such path) and the statements for any other, in order.
 struct Kept {
     one_row: Vec<pg_sys::SPIPlanPtr>,
+    /// For a single-row UPDATE that leaves its row's group and time as they
+    /// were (these attribute numbers of the trigger's table): one plan.
+    same_group: Option<(pg_sys::SPIPlanPtr, Vec<i16>)>,
     plans: Vec<pg_sys::SPIPlanPtr>,
     /// `EPOCH` when the names in the plans were last checked.
     epoch: u64,
@@ -54,13 +57,68 @@ struct Kept {
 
 impl Kept {
     /// The plans for a statement of `rows` rows.
-    fn pick(&self, rows: i64) -> Vec<pg_sys::SPIPlanPtr> {
-        if rows == 1 && !self.one_row.is_empty() {
-            self.one_row.clone()
-        } else {
-            self.plans.clone()
+    fn pick(&self, rows: i64, data: &pg_sys::TriggerData) -> Vec<pg_sys::SPIPlanPtr> {
+        if rows != 1 || self.one_row.is_empty() {
+            return self.plans.clone();
+        }
+        match &self.same_group {
+            // SAFETY: an UPDATE's firing trigger: both transition tables
+            // hold its one row, in the trigger table's row type.
+            Some((plan, attnums)) if unsafe { same_values(data, attnums) } => vec![*plan],
+            _ => self.one_row.clone(),
         }
     }
+}
+
+/// Whether the one old and the one new row of an UPDATE hold the same
+/// `attnums` (both NULL, or the same bytes: a value stored differently,
+/// say compressed on one side, only takes the general path). Reads the
+/// transition tables through their first read pointer, rewound before and
+/// after: the statements' scans of them use read pointers of their own.
+/// Done in Rust because it decides which plan runs: the cheap one must not
+/// first start an executor to find out.
+unsafe fn same_values(data: &pg_sys::TriggerData, attnums: &[i16]) -> bool {
+    let desc = (*data.tg_relation).rd_att;
+    let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+    let old = pg_sys::MakeSingleTupleTableSlot(desc, &pg_sys::TTSOpsMinimalTuple);
+    let new = pg_sys::MakeSingleTupleTableSlot(desc, &pg_sys::TTSOpsMinimalTuple);
+    let mut same = true;
+    for (store, slot) in [(data.tg_oldtable, old), (data.tg_newtable, new)] {
+        pg_sys::tuplestore_select_read_pointer(store, 0);
+        pg_sys::tuplestore_rescan(store);
+        same &= pg_sys::tuplestore_gettupleslot(store, true, false, slot);
+    }
+    for &a in attnums {
+        if !same {
+            break;
+        }
+        let (mut null_a, mut null_b) = (false, false);
+        let x = pg_sys::slot_getattr(old, a.into(), &mut null_a);
+        let y = pg_sys::slot_getattr(new, a.into(), &mut null_b);
+        let att = &attrs[(a - 1) as usize];
+        same = match (null_a, null_b) {
+            (true, true) => true,
+            (false, false) if att.attbyval => x == y,
+            (false, false) => {
+                let len = |d: pg_sys::Datum| match att.attlen {
+                    -1 => pgrx::varlena::varsize_any(d.cast_mut_ptr()),
+                    -2 => std::ffi::CStr::from_ptr(d.cast_mut_ptr()).to_bytes().len(),
+                    n => n as usize,
+                };
+                let (lx, ly) = (len(x), len(y));
+                lx == ly
+                    && std::slice::from_raw_parts(x.cast_mut_ptr::<u8>(), lx)
+                        == std::slice::from_raw_parts(y.cast_mut_ptr::<u8>(), ly)
+            }
+            _ => false,
+        };
+    }
+    pg_sys::ExecDropSingleTupleTableSlot(old);
+    pg_sys::ExecDropSingleTupleTableSlot(new);
+    for store in [data.tg_oldtable, data.tg_newtable] {
+        pg_sys::tuplestore_rescan(store);
+    }
+    same
 }
 
 /// A digest of the parts of a rollup definition its statements depend on.
@@ -365,7 +423,11 @@ fn rollup_trigger<'a>(
             }
         });
     }
-    let cached = KEPT.with(|k| k.borrow().get(&tgoid).map(|k| (k.pick(rows), k.owner)));
+    let cached = KEPT.with(|k| {
+        k.borrow()
+            .get(&tgoid)
+            .map(|k| (k.pick(rows, data), k.owner))
+    });
     // TRUNCATE of a partition names the partition in its statements: they
     // are made for this statement only (rare) and freed after it.
     let mut ephemeral = false;
@@ -443,8 +505,24 @@ fn rollup_trigger<'a>(
                     .collect(),
             ),
         };
+        let same_group = (op == "upd" && rollup.removals_subtract())
+            .then(|| {
+                let attnums: Vec<i16> = rollup
+                    .placing_columns()
+                    .iter()
+                    .map(|c| super::ddl::attnum(source, c))
+                    .collect();
+                attnums.iter().all(|a| *a > 0).then(|| {
+                    (
+                        prepare(&rollup, rollup.same_group_update_statement()),
+                        attnums,
+                    )
+                })
+            })
+            .flatten();
         let k = Kept {
             one_row,
+            same_group,
             plans,
             epoch,
             summary,
@@ -455,7 +533,7 @@ fn rollup_trigger<'a>(
             filters: !super::sql::filters_immutable(&rollup),
             fingerprint,
         };
-        let plans = k.pick(rows);
+        let plans = k.pick(rows, data);
         if op == "trunc" && def_source != source {
             ephemeral = true;
         } else {
