@@ -638,11 +638,17 @@ impl Rollup {
     /// the row's own values instead of an aggregate over it, which spares
     /// the executor a subquery, a sort and an aggregate per statement.
     pub fn add_row_statement(&self, from: &str) -> String {
+        self.row_statement(from, "")
+    }
+
+    /// The row upsert of `add_row_statement`, its values negated when
+    /// `sign` is `-` (`subtract_row_statement`).
+    fn row_statement(&self, from: &str, sign: &str) -> String {
         let mut cols = self.group_columns("r");
         cols.push(self.bucket_expr("r"));
-        cols.push("1::bigint".into());
+        cols.push(format!("{sign}1::bigint"));
         for (m, t) in &self.measures {
-            cols.push(Self::row_measure_expr(m, t));
+            cols.push(format!("{sign}{}", Self::row_measure_expr(m, t)));
         }
         cols.push(self.slot_expr(self.source_group_refs("r")));
         self.upsert_rows(
@@ -695,18 +701,7 @@ impl Rollup {
     /// `subtract_statement` for a transition table of exactly one row: its
     /// own negated values, as `add_row_statement` adds them.
     pub fn subtract_row_statement(&self, from: &str) -> String {
-        let mut cols = self.group_columns("r");
-        cols.push(self.bucket_expr("r"));
-        cols.push("-1::bigint".into());
-        for (m, t) in &self.measures {
-            cols.push(format!("-{}", Self::row_measure_expr(m, t)));
-        }
-        cols.push(self.slot_expr(self.source_group_refs("r")));
-        self.upsert_rows(
-            &format!("SELECT {} FROM {from} r", cols.join(", ")),
-            &self.add_sets(false),
-            true,
-        )
+        self.row_statement(from, "-")
     }
 
     /// The UPDATE of a `removals_subtract` rollup as one upsert: every old
