@@ -86,7 +86,7 @@ fn setting_is(name: &std::ffi::CStr, value: &str) -> bool {
         && unsafe { std::ffi::CStr::from_ptr(current) }.to_bytes() == value.as_bytes()
 }
 
-const VALUE_PINS: [Pin; 6] = [
+const VALUE_PINS: [Pin; 5] = [
     Pin {
         name: c"TimeZone",
         value: c"UTC",
@@ -118,12 +118,14 @@ const VALUE_PINS: [Pin; 6] = [
         value: c"hex",
         differs: || !setting_is(c"bytea_output", "hex"),
     },
-    Pin {
-        name: c"default_text_search_config",
-        value: c"pg_catalog.simple",
-        differs: || !setting_is(c"default_text_search_config", "pg_catalog.simple"),
-    },
 ];
+
+/// The value pin only user expressions need (`enter_pinned_for`).
+const TEXT_SEARCH_PIN: Pin = Pin {
+    name: c"default_text_search_config",
+    value: c"pg_catalog.simple",
+    differs: || !setting_is(c"default_text_search_config", "pg_catalog.simple"),
+};
 
 fn pin(pins: &[Pin]) {
     for p in pins {
@@ -173,16 +175,25 @@ impl Restricted {
         Restricted::enter_pinned_for(true)
     }
 
-    /// `enter_pinned`, leaving `default_text_search_config` (the last value
-    /// pin) as it is unless `text_search`: only user expressions (a rollup's
-    /// filters) can call a text search function without a configuration,
-    /// and a cluster whose default is not `simple` (Debian's is `english`)
-    /// would otherwise pay a GUC change on every maintained statement.
+    /// `enter_pinned`, leaving `default_text_search_config` as it is unless
+    /// `text_search`: only user expressions (a rollup's filters) can call a
+    /// text search function without a configuration, and a cluster whose
+    /// default is not `simple` (Debian's is `english`) would otherwise pay
+    /// a GUC change on every maintained statement.
     pub fn enter_pinned_for(text_search: bool) -> Restricted {
         let r = Restricted::enter();
-        let n = VALUE_PINS.len() - usize::from(!text_search);
-        pin(&VALUE_PINS[..n]);
+        pin(&VALUE_PINS);
+        if text_search {
+            r.pin_text_search();
+        }
         r
+    }
+
+    /// Pins `default_text_search_config` too (at this operation's nest
+    /// level: undone with the rest), for one entered without it that
+    /// finds it needs it.
+    pub fn pin_text_search(&self) {
+        pin(&[TEXT_SEARCH_PIN]);
     }
 
     /// Enters and acts as `role` at once.

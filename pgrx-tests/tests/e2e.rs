@@ -764,6 +764,10 @@ fn main() {
             attacks::a_writers_session_settings_do_not_change_a_rollups_filters,
         ),
         (
+            "a_filter_function_made_stable_gets_the_text_search_pin",
+            attacks::a_filter_function_made_stable_gets_the_text_search_pin,
+        ),
+        (
             "a_trigger_grantee_cannot_make_a_rollup_count_twice",
             attacks::a_trigger_grantee_cannot_make_a_rollup_count_twice,
         ),

@@ -1230,6 +1230,7 @@ fn register_from_trigger(
         &group_by,
         &group_source,
         &measures,
+        super::Names::Kept,
     );
     for (m, _) in r.measures.iter().filter(|(m, _)| m.counts_for.is_none()) {
         if let Some(f) = &m.filter {

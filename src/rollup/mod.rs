@@ -71,9 +71,34 @@ pub struct Measure {
     pub counts_for: Option<String>,
 }
 
-/// The summary column that counts the values sum measure `name` adds.
-pub fn nonnull_column(name: &str) -> String {
-    format!("_n_{name}")
+/// The summary column that counts the values sum measure `name` adds:
+/// `_n_<name>`, or — for a definition made before this rule (`Names::Kept`)
+/// whose `_n_<name>` would not fit in 63 bytes or is `taken` — a name with
+/// a hash of `name` that does. Deterministic: every load of a definition
+/// gets the same name.
+fn nonnull_column(name: &str, taken: impl Fn(&str) -> bool) -> String {
+    let plain = format!("_n_{name}");
+    if plain.len() <= 63 && !taken(&plain) {
+        return plain;
+    }
+    // FNV-1a: a stable hash, no dependency for 8 hex digits.
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    let mut end = name.len().min(63 - 12);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("_n{hash:08x}_{}", &name[..end])
+}
+
+/// How `parse_measures` treats the names of sums' count columns: a new
+/// definition must get `_n_<name>` (else 22023); a stored one keeps working
+/// whatever its names (`nonnull_column`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Names {
+    New,
+    Kept,
 }
 
 /// A validated rollup definition plus the source's column types.
@@ -114,6 +139,7 @@ pub fn parse_measures(
     measures: &Value,
     column_type: impl Fn(&str) -> Option<ColumnType>,
     group_by: &[String],
+    names: Names,
 ) -> Result<Vec<(Measure, Option<ColumnType>)>> {
     let object = measures.as_object().ok_or_else(|| {
         VigilError::invalid("measures must be a JSON object of {\"column_name\": {\"agg\": ...}}")
@@ -230,19 +256,27 @@ pub fn parse_measures(
         .cloned()
         .collect();
     for (m, t) in sums {
-        let name = nonnull_column(&m.name);
-        let what = format!("measures.{}", m.name);
-        if name.len() > 63 {
-            return Err(VigilError::invalid(format!(
-                "{what}: a sum measure's name must be at most 60 bytes (its summary also has a column \"{name}\")"
-            )));
+        let taken = |n: &str| {
+            out.iter().any(|(o, _)| o.name == n)
+                || group_by.iter().any(|g| g == n)
+                || RESERVED.contains(&n)
+        };
+        if names == Names::New {
+            let plain = format!("_n_{}", m.name);
+            if plain.len() > 63 {
+                return Err(VigilError::invalid(format!(
+                    "measures.{}: a sum measure's name must be at most 60 bytes (its summary also has a column \"{plain}\")",
+                    m.name
+                )));
+            }
+            if taken(&plain) {
+                return Err(VigilError::invalid(format!(
+                    "measures.{plain}: the name clashes with the column that counts the values of sum measure \"{}\"",
+                    m.name
+                )));
+            }
         }
-        if out.iter().any(|(o, _)| o.name == name) || group_by.contains(&name) {
-            return Err(VigilError::invalid(format!(
-                "measures.{name}: the name clashes with the column that counts the values of sum measure \"{}\"",
-                m.name
-            )));
-        }
+        let name = nonnull_column(&m.name, taken);
         out.push((
             Measure {
                 name,
@@ -406,20 +440,26 @@ impl Rollup {
         )
     }
 
+    /// The name of the column counting the values of sum measure `sum`.
+    fn nonnull_of(&self, sum: &str) -> &str {
+        self.measures
+            .iter()
+            .find(|(m, _)| m.counts_for.as_deref() == Some(sum))
+            .map(|(m, _)| m.name.as_str())
+            .expect("every sum has its count (parse_measures)")
+    }
+
     /// `ALTER TABLE` adding the non-NULL counts of the sums (`counts_for`)
     /// to a summary made without them (0.1.0), all in one statement, so the
     /// summary has its rollup's shape again when it ends; None without sums.
+    /// A column of that name already there (one its 0.1.0 owner added)
+    /// fails it: the upgrade then leaves that rollup as it is, reported.
     pub fn add_missing_columns(&self) -> Option<String> {
         let adds: Vec<String> = self
             .measures
             .iter()
             .filter(|(m, _)| m.counts_for.is_some())
-            .map(|(m, _)| {
-                format!(
-                    "ADD COLUMN IF NOT EXISTS {} bigint NOT NULL DEFAULT 0",
-                    ident(&m.name)
-                )
-            })
+            .map(|(m, _)| format!("ADD COLUMN {} bigint NOT NULL DEFAULT 0", ident(&m.name)))
             .collect();
         (!adds.is_empty()).then(|| format!("ALTER TABLE {} {}", self.table(), adds.join(", ")))
     }
@@ -981,9 +1021,10 @@ impl Rollup {
             .map(|oid| format!(" AND r.tableoid OPERATOR(pg_catalog.<>) {oid}::pg_catalog.oid"))
             .unwrap_or_default();
         let mut out = vec![format!(
-            "DELETE FROM {} s USING ({touched}) k WHERE {} AND s.{} = 0",
+            "DELETE FROM {} s USING ({touched}) k WHERE {} AND s.{} = 0 AND s.{} = 0",
             self.table(),
             self.keys_match("s", "k"),
+            ident("_slot"),
             ident("_rows")
         )];
         let group_rows = {
@@ -1103,6 +1144,11 @@ impl Rollup {
     /// leave the summary the way a DELETE of them would (a partition is
     /// truncated to be emptied or reloaded; DROP and DETACH keep history).
     pub fn truncate_partition_statements(&self, partition: &str, oid: u32) -> Vec<String> {
+        // count/sum: the partition's rows come off as a signed delta in a
+        // free slot, like a DELETE of them; nothing to lock, fold or repair.
+        if self.removals_subtract() {
+            return vec![self.subtract_statement(partition)];
+        }
         let from: &[&str] = &[partition];
         let mut out = vec![
             self.lock_statement(from),
@@ -1353,7 +1399,7 @@ impl Rollup {
                     Self::sum_type(t).to_string(),
                     format!(
                         "CASE WHEN pg_catalog.sum(s.{}) OPERATOR(pg_catalog.>) 0 THEN pg_catalog.sum(s.{c}) END",
-                        ident(&nonnull_column(&m.name))
+                        ident(self.nonnull_of(&m.name))
                     ),
                 ),
                 (Agg::Avg, _) => (

@@ -116,6 +116,7 @@ pub(super) fn define(
     group_by: &[String],
     group_source: &[String],
     measures: &serde_json::Value,
+    names: super::Names,
 ) -> Rollup {
     let (src_schema, src_name) = relation_name(source, "source");
     let cols = columns(source);
@@ -150,8 +151,13 @@ pub(super) fn define(
         }
         group.push((g.clone(), t.clone()));
     }
-    let parsed =
-        parse_measures(measures, |c| cols.get(c).map(|(t, _)| t.clone()), group_by).or_raise();
+    let parsed = parse_measures(
+        measures,
+        |c| cols.get(c).map(|(t, _)| t.clone()),
+        group_by,
+        names,
+    )
+    .or_raise();
     if group_source.len() != group_by.len() {
         raise(VigilError::invalid(format!(
             "rollup {schema}.{name}: group_source and group_by differ in length"
@@ -498,6 +504,7 @@ fn create_rollup(
         &group_by,
         &group_by,
         &measures.0,
+        super::Names::New,
     );
 
     // From here on as the owner, in a security-restricted operation.
@@ -606,6 +613,7 @@ pub(crate) fn load(summary: pg_sys::Oid) -> Rollup {
         &group_by,
         &group_source,
         &measures.0,
+        super::Names::Kept,
     )
 }
 

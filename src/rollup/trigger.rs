@@ -48,7 +48,10 @@ struct Kept {
     /// Whether a measure's filter calls a function or operator that is not
     /// immutable (user SQL is all that could depend on
     /// `default_text_search_config`: `Restricted::enter_pinned_for`).
+    /// Looked at again when a function changes (`EPOCH`).
     filters: bool,
+    /// Whether any measure has a filter at all.
+    any_filter: bool,
     /// `FINGERPRINT` of the definition the plans were made from: a rename
     /// of a source column changes the definition (ddl.rs), so the plans
     /// are made afresh.
@@ -157,11 +160,18 @@ fn register_callbacks() {
         // SAFETY: registered once per backend; the callbacks only bump a counter.
         unsafe {
             pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache), pg_sys::Datum::from(0));
-            pg_sys::CacheRegisterSyscacheCallback(
-                pg_sys::SysCacheIdentifier::NAMESPACEOID as std::ffi::c_int,
-                Some(on_syscache),
-                pg_sys::Datum::from(0),
-            );
+            // Schemas (names, and who may create in them) and functions (a
+            // filter's function may stop being immutable: `Kept::filters`).
+            for cache in [
+                pg_sys::SysCacheIdentifier::NAMESPACEOID,
+                pg_sys::SysCacheIdentifier::PROCOID,
+            ] {
+                pg_sys::CacheRegisterSyscacheCallback(
+                    cache as std::ffi::c_int,
+                    Some(on_syscache),
+                    pg_sys::Datum::from(0),
+                );
+            }
         }
     }
 }
@@ -373,8 +383,20 @@ fn rollup_trigger<'a>(
         "ins" if !data.tg_newtable.is_null() => unsafe {
             pg_sys::tuplestore_tuple_count(data.tg_newtable)
         },
-        "del" | "upd" if !data.tg_oldtable.is_null() => unsafe {
+        "del" if !data.tg_oldtable.is_null() => unsafe {
             pg_sys::tuplestore_tuple_count(data.tg_oldtable)
+        },
+        // The one-row plans read one old and one new row: a statement whose
+        // tables differ in size (not one PostgreSQL makes today) takes the
+        // general plans, which read whatever both hold.
+        "upd" if !data.tg_oldtable.is_null() && !data.tg_newtable.is_null() => unsafe {
+            let old = pg_sys::tuplestore_tuple_count(data.tg_oldtable);
+            let new = pg_sys::tuplestore_tuple_count(data.tg_newtable);
+            if old == new {
+                old
+            } else {
+                old.max(new).max(2)
+            }
         },
         "trunc" => 1,
         _ => 0,
@@ -414,7 +436,17 @@ fn rollup_trigger<'a>(
         KEPT.with(|m| {
             let mut m = m.borrow_mut();
             if holds {
-                m.get_mut(&tgoid).expect("present").epoch = epoch;
+                let k = m.get_mut(&tgoid).expect("present");
+                k.epoch = epoch;
+                if k.any_filter && !k.filters {
+                    // A function a filter calls may have been made stable
+                    // or volatile since (CREATE OR REPLACE, ALTER FUNCTION).
+                    // The definition is vigil's (read as in `definition`);
+                    // the filters are parsed as the owner.
+                    let rollup = super::sql::load(k.summary);
+                    guard.act_as(k.owner);
+                    k.filters = !super::sql::filters_immutable(&rollup);
+                }
             } else {
                 // Renamed: prepare afresh under the current names. The old
                 // plans are left (not freed): one could be running further
@@ -426,12 +458,12 @@ fn rollup_trigger<'a>(
     let cached = KEPT.with(|k| {
         k.borrow()
             .get(&tgoid)
-            .map(|k| (k.pick(rows, data), k.owner))
+            .map(|k| (k.pick(rows, data), k.owner, k.filters))
     });
     // TRUNCATE of a partition names the partition in its statements: they
     // are made for this statement only (rare) and freed after it.
     let mut ephemeral = false;
-    let (plans, owner) = if let Some(cached) = cached {
+    let (plans, owner, text_search) = if let Some(cached) = cached {
         cached
     } else {
         let Some((rollup, summary, def_source)) =
@@ -531,16 +563,21 @@ fn rollup_trigger<'a>(
             def_source,
             owner,
             filters: !super::sql::filters_immutable(&rollup),
+            any_filter: rollup.measures.iter().any(|(m, _)| m.filter.is_some()),
             fingerprint,
         };
         let plans = k.pick(rows, data);
+        let text_search = k.filters;
         if op == "trunc" && def_source != source {
             ephemeral = true;
         } else {
             KEPT.with(|m| m.borrow_mut().insert(tgoid, k));
         }
-        (plans, owner)
+        (plans, owner, text_search)
     };
+    if text_search && !filters {
+        guard.pin_text_search();
+    }
     guard.act_as(owner);
     for plan in plans {
         // SAFETY: kept plans without parameters.

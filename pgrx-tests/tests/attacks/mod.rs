@@ -906,6 +906,43 @@ pub fn a_writers_session_settings_do_not_change_a_rollups_filters(c: &Cluster) {
     assert_nobody_escalated(&mut su);
 }
 
+/// A filter's function that stops being immutable (ALTER FUNCTION ...
+/// STABLE) gets the text search pin from then on, also in a writer's
+/// session whose rollup plans were made while it was immutable.
+pub fn a_filter_function_made_stable_gets_the_text_search_pin(c: &Cluster) {
+    let mut su = setup(c);
+    let mut a = c.connect_as(DB, "alice");
+    a.batch_execute(
+        r#"CREATE TABLE alice.ev9 (ts timestamptz, k text);
+           GRANT INSERT ON alice.ev9 TO bob;
+           CREATE FUNCTION alice.stems(t text) RETURNS boolean LANGUAGE sql IMMUTABLE
+             AS $$ SELECT pg_catalog.to_tsvector(t) @@ pg_catalog.to_tsquery('run') $$;
+           SELECT vigil.create_rollup('alice.ev9_sum', 'alice.ev9', 'ts', '1 hour', ARRAY['k']::name[],
+             '{"n":{"agg":"count"}, "stem":{"agg":"count","filter":"alice.stems(k)"}}');"#,
+    )
+    .unwrap();
+    let mut b = c.connect_as(DB, "bob");
+    b.batch_execute(
+        "SET default_text_search_config = 'pg_catalog.english';
+         INSERT INTO alice.ev9 VALUES ('2026-01-01 06:00+00', 'running');",
+    )
+    .unwrap();
+    let stem = |a: &mut Client| one(a, "SELECT coalesce(sum(stem), 0)::int8 FROM alice.ev9_sum");
+    let before = stem(&mut a);
+    a.batch_execute("ALTER FUNCTION alice.stems(text) STABLE")
+        .unwrap();
+    // bob's backend keeps its plans; the function's change reaches it.
+    b.batch_execute("INSERT INTO alice.ev9 VALUES ('2026-01-01 06:00+00', 'running')")
+        .unwrap();
+    assert_eq!(one(&mut a, "SELECT sum(n)::int8 FROM alice.ev9_sum"), 2);
+    assert_eq!(
+        stem(&mut a),
+        before,
+        "a stable filter ran under the writer's text search configuration"
+    );
+    assert_nobody_escalated(&mut su);
+}
+
 /// A role with TRIGGER on the source cannot make a rollup count rows twice:
 /// not with a WHEN clause that plants a dependency on the summary, not with
 /// a second plain trigger (only the owner's triggers are linked).
