@@ -52,8 +52,14 @@ ALTER TABLE vigil.channels
 ALTER TABLE vigil.channels ALTER COLUMN group_by SET DEFAULT '{alertname}';
 ALTER TABLE vigil.notifications DROP CONSTRAINT notifications_event_check,
     ADD CONSTRAINT notifications_event_check
-        CHECK (event IN ('new', 'escalated', 'resolved', 'dismissed', 'expired', 'test', 'action', 'group',
-                         'escalation'));
+        CHECK (event IN ('new', 'escalated', 'acknowledged', 'resolved', 'dismissed', 'expired', 'test',
+                         'action', 'group', 'escalation'));
+-- Channel kinds pagerduty and msteams, and what a kind needs besides url
+-- and headers (pagerduty: its routing key).
+ALTER TABLE vigil.channels ADD COLUMN options jsonb NOT NULL DEFAULT '{}',
+    DROP CONSTRAINT channels_kind_check,
+    ADD CONSTRAINT channels_kind_check
+        CHECK (kind IN ('slack', 'webhook', 'pg_notify', 'pagerduty', 'msteams'));
 -- Payloads are compressed with lz4 where the server was built with it:
 -- pglz took a tenth of a grouped flush (a message lists up to 200 alerts).
 DO $$
@@ -333,6 +339,10 @@ $$;
 
 COMMENT ON FUNCTION vigil._capped_payload(kind text, channel_name text, alert jsonb, event text) IS 'Internal: vigil._render_payload, kept within vigil.max_payload_bytes: over the cap the alert''s details become {"truncated": true, "original_bytes": N}, then title/entity/summary are cut and the alert marked truncated, and as a last resort the payload is only {"truncated": true, "original_bytes", "alert_id", "event"}';
 
+COMMENT ON COLUMN vigil.channels.url IS 'http(s) URL for slack, webhook, pagerduty (the Events API v2 endpoint) and msteams (the Workflows webhook); the NOTIFY channel name for pg_notify. Secret';
+
+COMMENT ON COLUMN vigil.channels.options IS 'What the kind needs besides url and headers, a JSON object: pagerduty {"routing_key": "<integration key>"}; other kinds none. Secret';
+
 COMMENT ON COLUMN vigil.channels.repeat_interval IS 'A notification with the same alert key and event is not repeated on this channel within this interval (0 to 100 years)';
 
 COMMENT ON COLUMN vigil.channels.delivery_deadline IS 'How long after a notification is queued (or replayed) retryable failures are retried; after that it is dead (over 0, at most 30 days)';
@@ -413,6 +423,7 @@ BEGIN
     -- URL. (UNIQUE (name) reports only the name.)
     PERFORM vigil._require_text(NEW.name, 'name');
     PERFORM vigil._check_channel(NEW.kind, NEW.url, NEW.headers);
+    PERFORM vigil._check_channel_options(NEW.kind, NEW.options);
     IF NEW.max_per_second IS NOT NULL AND NOT (NEW.max_per_second >= 0.001 AND NEW.max_per_second <= 100000) THEN
         RAISE EXCEPTION USING ERRCODE = '22003',
             MESSAGE = format('max_per_second must be between 0.001 and 100000, got %s', NEW.max_per_second);
@@ -443,8 +454,13 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = 'group_by must be at most 32 label names ([A-Za-z_][A-Za-z0-9_]*), or NULL for no grouping';
     END IF;
-    IF NEW.kind = 'pg_notify' THEN
+    IF NEW.kind IN ('pg_notify', 'pagerduty') THEN
+        -- PagerDuty groups by dedup_key itself: one event per alert event.
         NEW.group_by := NULL;
+    END IF;
+    IF NEW.kind = 'pagerduty' THEN
+        -- An incident nobody resolves stays open: PagerDuty hears of every close.
+        NEW.send_resolved := true;
     END IF;
     IF NEW.group_wait IS NULL OR NOT (NEW.group_wait >= interval '0' AND NEW.group_wait <= interval '1 day') THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
@@ -491,6 +507,12 @@ $_$;
 COMMENT ON FUNCTION vigil._channels_check() IS 'Internal: BEFORE trigger of vigil.channels; every check of a channel row, with messages that never print its URL or headers';
 
 COMMENT ON FUNCTION vigil._check_channel(kind text, url text, headers jsonb) IS 'Internal: ERROR 22004/22023 naming what is wrong with a channel''s kind, url or headers (never repeating the URL)';
+
+CREATE OR REPLACE FUNCTION vigil._check_channel_options(kind text, options jsonb) RETURNS void
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'check_channel_options_wrapper';
+
+COMMENT ON FUNCTION vigil._check_channel_options(kind text, options jsonb) IS 'Internal: ERROR 22023 naming what is wrong when a channel''s options do not suit its kind (pagerduty: routing_key); never repeats the values';
 
 CREATE OR REPLACE FUNCTION vigil._check_labels(labels jsonb, argument text) RETURNS jsonb
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
@@ -770,6 +792,8 @@ BEGIN
           AND alert.severity >= ch.min_severity
           AND (ch.anomaly_types IS NULL OR alert.anomaly_type = ANY (ch.anomaly_types))
           AND (firing OR ch.send_resolved OR ch.group_by IS NOT NULL)
+          -- An acknowledgement is news only to PagerDuty (its incident's state).
+          AND (event <> 'acknowledged' OR ch.kind = 'pagerduty')
         ORDER BY ch.id
     LOOP
         IF c.group_by IS NULL THEN
@@ -1325,6 +1349,8 @@ CREATE OR REPLACE FUNCTION vigil._render_payload(kind text, channel_name text, a
     SELECT CASE kind
         WHEN 'slack' THEN vigil.slack_payload(alert, event)
         WHEN 'webhook' THEN vigil.webhook_payload(alert, event, channel_name)
+        WHEN 'pagerduty' THEN vigil.pagerduty_payload(alert, event)
+        WHEN 'msteams' THEN vigil.msteams_payload(alert, event)
         -- pg_notify: what channel vigil_alerts carries, the alert id and the
         -- event only (any role can LISTEN on any channel).
         ELSE jsonb_build_object('id', alert -> 'id', 'event', event)
@@ -1857,6 +1883,8 @@ BEGIN
         acknowledged_role = session_user
     WHERE t.id = acknowledge.alert_id
     RETURNING * INTO a;
+    -- PagerDuty channels acknowledge their incident (no other kind is told).
+    PERFORM vigil._enqueue_alert(a, 'acknowledged');
     RETURN a;
 END
 $$;
@@ -2085,7 +2113,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb DEFAULT '{}'::jsonb, min_severity vigil.severity DEFAULT 'info'::vigil.severity, anomaly_types text[] DEFAULT NULL::text[], send_resolved boolean DEFAULT false, max_per_second double precision DEFAULT NULL::double precision, repeat_interval interval DEFAULT '01:00:00'::interval, delivery_deadline interval DEFAULT '24:00:00'::interval, group_by text[] DEFAULT '{alertname}'::text[], group_wait interval DEFAULT '00:00:30'::interval, group_interval interval DEFAULT '00:05:00'::interval) RETURNS bigint
+CREATE OR REPLACE FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb DEFAULT '{}'::jsonb, min_severity vigil.severity DEFAULT 'info'::vigil.severity, anomaly_types text[] DEFAULT NULL::text[], send_resolved boolean DEFAULT false, max_per_second double precision DEFAULT NULL::double precision, repeat_interval interval DEFAULT '01:00:00'::interval, delivery_deadline interval DEFAULT '24:00:00'::interval, group_by text[] DEFAULT '{alertname}'::text[], group_wait interval DEFAULT '00:00:30'::interval, group_interval interval DEFAULT '00:05:00'::interval, options jsonb DEFAULT '{}'::jsonb) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -2098,18 +2126,19 @@ BEGIN
     END IF;
     INSERT INTO vigil.channels AS c (name, kind, url, headers, min_severity, anomaly_types,
                                      send_resolved, max_per_second, repeat_interval, delivery_deadline,
-                                     group_by, group_wait, group_interval)
+                                     group_by, group_wait, group_interval, options)
     VALUES (create_channel.name, create_channel.kind, create_channel.url,
             coalesce(create_channel.headers, '{}'), coalesce(create_channel.min_severity, 'info'),
             create_channel.anomaly_types, coalesce(create_channel.send_resolved, false),
             create_channel.max_per_second, create_channel.repeat_interval, create_channel.delivery_deadline,
-            create_channel.group_by, create_channel.group_wait, create_channel.group_interval)
+            create_channel.group_by, create_channel.group_wait, create_channel.group_interval,
+            coalesce(create_channel.options, '{}'))
     RETURNING c.id INTO new_id;
     RETURN new_id;
 END
 $$;
 
-COMMENT ON FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval, group_by text[], group_wait interval, group_interval interval) IS 'Add a notification channel (kind slack, webhook or pg_notify); the url and headers are checked and never echoed. Alerts are grouped by the group_by labels (default alertname; NULL: one message per alert event) and sent after group_wait, then at most every group_interval on changes, and every repeat_interval while unacknowledged';
+COMMENT ON FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval, group_by text[], group_wait interval, group_interval interval, options jsonb) IS 'Add a notification channel (kind slack, webhook, pg_notify, pagerduty or msteams); the url, headers and options (pagerduty: {"routing_key": ...}) are checked and never echoed. PagerDuty channels are never grouped and always send resolves. Alerts are grouped by the group_by labels (default alertname; NULL: one message per alert event) and sent after group_wait, then at most every group_interval on changes, and every repeat_interval while unacknowledged';
 
 CREATE OR REPLACE FUNCTION vigil.create_escalation_policy(name text, steps jsonb, matchers text[] DEFAULT '{}'::text[], min_severity vigil.severity DEFAULT 'high'::vigil.severity, repeat boolean DEFAULT true) RETURNS bigint
     LANGUAGE plpgsql
@@ -2545,9 +2574,21 @@ COMMENT ON FUNCTION vigil.merge(a vigil.statsagg, b vigil.statsagg) IS 'The summ
 
 COMMENT ON FUNCTION vigil.min_val(summary vigil.statsagg) IS 'Smallest summarised value; NULL when empty or after a removal took away the minimum';
 
+CREATE OR REPLACE FUNCTION vigil.msteams_payload(alert jsonb, event text) RETURNS jsonb
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'msteams_payload_wrapper';
+
+COMMENT ON FUNCTION vigil.msteams_payload(alert jsonb, event text) IS 'The Microsoft Teams Workflows webhook message (an Adaptive Card) for an alert and an event';
+
 COMMENT ON FUNCTION vigil.num_vals(sketch vigil.sketch) IS 'Number of values counted in the sketch';
 
 COMMENT ON FUNCTION vigil.num_vals(summary vigil.statsagg) IS 'Number of values summarised';
+
+CREATE OR REPLACE FUNCTION vigil.pagerduty_payload(alert jsonb, event text) RETURNS jsonb
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pagerduty_payload_wrapper';
+
+COMMENT ON FUNCTION vigil.pagerduty_payload(alert jsonb, event text) IS 'The PagerDuty Events API v2 event (trigger, acknowledge or resolve; dedup_key the alert fingerprint) for an alert and an event, without the routing key (the worker adds it from the channel''s options)';
 
 CREATE OR REPLACE FUNCTION vigil.percentile_agg_trans(vigil.sketch_state, double precision) RETURNS vigil.sketch_state
     LANGUAGE c IMMUTABLE PARALLEL SAFE
@@ -4006,11 +4047,11 @@ REVOKE ALL ON FUNCTION vigil._start_escalations(alert vigil.alerts) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION vigil._upgrade_rollup(summary oid) FROM PUBLIC;
 
--- ACL FUNCTION create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval, group_by text[], group_wait interval, group_interval interval)
+-- ACL FUNCTION create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval, group_by text[], group_wait interval, group_interval interval, options jsonb)
 
 
-REVOKE ALL ON FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval, group_by text[], group_wait interval, group_interval interval) FROM PUBLIC;
-GRANT ALL ON FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval, group_by text[], group_wait interval, group_interval interval) TO vigil_admin;
+REVOKE ALL ON FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval, group_by text[], group_wait interval, group_interval interval, options jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval, group_by text[], group_wait interval, group_interval interval, options jsonb) TO vigil_admin;
 
 -- ACL FUNCTION create_escalation_policy(name text, steps jsonb, matchers text[], min_severity vigil.severity, repeat boolean)
 

@@ -722,6 +722,8 @@ BEGIN
         acknowledged_role = session_user
     WHERE t.id = acknowledge.alert_id
     RETURNING * INTO a;
+    -- PagerDuty channels acknowledge their incident (no other kind is told).
+    PERFORM vigil._enqueue_alert(a, 'acknowledged');
     RETURN a;
 END
 $$;

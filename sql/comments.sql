@@ -91,6 +91,9 @@ COMMENT ON FUNCTION vigil._check_channel(text, text, jsonb) IS 'Internal: ERROR 
 COMMENT ON FUNCTION vigil._json_size(text, text, integer) IS 'Internal: size in bytes of a JSON document; ERROR 54000 when nested too deep, 22023 when unreadable';
 COMMENT ON FUNCTION vigil.redact_url(text) IS 'Scheme and host of a URL, for messages and logs (the rest may hold secrets)';
 COMMENT ON FUNCTION vigil.slack_payload(jsonb, text) IS 'The Slack message for an alert (to_jsonb of a vigil.alerts row) and an event';
+COMMENT ON FUNCTION vigil.pagerduty_payload(jsonb, text) IS 'The PagerDuty Events API v2 event (trigger, acknowledge or resolve; dedup_key the alert fingerprint) for an alert and an event, without the routing key (the worker adds it from the channel''s options)';
+COMMENT ON FUNCTION vigil.msteams_payload(jsonb, text) IS 'The Microsoft Teams Workflows webhook message (an Adaptive Card) for an alert and an event';
+COMMENT ON FUNCTION vigil._check_channel_options(text, jsonb) IS 'Internal: ERROR 22023 naming what is wrong when a channel''s options do not suit its kind (pagerduty: routing_key); never repeats the values';
 COMMENT ON FUNCTION vigil.webhook_payload(jsonb, text, text) IS 'The webhook body (Alertmanager webhook v4 plus vigil) for an alert, an event and a receiver name';
 COMMENT ON FUNCTION vigil._group_message(text, text, bigint[], jsonb, integer) IS 'Internal: the Slack message or webhook (Alertmanager''s grouped shape) for a group of alerts, read from vigil.alerts (at most 200, open first, worst and newest first, long texts cut, large details dropped), within a byte cap; alerts left out are counted in truncatedAlerts';
 COMMENT ON FUNCTION vigil._wake_worker() IS 'Internal: wakes the pg_vigil worker at commit';

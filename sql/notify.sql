@@ -12,9 +12,13 @@ COMMENT ON TYPE vigil.notification_status IS
 CREATE TABLE vigil.channels (
     id              bigint         GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name            text           NOT NULL UNIQUE CHECK (btrim(name) <> ''),
-    kind            text           NOT NULL CHECK (kind IN ('slack', 'webhook', 'pg_notify')),
+    kind            text           NOT NULL
+                    CONSTRAINT channels_kind_check
+                    CHECK (kind IN ('slack', 'webhook', 'pg_notify', 'pagerduty', 'msteams')),
     url             text           NOT NULL,
     headers         jsonb          NOT NULL DEFAULT '{}',
+    -- What a kind needs besides url and headers (pagerduty: routing_key).
+    options         jsonb          NOT NULL DEFAULT '{}',
     min_severity    vigil.severity NOT NULL DEFAULT 'info',
     anomaly_types   text[],
     send_resolved   bool           NOT NULL DEFAULT false,
@@ -36,8 +40,13 @@ CREATE TABLE vigil.channels (
 );
 COMMENT ON TABLE vigil.channels IS
     'Where notifications go. url and headers are secrets (vigil_admin only). Slack channels default to max_per_second 1';
-COMMENT ON COLUMN vigil.channels.url IS 'http(s) URL for slack/webhook; the NOTIFY channel name for pg_notify. Secret';
+COMMENT ON COLUMN vigil.channels.url IS
+    'http(s) URL for slack, webhook, pagerduty (the Events API v2 endpoint) and msteams (the Workflows webhook); '
+    'the NOTIFY channel name for pg_notify. Secret';
 COMMENT ON COLUMN vigil.channels.headers IS 'Extra HTTP headers, a JSON object of strings (e.g. Authorization). Secret';
+COMMENT ON COLUMN vigil.channels.options IS
+    'What the kind needs besides url and headers, a JSON object: pagerduty {"routing_key": "<integration key>"}; '
+    'other kinds none. Secret';
 COMMENT ON COLUMN vigil.channels.min_severity IS 'Alerts below this severity are not sent here';
 COMMENT ON COLUMN vigil.channels.anomaly_types IS 'Only these anomaly types (NULL = all)';
 COMMENT ON COLUMN vigil.channels.send_resolved IS 'Also notify when an alert is resolved';
@@ -63,6 +72,7 @@ BEGIN
     -- URL. (UNIQUE (name) reports only the name.)
     PERFORM vigil._require_text(NEW.name, 'name');
     PERFORM vigil._check_channel(NEW.kind, NEW.url, NEW.headers);
+    PERFORM vigil._check_channel_options(NEW.kind, NEW.options);
     IF NEW.max_per_second IS NOT NULL AND NOT (NEW.max_per_second >= 0.001 AND NEW.max_per_second <= 100000) THEN
         RAISE EXCEPTION USING ERRCODE = '22003',
             MESSAGE = format('max_per_second must be between 0.001 and 100000, got %s', NEW.max_per_second);
@@ -93,8 +103,13 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = 'group_by must be at most 32 label names ([A-Za-z_][A-Za-z0-9_]*), or NULL for no grouping';
     END IF;
-    IF NEW.kind = 'pg_notify' THEN
+    IF NEW.kind IN ('pg_notify', 'pagerduty') THEN
+        -- PagerDuty groups by dedup_key itself: one event per alert event.
         NEW.group_by := NULL;
+    END IF;
+    IF NEW.kind = 'pagerduty' THEN
+        -- An incident nobody resolves stays open: PagerDuty hears of every close.
+        NEW.send_resolved := true;
     END IF;
     IF NEW.group_wait IS NULL OR NOT (NEW.group_wait >= interval '0' AND NEW.group_wait <= interval '1 day') THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
@@ -153,7 +168,8 @@ CREATE FUNCTION vigil.create_channel(
     delivery_deadline interval DEFAULT '24 hours',
     group_by text[] DEFAULT '{alertname}',
     group_wait interval DEFAULT '30 seconds',
-    group_interval interval DEFAULT '5 minutes'
+    group_interval interval DEFAULT '5 minutes',
+    options jsonb DEFAULT '{}'
 ) RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -165,18 +181,20 @@ BEGIN
     END IF;
     INSERT INTO vigil.channels AS c (name, kind, url, headers, min_severity, anomaly_types,
                                      send_resolved, max_per_second, repeat_interval, delivery_deadline,
-                                     group_by, group_wait, group_interval)
+                                     group_by, group_wait, group_interval, options)
     VALUES (create_channel.name, create_channel.kind, create_channel.url,
             coalesce(create_channel.headers, '{}'), coalesce(create_channel.min_severity, 'info'),
             create_channel.anomaly_types, coalesce(create_channel.send_resolved, false),
             create_channel.max_per_second, create_channel.repeat_interval, create_channel.delivery_deadline,
-            create_channel.group_by, create_channel.group_wait, create_channel.group_interval)
+            create_channel.group_by, create_channel.group_wait, create_channel.group_interval,
+            coalesce(create_channel.options, '{}'))
     RETURNING c.id INTO new_id;
     RETURN new_id;
 END
 $$;
-COMMENT ON FUNCTION vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval, interval, text[], interval, interval) IS
-    'Add a notification channel (kind slack, webhook or pg_notify); the url and headers are checked and never echoed. '
+COMMENT ON FUNCTION vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval, interval, text[], interval, interval, jsonb) IS
+    'Add a notification channel (kind slack, webhook, pg_notify, pagerduty or msteams); the url, headers and options '
+    '(pagerduty: {"routing_key": ...}) are checked and never echoed. PagerDuty channels are never grouped and always send resolves. '
     'Alerts are grouped by the group_by labels (default alertname; NULL: one message per alert event) and sent '
     'after group_wait, then at most every group_interval on changes, and every repeat_interval while unacknowledged';
 
@@ -188,8 +206,8 @@ CREATE TABLE vigil.notifications (
     alert_id         bigint                    REFERENCES vigil.alerts (id) ON DELETE SET NULL,
     event            text                      NOT NULL
                      CONSTRAINT notifications_event_check
-                     CHECK (event IN ('new', 'escalated', 'resolved', 'dismissed', 'expired', 'test', 'action', 'group',
-                                      'escalation')),
+                     CHECK (event IN ('new', 'escalated', 'acknowledged', 'resolved', 'dismissed', 'expired', 'test',
+                                      'action', 'group', 'escalation')),
     notify_key       text,
     payload          jsonb                     NOT NULL,
     status           vigil.notification_status NOT NULL DEFAULT 'pending',
@@ -258,6 +276,8 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE kind
         WHEN 'slack' THEN vigil.slack_payload(alert, event)
         WHEN 'webhook' THEN vigil.webhook_payload(alert, event, channel_name)
+        WHEN 'pagerduty' THEN vigil.pagerduty_payload(alert, event)
+        WHEN 'msteams' THEN vigil.msteams_payload(alert, event)
         -- pg_notify: what channel vigil_alerts carries, the alert id and the
         -- event only (any role can LISTEN on any channel).
         ELSE jsonb_build_object('id', alert -> 'id', 'event', event)
@@ -569,6 +589,8 @@ BEGIN
           AND alert.severity >= ch.min_severity
           AND (ch.anomaly_types IS NULL OR alert.anomaly_type = ANY (ch.anomaly_types))
           AND (firing OR ch.send_resolved OR ch.group_by IS NOT NULL)
+          -- An acknowledgement is news only to PagerDuty (its incident's state).
+          AND (event <> 'acknowledged' OR ch.kind = 'pagerduty')
         ORDER BY ch.id
     LOOP
         IF c.group_by IS NULL THEN
@@ -773,7 +795,7 @@ COMMENT ON VIEW vigil.notification_queue IS
 
 REVOKE ALL ON vigil.channels FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION
-    vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval, interval, text[], interval, interval),
+    vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval, interval, text[], interval, interval, jsonb),
     vigil._enqueue_alert(vigil.alerts, text),
     vigil._enqueue_to(vigil.channels, vigil.alerts, text, jsonb),
     vigil._alert_document(vigil.alerts),

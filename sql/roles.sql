@@ -65,7 +65,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON vigil.channels, vigil.rules, vigil.recom
 TO vigil_admin;
 GRANT DELETE ON vigil.notifications TO vigil_admin;
 GRANT EXECUTE ON FUNCTION
-    vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval, interval, text[], interval, interval),
+    vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval, interval, text[], interval, interval, jsonb),
     vigil.send_webhook(text, jsonb, text),
     vigil.purge_notifications(interval, bigint),
     vigil.purge_alerts(interval, bigint),

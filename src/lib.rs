@@ -87,6 +87,9 @@ extension_sql_file!(
         notify::sql::webhook_payload,
         notify::sql::group_message,
         notify::sql::check_channel,
+        notify::sql::check_channel_options,
+        notify::sql::pagerduty_payload,
+        notify::sql::msteams_payload,
         notify::sql::wake_worker,
     ]
 );

@@ -301,7 +301,8 @@ pub(crate) mod tests {
                                      '_drop_rollup', '_rollup_size', '_rollup_slot', '_rollup_trigger',
                                      '_wake_worker', '_monitor_run', '_base_type', '_rollup_stats',
                                      '_rollup_ddl', '_rollup_status', '_rollup_dropped', '_upgrade_rollup',
-                                     'webhook_payload', '_set_rollup_on_detach', '_group_message')
+                                     'webhook_payload', 'pagerduty_payload', 'msteams_payload',
+                                     '_set_rollup_on_detach', '_group_message')
                AND (p.provolatile <> 'i' OR p.proparallel <> 's')",
         );
         assert_eq!(mislabelled.as_deref(), Some(""));
@@ -338,6 +339,15 @@ pub(crate) mod tests {
             one::<String>(
                 "SELECT provolatile::text || proparallel::text || proisstrict::text
                            FROM pg_proc WHERE oid = 'vigil.webhook_payload'::regproc"
+            )
+            .as_deref(),
+            Some("sstrue")
+        );
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(DISTINCT provolatile::text || proparallel::text || proisstrict::text, ',')
+                           FROM pg_proc WHERE pronamespace = 'vigil'::regnamespace
+                             AND proname IN ('pagerduty_payload', 'msteams_payload')"
             )
             .as_deref(),
             Some("sstrue")

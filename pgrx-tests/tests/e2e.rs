@@ -848,6 +848,10 @@ fn main() {
             notify::grouped_channels_send_one_message_per_group,
         ),
         (
+            "pagerduty_and_teams_channels_follow_the_alert_lifecycle",
+            notify::pagerduty_and_teams_channels_follow_the_alert_lifecycle,
+        ),
+        (
             "failed_deliveries_retry_honour_retry_after_and_go_dead",
             notify::failed_deliveries_retry_honour_retry_after_and_go_dead,
         ),

@@ -18,7 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use url::{Host, Url};
 
 /// The channel kinds `vigil.channels.kind` allows.
-pub const KINDS: [&str; 3] = ["slack", "webhook", "pg_notify"];
+pub const KINDS: [&str; 5] = ["slack", "webhook", "pg_notify", "pagerduty", "msteams"];
 
 /// PostgreSQL's identifier limit also bounds a NOTIFY channel name.
 const MAX_NOTIFY_CHANNEL: usize = 63;
@@ -195,7 +195,7 @@ pub fn check_resolved(name: &str, ip: IpAddr, policy: &Policy) -> Result<(), Str
 /// what is wrong and never repeats the URL's path, query or credentials.
 pub fn validate_target(kind: &str, url: &str, policy: &Policy) -> Result<(), String> {
     match kind {
-        "slack" | "webhook" => parse_http_url(url, policy).map(|_| ()),
+        "slack" | "webhook" | "pagerduty" | "msteams" => parse_http_url(url, policy).map(|_| ()),
         "pg_notify" => {
             if url.trim().is_empty() {
                 Err("url must name the NOTIFY channel for kind pg_notify".into())

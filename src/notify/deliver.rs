@@ -213,7 +213,13 @@ impl Delivery {
                 id: c.id,
                 url: c.url,
                 headers: c.headers,
-                body: c.payload.into_bytes(),
+                // PagerDuty's routing key is a secret the outbox never
+                // holds: it joins the body only here, on its way out.
+                body: if c.kind == "pagerduty" {
+                    super::providers::with_routing_key(&c.payload, &c.options)
+                } else {
+                    c.payload.into_bytes()
+                },
                 idempotency_key: c.idempotency_key,
             })
             .collect();

@@ -1,4 +1,4 @@
-//! Notifications: channels (Slack, webhooks, pg_notify), the durable outbox
+//! Notifications: channels (Slack, webhooks, pg_notify, PagerDuty, Teams), the durable outbox
 //! `vigil.notifications`, payload formatting, and the worker's delivery with
 //! retries. Pure parts (`channel`, `payload`, `retry`, `ratelimit`, `http`)
 //! have no pgrx imports; `outbox`, `deliver` and `sql` are the database side.
@@ -8,6 +8,7 @@ pub(crate) mod deliver;
 pub mod http;
 mod outbox;
 pub mod payload;
+pub mod providers;
 pub mod ratelimit;
 pub mod retry;
 pub mod sql;

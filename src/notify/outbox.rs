@@ -14,6 +14,8 @@ pub struct Claimed {
     pub kind: String,
     pub url: String,
     pub headers: Vec<(String, String)>,
+    /// The channel's `options` (JSON text; pagerduty: its routing key).
+    pub options: String,
     pub payload: String,
     pub idempotency_key: String,
     pub attempts: i32,
@@ -106,7 +108,8 @@ pub fn claim(batch: i32, lease_ms: i64, allowances: &[(i64, i32)]) -> SpiResult<
              RETURNING n.id, n.channel_id, ch.kind, ch.url, ch.headers::text, n.payload::text,
                        n.idempotency_key, n.attempts,
                        extract(epoch FROM coalesce(n.replayed_at, n.created_at) + ch.delivery_deadline)::float8
-                           * 1000",
+                           * 1000,
+                       ch.options::text",
             None,
             &[ids.into(), allowed.into(), batch.into(), lease_ms.into()],
         )?;
@@ -122,6 +125,7 @@ pub fn claim(batch: i32, lease_ms: i64, allowances: &[(i64, i32)]) -> SpiResult<
                 idempotency_key: row.get(7)?.unwrap_or_default(),
                 attempts: row.get(8)?.unwrap_or_default(),
                 deadline_unix_ms: row.get(9)?.unwrap_or_default(),
+                options: row.get(10)?.unwrap_or_default(),
             })
         })
         .collect()

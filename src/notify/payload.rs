@@ -14,9 +14,9 @@ const MAX_METRIC_FIELDS: usize = 10;
 /// A cap on one string: Slack's limits count characters, `bytes` counts the
 /// string as it is spelled inside JSON.
 #[derive(Clone, Copy)]
-struct Limit {
-    chars: usize,
-    bytes: usize,
+pub(super) struct Limit {
+    pub(super) chars: usize,
+    pub(super) bytes: usize,
 }
 
 // Character caps alone would let 4-byte emoji or 6-byte `\u0001` escapes blow
@@ -88,7 +88,7 @@ pub fn severity_color(severity: &str) -> &'static str {
 }
 
 /// The urgency band name shared with `vigil.urgency_band` (SQL).
-fn urgency_band(urgency: i64) -> &'static str {
+pub(super) fn urgency_band(urgency: i64) -> &'static str {
     crate::scoring::urgency_band(urgency.clamp(0, 100) as i32)
 }
 
@@ -262,14 +262,14 @@ pub struct Links {
 
 /// `url` if it parses as an http(s) URL (the `url` crate), else empty: a
 /// bad setting never breaks a notification.
-fn http_url(url: &str) -> String {
+pub(super) fn http_url(url: &str) -> String {
     match url::Url::parse(url.trim()) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => u.to_string(),
         _ => String::new(),
     }
 }
 
-fn generator_url(
+pub(super) fn generator_url(
     template: &str,
     alert: &Map<String, Value>,
     labels: &Map<String, Value>,
@@ -558,7 +558,7 @@ pub fn slack_group_message(
 }
 
 /// A scalar as display text; blank strings count as absent.
-fn scalar_text(value: &Value) -> Option<String> {
+pub(super) fn scalar_text(value: &Value) -> Option<String> {
     match value {
         Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
         Value::Number(n) => Some(compact_number(n)),
@@ -567,11 +567,11 @@ fn scalar_text(value: &Value) -> Option<String> {
     }
 }
 
-fn text(alert: &Map<String, Value>, key: &str) -> Option<String> {
+pub(super) fn text(alert: &Map<String, Value>, key: &str) -> Option<String> {
     alert.get(key).and_then(scalar_text)
 }
 
-fn int(alert: &Map<String, Value>, key: &str) -> Option<i64> {
+pub(super) fn int(alert: &Map<String, Value>, key: &str) -> Option<i64> {
     match alert.get(key)? {
         // serde_json numbers are finite, and `as` saturates out-of-range ones.
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
@@ -595,11 +595,11 @@ fn compact_number(n: &Number) -> String {
     }
 }
 
-fn severity(alert: &Map<String, Value>) -> String {
+pub(super) fn severity(alert: &Map<String, Value>) -> String {
     text(alert, "severity").map_or_else(|| "info".to_owned(), |s| s.trim().to_lowercase())
 }
 
-fn title(alert: &Map<String, Value>) -> String {
+pub(super) fn title(alert: &Map<String, Value>) -> String {
     text(alert, "title")
         .or_else(|| text(alert, "anomaly_type"))
         .unwrap_or_else(|| "pg_vigil alert".to_owned())
@@ -614,14 +614,14 @@ fn is_closing(word: &str) -> bool {
 
 /// Whether the message says the alert is over: a closing event, or an alert
 /// that is closed.
-fn is_resolved(alert: &Map<String, Value>, event: &str) -> bool {
+pub(super) fn is_resolved(alert: &Map<String, Value>, event: &str) -> bool {
     is_closing(event) || text(alert, "status").is_some_and(|s| is_closing(&s))
 }
 
 /// What receivers dedup on: the alert's fingerprint (its labels but
 /// severity, `crate::alert::fingerprint`), else, for documents without one,
 /// the FNV-1a hash of `dedup_key` or `alert-<id>`.
-fn fingerprint(alert: &Map<String, Value>) -> String {
+pub(super) fn fingerprint(alert: &Map<String, Value>) -> String {
     if let Some(fp) = text(alert, "fingerprint") {
         return fp;
     }
@@ -635,7 +635,7 @@ fn fingerprint(alert: &Map<String, Value>) -> String {
 /// (string values), then `alertname` (stored, else the anomaly type, else
 /// "pg_vigil"), `severity` (the alert's current one, default "info") and
 /// `anomaly_type`, `entity`, `monitor` and `rule` where present.
-fn wire_labels(alert: &Map<String, Value>) -> Map<String, Value> {
+pub(super) fn wire_labels(alert: &Map<String, Value>) -> Map<String, Value> {
     let mut labels: Map<String, Value> = match alert.get("labels") {
         Some(Value::Object(stored)) => stored
             .iter()
@@ -669,7 +669,7 @@ fn humanise(key: &str) -> String {
 
 /// The scalar entries of `details` as (label, value), in key order so the
 /// same alert always renders the same way; nested values do not fit a field.
-fn key_metrics(alert: &Map<String, Value>) -> Vec<(String, String)> {
+pub(super) fn key_metrics(alert: &Map<String, Value>) -> Vec<(String, String)> {
     let Some(Value::Object(details)) = alert.get("details") else {
         return Vec::new();
     };
@@ -684,7 +684,7 @@ fn key_metrics(alert: &Map<String, Value>) -> Vec<(String, String)> {
         .collect()
 }
 
-fn actions(alert: &Map<String, Value>) -> Vec<String> {
+pub(super) fn actions(alert: &Map<String, Value>) -> Vec<String> {
     match alert.get("recommended_actions") {
         Some(Value::Array(items)) => items.iter().filter_map(scalar_text).collect(),
         Some(single) => scalar_text(single).into_iter().collect(),
@@ -729,7 +729,7 @@ fn json_len(c: char) -> usize {
 }
 
 /// Shortens already escaped text to `limit`, ending in "…" when cut.
-fn cut(text: &str, limit: Limit) -> String {
+pub(super) fn cut(text: &str, limit: Limit) -> String {
     const ELLIPSIS: &str = "…";
     let (mut chars, mut bytes, mut keep) = (0, 0, 0);
     for (i, c) in text.char_indices() {
@@ -836,7 +836,7 @@ fn parse_offset(s: &str) -> Option<i64> {
 
 /// UTC RFC 3339, which every Alertmanager receiver parses; text that is not
 /// a timestamp passes through so nothing is silently lost.
-fn rfc3339(raw: &str) -> String {
+pub(super) fn rfc3339(raw: &str) -> String {
     let Some(instant) = parse_timestamp(raw) else {
         return raw.to_owned();
     };

@@ -68,9 +68,10 @@ impl pgrx::datum::IntoDatum for JsonArg {
 crate::sqlglue::sql_datum_abi!(JsonArg, "jsonb");
 
 /// Events a notification can carry.
-const EVENTS: [&str; 7] = [
+const EVENTS: [&str; 8] = [
     "new",
     "escalated",
+    "acknowledged",
     "resolved",
     "dismissed",
     "expired",
@@ -108,6 +109,50 @@ fn webhook_payload(alert: JsonArg, event: &str, receiver: &str) -> JsonB {
         receiver,
         &crate::gucs::alert_links(),
     ))
+}
+
+/// The PagerDuty Events API v2 event for an alert and an event (trigger,
+/// acknowledge or resolve; `dedup_key` the alert's fingerprint), without
+/// the routing key, which the worker adds from the channel as it sends.
+/// STABLE: the links come from `vigil.external_url` and
+/// `vigil.generator_url`.
+#[pg_extern(stable, strict, parallel_safe)]
+fn pagerduty_payload(alert: JsonArg, event: &str) -> JsonB {
+    check_event(event);
+    let e =
+        super::providers::pagerduty_event(&alert.get("alert"), event, &crate::gucs::alert_links());
+    JsonB(serde_json::to_value(e).unwrap_or(Value::Null))
+}
+
+/// The Microsoft Teams (Workflows webhook) message for an alert and an
+/// event: an Adaptive Card. STABLE: its button links come from settings.
+#[pg_extern(stable, strict, parallel_safe)]
+fn msteams_payload(alert: JsonArg, event: &str) -> JsonB {
+    check_event(event);
+    let m = super::providers::teams_alert_message(
+        &alert.get("alert"),
+        event,
+        &crate::gucs::alert_links(),
+    );
+    JsonB(serde_json::to_value(m).unwrap_or(Value::Null))
+}
+
+/// Raises 22023 naming what is wrong when `options` do not suit a channel
+/// of `kind` (`providers::check_options`); never repeats their values
+/// (the routing key is a secret). IMMUTABLE like `_check_channel`.
+#[pg_extern(immutable, parallel_safe, name = "_check_channel_options")]
+fn check_channel_options(kind: Option<&str>, options: Option<JsonArg>) {
+    let options = options.map(|o| o.get("options")).unwrap_or(Value::Null);
+    if options.is_null() {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "options must not be NULL (use '{}')"
+        );
+    }
+    if let Some(e) = super::providers::check_options(kind.unwrap_or(""), &options) {
+        raise(VigilError::invalid(e));
+    }
 }
 
 /// The alerts of a grouped message, best first: open before closed, worst
@@ -278,6 +323,14 @@ fn group_message(
     let omitted = ids.len().saturating_sub(alerts.len());
     JsonB(match kind {
         "slack" => super::payload::slack_group_message(&alerts, &group_labels, cap, omitted),
+        "msteams" => serde_json::to_value(super::providers::teams_group_message(
+            &alerts,
+            &group_labels,
+            &crate::gucs::alert_links(),
+            cap,
+            omitted,
+        ))
+        .unwrap_or(Value::Null),
         _ => super::payload::webhook_group_message(
             &alerts,
             &group_labels,

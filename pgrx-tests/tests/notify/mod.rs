@@ -1278,3 +1278,213 @@ srv.serve_forever()
         .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// PagerDuty and Teams channels: what each kind needs is checked (never
+/// echoed), the routing key joins the body only as it is sent, PagerDuty
+/// hears trigger → acknowledge → resolve under one dedup_key, and Teams
+/// gets an Adaptive Card per alert event or per group.
+pub fn pagerduty_and_teams_channels_follow_the_alert_lifecycle(c: &Cluster) {
+    let mut db = worker_db(c);
+    db.batch_execute("DELETE FROM vigil.notification_groups")
+        .unwrap();
+    let sink = Sink::start();
+    let key = "Rk7Q2mXW9aL0pZ3vB8nT4cY6dE1fG5hJ";
+    let refused = |db: &mut Client, sql: &str| {
+        let err = db.batch_execute(sql).unwrap_err();
+        let db_err = err.as_db_error().expect("a database error");
+        assert_eq!(db_err.code().code(), "22023", "{sql}: {db_err:?}");
+        assert!(
+            !db_err.message().contains(key),
+            "the key was echoed: {}",
+            db_err.message()
+        );
+        db_err.message().to_string()
+    };
+    let url = sink.url("/pd");
+    let msg = refused(
+        &mut db,
+        &format!("SELECT vigil.create_channel('pd', 'pagerduty', '{url}')"),
+    );
+    assert!(msg.contains("options.routing_key is required"), "{msg}");
+    let msg = refused(
+        &mut db,
+        &format!("SELECT vigil.create_channel('pd', 'pagerduty', '{url}', options => '{{\"routing_key\": \"{key}x\"}}')"),
+    );
+    assert!(msg.contains("32 letters and digits"), "{msg}");
+    let msg = refused(
+        &mut db,
+        &format!("SELECT vigil.create_channel('t', 'msteams', '{url}', options => '{{\"routing_key\": \"{key}\"}}')"),
+    );
+    assert!(msg.contains("takes no options"), "{msg}");
+    // PagerDuty: never grouped, always told of closes, whatever was asked.
+    db.query_one(
+        "SELECT vigil.create_channel('pd', 'pagerduty', $1, send_resolved => false,
+                                     options => jsonb_build_object('routing_key', $2::text))",
+        &[&url, &key],
+    )
+    .unwrap();
+    let (grouped, resolved): (bool, bool) = {
+        let r = db
+            .query_one(
+                "SELECT group_by IS NOT NULL, send_resolved FROM vigil.channels WHERE name = 'pd'",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((grouped, resolved), (false, true));
+    channel(
+        &mut db,
+        "teams",
+        "msteams",
+        &sink.url("/teams"),
+        ", send_resolved => true",
+    );
+    db.query_one(
+        "SELECT vigil.create_channel('teams-grouped', 'msteams', $1, send_resolved => true,
+             group_wait => '1 second', group_interval => '1 second')",
+        &[&sink.url("/teams-grouped")],
+    )
+    .unwrap();
+
+    let alert: i64 = db
+        .query_one(
+            "SELECT alert_id FROM vigil.raise_alert('health_drop', 'acme [click](http://evil.example)', 'high',
+                 'Health dropped 18 points', 'Acme health 62 vs 80', '{\"drop_points\": 18}')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        sink.wait_for_count(3, Duration::from_secs(15)),
+        "got {}",
+        sink.count()
+    );
+    let on = |sink: &Sink, path: &str| -> Vec<Value> {
+        sink.requests()
+            .iter()
+            .filter(|r| r.path == path)
+            .map(|r| json(&r.body_str()))
+            .collect()
+    };
+    let pd = on(&sink, "/pd");
+    assert_eq!(pd.len(), 1, "{pd:?}");
+    let fingerprint: String = db
+        .query_one(
+            "SELECT fingerprint FROM vigil.alerts WHERE id = $1",
+            &[&alert],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(pd[0]["routing_key"], key);
+    assert_eq!(pd[0]["event_action"], "trigger");
+    assert_eq!(pd[0]["dedup_key"], fingerprint.as_str());
+    assert_eq!(pd[0]["payload"]["severity"], "error");
+    assert_eq!(
+        pd[0]["payload"]["source"],
+        "acme [click](http://evil.example)"
+    );
+    assert_eq!(
+        pd[0]["payload"]["summary"],
+        "Health dropped 18 points: Acme health 62 vs 80"
+    );
+    assert_eq!(pd[0]["payload"]["custom_details"]["Drop points"], "18");
+    // The outbox never held the key.
+    let stored: i64 = db
+        .query_one(
+            "SELECT count(*) FROM vigil.notifications n JOIN vigil.channels c ON c.id = n.channel_id
+             WHERE c.name = 'pd' AND n.payload::text LIKE '%' || $1 || '%'",
+            &[&key],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 0);
+    let teams = on(&sink, "/teams");
+    assert_eq!(teams.len(), 1);
+    let card = &teams[0]["attachments"][0]["content"];
+    assert_eq!(teams[0]["type"], "message");
+    assert_eq!(card["type"], "AdaptiveCard");
+    assert_eq!(card["body"][0]["text"], "[HIGH] Health dropped 18 points");
+    let facts = card["body"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "FactSet")
+        .expect("facts");
+    assert!(
+        facts["facts"].as_array().unwrap().iter().any(
+            |f| f["title"] == "Entity" && f["value"] == "acme \\[click\\](http://evil.example)"
+        ),
+        "{facts}"
+    );
+    let grouped = on(&sink, "/teams-grouped");
+    assert_eq!(grouped.len(), 1);
+    let head = &grouped[0]["attachments"][0]["content"]["body"][0]["text"];
+    assert_eq!(head, "[FIRING:1] alertname=health\\_drop");
+
+    // Acknowledging tells PagerDuty only.
+    sink.clear();
+    db.execute("SELECT vigil.acknowledge($1, 'oncall')", &[&alert])
+        .unwrap();
+    assert!(sink.wait_for_count(1, Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_millis(1500));
+    let got = sink.take_requests();
+    assert_eq!(
+        got.len(),
+        1,
+        "{:?}",
+        got.iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
+    let ack = json(&got[0].body_str());
+    assert_eq!(got[0].path, "/pd");
+    assert_eq!(ack["event_action"], "acknowledge");
+    assert_eq!(ack["dedup_key"], fingerprint.as_str());
+    assert_eq!(ack["routing_key"], key);
+    assert!(ack.get("payload").is_none());
+
+    // Resolving resolves the PagerDuty alert and turns the cards green.
+    db.execute("SELECT vigil.resolve($1, 'oncall')", &[&alert])
+        .unwrap();
+    assert!(
+        sink.wait_for_count(3, Duration::from_secs(15)),
+        "got {}",
+        sink.count()
+    );
+    let pd = on(&sink, "/pd");
+    assert_eq!(pd.len(), 1);
+    assert_eq!(pd[0]["event_action"], "resolve");
+    assert_eq!(pd[0]["dedup_key"], fingerprint.as_str());
+    let teams = on(&sink, "/teams");
+    let head = &teams[0]["attachments"][0]["content"]["body"][0];
+    assert_eq!(head["color"], "good");
+    assert!(
+        head["text"].as_str().unwrap().starts_with("RESOLVED: "),
+        "{head}"
+    );
+    let grouped = on(&sink, "/teams-grouped");
+    assert_eq!(
+        grouped[0]["attachments"][0]["content"]["body"][0]["text"],
+        "[RESOLVED:1] alertname=health\\_drop"
+    );
+    // A receiver that refuses the event (PagerDuty's 400: invalid event)
+    // fails it, as for any HTTP channel.
+    sink.push("/pd", [Reply::Status(400)]);
+    let again: i64 = db
+        .query_one(
+            "SELECT alert_id FROM vigil.raise_alert('health_drop', 'other', 'critical', 'Other dropped')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let id: i64 = db
+        .query_one(
+            "SELECT n.id FROM vigil.notifications n JOIN vigil.channels c ON c.id = n.channel_id
+             WHERE c.name = 'pd' AND n.alert_id = $1",
+            &[&again],
+        )
+        .unwrap()
+        .get(0);
+    wait_status(&mut db, id, "failed", Duration::from_secs(10));
+    db.batch_execute("DELETE FROM vigil.channels; DELETE FROM vigil.notification_groups")
+        .unwrap();
+}

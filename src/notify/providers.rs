@@ -1,0 +1,790 @@
+//! The bodies for PagerDuty (Events API v2) and Microsoft Teams (a
+//! Workflows webhook carrying an Adaptive Card), as serde-derived types: the
+//! field names and enumerations the providers document are spelled once,
+//! here, and a body is what serde writes of them (tests round-trip them).
+//! Pure functions of the `to_jsonb` form of a `vigil.alerts` row, like
+//! `payload`.
+
+use super::payload::{
+    actions, cut, fingerprint, generator_url, http_url, int, is_resolved, key_metrics, scalar_text,
+    severity, text, title, urgency_band, wire_labels, Limit, Links,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+// ---------------------------------------------------------------- PagerDuty
+
+/// PagerDuty's documented bounds: `payload.summary` 1024 characters,
+/// `dedup_key` 255.
+const PD_SUMMARY: Limit = Limit {
+    chars: 1024,
+    bytes: 4096,
+};
+const PD_DEDUP_CHARS: usize = 255;
+const PD_TEXT: Limit = Limit {
+    chars: 255,
+    bytes: 1024,
+};
+
+/// An Events API v2 alert event (`POST /v2/enqueue`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PagerDutyEvent {
+    /// The integration's routing key: a secret, so the stored payload never
+    /// holds it; the worker adds it from the channel's `options` as it
+    /// sends (`with_routing_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_key: Option<String>,
+    pub event_action: EventAction,
+    /// The alert's fingerprint: PagerDuty's alert for it is triggered,
+    /// acknowledged and resolved by it.
+    pub dedup_key: String,
+    /// Required for `trigger`, ignored otherwise (so left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<PagerDutyPayload>,
+    pub client: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<PagerDutyLink>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventAction {
+    Trigger,
+    Acknowledge,
+    Resolve,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PagerDutySeverity {
+    Critical,
+    Error,
+    Warning,
+    Info,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PagerDutyPayload {
+    pub summary: String,
+    pub source: String,
+    pub severity: PagerDutySeverity,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    #[serde(default)]
+    pub custom_details: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PagerDutyLink {
+    pub href: String,
+    pub text: String,
+}
+
+/// vigil's severities on PagerDuty's four: critical → critical, high →
+/// error, medium → warning, low and info → info.
+pub fn pagerduty_severity(severity: &str) -> PagerDutySeverity {
+    match severity {
+        "critical" => PagerDutySeverity::Critical,
+        "high" => PagerDutySeverity::Error,
+        "medium" => PagerDutySeverity::Warning,
+        _ => PagerDutySeverity::Info,
+    }
+}
+
+/// The action an alert event is on PagerDuty: `acknowledged` acknowledges,
+/// the closing events (resolved, dismissed, expired) resolve, everything
+/// else (new, escalated, test) triggers — a trigger of an alert PagerDuty
+/// already has updates it.
+pub fn event_action(alert: &Map<String, Value>, event: &str) -> EventAction {
+    if event == "acknowledged" {
+        EventAction::Acknowledge
+    } else if is_resolved(alert, event) {
+        EventAction::Resolve
+    } else {
+        EventAction::Trigger
+    }
+}
+
+/// The Events API v2 event for `alert` on `event`, without its routing key.
+pub fn pagerduty_event(alert: &Value, event: &str, links: &Links) -> PagerDutyEvent {
+    let empty = Map::new();
+    let a = alert.as_object().unwrap_or(&empty);
+    let action = event_action(a, event);
+    let labels = wire_labels(a);
+    let dedup_key: String = fingerprint(a).chars().take(PD_DEDUP_CHARS).collect();
+    let payload = (action == EventAction::Trigger).then(|| {
+        let prefix = if event == "test" { "TEST: " } else { "" };
+        let summary = match text(a, "summary") {
+            Some(s) => format!("{prefix}{}: {s}", title(a)),
+            None => format!("{prefix}{}", title(a)),
+        };
+        let mut details = Map::new();
+        details.insert("event".into(), event.into());
+        for key in ["id", "status", "occurrences", "urgency"] {
+            if let Some(v) = a.get(key).filter(|v| scalar_text(v).is_some()) {
+                details.insert(key.into(), v.clone());
+            }
+        }
+        if let Some(u) = int(a, "urgency") {
+            details.insert("urgency_band".into(), urgency_band(u).into());
+        }
+        details.insert("labels".into(), Value::Object(labels.clone()));
+        for (label, value) in key_metrics(a) {
+            details.entry(label).or_insert(value.into());
+        }
+        let acts = actions(a);
+        if !acts.is_empty() {
+            details.insert("recommended_actions".into(), acts.into());
+        }
+        PagerDutyPayload {
+            summary: cut(&summary, PD_SUMMARY),
+            // "The unique location of the affected system": the entity the
+            // alert is about, else the monitor or rule that raised it.
+            source: ["entity", "monitor", "rule"]
+                .into_iter()
+                .find_map(|k| text(a, k))
+                .map_or_else(|| "pg_vigil".to_owned(), |s| cut(&s, PD_TEXT)),
+            severity: pagerduty_severity(&severity(a)),
+            timestamp: text(a, "last_seen_at")
+                .or_else(|| text(a, "created_at"))
+                .map(|t| super::payload::rfc3339(&t)),
+            component: text(a, "monitor")
+                .or_else(|| text(a, "rule"))
+                .map(|s| cut(&s, PD_TEXT)),
+            group: text(a, "anomaly_type").map(|s| cut(&s, PD_TEXT)),
+            class: labels
+                .get("alertname")
+                .and_then(Value::as_str)
+                .map(|s| cut(s, PD_TEXT)),
+            custom_details: details,
+        }
+    });
+    let generator = generator_url(&links.generator_url, a, &labels);
+    PagerDutyEvent {
+        routing_key: None,
+        event_action: action,
+        dedup_key,
+        payload,
+        client: "pg_vigil".into(),
+        client_url: Some(http_url(&links.external_url)).filter(|u| !u.is_empty()),
+        links: if generator.is_empty() {
+            Vec::new()
+        } else {
+            vec![PagerDutyLink {
+                href: generator,
+                text: "Alert in pg_vigil".into(),
+            }]
+        },
+    }
+}
+
+/// The stored body `payload` with the channel's routing key (from its
+/// `options`) added, as sent; the body as it is when either is not what
+/// the channels trigger stores (PagerDuty then refuses it: failed).
+pub fn with_routing_key(payload: &str, options: &str) -> Vec<u8> {
+    let key = serde_json::from_str::<Value>(options).ok().and_then(|o| {
+        o.get("routing_key")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    match (key, serde_json::from_str::<PagerDutyEvent>(payload)) {
+        (Some(key), Ok(mut event)) => {
+            event.routing_key = Some(key);
+            serde_json::to_vec(&event).unwrap_or_else(|_| payload.as_bytes().to_vec())
+        }
+        _ => payload.as_bytes().to_vec(),
+    }
+}
+
+/// What `options` a channel of `kind` needs, as a message naming what is
+/// wrong; None when they will do. PagerDuty: `routing_key`, the
+/// integration key (32 characters, letters and digits). Other kinds take
+/// no options.
+pub fn check_options(kind: &str, options: &Value) -> Option<String> {
+    let Some(map) = options.as_object() else {
+        return Some("options must be a JSON object".into());
+    };
+    let allowed: &[&str] = match kind {
+        "pagerduty" => &["routing_key"],
+        _ => &[],
+    };
+    if let Some(k) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Some(if allowed.is_empty() {
+            format!(
+                "options: a {kind} channel takes no options, got \"{}\"",
+                cut_name(k)
+            )
+        } else {
+            format!(
+                "options: unknown key \"{}\" for a {kind} channel (allowed: {})",
+                cut_name(k),
+                allowed.join(", ")
+            )
+        });
+    }
+    if kind == "pagerduty" {
+        match map.get("routing_key") {
+            Some(Value::String(k))
+                if k.len() == 32 && k.bytes().all(|b| b.is_ascii_alphanumeric()) => {}
+            Some(_) => {
+                return Some(
+                    "options.routing_key must be a PagerDuty integration key: 32 letters and digits"
+                        .into(),
+                )
+            }
+            None => {
+                return Some(
+                    "options.routing_key is required for a pagerduty channel (the Events API v2 integration key)"
+                        .into(),
+                )
+            }
+        }
+    }
+    None
+}
+
+fn cut_name(k: &str) -> String {
+    k.chars().take(64).collect()
+}
+
+// ------------------------------------------------------------ Microsoft Teams
+
+/// Teams refuses a webhook message over about 28 KB.
+pub const TEAMS_MAX_BYTES: usize = 28_000;
+const CARD_TITLE: Limit = Limit {
+    chars: 250,
+    bytes: 1_000,
+};
+const CARD_TEXT: Limit = Limit {
+    chars: 1_000,
+    bytes: 3_000,
+};
+const CARD_FACT: Limit = Limit {
+    chars: 200,
+    bytes: 600,
+};
+/// Alerts one grouped card lists in full; the rest are counted.
+const CARD_GROUP_ALERTS: usize = 20;
+
+/// A Workflows webhook message ("Post to a channel when a webhook request
+/// is received"): one attachment holding an Adaptive Card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeamsMessage {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub attachments: Vec<TeamsAttachment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeamsAttachment {
+    #[serde(rename = "contentType")]
+    pub content_type: String,
+    /// Always null: the card is inline (`content`).
+    #[serde(rename = "contentUrl")]
+    pub content_url: Option<String>,
+    pub content: AdaptiveCard,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdaptiveCard {
+    #[serde(rename = "$schema")]
+    pub schema: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: String,
+    pub body: Vec<CardElement>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<CardAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msteams: Option<TeamsCardOptions>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeamsCardOptions {
+    pub width: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum CardElement {
+    TextBlock {
+        text: String,
+        wrap: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weight: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        color: Option<String>,
+        #[serde(rename = "isSubtle", default, skip_serializing_if = "Option::is_none")]
+        is_subtle: Option<bool>,
+    },
+    FactSet {
+        facts: Vec<Fact>,
+    },
+    Container {
+        items: Vec<CardElement>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        separator: Option<bool>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fact {
+    pub title: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum CardAction {
+    #[serde(rename = "Action.OpenUrl")]
+    OpenUrl { title: String, url: String },
+}
+
+/// Adaptive Card text is Markdown (emphasis, lists, `[text](url)` links):
+/// user text gets the characters that open emphasis, code or a link
+/// escaped, so an alert's title cannot make a disguised link.
+fn plain(raw: &str, limit: Limit) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if matches!(c, '\\' | '*' | '_' | '[' | ']' | '`' | '~') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    cut(&out, limit)
+}
+
+fn text_block(text: String) -> CardElement {
+    CardElement::TextBlock {
+        text,
+        wrap: true,
+        size: None,
+        weight: None,
+        color: None,
+        is_subtle: None,
+    }
+}
+
+/// Adaptive Card colours: critical and high "attention", medium
+/// "warning", resolved "good", the rest "accent".
+fn card_color(severity: &str, resolved: bool) -> &'static str {
+    if resolved {
+        return "good";
+    }
+    match severity {
+        "critical" | "high" => "attention",
+        "medium" => "warning",
+        _ => "accent",
+    }
+}
+
+fn heading(text: String, color: &str, size: &str) -> CardElement {
+    CardElement::TextBlock {
+        text,
+        wrap: true,
+        size: Some(size.into()),
+        weight: Some("Bolder".into()),
+        color: Some(color.into()),
+        is_subtle: None,
+    }
+}
+
+fn event_prefix(a: &Map<String, Value>, event: &str) -> &'static str {
+    match event {
+        "test" => "TEST: ",
+        "dismissed" => "DISMISSED: ",
+        "expired" => "EXPIRED: ",
+        "escalated" => "ESCALATED: ",
+        _ if is_resolved(a, event) => "RESOLVED: ",
+        _ => "",
+    }
+}
+
+/// One alert's part of a card: heading, summary, facts.
+fn alert_elements(a: &Map<String, Value>, event: &str, size: &str) -> Vec<CardElement> {
+    let sev = severity(a);
+    let resolved = is_resolved(a, event);
+    let mut out = vec![heading(
+        format!(
+            "{}[{}] {}",
+            event_prefix(a, event),
+            sev.to_uppercase(),
+            plain(&title(a), CARD_TITLE)
+        ),
+        card_color(&sev, resolved),
+        size,
+    )];
+    if let Some(s) = text(a, "summary") {
+        out.push(text_block(plain(&s, CARD_TEXT)));
+    }
+    let mut facts = Vec::new();
+    let mut fact = |t: &str, v: String| {
+        facts.push(Fact {
+            title: t.into(),
+            value: plain(&v, CARD_FACT),
+        })
+    };
+    fact("Severity", sev.clone());
+    if let Some(u) = int(a, "urgency") {
+        fact("Urgency", format!("{u}/100 ({})", urgency_band(u)));
+    }
+    for (label, key) in [
+        ("Entity", "entity"),
+        ("Status", "status"),
+        ("Occurrences", "occurrences"),
+        ("Affected", "affected_count"),
+    ] {
+        if let Some(v) = text(a, key) {
+            fact(label, v);
+        }
+    }
+    for (label, value) in key_metrics(a) {
+        fact(&label, value);
+    }
+    out.push(CardElement::FactSet { facts });
+    let acts = actions(a);
+    if !acts.is_empty() {
+        out.push(text_block(
+            acts.iter()
+                .map(|x| format!("- {}", plain(x, CARD_FACT)))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ));
+    }
+    out
+}
+
+fn teams_message(body: Vec<CardElement>, actions: Vec<CardAction>) -> TeamsMessage {
+    TeamsMessage {
+        kind: "message".into(),
+        attachments: vec![TeamsAttachment {
+            content_type: "application/vnd.microsoft.card.adaptive".into(),
+            content_url: None,
+            content: AdaptiveCard {
+                schema: "http://adaptivecards.io/schemas/adaptive-card.json".into(),
+                kind: "AdaptiveCard".into(),
+                version: "1.4".into(),
+                body,
+                actions,
+                msteams: Some(TeamsCardOptions {
+                    width: "Full".into(),
+                }),
+            },
+        }],
+    }
+}
+
+fn open_url(title: &str, url: String) -> Option<CardAction> {
+    (!url.is_empty()).then(|| CardAction::OpenUrl {
+        title: title.into(),
+        url,
+    })
+}
+
+/// The Teams message for `alert` on `event`: a card with the alert's
+/// heading (severity colour), summary, facts and recommended actions, and
+/// a button to the alert where `vigil.generator_url` is set.
+pub fn teams_alert_message(alert: &Value, event: &str, links: &Links) -> TeamsMessage {
+    let empty = Map::new();
+    let a = alert.as_object().unwrap_or(&empty);
+    let labels = wire_labels(a);
+    let actions = open_url(
+        "Open in pg_vigil",
+        generator_url(&links.generator_url, a, &labels),
+    )
+    .into_iter()
+    .collect();
+    teams_message(alert_elements(a, event, "Large"), actions)
+}
+
+/// One Teams message for a group of alerts: `[FIRING:n] <group labels>`,
+/// then each alert (at most 20, in the order given), then how many more;
+/// within `cap` bytes (and Teams' 28 KB) whatever the alerts hold.
+pub fn teams_group_message(
+    alerts: &[Value],
+    group_labels: &Map<String, Value>,
+    links: &Links,
+    cap: usize,
+    omitted: usize,
+) -> TeamsMessage {
+    let empty = Map::new();
+    let maps: Vec<&Map<String, Value>> = alerts
+        .iter()
+        .map(|a| a.as_object().unwrap_or(&empty))
+        .collect();
+    let firing = maps.iter().filter(|a| !is_resolved(a, "group")).count();
+    let resolved = maps.len() - firing;
+    let mut head = if firing > 0 {
+        format!("[FIRING:{firing}]")
+    } else {
+        format!("[RESOLVED:{resolved}]")
+    };
+    let labels: Vec<String> = group_labels
+        .iter()
+        .filter_map(|(k, v)| Some(format!("{k}={}", scalar_text(v)?)))
+        .collect();
+    if !labels.is_empty() {
+        head.push(' ');
+        head.push_str(&plain(&labels.join(" "), CARD_TITLE));
+    }
+    let color = if firing > 0 { "attention" } else { "good" };
+    let mut body = vec![heading(head, color, "Large")];
+    let cap = cap.min(TEAMS_MAX_BYTES);
+    // jsonb's text form spaces out what serde writes: keep an eighth spare.
+    let budget = cap.saturating_sub(cap / 8 + 200);
+    let mut size =
+        serde_json::to_string(&teams_message(body.clone(), Vec::new())).map_or(0, |s| s.len());
+    let mut shown = 0;
+    for a in maps.iter().take(CARD_GROUP_ALERTS) {
+        let part = CardElement::Container {
+            items: alert_elements(a, "group", "Medium"),
+            separator: Some(true),
+        };
+        let n = serde_json::to_string(&part).map_or(usize::MAX, |s| s.len() + 1);
+        if size.saturating_add(n) > budget {
+            break;
+        }
+        size += n;
+        body.push(part);
+        shown += 1;
+    }
+    let more = alerts.len() - shown + omitted;
+    if more > 0 {
+        body.push(CardElement::TextBlock {
+            text: format!("… and {more} more"),
+            wrap: true,
+            size: None,
+            weight: None,
+            color: None,
+            is_subtle: Some(true),
+        });
+    }
+    let actions = open_url("Open pg_vigil", http_url(&links.external_url))
+        .into_iter()
+        .collect();
+    teams_message(body, actions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn alert() -> Value {
+        json!({
+            "id": 7, "anomaly_type": "health_drop", "severity": "high", "urgency": 72,
+            "entity": "acme [x](http://evil)", "title": "Health *dropped*", "summary": "Acme health 62 vs 80",
+            "details": {"drop_points": 18, "nested": {"a": 1}}, "recommended_actions": ["Call them"],
+            "dedup_key": "health_drop:acme", "status": "firing", "fingerprint": "0123456789abcdef",
+            "created_at": "2026-12-01T10:00:00+00:00", "last_seen_at": "2026-12-01T10:05:00.5+00:00",
+            "occurrences": 3, "monitor": "health", "labels": {"team": "cs"}
+        })
+    }
+
+    fn links() -> Links {
+        Links {
+            external_url: "https://vigil.example.com/".into(),
+            generator_url: "https://vigil.example.com/alerts/{id}".into(),
+        }
+    }
+
+    #[test]
+    fn a_pagerduty_trigger_has_what_events_api_v2_requires() {
+        let e = pagerduty_event(&alert(), "new", &links());
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["event_action"], "trigger");
+        assert_eq!(v["dedup_key"], "0123456789abcdef");
+        assert!(
+            v.get("routing_key").is_none(),
+            "the key is added at send time"
+        );
+        let p = &v["payload"];
+        assert_eq!(p["summary"], "Health *dropped*: Acme health 62 vs 80");
+        assert_eq!(p["source"], "acme [x](http://evil)");
+        assert_eq!(p["severity"], "error");
+        assert_eq!(p["timestamp"], "2026-12-01T10:05:00.5Z");
+        assert_eq!(p["component"], "health");
+        assert_eq!(p["group"], "health_drop");
+        assert_eq!(p["class"], "health_drop");
+        assert_eq!(p["custom_details"]["labels"]["team"], "cs");
+        assert_eq!(p["custom_details"]["Drop points"], "18");
+        assert_eq!(
+            p["custom_details"]["recommended_actions"],
+            json!(["Call them"])
+        );
+        assert_eq!(v["client"], "pg_vigil");
+        assert_eq!(v["client_url"], "https://vigil.example.com/");
+        assert_eq!(v["links"][0]["href"], "https://vigil.example.com/alerts/7");
+        // round trip: what is read back is what was made
+        let back: PagerDutyEvent = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn pagerduty_actions_follow_the_lifecycle() {
+        let a = alert();
+        let m = a.as_object().unwrap();
+        assert_eq!(event_action(m, "new"), EventAction::Trigger);
+        assert_eq!(event_action(m, "escalated"), EventAction::Trigger);
+        assert_eq!(event_action(m, "acknowledged"), EventAction::Acknowledge);
+        for closing in ["resolved", "dismissed", "expired"] {
+            assert_eq!(event_action(m, closing), EventAction::Resolve);
+            let v = serde_json::to_value(pagerduty_event(&a, closing, &Links::default())).unwrap();
+            assert!(v.get("payload").is_none(), "{v}");
+            assert_eq!(v["event_action"], "resolve");
+            assert!(v.get("client_url").is_none() && v.get("links").is_none());
+        }
+        for (sev, pd) in [
+            ("critical", "critical"),
+            ("high", "error"),
+            ("medium", "warning"),
+            ("low", "info"),
+            ("info", "info"),
+        ] {
+            assert_eq!(serde_json::to_value(pagerduty_severity(sev)).unwrap(), pd);
+        }
+    }
+
+    #[test]
+    fn pagerduty_bounds_hold_for_long_text() {
+        let mut a = alert();
+        a["summary"] = json!("x".repeat(5000));
+        a["fingerprint"] = json!("f".repeat(400));
+        let e = pagerduty_event(&a, "new", &Links::default());
+        assert!(e.payload.unwrap().summary.chars().count() <= 1024);
+        assert_eq!(e.dedup_key.chars().count(), 255);
+    }
+
+    #[test]
+    fn the_routing_key_is_added_as_sent_and_checked_when_stored() {
+        let stored =
+            serde_json::to_string(&pagerduty_event(&alert(), "new", &Links::default())).unwrap();
+        let key = "R0123456789abcdef0123456789ABCDE";
+        let sent: Value = serde_json::from_slice(&with_routing_key(
+            &stored,
+            &json!({"routing_key": key}).to_string(),
+        ))
+        .unwrap();
+        assert_eq!(sent["routing_key"], key);
+        assert_eq!(sent["dedup_key"], "0123456789abcdef");
+        assert_eq!(with_routing_key(&stored, "{}"), stored.as_bytes());
+        assert_eq!(
+            check_options("pagerduty", &json!({"routing_key": key})),
+            None
+        );
+        assert!(check_options("pagerduty", &json!({}))
+            .unwrap()
+            .contains("options.routing_key is required"));
+        assert!(check_options("pagerduty", &json!({"routing_key": "short"}))
+            .unwrap()
+            .contains("32 letters"));
+        assert!(
+            check_options("pagerduty", &json!({"routing_key": key, "x": 1}))
+                .unwrap()
+                .contains("unknown key \"x\"")
+        );
+        assert_eq!(check_options("slack", &json!({})), None);
+        assert!(check_options("slack", &json!({"a": 1}))
+            .unwrap()
+            .contains("takes no options"));
+        assert!(check_options("webhook", &json!([]))
+            .unwrap()
+            .contains("JSON object"));
+    }
+
+    #[test]
+    fn a_teams_message_is_a_workflows_adaptive_card() {
+        let m = teams_alert_message(&alert(), "new", &links());
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["type"], "message");
+        let att = &v["attachments"][0];
+        assert_eq!(
+            att["contentType"],
+            "application/vnd.microsoft.card.adaptive"
+        );
+        assert!(att["contentUrl"].is_null());
+        let card = &att["content"];
+        assert_eq!(card["type"], "AdaptiveCard");
+        assert_eq!(card["version"], "1.4");
+        assert_eq!(
+            card["$schema"],
+            "http://adaptivecards.io/schemas/adaptive-card.json"
+        );
+        let body = card["body"].as_array().unwrap();
+        assert_eq!(body[0]["type"], "TextBlock");
+        assert_eq!(body[0]["color"], "attention");
+        // Markdown in user text is escaped: no link, no emphasis
+        assert_eq!(body[0]["text"], "[HIGH] Health \\*dropped\\*");
+        let facts = body.iter().find(|e| e["type"] == "FactSet").unwrap();
+        let entity = facts["facts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["title"] == "Entity")
+            .unwrap();
+        assert_eq!(entity["value"], "acme \\[x\\](http://evil)");
+        assert_eq!(card["actions"][0]["type"], "Action.OpenUrl");
+        assert_eq!(
+            card["actions"][0]["url"],
+            "https://vigil.example.com/alerts/7"
+        );
+        let back: TeamsMessage = serde_json::from_value(v).unwrap();
+        assert_eq!(back, m);
+        let resolved =
+            serde_json::to_value(teams_alert_message(&alert(), "resolved", &Links::default()))
+                .unwrap();
+        let head = &resolved["attachments"][0]["content"]["body"][0];
+        assert_eq!(head["color"], "good");
+        assert!(head["text"].as_str().unwrap().starts_with("RESOLVED: "));
+        assert!(resolved["attachments"][0]["content"]
+            .get("actions")
+            .is_none());
+    }
+
+    #[test]
+    fn a_teams_group_card_stays_within_its_cap() {
+        let many: Vec<Value> = (0..300)
+            .map(|i| {
+                let mut a = alert();
+                a["id"] = json!(i);
+                a["summary"] = json!("s".repeat(900));
+                a
+            })
+            .collect();
+        let labels = json!({"alertname": "health_drop"});
+        let labels = labels.as_object().unwrap();
+        for cap in [4_000, 20_000, 1_000_000] {
+            let m = teams_group_message(&many, labels, &links(), cap, 5);
+            let text = serde_json::to_string(&m).unwrap();
+            assert!(
+                text.len() <= cap.min(TEAMS_MAX_BYTES),
+                "{} > {cap}",
+                text.len()
+            );
+            let body = &m.attachments[0].content.body;
+            let CardElement::TextBlock { text: head, .. } = &body[0] else {
+                panic!()
+            };
+            assert_eq!(head, "[FIRING:300] alertname=health\\_drop");
+            let shown = body
+                .iter()
+                .filter(|e| matches!(e, CardElement::Container { .. }))
+                .count();
+            assert!(shown <= 20);
+            let CardElement::TextBlock { text: more, .. } = body.last().unwrap() else {
+                panic!()
+            };
+            assert_eq!(more, &format!("… and {} more", 300 - shown + 5));
+        }
+    }
+}
