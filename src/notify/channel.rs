@@ -384,7 +384,7 @@ mod tests {
         let err = validate("email", "x").unwrap_err();
         assert_eq!(
             err,
-            "kind must be one of slack, webhook, pg_notify, got \"email\""
+            "kind must be one of slack, webhook, pg_notify, pagerduty, msteams, got \"email\""
         );
     }
 
