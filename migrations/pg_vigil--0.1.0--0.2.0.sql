@@ -53,13 +53,13 @@ ALTER TABLE vigil.channels ALTER COLUMN group_by SET DEFAULT '{alertname}';
 ALTER TABLE vigil.notifications DROP CONSTRAINT notifications_event_check,
     ADD CONSTRAINT notifications_event_check
         CHECK (event IN ('new', 'escalated', 'acknowledged', 'resolved', 'dismissed', 'expired', 'test',
-                         'action', 'group', 'escalation'));
--- Channel kinds pagerduty and msteams, and what a kind needs besides url
+                         'action', 'group', 'escalation', 'resend'));
+-- Channel kinds pagerduty, msteams and alertmanager, and what a kind needs besides url
 -- and headers (pagerduty: its routing key).
 ALTER TABLE vigil.channels ADD COLUMN options jsonb NOT NULL DEFAULT '{}',
     DROP CONSTRAINT channels_kind_check,
     ADD CONSTRAINT channels_kind_check
-        CHECK (kind IN ('slack', 'webhook', 'pg_notify', 'pagerduty', 'msteams'));
+        CHECK (kind IN ('slack', 'webhook', 'pg_notify', 'pagerduty', 'msteams', 'alertmanager'));
 -- Payloads are compressed with lz4 where the server was built with it:
 -- pglz took a tenth of a grouped flush (a message lists up to 200 alerts).
 DO $$
@@ -263,6 +263,19 @@ $$;
 
 COMMENT ON FUNCTION vigil._alert_labels(labels jsonb, anomaly_type text, entity text, severity vigil.severity, monitor text, rule text) IS 'Internal: an alert''s labels: the given ones (vigil._labels_at_raise: label names checked, values as text), alertname (given, else the rule, the monitor or the anomaly type), and anomaly_type, entity, severity, monitor and rule, which override given ones; never fails on values';
 
+CREATE OR REPLACE FUNCTION vigil._alertmanager_batches(ids bigint[], cap integer) RETURNS SETOF jsonb
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS 'MODULE_PATHNAME', 'alertmanager_batches_wrapper';
+
+COMMENT ON FUNCTION vigil._alertmanager_batches(ids bigint[], cap integer) IS 'Internal: the Alertmanager bodies re-posting these open alerts (at most 200 read), each within cap bytes';
+
+CREATE OR REPLACE FUNCTION vigil._alertmanager_resend_seconds() RETURNS integer
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'alertmanager_resend_seconds_wrapper';
+
+COMMENT ON FUNCTION vigil._alertmanager_resend_seconds() IS 'Internal: vigil.alertmanager_resend_interval, in seconds';
+
 CREATE OR REPLACE FUNCTION vigil._base_type(typ oid, typmod integer) RETURNS text
     LANGUAGE c STABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'base_type_wrapper';
@@ -339,7 +352,7 @@ $$;
 
 COMMENT ON FUNCTION vigil._capped_payload(kind text, channel_name text, alert jsonb, event text) IS 'Internal: vigil._render_payload, kept within vigil.max_payload_bytes: over the cap the alert''s details become {"truncated": true, "original_bytes": N}, then title/entity/summary are cut and the alert marked truncated, and as a last resort the payload is only {"truncated": true, "original_bytes", "alert_id", "event"}';
 
-COMMENT ON COLUMN vigil.channels.url IS 'http(s) URL for slack, webhook, pagerduty (the Events API v2 endpoint) and msteams (the Workflows webhook); the NOTIFY channel name for pg_notify. Secret';
+COMMENT ON COLUMN vigil.channels.url IS 'http(s) URL for slack, webhook, pagerduty (the Events API v2 endpoint), msteams (the Workflows webhook) and alertmanager (its /api/v2/alerts endpoint); the NOTIFY channel name for pg_notify. Secret';
 
 COMMENT ON COLUMN vigil.channels.options IS 'What the kind needs besides url and headers, a JSON object: pagerduty {"routing_key": "<integration key>"}; other kinds none. Secret';
 
@@ -454,12 +467,13 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = 'group_by must be at most 32 label names ([A-Za-z_][A-Za-z0-9_]*), or NULL for no grouping';
     END IF;
-    IF NEW.kind IN ('pg_notify', 'pagerduty') THEN
-        -- PagerDuty groups by dedup_key itself: one event per alert event.
+    IF NEW.kind IN ('pg_notify', 'pagerduty', 'alertmanager') THEN
+        -- PagerDuty groups by dedup_key and Alertmanager by its routes
+        -- itself: one event per alert event.
         NEW.group_by := NULL;
     END IF;
-    IF NEW.kind = 'pagerduty' THEN
-        -- An incident nobody resolves stays open: PagerDuty hears of every close.
+    IF NEW.kind IN ('pagerduty', 'alertmanager') THEN
+        -- An incident nobody resolves stays open: they hear of every close.
         NEW.send_resolved := true;
     END IF;
     IF NEW.group_wait IS NULL OR NOT (NEW.group_wait >= interval '0' AND NEW.group_wait <= interval '1 day') THEN
@@ -1351,6 +1365,7 @@ CREATE OR REPLACE FUNCTION vigil._render_payload(kind text, channel_name text, a
         WHEN 'webhook' THEN vigil.webhook_payload(alert, event, channel_name)
         WHEN 'pagerduty' THEN vigil.pagerduty_payload(alert, event)
         WHEN 'msteams' THEN vigil.msteams_payload(alert, event)
+        WHEN 'alertmanager' THEN vigil.alertmanager_payload(alert, event)
         -- pg_notify: what channel vigil_alerts carries, the alert id and the
         -- event only (any role can LISTEN on any channel).
         ELSE jsonb_build_object('id', alert -> 'id', 'event', event)
@@ -1382,6 +1397,67 @@ END
 $_$;
 
 COMMENT ON FUNCTION vigil._require_sane_json(value jsonb, argument text) IS 'Internal: refuses (54000, 22023) a JSON argument over 1 MiB or nested deeper than 32 levels, naming the argument';
+
+CREATE OR REPLACE FUNCTION vigil._resend_alertmanager() RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    c vigil.channels;
+    every interval := make_interval(secs => vigil._alertmanager_resend_seconds());
+    has_routes bool;
+    suppressing bool;
+    ids bigint[];
+    body jsonb;
+    queued int := 0;
+BEGIN
+    FOR c IN
+        SELECT * FROM vigil.channels ch
+        WHERE ch.enabled AND ch.kind = 'alertmanager'
+          AND NOT EXISTS (SELECT 1 FROM vigil.notifications n
+                          WHERE n.channel_id = ch.id AND n.notify_key = 'resend' AND n.created_at > now() - every)
+        ORDER BY ch.id
+    LOOP
+        -- A re-post still queued (the Alertmanager was unreachable) is
+        -- superseded: the new one says the same with a later endsAt, and
+        -- the old one must not arrive after it.
+        UPDATE vigil.notifications n
+        SET status = 'failed', last_error = 'superseded by a newer re-post', updated_at = now()
+        WHERE n.channel_id = c.id AND n.notify_key = 'resend' AND n.status = 'pending';
+        IF has_routes IS NULL THEN
+            has_routes := EXISTS (SELECT 1 FROM vigil.routes r WHERE r.enabled);
+            suppressing := vigil._suppression_active();
+        END IF;
+        -- The open alerts this channel would be sent, as _enqueue_alert
+        -- decides it: routed to it, severity and type passing its filters,
+        -- not silenced or inhibited.
+        ids := ARRAY(SELECT a.id FROM vigil.alerts a
+                     WHERE a.status IN ('firing', 'acknowledged')
+                       AND a.severity >= c.min_severity
+                       AND (c.anomaly_types IS NULL OR a.anomaly_type = ANY (c.anomaly_types))
+                       AND (NOT has_routes OR c.name = ANY (vigil.route_alert(a.labels)))
+                     ORDER BY a.id);
+        IF suppressing AND cardinality(ids) > 0 THEN
+            ids := ARRAY(SELECT x FROM unnest(ids) x
+                         EXCEPT SELECT s.alert_id FROM vigil._suppressed_alerts(ids) s);
+        END IF;
+        -- In slices of 200 (what one read of vigil._alertmanager_batches
+        -- takes), each split to fit vigil.max_payload_bytes.
+        FOR i IN 0 .. (cardinality(ids) - 1) / 200 LOOP
+            FOR body IN SELECT b FROM vigil._alertmanager_batches(ids[i * 200 + 1 : i * 200 + 200],
+                                                                  vigil._max_payload_bytes()) b
+            LOOP
+                INSERT INTO vigil.notifications (channel_id, event, notify_key, payload)
+                VALUES (c.id, 'resend', 'resend', body);
+                queued := queued + 1;
+            END LOOP;
+        END LOOP;
+    END LOOP;
+    RETURN queued;
+END
+$$;
+
+COMMENT ON FUNCTION vigil._resend_alertmanager() IS 'Internal (the worker, each round): for every enabled alertmanager channel not re-posted within vigil.alertmanager_resend_interval, one outbox row (event resend) per slice of its open, routed, unsuppressed alerts, with endsAt four intervals ahead; returns how many rows it queued';
 
 CREATE OR REPLACE FUNCTION vigil._retention_cutoff(older_than interval, max_rows bigint) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE PARALLEL SAFE
@@ -1965,6 +2041,12 @@ $$;
 
 COMMENT ON FUNCTION vigil.alert_suppressed_by(alert vigil.alerts) IS 'Why an open alert is not notified now: ''silence <id>'' (an active silence matches it), ''inhibit rule <name> (alert <id>)'' (an open source alert inhibits it), or NULL';
 
+CREATE OR REPLACE FUNCTION vigil.alertmanager_payload(alert jsonb, event text) RETURNS jsonb
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'alertmanager_payload_wrapper';
+
+COMMENT ON FUNCTION vigil.alertmanager_payload(alert jsonb, event text) IS 'The Alertmanager API v2 body (an array of one postableAlert) for an alert and an event: endsAt four vigil.alertmanager_resend_intervals ahead while open, the closing time once closed';
+
 COMMENT ON FUNCTION vigil.approx_median(sketch vigil.sketch) IS 'approx_percentile(sketch, 0.5)';
 
 COMMENT ON FUNCTION vigil.approx_percentile(sketch vigil.sketch, q double precision) IS 'Value at quantile q (0-1), within the sketch''s relative error; NULL for an empty sketch';
@@ -2138,7 +2220,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval, group_by text[], group_wait interval, group_interval interval, options jsonb) IS 'Add a notification channel (kind slack, webhook, pg_notify, pagerduty or msteams); the url, headers and options (pagerduty: {"routing_key": ...}) are checked and never echoed. PagerDuty channels are never grouped and always send resolves. Alerts are grouped by the group_by labels (default alertname; NULL: one message per alert event) and sent after group_wait, then at most every group_interval on changes, and every repeat_interval while unacknowledged';
+COMMENT ON FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval, group_by text[], group_wait interval, group_interval interval, options jsonb) IS 'Add a notification channel (kind slack, webhook, pg_notify, pagerduty, msteams or alertmanager); the url, headers and options (pagerduty: {"routing_key": ...}) are checked and never echoed. PagerDuty and Alertmanager channels are never grouped and always send resolves. Alerts are grouped by the group_by labels (default alertname; NULL: one message per alert event) and sent after group_wait, then at most every group_interval on changes, and every repeat_interval while unacknowledged';
 
 CREATE OR REPLACE FUNCTION vigil.create_escalation_policy(name text, steps jsonb, matchers text[] DEFAULT '{}'::text[], min_severity vigil.severity DEFAULT 'high'::vigil.severity, repeat boolean DEFAULT true) RETURNS bigint
     LANGUAGE plpgsql
@@ -4021,6 +4103,11 @@ REVOKE ALL ON FUNCTION vigil._recommended_actions_track_deleted_defaults() FROM 
 
 
 REVOKE ALL ON FUNCTION vigil._release_held(max_rows integer) FROM PUBLIC;
+
+-- ACL FUNCTION _resend_alertmanager()
+
+
+REVOKE ALL ON FUNCTION vigil._resend_alertmanager() FROM PUBLIC;
 
 -- ACL FUNCTION _rules_restore_replaces_default()
 

@@ -92,6 +92,9 @@ COMMENT ON FUNCTION vigil._json_size(text, text, integer) IS 'Internal: size in 
 COMMENT ON FUNCTION vigil.redact_url(text) IS 'Scheme and host of a URL, for messages and logs (the rest may hold secrets)';
 COMMENT ON FUNCTION vigil.slack_payload(jsonb, text) IS 'The Slack message for an alert (to_jsonb of a vigil.alerts row) and an event';
 COMMENT ON FUNCTION vigil.pagerduty_payload(jsonb, text) IS 'The PagerDuty Events API v2 event (trigger, acknowledge or resolve; dedup_key the alert fingerprint) for an alert and an event, without the routing key (the worker adds it from the channel''s options)';
+COMMENT ON FUNCTION vigil.alertmanager_payload(jsonb, text) IS 'The Alertmanager API v2 body (an array of one postableAlert) for an alert and an event: endsAt four vigil.alertmanager_resend_intervals ahead while open, the closing time once closed';
+COMMENT ON FUNCTION vigil._alertmanager_batches(bigint[], int) IS 'Internal: the Alertmanager bodies re-posting these open alerts (at most 200 read), each within cap bytes';
+COMMENT ON FUNCTION vigil._alertmanager_resend_seconds() IS 'Internal: vigil.alertmanager_resend_interval, in seconds';
 COMMENT ON FUNCTION vigil.msteams_payload(jsonb, text) IS 'The Microsoft Teams Workflows webhook message (an Adaptive Card) for an alert and an event';
 COMMENT ON FUNCTION vigil._check_channel_options(text, jsonb) IS 'Internal: ERROR 22023 naming what is wrong when a channel''s options do not suit its kind (pagerduty: routing_key); never repeats the values';
 COMMENT ON FUNCTION vigil.webhook_payload(jsonb, text, text) IS 'The webhook body (Alertmanager webhook v4 plus vigil) for an alert, an event and a receiver name';

@@ -14,7 +14,7 @@ CREATE TABLE vigil.channels (
     name            text           NOT NULL UNIQUE CHECK (btrim(name) <> ''),
     kind            text           NOT NULL
                     CONSTRAINT channels_kind_check
-                    CHECK (kind IN ('slack', 'webhook', 'pg_notify', 'pagerduty', 'msteams')),
+                    CHECK (kind IN ('slack', 'webhook', 'pg_notify', 'pagerduty', 'msteams', 'alertmanager')),
     url             text           NOT NULL,
     headers         jsonb          NOT NULL DEFAULT '{}',
     -- What a kind needs besides url and headers (pagerduty: routing_key).
@@ -41,7 +41,8 @@ CREATE TABLE vigil.channels (
 COMMENT ON TABLE vigil.channels IS
     'Where notifications go. url and headers are secrets (vigil_admin only). Slack channels default to max_per_second 1';
 COMMENT ON COLUMN vigil.channels.url IS
-    'http(s) URL for slack, webhook, pagerduty (the Events API v2 endpoint) and msteams (the Workflows webhook); '
+    'http(s) URL for slack, webhook, pagerduty (the Events API v2 endpoint), msteams (the Workflows webhook) and '
+    'alertmanager (its /api/v2/alerts endpoint); '
     'the NOTIFY channel name for pg_notify. Secret';
 COMMENT ON COLUMN vigil.channels.headers IS 'Extra HTTP headers, a JSON object of strings (e.g. Authorization). Secret';
 COMMENT ON COLUMN vigil.channels.options IS
@@ -103,12 +104,13 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = 'group_by must be at most 32 label names ([A-Za-z_][A-Za-z0-9_]*), or NULL for no grouping';
     END IF;
-    IF NEW.kind IN ('pg_notify', 'pagerduty') THEN
-        -- PagerDuty groups by dedup_key itself: one event per alert event.
+    IF NEW.kind IN ('pg_notify', 'pagerduty', 'alertmanager') THEN
+        -- PagerDuty groups by dedup_key and Alertmanager by its routes
+        -- itself: one event per alert event.
         NEW.group_by := NULL;
     END IF;
-    IF NEW.kind = 'pagerduty' THEN
-        -- An incident nobody resolves stays open: PagerDuty hears of every close.
+    IF NEW.kind IN ('pagerduty', 'alertmanager') THEN
+        -- An incident nobody resolves stays open: they hear of every close.
         NEW.send_resolved := true;
     END IF;
     IF NEW.group_wait IS NULL OR NOT (NEW.group_wait >= interval '0' AND NEW.group_wait <= interval '1 day') THEN
@@ -193,8 +195,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval, interval, text[], interval, interval, jsonb) IS
-    'Add a notification channel (kind slack, webhook, pg_notify, pagerduty or msteams); the url, headers and options '
-    '(pagerduty: {"routing_key": ...}) are checked and never echoed. PagerDuty channels are never grouped and always send resolves. '
+    'Add a notification channel (kind slack, webhook, pg_notify, pagerduty, msteams or alertmanager); the url, headers and options '
+    '(pagerduty: {"routing_key": ...}) are checked and never echoed. PagerDuty and Alertmanager channels are never grouped '
+    'and always send resolves. '
     'Alerts are grouped by the group_by labels (default alertname; NULL: one message per alert event) and sent '
     'after group_wait, then at most every group_interval on changes, and every repeat_interval while unacknowledged';
 
@@ -207,7 +210,7 @@ CREATE TABLE vigil.notifications (
     event            text                      NOT NULL
                      CONSTRAINT notifications_event_check
                      CHECK (event IN ('new', 'escalated', 'acknowledged', 'resolved', 'dismissed', 'expired', 'test',
-                                      'action', 'group', 'escalation')),
+                                      'action', 'group', 'escalation', 'resend')),
     notify_key       text,
     payload          jsonb                     NOT NULL,
     status           vigil.notification_status NOT NULL DEFAULT 'pending',
@@ -278,6 +281,7 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
         WHEN 'webhook' THEN vigil.webhook_payload(alert, event, channel_name)
         WHEN 'pagerduty' THEN vigil.pagerduty_payload(alert, event)
         WHEN 'msteams' THEN vigil.msteams_payload(alert, event)
+        WHEN 'alertmanager' THEN vigil.alertmanager_payload(alert, event)
         -- pg_notify: what channel vigil_alerts carries, the alert id and the
         -- event only (any role can LISTEN on any channel).
         ELSE jsonb_build_object('id', alert -> 'id', 'event', event)
@@ -634,6 +638,72 @@ COMMENT ON FUNCTION vigil._enqueue_alert(vigil.alerts, text) IS
     'grouped); a silenced or inhibited alert is held back (vigil.held_notifications), a firing one starts its '
     'escalation policies';
 
+-- Alertmanager forgets an alert at its endsAt: open alerts are re-posted
+-- every vigil.alertmanager_resend_interval with endsAt four intervals
+-- ahead (what Prometheus does), so they stay active while open, come back
+-- after an Alertmanager restart, and end by themselves if pg_vigil stops.
+CREATE FUNCTION vigil._resend_alertmanager() RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c vigil.channels;
+    every interval := make_interval(secs => vigil._alertmanager_resend_seconds());
+    has_routes bool;
+    suppressing bool;
+    ids bigint[];
+    body jsonb;
+    queued int := 0;
+BEGIN
+    FOR c IN
+        SELECT * FROM vigil.channels ch
+        WHERE ch.enabled AND ch.kind = 'alertmanager'
+          AND NOT EXISTS (SELECT 1 FROM vigil.notifications n
+                          WHERE n.channel_id = ch.id AND n.notify_key = 'resend' AND n.created_at > now() - every)
+        ORDER BY ch.id
+    LOOP
+        -- A re-post still queued (the Alertmanager was unreachable) is
+        -- superseded: the new one says the same with a later endsAt, and
+        -- the old one must not arrive after it.
+        UPDATE vigil.notifications n
+        SET status = 'failed', last_error = 'superseded by a newer re-post', updated_at = now()
+        WHERE n.channel_id = c.id AND n.notify_key = 'resend' AND n.status = 'pending';
+        IF has_routes IS NULL THEN
+            has_routes := EXISTS (SELECT 1 FROM vigil.routes r WHERE r.enabled);
+            suppressing := vigil._suppression_active();
+        END IF;
+        -- The open alerts this channel would be sent, as _enqueue_alert
+        -- decides it: routed to it, severity and type passing its filters,
+        -- not silenced or inhibited.
+        ids := ARRAY(SELECT a.id FROM vigil.alerts a
+                     WHERE a.status IN ('firing', 'acknowledged')
+                       AND a.severity >= c.min_severity
+                       AND (c.anomaly_types IS NULL OR a.anomaly_type = ANY (c.anomaly_types))
+                       AND (NOT has_routes OR c.name = ANY (vigil.route_alert(a.labels)))
+                     ORDER BY a.id);
+        IF suppressing AND cardinality(ids) > 0 THEN
+            ids := ARRAY(SELECT x FROM unnest(ids) x
+                         EXCEPT SELECT s.alert_id FROM vigil._suppressed_alerts(ids) s);
+        END IF;
+        -- In slices of 200 (what one read of vigil._alertmanager_batches
+        -- takes), each split to fit vigil.max_payload_bytes.
+        FOR i IN 0 .. (cardinality(ids) - 1) / 200 LOOP
+            FOR body IN SELECT b FROM vigil._alertmanager_batches(ids[i * 200 + 1 : i * 200 + 200],
+                                                                  vigil._max_payload_bytes()) b
+            LOOP
+                INSERT INTO vigil.notifications (channel_id, event, notify_key, payload)
+                VALUES (c.id, 'resend', 'resend', body);
+                queued := queued + 1;
+            END LOOP;
+        END LOOP;
+    END LOOP;
+    RETURN queued;
+END
+$$;
+COMMENT ON FUNCTION vigil._resend_alertmanager() IS
+    'Internal (the worker, each round): for every enabled alertmanager channel not re-posted within '
+    'vigil.alertmanager_resend_interval, one outbox row (event resend) per slice of its open, routed, unsuppressed '
+    'alerts, with endsAt four intervals ahead; returns how many rows it queued';
+
 -- Every alert event that reaches LISTENers also reaches the channels.
 CREATE OR REPLACE FUNCTION vigil._notify_alert(alert vigil.alerts, event text) RETURNS void
 LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -801,6 +871,7 @@ REVOKE EXECUTE ON FUNCTION
     vigil._alert_document(vigil.alerts),
     vigil._group_alert(vigil.channels, vigil.alerts),
     vigil._flush_groups(int),
+    vigil._resend_alertmanager(),
     vigil.test_channel(text),
     vigil.send_webhook(text, jsonb, text),
     vigil.replay_notifications(text, vigil.notification_status[]),

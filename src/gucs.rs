@@ -145,6 +145,7 @@ pub fn max_concurrency() -> i32 {
 static ALLOWED_INTERNAL_HOSTS: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
 static MAX_PAYLOAD_BYTES: GucSetting<i32> = GucSetting::<i32>::new(65_536);
+static ALERTMANAGER_RESEND_S: GucSetting<i32> = GucSetting::<i32>::new(60);
 static CA_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// Settings of the notification security limits (destination policy and
@@ -195,6 +196,16 @@ fn init_notify_limits() {
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
+        c"vigil.alertmanager_resend_interval",
+        c"How often the pg_vigil worker re-posts open alerts to alertmanager channels, in seconds.",
+        c"Each alert is posted with endsAt four intervals ahead, so Alertmanager keeps it active while pg_vigil runs and resolves it by itself if re-posts stop (as Prometheus does).",
+        &ALERTMANAGER_RESEND_S,
+        1,
+        3600,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
         c"vigil.max_payload_bytes",
         c"Largest notification payload and alert details pg_vigil stores, in bytes.",
         c"Larger alert details are replaced by {\"truncated\": true, \"original_bytes\": N}; vigil.send_webhook refuses a larger payload (54000).",
@@ -233,6 +244,11 @@ pub fn alert_links() -> crate::notify::payload::Links {
         external_url: text(&EXTERNAL_URL),
         generator_url: text(&GENERATOR_URL),
     }
+}
+
+/// `vigil.alertmanager_resend_interval`, in seconds.
+pub fn alertmanager_resend_seconds() -> i32 {
+    ALERTMANAGER_RESEND_S.get()
 }
 
 pub fn max_payload_bytes() -> i32 {

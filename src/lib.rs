@@ -90,6 +90,9 @@ extension_sql_file!(
         notify::sql::check_channel_options,
         notify::sql::pagerduty_payload,
         notify::sql::msteams_payload,
+        notify::sql::alertmanager_payload,
+        notify::sql::alertmanager_batches,
+        notify::sql::alertmanager_resend_seconds,
         notify::sql::wake_worker,
     ]
 );

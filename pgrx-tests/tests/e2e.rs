@@ -852,6 +852,10 @@ fn main() {
             notify::pagerduty_and_teams_channels_follow_the_alert_lifecycle,
         ),
         (
+            "alertmanager_channels_keep_open_alerts_active_and_resolve_them",
+            notify::alertmanager_channels_keep_open_alerts_active_and_resolve_them,
+        ),
+        (
             "failed_deliveries_retry_honour_retry_after_and_go_dead",
             notify::failed_deliveries_retry_honour_retry_after_and_go_dead,
         ),

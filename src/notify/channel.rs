@@ -18,7 +18,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use url::{Host, Url};
 
 /// The channel kinds `vigil.channels.kind` allows.
-pub const KINDS: [&str; 5] = ["slack", "webhook", "pg_notify", "pagerduty", "msteams"];
+pub const KINDS: [&str; 6] = [
+    "slack",
+    "webhook",
+    "pg_notify",
+    "pagerduty",
+    "msteams",
+    "alertmanager",
+];
 
 /// PostgreSQL's identifier limit also bounds a NOTIFY channel name.
 const MAX_NOTIFY_CHANNEL: usize = 63;
@@ -196,6 +203,15 @@ pub fn check_resolved(name: &str, ip: IpAddr, policy: &Policy) -> Result<(), Str
 pub fn validate_target(kind: &str, url: &str, policy: &Policy) -> Result<(), String> {
     match kind {
         "slack" | "webhook" | "pagerduty" | "msteams" => parse_http_url(url, policy).map(|_| ()),
+        // What is checked is what is posted to: the API endpoint itself.
+        "alertmanager" => {
+            let u = parse_http_url(url, policy)?;
+            if u.path().ends_with("/api/v2/alerts") {
+                Ok(())
+            } else {
+                Err("url of an alertmanager channel must be its API v2 alerts endpoint, http(s)://<host>:<port>/api/v2/alerts".into())
+            }
+        }
         "pg_notify" => {
             if url.trim().is_empty() {
                 Err("url must name the NOTIFY channel for kind pg_notify".into())
@@ -380,11 +396,39 @@ mod tests {
     }
 
     #[test]
+    fn an_alertmanager_channel_names_its_api_endpoint() {
+        let p = Policy::default();
+        assert_eq!(
+            validate_target("alertmanager", "http://127.0.0.1:9093/api/v2/alerts", &p),
+            Ok(())
+        );
+        assert_eq!(
+            validate_target(
+                "alertmanager",
+                "https://am.example.com/prefix/api/v2/alerts",
+                &p
+            ),
+            Ok(())
+        );
+        for bad in [
+            "http://127.0.0.1:9093/",
+            "http://127.0.0.1:9093/api/v1/alerts",
+            "http://127.0.0.1:9093/api/v2/alerts/",
+        ] {
+            let err = validate_target("alertmanager", bad, &p).unwrap_err();
+            assert!(err.contains("/api/v2/alerts"), "{err}");
+        }
+        assert!(
+            validate_target("alertmanager", "http://169.254.169.254/api/v2/alerts", &p).is_err()
+        );
+    }
+
+    #[test]
     fn unknown_kinds_list_the_allowed_ones() {
         let err = validate("email", "x").unwrap_err();
         assert_eq!(
             err,
-            "kind must be one of slack, webhook, pg_notify, pagerduty, msteams, got \"email\""
+            "kind must be one of slack, webhook, pg_notify, pagerduty, msteams, alertmanager, got \"email\""
         );
     }
 

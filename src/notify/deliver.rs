@@ -134,6 +134,7 @@ impl Delivery {
         }
         alerting_step("escalations", outbox::run_escalations);
         alerting_step("flush groups", outbox::flush_groups);
+        alerting_step("alertmanager resend", outbox::resend_alertmanager);
         // A long backlog is drained in slices of about one poll interval, so
         // the worker still reloads settings and heartbeats in between.
         let started = Instant::now();

@@ -240,6 +240,12 @@ pub fn run_escalations() -> SpiResult<Option<i32>> {
     Spi::get_one("SELECT vigil._run_escalations()")
 }
 
+/// Re-posts open alerts to alertmanager channels that are due
+/// (`vigil._resend_alertmanager`).
+pub fn resend_alertmanager() -> SpiResult<Option<i32>> {
+    Spi::get_one("SELECT vigil._resend_alertmanager()")
+}
+
 /// Turns the groups that are due into messages (`vigil._flush_groups`).
 pub fn flush_groups() -> SpiResult<Option<i32>> {
     Spi::get_one("SELECT vigil._flush_groups()")

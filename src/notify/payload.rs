@@ -321,14 +321,14 @@ pub fn webhook_message_with(alert: &Value, event: &str, receiver: &str, links: &
 
 /// One alert as Alertmanager's `template.Alert`, with its labels and
 /// annotations apart for the message around it.
-struct AlertEntry {
-    status: &'static str,
-    labels: Map<String, Value>,
-    annotations: Map<String, Value>,
-    json: Value,
+pub(super) struct AlertEntry {
+    pub(super) status: &'static str,
+    pub(super) labels: Map<String, Value>,
+    pub(super) annotations: Map<String, Value>,
+    pub(super) json: Value,
 }
 
-fn alert_entry(alert: &Value, event: &str, links: &Links) -> AlertEntry {
+pub(super) fn alert_entry(alert: &Value, event: &str, links: &Links) -> AlertEntry {
     let empty = Map::new();
     let a = alert.as_object().unwrap_or(&empty);
     let status = if is_resolved(a, event) {

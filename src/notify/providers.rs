@@ -1,5 +1,6 @@
-//! The bodies for PagerDuty (Events API v2) and Microsoft Teams (a
-//! Workflows webhook carrying an Adaptive Card), as serde-derived types: the
+//! The bodies for PagerDuty (Events API v2), Microsoft Teams (a Workflows
+//! webhook carrying an Adaptive Card) and Alertmanager (API v2
+//! `postableAlert`s), as serde-derived types: the
 //! field names and enumerations the providers document are spelled once,
 //! here, and a body is what serde writes of them (tests round-trip them).
 //! Pure functions of the `to_jsonb` form of a `vigil.alerts` row, like
@@ -575,6 +576,88 @@ pub fn teams_group_message(
     teams_message(body, actions)
 }
 
+// --------------------------------------------------------------- Alertmanager
+
+/// One alert as Alertmanager's API v2 takes it (`postableAlert`, POSTed in
+/// an array to `/api/v2/alerts`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PostableAlert {
+    pub labels: Map<String, Value>,
+    pub annotations: Map<String, Value>,
+    #[serde(rename = "startsAt")]
+    pub starts_at: String,
+    #[serde(rename = "endsAt")]
+    pub ends_at: String,
+    #[serde(
+        rename = "generatorURL",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub generator_url: String,
+}
+
+/// `alert` as Alertmanager takes it on `event`: the labels and annotations
+/// of the webhook's alert entry, `startsAt` when it began; `endsAt` when it
+/// closed for a closing event (Alertmanager then resolves it), else
+/// `open_until` — a few resend intervals ahead, so the alert stays active
+/// while vigil keeps re-posting it and ends by itself if vigil stops.
+pub fn alertmanager_alert(
+    alert: &Value,
+    event: &str,
+    open_until: &str,
+    links: &Links,
+) -> PostableAlert {
+    let entry = super::payload::alert_entry(alert, event, links);
+    let field = |k: &str| {
+        entry
+            .json
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    PostableAlert {
+        starts_at: field("startsAt"),
+        ends_at: if entry.status == "resolved" {
+            field("endsAt")
+        } else {
+            open_until.to_owned()
+        },
+        generator_url: field("generatorURL"),
+        labels: entry.labels,
+        annotations: entry.annotations,
+    }
+}
+
+/// The bodies that re-post `alerts` (open ones, `open_until` ahead), as few
+/// as fit within `cap` bytes each.
+pub fn alertmanager_batches(
+    alerts: &[Value],
+    open_until: &str,
+    links: &Links,
+    cap: usize,
+) -> Vec<Value> {
+    // jsonb's text form spaces out what serde writes: keep an eighth spare.
+    let budget = cap.saturating_sub(cap / 8).max(1);
+    let mut out = Vec::new();
+    let (mut batch, mut size) = (Vec::new(), 2);
+    for a in alerts {
+        let v = serde_json::to_value(alertmanager_alert(a, "resend", open_until, links))
+            .unwrap_or(Value::Null);
+        let n = v.to_string().len() + 1;
+        if !batch.is_empty() && size + n > budget {
+            out.push(Value::Array(std::mem::take(&mut batch)));
+            size = 2;
+        }
+        size += n;
+        batch.push(v);
+    }
+    if !batch.is_empty() {
+        out.push(Value::Array(batch));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -596,6 +679,59 @@ mod tests {
             external_url: "https://vigil.example.com/".into(),
             generator_url: "https://vigil.example.com/alerts/{id}".into(),
         }
+    }
+
+    #[test]
+    fn alertmanager_alerts_stay_open_until_told_and_end_when_closed() {
+        let until = "2026-12-01T10:09:00Z";
+        let a = alertmanager_alert(&alert(), "new", until, &links());
+        let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(v["startsAt"], "2026-12-01T10:00:00Z");
+        assert_eq!(v["endsAt"], until);
+        assert_eq!(v["labels"]["alertname"], "health_drop");
+        assert_eq!(v["labels"]["severity"], "high");
+        assert_eq!(v["labels"]["team"], "cs");
+        assert_eq!(v["annotations"]["summary"], "Acme health 62 vs 80");
+        assert_eq!(v["generatorURL"], "https://vigil.example.com/alerts/7");
+        let back: PostableAlert = serde_json::from_value(v).unwrap();
+        assert_eq!(back, a);
+        let mut closed = alert();
+        closed["status"] = json!("resolved");
+        closed["resolved_at"] = json!("2026-12-01T10:07:30+00:00");
+        let r = alertmanager_alert(&closed, "resolved", until, &Links::default());
+        assert_eq!(r.ends_at, "2026-12-01T10:07:30Z");
+        let v = serde_json::to_value(&r).unwrap();
+        assert!(v.get("generatorURL").is_none());
+    }
+
+    #[test]
+    fn alertmanager_resends_split_to_fit_the_cap() {
+        let many: Vec<Value> = (0..50)
+            .map(|i| {
+                let mut a = alert();
+                a["id"] = json!(i);
+                a["entity"] = json!(format!("e{i}"));
+                a
+            })
+            .collect();
+        let until = "2026-12-01T10:09:00Z";
+        let one = alertmanager_batches(&many, until, &Links::default(), 1_000_000);
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].as_array().unwrap().len(), 50);
+        let split = alertmanager_batches(&many, until, &Links::default(), 4_000);
+        assert!(split.len() > 1);
+        assert_eq!(
+            split
+                .iter()
+                .map(|b| b.as_array().unwrap().len())
+                .sum::<usize>(),
+            50
+        );
+        for b in &split {
+            assert!(b.to_string().len() <= 4_000);
+            assert!(b.as_array().unwrap().iter().all(|x| x["endsAt"] == until));
+        }
+        assert!(alertmanager_batches(&[], until, &Links::default(), 4_000).is_empty());
     }
 
     #[test]

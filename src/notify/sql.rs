@@ -137,6 +137,66 @@ fn msteams_payload(alert: JsonArg, event: &str) -> JsonB {
     JsonB(serde_json::to_value(m).unwrap_or(Value::Null))
 }
 
+/// `endsAt` of an open alert posted to Alertmanager in this transaction:
+/// four `vigil.alertmanager_resend_interval`s after it began, RFC 3339 UTC.
+fn alertmanager_open_until() -> String {
+    // SAFETY: a read of the transaction's start time (main thread).
+    let start_us = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    // PostgreSQL's epoch is 2000-01-01, 946 684 800 s after Unix's.
+    let unix_us = start_us
+        .saturating_add(946_684_800_000_000)
+        .saturating_add(4 * i64::from(crate::gucs::alertmanager_resend_seconds()) * 1_000_000);
+    chrono::DateTime::from_timestamp_micros(unix_us)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+        .unwrap_or_default()
+}
+
+/// The Alertmanager API v2 body (an array of one `postableAlert`) for an
+/// alert and an event: open alerts with `endsAt` four
+/// `vigil.alertmanager_resend_interval`s after the transaction began,
+/// closed ones with their closing time. STABLE: reads the transaction's
+/// start, that setting and the link settings.
+#[pg_extern(stable, strict, parallel_safe)]
+fn alertmanager_payload(alert: JsonArg, event: &str) -> JsonB {
+    check_event(event);
+    let a = super::providers::alertmanager_alert(
+        &alert.get("alert"),
+        event,
+        &alertmanager_open_until(),
+        &crate::gucs::alert_links(),
+    );
+    JsonB(Value::Array(vec![
+        serde_json::to_value(a).unwrap_or(Value::Null)
+    ]))
+}
+
+/// The bodies re-posting open alerts `ids` (at most 200 read, as for a
+/// group message) to an Alertmanager, each within `cap` bytes
+/// (`vigil._resend_alertmanager`). STABLE: reads `vigil.alerts`.
+#[pg_extern(stable, strict, parallel_safe, name = "_alertmanager_batches")]
+#[search_path(pg_catalog, pg_temp)]
+fn alertmanager_batches(ids: Vec<Option<i64>>, cap: i32) -> SetOfIterator<'static, JsonB> {
+    let ids: Vec<i64> = ids.into_iter().flatten().collect();
+    let alerts = message_alerts(&ids);
+    let cap = usize::try_from(cap).unwrap_or(0).max(1024);
+    SetOfIterator::new(
+        super::providers::alertmanager_batches(
+            &alerts,
+            &alertmanager_open_until(),
+            &crate::gucs::alert_links(),
+            cap,
+        )
+        .into_iter()
+        .map(JsonB),
+    )
+}
+
+/// `vigil.alertmanager_resend_interval`, in seconds.
+#[pg_extern(stable, parallel_safe, name = "_alertmanager_resend_seconds")]
+fn alertmanager_resend_seconds() -> i32 {
+    crate::gucs::alertmanager_resend_seconds()
+}
+
 /// Raises 22023 naming what is wrong when `options` do not suit a channel
 /// of `kind` (`providers::check_options`); never repeats their values
 /// (the routing key is a secret). IMMUTABLE like `_check_channel`.

@@ -1488,3 +1488,236 @@ pub fn pagerduty_and_teams_channels_follow_the_alert_lifecycle(c: &Cluster) {
     db.batch_execute("DELETE FROM vigil.channels; DELETE FROM vigil.notification_groups")
         .unwrap();
 }
+
+/// A real Alertmanager (Debian's `prometheus-alertmanager`) on loopback,
+/// its webhook receiver pointed at the sink; killed when dropped.
+struct Alertmanager {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Alertmanager {
+    fn start(port: u16, dir: &std::path::Path, receiver: &str) -> Alertmanager {
+        let config = dir.join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  resolve_timeout: 2s\n\
+                 route:\n  receiver: sink\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+                 receivers:\n- name: sink\n  webhook_configs:\n  - url: {receiver}\n    send_resolved: true\n"
+            ),
+        )
+        .unwrap();
+        // A fresh storage directory: a restart forgets every alert.
+        let storage = dir.join(format!("data-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&storage);
+        let child = std::process::Command::new("prometheus-alertmanager")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", storage.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("alertmanager.log")).unwrap())
+            .spawn()
+            .expect("prometheus-alertmanager (Debian package prometheus-alertmanager; scripts/setup.sh installs it)");
+        let am = Alertmanager {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        };
+        wait_for("Alertmanager ready", Duration::from_secs(20), || {
+            am.amtool(&["alert", "query", "-o", "json"])
+                .ok()
+                .map(|_| ())
+        });
+        am
+    }
+
+    fn amtool(&self, args: &[&str]) -> Result<String, String> {
+        let out = std::process::Command::new("amtool")
+            .arg(format!("--alertmanager.url=http://127.0.0.1:{}", self.port))
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// (alertname, entity, state) of every alert Alertmanager holds.
+    fn alerts(&self) -> Vec<(String, String, String)> {
+        let out = self
+            .amtool(&["alert", "query", "-a", "-s", "-i", "-o", "json"])
+            .unwrap();
+        json(&out)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["labels"]["alertname"].as_str().unwrap_or("").to_string(),
+                    a["labels"]["entity"].as_str().unwrap_or("").to_string(),
+                    a["status"]["state"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = std::fs::read_to_string(self.dir.join("alertmanager.log")).unwrap_or_default();
+        if std::thread::panicking() {
+            eprintln!("alertmanager log:\n{log}");
+        }
+    }
+}
+
+/// The alertmanager channel against a real Alertmanager: an open alert
+/// stays active past `resolve_timeout` and its own `endsAt` because the
+/// worker re-posts it, an `amtool` silence suppresses it, an Alertmanager
+/// restart (which forgets everything) heals on the next re-post, and
+/// `vigil.resolve` makes Alertmanager send its resolved notification.
+pub fn alertmanager_channels_keep_open_alerts_active_and_resolve_them(c: &Cluster) {
+    let mut db = worker_db(c);
+    let sink = Sink::start();
+    let dir = tempdir_for("alertmanager");
+    let port = pg_vigil_e2e::free_port();
+    let mut am = Alertmanager::start(port, &dir, &sink.url("/am"));
+    set_config(
+        &mut db,
+        &["ALTER SYSTEM SET vigil.alertmanager_resend_interval = 1"],
+    );
+    let err = db
+        .batch_execute(&format!(
+            "SELECT vigil.create_channel('am', 'alertmanager', 'http://127.0.0.1:{port}/')"
+        ))
+        .unwrap_err();
+    assert_eq!(
+        err.as_db_error()
+            .map(|e| e.code().code().to_string())
+            .as_deref(),
+        Some("22023"),
+        "{err}"
+    );
+    db.query_one(
+        "SELECT vigil.create_channel('am', 'alertmanager', $1)",
+        &[&format!("http://127.0.0.1:{port}/api/v2/alerts")],
+    )
+    .unwrap();
+    let alert: i64 = db
+        .query_one(
+            "SELECT alert_id FROM vigil.raise_alert('health_drop', 'acme', 'high', 'Health dropped 18 points')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let active = |am: &Alertmanager| {
+        am.alerts()
+            .into_iter()
+            .any(|(n, e, s)| n == "health_drop" && e == "acme" && s == "active")
+    };
+    wait_for(
+        "the alert active in Alertmanager",
+        Duration::from_secs(15),
+        || active(&am).then_some(()),
+    );
+    // endsAt is 4 s ahead and resolve_timeout 2 s: only re-posts keep it.
+    std::thread::sleep(Duration::from_secs(7));
+    assert!(active(&am), "gone from Alertmanager: {:?}", am.alerts());
+    let resends: i64 = db
+        .query_one(
+            "SELECT count(*) FROM vigil.notifications WHERE event = 'resend' AND status = 'sent'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(resends >= 3, "{resends} re-posts in 7 s");
+    // Alertmanager notified its receiver of the firing alert.
+    wait_for(
+        "Alertmanager's firing notification",
+        Duration::from_secs(15),
+        || {
+            sink.requests()
+                .iter()
+                .any(|r| r.path == "/am" && json(&r.body_str())["status"] == "firing")
+                .then_some(())
+        },
+    );
+
+    // An amtool silence suppresses it.
+    let silence = am
+        .amtool(&[
+            "silence",
+            "add",
+            "alertname=health_drop",
+            "--comment=maintenance",
+            "--author=e2e",
+            "--duration=1h",
+        ])
+        .unwrap();
+    let silence = silence.trim().to_string();
+    wait_for("the alert suppressed", Duration::from_secs(10), || {
+        am.alerts()
+            .into_iter()
+            .any(|(n, _, s)| n == "health_drop" && s == "suppressed")
+            .then_some(())
+    });
+    am.amtool(&["silence", "expire", &silence]).unwrap();
+
+    // A restart forgets every alert; the next re-post brings it back.
+    drop(am);
+    am = Alertmanager::start(port, &dir, &sink.url("/am"));
+    wait_for(
+        "the alert back after a restart",
+        Duration::from_secs(15),
+        || active(&am).then_some(()),
+    );
+
+    // Resolving posts endsAt = resolved_at: Alertmanager sends "resolved".
+    sink.clear();
+    db.execute("SELECT vigil.resolve($1, 'oncall')", &[&alert])
+        .unwrap();
+    wait_for(
+        "Alertmanager's resolved notification",
+        Duration::from_secs(20),
+        || {
+            sink.requests()
+                .iter()
+                .any(|r| {
+                    let b = json(&r.body_str());
+                    r.path == "/am"
+                        && b["status"] == "resolved"
+                        && b["alerts"][0]["labels"]["entity"] == "acme"
+                })
+                .then_some(())
+        },
+    );
+    // No more re-posts of it: it stays resolved.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        am.alerts()
+            .into_iter()
+            .all(|(n, _, s)| n != "health_drop" || s != "active"),
+        "{:?}",
+        am.alerts()
+    );
+    drop(am);
+    db.batch_execute("DELETE FROM vigil.channels").unwrap();
+    set_config(
+        &mut db,
+        &["ALTER SYSTEM RESET vigil.alertmanager_resend_interval"],
+    );
+}
+
+fn tempdir_for(what: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("pg_vigil_e2e_{what}_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
