@@ -302,6 +302,7 @@ pub(crate) mod tests {
                                      '_wake_worker', '_monitor_run', '_base_type', '_rollup_stats',
                                      '_rollup_ddl', '_rollup_status', '_rollup_dropped', '_upgrade_rollup',
                                      'webhook_payload', 'pagerduty_payload', 'msteams_payload',
+                                     'alertmanager_payload', '_alertmanager_batches', '_alertmanager_resend_seconds',
                                      '_set_rollup_on_detach', '_group_message')
                AND (p.provolatile <> 'i' OR p.proparallel <> 's')",
         );
@@ -347,7 +348,8 @@ pub(crate) mod tests {
             one::<String>(
                 "SELECT string_agg(DISTINCT provolatile::text || proparallel::text || proisstrict::text, ',')
                            FROM pg_proc WHERE pronamespace = 'vigil'::regnamespace
-                             AND proname IN ('pagerduty_payload', 'msteams_payload')"
+                             AND proname IN ('pagerduty_payload', 'msteams_payload', 'alertmanager_payload',
+                                             '_alertmanager_batches', '_alertmanager_resend_seconds')"
             )
             .as_deref(),
             Some("sstrue")
