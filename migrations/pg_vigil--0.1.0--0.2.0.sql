@@ -54,12 +54,12 @@ ALTER TABLE vigil.notifications DROP CONSTRAINT notifications_event_check,
     ADD CONSTRAINT notifications_event_check
         CHECK (event IN ('new', 'escalated', 'acknowledged', 'resolved', 'dismissed', 'expired', 'test',
                          'action', 'group', 'escalation', 'resend'));
--- Channel kinds pagerduty, msteams and alertmanager, and what a kind needs besides url
+-- Channel kinds pagerduty, msteams, alertmanager and email, and what a kind needs besides url
 -- and headers (pagerduty: its routing key).
 ALTER TABLE vigil.channels ADD COLUMN options jsonb NOT NULL DEFAULT '{}',
     DROP CONSTRAINT channels_kind_check,
     ADD CONSTRAINT channels_kind_check
-        CHECK (kind IN ('slack', 'webhook', 'pg_notify', 'pagerduty', 'msteams', 'alertmanager'));
+        CHECK (kind IN ('slack', 'webhook', 'pg_notify', 'pagerduty', 'msteams', 'alertmanager', 'email'));
 -- Payloads are compressed with lz4 where the server was built with it:
 -- pglz took a tenth of a grouped flush (a message lists up to 200 alerts).
 DO $$
@@ -352,9 +352,11 @@ $$;
 
 COMMENT ON FUNCTION vigil._capped_payload(kind text, channel_name text, alert jsonb, event text) IS 'Internal: vigil._render_payload, kept within vigil.max_payload_bytes: over the cap the alert''s details become {"truncated": true, "original_bytes": N}, then title/entity/summary are cut and the alert marked truncated, and as a last resort the payload is only {"truncated": true, "original_bytes", "alert_id", "event"}';
 
-COMMENT ON COLUMN vigil.channels.url IS 'http(s) URL for slack, webhook, pagerduty (the Events API v2 endpoint), msteams (the Workflows webhook) and alertmanager (its /api/v2/alerts endpoint); the NOTIFY channel name for pg_notify. Secret';
+COMMENT ON TABLE vigil.channels IS 'Where notifications go. url, headers and options are secrets (vigil_admin only). Slack channels default to max_per_second 1';
 
-COMMENT ON COLUMN vigil.channels.options IS 'What the kind needs besides url and headers, a JSON object: pagerduty {"routing_key": "<integration key>"}; other kinds none. Secret';
+COMMENT ON COLUMN vigil.channels.url IS 'http(s) URL for slack, webhook, pagerduty (the Events API v2 endpoint), msteams (the Workflows webhook) and alertmanager (its /api/v2/alerts endpoint); smtp://host[:port] (STARTTLS) or smtps://host[:port] for email; the NOTIFY channel name for pg_notify. Secret';
+
+COMMENT ON COLUMN vigil.channels.options IS 'What the kind needs besides url and headers, a JSON object: pagerduty {"routing_key": "<integration key>"}; email {"from", "to": [...], "cc"?, "username"?, "password"?, "tls"?: "starttls" | "none"}; other kinds none. Secret';
 
 COMMENT ON COLUMN vigil.channels.repeat_interval IS 'A notification with the same alert key and event is not repeated on this channel within this interval (0 to 100 years)';
 
@@ -1366,6 +1368,7 @@ CREATE OR REPLACE FUNCTION vigil._render_payload(kind text, channel_name text, a
         WHEN 'pagerduty' THEN vigil.pagerduty_payload(alert, event)
         WHEN 'msteams' THEN vigil.msteams_payload(alert, event)
         WHEN 'alertmanager' THEN vigil.alertmanager_payload(alert, event)
+        WHEN 'email' THEN vigil.email_payload(alert, event)
         -- pg_notify: what channel vigil_alerts carries, the alert id and the
         -- event only (any role can LISTEN on any channel).
         ELSE jsonb_build_object('id', alert -> 'id', 'event', event)
@@ -2220,7 +2223,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval, group_by text[], group_wait interval, group_interval interval, options jsonb) IS 'Add a notification channel (kind slack, webhook, pg_notify, pagerduty, msteams or alertmanager); the url, headers and options (pagerduty: {"routing_key": ...}) are checked and never echoed. PagerDuty and Alertmanager channels are never grouped and always send resolves. Alerts are grouped by the group_by labels (default alertname; NULL: one message per alert event) and sent after group_wait, then at most every group_interval on changes, and every repeat_interval while unacknowledged';
+COMMENT ON FUNCTION vigil.create_channel(name text, kind text, url text, headers jsonb, min_severity vigil.severity, anomaly_types text[], send_resolved boolean, max_per_second double precision, repeat_interval interval, delivery_deadline interval, group_by text[], group_wait interval, group_interval interval, options jsonb) IS 'Add a notification channel (kind slack, webhook, pg_notify, pagerduty, msteams, alertmanager or email); the url, headers and options (pagerduty: {"routing_key": ...}; email: {"from", "to", ...}) are checked and never echoed. PagerDuty and Alertmanager channels are never grouped and always send resolves. Alerts are grouped by the group_by labels (default alertname; NULL: one message per alert event) and sent after group_wait, then at most every group_interval on changes, and every repeat_interval while unacknowledged';
 
 CREATE OR REPLACE FUNCTION vigil.create_escalation_policy(name text, steps jsonb, matchers text[] DEFAULT '{}'::text[], min_severity vigil.severity DEFAULT 'high'::vigil.severity, repeat boolean DEFAULT true) RETURNS bigint
     LANGUAGE plpgsql
@@ -2552,6 +2555,12 @@ $$;
 COMMENT ON FUNCTION vigil.drop_route(name text) IS 'Remove a route; ERROR 42704 when there is none of that name';
 
 COMMENT ON FUNCTION vigil.early_kill_decision(expected_rate double precision, interactions bigint, views bigint, started_at timestamp with time zone, at timestamp with time zone, kill_threshold double precision, min_interactions integer, timeout interval) IS 'kill, expired or continue for a variant under test (scenario 3)';
+
+CREATE OR REPLACE FUNCTION vigil.email_payload(alert jsonb, event text) RETURNS jsonb
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'email_payload_wrapper';
+
+COMMENT ON FUNCTION vigil.email_payload(alert jsonb, event text) IS 'The email (subject, text and HTML parts, as a JSON object) for an alert and an event';
 
 CREATE OR REPLACE FUNCTION vigil.escalate_severity(severity vigil.severity) RETURNS vigil.severity
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE

@@ -95,6 +95,7 @@ COMMENT ON FUNCTION vigil.pagerduty_payload(jsonb, text) IS 'The PagerDuty Event
 COMMENT ON FUNCTION vigil.alertmanager_payload(jsonb, text) IS 'The Alertmanager API v2 body (an array of one postableAlert) for an alert and an event: endsAt four vigil.alertmanager_resend_intervals ahead while open, the closing time once closed';
 COMMENT ON FUNCTION vigil._alertmanager_batches(bigint[], int) IS 'Internal: the Alertmanager bodies re-posting these open alerts (at most 200 read), each within cap bytes';
 COMMENT ON FUNCTION vigil._alertmanager_resend_seconds() IS 'Internal: vigil.alertmanager_resend_interval, in seconds';
+COMMENT ON FUNCTION vigil.email_payload(jsonb, text) IS 'The email (subject, text and HTML parts, as a JSON object) for an alert and an event';
 COMMENT ON FUNCTION vigil.msteams_payload(jsonb, text) IS 'The Microsoft Teams Workflows webhook message (an Adaptive Card) for an alert and an event';
 COMMENT ON FUNCTION vigil._check_channel_options(text, jsonb) IS 'Internal: ERROR 22023 naming what is wrong when a channel''s options do not suit its kind (pagerduty: routing_key); never repeats the values';
 COMMENT ON FUNCTION vigil.webhook_payload(jsonb, text, text) IS 'The webhook body (Alertmanager webhook v4 plus vigil) for an alert, an event and a receiver name';

@@ -14,7 +14,7 @@ CREATE TABLE vigil.channels (
     name            text           NOT NULL UNIQUE CHECK (btrim(name) <> ''),
     kind            text           NOT NULL
                     CONSTRAINT channels_kind_check
-                    CHECK (kind IN ('slack', 'webhook', 'pg_notify', 'pagerduty', 'msteams', 'alertmanager')),
+                    CHECK (kind IN ('slack', 'webhook', 'pg_notify', 'pagerduty', 'msteams', 'alertmanager', 'email')),
     url             text           NOT NULL,
     headers         jsonb          NOT NULL DEFAULT '{}',
     -- What a kind needs besides url and headers (pagerduty: routing_key).
@@ -39,15 +39,15 @@ CREATE TABLE vigil.channels (
     updated_at      timestamptz    NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE vigil.channels IS
-    'Where notifications go. url and headers are secrets (vigil_admin only). Slack channels default to max_per_second 1';
+    'Where notifications go. url, headers and options are secrets (vigil_admin only). Slack channels default to max_per_second 1';
 COMMENT ON COLUMN vigil.channels.url IS
     'http(s) URL for slack, webhook, pagerduty (the Events API v2 endpoint), msteams (the Workflows webhook) and '
-    'alertmanager (its /api/v2/alerts endpoint); '
+    'alertmanager (its /api/v2/alerts endpoint); smtp://host[:port] (STARTTLS) or smtps://host[:port] for email; '
     'the NOTIFY channel name for pg_notify. Secret';
 COMMENT ON COLUMN vigil.channels.headers IS 'Extra HTTP headers, a JSON object of strings (e.g. Authorization). Secret';
 COMMENT ON COLUMN vigil.channels.options IS
     'What the kind needs besides url and headers, a JSON object: pagerduty {"routing_key": "<integration key>"}; '
-    'other kinds none. Secret';
+    'email {"from", "to": [...], "cc"?, "username"?, "password"?, "tls"?: "starttls" | "none"}; other kinds none. Secret';
 COMMENT ON COLUMN vigil.channels.min_severity IS 'Alerts below this severity are not sent here';
 COMMENT ON COLUMN vigil.channels.anomaly_types IS 'Only these anomaly types (NULL = all)';
 COMMENT ON COLUMN vigil.channels.send_resolved IS 'Also notify when an alert is resolved';
@@ -195,8 +195,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval, interval, text[], interval, interval, jsonb) IS
-    'Add a notification channel (kind slack, webhook, pg_notify, pagerduty, msteams or alertmanager); the url, headers and options '
-    '(pagerduty: {"routing_key": ...}) are checked and never echoed. PagerDuty and Alertmanager channels are never grouped '
+    'Add a notification channel (kind slack, webhook, pg_notify, pagerduty, msteams, alertmanager or email); the url, headers '
+    'and options (pagerduty: {"routing_key": ...}; email: {"from", "to", ...}) are checked and never echoed. PagerDuty and Alertmanager channels are never grouped '
     'and always send resolves. '
     'Alerts are grouped by the group_by labels (default alertname; NULL: one message per alert event) and sent '
     'after group_wait, then at most every group_interval on changes, and every repeat_interval while unacknowledged';
@@ -282,6 +282,7 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
         WHEN 'pagerduty' THEN vigil.pagerduty_payload(alert, event)
         WHEN 'msteams' THEN vigil.msteams_payload(alert, event)
         WHEN 'alertmanager' THEN vigil.alertmanager_payload(alert, event)
+        WHEN 'email' THEN vigil.email_payload(alert, event)
         -- pg_notify: what channel vigil_alerts carries, the alert id and the
         -- event only (any role can LISTEN on any channel).
         ELSE jsonb_build_object('id', alert -> 'id', 'event', event)

@@ -91,6 +91,7 @@ extension_sql_file!(
         notify::sql::pagerduty_payload,
         notify::sql::msteams_payload,
         notify::sql::alertmanager_payload,
+        notify::sql::email_payload,
         notify::sql::alertmanager_batches,
         notify::sql::alertmanager_resend_seconds,
         notify::sql::wake_worker,

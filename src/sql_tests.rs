@@ -303,6 +303,7 @@ pub(crate) mod tests {
                                      '_rollup_ddl', '_rollup_status', '_rollup_dropped', '_upgrade_rollup',
                                      'webhook_payload', 'pagerduty_payload', 'msteams_payload',
                                      'alertmanager_payload', '_alertmanager_batches', '_alertmanager_resend_seconds',
+                                     'email_payload',
                                      '_set_rollup_on_detach', '_group_message')
                AND (p.provolatile <> 'i' OR p.proparallel <> 's')",
         );
@@ -348,7 +349,7 @@ pub(crate) mod tests {
             one::<String>(
                 "SELECT string_agg(DISTINCT provolatile::text || proparallel::text || proisstrict::text, ',')
                            FROM pg_proc WHERE pronamespace = 'vigil'::regnamespace
-                             AND proname IN ('pagerduty_payload', 'msteams_payload', 'alertmanager_payload',
+                             AND proname IN ('pagerduty_payload', 'msteams_payload', 'alertmanager_payload', 'email_payload',
                                              '_alertmanager_batches', '_alertmanager_resend_seconds')"
             )
             .as_deref(),

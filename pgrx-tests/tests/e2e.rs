@@ -856,6 +856,10 @@ fn main() {
             notify::alertmanager_channels_keep_open_alerts_active_and_resolve_them,
         ),
         (
+            "email_channels_deliver_by_smtp_and_retry_only_what_the_server_defers",
+            notify::email_channels_deliver_by_smtp_and_retry_only_what_the_server_defers,
+        ),
+        (
             "failed_deliveries_retry_honour_retry_after_and_go_dead",
             notify::failed_deliveries_retry_honour_retry_after_and_go_dead,
         ),

@@ -18,13 +18,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use url::{Host, Url};
 
 /// The channel kinds `vigil.channels.kind` allows.
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 7] = [
     "slack",
     "webhook",
     "pg_notify",
     "pagerduty",
     "msteams",
     "alertmanager",
+    "email",
 ];
 
 /// PostgreSQL's identifier limit also bounds a NOTIFY channel name.
@@ -162,7 +163,7 @@ fn refusal(host: &str, reason: &str) -> String {
 }
 
 /// The destination policy for a parsed URL's host.
-fn check_host(host: &Host<&str>, policy: &Policy) -> Result<(), String> {
+pub(super) fn check_host(host: &Host<&str>, policy: &Policy) -> Result<(), String> {
     match *host {
         Host::Domain(name) => {
             let name = normalise_name(name);
@@ -203,6 +204,7 @@ pub fn check_resolved(name: &str, ip: IpAddr, policy: &Policy) -> Result<(), Str
 pub fn validate_target(kind: &str, url: &str, policy: &Policy) -> Result<(), String> {
     match kind {
         "slack" | "webhook" | "pagerduty" | "msteams" => parse_http_url(url, policy).map(|_| ()),
+        "email" => super::mail::parse_smtp_url(url, policy).map(|_| ()),
         // What is checked is what is posted to: the API endpoint itself.
         "alertmanager" => {
             let u = parse_http_url(url, policy)?;
@@ -425,10 +427,10 @@ mod tests {
 
     #[test]
     fn unknown_kinds_list_the_allowed_ones() {
-        let err = validate("email", "x").unwrap_err();
+        let err = validate("sms", "x").unwrap_err();
         assert_eq!(
             err,
-            "kind must be one of slack, webhook, pg_notify, pagerduty, msteams, alertmanager, got \"email\""
+            "kind must be one of slack, webhook, pg_notify, pagerduty, msteams, alertmanager, email, got \"sms\""
         );
     }
 

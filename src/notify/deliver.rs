@@ -111,7 +111,12 @@ impl Delivery {
         if self.sender.is_none() || self.sender_made_from.as_ref() != Some(&wanted) {
             let roots = extra_roots_of(&wanted.2);
             match Sender::with_policy(timeout, gucs::max_concurrency() as usize, &wanted.1, roots) {
-                Ok(s) => {
+                Ok(mut s) => {
+                    if !wanted.2.is_empty() {
+                        if let Ok(pem) = std::fs::read(&wanted.2) {
+                            s.set_mail_roots(&pem);
+                        }
+                    }
                     self.sender = Some(s);
                     self.sender_made_from = Some(wanted);
                 }
@@ -222,6 +227,7 @@ impl Delivery {
                     c.payload.into_bytes()
                 },
                 idempotency_key: c.idempotency_key,
+                mail_options: (c.kind == "email").then_some(c.options),
             })
             .collect();
         let max_attempts = gucs::max_attempts();

@@ -20,6 +20,9 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub idempotency_key: String,
+    /// For an email channel, its `options`: the request goes out by SMTP
+    /// (`mail::send`), `body` being the stored `EmailBody`.
+    pub mail_options: Option<String>,
 }
 
 /// How often a running batch checks whether it should stop (SIGTERM).
@@ -31,6 +34,9 @@ pub struct Sender {
     runtime: tokio::runtime::Runtime,
     client: reqwest::Client,
     policy: Arc<Policy>,
+    timeout: Duration,
+    /// `vigil.ssl_ca_file`'s certificates for SMTP's TLS (lettre's type).
+    mail_roots: Arc<Vec<lettre::transport::smtp::client::Certificate>>,
 }
 
 /// The certificates of a PEM bundle (`vigil.ssl_ca_file`), or why none can be
@@ -130,7 +136,15 @@ impl Sender {
             runtime,
             client,
             policy,
+            timeout,
+            mail_roots: Arc::new(Vec::new()),
         })
+    }
+
+    /// Trusts the certificates of PEM bundle `pem` (`vigil.ssl_ca_file`) for
+    /// email channels' TLS too.
+    pub fn set_mail_roots(&mut self, pem: &[u8]) {
+        self.mail_roots = Arc::new(super::mail::roots_of(pem));
     }
 
     /// Sends every request, at most `max_concurrency` at a time. Returns one
@@ -150,10 +164,27 @@ impl Sender {
                 let client = self.client.clone();
                 let permits = permits.clone();
                 let policy = self.policy.clone();
+                let roots = self.mail_roots.clone();
+                let timeout = self.timeout;
                 tasks.spawn(async move {
                     let _permit = permits.acquire_owned().await;
                     let id = request.id;
-                    (id, send_one(&client, &policy, request).await)
+                    let attempt = match &request.mail_options {
+                        Some(options) => {
+                            super::mail::send(
+                                &request.url,
+                                options,
+                                &String::from_utf8_lossy(&request.body),
+                                &request.idempotency_key,
+                                &policy,
+                                &roots,
+                                timeout,
+                            )
+                            .await
+                        }
+                        None => send_one(&client, &policy, request).await,
+                    };
+                    (id, attempt)
                 });
             }
             let mut results = Vec::with_capacity(ids.len());
@@ -396,6 +427,7 @@ zaYbG7Yuk+4DOcnoRdH6oporLchP8lbb4wEkMQ==
             headers: vec![("X-Token".into(), "t1".into())],
             body: br#"{"text":"hi"}"#.to_vec(),
             idempotency_key: format!("key-{id}"),
+            mail_options: None,
         }
     }
 

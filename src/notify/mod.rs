@@ -1,4 +1,5 @@
-//! Notifications: channels (Slack, webhooks, pg_notify, PagerDuty, Teams), the durable outbox
+//! Notifications: channels (Slack, webhooks, pg_notify, PagerDuty, Teams,
+//! Alertmanager, email), the durable outbox
 //! `vigil.notifications`, payload formatting, and the worker's delivery with
 //! retries. Pure parts (`channel`, `payload`, `retry`, `ratelimit`, `http`)
 //! have no pgrx imports; `outbox`, `deliver` and `sql` are the database side.
@@ -6,6 +7,7 @@
 pub mod channel;
 pub(crate) mod deliver;
 pub mod http;
+pub mod mail;
 mod outbox;
 pub mod payload;
 pub mod providers;

@@ -1,6 +1,7 @@
 //! The bodies for PagerDuty (Events API v2), Microsoft Teams (a Workflows
-//! webhook carrying an Adaptive Card) and Alertmanager (API v2
-//! `postableAlert`s), as serde-derived types: the
+//! webhook carrying an Adaptive Card), Alertmanager (API v2
+//! `postableAlert`s) and email (subject, text and HTML), as serde-derived
+//! types: the
 //! field names and enumerations the providers document are spelled once,
 //! here, and a body is what serde writes of them (tests round-trip them).
 //! Pure functions of the `to_jsonb` form of a `vigil.alerts` row, like
@@ -213,6 +214,9 @@ pub fn check_options(kind: &str, options: &Value) -> Option<String> {
     let Some(map) = options.as_object() else {
         return Some("options must be a JSON object".into());
     };
+    if kind == "email" {
+        return super::mail::check_options(options);
+    }
     let allowed: &[&str] = match kind {
         "pagerduty" => &["routing_key"],
         _ => &[],
@@ -658,6 +662,210 @@ pub fn alertmanager_batches(
     out
 }
 
+// -------------------------------------------------------------------- Email
+
+const MAIL_TITLE: Limit = Limit {
+    chars: 200,
+    bytes: 800,
+};
+const MAIL_TEXT: Limit = Limit {
+    chars: 2_000,
+    bytes: 8_000,
+};
+/// Alerts one grouped email lists in full; the rest are counted.
+const MAIL_GROUP_ALERTS: usize = 50;
+
+fn html_escape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The facts of an alert an email lists, (label, value).
+fn mail_facts(a: &Map<String, Value>) -> Vec<(String, String)> {
+    let mut facts = vec![("Severity".to_owned(), severity(a))];
+    if let Some(u) = int(a, "urgency") {
+        facts.push(("Urgency".into(), format!("{u}/100 ({})", urgency_band(u))));
+    }
+    for (label, key) in [
+        ("Entity", "entity"),
+        ("Status", "status"),
+        ("Occurrences", "occurrences"),
+        ("Affected", "affected_count"),
+        ("Started", "created_at"),
+        ("Last seen", "last_seen_at"),
+    ] {
+        if let Some(v) = text(a, key) {
+            facts.push((label.into(), cut(&v, MAIL_TITLE)));
+        }
+    }
+    facts.extend(
+        key_metrics(a)
+            .into_iter()
+            .map(|(l, v)| (l, cut(&v, MAIL_TITLE))),
+    );
+    facts
+}
+
+/// One alert as text and as HTML (a heading, the summary, a table of
+/// facts, the recommended actions).
+fn mail_alert(a: &Map<String, Value>, event: &str, links: &Links) -> (String, String) {
+    let head = format!(
+        "{}[{}] {}",
+        event_prefix(a, event),
+        severity(a).to_uppercase(),
+        cut(&title(a), MAIL_TITLE)
+    );
+    let summary = text(a, "summary").map(|s| cut(&s, MAIL_TEXT));
+    let facts = mail_facts(a);
+    let acts: Vec<String> = actions(a).iter().map(|x| cut(x, MAIL_TITLE)).collect();
+    let link = generator_url(&links.generator_url, a, &wire_labels(a));
+    let mut text_part = vec![head.clone()];
+    if let Some(s) = &summary {
+        text_part.push(s.clone());
+    }
+    text_part.push(String::new());
+    text_part.extend(facts.iter().map(|(l, v)| format!("{l}: {v}")));
+    if !acts.is_empty() {
+        text_part.push(String::new());
+        text_part.push("Recommended actions:".into());
+        text_part.extend(acts.iter().map(|x| format!("- {x}")));
+    }
+    if !link.is_empty() {
+        text_part.push(String::new());
+        text_part.push(link.clone());
+    }
+    let color = match (is_resolved(a, event), severity(a).as_str()) {
+        (true, _) => "#2EB67D",
+        (_, "critical") => "#8B0000",
+        (_, "high") => "#E01E5A",
+        (_, "medium") => "#ECB22E",
+        _ => "#36C5F0",
+    };
+    let mut html = format!("<h2 style=\"color:{color}\">{}</h2>", html_escape(&head));
+    if let Some(s) = &summary {
+        html.push_str(&format!("<p>{}</p>", html_escape(s)));
+    }
+    html.push_str("<table>");
+    for (l, v) in &facts {
+        html.push_str(&format!(
+            "<tr><th align=\"left\">{}</th><td>{}</td></tr>",
+            html_escape(l),
+            html_escape(v)
+        ));
+    }
+    html.push_str("</table>");
+    if !acts.is_empty() {
+        html.push_str("<p>Recommended actions:</p><ul>");
+        for x in &acts {
+            html.push_str(&format!("<li>{}</li>", html_escape(x)));
+        }
+        html.push_str("</ul>");
+    }
+    if !link.is_empty() {
+        html.push_str(&format!(
+            "<p><a href=\"{}\">Open in pg_vigil</a></p>",
+            html_escape(&link)
+        ));
+    }
+    (text_part.join("\n"), html)
+}
+
+fn mail_document(html_body: &str) -> String {
+    format!("<!DOCTYPE html><html><body style=\"font-family:sans-serif\">{html_body}<p style=\"color:#888\">Sent by pg_vigil</p></body></html>")
+}
+
+/// The email for `alert` on `event`: subject `[FIRING:1] <title> (<entity>)`
+/// (`[RESOLVED]` once it closed, `[TEST]` for a test), a text and an HTML
+/// part with the same content.
+pub fn email_message(alert: &Value, event: &str, links: &Links) -> super::mail::EmailBody {
+    let empty = Map::new();
+    let a = alert.as_object().unwrap_or(&empty);
+    let tag = if event == "test" {
+        "[TEST]".to_owned()
+    } else if is_resolved(a, event) {
+        "[RESOLVED]".to_owned()
+    } else {
+        "[FIRING:1]".to_owned()
+    };
+    let mut subject = format!("{tag} {}", cut(&title(a), MAIL_TITLE));
+    if let Some(e) = text(a, "entity") {
+        subject.push_str(&format!(" ({})", cut(&e, MAIL_TITLE)));
+    }
+    let (text_part, html) = mail_alert(a, event, links);
+    super::mail::EmailBody {
+        subject,
+        text: text_part,
+        html: mail_document(&html),
+    }
+}
+
+/// One email for a group of alerts: subject `[FIRING:n] <group labels>`
+/// (`[RESOLVED] …` when none fires), each alert (at most 50, in the order
+/// given) in both parts, then how many more; within `cap` bytes.
+pub fn email_group_message(
+    alerts: &[Value],
+    group_labels: &Map<String, Value>,
+    links: &Links,
+    cap: usize,
+    omitted: usize,
+) -> super::mail::EmailBody {
+    let empty = Map::new();
+    let maps: Vec<&Map<String, Value>> = alerts
+        .iter()
+        .map(|a| a.as_object().unwrap_or(&empty))
+        .collect();
+    let firing = maps.iter().filter(|a| !is_resolved(a, "group")).count();
+    let labels: Vec<String> = group_labels
+        .iter()
+        .filter_map(|(k, v)| Some(format!("{k}={}", scalar_text(v)?)))
+        .collect();
+    let tag = if firing > 0 {
+        format!("[FIRING:{firing}]")
+    } else {
+        "[RESOLVED]".to_owned()
+    };
+    let subject = cut(&format!("{tag} {}", labels.join(" ")), MAIL_TITLE)
+        .trim_end()
+        .to_owned();
+    // Both parts hold every alert, and jsonb's text form adds some: each
+    // part gets under half the cap.
+    let budget = cap.saturating_sub(cap / 8 + 1_000) / 2;
+    let (mut texts, mut htmls) = (Vec::new(), String::new());
+    let mut size = 0;
+    let mut shown = 0;
+    for a in maps.iter().take(MAIL_GROUP_ALERTS) {
+        let (t, h) = mail_alert(a, "group", links);
+        let n = t.len().max(h.len()) * 2;
+        if size + n > budget {
+            break;
+        }
+        size += n;
+        texts.push(t);
+        htmls.push_str(&format!("{h}<hr>"));
+        shown += 1;
+    }
+    let more = alerts.len() - shown + omitted;
+    if more > 0 {
+        texts.push(format!("… and {more} more"));
+        htmls.push_str(&format!("<p>… and {more} more</p>"));
+    }
+    super::mail::EmailBody {
+        subject,
+        text: texts.join("\n\n----\n\n"),
+        html: mail_document(&htmls),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -732,6 +940,62 @@ mod tests {
             assert!(b.as_array().unwrap().iter().all(|x| x["endsAt"] == until));
         }
         assert!(alertmanager_batches(&[], until, &Links::default(), 4_000).is_empty());
+    }
+
+    #[test]
+    fn an_email_says_firing_or_resolved_and_escapes_html() {
+        let mut a = alert();
+        a["title"] = json!("Health <b>dropped</b>");
+        let m = email_message(&a, "new", &links());
+        assert_eq!(
+            m.subject,
+            "[FIRING:1] Health <b>dropped</b> (acme [x](http://evil))"
+        );
+        assert!(m.text.contains("Severity: high"), "{}", m.text);
+        assert!(m.text.contains("Drop points: 18"), "{}", m.text);
+        assert!(m.text.contains("- Call them"), "{}", m.text);
+        assert!(
+            m.html.contains("Health &lt;b&gt;dropped&lt;/b&gt;"),
+            "{}",
+            m.html
+        );
+        assert!(!m.html.contains("<b>dropped"), "{}", m.html);
+        assert!(
+            m.html
+                .contains("href=\"https://vigil.example.com/alerts/7\""),
+            "{}",
+            m.html
+        );
+        let r = email_message(&a, "resolved", &Links::default());
+        assert!(r.subject.starts_with("[RESOLVED] "), "{}", r.subject);
+        assert!(email_message(&a, "test", &Links::default())
+            .subject
+            .starts_with("[TEST] "));
+        let back: super::super::mail::EmailBody =
+            serde_json::from_value(serde_json::to_value(&m).unwrap()).unwrap();
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn a_group_email_counts_what_does_not_fit() {
+        let many: Vec<Value> = (0..80)
+            .map(|i| {
+                let mut a = alert();
+                a["id"] = json!(i);
+                a
+            })
+            .collect();
+        let labels = json!({"alertname": "health_drop"});
+        let labels = labels.as_object().unwrap();
+        let m = email_group_message(&many, labels, &Links::default(), 1_000_000, 0);
+        assert_eq!(m.subject, "[FIRING:80] alertname=health_drop");
+        assert!(m.text.ends_with("… and 30 more"), "50 listed at most");
+        for cap in [8_000, 64_000] {
+            let m = email_group_message(&many, labels, &Links::default(), cap, 3);
+            let size = serde_json::to_string(&m).unwrap().len();
+            assert!(size <= cap, "{size} > {cap}");
+            assert!(m.text.contains("more"));
+        }
     }
 
     #[test]

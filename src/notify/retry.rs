@@ -23,6 +23,9 @@ pub enum Attempt {
         retry_after: Option<Duration>,
         body: String,
     },
+    /// An SMTP server's final reply to a message (email channels): 2xx
+    /// accepted, 4xx "later", 5xx refused.
+    Smtp { code: u16, message: String },
     /// No answer within the hard time limit.
     Timeout,
     /// Could not connect, or the connection broke before an answer.
@@ -100,6 +103,15 @@ pub fn decide(attempt: &Attempt, budget: Budget, jitter: f64) -> Decision {
                 return Decision::Failed { error };
             }
             (error, *retry_after)
+        }
+        Attempt::Smtp { code, .. } if (200..300).contains(code) => return Decision::Sent,
+        Attempt::Smtp { code, message } => {
+            let message: String = message.chars().take(200).collect();
+            let error = format!("SMTP {code}: {}", message.trim());
+            if !(400..500).contains(code) {
+                return Decision::Failed { error };
+            }
+            (error, None)
         }
         Attempt::Timeout => ("timed out".to_string(), None),
         Attempt::Connection(e) => (format!("connection error: {e}"), None),

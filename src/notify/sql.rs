@@ -124,6 +124,16 @@ fn pagerduty_payload(alert: JsonArg, event: &str) -> JsonB {
     JsonB(serde_json::to_value(e).unwrap_or(Value::Null))
 }
 
+/// The email (subject, text and HTML parts) for an alert and an event.
+/// STABLE: its link comes from `vigil.generator_url`.
+#[pg_extern(stable, strict, parallel_safe)]
+fn email_payload(alert: JsonArg, event: &str) -> JsonB {
+    check_event(event);
+    let m =
+        super::providers::email_message(&alert.get("alert"), event, &crate::gucs::alert_links());
+    JsonB(serde_json::to_value(m).unwrap_or(Value::Null))
+}
+
 /// The Microsoft Teams (Workflows webhook) message for an alert and an
 /// event: an Adaptive Card. STABLE: its button links come from settings.
 #[pg_extern(stable, strict, parallel_safe)]
@@ -383,6 +393,14 @@ fn group_message(
     let omitted = ids.len().saturating_sub(alerts.len());
     JsonB(match kind {
         "slack" => super::payload::slack_group_message(&alerts, &group_labels, cap, omitted),
+        "email" => serde_json::to_value(super::providers::email_group_message(
+            &alerts,
+            &group_labels,
+            &crate::gucs::alert_links(),
+            cap,
+            omitted,
+        ))
+        .unwrap_or(Value::Null),
         "msteams" => serde_json::to_value(super::providers::teams_group_message(
             &alerts,
             &group_labels,
@@ -433,10 +451,10 @@ fn check_channel(kind: Option<&str>, url: Option<&str>, headers: Option<JsonArg>
             "headers must be a JSON object of header names to string values",
         )),
     };
-    if kind == "pg_notify" && !map.is_empty() {
-        raise(VigilError::invalid(
-            "headers are not used by kind pg_notify; leave them empty",
-        ));
+    if (kind == "pg_notify" || kind == "email") && !map.is_empty() {
+        raise(VigilError::invalid(format!(
+            "headers are not used by kind {kind}; leave them empty"
+        )));
     }
     for (name, value) in map {
         let Some(value) = value.as_str() else {

@@ -21,7 +21,7 @@ $$;
 ------------------------------------------------------------- bad channels
 SELECT pg_temp.err(format('SELECT vigil.create_channel(%L, %L, %L, group_by => NULL)', n, k, u)) AS error
 FROM (VALUES
-    ('c1', 'email',     'https://example.com/x'),
+    ('c1', 'sms',       'https://example.com/x'),
     ('c2', 'webhook',   'ftp://example.com/x'),
     ('c3', 'webhook',   'file:///etc/passwd'),
     ('c4', 'webhook',   'https://user:hunter2@example.com/x'),

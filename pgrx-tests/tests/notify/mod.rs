@@ -1721,3 +1721,200 @@ fn tempdir_for(what: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// A real SMTP server (`smtp_sink.py`, aiosmtpd) on loopback; stopped when
+/// dropped.
+struct SmtpSink {
+    child: std::process::Child,
+    port: u16,
+    out: std::path::PathBuf,
+}
+
+impl SmtpSink {
+    fn start(dir: &std::path::Path) -> SmtpSink {
+        use std::io::BufRead;
+        let port = pg_vigil_e2e::free_port();
+        let out = dir.join("mail.jsonl");
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/notify/smtp_sink.py");
+        // Debian's interpreter, where python3-aiosmtpd is (a python3 earlier
+        // on PATH, pyenv's say, lacks it).
+        let mut child = std::process::Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(&out)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 with aiosmtpd (Debian package python3-aiosmtpd; scripts/setup.sh installs it)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "smtp_sink.py did not start");
+        SmtpSink { child, port, out }
+    }
+
+    /// (envelope recipients, raw message) of every message accepted so far.
+    fn messages(&self) -> Vec<(Vec<String>, String)> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v = json(l);
+                let to = v["to"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_str().unwrap().to_string())
+                    .collect();
+                (to, v["data"].as_str().unwrap().to_string())
+            })
+            .collect()
+    }
+
+    fn wait_for(&self, what: &str, f: impl Fn(&(Vec<String>, String)) -> bool) -> String {
+        wait_for(what, Duration::from_secs(20), || {
+            self.messages().into_iter().find(|m| f(m)).map(|m| m.1)
+        })
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Email channels against a real SMTP server: one message per alert event
+/// (or group) with a text and an HTML part, a 4xx reply retried, a 5xx
+/// reply failed, the options checked and never echoed.
+pub fn email_channels_deliver_by_smtp_and_retry_only_what_the_server_defers(c: &Cluster) {
+    let mut db = worker_db(c);
+    db.batch_execute("DELETE FROM vigil.notification_groups")
+        .unwrap();
+    let dir = tempdir_for("smtp");
+    let smtp = SmtpSink::start(&dir);
+    let url = format!("smtp://127.0.0.1:{}", smtp.port);
+    let opts = |to: &str| {
+        format!(
+            r#"{{"from": "pg_vigil <vigil@example.com>", "to": ["{to}"], "tls": "none", "username": null, "password": null}}"#
+        )
+    };
+    // What an email channel needs is checked, by key, never echoing values.
+    for (options, want) in [
+        (
+            r#"{"to": ["a@example.com"]}"#.to_string(),
+            "missing field `from`",
+        ),
+        (
+            r#"{"from": "v@example.com", "to": ["a@example.com"], "password": "hunter2"}"#
+                .to_string(),
+            "go together",
+        ),
+        (
+            r#"{"from": "v@example.com", "to": []}"#.to_string(),
+            "at least one",
+        ),
+    ] {
+        let err = db
+            .execute(
+                "SELECT vigil.create_channel('bad', 'email', $1, options => $2::text::jsonb)",
+                &[&url, &options],
+            )
+            .unwrap_err();
+        let e = err.as_db_error().unwrap();
+        assert_eq!(e.code().code(), "22023", "{e:?}");
+        assert!(e.message().contains(want), "{}", e.message());
+        assert!(!e.message().contains("hunter2"), "{}", e.message());
+    }
+    for (name, to, grouped) in [
+        ("mail", "oncall@example.com", false),
+        ("mail-temp", "tempfail@example.com", false),
+        ("mail-reject", "reject@example.com", false),
+        ("mail-grouped", "team@example.com", true),
+    ] {
+        let group = if grouped {
+            ", group_wait => '1 second', group_interval => '1 second'"
+        } else {
+            ", group_by => NULL"
+        };
+        db.execute(
+            &format!(
+                "SELECT vigil.create_channel($1, 'email', $2, send_resolved => true, options => $3::text::jsonb{group})"
+            ),
+            &[&name, &url, &opts(to)],
+        )
+        .unwrap();
+    }
+    let alert: i64 = db
+        .query_one(
+            "SELECT alert_id FROM vigil.raise_alert('health_drop', 'acme', 'high',
+                 'Health dropped 18 points', 'Acme health 62 vs 80', '{\"drop_points\": 18}')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let msg = smtp.wait_for("the alert's email", |(to, _)| {
+        to == &["oncall@example.com".to_string()]
+    });
+    for want in [
+        "Subject: [FIRING:1] Health dropped 18 points (acme)",
+        "From: pg_vigil <vigil@example.com>",
+        "To: oncall@example.com",
+        "@pg_vigil>",
+        "multipart/alternative",
+        "Content-Type: text/plain",
+        "Content-Type: text/html",
+        "Severity: high",
+        "Drop points: 18",
+    ] {
+        assert!(msg.contains(want), "{want} not in:\n{msg}");
+    }
+    let grouped = smtp.wait_for("the group's email", |(to, _)| {
+        to == &["team@example.com".to_string()]
+    });
+    assert!(
+        grouped.contains("Subject: [FIRING:1] alertname=health_drop"),
+        "{grouped}"
+    );
+    // 451 on the first try: retried, then delivered.
+    smtp.wait_for("the deferred email, retried", |(to, _)| {
+        to == &["tempfail@example.com".to_string()]
+    });
+    let state = |db: &mut Client, name: &str| -> (String, i32, Option<String>) {
+        let r = db
+            .query_one(
+                "SELECT n.status::text, n.attempts, n.last_error FROM vigil.notifications n
+                 JOIN vigil.channels c ON c.id = n.channel_id WHERE c.name = $1 AND n.alert_id = $2",
+                &[&name, &alert],
+            )
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    wait_for("mail-temp sent", Duration::from_secs(10), || {
+        (state(&mut db, "mail-temp").0 == "sent").then_some(())
+    });
+    assert_eq!(state(&mut db, "mail-temp").1, 2, "one retry after the 451");
+    // 550: failed at once.
+    wait_for("mail-reject failed", Duration::from_secs(10), || {
+        (state(&mut db, "mail-reject").0 == "failed").then_some(())
+    });
+    let (_, attempts, error) = state(&mut db, "mail-reject");
+    assert_eq!(attempts, 1);
+    assert!(
+        error.as_deref().unwrap_or("").contains("SMTP 550"),
+        "{error:?}"
+    );
+
+    db.execute("SELECT vigil.resolve($1, 'oncall')", &[&alert])
+        .unwrap();
+    smtp.wait_for("the resolved email", |(to, m)| {
+        to == &["oncall@example.com".to_string()]
+            && m.contains("Subject: [RESOLVED] Health dropped 18 points (acme)")
+    });
+    db.batch_execute("DELETE FROM vigil.channels; DELETE FROM vigil.notification_groups")
+        .unwrap();
+}
