@@ -38,7 +38,7 @@ GRANT SELECT ON
     vigil.routes, vigil.silences, vigil.active_silences, vigil.inhibit_rules, vigil.held_notifications,
     vigil.escalation_policies, vigil.escalations
 TO vigil_reader;
--- Channels without their secrets (url, headers).
+-- Channels without their secrets (url, headers, options).
 GRANT SELECT (id, name, kind, min_severity, anomaly_types, send_resolved, max_per_second,
               repeat_interval, delivery_deadline, group_by, group_wait, group_interval, enabled, created_at,
               updated_at)

@@ -674,6 +674,7 @@ pub fn channel_secrets_are_for_vigil_admin_only(c: &Cluster) {
     for role in ["vigil_reader", "vigil_operator"] {
         denied(&mut db, role, "SELECT url FROM vigil.channels");
         denied(&mut db, role, "SELECT headers FROM vigil.channels");
+        denied(&mut db, role, "SELECT options FROM vigil.channels");
         denied(&mut db, role, "SELECT * FROM vigil.channels");
         denied(&mut db, role, "UPDATE vigil.channels SET enabled = false");
         denied(
