@@ -196,6 +196,39 @@ impl Restricted {
         pin(&[TEXT_SEARCH_PIN]);
     }
 
+    /// Sets `name` (another extension's setting, say Citus's) to `value`
+    /// for the rest of this operation, when that setting exists; undone
+    /// with the pins.
+    pub fn set_if_defined(&self, name: &std::ffi::CStr, value: &std::ffi::CStr) {
+        // SAFETY: a GUC read by name; NULL when the setting does not exist.
+        let current = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
+        if !current.is_null() && unsafe { std::ffi::CStr::from_ptr(current) } != value {
+            // SAFETY: a GUC change saved at this operation's nest level.
+            unsafe {
+                pg_sys::set_config_option(
+                    name.as_ptr(),
+                    value.as_ptr(),
+                    pg_sys::GucContext::PGC_USERSET,
+                    pg_sys::GucSource::PGC_S_SESSION,
+                    pg_sys::GucAction::GUC_ACTION_SAVE,
+                    true,
+                    pgrx::PgLogLevel::ERROR as i32,
+                    false,
+                );
+            }
+        }
+    }
+
+    /// Lets vigil's own trigger DDL through on tables Citus distributes
+    /// (`citus.enable_unsafe_triggers`, for this operation only), and shows
+    /// it shards in the catalogs (`citus.override_table_visibility`): the
+    /// statements vigil runs are its own, for a rollup of a distributed
+    /// table (src/rollup/citus.rs). Does nothing without Citus.
+    pub fn citus_rollup_ddl(&self) {
+        self.set_if_defined(c"citus.enable_unsafe_triggers", c"on");
+        self.set_if_defined(c"citus.override_table_visibility", c"off");
+    }
+
     /// Enters and acts as `role` at once.
     pub fn as_role(role: pg_sys::Oid) -> Restricted {
         let r = Restricted::enter();

@@ -892,8 +892,8 @@ fn main() {
             citus::stats_aggregates_are_pushed_down_to_citus_workers,
         ),
         (
-            "create_rollup_refuses_a_distributed_source_cleanly",
-            citus::create_rollup_refuses_a_distributed_source_cleanly,
+            "rollups_of_distributed_tables_stay_exact",
+            citus::rollups_of_distributed_tables_stay_exact,
         ),
         (
             "monitors_scan_distributed_tables_like_local_ones",

@@ -201,6 +201,21 @@ fn record(depender: (pg_sys::Oid, pg_sys::Oid), on: (pg_sys::Oid, pg_sys::Oid, i
     unsafe { pg_sys::recordDependencyOn(&d, &r, pg_sys::DependencyType::DEPENDENCY_NORMAL) };
 }
 
+/// Records that the window function of a distributed rollup (PL/pgSQL,
+/// which names its summary by oid at each call) depends on its summary, as
+/// the BEGIN ATOMIC one of a local rollup does: DROP takes it along.
+pub(super) fn record_since_dependency(r: &Rollup, summary: pg_sys::Oid) {
+    let function = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
+        "SELECT {}::pg_catalog.regprocedure::pg_catalog.oid",
+        literal(&format!("{}(pg_catalog.interval)", r.since_function()))
+    ))
+    .ok()
+    .flatten()
+    .expect("just created");
+    let class = pg_sys::RelationRelationId;
+    record((pg_sys::ProcedureRelationId, function), (class, summary, 0));
+}
+
 /// Records that trigger `trigger` depends on the columns, functions,
 /// operators and types `filter` uses (as PostgreSQL does for a CHECK
 /// constraint). Parses the filter: the caller acts as the rollup's owner.
@@ -293,6 +308,22 @@ thread_local! {
     /// Triggers vigil itself is dropping (DETACH cleanup, drop_rollup):
     /// the sql_drop event trigger lets those go.
     static OWN_DROPS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Drops trigger `oid` of a table Citus distributes as vigil's own doing
+/// (see `OWN_DROPS`), by a DROP TRIGGER that Citus carries to the shards.
+pub(super) fn drop_own_distributed_trigger(oid: pg_sys::Oid) {
+    let Some(statement) = crate::sqlglue::read_one::<String>(&format!(
+        "SELECT pg_catalog.format('DROP TRIGGER %I ON %s', t.tgname, t.tgrelid::pg_catalog.regclass) \
+         FROM pg_catalog.pg_trigger t WHERE t.oid = {}",
+        oid.to_u32()
+    ))
+    .ok()
+    .flatten() else {
+        return;
+    };
+    OWN_DROPS.with(|o| o.borrow_mut().push(oid.to_u32()));
+    spi_run(&statement);
 }
 
 /// Drops trigger `oid` as vigil's own doing (see `OWN_DROPS`).
@@ -1124,6 +1155,9 @@ fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
     let Some(summary) = t.args.first().and_then(|a| regclass_of(a)) else {
         return;
     };
+    // On a Citus worker, the trigger Citus made on a shard of a distributed
+    // source maintains the co-located shard of the summary (citus.rs).
+    let summary = super::citus::colocated_shard(source, summary).unwrap_or(summary);
     let known = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
         "SELECT d.source::pg_catalog.oid FROM vigil.rollup_defs d WHERE d.summary = {}",
         summary.to_u32()
@@ -1156,7 +1190,9 @@ fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
         }
         Some(_) => {}
         None => {
-            if t.args.len() != 2 || rel_owner(summary) != owner {
+            // A distributed table's own trigger (a shell's, on a Citus
+            // worker) sees no rows: its shards' triggers do the work.
+            if t.args.len() != 2 || rel_owner(summary) != owner || super::citus::is_shell(source) {
                 return;
             }
             register_from_trigger(guard, summary, source, owner, trigger, &t.args[1]);
@@ -1297,6 +1333,7 @@ fn rollup_ddl(classid: pg_sys::Oid, objid: pg_sys::Oid) {
         return;
     }
     let guard = Restricted::enter_pinned();
+    guard.citus_rollup_ddl();
     guard.act_as(crate::security::extension_owner());
     if classid == pg_sys::TriggerRelationId {
         relink(&guard, objid);
@@ -1356,39 +1393,6 @@ pub(super) fn refuse_inheritance(rel: pg_sys::Oid) {
         not_supported(format!(
             "rollup {summary}: a rollup's source cannot take part in table inheritance (its rows would change behind the rollup); use declarative partitioning"
         ));
-    }
-}
-
-/// Tables Citus manages (distributed, reference, Citus-local) are refused
-/// (0A000) until rollups on them exist (issue 18): their triggers would run
-/// on the workers' shards, where the summary is not. Citus keeps its
-/// catalog in `pg_catalog`, so nothing here resolves a name others control.
-pub(super) fn refuse_citus_table(rel: pg_sys::Oid, name: &str) {
-    let citus = crate::sqlglue::read_one::<bool>(
-        "SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL",
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false);
-    if !citus {
-        return;
-    }
-    let kind = crate::sqlglue::read_one::<String>(&format!(
-        "SELECT pg_catalog.format('a Citus %s table', CASE p.partmethod::text WHEN 'n' THEN \
-                CASE p.repmodel::text WHEN 't' THEN 'reference' ELSE 'local' END ELSE 'distributed' END) \
-         FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) {}",
-        rel.to_u32()
-    ))
-    .ok()
-    .flatten();
-    if let Some(kind) = kind {
-        pgrx::pg_sys::panic::ErrorReport::new(
-            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            format!("source: {name} is {kind}; rollups of tables Citus manages are not supported yet"),
-            "pg_vigil::rollup",
-        )
-        .set_hint("Aggregate the distributed table directly: vigil.stats_agg runs partially on each worker.")
-        .report(PgLogLevel::ERROR);
     }
 }
 
@@ -1510,7 +1514,11 @@ fn rollup_dropped() {
             continue;
         }
         let mine = lost.iter().filter(|l| l.1 == summary);
-        if mine.clone().any(|l| l.3 && !own.contains(&l.0.to_u32())) {
+        // A shard's trigger goes when its distributed table's does (the
+        // coordinator refuses a DROP TRIGGER that is not vigil's own).
+        if mine.clone().any(|l| l.3 && !own.contains(&l.0.to_u32()))
+            && !super::citus::is_shard(summary)
+        {
             ereport!(
                 ERROR,
                 PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,

@@ -7,6 +7,7 @@
 
 pub mod sql;
 pub use sql::require_trusted_schema;
+mod citus;
 pub mod ddl;
 pub mod trigger;
 
@@ -1376,17 +1377,77 @@ impl Rollup {
     /// function and operator is qualified, so the caller's search_path
     /// cannot redirect it (and it stays inlinable: no SET clause).
     pub fn since_function_sql(&self) -> String {
-        let mut out_cols: Vec<String> = self
+        let (out_cols, select, group) = self.since_parts();
+        // BEGIN ATOMIC: the body is stored parsed, so it follows renames of
+        // the summary and depends on it (DROP takes the function along).
+        format!(
+            "CREATE FUNCTION {}(since interval) RETURNS TABLE ({}) LANGUAGE sql STABLE PARALLEL SAFE BEGIN ATOMIC\n\
+             SELECT {} FROM {} s WHERE s.{b} OPERATOR(pg_catalog.>=) pg_catalog.date_bin({}::interval, pg_catalog.now() OPERATOR(pg_catalog.-) since, {BUCKET_ORIGIN}){group};\nEND",
+            self.since_function(),
+            out_cols
+                .iter()
+                .map(|(c, t)| format!("{c} {t}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            select.join(", "),
+            self.table(),
+            literal(&self.bucket),
+            b = ident("bucket"),
+        )
+    }
+
+    /// `since_function_sql` for a summary Citus distributes (summary oid
+    /// `summary`), which cannot plan a SQL function's parameterized query:
+    /// PL/pgSQL that runs the same query with its values spliced in as
+    /// literals and the summary named by oid at each call (so it follows
+    /// renames; create_rollup records its dependency on the summary).
+    pub fn since_function_distributed_sql(&self, summary: u32) -> String {
+        let (out_cols, select, group) = self.since_parts();
+        let typed: Vec<String> = select
+            .iter()
+            .zip(&out_cols)
+            .map(|(e, (_, t))| format!("({e})::{t}"))
+            .collect();
+        let template = format!(
+            "SELECT {} FROM %s s WHERE s.{} OPERATOR(pg_catalog.>=) pg_catalog.date_bin(%L::pg_catalog.interval, \
+             pg_catalog.now() OPERATOR(pg_catalog.-) %L::pg_catalog.interval, {BUCKET_ORIGIN}){group}",
+            typed.join(", ").replace('%', "%%"),
+            ident("bucket"),
+        );
+        let body = format!(
+            "\nBEGIN\n  RETURN QUERY EXECUTE pg_catalog.format({}, {summary}::pg_catalog.oid::pg_catalog.regclass, {}, since);\nEND\n",
+            literal(&template),
+            literal(&self.bucket),
+        );
+        // The body as a quoted literal, not dollar quotes a column name
+        // could close.
+        format!(
+            "CREATE FUNCTION {}(since interval) RETURNS TABLE ({}) LANGUAGE plpgsql STABLE PARALLEL RESTRICTED \
+             SET search_path = pg_catalog, pg_temp AS {}",
+            self.since_function(),
+            out_cols
+                .iter()
+                .map(|(c, t)| format!("{c} {t}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            literal(&body),
+        )
+    }
+
+    /// The `_since` function's columns (name, type), its select list over
+    /// the summary `s`, and its GROUP BY … HAVING.
+    fn since_parts(&self) -> (Vec<(String, String)>, Vec<String>, String) {
+        let mut out_cols: Vec<(String, String)> = self
             .group_by
             .iter()
-            .map(|(g, t)| format!("{} {}", ident(g), t.sql))
+            .map(|(g, t)| (ident(g), t.sql.clone()))
             .collect();
         let mut select: Vec<String> = self
             .group_by
             .iter()
             .map(|(g, _)| format!("s.{}", ident(g)))
             .collect();
-        out_cols.push(format!("{} bigint", ident("rows")));
+        out_cols.push((ident("rows"), "bigint".into()));
         select.push(format!("pg_catalog.sum(s.{})::bigint", ident("_rows")));
         for (m, t) in self.measures.iter().filter(|(m, _)| m.counts_for.is_none()) {
             let c = ident(&m.name);
@@ -1414,7 +1475,7 @@ impl Rollup {
                 (Agg::Max, Some(t)) => (t.sql.clone(), format!("pg_catalog.max(s.{c})")),
                 (_, None) => unreachable!("validated"),
             };
-            out_cols.push(format!("{c} {ty}"));
+            out_cols.push((c, ty));
             select.push(expr);
         }
         // A group whose slot rows add up to no rows (every row of it
@@ -1431,21 +1492,9 @@ impl Rollup {
                 ident("_rows")
             )
         };
-        // BEGIN ATOMIC: the body is stored parsed, so it follows renames of
-        // the summary and depends on it (DROP takes the function along).
-        format!(
-            "CREATE FUNCTION {}(since interval) RETURNS TABLE ({}) LANGUAGE sql STABLE PARALLEL SAFE BEGIN ATOMIC\n\
-             SELECT {} FROM {} s WHERE s.{b} OPERATOR(pg_catalog.>=) pg_catalog.date_bin({}::interval, pg_catalog.now() OPERATOR(pg_catalog.-) since, {BUCKET_ORIGIN}){group};\nEND",
-            self.since_function(),
-            out_cols.join(", "),
-            select.join(", "),
-            self.table(),
-            literal(&self.bucket),
-            b = ident("bucket"),
-        )
+        (out_cols, select, group)
     }
 
-    /// Views for the rolling windows dashboards ask for most.
     pub fn window_views(&self) -> Vec<String> {
         [("1h", "1 hour"), ("24h", "24 hours"), ("7d", "7 days")]
             .iter()

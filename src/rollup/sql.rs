@@ -446,7 +446,8 @@ fn create_rollup(
     let guard = Restricted::enter_pinned();
     let (src_schema, src_table) = relation_name(source, "source");
     let owner = require_owner_rights(&guard, source, "source");
-    super::ddl::refuse_citus_table(source, &format!("{src_schema}.{src_table}"));
+    let distributed =
+        super::citus::source_distribution(source, &format!("{src_schema}.{src_table}"), &group_by);
     let parts = crate::sqlglue::read_one::<Vec<String>>(&format!(
         "SELECT pg_catalog.parse_ident({})",
         literal(name)
@@ -518,6 +519,16 @@ fn create_rollup(
     if !r.group_by.is_empty() {
         spi_run(&r.bucket_index());
     }
+    if let Some(column) = &distributed {
+        // Co-located with the source, on its distribution column; the
+        // triggers below then reach every shard (src/rollup/citus.rs).
+        guard.citus_rollup_ddl();
+        // One connection per worker for the whole operation: the trigger
+        // Citus makes on each source shard must see the summary shard
+        // made before it, in the same worker transaction.
+        guard.set_if_defined(c"citus.multi_shard_modify_mode", c"sequential");
+        super::citus::distribute_summary(&r.table(), column, &r.source);
+    }
     let summary = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
         "SELECT {}::regclass::oid",
         literal(&r.table())
@@ -561,7 +572,17 @@ fn create_rollup(
     super::ddl::record_dependencies(&r, source, summary, &created);
     super::ddl::ensure_partition_triggers(&guard, &r, source, summary, false);
     spi_run(&r.backfill_statement());
-    spi_run(&r.since_function_sql());
+    if distributed.is_some() {
+        // The window function and views are the coordinator's, where
+        // dashboards read: kept local (Citus would copy them to every
+        // worker, which a transaction that already wrote to shards in
+        // parallel cannot do).
+        guard.set_if_defined(c"citus.enable_ddl_propagation", c"off");
+        spi_run(&r.since_function_distributed_sql(summary.to_u32()));
+        super::ddl::record_since_dependency(&r, summary);
+    } else {
+        spi_run(&r.since_function_sql());
+    }
     for v in r.window_views() {
         spi_run(&v);
     }
@@ -833,6 +854,22 @@ fn drop_rollup(name: pg_sys::Oid) {
             }
         }
     };
+    if super::citus::is_shell(name) {
+        // A distributed rollup goes by DDL that Citus carries to every
+        // shard and worker: its triggers first, then the summary.
+        guard.citus_rollup_ddl();
+        for t in &triggers {
+            super::ddl::drop_own_distributed_trigger(*t);
+        }
+        let table = crate::sqlglue::read_one::<String>(&format!(
+            "SELECT {}::pg_catalog.regclass::pg_catalog.text",
+            name.to_u32()
+        ))
+        .ok()
+        .flatten()
+        .expect("the summary exists");
+        spi_run(&format!("DROP TABLE {table} CASCADE"));
+    }
     delete(pg_sys::RelationRelationId, name);
     for t in triggers {
         let gone = crate::sqlglue::read_one::<bool>(&format!(

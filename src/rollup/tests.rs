@@ -363,3 +363,41 @@ fn a_sum_reads_null_where_no_value_was_added() {
     );
     assert!(parse(json!({ long: {"agg": "count"}})).is_ok());
 }
+
+#[test]
+fn a_distributed_window_function_reads_the_summary_by_oid_with_literals() {
+    let r = rollup();
+    let f = r.since_function_distributed_sql(4242);
+    // PL/pgSQL (Citus plans no parameterized SQL-function query), pinned
+    // path, the summary by oid at each call and the values as literals.
+    assert!(
+        f.contains(
+            "LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp"
+        ),
+        "{f}"
+    );
+    assert!(
+        f.contains("RETURN QUERY EXECUTE pg_catalog.format(''SELECT "),
+        "{f}"
+    );
+    assert!(
+        f.contains(", 4242::pg_catalog.oid::pg_catalog.regclass, ''1 hour'', since);"),
+        "{f}"
+    );
+    assert!(f.contains(" FROM %s s WHERE "), "{f}");
+    assert!(!f.contains(&r.table()), "the summary is not named: {f}");
+    // the same columns, each cast to the declared type (RETURN QUERY
+    // needs them exact), and the same empty-group rule as the SQL one
+    let plain = r.since_function_sql();
+    let columns =
+        |s: &str| s[s.find("RETURNS TABLE").unwrap()..s.find(") LANGUAGE").unwrap()].to_string();
+    assert_eq!(columns(&f), columns(&plain));
+    assert!(
+        f.contains("(pg_catalog.sum(s.\"_rows\")::bigint)::bigint"),
+        "{f}"
+    );
+    assert!(
+        f.contains("HAVING pg_catalog.sum(s.\"_rows\") OPERATOR(pg_catalog.>) 0"),
+        "{f}"
+    );
+}

@@ -246,6 +246,13 @@ fn definition(
     op: &str,
 ) -> Option<(Rollup, pg_sys::Oid, pg_sys::Oid)> {
     guard.act_as(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID));
+    if op != "trunc" && super::citus::is_shell(source) {
+        // A table Citus distributes holds no rows itself: the triggers on
+        // its shards keep the summary's shards (citus.rs). Its TRUNCATE
+        // fires here, on the coordinator (Citus gives shards no TRUNCATE
+        // triggers), and truncates the distributed summary.
+        return None;
+    }
     let named = super::ddl::regclass_of(summary_name).map_or(0, |o| o.to_u32());
     let found = crate::sqlglue::read_three::<pg_sys::Oid, pg_sys::Oid, bool>(&format!(
         "WITH dep AS (SELECT dep.refobjid FROM pg_catalog.pg_depend dep \
@@ -466,6 +473,9 @@ fn rollup_trigger<'a>(
     let (plans, owner, text_search) = if let Some(cached) = cached {
         cached
     } else {
+        // On a Citus worker a client backend's catalog reads would not see
+        // shards (citus.rs): shown to this statement's lookups.
+        guard.citus_rollup_ddl();
         let Some((rollup, summary, def_source)) =
             definition(&guard, &summary_name(), source, tgoid, op)
         else {
