@@ -129,21 +129,7 @@ class Bench:
         self.c.psql(DB, "VACUUM ANALYZE")
 
     def pgbench(self, scripts, clients, seconds=SECONDS):
-        with tempfile.TemporaryDirectory(dir="/tmp") as d:
-            os.chmod(d, 0o755)
-            args = []
-            for i, (sql, weight) in enumerate(scripts):
-                f = Path(d) / f"s{i}.sql"
-                f.write_text(sql)
-                args += ["-f", f"{f}@{weight}"]
-            out = subprocess.run(
-                [str(BINDIR / "pgbench"), "-n", "-h", str(self.c.dir), "-p", str(PORT), "-U", "postgres",
-                 "-c", str(clients), "-j", str(clients), "-T", str(seconds), *args, DB],
-                capture_output=True, text=True)
-        for line in out.stdout.splitlines():
-            if line.startswith("tps ="):
-                return float(line.split()[2])
-        sys.exit(f"pgbench failed: {out.stdout}\n{out.stderr}")
+        return self.c.pgbench(scripts, clients, seconds)
 
     def latency_ms(self, sql, runs):
         with tempfile.TemporaryDirectory(dir="/tmp") as d:

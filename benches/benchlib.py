@@ -8,6 +8,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +87,25 @@ class Cluster:
             sys.exit(f"psql failed: {out.stderr}\n{sql}")
         times = re.findall(r"Time: ([0-9.]+) ms", out.stdout)
         return float(times[-1])
+
+    def pgbench(self, scripts, clients, seconds):
+        """TPS of pgbench running `scripts` ((sql, weight) pairs) with
+        `clients` clients for `seconds`."""
+        with tempfile.TemporaryDirectory(dir="/tmp") as d:
+            os.chmod(d, 0o755)
+            args = []
+            for i, (sql, weight) in enumerate(scripts):
+                f = Path(d) / f"s{i}.sql"
+                f.write_text(sql)
+                args += ["-f", f"{f}@{weight}"]
+            out = subprocess.run(
+                [str(BINDIR / "pgbench"), "-n", "-h", str(self.dir), "-p", str(self.port), "-U", "postgres",
+                 "-c", str(clients), "-j", str(clients), "-T", str(seconds), *args, DB],
+                capture_output=True, text=True)
+        for line in out.stdout.splitlines():
+            if line.startswith("tps ="):
+                return float(line.split()[2])
+        sys.exit(f"pgbench failed: {out.stdout}\n{out.stderr}")
 
     def compare(self, ours, theirs, settings=(), rounds=5):
         """Times both statements alternately, `rounds` times each after one

@@ -4,15 +4,22 @@ cores) against the same rows in one node's table (with 2 parallel
 workers, the same cores), and percentile_agg against tdigest, which Citus
 also pushes down. Ratios come from one run: each pair is timed alternately.
 
-Not measured yet: INSERT throughput into a distributed table with and
-without a rollup, because create_rollup refuses distributed sources until
-rollups on distributed tables exist (issue 18, item 2)."""
+Then single-row INSERT throughput (pgbench, through the coordinator) into
+two distributed tables of the same shape, one with a rollup (hourly per
+entity: count, filtered count, sum; the summary co-located with it), at 1
+and 4 clients, BENCH_ROUNDS alternating rounds of BENCH_SECONDS each.
+Target: the rollup keeps >= 0.7 of the TPS without it."""
 
 import os
+import statistics
 
 from benchlib import DB, PORT, Cluster, print_table
 
 ROWS = int(os.environ.get("BENCH_ROWS", "10000000"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+INSERT = ("INSERT INTO {t} (entity, ts, kind, amount) "
+          "VALUES ((random() * 999)::int, now(), CASE WHEN random() < 0.3 THEN 'paid' ELSE 'free' END, 10);\n")
 CONF = ("shared_preload_libraries = 'citus,pg_vigil'", "citus.node_conninfo = 'sslmode=disable'",
         "max_worker_processes = 16", "vigil.worker_enabled = off")
 ONE_NODE = ("max_parallel_workers_per_gather = 2", "parallel_setup_cost = 0",
@@ -69,8 +76,36 @@ def main():
     rows.append(("stats_agg per entity (1 000 groups): Citus vs one node", ours, theirs,
                  "report", None, ""))
     print_table(f"Citus benchmarks, {ROWS:,} rows (median of 5 alternating runs)", rows)
+    insert_throughput(coord)
     for node in [coord] + workers:
         node.stop()
+
+
+def insert_throughput(coord):
+    coord.psql(DB, """
+        CREATE TABLE ev_plain (entity int, ts timestamptz, kind text, amount numeric);
+        SELECT create_distributed_table('ev_plain', 'entity');
+        CREATE TABLE ev (entity int, ts timestamptz, kind text, amount numeric);
+        SELECT create_distributed_table('ev', 'entity');
+    """)
+    coord.psql(DB, """SELECT vigil.create_rollup('ev_1h', 'ev', 'ts', '1 hour', ARRAY['entity'],
+        '{"n": {"agg": "count"}, "paid": {"agg": "count", "filter": "kind = ''paid''"},
+          "revenue": {"agg": "sum", "column": "amount"}}')""")
+    print(f"\nsingle-row INSERT into a distributed table through the coordinator "
+          f"(median of {ROUNDS} alternating {SECONDS} s rounds, durable commits)")
+    print("| clients | no rollup TPS | with rollup TPS | ratio | target | met |")
+    print("|--------:|--------------:|----------------:|------:|-------:|-----|")
+    for clients in (1, 4):
+        none, ours = [], []
+        for _ in range(ROUNDS):
+            none.append(coord.pgbench([(INSERT.format(t="ev_plain"), 1)], clients, SECONDS))
+            ours.append(coord.pgbench([(INSERT.format(t="ev"), 1)], clients, SECONDS))
+        a, b = statistics.median(ours), statistics.median(none)
+        print(f"| {clients} | {b:,.0f} | {a:,.0f} | {a / b:.2f} | >= 0.7 | {'yes' if a / b >= 0.7 else 'NO'} |",
+              flush=True)
+    differing = coord.psql(DB, "SELECT vigil.verify_rollup('ev_1h')")
+    if differing != "0":
+        raise SystemExit(f"the rollup differs from a recompute in {differing} groups")
 
 
 if __name__ == "__main__":
