@@ -1130,7 +1130,12 @@ fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
     // (same oid) would turn it into something else behind the rollup:
     // refused like DROP TRIGGER, unless it is vigil's own refresh.
     if let Some(summary) = remembered(trigger) {
-        if !REFRESHING.with(|f| f.get()) {
+        // On a Citus worker, the coordinator's refresh of a distributed
+        // rollup's triggers (a rename) arrives as CREATE OR REPLACE TRIGGER
+        // on each shard, run by the owner: the link stays as it was.
+        let shard_refresh = super::citus::is_shard(summary)
+            && has_privs_of_role(guard.caller(), rel_owner(summary));
+        if !REFRESHING.with(|f| f.get()) && !shard_refresh {
             ereport!(
                 ERROR,
                 PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
@@ -1140,6 +1145,22 @@ fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
                 ),
                 "SELECT vigil.drop_rollup(...) drops the rollup; ALTER TABLE ... DISABLE TRIGGER pauses it."
             );
+        }
+        if shard_refresh && !REFRESHING.with(|f| f.get()) {
+            // Replacing dropped the trigger's dependency records: linked
+            // again to the summary shard it maintained (its argument may
+            // name a shell this worker has not renamed yet).
+            let source = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
+                "SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid = {}",
+                trigger.to_u32()
+            ))
+            .ok()
+            .flatten()
+            .unwrap_or(pg_sys::InvalidOid);
+            let r = super::sql::load(summary);
+            guard.act_as(rel_owner(summary));
+            record_dependencies(&r, source, summary, &[trigger]);
+            return;
         }
     }
     let Some(t) = rollup_triggers(None, Some(trigger)).pop() else {
@@ -1530,16 +1551,30 @@ fn rollup_dropped() {
             );
         }
         if mine.clone().any(|l| l.2 && !l.3) {
-            let object = pg_sys::ObjectAddress {
-                classId: pg_sys::RelationRelationId,
-                objectId: summary,
-                objectSubId: 0,
-            };
-            // SAFETY: the summary exists; the command that dropped its
-            // triggers was allowed to (the source's owner's CASCADE).
-            unsafe {
-                pg_sys::performDeletion(&object, pg_sys::DropBehavior::DROP_CASCADE, 0);
-                pg_sys::CommandCounterIncrement();
+            if super::citus::is_shell(summary) {
+                // A distributed summary goes by a DROP that Citus sees (its
+                // shards and metadata with it).
+                let table = crate::sqlglue::read_one::<String>(&format!(
+                    "SELECT {}::pg_catalog.oid::pg_catalog.regclass::pg_catalog.text",
+                    summary.to_u32()
+                ))
+                .ok()
+                .flatten()
+                .expect("the summary exists");
+                guard.citus_rollup_ddl();
+                spi_run(&format!("DROP TABLE {table} CASCADE"));
+            } else {
+                let object = pg_sys::ObjectAddress {
+                    classId: pg_sys::RelationRelationId,
+                    objectId: summary,
+                    objectSubId: 0,
+                };
+                // SAFETY: the summary exists; the command that dropped its
+                // triggers was allowed to (the source's owner's CASCADE).
+                unsafe {
+                    pg_sys::performDeletion(&object, pg_sys::DropBehavior::DROP_CASCADE, 0);
+                    pg_sys::CommandCounterIncrement();
+                }
             }
             spi_run(&format!(
                 "DELETE FROM vigil.rollup_defs WHERE summary = {}",

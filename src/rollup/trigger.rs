@@ -435,6 +435,7 @@ fn rollup_trigger<'a>(
     let epoch = EPOCH.load(std::sync::atomic::Ordering::Relaxed);
     let stale = KEPT.with(|k| k.borrow().get(&tgoid).map(|k| k.epoch != epoch));
     if stale == Some(true) {
+        guard.citus_rollup_ddl();
         let holds = KEPT.with(|m| {
             let m = m.borrow();
             let k = m.get(&tgoid).expect("present");

@@ -662,6 +662,72 @@ pub fn rollups_of_distributed_tables_stay_exact(_c: &Cluster) {
     app.batch_execute("INSERT INTO app.ev VALUES (1, now(), 1, 'paid'); DELETE FROM app.ev;")
         .unwrap();
 
+    // Renaming the distributed source and summary keeps the rollup; DROP
+    // TABLE … CASCADE of the source takes the distributed summary with it,
+    // on every node.
+    app.batch_execute(
+        "CREATE TABLE app.ev2 (entity int, ts timestamptz, v float8);
+         SELECT create_distributed_table('app.ev2', 'entity');
+         INSERT INTO app.ev2 SELECT g % 20, '2026-04-01'::timestamptz + g * interval '1 minute', g FROM generate_series(1, 500) g;",
+    )
+    .unwrap();
+    app.batch_execute(
+        "SELECT vigil.create_rollup('app.ev2_1h', 'app.ev2', 'ts', '1 hour', ARRAY['entity'],
+             '{\"n\": {\"agg\": \"count\"}, \"total\": {\"agg\": \"sum\", \"column\": \"v\"}}')",
+    )
+    .unwrap();
+    app.batch_execute("ALTER TABLE app.ev2 RENAME TO ev3")
+        .unwrap();
+    app.batch_execute("ALTER TABLE app.ev2_1h RENAME TO ev3_1h")
+        .unwrap();
+    app.batch_execute(
+        "INSERT INTO app.ev3 SELECT g % 20, '2026-04-02', g FROM generate_series(1, 100) g;
+         UPDATE app.ev3 SET v = v + 1 WHERE entity = 3;
+         DELETE FROM app.ev3 WHERE entity = 4;",
+    )
+    .unwrap();
+    let (differing, n, read): (i64, i64, i64) = {
+        let r = app
+            .query_one(
+                "SELECT vigil.verify_rollup('app.ev3_1h'), (SELECT count(*) FROM app.ev3),
+                        (SELECT sum(n)::bigint FROM app.ev2_1h_since('100 years'))",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    assert_eq!(
+        (differing, read),
+        (0, n),
+        "renamed, the rollup is exact; worker warnings: {}",
+        citus.workers[0]
+            .log()
+            .lines()
+            .filter(|l| l.contains("WARNING") || l.contains("ERROR"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    app.batch_execute("DROP TABLE app.ev3 CASCADE").unwrap();
+    let dangling: i64 = db
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_dist_partition p WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p.logicalrelid))
+                  + (SELECT count(*) FROM pg_class WHERE relname ~ '^ev[23]')
+                  + (SELECT count(*) FROM vigil.rollup_defs d WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = d.summary::oid))",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        dangling, 0,
+        "DROP TABLE … CASCADE leaves nothing on the coordinator"
+    );
+    for left in on_workers(
+        &mut db,
+        "SELECT (SELECT count(*) FROM pg_class WHERE relname ~ '^ev[23]') + (SELECT count(*) FROM vigil.rollup_defs)",
+    ) {
+        assert_eq!(left, "0", "DROP TABLE … CASCADE leaves nothing on a worker");
+    }
+
     // A local table on the coordinator keeps its rollup as on one node.
     db.batch_execute(
         "CREATE TABLE loc (entity int, ts timestamptz, v float8);
