@@ -226,6 +226,12 @@ impl Restricted {
     /// table (src/rollup/citus.rs). Does nothing without Citus.
     pub fn citus_rollup_ddl(&self) {
         self.set_if_defined(c"citus.enable_unsafe_triggers", c"on");
+        self.show_citus_shards();
+    }
+
+    /// Shows Citus shards to this operation's catalog lookups (a client
+    /// backend on a worker would not see them), for the rollup trigger.
+    pub fn show_citus_shards(&self) {
         self.set_if_defined(c"citus.override_table_visibility", c"off");
     }
 

@@ -6,14 +6,23 @@
 //! placement a move or rebalance makes, from `pg_get_triggerdef`), and each
 //! shard pair is an ordinary rollup on its worker:
 //!
-//! - when Citus creates a rollup trigger on a source shard (as the table's
-//!   owner, inside the coordinator's transaction or a shard move), vigil's
-//!   `ddl_command_end` event trigger on that worker registers the shard
-//!   pair in the worker's `vigil.rollup_defs` from the definition the
-//!   trigger carries, exactly as it does for a restore
-//!   (`ddl::register_from_trigger`: only for a role with the source owner's
-//!   rights, checked as `create_rollup` checks) — with the co-located
-//!   summary *shard* as the summary (`colocated_shard`), never the shell;
+//! - `create_rollup` writes the definition, the names of vigil's triggers
+//!   and the source's first shard id into a CHECK constraint of the
+//!   summary (`DEFINITION_CONSTRAINT`, always true): only the summary's
+//!   owner can write it, and Citus gives it to every summary shard,
+//!   wherever a shard moves;
+//! - when Citus creates a rollup trigger on a source shard (inside the
+//!   coordinator's transaction, or a shard move or rebalance), vigil's
+//!   `ddl_command_end` event trigger on that worker links it to the
+//!   co-located summary *shard* (`colocated_shard`, never the shell) and
+//!   registers the pair in the worker's `vigil.rollup_defs` from that
+//!   constraint — never from the trigger's own text — and only when the
+//!   trigger is one of vigil's (its name, with Citus's shard suffix, is the
+//!   one the constraint lists for its event), on a shard of the source the
+//!   constraint names, created by a role with the source owner's rights
+//!   (`shard_definition`, `ddl::relink`): a trigger another role made (with
+//!   TRIGGER on the table) is never linked, not even when a shard move
+//!   recreates it as the owner;
 //! - the trigger on a shard then maintains that summary shard locally, as
 //!   the shard's owner in a security-restricted operation, in the same
 //!   (distributed, two-phase) transaction as the write: exact at commit,
@@ -171,18 +180,7 @@ pub(super) fn colocated_shard(shard: pg_sys::Oid, summary: pg_sys::Oid) -> Optio
     if !present() {
         return None;
     }
-    // SAFETY: a catalog lookup; NULL when the relation is gone.
-    let name = unsafe {
-        let n = pg_sys::get_rel_name(shard);
-        if n.is_null() {
-            return None;
-        }
-        std::ffi::CStr::from_ptr(n).to_string_lossy().into_owned()
-    };
-    // Citus names a shard `<table>_<shardid>` (shortened with a hash when
-    // that would be too long, still ending in `_<shardid>`); the shard id
-    // found there counts only if Citus's own name for it is this relation.
-    let id: i64 = name.rsplit_once('_')?.1.parse().ok()?;
+    let (id, _) = shard_identity(shard)?;
     read_one::<pg_sys::Oid>(&format!(
         "SELECT pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid, false))::pg_catalog.oid \
          FROM pg_catalog.pg_dist_shard src \
@@ -190,11 +188,8 @@ pub(super) fn colocated_shard(shard: pg_sys::Oid, summary: pg_sys::Oid) -> Optio
          JOIN pg_catalog.pg_dist_partition p ON p.logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) {summary} \
               AND p.colocationid OPERATOR(pg_catalog.=) sp.colocationid \
          JOIN pg_catalog.pg_dist_shard s ON s.logicalrelid = p.logicalrelid AND s.shardminvalue OPERATOR(pg_catalog.=) src.shardminvalue \
-         WHERE src.shardid OPERATOR(pg_catalog.=) {id} \
-           AND pg_catalog.to_regclass(pg_catalog.shard_name(src.logicalrelid, src.shardid, false))::pg_catalog.oid \
-               OPERATOR(pg_catalog.=) {shard}",
+         WHERE src.shardid OPERATOR(pg_catalog.=) {id}",
         summary = summary.to_u32(),
-        shard = shard.to_u32()
     ))
     .ok()
     .flatten()
@@ -211,4 +206,130 @@ pub(super) fn is_shard(rel: pg_sys::Oid) -> bool {
         .ok()
         .flatten()
         .unwrap_or(false)
+}
+
+/// The name of the summary's CHECK constraint that carries a distributed
+/// rollup's definition (Citus adds `_<shardid>` on each shard).
+pub(super) const DEFINITION_CONSTRAINT: &str = "vigil_rollup_definition";
+
+/// The first (smallest) shard id of distributed table `rel`: its identity
+/// on every node (shard ids are global; moves keep them).
+pub(super) fn first_shard(rel: pg_sys::Oid) -> Option<i64> {
+    read_one::<i64>(&format!(
+        "SELECT min(s.shardid) FROM pg_catalog.pg_dist_shard s \
+         WHERE s.logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) {}",
+        rel.to_u32()
+    ))
+    .ok()
+    .flatten()
+}
+
+/// `ALTER TABLE` adding the definition constraint to `summary` (the
+/// definition JSON with `triggers`, vigil's trigger name per event, and
+/// `source_shard`, the source's first shard id).
+pub(super) fn definition_constraint(
+    summary: &str,
+    definition: &str,
+    triggers: [String; 4],
+    source_shard: i64,
+) -> String {
+    let mut def: serde_json::Value =
+        serde_json::from_str(definition).expect("definition_json is JSON");
+    def["triggers"] = serde_json::json!({
+        "ins": triggers[0], "del": triggers[1], "upd": triggers[2], "trunc": triggers[3],
+    });
+    def["source_shard"] = serde_json::json!(source_shard);
+    format!(
+        "ALTER TABLE {summary} ADD CONSTRAINT {DEFINITION_CONSTRAINT} CHECK ({}::pg_catalog.text IS NOT NULL)",
+        super::literal(&def.to_string())
+    )
+}
+
+/// The JSON inside a definition constraint, from `pg_get_constraintdef`'s
+/// text (`CHECK (('…'::text IS NOT NULL))`, quotes doubled).
+pub(super) fn constraint_json(def: &str) -> Option<serde_json::Value> {
+    let inner = def
+        .strip_prefix("CHECK (('")?
+        .strip_suffix("'::text IS NOT NULL))")?;
+    serde_json::from_str(&inner.replace("''", "'")).ok()
+}
+
+/// The trusted definition of the distributed rollup whose summary shard is
+/// `summary_shard`, for trigger `tgname` of event `op` on shard `shard`
+/// (shard id `shard_id`) of a source: the constraint's JSON when that
+/// trigger is the one vigil made for that event and the shard belongs to
+/// the rollup's source; None otherwise.
+pub(super) fn shard_definition(
+    summary_shard: pg_sys::Oid,
+    shard: pg_sys::Oid,
+    tgname: &str,
+    op: &str,
+) -> Option<String> {
+    let text = read_one::<String>(&format!(
+        "SELECT pg_catalog.pg_get_constraintdef(c.oid) FROM pg_catalog.pg_constraint c \
+         WHERE c.conrelid OPERATOR(pg_catalog.=) {} AND c.contype OPERATOR(pg_catalog.=) 'c' \
+           AND pg_catalog.starts_with(c.conname::pg_catalog.text, {}) ORDER BY c.conname LIMIT 1",
+        summary_shard.to_u32(),
+        super::literal(DEFINITION_CONSTRAINT)
+    ))
+    .ok()
+    .flatten()?;
+    let def = constraint_json(&text)?;
+    let (id, logical) = shard_identity(shard)?;
+    let expected = def.get("triggers")?.get(op)?.as_str()?;
+    let first = first_shard(logical)?;
+    (tgname == format!("{expected}_{id}") && def.get("source_shard")?.as_i64()? == first)
+        .then(|| def.to_string())
+}
+
+/// The shard id and logical table (its oid on this node) of `shard`, a
+/// local shard of a Citus table.
+fn shard_identity(shard: pg_sys::Oid) -> Option<(i64, pg_sys::Oid)> {
+    // Citus names a shard `<table>_<shardid>` (shortened with a hash when
+    // that would be too long, still ending in `_<shardid>`); the shard id
+    // found there counts only if Citus's own name for it is this relation.
+    // SAFETY: a catalog lookup; NULL when the relation is gone.
+    let name = unsafe {
+        let n = pg_sys::get_rel_name(shard);
+        if n.is_null() {
+            return None;
+        }
+        std::ffi::CStr::from_ptr(n).to_string_lossy().into_owned()
+    };
+    let id: i64 = name.rsplit_once('_')?.1.parse().ok()?;
+    let logical = read_one::<pg_sys::Oid>(&format!(
+        "SELECT s.logicalrelid::pg_catalog.oid FROM pg_catalog.pg_dist_shard s WHERE s.shardid OPERATOR(pg_catalog.=) {id} \
+           AND pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid, false))::pg_catalog.oid \
+               OPERATOR(pg_catalog.=) {}",
+        shard.to_u32()
+    ))
+    .ok()
+    .flatten()?;
+    Some((id, logical))
+}
+
+/// Refuses (22023) a rollup whose trigger names would not survive Citus's
+/// shard suffix whole (`shard_definition` compares them exactly).
+pub(super) fn check_trigger_names(r: &super::Rollup, source: pg_sys::Oid) {
+    let widest = read_one::<i64>(&format!(
+        "SELECT max(s.shardid) FROM pg_catalog.pg_dist_shard s \
+         WHERE s.logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) {}",
+        source.to_u32()
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or(0)
+    .to_string()
+    .len();
+    for op in ["ins", "del", "upd", "trunc"] {
+        let name = r.trigger_name_raw(op);
+        if name.len() + 1 + widest > 63 || !name.starts_with(&format!("vigil_rollup_{}", r.name)) {
+            crate::sqlglue::raise(crate::error::VigilError::invalid(format!(
+                "name: \"{}\" is too long for a rollup of a distributed table: its trigger names with Citus's shard suffix \
+                 must fit in 63 bytes (at most {} bytes here)",
+                r.name,
+                63 - 1 - widest - "vigil_rollup_".len() - "_trunc".len()
+            )));
+        }
+    }
 }

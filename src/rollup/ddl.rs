@@ -1126,43 +1126,6 @@ fn sync(guard: &Restricted, rel: pg_sys::Oid) {
 /// (a dump of the application's schema alone), registers the one the
 /// trigger carries, for a caller with the source owner's rights.
 fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
-    // A CREATE OR REPLACE TRIGGER of one of a rollup's linked triggers
-    // (same oid) would turn it into something else behind the rollup:
-    // refused like DROP TRIGGER, unless it is vigil's own refresh.
-    if let Some(summary) = remembered(trigger) {
-        // On a Citus worker, the coordinator's refresh of a distributed
-        // rollup's triggers (a rename) arrives as CREATE OR REPLACE TRIGGER
-        // on each shard, run by the owner: the link stays as it was.
-        let shard_refresh = super::citus::is_shard(summary)
-            && has_privs_of_role(guard.caller(), rel_owner(summary));
-        if !REFRESHING.with(|f| f.get()) && !shard_refresh {
-            ereport!(
-                ERROR,
-                PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
-                format!(
-                    "cannot replace a trigger of rollup {}",
-                    summary_label(summary)
-                ),
-                "SELECT vigil.drop_rollup(...) drops the rollup; ALTER TABLE ... DISABLE TRIGGER pauses it."
-            );
-        }
-        if shard_refresh && !REFRESHING.with(|f| f.get()) {
-            // Replacing dropped the trigger's dependency records: linked
-            // again to the summary shard it maintained (its argument may
-            // name a shell this worker has not renamed yet).
-            let source = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
-                "SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid = {}",
-                trigger.to_u32()
-            ))
-            .ok()
-            .flatten()
-            .unwrap_or(pg_sys::InvalidOid);
-            let r = super::sql::load(summary);
-            guard.act_as(rel_owner(summary));
-            record_dependencies(&r, source, summary, &[trigger]);
-            return;
-        }
-    }
     let Some(t) = rollup_triggers(None, Some(trigger)).pop() else {
         return;
     };
@@ -1173,19 +1136,61 @@ fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
     .ok()
     .flatten()
     .unwrap_or(pg_sys::InvalidOid);
+    let owner = rel_owner(source);
+    // A CREATE OR REPLACE TRIGGER of one of a rollup's linked triggers
+    // (same oid) would turn it into something else behind the rollup:
+    // refused like DROP TRIGGER, unless it is vigil's own refresh.
+    if let Some(summary) = remembered(trigger) {
+        // On a Citus worker, the coordinator's refresh of a distributed
+        // rollup's triggers (a rename) arrives as CREATE OR REPLACE TRIGGER
+        // on each shard, run by the owner: linked again (replacing dropped
+        // its dependency records; its argument may name a shell this worker
+        // has not renamed yet) if it is still vigil's trigger for its event.
+        if super::citus::is_shard(summary) && has_privs_of_role(guard.caller(), owner) {
+            if !REFRESHING.with(|f| f.get()) {
+                if super::citus::shard_definition(summary, source, &t.name, t.op).is_some() {
+                    let r = super::sql::load(summary);
+                    guard.act_as(owner);
+                    record_dependencies(&r, source, summary, &[trigger]);
+                }
+                return;
+            }
+        } else if !REFRESHING.with(|f| f.get()) {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
+                format!(
+                    "cannot replace a trigger of rollup {}",
+                    summary_label(summary)
+                ),
+                "SELECT vigil.drop_rollup(...) drops the rollup; ALTER TABLE ... DISABLE TRIGGER pauses it."
+            );
+        }
+    }
     let Some(summary) = t.args.first().and_then(|a| regclass_of(a)) else {
         return;
     };
     // On a Citus worker, the trigger Citus made on a shard of a distributed
-    // source maintains the co-located shard of the summary (citus.rs).
-    let summary = super::citus::colocated_shard(source, summary).unwrap_or(summary);
+    // source maintains the co-located shard of the summary, with the
+    // definition that summary shard carries, and only if it is the trigger
+    // vigil made for its event (citus.rs); nothing else on a shard is linked.
+    let (summary, trusted) = if super::citus::is_shard(source) {
+        let Some(shard) = super::citus::colocated_shard(source, summary) else {
+            return;
+        };
+        let Some(def) = super::citus::shard_definition(shard, source, &t.name, t.op) else {
+            return;
+        };
+        (shard, Some(def))
+    } else {
+        (summary, None)
+    };
     let known = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
         "SELECT d.source::pg_catalog.oid FROM vigil.rollup_defs d WHERE d.summary = {}",
         summary.to_u32()
     ))
     .ok()
     .flatten();
-    let owner = rel_owner(source);
     if !has_privs_of_role(guard.caller(), owner) || linked(trigger, summary) {
         // Only the owner's own triggers are linked: a role with TRIGGER on
         // the source cannot make one that the rollup trigger accepts.
@@ -1213,10 +1218,18 @@ fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
         None => {
             // A distributed table's own trigger (a shell's, on a Citus
             // worker) sees no rows: its shards' triggers do the work.
-            if t.args.len() != 2 || rel_owner(summary) != owner || super::citus::is_shell(source) {
+            if rel_owner(summary) != owner
+                || super::citus::is_shell(source)
+                || super::citus::is_shell(summary)
+            {
                 return;
             }
-            register_from_trigger(guard, summary, source, owner, trigger, &t.args[1]);
+            let def = match trusted {
+                Some(def) => def,
+                None if t.args.len() == 2 => t.args[1].clone(),
+                None => return,
+            };
+            register_from_trigger(guard, summary, source, owner, trigger, &def);
         }
     }
 }
@@ -1499,6 +1512,7 @@ fn rollup_status(summary: pg_sys::Oid) -> Option<String> {
 #[pg_extern(volatile, parallel_unsafe, name = "_rollup_dropped")]
 fn rollup_dropped() {
     let guard = Restricted::enter_pinned();
+    guard.show_citus_shards();
     guard.act_as(crate::security::extension_owner());
     let sql = "SELECT rt.trigger, rt.summary, rt.on_source, o.original \
                FROM pg_catalog.pg_event_trigger_dropped_objects() o \

@@ -527,7 +527,17 @@ fn create_rollup(
         // Citus makes on each source shard must see the summary shard
         // made before it, in the same worker transaction.
         guard.set_if_defined(c"citus.multi_shard_modify_mode", c"sequential");
+        super::citus::check_trigger_names(&r, source);
         super::citus::distribute_summary(&r.table(), column, &r.source);
+        // The definition every summary shard carries, which workers trust
+        // (and the trigger's own text never): citus.rs.
+        let first = super::citus::first_shard(source).unwrap_or(0);
+        spi_run(&super::citus::definition_constraint(
+            &r.table(),
+            &r.definition,
+            super::ddl::OPS.map(|op| r.trigger_name_raw(op)),
+            first,
+        ));
     }
     let summary = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
         "SELECT {}::regclass::oid",

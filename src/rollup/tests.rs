@@ -401,3 +401,31 @@ fn a_distributed_window_function_reads_the_summary_by_oid_with_literals() {
         "{f}"
     );
 }
+
+#[test]
+fn a_distributed_rollups_definition_constraint_reads_back() {
+    let r = rollup();
+    let sql = super::citus::definition_constraint(
+        &r.table(),
+        r#"{"bucket":"1 hour","measures":{"n":{"agg":"count","filter":"kind = 'paid'"}}}"#,
+        ["t_ins", "t_del", "t_upd", "t_trunc"].map(String::from),
+        102008,
+    );
+    assert!(
+        sql.starts_with("ALTER TABLE \"public\".\"hourly \"\"stats\"\"\" ADD CONSTRAINT vigil_rollup_definition CHECK ('{"),
+        "{sql}"
+    );
+    // what pg_get_constraintdef prints for it: the literal, quotes doubled
+    let literal = sql
+        .split_once("CHECK (")
+        .unwrap()
+        .1
+        .strip_suffix("::pg_catalog.text IS NOT NULL)")
+        .unwrap();
+    let printed = format!("CHECK (({literal}::text IS NOT NULL))");
+    let def = super::citus::constraint_json(&printed).expect("parses");
+    assert_eq!(def["measures"]["n"]["filter"], "kind = 'paid'");
+    assert_eq!(def["triggers"]["upd"], "t_upd");
+    assert_eq!(def["source_shard"], 102008);
+    assert!(super::citus::constraint_json("CHECK ((x IS NOT NULL))").is_none());
+}

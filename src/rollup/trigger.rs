@@ -246,13 +246,27 @@ fn definition(
     op: &str,
 ) -> Option<(Rollup, pg_sys::Oid, pg_sys::Oid)> {
     guard.act_as(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID));
-    if op != "trunc" && super::citus::is_shell(source) {
+    let shell = super::citus::is_shell(source);
+    if shell && op != "trunc" {
         // A table Citus distributes holds no rows itself: the triggers on
         // its shards keep the summary's shards (citus.rs). Its TRUNCATE
         // fires here, on the coordinator (Citus gives shards no TRUNCATE
         // triggers), and truncates the distributed summary.
         return None;
     }
+    // A TRUNCATE of a distributed table on a worker (Citus lets one run
+    // there) would empty the source's shards behind the summary: refused.
+    let unlinked_shell = || {
+        if shell {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!(
+                    "TRUNCATE of the source of rollup \"{summary_name}\" runs on the Citus coordinator, which keeps the summary"
+                )
+            );
+        }
+    };
     let named = super::ddl::regclass_of(summary_name).map_or(0, |o| o.to_u32());
     let found = crate::sqlglue::read_three::<pg_sys::Oid, pg_sys::Oid, bool>(&format!(
         "WITH dep AS (SELECT dep.refobjid FROM pg_catalog.pg_depend dep \
@@ -265,6 +279,7 @@ fn definition(
     let (summary, def_source, by_oid) = match found {
         Ok((Some(s), Some(src), Some(b))) => (s, src, b),
         _ => {
+            unlinked_shell();
             // No definition (the application's schema was restored without
             // vigil's configuration, and nobody with the owner's rights has
             // re-created the trigger yet): the application's write goes on,
@@ -282,6 +297,7 @@ fn definition(
         ));
     }
     if !by_oid {
+        unlinked_shell();
         // Not linked in pg_depend: vigil links the triggers the rollup's
         // owner (or a restoring superuser) made, as they are created, so an
         // unlinked one was made or replaced by someone else (a role with
@@ -435,7 +451,7 @@ fn rollup_trigger<'a>(
     let epoch = EPOCH.load(std::sync::atomic::Ordering::Relaxed);
     let stale = KEPT.with(|k| k.borrow().get(&tgoid).map(|k| k.epoch != epoch));
     if stale == Some(true) {
-        guard.citus_rollup_ddl();
+        guard.show_citus_shards();
         let holds = KEPT.with(|m| {
             let m = m.borrow();
             let k = m.get(&tgoid).expect("present");
@@ -476,7 +492,7 @@ fn rollup_trigger<'a>(
     } else {
         // On a Citus worker a client backend's catalog reads would not see
         // shards (citus.rs): shown to this statement's lookups.
-        guard.citus_rollup_ddl();
+        guard.show_citus_shards();
         let Some((rollup, summary, def_source)) =
             definition(&guard, &summary_name(), source, tgoid, op)
         else {

@@ -320,9 +320,13 @@ pub fn rollups_of_distributed_tables_stay_exact(_c: &Cluster) {
     assert!(per_worker.iter().all(|n| n != "0"), "{per_worker:?}");
     assert_exact(&mut db, "after the backfill");
 
-    // A role with TRIGGER on the source that copies a rollup trigger makes
-    // nothing any worker accepts: its shard triggers are not linked (it
-    // has not the owner's rights), so rows are never counted twice.
+    // A role with TRIGGER on the source that copies a rollup trigger — its
+    // name sorting before vigil's, its definition its own — makes nothing
+    // any worker accepts: not when Citus copies it to the shards as that
+    // role, and not when a shard move later recreates it as the owner
+    // (below): workers link only vigil's own trigger names, with the
+    // definition the summary shards carry. So nothing is counted twice or
+    // counted by someone else's definition.
     db.batch_execute("CREATE ROLE mallory LOGIN").unwrap();
     app.batch_execute(
         "GRANT USAGE ON SCHEMA app TO mallory; GRANT TRIGGER, INSERT ON app.ev TO mallory",
@@ -330,44 +334,45 @@ pub fn rollups_of_distributed_tables_stay_exact(_c: &Cluster) {
     .unwrap();
     let forged: String = db
         .query_one(
-            "SELECT replace(pg_get_triggerdef(oid), 'vigil_rollup_ev_1h_ins', 'zz_forged') FROM pg_trigger
-             WHERE tgname = 'vigil_rollup_ev_1h_ins' AND tgrelid = 'app.ev'::regclass",
+            "SELECT format('CREATE TRIGGER aaa_forged AFTER INSERT ON app.ev REFERENCING NEW TABLE AS vigil_new
+                            FOR EACH STATEMENT EXECUTE FUNCTION vigil._rollup_trigger(%L, %L)',
+                           'app.ev_1h',
+                           jsonb_set(((string_to_array(encode(tgargs, 'escape'), '\\000'))[2])::jsonb,
+                                     '{measures,n}', '{\"agg\": \"count\", \"filter\": \"v > 1000\"}'))
+             FROM pg_trigger WHERE tgname = 'vigil_rollup_ev_1h_ins' AND tgrelid = 'app.ev'::regclass",
             &[],
         )
         .unwrap()
         .get(0);
+    assert!(forged.contains("v > 1000"), "{forged}");
     let mut mallory = citus.coordinator.connect_as("postgres", "mallory");
     mallory
         .batch_execute("SET citus.enable_unsafe_triggers = on")
         .unwrap();
     let made = mallory.batch_execute(&forged);
-    let defs_now: i64 = on_workers(&mut db, "SELECT count(*) FROM vigil.rollup_defs")
-        .iter()
-        .map(|n| n.parse::<i64>().unwrap())
-        .sum();
-    assert_eq!(defs_now, shards, "no worker registered the copy ({made:?})");
-    mallory
-        .batch_execute("INSERT INTO app.ev VALUES (21, '2026-01-02 05:00', 2, 'paid'), (22, '2026-01-02 05:00', 3, 'free')")
-        .unwrap();
-    assert_exact(&mut db, "after a copied trigger fired");
     assert!(
         made.is_ok(),
         "Citus lets a role with TRIGGER make it: {made:?}"
     );
     let copies = on_workers(
         &mut db,
-        "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'zz\\_forged%' AND tgrelid::regclass::text LIKE 'app.ev\\_%'",
+        "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'aaa\\_forged%' AND tgrelid::regclass::text LIKE 'app.ev\\_%'",
     );
     assert!(
         copies.iter().all(|n| n != "0"),
         "the copy is on the shards: {copies:?}"
     );
-    app.batch_execute("SET citus.enable_unsafe_triggers = on")
+    let forged_defs =
+        "SELECT count(*) FROM vigil.rollup_defs WHERE measures::text LIKE '%v > 1000%'";
+    let defs_now: i64 = on_workers(&mut db, "SELECT count(*) FROM vigil.rollup_defs")
+        .iter()
+        .map(|n| n.parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(defs_now, shards, "no worker registered the copy");
+    mallory
+        .batch_execute("INSERT INTO app.ev VALUES (21, '2026-01-02 05:00', 2, 'paid'), (22, '2026-01-02 05:00', 3, 'free')")
         .unwrap();
-    app.batch_execute("DROP TRIGGER zz_forged ON app.ev")
-        .unwrap();
-    app.batch_execute("RESET citus.enable_unsafe_triggers")
-        .unwrap();
+    assert_exact(&mut db, "after a copied trigger fired");
 
     app.batch_execute(
         "INSERT INTO app.ev VALUES (7, '2026-01-02 00:30', 3, 'paid');
@@ -466,6 +471,20 @@ pub fn rollups_of_distributed_tables_stay_exact(_c: &Cluster) {
     )
     .unwrap();
     assert_exact(&mut db, "after a shard move");
+    for n in on_workers(&mut db, forged_defs) {
+        assert_eq!(
+            n, "0",
+            "the move recreated the copied trigger, and no worker took its definition"
+        );
+    }
+    let moved_copies = on_workers(
+        &mut db,
+        &format!("SELECT count(*) FROM pg_trigger WHERE tgname = 'aaa_forged_{shard}'"),
+    );
+    assert!(
+        moved_copies.iter().any(|n| n == "1"),
+        "the move recreated the copy: {moved_copies:?}"
+    );
 
     // A worker that fails mid-write fails the whole transaction: nothing is
     // half applied on the other worker.
@@ -641,6 +660,19 @@ pub fn rollups_of_distributed_tables_stay_exact(_c: &Cluster) {
         assert_eq!((e.code().code(), e.message()), ("0A000", expected), "{e:?}");
         assert!(e.detail().is_none(), "no backtrace or internals: {e:?}");
     }
+
+    for n in on_workers(&mut db, forged_defs) {
+        assert_eq!(
+            n, "0",
+            "after the rebalance, still no worker took the copy's definition"
+        );
+    }
+    app.batch_execute("SET citus.enable_unsafe_triggers = on")
+        .unwrap();
+    app.batch_execute("DROP TRIGGER aaa_forged ON app.ev")
+        .unwrap();
+    app.batch_execute("RESET citus.enable_unsafe_triggers")
+        .unwrap();
 
     // drop_rollup removes the triggers, summary shards and definitions on
     // every node; the source keeps taking writes.
