@@ -56,8 +56,8 @@ struct Pin {
 }
 
 /// How statements are parsed: an escape in a string literal, `x = NULL`,
-/// `'{NULL}'` arrays.
-const PARSE_PINS: [Pin; 3] = [
+/// `'{NULL}'` arrays; and how catalog text is printed.
+const PARSE_PINS: [Pin; 4] = [
     Pin {
         name: c"standard_conforming_strings",
         value: c"on",
@@ -73,6 +73,13 @@ const PARSE_PINS: [Pin; 3] = [
         name: c"array_nulls",
         value: c"on",
         differs: || unsafe { !pg_sys::Array_nulls },
+    },
+    // How catalog text vigil reads back is printed (pg_get_constraintdef
+    // of a distributed rollup's definition, src/rollup/citus.rs).
+    Pin {
+        name: c"quote_all_identifiers",
+        value: c"off",
+        differs: || unsafe { pg_sys::quote_all_identifiers },
     },
 ];
 

@@ -233,16 +233,81 @@ pub(super) fn definition_constraint(
     triggers: [String; 4],
     source_shard: i64,
 ) -> String {
-    let mut def: serde_json::Value =
-        serde_json::from_str(definition).expect("definition_json is JSON");
-    def["triggers"] = serde_json::json!({
+    let triggers = serde_json::json!({
         "ins": triggers[0], "del": triggers[1], "upd": triggers[2], "trunc": triggers[3],
     });
-    def["source_shard"] = serde_json::json!(source_shard);
     format!(
-        "ALTER TABLE {summary} ADD CONSTRAINT {DEFINITION_CONSTRAINT} CHECK ({}::pg_catalog.text IS NOT NULL)",
+        "ALTER TABLE {summary} {}",
+        add_definition(definition, triggers, serde_json::json!(source_shard))
+    )
+}
+
+/// The ADD CONSTRAINT clause of `definition_constraint`.
+fn add_definition(
+    definition: &str,
+    triggers: serde_json::Value,
+    source_shard: serde_json::Value,
+) -> String {
+    let mut def: serde_json::Value =
+        serde_json::from_str(definition).expect("definition_json is JSON");
+    def["triggers"] = triggers;
+    def["source_shard"] = source_shard;
+    format!(
+        "ADD CONSTRAINT {DEFINITION_CONSTRAINT} CHECK ({}::pg_catalog.text IS NOT NULL)",
         super::literal(&def.to_string())
     )
+}
+
+/// After DDL changed a distributed rollup's stored definition (a source
+/// column renamed: ddl.rs `sync`), writes it into the summary's definition
+/// constraint too, as the owner, so shards registered later (a move) get
+/// the current one. Does nothing for other rollups.
+pub(super) fn refresh_definition(
+    guard: &crate::security::Restricted,
+    r: &super::Rollup,
+    summary: pg_sys::Oid,
+    owner: pg_sys::Oid,
+) {
+    if !is_shell(summary) {
+        return;
+    }
+    let Some(text) = read_one::<String>(&format!(
+        "SELECT pg_catalog.pg_get_constraintdef(c.oid) FROM pg_catalog.pg_constraint c \
+         WHERE c.conrelid OPERATOR(pg_catalog.=) {} AND c.conname OPERATOR(pg_catalog.=) {}",
+        summary.to_u32(),
+        super::literal(DEFINITION_CONSTRAINT)
+    ))
+    .ok()
+    .flatten() else {
+        return;
+    };
+    let Some(stored) = constraint_json(&text) else {
+        return;
+    };
+    let current: serde_json::Value =
+        serde_json::from_str(&r.definition).expect("definition_json is JSON");
+    let same = current
+        .as_object()
+        .is_some_and(|o| o.iter().all(|(k, v)| stored.get(k) == Some(v)));
+    if same {
+        return;
+    }
+    guard.act_as(owner);
+    guard.citus_rollup_ddl();
+    // Two statements: Citus runs no ADD CONSTRAINT with other subcommands.
+    super::sql::spi_run(&format!(
+        "ALTER TABLE {} DROP CONSTRAINT {DEFINITION_CONSTRAINT}",
+        r.table()
+    ));
+    super::sql::spi_run(&format!(
+        "ALTER TABLE {} {}",
+        r.table(),
+        add_definition(
+            &r.definition,
+            stored["triggers"].clone(),
+            stored["source_shard"].clone()
+        )
+    ));
 }
 
 /// The JSON inside a definition constraint, from `pg_get_constraintdef`'s
@@ -277,9 +342,27 @@ pub(super) fn shard_definition(
     let def = constraint_json(&text)?;
     let (id, logical) = shard_identity(shard)?;
     let expected = def.get("triggers")?.get(op)?.as_str()?;
+    if tgname != format!("{expected}_{id}") {
+        // Not vigil's trigger for this event: never linked.
+        return None;
+    }
     let first = first_shard(logical)?;
-    (tgname == format!("{expected}_{id}") && def.get("source_shard")?.as_i64()? == first)
-        .then(|| def.to_string())
+    if def.get("source_shard")?.as_i64()? != first {
+        // vigil's trigger name on a table whose shards are not the ones the
+        // rollup was made on (a split changed them, or another table of the
+        // colocation group carries the name): refused aloud, so that no
+        // shard goes unmaintained in silence.
+        pgrx::pg_sys::panic::ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!(
+                "trigger \"{tgname}\" is named like a trigger of a distributed rollup, on shard {id} of a table whose shards are not the ones that rollup was made on"
+            ),
+            "pg_vigil::rollup",
+        )
+        .set_hint("Shard splits of a distributed rollup's source are not supported: drop the rollup, split, and create it again.")
+        .report(PgLogLevel::ERROR);
+    }
+    Some(def.to_string())
 }
 
 /// The shard id and logical table (its oid on this node) of `shard`, a

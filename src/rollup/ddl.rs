@@ -1115,6 +1115,9 @@ fn sync(guard: &Restricted, rel: pg_sys::Oid) {
             ));
         }
         refresh_triggers(guard, summary, source, src_owner);
+        if rel == source {
+            super::citus::refresh_definition(guard, &r, summary, src_owner);
+        }
         guard.act_as(src_owner);
         ensure_partition_triggers(guard, &r, source, summary, true);
         guard.act_as(crate::security::extension_owner());
@@ -1126,9 +1129,6 @@ fn sync(guard: &Restricted, rel: pg_sys::Oid) {
 /// (a dump of the application's schema alone), registers the one the
 /// trigger carries, for a caller with the source owner's rights.
 fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
-    let Some(t) = rollup_triggers(None, Some(trigger)).pop() else {
-        return;
-    };
     let source = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
         "SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid = {}",
         trigger.to_u32()
@@ -1137,25 +1137,31 @@ fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
     .flatten()
     .unwrap_or(pg_sys::InvalidOid);
     let owner = rel_owner(source);
+    // None when the trigger (no longer) calls vigil._rollup_trigger.
+    let found = rollup_triggers(None, Some(trigger)).pop();
     // A CREATE OR REPLACE TRIGGER of one of a rollup's linked triggers
     // (same oid) would turn it into something else behind the rollup:
     // refused like DROP TRIGGER, unless it is vigil's own refresh.
     if let Some(summary) = remembered(trigger) {
+        let refreshing = REFRESHING.with(|f| f.get());
         // On a Citus worker, the coordinator's refresh of a distributed
         // rollup's triggers (a rename) arrives as CREATE OR REPLACE TRIGGER
         // on each shard, run by the owner: linked again (replacing dropped
         // its dependency records; its argument may name a shell this worker
         // has not renamed yet) if it is still vigil's trigger for its event.
-        if super::citus::is_shard(summary) && has_privs_of_role(guard.caller(), owner) {
-            if !REFRESHING.with(|f| f.get()) {
-                if super::citus::shard_definition(summary, source, &t.name, t.op).is_some() {
-                    let r = super::sql::load(summary);
-                    guard.act_as(owner);
-                    record_dependencies(&r, source, summary, &[trigger]);
-                }
-                return;
+        let shard_refresh = found.is_some()
+            && super::citus::is_shard(summary)
+            && has_privs_of_role(guard.caller(), owner);
+        if shard_refresh && !refreshing {
+            let t = found.as_ref().expect("checked");
+            if super::citus::shard_definition(summary, source, &t.name, t.op).is_some() {
+                let r = super::sql::load(summary);
+                guard.act_as(owner);
+                record_dependencies(&r, source, summary, &[trigger]);
             }
-        } else if !REFRESHING.with(|f| f.get()) {
+            return;
+        }
+        if !refreshing {
             ereport!(
                 ERROR,
                 PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
@@ -1167,6 +1173,9 @@ fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
             );
         }
     }
+    let Some(t) = found else {
+        return;
+    };
     let Some(summary) = t.args.first().and_then(|a| regclass_of(a)) else {
         return;
     };

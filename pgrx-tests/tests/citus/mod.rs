@@ -712,10 +712,35 @@ pub fn rollups_of_distributed_tables_stay_exact(_c: &Cluster) {
         .unwrap();
     app.batch_execute("ALTER TABLE app.ev2_1h RENAME TO ev3_1h")
         .unwrap();
+    app.batch_execute("ALTER TABLE app.ev3 RENAME COLUMN v TO val")
+        .unwrap();
     app.batch_execute(
         "INSERT INTO app.ev3 SELECT g % 20, '2026-04-02', g FROM generate_series(1, 100) g;
-         UPDATE app.ev3 SET v = v + 1 WHERE entity = 3;
+         UPDATE app.ev3 SET val = val + 1 WHERE entity = 3;
          DELETE FROM app.ev3 WHERE entity = 4;",
+    )
+    .unwrap();
+    // A shard moved after the column rename registers with the current
+    // definition (the summary's definition constraint follows the rename).
+    let (shard3, from3, to3): (i64, i32, i32) = {
+        let r = db
+            .query_one(
+                "SELECT s.shardid, p.nodeport, (SELECT min(nodeport) FROM pg_dist_node WHERE nodeport <> p.nodeport AND shouldhaveshards)
+                 FROM pg_dist_shard s JOIN pg_dist_shard_placement p USING (shardid)
+                 WHERE s.logicalrelid = 'app.ev3'::regclass ORDER BY s.shardid DESC LIMIT 1",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    db.execute(
+        "SELECT citus_move_shard_placement($1, '127.0.0.1', $2, '127.0.0.1', $3, shard_transfer_mode => 'block_writes')",
+        &[&shard3, &from3, &to3],
+    )
+    .unwrap();
+    app.batch_execute(
+        "INSERT INTO app.ev3 SELECT g % 20, '2026-04-03', g FROM generate_series(1, 200) g;
+         DELETE FROM app.ev3 WHERE val = 7;",
     )
     .unwrap();
     let (differing, n, read): (i64, i64, i64) = {
@@ -731,7 +756,7 @@ pub fn rollups_of_distributed_tables_stay_exact(_c: &Cluster) {
     assert_eq!(
         (differing, read),
         (0, n),
-        "renamed, the rollup is exact; worker warnings: {}",
+        "renamed (table, summary, column) and moved, the rollup is exact; worker warnings: {}",
         citus.workers[0]
             .log()
             .lines()
