@@ -6,11 +6,10 @@
 //! placement a move or rebalance makes, from `pg_get_triggerdef`), and each
 //! shard pair is an ordinary rollup on its worker:
 //!
-//! - `create_rollup` writes the definition, the names of vigil's triggers
-//!   and the source's first shard id into a CHECK constraint of the
-//!   summary (`DEFINITION_CONSTRAINT`, always true): only the summary's
-//!   owner can write it, and Citus gives it to every summary shard,
-//!   wherever a shard moves;
+//! - the summary's definition constraint (definition.rs: the definition,
+//!   vigil's trigger names and here the source's first shard id), which
+//!   only the summary's owner can write, is on every summary shard:
+//!   Citus copies it wherever a shard moves;
 //! - when Citus creates a rollup trigger on a source shard (inside the
 //!   coordinator's transaction, or a shard move or rebalance), vigil's
 //!   `ddl_command_end` event trigger on that worker links it to the
@@ -208,10 +207,6 @@ pub(super) fn is_shard(rel: pg_sys::Oid) -> bool {
         .unwrap_or(false)
 }
 
-/// The name of the summary's CHECK constraint that carries a distributed
-/// rollup's definition (Citus adds `_<shardid>` on each shard).
-pub(super) const DEFINITION_CONSTRAINT: &str = "vigil_rollup_definition";
-
 /// The first (smallest) shard id of distributed table `rel`: its identity
 /// on every node (shard ids are global; moves keep them).
 pub(super) fn first_shard(rel: pg_sys::Oid) -> Option<i64> {
@@ -222,101 +217,6 @@ pub(super) fn first_shard(rel: pg_sys::Oid) -> Option<i64> {
     ))
     .ok()
     .flatten()
-}
-
-/// `ALTER TABLE` adding the definition constraint to `summary` (the
-/// definition JSON with `triggers`, vigil's trigger name per event, and
-/// `source_shard`, the source's first shard id).
-pub(super) fn definition_constraint(
-    summary: &str,
-    definition: &str,
-    triggers: [String; 4],
-    source_shard: i64,
-) -> String {
-    let triggers = serde_json::json!({
-        "ins": triggers[0], "del": triggers[1], "upd": triggers[2], "trunc": triggers[3],
-    });
-    format!(
-        "ALTER TABLE {summary} {}",
-        add_definition(definition, triggers, serde_json::json!(source_shard))
-    )
-}
-
-/// The ADD CONSTRAINT clause of `definition_constraint`.
-fn add_definition(
-    definition: &str,
-    triggers: serde_json::Value,
-    source_shard: serde_json::Value,
-) -> String {
-    let mut def: serde_json::Value =
-        serde_json::from_str(definition).expect("definition_json is JSON");
-    def["triggers"] = triggers;
-    def["source_shard"] = source_shard;
-    format!(
-        "ADD CONSTRAINT {DEFINITION_CONSTRAINT} CHECK ({}::pg_catalog.text IS NOT NULL)",
-        super::literal(&def.to_string())
-    )
-}
-
-/// After DDL changed a distributed rollup's stored definition (a source
-/// column renamed: ddl.rs `sync`), writes it into the summary's definition
-/// constraint too, as the owner, so shards registered later (a move) get
-/// the current one. Does nothing for other rollups.
-pub(super) fn refresh_definition(
-    guard: &crate::security::Restricted,
-    r: &super::Rollup,
-    summary: pg_sys::Oid,
-    owner: pg_sys::Oid,
-) {
-    if !is_shell(summary) {
-        return;
-    }
-    let Some(text) = read_one::<String>(&format!(
-        "SELECT pg_catalog.pg_get_constraintdef(c.oid) FROM pg_catalog.pg_constraint c \
-         WHERE c.conrelid OPERATOR(pg_catalog.=) {} AND c.conname OPERATOR(pg_catalog.=) {}",
-        summary.to_u32(),
-        super::literal(DEFINITION_CONSTRAINT)
-    ))
-    .ok()
-    .flatten() else {
-        return;
-    };
-    let Some(stored) = constraint_json(&text) else {
-        return;
-    };
-    let current: serde_json::Value =
-        serde_json::from_str(&r.definition).expect("definition_json is JSON");
-    let same = current
-        .as_object()
-        .is_some_and(|o| o.iter().all(|(k, v)| stored.get(k) == Some(v)));
-    if same {
-        return;
-    }
-    guard.act_as(owner);
-    guard.citus_rollup_ddl();
-    // Two statements: Citus runs no ADD CONSTRAINT with other subcommands.
-    super::sql::spi_run(&format!(
-        "ALTER TABLE {} DROP CONSTRAINT {DEFINITION_CONSTRAINT}",
-        r.table()
-    ));
-    super::sql::spi_run(&format!(
-        "ALTER TABLE {} {}",
-        r.table(),
-        add_definition(
-            &r.definition,
-            stored["triggers"].clone(),
-            stored["source_shard"].clone()
-        )
-    ));
-}
-
-/// The JSON inside a definition constraint, from `pg_get_constraintdef`'s
-/// text (`CHECK (('…'::text IS NOT NULL))`, quotes doubled).
-pub(super) fn constraint_json(def: &str) -> Option<serde_json::Value> {
-    let inner = def
-        .strip_prefix("CHECK (('")?
-        .strip_suffix("'::text IS NOT NULL))")?;
-    serde_json::from_str(&inner.replace("''", "'")).ok()
 }
 
 /// The trusted definition of the distributed rollup whose summary shard is
@@ -330,16 +230,7 @@ pub(super) fn shard_definition(
     tgname: &str,
     op: &str,
 ) -> Option<String> {
-    let text = read_one::<String>(&format!(
-        "SELECT pg_catalog.pg_get_constraintdef(c.oid) FROM pg_catalog.pg_constraint c \
-         WHERE c.conrelid OPERATOR(pg_catalog.=) {} AND c.contype OPERATOR(pg_catalog.=) 'c' \
-           AND pg_catalog.starts_with(c.conname::pg_catalog.text, {}) ORDER BY c.conname LIMIT 1",
-        summary_shard.to_u32(),
-        super::literal(DEFINITION_CONSTRAINT)
-    ))
-    .ok()
-    .flatten()?;
-    let def = constraint_json(&text)?;
+    let def = super::definition::stored(summary_shard)?;
     let (id, logical) = shard_identity(shard)?;
     let expected = def.get("triggers")?.get(op)?.as_str()?;
     if tgname != format!("{expected}_{id}") {

@@ -1115,9 +1115,7 @@ fn sync(guard: &Restricted, rel: pg_sys::Oid) {
             ));
         }
         refresh_triggers(guard, summary, source, src_owner);
-        if rel == source {
-            super::citus::refresh_definition(guard, &r, summary, src_owner);
-        }
+        super::definition::refresh(guard, &r, summary, src_owner);
         guard.act_as(src_owner);
         ensure_partition_triggers(guard, &r, source, summary, true);
         guard.act_as(crate::security::extension_owner());
@@ -1211,6 +1209,13 @@ fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
     {
         return;
     }
+    // A restore brings back every trigger on the source, also one another
+    // role (with TRIGGER) made: when the summary names vigil's own, only
+    // those are linked (definition.rs).
+    if trusted.is_none() && super::definition::names_trigger(summary, &t.name, t.op) == Some(false)
+    {
+        return;
+    }
     match known {
         Some(s) if s == source => {
             let r = super::sql::load(summary);
@@ -1233,10 +1238,17 @@ fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
             {
                 return;
             }
+            // The definition the summary carries, for vigil's own trigger
+            // on the source it names; only a summary made before it had
+            // one falls back to what the trigger carries.
             let def = match trusted {
                 Some(def) => def,
-                None if t.args.len() == 2 => t.args[1].clone(),
-                None => return,
+                None => match super::definition::for_restore(summary, source, &t.name, t.op) {
+                    Some(Some(def)) => def,
+                    Some(None) => return,
+                    None if t.args.len() == 2 => t.args[1].clone(),
+                    None => return,
+                },
             };
             register_from_trigger(guard, summary, source, owner, trigger, &def);
         }

@@ -9,6 +9,7 @@ pub mod sql;
 pub use sql::require_trusted_schema;
 mod citus;
 pub mod ddl;
+mod definition;
 pub mod trigger;
 
 use crate::error::{Result, VigilError};

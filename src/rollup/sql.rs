@@ -529,16 +529,13 @@ fn create_rollup(
         guard.set_if_defined(c"citus.multi_shard_modify_mode", c"sequential");
         super::citus::check_trigger_names(&r, source);
         super::citus::distribute_summary(&r.table(), column, &r.source);
-        // The definition every summary shard carries, which workers trust
-        // (and the trigger's own text never): citus.rs.
-        let first = super::citus::first_shard(source).unwrap_or(0);
-        spi_run(&super::citus::definition_constraint(
-            &r.table(),
-            &r.definition,
-            super::ddl::OPS.map(|op| r.trigger_name_raw(op)),
-            first,
-        ));
     }
+    // The definition the summary carries, which restores and Citus
+    // workers trust (and a trigger's own text never): definition.rs.
+    let first = distributed
+        .as_ref()
+        .and_then(|_| super::citus::first_shard(source));
+    spi_run(&super::definition::add_statement(&r, first));
     let summary = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
         "SELECT {}::regclass::oid",
         literal(&r.table())
@@ -999,6 +996,9 @@ fn upgrade_rollup(summary: pg_sys::Oid) -> Option<String> {
         let _outside = OutsideExtension::enter();
         super::ddl::refuse_inheritance(source);
         guard.act_as(owner);
+        if super::definition::stored(summary).is_none() {
+            spi_run(&super::definition::add_statement(&r, None));
+        }
         for t in r.triggers() {
             spi_run(&t);
         }

@@ -403,29 +403,42 @@ fn a_distributed_window_function_reads_the_summary_by_oid_with_literals() {
 }
 
 #[test]
-fn a_distributed_rollups_definition_constraint_reads_back() {
-    let r = rollup();
-    let sql = super::citus::definition_constraint(
-        &r.table(),
-        r#"{"bucket":"1 hour","measures":{"n":{"agg":"count","filter":"kind = 'paid'"}}}"#,
-        ["t_ins", "t_del", "t_upd", "t_trunc"].map(String::from),
-        102008,
-    );
+fn a_summarys_definition_constraint_reads_back() {
+    let mut r = rollup();
+    r.definition =
+        r#"{"bucket":"1 hour","measures":{"n":{"agg":"count","filter":"kind = 'paid'"}}}"#.into();
+    let sql = super::definition::add_statement(&r, Some(102008));
     assert!(
-        sql.starts_with("ALTER TABLE \"public\".\"hourly \"\"stats\"\"\" ADD CONSTRAINT vigil_rollup_definition CHECK ('{"),
+        sql.starts_with("ALTER TABLE \"public\".\"hourly \"\"stats\"\"\" ADD CONSTRAINT vigil_rollup_definition CHECK (E'{"),
         "{sql}"
     );
-    // what pg_get_constraintdef prints for it: the literal, quotes doubled
+    // The stored text (the E'' literal read back), and what
+    // pg_get_constraintdef prints for it with standard_conforming_strings
+    // on: plain quotes, quotes doubled, backslashes as they are.
     let literal = sql
         .split_once("CHECK (")
         .unwrap()
         .1
         .strip_suffix("::pg_catalog.text IS NOT NULL)")
         .unwrap();
-    let printed = format!("CHECK (({literal}::text IS NOT NULL))");
-    let def = super::citus::constraint_json(&printed).expect("parses");
+    let text = literal
+        .strip_prefix("E'")
+        .expect("names with quotes make JSON backslashes")
+        .strip_suffix('\'')
+        .unwrap()
+        .replace("\\\\", "\\")
+        .replace("''", "'");
+    assert!(
+        text.contains("\"source\":\"\\\"public\\\".\\\"raw_messages\\\"\""),
+        "{text}"
+    );
+    let printed = format!("CHECK (('{}'::text IS NOT NULL))", text.replace('\'', "''"));
+    let def = super::definition::parse(&printed).expect("parses");
     assert_eq!(def["measures"]["n"]["filter"], "kind = 'paid'");
-    assert_eq!(def["triggers"]["upd"], "t_upd");
+    assert_eq!(def["triggers"]["upd"], r.trigger_name_raw("upd"));
+    assert_eq!(def["source"], r.source);
+    assert_eq!(def["triggers"]["ins"], "vigil_rollup_hourly \"stats\"_ins");
     assert_eq!(def["source_shard"], 102008);
-    assert!(super::citus::constraint_json("CHECK ((x IS NOT NULL))").is_none());
+    assert!(super::definition::add_statement(&r, None).contains("\"source_shard\":null"));
+    assert!(super::definition::parse("CHECK ((x IS NOT NULL))").is_none());
 }

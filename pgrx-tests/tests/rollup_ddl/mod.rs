@@ -238,10 +238,43 @@ fn dump(c: &Cluster, args: &[&str]) {
     );
 }
 
+/// Restores bring rollups back working — and a trigger that another role
+/// (with TRIGGER on the source) made to look like a rollup's, restored
+/// with the rest and sorted before vigil's, is never linked, nor is its
+/// definition (a one-minute bucket here; a filter could be any SQL, run as
+/// the owner) registered: the summary's definition constraint names
+/// vigil's own triggers and carries the definition.
 pub fn rollups_work_after_restoring_the_app_schema_or_the_whole_database(c: &Cluster) {
-    let (_su, mut owner) = setup(c, "rollup_dump");
+    let (mut su0, mut owner) = setup(c, "rollup_dump");
     owner
         .batch_execute("ALTER TABLE app.ev RENAME COLUMN entity TO creator; ALTER TABLE app.r1 RENAME TO r_hourly;")
+        .unwrap();
+    su0.batch_execute(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ddl_forger') THEN CREATE ROLE ddl_forger LOGIN; END IF;
+         END $$;",
+    )
+    .unwrap();
+    owner
+        .batch_execute(
+            "GRANT USAGE ON SCHEMA app TO ddl_forger; GRANT TRIGGER ON app.ev TO ddl_forger",
+        )
+        .unwrap();
+    let forged: String = su0
+        .query_one(
+            "SELECT format('CREATE TRIGGER aaa_forged AFTER INSERT ON app.ev REFERENCING NEW TABLE AS vigil_new
+                            FOR EACH STATEMENT EXECUTE FUNCTION vigil._rollup_trigger(%L, %L)',
+                           'app.r_hourly',
+                           jsonb_set(((string_to_array(encode(tgargs, 'escape'), '\\000'))[2])::jsonb,
+                                     '{bucket}', '\"0 days 60000000 microseconds\"'))
+             FROM pg_trigger WHERE tgname = 'vigil_rollup_r1_ins' AND tgrelid = 'app.ev'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(forged.contains("60000000"), "{forged}");
+    c.connect_as("rollup_dump", "ddl_forger")
+        .batch_execute(&forged)
         .unwrap();
     let dir = std::env::temp_dir().join(format!("vigil_dump_{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -300,6 +333,17 @@ pub fn rollups_work_after_restoring_the_app_schema_or_the_whole_database(c: &Clu
             .map(|r| r.get(0))
             .collect();
         assert_eq!(statuses, vec!["ok"; 3], "{db}");
+        assert_eq!(
+            one_i64(&mut su, "SELECT count(*) FROM pg_depend d JOIN pg_trigger t ON t.oid = d.objid
+                              WHERE t.tgname = 'aaa_forged' AND d.refobjid = 'app.r_hourly'::regclass"),
+            0,
+            "{db}: the copied trigger is not linked"
+        );
+        assert_eq!(
+            one_i64(&mut su, "SELECT count(*) FROM vigil.rollup_defs WHERE bucket <> interval '1 hour' AND bucket <> interval '1 day'"),
+            0,
+            "{db}: the copied trigger's definition is not registered"
+        );
         // Linked again: DDL protection holds after the restore too.
         assert_eq!(
             one_i64(&mut su, "SELECT count(*) FROM pg_depend WHERE refobjid = 'app.r_hourly'::regclass AND classid = 'pg_trigger'::regclass"),
