@@ -137,22 +137,27 @@ const TEXT_SEARCH_PIN: Pin = Pin {
 fn pin(pins: &[Pin]) {
     for p in pins {
         if (p.differs)() {
-            // SAFETY: a GUC change saved at the current nest level, undone
-            // by AtEOXact_GUC in Drop (or by the abort), as a function's
-            // SET clause is.
-            unsafe {
-                pg_sys::set_config_option(
-                    p.name.as_ptr(),
-                    p.value.as_ptr(),
-                    pg_sys::GucContext::PGC_USERSET,
-                    pg_sys::GucSource::PGC_S_SESSION,
-                    pg_sys::GucAction::GUC_ACTION_SAVE,
-                    true,
-                    pgrx::PgLogLevel::ERROR as i32,
-                    false,
-                );
-            }
+            save_setting(p.name, p.value);
         }
+    }
+}
+
+/// Sets `name` to `value`, saved at the current GUC nest level: undone by
+/// AtEOXact_GUC in `Restricted`'s Drop (or by the abort), as a function's
+/// SET clause is.
+fn save_setting(name: &std::ffi::CStr, value: &std::ffi::CStr) {
+    // SAFETY: a GUC change at the current nest level (main thread).
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            pgrx::PgLogLevel::ERROR as i32,
+            false,
+        );
     }
 }
 
@@ -210,19 +215,7 @@ impl Restricted {
         // SAFETY: a GUC read by name; NULL when the setting does not exist.
         let current = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
         if !current.is_null() && unsafe { std::ffi::CStr::from_ptr(current) } != value {
-            // SAFETY: a GUC change saved at this operation's nest level.
-            unsafe {
-                pg_sys::set_config_option(
-                    name.as_ptr(),
-                    value.as_ptr(),
-                    pg_sys::GucContext::PGC_USERSET,
-                    pg_sys::GucSource::PGC_S_SESSION,
-                    pg_sys::GucAction::GUC_ACTION_SAVE,
-                    true,
-                    pgrx::PgLogLevel::ERROR as i32,
-                    false,
-                );
-            }
+            save_setting(name, value);
         }
     }
 

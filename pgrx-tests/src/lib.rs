@@ -417,6 +417,34 @@ pub fn try_sql(db: &mut Client, sql: &str) -> String {
     }
 }
 
+/// The CREATE TRIGGER that a role with TRIGGER on `table` could write to
+/// look like rollup trigger `like` there: named `aaa_forged` (sorting
+/// before vigil's), calling `vigil._rollup_trigger('<summary>', …)` with
+/// the real trigger's definition changed at jsonb `path` to `value`.
+pub fn forged_rollup_trigger(
+    db: &mut Client,
+    table: &str,
+    like: &str,
+    summary: &str,
+    path: &str,
+    value: &str,
+) -> String {
+    let forged: String = db
+        .query_one(
+            "SELECT format('CREATE TRIGGER aaa_forged AFTER INSERT ON %s REFERENCING NEW TABLE AS vigil_new
+                            FOR EACH STATEMENT EXECUTE FUNCTION vigil._rollup_trigger(%L, %L)',
+                           $1::text, $3::text,
+                           jsonb_set(((string_to_array(encode(tgargs, 'escape'), '\\000'))[2])::jsonb,
+                                     $4::text::text[], $5::text::jsonb))
+             FROM pg_trigger WHERE tgname = $2::text::name AND tgrelid = $1::text::regclass",
+            &[&table, &like, &summary, &path, &value],
+        )
+        .unwrap()
+        .get(0);
+    assert!(forged.contains("aaa_forged"), "{forged}");
+    forged
+}
+
 /// Runs `ALTER SYSTEM` statements (each in its own transaction, as it
 /// requires) and reloads the configuration.
 pub fn set_config(db: &mut Client, statements: &[&str]) {

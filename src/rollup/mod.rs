@@ -1385,11 +1385,7 @@ impl Rollup {
             "CREATE FUNCTION {}(since interval) RETURNS TABLE ({}) LANGUAGE sql STABLE PARALLEL SAFE BEGIN ATOMIC\n\
              SELECT {} FROM {} s WHERE s.{b} OPERATOR(pg_catalog.>=) pg_catalog.date_bin({}::interval, pg_catalog.now() OPERATOR(pg_catalog.-) since, {BUCKET_ORIGIN}){group};\nEND",
             self.since_function(),
-            out_cols
-                .iter()
-                .map(|(c, t)| format!("{c} {t}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            Self::since_columns(&out_cols),
             select.join(", "),
             self.table(),
             literal(&self.bucket),
@@ -1426,13 +1422,18 @@ impl Rollup {
             "CREATE FUNCTION {}(since interval) RETURNS TABLE ({}) LANGUAGE plpgsql STABLE PARALLEL RESTRICTED \
              SET search_path = pg_catalog, pg_temp AS {}",
             self.since_function(),
-            out_cols
-                .iter()
-                .map(|(c, t)| format!("{c} {t}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            Self::since_columns(&out_cols),
             literal(&body),
         )
+    }
+
+    /// `name type, …` of the `_since` function's RETURNS TABLE.
+    fn since_columns(out_cols: &[(String, String)]) -> String {
+        out_cols
+            .iter()
+            .map(|(c, t)| format!("{c} {t}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// The `_since` function's columns (name, type), its select list over

@@ -260,18 +260,14 @@ pub fn rollups_work_after_restoring_the_app_schema_or_the_whole_database(c: &Clu
             "GRANT USAGE ON SCHEMA app TO ddl_forger; GRANT TRIGGER ON app.ev TO ddl_forger",
         )
         .unwrap();
-    let forged: String = su0
-        .query_one(
-            "SELECT format('CREATE TRIGGER aaa_forged AFTER INSERT ON app.ev REFERENCING NEW TABLE AS vigil_new
-                            FOR EACH STATEMENT EXECUTE FUNCTION vigil._rollup_trigger(%L, %L)',
-                           'app.r_hourly',
-                           jsonb_set(((string_to_array(encode(tgargs, 'escape'), '\\000'))[2])::jsonb,
-                                     '{bucket}', '\"0 days 60000000 microseconds\"'))
-             FROM pg_trigger WHERE tgname = 'vigil_rollup_r1_ins' AND tgrelid = 'app.ev'::regclass",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    let forged = pg_vigil_e2e::forged_rollup_trigger(
+        &mut su0,
+        "app.ev",
+        "vigil_rollup_r1_ins",
+        "app.r_hourly",
+        "{bucket}",
+        "\"0 days 60000000 microseconds\"",
+    );
     assert!(forged.contains("60000000"), "{forged}");
     c.connect_as("rollup_dump", "ddl_forger")
         .batch_execute(&forged)
