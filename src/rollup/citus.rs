@@ -6,22 +6,22 @@
 //! placement a move or rebalance makes, from `pg_get_triggerdef`), and each
 //! shard pair is an ordinary rollup on its worker:
 //!
-//! - the summary's definition constraint (definition.rs: the definition,
-//!   vigil's trigger names and here the source's first shard id), which
-//!   only the summary's owner can write, is on every summary shard:
-//!   Citus copies it wherever a shard moves;
+//! - the constraint by which the summary vouches for its triggers
+//!   (definition.rs: a digest of the definition, the source's first shard
+//!   id and vigil's trigger names), which only the summary's owner can
+//!   write, is on every summary shard: Citus copies it wherever a shard
+//!   moves;
 //! - when Citus creates a rollup trigger on a source shard (inside the
 //!   coordinator's transaction, or a shard move or rebalance), vigil's
 //!   `ddl_command_end` event trigger on that worker links it to the
 //!   co-located summary *shard* (`colocated_shard`, never the shell) and
-//!   registers the pair in the worker's `vigil.rollup_defs` from that
-//!   constraint — never from the trigger's own text — and only when the
-//!   trigger is one of vigil's (its name, with Citus's shard suffix, is the
-//!   one the constraint lists for its event), on a shard of the source the
-//!   constraint names, created by a role with the source owner's rights
-//!   (`shard_definition`, `ddl::relink`): a trigger another role made (with
-//!   TRIGGER on the table) is never linked, not even when a shard move
-//!   recreates it as the owner;
+//!   registers the pair in the worker's `vigil.rollup_defs` from the
+//!   definition it carries, only when the summary shard vouches for that
+//!   trigger (its name with Citus's shard suffix, its table, its
+//!   definition: `vouched`) and a role with the source owner's rights
+//!   created it (`ddl::relink`): a trigger another role made (with TRIGGER
+//!   on the table) is never linked, not even when a shard move recreates
+//!   it as the owner;
 //! - the trigger on a shard then maintains that summary shard locally, as
 //!   the shard's owner in a security-restricted operation, in the same
 //!   (distributed, two-phase) transaction as the write: exact at commit,
@@ -219,41 +219,50 @@ pub(super) fn first_shard(rel: pg_sys::Oid) -> Option<i64> {
     .flatten()
 }
 
-/// The trusted definition of the distributed rollup whose summary shard is
-/// `summary_shard`, for trigger `tgname` of event `op` on shard `shard`
-/// (shard id `shard_id`) of a source: the constraint's JSON when that
-/// trigger is the one vigil made for that event and the shard belongs to
-/// the rollup's source; None otherwise.
-pub(super) fn shard_definition(
+/// Whether the summary shard `summary_shard` vouches for trigger `tgname`
+/// (event `op`) on shard `shard` of a distributed source, carrying
+/// `definition` (definition.rs): the trigger vigil made for that event, on
+/// a shard of the rollup's source. A trigger named like vigil's that the
+/// summary does not vouch for (its source's shards are not the ones the
+/// rollup was made on: a split replaced the first) is refused aloud, so
+/// that no shard goes unmaintained in silence.
+pub(super) fn vouched(
     summary_shard: pg_sys::Oid,
     shard: pg_sys::Oid,
     tgname: &str,
     op: &str,
-) -> Option<String> {
-    let def = super::definition::stored(summary_shard)?;
-    let (id, logical) = shard_identity(shard)?;
-    let expected = def.get("triggers")?.get(op)?.as_str()?;
-    if tgname != format!("{expected}_{id}") {
-        // Not vigil's trigger for this event: never linked.
-        return None;
+    definition: &str,
+) -> bool {
+    let Some((id, logical)) = shard_identity(shard) else {
+        return false;
+    };
+    let Some(first) = first_shard(logical) else {
+        return false;
+    };
+    match super::definition::vouches(
+        summary_shard,
+        "",
+        Some(first),
+        tgname,
+        op,
+        Some(id),
+        definition,
+    ) {
+        Some(true) => true,
+        Some(false) if tgname.starts_with("vigil_rollup_") => {
+            pgrx::pg_sys::panic::ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!(
+                    "trigger \"{tgname}\" on shard {id} is named like a trigger of a distributed rollup whose summary does not vouch for it"
+                ),
+                "pg_vigil::rollup",
+            )
+            .set_hint("Shard splits of a distributed rollup's source are not supported: drop the rollup, split, and create it again.")
+            .report(PgLogLevel::ERROR);
+            false
+        }
+        _ => false,
     }
-    let first = first_shard(logical)?;
-    if def.get("source_shard")?.as_i64()? != first {
-        // vigil's trigger name on a table whose shards are not the ones the
-        // rollup was made on (a split changed them, or another table of the
-        // colocation group carries the name): refused aloud, so that no
-        // shard goes unmaintained in silence.
-        pgrx::pg_sys::panic::ErrorReport::new(
-            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            format!(
-                "trigger \"{tgname}\" is named like a trigger of a distributed rollup, on shard {id} of a table whose shards are not the ones that rollup was made on"
-            ),
-            "pg_vigil::rollup",
-        )
-        .set_hint("Shard splits of a distributed rollup's source are not supported: drop the rollup, split, and create it again.")
-        .report(PgLogLevel::ERROR);
-    }
-    Some(def.to_string())
 }
 
 /// The shard id and logical table (its oid on this node) of `shard`, a

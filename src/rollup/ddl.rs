@@ -1071,6 +1071,9 @@ fn summary_shape_holds(summary: pg_sys::Oid, r: &Rollup) -> bool {
 /// keeps every rollup that involves it working, or refuses the change.
 fn sync(guard: &Restricted, rel: pg_sys::Oid) {
     for (summary, source) in defs_involving(rel) {
+        if rel == summary && super::definition::replacing() {
+            continue;
+        }
         let src_owner = rel_owner(source);
         let sum_owner = rel_owner(summary);
         if src_owner == pg_sys::InvalidOid || sum_owner == pg_sys::InvalidOid {
@@ -1114,8 +1117,16 @@ fn sync(guard: &Restricted, rel: pg_sys::Oid) {
                 summary_label(summary)
             ));
         }
+        // What the summary vouches for first (on Citus, workers check it
+        // when the refreshed triggers reach the shards), then the triggers.
+        let linked: Vec<(String, &str)> = triggers_of(summary, source)
+            .into_iter()
+            .filter(|t| linked(t.oid, summary))
+            .map(|t| (t.name, t.op))
+            .collect();
+        super::definition::refresh(guard, &r, summary, source, src_owner, &linked);
+        guard.act_as(crate::security::extension_owner());
         refresh_triggers(guard, summary, source, src_owner);
-        super::definition::refresh(guard, &r, summary, src_owner);
         guard.act_as(src_owner);
         ensure_partition_triggers(guard, &r, source, summary, true);
         guard.act_as(crate::security::extension_owner());
@@ -1152,7 +1163,8 @@ fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
             && has_privs_of_role(guard.caller(), owner);
         if shard_refresh && !refreshing {
             let t = found.as_ref().expect("checked");
-            if super::citus::shard_definition(summary, source, &t.name, t.op).is_some() {
+            let def = t.args.get(1).map(String::as_str).unwrap_or_default();
+            if super::citus::vouched(summary, source, &t.name, t.op, def) {
                 let r = super::sql::load(summary);
                 guard.act_as(owner);
                 record_dependencies(&r, source, summary, &[trigger]);
@@ -1170,6 +1182,8 @@ fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
                 "SELECT vigil.drop_rollup(...) drops the rollup; ALTER TABLE ... DISABLE TRIGGER pauses it."
             );
         }
+        // vigil's own refresh links the triggers it replaced itself.
+        return;
     }
     let Some(t) = found else {
         return;
@@ -1185,9 +1199,12 @@ fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
         let Some(shard) = super::citus::colocated_shard(source, summary) else {
             return;
         };
-        let Some(def) = super::citus::shard_definition(shard, source, &t.name, t.op) else {
+        let Some(def) = t.args.get(1).cloned() else {
             return;
         };
+        if !super::citus::vouched(shard, source, &t.name, t.op, &def) {
+            return;
+        }
         (shard, Some(def))
     } else {
         (summary, None)
@@ -1212,9 +1229,23 @@ fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
     // A restore brings back every trigger on the source, also one another
     // role (with TRIGGER) made: when the summary names vigil's own, only
     // those are linked (definition.rs).
-    if trusted.is_none() && super::definition::names_trigger(summary, &t.name, t.op) == Some(false)
-    {
-        return;
+    if trusted.is_none() {
+        // For a known rollup its source's name; for a restore registering
+        // one, this trigger's table.
+        let named = known.map_or(source, |s| s);
+        let (schema, rel) = relation_name(named, "source");
+        let vouched = super::definition::vouches(
+            summary,
+            &format!("{}.{}", ident(&schema), ident(&rel)),
+            None,
+            &t.name,
+            t.op,
+            None,
+            t.args.get(1).map(String::as_str).unwrap_or_default(),
+        );
+        if vouched == Some(false) {
+            return;
+        }
     }
     match known {
         Some(s) if s == source => {
@@ -1243,12 +1274,10 @@ fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
             // one falls back to what the trigger carries.
             let def = match trusted {
                 Some(def) => def,
-                None => match super::definition::for_restore(summary, source, &t.name, t.op) {
-                    Some(Some(def)) => def,
-                    Some(None) => return,
-                    None if t.args.len() == 2 => t.args[1].clone(),
-                    None => return,
-                },
+                // (vouched for above, or a summary made before vigil's
+                // constraint existed)
+                None if t.args.len() == 2 => t.args[1].clone(),
+                None => return,
             };
             register_from_trigger(guard, summary, source, owner, trigger, &def);
         }

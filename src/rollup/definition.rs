@@ -1,152 +1,191 @@
-//! The definition a rollup's summary carries: a CHECK constraint
-//! `vigil_rollup_definition` (always true) holding, as JSON, what
-//! `vigil.rollup_defs` holds (time column, bucket, group and measures),
-//! vigil's trigger name for each event, the source's name and, for a
-//! distributed source, its first shard id. Only the summary's owner (or a
-//! superuser) can add, change or drop it, and it travels with the table:
+//! What a rollup's summary vouches for: a constraint `CHECK (true)` named
+//! `vigil_rollup_<md5>`, the digest of the rollup's definition (what its
+//! triggers carry as their second argument), the source's identity (its
+//! qualified name; for a Citus distributed source its first shard id) and
+//! the base of vigil's trigger names. Only the summary's owner (or a
+//! superuser) can add, rename or drop it, and it travels with the table:
 //! `pg_dump` of the application's schema, and Citus, which gives it to every
-//! summary shard wherever a shard moves. So where vigil registers a rollup
-//! from its triggers — a restore without vigil's configuration (ddl.rs
-//! `relink`), a Citus worker (citus.rs) — it trusts this constraint, never a
-//! trigger's own arguments, which any role with TRIGGER on the source could
-//! have written; and it links only the trigger the constraint names.
+//! summary shard (as `…_<shardid>`) wherever a shard moves. So where vigil
+//! registers a rollup from a trigger — a restore without vigil's
+//! configuration (ddl.rs `relink`), a Citus worker (citus.rs) — it links
+//! only a trigger whose name, table and definition the summary vouches for:
+//! one that another role with TRIGGER on the source made (another name,
+//! another definition, another table) never is. The expression is `true`,
+//! so writes to the summary pay nothing for it (a constant holding the
+//! definition cost 4 % of single-row INSERT throughput, re-read by every
+//! statement's constraint check).
 
+use super::ident;
 use crate::sqlglue::read_one;
 use pgrx::prelude::*;
-use serde_json::{json, Value};
 
-/// The constraint's name (Citus adds `_<shardid>` on each shard).
-pub(super) const CONSTRAINT: &str = "vigil_rollup_definition";
+/// The constraint's prefix; Citus adds `_<shardid>` on each shard.
+const PREFIX: &str = "vigil_rollup_";
+
+/// The constraint name vouching for `definition` (a trigger's second
+/// argument) of the source `identity`, with triggers named `<base>_<op>`.
+pub(super) fn name_for(definition: &str, identity: &str, base: &str) -> Option<String> {
+    // The definition as a value (keys sorted), whatever spacing carried it.
+    let def: serde_json::Value = serde_json::from_str(definition).ok()?;
+    use md5::Digest;
+    let digest = md5::Md5::digest(format!("{def}\n{identity}\n{base}").as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Some(format!("{PREFIX}{hex}"))
+}
+
+/// The identity of a local source (its quoted, qualified name now) or of
+/// a distributed one (`shard:<first shard id>`, as on every node).
+fn identity(source: &str, source_shard: Option<i64>) -> String {
+    match source_shard {
+        Some(id) => format!("shard:{id}"),
+        None => source.to_string(),
+    }
+}
+
+/// The base of vigil's trigger names of `r` (`vigil_rollup_<name>`, what
+/// `trigger_name_raw` puts before `_<op>`).
+fn base_of(r: &super::Rollup) -> String {
+    let ins = r.trigger_name_raw("ins");
+    ins.strip_suffix("_ins").unwrap_or(&ins).to_string()
+}
 
 /// `ALTER TABLE` adding the constraint to `r`'s summary.
 pub(super) fn add_statement(r: &super::Rollup, source_shard: Option<i64>) -> String {
-    let triggers = json!({
-        "ins": r.trigger_name_raw("ins"), "del": r.trigger_name_raw("del"),
-        "upd": r.trigger_name_raw("upd"), "trunc": r.trigger_name_raw("trunc"),
-    });
+    let name = name_for(
+        &r.definition,
+        &identity(&r.source, source_shard),
+        &base_of(r),
+    )
+    .expect("definition_json is JSON");
     format!(
-        "ALTER TABLE {} {}",
+        "ALTER TABLE {} ADD CONSTRAINT {} CHECK (true)",
         r.table(),
-        add_clause(r, triggers, json!(source_shard))
+        ident(&name)
     )
 }
 
-/// The ADD CONSTRAINT clause: `r`'s definition with these trigger names
-/// and first shard id.
-fn add_clause(r: &super::Rollup, triggers: Value, source_shard: Value) -> String {
-    let mut def: Value = serde_json::from_str(&r.definition).expect("definition_json is JSON");
-    def["source"] = json!(r.source);
-    def["triggers"] = triggers;
-    def["source_shard"] = source_shard;
-    format!(
-        "ADD CONSTRAINT {CONSTRAINT} CHECK ({}::pg_catalog.text IS NOT NULL)",
-        super::literal(&def.to_string())
-    )
-}
-
-/// The JSON inside the constraint, from `pg_get_constraintdef`'s text
-/// (`CHECK (('…'::text IS NOT NULL))`, quotes doubled; vigil pins
-/// `quote_all_identifiers` off and `standard_conforming_strings` on).
-pub(super) fn parse(def: &str) -> Option<Value> {
-    let inner = def
-        .strip_prefix("CHECK (('")?
-        .strip_suffix("'::text IS NOT NULL))")?;
-    serde_json::from_str(&inner.replace("''", "'")).ok()
-}
-
-/// The definition `summary` (a table, or a Citus shard of one) carries.
-pub(super) fn stored(summary: pg_sys::Oid) -> Option<Value> {
-    let text = read_one::<String>(&format!(
-        "SELECT pg_catalog.pg_get_constraintdef(c.oid) FROM pg_catalog.pg_constraint c \
+/// The names of the constraints of `summary` that look like vigil's.
+fn constraints_of(summary: pg_sys::Oid) -> Vec<String> {
+    read_one::<Vec<String>>(&format!(
+        "SELECT pg_catalog.array_agg(c.conname::pg_catalog.text ORDER BY c.conname) FROM pg_catalog.pg_constraint c \
          WHERE c.conrelid OPERATOR(pg_catalog.=) {} AND c.contype OPERATOR(pg_catalog.=) 'c' \
-           AND pg_catalog.starts_with(c.conname::pg_catalog.text, {}) ORDER BY c.conname LIMIT 1",
+           AND pg_catalog.starts_with(c.conname::pg_catalog.text, {})",
         summary.to_u32(),
-        super::literal(CONSTRAINT)
+        super::literal(PREFIX)
     ))
     .ok()
-    .flatten()?;
-    parse(&text)
+    .flatten()
+    .unwrap_or_default()
 }
 
-/// For a restore into a database without vigil's configuration: the
-/// definition to register for trigger `tgname` (event `op`) on `source`
-/// when `summary` carries one — Some only if that trigger is the one vigil
-/// made for the event and `source` the table the definition names. Outer
-/// None: the summary carries none (made before the constraint existed).
-pub(super) fn for_restore(
+/// Whether `summary` carries a constraint of vigil's at all (a rollup made
+/// before they existed does not).
+pub(super) fn carried(summary: pg_sys::Oid) -> bool {
+    !constraints_of(summary).is_empty()
+}
+
+/// Whether `summary` vouches for trigger `tgname` (event `op`, with
+/// Citus's `_<shard_id>` after it when given) carrying `definition`, on the
+/// source `source` (quoted, qualified; or a distributed source's first
+/// shard id). None: the summary carries no constraint of vigil's.
+pub(super) fn vouches(
     summary: pg_sys::Oid,
-    source: pg_sys::Oid,
+    source: &str,
+    source_shard: Option<i64>,
     tgname: &str,
     op: &str,
-) -> Option<Option<String>> {
-    let def = stored(summary)?;
-    let named = def
-        .get("source")
-        .and_then(Value::as_str)
-        .and_then(super::ddl::regclass_of);
-    let ours = def
-        .get("triggers")
-        .and_then(|t| t.get(op))
-        .and_then(Value::as_str)
-        == Some(tgname);
-    Some((ours && named == Some(source)).then(|| def.to_string()))
+    shard_id: Option<i64>,
+    definition: &str,
+) -> Option<bool> {
+    let names = constraints_of(summary);
+    if names.is_empty() {
+        return None;
+    }
+    let unsuffixed = match shard_id {
+        Some(id) => tgname.strip_suffix(&format!("_{id}")),
+        None => Some(tgname),
+    };
+    let Some(base) = unsuffixed.and_then(|n| n.strip_suffix(&format!("_{op}"))) else {
+        return Some(false);
+    };
+    let Some(expected) = name_for(definition, &identity(source, source_shard), base) else {
+        return Some(false);
+    };
+    // On a Citus shard the constraint's name ends in the summary shard's id.
+    Some(names.iter().any(|n| {
+        n == &expected
+            || n.strip_prefix(&expected)
+                .and_then(|rest| rest.strip_prefix('_'))
+                .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+    }))
 }
 
-/// Whether trigger `tgname` is the one vigil made for event `op` of the
-/// rollup whose summary is `summary` (None: the summary carries no
-/// definition).
-pub(super) fn names_trigger(summary: pg_sys::Oid, tgname: &str, op: &str) -> Option<bool> {
-    let def = stored(summary)?;
-    Some(
-        def.get("triggers")
-            .and_then(|t| t.get(op))
-            .and_then(Value::as_str)
-            == Some(tgname),
-    )
-}
-
-/// After DDL changed what the constraint holds (a renamed source or
-/// column: ddl.rs `sync`), writes it again, as the owner, keeping its
-/// trigger names and shard id. Does nothing for a summary without one.
+/// After DDL changed what the constraint vouches for (a renamed source or
+/// column: ddl.rs `sync`, before the triggers are refreshed), replaces it
+/// with what it must be now, as the owner. Does nothing for a summary
+/// without one, or one that still vouches for the rollup.
 pub(super) fn refresh(
     guard: &crate::security::Restricted,
     r: &super::Rollup,
     summary: pg_sys::Oid,
+    source: pg_sys::Oid,
     owner: pg_sys::Oid,
+    triggers: &[(String, &str)],
 ) {
-    let Some(stored) = read_one::<String>(&format!(
-        "SELECT pg_catalog.pg_get_constraintdef(c.oid) FROM pg_catalog.pg_constraint c \
-         WHERE c.conrelid OPERATOR(pg_catalog.=) {} AND c.conname OPERATOR(pg_catalog.=) {}",
-        summary.to_u32(),
-        super::literal(CONSTRAINT)
-    ))
-    .ok()
-    .flatten()
-    .and_then(|t| parse(&t)) else {
+    // A Citus worker's summary shard gets its constraint from the
+    // coordinator, which keeps the distributed summary's.
+    if super::citus::is_shard(summary) {
+        return;
+    }
+    let names = constraints_of(summary);
+    let [old] = names.as_slice() else {
         return;
     };
-    let mut current: Value = serde_json::from_str(&r.definition).expect("definition_json is JSON");
-    current["source"] = json!(r.source);
-    let same = current
-        .as_object()
-        .is_some_and(|o| o.iter().all(|(k, v)| stored.get(k) == Some(v)));
-    if same {
+    let source_shard = super::citus::is_shell(source)
+        .then(|| super::citus::first_shard(source))
+        .flatten();
+    // The base of the linked triggers' names (they keep the summary's name
+    // at creation when the summary is renamed).
+    let Some(base) = triggers
+        .iter()
+        .find_map(|(name, op)| name.strip_suffix(&format!("_{op}")))
+    else {
+        return;
+    };
+    let Some(expected) = name_for(&r.definition, &identity(&r.source, source_shard), base) else {
+        return;
+    };
+    if *old == expected {
         return;
     }
     guard.act_as(owner);
     guard.citus_rollup_ddl();
-    // Two statements: Citus runs no ADD CONSTRAINT with other subcommands.
+    // Dropped and added (Citus renames no constraint of a distributed
+    // table), in two statements (nor takes ADD CONSTRAINT with others).
+    let table = r.table();
+    // The summary's own DDL event must not refresh the triggers between
+    // the two: on Citus the new definition would reach the shards before
+    // the constraint that vouches for it (`replacing`).
+    REPLACING.with(|f| f.set(true));
     super::sql::spi_run(&format!(
-        "ALTER TABLE {} DROP CONSTRAINT {CONSTRAINT}",
-        r.table()
+        "ALTER TABLE {table} DROP CONSTRAINT {}",
+        ident(old)
     ));
     super::sql::spi_run(&format!(
-        "ALTER TABLE {} {}",
-        r.table(),
-        add_clause(
-            r,
-            stored["triggers"].clone(),
-            stored["source_shard"].clone()
-        )
+        "ALTER TABLE {table} ADD CONSTRAINT {} CHECK (true)",
+        ident(&expected)
     ));
+    REPLACING.with(|f| f.set(false));
+}
+
+thread_local! {
+    /// Set while `refresh` replaces a summary's constraint. An error
+    /// aborts the transaction, and the next `refresh` sets it afresh.
+    static REPLACING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether `refresh` is replacing a summary's constraint (ddl.rs `sync`
+/// leaves the summary's own DDL event alone meanwhile).
+pub(super) fn replacing() -> bool {
+    REPLACING.with(|f| f.get())
 }

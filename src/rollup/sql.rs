@@ -996,7 +996,7 @@ fn upgrade_rollup(summary: pg_sys::Oid) -> Option<String> {
         let _outside = OutsideExtension::enter();
         super::ddl::refuse_inheritance(source);
         guard.act_as(owner);
-        if super::definition::stored(summary).is_none() {
+        if !super::definition::carried(summary) {
             spi_run(&super::definition::add_statement(&r, None));
         }
         for t in r.triggers() {

@@ -403,42 +403,47 @@ fn a_distributed_window_function_reads_the_summary_by_oid_with_literals() {
 }
 
 #[test]
-fn a_summarys_definition_constraint_reads_back() {
+fn a_summary_vouches_for_its_definition_source_and_trigger_names_by_digest() {
     let mut r = rollup();
-    r.definition =
-        r#"{"bucket":"1 hour","measures":{"n":{"agg":"count","filter":"kind = 'paid'"}}}"#.into();
-    let sql = super::definition::add_statement(&r, Some(102008));
-    assert!(
-        sql.starts_with("ALTER TABLE \"public\".\"hourly \"\"stats\"\"\" ADD CONSTRAINT vigil_rollup_definition CHECK (E'{"),
-        "{sql}"
+    r.definition = r#"{"bucket":"1 hour","measures":{"n":{"agg":"count"}}}"#.into();
+    let sql = super::definition::add_statement(&r, None);
+    let name = super::definition::name_for(
+        r#"{"measures": {"n": {"agg": "count"}}, "bucket": "1 hour"}"#,
+        &r.source,
+        "vigil_rollup_hourly \"stats\"",
+    )
+    .unwrap();
+    assert_eq!(name.len(), "vigil_rollup_".len() + 32);
+    // the same definition however it is spaced or ordered
+    assert_eq!(
+        sql,
+        format!(
+            "ALTER TABLE \"public\".\"hourly \"\"stats\"\"\" ADD CONSTRAINT \"{name}\" CHECK (true)"
+        )
     );
-    // The stored text (the E'' literal read back), and what
-    // pg_get_constraintdef prints for it with standard_conforming_strings
-    // on: plain quotes, quotes doubled, backslashes as they are.
-    let literal = sql
-        .split_once("CHECK (")
-        .unwrap()
-        .1
-        .strip_suffix("::pg_catalog.text IS NOT NULL)")
-        .unwrap();
-    let text = literal
-        .strip_prefix("E'")
-        .expect("names with quotes make JSON backslashes")
-        .strip_suffix('\'')
-        .unwrap()
-        .replace("\\\\", "\\")
-        .replace("''", "'");
-    assert!(
-        text.contains("\"source\":\"\\\"public\\\".\\\"raw_messages\\\"\""),
-        "{text}"
+    // another definition, source or trigger name: another digest
+    let other = |d: &str, s: &str, b: &str| super::definition::name_for(d, s, b).unwrap();
+    assert_ne!(
+        other(
+            r#"{"bucket":"1 minute","measures":{"n":{"agg":"count"}}}"#,
+            &r.source,
+            "vigil_rollup_hourly \"stats\""
+        ),
+        name
     );
-    let printed = format!("CHECK (('{}'::text IS NOT NULL))", text.replace('\'', "''"));
-    let def = super::definition::parse(&printed).expect("parses");
-    assert_eq!(def["measures"]["n"]["filter"], "kind = 'paid'");
-    assert_eq!(def["triggers"]["upd"], r.trigger_name_raw("upd"));
-    assert_eq!(def["source"], r.source);
-    assert_eq!(def["triggers"]["ins"], "vigil_rollup_hourly \"stats\"_ins");
-    assert_eq!(def["source_shard"], 102008);
-    assert!(super::definition::add_statement(&r, None).contains("\"source_shard\":null"));
-    assert!(super::definition::parse("CHECK ((x IS NOT NULL))").is_none());
+    assert_ne!(
+        other(
+            &r.definition,
+            "\"public\".\"other\"",
+            "vigil_rollup_hourly \"stats\""
+        ),
+        name
+    );
+    assert_ne!(other(&r.definition, &r.source, "aaa_forged"), name);
+    assert!(super::definition::name_for("not json", &r.source, "b").is_none());
+    assert_ne!(
+        super::definition::add_statement(&r, Some(102008)),
+        sql,
+        "a distributed source is its first shard"
+    );
 }
