@@ -1226,17 +1226,18 @@ fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
     {
         return;
     }
-    // A restore brings back every trigger on the source, also one another
-    // role (with TRIGGER) made: when the summary names vigil's own, only
-    // those are linked (definition.rs).
+    // What the summary vouches for (definition.rs): for a known rollup on
+    // its source's name, for a restore registering one on this trigger's
+    // table. A restore registers nothing a summary does not vouch for.
+    let mut vouched = trusted.is_some().then_some(true);
     if trusted.is_none() {
-        // For a known rollup its source's name; for a restore registering
-        // one, this trigger's table.
         let named = known.map_or(source, |s| s);
-        let (schema, rel) = relation_name(named, "source");
-        let vouched = super::definition::vouches(
+        let Some(qualified) = table_name(named) else {
+            return;
+        };
+        vouched = super::definition::vouches(
             summary,
-            &format!("{}.{}", ident(&schema), ident(&rel)),
+            &qualified,
             None,
             &t.name,
             t.op,
@@ -1269,19 +1270,30 @@ fn relink(guard: &Restricted, trigger: pg_sys::Oid) {
             {
                 return;
             }
-            // The definition the summary carries, for vigil's own trigger
-            // on the source it names; only a summary made before it had
-            // one falls back to what the trigger carries.
+            // The definition the trigger carries, which the summary vouched
+            // for; a summary that vouches for nothing registers nothing.
             let def = match trusted {
                 Some(def) => def,
-                // (vouched for above, or a summary made before vigil's
-                // constraint existed)
-                None if t.args.len() == 2 => t.args[1].clone(),
+                None if vouched == Some(true) && t.args.len() == 2 => t.args[1].clone(),
                 None => return,
             };
             register_from_trigger(guard, summary, source, owner, trigger, &def);
         }
     }
+}
+
+/// The quoted, qualified name of table `rel` (ordinary or partitioned),
+/// None for anything else.
+fn table_name(rel: pg_sys::Oid) -> Option<String> {
+    // Quoted as `Rollup::source` is (every name quoted): the digest covers it.
+    crate::sqlglue::read_two::<String, String>(&format!(
+        "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text \
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.oid = {} AND c.relkind IN ('r', 'p')",
+        rel.to_u32()
+    ))
+    .ok()
+    .and_then(|(n, c)| Some(format!("{}.{}", ident(&n?), ident(&c?))))
 }
 
 /// Registers the definition a restored trigger carries (what create_rollup

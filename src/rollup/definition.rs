@@ -1,5 +1,5 @@
 //! What a rollup's summary vouches for: a constraint `CHECK (true)` named
-//! `vigil_rollup_<md5>`, the digest of the rollup's definition (what its
+//! `vigil_rollup_<digest>` (SHA-256, first 128 bits), the digest of the rollup's definition (what its
 //! triggers carry as their second argument), the source's identity (its
 //! qualified name; for a Citus distributed source its first shard id) and
 //! the base of vigil's trigger names. Only the summary's owner (or a
@@ -27,9 +27,10 @@ const PREFIX: &str = "vigil_rollup_";
 pub(super) fn name_for(definition: &str, identity: &str, base: &str) -> Option<String> {
     // The definition as a value (keys sorted), whatever spacing carried it.
     let def: serde_json::Value = serde_json::from_str(definition).ok()?;
-    use md5::Digest;
-    let digest = md5::Md5::digest(format!("{def}\n{identity}\n{base}").as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{def}\n{identity}\n{base}").as_bytes());
+    // 128 bits: the name (with Citus's shard suffix) stays within 63 bytes.
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
     Some(format!("{PREFIX}{hex}"))
 }
 
@@ -42,11 +43,25 @@ fn identity(source: &str, source_shard: Option<i64>) -> String {
     }
 }
 
+/// The longest base `trigger_name_raw` keeps for every event (`_trunc`,
+/// the longest suffix, leaves 57 bytes of 63).
+const BASE_BYTES: usize = 63 - "_trunc".len();
+
+/// `base` cut to `BASE_BYTES` on a character boundary: what the digest
+/// covers, the same for every event's trigger name.
+fn common_base(base: &str) -> &str {
+    let mut end = base.len().min(BASE_BYTES);
+    while !base.is_char_boundary(end) {
+        end -= 1;
+    }
+    &base[..end]
+}
+
 /// The base of vigil's trigger names of `r` (`vigil_rollup_<name>`, what
-/// `trigger_name_raw` puts before `_<op>`).
+/// `trigger_name_raw` puts before `_<op>`), as the digest covers it.
 fn base_of(r: &super::Rollup) -> String {
-    let ins = r.trigger_name_raw("ins");
-    ins.strip_suffix("_ins").unwrap_or(&ins).to_string()
+    let trunc = r.trigger_name_raw("trunc");
+    common_base(trunc.strip_suffix("_trunc").unwrap_or(&trunc)).to_string()
 }
 
 /// `ALTER TABLE` adding the constraint to `r`'s summary.
@@ -108,7 +123,11 @@ pub(super) fn vouches(
     let Some(base) = unsuffixed.and_then(|n| n.strip_suffix(&format!("_{op}"))) else {
         return Some(false);
     };
-    let Some(expected) = name_for(definition, &identity(source, source_shard), base) else {
+    let Some(expected) = name_for(
+        definition,
+        &identity(source, source_shard),
+        common_base(base),
+    ) else {
         return Some(false);
     };
     // On a Citus shard the constraint's name ends in the summary shard's id.
@@ -152,7 +171,11 @@ pub(super) fn refresh(
     else {
         return;
     };
-    let Some(expected) = name_for(&r.definition, &identity(&r.source, source_shard), base) else {
+    let Some(expected) = name_for(
+        &r.definition,
+        &identity(&r.source, source_shard),
+        common_base(base),
+    ) else {
         return;
     };
     if *old == expected {
@@ -166,7 +189,7 @@ pub(super) fn refresh(
     // The summary's own DDL event must not refresh the triggers between
     // the two: on Citus the new definition would reach the shards before
     // the constraint that vouches for it (`replacing`).
-    REPLACING.with(|f| f.set(true));
+    let _replacing = Replacing::enter();
     super::sql::spi_run(&format!(
         "ALTER TABLE {table} DROP CONSTRAINT {}",
         ident(old)
@@ -175,13 +198,28 @@ pub(super) fn refresh(
         "ALTER TABLE {table} ADD CONSTRAINT {} CHECK (true)",
         ident(&expected)
     ));
-    REPLACING.with(|f| f.set(false));
 }
 
 thread_local! {
-    /// Set while `refresh` replaces a summary's constraint. An error
-    /// aborts the transaction, and the next `refresh` sets it afresh.
+    /// Set while `refresh` replaces a summary's constraint (`Replacing`).
     static REPLACING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// While alive, `replacing()` is true; cleared when dropped, also while an
+/// error unwinds through it (a caller's savepoint may catch the error).
+struct Replacing;
+
+impl Replacing {
+    fn enter() -> Self {
+        REPLACING.with(|f| f.set(true));
+        Replacing
+    }
+}
+
+impl Drop for Replacing {
+    fn drop(&mut self) {
+        REPLACING.with(|f| f.set(false));
+    }
 }
 
 /// Whether `refresh` is replacing a summary's constraint (ddl.rs `sync`
