@@ -3358,7 +3358,11 @@ CREATE OR REPLACE FUNCTION vigil.sketch_rollup_trans(vigil.sketch_state, vigil.s
 
 COMMENT ON FUNCTION vigil.sketch_rollup_trans(vigil.sketch_state, vigil.sketch) IS 'Internal: transition of vigil.rollup(sketch)';
 
-COMMENT ON FUNCTION vigil.slack_payload(alert jsonb, event text) IS 'The Slack message for an alert (to_jsonb of a vigil.alerts row) and an event';
+CREATE OR REPLACE FUNCTION vigil.slack_payload(alert jsonb, event text) RETURNS jsonb
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'slack_payload_wrapper';
+
+COMMENT ON FUNCTION vigil.slack_payload(alert jsonb, event text) IS 'The Slack message (a Block Kit body in the severity''s colour) for an alert (to_jsonb of a vigil.alerts row) and an event';
 
 CREATE OR REPLACE FUNCTION vigil.stats_agg_combine(vigil.stats_state, vigil.stats_state) RETURNS vigil.stats_state
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE

@@ -8,11 +8,12 @@ PGRX_VERSION=0.18.1
 PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-tdigest postgresql-15-partman
           libclang-dev clang sudo
           golang-go golang-github-prometheus-alertmanager-dev prometheus-alertmanager python3-aiosmtpd
-          prometheus prometheus-postgres-exporter openssl python3)
+          prometheus prometheus-postgres-exporter openssl python3 python3-venv)
 # (golang: the e2e suite decodes webhook bodies with Alertmanager's own Go types;
 # prometheus-alertmanager (with amtool) and python3-aiosmtpd: the alertmanager and email channels are tested against them;
 # prometheus (promtool) and prometheus-postgres-exporter test contrib/prometheus;
-# openssl makes the private CA and python3 serves TLS for the vigil.ca_file test)
+# openssl makes the private CA and python3 serves TLS for the vigil.ca_file test;
+# python3-venv holds PyPI's slack-sdk for the Slack Block Kit test, below)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
@@ -49,4 +50,18 @@ if grep -qs "^pg15 = \"$PG_CONFIG\"" "$PGRX_HOME/config.toml"; then
 else
     say "cargo pgrx init --pg15 $PG_CONFIG"
     cargo pgrx init --pg15 "$PG_CONFIG"
+fi
+
+# PyPI's slack-sdk validates the Slack messages in the e2e suite
+# (pgrx-tests/tests/notify/slack_blocks.py), in a venv of Debian's python3.
+VENV=target/test-venv
+SLACK_SDK='slack-sdk==3.48.0'
+cd "$(dirname "$0")/.."
+if "$VENV/bin/python" -c 'import slack_sdk.version as v; assert v.__version__ == "3.48.0"' 2>/dev/null; then
+    say "$VENV has $SLACK_SDK"
+else
+    say "making $VENV with $SLACK_SDK"
+    rm -rf "$VENV"
+    /usr/bin/python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q "$SLACK_SDK"
 fi

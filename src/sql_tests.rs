@@ -330,11 +330,11 @@ pub(crate) mod tests {
             Some("vu")
         );
         // Payload builders are pure functions of their arguments; the
-        // webhook's also of the two link settings.
+        // webhook's and Slack's also of the two link settings.
         assert_eq!(
             one::<String>("SELECT string_agg(DISTINCT provolatile::text || proparallel::text || proisstrict::text, ',')
                            FROM pg_proc WHERE pronamespace = 'vigil'::regnamespace
-                             AND proname IN ('slack_payload', 'redact_url', 'alert_fingerprint', '_check_labels')").as_deref(),
+                             AND proname IN ('redact_url', 'alert_fingerprint', '_check_labels')").as_deref(),
             Some("istrue")
         );
         assert_eq!(
@@ -349,7 +349,7 @@ pub(crate) mod tests {
             one::<String>(
                 "SELECT string_agg(DISTINCT provolatile::text || proparallel::text || proisstrict::text, ',')
                            FROM pg_proc WHERE pronamespace = 'vigil'::regnamespace
-                             AND proname IN ('pagerduty_payload', 'msteams_payload', 'alertmanager_payload', 'email_payload',
+                             AND proname IN ('slack_payload', 'pagerduty_payload', 'msteams_payload', 'alertmanager_payload', 'email_payload',
                                              '_alertmanager_batches', '_alertmanager_resend_seconds')"
             )
             .as_deref(),

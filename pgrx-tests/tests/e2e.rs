@@ -856,6 +856,10 @@ fn main() {
             notify::alertmanager_channels_keep_open_alerts_active_and_resolve_them,
         ),
         (
+            "slack_messages_are_block_kit_that_slack_sdk_accepts",
+            notify::slack_messages_are_block_kit_that_slack_sdk_accepts,
+        ),
+        (
             "email_channels_deliver_by_smtp_and_retry_only_what_the_server_defers",
             notify::email_channels_deliver_by_smtp_and_retry_only_what_the_server_defers,
         ),

@@ -20,11 +20,21 @@ pub(super) struct Limit {
 }
 
 // Character caps alone would let 4-byte emoji or 6-byte `\u0001` escapes blow
-// the message size, so each string also gets a byte cap; the assertions below
-// prove the worst case fits.
+// the message size, so each string also gets a byte cap; the assertion below
+// proves the worst case fits. The character caps are Block Kit's (a header's
+// text 150, a section's text 3 000, a field's 2 000) or below them.
 const TEXT: Limit = Limit {
     chars: 3_000,
     bytes: 4_000,
+};
+/// The attachment's `fallback`: shown where blocks cannot be.
+const FALLBACK: Limit = Limit {
+    chars: 300,
+    bytes: 1_200,
+};
+const HEADER: Limit = Limit {
+    chars: 150,
+    bytes: 600,
 };
 const TITLE: Limit = Limit {
     chars: 250,
@@ -32,7 +42,7 @@ const TITLE: Limit = Limit {
 };
 const BODY: Limit = Limit {
     chars: 3_000,
-    bytes: 8_000,
+    bytes: 6_000,
 };
 const FOOTER: Limit = Limit {
     chars: 300,
@@ -40,7 +50,7 @@ const FOOTER: Limit = Limit {
 };
 const FIELD_TITLE: Limit = Limit {
     chars: 100,
-    bytes: 400,
+    bytes: 300,
 };
 const FIELD_VALUE: Limit = Limit {
     chars: 1_000,
@@ -50,27 +60,31 @@ const ACTIONS_VALUE: Limit = Limit {
     chars: 1_000,
     bytes: 4_000,
 };
+/// A button's `url` may be 3 000 characters; longer links are left out
+/// rather than cut (a cut URL leads somewhere else).
+const MAX_URL_BYTES: usize = 1_500;
+/// " · last seen <!date^…^{date_short_pretty} {time}|YYYY-MM-DD HH:MM UTC>".
+const DATE_BYTES: usize = 100;
 
 const MAX_MESSAGE_BYTES: usize = 40_000;
-const MAX_FIELDS: usize = 20;
+/// Block Kit's limit of fields per section.
+const SECTION_FIELDS: usize = 10;
 /// Severity, Urgency, Entity, Affected, Occurrences.
 const CORE_FIELDS: usize = 5;
 /// Keys, punctuation, numbers, and the whitespace PostgreSQL's jsonb output
 /// adds, since the outbox stores the payload as jsonb and sends its text.
-const STRUCTURE_BYTES: usize = 2_000;
+const STRUCTURE_BYTES: usize = 2_500;
 
-/// The core fields, the metric fields and the actions field.
-const MAX_RENDERED_FIELDS: usize = CORE_FIELDS + MAX_METRIC_FIELDS + 1;
-
-const _: () = assert!(MAX_RENDERED_FIELDS <= MAX_FIELDS);
 const _: () = assert!(
     TEXT.bytes
-        + TITLE.bytes
+        + FALLBACK.bytes
+        + HEADER.bytes
         + BODY.bytes
-        + FOOTER.bytes
         + (CORE_FIELDS + MAX_METRIC_FIELDS) * (FIELD_TITLE.bytes + FIELD_VALUE.bytes)
-        + FIELD_TITLE.bytes
         + ACTIONS_VALUE.bytes
+        + FOOTER.bytes
+        + DATE_BYTES
+        + 2 * MAX_URL_BYTES
         + STRUCTURE_BYTES
         < MAX_MESSAGE_BYTES
 );
@@ -92,16 +106,21 @@ pub(super) fn urgency_band(urgency: i64) -> &'static str {
     crate::scoring::urgency_band(urgency.clamp(0, 100) as i32)
 }
 
-/// A Slack incoming-webhook message (legacy attachment) for `alert` on
-/// `event` ("new", "escalated", "resolved" or "test"; anything else reads as
-/// "new"). User text is escaped so it cannot mention or link, every string is
-/// cut to Slack's limits, and the serialized message stays under 40 000 bytes.
-pub fn slack_message(alert: &Value, event: &str) -> Value {
+/// A Slack incoming-webhook message for `alert` on `event` ("new",
+/// "escalated", "resolved" or "test"; anything else reads as "new"): the
+/// fallback `text`, and one attachment in the severity's colour holding a
+/// Block Kit body — a header (event and title), the summary, the fields
+/// (severity, urgency, entity, affected, occurrences, key metrics), the
+/// recommended actions, buttons to `links` where they are set, and a
+/// context line (anomaly type, alert id, last seen as a Slack date). User
+/// text is escaped so it cannot mention or link, every string is cut to
+/// Block Kit's limits, and the serialized message stays under 40 000 bytes.
+pub fn slack_message(alert: &Value, event: &str, links: &Links) -> Value {
     let empty = Map::new();
     let a = alert.as_object().unwrap_or(&empty);
     let resolved = is_resolved(a, event);
     let severity = severity(a);
-    let title = slack_text(&title(a), TITLE);
+    let title = title(a);
     let entity = text(a, "entity");
 
     let prefix = if event.eq_ignore_ascii_case("test") {
@@ -117,64 +136,110 @@ pub fn slack_message(alert: &Value, event: &str) -> Value {
     } else {
         ""
     };
-    let mut fallback = format!("{prefix}[{}] {title}", escape(&severity.to_uppercase()));
+    let mut fallback = format!(
+        "{prefix}[{}] {}",
+        escape(&severity.to_uppercase()),
+        slack_text(&title, TITLE)
+    );
     if let Some(entity) = &entity {
         fallback.push_str(" — ");
         fallback.push_str(&escape(entity));
     }
 
-    let mut fields = vec![field("Severity", &humanise(&severity), FIELD_VALUE, true)];
+    let mut fields = vec![field("Severity", &humanise(&severity))];
     if let Some(urgency) = int(a, "urgency") {
         let value = format!("{urgency}/100 ({})", urgency_band(urgency));
-        fields.push(field("Urgency", &value, FIELD_VALUE, true));
+        fields.push(field("Urgency", &value));
     }
     if let Some(entity) = &entity {
-        fields.push(field("Entity", entity, FIELD_VALUE, true));
+        fields.push(field("Entity", entity));
     }
     if let Some(affected) = int(a, "affected_count") {
-        fields.push(field("Affected", &affected.to_string(), FIELD_VALUE, true));
+        fields.push(field("Affected", &affected.to_string()));
     }
     if let Some(occurrences) = int(a, "occurrences").filter(|&n| n > 1) {
-        let value = occurrences.to_string();
-        fields.push(field("Occurrences", &value, FIELD_VALUE, true));
+        fields.push(field("Occurrences", &occurrences.to_string()));
     }
     for (label, value) in key_metrics(a) {
-        fields.push(field(&label, &value, FIELD_VALUE, true));
+        fields.push(field(&label, &value));
+    }
+
+    let body = match text(a, "summary") {
+        Some(summary) => slack_text(&summary, BODY),
+        None => slack_text(&title, BODY),
+    };
+    let mut blocks = vec![
+        json!({
+            "type": "header",
+            "text": {"type": "plain_text", "text": slack_text(&format!("{prefix}{title}"), HEADER)},
+        }),
+        mrkdwn_section(body),
+    ];
+    for chunk in fields.chunks(SECTION_FIELDS) {
+        blocks.push(json!({"type": "section", "fields": chunk}));
     }
     let actions = actions(a);
     if !actions.is_empty() {
         let list: Vec<String> = actions.iter().map(|action| format!("• {action}")).collect();
-        fields.push(field(
-            "Recommended actions",
-            &list.join("\n"),
-            ACTIONS_VALUE,
-            false,
-        ));
+        blocks.push(mrkdwn_section(format!(
+            "*Recommended actions*\n{}",
+            slack_text(&list.join("\n"), ACTIONS_VALUE)
+        )));
+    }
+    let labels = wire_labels(a);
+    let buttons: Vec<Value> = [
+        (
+            "View alert",
+            "vigil_view_alert",
+            generator_url(&links.generator_url, a, &labels),
+        ),
+        ("Open pg_vigil", "vigil_open", http_url(&links.external_url)),
+    ]
+    .into_iter()
+    .filter(|(_, _, url)| !url.is_empty() && url.len() <= MAX_URL_BYTES)
+    .map(|(label, id, url)| {
+        json!({
+            "type": "button",
+            "text": {"type": "plain_text", "text": label},
+            "action_id": id,
+            "url": url,
+        })
+    })
+    .collect();
+    if !buttons.is_empty() {
+        blocks.push(json!({"type": "actions", "elements": buttons}));
     }
 
     let mut footer = vec!["pg_vigil".to_owned()];
     footer.extend(text(a, "anomaly_type"));
     footer.extend(int(a, "id").map(|id| format!("alert #{id}")));
-
-    let body = match text(a, "summary") {
-        Some(summary) => slack_text(&summary, BODY),
-        None => cut(&title, BODY),
-    };
-    let mut attachment = json!({
-        "color": if resolved { RESOLVED_COLOR } else { severity_color(&severity) },
-        "title": title,
-        "text": body,
-        "fields": fields,
-        "footer": slack_text(&footer.join(" · "), FOOTER),
-        "mrkdwn_in": ["text", "fields"],
-    });
+    let mut context = slack_text(&footer.join(" · "), FOOTER);
     let seen = ["last_seen_at", "created_at"]
         .into_iter()
         .find_map(|key| parse_timestamp(&text(a, key)?));
     if let Some(seen) = seen {
-        attachment["ts"] = json!(seen.unix);
+        // Slack shows the reader's local time; the fallback is UTC.
+        let utc = chrono::DateTime::from_timestamp(seen.unix, 0)
+            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_default();
+        context.push_str(&format!(
+            " · last seen <!date^{}^{{date_short_pretty}} {{time}}|{utc}>",
+            seen.unix
+        ));
     }
-    json!({ "text": cut(&fallback, TEXT), "attachments": [attachment] })
+    blocks.push(json!({
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": context}],
+    }));
+
+    json!({
+        "text": cut(&fallback, TEXT),
+        "attachments": [{
+            "color": if resolved { RESOLVED_COLOR } else { severity_color(&severity) },
+            "fallback": cut(&fallback, FALLBACK),
+            "blocks": blocks,
+        }],
+    })
 }
 
 /// A generic webhook body for `alert` on `event`, shaped like Alertmanager's
@@ -476,6 +541,7 @@ pub fn webhook_group_message(
 pub fn slack_group_message(
     alerts: &[Value],
     group_labels: &Map<String, Value>,
+    links: &Links,
     cap: usize,
     omitted: usize,
 ) -> Value {
@@ -538,7 +604,7 @@ pub fn slack_group_message(
     let mut attachments: Vec<Value> = Vec::new();
     let mut size = head.len() + 64;
     for a in alerts.iter().take(MAX_ATTACHMENTS) {
-        let one = slack_message(a, "group");
+        let one = slack_message(a, "group", links);
         let att = one["attachments"][0].clone();
         let n = att.to_string().len() + 1;
         if size + n > budget {
@@ -549,9 +615,11 @@ pub fn slack_group_message(
     }
     let more = alerts.len() - attachments.len() + omitted;
     if more > 0 {
+        let line = format!("… and {more} more");
         attachments.push(json!({
             "color": "#9E9E9E",
-            "text": format!("… and {more} more"),
+            "fallback": line,
+            "blocks": [{"type": "context", "elements": [{"type": "mrkdwn", "text": line}]}],
         }));
     }
     json!({ "text": cut(&head, TEXT), "attachments": attachments })
@@ -692,12 +760,17 @@ pub(super) fn actions(alert: &Map<String, Value>) -> Vec<String> {
     }
 }
 
-fn field(title: &str, value: &str, limit: Limit, short: bool) -> Value {
+/// A section field: its title in bold over its value.
+fn field(title: &str, value: &str) -> Value {
     json!({
-        "title": slack_text(title, FIELD_TITLE),
-        "value": slack_text(value, limit),
-        "short": short,
+        "type": "mrkdwn",
+        "text": format!("*{}*\n{}", slack_text(title, FIELD_TITLE), slack_text(value, FIELD_VALUE)),
     })
+}
+
+/// A section block of (already escaped) mrkdwn text.
+fn mrkdwn_section(text: String) -> Value {
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})
 }
 
 fn slack_text(raw: &str, limit: Limit) -> String {
@@ -971,17 +1044,65 @@ mod tests {
         &message["attachments"][0]
     }
 
-    fn fields(message: &Value) -> Vec<(String, String, bool)> {
-        attachment(message)["fields"]
-            .as_array()
+    fn slack(alert: &Value, event: &str) -> Value {
+        slack_message(alert, event, &Links::default())
+    }
+
+    fn blocks(message: &Value) -> &Vec<Value> {
+        attachment(message)["blocks"].as_array().unwrap()
+    }
+
+    fn header(message: &Value) -> String {
+        blocks(message)[0]["text"]["text"]
+            .as_str()
             .unwrap()
+            .to_owned()
+    }
+
+    /// The summary: the text of the section after the header.
+    fn body(message: &Value) -> String {
+        blocks(message)[1]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Texts of the sections that are text, not fields (summary, actions).
+    fn section_texts(message: &Value) -> Vec<String> {
+        blocks(message)
             .iter()
+            .filter(|b| b["type"] == "section")
+            .filter_map(|b| b["text"]["text"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    fn context(message: &Value) -> String {
+        let last = blocks(message).last().unwrap();
+        assert_eq!(last["type"], "context");
+        last["elements"][0]["text"].as_str().unwrap().to_owned()
+    }
+
+    /// The Unix time of the context's Slack date, if it has one.
+    fn seen(message: &Value) -> Option<i64> {
+        let c = context(message);
+        let (_, rest) = c.split_once("<!date^")?;
+        rest.split('^').next()?.parse().ok()
+    }
+
+    /// (title, value) of every section field, in order.
+    fn fields(message: &Value) -> Vec<(String, String)> {
+        blocks(message)
+            .iter()
+            .filter_map(|b| b["fields"].as_array())
+            .flatten()
             .map(|f| {
-                (
-                    f["title"].as_str().unwrap().to_owned(),
-                    f["value"].as_str().unwrap().to_owned(),
-                    f["short"].as_bool().unwrap(),
-                )
+                assert_eq!(f["type"], "mrkdwn");
+                let text = f["text"].as_str().unwrap();
+                let (title, value) = text
+                    .strip_prefix('*')
+                    .and_then(|t| t.split_once("*\n"))
+                    .unwrap();
+                (title.to_owned(), value.to_owned())
             })
             .collect()
     }
@@ -989,8 +1110,8 @@ mod tests {
     fn field_value(message: &Value, title: &str) -> Option<String> {
         fields(message)
             .into_iter()
-            .find(|(t, _, _)| t == title)
-            .map(|(_, v, _)| v)
+            .find(|(t, _)| t == title)
+            .map(|(_, v)| v)
     }
 
     fn number(text: &str) -> String {
@@ -1015,12 +1136,9 @@ mod tests {
     #[test]
     fn slack_colour_is_the_severity_colour_while_firing() {
         let critical = with(sample(), "severity", json!("critical"));
+        assert_eq!(attachment(&slack(&critical, "new"))["color"], "#8B0000");
         assert_eq!(
-            attachment(&slack_message(&critical, "new"))["color"],
-            "#8B0000"
-        );
-        assert_eq!(
-            attachment(&slack_message(&sample(), "escalated"))["color"],
+            attachment(&slack(&sample(), "escalated"))["color"],
             "#E01E5A"
         );
     }
@@ -1029,19 +1147,16 @@ mod tests {
     fn resolved_messages_are_green_whatever_the_severity() {
         let critical = with(sample(), "severity", json!("critical"));
         assert_eq!(
-            attachment(&slack_message(&critical, "resolved"))["color"],
+            attachment(&slack(&critical, "resolved"))["color"],
             "#2EB67D"
         );
         let closed = with(sample(), "status", json!("resolved"));
-        assert_eq!(
-            attachment(&slack_message(&closed, "new"))["color"],
-            "#2EB67D"
-        );
+        assert_eq!(attachment(&slack(&closed, "new"))["color"], "#2EB67D");
     }
 
     #[test]
     fn fallback_text_names_severity_title_and_entity_with_an_event_prefix() {
-        let text = |event: &str| slack_message(&sample(), event)["text"].clone();
+        let text = |event: &str| slack(&sample(), event)["text"].clone();
         assert_eq!(text("new"), "[HIGH] Signup rate dropped — checkout");
         assert_eq!(
             text("escalated"),
@@ -1057,17 +1172,35 @@ mod tests {
 
     #[test]
     fn core_fields_show_severity_urgency_and_entity() {
-        let message = slack_message(&sample(), "new");
+        let message = slack(&sample(), "new");
         let got = fields(&message);
-        assert_eq!(got[0], ("Severity".into(), "High".into(), true));
-        assert_eq!(got[1], ("Urgency".into(), "80/100 (hours)".into(), true));
-        assert_eq!(got[2], ("Entity".into(), "checkout".into(), true));
-        assert_eq!(attachment(&message)["title"], "Signup rate dropped");
+        assert_eq!(got[0], ("Severity".into(), "High".into()));
+        assert_eq!(got[1], ("Urgency".into(), "80/100 (hours)".into()));
+        assert_eq!(got[2], ("Entity".into(), "checkout".into()));
+        assert_eq!(header(&message), "Signup rate dropped");
         assert_eq!(
-            attachment(&message)["text"],
+            body(&message),
             "Signups fell 18 points below the 7-day average"
         );
-        assert_eq!(attachment(&message)["mrkdwn_in"], json!(["text", "fields"]));
+        // A block attachment carries only these (slack-sdk's BlockAttachment).
+        let keys: Vec<&String> = attachment(&message).as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["blocks", "color", "fallback"]);
+        assert_eq!(
+            attachment(&message)["fallback"],
+            "[HIGH] Signup rate dropped — checkout"
+        );
+        let kinds: Vec<&str> = blocks(&message)
+            .iter()
+            .map(|b| b["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            ["header", "section", "section", "section", "context"]
+        );
+        assert_eq!(
+            header(&slack(&sample(), "resolved")),
+            "RESOLVED: Signup rate dropped"
+        );
     }
 
     #[test]
@@ -1093,10 +1226,10 @@ mod tests {
 
     #[test]
     fn metric_fields_follow_core_fields_in_key_order() {
-        let got = fields(&slack_message(&sample(), "new"));
+        let got = fields(&slack(&sample(), "new"));
         let metrics: Vec<_> = got[3..6]
             .iter()
-            .map(|(t, v, _)| (t.as_str(), v.as_str()))
+            .map(|(t, v)| (t.as_str(), v.as_str()))
             .collect();
         assert_eq!(
             metrics,
@@ -1121,10 +1254,9 @@ mod tests {
         details.insert("b_flag".into(), json!(true));
         details.insert("b_name".into(), json!("eu-west"));
         let alert = with(sample(), "details", Value::Object(details));
-        let titles: Vec<String> = fields(&slack_message(&alert, "new"))[3..]
+        let titles: Vec<String> = fields(&slack(&alert, "new"))[3..]
             .iter()
-            .filter(|(_, _, short)| *short)
-            .map(|(t, v, _)| format!("{t}={v}"))
+            .map(|(t, v)| format!("{t}={v}"))
             .collect();
         let expected = [
             "B flag=true",
@@ -1143,7 +1275,7 @@ mod tests {
 
     #[test]
     fn affected_and_occurrences_appear_only_when_they_add_information() {
-        let message = slack_message(&sample(), "new");
+        let message = slack(&sample(), "new");
         assert_eq!(field_value(&message, "Affected"), None);
         assert_eq!(field_value(&message, "Occurrences"), None);
         let grouped = with(
@@ -1151,34 +1283,32 @@ mod tests {
             "occurrences",
             json!(3),
         );
-        let message = slack_message(&grouped, "new");
+        let message = slack(&grouped, "new");
         assert_eq!(field_value(&message, "Affected").as_deref(), Some("7"));
         assert_eq!(field_value(&message, "Occurrences").as_deref(), Some("3"));
     }
 
     #[test]
-    fn recommended_actions_become_a_bullet_list_in_a_long_field() {
-        let got = fields(&slack_message(&sample(), "new"));
-        let last = got.last().unwrap();
-        assert_eq!(last.0, "Recommended actions");
-        assert_eq!(last.1, "• Check the signup form\n• Compare with last week");
-        assert!(!last.2);
+    fn recommended_actions_become_a_bullet_list_in_their_own_section() {
+        let message = slack(&sample(), "new");
+        assert_eq!(
+            section_texts(&message).last().unwrap(),
+            "*Recommended actions*\n• Check the signup form\n• Compare with last week"
+        );
         let none = with(sample(), "recommended_actions", json!([]));
-        let message = slack_message(&none, "new");
-        assert_eq!(field_value(&message, "Recommended actions"), None);
+        let message = slack(&none, "new");
+        assert_eq!(section_texts(&message).len(), 1, "the summary only");
     }
 
     #[test]
     fn footer_names_the_anomaly_type_and_alert_id() {
-        let message = slack_message(&sample(), "new");
+        let message = slack(&sample(), "new");
         assert_eq!(
-            attachment(&message)["footer"],
-            "pg_vigil · signup_drop · alert #42"
+            context(&message),
+            "pg_vigil · signup_drop · alert #42 · last seen \
+             <!date^1795428000^{date_short_pretty} {time}|2026-11-23 10:00 UTC>"
         );
-        assert_eq!(
-            attachment(&slack_message(&json!({}), "new"))["footer"],
-            "pg_vigil"
-        );
+        assert_eq!(context(&slack(&json!({}), "new")), "pg_vigil");
     }
 
     #[test]
@@ -1225,24 +1355,16 @@ mod tests {
     }
 
     #[test]
-    fn slack_ts_prefers_last_seen_and_is_omitted_when_unparseable() {
-        let message = slack_message(&sample(), "new");
-        assert_eq!(attachment(&message)["ts"], json!(1_795_428_000));
+    fn slack_date_prefers_last_seen_and_is_omitted_when_unparseable() {
+        let message = slack(&sample(), "new");
+        assert_eq!(seen(&message), Some(1_795_428_000));
         let later = with(sample(), "last_seen_at", json!("2026-11-23 12:00:00+01"));
-        assert_eq!(
-            attachment(&slack_message(&later, "new"))["ts"],
-            json!(1_795_431_600)
-        );
+        assert_eq!(seen(&slack(&later, "new")), Some(1_795_431_600));
         let garbled = with(sample(), "last_seen_at", json!("soon"));
         let created = with(garbled.clone(), "created_at", json!("2000-01-01T00:00:00Z"));
-        assert_eq!(
-            attachment(&slack_message(&created, "new"))["ts"],
-            json!(946_684_800)
-        );
+        assert_eq!(seen(&slack(&created, "new")), Some(946_684_800));
         let neither = with(garbled, "created_at", Value::Null);
-        assert!(attachment(&slack_message(&neither, "new"))
-            .get("ts")
-            .is_none());
+        assert_eq!(seen(&slack(&neither, "new")), None);
     }
 
     #[test]
@@ -1255,7 +1377,7 @@ mod tests {
             "recommended_actions": ["<!subteam^S1>"],
             "anomaly_type": "<x>"
         });
-        let message = slack_message(&alert, "new");
+        let message = slack(&alert, "new");
         let serialized = message.to_string();
         assert!(
             !serialized.contains('<') && !serialized.contains('>'),
@@ -1269,7 +1391,11 @@ mod tests {
             field_value(&message, "Entity").as_deref(),
             Some("&lt;!channel&gt;")
         );
-        assert_eq!(attachment(&message)["text"], "a &gt; b");
+        assert_eq!(body(&message), "a &gt; b");
+        assert_eq!(
+            header(&message),
+            "&lt;!here&gt; &amp; &lt;https://evil.example|click&gt;"
+        );
     }
 
     #[test]
@@ -1328,7 +1454,11 @@ mod tests {
                 "affected_count": i64::MIN,
                 "last_seen_at": "2026-11-23T10:00:00Z"
             });
-            let message = slack_message(&alert, "escalated");
+            let links = Links {
+                external_url: format!("https://vigil.example/{}", "e".repeat(1_400)),
+                generator_url: "https://grafana.example/d/vigil?entity={entity}".into(),
+            };
+            let message = slack_message(&alert, "escalated", &links);
             let compact = serde_json::to_string(&message).unwrap();
             let pretty = serde_json::to_string_pretty(&message).unwrap();
             assert!(
@@ -1343,20 +1473,69 @@ mod tests {
             );
 
             let chars = |v: &Value| v.as_str().unwrap().chars().count();
-            let att = attachment(&message);
             assert!(chars(&message["text"]) <= 3_000);
-            assert!(chars(&att["title"]) <= 250);
-            assert!(chars(&att["text"]) <= 3_000);
             assert!(message["text"].as_str().unwrap().ends_with('…'));
-            assert!(att["text"].as_str().unwrap().ends_with('…'));
-            let fields = att["fields"].as_array().unwrap();
-            assert!(fields.len() <= 20);
-            assert_eq!(fields.len(), 16, "{filler:?}");
-            for f in fields {
-                assert!(chars(&f["title"]) <= 100);
-                assert!(chars(&f["value"]) <= 1_000);
+            assert!(chars(&attachment(&message)["fallback"]) <= 300);
+            assert!(header(&message).chars().count() <= 150);
+            assert!(body(&message).chars().count() <= 3_000);
+            assert!(body(&message).ends_with('…'));
+            for text in section_texts(&message) {
+                assert!(text.chars().count() <= 3_000);
             }
+            assert!(context(&message).chars().count() <= 3_000);
+            let blocks = blocks(&message);
+            let sections: Vec<&Vec<Value>> = blocks
+                .iter()
+                .filter_map(|b| b["fields"].as_array())
+                .collect();
+            assert_eq!(sections.len(), 2, "{filler:?}");
+            assert!(sections.iter().all(|f| f.len() <= 10));
+            assert_eq!(fields(&message).len(), 15, "{filler:?}");
+            for f in sections.into_iter().flatten() {
+                assert!(chars(&f["text"]) <= 2_000);
+            }
+            // The generator link of a 100 000-character entity is too long
+            // for a button and left out; the external one fits.
+            let buttons = blocks.iter().find(|b| b["type"] == "actions").unwrap();
+            let buttons = buttons["elements"].as_array().unwrap();
+            assert_eq!(buttons.len(), 1);
+            assert_eq!(buttons[0]["url"], links.external_url);
         }
+    }
+
+    #[test]
+    fn buttons_link_to_the_alert_and_to_pg_vigil_when_the_links_are_set() {
+        let links = Links {
+            external_url: "https://vigil.example/".into(),
+            generator_url: "https://grafana.example/d/vigil?var-alert={id}&var-entity={entity}"
+                .into(),
+        };
+        let message = slack_message(&sample(), "new", &links);
+        let actions = blocks(&message)
+            .iter()
+            .find(|b| b["type"] == "actions")
+            .unwrap();
+        assert_eq!(
+            actions["elements"],
+            json!([
+                {"type": "button", "text": {"type": "plain_text", "text": "View alert"},
+                 "action_id": "vigil_view_alert",
+                 "url": "https://grafana.example/d/vigil?var-alert=42&var-entity=checkout"},
+                {"type": "button", "text": {"type": "plain_text", "text": "Open pg_vigil"},
+                 "action_id": "vigil_open", "url": "https://vigil.example/"}
+            ])
+        );
+        // No links set, no buttons; a link that is not http(s) is no link.
+        assert!(!blocks(&slack(&sample(), "new"))
+            .iter()
+            .any(|b| b["type"] == "actions"));
+        let bad = Links {
+            external_url: "javascript:alert(1)".into(),
+            generator_url: String::new(),
+        };
+        assert!(!blocks(&slack_message(&sample(), "new", &bad))
+            .iter()
+            .any(|b| b["type"] == "actions"));
     }
 
     #[test]
@@ -1378,10 +1557,10 @@ mod tests {
             json!({}),
             Value::Object(all_null),
         ] {
-            let message = slack_message(&alert, "new");
+            let message = slack(&alert, "new");
             assert_eq!(message["text"], "[INFO] pg_vigil alert");
-            assert_eq!(attachment(&message)["text"], "pg_vigil alert");
-            assert_eq!(fields(&message), [("Severity".into(), "Info".into(), true)]);
+            assert_eq!(body(&message), "pg_vigil alert");
+            assert_eq!(fields(&message), [("Severity".into(), "Info".into())]);
             let hook = webhook_message(&alert, "new", "ops");
             assert_eq!(hook["status"], "firing");
             assert_eq!(hook["groupKey"], "{}:{alertname=\"pg_vigil\"}");
@@ -1392,7 +1571,7 @@ mod tests {
             );
             assert_eq!(hook["vigil"]["alert"], alert);
         }
-        let message = slack_message(&mistyped, "new");
+        let message = slack(&mistyped, "new");
         assert_eq!(message["text"], "[3] pg_vigil alert");
         assert_eq!(
             field_value(&message, "Urgency").as_deref(),
@@ -1400,19 +1579,16 @@ mod tests {
         );
         assert_eq!(field_value(&message, "Occurrences").as_deref(), Some("2"));
         assert_eq!(
-            field_value(&message, "Recommended actions").as_deref(),
-            Some("• Restart it")
+            section_texts(&message).last().unwrap(),
+            "*Recommended actions*\n• Restart it"
         );
-        assert_eq!(attachment(&message)["footer"], "pg_vigil · alert #7");
+        assert_eq!(context(&message), "pg_vigil · alert #7");
     }
 
     #[test]
     fn summary_falls_back_to_the_title() {
         let alert = with(sample(), "summary", Value::Null);
-        assert_eq!(
-            attachment(&slack_message(&alert, "new"))["text"],
-            "Signup rate dropped"
-        );
+        assert_eq!(body(&slack(&alert, "new")), "Signup rate dropped");
         let hook = webhook_message(&alert, "new", "ops");
         assert_eq!(
             hook["alerts"][0]["annotations"]["summary"],
@@ -1625,7 +1801,7 @@ mod tests {
             "{}",
             capped.to_string().len()
         );
-        let slack = slack_group_message(&many, &group, 1 << 20, 0);
+        let slack = slack_group_message(&many, &group, &Links::default(), 1 << 20, 0);
         assert!(slack["text"]
             .as_str()
             .unwrap()
@@ -1634,14 +1810,14 @@ mod tests {
         assert_eq!(attachments.len(), 21, "20 alerts and a line for the rest");
         assert!(slack.to_string().len() < MAX_MESSAGE_BYTES);
         let closed = vec![alert(3, "c", "resolved")];
-        let done = slack_group_message(&closed, &group, 1 << 20, 0);
+        let done = slack_group_message(&closed, &group, &Links::default(), 1 << 20, 0);
         assert!(done["text"].as_str().unwrap().starts_with("[RESOLVED:1]"));
         // An escalation step's message says so first.
         let step = json!({"escalation_policy": "pager<1>", "escalation_step": "2"})
             .as_object()
             .unwrap()
             .clone();
-        let paged = slack_group_message(&alerts[..1], &step, 1 << 20, 0);
+        let paged = slack_group_message(&alerts[..1], &step, &Links::default(), 1 << 20, 0);
         assert_eq!(
             paged["text"].as_str().unwrap(),
             "[ESCALATION pager&lt;1&gt; step 2] [FIRING:1] signup_drop"
@@ -1653,7 +1829,7 @@ mod tests {
         for event in ["dismissed", "expired"] {
             let hook = webhook_message(&sample(), event, "r");
             assert_eq!(hook["status"], "resolved", "{event}");
-            let slack = slack_message(&sample(), event);
+            let slack = slack(&sample(), event);
             let text = slack["text"].as_str().unwrap();
             assert!(
                 text.starts_with(&format!("{}: ", event.to_uppercase())),

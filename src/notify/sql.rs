@@ -89,11 +89,17 @@ fn check_event(event: &str) {
 }
 
 /// The Slack incoming-webhook message for an alert (`to_jsonb` of a
-/// `vigil.alerts` row, optionally with `affected_count`) and an event.
-#[pg_extern(immutable, strict, parallel_safe)]
+/// `vigil.alerts` row, optionally with `affected_count`) and an event: a
+/// Block Kit body in the severity's colour. STABLE: its buttons link to
+/// `vigil.generator_url` and `vigil.external_url`.
+#[pg_extern(stable, strict, parallel_safe)]
 fn slack_payload(alert: JsonArg, event: &str) -> JsonB {
     check_event(event);
-    JsonB(super::payload::slack_message(&alert.get("alert"), event))
+    JsonB(super::payload::slack_message(
+        &alert.get("alert"),
+        event,
+        &crate::gucs::alert_links(),
+    ))
 }
 
 /// The generic webhook body (Alertmanager webhook v4 shape plus a `vigil`
@@ -392,7 +398,13 @@ fn group_message(
     let cap = usize::try_from(cap).unwrap_or(0).max(1024);
     let omitted = ids.len().saturating_sub(alerts.len());
     JsonB(match kind {
-        "slack" => super::payload::slack_group_message(&alerts, &group_labels, cap, omitted),
+        "slack" => super::payload::slack_group_message(
+            &alerts,
+            &group_labels,
+            &crate::gucs::alert_links(),
+            cap,
+            omitted,
+        ),
         "email" => serde_json::to_value(super::providers::email_group_message(
             &alerts,
             &group_labels,

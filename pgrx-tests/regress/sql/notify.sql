@@ -101,8 +101,12 @@ UPDATE vigil.channels SET enabled = true WHERE name = 'listen';
 -- the slack row of the escalation
 SELECT jsonb_pretty(n.payload - 'attachments') AS slack_fallback,
        n.payload -> 'attachments' -> 0 ->> 'color' AS colour,
-       n.payload -> 'attachments' -> 0 ->> 'footer' ~ '^pg_vigil · health_drop · alert #[0-9]+$' AS footer_ok,
-       jsonb_pretty(n.payload -> 'attachments' -> 0 -> 'fields') AS fields
+       n.payload #>> '{attachments,0,blocks,0,text,text}' AS header,
+       n.payload #>> '{attachments,0,blocks,-1,elements,0,text}'
+           ~ '^pg_vigil · health_drop · alert #[0-9]+ · last seen <!date\^[0-9]+\^\{date_short_pretty\} \{time\}\|[0-9: -]+ UTC>$' AS context_ok,
+       (SELECT string_agg(b ->> 'type', ', ') FROM jsonb_array_elements(n.payload #> '{attachments,0,blocks}') b) AS blocks,
+       (SELECT string_agg(f ->> 'text', E'\n') FROM jsonb_array_elements(n.payload #> '{attachments,0,blocks}') b,
+               jsonb_array_elements(b -> 'fields') f) AS fields
 FROM vigil.notifications n JOIN vigil.channels c ON c.id = n.channel_id
 WHERE c.name = 'slack' AND n.event = 'escalated';
 -- the webhook row of the escalation: Alertmanager v4 shape

@@ -7,7 +7,7 @@ use pg_vigil_e2e::sink::{refused_url, Reply, Sink};
 use pg_vigil_e2e::{wait_for, Cluster};
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::Client;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -162,31 +162,33 @@ pub fn alerts_reach_slack_webhook_and_pg_notify_channels(c: &Cluster) {
     );
     let att = &m["attachments"][0];
     assert_eq!(att["color"], "#E01E5A");
-    assert_eq!(att["title"], "Health dropped 18 points");
-    let fields: Vec<String> = att["fields"]
-        .as_array()
-        .unwrap()
+    let blocks = att["blocks"].as_array().unwrap();
+    assert_eq!(blocks[0]["type"], "header");
+    assert_eq!(blocks[0]["text"]["text"], "Health dropped 18 points");
+    let fields: Vec<String> = blocks
         .iter()
-        .map(|f| {
-            format!(
-                "{}={}",
-                f["title"].as_str().unwrap(),
-                f["value"].as_str().unwrap()
-            )
-        })
+        .filter_map(|b| b["fields"].as_array())
+        .flatten()
+        .map(|f| f["text"].as_str().unwrap().to_owned())
         .collect();
     assert!(
-        fields.contains(&"Urgency=70/100 (hours)".to_string()),
+        fields.contains(&"*Urgency*\n70/100 (hours)".to_string()),
         "{fields:?}"
     );
-    assert!(fields.contains(&"Drop points=18".to_string()), "{fields:?}");
     assert!(
-        fields
-            .iter()
-            .any(|f| f.starts_with("Recommended actions=• ")),
+        fields.contains(&"*Drop points*\n18".to_string()),
         "{fields:?}"
     );
-    assert!(att["ts"].as_i64().unwrap() > 1_700_000_000);
+    assert!(
+        blocks.iter().any(|b| b["text"]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("*Recommended actions*\n• "))),
+        "{blocks:?}"
+    );
+    let context = blocks.last().unwrap()["elements"][0]["text"]
+        .as_str()
+        .unwrap();
+    assert!(context.contains(" · last seen <!date^"), "{context}");
 
     let hook = &by_path["/hook"];
     assert_eq!(hook.header("authorization"), Some("Bearer s3cret"));
@@ -255,6 +257,13 @@ pub fn alerts_reach_slack_webhook_and_pg_notify_channels(c: &Cluster) {
     );
     let resolved = json(&last[5].body_str());
     assert_eq!(last[5].path, "/slack");
+    slack_sdk_accepts(
+        &last
+            .iter()
+            .filter(|r| r.path == "/slack")
+            .map(|r| r.body_str().into_owned())
+            .collect::<Vec<_>>(),
+    );
     assert!(resolved["text"].as_str().unwrap().starts_with("RESOLVED: "));
     assert_eq!(resolved["attachments"][0]["color"], "#2EB67D");
 
@@ -925,6 +934,149 @@ pub fn alertmanager_decodes(bodies: &[String]) {
         "{report}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Python of the venv scripts/setup.sh makes with PyPI's slack-sdk.
+fn slack_sdk_python() -> std::path::PathBuf {
+    std::env::var_os("VIGIL_TEST_PYTHON")
+        .map(Into::into)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-venv/bin/python")
+        })
+}
+
+/// Runs `slack_blocks.py` (slack-sdk's Block Kit models and validators) over
+/// Slack messages; Ok("valid N") or Err(what it refused).
+fn slack_sdk_verdict(bodies: &[String]) -> Result<String, String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/notify/slack_blocks.py");
+    let mut child = Command::new(slack_sdk_python())
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the test venv with slack-sdk (scripts/setup.sh makes target/test-venv)");
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for b in bodies {
+            writeln!(stdin, "{}", serde_json::to_string(&json(b)).unwrap()).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if out.status.success() {
+        Ok(report)
+    } else {
+        Err(report)
+    }
+}
+
+fn slack_sdk_accepts(bodies: &[String]) {
+    assert!(!bodies.is_empty());
+    match slack_sdk_verdict(bodies) {
+        Ok(report) => assert_eq!(report, format!("valid {}", bodies.len())),
+        Err(report) => panic!("slack-sdk refuses a Slack message:\n{report}"),
+    }
+}
+
+/// Every Slack message pg_vigil renders — each event, plain, empty,
+/// mistyped and worst-case alerts, links set, grouped messages with more
+/// alerts than fit — is a Block Kit body that Slack's own SDK accepts
+/// (issue 16); a message breaking one of Block Kit's limits is refused by
+/// the same check, so the check can fail.
+pub fn slack_messages_are_block_kit_that_slack_sdk_accepts(c: &Cluster) {
+    let mut db = worker_db(c);
+    db.batch_execute(
+        "SET vigil.external_url = 'https://vigil.example/alerts';
+         SET vigil.generator_url = 'https://grafana.example/d/vigil?var-alert={id}&var-entity={entity}';
+         SELECT vigil.raise_alert('signup_drop', 'checkout <!channel>', 'high', 'Signups dropped',
+             'Signups fell 18 points', '{\"drop_points\": 18, \"current\": 62.5}', urgency => 80);
+         SELECT vigil.raise_alert('many', 'e' || g, 'medium', 'Many ' || g) FROM generate_series(1, 30) g;",
+    )
+    .unwrap();
+    let worst = "CASE WHEN g % 3 = 0 THEN repeat('😀<&', 40000) WHEN g % 3 = 1 THEN repeat(E'\\u0001\"', 40000) \
+                 ELSE repeat('é', 120000) END";
+    let docs = [
+        "SELECT to_jsonb(a) || '{\"recommended_actions\": [\"Check the form\", \"Compare with last week\"]}'
+         FROM vigil.alerts a ORDER BY a.id"
+            .to_owned(),
+        "SELECT '{}'::jsonb".to_owned(),
+        "SELECT '{\"id\": \"7\", \"severity\": 3, \"urgency\": \"95\", \"title\": [\"x\"], \"details\": [1], \
+         \"recommended_actions\": \"Restart it\", \"occurrences\": 2.0}'::jsonb"
+            .to_owned(),
+        format!(
+            "SELECT jsonb_build_object('id', g, 'title', {worst}, 'summary', {worst}, 'entity', {worst},
+                 'severity', {worst}, 'anomaly_type', {worst}, 'urgency', 99, 'occurrences', 5, 'affected_count', 3,
+                 'last_seen_at', now(),
+                 'details', (SELECT jsonb_object_agg({worst} || k, {worst}) FROM generate_series(1, 40) k),
+                 'recommended_actions', (SELECT jsonb_agg({worst} || k) FROM generate_series(1, 50) k))
+             FROM generate_series(0, 2) g"
+        ),
+    ];
+    let mut bodies: Vec<String> = Vec::new();
+    for doc in &docs {
+        let sql = format!(
+            "SELECT vigil.slack_payload(d, e)::text FROM ({doc}) AS x(d),
+                 unnest(ARRAY['new', 'escalated', 'acknowledged', 'resolved', 'dismissed', 'expired', 'test']) e"
+        );
+        bodies.extend(
+            db.query(&sql, &[])
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, String>(0)),
+        );
+    }
+    for (labels, cap) in [
+        ("{\"alertname\": \"many\"}", 65_536),
+        (
+            "{\"alertname\": \"many\", \"escalation_policy\": \"p\", \"escalation_step\": \"2\"}",
+            8_192,
+        ),
+    ] {
+        let sql = format!(
+            "SELECT vigil._group_message('slack', 'ops', array_agg(id ORDER BY id), '{labels}', {cap})::text
+             FROM vigil.alerts WHERE anomaly_type = 'many'"
+        );
+        bodies.push(db.query_one(&sql, &[]).unwrap().get(0));
+    }
+    let group = json(&bodies[bodies.len() - 2]);
+    assert_eq!(
+        group["attachments"].as_array().unwrap().len(),
+        21,
+        "20 alerts and the rest"
+    );
+    let linked = json(&bodies[0]);
+    let buttons = linked["attachments"][0]["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "actions")
+        .expect("buttons when the links are set")["elements"]
+        .clone();
+    assert_eq!(buttons[1]["url"], "https://vigil.example/alerts");
+    assert!(buttons[0]["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://grafana.example/d/vigil?var-alert="));
+    assert!(bodies.len() > 60, "{}", bodies.len());
+    slack_sdk_accepts(&bodies);
+
+    // The check refuses what Slack would: a header over 150 characters, a
+    // section with 11 fields, a legacy field beside blocks.
+    let mut long_header = json(&bodies[0]);
+    long_header["attachments"][0]["blocks"][0]["text"]["text"] = json!("x".repeat(151));
+    let mut eleven = json(&bodies[0]);
+    eleven["attachments"][0]["blocks"][2]["fields"] =
+        json!(vec![json!({"type": "mrkdwn", "text": "*a*\nb"}); 11]);
+    let mut legacy = json(&bodies[0]);
+    legacy["attachments"][0]["title"] = json!("legacy");
+    for broken in [long_header, eleven, legacy] {
+        let verdict = slack_sdk_verdict(&[broken.to_string()]);
+        assert!(verdict.is_err(), "{verdict:?} for {broken}");
+    }
+    db.batch_execute("DELETE FROM vigil.alerts").unwrap();
 }
 
 fn one_i64(db: &mut Client, sql: &str) -> i64 {
