@@ -864,6 +864,10 @@ fn main() {
             notify::email_channels_deliver_by_smtp_and_retry_only_what_the_server_defers,
         ),
         (
+            "email_channels_use_starttls_and_smtps_with_a_login_behind_a_private_ca",
+            notify::email_channels_use_starttls_and_smtps_with_a_login_behind_a_private_ca,
+        ),
+        (
             "failed_deliveries_retry_honour_retry_after_and_go_dead",
             notify::failed_deliveries_retry_honour_retry_after_and_go_dead,
         ),

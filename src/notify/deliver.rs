@@ -71,7 +71,7 @@ fn extra_roots_of(ca_file: &str) -> Vec<reqwest::Certificate> {
     {
         Ok(roots) => {
             log!(
-                "pg_vigil worker: trusting {} certificate(s) of vigil.ssl_ca_file \"{ca_file}\" for HTTPS",
+                "pg_vigil worker: trusting {} certificate(s) of vigil.ssl_ca_file \"{ca_file}\" for HTTPS and SMTP",
                 roots.len()
             );
             roots

@@ -292,9 +292,9 @@ fn classify_error(e: reqwest::Error) -> Attempt {
 }
 
 /// Whether `cause` is rustls refusing the receiver's certificate. It
-/// reaches reqwest wrapped in `io::Error`s (two, today), whose `source`
-/// skips what they wrap, so those are unwrapped here.
-fn is_certificate_error(cause: &(dyn std::error::Error + 'static)) -> bool {
+/// reaches reqwest (and lettre) wrapped in `io::Error`s (two, today), whose
+/// `source` skips what they wrap, so those are unwrapped here.
+pub(super) fn is_certificate_error(cause: &(dyn std::error::Error + 'static)) -> bool {
     let mut error = cause;
     loop {
         if let Some(tls) = error.downcast_ref::<rustls::Error>() {

@@ -285,20 +285,64 @@ fn reply_code(text: &str) -> u16 {
 }
 
 fn classify(e: &lettre::transport::smtp::Error) -> Attempt {
-    if e.is_timeout() {
+    classify_error(
+        ErrorKind {
+            timeout: e.is_timeout(),
+            code: e.status().map(|c| reply_code(&c.to_string())),
+            tls: e.is_tls(),
+            client: e.is_client(),
+        },
+        e,
+    )
+}
+
+/// What lettre's error says of itself (kept apart so the decision below
+/// can be tested: lettre's errors cannot be made outside it).
+struct ErrorKind {
+    timeout: bool,
+    /// The server's reply code, when it replied.
+    code: Option<u16>,
+    /// lettre's own TLS errors (setting TLS up, not the handshake).
+    tls: bool,
+    /// lettre's "client" errors, which include a server offering no
+    /// STARTTLS to a transport that requires it.
+    client: bool,
+}
+
+fn classify_error(kind: ErrorKind, e: &(dyn std::error::Error + 'static)) -> Attempt {
+    if kind.timeout {
         return Attempt::Timeout;
     }
-    // lettre's message has the server's reply (never the password).
+    // lettre's message has the server's reply and its causes' (never the
+    // password).
     let message = e.to_string();
-    if let Some(code) = e.status() {
-        return Attempt::Smtp {
-            code: reply_code(&code.to_string()),
-            message,
-        };
+    if let Some(code) = kind.code {
+        return Attempt::Smtp { code, message };
     }
-    if e.is_tls() {
+    // lettre reports rustls refusing the certificate in the handshake as a
+    // connection error (its cause, wrapped in io::Errors): retrying cannot
+    // make the certificate good, so it fails for good, as over HTTPS.
+    let mut certificate = false;
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        certificate |= super::http::is_certificate_error(c);
+        cause = c.source();
+    }
+    if certificate {
+        return Attempt::Invalid(format!(
+            "TLS certificate refused (for a private CA set vigil.ssl_ca_file, then replay): {message}"
+        ));
+    }
+    if kind.tls {
         return Attempt::Invalid(format!(
             "TLS with the SMTP server failed (for a private CA set vigil.ssl_ca_file, then replay): {message}"
+        ));
+    }
+    // smtp:// requires STARTTLS and lettre does not send in clear to a
+    // server that does not offer it; retrying will not make it offer it.
+    if kind.client && message.contains("STARTTLS") {
+        return Attempt::Invalid(format!(
+            "the SMTP server does not offer STARTTLS, which smtp:// requires (use smtps:// if it speaks TLS from the start; options.tls \"none\" only for a plain relay you trust): {message}"
         ));
     }
     Attempt::Connection(message)
@@ -430,6 +474,108 @@ mod tests {
         );
         assert!(!raw.contains("\r\nBcc:"), "header injection: {raw}");
         assert!(raw.contains("To: oncall@example.com"), "{raw}");
+    }
+
+    /// An error as lettre makes one: its kind's words, then its cause.
+    #[derive(Debug)]
+    struct Lettre(&'static str, Option<std::io::Error>);
+
+    impl std::fmt::Display for Lettre {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)?;
+            if let Some(e) = &self.1 {
+                write!(f, ": {e}")?;
+            }
+            Ok(())
+        }
+    }
+
+    impl std::error::Error for Lettre {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_ref().map(|e| e as _)
+        }
+    }
+
+    fn kind() -> ErrorKind {
+        ErrorKind {
+            timeout: false,
+            code: None,
+            tls: false,
+            client: false,
+        }
+    }
+
+    #[test]
+    fn smtp_errors_that_retrying_cannot_fix_fail_for_good() {
+        // rustls refusing the certificate, as lettre 0.11 reports it: a
+        // connection error whose io::Error wraps rustls' (was retried until
+        // the deadline).
+        let refused = Lettre(
+            "Connection error",
+            Some(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+            )),
+        );
+        match classify_error(kind(), &refused) {
+            Attempt::Invalid(e) => assert!(
+                e.contains("vigil.ssl_ca_file") && e.contains("UnknownIssuer"),
+                "{e}"
+            ),
+            other => panic!("retried: {other:?}"),
+        }
+        // No STARTTLS offered to smtp://: nothing is sent in clear, and
+        // retrying will not make the server offer it.
+        let no_starttls = Lettre(
+            "internal client error: STARTTLS is not supported on this server",
+            None,
+        );
+        let client = ErrorKind {
+            client: true,
+            ..kind()
+        };
+        match classify_error(client, &no_starttls) {
+            Attempt::Invalid(e) => assert!(e.contains("does not offer STARTTLS"), "{e}"),
+            other => panic!("retried: {other:?}"),
+        }
+        // A refused login is the server's 535: permanent (retry.rs fails 5xx).
+        let login = Lettre(
+            "permanent error (535): 5.7.8 Authentication credentials invalid",
+            None,
+        );
+        let replied = ErrorKind {
+            code: Some(535),
+            ..kind()
+        };
+        assert!(matches!(
+            classify_error(replied, &login),
+            Attempt::Smtp { code: 535, .. }
+        ));
+        // What retrying can fix is retried.
+        let down = Lettre(
+            "Connection error",
+            Some(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        );
+        assert!(matches!(
+            classify_error(kind(), &down),
+            Attempt::Connection(_)
+        ));
+        let handshake = Lettre(
+            "Connection error",
+            Some(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                rustls::Error::AlertReceived(rustls::AlertDescription::InternalError),
+            )),
+        );
+        assert!(matches!(
+            classify_error(kind(), &handshake),
+            Attempt::Connection(_)
+        ));
+        let timeout = ErrorKind {
+            timeout: true,
+            ..kind()
+        };
+        assert_eq!(classify_error(timeout, &down), Attempt::Timeout);
     }
 
     #[test]

@@ -1237,19 +1237,13 @@ pub fn grouped_channels_send_one_message_per_group(c: &Cluster) {
         .unwrap();
 }
 
-/// An HTTPS receiver behind a private CA (issue 16), on 127.0.0.1: with the
-/// public and system roots only, the certificate is refused and the
-/// notification fails for good with an error saying what to do; a
-/// `vigil.ssl_ca_file` that holds no certificate is a WARNING naming it;
-/// once it names the CA's PEM a replay is delivered.
-pub fn a_private_ca_receiver_is_reached_once_vigil_ssl_ca_file_names_its_ca(c: &Cluster) {
-    let mut db = worker_db(c);
-    let dir = std::env::temp_dir().join(format!("vigil-private-ca-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// A private CA (`ca.pem`) and a certificate for 127.0.0.1 it signed
+/// (`server.pem`, `server.key`), made by openssl in `dir`, valid two days.
+fn make_private_ca(dir: &std::path::Path) {
     let openssl = |args: &[&str]| {
         let out = std::process::Command::new("openssl")
             .args(args)
-            .current_dir(&dir)
+            .current_dir(dir)
             .output()
             .expect("openssl runs");
         assert!(
@@ -1319,6 +1313,18 @@ pub fn a_private_ca_receiver_is_reached_once_vigil_ssl_ca_file_names_its_ca(c: &
         "-extfile",
         "server.ext",
     ]);
+}
+
+/// An HTTPS receiver behind a private CA (issue 16), on 127.0.0.1: with the
+/// public and system roots only, the certificate is refused and the
+/// notification fails for good with an error saying what to do; a
+/// `vigil.ssl_ca_file` that holds no certificate is a WARNING naming it;
+/// once it names the CA's PEM a replay is delivered.
+pub fn a_private_ca_receiver_is_reached_once_vigil_ssl_ca_file_names_its_ca(c: &Cluster) {
+    let mut db = worker_db(c);
+    let dir = std::env::temp_dir().join(format!("vigil-private-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    make_private_ca(&dir);
     std::fs::write(dir.join("not-a-bundle.pem"), "no certificates here\n").unwrap();
     // A real TLS server (Python's ssl module) that records what it got.
     std::fs::write(
@@ -1885,9 +1891,15 @@ struct SmtpSink {
 
 impl SmtpSink {
     fn start(dir: &std::path::Path) -> SmtpSink {
+        SmtpSink::start_with(dir, "mail", &[])
+    }
+
+    /// A sink writing to `dir/<name>.jsonl`, with smtp_sink.py's `options`
+    /// (`--starttls CERT KEY`, `--implicit-tls CERT KEY`, `--auth USER PASSWORD`).
+    fn start_with(dir: &std::path::Path, name: &str, options: &[&str]) -> SmtpSink {
         use std::io::BufRead;
         let port = pg_vigil_e2e::free_port();
-        let out = dir.join("mail.jsonl");
+        let out = dir.join(format!("{name}.jsonl"));
         let script =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/notify/smtp_sink.py");
         // Debian's interpreter, where python3-aiosmtpd is (a python3 earlier
@@ -1896,6 +1908,7 @@ impl SmtpSink {
             .arg(script)
             .arg(port.to_string())
             .arg(&out)
+            .args(options)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -1908,13 +1921,21 @@ impl SmtpSink {
         SmtpSink { child, port, out }
     }
 
-    /// (envelope recipients, raw message) of every message accepted so far.
-    fn messages(&self) -> Vec<(Vec<String>, String)> {
+    /// Every message accepted so far, as smtp_sink.py recorded it
+    /// (`from`, `to`, `data`, `tls`, `login`).
+    fn records(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.out)
             .unwrap_or_default()
             .lines()
-            .map(|l| {
-                let v = json(l);
+            .map(json)
+            .collect()
+    }
+
+    /// (envelope recipients, raw message) of every message accepted so far.
+    fn messages(&self) -> Vec<(Vec<String>, String)> {
+        self.records()
+            .into_iter()
+            .map(|v| {
                 let to = v["to"]
                     .as_array()
                     .unwrap()
@@ -2070,4 +2091,178 @@ pub fn email_channels_deliver_by_smtp_and_retry_only_what_the_server_defers(c: &
     });
     db.batch_execute("DELETE FROM vigil.channels; DELETE FROM vigil.notification_groups")
         .unwrap();
+}
+
+/// Email channels over TLS against real TLS SMTP servers on 127.0.0.1
+/// (`smtp_sink.py`, a private CA made here): `smtp://` does STARTTLS and
+/// `smtps://` implicit TLS, each logging in; until `vigil.ssl_ca_file`
+/// names the CA both fail for good, once, with an error naming it, and a
+/// replay then delivers them; a server offering no STARTTLS gets nothing
+/// in clear; a refused login (535) fails for good, and neither password
+/// is ever in an error or the server log.
+pub fn email_channels_use_starttls_and_smtps_with_a_login_behind_a_private_ca(c: &Cluster) {
+    let mut db = worker_db(c);
+    db.batch_execute("DELETE FROM vigil.notification_groups")
+        .unwrap();
+    let dir = tempdir_for("smtp_tls");
+    make_private_ca(&dir);
+    let (cert, key) = (
+        dir.join("server.pem").display().to_string(),
+        dir.join("server.key").display().to_string(),
+    );
+    let ca = dir.join("ca.pem").display().to_string();
+    let (user, password, wrong) = ("vigil-mailer", "Sm7pS3cret-4q8z", "Wr0ngPa55-9f3k");
+    let starttls = SmtpSink::start_with(
+        &dir,
+        "starttls",
+        &["--starttls", &cert, &key, "--auth", user, password],
+    );
+    let smtps = SmtpSink::start_with(
+        &dir,
+        "smtps",
+        &["--implicit-tls", &cert, &key, "--auth", user, password],
+    );
+    let plain = SmtpSink::start_with(&dir, "plain", &[]);
+    set_config(
+        &mut db,
+        &[
+            "ALTER SYSTEM RESET vigil.ssl_ca_file",
+            "ALTER SYSTEM SET vigil.poll_interval_ms = 100",
+        ],
+    );
+    let opts = |pw: &str| {
+        format!(
+            r#"{{"from": "pg_vigil <vigil@example.com>", "to": ["oncall@example.com"], "username": "{user}", "password": "{pw}"}}"#
+        )
+    };
+    let email_channel = |db: &mut Client, name: &str, url: &str, options: &str| {
+        db.execute(
+            "SELECT vigil.create_channel($1, 'email', $2, options => $3::text::jsonb, group_by => NULL)",
+            &[&name, &url, &options],
+        )
+        .unwrap();
+    };
+    let test = |db: &mut Client, name: &str| -> i64 {
+        db.query_one("SELECT vigil.test_channel($1)", &[&name])
+            .unwrap()
+            .get(0)
+    };
+    email_channel(
+        &mut db,
+        "mail-starttls",
+        &format!("smtp://127.0.0.1:{}", starttls.port),
+        &opts(password),
+    );
+    email_channel(
+        &mut db,
+        "mail-smtps",
+        &format!("smtps://127.0.0.1:{}", smtps.port),
+        &opts(password),
+    );
+    // A certificate no trusted root vouches for: failed for good after one
+    // attempt (retrying cannot fix it), saying what to do.
+    let first = [test(&mut db, "mail-starttls"), test(&mut db, "mail-smtps")];
+    for id in first {
+        wait_status(&mut db, id, "failed", Duration::from_secs(30));
+        let (_, attempts, _, error) = row(&mut db, id);
+        let error = error.unwrap_or_default();
+        assert_eq!(attempts, 1, "not retried: {error}");
+        assert!(
+            error.contains("vigil.ssl_ca_file") && error.contains("UnknownIssuer"),
+            "the error says what to do and why: {error}"
+        );
+    }
+    assert!(starttls.records().is_empty() && smtps.records().is_empty());
+    set_config(
+        &mut db,
+        &[&format!("ALTER SYSTEM SET vigil.ssl_ca_file = '{ca}'")],
+    );
+    wait_for(
+        "the worker to trust the CA",
+        Duration::from_secs(30),
+        || {
+            c.log()
+                .contains(&format!("certificate(s) of vigil.ssl_ca_file \"{ca}\""))
+                .then_some(())
+        },
+    );
+    db.batch_execute("SELECT vigil.replay_notifications(NULL, '{failed}')")
+        .unwrap();
+    for (id, sink) in first.iter().zip([&starttls, &smtps]) {
+        wait_status(&mut db, *id, "sent", Duration::from_secs(60));
+        let got = sink.records();
+        assert_eq!(got.len(), 1, "one message: {got:?}");
+        let m = &got[0];
+        assert!(
+            m["tls"].as_str().is_some_and(|v| v.starts_with("TLSv1.")),
+            "the server saw TLS: {:?}",
+            m["tls"]
+        );
+        assert_eq!(m["login"], user, "and the login");
+        assert_eq!(m["to"][0], "oncall@example.com");
+        assert!(
+            m["data"]
+                .as_str()
+                .unwrap()
+                .contains("pg_vigil test notification"),
+            "{m}"
+        );
+    }
+    // The wrong password: the server's 535 fails the notification for
+    // good, and the password is not in the error.
+    email_channel(
+        &mut db,
+        "mail-wrong-login",
+        &format!("smtp://127.0.0.1:{}", starttls.port),
+        &opts(wrong),
+    );
+    let id = test(&mut db, "mail-wrong-login");
+    wait_status(&mut db, id, "failed", Duration::from_secs(30));
+    let (_, attempts, _, error) = row(&mut db, id);
+    let error = error.unwrap_or_default();
+    assert_eq!(attempts, 1, "not retried: {error}");
+    assert!(error.contains("SMTP 535"), "{error}");
+    assert_eq!(starttls.records().len(), 1, "nothing more was accepted");
+    // smtp:// requires STARTTLS: a server that does not offer it gets
+    // nothing (it would accept the message in clear), and the notification
+    // fails for good.
+    email_channel(
+        &mut db,
+        "mail-no-starttls",
+        &format!("smtp://127.0.0.1:{}", plain.port),
+        &opts(password),
+    );
+    let id = test(&mut db, "mail-no-starttls");
+    wait_status(&mut db, id, "failed", Duration::from_secs(30));
+    let (_, attempts, _, error) = row(&mut db, id);
+    let error = error.unwrap_or_default();
+    assert_eq!(attempts, 1, "not retried: {error}");
+    assert!(error.contains("STARTTLS"), "{error}");
+    assert!(plain.records().is_empty(), "sent in clear");
+    // No password in any notification's error, nor in the server log.
+    let errors: Vec<String> = db
+        .query(
+            "SELECT coalesce(last_error, '') FROM vigil.notifications",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let log = c.log();
+    for pw in [password, wrong] {
+        assert!(!errors.iter().any(|e| e.contains(pw)), "{errors:?}");
+        assert!(!log.contains(pw), "a password in the server log");
+    }
+    set_config(
+        &mut db,
+        &[
+            "ALTER SYSTEM RESET vigil.ssl_ca_file",
+            "ALTER SYSTEM RESET vigil.poll_interval_ms",
+        ],
+    );
+    db.batch_execute("DELETE FROM vigil.notifications; DELETE FROM vigil.channels")
+        .unwrap();
+    drop((starttls, smtps, plain));
+    let _ = std::fs::remove_dir_all(&dir);
 }
