@@ -13,7 +13,7 @@ PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-1
 # prometheus-alertmanager (with amtool) and python3-aiosmtpd: the alertmanager and email channels are tested against them;
 # prometheus (promtool) and prometheus-postgres-exporter test contrib/prometheus;
 # openssl makes the private CA and python3 serves TLS for the vigil.ca_file test;
-# python3-venv holds PyPI's slack-sdk for the Slack Block Kit test, below)
+# python3-venv holds PyPI's slack-sdk and jsonschema for the payload tests, below)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
@@ -52,16 +52,18 @@ else
     cargo pgrx init --pg15 "$PG_CONFIG"
 fi
 
-# PyPI's slack-sdk validates the Slack messages in the e2e suite
-# (pgrx-tests/tests/notify/slack_blocks.py), in a venv of Debian's python3.
+# PyPI's slack-sdk and jsonschema validate the Slack, PagerDuty and Teams
+# bodies in the e2e suite (pgrx-tests/tests/notify/slack_blocks.py and
+# provider_schemas.py), in a venv of Debian's python3.
 VENV=target/test-venv
-SLACK_SDK='slack-sdk==3.48.0'
+PY_PACKAGES=(slack-sdk==3.48.0 jsonschema==4.26.0)
 cd "$(dirname "$0")/.."
-if "$VENV/bin/python" -c 'import slack_sdk.version as v; assert v.__version__ == "3.48.0"' 2>/dev/null; then
-    say "$VENV has $SLACK_SDK"
+if "$VENV/bin/python" -c 'import slack_sdk.version as s, jsonschema, importlib.metadata as m
+assert s.__version__ == "3.48.0" and m.version("jsonschema") == "4.26.0"' 2>/dev/null; then
+    say "$VENV has ${PY_PACKAGES[*]}"
 else
-    say "making $VENV with $SLACK_SDK"
+    say "making $VENV with ${PY_PACKAGES[*]}"
     rm -rf "$VENV"
     /usr/bin/python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q "$SLACK_SDK"
+    "$VENV/bin/pip" install -q "${PY_PACKAGES[@]}"
 fi

@@ -860,6 +860,10 @@ fn main() {
             notify::slack_messages_are_block_kit_that_slack_sdk_accepts,
         ),
         (
+            "pagerduty_and_teams_bodies_match_the_providers_published_schemas",
+            notify::pagerduty_and_teams_bodies_match_the_providers_published_schemas,
+        ),
+        (
             "email_channels_deliver_by_smtp_and_retry_only_what_the_server_defers",
             notify::email_channels_deliver_by_smtp_and_retry_only_what_the_server_defers,
         ),

@@ -62,7 +62,7 @@ const ACTIONS_VALUE: Limit = Limit {
 };
 /// A button's `url` may be 3 000 characters; longer links are left out
 /// rather than cut (a cut URL leads somewhere else).
-const MAX_URL_BYTES: usize = 1_500;
+pub(super) const MAX_URL_BYTES: usize = 1_500;
 /// " · last seen <!date^…^{date_short_pretty} {time}|YYYY-MM-DD HH:MM UTC>".
 const DATE_BYTES: usize = 100;
 

@@ -9,7 +9,7 @@
 
 use super::payload::{
     actions, cut, fingerprint, generator_url, http_url, int, is_resolved, key_metrics, scalar_text,
-    severity, text, title, urgency_band, wire_labels, Limit, Links,
+    severity, text, title, urgency_band, wire_labels, Limit, Links, MAX_URL_BYTES,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -27,6 +27,21 @@ const PD_TEXT: Limit = Limit {
     chars: 255,
     bytes: 1024,
 };
+/// `custom_details` is bounded by construction so an event stays far below
+/// PagerDuty's 512 KB and within the default `vigil.max_payload_bytes`
+/// (64 KiB) even for hostile alerts: each label and metric key or value
+/// and each recommended action is cut, and at most `PD_LABELS` labels and
+/// `PD_ACTIONS` actions are carried (key metrics are at most 10 already).
+const PD_DETAIL: Limit = Limit {
+    chars: 500,
+    bytes: 1024,
+};
+const PD_KEY: Limit = Limit {
+    chars: 128,
+    bytes: 512,
+};
+const PD_LABELS: usize = 20;
+const PD_ACTIONS: usize = 10;
 
 /// An Events API v2 alert event (`POST /v2/enqueue`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,11 +153,25 @@ pub fn pagerduty_event(alert: &Value, event: &str, links: &Links) -> PagerDutyEv
         if let Some(u) = int(a, "urgency") {
             details.insert("urgency_band".into(), urgency_band(u).into());
         }
-        details.insert("labels".into(), Value::Object(labels.clone()));
+        let shown: Map<String, Value> = labels
+            .iter()
+            .take(PD_LABELS)
+            .map(|(k, v)| {
+                let v = v.as_str().unwrap_or_default();
+                (cut(k, PD_KEY), cut(v, PD_DETAIL).into())
+            })
+            .collect();
+        details.insert("labels".into(), Value::Object(shown));
         for (label, value) in key_metrics(a) {
-            details.entry(label).or_insert(value.into());
+            details
+                .entry(cut(&label, PD_KEY))
+                .or_insert(cut(&value, PD_DETAIL).into());
         }
-        let acts = actions(a);
+        let acts: Vec<Value> = actions(a)
+            .iter()
+            .take(PD_ACTIONS)
+            .map(|x| cut(x, PD_DETAIL).into())
+            .collect();
         if !acts.is_empty() {
             details.insert("recommended_actions".into(), acts.into());
         }
@@ -169,14 +198,19 @@ pub fn pagerduty_event(alert: &Value, event: &str, links: &Links) -> PagerDutyEv
             custom_details: details,
         }
     });
-    let generator = generator_url(&links.generator_url, a, &labels);
+    // A link too long to be useful is left out rather than cut (a cut URL
+    // leads somewhere else).
+    let generator = Some(generator_url(&links.generator_url, a, &labels))
+        .filter(|u| u.len() <= MAX_URL_BYTES)
+        .unwrap_or_default();
     PagerDutyEvent {
         routing_key: None,
         event_action: action,
         dedup_key,
         payload,
         client: "pg_vigil".into(),
-        client_url: Some(http_url(&links.external_url)).filter(|u| !u.is_empty()),
+        client_url: Some(http_url(&links.external_url))
+            .filter(|u| !u.is_empty() && u.len() <= MAX_URL_BYTES),
         links: if generator.is_empty() {
             Vec::new()
         } else {
@@ -276,6 +310,12 @@ const CARD_FACT: Limit = Limit {
     chars: 200,
     bytes: 600,
 };
+const CARD_FACT_TITLE: Limit = Limit {
+    chars: 100,
+    bytes: 300,
+};
+/// Recommended actions one card lists.
+const CARD_ACTIONS: usize = 10;
 /// Alerts one grouped card lists in full; the rest are counted.
 const CARD_GROUP_ALERTS: usize = 20;
 
@@ -423,7 +463,7 @@ fn alert_elements(a: &Map<String, Value>, event: &str, size: &str) -> Vec<CardEl
         format!(
             "{}[{}] {}",
             event_prefix(a, event),
-            sev.to_uppercase(),
+            plain(&sev.to_uppercase(), CARD_FACT),
             plain(&title(a), CARD_TITLE)
         ),
         card_color(&sev, resolved),
@@ -435,7 +475,7 @@ fn alert_elements(a: &Map<String, Value>, event: &str, size: &str) -> Vec<CardEl
     let mut facts = Vec::new();
     let mut fact = |t: &str, v: String| {
         facts.push(Fact {
-            title: t.into(),
+            title: plain(t, CARD_FACT_TITLE),
             value: plain(&v, CARD_FACT),
         })
     };
@@ -461,6 +501,7 @@ fn alert_elements(a: &Map<String, Value>, event: &str, size: &str) -> Vec<CardEl
     if !acts.is_empty() {
         out.push(text_block(
             acts.iter()
+                .take(CARD_ACTIONS)
                 .map(|x| format!("- {}", plain(x, CARD_FACT)))
                 .collect::<Vec<_>>()
                 .join("\n"),
@@ -489,8 +530,10 @@ fn teams_message(body: Vec<CardElement>, actions: Vec<CardAction>) -> TeamsMessa
     }
 }
 
+/// A button to `url`; none when there is no link, or one too long to be
+/// useful (left out rather than cut: a cut URL leads somewhere else).
 fn open_url(title: &str, url: String) -> Option<CardAction> {
-    (!url.is_empty()).then(|| CardAction::OpenUrl {
+    (!url.is_empty() && url.len() <= MAX_URL_BYTES).then(|| CardAction::OpenUrl {
         title: title.into(),
         url,
     })
@@ -1185,6 +1228,48 @@ mod tests {
                 panic!()
             };
             assert_eq!(more, &format!("… and {} more", 300 - shown + 5));
+        }
+    }
+
+    #[test]
+    fn a_hostile_alert_still_makes_a_small_pagerduty_event_and_teams_card() {
+        for filler in ["a", "😀", "\u{1}", "\"", "😀<&", "é", "\u{1}\""] {
+            let big = filler.repeat(100_000);
+            let labels: Map<String, Value> =
+                (0..500).map(|i| (format!("l{i:03}"), json!(big))).collect();
+            let details: Map<String, Value> = (0..500)
+                .map(|i| (format!("{big}{i}"), json!(big)))
+                .collect();
+            let a = json!({
+                "id": 1, "title": big, "summary": big, "entity": big, "monitor": big,
+                "anomaly_type": big, "severity": big, "labels": labels,
+                "details": details, "recommended_actions": vec![big.clone(); 500],
+            });
+            let links = Links {
+                external_url: "https://vigil.example/".into(),
+                generator_url: "https://grafana.example/d?e={entity}".into(),
+            };
+            for event in ["new", "resolved", "test"] {
+                let card = serde_json::to_string(&teams_alert_message(&a, event, &links)).unwrap();
+                assert!(
+                    card.len() <= TEAMS_MAX_BYTES,
+                    "Teams {filler:?}: {} bytes",
+                    card.len()
+                );
+            }
+            let e = serde_json::to_string(&pagerduty_event(&a, "new", &links)).unwrap();
+            // Within the default vigil.max_payload_bytes (64 KiB), so never
+            // replaced by the outbox's truncation marker, and far below
+            // PagerDuty's 512 KB.
+            assert!(e.len() < 60 * 1024, "{filler:?}: {} bytes", e.len());
+            let v: Value = serde_json::from_str(&e).unwrap();
+            assert_eq!(
+                v["payload"]["custom_details"]["labels"]
+                    .as_object()
+                    .unwrap()
+                    .len(),
+                20
+            );
         }
     }
 }

@@ -981,12 +981,9 @@ fn slack_sdk_accepts(bodies: &[String]) {
     }
 }
 
-/// Every Slack message pg_vigil renders — each event, plain, empty,
-/// mistyped and worst-case alerts, links set, grouped messages with more
-/// alerts than fit — is a Block Kit body that Slack's own SDK accepts
-/// (issue 16); a message breaking one of Block Kit's limits is refused by
-/// the same check, so the check can fail.
-pub fn slack_messages_are_block_kit_that_slack_sdk_accepts(c: &Cluster) {
+/// A session with the link settings set and alerts to render: one with
+/// details and urgency, 30 of one name for grouped messages.
+fn render_db(c: &Cluster) -> Client {
     let mut db = worker_db(c);
     db.batch_execute(
         "SET vigil.external_url = 'https://vigil.example/alerts';
@@ -996,6 +993,15 @@ pub fn slack_messages_are_block_kit_that_slack_sdk_accepts(c: &Cluster) {
          SELECT vigil.raise_alert('many', 'e' || g, 'medium', 'Many ' || g) FROM generate_series(1, 30) g;",
     )
     .unwrap();
+    db
+}
+
+/// `kind`'s body (`vigil.<kind>_payload`) for every event of: the stored
+/// alerts (with recommended actions), an empty, a mistyped and three
+/// worst-case documents (texts of 120 000 emoji, control characters,
+/// quotes, `<&`; 40 details; 50 actions); then its grouped messages over
+/// the 30 alerts of one name (kinds that group), capped at 64 and 8 KiB.
+fn render_all(db: &mut Client, kind: &str) -> Vec<String> {
     let worst = "CASE WHEN g % 3 = 0 THEN repeat('😀<&', 40000) WHEN g % 3 = 1 THEN repeat(E'\\u0001\"', 40000) \
                  ELSE repeat('é', 120000) END";
     let docs = [
@@ -1009,7 +1015,7 @@ pub fn slack_messages_are_block_kit_that_slack_sdk_accepts(c: &Cluster) {
         format!(
             "SELECT jsonb_build_object('id', g, 'title', {worst}, 'summary', {worst}, 'entity', {worst},
                  'severity', {worst}, 'anomaly_type', {worst}, 'urgency', 99, 'occurrences', 5, 'affected_count', 3,
-                 'last_seen_at', now(),
+                 'last_seen_at', now(), 'created_at', now() - interval '1 hour',
                  'details', (SELECT jsonb_object_agg({worst} || k, {worst}) FROM generate_series(1, 40) k),
                  'recommended_actions', (SELECT jsonb_agg({worst} || k) FROM generate_series(1, 50) k))
              FROM generate_series(0, 2) g"
@@ -1018,7 +1024,7 @@ pub fn slack_messages_are_block_kit_that_slack_sdk_accepts(c: &Cluster) {
     let mut bodies: Vec<String> = Vec::new();
     for doc in &docs {
         let sql = format!(
-            "SELECT vigil.slack_payload(d, e)::text FROM ({doc}) AS x(d),
+            "SELECT vigil.{kind}_payload(d, e)::text FROM ({doc}) AS x(d),
                  unnest(ARRAY['new', 'escalated', 'acknowledged', 'resolved', 'dismissed', 'expired', 'test']) e"
         );
         bodies.extend(
@@ -1028,6 +1034,9 @@ pub fn slack_messages_are_block_kit_that_slack_sdk_accepts(c: &Cluster) {
                 .map(|r| r.get::<_, String>(0)),
         );
     }
+    if kind == "pagerduty" {
+        return bodies;
+    }
     for (labels, cap) in [
         ("{\"alertname\": \"many\"}", 65_536),
         (
@@ -1036,11 +1045,103 @@ pub fn slack_messages_are_block_kit_that_slack_sdk_accepts(c: &Cluster) {
         ),
     ] {
         let sql = format!(
-            "SELECT vigil._group_message('slack', 'ops', array_agg(id ORDER BY id), '{labels}', {cap})::text
+            "SELECT vigil._group_message('{kind}', 'ops', array_agg(id ORDER BY id), '{labels}', {cap})::text
              FROM vigil.alerts WHERE anomaly_type = 'many'"
         );
         bodies.push(db.query_one(&sql, &[]).unwrap().get(0));
     }
+    bodies
+}
+
+/// Runs `provider_schemas.py` (PagerDuty's OpenAPI request schema,
+/// Microsoft's Adaptive Card 1.4 schema, with PyPI jsonschema) over
+/// (kind, body) pairs; Ok("valid N") or Err(what it refused).
+fn provider_schema_verdict(bodies: &[(&str, String)]) -> Result<String, String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/notify/provider_schemas.py");
+    let mut child = Command::new(slack_sdk_python())
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the test venv with jsonschema (scripts/setup.sh makes target/test-venv)");
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for (kind, b) in bodies {
+            writeln!(
+                stdin,
+                "{kind}\t{}",
+                serde_json::to_string(&json(b)).unwrap()
+            )
+            .unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if out.status.success() {
+        Ok(report)
+    } else {
+        Err(report)
+    }
+}
+
+fn provider_schemas_accept(bodies: &[(&str, String)]) {
+    assert!(!bodies.is_empty());
+    match provider_schema_verdict(bodies) {
+        Ok(report) => assert_eq!(report, format!("valid {}", bodies.len())),
+        Err(report) => panic!("a provider's schema refuses a body:\n{report}"),
+    }
+}
+
+/// Every PagerDuty event and Teams message pg_vigil renders (each event;
+/// plain, empty, mistyped and worst-case alerts; grouped cards) validates
+/// against the provider's published schema — PagerDuty's Events API v2
+/// OpenAPI request schema, Microsoft's Adaptive Card 1.4 JSON schema — and
+/// their documented size limits (issue 16); bodies breaking them are
+/// refused by the same check.
+pub fn pagerduty_and_teams_bodies_match_the_providers_published_schemas(c: &Cluster) {
+    let mut db = render_db(c);
+    let mut bodies: Vec<(&str, String)> = Vec::new();
+    for kind in ["pagerduty", "msteams"] {
+        bodies.extend(render_all(&mut db, kind).into_iter().map(|b| (kind, b)));
+    }
+    assert!(bodies.len() > 400, "{}", bodies.len());
+    provider_schemas_accept(&bodies);
+
+    let first = |kind: &str| json(&bodies.iter().find(|(k, _)| *k == kind).unwrap().1);
+    let mut severity = first("pagerduty");
+    severity["payload"]["severity"] = json!("high");
+    let mut extra = first("pagerduty");
+    extra["payload"]["urgency"] = json!("hours");
+    let mut summary = first("pagerduty");
+    summary["payload"]["summary"] = json!("x".repeat(1025));
+    let mut size = first("msteams");
+    size["attachments"][0]["content"]["body"][0]["size"] = json!("gigantic");
+    let mut version = first("msteams");
+    version["attachments"][0]["content"]["version"] = json!("2.0");
+    for (kind, broken) in [
+        ("pagerduty", severity),
+        ("pagerduty", extra),
+        ("pagerduty", summary),
+        ("msteams", size),
+        ("msteams", version),
+    ] {
+        let verdict = provider_schema_verdict(&[(kind, broken.to_string())]);
+        assert!(verdict.is_err(), "{verdict:?} for {broken}");
+    }
+    db.batch_execute("DELETE FROM vigil.alerts").unwrap();
+}
+
+/// Every Slack message pg_vigil renders — each event, plain, empty,
+/// mistyped and worst-case alerts, links set, grouped messages with more
+/// alerts than fit — is a Block Kit body that Slack's own SDK accepts
+/// (issue 16); a message breaking one of Block Kit's limits is refused by
+/// the same check, so the check can fail.
+pub fn slack_messages_are_block_kit_that_slack_sdk_accepts(c: &Cluster) {
+    let mut db = render_db(c);
+    let bodies = render_all(&mut db, "slack");
     let group = json(&bodies[bodies.len() - 2]);
     assert_eq!(
         group["attachments"].as_array().unwrap().len(),
@@ -1577,6 +1678,20 @@ pub fn pagerduty_and_teams_channels_follow_the_alert_lifecycle(c: &Cluster) {
         "{facts}"
     );
     let grouped = on(&sink, "/teams-grouped");
+    // What the receivers got (routing key included) is what the providers'
+    // schemas describe.
+    provider_schemas_accept(
+        &on(&sink, "/pd")
+            .iter()
+            .map(|b| ("pagerduty", b.to_string()))
+            .chain(
+                on(&sink, "/teams")
+                    .iter()
+                    .chain(&grouped)
+                    .map(|b| ("msteams", b.to_string())),
+            )
+            .collect::<Vec<_>>(),
+    );
     assert_eq!(grouped.len(), 1);
     let head = &grouped[0]["attachments"][0]["content"]["body"][0]["text"];
     assert_eq!(head, "[FIRING:1] alertname=health\\_drop");
@@ -1621,6 +1736,20 @@ pub fn pagerduty_and_teams_channels_follow_the_alert_lifecycle(c: &Cluster) {
         "{head}"
     );
     let grouped = on(&sink, "/teams-grouped");
+    // What the receivers got (routing key included) is what the providers'
+    // schemas describe.
+    provider_schemas_accept(
+        &on(&sink, "/pd")
+            .iter()
+            .map(|b| ("pagerduty", b.to_string()))
+            .chain(
+                on(&sink, "/teams")
+                    .iter()
+                    .chain(&grouped)
+                    .map(|b| ("msteams", b.to_string())),
+            )
+            .collect::<Vec<_>>(),
+    );
     assert_eq!(
         grouped[0]["attachments"][0]["content"]["body"][0]["text"],
         "[RESOLVED:1] alertname=health\\_drop"
