@@ -602,6 +602,18 @@ $$;
 
 COMMENT ON FUNCTION vigil._config_row_check(enabled boolean, created_at timestamp with time zone, updated_at timestamp with time zone, op text) IS 'Internal: ERROR 22004 when enabled, created_at or updated_at is NULL; else the updated_at to store (now() on UPDATE)';
 
+CREATE OR REPLACE FUNCTION vigil._count_alert(event text, severity text) RETURNS void
+    LANGUAGE c STRICT
+    AS 'MODULE_PATHNAME', 'count_alert_wrapper';
+
+COMMENT ON FUNCTION vigil._count_alert(event text, severity text) IS 'Internal: counts an alert event (new, resolved, dismissed, expired; others are not counted) of a severity in vigil.metrics when the transaction commits';
+
+CREATE OR REPLACE FUNCTION vigil._count_scan(failed_monitors integer) RETURNS void
+    LANGUAGE c STRICT
+    AS 'MODULE_PATHNAME', 'count_scan_wrapper';
+
+COMMENT ON FUNCTION vigil._count_scan(failed_monitors integer) IS 'Internal: counts a vigil.scan() run and its failed monitors in vigil.metrics when the transaction commits';
+
 COMMENT ON FUNCTION vigil._create_rollup(name text, source oid, time_column text, bucket interval, group_by text[], measures jsonb) IS 'Internal: vigil.create_rollup''s work, as the source''s owner';
 
 CREATE OR REPLACE FUNCTION vigil._cron_job_name(monitor text) RETURNS text
@@ -1184,6 +1196,12 @@ $$;
 
 COMMENT ON FUNCTION vigil._max_payload_bytes() IS 'Internal: vigil.max_payload_bytes (default 65536), the cap on notification payloads and alert details';
 
+CREATE OR REPLACE FUNCTION vigil._metrics() RETURNS TABLE(name text, channel_kind text, severity text, le double precision, value double precision)
+    LANGUAGE c STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'metrics_wrapper';
+
+COMMENT ON FUNCTION vigil._metrics() IS 'The counters vigil.metrics shows (name, channel_kind, severity, le, value), read from shared memory; no rows unless pg_vigil is preloaded';
+
 COMMENT ON FUNCTION vigil._monitor_by_name(name text) IS 'Internal: the monitor of that name, or ERROR 42704';
 
 CREATE OR REPLACE FUNCTION vigil._monitor_labels(options jsonb, subkey text) RETURNS jsonb
@@ -1260,6 +1278,8 @@ CREATE OR REPLACE FUNCTION vigil._notify_alert(alert vigil.alerts, event text) R
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT pg_catalog.pg_notify('vigil_alerts', vigil.alert_event(alert, event)::text);
+    -- vigil.metrics counts the event when this transaction commits.
+    SELECT vigil._count_alert(event, (alert).severity::text);
     SELECT vigil._enqueue_alert(alert, event);
 $$;
 
@@ -3253,11 +3273,9 @@ BEGIN
     SET finished_at = clock_timestamp(), duration_ms = (result->>'duration_ms')::float8,
         report = result, success = (result->>'success')::bool
     WHERE t.id = run_id;
-    UPDATE vigil.counters k SET value = k.value + CASE k.name
-        WHEN 'scans_total' THEN 1
-        WHEN 'scan_failures_total' THEN (NOT (result->>'success')::bool)::int
-        ELSE jsonb_array_length(result->'errors') END
-    WHERE k.name IN ('scans_total', 'scan_failures_total', 'monitor_failures_total');
+    -- vigil.metrics: counted in shared memory when this transaction commits
+    -- (no row to update, so concurrent scans never wait on each other).
+    PERFORM vigil._count_scan(jsonb_array_length(result->'errors'));
     RETURN result;
 END
 $$;
@@ -3620,14 +3638,6 @@ CREATE OR REPLACE VIEW vigil.alert_history AS
    FROM vigil.alerts a
   ORDER BY a.created_at DESC, a.id DESC;
 
-CREATE TABLE vigil.counters (
-    name text NOT NULL,
-    value bigint DEFAULT 0 NOT NULL,
-    CONSTRAINT counters_value_check CHECK ((value >= 0))
-);
-
-COMMENT ON TABLE vigil.counters IS 'Monotonic counters since install: notifications sent, retried, failed and dead; scans, failed scans and failed monitor runs (contrib/prometheus exports them)';
-
 CREATE TABLE vigil.default_recommended_actions (
     anomaly_type text NOT NULL,
     severity vigil.severity,
@@ -3812,6 +3822,26 @@ ALTER TABLE vigil.inhibit_rules ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY
     CACHE 1
 );
 
+CREATE OR REPLACE VIEW vigil.metrics AS
+ SELECT m.name,
+    m.channel_kind,
+    m.severity,
+    m.le,
+    m.value
+   FROM vigil._metrics() m(name, channel_kind, severity, le, value);
+
+COMMENT ON VIEW vigil.metrics IS 'pg_vigil''s counters since the server started, one row per series (Prometheus counters and a histogram; seconds): notifications sent, retried, failed and dead and the delivery latency per channel kind, scans, alerts raised, resolved, dismissed and expired per severity, rollup trigger errors. Cluster-wide, in shared memory: a restart starts them at 0; empty unless pg_vigil is in shared_preload_libraries';
+
+COMMENT ON COLUMN vigil.metrics.name IS 'Counter name (exported as pg_vigil_<name>): notifications_{sent,retried,failed,dead}_total, notification_delivery_seconds_{bucket,sum,count}, scans_total, scan_failures_total, monitor_failures_total, alerts_{raised,resolved,dismissed,expired}_total, rollup_trigger_errors_total';
+
+COMMENT ON COLUMN vigil.metrics.channel_kind IS 'The channel kind of notification counters (slack, webhook, pg_notify, pagerduty, msteams, alertmanager, email); NULL for the others';
+
+COMMENT ON COLUMN vigil.metrics.severity IS 'The alert severity of alert counters; NULL for the others';
+
+COMMENT ON COLUMN vigil.metrics.le IS 'Upper bound in seconds (inclusive) of a notification_delivery_seconds_bucket row, Infinity for +Inf; NULL for the others';
+
+COMMENT ON COLUMN vigil.metrics.value IS 'The count (cumulative for buckets); seconds for notification_delivery_seconds_sum';
+
 CREATE TABLE vigil.notification_group_events (
     id bigint NOT NULL,
     channel_id bigint NOT NULL,
@@ -3917,9 +3947,6 @@ ALTER TABLE vigil.silences ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MAXVALUE
     CACHE 1
 );
-
-ALTER TABLE ONLY vigil.counters
-    ADD CONSTRAINT counters_pkey PRIMARY KEY (name);
 
 ALTER TABLE ONLY vigil.default_recommended_actions
     ADD CONSTRAINT default_recommended_actions_anomaly_type_severity_key UNIQUE NULLS NOT DISTINCT (anomaly_type, severity);
@@ -4061,6 +4088,16 @@ GRANT SELECT(group_wait) ON TABLE vigil.channels TO vigil_reader;
 
 GRANT SELECT(group_interval) ON TABLE vigil.channels TO vigil_reader;
 
+-- ACL FUNCTION _count_alert(event text, severity text)
+
+
+REVOKE ALL ON FUNCTION vigil._count_alert(event text, severity text) FROM PUBLIC;
+
+-- ACL FUNCTION _count_scan(failed_monitors integer)
+
+
+REVOKE ALL ON FUNCTION vigil._count_scan(failed_monitors integer) FROM PUBLIC;
+
 -- ACL FUNCTION _deleted_default_recommended_actions_apply()
 
 
@@ -4090,6 +4127,12 @@ REVOKE ALL ON FUNCTION vigil._forget_dropped_rollups() FROM PUBLIC;
 
 
 REVOKE ALL ON FUNCTION vigil._group_alert(c vigil.channels, alert vigil.alerts) FROM PUBLIC;
+
+-- ACL FUNCTION _metrics()
+
+
+REVOKE ALL ON FUNCTION vigil._metrics() FROM PUBLIC;
+GRANT ALL ON FUNCTION vigil._metrics() TO vigil_reader;
 
 -- ACL FUNCTION _monitor_run(monitor bigint)
 
@@ -4259,11 +4302,6 @@ GRANT ALL ON FUNCTION vigil.update_rule(name text, metric text, operator text, t
 
 GRANT SELECT ON TABLE vigil.active_silences TO vigil_reader;
 
--- ACL TABLE counters
-
-
-GRANT SELECT ON TABLE vigil.counters TO vigil_reader;
-
 -- ACL TABLE default_recommended_actions
 
 
@@ -4305,6 +4343,11 @@ GRANT SELECT ON TABLE vigil.held_notifications TO vigil_reader;
 
 GRANT SELECT ON TABLE vigil.inhibit_rules TO vigil_reader;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE vigil.inhibit_rules TO vigil_admin;
+
+-- ACL TABLE metrics
+
+
+GRANT SELECT ON TABLE vigil.metrics TO vigil_reader;
 
 -- ACL TABLE notification_group_events
 
@@ -4359,11 +4402,6 @@ DROP FUNCTION IF EXISTS vigil.stats_rollup_trans(internal, vigil.statsagg);
 -- BINARY, the binary protocol), now that part 3 made the functions.
 ALTER TYPE vigil.statsagg SET (SEND = vigil.statsagg_send, RECEIVE = vigil.statsagg_recv);
 ALTER TYPE vigil.sketch SET (SEND = vigil.sketch_send, RECEIVE = vigil.sketch_recv);
-
--- The monitoring counters start at 0.
-INSERT INTO vigil.counters (name) VALUES
-    ('notifications_sent_total'), ('notifications_retried_total'), ('notifications_failed_total'),
-    ('notifications_dead_total'), ('scans_total'), ('scan_failures_total'), ('monitor_failures_total');
 
 -- The shipped defaults become reference tables (0.1.0 inserted
 -- the same rules and actions, in the same order, so rule ids 1-10 are the

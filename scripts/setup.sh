@@ -8,10 +8,10 @@ PGRX_VERSION=0.18.1
 PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-tdigest postgresql-15-partman
           libclang-dev clang sudo
           golang-go golang-github-prometheus-alertmanager-dev prometheus-alertmanager python3-aiosmtpd
-          prometheus prometheus-postgres-exporter openssl python3 python3-venv)
+          prometheus prometheus-postgres-exporter prometheus-sql-exporter openssl python3 python3-venv)
 # (golang: the e2e suite decodes webhook bodies with Alertmanager's own Go types;
 # prometheus-alertmanager (with amtool) and python3-aiosmtpd: the alertmanager and email channels are tested against them;
-# prometheus (promtool) and prometheus-postgres-exporter test contrib/prometheus;
+# prometheus (with promtool), prometheus-postgres-exporter and prometheus-sql-exporter test contrib/prometheus;
 # openssl makes the private CA and python3 serves TLS for the vigil.ca_file test;
 # python3-venv holds PyPI's slack-sdk and jsonschema for the payload tests, below)
 

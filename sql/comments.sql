@@ -101,6 +101,9 @@ COMMENT ON FUNCTION vigil._check_channel_options(text, jsonb) IS 'Internal: ERRO
 COMMENT ON FUNCTION vigil.webhook_payload(jsonb, text, text) IS 'The webhook body (Alertmanager webhook v4 plus vigil) for an alert, an event and a receiver name';
 COMMENT ON FUNCTION vigil._group_message(text, text, bigint[], jsonb, integer) IS 'Internal: the Slack message or webhook (Alertmanager''s grouped shape) for a group of alerts, read from vigil.alerts (at most 200, open first, worst and newest first, long texts cut, large details dropped), within a byte cap; alerts left out are counted in truncatedAlerts';
 COMMENT ON FUNCTION vigil._wake_worker() IS 'Internal: wakes the pg_vigil worker at commit';
+COMMENT ON FUNCTION vigil._metrics() IS 'The counters vigil.metrics shows (name, channel_kind, severity, le, value), read from shared memory; no rows unless pg_vigil is preloaded';
+COMMENT ON FUNCTION vigil._count_alert(text, text) IS 'Internal: counts an alert event (new, resolved, dismissed, expired; others are not counted) of a severity in vigil.metrics when the transaction commits';
+COMMENT ON FUNCTION vigil._count_scan(integer) IS 'Internal: counts a vigil.scan() run and its failed monitors in vigil.metrics when the transaction commits';
 COMMENT ON FUNCTION vigil.worker_status() IS 'The pg_vigil worker as it last reported itself in shared memory: running, pid, state, database, heartbeat';
 
 -- SQL-defined helpers -----------------------------------------------------------

@@ -712,11 +712,9 @@ BEGIN
     SET finished_at = clock_timestamp(), duration_ms = (result->>'duration_ms')::float8,
         report = result, success = (result->>'success')::bool
     WHERE t.id = run_id;
-    UPDATE vigil.counters k SET value = k.value + CASE k.name
-        WHEN 'scans_total' THEN 1
-        WHEN 'scan_failures_total' THEN (NOT (result->>'success')::bool)::int
-        ELSE jsonb_array_length(result->'errors') END
-    WHERE k.name IN ('scans_total', 'scan_failures_total', 'monitor_failures_total');
+    -- vigil.metrics: counted in shared memory when this transaction commits
+    -- (no row to update, so concurrent scans never wait on each other).
+    PERFORM vigil._count_scan(jsonb_array_length(result->'errors'));
     RETURN result;
 END
 $$;

@@ -241,20 +241,6 @@ CREATE INDEX notifications_repeat_idx ON vigil.notifications (channel_id, notify
     WHERE notify_key IS NOT NULL;
 CREATE INDEX notifications_alert_id_idx ON vigil.notifications (alert_id);
 
--- Monotonic counters for monitoring (Prometheus counters): unlike the
--- health view's windows over the outbox, purging never lowers them. The
--- worker adds its delivery outcomes, vigil.scan() its runs. Not dumped: a
--- restore starts them again at 0, which Prometheus reads as a reset.
-CREATE TABLE vigil.counters (
-    name  text   PRIMARY KEY,
-    value bigint NOT NULL DEFAULT 0 CHECK (value >= 0)
-);
-COMMENT ON TABLE vigil.counters IS
-    'Monotonic counters since install: notifications sent, retried, failed and dead; scans, failed scans and failed '
-    'monitor runs (contrib/prometheus exports them)';
-INSERT INTO vigil.counters (name) VALUES
-    ('notifications_sent_total'), ('notifications_retried_total'), ('notifications_failed_total'),
-    ('notifications_dead_total'), ('scans_total'), ('scan_failures_total'), ('monitor_failures_total');
 CREATE INDEX notifications_sent_at_idx ON vigil.notifications (sent_at) WHERE status = 'sent';
 CREATE INDEX notifications_undelivered_idx ON vigil.notifications (updated_at)
     WHERE status IN ('failed', 'dead');
@@ -709,6 +695,8 @@ COMMENT ON FUNCTION vigil._resend_alertmanager() IS
 CREATE OR REPLACE FUNCTION vigil._notify_alert(alert vigil.alerts, event text) RETURNS void
 LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT pg_catalog.pg_notify('vigil_alerts', vigil.alert_event(alert, event)::text);
+    -- vigil.metrics counts the event when this transaction commits.
+    SELECT vigil._count_alert(event, (alert).severity::text);
     SELECT vigil._enqueue_alert(alert, event);
 $$;
 

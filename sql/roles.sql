@@ -34,7 +34,7 @@ GRANT SELECT ON
     vigil.monitors, vigil.variant_monitoring,
     vigil.default_rules, vigil.deleted_default_rules,
     vigil.default_recommended_actions, vigil.deleted_default_recommended_actions,
-    vigil.counters, vigil.notification_groups, vigil.notification_group_events,
+    vigil.notification_groups, vigil.notification_group_events,
     vigil.routes, vigil.silences, vigil.active_silences, vigil.inhibit_rules, vigil.held_notifications,
     vigil.escalation_policies, vigil.escalations
 TO vigil_reader;

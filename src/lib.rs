@@ -6,6 +6,7 @@ use pgrx::prelude::*;
 pub mod alert;
 pub mod error;
 pub mod gucs;
+pub mod metrics;
 pub mod monitor;
 pub mod notify;
 pub mod rollup;
@@ -95,6 +96,7 @@ extension_sql_file!(
         notify::sql::alertmanager_batches,
         notify::sql::alertmanager_resend_seconds,
         notify::sql::wake_worker,
+        metrics::sql::count_alert,
     ]
 );
 extension_sql_file!(
@@ -111,6 +113,7 @@ extension_sql_file!(
         scoring::sql::saturation_status,
         scoring::sql::saturation_predicted,
         scoring::sql::exhaustion_score,
+        metrics::sql::count_scan,
     ]
 );
 extension_sql_file!(
@@ -142,6 +145,11 @@ extension_sql_file!(
         "routing"
     ]
 );
+extension_sql_file!(
+    "../sql/metrics.sql",
+    name = "metrics",
+    requires = ["roles", metrics::sql::metrics]
+);
 extension_sql_file!("../sql/comments.sql", name = "comments", finalize);
 
 #[pg_guard]
@@ -155,6 +163,7 @@ pub extern "C-unwind" fn _PG_init() {
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
     gucs::init();
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        metrics::sql::init();
         worker::register();
     }
 }

@@ -920,8 +920,12 @@ fn main() {
             package::the_debian_package_installs_into_a_clean_postgresql_and_passes_pg_regress,
         ),
         (
-            "prometheus_exporter_rules_and_dashboard_work",
-            ops::prometheus_exporter_rules_and_dashboard_work,
+            "prometheus_and_sql_exporters_export_vigil_metrics_and_the_rules_evaluate",
+            ops::prometheus_and_sql_exporters_export_vigil_metrics_and_the_rules_evaluate,
+        ),
+        (
+            "grafana_dashboard_queries_run_as_vigil_reader",
+            ops::grafana_dashboard_queries_run_as_vigil_reader,
         ),
         (
             "attack: partition_owners_cannot_recount_and_detach_attach_stays_exact",

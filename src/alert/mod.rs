@@ -21,6 +21,8 @@ pub const MAX_NAME_BYTES: usize = 128;
 pub const MAX_VALUE_BYTES: usize = 8192;
 /// The label that is not part of an alert's identity.
 pub const NOT_IDENTITY: &str = "severity";
+/// The values of `vigil.severity`, lowest first.
+pub const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
 
 /// Checks a labels object: at most `MAX_LABELS` pairs, names as Prometheus
 /// allows them (`[A-Za-z_][A-Za-z0-9_]*`, not starting with `__`, which

@@ -3,6 +3,7 @@
 //! source table's columns and returns the options with defaults filled in.
 
 use super::{ColType, Columns, Kind};
+use crate::alert::SEVERITIES;
 use crate::error::{json_type, ErrorKind, Result, VigilError};
 use serde_json::{Map, Value};
 
@@ -81,7 +82,6 @@ const ANY: &[ColType] = &[];
 const TIME: &[ColType] = &[ColType::Time];
 const NUMERIC: &[ColType] = &[ColType::Numeric];
 pub(super) const LEVELS: [&str; 3] = ["medium", "high", "critical"];
-const SEVERITIES: &[&str] = &["info", "low", "medium", "high", "critical"];
 pub(super) const OPS: &[&str] = &["<", "<=", ">", ">=", "=", "!="];
 
 /// Keys every scanning kind accepts.
@@ -166,7 +166,7 @@ const THRESHOLD: &[Key] = &[
         Opt::Choice(&["avg", "sum", "min", "max", "count", "last"]),
         "\"avg\"",
     ),
-    def("severity", Opt::Choice(SEVERITIES), "\"medium\""),
+    def("severity", Opt::Choice(&SEVERITIES), "\"medium\""),
     def("lookback", Opt::Interval, "\"1 hour\""),
     def("cooldown", Opt::IntervalOrZero, "\"0 seconds\""),
     key("entity", Opt::Column(ANY)),

@@ -192,6 +192,7 @@ impl Delivery {
             self.limits.spend(channel, n);
         }
         let n = claimed.len();
+        let kinds: HashMap<i64, String> = claimed.iter().map(|c| (c.id, c.kind.clone())).collect();
         let (notify, http): (Vec<Claimed>, Vec<Claimed>) =
             claimed.into_iter().partition(|c| c.kind == "pg_notify");
         let mut outcomes = std::panic::AssertUnwindSafe(self.send_http(http, concurrency as usize));
@@ -199,7 +200,13 @@ impl Delivery {
             for c in &notify {
                 outcomes.push(notify_one(c)?);
             }
-            outbox::record(&outcomes)
+            // What was recorded counts in vigil.metrics once this commits.
+            for r in outbox::record(&outcomes)? {
+                if let Some(kind) = kinds.get(&r.id) {
+                    crate::metrics::sql::delivered(kind, &r.status, r.latency_s);
+                }
+            }
+            Ok::<(), pgrx::spi::SpiError>(())
         })
         .unwrap_or_else(|e| error!("pg_vigil worker: record: {e}"));
         n
@@ -271,11 +278,11 @@ fn until(unix_ms: f64) -> Duration {
     Duration::from_secs_f64(((unix_ms - now) / 1000.0).max(0.0))
 }
 
-/// Turns a decision into the row's new values, and logs it: failures that
-/// end a row, and a row's first retry, at LOG (later retries at DEBUG1, an
-/// outage would otherwise log every row every few minutes). The SQLSTATE
-/// says why: 08006 the receiver could not take it in time, 08000 it
-/// refused it or the request could not be made.
+/// Turns a decision into the row's new values, and logs it: every retry at
+/// LOG with its attempt and when the next one is due, a row that ends
+/// `dead` or `failed` at WARNING. The SQLSTATE says why: 08006 the receiver
+/// could not take it in time, 08000 it refused it or the request could not
+/// be made.
 fn outcome(id: i64, channel: i64, attempts: i32, attempt: &Attempt, decision: Decision) -> Outcome {
     let http_status = match attempt {
         Attempt::Http { status, .. } => Some(i32::from(*status)),
@@ -285,25 +292,21 @@ fn outcome(id: i64, channel: i64, attempts: i32, attempt: &Attempt, decision: De
     let (retry_in_ms, error) = match decision {
         Decision::Sent => (0.0, None),
         Decision::Retry { delay, error } => {
-            let level = if attempts <= 1 {
-                PgLogLevel::LOG
-            } else {
-                PgLogLevel::DEBUG1
-            };
             ereport!(
-                level,
+                PgLogLevel::LOG,
                 PgSqlErrorCode::ERRCODE_CONNECTION_FAILURE,
                 format!(
                     "pg_vigil worker: notification {id} (channel {channel}) not delivered on attempt {attempts}, \
-                     retrying in {:.1} s until its delivery deadline: {error}",
-                    delay.as_secs_f64()
+                     retrying in {:.1} s (next attempt at {}) until its delivery deadline: {error}",
+                    delay.as_secs_f64(),
+                    utc_after(delay)
                 )
             );
             (delay.as_secs_f64() * 1000.0, Some(error))
         }
         Decision::Dead { error } => {
             ereport!(
-                PgLogLevel::LOG,
+                PgLogLevel::WARNING,
                 PgSqlErrorCode::ERRCODE_CONNECTION_FAILURE,
                 format!("pg_vigil worker: notification {id} (channel {channel}) is dead: {error}")
             );
@@ -311,7 +314,7 @@ fn outcome(id: i64, channel: i64, attempts: i32, attempt: &Attempt, decision: De
         }
         Decision::Failed { error } => {
             ereport!(
-                PgLogLevel::LOG,
+                PgLogLevel::WARNING,
                 PgSqlErrorCode::ERRCODE_CONNECTION_EXCEPTION,
                 format!("pg_vigil worker: notification {id} (channel {channel}) failed: {error}")
             );
@@ -325,6 +328,18 @@ fn outcome(id: i64, channel: i64, attempts: i32, attempt: &Attempt, decision: De
         http_status,
         error,
     }
+}
+
+/// The time `delay` from now, in UTC to the millisecond, for log lines.
+fn utc_after(delay: Duration) -> String {
+    let at = SystemTime::now() + delay;
+    let micros = at
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
+        .unwrap_or_default()
 }
 
 fn notify_one(c: &Claimed) -> pgrx::spi::SpiResult<Outcome> {

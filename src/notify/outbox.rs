@@ -156,11 +156,19 @@ pub fn pg_notify(channel: &str, payload: &str) -> SpiResult<()> {
     })
 }
 
+/// An outcome as recorded: the row's new status and, once sent, seconds
+/// from its creation (or last replay) to `sent_at`.
+pub struct Recorded {
+    pub id: i64,
+    pub status: String,
+    pub latency_s: Option<f64>,
+}
+
 /// Writes every outcome; rows no longer in `sending` (replayed or deleted
-/// meanwhile) are left alone.
-pub fn record(outcomes: &[Outcome]) -> SpiResult<()> {
+/// meanwhile) are left alone and not returned.
+pub fn record(outcomes: &[Outcome]) -> SpiResult<Vec<Recorded>> {
     if outcomes.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let ids: Vec<i64> = outcomes.iter().map(|o| o.id).collect();
     let statuses: Vec<String> = outcomes.iter().map(|o| o.status.to_string()).collect();
@@ -168,10 +176,8 @@ pub fn record(outcomes: &[Outcome]) -> SpiResult<()> {
     let http: Vec<Option<i32>> = outcomes.iter().map(|o| o.http_status).collect();
     let errors: Vec<Option<String>> = outcomes.iter().map(|o| o.error.clone()).collect();
     Spi::connect_mut(|c| {
-        // The outcomes that were recorded count in vigil.counters too.
         c.update(
-            "WITH recorded AS (
-             UPDATE vigil.notifications n
+            "UPDATE vigil.notifications n
              SET status = r.status::vigil.notification_status,
                  next_attempt_at = CASE WHEN r.status = 'pending'
                      THEN clock_timestamp() + r.delay_ms * interval '1 millisecond'
@@ -184,15 +190,8 @@ pub fn record(outcomes: &[Outcome]) -> SpiResult<()> {
              FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[])
                   AS r(id, status, delay_ms, http_status, error)
              WHERE n.id = r.id AND n.status = 'sending'
-             RETURNING r.status),
-             counts AS (SELECT status, count(*) AS n FROM recorded GROUP BY status)
-             UPDATE vigil.counters k SET value = k.value + counts.n
-             FROM counts
-             WHERE k.name = CASE counts.status
-                 WHEN 'sent' THEN 'notifications_sent_total'
-                 WHEN 'pending' THEN 'notifications_retried_total'
-                 WHEN 'failed' THEN 'notifications_failed_total'
-                 WHEN 'dead' THEN 'notifications_dead_total' END",
+             RETURNING n.id, r.status,
+                       extract(epoch FROM n.sent_at - coalesce(n.replayed_at, n.created_at))::float8",
             None,
             &[
                 ids.into(),
@@ -201,8 +200,15 @@ pub fn record(outcomes: &[Outcome]) -> SpiResult<()> {
                 http.into(),
                 errors.into(),
             ],
-        )?;
-        Ok(())
+        )?
+        .map(|row| {
+            Ok(Recorded {
+                id: row.get(1)?.unwrap_or_default(),
+                status: row.get(2)?.unwrap_or_default(),
+                latency_s: row.get(3)?,
+            })
+        })
+        .collect()
     })
 }
 

@@ -376,6 +376,20 @@ fn named(name: *const std::ffi::c_char, expected: Option<&str>) -> bool {
 fn rollup_trigger<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgHeapTupleError> {
+    // An error leaving the trigger fails the writer's statement: it is
+    // counted (vigil.metrics rollup_trigger_errors_total) on its way out and
+    // goes on unchanged. Catching an unwind costs nothing until one happens.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| maintain(trigger))).unwrap_or_else(
+        |error| {
+            crate::metrics::sql::count(crate::metrics::rollup_trigger_error());
+            std::panic::resume_unwind(error)
+        },
+    )
+}
+
+fn maintain<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgHeapTupleError> {
     let data = trigger.trigger_data();
     let tg = trigger.trigger();
     let event = data.tg_event;
