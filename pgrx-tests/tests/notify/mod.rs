@@ -2339,33 +2339,34 @@ pub fn email_channels_use_starttls_and_smtps_with_a_login_behind_a_private_ca(c:
     }
     // The wrong password: the server's 535 fails the notification for
     // good, and the password is not in the error.
-    email_channel(
+    // A test message on a new channel that fails at its first attempt, for
+    // good; its error.
+    let fails_for_good = |db: &mut Client, name: &str, url: String, options: &str| {
+        email_channel(db, name, &url, options);
+        let id = test(db, name);
+        wait_status(db, id, "failed", Duration::from_secs(30));
+        let (_, attempts, _, error) = row(db, id);
+        let error = error.unwrap_or_default();
+        assert_eq!(attempts, 1, "not retried: {error}");
+        error
+    };
+    let error = fails_for_good(
         &mut db,
         "mail-wrong-login",
-        &format!("smtp://127.0.0.1:{}", starttls.port),
+        format!("smtp://127.0.0.1:{}", starttls.port),
         &opts(wrong),
     );
-    let id = test(&mut db, "mail-wrong-login");
-    wait_status(&mut db, id, "failed", Duration::from_secs(30));
-    let (_, attempts, _, error) = row(&mut db, id);
-    let error = error.unwrap_or_default();
-    assert_eq!(attempts, 1, "not retried: {error}");
     assert!(error.contains("SMTP 535"), "{error}");
     assert_eq!(starttls.records().len(), 1, "nothing more was accepted");
     // smtp:// requires STARTTLS: a server that does not offer it gets
     // nothing (it would accept the message in clear), and the notification
     // fails for good.
-    email_channel(
+    let error = fails_for_good(
         &mut db,
         "mail-no-starttls",
-        &format!("smtp://127.0.0.1:{}", plain.port),
+        format!("smtp://127.0.0.1:{}", plain.port),
         &opts(password),
     );
-    let id = test(&mut db, "mail-no-starttls");
-    wait_status(&mut db, id, "failed", Duration::from_secs(30));
-    let (_, attempts, _, error) = row(&mut db, id);
-    let error = error.unwrap_or_default();
-    assert_eq!(attempts, 1, "not retried: {error}");
     assert!(error.contains("STARTTLS"), "{error}");
     assert!(plain.records().is_empty(), "sent in clear");
     // No password in any notification's error, nor in the server log.
