@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn every_slot_is_distinct_and_in_range() {
-        let mut seen = vec![false; SLOTS];
+        let mut seen = [false; SLOTS];
         let mut mark = |k: usize| {
             assert!(k < SLOTS);
             assert!(!seen[k], "slot {k} used twice");

@@ -1,7 +1,10 @@
 //! The database side of pg_vigil's counters: one array of atomics in shared
-//! memory for the whole cluster (there only when the library is preloaded;
-//! a restart starts it at zero), the counts a transaction made, published
-//! when it commits, and `vigil._metrics()`, which `vigil.metrics` reads.
+//! memory (there only when the library is preloaded; a restart starts it at
+//! zero), the counts a transaction made, published when it commits, and
+//! `vigil._metrics()`, which `vigil.metrics` reads. The counters are those
+//! of the database `vigil.database` names, the one the worker serves: only
+//! there is anything counted or shown, so a reader in another database of
+//! the cluster learns nothing of it, nor it of them.
 
 use super::{Increment, Pending, SLOTS};
 use pgrx::prelude::*;
@@ -33,8 +36,47 @@ pub fn init() {
     ALLOCATED.store(true, Ordering::Relaxed);
 }
 
+thread_local! {
+    /// This backend's database (it never changes).
+    static DATABASE: std::cell::OnceCell<String> = const { std::cell::OnceCell::new() };
+}
+
+/// Looks this backend's database name up once. It reads the catalog, so it
+/// must first run where that is safe (a transaction in a normal state):
+/// `count_at_commit` does, and the rollup trigger calls `prepare` before
+/// an error could need `count`.
+fn with_database<T>(f: impl FnOnce(&str) -> T) -> T {
+    DATABASE.with(|db| {
+        f(db.get_or_init(|| {
+            // SAFETY: MyDatabaseId is set once a backend is connected;
+            // get_database_name returns a palloc'd copy or NULL.
+            unsafe {
+                let name = pg_sys::get_database_name(pg_sys::MyDatabaseId);
+                if name.is_null() {
+                    String::new()
+                } else {
+                    std::ffi::CStr::from_ptr(name)
+                        .to_string_lossy()
+                        .into_owned()
+                }
+            }
+        }))
+    })
+}
+
+/// See `with_database`: called where reading the catalog is safe.
+pub fn prepare() {
+    with_database(|_| ());
+}
+
+/// Whether the counters exist and this backend is in `vigil.database`.
+fn counted_here() -> bool {
+    ALLOCATED.load(Ordering::Relaxed)
+        && with_database(|here| !here.is_empty() && here == crate::gucs::database())
+}
+
 fn publish(increments: impl IntoIterator<Item = Increment>) {
-    if !ALLOCATED.load(Ordering::Relaxed) {
+    if !counted_here() {
         return;
     }
     let slots = &SHARED.get().0;
@@ -58,7 +100,7 @@ thread_local! {
 /// making the count, if any, was not rolled back); a transaction that
 /// aborts or is prepared (two-phase commit) counts nothing.
 pub fn count_at_commit(increments: impl IntoIterator<Item = Increment>) {
-    if !ALLOCATED.load(Ordering::Relaxed) {
+    if !counted_here() {
         return;
     }
     if !HOOKED.get() {
@@ -126,8 +168,9 @@ fn count_scan(failed_monitors: i32) {
     count_at_commit(super::scanned(u64::try_from(failed_monitors).unwrap_or(0)));
 }
 
-/// The counters as rows (none when pg_vigil is not preloaded: there are no
-/// counters then). Reads shared memory only.
+/// The counters as rows; none when pg_vigil is not preloaded (there are no
+/// counters then) or outside `vigil.database` (they are not this
+/// database's). Reads shared memory only.
 #[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_safe, name = "_metrics")]
 fn metrics() -> TableIterator<
@@ -140,7 +183,7 @@ fn metrics() -> TableIterator<
         name!(value, f64),
     ),
 > {
-    let rows = if ALLOCATED.load(Ordering::Relaxed) {
+    let rows = if counted_here() {
         let slots = &SHARED.get().0;
         super::rows(|k| slots[k].load(Ordering::Relaxed))
     } else {

@@ -379,6 +379,7 @@ fn rollup_trigger<'a>(
     // An error leaving the trigger fails the writer's statement: it is
     // counted (vigil.metrics rollup_trigger_errors_total) on its way out and
     // goes on unchanged. Catching an unwind costs nothing until one happens.
+    crate::metrics::sql::prepare();
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| maintain(trigger))).unwrap_or_else(
         |error| {
             crate::metrics::sql::count(crate::metrics::rollup_trigger_error());

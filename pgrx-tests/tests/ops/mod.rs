@@ -403,7 +403,8 @@ pub fn prometheus_and_sql_exporters_export_vigil_metrics_and_the_rules_evaluate(
     // jobs pause for this test. A scan first, on its own: it counts once, and
     // what it raises, resolves or expires comes before the baseline.
     db.batch_execute(
-        "CREATE TEMP TABLE paused_jobs AS SELECT jobid FROM cron.job WHERE active;
+        "CREATE EXTENSION IF NOT EXISTS pg_cron;
+         CREATE TEMP TABLE paused_jobs AS SELECT jobid FROM cron.job WHERE active;
          UPDATE cron.job SET active = false WHERE jobid IN (SELECT jobid FROM paused_jobs);",
     )
     .unwrap();
@@ -473,6 +474,29 @@ pub fn prometheus_and_sql_exporters_export_vigil_metrics_and_the_rules_evaluate(
     assert_eq!(a[5], b[5] + 1.0, "resolved");
     assert_eq!(a[6], b[6], "scans (none since the baseline)");
     assert_eq!(a[7], b[7] + 1.0, "rollup trigger errors");
+    // The counters are vigil.database's: another database of the cluster
+    // shows none of them, and what happens there counts nothing.
+    db.batch_execute("DROP DATABASE IF EXISTS metrics_other")
+        .unwrap();
+    db.batch_execute("CREATE DATABASE metrics_other").unwrap();
+    {
+        let mut other = c.connect("metrics_other");
+        other
+            .batch_execute(
+                "CREATE EXTENSION pg_vigil;
+                 SELECT vigil.raise_alert('metrics_other', 'x', 'high', 'elsewhere');
+                 SELECT vigil.scan();",
+            )
+            .unwrap();
+        let shown: i64 = other
+            .query_one("SELECT count(*) FROM vigil.metrics", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(shown, 0, "another database's vigil.metrics");
+    }
+    assert_eq!(metric(&mut db, "alerts_raised_total", "high"), a[4]);
+    assert_eq!(metric(&mut db, "scans_total", ""), a[6]);
+    db.batch_execute("DROP DATABASE metrics_other").unwrap();
     db.batch_execute(
         "SELECT vigil.drop_rollup('public.metrics_src_1h');
          DROP TABLE public.metrics_src;
