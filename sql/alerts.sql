@@ -408,12 +408,8 @@ COMMENT ON FUNCTION vigil.alert_event(vigil.alerts, text) IS
     'The JSON sent on channel vigil_alerts, {"id": <alert id>, "event": new|escalated|resolved}: ids and the event only, '
     'since any role can LISTEN; read the alert itself from vigil.alerts (privileges apply)';
 
-CREATE FUNCTION vigil._notify_alert(alert vigil.alerts, event text) RETURNS void
-LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT pg_catalog.pg_notify('vigil_alerts', vigil.alert_event(alert, event)::text)
-$$;
-COMMENT ON FUNCTION vigil._notify_alert(vigil.alerts, text) IS
-    'Internal: pg_notify on channel vigil_alerts (delivered at commit)';
+-- vigil._notify_alert(alert, event), which every alert event below calls,
+-- is defined in notify.sql: it needs the outbox.
 
 -- Size caps ---------------------------------------------------------------
 
@@ -901,7 +897,6 @@ REVOKE EXECUTE ON FUNCTION
     vigil.expire_alerts(),
     vigil.auto_resolve(text, text[]),
     vigil._lock_alert(bigint, text, vigil.alert_status[]),
-    vigil._notify_alert(vigil.alerts, text),
     vigil._recommended_actions_track_deleted_defaults(),
     vigil._recommended_actions_restore_replaces_default(),
     vigil._deleted_default_recommended_actions_apply()

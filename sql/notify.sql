@@ -691,14 +691,18 @@ COMMENT ON FUNCTION vigil._resend_alertmanager() IS
     'vigil.alertmanager_resend_interval, one outbox row (event resend) per slice of its open, routed, unsuppressed '
     'alerts, with endsAt four intervals ahead; returns how many rows it queued';
 
--- Every alert event that reaches LISTENers also reaches the channels.
-CREATE OR REPLACE FUNCTION vigil._notify_alert(alert vigil.alerts, event text) RETURNS void
+-- Every alert event: pg_notify on vigil_alerts, counted in vigil.metrics,
+-- and onto the channels' outbox. Defined here once (alerts.sql's functions
+-- call it; PL/pgSQL resolves it when they run).
+CREATE FUNCTION vigil._notify_alert(alert vigil.alerts, event text) RETURNS void
 LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT pg_catalog.pg_notify('vigil_alerts', vigil.alert_event(alert, event)::text);
     -- vigil.metrics counts the event when this transaction commits.
     SELECT vigil._count_alert(event, (alert).severity::text);
     SELECT vigil._enqueue_alert(alert, event);
 $$;
+COMMENT ON FUNCTION vigil._notify_alert(vigil.alerts, text) IS
+    'Internal: pg_notify on channel vigil_alerts (delivered at commit)';
 
 CREATE FUNCTION vigil._channel(name text) RETURNS vigil.channels
 LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -855,6 +859,7 @@ COMMENT ON VIEW vigil.notification_queue IS
 REVOKE ALL ON vigil.channels FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION
     vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], bool, float8, interval, interval, text[], interval, interval, jsonb),
+    vigil._notify_alert(vigil.alerts, text),
     vigil._enqueue_alert(vigil.alerts, text),
     vigil._enqueue_to(vigil.channels, vigil.alerts, text, jsonb),
     vigil._alert_document(vigil.alerts),

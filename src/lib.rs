@@ -74,16 +74,10 @@ extension_sql_file!(
 );
 extension_sql_file!("../sql/rules.sql", name = "rules", requires = ["alerts"]);
 extension_sql_file!(
-    "../sql/health.sql",
-    name = "health",
-    requires = [worker::worker_status]
-);
-extension_sql_file!(
     "../sql/notify.sql",
     name = "notify",
     requires = [
         "alerts",
-        "health",
         notify::sql::slack_payload,
         notify::sql::webhook_payload,
         notify::sql::group_message,
@@ -128,6 +122,17 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/health.sql",
+    name = "health",
+    requires = [
+        "notify",
+        "monitors",
+        "rollup",
+        worker::worker_status,
+        rollup::ddl::rollup_status,
+    ]
+);
+extension_sql_file!(
     "../sql/retention.sql",
     name = "retention",
     requires = ["alerts", "rules", "notify", "monitors"]
@@ -142,7 +147,8 @@ extension_sql_file!(
         "notify",
         "monitors",
         "retention",
-        "routing"
+        "routing",
+        "health"
     ]
 );
 extension_sql_file!(

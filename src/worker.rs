@@ -6,7 +6,7 @@
 //! writing any WAL.
 
 use crate::gucs;
-use crate::notify::deliver::Delivery;
+use crate::notify::deliver::{Delivery, WorkerHooks};
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::prelude::*;
 use pgrx::{
@@ -120,7 +120,7 @@ static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// True once the worker has been asked to stop; checked between batches and
 /// while a batch's HTTP requests are in flight.
-pub(crate) fn stopping() -> bool {
+fn stopping() -> bool {
     if BackgroundWorker::sigterm_received() {
         STOPPING.store(true, Ordering::Relaxed);
     }
@@ -163,7 +163,7 @@ fn set_worker_latch() {
     }
 }
 
-pub(crate) fn beat_idle() {
+fn beat_idle() {
     beat(WorkerState::Idle);
 }
 
@@ -227,7 +227,10 @@ pub extern "C-unwind" fn vigil_worker_main(_arg: pg_sys::Datum) {
     }
     log!("{WORKER_TYPE} started in database \"{database}\"");
 
-    let mut delivery = Delivery::default();
+    let mut delivery = Delivery::new(WorkerHooks {
+        stopping,
+        heartbeat: beat_idle,
+    });
     let mut warned_update = false;
     loop {
         if BackgroundWorker::sighup_received() {

@@ -8,7 +8,6 @@ use super::outbox::{self, Claimed, Outcome};
 use super::ratelimit::RateLimits;
 use super::retry::{self, Attempt, Budget, Decision, Jitter};
 use crate::gucs;
-use crate::worker::{beat_idle, stopping};
 use pgrx::bgworkers::BackgroundWorker;
 use pgrx::prelude::*;
 use std::collections::HashMap;
@@ -21,7 +20,18 @@ const NOTIFY_MAX_BYTES: usize = 7999;
 const MIN_RECHECK: Duration = Duration::from_millis(10);
 const LOCKED_RECHECK: Duration = Duration::from_millis(250);
 
+/// What the worker lends the delivery loop, so this module needs nothing
+/// of the worker's own: whether it has been asked to stop (checked between
+/// batches and while a batch's requests are in flight) and its heartbeat
+/// (beaten between the slices of a long backlog).
+#[derive(Clone, Copy)]
+pub struct WorkerHooks {
+    pub stopping: fn() -> bool,
+    pub heartbeat: fn(),
+}
+
 pub struct Delivery {
+    hooks: WorkerHooks,
     sender: Option<Sender>,
     /// What `sender` was built from: the timeout, `vigil.allowed_internal_hosts`,
     /// and `vigil.ssl_ca_file` with the file's modification time (a replaced
@@ -37,14 +47,15 @@ pub struct Delivery {
 /// How often notifications held by silences and inhibitions are re-checked.
 const RELEASE_EVERY: Duration = Duration::from_secs(5);
 
-impl Default for Delivery {
-    fn default() -> Self {
+impl Delivery {
+    pub fn new(hooks: WorkerHooks) -> Self {
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
             ^ u64::from(std::process::id());
         Delivery {
+            hooks,
             sender: None,
             sender_made_from: None,
             limits: RateLimits::default(),
@@ -143,11 +154,11 @@ impl Delivery {
         // A long backlog is drained in slices of about one poll interval, so
         // the worker still reloads settings and heartbeats in between.
         let started = Instant::now();
-        while !stopping() {
+        while !(self.hooks.stopping)() {
             if self.round() == 0 {
                 break;
             }
-            beat_idle();
+            (self.hooks.heartbeat)();
             if started.elapsed() >= poll {
                 return Duration::ZERO;
             }
@@ -239,7 +250,7 @@ impl Delivery {
             .collect();
         let max_attempts = gucs::max_attempts();
         sender
-            .send_all(requests, concurrency, stopping)
+            .send_all(requests, concurrency, self.hooks.stopping)
             .into_iter()
             .map(|(id, attempt)| {
                 let (attempts, channel, deadline) =
