@@ -303,11 +303,23 @@ pub(crate) mod tests {
                                      '_rollup_ddl', '_rollup_status', '_rollup_dropped', '_upgrade_rollup',
                                      'webhook_payload', 'pagerduty_payload', 'msteams_payload',
                                      'alertmanager_payload', '_alertmanager_batches', '_alertmanager_resend_seconds',
-                                     'email_payload',
-                                     '_set_rollup_on_detach', '_group_message')
+                                     'email_payload', 'slack_payload',
+                                     '_set_rollup_on_detach', '_group_message',
+                                     '_count_alert', '_count_scan', '_metrics')
                AND (p.provolatile <> 'i' OR p.proparallel <> 's')",
         );
         assert_eq!(mislabelled.as_deref(), Some(""));
+        // The counters: counting changes state and only the leader's commit
+        // publishes it (parallel unsafe); reading them is volatile.
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(proname || ':' || provolatile::text || proparallel::text, ',' ORDER BY proname)
+                 FROM pg_proc WHERE pronamespace = 'vigil'::regnamespace
+                   AND proname IN ('_count_alert', '_count_scan', '_metrics')"
+            )
+            .as_deref(),
+            Some("_count_alert:vu,_count_scan:vu,_metrics:vs")
+        );
         assert_eq!(
             one::<String>("SELECT string_agg(DISTINCT provolatile::text || proparallel::text, ',') FROM pg_proc
                            WHERE pronamespace = 'vigil'::regnamespace
