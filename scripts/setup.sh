@@ -56,14 +56,15 @@ fi
 # bodies in the e2e suite (pgrx-tests/tests/notify/slack_blocks.py and
 # provider_schemas.py), in a venv of Debian's python3.
 VENV=target/test-venv
-PY_PACKAGES=(slack-sdk==3.48.0 jsonschema==4.26.0)
+REQUIREMENTS=scripts/test-requirements.txt
 cd "$(dirname "$0")/.."
-if "$VENV/bin/python" -c 'import slack_sdk.version as s, jsonschema, importlib.metadata as m
-assert s.__version__ == "3.48.0" and m.version("jsonschema") == "4.26.0"' 2>/dev/null; then
-    say "$VENV has ${PY_PACKAGES[*]}"
+if [ -f "$VENV/requirements.txt" ] && cmp -s "$REQUIREMENTS" "$VENV/requirements.txt"; then
+    say "$VENV has $REQUIREMENTS"
 else
-    say "making $VENV with ${PY_PACKAGES[*]}"
+    say "making $VENV from $REQUIREMENTS"
     rm -rf "$VENV"
     /usr/bin/python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q "${PY_PACKAGES[@]}"
+    "$VENV/bin/pip" install -q --no-deps -r "$REQUIREMENTS"
+    "$VENV/bin/pip" check
+    cp "$REQUIREMENTS" "$VENV/requirements.txt"
 fi

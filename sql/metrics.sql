@@ -9,8 +9,9 @@ FROM vigil._metrics() AS m;
 COMMENT ON VIEW vigil.metrics IS
     'pg_vigil''s counters since the server started, one row per series (Prometheus counters and a histogram; '
     'seconds): notifications sent, retried, failed and dead and the delivery latency per channel kind, scans, '
-    'alerts raised, resolved, dismissed and expired per severity, rollup trigger errors. Cluster-wide, in shared '
-    'memory: a restart starts them at 0; empty unless pg_vigil is in shared_preload_libraries';
+    'alerts raised, resolved, dismissed and expired per severity, rollup trigger errors. Those of the database '
+    'vigil.database names (elsewhere empty), in shared memory: a restart starts them at 0; empty unless pg_vigil is '
+    'in shared_preload_libraries';
 COMMENT ON COLUMN vigil.metrics.name IS
     'Counter name (exported as pg_vigil_<name>): notifications_{sent,retried,failed,dead}_total, '
     'notification_delivery_seconds_{bucket,sum,count}, scans_total, scan_failures_total, monitor_failures_total, '

@@ -229,7 +229,7 @@ pub fn slack_message(alert: &Value, event: &str, links: &Links) -> Value {
     }
     blocks.push(json!({
         "type": "context",
-        "elements": [{"type": "mrkdwn", "text": context}],
+        "elements": [mrkdwn(context)],
     }));
 
     json!({
@@ -619,7 +619,7 @@ pub fn slack_group_message(
         attachments.push(json!({
             "color": "#9E9E9E",
             "fallback": line,
-            "blocks": [{"type": "context", "elements": [{"type": "mrkdwn", "text": line}]}],
+            "blocks": [{"type": "context", "elements": [mrkdwn(line)]}],
         }));
     }
     json!({ "text": cut(&head, TEXT), "attachments": attachments })
@@ -760,17 +760,26 @@ pub(super) fn actions(alert: &Map<String, Value>) -> Vec<String> {
     }
 }
 
+/// A mrkdwn text object of (already escaped) text, `verbatim`: Slack then
+/// neither turns bare URLs and channel names in alert text into links nor
+/// parses mentions in it; only the markup pg_vigil writes (bold, its date)
+/// is formatted.
+fn mrkdwn(text: String) -> Value {
+    json!({"type": "mrkdwn", "text": text, "verbatim": true})
+}
+
 /// A section field: its title in bold over its value.
 fn field(title: &str, value: &str) -> Value {
-    json!({
-        "type": "mrkdwn",
-        "text": format!("*{}*\n{}", slack_text(title, FIELD_TITLE), slack_text(value, FIELD_VALUE)),
-    })
+    mrkdwn(format!(
+        "*{}*\n{}",
+        slack_text(title, FIELD_TITLE),
+        slack_text(value, FIELD_VALUE)
+    ))
 }
 
 /// A section block of (already escaped) mrkdwn text.
 fn mrkdwn_section(text: String) -> Value {
-    json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+    json!({"type": "section", "text": mrkdwn(text)})
 }
 
 fn slack_text(raw: &str, limit: Limit) -> String {
@@ -1383,6 +1392,10 @@ mod tests {
             !serialized.contains('<') && !serialized.contains('>'),
             "{serialized}"
         );
+        // Every mrkdwn object is verbatim: no auto-linking or mention parsing.
+        let mrkdwn = serialized.matches(r#""type":"mrkdwn""#).count();
+        assert!(mrkdwn >= 3);
+        assert_eq!(serialized.matches(r#""verbatim":true"#).count(), mrkdwn);
         assert_eq!(
             message["text"],
             "[INFO] &lt;!here&gt; &amp; &lt;https://evil.example|click&gt; — &lt;!channel&gt;"

@@ -222,7 +222,17 @@ thread_local! {
     static KEPT: RefCell<HashMap<u32, Kept>> = RefCell::new(HashMap::new());
 }
 
+thread_local! {
+    /// How deep this backend is in rollup triggers: a rollup of another
+    /// rollup's summary fires inside that one's maintenance.
+    static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// The trigger refused how it was attached or called (39P01): not a
+    /// rollup's failure, so not counted.
+    static REFUSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 fn protocol_error(message: String) -> ! {
+    REFUSED.set(true);
     ereport!(
         ERROR,
         PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
@@ -379,10 +389,28 @@ fn rollup_trigger<'a>(
     // An error leaving the trigger fails the writer's statement: it is
     // counted (vigil.metrics rollup_trigger_errors_total) on its way out and
     // goes on unchanged. Catching an unwind costs nothing until one happens.
+    // Counted once per failed write, by the outermost rollup trigger, and
+    // only when a rollup's maintenance failed: the trigger refusing to be
+    // attached to some other table is anyone's to provoke, not a rollup's
+    // error.
     crate::metrics::sql::prepare();
+    let depth = DEPTH.get();
+    if depth == 0 {
+        REFUSED.set(false);
+    }
+    DEPTH.set(depth + 1);
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            DEPTH.set(DEPTH.get().saturating_sub(1));
+        }
+    }
+    let _leave = Leave;
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| maintain(trigger))).unwrap_or_else(
         |error| {
-            crate::metrics::sql::count(crate::metrics::rollup_trigger_error());
+            if depth == 0 && !REFUSED.replace(false) {
+                crate::metrics::sql::count(crate::metrics::rollup_trigger_error());
+            }
             std::panic::resume_unwind(error)
         },
     )

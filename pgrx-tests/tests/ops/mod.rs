@@ -463,6 +463,42 @@ pub fn prometheus_and_sql_exporters_export_vigil_metrics_and_the_rules_evaluate(
     );
     let message = err.as_db_error().map(|e| e.message()).unwrap_or_default();
     assert!(message.contains("\"no_b\""), "{message}");
+    // A rollup of that summary whose filter fails: one failed write, counted
+    // once, not once per nested rollup trigger.
+    db.batch_execute(
+        "SELECT vigil.create_rollup('metrics_src_1d', 'public.metrics_src_1h', 'bucket', '1 day', '{g}',
+                                    '{\"n\": {\"agg\": \"count\", \"filter\": \"1/(length(g) - 1) > 0\"}}');",
+    )
+    .unwrap();
+    let err = db
+        .execute("INSERT INTO public.metrics_src VALUES (now(), 'c')", &[])
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&postgres::error::SqlState::DIVISION_BY_ZERO),
+        "{err}"
+    );
+    // The trigger attached by anyone to a table of their own is refused
+    // (39P01): provoking that is not a rollup's failure and counts nothing.
+    db.batch_execute(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'metrics_nobody') THEN
+             CREATE ROLE metrics_nobody LOGIN;
+           END IF;
+         END $$;",
+    )
+    .unwrap();
+    let mut nobody = c.connect_as("postgres", "metrics_nobody");
+    nobody
+        .batch_execute(
+            "CREATE TEMP TABLE x (a int);
+             CREATE TRIGGER x AFTER INSERT ON x FOR EACH ROW EXECUTE FUNCTION vigil._rollup_trigger();
+             DO $$ BEGIN FOR i IN 1..50 LOOP
+               BEGIN INSERT INTO x VALUES (1); EXCEPTION WHEN trigger_protocol_violated THEN NULL; END;
+             END LOOP; END $$;",
+        )
+        .unwrap();
+    drop(nobody);
 
     let a = before(&mut db);
     assert!(a[0] >= b[0] + 1.0, "sent {} -> {}", b[0], a[0]);
@@ -473,7 +509,11 @@ pub fn prometheus_and_sql_exporters_export_vigil_metrics_and_the_rules_evaluate(
     assert_eq!(a[4], b[4] + 1.0, "raised (the rolled-back one not)");
     assert_eq!(a[5], b[5] + 1.0, "resolved");
     assert_eq!(a[6], b[6], "scans (none since the baseline)");
-    assert_eq!(a[7], b[7] + 1.0, "rollup trigger errors");
+    assert_eq!(
+        a[7],
+        b[7] + 2.0,
+        "rollup trigger errors: the CHECK and the nested filter, once each; no refusal"
+    );
     // The counters are vigil.database's: another database of the cluster
     // shows none of them, and what happens there counts nothing.
     db.batch_execute("DROP DATABASE IF EXISTS metrics_other")
@@ -498,7 +538,8 @@ pub fn prometheus_and_sql_exporters_export_vigil_metrics_and_the_rules_evaluate(
     assert_eq!(metric(&mut db, "scans_total", ""), a[6]);
     db.batch_execute("DROP DATABASE metrics_other").unwrap();
     db.batch_execute(
-        "SELECT vigil.drop_rollup('public.metrics_src_1h');
+        "SELECT vigil.drop_rollup('public.metrics_src_1d');
+         SELECT vigil.drop_rollup('public.metrics_src_1h');
          DROP TABLE public.metrics_src;
          DELETE FROM vigil.channels WHERE name = 'metrics-hook';
          UPDATE cron.job SET active = true WHERE jobid IN (SELECT jobid FROM paused_jobs);",
