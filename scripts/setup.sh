@@ -53,8 +53,8 @@ else
 fi
 
 # PyPI's slack-sdk and jsonschema validate the Slack, PagerDuty and Teams
-# bodies in the e2e suite (pgrx-tests/tests/notify/slack_blocks.py and
-# provider_schemas.py), in a venv of Debian's python3.
+# bodies in the e2e suite (pgrx-tests/tests/notify/payload_validators.py),
+# in a venv of Debian's python3.
 VENV=target/test-venv
 REQUIREMENTS=scripts/test-requirements.txt
 cd "$(dirname "$0")/.."

@@ -257,11 +257,11 @@ pub fn alerts_reach_slack_webhook_and_pg_notify_channels(c: &Cluster) {
     );
     let resolved = json(&last[5].body_str());
     assert_eq!(last[5].path, "/slack");
-    slack_sdk_accepts(
+    validators_accept(
         &last
             .iter()
             .filter(|r| r.path == "/slack")
-            .map(|r| r.body_str().into_owned())
+            .map(|r| ("slack", r.body_str().into_owned()))
             .collect::<Vec<_>>(),
     );
     assert!(resolved["text"].as_str().unwrap().starts_with("RESOLVED: "));
@@ -936,32 +936,33 @@ pub fn alertmanager_decodes(bodies: &[String]) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Python of the venv scripts/setup.sh makes with PyPI's slack-sdk.
-fn slack_sdk_python() -> std::path::PathBuf {
-    std::env::var_os("VIGIL_TEST_PYTHON")
-        .map(Into::into)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-venv/bin/python")
-        })
-}
-
-/// Runs `slack_blocks.py` (slack-sdk's Block Kit models and validators) over
-/// Slack messages; Ok("valid N") or Err(what it refused).
-fn slack_sdk_verdict(bodies: &[String]) -> Result<String, String> {
+/// Runs `payload_validators.py` — the providers' own tooling: PyPI's
+/// slack-sdk (Block Kit models and validators), PagerDuty's OpenAPI request
+/// schema and Microsoft's Adaptive Card 1.4 schema (PyPI jsonschema), in
+/// the venv scripts/setup.sh makes — over (kind, body) pairs; Ok("valid N")
+/// or Err(what it refused).
+fn validator_verdict(bodies: &[(&str, String)]) -> Result<String, String> {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/notify/slack_blocks.py");
-    let mut child = Command::new(slack_sdk_python())
-        .arg(script)
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var_os("VIGIL_TEST_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| here.join("../target/test-venv/bin/python"));
+    let mut child = Command::new(python)
+        .arg(here.join("tests/notify/payload_validators.py"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("the test venv with slack-sdk (scripts/setup.sh makes target/test-venv)");
+        .expect("the test venv (scripts/setup.sh makes target/test-venv)");
     {
         let mut stdin = child.stdin.take().unwrap();
-        for b in bodies {
-            writeln!(stdin, "{}", serde_json::to_string(&json(b)).unwrap()).unwrap();
+        for (kind, b) in bodies {
+            writeln!(
+                stdin,
+                "{kind}\t{}",
+                serde_json::to_string(&json(b)).unwrap()
+            )
+            .unwrap();
         }
     }
     let out = child.wait_with_output().unwrap();
@@ -973,12 +974,17 @@ fn slack_sdk_verdict(bodies: &[String]) -> Result<String, String> {
     }
 }
 
-fn slack_sdk_accepts(bodies: &[String]) {
+fn validators_accept(bodies: &[(&str, String)]) {
     assert!(!bodies.is_empty());
-    match slack_sdk_verdict(bodies) {
+    match validator_verdict(bodies) {
         Ok(report) => assert_eq!(report, format!("valid {}", bodies.len())),
-        Err(report) => panic!("slack-sdk refuses a Slack message:\n{report}"),
+        Err(report) => panic!("a provider's validation refuses a body:\n{report}"),
     }
+}
+
+/// `bodies` as Slack messages for the validators.
+fn as_slack(bodies: &[String]) -> Vec<(&'static str, String)> {
+    bodies.iter().map(|b| ("slack", b.clone())).collect()
 }
 
 /// A session with the link settings set and alerts to render: one with
@@ -1053,48 +1059,6 @@ fn render_all(db: &mut Client, kind: &str) -> Vec<String> {
     bodies
 }
 
-/// Runs `provider_schemas.py` (PagerDuty's OpenAPI request schema,
-/// Microsoft's Adaptive Card 1.4 schema, with PyPI jsonschema) over
-/// (kind, body) pairs; Ok("valid N") or Err(what it refused).
-fn provider_schema_verdict(bodies: &[(&str, String)]) -> Result<String, String> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/notify/provider_schemas.py");
-    let mut child = Command::new(slack_sdk_python())
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the test venv with jsonschema (scripts/setup.sh makes target/test-venv)");
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        for (kind, b) in bodies {
-            writeln!(
-                stdin,
-                "{kind}\t{}",
-                serde_json::to_string(&json(b)).unwrap()
-            )
-            .unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    let report = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if out.status.success() {
-        Ok(report)
-    } else {
-        Err(report)
-    }
-}
-
-fn provider_schemas_accept(bodies: &[(&str, String)]) {
-    assert!(!bodies.is_empty());
-    match provider_schema_verdict(bodies) {
-        Ok(report) => assert_eq!(report, format!("valid {}", bodies.len())),
-        Err(report) => panic!("a provider's schema refuses a body:\n{report}"),
-    }
-}
-
 /// Every PagerDuty event and Teams message pg_vigil renders (each event;
 /// plain, empty, mistyped and worst-case alerts; grouped cards) validates
 /// against the provider's published schema — PagerDuty's Events API v2
@@ -1108,7 +1072,7 @@ pub fn pagerduty_and_teams_bodies_match_the_providers_published_schemas(c: &Clus
         bodies.extend(render_all(&mut db, kind).into_iter().map(|b| (kind, b)));
     }
     assert!(bodies.len() > 400, "{}", bodies.len());
-    provider_schemas_accept(&bodies);
+    validators_accept(&bodies);
 
     let first = |kind: &str| json(&bodies.iter().find(|(k, _)| *k == kind).unwrap().1);
     let mut severity = first("pagerduty");
@@ -1128,7 +1092,7 @@ pub fn pagerduty_and_teams_bodies_match_the_providers_published_schemas(c: &Clus
         ("msteams", size),
         ("msteams", version),
     ] {
-        let verdict = provider_schema_verdict(&[(kind, broken.to_string())]);
+        let verdict = validator_verdict(&[(kind, broken.to_string())]);
         assert!(verdict.is_err(), "{verdict:?} for {broken}");
     }
     db.batch_execute("DELETE FROM vigil.alerts").unwrap();
@@ -1162,7 +1126,7 @@ pub fn slack_messages_are_block_kit_that_slack_sdk_accepts(c: &Cluster) {
         .unwrap()
         .starts_with("https://grafana.example/d/vigil?var-alert="));
     assert!(bodies.len() > 60, "{}", bodies.len());
-    slack_sdk_accepts(&bodies);
+    validators_accept(&as_slack(&bodies));
 
     // The check refuses what Slack would: a header over 150 characters, a
     // section with 11 fields, a legacy field beside blocks.
@@ -1174,7 +1138,7 @@ pub fn slack_messages_are_block_kit_that_slack_sdk_accepts(c: &Cluster) {
     let mut legacy = json(&bodies[0]);
     legacy["attachments"][0]["title"] = json!("legacy");
     for broken in [long_header, eleven, legacy] {
-        let verdict = slack_sdk_verdict(&[broken.to_string()]);
+        let verdict = validator_verdict(&[("slack", broken.to_string())]);
         assert!(verdict.is_err(), "{verdict:?} for {broken}");
     }
     db.batch_execute("DELETE FROM vigil.alerts").unwrap();
@@ -1680,18 +1644,22 @@ pub fn pagerduty_and_teams_channels_follow_the_alert_lifecycle(c: &Cluster) {
     let grouped = on(&sink, "/teams-grouped");
     // What the receivers got (routing key included) is what the providers'
     // schemas describe.
-    provider_schemas_accept(
-        &on(&sink, "/pd")
-            .iter()
-            .map(|b| ("pagerduty", b.to_string()))
-            .chain(
-                on(&sink, "/teams")
-                    .iter()
-                    .chain(&grouped)
-                    .map(|b| ("msteams", b.to_string())),
-            )
-            .collect::<Vec<_>>(),
-    );
+    let received_validate = |sink: &Sink| {
+        let bodies: Vec<(&str, String)> = [
+            ("/pd", "pagerduty"),
+            ("/teams", "msteams"),
+            ("/teams-grouped", "msteams"),
+        ]
+        .into_iter()
+        .flat_map(|(path, kind)| {
+            on(sink, path)
+                .into_iter()
+                .map(move |b| (kind, b.to_string()))
+        })
+        .collect();
+        validators_accept(&bodies);
+    };
+    received_validate(&sink);
     assert_eq!(grouped.len(), 1);
     let head = &grouped[0]["attachments"][0]["content"]["body"][0]["text"];
     assert_eq!(head, "[FIRING:1] alertname=health\\_drop");
@@ -1736,20 +1704,7 @@ pub fn pagerduty_and_teams_channels_follow_the_alert_lifecycle(c: &Cluster) {
         "{head}"
     );
     let grouped = on(&sink, "/teams-grouped");
-    // What the receivers got (routing key included) is what the providers'
-    // schemas describe.
-    provider_schemas_accept(
-        &on(&sink, "/pd")
-            .iter()
-            .map(|b| ("pagerduty", b.to_string()))
-            .chain(
-                on(&sink, "/teams")
-                    .iter()
-                    .chain(&grouped)
-                    .map(|b| ("msteams", b.to_string())),
-            )
-            .collect::<Vec<_>>(),
-    );
+    received_validate(&sink);
     assert_eq!(
         grouped[0]["attachments"][0]["content"]["body"][0]["text"],
         "[RESOLVED:1] alertname=health\\_drop"

@@ -1,7 +1,13 @@
-"""Validates PagerDuty and Microsoft Teams bodies against the providers'
-published schemas, for the e2e suite (PyPI jsonschema, in the venv that
-scripts/setup.sh makes). Each line of stdin is `<kind>\t<body>`:
+"""The e2e suite's payload validators, each the provider's own tooling,
+run from the venv scripts/setup.sh makes (scripts/test-requirements.txt).
+Each line of stdin is `<kind>\t<body>`:
 
+- `slack`: a message to an incoming webhook. Every attachment must be a
+  slack-sdk BlockAttachment (color, fallback, blocks; no legacy fields)
+  whose blocks slack-sdk parses, validates (its JsonValidators: Block Kit's
+  documented limits) and writes back unchanged (so no key is one slack-sdk
+  does not know); limits of Slack's reference that slack-sdk does not check
+  are checked here.
 - `pagerduty`: an Events API v2 event against PagerDuty's OpenAPI request
   schema (schemas/pagerduty-events-v2.json), with no key it does not
   define, and the documented limits (summary 1 024 characters, dedup_key
@@ -13,8 +19,8 @@ scripts/setup.sh makes). Each line of stdin is `<kind>\t<body>`:
   (schemas/adaptive-card-1.4.0.json) — besides Teams' documented
   `"msteams": {"width": "Full"}` — at most 28 KB.
 
-    python provider_schemas.py < bodies.tsv   (prints "valid N"; exit 1 and
-                                               the problems otherwise)
+    python payload_validators.py < bodies.tsv   (prints "valid N"; exit 1
+                                                  and the problems otherwise)
 """
 import json
 import sys
@@ -22,6 +28,61 @@ from datetime import datetime
 from pathlib import Path
 
 from jsonschema import Draft6Validator, Draft7Validator, FormatChecker
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.attachments import BlockAttachment
+from slack_sdk.models.blocks import Block
+
+# docs.slack.dev/reference/block-kit: a section's fields 2 000 characters
+# each; a message's text 40 000; at most 50 blocks.
+FIELD_CHARS = 2000
+TEXT_CHARS = 40000
+MAX_BLOCKS = 50
+
+
+def slack(message):
+    out = []
+    text = message.get("text")
+    if not isinstance(text, str) or not text or len(text) > TEXT_CHARS:
+        out.append(f"text must be 1..{TEXT_CHARS} characters")
+    extra = set(message) - {"text", "attachments"}
+    if extra:
+        out.append(f"unexpected top-level keys {sorted(extra)}")
+    for i, att in enumerate(message.get("attachments", [])):
+        where = f"attachments[{i}]"
+        if set(att) != {"color", "fallback", "blocks"}:
+            out.append(f"{where}: keys {sorted(att)} are not a block attachment's")
+            continue
+        if len(att["blocks"]) > MAX_BLOCKS:
+            out.append(f"{where}: {len(att['blocks'])} blocks")
+        blocks = []
+        for j, raw in enumerate(att["blocks"]):
+            block = Block.parse(raw)
+            if block is None:
+                out.append(f"{where}.blocks[{j}]: slack-sdk knows no block {raw.get('type')!r}")
+                continue
+            try:
+                block.validate_json()
+            except SlackObjectFormationError as e:
+                out.append(f"{where}.blocks[{j}]: {e}")
+                continue
+            if block.to_dict() != raw:
+                out.append(f"{where}.blocks[{j}]: slack-sdk writes {block.to_dict()} for {raw}")
+            for f in raw.get("fields", []):
+                if len(f["text"]) > FIELD_CHARS:
+                    out.append(f"{where}.blocks[{j}]: a field of {len(f['text'])} characters")
+            blocks.append(block)
+        try:
+            sdk = BlockAttachment(blocks=blocks, color=att["color"], fallback=att["fallback"])
+            sdk.validate_json()
+        except SlackObjectFormationError as e:
+            out.append(f"{where}: {e}")
+            continue
+        written = sdk.to_dict()
+        written.pop("text", None)  # slack-sdk's BlockAttachment always has text ""
+        if written != att:
+            out.append(f"{where}: slack-sdk writes {written}")
+    return out
+
 
 HERE = Path(__file__).resolve().parent / "schemas"
 PAGERDUTY = json.loads((HERE / "pagerduty-events-v2.json").read_text())
@@ -91,6 +152,9 @@ def msteams(body):
     return out
 
 
+KINDS = {"slack": slack, "pagerduty": pagerduty, "msteams": msteams}
+
+
 def main():
     n, bad = 0, []
     for line in sys.stdin:
@@ -100,11 +164,8 @@ def main():
         body = json.loads(raw)
         if kind == "pagerduty":
             body.setdefault("routing_key", "0123456789abcdef0123456789abcdef")
-            problems = pagerduty(body)
-        elif kind == "msteams":
-            problems = msteams(body)
-        else:
-            problems = [f"unknown kind {kind!r}"]
+        check = KINDS.get(kind)
+        problems = check(body) if check else [f"unknown kind {kind!r}"]
         n += 1
         bad += [f"body {n} ({kind}): {p}" for p in problems]
     if bad or n == 0:
