@@ -1378,6 +1378,12 @@ $$;
 
 COMMENT ON FUNCTION vigil._release_held(max_rows integer) IS 'Internal (the worker, every few seconds while anything is held): sends the held notifications of alerts no longer silenced or inhibited (at most max_rows held rows per call, oldest first), and makes groups holding such alerts due; returns how many rows it queued';
 
+CREATE OR REPLACE FUNCTION vigil._pg_notify_payload(alert jsonb, event text) RETURNS jsonb
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pg_notify_payload_wrapper';
+
+COMMENT ON FUNCTION vigil._pg_notify_payload(alert jsonb, event text) IS 'Internal: what LISTENers get for an alert event (channel vigil_alerts, pg_notify channels): {"id", "event"} only, since any role can LISTEN';
+
 CREATE OR REPLACE FUNCTION vigil._render_payload(kind text, channel_name text, alert jsonb, event text) RETURNS jsonb
     LANGUAGE sql STABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1391,7 +1397,7 @@ CREATE OR REPLACE FUNCTION vigil._render_payload(kind text, channel_name text, a
         WHEN 'email' THEN vigil.email_payload(alert, event)
         -- pg_notify: what channel vigil_alerts carries, the alert id and the
         -- event only (any role can LISTEN on any channel).
-        ELSE jsonb_build_object('id', alert -> 'id', 'event', event)
+        ELSE vigil._pg_notify_payload(alert, event)
     END
 $$;
 
@@ -1999,7 +2005,8 @@ CREATE OR REPLACE FUNCTION vigil.alert_event(alert vigil.alerts, event text) RET
     -- Any role can LISTEN vigil_alerts, so the payload carries only what
     -- says "something changed": the alert id and the event. A listener that
     -- may read vigil.alerts looks the row up; one that may not learns nothing.
-    SELECT json_build_object('id', (alert).id, 'event', event)
+    -- The shape is vigil._pg_notify_payload's, the pg_notify channels' too.
+    SELECT vigil._pg_notify_payload(jsonb_build_object('id', (alert).id), event)::json
 $$;
 
 COMMENT ON FUNCTION vigil.alert_event(alert vigil.alerts, event text) IS 'The JSON sent on channel vigil_alerts, {"id": <alert id>, "event": new|escalated|resolved}: ids and the event only, since any role can LISTEN; read the alert itself from vigil.alerts (privileges apply)';

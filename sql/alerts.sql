@@ -402,7 +402,8 @@ LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp A
     -- Any role can LISTEN vigil_alerts, so the payload carries only what
     -- says "something changed": the alert id and the event. A listener that
     -- may read vigil.alerts looks the row up; one that may not learns nothing.
-    SELECT json_build_object('id', (alert).id, 'event', event)
+    -- The shape is vigil._pg_notify_payload's, the pg_notify channels' too.
+    SELECT vigil._pg_notify_payload(jsonb_build_object('id', (alert).id), event)::json
 $$;
 COMMENT ON FUNCTION vigil.alert_event(vigil.alerts, text) IS
     'The JSON sent on channel vigil_alerts, {"id": <alert id>, "event": new|escalated|resolved}: ids and the event only, '

@@ -90,6 +90,7 @@ COMMENT ON FUNCTION vigil._base_type(oid, integer) IS 'Internal: format_type of 
 COMMENT ON FUNCTION vigil._check_channel(text, text, jsonb) IS 'Internal: ERROR 22004/22023 naming what is wrong with a channel''s kind, url or headers (never repeating the URL)';
 COMMENT ON FUNCTION vigil._json_size(text, text, integer) IS 'Internal: size in bytes of a JSON document; ERROR 54000 when nested too deep, 22023 when unreadable';
 COMMENT ON FUNCTION vigil.redact_url(text) IS 'Scheme and host of a URL, for messages and logs (the rest may hold secrets)';
+COMMENT ON FUNCTION vigil._pg_notify_payload(jsonb, text) IS 'Internal: what LISTENers get for an alert event (channel vigil_alerts, pg_notify channels): {"id", "event"} only, since any role can LISTEN';
 COMMENT ON FUNCTION vigil.slack_payload(jsonb, text) IS 'The Slack message (a Block Kit body in the severity''s colour) for an alert (to_jsonb of a vigil.alerts row) and an event';
 COMMENT ON FUNCTION vigil.pagerduty_payload(jsonb, text) IS 'The PagerDuty Events API v2 event (trigger, acknowledge or resolve; dedup_key the alert fingerprint) for an alert and an event, without the routing key (the worker adds it from the channel''s options)';
 COMMENT ON FUNCTION vigil.alertmanager_payload(jsonb, text) IS 'The Alertmanager API v2 body (an array of one postableAlert) for an alert and an event: endsAt four vigil.alertmanager_resend_intervals ahead while open, the closing time once closed';

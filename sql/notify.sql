@@ -271,7 +271,7 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
         WHEN 'email' THEN vigil.email_payload(alert, event)
         -- pg_notify: what channel vigil_alerts carries, the alert id and the
         -- event only (any role can LISTEN on any channel).
-        ELSE jsonb_build_object('id', alert -> 'id', 'event', event)
+        ELSE vigil._pg_notify_payload(alert, event)
     END
 $$;
 COMMENT ON FUNCTION vigil._render_payload(text, text, jsonb, text) IS

@@ -70,6 +70,7 @@ extension_sql_file!(
         alert::sql::check_labels,
         alert::sql::labels_at_raise,
         alert::sql::alert_fingerprint,
+        notify::sql::pg_notify_payload,
     ]
 );
 extension_sql_file!("../sql/rules.sql", name = "rules", requires = ["alerts"]);
@@ -87,6 +88,7 @@ extension_sql_file!(
         notify::sql::msteams_payload,
         notify::sql::alertmanager_payload,
         notify::sql::email_payload,
+        notify::sql::pg_notify_payload,
         notify::sql::alertmanager_batches,
         notify::sql::alertmanager_resend_seconds,
         notify::sql::wake_worker,

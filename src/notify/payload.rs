@@ -242,6 +242,14 @@ pub fn slack_message(alert: &Value, event: &str, links: &Links) -> Value {
     })
 }
 
+/// What LISTENers of `vigil_alerts` and `pg_notify` channels get for an
+/// alert event: `{"id", "event"}` only, since any role can LISTEN on any
+/// channel (a listener that may read `vigil.alerts` looks the row up; one
+/// that may not learns nothing).
+pub fn pg_notify_message(alert: &Value, event: &str) -> Value {
+    json!({"id": alert.get("id").cloned().unwrap_or(Value::Null), "event": event})
+}
+
 /// A generic webhook body for `alert` on `event`, shaped like Alertmanager's
 /// webhook v4 payload so existing receivers accept it, with one alert per
 /// message and pg_vigil's own view under `vigil`:
@@ -1852,6 +1860,18 @@ mod tests {
         }
         let closed = with(sample(), "status", json!("dismissed"));
         assert_eq!(webhook_message(&closed, "test", "r")["status"], "resolved");
+    }
+
+    #[test]
+    fn listeners_get_the_alert_id_and_event_only() {
+        assert_eq!(
+            pg_notify_message(&sample(), "new"),
+            json!({"id": 42, "event": "new"})
+        );
+        assert_eq!(
+            pg_notify_message(&json!({}), "resolved"),
+            json!({"id": null, "event": "resolved"})
+        );
     }
 
     #[test]

@@ -130,6 +130,16 @@ fn pagerduty_payload(alert: JsonArg, event: &str) -> JsonB {
     JsonB(serde_json::to_value(e).unwrap_or(Value::Null))
 }
 
+/// The `{"id", "event"}` of an alert event that LISTENers get (channel
+/// `vigil_alerts`, `pg_notify` channels): nothing else of the alert.
+#[pg_extern(immutable, strict, parallel_safe, name = "_pg_notify_payload")]
+fn pg_notify_payload(alert: JsonArg, event: &str) -> JsonB {
+    JsonB(super::payload::pg_notify_message(
+        &alert.get("alert"),
+        event,
+    ))
+}
+
 /// The email (subject, text and HTML parts) for an alert and an event.
 /// STABLE: its link comes from `vigil.generator_url`.
 #[pg_extern(stable, strict, parallel_safe)]

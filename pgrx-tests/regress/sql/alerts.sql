@@ -74,7 +74,7 @@ FROM vigil.alerts WHERE dedup_key = 'lead-router';
 --------------------------------------------------------- notifications
 -- LISTEN shows the payloads; sed masks the sender's PID and the alert id.
 LISTEN vigil_alerts;
-\o | sed -E -e 's/PID [0-9]+/PID N/' -e 's/"id" : [0-9]+/"id" : N/'
+\o | sed -E -e 's/PID [0-9]+/PID N/' -e 's/"id": [0-9]+/"id": N/'
 SELECT is_new FROM vigil.raise_alert('sync_failure', 'hubspot', 'medium', 'hubspot sync failed 2 times in 24 h');
 SELECT is_new FROM vigil.raise_alert('sync_failure', 'hubspot', 'medium', 'hubspot sync failed 2 times in 24 h');
 SELECT is_new FROM vigil.raise_alert('sync_failure', 'hubspot', 'high', 'hubspot sync failed 3 times in 24 h');
