@@ -2188,7 +2188,8 @@ BEGIN
         dk := format('rule:%s:%s', r.name, check_metric.entity);
         CONTINUE WHEN r.cooldown > interval '0'
             AND EXISTS (SELECT 1 FROM vigil.alerts a
-                        WHERE a.dedup_key = dk AND a.created_at > now() - r.cooldown)
+                        WHERE a.dedup_key = dk
+                          AND coalesce(a.resolved_at, a.dismissed_at, a.last_seen_at) > now() - r.cooldown)
             AND NOT EXISTS (SELECT 1 FROM vigil.alerts a
                             WHERE a.dedup_key = dk AND a.status IN ('firing', 'acknowledged'));
 
@@ -2738,10 +2739,11 @@ BEGIN
           -- its notifications still queued may be replayed or rendered
           AND NOT EXISTS (SELECT 1 FROM vigil.notifications q
                           WHERE q.alert_id = a.id AND q.status IN ('pending', 'sending'))
-          -- a rule's cooldown counts from the creation of its last alert
+          -- a rule's and a threshold monitor's cooldown count from the
+          -- closing of the last alert (its last sighting if it expired)
           AND NOT EXISTS (SELECT 1 FROM vigil.rules r
-                          WHERE r.name = a.rule AND a.created_at > now() - r.cooldown)
-          -- a threshold monitor's cooldown counts from the closing
+                          WHERE r.name = a.rule
+                            AND coalesce(a.resolved_at, a.dismissed_at, a.last_seen_at) > now() - r.cooldown)
           AND NOT EXISTS (SELECT 1 FROM vigil.monitors m
                           WHERE m.name = a.monitor AND m.kind = 'threshold' AND m.options ? 'cooldown'
                             AND coalesce(a.resolved_at, a.dismissed_at, a.last_seen_at)
@@ -4661,3 +4663,8 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- A rule's cooldown counts from the closing of its last alert, as a
+-- threshold monitor's does (0.1.0 counted it from the alert's creation).
+COMMENT ON TABLE vigil.rules IS 'Alert rules on pushed metrics: value <op> threshold, or pct_drop / pct_rise (percent change vs the entity''s average over lookback) >= threshold. cooldown: no new alert for the same rule and entity that soon after the last one closed';
+COMMENT ON COLUMN vigil.rules.cooldown IS 'After the rule''s alert for an entity closed (resolved, dismissed, or last seen when it expired), no new alert for that entity until this has passed (repeats still bump the open alert); as a threshold monitor''s cooldown';

@@ -69,10 +69,11 @@ BEGIN
           -- its notifications still queued may be replayed or rendered
           AND NOT EXISTS (SELECT 1 FROM vigil.notifications q
                           WHERE q.alert_id = a.id AND q.status IN ('pending', 'sending'))
-          -- a rule's cooldown counts from the creation of its last alert
+          -- a rule's and a threshold monitor's cooldown count from the
+          -- closing of the last alert (its last sighting if it expired)
           AND NOT EXISTS (SELECT 1 FROM vigil.rules r
-                          WHERE r.name = a.rule AND a.created_at > now() - r.cooldown)
-          -- a threshold monitor's cooldown counts from the closing
+                          WHERE r.name = a.rule
+                            AND coalesce(a.resolved_at, a.dismissed_at, a.last_seen_at) > now() - r.cooldown)
           AND NOT EXISTS (SELECT 1 FROM vigil.monitors m
                           WHERE m.name = a.monitor AND m.kind = 'threshold' AND m.options ? 'cooldown'
                             AND coalesce(a.resolved_at, a.dismissed_at, a.last_seen_at)

@@ -28,7 +28,8 @@ CREATE TABLE vigil.rules (
 CREATE INDEX rules_metric_idx ON vigil.rules (metric) WHERE enabled;
 COMMENT ON TABLE vigil.rules IS
     'Alert rules on pushed metrics: value <op> threshold, or pct_drop / pct_rise (percent change vs the entity''s '
-    'average over lookback) >= threshold. cooldown: no new alert for the same rule and entity that soon after the last one';
+    'average over lookback) >= threshold. cooldown: no new alert for the same rule and entity that soon after the last one '
+    'closed';
 COMMENT ON COLUMN vigil.rules.lookback IS
     'Window of earlier values the pct_drop / pct_rise baseline averages over; for plain comparisons, the window the '
     'pushed value is expected to describe (informational, copied into the alert details)';
@@ -36,8 +37,8 @@ COMMENT ON COLUMN vigil.rules.alertname IS
     'The alertname label of the rule''s alerts (NULL: the rule''s name); the defaults carry the seed''s names, e.g. ROAS_DROP';
 COMMENT ON COLUMN vigil.rules.labels IS 'String labels added to every alert of the rule, e.g. {"team": "ads"}';
 COMMENT ON COLUMN vigil.rules.cooldown IS
-    'After the rule raised an alert for an entity, no new alert for that entity until this has passed '
-    '(repeats still bump the open alert)';
+    'After the rule''s alert for an entity closed (resolved, dismissed, or last seen when it expired), no new alert '
+    'for that entity until this has passed (repeats still bump the open alert); as a threshold monitor''s cooldown';
 
 -- Shipped defaults (scenario 4; percentages in percent: budget_utilization 80
 -- = 80%). vigil.rules starts as a copy; users edit, disable and delete those
@@ -459,7 +460,8 @@ BEGIN
         dk := format('rule:%s:%s', r.name, check_metric.entity);
         CONTINUE WHEN r.cooldown > interval '0'
             AND EXISTS (SELECT 1 FROM vigil.alerts a
-                        WHERE a.dedup_key = dk AND a.created_at > now() - r.cooldown)
+                        WHERE a.dedup_key = dk
+                          AND coalesce(a.resolved_at, a.dismissed_at, a.last_seen_at) > now() - r.cooldown)
             AND NOT EXISTS (SELECT 1 FROM vigil.alerts a
                             WHERE a.dedup_key = dk AND a.status IN ('firing', 'acknowledged'));
 

@@ -101,7 +101,7 @@ mod tests {
             &[queued.into()],
         )
         .unwrap();
-        // A rule alert inside its rule's cooldown (counted from creation).
+        // A rule alert inside its rule's cooldown (counted from its closing).
         Spi::run(
             "SELECT vigil.create_rule('slow_rule', 'm_slow', '>', 1, 'low', cooldown => '365 days');
              SELECT vigil.check_metric('m_slow', 5, 'rule-in-cooldown');",

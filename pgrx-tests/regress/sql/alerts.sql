@@ -224,7 +224,11 @@ SELECT pg_temp.fired('roas', 1.5, 'camp-cd') AS first, pg_temp.fired('roas', 1.4
 SELECT status, occurrences, details ->> 'value' AS last_value FROM vigil.alerts WHERE rule = 'roas_below_2' AND entity = 'camp-cd';
 SELECT status FROM vigil.resolve((SELECT id FROM vigil.alerts WHERE rule = 'roas_below_2' AND entity = 'camp-cd'), 'ann');
 SELECT pg_temp.fired('roas', 1.5, 'camp-cd') AS within_cooldown;
+-- it counts from the closing, not the opening
 UPDATE vigil.alerts SET created_at = created_at - interval '31 minutes' WHERE entity = 'camp-cd';
+SELECT pg_temp.fired('roas', 1.5, 'camp-cd') AS opened_long_ago_closed_now;
+UPDATE vigil.alerts SET last_seen_at = last_seen_at - interval '31 minutes', resolved_at = resolved_at - interval '31 minutes'
+WHERE entity = 'camp-cd';
 SELECT pg_temp.fired('roas', 1.5, 'camp-cd') AS after_cooldown;
 SELECT rule, status, occurrences FROM vigil.alerts WHERE entity = 'camp-cd' ORDER BY rule, status;
 -- cooldown 0: a new alert right after the last one was resolved
