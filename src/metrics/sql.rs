@@ -75,10 +75,8 @@ fn counted_here() -> bool {
         && with_database(|here| !here.is_empty() && here == crate::gucs::database())
 }
 
+/// Adds to the slots; callers decided the counts are this database's.
 fn publish(increments: impl IntoIterator<Item = Increment>) {
-    if !counted_here() {
-        return;
-    }
     let slots = &SHARED.get().0;
     for (slot, n) in increments {
         slots[slot].fetch_add(n, Ordering::Relaxed);
@@ -88,7 +86,9 @@ fn publish(increments: impl IntoIterator<Item = Increment>) {
 /// Counts at once, whatever becomes of the transaction (an error on its
 /// way out).
 pub fn count(increment: Increment) {
-    publish([increment]);
+    if counted_here() {
+        publish([increment]);
+    }
 }
 
 thread_local! {

@@ -47,25 +47,6 @@ pub struct Delivery {
 /// How often notifications held by silences and inhibitions are re-checked.
 const RELEASE_EVERY: Duration = Duration::from_secs(5);
 
-impl Delivery {
-    pub fn new(hooks: WorkerHooks) -> Self {
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0)
-            ^ u64::from(std::process::id());
-        Delivery {
-            hooks,
-            sender: None,
-            sender_made_from: None,
-            limits: RateLimits::default(),
-            jitter: Jitter::new(seed),
-            requeued: false,
-            released_at: None,
-        }
-    }
-}
-
 /// The certificates of `vigil.ssl_ca_file` (read again whenever the setting or
 /// the file changes). A file that cannot be read or holds no certificate is
 /// a WARNING naming it, once per change: HTTPS to public receivers goes on
@@ -99,6 +80,23 @@ fn extra_roots_of(ca_file: &str) -> Vec<reqwest::Certificate> {
 }
 
 impl Delivery {
+    pub fn new(hooks: WorkerHooks) -> Self {
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ u64::from(std::process::id());
+        Delivery {
+            hooks,
+            sender: None,
+            sender_made_from: None,
+            limits: RateLimits::default(),
+            jitter: Jitter::new(seed),
+            requeued: false,
+            released_at: None,
+        }
+    }
+
     /// Drains every due row, then says how long the worker may sleep: until
     /// the next row is due, a rate-limited channel has a token, or `poll`.
     pub fn run(&mut self, poll: Duration) -> Duration {

@@ -951,23 +951,6 @@ thread_local! {
     static REFRESHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// `REFRESHING` while alive; cleared when dropped, also while an error
-/// unwinds (a caught error must not leave linked triggers replaceable).
-struct Refreshing;
-
-impl Refreshing {
-    fn enter() -> Refreshing {
-        REFRESHING.with(|f| f.set(true));
-        Refreshing
-    }
-}
-
-impl Drop for Refreshing {
-    fn drop(&mut self) {
-        REFRESHING.with(|f| f.set(false));
-    }
-}
-
 /// The summary whose linked trigger `trigger` is (or was) in
 /// `vigil.rollup_triggers`.
 fn remembered(trigger: pg_sys::Oid) -> Option<pg_sys::Oid> {
@@ -1026,7 +1009,7 @@ fn refresh_triggers(
             true,
         )) {
             if names.contains_key(op) {
-                let _refreshing = Refreshing::enter();
+                let _refreshing = super::Raised::while_alive(&REFRESHING);
                 spi_run(&sql);
             }
         }

@@ -189,7 +189,7 @@ pub(super) fn refresh(
     // The summary's own DDL event must not refresh the triggers between
     // the two: on Citus the new definition would reach the shards before
     // the constraint that vouches for it (`replacing`).
-    let _replacing = Replacing::enter();
+    let _replacing = super::Raised::while_alive(&REPLACING);
     super::sql::spi_run(&format!(
         "ALTER TABLE {table} DROP CONSTRAINT {}",
         ident(old)
@@ -201,25 +201,8 @@ pub(super) fn refresh(
 }
 
 thread_local! {
-    /// Set while `refresh` replaces a summary's constraint (`Replacing`).
+    /// Set while `refresh` replaces a summary's constraint.
     static REPLACING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// While alive, `replacing()` is true; cleared when dropped, also while an
-/// error unwinds through it (a caller's savepoint may catch the error).
-struct Replacing;
-
-impl Replacing {
-    fn enter() -> Self {
-        REPLACING.with(|f| f.set(true));
-        Replacing
-    }
-}
-
-impl Drop for Replacing {
-    fn drop(&mut self) {
-        REPLACING.with(|f| f.set(false));
-    }
 }
 
 /// Whether `refresh` is replacing a summary's constraint (ddl.rs `sync`

@@ -16,6 +16,24 @@ use crate::error::{Result, VigilError};
 use serde_json::Value;
 use trigger::{NEW_TABLE as NEW, OLD_TABLE as OLD};
 
+/// A backend-local flag raised while this guard lives: cleared when it is
+/// dropped, also while an error unwinds through it (a caller's savepoint
+/// may catch the error, and the flag must not outlive the work it marks).
+pub(crate) struct Raised(&'static std::thread::LocalKey<std::cell::Cell<bool>>);
+
+impl Raised {
+    pub(crate) fn while_alive(flag: &'static std::thread::LocalKey<std::cell::Cell<bool>>) -> Self {
+        flag.set(true);
+        Raised(flag)
+    }
+}
+
+impl Drop for Raised {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
 /// How a measure aggregates its column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Agg {
