@@ -86,6 +86,11 @@ COMMENT ON FUNCTION vigil._rollup_stats(oid) IS 'Internal: rows and groups of a 
 -- Monitors, notifications, the worker ----------------------------------------
 COMMENT ON FUNCTION vigil._monitor_plan(text, jsonb, text, jsonb) IS 'Internal: a monitor''s options checked and defaulted, and its scan query';
 COMMENT ON FUNCTION vigil._monitor_run(bigint) IS 'Internal: runs one monitor''s query as its source''s owner, restricted, under its timeout; jsonb rows';
+COMMENT ON FUNCTION vigil._scan(text) IS 'Internal: the scan loop of vigil.scan() (src/monitor/scan.rs), run by its SECURITY DEFINER wrapper';
+COMMENT ON FUNCTION vigil._monitor_labels(jsonb, text) IS
+    'Internal: the labels a monitor gives its alerts: options.labels, options.alertname, and subkey (the finding''s key '
+    'suffix, e.g. a stall monitor''s status) when there is one';
+COMMENT ON FUNCTION vigil.monitor_kinds() IS 'The kinds vigil.create_monitor accepts, in the order its errors list them';
 COMMENT ON FUNCTION vigil._base_type(oid, integer) IS 'Internal: format_type of a type''s base type (itself unless a domain), NULL for no type';
 COMMENT ON FUNCTION vigil._check_channel(text, text, jsonb) IS 'Internal: ERROR 22004/22023 naming what is wrong with a channel''s kind, url or headers (never repeating the URL)';
 COMMENT ON FUNCTION vigil._json_size(text, text, integer) IS 'Internal: size in bytes of a JSON document; ERROR 54000 when nested too deep, 22023 when unreadable';

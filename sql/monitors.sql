@@ -7,8 +7,9 @@
 CREATE TABLE vigil.monitors (
     id             bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name           text        NOT NULL UNIQUE CHECK (btrim(name) <> ''),
-    kind           text        NOT NULL
-                   CHECK (kind IN ('drop', 'stall', 'count', 'zscore', 'saturation', 'threshold', 'early_kill')),
+    -- One of vigil.monitor_kinds(), checked with the options by
+    -- vigil._monitors_guard (the list is written once, in src/monitor/kinds).
+    kind           text        NOT NULL,
     -- Names survive dump/restore (and pg_upgrade refuses reg* columns);
     -- source_oid pins the relation they named when the row was written
     -- (vigil._monitors_guard sets it): a scan never follows a name to
@@ -241,7 +242,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION vigil.create_monitor(text, text, regclass, jsonb) IS
-    'Create a monitor of kind drop|stall|count|zscore|saturation|threshold|early_kill on a table; options are validated '
+    'Create a monitor of one of the kinds vigil.monitor_kinds() lists on a table; options are validated '
     '(unknown keys, types, columns, threshold order) and the scan query is tried once. early_kill adds an AFTER INSERT '
     'statement trigger to the table. Returns the monitor id';
 
@@ -462,262 +463,14 @@ COMMENT ON FUNCTION vigil._early_kill_trigger() IS
 
 -- Scanning ---------------------------------------------------------------
 
-CREATE FUNCTION vigil._monitor_labels(options jsonb, subkey text) RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(options -> 'labels', '{}')
-        || jsonb_strip_nulls(jsonb_build_object('alertname', options ->> 'alertname', 'subkey', subkey))
-$$;
-COMMENT ON FUNCTION vigil._monitor_labels(jsonb, text) IS
-    'Internal: the labels a monitor gives its alerts: options.labels, options.alertname, and subkey (the finding''s key '
-    'suffix, e.g. a stall monitor''s status) when there is one';
-
-CREATE FUNCTION vigil._finding_key(anomaly_type text, entity text, suffix text, dedup_by text) RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN dedup_by = 'hour'
-        THEN format('%s_%s%s_%s', anomaly_type, entity, '_' || suffix,
-                    to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24'))
-        ELSE vigil.dedup_key(anomaly_type, entity || coalesce('_' || suffix, ''), now()) END
-$$;
-COMMENT ON FUNCTION vigil._finding_key(text, text, text, text) IS
-    'Internal: a finding''s dedup key, {type}_{entity}[_{suffix}]_{UTC date} or, with dedup_by hour, _{UTC date}T{hour}';
-
-CREATE FUNCTION vigil._scan_insight(kind text, anomaly_type text, label text, metric_name text, group_name text,
-                                   n bigint, avg_metric float8, max_metric float8, total float8,
-                                   common text, categories text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE
-        WHEN anomaly_type = 'exhaustion' THEN
-            format('%s %s at risk of audience exhaustion. Average score: %s.', n, label, round(avg_metric::numeric))
-        WHEN kind = 'drop' THEN
-            format('%s %s experiencing %s drops. Average drop: %s points.', n, label, metric_name, round(avg_metric::numeric))
-        WHEN kind = 'stall' THEN
-            format('%s %s stalled. Average wait: %s.%s', n, label,
-                   CASE WHEN metric_name = 'wait_hours' THEN round(avg_metric::numeric, 1) || ' hours'
-                        ELSE round(avg_metric::numeric) || ' days' END,
-                   CASE WHEN group_name IS NOT NULL AND common IS NOT NULL
-                        THEN format(' Most common %s: %s.', group_name, common) ELSE '' END)
-        WHEN kind = 'count' THEN
-            format('%s %s affected by %s: %s in total.', n, label, metric_name, total)
-        WHEN kind = 'zscore' THEN
-            format('%s %s with unusual %s (%s). Largest |z|: %s.', n, label, metric_name, categories,
-                   round(max_metric::numeric, 1))
-        WHEN kind = 'saturation' THEN
-            format('%s %s saturated (%s).', n, label, categories)
-        ELSE
-            format('%s %s breached the %s threshold. Average value: %s.', n, label, metric_name,
-                   round(avg_metric::numeric, 2))
-    END
-$$;
-COMMENT ON FUNCTION vigil._scan_insight(text, text, text, text, text, bigint, float8, float8, float8, text, text) IS
-    'Internal: the insight sentence of a scan for one anomaly type';
-
+-- vigil._scan (src/monitor/scan.rs) runs the loop: each monitor in a
+-- subtransaction of its own, its query as the source's owner in a
+-- security-restricted operation; findings raised, deduplicated, grouped
+-- and auto-resolved; the report built and kept in vigil.scan_runs.
 CREATE FUNCTION vigil.scan(monitor text DEFAULT NULL) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET standard_conforming_strings = on AS $$
-#variable_conflict use_column
-DECLARE
-    t0 timestamptz := clock_timestamp();
-    mt0 timestamptz;
-    run_id bigint;
-    m vigil.monitors;
-    src regclass;
-    plan jsonb;
-    o jsonb;
-    f record;
-    r record;
-    dk text;
-    keys text[];
-    n int;
-    findings jsonb[] := '{}';
-    predictions jsonb[] := '{}';
-    per_monitor jsonb[] := '{}';
-    errors jsonb[] := '{}';
-    skipped text[] := '{}';
-    new_ids bigint[] := '{}';
-    raised_ids bigint[];
-    -- What a failing monitor's subtransaction rolls back must leave the
-    -- report too (PL/pgSQL variables are not rolled back).
-    kept_new_ids bigint[];
-    kept_findings jsonb[];
-    kept_predictions jsonb[];
-    kept_resolved bigint;
-    groups jsonb;
-    resolved bigint := 0;
-    expired bigint;
-    variants_expired bigint := 0;
-    err_state text;
-    err_text text;
-    result jsonb;
-    v vigil.variant_monitoring;
-BEGIN
-    IF scan.monitor IS NOT NULL THEN
-        PERFORM vigil._monitor_by_name(scan.monitor);
-    END IF;
-    INSERT INTO vigil.scan_runs (started_at, monitor) VALUES (t0, scan.monitor) RETURNING id INTO run_id;
-    expired := vigil.expire_alerts();
-
-    FOR m IN
-        SELECT * FROM vigil.monitors t
-        WHERE t.enabled AND (scan.monitor IS NULL OR t.name = scan.monitor)
-        ORDER BY t.name
-    LOOP
-        mt0 := clock_timestamp();
-        n := 0;
-        kept_new_ids := new_ids;
-        kept_findings := findings;
-        kept_predictions := predictions;
-        kept_resolved := resolved;
-        BEGIN
-            -- Concurrent scans of one monitor (a manual scan during a pg_cron
-            -- one) never both run it: the second skips it (reported under
-            -- skipped) instead of waiting. The lock is a row lock, outside
-            -- the advisory-lock space any role can take; only roles that may
-            -- UPDATE vigil.monitors can hold it, and then scans skip, never wait.
-            PERFORM 1 FROM vigil.monitors t WHERE t.id = m.id FOR UPDATE SKIP LOCKED;
-            IF NOT FOUND THEN
-                skipped := skipped || m.name;
-                CONTINUE;
-            END IF;
-            IF m.kind = 'early_kill' THEN
-                FOR v IN
-                    SELECT * FROM vigil.variant_monitoring t
-                    WHERE t.monitor = m.name AND t.status = 'active' AND t.started_at + t.timeout <= now()
-                    -- A writer's open transaction may hold a variant's row
-                    -- (the early-kill trigger counts into it): expire it on
-                    -- a later scan rather than wait for that writer.
-                    ORDER BY t.id FOR UPDATE SKIP LOCKED
-                LOOP
-                    PERFORM vigil._decide_variant(m, v, 'expired');
-                    n := n + 1;
-                END LOOP;
-                variants_expired := variants_expired + n;
-                n := 0;
-            ELSE
-                src := m.source_oid;
-                IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = src) THEN
-                    RAISE EXCEPTION USING ERRCODE = '42P01',
-                        MESSAGE = format('monitor "%s": its source %I.%I (oid %s) no longer exists; recreate the monitor',
-                                         m.name, m.source_schema, m.source_table, src);
-                END IF;
-                plan := vigil._monitor_plan(m.kind, m.options, format('%I.%I', m.source_schema, m.source_table),
-                                            vigil._source_columns(src));
-                o := plan->'options';
-                keys := '{}';
-                raised_ids := '{}';
-                -- Run as the source's owner, restricted (vigil._monitor_run);
-                -- only its jsonb rows come back here.
-                FOR f IN
-                    SELECT * FROM jsonb_to_recordset(vigil._monitor_run(m.id)) AS x(
-                        entity text, anomaly_type text, severity vigil.severity, urgency int, title text,
-                        summary text, details jsonb, metric float8, category text, key_suffix text, prediction jsonb)
-                LOOP
-                    IF f.prediction IS NOT NULL THEN
-                        predictions := predictions || (f.prediction || jsonb_build_object('monitor', m.name));
-                    END IF;
-                    CONTINUE WHEN f.severity IS NULL;
-                    dk := vigil._finding_key(f.anomaly_type, f.entity, f.key_suffix, o->>'dedup_by');
-                    SELECT * INTO r FROM vigil.raise_alert(
-                        f.anomaly_type, f.entity, f.severity, f.title, f.summary, f.details, f.urgency, m.name,
-                        NULL, dk, (o->>'dedup_window')::interval, (o->>'expires_in')::interval,
-                        vigil._monitor_labels(o, f.key_suffix));
-                    raised_ids := raised_ids || r.alert_id;
-                    n := n + 1;
-                    IF r.is_new THEN
-                        new_ids := new_ids || r.alert_id;
-                    END IF;
-                    findings := findings || jsonb_build_object(
-                        'type', f.anomaly_type, 'kind', m.kind, 'severity', f.severity, 'urgency', f.urgency,
-                        'entity', f.entity, 'metric', f.metric, 'category', f.category, 'is_new', r.is_new,
-                        'label', o->>'label',
-                        'metric_name', CASE WHEN m.kind = 'stall' AND o->>'urgency_from' = 'wait_hours'
-                                            THEN 'wait_hours' ELSE o->>'metric_name' END,
-                        'group_name', o->>'group_column');
-                END LOOP;
-                -- The identities still firing: their fingerprints, which
-                -- (unlike the dated keys) are the same tomorrow.
-                keys := ARRAY(SELECT a.fingerprint FROM vigil.alerts a WHERE a.id = ANY (raised_ids));
-                resolved := resolved + vigil.auto_resolve(m.name, keys);
-            END IF;
-            UPDATE vigil.monitors t SET last_scan_at = now(), last_anomalies = n, last_error = NULL WHERE t.id = m.id;
-            per_monitor := per_monitor || jsonb_build_object(
-                'monitor', m.name, 'kind', m.kind, 'anomalies', n,
-                'duration_ms', round(extract(epoch FROM clock_timestamp() - mt0)::numeric * 1000, 3));
-        EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_text = MESSAGE_TEXT;
-            new_ids := kept_new_ids;
-            findings := kept_findings;
-            predictions := kept_predictions;
-            resolved := kept_resolved;
-            UPDATE vigil.monitors t SET last_scan_at = now(), last_error = format('%s: %s', err_state, err_text)
-            WHERE t.id = m.id;
-            errors := errors || jsonb_build_object('monitor', m.name, 'sqlstate', err_state, 'error', err_text);
-        END;
-    END LOOP;
-
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
-               'id', g.id, 'type', g.anomaly_type, 'severity', g.severity, 'urgency', g.urgency,
-               'affected_count', g.affected_count, 'entities', g.entities) ORDER BY g.anomaly_type), '[]')
-    INTO groups
-    FROM vigil.group_alerts(run_id, new_ids) g
-    WHERE cardinality(new_ids) > 0;
-
-    WITH fs AS (SELECT x FROM unnest(findings) x),
-    by_type AS (
-        SELECT x->>'type' AS type, min(x->>'kind') AS kind, min(x->>'label') AS label,
-               min(x->>'metric_name') AS metric_name, min(x->>'group_name') AS group_name,
-               count(*) AS n, count(*) FILTER (WHERE (x->>'is_new')::bool) AS saved,
-               avg((x->>'metric')::float8) AS avg_metric, max(abs((x->>'metric')::float8)) AS max_metric,
-               sum((x->>'metric')::float8) AS total,
-               mode() WITHIN GROUP (ORDER BY x->>'category') AS common,
-               max((x->>'urgency')::int) AS urgency
-        FROM fs GROUP BY 1),
-    by_sev AS (
-        SELECT s.t AS type, jsonb_object_agg(s.sev, s.cnt) AS sev
-        FROM (SELECT x->>'type' AS t, x->>'severity' AS sev, count(*) AS cnt FROM fs GROUP BY 1, 2) s
-        GROUP BY 1),
-    by_cat AS (
-        SELECT c.t AS type, string_agg(format('%s %s', c.cnt, c.c), ', ' ORDER BY c.cnt DESC, c.c) AS categories
-        FROM (SELECT x->>'type' AS t, x->>'category' AS c, count(*) AS cnt FROM fs WHERE x->>'category' IS NOT NULL GROUP BY 1, 2) c
-        GROUP BY 1)
-    SELECT jsonb_build_object(
-        'success', cardinality(errors) = 0,
-        'scan_id', run_id,
-        'duration_ms', round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 3),
-        'monitors_scanned', cardinality(per_monitor) + cardinality(errors),
-        'anomalies_detected', cardinality(findings),
-        'alert_groups_created', jsonb_array_length(groups),
-        'alerts_saved', cardinality(new_ids),
-        'duplicates_skipped', cardinality(findings) - cardinality(new_ids),
-        'alerts_resolved', resolved,
-        'alerts_expired', expired,
-        'variants_expired', variants_expired,
-        'breakdown', coalesce((
-            SELECT jsonb_object_agg(b.type, jsonb_build_object(
-                'count', b.n, 'new', b.saved, 'duplicates', b.n - b.saved, 'max_urgency', b.urgency,
-                'by_severity', s.sev))
-            FROM by_type b JOIN by_sev s USING (type)), '{}'),
-        'insights', coalesce((
-            SELECT jsonb_agg(vigil._scan_insight(b.kind, b.type, b.label, b.metric_name, b.group_name, b.n,
-                                                 b.avg_metric, b.max_metric, b.total, b.common, c.categories)
-                             ORDER BY b.type)
-            FROM by_type b LEFT JOIN by_cat c USING (type)), '[]'),
-        'predictions', to_jsonb(predictions),
-        'alert_groups', groups,
-        'monitors', to_jsonb(per_monitor),
-        'skipped', to_jsonb(skipped),
-        'errors', to_jsonb(errors))
-    INTO result;
-
-    UPDATE vigil.scan_runs t
-    SET finished_at = clock_timestamp(), duration_ms = (result->>'duration_ms')::float8,
-        report = result, success = (result->>'success')::bool
-    WHERE t.id = run_id;
-    -- vigil.metrics: counted in shared memory when this transaction commits
-    -- (no row to update, so concurrent scans never wait on each other).
-    PERFORM vigil._count_scan(jsonb_array_length(result->'errors'));
-    RETURN result;
-END
-$$;
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET standard_conforming_strings = on
+AS $$ SELECT vigil._scan(monitor) $$;
 COMMENT ON FUNCTION vigil.scan(text) IS
     'Run the enabled monitors (or one): raise and deduplicate alerts, auto-resolve cleared ones, expire old alerts and '
     'timed-out variants, group new alerts per type; returns the report (also kept in vigil.scan_runs). A failing monitor '
@@ -793,6 +546,7 @@ REVOKE EXECUTE ON FUNCTION
     vigil._decide_variant(vigil.monitors, vigil.variant_monitoring, text),
     vigil._early_kill_trigger(),
     vigil.scan(text),
+    vigil._scan(text),
     vigil.schedule_scan(text, text),
     vigil.unschedule_scan(text),
     vigil.set_monitor_timeout(text, interval),

@@ -308,11 +308,36 @@ pub fn role_name(role: pg_sys::Oid) -> String {
 
 /// The message of an ERROR caught from PostgreSQL (or of a Rust panic).
 pub fn error_message(e: pg_sys::panic::CaughtError) -> String {
-    match e {
-        pg_sys::panic::CaughtError::PostgresError(r)
-        | pg_sys::panic::CaughtError::ErrorReport(r) => r.message().to_string(),
-        pg_sys::panic::CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
+    Failure::from(e).message
+}
+
+/// An ERROR caught by `catching_failure`: its SQLSTATE and message.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub sqlstate: String,
+    pub message: String,
+}
+
+impl From<pg_sys::panic::CaughtError> for Failure {
+    fn from(e: pg_sys::panic::CaughtError) -> Failure {
+        let r = match e {
+            pg_sys::panic::CaughtError::PostgresError(r)
+            | pg_sys::panic::CaughtError::ErrorReport(r) => r,
+            pg_sys::panic::CaughtError::RustPanic { ereport, .. } => ereport,
+        };
+        Failure {
+            sqlstate: sqlstate(r.sql_error_code() as i32),
+            message: r.message().to_string(),
+        }
     }
+}
+
+/// The five characters of a packed SQLSTATE (elog.h's MAKE_SQLSTATE packs
+/// each as 6 bits, '0'-based).
+pub fn sqlstate(code: i32) -> String {
+    (0..5)
+        .map(|i| char::from(((code >> (6 * i)) & 0x3F) as u8 + b'0'))
+        .collect()
 }
 
 /// Runs `f` in an internal subtransaction, as PL/pgSQL's EXCEPTION blocks
@@ -322,6 +347,11 @@ pub fn error_message(e: pg_sys::panic::CaughtError) -> String {
 /// going on after an error only this way; catching one without the
 /// subtransaction leaks what it held.
 pub fn catching<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catching_failure(f).map_err(|e| e.message)
+}
+
+/// `catching`, keeping the error's SQLSTATE.
+pub fn catching_failure<T>(f: impl FnOnce() -> T) -> Result<T, Failure> {
     // SAFETY: the pattern of PostgreSQL's procedural languages
     // (pl_exec.c exec_stmt_block): begin, and on error roll back, an
     // internal subtransaction, then restore the caller's memory context
@@ -338,7 +368,7 @@ pub fn catching<T>(f: impl FnOnce() -> T) -> Result<T, String> {
             let f = f;
             Ok((f.0)())
         })
-        .catch_others(|e| Err(error_message(e)))
+        .catch_others(|e| Err(Failure::from(e)))
         .execute();
         if result.is_ok() {
             pg_sys::ReleaseCurrentSubTransaction();

@@ -164,7 +164,7 @@ fn count_alert(event: &str, severity: &str) {
 
 /// `vigil._count_scan(failed_monitors)`: called at the end of `vigil.scan()`.
 #[pg_extern(volatile, strict, parallel_unsafe, name = "_count_scan")]
-fn count_scan(failed_monitors: i32) {
+pub(crate) fn count_scan(failed_monitors: i32) {
     count_at_commit(super::scanned(u64::try_from(failed_monitors).unwrap_or(0)));
 }
 

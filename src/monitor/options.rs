@@ -3,7 +3,6 @@
 //! source table's columns and returns the options with defaults filled in.
 
 use super::{ColType, Columns, Kind};
-use crate::alert::SEVERITIES;
 use crate::error::{json_type, ErrorKind, Result, VigilError};
 use serde_json::{Map, Value};
 
@@ -51,7 +50,7 @@ pub(super) struct Key {
     pub default: Option<&'static str>,
 }
 
-const fn key(name: &'static str, opt: Opt) -> Key {
+pub(super) const fn key(name: &'static str, opt: Opt) -> Key {
     Key {
         name,
         opt,
@@ -60,7 +59,7 @@ const fn key(name: &'static str, opt: Opt) -> Key {
     }
 }
 
-const fn req(name: &'static str, opt: Opt) -> Key {
+pub(super) const fn req(name: &'static str, opt: Opt) -> Key {
     Key {
         name,
         opt,
@@ -69,7 +68,7 @@ const fn req(name: &'static str, opt: Opt) -> Key {
     }
 }
 
-const fn def(name: &'static str, opt: Opt, default: &'static str) -> Key {
+pub(super) const fn def(name: &'static str, opt: Opt, default: &'static str) -> Key {
     Key {
         name,
         opt,
@@ -78,9 +77,9 @@ const fn def(name: &'static str, opt: Opt, default: &'static str) -> Key {
     }
 }
 
-const ANY: &[ColType] = &[];
-const TIME: &[ColType] = &[ColType::Time];
-const NUMERIC: &[ColType] = &[ColType::Numeric];
+pub(super) const ANY: &[ColType] = &[];
+pub(super) const TIME: &[ColType] = &[ColType::Time];
+pub(super) const NUMERIC: &[ColType] = &[ColType::Numeric];
 pub(super) const LEVELS: [&str; 3] = ["medium", "high", "critical"];
 pub(super) const OPS: &[&str] = &["<", "<=", ">", ">=", "=", "!="];
 
@@ -97,105 +96,10 @@ const COMMON: &[Key] = &[
     key("labels", Opt::Labels),
 ];
 
-const DROP: &[Key] = &[
-    req("entity", Opt::Column(ANY)),
-    req("time", Opt::Column(TIME)),
-    req("value", Opt::Column(NUMERIC)),
-    def("baseline", Opt::Interval, "\"7 days\""),
-    def(
-        "thresholds",
-        Opt::Thresholds(Unit::Number),
-        r#"{"medium": 10, "high": 15, "critical": 25}"#,
-    ),
-    key("zones", Opt::Zones),
-];
-
-const STALL: &[Key] = &[
-    req("time", Opt::Column(TIME)),
-    req("thresholds", Opt::Thresholds(Unit::Interval)),
-    key("entity", Opt::Column(ANY)),
-    key("group_column", Opt::Column(ANY)),
-    key("value", Opt::Column(NUMERIC)),
-    def(
-        "urgency_from",
-        Opt::Choice(&["stall_days", "wait_hours"]),
-        "\"stall_days\"",
-    ),
-];
-
-const COUNT: &[Key] = &[
-    req("thresholds", Opt::Thresholds(Unit::Number)),
-    key("time", Opt::Column(TIME)),
-    key("window", Opt::Interval),
-    key("entity", Opt::Column(ANY)),
-];
-
-const ZSCORE: &[Key] = &[
-    req("entity", Opt::Column(ANY)),
-    req("time", Opt::Column(TIME)),
-    key("value", Opt::Column(NUMERIC)),
-    def("baseline_days", Opt::Int(14, 371), "90"),
-    def("min_weeks", Opt::Int(2, 53), "4"),
-    def(
-        "thresholds",
-        Opt::Thresholds(Unit::Number),
-        r#"{"medium": 3, "high": 4, "critical": 5}"#,
-    ),
-    def(
-        "direction",
-        Opt::Choice(&["both", "up", "down"]),
-        "\"both\"",
-    ),
-];
-
-const SATURATION: &[Key] = &[
-    req("entity", Opt::Column(ANY)),
-    req("time", Opt::Column(TIME)),
-    req("converted", Opt::Filter),
-    def("baseline_days", Opt::Int(7, 366), "30"),
-    def("exhaustion_threshold", Opt::Number(0.0, 100.0), "70"),
-];
-
-const THRESHOLD: &[Key] = &[
-    req("time", Opt::Column(TIME)),
-    req("op", Opt::Choice(OPS)),
-    req("threshold", Opt::Number(f64::MIN, f64::MAX)),
-    key("value", Opt::Column(NUMERIC)),
-    def(
-        "agg",
-        Opt::Choice(&["avg", "sum", "min", "max", "count", "last"]),
-        "\"avg\"",
-    ),
-    def("severity", Opt::Choice(&SEVERITIES), "\"medium\""),
-    def("lookback", Opt::Interval, "\"1 hour\""),
-    def("cooldown", Opt::IntervalOrZero, "\"0 seconds\""),
-    key("entity", Opt::Column(ANY)),
-];
-
-const EARLY_KILL: &[Key] = &[
-    req("variant", Opt::Column(ANY)),
-    req("event", Opt::Column(ANY)),
-    def("view_events", Opt::TextList, r#"["view"]"#),
-    def("kill_threshold", Opt::Number(f64::MIN_POSITIVE, 1.0), "0.5"),
-    def("min_interactions", Opt::Int(1, 1_000_000_000), "10"),
-    def("timeout", Opt::Interval, "\"10 minutes\""),
-    key("action_channel", Opt::Text),
-    def("anomaly_type", Opt::Text, "\"early_kill\""),
-    def("expires_in", Opt::Interval, "\"48 hours\""),
-    key("alertname", Opt::LabelValue),
-    key("labels", Opt::Labels),
-];
-
+/// The kind's own keys and the common ones that apply to it.
 pub(super) fn keys(kind: Kind) -> (&'static [Key], &'static [Key]) {
-    match kind {
-        Kind::Drop => (DROP, COMMON),
-        Kind::Stall => (STALL, COMMON),
-        Kind::Count => (COUNT, COMMON),
-        Kind::Zscore => (ZSCORE, COMMON),
-        Kind::Saturation => (SATURATION, COMMON),
-        Kind::Threshold => (THRESHOLD, COMMON),
-        Kind::EarlyKill => (EARLY_KILL, &[]),
-    }
+    let def = kind.def();
+    (def.keys, if def.common_keys { COMMON } else { &[] })
 }
 
 fn bad(key: &str, what: impl std::fmt::Display) -> VigilError {

@@ -45,6 +45,13 @@ fn monitor_plan(
     JsonB(json!({"options": plan.options, "query": plan.query}))
 }
 
+/// `vigil.monitor_kinds()`: the kinds a monitor can be, from the one list
+/// (src/monitor/kinds).
+#[pg_extern(immutable, parallel_safe, name = "monitor_kinds")]
+fn monitor_kinds() -> Vec<&'static str> {
+    super::kinds::ALL.iter().map(|k| k.name()).collect()
+}
+
 /// `format_type` of the base type of `typ` (itself unless a domain), with
 /// its typmod: monitors compare and cast with base types, so no domain
 /// CHECK (code its owner controls) runs on vigil's side.
@@ -176,6 +183,18 @@ fn monitor_error(code: PgSqlErrorCode, message: String) -> ! {
 /// whose creator and source were checked.
 #[pg_extern(volatile, strict, parallel_unsafe, name = "_monitor_run")]
 fn monitor_run(monitor: i64) -> JsonB {
+    JsonB(Value::Array(run(monitor).rows))
+}
+
+/// What one run of a monitor's query gave: its rows (`super::Finding`s as
+/// JSON) and the options it was planned with (defaults filled in).
+pub(super) struct Ran {
+    pub rows: Vec<Value>,
+    pub options: serde_json::Map<String, Value>,
+}
+
+/// `vigil._monitor_run`'s work, for the scan loop too.
+pub(super) fn run(monitor: i64) -> Ran {
     // Every lookup below runs with the catalog-only search path: the
     // caller's path (its operators, functions) never reaches vigil's SQL.
     let _path = crate::security::Restricted::enter();
@@ -363,6 +382,7 @@ fn monitor_run(monitor: i64) -> JsonB {
             format!("monitor \"{name}\": kind {} has no scan query", plan),
         );
     };
+    let planned = options.as_object().cloned().unwrap_or_default();
     let options = JsonB(options.clone());
     let wrapped = format!(
         "SELECT COALESCE(pg_catalog.jsonb_agg(q), '[]'::pg_catalog.jsonb) FROM ({query}) q"
@@ -380,12 +400,16 @@ fn monitor_run(monitor: i64) -> JsonB {
     .execute();
     drop(guard);
     drop(armed_timer);
-    match rows {
-        Ok(Some(j)) => j,
-        Ok(None) => JsonB(json!([])),
+    let rows = match rows {
+        Ok(Some(JsonB(Value::Array(rows)))) => rows,
+        Ok(_) => Vec::new(),
         Err(e) => monitor_error(
             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             format!("monitor \"{name}\": {e}"),
         ),
+    };
+    Ran {
+        rows,
+        options: planned,
     }
 }

@@ -1,0 +1,115 @@
+//! `drop`: an entity's latest value fell below its average over a baseline
+//! (scenario 1: client health scores).
+
+use super::{metric_name_option, no_cross_checks, opt, value_or, Fields, KindDef, Meets, Query};
+use crate::monitor::options::{def, key, req, Key, Opt, Unit, ANY, NUMERIC, TIME};
+use crate::monitor::report::{num, TypeSummary};
+
+const KEYS: &[Key] = &[
+    req("entity", Opt::Column(ANY)),
+    req("time", Opt::Column(TIME)),
+    req("value", Opt::Column(NUMERIC)),
+    def("baseline", Opt::Interval, "\"7 days\""),
+    def(
+        "thresholds",
+        Opt::Thresholds(Unit::Number),
+        r#"{"medium": 10, "high": 15, "critical": 25}"#,
+    ),
+    key("zones", Opt::Zones),
+];
+
+pub(super) const DEF: KindDef = KindDef {
+    name: "drop",
+    keys: KEYS,
+    common_keys: true,
+    anomaly_type: "drop",
+    metric_name: Some(|o| value_or(o, "events")),
+    check: no_cross_checks,
+    query: Some(query),
+    report_metric_name: metric_name_option,
+    insight,
+};
+
+fn insight(t: &TypeSummary) -> String {
+    format!(
+        "{} {} experiencing {} drops. Average drop: {} points.",
+        t.n,
+        t.label(),
+        t.metric_name(),
+        num(t.avg_metric, 0)
+    )
+}
+
+/// The type `drop` computes in: numeric for numeric and integer columns,
+/// so that an average of `numeric(4,1)` values 10.0 above the latest
+/// one is a drop of exactly 10.0 (float8 makes it 9.999999999999993);
+/// float8 for float columns, which have no exact decimal value anyway.
+fn exact_type(q: &Query) -> &'static str {
+    let sql_type = q.sql_type("value");
+    let exact = sql_type == "numeric"
+        || sql_type.starts_with("numeric(")
+        || matches!(sql_type, "smallint" | "integer" | "bigint");
+    if exact {
+        "numeric"
+    } else {
+        "float8"
+    }
+}
+
+/// The latest value is taken as `max(ARRAY[epoch, value])[2]`, which a
+/// hash aggregate computes in one pass; `array_agg(... ORDER BY)` would
+/// sort the whole window.
+fn query(q: &Query) -> String {
+    let (e, time, v) = (q.entity(), q.req_col("time"), q.req_col("value"));
+    let ty = exact_type(q);
+    let zone = if q.o.contains_key("zones") {
+        format!(
+            "CASE WHEN x.current < ($1->'zones'->>'red')::{ty} THEN 'RED' \
+             WHEN x.current < ($1->'zones'->>'yellow')::{ty} THEN 'YELLOW' ELSE 'GREEN' END"
+        )
+    } else {
+        "NULL::text".into()
+    };
+    let inner = format!(
+        "SELECT x.*, a.average, a.average - x.current AS drop_points, {zone} AS zone, {sev} AS severity\n\
+         FROM (SELECT {e} AS entity,\n\
+               (max(ARRAY[extract(epoch FROM ({time})::timestamptz)::{ty}, ({v})::{ty}]))[2] AS current,\n\
+               sum(({v})::{ty}) AS total, count(*) AS samples\n\
+               FROM {src} t\n\
+               WHERE {time} >= {since} AND {time} <= {now} AND {v} IS NOT NULL AND {e} IS NOT NULL{filter}\n\
+               GROUP BY 1 HAVING count(*) >= 2) x\n\
+         CROSS JOIN LATERAL (SELECT (x.total - x.current) / (x.samples - 1) AS average) a",
+        sev = q.severity("a.average - x.current", ty, Meets::AtLeast),
+        src = q.source,
+        since = q.as_time(&format!("now() - {}", opt("baseline", "interval"))),
+        now = q.as_time("now()"),
+        filter = q.filter("filter"),
+    );
+    q.finish(
+        &inner,
+        &Fields {
+            anomaly_type: None,
+            urgency: "vigil.urgency_score(f.severity, drop_points => f.drop_points, health_zone => f.zone)".into(),
+            title: "format('%s dropped %s points', upper(left($1->>'metric_name', 1)) || substr($1->>'metric_name', 2), \
+                    trim_scale(round(f.drop_points::numeric, 1)))"
+                .into(),
+            summary: "format('%s: %s %s, average over %s %s', f.entity, $1->>'metric_name', \
+                      trim_scale(round(f.current::numeric, 1)), $1->>'baseline', trim_scale(round(f.average::numeric, 1)))"
+                .into(),
+            details: "jsonb_build_object('current', round(f.current::numeric, 2), 'average', round(f.average::numeric, 2), \
+                      'drop_points', round(f.drop_points::numeric, 2), 'baseline', $1->>'baseline', \
+                      'samples', f.samples, 'zone', f.zone)"
+                .into(),
+            metric: "f.drop_points".into(),
+            category: Some("f.zone".into()),
+            key_suffix: None,
+            prediction: Some(
+                "CASE WHEN f.severity >= 'high' THEN jsonb_build_object('type', 'churn_risk', 'entity', f.entity, \
+                 'message', format('%s is at risk: %s fell %s points below its average over %s', f.entity, \
+                 $1->>'metric_name', round(f.drop_points::numeric), $1->>'baseline')) END"
+                    .into(),
+            ),
+        },
+    )
+}
+

@@ -1,0 +1,136 @@
+//! `saturation`: an entity's last 24 hours against a daily baseline —
+//! conversion and volume (RED/YELLOW status), the audience exhaustion
+//! score, and a predicted saturation (seed 000).
+
+use super::{metric_name_option, no_cross_checks, opt, value_or, Fields, KindDef, Query};
+use crate::monitor::options::{def, req, Key, Opt, ANY, TIME};
+use crate::monitor::report::{num, TypeSummary};
+
+const KEYS: &[Key] = &[
+    req("entity", Opt::Column(ANY)),
+    req("time", Opt::Column(TIME)),
+    req("converted", Opt::Filter),
+    def("baseline_days", Opt::Int(7, 366), "30"),
+    def("exhaustion_threshold", Opt::Number(0.0, 100.0), "70"),
+];
+
+/// The anomaly type of the exhaustion findings (the saturation findings'
+/// is options.anomaly_type).
+const EXHAUSTION: &str = "exhaustion";
+
+pub(super) const DEF: KindDef = KindDef {
+    name: "saturation",
+    keys: KEYS,
+    common_keys: true,
+    anomaly_type: "saturation",
+    metric_name: Some(|o| value_or(o, "conversion")),
+    check: no_cross_checks,
+    query: Some(query),
+    report_metric_name: metric_name_option,
+    insight,
+};
+
+fn insight(t: &TypeSummary) -> String {
+    if t.anomaly_type == EXHAUSTION {
+        format!(
+            "{} {} at risk of audience exhaustion. Average score: {}.",
+            t.n,
+            t.label(),
+            num(t.avg_metric, 0)
+        )
+    } else {
+        format!(
+            "{} {} saturated ({}).",
+            t.n,
+            t.label(),
+            t.categories.as_deref().unwrap_or_default()
+        )
+    }
+}
+
+fn query(q: &Query) -> String {
+    let (e, time) = (q.entity(), q.req_col("time"));
+    let converted = q.filter("converted");
+    let converted = converted.trim_start_matches(" AND ");
+    // Day 0 is the last 24 hours, days 1..B the baseline before it.
+    let inner = format!(
+        "WITH daily AS (\n\
+           SELECT {e} AS entity,\n\
+                  floor(extract(epoch FROM now() - ({time})::timestamptz) / 86400)::int AS d,\n\
+                  count(*)::float8 AS n, count(*) FILTER (WHERE {converted})::float8 AS c\n\
+           FROM {src} t\n\
+           WHERE {time} > {since} AND {time} <= {now} AND {e} IS NOT NULL{filter}\n\
+           GROUP BY 1, 2),\n\
+         chain AS (\n\
+           SELECT entity, d, n, c, c / n AS rate,\n\
+                  c / n < lead(c / n) OVER w AND lead(d) OVER w = d + 1 AS declining\n\
+           FROM daily WINDOW w AS (PARTITION BY entity ORDER BY d)),\n\
+         per AS (\n\
+           SELECT entity,\n\
+                  coalesce(sum(n) FILTER (WHERE d = 0), 0) AS m24,\n\
+                  coalesce(sum(c) FILTER (WHERE d = 0), 0) AS c24,\n\
+                  coalesce(sum(n) FILTER (WHERE d > 0), 0) AS mb,\n\
+                  coalesce(sum(c) FILTER (WHERE d > 0), 0) AS cb,\n\
+                  coalesce(sum(n * n) FILTER (WHERE d > 0), 0) AS mb2,\n\
+                  avg(rate) FILTER (WHERE d > 0) AS rate_mean,\n\
+                  stddev_samp(rate) FILTER (WHERE d > 0) AS rate_sd,\n\
+                  CASE WHEN min(d) = 0 THEN coalesce(min(d) FILTER (WHERE NOT coalesce(declining, false)), count(*)) ELSE 0 END AS decline_days\n\
+           FROM chain GROUP BY entity),\n\
+         m AS (\n\
+           SELECT p.*, p.c24 / nullif(p.m24, 0) AS conv, p.cb / nullif(p.mb, 0) AS base_conv,\n\
+                  p.mb / {days} AS base_daily,\n\
+                  sqrt(greatest((p.mb2 - p.mb * p.mb / {days}) / ({days} - 1), 0)) AS vol_sd\n\
+           FROM per p),\n\
+         s AS (\n\
+           SELECT m.*, vigil.saturation_status(m.conv, m.base_conv, m.m24, m.base_daily) AS status,\n\
+                  vigil.exhaustion_score(m.conv, m.base_conv, m.m24, m.base_daily, m.decline_days::int) AS exhaustion,\n\
+                  vigil.zscore(m.conv, m.rate_mean, m.rate_sd) AS conversion_z,\n\
+                  vigil.zscore(m.m24, m.base_daily, m.vol_sd) AS volume_z\n\
+           FROM m)\n\
+         SELECT s.*, o.*, vigil.saturation_predicted(s.conversion_z, s.volume_z, s.decline_days::int) AS predicted\n\
+         FROM s CROSS JOIN LATERAL (VALUES\n\
+           ('saturation', s.status::text, CASE s.status WHEN 'RED' THEN 'high' WHEN 'YELLOW' THEN 'medium' END::vigil.severity),\n\
+           ('exhaustion', NULL, CASE WHEN s.exhaustion > ($1->>'exhaustion_threshold')::float8\n\
+                                     THEN CASE WHEN s.exhaustion >= 90 AND 90 >= ($1->>'exhaustion_threshold')::float8\n\
+                                               THEN 'critical' ELSE 'high' END END::vigil.severity)\n\
+         ) AS o(finding, status_text, severity)",
+        src = q.source,
+        since = q.as_time(&format!("now() - ({} + 1) * interval '1 day'", opt("baseline_days", "int"))),
+        now = q.as_time("now()"),
+        filter = q.filter("filter"),
+        days = opt("baseline_days", "float8"),
+    );
+    q.finish(
+        &inner,
+        &Fields {
+            anomaly_type: Some(
+                format!("CASE f.finding WHEN 'saturation' THEN $1->>'anomaly_type' ELSE '{EXHAUSTION}' END"),
+            ),
+            urgency: "vigil.urgency_score(f.severity, health_zone => f.status::text)".into(),
+            title: "CASE f.finding WHEN 'saturation' THEN format('Saturation %s: conversion %s%% vs %s%% baseline', \
+                    f.status, round(100 * f.conv::numeric, 1), round(100 * f.base_conv::numeric, 1)) \
+                    ELSE format('Audience exhaustion score %s', round(f.exhaustion::numeric)) END"
+                .into(),
+            summary: "format('%s: %s messages in 24 h vs %s/day baseline, conversion %s%% vs %s%%, %s day(s) of decline', \
+                      f.entity, f.m24, round(f.base_daily::numeric, 1), round(100 * f.conv::numeric, 1), \
+                      round(100 * f.base_conv::numeric, 1), f.decline_days)"
+                .into(),
+            details: "jsonb_build_object('status', f.status, 'messages_24h', f.m24, 'conversions_24h', f.c24, \
+                      'conversion_24h', round(f.conv::numeric, 4), 'baseline_conversion', round(f.base_conv::numeric, 4), \
+                      'baseline_daily_messages', round(f.base_daily::numeric, 2), 'conversion_z', round(f.conversion_z::numeric, 2), \
+                      'volume_z', round(f.volume_z::numeric, 2), 'decline_days', f.decline_days, \
+                      'exhaustion_score', round(f.exhaustion::numeric, 1), 'predicted_saturation', f.predicted)"
+                .into(),
+            metric: "CASE f.finding WHEN 'saturation' THEN f.conv ELSE f.exhaustion END".into(),
+            category: Some("f.status_text".into()),
+            key_suffix: Some("f.status_text".into()),
+            prediction: Some(
+                "CASE WHEN f.finding = 'saturation' AND f.predicted THEN jsonb_build_object('type', 'saturation', \
+                 'entity', f.entity, 'message', format('%s is heading for saturation (conversion z %s, volume z %s, %s day(s) of decline)', \
+                 f.entity, round(f.conversion_z::numeric, 1), round(f.volume_z::numeric, 1), f.decline_days)) END"
+                    .into(),
+            ),
+        },
+    )
+}
+

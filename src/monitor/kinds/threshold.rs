@@ -1,0 +1,110 @@
+//! `threshold`: an aggregate of a column over a lookback crosses a fixed
+//! value (the rule-like monitor: avg latency > 500 ms, last balance < 0).
+
+use super::{metric_name_option, opt, value_or, Fields, KindDef, Query};
+use crate::alert::SEVERITIES;
+use crate::error::{Result, VigilError};
+use crate::monitor::options::{def, key, req, Key, Opt, ANY, NUMERIC, OPS, TIME};
+use crate::monitor::report::{num, TypeSummary};
+use serde_json::{Map, Value};
+
+const KEYS: &[Key] = &[
+    req("time", Opt::Column(TIME)),
+    req("op", Opt::Choice(OPS)),
+    req("threshold", Opt::Number(f64::MIN, f64::MAX)),
+    key("value", Opt::Column(NUMERIC)),
+    def(
+        "agg",
+        Opt::Choice(&["avg", "sum", "min", "max", "count", "last"]),
+        "\"avg\"",
+    ),
+    def("severity", Opt::Choice(&SEVERITIES), "\"medium\""),
+    def("lookback", Opt::Interval, "\"1 hour\""),
+    def("cooldown", Opt::IntervalOrZero, "\"0 seconds\""),
+    key("entity", Opt::Column(ANY)),
+];
+
+pub(super) const DEF: KindDef = KindDef {
+    name: "threshold",
+    keys: KEYS,
+    common_keys: true,
+    anomaly_type: "threshold",
+    metric_name: Some(|o| value_or(o, "events")),
+    check,
+    query: Some(query),
+    report_metric_name: metric_name_option,
+    insight,
+};
+
+fn check(o: &Map<String, Value>) -> Result<()> {
+    if !o.contains_key("value") && o["agg"] != "count" {
+        return Err(VigilError::invalid(
+            "options.value is required unless options.agg is count",
+        ));
+    }
+    Ok(())
+}
+
+fn insight(t: &TypeSummary) -> String {
+    format!(
+        "{} {} breached the {} threshold. Average value: {}.",
+        t.n,
+        t.label(),
+        t.metric_name(),
+        num(t.avg_metric, 2)
+    )
+}
+
+fn query(q: &Query) -> String {
+    let time = q.req_col("time");
+    let v = q.col("value").map(|v| format!("({v})::float8"));
+    let agg = match (q.o["agg"].as_str().unwrap_or("avg"), &v) {
+        ("count", _) => "count(*)::float8".to_string(),
+        ("last", Some(v)) => {
+            format!("(array_agg({v} ORDER BY {time} DESC) FILTER (WHERE {v} IS NOT NULL))[1]")
+        }
+        (a, Some(v)) => format!("{a}({v})"),
+        (_, None) => unreachable!("check requires value unless agg is count"),
+    };
+    let op = q.o["op"]
+        .as_str()
+        .filter(|op| OPS.contains(op))
+        .expect("op is validated");
+    let group = if q.o.contains_key("entity") {
+        "\n GROUP BY 1"
+    } else {
+        ""
+    };
+    let inner = format!(
+        "SELECT x.*, ($1->>'severity')::vigil.severity AS severity\n\
+         FROM (SELECT {e} AS entity, {agg} AS v FROM {src} t\n\
+               WHERE {time} >= {since} AND {time} <= {now}{filter}{group}) x\n\
+         WHERE x.v {op} ($1->>'threshold')::float8\n\
+           AND NOT EXISTS (SELECT 1 FROM vigil.alerts a WHERE a.monitor = $2 AND a.entity = x.entity\n\
+               AND a.status NOT IN ('firing', 'acknowledged')\n\
+               AND coalesce(a.resolved_at, a.dismissed_at, a.last_seen_at) > now() - ($1->>'cooldown')::interval)",
+        e = q.entity(),
+        src = q.source,
+        since = q.as_time(&format!("now() - {}", opt("lookback", "interval"))),
+        now = q.as_time("now()"),
+        filter = q.filter("filter"),
+    );
+    q.finish(
+        &inner,
+        &Fields {
+            anomaly_type: None,
+            urgency: "vigil.urgency_score(f.severity)".into(),
+            title: "format('%s %s %s %s', $1->>'metric_name', round(f.v::numeric, 2), $1->>'op', $1->>'threshold')".into(),
+            summary: "format('%s: %s of %s over the last %s is %s (threshold %s %s)', f.entity, $1->>'agg', \
+                      $1->>'metric_name', $1->>'lookback', round(f.v::numeric, 2), $1->>'op', $1->>'threshold')"
+                .into(),
+            details: "jsonb_build_object('value', f.v, 'agg', $1->>'agg', 'op', $1->>'op', \
+                      'threshold', ($1->>'threshold')::float8, 'lookback', $1->>'lookback')"
+                .into(),
+            metric: "f.v".into(),
+            category: None,
+            key_suffix: None,
+            prediction: None,
+        },
+    )
+}
