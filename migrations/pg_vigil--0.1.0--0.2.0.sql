@@ -72,7 +72,10 @@ $$;
 ALTER TABLE vigil.monitors
     ADD COLUMN source_oid oid,
     ADD COLUMN created_by name NOT NULL DEFAULT current_user,
-    ADD COLUMN timeout_ms int CONSTRAINT monitors_timeout_ms_check CHECK (timeout_ms > 0);
+    ADD COLUMN timeout_ms int CONSTRAINT monitors_timeout_ms_check CHECK (timeout_ms > 0),
+    -- The kind list is written once, in the library (vigil.monitor_kinds());
+    -- vigil._monitors_guard checks it with the options.
+    DROP CONSTRAINT monitors_kind_check;
 ALTER TABLE vigil.rollup_defs ADD COLUMN group_source name[],
     ADD COLUMN on_detach text NOT NULL DEFAULT 'keep' CONSTRAINT rollup_defs_on_detach_check
         CHECK (on_detach IN ('keep', 'subtract'));
@@ -130,7 +133,11 @@ CREATE TYPE vigil.sketch_state (
 -- respects dependencies), CREATE made CREATE OR REPLACE.
 SET LOCAL check_function_bodies = off;
 
+DROP FUNCTION IF EXISTS vigil._finding_key(text, text, text, text);
+
 DROP FUNCTION IF EXISTS vigil._rollup_insert();
+
+DROP FUNCTION IF EXISTS vigil._scan_insight(text, text, text, text, text, bigint, double precision, double precision, double precision, text, text);
 
 DROP FUNCTION IF EXISTS vigil.create_channel(text, text, text, jsonb, vigil.severity, text[], boolean, double precision, interval);
 
@@ -535,6 +542,10 @@ CREATE OR REPLACE FUNCTION vigil._check_labels(labels jsonb, argument text) RETU
     AS 'MODULE_PATHNAME', 'check_labels_wrapper';
 
 COMMENT ON FUNCTION vigil._check_labels(labels jsonb, argument text) IS 'Internal: labels unchanged, or ERROR 22023 naming the argument and the label: a JSON object of at most 32 string labels, names [A-Za-z_][A-Za-z0-9_]* not starting with __, values non-empty and at most 8192 bytes';
+
+COMMENT ON TABLE vigil.rules IS 'Alert rules on pushed metrics: value <op> threshold, or pct_drop / pct_rise (percent change vs the entity''s average over lookback) >= threshold. cooldown: no new alert for the same rule and entity that soon after the last one closed';
+
+COMMENT ON COLUMN vigil.rules.cooldown IS 'After the rule''s alert for an entity closed (resolved, dismissed, or last seen when it expired), no new alert for that entity until this has passed (repeats still bump the open alert); as a threshold monitor''s cooldown';
 
 COMMENT ON COLUMN vigil.rules.alertname IS 'The alertname label of the rule''s alerts (NULL: the rule''s name); the defaults carry the seed''s names, e.g. ROAS_DROP';
 
@@ -1205,12 +1216,8 @@ COMMENT ON FUNCTION vigil._metrics() IS 'The counters vigil.metrics shows (name,
 COMMENT ON FUNCTION vigil._monitor_by_name(name text) IS 'Internal: the monitor of that name, or ERROR 42704';
 
 CREATE OR REPLACE FUNCTION vigil._monitor_labels(options jsonb, subkey text) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT coalesce(options -> 'labels', '{}')
-        || jsonb_strip_nulls(jsonb_build_object('alertname', options ->> 'alertname', 'subkey', subkey))
-$$;
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'monitor_labels_wrapper';
 
 COMMENT ON FUNCTION vigil._monitor_labels(options jsonb, subkey text) IS 'Internal: the labels a monitor gives its alerts: options.labels, options.alertname, and subkey (the finding''s key suffix, e.g. a stall monitor''s status) when there is one';
 
@@ -1282,6 +1289,12 @@ CREATE OR REPLACE FUNCTION vigil._notify_alert(alert vigil.alerts, event text) R
     SELECT vigil._count_alert(event, (alert).severity::text);
     SELECT vigil._enqueue_alert(alert, event);
 $$;
+
+CREATE OR REPLACE FUNCTION vigil._pg_notify_payload(alert jsonb, event text) RETURNS jsonb
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pg_notify_payload_wrapper';
+
+COMMENT ON FUNCTION vigil._pg_notify_payload(alert jsonb, event text) IS 'Internal: what LISTENers get for an alert event (channel vigil_alerts, pg_notify channels): {"id", "event"} only, since any role can LISTEN';
 
 COMMENT ON FUNCTION vigil._rebuild_rollup(name oid) IS 'Internal: vigil.rebuild_rollup''s work';
 
@@ -1377,12 +1390,6 @@ END
 $$;
 
 COMMENT ON FUNCTION vigil._release_held(max_rows integer) IS 'Internal (the worker, every few seconds while anything is held): sends the held notifications of alerts no longer silenced or inhibited (at most max_rows held rows per call, oldest first), and makes groups holding such alerts due; returns how many rows it queued';
-
-CREATE OR REPLACE FUNCTION vigil._pg_notify_payload(alert jsonb, event text) RETURNS jsonb
-    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
-    AS 'MODULE_PATHNAME', 'pg_notify_payload_wrapper';
-
-COMMENT ON FUNCTION vigil._pg_notify_payload(alert jsonb, event text) IS 'Internal: what LISTENers get for an alert event (channel vigil_alerts, pg_notify channels): {"id", "event"} only, since any role can LISTEN';
 
 CREATE OR REPLACE FUNCTION vigil._render_payload(kind text, channel_name text, alert jsonb, event text) RETURNS jsonb
     LANGUAGE sql STABLE PARALLEL SAFE
@@ -1761,33 +1768,11 @@ $$;
 
 COMMENT ON FUNCTION vigil._run_escalations(max_rows integer) IS 'Internal (the worker, each round): stops the escalations of alerts acknowledged or closed, runs the due steps (a silenced or inhibited alert waits), one message per policy, step and channel (a policy step that cannot be sent warns and is retried in a minute, its chains unmoved); returns how many were queued';
 
-CREATE OR REPLACE FUNCTION vigil._scan_insight(kind text, anomaly_type text, label text, metric_name text, group_name text, n bigint, avg_metric double precision, max_metric double precision, total double precision, common text, categories text) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT CASE
-        WHEN anomaly_type = 'exhaustion' THEN
-            format('%s %s at risk of audience exhaustion. Average score: %s.', n, label, round(avg_metric::numeric))
-        WHEN kind = 'drop' THEN
-            format('%s %s experiencing %s drops. Average drop: %s points.', n, label, metric_name, round(avg_metric::numeric))
-        WHEN kind = 'stall' THEN
-            format('%s %s stalled. Average wait: %s.%s', n, label,
-                   CASE WHEN metric_name = 'wait_hours' THEN round(avg_metric::numeric, 1) || ' hours'
-                        ELSE round(avg_metric::numeric) || ' days' END,
-                   CASE WHEN group_name IS NOT NULL AND common IS NOT NULL
-                        THEN format(' Most common %s: %s.', group_name, common) ELSE '' END)
-        WHEN kind = 'count' THEN
-            format('%s %s affected by %s: %s in total.', n, label, metric_name, total)
-        WHEN kind = 'zscore' THEN
-            format('%s %s with unusual %s (%s). Largest |z|: %s.', n, label, metric_name, categories,
-                   round(max_metric::numeric, 1))
-        WHEN kind = 'saturation' THEN
-            format('%s %s saturated (%s).', n, label, categories)
-        ELSE
-            format('%s %s breached the %s threshold. Average value: %s.', n, label, metric_name,
-                   round(avg_metric::numeric, 2))
-    END
-$$;
+CREATE OR REPLACE FUNCTION vigil._scan(monitor text) RETURNS jsonb
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'scan_wrapper';
+
+COMMENT ON FUNCTION vigil._scan(monitor text) IS 'Internal: the scan loop of vigil.scan() (src/monitor/scan.rs), run by its SECURITY DEFINER wrapper';
 
 COMMENT ON FUNCTION vigil._set_monitor_enabled(name text, enabled boolean) IS 'Internal: enables or disables a monitor by name; returns it';
 
@@ -2388,6 +2373,8 @@ BEGIN
 END
 $_$;
 
+COMMENT ON FUNCTION vigil.create_monitor(name text, kind text, source regclass, options jsonb) IS 'Create a monitor of one of the kinds vigil.monitor_kinds() lists on a table; options are validated (unknown keys, types, columns, threshold order) and the scan query is tried once. early_kill adds an AFTER INSERT statement trigger to the table. Returns the monitor id';
+
 CREATE OR REPLACE FUNCTION vigil.create_rollup(name text, source regclass, time_column name, bucket interval, group_by name[], measures jsonb) RETURNS regclass
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2692,6 +2679,12 @@ COMMENT ON FUNCTION vigil.merge(a vigil.sketch, b vigil.sketch) IS 'The sketch o
 COMMENT ON FUNCTION vigil.merge(a vigil.statsagg, b vigil.statsagg) IS 'The summary of both summaries'' values (exact parallel combination)';
 
 COMMENT ON FUNCTION vigil.min_val(summary vigil.statsagg) IS 'Smallest summarised value; NULL when empty or after a removal took away the minimum';
+
+CREATE OR REPLACE FUNCTION vigil.monitor_kinds() RETURNS text[]
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'monitor_kinds_wrapper';
+
+COMMENT ON FUNCTION vigil.monitor_kinds() IS 'The kinds vigil.create_monitor accepts, in the order its errors list them';
 
 CREATE OR REPLACE FUNCTION vigil.msteams_payload(alert jsonb, event text) RETURNS jsonb
     LANGUAGE c STABLE STRICT PARALLEL SAFE
@@ -3079,215 +3072,11 @@ COMMENT ON FUNCTION vigil.saturation_predicted(conversion_z double precision, vo
 COMMENT ON FUNCTION vigil.saturation_status(conversion_24h double precision, baseline_conversion double precision, messages_24h double precision, baseline_daily_messages double precision) IS 'Audience saturation RED / YELLOW / GREEN / UNKNOWN from 24 h conversion and volume against their baselines (SPEC §3.2)';
 
 CREATE OR REPLACE FUNCTION vigil.scan(monitor text DEFAULT NULL::text) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE sql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET "TimeZone" TO 'UTC'
     SET standard_conforming_strings TO 'on'
-    AS $$
-#variable_conflict use_column
-DECLARE
-    t0 timestamptz := clock_timestamp();
-    mt0 timestamptz;
-    run_id bigint;
-    m vigil.monitors;
-    src regclass;
-    plan jsonb;
-    o jsonb;
-    f record;
-    r record;
-    dk text;
-    keys text[];
-    n int;
-    findings jsonb[] := '{}';
-    predictions jsonb[] := '{}';
-    per_monitor jsonb[] := '{}';
-    errors jsonb[] := '{}';
-    skipped text[] := '{}';
-    new_ids bigint[] := '{}';
-    raised_ids bigint[];
-    -- What a failing monitor's subtransaction rolls back must leave the
-    -- report too (PL/pgSQL variables are not rolled back).
-    kept_new_ids bigint[];
-    kept_findings jsonb[];
-    kept_predictions jsonb[];
-    kept_resolved bigint;
-    groups jsonb;
-    resolved bigint := 0;
-    expired bigint;
-    variants_expired bigint := 0;
-    err_state text;
-    err_text text;
-    result jsonb;
-    v vigil.variant_monitoring;
-BEGIN
-    IF scan.monitor IS NOT NULL THEN
-        PERFORM vigil._monitor_by_name(scan.monitor);
-    END IF;
-    INSERT INTO vigil.scan_runs (started_at, monitor) VALUES (t0, scan.monitor) RETURNING id INTO run_id;
-    expired := vigil.expire_alerts();
-
-    FOR m IN
-        SELECT * FROM vigil.monitors t
-        WHERE t.enabled AND (scan.monitor IS NULL OR t.name = scan.monitor)
-        ORDER BY t.name
-    LOOP
-        mt0 := clock_timestamp();
-        n := 0;
-        kept_new_ids := new_ids;
-        kept_findings := findings;
-        kept_predictions := predictions;
-        kept_resolved := resolved;
-        BEGIN
-            -- Concurrent scans of one monitor (a manual scan during a pg_cron
-            -- one) never both run it: the second skips it (reported under
-            -- skipped) instead of waiting. The lock is a row lock, outside
-            -- the advisory-lock space any role can take; only roles that may
-            -- UPDATE vigil.monitors can hold it, and then scans skip, never wait.
-            PERFORM 1 FROM vigil.monitors t WHERE t.id = m.id FOR UPDATE SKIP LOCKED;
-            IF NOT FOUND THEN
-                skipped := skipped || m.name;
-                CONTINUE;
-            END IF;
-            IF m.kind = 'early_kill' THEN
-                FOR v IN
-                    SELECT * FROM vigil.variant_monitoring t
-                    WHERE t.monitor = m.name AND t.status = 'active' AND t.started_at + t.timeout <= now()
-                    -- A writer's open transaction may hold a variant's row
-                    -- (the early-kill trigger counts into it): expire it on
-                    -- a later scan rather than wait for that writer.
-                    ORDER BY t.id FOR UPDATE SKIP LOCKED
-                LOOP
-                    PERFORM vigil._decide_variant(m, v, 'expired');
-                    n := n + 1;
-                END LOOP;
-                variants_expired := variants_expired + n;
-                n := 0;
-            ELSE
-                src := m.source_oid;
-                IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = src) THEN
-                    RAISE EXCEPTION USING ERRCODE = '42P01',
-                        MESSAGE = format('monitor "%s": its source %I.%I (oid %s) no longer exists; recreate the monitor',
-                                         m.name, m.source_schema, m.source_table, src);
-                END IF;
-                plan := vigil._monitor_plan(m.kind, m.options, format('%I.%I', m.source_schema, m.source_table),
-                                            vigil._source_columns(src));
-                o := plan->'options';
-                keys := '{}';
-                raised_ids := '{}';
-                -- Run as the source's owner, restricted (vigil._monitor_run);
-                -- only its jsonb rows come back here.
-                FOR f IN
-                    SELECT * FROM jsonb_to_recordset(vigil._monitor_run(m.id)) AS x(
-                        entity text, anomaly_type text, severity vigil.severity, urgency int, title text,
-                        summary text, details jsonb, metric float8, category text, key_suffix text, prediction jsonb)
-                LOOP
-                    IF f.prediction IS NOT NULL THEN
-                        predictions := predictions || (f.prediction || jsonb_build_object('monitor', m.name));
-                    END IF;
-                    CONTINUE WHEN f.severity IS NULL;
-                    dk := vigil._finding_key(f.anomaly_type, f.entity, f.key_suffix, o->>'dedup_by');
-                    SELECT * INTO r FROM vigil.raise_alert(
-                        f.anomaly_type, f.entity, f.severity, f.title, f.summary, f.details, f.urgency, m.name,
-                        NULL, dk, (o->>'dedup_window')::interval, (o->>'expires_in')::interval,
-                        vigil._monitor_labels(o, f.key_suffix));
-                    raised_ids := raised_ids || r.alert_id;
-                    n := n + 1;
-                    IF r.is_new THEN
-                        new_ids := new_ids || r.alert_id;
-                    END IF;
-                    findings := findings || jsonb_build_object(
-                        'type', f.anomaly_type, 'kind', m.kind, 'severity', f.severity, 'urgency', f.urgency,
-                        'entity', f.entity, 'metric', f.metric, 'category', f.category, 'is_new', r.is_new,
-                        'label', o->>'label',
-                        'metric_name', CASE WHEN m.kind = 'stall' AND o->>'urgency_from' = 'wait_hours'
-                                            THEN 'wait_hours' ELSE o->>'metric_name' END,
-                        'group_name', o->>'group_column');
-                END LOOP;
-                -- The identities still firing: their fingerprints, which
-                -- (unlike the dated keys) are the same tomorrow.
-                keys := ARRAY(SELECT a.fingerprint FROM vigil.alerts a WHERE a.id = ANY (raised_ids));
-                resolved := resolved + vigil.auto_resolve(m.name, keys);
-            END IF;
-            UPDATE vigil.monitors t SET last_scan_at = now(), last_anomalies = n, last_error = NULL WHERE t.id = m.id;
-            per_monitor := per_monitor || jsonb_build_object(
-                'monitor', m.name, 'kind', m.kind, 'anomalies', n,
-                'duration_ms', round(extract(epoch FROM clock_timestamp() - mt0)::numeric * 1000, 3));
-        EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_text = MESSAGE_TEXT;
-            new_ids := kept_new_ids;
-            findings := kept_findings;
-            predictions := kept_predictions;
-            resolved := kept_resolved;
-            UPDATE vigil.monitors t SET last_scan_at = now(), last_error = format('%s: %s', err_state, err_text)
-            WHERE t.id = m.id;
-            errors := errors || jsonb_build_object('monitor', m.name, 'sqlstate', err_state, 'error', err_text);
-        END;
-    END LOOP;
-
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
-               'id', g.id, 'type', g.anomaly_type, 'severity', g.severity, 'urgency', g.urgency,
-               'affected_count', g.affected_count, 'entities', g.entities) ORDER BY g.anomaly_type), '[]')
-    INTO groups
-    FROM vigil.group_alerts(run_id, new_ids) g
-    WHERE cardinality(new_ids) > 0;
-
-    WITH fs AS (SELECT x FROM unnest(findings) x),
-    by_type AS (
-        SELECT x->>'type' AS type, min(x->>'kind') AS kind, min(x->>'label') AS label,
-               min(x->>'metric_name') AS metric_name, min(x->>'group_name') AS group_name,
-               count(*) AS n, count(*) FILTER (WHERE (x->>'is_new')::bool) AS saved,
-               avg((x->>'metric')::float8) AS avg_metric, max(abs((x->>'metric')::float8)) AS max_metric,
-               sum((x->>'metric')::float8) AS total,
-               mode() WITHIN GROUP (ORDER BY x->>'category') AS common,
-               max((x->>'urgency')::int) AS urgency
-        FROM fs GROUP BY 1),
-    by_sev AS (
-        SELECT s.t AS type, jsonb_object_agg(s.sev, s.cnt) AS sev
-        FROM (SELECT x->>'type' AS t, x->>'severity' AS sev, count(*) AS cnt FROM fs GROUP BY 1, 2) s
-        GROUP BY 1),
-    by_cat AS (
-        SELECT c.t AS type, string_agg(format('%s %s', c.cnt, c.c), ', ' ORDER BY c.cnt DESC, c.c) AS categories
-        FROM (SELECT x->>'type' AS t, x->>'category' AS c, count(*) AS cnt FROM fs WHERE x->>'category' IS NOT NULL GROUP BY 1, 2) c
-        GROUP BY 1)
-    SELECT jsonb_build_object(
-        'success', cardinality(errors) = 0,
-        'scan_id', run_id,
-        'duration_ms', round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 3),
-        'monitors_scanned', cardinality(per_monitor) + cardinality(errors),
-        'anomalies_detected', cardinality(findings),
-        'alert_groups_created', jsonb_array_length(groups),
-        'alerts_saved', cardinality(new_ids),
-        'duplicates_skipped', cardinality(findings) - cardinality(new_ids),
-        'alerts_resolved', resolved,
-        'alerts_expired', expired,
-        'variants_expired', variants_expired,
-        'breakdown', coalesce((
-            SELECT jsonb_object_agg(b.type, jsonb_build_object(
-                'count', b.n, 'new', b.saved, 'duplicates', b.n - b.saved, 'max_urgency', b.urgency,
-                'by_severity', s.sev))
-            FROM by_type b JOIN by_sev s USING (type)), '{}'),
-        'insights', coalesce((
-            SELECT jsonb_agg(vigil._scan_insight(b.kind, b.type, b.label, b.metric_name, b.group_name, b.n,
-                                                 b.avg_metric, b.max_metric, b.total, b.common, c.categories)
-                             ORDER BY b.type)
-            FROM by_type b LEFT JOIN by_cat c USING (type)), '[]'),
-        'predictions', to_jsonb(predictions),
-        'alert_groups', groups,
-        'monitors', to_jsonb(per_monitor),
-        'skipped', to_jsonb(skipped),
-        'errors', to_jsonb(errors))
-    INTO result;
-
-    UPDATE vigil.scan_runs t
-    SET finished_at = clock_timestamp(), duration_ms = (result->>'duration_ms')::float8,
-        report = result, success = (result->>'success')::bool
-    WHERE t.id = run_id;
-    -- vigil.metrics: counted in shared memory when this transaction commits
-    -- (no row to update, so concurrent scans never wait on each other).
-    PERFORM vigil._count_scan(jsonb_array_length(result->'errors'));
-    RETURN result;
-END
-$$;
+    AS $$ SELECT vigil._scan(monitor) $$;
 
 COMMENT ON FUNCTION vigil.scan(monitor text) IS 'Run the enabled monitors (or one): raise and deduplicate alerts, auto-resolve cleared ones, expire old alerts and timed-out variants, group new alerts per type; returns the report (also kept in vigil.scan_runs). A failing monitor is reported under errors and does not stop the others; one another scan is running is reported under skipped. Each monitor runs as its source''s owner in a security-restricted operation under vigil.monitor_timeout_ms';
 
@@ -4188,6 +3977,11 @@ REVOKE ALL ON FUNCTION vigil._rules_track_deleted_defaults() FROM PUBLIC;
 
 
 REVOKE ALL ON FUNCTION vigil._run_escalations(max_rows integer) FROM PUBLIC;
+
+-- ACL FUNCTION _scan(monitor text)
+
+
+REVOKE ALL ON FUNCTION vigil._scan(monitor text) FROM PUBLIC;
 
 -- ACL FUNCTION _start_escalations(alert vigil.alerts)
 

@@ -299,7 +299,7 @@ pub(crate) mod tests {
                AND p.proname NOT IN ('worker_status', 'create_rollup', '_create_rollup', 'verify_rollup',
                                      '_verify_rollup', 'rebuild_rollup', '_rebuild_rollup', 'drop_rollup',
                                      '_drop_rollup', '_rollup_size', '_rollup_slot', '_rollup_trigger',
-                                     '_wake_worker', '_monitor_run', '_base_type', '_rollup_stats',
+                                     '_wake_worker', '_monitor_run', '_scan', '_base_type', '_rollup_stats',
                                      '_rollup_ddl', '_rollup_status', '_rollup_dropped', '_upgrade_rollup',
                                      'webhook_payload', 'pagerduty_payload', 'msteams_payload',
                                      'alertmanager_payload', '_alertmanager_batches', '_alertmanager_resend_seconds',

@@ -231,6 +231,11 @@ fn scan_monitor(m: &Monitor) -> Turn {
 fn scan(monitor: Option<&str>) -> JsonB {
     let _path = crate::security::Restricted::enter();
     crate::version::require();
+    // A scan writes (its run, alerts): refused in a read-only transaction
+    // and on a standby with PostgreSQL's own 25006, before pgrx's SPI asks
+    // for a transaction id (which a standby cannot assign).
+    // SAFETY: raises ERROR when the transaction is read-only.
+    unsafe { pg_sys::PreventCommandIfReadOnly(c"vigil.scan()".as_ptr()) };
     let t0 = Instant::now();
     if let Some(name) = monitor {
         Spi::run_with_args("SELECT vigil._monitor_by_name($1)", &[name.into()]).or_raise();
