@@ -347,7 +347,9 @@ mod tests {
         ];
         let s = summarize(&fs);
         assert_eq!(
-            s.iter().map(|t| t.anomaly_type.as_str()).collect::<Vec<_>>(),
+            s.iter()
+                .map(|t| t.anomaly_type.as_str())
+                .collect::<Vec<_>>(),
             ["deal_stalled", "z"]
         );
         let deals = &s[0];

@@ -318,7 +318,8 @@ fn scan(monitor: Option<&str>) -> JsonB {
                     &[m.id.into(), format!("{sqlstate}: {message}").into()],
                 )
                 .or_raise();
-                t.errors.push(json!({"monitor": m.name, "sqlstate": sqlstate, "error": message}));
+                t.errors
+                    .push(json!({"monitor": m.name, "sqlstate": sqlstate, "error": message}));
             }
         }
     }
@@ -344,7 +345,11 @@ fn scan(monitor: Option<&str>) -> JsonB {
                 duration_ms = ($2 OPERATOR(pg_catalog.->>) 'duration_ms')::pg_catalog.float8, \
                 report = $2, success = failed OPERATOR(pg_catalog.=) 0 \
          FROM (SELECT $3::pg_catalog.int4 AS failed) f WHERE t.id OPERATOR(pg_catalog.=) $1",
-        &[scan_id.into(), JsonB(result.clone()).into(), (failed as i32).into()],
+        &[
+            scan_id.into(),
+            JsonB(result.clone()).into(),
+            (failed as i32).into(),
+        ],
     )
     .or_raise();
     // vigil.metrics: counted in shared memory when this transaction commits

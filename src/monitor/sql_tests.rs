@@ -199,4 +199,51 @@ mod tests {
             Some("null 4.92".into())
         );
     }
+
+    #[pg_test]
+    fn freshness_alerts_on_sources_and_entities_whose_newest_row_is_too_old() {
+        // A feed per source: stripe's newest row is 30 minutes old, hubspot's
+        // 7 hours, salesforce's 2 days; an empty table is the worst level.
+        Spi::run(
+            "CREATE TABLE public.fresh_feed (source text, at timestamptz);
+             INSERT INTO public.fresh_feed VALUES
+                 ('stripe', now() - interval '3 days'), ('stripe', now() - interval '30 minutes'),
+                 ('hubspot', now() - interval '7 hours'), ('salesforce', now() - interval '2 days');
+             CREATE TABLE public.fresh_empty (at timestamptz);
+             SELECT vigil.create_monitor('fresh_sources', 'freshness', 'public.fresh_feed',
+                 '{\"entity\": \"source\", \"time\": \"at\", \"label\": \"feeds\",
+                   \"thresholds\": {\"medium\": \"6 hours\", \"critical\": \"1 day\"}}');
+             SELECT vigil.create_monitor('fresh_nothing', 'freshness', 'public.fresh_empty',
+                 '{\"time\": \"at\", \"thresholds\": {\"medium\": \"1 hour\", \"high\": \"2 hours\"}}');",
+        )
+        .unwrap();
+        let report = scan("fresh_sources");
+        assert_eq!(
+            alerts("fresh_sources", "freshness"),
+            "hubspot:medium,salesforce:critical"
+        );
+        assert_eq!(
+            report.0["insights"],
+            serde_json::json!(["2 feeds stale. Longest lag: 48.0 hours."])
+        );
+        assert_eq!(
+            one::<String>(
+                "SELECT title FROM vigil.alerts WHERE monitor = 'fresh_sources' AND entity = 'salesforce'"
+            )
+            .as_deref(),
+            Some("No new rows for 2 days")
+        );
+        scan("fresh_nothing");
+        assert_eq!(alerts("fresh_nothing", "freshness"), "fresh_nothing:high");
+        // Rows arrive: the next scan resolves both.
+        Spi::run(
+            "INSERT INTO public.fresh_feed VALUES ('hubspot', now()), ('salesforce', now());
+             INSERT INTO public.fresh_empty VALUES (now());",
+        )
+        .unwrap();
+        let report = scan("fresh_sources");
+        assert_eq!(report.0["alerts_resolved"], 2);
+        let report = scan("fresh_nothing");
+        assert_eq!(report.0["alerts_resolved"], 1);
+    }
 }

@@ -40,7 +40,7 @@ fn unknown_kind_lists_the_kinds() {
     assert_eq!(e.kind, ErrorKind::InvalidParameter);
     assert!(e
         .message
-        .contains("drop, stall, count, zscore, saturation, threshold, early_kill"));
+        .contains("drop, stall, count, zscore, saturation, threshold, freshness, early_kill"));
 }
 
 #[test]
@@ -481,6 +481,10 @@ fn every_scanning_kind_returns_the_finding_columns() {
             "threshold",
             json!({"time": "recorded_at", "op": "<", "threshold": 2, "value": "score", "agg": "last"}),
         ),
+        (
+            "freshness",
+            json!({"time": "day", "entity": "client", "thresholds": {"high": "1 day"}}),
+        ),
     ];
     for (kind, options) in cases {
         let q = ok(kind, options).query.unwrap();
@@ -501,4 +505,39 @@ fn zones_need_red_below_yellow() {
         json!({"entity": "client", "time": "recorded_at", "value": "score", "zones": {"red": 70, "yellow": 50}}),
     );
     assert!(e.message.contains("red must be below yellow"));
+}
+
+#[test]
+fn freshness_needs_interval_thresholds_and_reads_the_newest_row() {
+    let e = err(
+        "freshness",
+        json!({"time": "recorded_at", "thresholds": {"medium": 3}}),
+    );
+    assert!(
+        e.message.contains("options.thresholds.medium"),
+        "{}",
+        e.message
+    );
+    let e = err(
+        "freshness",
+        json!({"time": "score", "thresholds": {"medium": "1 hour"}}),
+    );
+    assert_eq!(e.kind, ErrorKind::DatatypeMismatch);
+    // Without an entity the source is one group, so an empty source still
+    // yields its row (newest NULL), at the worst level given.
+    let p = ok(
+        "freshness",
+        json!({"time": "recorded_at", "thresholds": {"medium": "1 hour", "high": "2 hours"}}),
+    );
+    let q = p.query.unwrap();
+    assert!(!q.contains("GROUP BY"), "{q}");
+    assert!(q.contains("max((t.\"recorded_at\")::timestamptz)"), "{q}");
+    assert!(q.contains("WHEN x.newest IS NULL THEN 'high'"), "{q}");
+    assert_eq!(p.options["metric_name"], "lag");
+    assert_eq!(p.options["anomaly_type"], "freshness");
+    let p = ok(
+        "freshness",
+        json!({"time": "recorded_at", "entity": "client", "thresholds": {"critical": "1 day"}}),
+    );
+    assert!(p.query.unwrap().contains("GROUP BY 1"));
 }

@@ -101,4 +101,3 @@ fn query(q: &Query) -> String {
         },
     )
 }
-

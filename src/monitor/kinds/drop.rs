@@ -112,4 +112,3 @@ fn query(q: &Query) -> String {
         },
     )
 }
-

@@ -8,6 +8,7 @@
 mod count;
 mod drop;
 mod early_kill;
+mod freshness;
 mod saturation;
 mod stall;
 mod threshold;
@@ -68,6 +69,7 @@ kinds! {
     Zscore => zscore,
     Saturation => saturation,
     Threshold => threshold,
+    Freshness => freshness,
     EarlyKill => early_kill,
 }
 
@@ -100,7 +102,9 @@ fn value_or(o: &Map<String, Value>, default: &str) -> String {
 
 /// The report's metric name: options.metric_name.
 fn metric_name_option(o: &Map<String, Value>) -> Option<String> {
-    o.get("metric_name").and_then(Value::as_str).map(String::from)
+    o.get("metric_name")
+        .and_then(Value::as_str)
+        .map(String::from)
 }
 
 fn no_cross_checks(_: &Map<String, Value>) -> Result<()> {

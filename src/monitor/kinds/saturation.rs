@@ -133,4 +133,3 @@ fn query(q: &Query) -> String {
         },
     )
 }
-

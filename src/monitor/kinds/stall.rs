@@ -36,7 +36,9 @@ fn report_metric_name(o: &Map<String, Value>) -> Option<String> {
     if o.get("urgency_from").and_then(Value::as_str) == Some("wait_hours") {
         return Some("wait_hours".into());
     }
-    o.get("metric_name").and_then(Value::as_str).map(String::from)
+    o.get("metric_name")
+        .and_then(Value::as_str)
+        .map(String::from)
 }
 
 fn insight(t: &TypeSummary) -> String {
@@ -128,4 +130,3 @@ fn query(q: &Query) -> String {
         },
     )
 }
-

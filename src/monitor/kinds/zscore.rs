@@ -136,4 +136,3 @@ fn query(q: &Query) -> String {
         },
     )
 }
-
