@@ -1221,7 +1221,13 @@ CREATE OR REPLACE FUNCTION vigil._monitor_labels(options jsonb, subkey text) RET
 
 COMMENT ON FUNCTION vigil._monitor_labels(options jsonb, subkey text) IS 'Internal: the labels a monitor gives its alerts: options.labels, options.alertname, and subkey (the finding''s key suffix, e.g. a stall monitor''s status) when there is one';
 
-COMMENT ON FUNCTION vigil._monitor_plan(kind text, options jsonb, source text, columns_json jsonb) IS 'Internal: a monitor''s options checked and defaulted, and its scan query';
+COMMENT ON FUNCTION vigil._monitor_plan(kind text, options jsonb, source text, columns_json jsonb) IS 'Internal: a monitor''s options checked and defaulted, and its scan query (a source that is no rollup''s summary)';
+
+CREATE OR REPLACE FUNCTION vigil._monitor_plan(kind text, options jsonb, source text, columns_json jsonb, rollup jsonb) RETURNS jsonb
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'monitor_plan_on_wrapper';
+
+COMMENT ON FUNCTION vigil._monitor_plan(kind text, options jsonb, source text, columns_json jsonb, rollup jsonb) IS 'Internal: a monitor''s options checked and defaulted, and its scan query, over a rollup''s summary when the last argument is its definition (vigil._source_rollup)';
 
 CREATE OR REPLACE FUNCTION vigil._monitor_run(monitor bigint) RETURNS jsonb
     LANGUAGE c STRICT
@@ -1272,7 +1278,7 @@ BEGIN
     NEW.source_oid := src;
     PERFORM vigil._require_sane_json(NEW.options, 'options');
     NEW.options := vigil._monitor_plan(NEW.kind, NEW.options, format('%I.%I', NEW.source_schema, NEW.source_table),
-                                       vigil._source_columns(src))->'options';
+                                       vigil._source_columns(src), vigil._source_rollup(src))->'options';
     NEW.updated_at := now();
     RETURN NEW;
 END
@@ -1847,6 +1853,18 @@ $$;
 
 COMMENT ON FUNCTION vigil._source_columns(source regclass) IS 'Internal: {"column": {"category": time|numeric|text|bool|other, "type": ...}} for the monitor planner (domains as their base type)';
 
+CREATE OR REPLACE FUNCTION vigil._source_rollup(source regclass) RETURNS jsonb
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT coalesce((SELECT jsonb_build_object(
+        'bucket_seconds', extract(epoch FROM d.bucket), 'group_by', to_jsonb(d.group_by),
+        'measures', coalesce((SELECT jsonb_object_agg(m.key, m.value->>'agg') FROM jsonb_each(d.measures) m), '{}'))
+    FROM vigil.rollup_defs d WHERE d.summary = $1), 'null')
+$_$;
+
+COMMENT ON FUNCTION vigil._source_rollup(source regclass) IS 'Internal: for a rollup''s summary table, {"bucket_seconds", "group_by", "measures": {"name": agg}} for the monitor planner (monitors read its buckets instead of raw rows); JSON null for any other relation';
+
 CREATE OR REPLACE FUNCTION vigil._start_escalations(alert vigil.alerts) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2337,7 +2355,7 @@ BEGIN
     END IF;
 
     cols := vigil._source_columns(source);
-    plan := vigil._monitor_plan(kind, options, format('%I.%I', sch, tbl), cols);
+    plan := vigil._monitor_plan(kind, options, format('%I.%I', sch, tbl), cols, vigil._source_rollup(source));
     -- Filter values must read as the column's type. Checked here, as the
     -- caller, only for pg_catalog's types: a cast to any other type may be
     -- its owner's code (CREATE CAST), so those values are checked by the

@@ -84,7 +84,8 @@ COMMENT ON FUNCTION vigil._rollup_size(regclass) IS 'Internal: a summary''s size
 COMMENT ON FUNCTION vigil._rollup_stats(oid) IS 'Internal: rows and groups of a summary, read as its owner';
 
 -- Monitors, notifications, the worker ----------------------------------------
-COMMENT ON FUNCTION vigil._monitor_plan(text, jsonb, text, jsonb) IS 'Internal: a monitor''s options checked and defaulted, and its scan query';
+COMMENT ON FUNCTION vigil._monitor_plan(text, jsonb, text, jsonb) IS 'Internal: a monitor''s options checked and defaulted, and its scan query (a source that is no rollup''s summary)';
+COMMENT ON FUNCTION vigil._monitor_plan(text, jsonb, text, jsonb, jsonb) IS 'Internal: a monitor''s options checked and defaulted, and its scan query, over a rollup''s summary when the last argument is its definition (vigil._source_rollup)';
 COMMENT ON FUNCTION vigil._monitor_run(bigint) IS 'Internal: runs one monitor''s query as its source''s owner, restricted, under its timeout; jsonb rows';
 COMMENT ON FUNCTION vigil._scan(text) IS 'Internal: the scan loop of vigil.scan() (src/monitor/scan.rs), run by its SECURITY DEFINER wrapper';
 COMMENT ON FUNCTION vigil._monitor_labels(jsonb, text) IS

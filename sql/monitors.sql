@@ -78,6 +78,17 @@ $$;
 COMMENT ON FUNCTION vigil._source_columns(regclass) IS
     'Internal: {"column": {"category": time|numeric|text|bool|other, "type": ...}} for the monitor planner (domains as their base type)';
 
+CREATE FUNCTION vigil._source_rollup(source regclass) RETURNS jsonb
+LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce((SELECT jsonb_build_object(
+        'bucket_seconds', extract(epoch FROM d.bucket), 'group_by', to_jsonb(d.group_by),
+        'measures', coalesce((SELECT jsonb_object_agg(m.key, m.value->>'agg') FROM jsonb_each(d.measures) m), '{}'))
+    FROM vigil.rollup_defs d WHERE d.summary = $1), 'null')
+$$;
+COMMENT ON FUNCTION vigil._source_rollup(regclass) IS
+    'Internal: for a rollup''s summary table, {"bucket_seconds", "group_by", "measures": {"name": agg}} for the monitor '
+    'planner (monitors read its buckets instead of raw rows); JSON null for any other relation';
+
 -- Every write of a monitor's definition, through create_monitor or direct
 -- DML, is validated here the same way (SPEC §3.6): the source is resolved
 -- by name and pinned by oid, the writer becomes created_by and must be
@@ -124,7 +135,7 @@ BEGIN
     NEW.source_oid := src;
     PERFORM vigil._require_sane_json(NEW.options, 'options');
     NEW.options := vigil._monitor_plan(NEW.kind, NEW.options, format('%I.%I', NEW.source_schema, NEW.source_table),
-                                       vigil._source_columns(src))->'options';
+                                       vigil._source_columns(src), vigil._source_rollup(src))->'options';
     NEW.updated_at := now();
     RETURN NEW;
 END
@@ -206,7 +217,7 @@ BEGIN
     END IF;
 
     cols := vigil._source_columns(source);
-    plan := vigil._monitor_plan(kind, options, format('%I.%I', sch, tbl), cols);
+    plan := vigil._monitor_plan(kind, options, format('%I.%I', sch, tbl), cols, vigil._source_rollup(source));
     -- Filter values must read as the column's type. Checked here, as the
     -- caller, only for pg_catalog's types: a cast to any other type may be
     -- its owner's code (CREATE CAST), so those values are checked by the

@@ -103,6 +103,7 @@ extension_sql_file!(
         "rollup",
         "notify",
         monitor::sql::monitor_plan,
+        monitor::sql::monitor_plan_on,
         monitor::sql::monitor_run,
         monitor::sql::base_type,
         monitor::sql::monitor_kinds,

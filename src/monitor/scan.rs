@@ -113,7 +113,7 @@ fn raise(m: &Monitor, o: &Map<String, Value>, f: &Finding, severity: &str) -> (i
         .and_then(|t| finding_key(f, t, o.get("dedup_by").and_then(Value::as_str)));
     Spi::connect(|c| {
         let rows = c.select(
-            "SELECT r.alert_id, r.is_new FROM vigil.raise_alert($1, $2, $3::vigil.severity, $4, $5, $6, $7, $8, \
+            "SELECT r.alert_id, r.is_new FROM vigil.raise_alert($1, $2, $3::vigil.severity, $4, $5, $6::pg_catalog.jsonb, $7, $8, \
                     NULL, $9, $10::pg_catalog.interval, $11::pg_catalog.interval, $12) r",
             Some(1),
             &[
@@ -122,7 +122,7 @@ fn raise(m: &Monitor, o: &Map<String, Value>, f: &Finding, severity: &str) -> (i
                 severity.into(),
                 f.title.clone().into(),
                 f.summary.clone().into(),
-                f.details.clone().map(JsonB).into(),
+                f.details_text.clone().into(),
                 f.urgency.into(),
                 m.name.as_str().into(),
                 key.into(),

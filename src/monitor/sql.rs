@@ -28,7 +28,8 @@ fn columns(value: &Value) -> Columns {
 /// `{"options": .., "query": ..}` for a monitor of `kind` with `options` over
 /// `source` (quoted, qualified) whose columns are `{"name": {"category",
 /// "type"}}` (see `vigil._source_columns`). Raises 22023/22004/42703/42804
-/// naming the option at fault.
+/// naming the option at fault. (0.1.0's declaration; a source that is a
+/// rollup's summary is planned by the five-argument form.)
 #[pg_extern(immutable, strict, parallel_safe, name = "_monitor_plan")]
 fn monitor_plan(
     kind: &str,
@@ -36,12 +37,44 @@ fn monitor_plan(
     source: &str,
     columns_json: crate::notify::sql::JsonArg,
 ) -> JsonB {
+    plan_json(kind, options, source, columns_json, None)
+}
+
+/// `vigil._monitor_plan(kind, options, source, columns, rollup)`: as above,
+/// over a source that is a rollup's summary when `rollup` is its
+/// definition (`vigil._source_rollup`; JSON null for any other source).
+#[pg_extern(immutable, strict, parallel_safe, name = "_monitor_plan")]
+fn monitor_plan_on(
+    kind: &str,
+    options: crate::notify::sql::JsonArg,
+    source: &str,
+    columns_json: crate::notify::sql::JsonArg,
+    rollup: crate::notify::sql::JsonArg,
+) -> JsonB {
+    let rollup: Option<super::Rollup> =
+        Some(rollup.get("rollup"))
+            .filter(|r| !r.is_null())
+            .map(|r| {
+                serde_json::from_value(r).unwrap_or_else(|e| {
+                    crate::sqlglue::raise(VigilError::invalid(format!("rollup: {e}")))
+                })
+            });
+    plan_json(kind, options, source, columns_json, rollup.as_ref())
+}
+
+fn plan_json(
+    kind: &str,
+    options: crate::notify::sql::JsonArg,
+    source: &str,
+    columns_json: crate::notify::sql::JsonArg,
+    rollup: Option<&super::Rollup>,
+) -> JsonB {
     let options = JsonB(options.get("options"));
     let cols = columns(&columns_json.get("columns"));
     if cols.is_empty() {
         crate::sqlglue::raise(VigilError::invalid("source has no columns"));
     }
-    let plan = super::plan(kind, &options.0, source, &cols).or_raise();
+    let plan = super::plan_on(kind, &options.0, source, &cols, rollup).or_raise();
     JsonB(json!({"options": plan.options, "query": plan.query}))
 }
 
@@ -183,7 +216,19 @@ fn monitor_error(code: PgSqlErrorCode, message: String) -> ! {
 /// whose creator and source were checked.
 #[pg_extern(volatile, strict, parallel_unsafe, name = "_monitor_run")]
 fn monitor_run(monitor: i64) -> JsonB {
-    JsonB(Value::Array(run(monitor).rows))
+    let rows = run(monitor).rows.into_iter().map(|mut row| {
+        if let Some(r) = row.as_object_mut() {
+            let details = r.remove("details_text");
+            let details = details
+                .as_ref()
+                .and_then(Value::as_str)
+                .and_then(|d| serde_json::from_str(d).ok())
+                .unwrap_or(Value::Null);
+            r.insert("details".into(), details);
+        }
+        row
+    });
+    JsonB(Value::Array(rows.collect()))
 }
 
 /// What one run of a monitor's query gave: its rows (`super::Finding`s as
@@ -360,7 +405,7 @@ pub(super) fn run(monitor: i64) -> Ran {
     }
     let plan = crate::sqlglue::read_one_with_args::<JsonB>(
         "SELECT vigil._monitor_plan($1, $2, pg_catalog.format('%I.%I', $3, $4), \
-                vigil._source_columns($5::pg_catalog.regclass))",
+                vigil._source_columns($5::pg_catalog.regclass), vigil._source_rollup($5::pg_catalog.regclass))",
         &[
             kind.as_str().into(),
             stored.into(),
@@ -384,8 +429,12 @@ pub(super) fn run(monitor: i64) -> Ran {
     };
     let planned = options.as_object().cloned().unwrap_or_default();
     let options = JsonB(options.clone());
+    // details travel as jsonb's own text: through serde_json (f64) its
+    // numbers would lose digits (numeric 20.00 would become 20.0).
     let wrapped = format!(
-        "SELECT COALESCE(pg_catalog.jsonb_agg(q), '[]'::pg_catalog.jsonb) FROM ({query}) q"
+        "SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(q) OPERATOR(pg_catalog.-) 'details' \
+                OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('details_text', q.details::pg_catalog.text)), \
+                '[]'::pg_catalog.jsonb) FROM ({query}) q"
     );
     let guard = crate::security::Restricted::as_role(owner);
     let rows = PgTryBuilder::new(|| {

@@ -60,7 +60,7 @@ mod tests {
                  FROM vigil.alerts WHERE monitor = 'boundary_drop' AND entity = 'exact'"
             ),
             // 62.9 is not below a red zone of 62.9.
-            Some("10.0 YELLOW".into())
+            Some("10.00 YELLOW".into())
         );
     }
 
@@ -108,7 +108,7 @@ mod tests {
                 "SELECT string_agg(entity || '=' || (details->>'z'), ',' ORDER BY entity)
                  FROM vigil.alerts WHERE anomaly_type = 'z_probe'"
             ),
-            Some("at3=3.0,over3=3.5".into())
+            Some("at3=3.000,over3=3.500".into())
         );
     }
 
@@ -245,5 +245,88 @@ mod tests {
         assert_eq!(report.0["alerts_resolved"], 2);
         let report = scan("fresh_nothing");
         assert_eq!(report.0["alerts_resolved"], 1);
+    }
+
+    fn refusal(sql: &str) -> String {
+        let e = crate::security::catching_failure(|| Spi::run(sql)).expect_err("should be refused");
+        format!("{}: {}", e.sqlstate, e.message)
+    }
+
+    #[pg_test]
+    fn monitors_read_a_rollups_buckets_instead_of_raw_rows() {
+        // 30 days of baseline per creator (20 messages a day, 4 paid), then
+        // today: c1 as usual, c2 three times the messages at a quarter of
+        // the conversion. Rows are placed inside UTC days, as daily buckets
+        // count them.
+        Spi::run(
+            "CREATE TABLE public.sat_src (creator text, ts timestamptz, paid bool);
+             INSERT INTO public.sat_src
+             SELECT c, date_trunc('day', now()) - k * interval '1 day' + interval '1 hour', i <= 4
+             FROM unnest(ARRAY['c1', 'c2']) c, generate_series(1, 30) k, generate_series(1, 20) i;
+             INSERT INTO public.sat_src
+             SELECT 'c1', date_trunc('day', now()), i <= 4 FROM generate_series(1, 20) i
+             UNION ALL
+             SELECT 'c2', date_trunc('day', now()), i <= 3 FROM generate_series(1, 60) i;
+             SELECT vigil.create_rollup('public.sat_daily', 'public.sat_src', 'ts', '1 day', '{creator}',
+                 '{\"messages\": {\"agg\": \"count\"}, \"paid\": {\"agg\": \"count\", \"filter\": \"paid\"}}');
+             SELECT vigil.create_monitor('sat_rollup', 'saturation', 'public.sat_daily',
+                 '{\"entity\": \"creator\", \"time\": \"bucket\", \"converted_count\": \"paid\",
+                   \"label\": \"creators\"}');
+             SELECT vigil.create_monitor('count_rollup', 'count', 'public.sat_daily',
+                 '{\"entity\": \"creator\", \"thresholds\": {\"medium\": 1}}');",
+        )
+        .unwrap();
+        scan("sat_rollup");
+        assert_eq!(alerts("sat_rollup", "saturation"), "c2:high");
+        assert_eq!(
+            one::<String>(
+                "SELECT (details->>'messages_24h') || ' ' || (details->>'baseline_daily_messages') || ' ' || (details->>'conversion_24h')
+                 FROM vigil.alerts WHERE monitor = 'sat_rollup'"
+            )
+            .as_deref(),
+            Some("60 20.00 0.0500")
+        );
+        // Counting a summary counts the raw rows its groups hold.
+        scan("count_rollup");
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(entity || '=' || (details->>'count'), ',' ORDER BY entity)
+                 FROM vigil.alerts WHERE monitor = 'count_rollup'"
+            ),
+            one::<String>(
+                "SELECT string_agg(creator || '=' || n, ',' ORDER BY creator)
+                 FROM (SELECT creator, count(*) AS n FROM public.sat_src GROUP BY 1) r"
+            )
+        );
+        // What a summary cannot answer is refused when the monitor is made.
+        for (sql, want) in [
+            (
+                "SELECT vigil.create_monitor('r1', 'drop', 'public.sat_daily', '{\"entity\": \"creator\", \"time\": \"bucket\", \"value\": \"messages\"}')",
+                "22023: source: kind drop reads raw rows",
+            ),
+            (
+                "SELECT vigil.create_monitor('r2', 'count', 'public.sat_daily', '{\"entity\": \"creator\", \"time\": \"messages\", \"thresholds\": {\"medium\": 1}}')",
+                "42804: options.time: column \"messages\" is bigint",
+            ),
+            (
+                "SELECT vigil.create_monitor('r3', 'count', 'public.sat_daily', '{\"entity\": \"creator\", \"filter\": {\"paid\": 1}, \"thresholds\": {\"medium\": 1}}')",
+                "22023: options.filter: \"paid\" is not a group column of the rollup",
+            ),
+            (
+                "SELECT vigil.create_monitor('r4', 'saturation', 'public.sat_daily', '{\"entity\": \"creator\", \"time\": \"bucket\", \"converted\": {\"creator\": \"c1\"}}')",
+                "22023: options.converted filters raw rows",
+            ),
+            (
+                "SELECT vigil.create_monitor('r5', 'zscore', 'public.sat_daily', '{\"entity\": \"creator\", \"time\": \"bucket\"}')",
+                "22023: source: the zscore kind compares hours; the rollup's bucket (86400 s)",
+            ),
+            (
+                "SELECT vigil.create_monitor('r6', 'threshold', 'public.sat_daily', '{\"entity\": \"creator\", \"time\": \"bucket\", \"value\": \"messages\", \"agg\": \"min\", \"op\": \">\", \"threshold\": 1}')",
+                "22023: options.value: measure \"messages\" is a count measure; options.agg needs a min or stats measure",
+            ),
+        ] {
+            let got = refusal(sql);
+            assert!(got.starts_with(want), "{sql}: {got}");
+        }
     }
 }

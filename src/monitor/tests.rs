@@ -406,7 +406,7 @@ fn cross_option_rules() {
         "threshold",
         json!({"time": "recorded_at", "op": ">", "threshold": 5, "agg": "count"}),
     );
-    assert!(p.query.unwrap().contains("count(*)::float8"));
+    assert!(p.query.unwrap().contains("(count(*))::float8"));
     let e = err(
         "zscore",
         json!({"entity": "client", "time": "recorded_at", "baseline_days": 21, "min_weeks": 4}),

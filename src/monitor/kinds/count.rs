@@ -24,6 +24,7 @@ pub(super) const DEF: KindDef = KindDef {
     query: Some(query),
     report_metric_name: metric_name_option,
     insight,
+    rollup: Some(super::any_rollup),
 };
 
 fn check(o: &Map<String, Value>) -> Result<()> {
@@ -71,11 +72,12 @@ fn query(q: &Query) -> String {
     };
     let inner = format!(
         "SELECT x.*, {sev} AS severity\n\
-         FROM (SELECT {e} AS entity, count(*) AS n FROM {src} t\n\
+         FROM (SELECT {e} AS entity, {rows} AS n FROM {src} t\n\
                WHERE true{window}{filter}{entity_not_null}\n\
                GROUP BY 1) x\n\
          WHERE x.n >= {lowest}",
         e = q.entity(),
+        rows = q.rows(),
         sev = q.severity("x.n", "float8", Meets::AtLeast),
         src = q.source,
         filter = q.filter("filter"),

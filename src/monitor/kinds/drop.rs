@@ -28,6 +28,7 @@ pub(super) const DEF: KindDef = KindDef {
     query: Some(query),
     report_metric_name: metric_name_option,
     insight,
+    rollup: None,
 };
 
 fn insight(t: &TypeSummary) -> String {

@@ -30,6 +30,7 @@ pub(super) const DEF: KindDef = KindDef {
     query: None,
     report_metric_name: |_| None,
     insight,
+    rollup: None,
 };
 
 /// Kills are alerts raised by the trigger, never scan findings; a report

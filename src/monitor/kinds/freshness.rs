@@ -25,6 +25,7 @@ pub(super) const DEF: KindDef = KindDef {
     query: Some(query),
     report_metric_name: metric_name_option,
     insight,
+    rollup: Some(super::any_rollup),
 };
 
 fn insight(t: &TypeSummary) -> String {
@@ -52,11 +53,12 @@ fn query(q: &Query) -> String {
     let inner = format!(
         "SELECT x.*, CASE WHEN x.newest IS NULL THEN '{worst}'::vigil.severity ELSE {sev} END AS severity,\n\
                 extract(epoch FROM now() - x.newest) / 3600 AS hours\n\
-         FROM (SELECT {e} AS entity, max(({time})::timestamptz) AS newest, count(*) AS n\n\
+         FROM (SELECT {e} AS entity, max(({time})::timestamptz) AS newest, {rows} AS n\n\
                FROM {src} t\n\
                WHERE true{filter}{entity_not_null}{group}) x\n\
          WHERE x.newest IS NULL OR x.newest <= now() - {lowest}",
         e = q.entity(),
+        rows = q.rows(),
         sev = q.severity("now() - x.newest", "interval", Meets::AtLeast),
         src = q.source,
         filter = q.filter("filter"),

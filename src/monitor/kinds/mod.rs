@@ -16,7 +16,7 @@ mod zscore;
 
 use super::options::{Key, LEVELS};
 use super::report::TypeSummary;
-use super::Columns;
+use super::{Columns, Rollup};
 use crate::error::{Result, VigilError};
 use crate::rollup::{ident, literal};
 use serde_json::{Map, Value};
@@ -43,6 +43,10 @@ pub(in crate::monitor) struct KindDef {
     pub report_metric_name: fn(&Map<String, Value>) -> Option<String>,
     /// The insight sentence of one anomaly type's findings in a scan.
     pub insight: fn(&TypeSummary) -> String,
+    /// Whether the kind can read a rollup's summary table instead of raw
+    /// rows, and what it needs of it (its measures); None: it reads raw
+    /// rows only.
+    pub rollup: Option<fn(&Map<String, Value>, &Rollup) -> Result<()>>,
 }
 
 macro_rules! kinds {
@@ -122,9 +126,58 @@ pub struct Query<'a> {
     pub o: &'a Map<String, Value>,
     pub source: &'a str,
     pub columns: &'a Columns,
+    /// The source is this rollup's summary table.
+    pub rollup: Option<&'a Rollup>,
+}
+
+/// A rollup needs nothing more of the kind's options.
+fn any_rollup(_: &Map<String, Value>, _: &Rollup) -> Result<()> {
+    Ok(())
+}
+
+/// options.`key` names a measure of the rollup whose agg is one of `aggs`.
+fn measure_of(
+    o: &Map<String, Value>,
+    r: &Rollup,
+    key: &str,
+    aggs: &[&str],
+    why: &str,
+) -> Result<()> {
+    let Some(m) = o.get(key).and_then(Value::as_str) else {
+        return Ok(());
+    };
+    match r.agg(m) {
+        Some(a) if aggs.contains(&a) => Ok(()),
+        Some(a) => Err(VigilError::invalid(format!(
+            "options.{key}: measure \"{m}\" is a {a} measure; {why} needs a {} measure",
+            aggs.join(" or ")
+        ))),
+        None => Err(VigilError::invalid(format!(
+            "options.{key}: \"{m}\" is not a measure of the rollup (measures: {})",
+            r.measures.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))),
+    }
 }
 
 impl Query<'_> {
+    /// `count(*)` of the rows read; over a rollup, the rows its groups hold.
+    fn rows(&self) -> String {
+        match self.rollup {
+            Some(_) => format!("sum(t.{})", ident("_rows")),
+            None => "count(*)".into(),
+        }
+    }
+
+    /// The sum of options.`key` as float8 (NULL over no values): a column
+    /// of the raw rows, or a sum or count measure of a rollup.
+    fn sum_of(&self, key: &str) -> String {
+        let c = self.req_col(key);
+        match self.rollup {
+            Some(_) => format!("sum({c})::float8"),
+            None => format!("sum(({c})::float8)"),
+        }
+    }
+
     fn col(&self, key: &str) -> Option<String> {
         self.o
             .get(key)

@@ -2,14 +2,20 @@
 //! conversion and volume (RED/YELLOW status), the audience exhaustion
 //! score, and a predicted saturation (seed 000).
 
-use super::{metric_name_option, no_cross_checks, opt, value_or, Fields, KindDef, Query};
-use crate::monitor::options::{def, req, Key, Opt, ANY, TIME};
+use super::{measure_of, metric_name_option, opt, value_or, Fields, KindDef, Query};
+use crate::error::{Result, VigilError};
+use crate::monitor::options::{def, key, req, Key, Opt, ANY, NUMERIC, TIME};
 use crate::monitor::report::{num, TypeSummary};
+use crate::monitor::Rollup;
+use serde_json::{Map, Value};
 
 const KEYS: &[Key] = &[
     req("entity", Opt::Column(ANY)),
     req("time", Opt::Column(TIME)),
-    req("converted", Opt::Filter),
+    // Conversions: a filter on the rows, or a column (a rollup's count or
+    // sum measure, or a 0/1 column of the rows) whose sum counts them.
+    key("converted", Opt::Filter),
+    key("converted_count", Opt::Column(NUMERIC)),
     def("baseline_days", Opt::Int(7, 366), "30"),
     def("exhaustion_threshold", Opt::Number(0.0, 100.0), "70"),
 ];
@@ -24,11 +30,48 @@ pub(super) const DEF: KindDef = KindDef {
     common_keys: true,
     anomaly_type: "saturation",
     metric_name: Some(|o| value_or(o, "conversion")),
-    check: no_cross_checks,
+    check,
     query: Some(query),
     report_metric_name: metric_name_option,
     insight,
+    rollup: Some(rollup),
 };
+
+fn check(o: &Map<String, Value>) -> Result<()> {
+    match (
+        o.contains_key("converted"),
+        o.contains_key("converted_count"),
+    ) {
+        (true, false) | (false, true) => Ok(()),
+        _ => Err(VigilError::invalid(
+            "options.converted (a filter marking conversions) or options.converted_count \
+             (a column whose sum counts them) is required, not both",
+        )),
+    }
+}
+
+/// Days need buckets that tile a day; conversions are a measure.
+fn rollup(o: &Map<String, Value>, r: &Rollup) -> Result<()> {
+    if !r.tiles(86_400.0) {
+        return Err(VigilError::invalid(format!(
+            "source: the saturation kind compares days; the rollup's bucket ({} s) does not divide a day",
+            r.bucket_seconds
+        )));
+    }
+    if o.contains_key("converted") {
+        return Err(VigilError::invalid(
+            "options.converted filters raw rows; over a rollup name its count of conversions \
+             as options.converted_count",
+        ));
+    }
+    measure_of(
+        o,
+        r,
+        "converted_count",
+        &["count", "sum"],
+        "options.converted_count",
+    )
+}
 
 fn insight(t: &TypeSummary) -> String {
     if t.anomaly_type == EXHAUSTION {
@@ -50,14 +93,21 @@ fn insight(t: &TypeSummary) -> String {
 
 fn query(q: &Query) -> String {
     let (e, time) = (q.entity(), q.req_col("time"));
-    let converted = q.filter("converted");
-    let converted = converted.trim_start_matches(" AND ");
+    let converted = if q.o.contains_key("converted_count") {
+        format!("coalesce({}, 0)", q.sum_of("converted_count"))
+    } else {
+        let filter = q.filter("converted");
+        format!(
+            "count(*) FILTER (WHERE {})::float8",
+            filter.trim_start_matches(" AND ")
+        )
+    };
     // Day 0 is the last 24 hours, days 1..B the baseline before it.
     let inner = format!(
         "WITH daily AS (\n\
            SELECT {e} AS entity,\n\
                   floor(extract(epoch FROM now() - ({time})::timestamptz) / 86400)::int AS d,\n\
-                  count(*)::float8 AS n, count(*) FILTER (WHERE {converted})::float8 AS c\n\
+                  ({rows})::float8 AS n, {converted} AS c\n\
            FROM {src} t\n\
            WHERE {time} > {since} AND {time} <= {now} AND {e} IS NOT NULL{filter}\n\
            GROUP BY 1, 2),\n\
@@ -94,6 +144,7 @@ fn query(q: &Query) -> String {
                                      THEN CASE WHEN s.exhaustion >= 90 AND 90 >= ($1->>'exhaustion_threshold')::float8\n\
                                                THEN 'critical' ELSE 'high' END END::vigil.severity)\n\
          ) AS o(finding, status_text, severity)",
+        rows = q.rows(),
         src = q.source,
         since = q.as_time(&format!("now() - ({} + 1) * interval '1 day'", opt("baseline_days", "int"))),
         now = q.as_time("now()"),

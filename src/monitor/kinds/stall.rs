@@ -29,6 +29,7 @@ pub(super) const DEF: KindDef = KindDef {
     query: Some(query),
     report_metric_name,
     insight,
+    rollup: None,
 };
 
 /// The report counts waits in hours when urgency comes from them.

@@ -1,11 +1,12 @@
 //! `threshold`: an aggregate of a column over a lookback crosses a fixed
 //! value (the rule-like monitor: avg latency > 500 ms, last balance < 0).
 
-use super::{metric_name_option, opt, value_or, Fields, KindDef, Query};
+use super::{measure_of, metric_name_option, opt, value_or, Fields, KindDef, Query};
 use crate::alert::SEVERITIES;
 use crate::error::{Result, VigilError};
 use crate::monitor::options::{def, key, req, Key, Opt, ANY, NUMERIC, OPS, TIME};
 use crate::monitor::report::{num, TypeSummary};
+use crate::monitor::Rollup;
 use serde_json::{Map, Value};
 
 const KEYS: &[Key] = &[
@@ -34,7 +35,41 @@ pub(super) const DEF: KindDef = KindDef {
     query: Some(query),
     report_metric_name: metric_name_option,
     insight,
+    rollup: Some(rollup),
 };
+
+/// The measures each agg reads over a rollup (`last` needs raw rows).
+fn rollup(o: &Map<String, Value>, r: &Rollup) -> Result<()> {
+    let aggs: &[&str] =
+        match o["agg"].as_str().unwrap_or("avg") {
+            "avg" => &["sum", "avg", "stats"],
+            "sum" => &["sum", "count"],
+            "min" => &["min", "stats"],
+            "max" => &["max", "stats"],
+            "count" => return Ok(()),
+            _ => return Err(VigilError::invalid(
+                "options.agg: last reads raw rows; over a rollup use avg, sum, min, max or count",
+            )),
+        };
+    measure_of(o, r, "value", aggs, "options.agg")
+}
+
+/// options.agg of the `value` measure over a rollup's slot rows.
+fn rollup_agg(q: &Query, agg: &str) -> String {
+    let m = q.o["value"].as_str().unwrap_or_default();
+    let c = q.req_col("value");
+    let measure = q.rollup.and_then(|r| r.agg(m)).unwrap_or_default();
+    match (agg, measure) {
+        ("avg", "sum") => format!(
+            "sum({c})::float8 / nullif(sum(t.{}), 0)",
+            crate::rollup::ident(&format!("_n_{m}"))
+        ),
+        ("avg", _) => format!("vigil.mean(vigil.rollup({c}))"),
+        ("min", "stats") => format!("vigil.min_val(vigil.rollup({c}))"),
+        ("max", "stats") => format!("vigil.max_val(vigil.rollup({c}))"),
+        (a, _) => format!("{a}({c})::float8"),
+    }
+}
 
 fn check(o: &Map<String, Value>) -> Result<()> {
     if !o.contains_key("value") && o["agg"] != "count" {
@@ -59,7 +94,8 @@ fn query(q: &Query) -> String {
     let time = q.req_col("time");
     let v = q.col("value").map(|v| format!("({v})::float8"));
     let agg = match (q.o["agg"].as_str().unwrap_or("avg"), &v) {
-        ("count", _) => "count(*)::float8".to_string(),
+        ("count", _) => format!("({})::float8", q.rows()),
+        (a, Some(_)) if q.rollup.is_some() => rollup_agg(q, a),
         ("last", Some(v)) => {
             format!("(array_agg({v} ORDER BY {time} DESC) FILTER (WHERE {v} IS NOT NULL))[1]")
         }

@@ -1,10 +1,11 @@
 //! `zscore`: an entity's last complete hour against the same hour of the
 //! previous weeks (seed 000: messages per creator per hour of week).
 
-use super::{metric_name_option, opt, value_or, Fields, KindDef, Meets, Query};
+use super::{measure_of, metric_name_option, opt, value_or, Fields, KindDef, Meets, Query};
 use crate::error::{Result, VigilError};
 use crate::monitor::options::{def, key, req, Key, Opt, Unit, ANY, NUMERIC, TIME};
 use crate::monitor::report::{num, TypeSummary};
+use crate::monitor::Rollup;
 use serde_json::{Map, Value};
 
 const KEYS: &[Key] = &[
@@ -35,6 +36,7 @@ pub(super) const DEF: KindDef = KindDef {
     query: Some(query),
     report_metric_name: metric_name_option,
     insight,
+    rollup: Some(rollup),
 };
 
 fn check(o: &Map<String, Value>) -> Result<()> {
@@ -45,6 +47,23 @@ fn check(o: &Map<String, Value>) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Hour slots need buckets that tile an hour; a value is summed per hour.
+fn rollup(o: &Map<String, Value>, r: &Rollup) -> Result<()> {
+    if !r.tiles(3600.0) {
+        return Err(VigilError::invalid(format!(
+            "source: the zscore kind compares hours; the rollup's bucket ({} s) does not divide an hour",
+            r.bucket_seconds
+        )));
+    }
+    measure_of(
+        o,
+        r,
+        "value",
+        &["sum", "count"],
+        "the zscore kind (a sum per hour)",
+    )
 }
 
 fn insight(t: &TypeSummary) -> String {
@@ -60,10 +79,11 @@ fn insight(t: &TypeSummary) -> String {
 
 fn query(q: &Query) -> String {
     let (e, time) = (q.entity(), q.req_col("time"));
-    let v = q.col("value").map_or_else(
-        || "count(*)::float8".into(),
-        |v| format!("coalesce(sum(({v})::float8), 0)"),
-    );
+    let v = if q.o.contains_key("value") {
+        format!("coalesce({}, 0)", q.sum_of("value"))
+    } else {
+        format!("({})::float8", q.rows())
+    };
     let scored = match q.o["direction"].as_str() {
         Some("up") => "f.z",
         Some("down") => "-f.z",
