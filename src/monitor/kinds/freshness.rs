@@ -79,8 +79,9 @@ fn query(q: &Query) -> String {
             summary: format!(
                 "CASE WHEN f.newest IS NULL THEN format('%s: no rows', f.entity) \
                  ELSE format('%s: newest row at %s, %s ago (threshold %s)', f.entity, \
-                 to_char(f.newest AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI \"UTC\"'), {lag}, {lowest}) END",
-                lowest = format!("$1->'thresholds'->>'{}'", q.thresholds()[0]),
+                 to_char(f.newest AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI \"UTC\"'), {lag}, \
+                 $1->'thresholds'->>'{lowest}') END",
+                lowest = q.thresholds()[0],
             ),
             details: "jsonb_build_object('newest', f.newest, 'lag_hours', round(f.hours::numeric, 2), 'rows', f.n)"
                 .into(),

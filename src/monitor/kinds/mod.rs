@@ -21,6 +21,9 @@ use crate::error::{Result, VigilError};
 use crate::rollup::{ident, literal};
 use serde_json::{Map, Value};
 
+/// A monitor's validated options.
+pub(in crate::monitor) type Options = Map<String, Value>;
+
 /// What a kind is: the planner and the report read these and nothing else.
 pub(in crate::monitor) struct KindDef {
     pub name: &'static str,
@@ -34,7 +37,7 @@ pub(in crate::monitor) struct KindDef {
     /// otherwise.
     pub anomaly_type: &'static str,
     /// options.metric_name unless given (None: the kind has no metric).
-    pub metric_name: Option<fn(&Map<String, Value>) -> String>,
+    pub metric_name: Option<fn(&Options) -> String>,
     /// Rules that involve more than one key.
     pub check: fn(&Map<String, Value>) -> Result<()>,
     /// The scan query (None: the kind does not scan).
@@ -46,7 +49,7 @@ pub(in crate::monitor) struct KindDef {
     /// Whether the kind can read a rollup's summary table instead of raw
     /// rows, and what it needs of it (its measures); None: it reads raw
     /// rows only.
-    pub rollup: Option<fn(&Map<String, Value>, &Rollup) -> Result<()>>,
+    pub rollup: Option<fn(&Options, &Rollup) -> Result<()>>,
 }
 
 macro_rules! kinds {
