@@ -94,6 +94,11 @@ const COMMON: &[Key] = &[
     key("filter", Opt::Filter),
     key("alertname", Opt::LabelValue),
     key("labels", Opt::Labels),
+    // Actions when a finding opens a new alert: an action webhook on this
+    // channel (idempotent per alert) and/or this procedure (schema
+    // qualified, one jsonb argument) called as the monitor's creator.
+    key("action_channel", Opt::Text),
+    key("action_procedure", Opt::Text),
 ];
 
 /// The kind's own keys and the common ones that apply to it.

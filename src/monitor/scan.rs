@@ -36,6 +36,8 @@ struct Monitor {
     id: i64,
     name: String,
     kind: Kind,
+    /// The role of created_by (None: it no longer exists; the run fails).
+    creator: Option<pg_sys::Oid>,
 }
 
 /// What one monitor's turn gave.
@@ -53,6 +55,9 @@ struct Scanned {
     new_ids: Vec<i64>,
     predictions: Vec<Value>,
     resolved: i64,
+    /// Actions run, and those that failed ({alert_id, action, error}).
+    actions: usize,
+    action_errors: Vec<Value>,
 }
 
 fn text(v: &Map<String, Value>, key: &str) -> Option<String> {
@@ -102,6 +107,99 @@ fn finding_key(f: &Finding, anomaly_type: &str, dedup_by: Option<&str>) -> Optio
         Some(format!("{day}T{hour:02}"))
     } else {
         Some(day)
+    }
+}
+
+/// The alert a monitor's action receives.
+fn action_payload(m: &Monitor, f: &Finding, severity: &str, alert_id: i64) -> Value {
+    let details = f
+        .details_text
+        .as_deref()
+        .and_then(|d| serde_json::from_str::<Value>(d).ok())
+        .unwrap_or(Value::Null);
+    json!({
+        "action": "monitor_fired", "monitor": m.name, "kind": m.kind.name(), "alert_id": alert_id,
+        "anomaly_type": f.anomaly_type, "entity": f.entity, "severity": severity,
+        "title": f.title, "summary": f.summary, "details": details,
+    })
+}
+
+/// The procedure options.action_procedure names, resolved with a
+/// catalog-only search path (so it must be schema-qualified): its
+/// `schema.name` quoted, when it takes one jsonb and the creator may
+/// EXECUTE it.
+fn action_procedure(name: &str, creator: pg_sys::Oid) -> Result<String, String> {
+    let found = Spi::get_two_with_args::<String, bool>(
+        "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) \
+                pg_catalog.quote_ident(p.proname), \
+                pg_catalog.has_function_privilege($2, p.oid, 'EXECUTE') \
+         FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace \
+         WHERE p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure($1 OPERATOR(pg_catalog.||) '(jsonb)') \
+           AND p.prokind OPERATOR(pg_catalog.=) 'p'",
+        &[name.into(), creator.into()],
+    );
+    match found {
+        Ok((Some(qualified), Some(true))) => Ok(qualified),
+        Ok((Some(_), _)) => Err(format!(
+            "options.action_procedure: the monitor's creator may not EXECUTE {name}"
+        )),
+        _ => Err(format!(
+            "options.action_procedure: no procedure {name}(jsonb) (schema-qualified)"
+        )),
+    }
+}
+
+/// Runs the monitor's actions for a new alert. A failing action is
+/// reported (and rolled back by itself); the alert stays raised.
+fn act(m: &Monitor, o: &Map<String, Value>, payload: &Value, alert_id: i64, out: &mut Scanned) {
+    let mut failed = |action: &str, error: String| {
+        pgrx::warning!(
+            "monitor \"{}\": action {action} for alert {alert_id} failed: {error}",
+            m.name
+        );
+        out.action_errors
+            .push(json!({"alert_id": alert_id, "action": action, "error": error}));
+    };
+    if let Some(channel) = text(o, "action_channel") {
+        let sent = catching_failure(|| {
+            Spi::run_with_args(
+                "SELECT vigil.send_webhook($1, $2, $3)",
+                &[
+                    channel.as_str().into(),
+                    JsonB(payload.clone()).into(),
+                    format!("action:{}:{alert_id}", m.name).into(),
+                ],
+            )
+        });
+        match sent {
+            Ok(Ok(())) => out.actions += 1,
+            Ok(Err(e)) => failed("webhook", e.to_string()),
+            Err(e) => failed("webhook", e.message),
+        }
+    }
+    if let Some(name) = text(o, "action_procedure") {
+        let Some(creator) = m.creator else {
+            return failed(
+                "procedure",
+                "the monitor's creator role no longer exists".into(),
+            );
+        };
+        // As the creator, in a security-restricted operation: the procedure
+        // acts with that role's rights, never the scan's.
+        let called = catching_failure(|| {
+            let qualified = action_procedure(&name, creator)?;
+            let _as = crate::security::Restricted::as_role(creator);
+            Spi::run_with_args(
+                &format!("CALL {qualified}($1)"),
+                &[JsonB(payload.clone()).into()],
+            )
+            .map_err(|e| e.to_string())
+        });
+        match called {
+            Ok(Ok(())) => out.actions += 1,
+            Ok(Err(e)) => failed("procedure", e),
+            Err(e) => failed("procedure", format!("{}: {}", e.sqlstate, e.message)),
+        }
     }
 }
 
@@ -194,6 +292,10 @@ fn scan_monitor(m: &Monitor) -> Turn {
         raised.push(id);
         if is_new {
             out.new_ids.push(id);
+            if o.contains_key("action_channel") || o.contains_key("action_procedure") {
+                let payload = action_payload(m, &f, severity, id);
+                act(m, o, &payload, id, &mut out);
+            }
         }
         out.findings.push(Reported {
             kind: m.kind,
@@ -251,7 +353,8 @@ fn scan(monitor: Option<&str>) -> JsonB {
         .unwrap_or(0);
     let monitors: Vec<Monitor> = Spi::connect(|c| {
         let rows = c.select(
-            "SELECT t.id, t.name, t.kind FROM vigil.monitors t \
+            "SELECT t.id, t.name, t.kind, r.oid FROM vigil.monitors t \
+             LEFT JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) t.created_by \
              WHERE t.enabled AND ($1::pg_catalog.text IS NULL OR t.name OPERATOR(pg_catalog.=) $1) \
              ORDER BY t.name",
             None,
@@ -264,6 +367,7 @@ fn scan(monitor: Option<&str>) -> JsonB {
                 id: r.get(1)?.unwrap_or_default(),
                 name: r.get(2)?.unwrap_or_default(),
                 kind: Kind::parse(&kind).unwrap_or_else(|e| crate::sqlglue::raise(e)),
+                creator: r.get(4)?,
             });
         }
         Ok::<_, pgrx::spi::Error>(out)
@@ -298,8 +402,13 @@ fn scan(monitor: Option<&str>) -> JsonB {
                                        "duration_ms": report::millis(mt0.elapsed().as_secs_f64() * 1000.0)}));
             }
             Ok(Turn::Scanned(s)) => {
-                t.monitors.push(json!({"monitor": m.name, "kind": m.kind.name(), "anomalies": s.findings.len(),
-                                       "duration_ms": report::millis(mt0.elapsed().as_secs_f64() * 1000.0)}));
+                let mut entry = json!({"monitor": m.name, "kind": m.kind.name(), "anomalies": s.findings.len(),
+                                       "duration_ms": report::millis(mt0.elapsed().as_secs_f64() * 1000.0)});
+                if s.actions > 0 || !s.action_errors.is_empty() {
+                    entry["actions"] = json!(s.actions);
+                    entry["action_errors"] = json!(s.action_errors);
+                }
+                t.monitors.push(entry);
                 findings.extend(s.findings);
                 new_ids.extend(s.new_ids);
                 t.predictions.extend(s.predictions);

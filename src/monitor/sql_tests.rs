@@ -329,4 +329,78 @@ mod tests {
             assert!(got.starts_with(want), "{sql}: {got}");
         }
     }
+
+    #[pg_test]
+    fn a_monitors_actions_run_once_per_new_alert_as_its_creator() {
+        Spi::run(
+            "CREATE ROLE act_owner;
+             GRANT vigil_admin TO act_owner;
+             CREATE TABLE public.act_src (source text, at timestamptz DEFAULT now());
+             INSERT INTO public.act_src (source) VALUES ('stripe'), ('stripe'), ('hubspot');
+             GRANT SELECT ON public.act_src TO act_owner;
+             CREATE TABLE public.act_log (who text, entity text, alert_id bigint);
+             GRANT INSERT ON public.act_log TO act_owner;
+             CREATE PROCEDURE public.pause_source(alert jsonb) LANGUAGE sql AS
+                 $$ INSERT INTO public.act_log VALUES (current_user, alert->>'entity', (alert->>'alert_id')::bigint) $$;
+             CREATE PROCEDURE public.broken_action(alert jsonb) LANGUAGE sql AS $$ SELECT 1 / 0 $$;
+             SELECT vigil.create_channel('act-hook', 'webhook', 'http://127.0.0.1:9/act');
+             SET ROLE act_owner;
+             SELECT vigil.create_monitor('act_count', 'count', 'public.act_src',
+                 '{\"entity\": \"source\", \"thresholds\": {\"medium\": 1},
+                   \"action_channel\": \"act-hook\", \"action_procedure\": \"public.pause_source\"}');
+             SELECT vigil.create_monitor('act_broken', 'count', 'public.act_src',
+                 '{\"entity\": \"source\", \"thresholds\": {\"medium\": 2}, \"action_procedure\": \"public.broken_action\"}');
+             RESET ROLE;",
+        )
+        .unwrap();
+        let report = scan("act_count");
+        assert_eq!(report.0["monitors"][0]["actions"], 4, "{}", report.0);
+        // The procedure ran as the monitor's creator, once per new alert.
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(who || ':' || entity, ',' ORDER BY entity) FROM public.act_log"
+            )
+            .as_deref(),
+            Some("act_owner:hubspot,act_owner:stripe")
+        );
+        assert_eq!(
+            one::<i64>(
+                "SELECT count(*) FROM vigil.notifications n JOIN vigil.alerts a
+                   ON n.idempotency_key = 'action:act_count:' || a.id
+                 WHERE a.monitor = 'act_count' AND n.payload->>'action' = 'monitor_fired'"
+            ),
+            Some(2)
+        );
+        // Repeats of open alerts run nothing again.
+        scan("act_count");
+        assert_eq!(one::<i64>("SELECT count(*) FROM public.act_log"), Some(2));
+        // A failing action is reported; its alert is raised all the same.
+        let report = scan("act_broken");
+        let m = &report.0["monitors"][0];
+        assert_eq!(m["anomalies"], 1, "{}", report.0);
+        assert_eq!(m["actions"], 0);
+        assert!(
+            m["action_errors"][0]["error"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("22012: division by zero"),
+            "{m}"
+        );
+        assert_eq!(alerts("act_broken", "count"), "stripe:medium");
+        // Unqualified or inaccessible procedures are refused at the call.
+        Spi::run(
+            "REVOKE EXECUTE ON PROCEDURE public.broken_action(jsonb) FROM PUBLIC;
+             UPDATE vigil.alerts SET status = 'resolved', resolved_at = now() WHERE monitor = 'act_broken';",
+        )
+        .unwrap();
+        let report = scan("act_broken");
+        assert!(
+            report.0["monitors"][0]["action_errors"][0]["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("may not EXECUTE public.broken_action"),
+            "{}",
+            report.0
+        );
+    }
 }

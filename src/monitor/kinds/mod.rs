@@ -305,13 +305,22 @@ impl Query<'_> {
     }
 
     /// The common tail: finding columns (`super::Finding`) from a subquery
-    /// `f` that has entity, severity and the kind's fields.
+    /// `f` that has entity, severity and the kind's fields. Only rows that
+    /// raise an alert or predict something are returned, so the texts are
+    /// formatted for those alone (a saturation scan of 10 000 healthy
+    /// entities formats none).
     fn finish(&self, inner: &str, fields: &Fields) -> String {
+        let prediction = fields.prediction.as_deref().unwrap_or("NULL::jsonb");
+        let keep = if fields.prediction.is_some() {
+            format!("\nWHERE f.severity IS NOT NULL OR ({prediction}) IS NOT NULL")
+        } else {
+            "\nWHERE f.severity IS NOT NULL".to_string()
+        };
         format!(
             "SELECT f.entity AS entity, {anomaly_type} AS anomaly_type, f.severity AS severity, \
              ({urgency})::int AS urgency, ({title})::text AS title, ({summary})::text AS summary, \
              ({details})::jsonb AS details, ({metric})::float8 AS metric, ({category})::text AS category, \
-             ({suffix})::text AS key_suffix, ({prediction})::jsonb AS prediction\nFROM ({inner}) f",
+             ({suffix})::text AS key_suffix, ({prediction})::jsonb AS prediction\nFROM ({inner}) f{keep}",
             anomaly_type = fields.anomaly_type.as_deref().unwrap_or("$1->>'anomaly_type'"),
             urgency = fields.urgency,
             title = fields.title,
@@ -320,7 +329,6 @@ impl Query<'_> {
             metric = fields.metric,
             category = fields.category.as_deref().unwrap_or("NULL::text"),
             suffix = fields.key_suffix.as_deref().unwrap_or("NULL::text"),
-            prediction = fields.prediction.as_deref().unwrap_or("NULL::jsonb"),
         )
     }
 }
