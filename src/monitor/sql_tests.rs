@@ -267,17 +267,39 @@ mod tests {
              SELECT 'c1', date_trunc('day', now()), i <= 4 FROM generate_series(1, 20) i
              UNION ALL
              SELECT 'c2', date_trunc('day', now()), i <= 3 FROM generate_series(1, 60) i;
+             -- c3 converts less each day for four days: predicted saturation.
+             INSERT INTO public.sat_src
+             SELECT 'c3', date_trunc('day', now()) - k * interval '1 day' + interval '1 hour',
+                    i <= CASE WHEN k >= 4 THEN 4 ELSE k END
+             FROM generate_series(1, 30) k, generate_series(1, 20) i
+             UNION ALL
+             SELECT 'c3', date_trunc('day', now()), false FROM generate_series(1, 20) i;
              SELECT vigil.create_rollup('public.sat_daily', 'public.sat_src', 'ts', '1 day', '{creator}',
                  '{\"messages\": {\"agg\": \"count\"}, \"paid\": {\"agg\": \"count\", \"filter\": \"paid\"}}');
              SELECT vigil.create_monitor('sat_rollup', 'saturation', 'public.sat_daily',
                  '{\"entity\": \"creator\", \"time\": \"bucket\", \"converted_count\": \"paid\",
-                   \"label\": \"creators\"}');
+                   \"label\": \"creators\", \"predicted_severity\": \"low\"}');
              SELECT vigil.create_monitor('count_rollup', 'count', 'public.sat_daily',
                  '{\"entity\": \"creator\", \"thresholds\": {\"medium\": 1}}');",
         )
         .unwrap();
-        scan("sat_rollup");
+        let report = scan("sat_rollup");
         assert_eq!(alerts("sat_rollup", "saturation"), "c2:high");
+        // The predicted saturation is an alert of its own, at the severity
+        // asked for, and still a prediction in the report.
+        assert_eq!(alerts("sat_rollup", "saturation_predicted"), "c3:low");
+        assert_eq!(
+            one::<String>(
+                "SELECT title FROM vigil.alerts WHERE monitor = 'sat_rollup' AND anomaly_type = 'saturation_predicted'"
+            )
+            .as_deref(),
+            Some("Heading for saturation: conversion z -5.7, volume z n/a, 4 day(s) of decline")
+        );
+        assert!(report.0["insights"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("1 creators heading for saturation.")));
+        assert_eq!(report.0["predictions"][0]["entity"], "c3");
         assert_eq!(
             one::<String>(
                 "SELECT (details->>'messages_24h') || ' ' || (details->>'baseline_daily_messages') || ' ' || (details->>'conversion_24h')

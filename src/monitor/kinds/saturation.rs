@@ -3,6 +3,7 @@
 //! score, and a predicted saturation (seed 000).
 
 use super::{measure_of, metric_name_option, opt, value_or, Fields, KindDef, Query};
+use crate::alert::SEVERITIES;
 use crate::error::{Result, VigilError};
 use crate::monitor::options::{def, key, req, Key, Opt, ANY, NUMERIC, TIME};
 use crate::monitor::report::{num, TypeSummary};
@@ -18,11 +19,17 @@ const KEYS: &[Key] = &[
     key("converted_count", Opt::Column(NUMERIC)),
     def("baseline_days", Opt::Int(7, 366), "30"),
     def("exhaustion_threshold", Opt::Number(0.0, 100.0), "70"),
+    // A predicted saturation raises an alert of its own (anomaly type
+    // saturation_predicted) at this severity; without it, it is only a
+    // line in the report's predictions.
+    key("predicted_severity", Opt::Choice(&SEVERITIES)),
 ];
 
 /// The anomaly type of the exhaustion findings (the saturation findings'
 /// is options.anomaly_type).
 const EXHAUSTION: &str = "exhaustion";
+/// The anomaly type of predicted saturations (options.predicted_severity).
+const PREDICTED: &str = "saturation_predicted";
 
 pub(super) const DEF: KindDef = KindDef {
     name: "saturation",
@@ -74,6 +81,9 @@ fn rollup(o: &Map<String, Value>, r: &Rollup) -> Result<()> {
 }
 
 fn insight(t: &TypeSummary) -> String {
+    if t.anomaly_type == PREDICTED {
+        return format!("{} {} heading for saturation.", t.n, t.label());
+    }
     if t.anomaly_type == EXHAUSTION {
         format!(
             "{} {} at risk of audience exhaustion. Average score: {}.",
@@ -136,13 +146,17 @@ fn query(q: &Query) -> String {
                   vigil.exhaustion_score(m.conv, m.base_conv, m.m24, m.base_daily, m.decline_days::int) AS exhaustion,\n\
                   vigil.zscore(m.conv, m.rate_mean, m.rate_sd) AS conversion_z,\n\
                   vigil.zscore(m.m24, m.base_daily, m.vol_sd) AS volume_z\n\
-           FROM m)\n\
-         SELECT s.*, o.*, vigil.saturation_predicted(s.conversion_z, s.volume_z, s.decline_days::int) AS predicted\n\
-         FROM s CROSS JOIN LATERAL (VALUES\n\
+           FROM m),\n\
+         p AS (\n\
+           SELECT s.*, vigil.saturation_predicted(s.conversion_z, s.volume_z, s.decline_days::int) AS predicted\n\
+           FROM s)\n\
+         SELECT s.*, o.*\n\
+         FROM p s CROSS JOIN LATERAL (VALUES\n\
            ('saturation', s.status::text, CASE s.status WHEN 'RED' THEN 'high' WHEN 'YELLOW' THEN 'medium' END::vigil.severity),\n\
            ('exhaustion', NULL, CASE WHEN s.exhaustion > ($1->>'exhaustion_threshold')::float8\n\
                                      THEN CASE WHEN s.exhaustion >= 90 AND 90 >= ($1->>'exhaustion_threshold')::float8\n\
-                                               THEN 'critical' ELSE 'high' END END::vigil.severity)\n\
+                                               THEN 'critical' ELSE 'high' END END::vigil.severity),\n\
+           ('predicted', NULL, CASE WHEN s.predicted THEN ($1->>'predicted_severity')::vigil.severity END)\n\
          ) AS o(finding, status_text, severity)",
         rows = q.rows(),
         src = q.source,
@@ -155,11 +169,15 @@ fn query(q: &Query) -> String {
         &inner,
         &Fields {
             anomaly_type: Some(
-                format!("CASE f.finding WHEN 'saturation' THEN $1->>'anomaly_type' ELSE '{EXHAUSTION}' END"),
+                format!("CASE f.finding WHEN 'saturation' THEN $1->>'anomaly_type' \
+                         WHEN 'predicted' THEN '{PREDICTED}' ELSE '{EXHAUSTION}' END"),
             ),
             urgency: "vigil.urgency_score(f.severity, health_zone => f.status::text)".into(),
             title: "CASE f.finding WHEN 'saturation' THEN format('Saturation %s: conversion %s%% vs %s%% baseline', \
                     f.status, round(100 * f.conv::numeric, 1), round(100 * f.base_conv::numeric, 1)) \
+                    WHEN 'predicted' THEN format('Heading for saturation: conversion z %s, volume z %s, %s day(s) of decline', \
+                    coalesce(round(f.conversion_z::numeric, 1)::text, 'n/a'), \
+                    coalesce(round(f.volume_z::numeric, 1)::text, 'n/a'), f.decline_days) \
                     ELSE format('Audience exhaustion score %s', round(f.exhaustion::numeric)) END"
                 .into(),
             summary: "format('%s: %s messages in 24 h vs %s/day baseline, conversion %s%% vs %s%%, %s day(s) of decline', \
@@ -172,7 +190,7 @@ fn query(q: &Query) -> String {
                       'volume_z', round(f.volume_z::numeric, 2), 'decline_days', f.decline_days, \
                       'exhaustion_score', round(f.exhaustion::numeric, 1), 'predicted_saturation', f.predicted)"
                 .into(),
-            metric: "CASE f.finding WHEN 'saturation' THEN f.conv ELSE f.exhaustion END".into(),
+            metric: "CASE f.finding WHEN 'saturation' THEN f.conv WHEN 'predicted' THEN f.conversion_z ELSE f.exhaustion END".into(),
             category: Some("f.status_text".into()),
             key_suffix: Some("f.status_text".into()),
             prediction: Some(
