@@ -34,6 +34,10 @@ pub(super) enum Opt {
     Labels,
     /// One label value (`crate::alert::check_label_value`).
     LabelValue,
+    /// `{"numerator": q, "denominator": q}`, each q a numeric column (its
+    /// sum; over a rollup, a sum or count measure) or a filter object (the
+    /// rows it matches; `{}`: all rows).
+    Ratio,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -262,6 +266,7 @@ fn check(name: &str, opt: Opt, value: &Value, columns: &Columns) -> Result<Value
             crate::alert::check_label_value(text, &format!("options.{name}"))?;
             Ok(value.clone())
         }
+        Opt::Ratio => ratio(name, value, columns),
         Opt::Labels => Ok(Value::Object(crate::alert::check_labels(
             value,
             &format!("options.{name}"),
@@ -349,6 +354,29 @@ fn thresholds(name: &str, unit: Unit, value: &Value) -> Result<Value> {
         ));
     }
     Ok(value.clone())
+}
+
+fn ratio(name: &str, value: &Value, columns: &Columns) -> Result<Value> {
+    let usage = "must be {\"numerator\": q, \"denominator\": q}, each q a numeric column or a filter object ({} counts every row)";
+    let obj = value.as_object().ok_or_else(|| bad(name, usage))?;
+    if obj.len() != 2 {
+        return Err(bad(name, usage));
+    }
+    let mut out = Map::new();
+    for side in ["numerator", "denominator"] {
+        let key = format!("{name}.{side}");
+        let q = match obj.get(side) {
+            Some(Value::String(col)) => {
+                column(&key, col, &[ColType::Numeric], columns)?;
+                Value::String(col.clone())
+            }
+            Some(Value::Object(f)) if f.is_empty() => Value::Object(Map::new()),
+            Some(f @ Value::Object(_)) => filter(&key, f, columns)?,
+            _ => return Err(bad(name, usage)),
+        };
+        out.insert(side.to_string(), q);
+    }
+    Ok(Value::Object(out))
 }
 
 fn filter(name: &str, value: &Value, columns: &Columns) -> Result<Value> {

@@ -425,4 +425,77 @@ mod tests {
             report.0
         );
     }
+
+    #[pg_test]
+    fn zscore_and_threshold_monitors_watch_a_ratio() {
+        // Conversion per hour: the same hour of five earlier weeks converted
+        // 18-22 of 100 messages; the last complete hour 5 of 100 (c1), 20 of
+        // 100 (c2). Hours without messages have no conversion at all.
+        Spi::run(
+            "CREATE TABLE public.conv_src (creator text, ts timestamptz, status text);
+             INSERT INTO public.conv_src
+             SELECT c, date_trunc('hour', now()) - interval '1 hour' - w * interval '1 week' + interval '10 minutes',
+                    CASE WHEN i <= 18 + w THEN 'paid' ELSE 'free' END
+             FROM unnest(ARRAY['c1', 'c2']) c, generate_series(0, 5) w, generate_series(1, 100) i
+             WHERE w > 0;
+             INSERT INTO public.conv_src
+             SELECT c, date_trunc('hour', now()) - interval '50 minutes', CASE WHEN i <= p THEN 'paid' ELSE 'free' END
+             FROM (VALUES ('c1', 5), ('c2', 20)) v(c, p), generate_series(1, 100) i;
+             SELECT vigil.create_monitor('conv_z', 'zscore', 'public.conv_src',
+                 '{\"entity\": \"creator\", \"time\": \"ts\", \"baseline_days\": 42, \"min_weeks\": 4,
+                   \"metric_name\": \"conversion\",
+                   \"ratio\": {\"numerator\": {\"status\": \"paid\"}, \"denominator\": {}}}');
+             SELECT vigil.create_monitor('conv_low', 'threshold', 'public.conv_src',
+                 '{\"entity\": \"creator\", \"time\": \"ts\", \"lookback\": \"2 hours\", \"op\": \"<\",
+                   \"threshold\": 0.1, \"metric_name\": \"conversion\",
+                   \"ratio\": {\"numerator\": {\"status\": \"paid\"}, \"denominator\": {}}}');
+             SELECT vigil.create_rollup('public.conv_hourly', 'public.conv_src', 'ts', '1 hour', '{creator}',
+                 '{\"messages\": {\"agg\": \"count\"}, \"paid\": {\"agg\": \"count\", \"filter\": \"status = ''paid''\"}}');
+             SELECT vigil.create_monitor('conv_z_rollup', 'zscore', 'public.conv_hourly',
+                 '{\"entity\": \"creator\", \"time\": \"bucket\", \"baseline_days\": 42, \"min_weeks\": 4,
+                   \"metric_name\": \"conversion\", \"ratio\": {\"numerator\": \"paid\", \"denominator\": \"messages\"}}');",
+        )
+        .unwrap();
+        let report = scan("conv_z");
+        assert_eq!(
+            alerts("conv_z", "zscore_anomaly"),
+            "c1:critical",
+            "{}",
+            report.0
+        );
+        assert_eq!(
+            one::<String>(
+                "SELECT (details->>'current') || ' ' || (details->>'mean') || ' ' || (details->>'weeks')
+                 FROM vigil.alerts WHERE monitor = 'conv_z'"
+            )
+            .as_deref(),
+            Some("0.05 0.210 5")
+        );
+        // The same from the hourly rollup's measures.
+        scan("conv_z_rollup");
+        assert_eq!(alerts("conv_z_rollup", "zscore_anomaly"), "c1:critical");
+        scan("conv_low");
+        assert_eq!(alerts("conv_low", "threshold"), "c1:medium");
+        assert_eq!(
+            one::<String>("SELECT title FROM vigil.alerts WHERE monitor = 'conv_low'").as_deref(),
+            Some("conversion 0.0500 < 0.1")
+        );
+        let got = refusal(
+            "SELECT vigil.create_monitor('conv_bad', 'threshold', 'public.conv_hourly',
+                 '{\"entity\": \"creator\", \"time\": \"bucket\", \"op\": \"<\", \"threshold\": 0.1,
+                   \"ratio\": {\"numerator\": {\"creator\": \"c1\"}, \"denominator\": {}}}')",
+        );
+        assert!(
+            got.starts_with("22023: options.ratio.numerator: a filter counts raw rows"),
+            "{got}"
+        );
+        let got = refusal(
+            "SELECT vigil.create_monitor('conv_bad', 'zscore', 'public.conv_src',
+                 '{\"entity\": \"creator\", \"time\": \"ts\", \"ratio\": {\"numerator\": \"status\", \"denominator\": {}}}')",
+        );
+        assert!(
+            got.starts_with("42804: options.ratio.numerator: column \"status\" is text"),
+            "{got}"
+        );
+    }
 }

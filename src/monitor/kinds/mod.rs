@@ -138,6 +138,31 @@ fn any_rollup(_: &Map<String, Value>, _: &Rollup) -> Result<()> {
     Ok(())
 }
 
+/// options.ratio over a rollup: each side a sum or count measure, or `{}`
+/// (the groups' rows); a filter cannot pick rows out of a group.
+fn ratio_of(o: &Map<String, Value>, r: &Rollup) -> Result<()> {
+    let Some(ratio) = o.get("ratio") else {
+        return Ok(());
+    };
+    for side in ["numerator", "denominator"] {
+        match &ratio[side] {
+            Value::String(m) => {
+                let one = Map::from_iter([(side.to_string(), Value::String(m.clone()))]);
+                measure_of(&one, r, side, &["sum", "count"], &format!("options.ratio.{side}"))
+                    .map_err(|e| VigilError::invalid(e.message.replacen("options.", "options.ratio.", 1)))?;
+            }
+            Value::Object(f) if f.is_empty() => {}
+            _ => {
+                return Err(VigilError::invalid(format!(
+                    "options.ratio.{side}: a filter counts raw rows; over a rollup name a count measure \
+                     (give the rollup's measure the filter) or {{}} for all rows"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// options.`key` names a measure of the rollup whose agg is one of `aggs`.
 fn measure_of(
     o: &Map<String, Value>,
@@ -179,6 +204,53 @@ impl Query<'_> {
             Some(_) => format!("sum({c})::float8"),
             None => format!("sum(({c})::float8)"),
         }
+    }
+
+    /// One side of options.ratio as a float8 over the rows read: a
+    /// column's (or measure's) sum, or the count of the rows a filter
+    /// matches (a rollup: its groups' rows).
+    fn quantity(&self, side: &str) -> String {
+        match &self.o["ratio"][side] {
+            Value::String(c) => {
+                let c = format!("t.{}", ident(c));
+                match self.rollup {
+                    Some(_) => format!("coalesce(sum({c})::float8, 0)"),
+                    None => format!("coalesce(sum(({c})::float8), 0)"),
+                }
+            }
+            Value::Object(f) if f.is_empty() => format!("({})::float8", self.rows()),
+            Value::Object(f) => {
+                let conds: Vec<String> = f
+                    .iter()
+                    .map(|(col, values)| {
+                        let c = format!("t.{}", ident(col));
+                        if values.is_null() {
+                            return format!("{c} IS NULL");
+                        }
+                        format!(
+                            "{c} = ANY (ARRAY(SELECT jsonb_array_elements_text($1->'ratio'->{}->{}))::{}[])",
+                            literal(side),
+                            literal(col),
+                            self.columns[col].sql_type
+                        )
+                    })
+                    .collect();
+                format!("(count(*) FILTER (WHERE {}))::float8", conds.join(" AND "))
+            }
+            _ => unreachable!("options.ratio is validated"),
+        }
+    }
+
+    /// options.ratio, numerator / denominator (NULL where the denominator
+    /// is 0), when the monitor has one.
+    fn ratio(&self) -> Option<String> {
+        self.o.contains_key("ratio").then(|| {
+            format!(
+                "({}) / nullif({}, 0)",
+                self.quantity("numerator"),
+                self.quantity("denominator")
+            )
+        })
     }
 
     fn col(&self, key: &str) -> Option<String> {

@@ -1,7 +1,7 @@
 //! `threshold`: an aggregate of a column over a lookback crosses a fixed
 //! value (the rule-like monitor: avg latency > 500 ms, last balance < 0).
 
-use super::{measure_of, metric_name_option, opt, value_or, Fields, KindDef, Query};
+use super::{measure_of, metric_name_option, opt, ratio_of, value_or, Fields, KindDef, Query};
 use crate::alert::SEVERITIES;
 use crate::error::{Result, VigilError};
 use crate::monitor::options::{def, key, req, Key, Opt, ANY, NUMERIC, OPS, TIME};
@@ -23,6 +23,9 @@ const KEYS: &[Key] = &[
     def("lookback", Opt::Interval, "\"1 hour\""),
     def("cooldown", Opt::IntervalOrZero, "\"0 seconds\""),
     key("entity", Opt::Column(ANY)),
+    // Instead of value and agg: Σ numerator / Σ denominator over the
+    // lookback (e.g. conversion = paid / messages).
+    key("ratio", Opt::Ratio),
 ];
 
 pub(super) const DEF: KindDef = KindDef {
@@ -40,6 +43,9 @@ pub(super) const DEF: KindDef = KindDef {
 
 /// The measures each agg reads over a rollup (`last` needs raw rows).
 fn rollup(o: &Map<String, Value>, r: &Rollup) -> Result<()> {
+    if o.contains_key("ratio") {
+        return ratio_of(o, r);
+    }
     let aggs: &[&str] =
         match o["agg"].as_str().unwrap_or("avg") {
             "avg" => &["sum", "avg", "stats"],
@@ -72,9 +78,17 @@ fn rollup_agg(q: &Query, agg: &str) -> String {
 }
 
 fn check(o: &Map<String, Value>) -> Result<()> {
+    if o.contains_key("ratio") {
+        if o.contains_key("value") {
+            return Err(VigilError::invalid(
+                "options.ratio and options.value exclude each other",
+            ));
+        }
+        return Ok(());
+    }
     if !o.contains_key("value") && o["agg"] != "count" {
         return Err(VigilError::invalid(
-            "options.value is required unless options.agg is count",
+            "options.value is required unless options.agg is count or options.ratio is given",
         ));
     }
     Ok(())
@@ -94,6 +108,7 @@ fn query(q: &Query) -> String {
     let time = q.req_col("time");
     let v = q.col("value").map(|v| format!("({v})::float8"));
     let agg = match (q.o["agg"].as_str().unwrap_or("avg"), &v) {
+        _ if q.o.contains_key("ratio") => q.ratio().expect("ratio is given"),
         ("count", _) => format!("({})::float8", q.rows()),
         (a, Some(_)) if q.rollup.is_some() => rollup_agg(q, a),
         ("last", Some(v)) => {
@@ -125,18 +140,22 @@ fn query(q: &Query) -> String {
         now = q.as_time("now()"),
         filter = q.filter("filter"),
     );
+    // A ratio is read as one (0.0525), other values to two decimals.
+    let (digits, agg_text) = if q.o.contains_key("ratio") {
+        (4, "'ratio'")
+    } else {
+        (2, "$1->>'agg'")
+    };
     q.finish(
         &inner,
         &Fields {
             anomaly_type: None,
             urgency: "vigil.urgency_score(f.severity)".into(),
-            title: "format('%s %s %s %s', $1->>'metric_name', round(f.v::numeric, 2), $1->>'op', $1->>'threshold')".into(),
-            summary: "format('%s: %s of %s over the last %s is %s (threshold %s %s)', f.entity, $1->>'agg', \
-                      $1->>'metric_name', $1->>'lookback', round(f.v::numeric, 2), $1->>'op', $1->>'threshold')"
-                .into(),
-            details: "jsonb_build_object('value', f.v, 'agg', $1->>'agg', 'op', $1->>'op', \
-                      'threshold', ($1->>'threshold')::float8, 'lookback', $1->>'lookback')"
-                .into(),
+            title: format!("format('%s %s %s %s', $1->>'metric_name', round(f.v::numeric, {digits}), $1->>'op', $1->>'threshold')"),
+            summary: format!("format('%s: %s of %s over the last %s is %s (threshold %s %s)', f.entity, {agg_text}, \
+                      $1->>'metric_name', $1->>'lookback', round(f.v::numeric, {digits}), $1->>'op', $1->>'threshold')"),
+            details: format!("jsonb_build_object('value', f.v, 'agg', {agg_text}, 'op', $1->>'op', \
+                      'threshold', ($1->>'threshold')::float8, 'lookback', $1->>'lookback')"),
             metric: "f.v".into(),
             category: None,
             key_suffix: None,

@@ -1,7 +1,9 @@
 //! `zscore`: an entity's last complete hour against the same hour of the
 //! previous weeks (seed 000: messages per creator per hour of week).
 
-use super::{measure_of, metric_name_option, opt, value_or, Fields, KindDef, Meets, Query};
+use super::{
+    measure_of, metric_name_option, opt, ratio_of, value_or, Fields, KindDef, Meets, Query,
+};
 use crate::error::{Result, VigilError};
 use crate::monitor::options::{def, key, req, Key, Opt, Unit, ANY, NUMERIC, TIME};
 use crate::monitor::report::{num, TypeSummary};
@@ -24,6 +26,10 @@ const KEYS: &[Key] = &[
         Opt::Choice(&["both", "up", "down"]),
         "\"both\"",
     ),
+    // Instead of value: Σ numerator / Σ denominator per hour (e.g. hourly
+    // conversion against its hour-of-week baseline). Hours without a
+    // denominator have no ratio and are left out (not counted as zero).
+    key("ratio", Opt::Ratio),
 ];
 
 pub(super) const DEF: KindDef = KindDef {
@@ -40,6 +46,11 @@ pub(super) const DEF: KindDef = KindDef {
 };
 
 fn check(o: &Map<String, Value>) -> Result<()> {
+    if o.contains_key("ratio") && o.contains_key("value") {
+        return Err(VigilError::invalid(
+            "options.ratio and options.value exclude each other",
+        ));
+    }
     if o["min_weeks"].as_i64() > o["baseline_days"].as_i64().map(|d| d / 7) {
         return Err(VigilError::invalid(format!(
             "options.min_weeks ({}) exceeds the weeks in options.baseline_days ({})",
@@ -57,6 +68,7 @@ fn rollup(o: &Map<String, Value>, r: &Rollup) -> Result<()> {
             r.bucket_seconds
         )));
     }
+    ratio_of(o, r)?;
     measure_of(
         o,
         r,
@@ -79,7 +91,21 @@ fn insight(t: &TypeSummary) -> String {
 
 fn query(q: &Query) -> String {
     let (e, time) = (q.entity(), q.req_col("time"));
-    let v = if q.o.contains_key("value") {
+    let ratio = q.ratio();
+    // Counts and sums: weeks without rows count as zero. Ratios: hours
+    // without a denominator have none, and only the weeks with one count.
+    let (current, n, missing) = if ratio.is_some() {
+        ("max(v) FILTER (WHERE w = 0)", "p.filled", "0")
+    } else {
+        (
+            "coalesce(max(v) FILTER (WHERE w = 0), 0)",
+            "p.weeks",
+            "(p.weeks - p.filled) * (p.s1 / p.weeks) * (p.s1 / p.weeks)",
+        )
+    };
+    let v = if let Some(r) = &ratio {
+        r.clone()
+    } else if q.o.contains_key("value") {
         format!("coalesce({}, 0)", q.sum_of("value"))
     } else {
         format!("({})::float8", q.rows())
@@ -109,17 +135,17 @@ fn query(q: &Query) -> String {
              WHERE {time} >= {lo} AND {time} < {hi} AND {e} IS NOT NULL{filter}\n\
              GROUP BY 1) c),\n\
          per AS (\n\
-           SELECT entity, coalesce(max(v) FILTER (WHERE w = 0), 0) AS current,\n\
+           SELECT entity, {current} AS current,\n\
                   max(w) FILTER (WHERE w > 0) AS weeks,\n\
-                  count(*) FILTER (WHERE w > 0) AS filled,\n\
+                  count(v) FILTER (WHERE w > 0) AS filled,\n\
                   coalesce(sum(v) FILTER (WHERE w > 0), 0) AS s1\n\
            FROM counts GROUP BY entity),\n\
          stats AS (\n\
-           SELECT p.entity, p.current, p.weeks, p.s1 / p.weeks AS mean,\n\
-                  sqrt((coalesce(sum((c.v - p.s1 / p.weeks) * (c.v - p.s1 / p.weeks)), 0)\n\
-                        + (p.weeks - p.filled) * (p.s1 / p.weeks) * (p.s1 / p.weeks)) / (p.weeks - 1)) AS sd\n\
+           SELECT p.entity, p.current, {n} AS weeks, p.s1 / {n} AS mean,\n\
+                  sqrt((coalesce(sum((c.v - p.s1 / {n}) * (c.v - p.s1 / {n})), 0)\n\
+                        + {missing}) / ({n} - 1)) AS sd\n\
            FROM per p LEFT JOIN counts c ON c.entity = p.entity AND c.w > 0\n\
-           WHERE p.weeks >= {min_weeks}\n\
+           WHERE {n} >= {min_weeks}\n\
            GROUP BY p.entity, p.current, p.weeks, p.filled, p.s1),\n\
          scored AS (\n\
            SELECT s.*, vigil.zscore(s.current, s.mean, s.sd) AS z FROM stats s)\n\
@@ -133,19 +159,19 @@ fn query(q: &Query) -> String {
         min_weeks = opt("min_weeks", "int"),
         sev = q.severity(scored, "float8", Meets::Beyond),
     );
+    // A ratio is read to three decimals (0.052), counts to one.
+    let d = if ratio.is_some() { 3 } else { 1 };
     q.finish(
         &inner,
         &Fields {
             anomaly_type: None,
             urgency: "vigil.urgency_score(f.severity)".into(),
-            title: "format('%s %s: %s vs usual %s (z = %s)', upper(left($1->>'metric_name', 1)) || substr($1->>'metric_name', 2), \
-                    CASE WHEN f.z > 0 THEN 'spike' ELSE 'drop' END, trim_scale(round(f.current::numeric, 1)), \
-                    trim_scale(round(f.mean::numeric, 1)), round(f.z::numeric, 1))"
-                .into(),
-            summary: "format('%s: %s in the hour from %s UTC was %s; the same hour of the previous %s weeks averaged %s (sd %s)', \
+            title: format!("format('%s %s: %s vs usual %s (z = %s)', upper(left($1->>'metric_name', 1)) || substr($1->>'metric_name', 2), \
+                    CASE WHEN f.z > 0 THEN 'spike' ELSE 'drop' END, trim_scale(round(f.current::numeric, {d})), \
+                    trim_scale(round(f.mean::numeric, {d})), round(f.z::numeric, 1))"),
+            summary: format!("format('%s: %s in the hour from %s UTC was %s; the same hour of the previous %s weeks averaged %s (sd %s)', \
                       f.entity, $1->>'metric_name', to_char(f.hour AT TIME ZONE 'UTC', 'Dy HH24:00'), \
-                      round(f.current::numeric, 1), f.weeks, round(f.mean::numeric, 1), round(f.sd::numeric, 1))"
-                .into(),
+                      round(f.current::numeric, {d}), f.weeks, round(f.mean::numeric, {d}), round(f.sd::numeric, {d}))"),
             details: "jsonb_build_object('current', f.current, 'mean', round(f.mean::numeric, 3), 'stddev', \
                       round(f.sd::numeric, 3), 'z', round(f.z::numeric, 3), 'weeks', f.weeks, 'hour', f.hour)"
                 .into(),
