@@ -123,7 +123,10 @@ BEGIN
                              CASE WHEN NEW.kind = 'early_kill' THEN 'table (early_kill adds a trigger to it)'
                                   ELSE 'table, view or materialized view' END);
     END IF;
-    IF sch IN ('vigil', 'pg_catalog', 'information_schema') OR sch LIKE 'pg\_toast%' THEN
+    -- vigil.health is the one pg_vigil relation a monitor may watch (the
+    -- health kind, which the planner pins to it; it runs as the creator).
+    IF (sch IN ('vigil', 'pg_catalog', 'information_schema') OR sch LIKE 'pg\_toast%')
+       AND src IS DISTINCT FROM 'vigil.health'::regclass THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('source %s is a pg_vigil or system table', src);
     END IF;
     -- A superuser's write may be a restore, run before the source's grants:
@@ -206,7 +209,7 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '0A000',
             MESSAGE = format('source %s is a table Citus manages; early_kill monitors need a local table (their trigger runs where the rows are written)', source);
     END IF;
-    IF sch = 'vigil' THEN
+    IF sch = 'vigil' AND source IS DISTINCT FROM 'vigil.health'::regclass THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('source %s is one of pg_vigil''s own tables', source);
     END IF;
     IF NOT has_table_privilege(source, 'SELECT') THEN

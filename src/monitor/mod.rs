@@ -168,6 +168,15 @@ pub fn plan_on(
 ) -> Result<Plan> {
     let kind = Kind::parse(kind)?;
     let def = kind.def();
+    // vigil.health is the health kind's source and no other kind's (the
+    // others run as their source's owner, which would be vigil's).
+    if (kind == Kind::Health) != (source == kinds::health::SOURCE) {
+        return Err(crate::error::VigilError::invalid(format!(
+            "source: kind health watches {} and only it; other kinds watch your tables, got {source} for kind {}",
+            kinds::health::SOURCE,
+            kind.name()
+        )));
+    }
     let summary_columns;
     let columns = match rollup {
         Some(r) => {

@@ -498,4 +498,73 @@ mod tests {
             "{got}"
         );
     }
+
+    #[pg_test]
+    fn a_health_monitor_alerts_on_broken_rollups_and_failing_monitors() {
+        Spi::run(
+            "CREATE ROLE health_owner;
+             GRANT vigil_admin TO health_owner;
+             CREATE TABLE public.h_src (k text, ts timestamptz DEFAULT now(), gone int);
+             INSERT INTO public.h_src (k) VALUES ('a');
+             SELECT vigil.create_rollup('public.h_roll', 'public.h_src', 'ts', '1 hour', '{k}', '{\"n\": {\"agg\": \"count\"}}');
+             ALTER TABLE public.h_src DISABLE TRIGGER USER;
+             CREATE TABLE public.h_other (k text, gone timestamptz);
+             SELECT vigil.create_monitor('h_failing', 'count', 'public.h_other',
+                 '{\"entity\": \"k\", \"time\": \"gone\", \"thresholds\": {\"medium\": 1}}');
+             ALTER TABLE public.h_other DROP COLUMN gone;
+             SET ROLE health_owner;
+             SELECT vigil.create_monitor('h_vigil', 'health', 'vigil.health', '{}');
+             RESET ROLE;",
+        )
+        .unwrap();
+        let failing = Spi::get_one::<pgrx::JsonB>("SELECT vigil.scan('h_failing')")
+            .unwrap()
+            .unwrap();
+        assert_eq!(failing.0["success"], false);
+        let report = scan("h_vigil");
+        let found = one::<String>(
+            "SELECT string_agg(entity || ':' || severity, ',' ORDER BY entity) FROM vigil.alerts
+             WHERE monitor = 'h_vigil' AND entity <> 'worker'",
+        );
+        assert_eq!(
+            found.as_deref(),
+            Some("monitor h_failing:high,rollup public.h_roll:critical"),
+            "{}",
+            report.0
+        );
+        assert_eq!(
+            one::<String>(
+                "SELECT title || ' / ' || (details->>'check') FROM vigil.alerts
+                 WHERE monitor = 'h_vigil' AND entity = 'rollup public.h_roll'"
+            )
+            .as_deref(),
+            Some("Rollup not kept exact / rollup")
+        );
+        // Fixed, they resolve on the next scan.
+        Spi::run(
+            "ALTER TABLE public.h_src ENABLE TRIGGER USER;
+             SELECT vigil.drop_monitor('h_failing');",
+        )
+        .unwrap();
+        let report = scan("h_vigil");
+        assert_eq!(report.0["alerts_resolved"], 2, "{}", report.0);
+        // vigil.health is this kind's source and no other's.
+        for (sql, want) in [
+            (
+                "SELECT vigil.create_monitor('h_bad', 'count', 'vigil.health', '{\"thresholds\": {\"medium\": 1}}')",
+                "22023: source: kind health watches vigil.health and only it",
+            ),
+            (
+                "SELECT vigil.create_monitor('h_bad', 'health', 'public.h_src', '{}')",
+                "22023: source: kind health watches vigil.health and only it",
+            ),
+            (
+                "SELECT vigil.create_monitor('h_bad', 'count', 'vigil.alerts', '{\"thresholds\": {\"medium\": 1}}')",
+                "22023: source vigil.alerts is one of pg_vigil's own tables",
+            ),
+        ] {
+            let got = refusal(sql);
+            assert!(got.starts_with(want), "{sql}: {got}");
+        }
+    }
 }

@@ -38,9 +38,9 @@ fn ok(kind: &str, options: serde_json::Value) -> Plan {
 fn unknown_kind_lists_the_kinds() {
     let e = err("spike", json!({}));
     assert_eq!(e.kind, ErrorKind::InvalidParameter);
-    assert!(e
-        .message
-        .contains("drop, stall, count, zscore, saturation, threshold, freshness, early_kill"));
+    assert!(e.message.contains(
+        "drop, stall, count, zscore, saturation, threshold, freshness, health, early_kill"
+    ));
 }
 
 #[test]

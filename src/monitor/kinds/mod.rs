@@ -9,6 +9,7 @@ mod count;
 mod drop;
 mod early_kill;
 mod freshness;
+pub(in crate::monitor) mod health;
 mod saturation;
 mod stall;
 mod threshold;
@@ -77,6 +78,7 @@ kinds! {
     Saturation => saturation,
     Threshold => threshold,
     Freshness => freshness,
+    Health => health,
     EarlyKill => early_kill,
 }
 
@@ -188,10 +190,12 @@ fn measure_of(
 }
 
 impl Query<'_> {
-    /// `count(*)` of the rows read; over a rollup, the rows its groups hold.
+    /// `count(*)` of the rows read; over a rollup, the rows its groups hold
+    /// (summed as float8: bigint's sum is numeric, several times slower,
+    /// and exact for counts below 2^53 either way).
     fn rows(&self) -> String {
         match self.rollup {
-            Some(_) => format!("sum(t.{})", ident("_rows")),
+            Some(_) => format!("sum((t.{})::float8)", ident("_rows")),
             None => "count(*)".into(),
         }
     }
@@ -200,10 +204,7 @@ impl Query<'_> {
     /// of the raw rows, or a sum or count measure of a rollup.
     fn sum_of(&self, key: &str) -> String {
         let c = self.req_col(key);
-        match self.rollup {
-            Some(_) => format!("sum({c})::float8"),
-            None => format!("sum(({c})::float8)"),
-        }
+        format!("sum(({c})::float8)")
     }
 
     /// One side of options.ratio as a float8 over the rows read: a
