@@ -140,6 +140,16 @@ fn any_rollup(_: &Map<String, Value>, _: &Rollup) -> Result<()> {
     Ok(())
 }
 
+/// options.ratio stands instead of options.value: not both.
+fn ratio_or_value(o: &Map<String, Value>) -> Result<()> {
+    if o.contains_key("ratio") && o.contains_key("value") {
+        return Err(VigilError::invalid(
+            "options.ratio and options.value exclude each other",
+        ));
+    }
+    Ok(())
+}
+
 /// options.ratio over a rollup: each side a sum or count measure, or `{}`
 /// (the groups' rows); a filter cannot pick rows out of a group.
 fn ratio_of(o: &Map<String, Value>, r: &Rollup) -> Result<()> {

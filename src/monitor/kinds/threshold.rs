@@ -78,12 +78,8 @@ fn rollup_agg(q: &Query, agg: &str) -> String {
 }
 
 fn check(o: &Map<String, Value>) -> Result<()> {
+    super::ratio_or_value(o)?;
     if o.contains_key("ratio") {
-        if o.contains_key("value") {
-            return Err(VigilError::invalid(
-                "options.ratio and options.value exclude each other",
-            ));
-        }
         return Ok(());
     }
     if !o.contains_key("value") && o["agg"] != "count" {

@@ -46,11 +46,7 @@ pub(super) const DEF: KindDef = KindDef {
 };
 
 fn check(o: &Map<String, Value>) -> Result<()> {
-    if o.contains_key("ratio") && o.contains_key("value") {
-        return Err(VigilError::invalid(
-            "options.ratio and options.value exclude each other",
-        ));
-    }
+    super::ratio_or_value(o)?;
     if o["min_weeks"].as_i64() > o["baseline_days"].as_i64().map(|d| d / 7) {
         return Err(VigilError::invalid(format!(
             "options.min_weeks ({}) exceeds the weeks in options.baseline_days ({})",
