@@ -27,6 +27,13 @@ impl<T> OrFail<T> for Result<T, pgrx::spi::Error> {
     }
 }
 
+/// A cancel (the user's, or statement_timeout) ends the scan, as it ended
+/// PL/pgSQL's: only the monitor's own timeout (54000) is that monitor's
+/// failure.
+fn cancelled(message: String) -> ! {
+    ereport!(ERROR, PgSqlErrorCode::ERRCODE_QUERY_CANCELED, message);
+}
+
 fn internal(message: String) -> ! {
     ereport!(ERROR, PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, message);
 }
@@ -38,6 +45,9 @@ struct Monitor {
     kind: Kind,
     /// The role of created_by (None: it no longer exists; the run fails).
     creator: Option<pg_sys::Oid>,
+    /// Its timeout (vigil.monitors.timeout_ms, else vigil.monitor_timeout_ms),
+    /// which bounds its query and each of its actions.
+    timeout_ms: i32,
 }
 
 /// What one monitor's turn gave.
@@ -149,6 +159,26 @@ fn action_procedure(name: &str, creator: pg_sys::Oid) -> Result<String, String> 
     }
 }
 
+/// Runs one action in a subtransaction under the monitor's timeout: its
+/// error as text, or None. A cancel that is not the timeout's (the user's,
+/// statement_timeout) ends the scan, as everywhere else in it.
+fn attempt(m: &Monitor, f: impl FnOnce() -> Result<(), String>) -> Option<String> {
+    let timer = super::sql::MonitorTimer::start(m.timeout_ms);
+    let result = catching_failure(f);
+    let fired = timer.fired();
+    drop(timer);
+    match result {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e),
+        Err(e) if e.sqlstate == "57014" && fired => Some(format!(
+            "54000: exceeded the monitor's timeout of {} ms",
+            m.timeout_ms
+        )),
+        Err(e) if e.sqlstate == "57014" => cancelled(e.message),
+        Err(e) => Some(format!("{}: {}", e.sqlstate, e.message)),
+    }
+}
+
 /// Runs the monitor's actions for a new alert. A failing action is
 /// reported (and rolled back by itself); the alert stays raised.
 fn act(m: &Monitor, o: &Map<String, Value>, payload: &Value, alert_id: i64, out: &mut Scanned) {
@@ -161,7 +191,7 @@ fn act(m: &Monitor, o: &Map<String, Value>, payload: &Value, alert_id: i64, out:
             .push(json!({"alert_id": alert_id, "action": action, "error": error}));
     };
     if let Some(channel) = text(o, "action_channel") {
-        let sent = catching_failure(|| {
+        let sent = attempt(m, || {
             Spi::run_with_args(
                 "SELECT vigil.send_webhook($1, $2, $3)",
                 &[
@@ -170,11 +200,11 @@ fn act(m: &Monitor, o: &Map<String, Value>, payload: &Value, alert_id: i64, out:
                     format!("action:{}:{alert_id}", m.name).into(),
                 ],
             )
+            .map_err(|e| e.to_string())
         });
         match sent {
-            Ok(Ok(())) => out.actions += 1,
-            Ok(Err(e)) => failed("webhook", e.to_string()),
-            Err(e) => failed("webhook", e.message),
+            None => out.actions += 1,
+            Some(e) => failed("webhook", e),
         }
     }
     if let Some(name) = text(o, "action_procedure") {
@@ -186,7 +216,7 @@ fn act(m: &Monitor, o: &Map<String, Value>, payload: &Value, alert_id: i64, out:
         };
         // As the creator, in a security-restricted operation: the procedure
         // acts with that role's rights, never the scan's.
-        let called = catching_failure(|| {
+        let called = attempt(m, || {
             let qualified = action_procedure(&name, creator)?;
             let _as = crate::security::Restricted::as_role(creator);
             Spi::run_with_args(
@@ -196,9 +226,8 @@ fn act(m: &Monitor, o: &Map<String, Value>, payload: &Value, alert_id: i64, out:
             .map_err(|e| e.to_string())
         });
         match called {
-            Ok(Ok(())) => out.actions += 1,
-            Ok(Err(e)) => failed("procedure", e),
-            Err(e) => failed("procedure", format!("{}: {}", e.sqlstate, e.message)),
+            None => out.actions += 1,
+            Some(e) => failed("procedure", e),
         }
     }
 }
@@ -353,7 +382,7 @@ fn scan(monitor: Option<&str>) -> JsonB {
         .unwrap_or(0);
     let monitors: Vec<Monitor> = Spi::connect(|c| {
         let rows = c.select(
-            "SELECT t.id, t.name, t.kind, r.oid FROM vigil.monitors t \
+            "SELECT t.id, t.name, t.kind, r.oid, t.timeout_ms FROM vigil.monitors t \
              LEFT JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) t.created_by \
              WHERE t.enabled AND ($1::pg_catalog.text IS NULL OR t.name OPERATOR(pg_catalog.=) $1) \
              ORDER BY t.name",
@@ -368,6 +397,9 @@ fn scan(monitor: Option<&str>) -> JsonB {
                 name: r.get(2)?.unwrap_or_default(),
                 kind: Kind::parse(&kind).unwrap_or_else(|e| crate::sqlglue::raise(e)),
                 creator: r.get(4)?,
+                timeout_ms: r
+                    .get::<i32>(5)?
+                    .unwrap_or_else(crate::gucs::monitor_timeout_ms),
             });
         }
         Ok::<_, pgrx::spi::Error>(out)
@@ -414,12 +446,7 @@ fn scan(monitor: Option<&str>) -> JsonB {
                 t.predictions.extend(s.predictions);
                 t.resolved += s.resolved;
             }
-            Err(Failure { sqlstate, message }) if sqlstate == "57014" => {
-                // A cancel (the user's, or statement_timeout) ends the scan,
-                // as it ended PL/pgSQL's: only the monitor's own timeout
-                // (54000) is that monitor's failure.
-                ereport!(ERROR, PgSqlErrorCode::ERRCODE_QUERY_CANCELED, message);
-            }
+            Err(Failure { sqlstate, message }) if sqlstate == "57014" => cancelled(message),
             Err(Failure { sqlstate, message }) => {
                 Spi::run_with_args(
                     "UPDATE vigil.monitors t SET last_scan_at = pg_catalog.now(), last_error = $2 \

@@ -149,12 +149,12 @@ unsafe extern "C" fn on_monitor_timeout() {
 /// Cancels the monitor's query once `ms` have passed, and again every half
 /// second after (code that swallows one cancel gets the next); disarmed
 /// when dropped, also while unwinding.
-struct MonitorTimer {
+pub(super) struct MonitorTimer {
     id: std::ffi::c_int,
 }
 
 impl MonitorTimer {
-    fn start(ms: i32) -> MonitorTimer {
+    pub(super) fn start(ms: i32) -> MonitorTimer {
         // SAFETY: the backend's timeout machinery, as postgres.c uses it.
         unsafe {
             let mut id = TIMEOUT_ID.load(Ordering::SeqCst);
@@ -169,7 +169,7 @@ impl MonitorTimer {
         }
     }
 
-    fn fired(&self) -> bool {
+    pub(super) fn fired(&self) -> bool {
         FIRED.load(Ordering::SeqCst)
     }
 }

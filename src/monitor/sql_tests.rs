@@ -567,4 +567,24 @@ mod tests {
             assert!(got.starts_with(want), "{sql}: {got}");
         }
     }
+
+    #[pg_test]
+    fn an_action_that_outlasts_the_monitors_timeout_is_reported_and_the_alert_stays() {
+        Spi::run(
+            "CREATE TABLE public.slow_src (k text);
+             INSERT INTO public.slow_src VALUES ('a');
+             CREATE PROCEDURE public.slow_action(alert jsonb) LANGUAGE sql AS $$ SELECT pg_sleep(5) $$;
+             SELECT vigil.create_monitor('slow_act', 'count', 'public.slow_src',
+                 '{\"entity\": \"k\", \"thresholds\": {\"medium\": 1}, \"action_procedure\": \"public.slow_action\"}');
+             SELECT vigil.set_monitor_timeout('slow_act', '300 milliseconds');",
+        )
+        .unwrap();
+        let report = scan("slow_act");
+        let m = &report.0["monitors"][0];
+        assert_eq!(
+            m["action_errors"][0]["error"], "54000: exceeded the monitor's timeout of 300 ms",
+            "{m}"
+        );
+        assert_eq!(alerts("slow_act", "count"), "a:medium");
+    }
 }
