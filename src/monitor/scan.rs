@@ -296,6 +296,7 @@ fn scan_monitor(m: &Monitor) -> Turn {
         )
         .or_raise()
         .unwrap_or(0);
+        succeeded(m, 0);
         return Turn::Expired(n);
     }
     let ran = super::sql::run(m.id);
@@ -348,13 +349,18 @@ fn scan_monitor(m: &Monitor) -> Turn {
     )
     .or_raise()
     .unwrap_or(0);
+    succeeded(m, out.findings.len());
+    Turn::Scanned(out)
+}
+
+/// Records a monitor's successful run on its row (in its subtransaction).
+fn succeeded(m: &Monitor, anomalies: usize) {
     Spi::run_with_args(
         "UPDATE vigil.monitors t SET last_scan_at = pg_catalog.now(), last_anomalies = $2, last_error = NULL \
          WHERE t.id OPERATOR(pg_catalog.=) $1",
-        &[m.id.into(), (out.findings.len() as i32).into()],
+        &[m.id.into(), (anomalies as i32).into()],
     )
     .or_raise();
-    Turn::Scanned(out)
 }
 
 /// `vigil._scan(monitor)`: the body of `vigil.scan()`.
@@ -424,12 +430,6 @@ fn scan(monitor: Option<&str>) -> JsonB {
             }
             Ok(Turn::Expired(n)) => {
                 t.variants_expired += n;
-                Spi::run_with_args(
-                    "UPDATE vigil.monitors t SET last_scan_at = pg_catalog.now(), last_anomalies = 0, last_error = NULL \
-                     WHERE t.id OPERATOR(pg_catalog.=) $1",
-                    &[m.id.into()],
-                )
-                .or_raise();
                 t.monitors.push(json!({"monitor": m.name, "kind": m.kind.name(), "anomalies": 0,
                                        "duration_ms": report::millis(mt0.elapsed().as_secs_f64() * 1000.0)}));
             }
