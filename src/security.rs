@@ -93,44 +93,56 @@ fn setting_is(name: &std::ffi::CStr, value: &str) -> bool {
         && unsafe { std::ffi::CStr::from_ptr(current) }.to_bytes() == value.as_bytes()
 }
 
+/// What the value pins hold, by name (the text search configuration
+/// last): a pure list, also written as SET clauses
+/// (`value_pins_set_clause`).
+const PINNED_VALUES: [(&std::ffi::CStr, &std::ffi::CStr); 6] = [
+    (c"TimeZone", c"UTC"),
+    (c"DateStyle", c"ISO, MDY"),
+    (c"IntervalStyle", c"postgres"),
+    (c"extra_float_digits", c"1"),
+    (c"bytea_output", c"hex"),
+    (c"default_text_search_config", c"pg_catalog.simple"),
+];
+
 const VALUE_PINS: [Pin; 5] = [
     Pin {
-        name: c"TimeZone",
-        value: c"UTC",
+        name: PINNED_VALUES[0].0,
+        value: PINNED_VALUES[0].1,
         differs: || unsafe {
             let mut offset: std::ffi::c_long = 1;
             !(pg_sys::pg_get_timezone_offset(pg_sys::session_timezone, &mut offset) && offset == 0)
         },
     },
     Pin {
-        name: c"DateStyle",
-        value: c"ISO, MDY",
+        name: PINNED_VALUES[1].0,
+        value: PINNED_VALUES[1].1,
         differs: || unsafe {
             pg_sys::DateStyle != pg_sys::USE_ISO_DATES as i32
                 || pg_sys::DateOrder != pg_sys::DATEORDER_MDY as i32
         },
     },
     Pin {
-        name: c"IntervalStyle",
-        value: c"postgres",
+        name: PINNED_VALUES[2].0,
+        value: PINNED_VALUES[2].1,
         differs: || unsafe { pg_sys::IntervalStyle != pg_sys::INTSTYLE_POSTGRES as i32 },
     },
     Pin {
-        name: c"extra_float_digits",
-        value: c"1",
+        name: PINNED_VALUES[3].0,
+        value: PINNED_VALUES[3].1,
         differs: || unsafe { pg_sys::extra_float_digits != 1 },
     },
     Pin {
-        name: c"bytea_output",
-        value: c"hex",
+        name: PINNED_VALUES[4].0,
+        value: PINNED_VALUES[4].1,
         differs: || !setting_is(c"bytea_output", "hex"),
     },
 ];
 
 /// The value pin only user expressions need (`enter_pinned_for`).
 const TEXT_SEARCH_PIN: Pin = Pin {
-    name: c"default_text_search_config",
-    value: c"pg_catalog.simple",
+    name: PINNED_VALUES[5].0,
+    value: PINNED_VALUES[5].1,
     differs: || !setting_is(c"default_text_search_config", "pg_catalog.simple"),
 };
 
@@ -140,6 +152,23 @@ fn pin(pins: &[Pin]) {
             save_setting(p.name, p.value);
         }
     }
+}
+
+/// The SET clauses of a function that must evaluate a rollup's filters as
+/// its triggers do (`enter_pinned`: the value pins and the text search
+/// configuration), from the same list.
+pub fn value_pins_set_clause() -> String {
+    PINNED_VALUES
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "SET {} = {}",
+                name.to_str().expect("ASCII"),
+                crate::rollup::literal(value.to_str().expect("ASCII"))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Sets `name` to `value`, saved at the current GUC nest level: undone by

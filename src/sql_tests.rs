@@ -999,6 +999,134 @@ pub(crate) mod tests {
         assert!(rel(mean.unwrap(), exact.unwrap()) < 1e-12);
     }
 
+    /// The groups of `_since(window, exact => true)` and of the same
+    /// figures over `events WHERE ts > now() - window` that differ.
+    fn exact_window_differences(window: &str) -> i64 {
+        let w = format!("'{window}'::interval");
+        one::<i64>(&format!(
+            "WITH f AS (SELECT entity, grp, rows, n, paid, revenue, lo, hi, vigil.num_vals(lat) AS lat_n,
+                               vigil.num_vals(p) AS p_n
+                          FROM ev_hourly_since({w}, exact => true)),
+                  r AS (SELECT entity, grp, count(*) AS rows, count(*) AS n,
+                               count(*) FILTER (WHERE status = 'paid') AS paid,
+                               sum(amount) FILTER (WHERE status = 'paid') AS revenue,
+                               min(amount) AS lo, max(latency) AS hi, count(latency) AS lat_n,
+                               count(latency) AS p_n
+                          FROM events WHERE ts > now() - {w} GROUP BY 1, 2)
+             SELECT (SELECT count(*) FROM (TABLE f EXCEPT ALL TABLE r) a)
+                  + (SELECT count(*) FROM (TABLE r EXCEPT ALL TABLE f) b)"
+        ))
+        .unwrap()
+    }
+
+    #[pg_test]
+    fn exact_windows_equal_where_ts_after_now_minus_the_window() {
+        Spi::run(
+            "CREATE TABLE events (entity text, grp int, ts timestamptz NOT NULL, status text,
+                                  amount numeric, latency float8);
+             CREATE INDEX ON events (ts);
+             SELECT setseed(0.11);
+             INSERT INTO events
+             SELECT 'e' || (g % 7), CASE WHEN g % 5 = 0 THEN NULL ELSE g % 3 END,
+                    now() - random() * interval '9 days' + interval '10 minutes',
+                    (ARRAY['paid', 'free', 'refund'])[1 + g % 3],
+                    CASE WHEN g % 11 = 0 THEN NULL ELSE (g % 50) * 1.25 END, (g * 7919 % 1000) / 10.0
+             FROM generate_series(1, 4000) g;",
+        )
+        .unwrap();
+        Spi::run(&format!(
+            "SELECT vigil.create_rollup('ev_hourly', 'events', 'ts', '1 hour', '{{entity,grp}}', '{}')",
+            ROLLUP_MEASURES.replace('\'', "''")
+        ))
+        .unwrap();
+        let windows = [
+            "1 hour",
+            "90 minutes",
+            "24 hours",
+            "7 days",
+            "2 days 3 hours 17 minutes",
+        ];
+        for w in windows {
+            assert_eq!(exact_window_differences(w), 0, "window {w}");
+        }
+        // the bucket-aligned form counts the whole edge bucket: more rows
+        let (aligned, exact) = Spi::get_two::<i64, i64>(
+            "SELECT (SELECT sum(rows)::bigint FROM ev_hourly_since('24 hours')),
+                    (SELECT sum(rows)::bigint FROM ev_hourly_since('24 hours', exact => true))",
+        )
+        .unwrap();
+        assert!(aligned.unwrap() > exact.unwrap(), "{aligned:?} {exact:?}");
+        assert_eq!(
+            exact,
+            one::<i64>("SELECT count(*) FROM events WHERE ts > now() - interval '24 hours'")
+        );
+        // exact => false is the one-argument form
+        assert_eq!(
+            one::<i64>("SELECT sum(rows)::bigint FROM ev_hourly_since('24 hours', false)"),
+            aligned
+        );
+        // still exact after DML of every kind, at the edge too
+        Spi::run(
+            "UPDATE events SET amount = amount + 1, status = 'paid' WHERE ts > now() - interval '25 hours' AND grp = 1;
+             DELETE FROM events WHERE ts BETWEEN now() - interval '24 hours 30 minutes' AND now() - interval '23 hours 30 minutes';
+             UPDATE events SET ts = ts - interval '50 minutes' WHERE entity = 'e3';
+             INSERT INTO events VALUES ('e9', 1, now() - interval '24 hours' + interval '1 second', 'paid', 3, 1),
+                                       ('e9', 1, now() - interval '24 hours', 'paid', 5, 1);",
+        )
+        .unwrap();
+        assert_eq!(
+            one::<i64>("SELECT vigil.verify_rollup('ev_hourly')"),
+            Some(0)
+        );
+        for w in windows {
+            assert_eq!(exact_window_differences(w), 0, "window {w} after DML");
+        }
+        // rows ahead of now count as they do in the WHERE clause; a NULL
+        // flag gives no rows
+        assert_eq!(exact_window_differences("0 seconds"), 0);
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM ev_hourly_since('7 days', NULL)"),
+            Some(0)
+        );
+        // the exact form reads the source: a reader of the summary alone
+        // may use the aligned one, and is told which table it lacks
+        let aligned = one::<i64>("SELECT sum(rows)::bigint FROM ev_hourly_since('24 hours')");
+        Spi::run(
+            "CREATE ROLE exact_reader; GRANT SELECT ON ev_hourly TO exact_reader;
+             SET LOCAL ROLE exact_reader",
+        )
+        .unwrap();
+        assert_eq!(
+            one::<i64>("SELECT sum(rows)::bigint FROM ev_hourly_since('24 hours')"),
+            aligned
+        );
+        let (code, msg) = sql_error("SELECT * FROM ev_hourly_since('24 hours', exact => true)");
+        assert_eq!(code, "ERRCODE_INSUFFICIENT_PRIVILEGE", "{msg}");
+        assert!(msg.contains("table events"), "{msg}");
+        Spi::run("RESET ROLE").unwrap();
+        // a timestamp column holds UTC whatever the session's TimeZone
+        Spi::run(
+            "SET LOCAL TimeZone = 'America/New_York';
+             CREATE TABLE naive AS SELECT entity, (ts AT TIME ZONE 'UTC') AS ts FROM events;
+             CREATE INDEX ON naive (ts);
+             SELECT vigil.create_rollup('naive_hourly', 'naive', 'ts', '1 hour', '{entity}', '{\"n\": {\"agg\": \"count\"}}');",
+        )
+        .unwrap();
+        for w in windows {
+            let w = format!("'{w}'::interval");
+            assert_eq!(
+                one::<i64>(&format!(
+                    "WITH f AS (SELECT entity, rows FROM naive_hourly_since({w}, exact => true)),
+                          r AS (SELECT entity, count(*) FROM naive WHERE ts > (now() - {w}) AT TIME ZONE 'UTC' GROUP BY 1)
+                     SELECT (SELECT count(*) FROM (TABLE f EXCEPT ALL TABLE r) a)
+                          + (SELECT count(*) FROM (TABLE r EXCEPT ALL TABLE f) b)"
+                )),
+                Some(0),
+                "window {w}"
+            );
+        }
+    }
+
     #[pg_test]
     fn rollup_stays_exact_under_random_mixed_dml() {
         make_rollup();

@@ -201,19 +201,30 @@ fn record(depender: (pg_sys::Oid, pg_sys::Oid), on: (pg_sys::Oid, pg_sys::Oid, i
     unsafe { pg_sys::recordDependencyOn(&d, &r, pg_sys::DependencyType::DEPENDENCY_NORMAL) };
 }
 
-/// Records that the window function of a distributed rollup (PL/pgSQL,
-/// which names its summary by oid at each call) depends on its summary, as
-/// the BEGIN ATOMIC one of a local rollup does: DROP takes it along.
-pub(super) fn record_since_dependency(r: &Rollup, summary: pg_sys::Oid) {
-    let function = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
-        "SELECT {}::pg_catalog.regprocedure::pg_catalog.oid",
-        literal(&format!("{}(pg_catalog.interval)", r.since_function()))
-    ))
-    .ok()
-    .flatten()
-    .expect("just created");
+/// Records that the window functions of a distributed rollup (PL/pgSQL,
+/// which names its summary and source by oid at each call) depend on the
+/// summary (and the exact one on the source), as the BEGIN ATOMIC ones of
+/// a local rollup do: DROP takes them along.
+pub(super) fn record_since_dependency(r: &Rollup, summary: pg_sys::Oid, source: pg_sys::Oid) {
     let class = pg_sys::RelationRelationId;
-    record((pg_sys::ProcedureRelationId, function), (class, summary, 0));
+    for (args, on) in [
+        ("pg_catalog.interval", vec![summary]),
+        (
+            "pg_catalog.interval, pg_catalog.bool",
+            vec![summary, source],
+        ),
+    ] {
+        let function = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
+            "SELECT {}::pg_catalog.regprocedure::pg_catalog.oid",
+            literal(&format!("{}({args})", r.since_function()))
+        ))
+        .ok()
+        .flatten()
+        .expect("just created");
+        for rel in on {
+            record((pg_sys::ProcedureRelationId, function), (class, rel, 0));
+        }
+    }
 }
 
 /// Records that trigger `trigger` depends on the columns, functions,

@@ -1411,6 +1411,130 @@ impl Rollup {
         )
     }
 
+    /// `<name>_since(since interval, exact boolean)`: with `exact`, the
+    /// figures of exactly the source rows with `time > now() - since`, as
+    /// that WHERE clause gives them. The summary serves the buckets that
+    /// start after the cutoff; the raw rows of the bucket the cutoff falls
+    /// in are aggregated from the source (through its index on the time
+    /// column: the condition is on the bare column), with the measures'
+    /// own expressions, and merged like one more slot row. Without
+    /// `exact`, what `<name>_since(since)` gives. It reads the source, so
+    /// a caller needs SELECT on it (and its row-level security applies);
+    /// the one-argument form reads the summary only.
+    ///
+    /// `pinned`: the filters are not all immutable, so the function runs
+    /// with the values the triggers pin (TimeZone UTC and the rest,
+    /// `security::VALUE_PINS`) and the edge rows count as they did on
+    /// write; such a function is not inlined, and `now() - since` is then
+    /// reckoned in UTC.
+    pub fn since_exact_function_sql(&self, pinned: bool) -> String {
+        let (out_cols, select, group) = self.since_parts();
+        let from = self.since_exact_from(&self.table(), &self.source, "since", "exact");
+        format!(
+            "CREATE FUNCTION {}(since interval, exact boolean) RETURNS TABLE ({}) LANGUAGE sql STABLE PARALLEL SAFE{} BEGIN ATOMIC\n\
+             SELECT {} FROM {from} s{group};\nEND",
+            self.since_function(),
+            Self::since_columns(&out_cols),
+            Self::pins(pinned),
+            select.join(", "),
+        )
+    }
+
+    /// The SET clauses of an exact window function whose filters are not
+    /// all immutable (`since_exact_function_sql`).
+    fn pins(pinned: bool) -> String {
+        if pinned {
+            format!(" {}", crate::security::value_pins_set_clause())
+        } else {
+            String::new()
+        }
+    }
+
+    /// The rows `since_exact_function_sql` merges: the summary's rows
+    /// after the cutoff, the edge bucket's raw rows aggregated, or (not
+    /// `exact`) the summary's rows from the edge bucket on; `table`,
+    /// `source`, `since` and `exact` as SQL expressions.
+    fn since_exact_from(&self, table: &str, source: &str, since: &str, exact: &str) -> String {
+        let cols = self.all_columns();
+        let summary_cols: Vec<String> = cols.iter().map(|c| format!("h.{c}")).collect();
+        let b = ident("bucket");
+        let cutoff = format!("(pg_catalog.now() OPERATOR(pg_catalog.-) {since})");
+        let edge_start = format!(
+            "pg_catalog.date_bin({}::pg_catalog.interval, {cutoff}, {BUCKET_ORIGIN})",
+            literal(&self.bucket)
+        );
+        let edge_end = format!(
+            "({edge_start} OPERATOR(pg_catalog.+) {}::pg_catalog.interval)",
+            literal(&self.bucket)
+        );
+        // The bare column against the bounds in its own type, so that an
+        // index on it serves; a timestamp column holds UTC (`time_expr`).
+        let bound = |e: &str| {
+            if self.time_has_zone {
+                e.to_string()
+            } else {
+                format!("({e} AT TIME ZONE 'UTC')")
+            }
+        };
+        let t = format!("r.{}", ident(&self.time_column));
+        let edge = self.aggregate_select(&format!(
+            "(SELECT * FROM {source} r WHERE {exact} AND {t} OPERATOR(pg_catalog.>) {} AND {t} OPERATOR(pg_catalog.<) {})",
+            bound(&cutoff),
+            bound(&edge_end),
+        ));
+        format!(
+            "(SELECT {sc} FROM {table} h WHERE {exact} AND h.{b} OPERATOR(pg_catalog.>) {cutoff} \
+             UNION ALL SELECT e.* FROM ({edge}) e \
+             UNION ALL SELECT {sc} FROM {table} h WHERE NOT {exact} AND h.{b} OPERATOR(pg_catalog.>=) {edge_start})",
+            sc = summary_cols.join(", "),
+        )
+    }
+
+    /// `since_exact_function_sql` for a summary Citus distributes, as
+    /// `since_function_distributed_sql` is: PL/pgSQL running the query
+    /// with the summary and source named by oid at each call (`summary`,
+    /// `source`) and the values as literals.
+    pub fn since_exact_function_distributed_sql(
+        &self,
+        summary: u32,
+        source: u32,
+        pinned: bool,
+    ) -> String {
+        let (out_cols, select, group) = self.since_parts();
+        let typed: Vec<String> = select
+            .iter()
+            .zip(&out_cols)
+            .map(|(e, (_, t))| format!("({e})::{t}"))
+            .collect();
+        // Placeholders no SQL text holds, swapped for format()'s
+        // positional arguments once every other `%` is doubled.
+        let from = self.since_exact_from(
+            "\u{1}1",
+            "\u{1}2",
+            "\u{1}3::pg_catalog.interval",
+            "\u{1}4::pg_catalog.bool",
+        );
+        let template = format!("SELECT {} FROM {from} s{group}", typed.join(", "))
+            .replace('%', "%%")
+            .replace("\u{1}1", "%1$s")
+            .replace("\u{1}2", "%2$s")
+            .replace("\u{1}3", "%3$L")
+            .replace("\u{1}4", "%4$L");
+        let body = format!(
+            "\nBEGIN\n  RETURN QUERY EXECUTE pg_catalog.format({}, {summary}::pg_catalog.oid::pg_catalog.regclass, \
+             {source}::pg_catalog.oid::pg_catalog.regclass, since, exact);\nEND\n",
+            literal(&template),
+        );
+        format!(
+            "CREATE FUNCTION {}(since interval, exact boolean) RETURNS TABLE ({}) LANGUAGE plpgsql STABLE PARALLEL RESTRICTED \
+             SET search_path = pg_catalog, pg_temp{} AS {}",
+            self.since_function(),
+            Self::since_columns(&out_cols),
+            Self::pins(pinned),
+            literal(&body),
+        )
+    }
+
     /// `since_function_sql` for a summary Citus distributes (summary oid
     /// `summary`), which cannot plan a SQL function's parameterized query:
     /// PL/pgSQL that runs the same query with its values spliced in as

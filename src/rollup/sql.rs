@@ -586,9 +586,15 @@ fn create_rollup(
         // parallel cannot do).
         guard.set_if_defined(c"citus.enable_ddl_propagation", c"off");
         spi_run(&r.since_function_distributed_sql(summary.to_u32()));
-        super::ddl::record_since_dependency(&r, summary);
+        spi_run(&r.since_exact_function_distributed_sql(
+            summary.to_u32(),
+            source.to_u32(),
+            !filters_immutable(&r),
+        ));
+        super::ddl::record_since_dependency(&r, summary, source);
     } else {
         spi_run(&r.since_function_sql());
+        spi_run(&r.since_exact_function_sql(!filters_immutable(&r)));
     }
     for v in r.window_views() {
         spi_run(&v);
@@ -952,10 +958,12 @@ fn upgrade_rollup(summary: pg_sys::Oid) -> Option<String> {
         for label in ["1h", "24h", "7d"] {
             spi_run(&format!("DROP VIEW IF EXISTS {}", r.window_view(label)));
         }
-        spi_run(&format!(
-            "DROP FUNCTION IF EXISTS {}(interval)",
-            r.since_function()
-        ));
+        for args in ["interval", "interval, boolean"] {
+            spi_run(&format!(
+                "DROP FUNCTION IF EXISTS {}({args})",
+                r.since_function()
+            ));
+        }
     });
     if let Err(why) = dropped {
         return Some(why);
@@ -1008,6 +1016,7 @@ fn upgrade_rollup(summary: pg_sys::Oid) -> Option<String> {
         spi_run(&format!("DELETE FROM {}", r.table()));
         spi_run(&r.backfill_statement());
         spi_run(&r.since_function_sql());
+        spi_run(&r.since_exact_function_sql(!filters_immutable(&r)));
         for v in r.window_views() {
             spi_run(&v);
         }

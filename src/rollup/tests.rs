@@ -403,6 +403,117 @@ fn a_distributed_window_function_reads_the_summary_by_oid_with_literals() {
 }
 
 #[test]
+fn an_exact_window_reads_whole_buckets_from_the_summary_and_the_edge_from_the_source() {
+    let r = rollup();
+    let f = r.since_exact_function_sql(false);
+    assert!(
+        f.starts_with("CREATE FUNCTION \"public\".\"hourly \"\"stats\"\"_since\"(since interval, exact boolean) RETURNS TABLE ("),
+        "{f}"
+    );
+    // the same columns as the one-argument form, inlinable (no SET)
+    let plain = r.since_function_sql();
+    let columns =
+        |s: &str| s[s.find("RETURNS TABLE").unwrap()..s.find(") LANGUAGE").unwrap()].to_string();
+    assert_eq!(columns(&f), columns(&plain));
+    assert!(
+        f.contains("LANGUAGE sql STABLE PARALLEL SAFE BEGIN ATOMIC"),
+        "{f}"
+    );
+    let cutoff = "(pg_catalog.now() OPERATOR(pg_catalog.-) since)";
+    // whole buckets: those that start after the cutoff
+    assert!(
+        f.contains(&format!(
+            "WHERE exact AND h.\"bucket\" OPERATOR(pg_catalog.>) {cutoff}"
+        )),
+        "{f}"
+    );
+    // the edge: the source's rows after the cutoff, before the next bucket,
+    // on the bare time column (an index on it serves), aggregated with the
+    // measures' own expressions (filters included)
+    assert!(
+        f.contains(&format!(
+            "FROM \"public\".\"raw_messages\" r WHERE exact AND r.\"ts\" OPERATOR(pg_catalog.>) {cutoff} AND r.\"ts\" OPERATOR(pg_catalog.<) (pg_catalog.date_bin('1 hour'::pg_catalog.interval, {cutoff}, "
+        )),
+        "{f}"
+    );
+    assert!(
+        f.contains("FILTER (WHERE (payment_status = 'paid'))"),
+        "{f}"
+    );
+    assert!(f.contains("vigil.stats_agg("), "{f}");
+    // not exact: what the one-argument form reads
+    assert!(
+        f.contains(&format!("WHERE NOT exact AND h.\"bucket\" OPERATOR(pg_catalog.>=) pg_catalog.date_bin('1 hour'::pg_catalog.interval, {cutoff}, ")),
+        "{f}"
+    );
+    // merged like slot rows, empty groups left out
+    assert!(
+        f.contains("HAVING pg_catalog.sum(s.\"_rows\") OPERATOR(pg_catalog.>) 0"),
+        "{f}"
+    );
+    // filters that are not immutable: evaluated with the triggers' pins
+    let pinned = r.since_exact_function_sql(true);
+    assert!(
+        pinned.contains("PARALLEL SAFE SET TimeZone = 'UTC' SET DateStyle = 'ISO, MDY' "),
+        "{pinned}"
+    );
+    assert!(
+        pinned.contains("SET default_text_search_config = 'pg_catalog.simple' BEGIN ATOMIC"),
+        "{pinned}"
+    );
+    // a timestamp column holds UTC: the bounds are converted, not the column
+    let mut naive = rollup();
+    naive.time_has_zone = false;
+    let f = naive.since_exact_function_sql(false);
+    assert!(
+        f.contains(&format!(
+            "r.\"ts\" OPERATOR(pg_catalog.>) ({cutoff} AT TIME ZONE 'UTC')"
+        )),
+        "{f}"
+    );
+}
+
+#[test]
+fn a_distributed_exact_window_names_summary_and_source_by_oid() {
+    let r = rollup();
+    let f = r.since_exact_function_distributed_sql(4242, 4343, false);
+    assert!(
+        f.contains(
+            "LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS"
+        ),
+        "{f}"
+    );
+    assert!(
+        f.contains(", 4242::pg_catalog.oid::pg_catalog.regclass, 4343::pg_catalog.oid::pg_catalog.regclass, since, exact);"),
+        "{f}"
+    );
+    assert!(
+        f.contains("FROM %2$s r WHERE %4$L::pg_catalog.bool AND"),
+        "{f}"
+    );
+    assert!(
+        f.contains("FROM %1$s h WHERE NOT %4$L::pg_catalog.bool"),
+        "{f}"
+    );
+    assert!(
+        f.contains("(pg_catalog.now() OPERATOR(pg_catalog.-) %3$L::pg_catalog.interval)"),
+        "{f}"
+    );
+    assert!(!f.contains(&r.table()) && !f.contains(&r.source), "{f}");
+    assert!(!f.contains('\u{1}'), "{f}");
+    // a filter's own % is doubled, so format() leaves it alone
+    let mut like = rollup();
+    like.measures =
+        parse(json!({"n": {"agg": "count", "filter": "payment_status LIKE 'p%'"}})).unwrap();
+    let f = like.since_exact_function_distributed_sql(1, 2, true);
+    assert!(f.contains("LIKE ''''p%%''''"), "{f}");
+    assert!(
+        f.contains("SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC'"),
+        "{f}"
+    );
+}
+
+#[test]
 fn a_summary_vouches_for_its_definition_source_and_trigger_names_by_digest() {
     let mut r = rollup();
     r.definition = r#"{"bucket":"1 hour","measures":{"n":{"agg":"count"}}}"#.into();
