@@ -323,8 +323,8 @@ mod tests {
         // What a summary cannot answer is refused when the monitor is made.
         for (sql, want) in [
             (
-                "SELECT vigil.create_monitor('r1', 'drop', 'public.sat_daily', '{\"entity\": \"creator\", \"time\": \"bucket\", \"value\": \"messages\"}')",
-                "22023: source: kind drop reads raw rows",
+                "SELECT vigil.create_monitor('r1', 'stall', 'public.sat_daily', '{\"entity\": \"creator\", \"time\": \"bucket\", \"thresholds\": {\"medium\": \"1 day\"}}')",
+                "22023: source: kind stall reads raw rows",
             ),
             (
                 "SELECT vigil.create_monitor('r2', 'count', 'public.sat_daily', '{\"entity\": \"creator\", \"time\": \"messages\", \"thresholds\": {\"medium\": 1}}')",
@@ -350,6 +350,71 @@ mod tests {
             let got = refusal(sql);
             assert!(got.starts_with(want), "{sql}: {got}");
         }
+    }
+
+    #[pg_test]
+    fn a_drop_monitor_over_a_rollup_compares_its_latest_bucket_with_the_others() {
+        // One score a day for a week at 80; today c2 scores 65 (a drop of
+        // 15: high), c3 70 (10: medium), c1 80. Daily buckets hold one
+        // sample each, so over the rollup the figures equal the raw ones.
+        Spi::run(
+            "CREATE TABLE public.scores (client text, ts timestamptz, score numeric(4,1));
+             INSERT INTO public.scores
+             SELECT c, date_trunc('day', now()) - k * interval '1 day' + interval '1 hour', 80.0
+             FROM unnest(ARRAY['c1', 'c2', 'c3']) c, generate_series(1, 6) k;
+             INSERT INTO public.scores VALUES ('c1', date_trunc('day', now()), 80.0),
+                 ('c2', date_trunc('day', now()), 65.0), ('c3', date_trunc('day', now()), 70.0);
+             SELECT vigil.create_rollup('public.scores_daily', 'public.scores', 'ts', '1 day', '{client}',
+                 '{\"mean\": {\"agg\": \"avg\", \"column\": \"score\"}, \"total\": {\"agg\": \"sum\", \"column\": \"score\"},
+                   \"lo\": {\"agg\": \"min\", \"column\": \"score\"}, \"p\": {\"agg\": \"percentile\", \"column\": \"score\"}}');
+             SELECT vigil.create_monitor('drop_raw', 'drop', 'public.scores',
+                 '{\"entity\": \"client\", \"time\": \"ts\", \"value\": \"score\"}');
+             SELECT vigil.create_monitor('drop_mean', 'drop', 'public.scores_daily',
+                 '{\"entity\": \"client\", \"time\": \"bucket\", \"value\": \"mean\"}');
+             SELECT vigil.create_monitor('drop_total', 'drop', 'public.scores_daily',
+                 '{\"entity\": \"client\", \"time\": \"bucket\", \"value\": \"total\"}');
+             SELECT vigil.create_monitor('drop_lo', 'drop', 'public.scores_daily',
+                 '{\"entity\": \"client\", \"time\": \"bucket\", \"value\": \"lo\"}');",
+        )
+        .unwrap();
+        for m in ["drop_raw", "drop_mean", "drop_total", "drop_lo"] {
+            scan(m);
+            assert_eq!(alerts(m, "drop"), "c2:high,c3:medium", "{m}");
+        }
+        let details = |m: &str| {
+            one::<String>(&format!(
+                "SELECT string_agg((details->>'current') || '/' || (details->>'average') || '/' || (details->>'drop_points'), ' ' ORDER BY entity)
+                 FROM vigil.alerts WHERE monitor = '{m}'"
+            ))
+        };
+        assert_eq!(
+            details("drop_raw").as_deref(),
+            Some("65.00/80.00/15.00 70.00/80.00/10.00")
+        );
+        for m in ["drop_mean", "drop_total", "drop_lo"] {
+            assert_eq!(details(m), details("drop_raw"), "{m}");
+        }
+        // A bucket emptied by deletions is no sample: with today's rows
+        // gone, yesterday is the latest and nothing dropped.
+        Spi::run(
+            "DELETE FROM public.scores WHERE ts = date_trunc('day', now());
+             SELECT vigil.resolve(id) FROM vigil.alerts WHERE monitor = 'drop_total';",
+        )
+        .unwrap();
+        scan("drop_total");
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM vigil.alerts WHERE monitor = 'drop_total' AND status = 'firing'"),
+            Some(0)
+        );
+        let got = refusal(
+            "SELECT vigil.create_monitor('drop_p', 'drop', 'public.scores_daily', '{\"entity\": \"client\", \"time\": \"bucket\", \"value\": \"p\"}')",
+        );
+        assert!(
+            got.starts_with(
+                "42804: options.value: column \"p\" is vigil.sketch, expected a numeric column"
+            ),
+            "{got}"
+        );
     }
 
     #[pg_test]

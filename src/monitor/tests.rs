@@ -368,11 +368,13 @@ fn drop_computes_in_numeric_for_numeric_and_integer_columns_only() {
         .query
         .unwrap();
         assert!(
-            q.contains(&format!("sum((t.\"{column}\")::{ty}) AS total")),
+            q.contains(&format!("(t.\"{column}\")::{ty} AS v FROM")),
             "{q}"
         );
         assert!(
-            q.contains(&format!("(t.\"{column}\")::{ty}]))[2] AS current")),
+            q.contains(&format!(
+                "(max(ARRAY[extract(epoch FROM (s.at)::timestamptz)::{ty}, s.v]))[2] AS current"
+            )),
             "{q}"
         );
         assert!(
@@ -540,4 +542,80 @@ fn freshness_needs_interval_thresholds_and_reads_the_newest_row() {
         json!({"time": "recorded_at", "entity": "client", "thresholds": {"critical": "1 day"}}),
     );
     assert!(p.query.unwrap().contains("GROUP BY 1"));
+}
+
+/// A daily rollup of `cols()`'s table by client: an average, a sum (and
+/// its count of values), a count and a sketch.
+fn daily() -> (Rollup, Columns) {
+    let c = |cat, ty: &str| Column {
+        category: cat,
+        sql_type: ty.into(),
+    };
+    let columns: Columns = [
+        ("client", c(ColType::Text, "text")),
+        ("bucket", c(ColType::Time, "timestamp with time zone")),
+        ("_slot", c(ColType::Numeric, "integer")),
+        ("_rows", c(ColType::Numeric, "bigint")),
+        ("mean", c(ColType::Other, "vigil.statsagg")),
+        ("total", c(ColType::Numeric, "numeric")),
+        ("_n_total", c(ColType::Numeric, "bigint")),
+        ("n", c(ColType::Numeric, "bigint")),
+        ("p", c(ColType::Other, "vigil.sketch")),
+    ]
+    .into_iter()
+    .map(|(n, c)| (n.to_string(), c))
+    .collect();
+    let r = Rollup {
+        bucket_seconds: 86_400.0,
+        group_by: vec!["client".into()],
+        measures: [
+            ("mean", "avg"),
+            ("total", "sum"),
+            ("n", "count"),
+            ("p", "percentile"),
+        ]
+        .into_iter()
+        .map(|(m, a)| (m.to_string(), a.to_string()))
+        .collect(),
+    };
+    (r, columns)
+}
+
+#[test]
+fn drop_over_a_rollup_compares_buckets_read_per_measure() {
+    let (r, columns) = daily();
+    let on = |value: &str| {
+        plan_on(
+            "drop",
+            &json!({"entity": "client", "time": "bucket", "value": value}),
+            "public.t_daily",
+            &columns,
+            Some(&r),
+        )
+    };
+    let q = on("mean").unwrap().query.unwrap();
+    // one sample per bucket, its slot rows merged; emptied buckets none
+    assert!(
+        q.contains("(vigil.mean(vigil.rollup(t.\"mean\")))::float8 AS v FROM public.t_daily t"),
+        "{q}"
+    );
+    assert!(
+        q.contains("GROUP BY 1, 2 HAVING sum(t.\"_rows\") > 0"),
+        "{q}"
+    );
+    assert!(
+        q.contains("WHERE t.\"bucket\" >= (now() - ($1->>'baseline')::interval)"),
+        "{q}"
+    );
+    // a sum reads NULL over no values; a count is exact numeric
+    let q = on("total").unwrap().query.unwrap();
+    assert!(
+        q.contains("(CASE WHEN sum(t.\"_n_total\") > 0 THEN sum(t.\"total\") END)::numeric AS v"),
+        "{q}"
+    );
+    let q = on("n").unwrap().query.unwrap();
+    assert!(q.contains("(sum(t.\"n\"))::numeric AS v"), "{q}");
+    // a sketch has no value to compare
+    let e = on("p").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::DatatypeMismatch, "{}", e.message);
 }

@@ -1,9 +1,15 @@
 //! `drop`: an entity's latest value fell below its average over a baseline
 //! (scenario 1: client health scores).
 
-use super::{metric_name_option, no_cross_checks, opt, value_or, Fields, KindDef, Meets, Query};
+use super::{
+    measure_of, metric_name_option, no_cross_checks, opt, value_or, Fields, KindDef, Meets, Query,
+};
+use crate::error::Result;
 use crate::monitor::options::{def, key, req, Key, Opt, Unit, ANY, NUMERIC, TIME};
 use crate::monitor::report::{num, TypeSummary};
+use crate::monitor::Rollup;
+use crate::rollup::ident;
+use serde_json::{Map, Value};
 
 const KEYS: &[Key] = &[
     req("entity", Opt::Column(ANY)),
@@ -28,8 +34,36 @@ pub(super) const DEF: KindDef = KindDef {
     query: Some(query),
     report_metric_name: metric_name_option,
     insight,
-    rollup: None,
+    rollup: Some(rollup),
 };
+
+/// Over a rollup the samples are its buckets: `value` names a measure,
+/// read per bucket (an average's mean, a sum, a count, a min or max).
+fn rollup(o: &Map<String, Value>, r: &Rollup) -> Result<()> {
+    measure_of(
+        o,
+        r,
+        "value",
+        &["avg", "stats", "sum", "count", "min", "max"],
+        "the drop kind",
+    )
+}
+
+/// The `value` measure of one bucket over its slot rows `t` (NULL where
+/// it holds no value: a sum over no values, an empty average).
+fn bucket_value(q: &Query) -> String {
+    let m = q.o["value"].as_str().unwrap_or_default();
+    let c = q.req_col("value");
+    match q.rollup.and_then(|r| r.agg(m)).unwrap_or_default() {
+        "avg" | "stats" => format!("vigil.mean(vigil.rollup({c}))"),
+        "sum" => format!(
+            "CASE WHEN sum(t.{}) > 0 THEN sum({c}) END",
+            ident(&format!("_n_{m}"))
+        ),
+        "count" => format!("sum({c})"),
+        agg => format!("{agg}({c})"),
+    }
+}
 
 fn insight(t: &TypeSummary) -> String {
     format!(
@@ -71,20 +105,35 @@ fn query(q: &Query) -> String {
     } else {
         "NULL::text".into()
     };
+    let since = q.as_time(&format!("now() - {}", opt("baseline", "interval")));
+    let (now, filter) = (q.as_time("now()"), q.filter("filter"));
+    // The samples: the rows, or over a rollup each bucket's value (its
+    // slot rows merged; a group emptied by deletions is none).
+    let samples = if q.rollup.is_some() {
+        format!(
+            "SELECT {e} AS entity, {time} AS at, ({value})::{ty} AS v FROM {src} t\n\
+               WHERE {time} >= {since} AND {time} <= {now} AND {e} IS NOT NULL{filter}\n\
+               GROUP BY 1, 2 HAVING sum(t.{rows}) > 0",
+            value = bucket_value(q),
+            src = q.source,
+            rows = ident("_rows"),
+        )
+    } else {
+        format!(
+            "SELECT {e} AS entity, {time} AS at, ({v})::{ty} AS v FROM {src} t\n\
+               WHERE {time} >= {since} AND {time} <= {now} AND {v} IS NOT NULL AND {e} IS NOT NULL{filter}",
+            src = q.source,
+        )
+    };
     let inner = format!(
         "SELECT x.*, a.average, a.average - x.current AS drop_points, {zone} AS zone, {sev} AS severity\n\
-         FROM (SELECT {e} AS entity,\n\
-               (max(ARRAY[extract(epoch FROM ({time})::timestamptz)::{ty}, ({v})::{ty}]))[2] AS current,\n\
-               sum(({v})::{ty}) AS total, count(*) AS samples\n\
-               FROM {src} t\n\
-               WHERE {time} >= {since} AND {time} <= {now} AND {v} IS NOT NULL AND {e} IS NOT NULL{filter}\n\
+         FROM (SELECT s.entity,\n\
+               (max(ARRAY[extract(epoch FROM (s.at)::timestamptz)::{ty}, s.v]))[2] AS current,\n\
+               sum(s.v) AS total, count(*) AS samples\n\
+               FROM ({samples}) s WHERE s.v IS NOT NULL\n\
                GROUP BY 1 HAVING count(*) >= 2) x\n\
          CROSS JOIN LATERAL (SELECT (x.total - x.current) / (x.samples - 1) AS average) a",
         sev = q.severity("a.average - x.current", ty, Meets::AtLeast),
-        src = q.source,
-        since = q.as_time(&format!("now() - {}", opt("baseline", "interval"))),
-        now = q.as_time("now()"),
-        filter = q.filter("filter"),
     );
     q.finish(
         &inner,
