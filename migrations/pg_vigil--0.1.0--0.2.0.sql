@@ -683,6 +683,12 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION vigil._decline_days(days integer[], rates double precision[]) RETURNS integer
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', '_decline_days_wrapper';
+
+COMMENT ON FUNCTION vigil._decline_days(days integer[], rates double precision[]) IS 'Internal: consecutive days of declining conversion ending today (day 0), from each day''s number and rate in any order; the saturation kind''s decline_days';
+
 CREATE OR REPLACE FUNCTION vigil._deleted_default_recommended_actions_apply() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'

@@ -1084,7 +1084,7 @@ fn sync(guard: &Restricted, rel: pg_sys::Oid) {
             }
             denied(format!(
                 "rollup {}: its summary table belongs to {}, not to the source's new owner {}; hand the rollup over first \
-                 (ALTER TABLE {} OWNER TO {}, and its _since function and views), then the source, in one transaction",
+                 (ALTER TABLE {} OWNER TO {}, and its _since functions and views), then the source, in one transaction",
                 summary_label(summary),
                 role_name(sum_owner),
                 role_name(src_owner),

@@ -231,6 +231,56 @@ pub fn saturation_predicted(
     Ok(or3(z_part, days.map(|d| d >= 3)))
 }
 
+/// Consecutive days of decline ending today, the saturation kind's
+/// `decline_days`: day `days[i]` (0 today, 1 yesterday, …, in any order)
+/// had conversion rate `rates[i]`; a day declines when its rate is below
+/// the rate of the day before it (which must be there). The count is the
+/// unbroken run of declining days from day 0 (0 when there is no day 0).
+/// A NULL rate declines nowhere. Collecting the days unordered lets the
+/// scan hash its per-entity aggregate instead of sorting every day of
+/// every entity for a window function.
+pub fn decline_days(days: &[Option<i32>], rates: &[Option<f64>]) -> Result<i32> {
+    if days.len() != rates.len() {
+        return Err(VigilError::invalid(format!(
+            "days and rates must have the same length, got {} and {}",
+            days.len(),
+            rates.len()
+        )));
+    }
+    let mut by_day = Vec::with_capacity(days.len());
+    for (d, r) in days.iter().zip(rates) {
+        let d = d.ok_or_else(|| {
+            VigilError::new(
+                crate::error::ErrorKind::NullValue,
+                "days must not contain NULL",
+            )
+        })?;
+        if d < 0 {
+            return Err(VigilError::invalid(format!("days must be >= 0, got {d}")));
+        }
+        by_day.push((d, *r));
+    }
+    by_day.sort_unstable_by_key(|(d, _)| *d);
+    if let Some(w) = by_day.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(VigilError::invalid(format!(
+            "days must not repeat a day, got {} twice",
+            w[0].0
+        )));
+    }
+    let mut run = 0;
+    for (i, (d, rate)) in by_day.iter().enumerate() {
+        if *d != run {
+            break;
+        }
+        let before = by_day.get(i + 1).filter(|(next, _)| *next == d + 1);
+        match (rate, before.and_then(|(_, r)| *r)) {
+            (Some(now), Some(prev)) if now < &prev => run += 1,
+            _ => break,
+        }
+    }
+    Ok(run)
+}
+
 fn and3(a: Option<bool>, b: Option<bool>) -> Option<bool> {
     match (a, b) {
         (Some(false), _) | (_, Some(false)) => Some(false),

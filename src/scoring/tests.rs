@@ -621,3 +621,48 @@ fn interval_span_counts_months_as_30_days() {
     );
     assert_eq!(interval_span_micros(0, -1, 0), -i128::from(USECS_PER_DAY));
 }
+
+#[test]
+fn decline_days_count_the_unbroken_run_of_declines_from_today() {
+    let run = |days: &[i32], rates: &[f64]| {
+        let d: Vec<_> = days.iter().map(|d| Some(*d)).collect();
+        let r: Vec<_> = rates.iter().map(|r| Some(*r)).collect();
+        decline_days(&d, &r).unwrap()
+    };
+    // today 0.1 < yesterday 0.2 < 0.3 < 0.4, then flat: three days
+    assert_eq!(run(&[0, 1, 2, 3, 4], &[0.1, 0.2, 0.3, 0.4, 0.4]), 3);
+    // any order
+    assert_eq!(run(&[3, 0, 4, 2, 1], &[0.4, 0.1, 0.4, 0.3, 0.2]), 3);
+    // no day 0, a gap, an equal rate, a rise: the run stops there
+    assert_eq!(run(&[1, 2], &[0.1, 0.2]), 0);
+    assert_eq!(run(&[0, 2], &[0.1, 0.2]), 0);
+    assert_eq!(run(&[0, 1, 3], &[0.1, 0.2, 0.3]), 1);
+    assert_eq!(run(&[0, 1], &[0.2, 0.2]), 0);
+    assert_eq!(run(&[0, 1], &[0.3, 0.2]), 0);
+    // the oldest day has nothing before it, so it never declines
+    assert_eq!(run(&[0], &[0.1]), 0);
+    assert_eq!(run(&[], &[]), 0);
+    // a NULL rate declines nowhere, and is no day before a decline either
+    assert_eq!(
+        decline_days(&[Some(0), Some(1), Some(2)], &[Some(0.1), Some(0.2), None]).unwrap(),
+        1
+    );
+    assert_eq!(
+        decline_days(&[Some(0), Some(1)], &[None, Some(0.2)]).unwrap(),
+        0
+    );
+    // bad input names the argument
+    let e = decline_days(&[Some(0)], &[]).unwrap_err();
+    assert!(
+        e.message
+            .starts_with("days and rates must have the same length"),
+        "{}",
+        e.message
+    );
+    let e = decline_days(&[None], &[Some(0.1)]).unwrap_err();
+    assert_eq!(e.kind, crate::error::ErrorKind::NullValue);
+    let e = decline_days(&[Some(0), Some(0)], &[Some(0.1), Some(0.2)]).unwrap_err();
+    assert!(e.message.contains("got 0 twice"), "{}", e.message);
+    let e = decline_days(&[Some(-1)], &[Some(0.1)]).unwrap_err();
+    assert!(e.message.starts_with("days must be >= 0"), "{}", e.message);
+}

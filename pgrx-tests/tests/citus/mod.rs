@@ -260,6 +260,21 @@ fn assert_exact(db: &mut Client, when: &str) {
         (row.get(0), row.get(1))
     };
     assert_eq!(read, direct, "_since through the coordinator {when}");
+    // The exact window: whole buckets from the distributed summary, the
+    // edge bucket's rows from the distributed source.
+    let row = db
+        .query_one(
+            "SELECT (SELECT string_agg(format('%s:%s:%s:%s', entity, n, paid, total), ',' ORDER BY entity)
+                     FROM app.ev_1h_since(now() - '2026-01-02 00:31:30+00', exact => true)),
+                    (SELECT string_agg(format('%s:%s:%s:%s', entity, n, paid, total), ',' ORDER BY entity)
+                     FROM (SELECT entity, count(*) n, count(*) FILTER (WHERE kind = 'paid') paid, sum(v) total
+                           FROM app.ev WHERE ts > '2026-01-02 00:31:30+00' GROUP BY entity) d)",
+            &[],
+        )
+        .unwrap();
+    let (read, direct): (Option<String>, Option<String>) = (row.get(0), row.get(1));
+    assert!(direct.is_some(), "rows after the cutoff {when}");
+    assert_eq!(read, direct, "exact _since through the coordinator {when}");
 }
 
 /// Rollups of a distributed table (issue 18, item 2): the summary is a

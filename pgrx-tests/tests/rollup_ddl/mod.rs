@@ -523,6 +523,7 @@ pub fn a_rollup_changes_hands_only_explicitly_and_whole(c: &Cluster) {
     su.batch_execute(
         "BEGIN; REVOKE CREATE ON SCHEMA shared FROM ddl_owner; GRANT CREATE ON SCHEMA shared TO ddl_heir;
          ALTER TABLE shared.ev_1h OWNER TO ddl_heir; ALTER FUNCTION shared.ev_1h_since(interval) OWNER TO ddl_heir;
+         ALTER FUNCTION shared.ev_1h_since(interval, boolean) OWNER TO ddl_heir;
          ALTER VIEW shared.ev_1h_1h OWNER TO ddl_heir; ALTER VIEW shared.ev_1h_24h OWNER TO ddl_heir;
          ALTER VIEW shared.ev_1h_7d OWNER TO ddl_heir;
          ALTER TABLE shared.ev OWNER TO ddl_heir; COMMIT;",
@@ -549,9 +550,9 @@ pub fn a_rollup_changes_hands_only_explicitly_and_whole(c: &Cluster) {
     assert_eq!(
         one_text(
             &mut su,
-            "SELECT proowner::regrole::text FROM pg_proc WHERE proname = 'ev_1h_since'"
+            "SELECT string_agg(DISTINCT proowner::regrole::text, ',') || ' ' || count(*) FROM pg_proc WHERE proname = 'ev_1h_since'"
         ),
-        "ddl_heir"
+        "ddl_heir 2"
     );
     assert_eq!(
         one_text(

@@ -413,7 +413,9 @@ pub fn upgrade_from_0_1_0_equals_a_fresh_install_and_keeps_working(_main: &Clust
         ),
         "app_owner"
     );
-    assert_eq!(one(&mut db, "SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE oid = 'app.events_1h_since'::regproc"), "app_owner");
+    assert_eq!(one(&mut db, "SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE oid = 'app.events_1h_since(interval)'::regprocedure"), "app_owner");
+    // the exact window function, new in 0.2.0, is made for upgraded rollups too
+    assert_eq!(one(&mut db, "SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE oid = 'app.events_1h_since(interval, boolean)'::regprocedure"), "app_owner");
     db.batch_execute(
         "DELETE FROM app.events WHERE id % 4 = 0;
          UPDATE app.events SET latency = latency + 1, entity = 'e9' WHERE id % 7 = 1;

@@ -112,19 +112,27 @@ fn query(q: &Query) -> String {
             filter.trim_start_matches(" AND ")
         )
     };
-    // Day 0 is the last 24 hours, days 1..B the baseline before it.
+    // Over a rollup a day whose groups were emptied by deletions holds
+    // no rows: it is no day (and no division by zero).
+    let nonempty = if q.rollup.is_some() {
+        format!(" HAVING {} > 0", q.rows())
+    } else {
+        String::new()
+    };
+    // Day 0 is the last 24 hours, days 1..B the baseline before it. The
+    // day number in float8 (`date_part`; `extract` computes in numeric,
+    // a tenth of this query's time at 10M rows). The run of declining
+    // days comes from each entity's days collected unordered
+    // (`vigil._decline_days`), so one hashed aggregate does all of `per`:
+    // a window function would sort every day of every entity first.
     let inner = format!(
         "WITH daily AS (\n\
            SELECT {e} AS entity,\n\
-                  floor(extract(epoch FROM now() - ({time})::timestamptz) / 86400)::int AS d,\n\
+                  floor(date_part('epoch', now() - ({time})::timestamptz) / 86400)::int AS d,\n\
                   ({rows})::float8 AS n, {converted} AS c\n\
            FROM {src} t\n\
            WHERE {time} > {since} AND {time} <= {now} AND {e} IS NOT NULL{filter}\n\
-           GROUP BY 1, 2),\n\
-         chain AS (\n\
-           SELECT entity, d, n, c, c / n AS rate,\n\
-                  c / n < lead(c / n) OVER w AND lead(d) OVER w = d + 1 AS declining\n\
-           FROM daily WINDOW w AS (PARTITION BY entity ORDER BY d)),\n\
+           GROUP BY 1, 2{nonempty}),\n\
          per AS (\n\
            SELECT entity,\n\
                   coalesce(sum(n) FILTER (WHERE d = 0), 0) AS m24,\n\
@@ -132,10 +140,10 @@ fn query(q: &Query) -> String {
                   coalesce(sum(n) FILTER (WHERE d > 0), 0) AS mb,\n\
                   coalesce(sum(c) FILTER (WHERE d > 0), 0) AS cb,\n\
                   coalesce(sum(n * n) FILTER (WHERE d > 0), 0) AS mb2,\n\
-                  avg(rate) FILTER (WHERE d > 0) AS rate_mean,\n\
-                  stddev_samp(rate) FILTER (WHERE d > 0) AS rate_sd,\n\
-                  CASE WHEN min(d) = 0 THEN coalesce(min(d) FILTER (WHERE NOT coalesce(declining, false)), count(*)) ELSE 0 END AS decline_days\n\
-           FROM chain GROUP BY entity),\n\
+                  avg(c / n) FILTER (WHERE d > 0) AS rate_mean,\n\
+                  stddev_samp(c / n) FILTER (WHERE d > 0) AS rate_sd,\n\
+                  vigil._decline_days(array_agg(d), array_agg(c / n)) AS decline_days\n\
+           FROM daily GROUP BY entity),\n\
          m AS (\n\
            SELECT p.*, p.c24 / nullif(p.m24, 0) AS conv, p.cb / nullif(p.mb, 0) AS base_conv,\n\
                   p.mb / {days} AS base_daily,\n\
