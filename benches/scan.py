@@ -45,7 +45,10 @@ SATURATION = ('{{"entity": "entity", "time": "ts", "converted": {{"status": "pai
               '"baseline_days": 30}}')
 DAILY = ("SELECT vigil.create_rollup('{t}_daily', '{t}', 'ts', '1 day', '{{entity}}', "
          "'{{\"events\": {{\"agg\": \"count\"}}, "
-         "\"paid\": {{\"agg\": \"count\", \"filter\": \"status = ''paid''\"}}}}')")
+         "\"paid\": {{\"agg\": \"count\", \"filter\": \"status = ''paid''\"}}, "
+         "\"v\": {{\"agg\": \"avg\", \"column\": \"value\"}}}}')")
+DROP_ROLLUP = ('{{"entity": "entity", "time": "bucket", "value": "v", "baseline": "7 days", '
+               '"thresholds": {{"medium": 5, "high": 10, "critical": 20}}}}')
 SATURATION_ROLLUP = '{{"entity": "entity", "time": "bucket", "converted_count": "paid", "baseline_days": 30}}'
 
 
@@ -91,6 +94,9 @@ def main():
             c.psql(DB, f"SELECT vigil.create_monitor('{table}_sat_rollup', 'saturation', '{table}_daily', "
                        f"'{SATURATION_ROLLUP.format()}')")
             c.psql(DB, f"SELECT vigil.disable_monitor('{table}_sat_rollup')")
+            c.psql(DB, f"SELECT vigil.create_monitor('{table}_drop_rollup', 'drop', '{table}_daily', "
+                       f"'{DROP_ROLLUP.format()}')")
+            c.psql(DB, f"SELECT vigil.disable_monitor('{table}_drop_rollup')")
         c.psql(DB, "SELECT vigil.scan()")  # first scan raises; the timed ones deduplicate
         report = c.psql(DB, "SELECT vigil.scan()::text")
         for table in ("ev_1m", "ev_10m"):
@@ -101,6 +107,16 @@ def main():
             results[table + "_sat"] = scan_ms(c, f"{table}_saturation")
             c.psql(DB, f"SELECT vigil.enable_monitor('{table}_sat_rollup')")
             results[table + "_sat_rollup"] = scan_ms(c, f"{table}_sat_rollup")
+            c.psql(DB, f"SELECT vigil.disable_monitor('{table}_sat_rollup')")
+            results[table + "_drop_rollup"] = scan_ms(c, f"{table}_drop_rollup")
+            results[table + "_drop_same"] = c.psql(
+                DB, f"SELECT count(*) FROM vigil.alerts a JOIN vigil.alerts b USING (entity, anomaly_type) "
+                    f"WHERE a.monitor = '{table}_drops' AND b.monitor = '{table}_drop_rollup'")
+            # Every kind, each reading a rollup where one serves: drop and
+            # saturation over the daily rollup (issue 17's scan target).
+            c.psql(DB, "UPDATE vigil.monitors SET enabled = name IN ('%s')" % "', '".join(
+                f"{table}_{n}" for n in ("errors", "hourly_z", "slow_hour", "drop_rollup", "sat_rollup")))
+            results[table + "_every"] = scan_ms(c)
             results[table + "_sat_same"] = c.psql(
                 DB, f"SELECT count(*) FROM vigil.alerts a JOIN vigil.alerts b USING (entity, anomaly_type) "
                     f"WHERE a.monitor = '{table}_saturation' AND b.monitor = '{table}_sat_rollup'")
@@ -129,6 +145,16 @@ def main():
               f"{'yes' if results['ev_10m_sat_rollup'] < 300 else 'NO'}); "
               f"{results['ev_10m_sat'] / results['ev_10m_sat_rollup']:.1f}x faster than over raw events at 10M; "
               f"alerts both raised: 1M {results['ev_1m_sat_same']}, 10M {results['ev_10m_sat_same']}")
+        dg = results["ev_10m_drop_rollup"] / results["ev_1m_drop_rollup"]
+        print(f"drop monitor over the daily rollup (7 buckets per entity): 1M {results['ev_1m_drop_rollup']:.1f} ms, "
+              f"10M {results['ev_10m_drop_rollup']:.1f} ms ({dg:.2f}x); "
+              f"{results['ev_10m_per']['drops'] / results['ev_10m_drop_rollup']:.1f}x faster than over raw events at 10M; "
+              f"alerts both raised: 1M {results['ev_1m_drop_same']}, 10M {results['ev_10m_drop_same']}")
+        eg = results["ev_10m_every"] / results["ev_1m_every"]
+        print(f"every kind (count, zscore, threshold over raw events; drop and saturation over the daily rollup): "
+              f"1M {results['ev_1m_every']:.1f} ms, 10M {results['ev_10m_every']:.1f} ms "
+              f"(target < 500 ms at 10M: {'yes' if results['ev_10m_every'] < 500 else 'NO'}; "
+              f"growth {eg:.2f}x, target <= 1.1x: {'yes' if eg <= 1.1 else 'NO'})")
         print(f"open alerts after the scans: {anomalies}; last full scan report size {len(report)} bytes")
         print(f"early kill: the INSERT of 100 interactions that kills a variant (trigger, alert, action webhook "
               f"enqueued) takes {kill_ms:.2f} ms vs {plain_ms:.2f} ms into the same table without the monitor "

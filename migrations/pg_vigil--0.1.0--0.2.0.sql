@@ -50,16 +50,14 @@ ALTER TABLE vigil.channels
     ADD COLUMN group_interval interval NOT NULL DEFAULT '5 minutes' CONSTRAINT channels_group_interval_check
         CHECK (group_interval > interval '0' AND group_interval <= interval '1 day');
 ALTER TABLE vigil.channels ALTER COLUMN group_by SET DEFAULT '{alertname}';
-ALTER TABLE vigil.notifications DROP CONSTRAINT notifications_event_check,
-    ADD CONSTRAINT notifications_event_check
-        CHECK (event IN ('new', 'escalated', 'acknowledged', 'resolved', 'dismissed', 'expired', 'test',
-                         'action', 'group', 'escalation', 'resend'));
+-- The event list is the library's: the CHECK comes back in part 4, once
+-- part 3 has made vigil._is_notification_event.
+ALTER TABLE vigil.notifications DROP CONSTRAINT notifications_event_check;
 -- Channel kinds pagerduty, msteams, alertmanager and email, and what a kind needs besides url
--- and headers (pagerduty: its routing key).
+-- and headers (pagerduty: its routing key). The kind list is written once, in
+-- the library (src/notify/channel.rs); the channels trigger checks it.
 ALTER TABLE vigil.channels ADD COLUMN options jsonb NOT NULL DEFAULT '{}',
-    DROP CONSTRAINT channels_kind_check,
-    ADD CONSTRAINT channels_kind_check
-        CHECK (kind IN ('slack', 'webhook', 'pg_notify', 'pagerduty', 'msteams', 'alertmanager', 'email'));
+    DROP CONSTRAINT channels_kind_check;
 -- Payloads are compressed with lz4 where the server was built with it:
 -- pglz took a tenth of a grouped flush (a message lists up to 200 alerts).
 DO $$
@@ -375,6 +373,12 @@ COMMENT ON COLUMN vigil.channels.group_wait IS 'How long a new group waits for m
 
 COMMENT ON COLUMN vigil.channels.group_interval IS 'Least time between two messages of a group about changes in it';
 
+CREATE OR REPLACE FUNCTION vigil._channel_kind_traits(kind text) RETURNS jsonb
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'channel_kind_traits_wrapper';
+
+COMMENT ON FUNCTION vigil._channel_kind_traits(kind text) IS 'Internal: what a channel kind decides for its rows (groups, always_resolved, default_max_per_second), applied by the channels trigger; NULL for a kind that is none';
+
 CREATE OR REPLACE FUNCTION vigil._channel_names(names text[], argument text) RETURNS text[]
     LANGUAGE plpgsql STABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -438,6 +442,8 @@ CREATE OR REPLACE FUNCTION vigil._channels_check() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
+DECLARE
+    traits jsonb;
 BEGIN
     -- Every check of every column runs here, before the table's own
     -- constraints (CHECK, NOT NULL), whose errors would print the failing
@@ -476,13 +482,13 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = 'group_by must be at most 32 label names ([A-Za-z_][A-Za-z0-9_]*), or NULL for no grouping';
     END IF;
-    IF NEW.kind IN ('pg_notify', 'pagerduty', 'alertmanager') THEN
-        -- PagerDuty groups by dedup_key and Alertmanager by its routes
-        -- itself: one event per alert event.
+    -- What the kind decides (src/notify/channel.rs, kind_traits): whether
+    -- it groups, whether it hears of every close, its default rate.
+    traits := vigil._channel_kind_traits(NEW.kind);
+    IF NOT (traits->>'groups')::bool THEN
         NEW.group_by := NULL;
     END IF;
-    IF NEW.kind IN ('pagerduty', 'alertmanager') THEN
-        -- An incident nobody resolves stays open: they hear of every close.
+    IF (traits->>'always_resolved')::bool THEN
         NEW.send_resolved := true;
     END IF;
     IF NEW.group_wait IS NULL OR NOT (NEW.group_wait >= interval '0' AND NEW.group_wait <= interval '1 day') THEN
@@ -516,9 +522,8 @@ BEGIN
     IF NEW.id IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'id must not be NULL';
     END IF;
-    IF TG_OP = 'INSERT' AND NEW.kind = 'slack' AND NEW.max_per_second IS NULL THEN
-        -- Slack accepts about one message per second per incoming webhook.
-        NEW.max_per_second := 1;
+    IF TG_OP = 'INSERT' AND NEW.max_per_second IS NULL THEN
+        NEW.max_per_second := (traits->>'default_max_per_second')::float8;
     END IF;
     IF TG_OP = 'UPDATE' THEN
         NEW.updated_at := now();
@@ -1179,6 +1184,12 @@ END
 $_$;
 
 COMMENT ON FUNCTION vigil._inhibit_rules_check() IS 'Internal: BEFORE trigger of vigil.inhibit_rules: canonical matchers on both sides, equal label names';
+
+CREATE OR REPLACE FUNCTION vigil._is_notification_event(event text) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'is_notification_event_wrapper';
+
+COMMENT ON FUNCTION vigil._is_notification_event(event text) IS 'Internal: whether a queued notification may carry this event (the CHECK of vigil.notifications.event); the list is the library''s';
 
 CREATE OR REPLACE FUNCTION vigil._json_size(doc text, argument text, cap integer) RETURNS bigint
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
@@ -4232,6 +4243,8 @@ DROP FUNCTION IF EXISTS vigil.stats_rollup_trans(internal, vigil.statsagg);
 -- BINARY, the binary protocol), now that part 3 made the functions.
 ALTER TYPE vigil.statsagg SET (SEND = vigil.statsagg_send, RECEIVE = vigil.statsagg_recv);
 ALTER TYPE vigil.sketch SET (SEND = vigil.sketch_send, RECEIVE = vigil.sketch_recv);
+ALTER TABLE vigil.notifications
+    ADD CONSTRAINT notifications_event_check CHECK (vigil._is_notification_event(event));
 
 -- The shipped defaults become reference tables (0.1.0 inserted
 -- the same rules and actions, in the same order, so rule ids 1-10 are the

@@ -94,6 +94,8 @@ COMMENT ON FUNCTION vigil._monitor_labels(jsonb, text) IS
     'suffix, e.g. a stall monitor''s status) when there is one';
 COMMENT ON FUNCTION vigil.monitor_kinds() IS 'The kinds vigil.create_monitor accepts, in the order its errors list them';
 COMMENT ON FUNCTION vigil._base_type(oid, integer) IS 'Internal: format_type of a type''s base type (itself unless a domain), NULL for no type';
+COMMENT ON FUNCTION vigil._channel_kind_traits(text) IS 'Internal: what a channel kind decides for its rows (groups, always_resolved, default_max_per_second), applied by the channels trigger; NULL for a kind that is none';
+COMMENT ON FUNCTION vigil._is_notification_event(text) IS 'Internal: whether a queued notification may carry this event (the CHECK of vigil.notifications.event); the list is the library''s';
 COMMENT ON FUNCTION vigil._check_channel(text, text, jsonb) IS 'Internal: ERROR 22004/22023 naming what is wrong with a channel''s kind, url or headers (never repeating the URL)';
 COMMENT ON FUNCTION vigil._json_size(text, text, integer) IS 'Internal: size in bytes of a JSON document; ERROR 54000 when nested too deep, 22023 when unreadable';
 COMMENT ON FUNCTION vigil.redact_url(text) IS 'Scheme and host of a URL, for messages and logs (the rest may hold secrets)';

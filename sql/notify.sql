@@ -12,9 +12,9 @@ COMMENT ON TYPE vigil.notification_status IS
 CREATE TABLE vigil.channels (
     id              bigint         GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name            text           NOT NULL UNIQUE CHECK (btrim(name) <> ''),
-    kind            text           NOT NULL
-                    CONSTRAINT channels_kind_check
-                    CHECK (kind IN ('slack', 'webhook', 'pg_notify', 'pagerduty', 'msteams', 'alertmanager', 'email')),
+    -- The kinds are the library's (src/notify/channel.rs), checked by
+    -- vigil._check_channel in the channels_check trigger on every write.
+    kind            text           NOT NULL,
     url             text           NOT NULL,
     headers         jsonb          NOT NULL DEFAULT '{}',
     -- What a kind needs besides url and headers (pagerduty: routing_key).
@@ -66,6 +66,8 @@ SELECT pg_catalog.pg_extension_config_dump('vigil.channels_id_seq', '');
 
 CREATE FUNCTION vigil._channels_check() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    traits jsonb;
 BEGIN
     -- Every check of every column runs here, before the table's own
     -- constraints (CHECK, NOT NULL), whose errors would print the failing
@@ -104,13 +106,13 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = 'group_by must be at most 32 label names ([A-Za-z_][A-Za-z0-9_]*), or NULL for no grouping';
     END IF;
-    IF NEW.kind IN ('pg_notify', 'pagerduty', 'alertmanager') THEN
-        -- PagerDuty groups by dedup_key and Alertmanager by its routes
-        -- itself: one event per alert event.
+    -- What the kind decides (src/notify/channel.rs, kind_traits): whether
+    -- it groups, whether it hears of every close, its default rate.
+    traits := vigil._channel_kind_traits(NEW.kind);
+    IF NOT (traits->>'groups')::bool THEN
         NEW.group_by := NULL;
     END IF;
-    IF NEW.kind IN ('pagerduty', 'alertmanager') THEN
-        -- An incident nobody resolves stays open: they hear of every close.
+    IF (traits->>'always_resolved')::bool THEN
         NEW.send_resolved := true;
     END IF;
     IF NEW.group_wait IS NULL OR NOT (NEW.group_wait >= interval '0' AND NEW.group_wait <= interval '1 day') THEN
@@ -144,9 +146,8 @@ BEGIN
     IF NEW.id IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'id must not be NULL';
     END IF;
-    IF TG_OP = 'INSERT' AND NEW.kind = 'slack' AND NEW.max_per_second IS NULL THEN
-        -- Slack accepts about one message per second per incoming webhook.
-        NEW.max_per_second := 1;
+    IF TG_OP = 'INSERT' AND NEW.max_per_second IS NULL THEN
+        NEW.max_per_second := (traits->>'default_max_per_second')::float8;
     END IF;
     IF TG_OP = 'UPDATE' THEN
         NEW.updated_at := now();
@@ -208,9 +209,8 @@ CREATE TABLE vigil.notifications (
     channel_id       bigint                    NOT NULL REFERENCES vigil.channels (id) ON DELETE CASCADE,
     alert_id         bigint                    REFERENCES vigil.alerts (id) ON DELETE SET NULL,
     event            text                      NOT NULL
-                     CONSTRAINT notifications_event_check
-                     CHECK (event IN ('new', 'escalated', 'acknowledged', 'resolved', 'dismissed', 'expired', 'test',
-                                      'action', 'group', 'escalation', 'resend')),
+                     -- The events are the library's (src/notify/mod.rs).
+                     CONSTRAINT notifications_event_check CHECK (vigil._is_notification_event(event)),
     notify_key       text,
     payload          jsonb                     NOT NULL,
     status           vigil.notification_status NOT NULL DEFAULT 'pending',

@@ -83,6 +83,7 @@ extension_sql_file!(
         notify::sql::webhook_payload,
         notify::sql::group_message,
         notify::sql::check_channel,
+        notify::sql::is_notification_event,
         notify::sql::check_channel_options,
         notify::sql::pagerduty_payload,
         notify::sql::msteams_payload,

@@ -273,6 +273,71 @@ pub(crate) mod tests {
         );
     }
 
+    /// Each enumeration is written once: SQL types that must spell the
+    /// library's lists do, and the tables take the library's word for
+    /// the rest (channel kinds, notification events).
+    #[pg_test]
+    fn sql_enumerations_are_the_librarys() {
+        assert_eq!(
+            one::<Vec<String>>("SELECT enum_range(NULL::vigil.severity)::text[]"),
+            Some(crate::alert::SEVERITIES.map(String::from).to_vec())
+        );
+        // no CHECK lists the channel kinds: a kind is the library's
+        assert_eq!(
+            one::<i64>(
+                "SELECT count(*) FROM pg_constraint WHERE conrelid = 'vigil.channels'::regclass
+                 AND pg_get_constraintdef(oid) LIKE '%slack%'"
+            ),
+            Some(0)
+        );
+        for kind in crate::notify::channel::KINDS {
+            assert!(
+                one::<pgrx::JsonB>(&format!("SELECT vigil._channel_kind_traits('{kind}')"))
+                    .is_some(),
+                "{kind}"
+            );
+        }
+        let (code, msg) = sql_error(
+            "INSERT INTO vigil.channels (name, kind, url) VALUES ('x', 'sms', 'http://127.0.0.1:1/')",
+        );
+        assert_eq!(code, "ERRCODE_INVALID_PARAMETER_VALUE", "{msg}");
+        assert!(
+            msg.starts_with("kind must be one of slack, webhook"),
+            "{msg}"
+        );
+        // a Slack channel still gets its default rate, PagerDuty its closes
+        Spi::run(
+            "INSERT INTO vigil.channels (name, kind, url) VALUES ('s', 'slack', 'https://hooks.slack.com/services/x');
+             INSERT INTO vigil.channels (name, kind, url, options, send_resolved)
+             VALUES ('p', 'pagerduty', 'https://events.pagerduty.com/v2/enqueue', '{\"routing_key\": \"0123456789abcdef0123456789abcdef\"}', false);",
+        )
+        .unwrap();
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(format('%s:%s:%s:%s', name, max_per_second, send_resolved, group_by), ' ' ORDER BY name)
+                 FROM vigil.channels WHERE name IN ('s', 'p')"
+            )
+            .as_deref(),
+            Some("p::t: s:1:f:{alertname}")
+        );
+        // every event the library knows is accepted by the outbox, no other
+        for event in crate::notify::ALERT_EVENTS
+            .iter()
+            .chain(&crate::notify::QUEUE_EVENTS)
+        {
+            assert_eq!(
+                one::<bool>(&format!("SELECT vigil._is_notification_event('{event}')")),
+                Some(true),
+                "{event}"
+            );
+        }
+        let (code, msg) = sql_error(
+            "INSERT INTO vigil.notifications (channel_id, event, payload)
+             SELECT id, 'paged', '{}' FROM vigil.channels WHERE name = 's'",
+        );
+        assert_eq!(code, "ERRCODE_CHECK_VIOLATION", "{msg}");
+    }
+
     #[pg_test]
     fn functions_declare_honest_volatility_strictness_and_parallel_safety() {
         let bad = one::<i64>(

@@ -28,6 +28,40 @@ pub const KINDS: [&str; 7] = [
     "email",
 ];
 
+/// What a channel kind decides for its rows of `vigil.channels` beyond its
+/// target, applied by the channels trigger (`vigil._channel_kind_traits`):
+/// written here, beside the kind list, so that adding a kind touches this
+/// file alone.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KindTraits {
+    /// Whether it sends grouped messages (`group_by`). PagerDuty groups by
+    /// dedup_key and Alertmanager by its routes itself, and a pg_notify
+    /// listener gets one payload per alert event.
+    pub groups: bool,
+    /// Whether it hears of every close (`send_resolved` forced): an
+    /// incident nobody resolves stays open there.
+    pub always_resolved: bool,
+    /// The `max_per_second` a new channel gets when none is given: Slack
+    /// accepts about one message per second per incoming webhook.
+    pub default_max_per_second: Option<f64>,
+}
+
+/// The traits of channel kind `kind`, None for a kind that is not one.
+pub fn kind_traits(kind: &str) -> Option<KindTraits> {
+    let t = |groups, always_resolved, default_max_per_second| KindTraits {
+        groups,
+        always_resolved,
+        default_max_per_second,
+    };
+    Some(match kind {
+        "slack" => t(true, false, Some(1.0)),
+        "webhook" | "msteams" | "email" => t(true, false, None),
+        "pg_notify" => t(false, false, None),
+        "pagerduty" | "alertmanager" => t(false, true, None),
+        _ => return None,
+    })
+}
+
 /// PostgreSQL's identifier limit also bounds a NOTIFY channel name.
 const MAX_NOTIFY_CHANNEL: usize = 63;
 
@@ -331,6 +365,30 @@ mod tests {
 
     fn validate(kind: &str, url: &str) -> Result<(), String> {
         validate_target(kind, url, &Policy::default())
+    }
+
+    #[test]
+    fn every_kind_has_traits_and_only_kinds_do() {
+        for kind in KINDS {
+            assert!(kind_traits(kind).is_some(), "{kind}");
+        }
+        assert_eq!(kind_traits("sms"), None);
+        let slack = kind_traits("slack").unwrap();
+        assert!(slack.groups && !slack.always_resolved);
+        assert_eq!(slack.default_max_per_second, Some(1.0));
+        for kind in ["pagerduty", "alertmanager"] {
+            let t = kind_traits(kind).unwrap();
+            assert!(!t.groups && t.always_resolved, "{kind}");
+        }
+        assert!(!kind_traits("pg_notify").unwrap().groups);
+        assert_eq!(
+            KINDS
+                .iter()
+                .filter(|k| kind_traits(k).unwrap().groups)
+                .count(),
+            4,
+            "slack, webhook, msteams and email group"
+        );
     }
 
     #[test]

@@ -17,3 +17,25 @@ pub mod sql;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod security_tests;
+
+/// The events of an alert a message tells of (the payload builders').
+pub const ALERT_EVENTS: [&str; 8] = [
+    "new",
+    "escalated",
+    "acknowledged",
+    "resolved",
+    "dismissed",
+    "expired",
+    "test",
+    "action",
+];
+
+/// The other events a queued notification carries: a group's message, an
+/// escalation step, an Alertmanager resend.
+pub const QUEUE_EVENTS: [&str; 3] = ["group", "escalation", "resend"];
+
+/// Whether `event` is one a row of `vigil.notifications` may carry (its
+/// CHECK, through `vigil._is_notification_event`): the one list.
+pub fn is_notification_event(event: &str) -> bool {
+    ALERT_EVENTS.contains(&event) || QUEUE_EVENTS.contains(&event)
+}

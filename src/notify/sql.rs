@@ -67,17 +67,13 @@ impl pgrx::datum::IntoDatum for JsonArg {
 
 crate::sqlglue::sql_datum_abi!(JsonArg, "jsonb");
 
-/// Events a notification can carry.
-const EVENTS: [&str; 8] = [
-    "new",
-    "escalated",
-    "acknowledged",
-    "resolved",
-    "dismissed",
-    "expired",
-    "test",
-    "action",
-];
+use super::ALERT_EVENTS as EVENTS;
+
+/// Whether a row of `vigil.notifications` may carry `event` (its CHECK).
+#[pg_extern(immutable, strict, parallel_safe, name = "_is_notification_event")]
+fn is_notification_event(event: &str) -> bool {
+    super::is_notification_event(event)
+}
 
 fn check_event(event: &str) {
     if !EVENTS.contains(&event) {
@@ -439,6 +435,20 @@ fn group_message(
             cap,
             omitted,
         ),
+    })
+}
+
+/// What channel kind `kind` decides for its rows (`channel::kind_traits`):
+/// `{groups, always_resolved, default_max_per_second}`, NULL for a kind
+/// that is none (`_check_channel` refuses it first).
+#[pg_extern(immutable, strict, parallel_safe, name = "_channel_kind_traits")]
+fn channel_kind_traits(kind: &str) -> Option<pgrx::JsonB> {
+    super::channel::kind_traits(kind).map(|t| {
+        pgrx::JsonB(serde_json::json!({
+            "groups": t.groups,
+            "always_resolved": t.always_resolved,
+            "default_max_per_second": t.default_max_per_second,
+        }))
     })
 }
 

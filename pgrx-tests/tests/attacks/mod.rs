@@ -781,7 +781,10 @@ pub fn catalog_invariants_hold_for_vigil_and_everything_it_generates(c: &Cluster
         )
         .unwrap()
         .get(0);
-    assert_eq!(since_owner, "alice 2", "both window functions, the exact one too");
+    assert_eq!(
+        since_owner, "alice 2",
+        "both window functions, the exact one too"
+    );
     // Triggers on watched tables only ever run vigil's C trigger or the
     // early-kill function.
     let foreign: Option<String> = su
