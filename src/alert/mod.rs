@@ -13,6 +13,8 @@ use serde_json::{Map, Value};
 
 pub mod matchers;
 pub mod sql;
+#[cfg(any(test, feature = "pg_test"))]
+mod sql_tests;
 
 /// Most labels one alert carries (user labels and vigil's own).
 pub const MAX_LABELS: usize = 32;

@@ -14,6 +14,8 @@ pub mod providers;
 pub mod ratelimit;
 pub mod retry;
 pub mod sql;
+#[cfg(any(test, feature = "pg_test"))]
+mod sql_tests;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod security_tests;

@@ -6,6 +6,8 @@
 //! expression over the source table.
 
 pub mod sql;
+#[cfg(any(test, feature = "pg_test"))]
+mod sql_tests;
 pub use sql::require_trusted_schema;
 mod citus;
 pub mod ddl;

@@ -3,6 +3,8 @@
 //! early-kill decision of scenario 3. Pure Rust; `sql.rs` exposes it.
 
 pub mod sql;
+#[cfg(any(test, feature = "pg_test"))]
+mod sql_tests;
 
 use crate::error::{finite, non_negative, non_negative_count, Result, VigilError};
 

@@ -42,6 +42,8 @@
 
 mod counts;
 pub mod sql;
+#[cfg(any(test, feature = "pg_test"))]
+mod sql_tests;
 pub mod state;
 
 pub use counts::Arena;

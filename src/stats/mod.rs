@@ -6,6 +6,8 @@ pub mod accum;
 pub mod baseline;
 pub mod datum;
 pub mod sql;
+#[cfg(any(test, feature = "pg_test"))]
+mod sql_tests;
 pub mod state;
 
 use std::fmt;

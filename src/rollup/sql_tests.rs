@@ -1,0 +1,587 @@
+//! `#[pg_test]`s of rollups: backfill, windows, DML of every kind, the trigger's identity and kept plans, rebuild and drop, through SQL as a user calls it.
+
+use pgrx::prelude::*;
+
+#[pg_schema]
+mod tests {
+    use crate::sql_tests::tests::{one, rel, sql_error};
+    use pgrx::prelude::*;
+
+    const ROLLUP_SOURCE: &str = "
+        CREATE TABLE events (entity text, grp int, ts timestamptz NOT NULL, status text,
+                             amount numeric, latency float8);
+        SELECT setseed(0.42);
+        INSERT INTO events
+        SELECT 'e' || (g % 7), CASE WHEN g % 5 = 0 THEN NULL ELSE g % 3 END,
+               '2026-10-20 00:00Z'::timestamptz + (g * 97 % 4000) * interval '1 minute',
+               (ARRAY['paid', 'free', 'refund'])[1 + g % 3], (g % 50) * 1.25, (g * 7919 % 1000) / 10.0
+        FROM generate_series(1, 3000) g;";
+
+    const ROLLUP_MEASURES: &str = r#"{
+        "n": {"agg": "count"},
+        "paid": {"agg": "count", "filter": "status = 'paid'"},
+        "revenue": {"agg": "sum", "column": "amount", "filter": "status = 'paid'"},
+        "total_latency": {"agg": "sum", "column": "latency"},
+        "avg_amount": {"agg": "avg", "column": "amount"},
+        "lo": {"agg": "min", "column": "amount"},
+        "hi": {"agg": "max", "column": "latency"},
+        "lat": {"agg": "stats", "column": "latency"},
+        "p": {"agg": "percentile", "column": "latency"}
+    }"#;
+
+    fn make_rollup() {
+        Spi::run(ROLLUP_SOURCE).unwrap();
+        Spi::run(&format!(
+            "SELECT vigil.create_rollup('ev_hourly', 'events', 'ts', '1 hour', '{{entity,grp}}', '{}')",
+            ROLLUP_MEASURES.replace('\'', "''")
+        ))
+        .unwrap();
+    }
+
+    fn verify() -> i64 {
+        one::<i64>("SELECT vigil.verify_rollup('ev_hourly')").unwrap()
+    }
+
+    #[pg_test]
+    fn rollup_backfills_exactly_and_reads_windows() {
+        make_rollup();
+        assert_eq!(verify(), 0);
+        assert_eq!(
+            one::<i64>("SELECT sum(n)::bigint FROM ev_hourly"),
+            Some(3000)
+        );
+        assert_eq!(
+            one::<i64>("SELECT rows FROM vigil.rollups WHERE name = 'ev_hourly'::regclass")
+                .map(|r| r > 0),
+            Some(true)
+        );
+        // windows are bucket-aligned: everything is older than a day here
+        assert_eq!(one::<i64>("SELECT count(*) FROM ev_hourly_1h"), Some(0));
+        let all = one::<i64>(
+            "SELECT sum(n)::bigint FROM ev_hourly_since(now() - '2026-10-19'::timestamptz)",
+        );
+        assert_eq!(all, Some(3000));
+        let (mean, exact) = Spi::get_two::<f64, f64>(
+            "SELECT vigil.mean(vigil.rollup(lat)), (SELECT avg(latency) FROM events) FROM ev_hourly",
+        )
+        .unwrap();
+        assert!(rel(mean.unwrap(), exact.unwrap()) < 1e-12);
+    }
+
+    /// The groups of `_since(window, exact => true)` and of the same
+    /// figures over `events WHERE ts > now() - window` that differ.
+    fn exact_window_differences(window: &str) -> i64 {
+        let w = format!("'{window}'::interval");
+        one::<i64>(&format!(
+            "WITH f AS (SELECT entity, grp, rows, n, paid, revenue, lo, hi, vigil.num_vals(lat) AS lat_n,
+                               vigil.num_vals(p) AS p_n
+                          FROM ev_hourly_since({w}, exact => true)),
+                  r AS (SELECT entity, grp, count(*) AS rows, count(*) AS n,
+                               count(*) FILTER (WHERE status = 'paid') AS paid,
+                               sum(amount) FILTER (WHERE status = 'paid') AS revenue,
+                               min(amount) AS lo, max(latency) AS hi, count(latency) AS lat_n,
+                               count(latency) AS p_n
+                          FROM events WHERE ts > now() - {w} GROUP BY 1, 2)
+             SELECT (SELECT count(*) FROM (TABLE f EXCEPT ALL TABLE r) a)
+                  + (SELECT count(*) FROM (TABLE r EXCEPT ALL TABLE f) b)"
+        ))
+        .unwrap()
+    }
+
+    #[pg_test]
+    fn exact_windows_equal_where_ts_after_now_minus_the_window() {
+        Spi::run(
+            "CREATE TABLE events (entity text, grp int, ts timestamptz NOT NULL, status text,
+                                  amount numeric, latency float8);
+             CREATE INDEX ON events (ts);
+             SELECT setseed(0.11);
+             INSERT INTO events
+             SELECT 'e' || (g % 7), CASE WHEN g % 5 = 0 THEN NULL ELSE g % 3 END,
+                    now() - random() * interval '9 days' + interval '10 minutes',
+                    (ARRAY['paid', 'free', 'refund'])[1 + g % 3],
+                    CASE WHEN g % 11 = 0 THEN NULL ELSE (g % 50) * 1.25 END, (g * 7919 % 1000) / 10.0
+             FROM generate_series(1, 4000) g;",
+        )
+        .unwrap();
+        Spi::run(&format!(
+            "SELECT vigil.create_rollup('ev_hourly', 'events', 'ts', '1 hour', '{{entity,grp}}', '{}')",
+            ROLLUP_MEASURES.replace('\'', "''")
+        ))
+        .unwrap();
+        let windows = [
+            "1 hour",
+            "90 minutes",
+            "24 hours",
+            "7 days",
+            "2 days 3 hours 17 minutes",
+        ];
+        for w in windows {
+            assert_eq!(exact_window_differences(w), 0, "window {w}");
+        }
+        // the bucket-aligned form counts the whole edge bucket: more rows
+        let (aligned, exact) = Spi::get_two::<i64, i64>(
+            "SELECT (SELECT sum(rows)::bigint FROM ev_hourly_since('24 hours')),
+                    (SELECT sum(rows)::bigint FROM ev_hourly_since('24 hours', exact => true))",
+        )
+        .unwrap();
+        assert!(aligned.unwrap() > exact.unwrap(), "{aligned:?} {exact:?}");
+        assert_eq!(
+            exact,
+            one::<i64>("SELECT count(*) FROM events WHERE ts > now() - interval '24 hours'")
+        );
+        // exact => false is the one-argument form
+        assert_eq!(
+            one::<i64>("SELECT sum(rows)::bigint FROM ev_hourly_since('24 hours', false)"),
+            aligned
+        );
+        // still exact after DML of every kind, at the edge too
+        Spi::run(
+            "UPDATE events SET amount = amount + 1, status = 'paid' WHERE ts > now() - interval '25 hours' AND grp = 1;
+             DELETE FROM events WHERE ts BETWEEN now() - interval '24 hours 30 minutes' AND now() - interval '23 hours 30 minutes';
+             UPDATE events SET ts = ts - interval '50 minutes' WHERE entity = 'e3';
+             INSERT INTO events VALUES ('e9', 1, now() - interval '24 hours' + interval '1 second', 'paid', 3, 1),
+                                       ('e9', 1, now() - interval '24 hours', 'paid', 5, 1);",
+        )
+        .unwrap();
+        assert_eq!(
+            one::<i64>("SELECT vigil.verify_rollup('ev_hourly')"),
+            Some(0)
+        );
+        for w in windows {
+            assert_eq!(exact_window_differences(w), 0, "window {w} after DML");
+        }
+        // rows ahead of now count as they do in the WHERE clause; a NULL
+        // flag gives no rows
+        assert_eq!(exact_window_differences("0 seconds"), 0);
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM ev_hourly_since('7 days', NULL)"),
+            Some(0)
+        );
+        // the exact form reads the source: a reader of the summary alone
+        // may use the aligned one, and is told which table it lacks
+        let aligned = one::<i64>("SELECT sum(rows)::bigint FROM ev_hourly_since('24 hours')");
+        Spi::run(
+            "CREATE ROLE exact_reader; GRANT SELECT ON ev_hourly TO exact_reader;
+             SET LOCAL ROLE exact_reader",
+        )
+        .unwrap();
+        assert_eq!(
+            one::<i64>("SELECT sum(rows)::bigint FROM ev_hourly_since('24 hours')"),
+            aligned
+        );
+        let (code, msg) = sql_error("SELECT * FROM ev_hourly_since('24 hours', exact => true)");
+        assert_eq!(code, "ERRCODE_INSUFFICIENT_PRIVILEGE", "{msg}");
+        assert!(msg.contains("table events"), "{msg}");
+        Spi::run("RESET ROLE").unwrap();
+        // a timestamp column holds UTC whatever the session's TimeZone
+        Spi::run(
+            "SET LOCAL TimeZone = 'America/New_York';
+             CREATE TABLE naive AS SELECT entity, (ts AT TIME ZONE 'UTC') AS ts FROM events;
+             CREATE INDEX ON naive (ts);
+             SELECT vigil.create_rollup('naive_hourly', 'naive', 'ts', '1 hour', '{entity}', '{\"n\": {\"agg\": \"count\"}}');",
+        )
+        .unwrap();
+        for w in windows {
+            let w = format!("'{w}'::interval");
+            assert_eq!(
+                one::<i64>(&format!(
+                    "WITH f AS (SELECT entity, rows FROM naive_hourly_since({w}, exact => true)),
+                          r AS (SELECT entity, count(*) FROM naive WHERE ts > (now() - {w}) AT TIME ZONE 'UTC' GROUP BY 1)
+                     SELECT (SELECT count(*) FROM (TABLE f EXCEPT ALL TABLE r) a)
+                          + (SELECT count(*) FROM (TABLE r EXCEPT ALL TABLE f) b)"
+                )),
+                Some(0),
+                "window {w}"
+            );
+        }
+    }
+
+    #[pg_test]
+    fn rollup_stays_exact_under_random_mixed_dml() {
+        make_rollup();
+        Spi::run("SELECT setseed(0.7)").unwrap();
+        let statements = [
+            "INSERT INTO events SELECT 'e' || floor(random() * 9), CASE WHEN random() < 0.2 THEN NULL ELSE floor(random() * 3) END,
+                    '2026-11-20 00:00Z'::timestamptz + random() * interval '3 days', (ARRAY['paid','free'])[1 + floor(random() * 2)],
+                    round((random() * 100)::numeric, 2), random() * 500 FROM generate_series(1, 1 + floor(random() * 40)::int)",
+            "DELETE FROM events WHERE random() < 0.03",
+            "UPDATE events SET entity = 'e' || floor(random() * 9) WHERE random() < 0.02",
+            "UPDATE events SET ts = ts + interval '90 minutes', amount = amount + 1 WHERE random() < 0.02",
+            "UPDATE events SET latency = latency * 2, status = 'paid' WHERE random() < 0.02",
+            "DELETE FROM events WHERE latency = (SELECT max(latency) FROM events)",
+            "DELETE FROM events WHERE amount = (SELECT min(amount) FROM events WHERE entity = 'e1')",
+            "UPDATE events SET grp = NULL WHERE random() < 0.02",
+        ];
+        for round in 0..40 {
+            Spi::run(statements[round % statements.len()]).unwrap();
+            if round % 8 == 7 {
+                assert_eq!(verify(), 0, "after round {round}");
+            }
+        }
+        assert_eq!(verify(), 0);
+        assert_eq!(
+            one::<i64>("SELECT sum(n)::bigint FROM ev_hourly"),
+            one::<i64>("SELECT count(*) FROM events")
+        );
+    }
+
+    #[pg_test]
+    fn rollup_is_exact_across_subtransaction_rollback_and_truncate() {
+        make_rollup();
+        // A PL/pgSQL exception block is a subtransaction: its work rolls back.
+        Spi::run(
+            "DO $$ BEGIN
+                 DELETE FROM events WHERE entity = 'e1';
+                 INSERT INTO events VALUES ('zz', 1, now(), 'paid', 5, 1);
+                 RAISE EXCEPTION 'roll back';
+             EXCEPTION WHEN raise_exception THEN NULL;
+             END $$",
+        )
+        .unwrap();
+        assert_eq!(verify(), 0);
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM ev_hourly WHERE entity = 'zz'"),
+            Some(0)
+        );
+        assert!(one::<i64>("SELECT count(*) FROM ev_hourly WHERE entity = 'e1'").unwrap() > 0);
+        Spi::run(
+            "DO $$ BEGIN
+                 UPDATE events SET entity = 'moved' WHERE entity = 'e2';
+             EXCEPTION WHEN raise_exception THEN NULL;
+             END $$",
+        )
+        .unwrap();
+        assert_eq!(verify(), 0);
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM ev_hourly WHERE entity = 'e2'"),
+            Some(0)
+        );
+        Spi::run("TRUNCATE events").unwrap();
+        assert_eq!(one::<i64>("SELECT count(*) FROM ev_hourly"), Some(0));
+        Spi::run("INSERT INTO events VALUES ('a', NULL, now(), 'paid', 1, 2), ('a', NULL, now(), 'free', 3, 4)").unwrap();
+        assert_eq!(verify(), 0);
+        assert_eq!(
+            one::<i64>("SELECT n FROM ev_hourly WHERE entity = 'a' AND grp IS NULL"),
+            Some(2)
+        );
+    }
+
+    #[pg_test]
+    fn rollup_filters_that_could_read_a_setting_keep_every_value_pinned() {
+        Spi::run(
+            "CREATE TABLE fx (ts timestamptz NOT NULL, k text, v int);
+             SELECT vigil.create_rollup('fx_plain', 'fx', 'ts', '1 hour', '{k}', '{\"n\": {\"agg\": \"count\"}}');
+             SELECT vigil.create_rollup('fx_eq', 'fx', 'ts', '1 hour', '{k}',
+                 '{\"paid\": {\"agg\": \"count\", \"filter\": \"k = ''paid'' AND v > 2\"}}');
+             SELECT vigil.create_rollup('fx_ts', 'fx', 'ts', '1 hour', '{k}',
+                 '{\"run\": {\"agg\": \"count\", \"filter\": \"to_tsvector(k) @@ to_tsquery(''run'')\"}}');
+             SELECT vigil.create_rollup('fx_tz', 'fx', 'ts', '1 hour', '{k}',
+                 '{\"am\": {\"agg\": \"count\", \"filter\": \"extract(hour from ts) < 12\"}}');",
+        )
+        .unwrap();
+        let immutable = |name: &str| {
+            let oid = one::<pg_sys::Oid>(&format!("SELECT '{name}'::regclass::oid")).unwrap();
+            crate::rollup::sql::filters_immutable(&crate::rollup::sql::load(oid))
+        };
+        assert!(immutable("fx_plain"));
+        assert!(immutable("fx_eq"));
+        assert!(
+            !immutable("fx_ts"),
+            "to_tsvector(text) reads default_text_search_config"
+        );
+        assert!(
+            !immutable("fx_tz"),
+            "extract from timestamptz reads TimeZone"
+        );
+    }
+
+    #[pg_test]
+    fn rollup_stats_removals_leave_no_float_residue() {
+        Spi::run(
+            "CREATE TABLE lat (ts timestamptz NOT NULL, k text, v float8);
+             SELECT vigil.create_rollup('lat_1h', 'lat', 'ts', '1 hour', '{k}',
+                 '{\"st\": {\"agg\": \"stats\", \"column\": \"v\"}}');
+             INSERT INTO lat VALUES (now(), 'a', 900), (now(), 'a', 1100), (now(), 'a', 900);
+             DELETE FROM lat WHERE v = 1100;",
+        )
+        .unwrap();
+        assert_eq!(one::<i64>("SELECT vigil.verify_rollup('lat_1h')"), Some(0));
+        assert_eq!(
+            one::<f64>("SELECT vigil.stddev(vigil.rollup(st)) FROM lat_1h"),
+            Some(0.0)
+        );
+        Spi::run("INSERT INTO lat VALUES (now(), 'a', 700); UPDATE lat SET v = 900 WHERE v = 700")
+            .unwrap();
+        assert_eq!(one::<i64>("SELECT vigil.verify_rollup('lat_1h')"), Some(0));
+        assert_eq!(
+            one::<f64>("SELECT vigil.stddev(vigil.rollup(st)) FROM lat_1h"),
+            Some(0.0)
+        );
+    }
+
+    #[pg_test]
+    fn rollup_slot_reuses_its_own_lock_and_caps_locks_per_transaction() {
+        let held = || {
+            one::<i64>(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 22087 \
+                 AND pid = pg_backend_pid()",
+            )
+            .unwrap()
+        };
+        let slot = |hash: i32| {
+            one::<i32>(&format!(
+                "SELECT vigil._rollup_slot('pg_class'::regclass, {hash})"
+            ))
+        };
+        assert_eq!(slot(7), Some(0));
+        assert_eq!(slot(7), Some(0), "the group's lock is already ours");
+        assert_eq!(held(), 1);
+        Spi::run(
+            "SELECT vigil._rollup_slot('pg_class'::regclass, g) FROM generate_series(100, 199) g",
+        )
+        .unwrap();
+        assert_eq!(held(), 64, "a bulk statement stops taking slot locks at 64");
+        assert_eq!(slot(1000), Some(0));
+    }
+
+    #[pg_test]
+    fn rollup_single_row_inserts_match_a_recompute() {
+        make_rollup();
+        Spi::run("SELECT setseed(0.3)").unwrap();
+        // One row per statement takes the non-aggregating upsert: NULLs in
+        // every column, filters true, false and NULL.
+        for _ in 0..150 {
+            Spi::run(
+                "INSERT INTO events SELECT 'e' || floor(random() * 4),
+                        CASE WHEN random() < 0.3 THEN NULL ELSE floor(random() * 3) END,
+                        '2026-11-20 00:00Z'::timestamptz + random() * interval '5 hours',
+                        (ARRAY['paid', 'free', NULL])[1 + floor(random() * 3)],
+                        CASE WHEN random() < 0.2 THEN NULL ELSE round((random() * 100)::numeric, 2) END,
+                        CASE WHEN random() < 0.2 THEN NULL ELSE random() * 500 END",
+            )
+            .unwrap();
+        }
+        assert_eq!(verify(), 0);
+        assert_eq!(
+            one::<i64>("SELECT sum(n)::bigint FROM ev_hourly"),
+            one::<i64>("SELECT count(*) FROM events")
+        );
+    }
+
+    #[pg_test]
+    fn rollup_insert_trigger_runs_as_the_owner_with_a_pinned_search_path() {
+        make_rollup();
+        // A writer with INSERT on the source only keeps the summary current,
+        // and an operator on the writer's search_path that would make every
+        // comparison true does not reach the filter "status = 'paid'".
+        Spi::run(
+            "CREATE ROLE vigil_test_writer;
+             GRANT USAGE ON SCHEMA public TO vigil_test_writer;
+             GRANT INSERT ON events TO vigil_test_writer;
+             CREATE SCHEMA evil;
+             CREATE FUNCTION evil.always(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+             CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.always);
+             GRANT USAGE ON SCHEMA evil TO vigil_test_writer;
+             SET LOCAL ROLE vigil_test_writer;
+             SET LOCAL search_path = evil, pg_catalog, public;
+             INSERT INTO public.events VALUES ('w', 1, '2026-11-21 10:00Z', 'free', 2, 3);
+             INSERT INTO public.events VALUES ('w', 1, '2026-11-21 10:05Z', 'paid', 2, 3),
+                                              ('w', 1, '2026-11-21 10:10Z', 'free', 2, 3);
+             RESET ROLE;
+             RESET search_path;",
+        )
+        .unwrap();
+        assert_eq!(
+            Spi::get_two::<i64, i64>(
+                "SELECT sum(n)::bigint, sum(paid)::bigint FROM ev_hourly WHERE entity = 'w'"
+            )
+            .unwrap(),
+            (Some(3), Some(1))
+        );
+        assert_eq!(
+            one::<String>("SELECT current_user::text"),
+            one::<String>("SELECT session_user::text")
+        );
+        assert_eq!(verify(), 0);
+    }
+
+    #[pg_test]
+    fn rollup_insert_trigger_refuses_other_tables_and_events() {
+        make_rollup();
+        Spi::run(
+            "CREATE FUNCTION pg_temp.err(sql text) RETURNS text LANGUAGE plpgsql AS $$
+             BEGIN EXECUTE sql; RETURN 'no error';
+             EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ' ' || SQLERRM; END $$;
+             CREATE TABLE other (LIKE events);
+             CREATE TRIGGER t AFTER INSERT ON other REFERENCING NEW TABLE AS vigil_new
+                 FOR EACH STATEMENT EXECUTE FUNCTION vigil._rollup_trigger('public.ev_hourly');",
+        )
+        .unwrap();
+        let insert = "SELECT pg_temp.err($$INSERT INTO other VALUES ('x', 1, '2026-11-21 10:00Z', 'paid', 1, 1)$$)";
+        let msg = one::<String>(insert).unwrap();
+        assert!(
+            msg.starts_with("39P01 ") && msg.contains("does not summarize the table"),
+            "{msg}"
+        );
+        Spi::run(
+            "DROP TRIGGER t ON other;
+             CREATE TRIGGER t AFTER INSERT ON other FOR EACH ROW
+                 EXECUTE FUNCTION vigil._rollup_trigger('public.ev_hourly');",
+        )
+        .unwrap();
+        let msg = one::<String>(insert).unwrap();
+        assert!(
+            msg.starts_with("39P01 ") && msg.contains("FOR EACH STATEMENT"),
+            "{msg}"
+        );
+        assert_eq!(verify(), 0);
+    }
+
+    #[pg_test]
+    fn dropping_a_summary_needs_cascade_and_leaves_the_sources_writes_working() {
+        make_rollup();
+        let (code, msg) = sql_error("DROP TABLE ev_hourly");
+        assert_eq!(code, "ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST", "{msg}");
+        Spi::run("DROP TABLE ev_hourly CASCADE").unwrap();
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM vigil.rollup_defs WHERE summary::oid NOT IN (SELECT oid FROM pg_class)"),
+            Some(0)
+        );
+        assert_eq!(
+            one::<i64>(
+                "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'vigil_rollup_ev_hourly%'"
+            ),
+            Some(0)
+        );
+        Spi::run("INSERT INTO events VALUES ('after', 1, '2026-11-21 10:00Z', 'paid', 2, 3); DELETE FROM events WHERE entity = 'after'")
+            .unwrap();
+    }
+
+    #[pg_test]
+    fn rollup_trigger_rechecks_its_kept_plans_after_a_rename_and_a_schema_grant() {
+        make_rollup();
+        // Plans are kept by this INSERT, then the summary is renamed under
+        // them: the next INSERT prepares afresh under the new name.
+        Spi::run("INSERT INTO events VALUES ('k', 1, '2026-11-21 10:00Z', 'paid', 2, 3)").unwrap();
+        Spi::run("ALTER TABLE ev_hourly RENAME TO ev_kept").unwrap();
+        Spi::run(
+            "INSERT INTO events VALUES ('k', 1, '2026-11-21 10:02Z', 'free', 2, 3);
+             DELETE FROM events WHERE entity = 'k' AND status = 'free';",
+        )
+        .unwrap();
+        assert_eq!(one::<i64>("SELECT vigil.verify_rollup('ev_kept')"), Some(0));
+        // Someone else may now create objects in the summary's schema: the
+        // kept plans are refused until that is undone.
+        Spi::run(
+            "CREATE ROLE vigil_test_squatter; GRANT CREATE ON SCHEMA public TO vigil_test_squatter",
+        )
+        .unwrap();
+        let (code, msg) =
+            sql_error("INSERT INTO events VALUES ('k', 1, '2026-11-21 10:03Z', 'paid', 2, 3)");
+        assert_eq!(code, "ERRCODE_INSUFFICIENT_PRIVILEGE", "{msg}");
+        assert!(msg.contains("vigil_test_squatter"), "{msg}");
+    }
+
+    #[pg_test]
+    fn rollup_trigger_finds_a_renamed_summary_by_oid() {
+        make_rollup();
+        // No INSERT has run in this backend yet: the trigger looks the
+        // rollup up afresh, after the rename.
+        Spi::run("CREATE SCHEMA moved; ALTER TABLE ev_hourly RENAME TO ev_renamed; ALTER TABLE ev_renamed SET SCHEMA moved")
+            .unwrap();
+        Spi::run(
+            "INSERT INTO events VALUES ('r', 1, '2026-11-21 10:00Z', 'paid', 2, 3), ('r', 1, '2026-11-21 10:01Z', 'free', 2, 3);
+             UPDATE events SET amount = amount + 1 WHERE entity = 'r';
+             DELETE FROM events WHERE entity = 'r' AND status = 'free';",
+        )
+        .unwrap();
+        assert_eq!(
+            one::<i64>("SELECT vigil.verify_rollup('moved.ev_renamed')"),
+            Some(0)
+        );
+    }
+
+    #[pg_test]
+    fn rebuild_and_drop_rollup() {
+        make_rollup();
+        // tamper with the summary, see verify notice, rebuild repairs it
+        Spi::run("UPDATE ev_hourly SET n = n + 1 WHERE entity = 'e3'").unwrap();
+        assert!(verify() > 0);
+        let groups = one::<i64>("SELECT vigil.rebuild_rollup('ev_hourly')").unwrap();
+        assert_eq!(
+            groups,
+            one::<i64>("SELECT count(*) FROM ev_hourly").unwrap()
+        );
+        assert_eq!(verify(), 0);
+        Spi::run("SELECT vigil.drop_rollup('ev_hourly')").unwrap();
+        assert_eq!(
+            one::<bool>(
+                "SELECT to_regclass('ev_hourly') IS NULL AND to_regclass('ev_hourly_24h') IS NULL"
+            ),
+            Some(true)
+        );
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'events'::regclass"),
+            Some(0)
+        );
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM vigil.rollup_defs"),
+            Some(0)
+        );
+        Spi::run("INSERT INTO events VALUES ('after', 1, now(), 'paid', 1, 1)").unwrap();
+    }
+
+    #[pg_test]
+    fn rollup_with_hostile_names_is_quoted_everywhere() {
+        Spi::run(
+            r#"CREATE SCHEMA "odd ""schema";
+               CREATE TABLE "odd ""schema"."src; DROP" ("Who ""is""" text, "t s" timestamp, "v-1" float8);
+               INSERT INTO "odd ""schema"."src; DROP" VALUES ('a', '2026-01-01 10:00', 1), (NULL, '2026-01-01 10:30', 2), ('a', '2026-01-01 11:00', 3)"#,
+        )
+        .unwrap();
+        Spi::run(
+            r#"SELECT vigil.create_rollup('"sum""mary"', '"odd ""schema"."src; DROP"', 't s', '30 minutes',
+                   ARRAY['Who "is"']::name[], '{"x; y": {"agg": "sum", "column": "v-1"}, "m": {"agg": "max", "column": "v-1"}}')"#,
+        )
+        .unwrap();
+        assert_eq!(
+            one::<i64>(r#"SELECT vigil.verify_rollup('"odd ""schema"."sum""mary"')"#),
+            Some(0)
+        );
+        Spi::run(r#"DELETE FROM "odd ""schema"."src; DROP" WHERE "v-1" = 3"#).unwrap();
+        assert_eq!(
+            one::<i64>(r#"SELECT vigil.verify_rollup('"odd ""schema"."sum""mary"')"#),
+            Some(0)
+        );
+        assert_eq!(
+            one::<f64>(r#"SELECT sum("x; y") FROM "odd ""schema"."sum""mary""#),
+            Some(3.0)
+        );
+    }
+
+    #[pg_test]
+    fn deep_json_arguments_are_refused_naming_the_argument_not_as_internal_errors() {
+        Spi::run(ROLLUP_SOURCE).unwrap();
+        Spi::run(
+            "CREATE FUNCTION pg_temp.err(sql text) RETURNS text LANGUAGE plpgsql AS $$
+             BEGIN EXECUTE sql; RETURN 'no error';
+             EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ' ' || SQLERRM; END $$;",
+        )
+        .unwrap();
+        let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+        let monitor = one::<String>(&format!(
+            "SELECT pg_temp.err($q$SELECT vigil.create_monitor('deep', 'count', 'events', '{{\"thresholds\": {deep}}}')$q$)"
+        ))
+        .unwrap();
+        assert!(monitor.starts_with("22023 options is nested"), "{monitor}");
+        let rollup = one::<String>(&format!(
+            "SELECT pg_temp.err($q$SELECT vigil.create_rollup('deep_hourly', 'events', 'ts', '1 hour', '{{entity}}', '{{\"n\": {deep}}}')$q$)"
+        ))
+        .unwrap();
+        assert!(rollup.starts_with("22023 measures is nested"), "{rollup}");
+        assert_eq!(
+            one::<bool>("SELECT to_regclass('deep_hourly') IS NULL"),
+            Some(true)
+        );
+    }
+}

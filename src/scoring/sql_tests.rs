@@ -1,0 +1,242 @@
+//! `#[pg_test]`s of the scoring functions (severities, saturation, urgency, dedup keys, the early-kill decision), through SQL as a user calls it.
+
+use pgrx::prelude::*;
+
+#[pg_schema]
+mod tests {
+    use crate::sql_tests::tests::{assert_invalid, one, sql_error};
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn severity_functions_return_the_sql_enum_without_vigil_on_search_path() {
+        Spi::run("SET search_path = pg_catalog").unwrap();
+        assert_eq!(
+            one::<String>("SELECT vigil.severity_above(16, 10, 15, 25)::text").as_deref(),
+            Some("high")
+        );
+        assert_eq!(
+            one::<String>("SELECT vigil.severity_below(5, 50, 30, 10)::text").as_deref(),
+            Some("critical")
+        );
+        assert_eq!(
+            one::<bool>("SELECT vigil.severity_above(9, 10, 15, 25) IS NULL"),
+            Some(true)
+        );
+        assert_eq!(
+            one::<bool>("SELECT vigil.severity_above(25, 10, 15, 25) > 'high'::vigil.severity"),
+            Some(true)
+        );
+        assert_eq!(
+            one::<String>("SELECT pg_typeof(vigil.severity_above(30, 10, 15, 25))::text")
+                .as_deref(),
+            Some("vigil.severity")
+        );
+    }
+
+    #[pg_test]
+    fn severity_functions_reject_bad_thresholds_and_nan() {
+        assert_invalid(
+            "SELECT vigil.severity_above(1, 15, 10, 25)",
+            "medium < high < critical",
+        );
+        assert_invalid(
+            "SELECT vigil.severity_below(1, 10, 30, 50)",
+            "medium > high > critical",
+        );
+        assert_invalid(
+            "SELECT vigil.severity_above('NaN', 10, 15, 25)",
+            "value must be a finite number",
+        );
+        assert_invalid(
+            "SELECT vigil.severity_above(1, 10, 15, 'Infinity')",
+            "critical must be a finite number",
+        );
+        assert_eq!(
+            one::<bool>("SELECT vigil.severity_above(NULL, 10, 15, 25) IS NULL"),
+            Some(true)
+        );
+    }
+
+    #[pg_test]
+    fn unknown_severity_text_is_rejected_by_the_enum() {
+        let (code, msg) = sql_error("SELECT vigil.urgency_score('severe')");
+        assert_eq!(code, "ERRCODE_INVALID_TEXT_REPRESENTATION", "{msg}");
+        assert!(
+            msg.contains("vigil.severity") || msg.contains("severity"),
+            "{msg}"
+        );
+    }
+
+    #[pg_test]
+    fn saturation_functions_through_sql() {
+        assert_eq!(
+            one::<String>("SELECT vigil.saturation_status(0.09, 0.2, 151, 100)::text").as_deref(),
+            Some("RED")
+        );
+        assert_eq!(
+            one::<String>("SELECT vigil.saturation_status(0.13, 0.2, 121, 100)::text").as_deref(),
+            Some("YELLOW")
+        );
+        assert_eq!(
+            one::<String>("SELECT vigil.saturation_status(0.19, 0.2, 50, 100)::text").as_deref(),
+            Some("GREEN")
+        );
+        assert_eq!(
+            one::<String>("SELECT vigil.saturation_status(NULL, 0.2, 50, 100)::text").as_deref(),
+            Some("UNKNOWN")
+        );
+        assert_eq!(
+            one::<String>("SELECT vigil.saturation_status(0.1, 0, 50, 100)::text").as_deref(),
+            Some("UNKNOWN")
+        );
+        assert_invalid(
+            "SELECT vigil.saturation_status(0.1, 0.2, -1, 100)",
+            "messages_24h must be >= 0",
+        );
+        assert_eq!(
+            one::<bool>("SELECT vigil.saturation_predicted(-2.5, 2.5, 0)"),
+            Some(true)
+        );
+        assert_eq!(
+            one::<bool>("SELECT vigil.saturation_predicted(NULL, NULL, 3)"),
+            Some(true)
+        );
+        assert_eq!(
+            one::<bool>("SELECT vigil.saturation_predicted(-1, 1, 2)"),
+            Some(false)
+        );
+        assert_invalid(
+            "SELECT vigil.saturation_predicted(0, 0, -1)",
+            "consecutive_decline_days must be >= 0",
+        );
+        assert_eq!(
+            one::<f64>("SELECT vigil.exhaustion_score(0.1, 0.2, 150, 100, 2)"),
+            Some(60.0)
+        );
+        assert_eq!(
+            one::<f64>("SELECT vigil.exhaustion_score(0, 0.2, 900, 100, 9)"),
+            Some(100.0)
+        );
+        assert_eq!(
+            one::<bool>("SELECT vigil.exhaustion_score(0.1, NULL, 150, 100, 2) IS NULL"),
+            Some(true)
+        );
+    }
+
+    #[pg_test]
+    fn urgency_score_uses_named_arguments_and_defaults() {
+        assert_eq!(
+            one::<i32>("SELECT vigil.urgency_score('critical')"),
+            Some(90)
+        );
+        assert_eq!(
+            one::<i32>("SELECT vigil.urgency_score('medium', drop_points => 18)"),
+            Some(59)
+        );
+        assert_eq!(
+            one::<i32>(
+                "SELECT vigil.urgency_score('high', health_zone => 'red', deal_value => 10000.01)"
+            ),
+            Some(95)
+        );
+        assert_eq!(
+            one::<i32>("SELECT vigil.urgency_score('high', deal_value => 10000)"),
+            Some(70)
+        );
+        assert_eq!(one::<i32>("SELECT vigil.urgency_score('low', stall_days => 21, failure_count => 2, wait_hours => 3)"), Some(42));
+        assert_eq!(one::<i32>("SELECT vigil.urgency_score('critical', drop_points => 50, health_zone => 'RED', failure_count => 9)"), Some(100));
+        assert_eq!(
+            one::<bool>("SELECT vigil.urgency_score(NULL) IS NULL"),
+            Some(true)
+        );
+        assert_invalid(
+            "SELECT vigil.urgency_score('low', health_zone => 'purple')",
+            "health_zone must be one of",
+        );
+        assert_invalid(
+            "SELECT vigil.urgency_score('low', failure_count => -2)",
+            "failure_count must be >= 0",
+        );
+        assert_invalid(
+            "SELECT vigil.urgency_score('low', deal_value => 'NaN')",
+            "deal_value must be a finite number",
+        );
+        assert_invalid(
+            "SELECT vigil.urgency_score('low', deal_value => -5)",
+            "deal_value must be >= 0",
+        );
+        assert_eq!(
+            one::<String>("SELECT vigil.urgency_band(vigil.urgency_score('high'))").as_deref(),
+            Some("hours")
+        );
+        let (code, _) = sql_error("SELECT vigil.urgency_band(101)");
+        assert_eq!(code, "ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE");
+    }
+
+    #[pg_test]
+    fn dedup_key_uses_the_utc_day_whatever_the_session_time_zone() {
+        Spi::run("SET TimeZone = 'America/Los_Angeles'").unwrap();
+        assert_eq!(
+            one::<String>(
+                "SELECT vigil.dedup_key('health_drop', 'acme', '2024-03-10 20:30:00-08')"
+            )
+            .as_deref(),
+            Some("health_drop_acme_2024-03-11")
+        );
+        assert_eq!(
+            one::<bool>("SELECT vigil.dedup_key('t', 'e') = 't_e_' || to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')"),
+            Some(true)
+        );
+        assert_invalid(
+            "SELECT vigil.dedup_key('', 'acme')",
+            "anomaly_type must not be empty",
+        );
+        assert_invalid(
+            "SELECT vigil.dedup_key('t', 'e', 'infinity')",
+            "at must be a finite timestamp",
+        );
+    }
+
+    #[pg_test]
+    fn early_kill_decision_through_sql() {
+        let q = |args: &str| {
+            one::<String>(&format!("SELECT vigil.early_kill_decision({args})")).unwrap()
+        };
+        assert_eq!(
+            q("0.1, 10, 300, '2026-01-01 00:00Z', at => '2026-01-01 00:01Z'"),
+            "kill"
+        );
+        assert_eq!(
+            q("0.1, 9, 300, '2026-01-01 00:00Z', at => '2026-01-01 00:01Z'"),
+            "continue"
+        );
+        assert_eq!(
+            q("0.1, 50, 0, '2026-01-01 00:00Z', at => '2026-01-01 00:01Z'"),
+            "continue"
+        );
+        assert_eq!(
+            q("0.1, 1, 100, '2026-01-01 00:00Z', at => '2026-01-01 00:10Z'"),
+            "expired"
+        );
+        assert_eq!(
+            q("0.1, 1, 100, '2026-01-01 00:00Z', at => '2026-01-01 00:09:59.999999Z'"),
+            "continue"
+        );
+        assert_eq!(
+            q("0.1, 10, 100, '2026-01-01 00:00Z', at => '2026-01-01 00:01Z', kill_threshold => 0.9, min_interactions => 5, timeout => '30 seconds'"),
+            "expired"
+        );
+        assert_invalid(
+            "SELECT vigil.early_kill_decision(0.1, -1, 10, now())",
+            "interactions must be >= 0",
+        );
+        assert_invalid(
+            "SELECT vigil.early_kill_decision(0.1, 1, -10, now())",
+            "views must be >= 0",
+        );
+        assert_invalid(
+            "SELECT vigil.early_kill_decision(0.1, 1, 10, now(), timeout => '-1 minute')",
+            "timeout must not be negative",
+        );
+    }
+}
