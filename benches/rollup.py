@@ -163,6 +163,17 @@ def tiles(c):
          f"SELECT entity, {rollup_cols} FROM raw_events_1h WHERE bucket >= now() - interval '24 hours' GROUP BY entity",
          f"SELECT entity, {raw_cols} FROM raw_events WHERE ts >= now() - interval '24 hours' GROUP BY entity",
          10),
+        # Exact rolling windows (issue 17 item 6): whole buckets from the
+        # summary, the edge bucket's rows from the source's (ts) index.
+        ("one entity, exactly the last 24 h (`_since(…, exact => true)`)",
+         "SELECT entity, messages, paid, revenue, vigil.mean(latency) "
+         "FROM raw_events_1h_since('24 hours', exact => true) WHERE entity = 'e42'",
+         f"SELECT entity, {raw_cols} FROM raw_events WHERE ts > now() - interval '24 hours' AND entity = 'e42' GROUP BY entity",
+         100),
+        ("all 1000 entities, exactly the last 24 h",
+         "SELECT entity, messages, paid, revenue, vigil.mean(latency) FROM raw_events_1h_since('24 hours', exact => true)",
+         f"SELECT entity, {raw_cols} FROM raw_events WHERE ts > now() - interval '24 hours' GROUP BY entity",
+         10),
     )
     tile_rows = []
     for what, ours_sql, theirs_sql, runs in tiles:

@@ -15,6 +15,7 @@ pub mod security;
 pub mod sketch;
 mod sqlglue;
 pub mod stats;
+pub mod time;
 pub mod version;
 mod worker;
 
