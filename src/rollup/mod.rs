@@ -1503,11 +1503,7 @@ impl Rollup {
         pinned: bool,
     ) -> String {
         let (out_cols, select, group) = self.since_parts();
-        let typed: Vec<String> = select
-            .iter()
-            .zip(&out_cols)
-            .map(|(e, (_, t))| format!("({e})::{t}"))
-            .collect();
+        let typed = Self::typed(&select, &out_cols);
         // Placeholders no SQL text holds, swapped for format()'s
         // positional arguments once every other `%` is doubled.
         let from = self.since_exact_from(
@@ -1544,11 +1540,7 @@ impl Rollup {
     /// renames; create_rollup records its dependency on the summary).
     pub fn since_function_distributed_sql(&self, summary: u32) -> String {
         let (out_cols, select, group) = self.since_parts();
-        let typed: Vec<String> = select
-            .iter()
-            .zip(&out_cols)
-            .map(|(e, (_, t))| format!("({e})::{t}"))
-            .collect();
+        let typed = Self::typed(&select, &out_cols);
         let template = format!(
             "SELECT {} FROM %s s WHERE s.{} OPERATOR(pg_catalog.>=) pg_catalog.date_bin(%L::pg_catalog.interval, \
              pg_catalog.now() OPERATOR(pg_catalog.-) %L::pg_catalog.interval, {BUCKET_ORIGIN}){group}",
@@ -1569,6 +1561,16 @@ impl Rollup {
             Self::since_columns(&out_cols),
             literal(&body),
         )
+    }
+
+    /// The select list with each column cast to its declared type (RETURN
+    /// QUERY needs them exact).
+    fn typed(select: &[String], out_cols: &[(String, String)]) -> Vec<String> {
+        select
+            .iter()
+            .zip(out_cols)
+            .map(|(e, (_, t))| format!("({e})::{t}"))
+            .collect()
     }
 
     /// `name type, …` of the `_since` function's RETURNS TABLE.
