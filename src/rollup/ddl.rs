@@ -206,24 +206,29 @@ fn record(depender: (pg_sys::Oid, pg_sys::Oid), on: (pg_sys::Oid, pg_sys::Oid, i
 /// summary (and the exact one on the source), as the BEGIN ATOMIC ones of
 /// a local rollup do: DROP takes them along.
 pub(super) fn record_since_dependency(r: &Rollup, summary: pg_sys::Oid, source: pg_sys::Oid) {
-    let class = pg_sys::RelationRelationId;
-    for (args, on) in [
-        ("pg_catalog.interval", vec![summary]),
-        (
-            "pg_catalog.interval, pg_catalog.bool",
-            vec![summary, source],
-        ),
-    ] {
-        let function = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
-            "SELECT {}::pg_catalog.regprocedure::pg_catalog.oid",
-            literal(&format!("{}({args})", r.since_function()))
-        ))
-        .ok()
-        .flatten()
-        .expect("just created");
-        for rel in on {
-            record((pg_sys::ProcedureRelationId, function), (class, rel, 0));
-        }
+    let f = r.since_function();
+    record_window_dependency(&format!("{f}(pg_catalog.interval)"), &[summary]);
+    record_window_dependency(
+        &format!("{f}(pg_catalog.interval, pg_catalog.bool)"),
+        &[summary, source],
+    );
+}
+
+/// Records that function `signature` (regprocedure text) depends on the
+/// relations `on`.
+fn record_window_dependency(signature: &str, on: &[pg_sys::Oid]) {
+    let function = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
+        "SELECT {}::pg_catalog.regprocedure::pg_catalog.oid",
+        literal(signature)
+    ))
+    .ok()
+    .flatten()
+    .expect("just created");
+    for rel in on {
+        record(
+            (pg_sys::ProcedureRelationId, function),
+            (pg_sys::RelationRelationId, *rel, 0),
+        );
     }
 }
 
@@ -1123,8 +1128,61 @@ fn sync(guard: &Restricted, rel: pg_sys::Oid) {
         refresh_triggers(guard, summary, source, src_owner);
         guard.act_as(src_owner);
         ensure_partition_triggers(guard, &r, source, summary, true);
+        if rel == source {
+            refresh_distributed_exact_window(guard, &r, summary, source);
+        }
         guard.act_as(crate::security::extension_owner());
     }
+}
+
+/// A distributed rollup's exact window function (PL/pgSQL: Citus plans
+/// no parameterized SQL-function query) holds the source's column names as
+/// text, not a parsed query that follows renames: written again, under
+/// the name it has, after DDL on the source. A local rollup's is `BEGIN
+/// ATOMIC` and follows by itself. Runs as the source's owner (`sync`).
+fn refresh_distributed_exact_window(
+    guard: &Restricted,
+    r: &Rollup,
+    summary: pg_sys::Oid,
+    source: pg_sys::Oid,
+) {
+    if !matches!(
+        super::citus::managed(summary),
+        Some(super::citus::Managed::Distributed(_))
+    ) {
+        return;
+    }
+    let Some(name) = crate::sqlglue::read_one::<String>(&format!(
+        "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(p.proname) \
+         FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid \
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace \
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid OPERATOR(pg_catalog.=) {} \
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
+           AND p.proargtypes OPERATOR(pg_catalog.=) '1186 16'::pg_catalog.oidvector LIMIT 1",
+        summary.to_u32()
+    ))
+    .ok()
+    .flatten() else {
+        return;
+    };
+    let sql = r
+        .since_exact_function_distributed_sql(
+            summary.to_u32(),
+            source.to_u32(),
+            !super::sql::filters_immutable(r),
+        )
+        .replacen(
+            &format!("CREATE FUNCTION {}(", r.since_function()),
+            &format!("CREATE OR REPLACE FUNCTION {name}("),
+            1,
+        );
+    guard.set_if_defined(c"citus.enable_ddl_propagation", c"off");
+    spi_run(&sql);
+    // CREATE OR REPLACE dropped the dependencies create_rollup recorded.
+    record_window_dependency(
+        &format!("{name}(pg_catalog.interval, pg_catalog.bool)"),
+        &[summary, source],
+    );
 }
 
 /// After CREATE TRIGGER of a rollup trigger (a restore, or a trigger

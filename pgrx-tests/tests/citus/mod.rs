@@ -795,7 +795,31 @@ pub fn rollups_of_distributed_tables_stay_exact(_c: &Cluster) {
             .collect::<Vec<_>>()
             .join("\n")
     );
+    // The exact window of a distributed rollup names the source's columns
+    // as text: written again after the column rename, it still reads
+    // (and reads exactly); DROP … CASCADE still takes it along.
+    let (exact, direct): (String, String) = {
+        let r = app
+            .query_one(
+                "SELECT (SELECT format('%s:%s', sum(n), sum(total)) FROM app.ev2_1h_since(now() - '2026-04-01 03:30:30+00', exact => true)),
+                        (SELECT format('%s:%s', count(*), sum(val)) FROM app.ev3 WHERE ts > '2026-04-01 03:30:30+00')",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(exact, direct, "exact window after the column rename");
     app.batch_execute("DROP TABLE app.ev3 CASCADE").unwrap();
+    assert_eq!(
+        db.query_one(
+            "SELECT count(*) FROM pg_proc WHERE proname = 'ev2_1h_since'",
+            &[]
+        )
+        .unwrap()
+        .get::<_, i64>(0),
+        0,
+        "both window functions dropped with the summary"
+    );
     assert_gone_on_workers(
         &mut db,
         "SELECT (SELECT count(*) FROM pg_class WHERE relname ~ '^ev[23]') + (SELECT count(*) FROM vigil.rollup_defs)",
