@@ -543,6 +543,14 @@ impl Rollup {
 
     /// `SELECT key..., _rows, measures... FROM <from> r GROUP BY keys ORDER BY keys`.
     pub fn aggregate_select(&self, from: &str) -> String {
+        self.aggregate_select_where(from, "true")
+    }
+
+    /// `aggregate_select` of the rows of `from` (aliased `r`) that meet
+    /// `condition`: the query then names only the columns the rollup
+    /// reads, not `*` (a stored query that did would depend on every
+    /// column of the table).
+    fn aggregate_select_where(&self, from: &str, condition: &str) -> String {
         let mut cols = self.group_columns("r");
         cols.push(format!("{} AS {}", self.bucket_expr("r"), ident("bucket")));
         cols.push(format!("count(*) AS {}", ident("_rows")));
@@ -553,8 +561,13 @@ impl Rollup {
                 ident(&m.name)
             ));
         }
+        let filter = if condition == "true" {
+            String::new()
+        } else {
+            format!(" WHERE {condition}")
+        };
         format!(
-            "SELECT {} FROM {from} r GROUP BY {p} ORDER BY {p}",
+            "SELECT {} FROM {from} r{filter} GROUP BY {p} ORDER BY {p}",
             cols.join(", "),
             p = self.key_positions()
         )
@@ -1479,11 +1492,14 @@ impl Rollup {
             }
         };
         let t = format!("r.{}", ident(&self.time_column));
-        let edge = self.aggregate_select(&format!(
-            "(SELECT * FROM {source} r WHERE {exact} AND {t} OPERATOR(pg_catalog.>) {} AND {t} OPERATOR(pg_catalog.<) {})",
-            bound(&cutoff),
-            bound(&edge_end),
-        ));
+        let edge = self.aggregate_select_where(
+            source,
+            &format!(
+                "{exact} AND {t} OPERATOR(pg_catalog.>) {} AND {t} OPERATOR(pg_catalog.<) {}",
+                bound(&cutoff),
+                bound(&edge_end),
+            ),
+        );
         format!(
             "(SELECT {sc} FROM {table} h WHERE {exact} AND h.{b} OPERATOR(pg_catalog.>) {cutoff} \
              UNION ALL SELECT e.* FROM ({edge}) e \
@@ -1504,20 +1520,22 @@ impl Rollup {
     ) -> String {
         let (out_cols, select, group) = self.since_parts();
         let typed = Self::typed(&select, &out_cols);
-        // Placeholders no SQL text holds, swapped for format()'s
-        // positional arguments once every other `%` is doubled.
+        // Placeholders for format()'s positional arguments, swapped in
+        // once every other `%` is doubled: control characters around a
+        // name, which only the rollup's owner could write into their own
+        // filter or column names (changing nothing but their own query).
         let from = self.since_exact_from(
-            "\u{1}1",
-            "\u{1}2",
-            "\u{1}3::pg_catalog.interval",
-            "\u{1}4::pg_catalog.bool",
+            "\u{1}vigil-arg-1\u{1}",
+            "\u{1}vigil-arg-2\u{1}",
+            "\u{1}vigil-arg-3\u{1}::pg_catalog.interval",
+            "\u{1}vigil-arg-4\u{1}::pg_catalog.bool",
         );
         let template = format!("SELECT {} FROM {from} s{group}", typed.join(", "))
             .replace('%', "%%")
-            .replace("\u{1}1", "%1$s")
-            .replace("\u{1}2", "%2$s")
-            .replace("\u{1}3", "%3$L")
-            .replace("\u{1}4", "%4$L");
+            .replace("\u{1}vigil-arg-1\u{1}", "%1$s")
+            .replace("\u{1}vigil-arg-2\u{1}", "%2$s")
+            .replace("\u{1}vigil-arg-3\u{1}", "%3$L")
+            .replace("\u{1}vigil-arg-4\u{1}", "%4$L");
         let body = format!(
             "\nBEGIN\n  RETURN QUERY EXECUTE pg_catalog.format({}, {summary}::pg_catalog.oid::pg_catalog.regclass, \
              {source}::pg_catalog.oid::pg_catalog.regclass, since, exact);\nEND\n",
