@@ -546,6 +546,15 @@ impl Rollup {
         self.aggregate_select_where(from, "true")
     }
 
+    /// `r.<time> IS NOT NULL`: a row without a time is in no bucket (and
+    /// in no window), so no statement counts it. Written into every read
+    /// of source or transition-table rows: a nullable time column's NULL
+    /// must not stop the application's write on the summary's NOT NULL
+    /// bucket.
+    fn has_time(&self) -> String {
+        format!("r.{} IS NOT NULL", ident(&self.time_column))
+    }
+
     /// `aggregate_select` of the rows of `from` (aliased `r`) that meet
     /// `condition`: the query then names only the columns the rollup
     /// reads, not `*` (a stored query that did would depend on every
@@ -562,9 +571,9 @@ impl Rollup {
             ));
         }
         let filter = if condition == "true" {
-            String::new()
+            format!(" WHERE {}", self.has_time())
         } else {
-            format!(" WHERE {condition}")
+            format!(" WHERE {condition} AND {}", self.has_time())
         };
         format!(
             "SELECT {} FROM {from} r{filter} GROUP BY {p} ORDER BY {p}",
@@ -727,7 +736,11 @@ impl Rollup {
         }
         cols.push(self.slot_expr(self.source_group_refs("r")));
         self.upsert_rows(
-            &format!("SELECT {} FROM {from} r", cols.join(", ")),
+            &format!(
+                "SELECT {} FROM {from} r WHERE {}",
+                cols.join(", "),
+                self.has_time()
+            ),
             &self.add_sets(false),
             true,
         )
@@ -764,8 +777,9 @@ impl Rollup {
         }
         self.upsert(
             &format!(
-                "SELECT {} FROM {from} r GROUP BY {p} ORDER BY {p}",
+                "SELECT {} FROM {from} r WHERE {} GROUP BY {p} ORDER BY {p}",
                 cols.join(", "),
+                self.has_time(),
                 p = self.key_positions()
             ),
             &self.add_sets(false),
@@ -798,7 +812,11 @@ impl Rollup {
                     ident(&m.name)
                 ));
             }
-            format!("SELECT {} FROM {from} r", cols.join(", "))
+            format!(
+                "SELECT {} FROM {from} r WHERE {}",
+                cols.join(", "),
+                self.has_time()
+            )
         };
         let mut cols: Vec<String> = keys.iter().map(|k| format!("u.{k}")).collect();
         let mut deltas = vec![ident("_rows")];
@@ -853,7 +871,11 @@ impl Rollup {
             for (i, (m, t)) in self.measures.iter().enumerate() {
                 cols.push(format!("{} AS m{i}", Self::row_measure_expr(m, t)));
             }
-            format!("(SELECT {} FROM {from} r)", cols.join(", "))
+            format!(
+                "(SELECT {} FROM {from} r WHERE {})",
+                cols.join(", "),
+                self.has_time()
+            )
         };
         let mut cols: Vec<String> = self
             .key_columns()
@@ -1038,7 +1060,11 @@ impl Rollup {
     fn touched(&self, from: &str) -> String {
         let mut cols = self.group_columns("r");
         cols.push(format!("{} AS {}", self.bucket_expr("r"), ident("bucket")));
-        format!("SELECT DISTINCT {} FROM {from} r", cols.join(", "))
+        format!(
+            "SELECT DISTINCT {} FROM {from} r WHERE {}",
+            cols.join(", "),
+            self.has_time()
+        )
     }
 
     /// After a removal: drop emptied groups, recompute min/max that became

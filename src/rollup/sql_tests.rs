@@ -212,6 +212,54 @@ mod tests {
         }
     }
 
+    /// A row without a time is in no bucket: writes of such rows (one or
+    /// many, INSERT, UPDATE to and from NULL, DELETE) go through, whatever
+    /// path the rollup takes (signed deltas, or locks and repairs for
+    /// extremes), and leave the summary equal to a recompute.
+    #[pg_test]
+    fn rows_without_a_time_are_in_no_bucket_and_never_stop_a_write() {
+        Spi::run(
+            "CREATE TABLE nt (k text, ts timestamptz, v int);
+             INSERT INTO nt VALUES ('a', '2026-11-01 10:00Z', 1), ('b', NULL, 2);
+             SELECT vigil.create_rollup('nt_sums', 'nt', 'ts', '1 hour', '{k}',
+                 '{\"n\": {\"agg\": \"count\"}, \"s\": {\"agg\": \"sum\", \"column\": \"v\"}}');
+             SELECT vigil.create_rollup('nt_max', 'nt', 'ts', '1 hour', '{k}',
+                 '{\"n\": {\"agg\": \"count\"}, \"hi\": {\"agg\": \"max\", \"column\": \"v\"}}');
+             INSERT INTO nt VALUES ('a', NULL, 3);
+             INSERT INTO nt VALUES ('a', NULL, 4), ('b', '2026-11-01 11:00Z', 5), ('c', NULL, 6);
+             UPDATE nt SET ts = NULL WHERE v = 1;
+             UPDATE nt SET ts = '2026-11-01 12:00Z' WHERE v = 3;
+             UPDATE nt SET v = v + 10 WHERE ts IS NULL AND v = 4;
+             UPDATE nt SET v = v + 10 WHERE v = 6;
+             DELETE FROM nt WHERE v = 2;
+             DELETE FROM nt WHERE ts IS NULL AND k = 'a';",
+        )
+        .unwrap();
+        for summary in ["nt_sums", "nt_max"] {
+            assert_eq!(
+                one::<i64>(&format!("SELECT vigil.verify_rollup('{summary}')")),
+                Some(0),
+                "{summary}"
+            );
+            assert_eq!(
+                one::<i64>(&format!("SELECT sum(n)::bigint FROM {summary}")),
+                one::<i64>("SELECT count(*) FROM nt WHERE ts IS NOT NULL"),
+                "{summary}"
+            );
+        }
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(k || ':' || hi, ',' ORDER BY k) FROM nt_max_since('100 years')"
+            )
+            .as_deref(),
+            Some("a:3,b:5")
+        );
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM nt WHERE ts IS NULL"),
+            Some(1)
+        );
+    }
+
     #[pg_test]
     fn rollup_stays_exact_under_random_mixed_dml() {
         make_rollup();
