@@ -1459,9 +1459,11 @@ impl Rollup {
     /// in are aggregated from the source (through its index on the time
     /// column: the condition is on the bare column), with the measures'
     /// own expressions, and merged like one more slot row. Without
-    /// `exact`, what `<name>_since(since)` gives. It reads the source, so
-    /// a caller needs SELECT on it (and its row-level security applies);
-    /// the one-argument form reads the summary only.
+    /// `exact`, what `<name>_since(since)` gives. It reads the source's
+    /// columns the rollup reads, as the caller, whatever `exact` says: the
+    /// caller needs SELECT on them, and the source's row-level security
+    /// applies to the edge rows; the one-argument form reads the summary
+    /// only.
     ///
     /// `pinned`: the filters are not all immutable, so the function runs
     /// with the values the triggers pin (TimeZone UTC and the rest,
