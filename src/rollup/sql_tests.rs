@@ -100,7 +100,11 @@ mod tests {
                     now() - random() * interval '9 days' + interval '10 minutes',
                     (ARRAY['paid', 'free', 'refund'])[1 + g % 3],
                     CASE WHEN g % 11 = 0 THEN NULL ELSE (g % 50) * 1.25 END, (g * 7919 % 1000) / 10.0
-             FROM generate_series(1, 4000) g;",
+             FROM generate_series(1, 4000) g;
+             -- a row at the start of the 24 h window's edge bucket, before
+             -- its cutoff, whatever the time of day the test runs at
+             INSERT INTO events VALUES ('e1', 1, date_bin('1 hour', now() - interval '24 hours', '2000-01-03 00:00+00'),
+                                        'paid', 1, 1);",
         )
         .unwrap();
         Spi::run(&format!(
