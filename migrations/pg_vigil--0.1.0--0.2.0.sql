@@ -1232,6 +1232,12 @@ COMMENT ON FUNCTION vigil._metrics() IS 'The counters vigil.metrics shows (name,
 
 COMMENT ON FUNCTION vigil._monitor_by_name(name text) IS 'Internal: the monitor of that name, or ERROR 42704';
 
+CREATE OR REPLACE FUNCTION vigil._monitor_kind_trigger(kind text) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'monitor_kind_trigger_wrapper';
+
+COMMENT ON FUNCTION vigil._monitor_kind_trigger(kind text) IS 'Internal: the statement trigger function a monitor kind that decides on write adds to its source (early_kill), NULL for a kind that scans';
+
 CREATE OR REPLACE FUNCTION vigil._monitor_labels(options jsonb, subkey text) RETURNS jsonb
     LANGUAGE c IMMUTABLE PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'monitor_labels_wrapper';
@@ -1277,10 +1283,14 @@ BEGIN
             MESSAGE = format('source: relation %I.%I does not exist', NEW.source_schema, NEW.source_table);
     END IF;
     SELECT c.relkind, n.nspname INTO relkind, sch FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = src;
-    IF relkind NOT IN ('r', 'p', 'v', 'm', 'f') OR (NEW.kind = 'early_kill' AND relkind NOT IN ('r', 'p')) THEN
+    -- A kind that decides on write adds a trigger to its source
+    -- (vigil._monitor_kind_trigger): a table, not a view.
+    IF relkind NOT IN ('r', 'p', 'v', 'm', 'f')
+       OR (vigil._monitor_kind_trigger(NEW.kind) IS NOT NULL AND relkind NOT IN ('r', 'p')) THEN
         RAISE EXCEPTION USING ERRCODE = '42809',
             MESSAGE = format('source %s must be a %s', src,
-                             CASE WHEN NEW.kind = 'early_kill' THEN 'table (early_kill adds a trigger to it)'
+                             CASE WHEN vigil._monitor_kind_trigger(NEW.kind) IS NOT NULL
+                                  THEN format('table (%s adds a trigger to it)', NEW.kind)
                                   ELSE 'table, view or materialized view' END);
     END IF;
     -- vigil.health is the one pg_vigil relation a monitor may watch (the
@@ -2337,6 +2347,8 @@ DECLARE
     err_state text;
     err_text text;
     citus_table bool := false;
+    -- The trigger function of a kind that decides on write (else NULL).
+    on_write text := vigil._monitor_kind_trigger(kind);
 BEGIN
     PERFORM vigil._require_text(name, 'name'), vigil._require_text(kind, 'kind');
     IF source IS NULL THEN
@@ -2348,21 +2360,22 @@ BEGIN
     PERFORM vigil._require_sane_json(options, 'options');
     SELECT n.nspname, c.relname, c.relkind INTO sch, tbl, relkind
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = source;
-    IF relkind NOT IN ('r', 'p', 'v', 'm', 'f') OR (kind = 'early_kill' AND relkind NOT IN ('r', 'p')) THEN
+    IF relkind NOT IN ('r', 'p', 'v', 'm', 'f') OR (on_write IS NOT NULL AND relkind NOT IN ('r', 'p')) THEN
         RAISE EXCEPTION USING ERRCODE = '42809',
             MESSAGE = format('source %s must be a %s', source,
-                             CASE WHEN kind = 'early_kill' THEN 'table (early_kill adds a trigger to it)'
+                             CASE WHEN on_write IS NOT NULL THEN format('table (%s adds a trigger to it)', kind)
                                   ELSE 'table, view or materialized view' END);
     END IF;
     -- Citus fires a distributed table's triggers on its workers' shards,
-    -- where vigil's tables are not: early_kill needs a local table.
-    IF kind = 'early_kill' AND to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+    -- where vigil's tables are not: a kind that decides on write needs a
+    -- local table.
+    IF on_write IS NOT NULL AND to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
         EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1)'
             INTO citus_table USING source;
     END IF;
     IF citus_table THEN
         RAISE EXCEPTION USING ERRCODE = '0A000',
-            MESSAGE = format('source %s is a table Citus manages; early_kill monitors need a local table (their trigger runs where the rows are written)', source);
+            MESSAGE = format('source %s is a table Citus manages; %s monitors need a local table (their trigger runs where the rows are written)', source, kind);
     END IF;
     IF sch = 'vigil' AND source IS DISTINCT FROM 'vigil.health'::regclass THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('source %s is one of pg_vigil''s own tables', source);
@@ -2398,10 +2411,10 @@ BEGIN
     VALUES (name, kind, sch, tbl, plan->'options')
     RETURNING id INTO new_id;
 
-    IF kind = 'early_kill' THEN
+    IF on_write IS NOT NULL THEN
         EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %I.%I REFERENCING NEW TABLE AS vigil_new '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION vigil._early_kill_trigger(%L)',
-                       'vigil_early_kill_' || new_id, sch, tbl, new_id);
+                       'FOR EACH STATEMENT EXECUTE FUNCTION %s(%L)',
+                       'vigil_' || kind || '_' || new_id, sch, tbl, on_write::regproc, new_id);
     ELSE
         -- Run the query once, the way scans run it (as the source's owner,
         -- restricted), so that what only the executor can check fails now.
@@ -2581,8 +2594,8 @@ CREATE OR REPLACE FUNCTION vigil.drop_monitor(name text) RETURNS void
 DECLARE
     m vigil.monitors := vigil._monitor_by_name(name);
 BEGIN
-    IF m.kind = 'early_kill' AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = m.source_oid) THEN
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'vigil_early_kill_' || m.id, m.source_oid::regclass);
+    IF vigil._monitor_kind_trigger(m.kind) IS NOT NULL AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = m.source_oid) THEN
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'vigil_' || m.kind || '_' || m.id, m.source_oid::regclass);
     END IF;
     DELETE FROM vigil.monitors t WHERE t.id = m.id;
 END

@@ -92,6 +92,7 @@ COMMENT ON FUNCTION vigil._scan(text) IS 'Internal: the scan loop of vigil.scan(
 COMMENT ON FUNCTION vigil._monitor_labels(jsonb, text) IS
     'Internal: the labels a monitor gives its alerts: options.labels, options.alertname, and subkey (the finding''s key '
     'suffix, e.g. a stall monitor''s status) when there is one';
+COMMENT ON FUNCTION vigil._monitor_kind_trigger(text) IS 'Internal: the statement trigger function a monitor kind that decides on write adds to its source (early_kill), NULL for a kind that scans';
 COMMENT ON FUNCTION vigil.monitor_kinds() IS 'The kinds vigil.create_monitor accepts, in the order its errors list them';
 COMMENT ON FUNCTION vigil._base_type(oid, integer) IS 'Internal: format_type of a type''s base type (itself unless a domain), NULL for no type';
 COMMENT ON FUNCTION vigil._channel_kind_traits(text) IS 'Internal: what a channel kind decides for its rows (groups, always_resolved, default_max_per_second), applied by the channels trigger; NULL for a kind that is none';

@@ -85,6 +85,14 @@ fn monitor_kinds() -> Vec<&'static str> {
     super::kinds::ALL.iter().map(|k| k.name()).collect()
 }
 
+/// `vigil._monitor_kind_trigger(kind)`: the statement trigger function a
+/// kind that decides on write adds to its source (`KindDef::trigger`),
+/// NULL for a kind that scans or is none.
+#[pg_extern(immutable, strict, parallel_safe, name = "_monitor_kind_trigger")]
+fn monitor_kind_trigger(kind: &str) -> Option<&'static str> {
+    super::kinds::Kind::parse(kind).ok()?.def().trigger
+}
+
 /// `format_type` of the base type of `typ` (itself unless a domain), with
 /// its typmod: monitors compare and cast with base types, so no domain
 /// CHECK (code its owner controls) runs on vigil's side.

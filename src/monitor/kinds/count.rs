@@ -25,6 +25,7 @@ pub(super) const DEF: KindDef = KindDef {
     report_metric_name: metric_name_option,
     insight,
     rollup: Some(super::any_rollup),
+    trigger: None,
 };
 
 fn check(o: &Map<String, Value>) -> Result<()> {

@@ -35,6 +35,7 @@ pub(super) const DEF: KindDef = KindDef {
     report_metric_name: metric_name_option,
     insight,
     rollup: Some(rollup),
+    trigger: None,
 };
 
 /// Over a rollup the samples are its buckets: `value` names a measure,

@@ -31,6 +31,7 @@ pub(super) const DEF: KindDef = KindDef {
     report_metric_name: |_| None,
     insight,
     rollup: None,
+    trigger: Some("vigil._early_kill_trigger"),
 };
 
 /// Kills are alerts raised by the trigger, never scan findings; a report

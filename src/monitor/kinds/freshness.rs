@@ -26,6 +26,7 @@ pub(super) const DEF: KindDef = KindDef {
     report_metric_name: metric_name_option,
     insight,
     rollup: Some(super::any_rollup),
+    trigger: None,
 };
 
 fn insight(t: &TypeSummary) -> String {

@@ -30,6 +30,7 @@ pub(super) const DEF: KindDef = KindDef {
     report_metric_name: metric_name_option,
     insight,
     rollup: None,
+    trigger: None,
 };
 
 fn insight(t: &TypeSummary) -> String {

@@ -51,6 +51,11 @@ pub(in crate::monitor) struct KindDef {
     /// rows, and what it needs of it (its measures); None: it reads raw
     /// rows only.
     pub rollup: Option<fn(&Options, &Rollup) -> Result<()>>,
+    /// The statement trigger function a kind that decides on write runs
+    /// on its source (AFTER INSERT, the new rows as `vigil_new`, the
+    /// monitor id its argument): `create_monitor` adds it, `drop_monitor`
+    /// drops it, and the source must be a local table. None: it scans.
+    pub trigger: Option<&'static str>,
 }
 
 macro_rules! kinds {

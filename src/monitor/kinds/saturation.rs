@@ -42,6 +42,7 @@ pub(super) const DEF: KindDef = KindDef {
     report_metric_name: metric_name_option,
     insight,
     rollup: Some(rollup),
+    trigger: None,
 };
 
 fn check(o: &Map<String, Value>) -> Result<()> {

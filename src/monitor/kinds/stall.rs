@@ -30,6 +30,7 @@ pub(super) const DEF: KindDef = KindDef {
     report_metric_name,
     insight,
     rollup: None,
+    trigger: None,
 };
 
 /// The report counts waits in hours when urgency comes from them.

@@ -39,6 +39,7 @@ pub(super) const DEF: KindDef = KindDef {
     report_metric_name: metric_name_option,
     insight,
     rollup: Some(rollup),
+    trigger: None,
 };
 
 /// The measures each agg reads over a rollup (`last` needs raw rows).
