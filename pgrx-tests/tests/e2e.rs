@@ -948,6 +948,10 @@ fn main() {
             attacks::alerting_paths_run_no_code_a_caller_planted,
         ),
         (
+            "attack: exact_windows_run_no_code_a_tenant_planted",
+            attacks::exact_windows_run_no_code_a_tenant_planted,
+        ),
+        (
             "upgrade_from_0_1_0_equals_a_fresh_install_and_keeps_working",
             upgrade::upgrade_from_0_1_0_equals_a_fresh_install_and_keeps_working,
         ),

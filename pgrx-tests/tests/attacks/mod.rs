@@ -1638,3 +1638,71 @@ pub fn alerting_paths_run_no_code_a_caller_planted(c: &Cluster) {
     );
     assert_nobody_escalated(&mut su);
 }
+
+/// The exact window form reads the source as its caller: a tenant who owns
+/// the source and plants look-alike functions and operators in a schema a
+/// superuser's search_path puts ahead of pg_catalog (`now`, `date_bin`,
+/// `-`, `+`, `>`, `<`, `>=`) gets none of them run by a superuser who
+/// reads the rollup, through either `_since` form or the window views:
+/// their bodies were parsed, pinned to pg_catalog, when the rollup was
+/// made.
+pub fn exact_windows_run_no_code_a_tenant_planted(c: &Cluster) {
+    let mut su = setup(c);
+    plant_escalator(&mut su, "mallory");
+    let mut m = c.connect_as(DB, "mallory");
+    m.batch_execute(
+        "CREATE TABLE mallory.ev (k text, ts timestamptz NOT NULL, v int);
+         CREATE INDEX ON mallory.ev (ts);
+         INSERT INTO mallory.ev SELECT 'k' || (g % 3), now() - g * interval '7 minutes', g FROM generate_series(1, 500) g;
+         SELECT vigil.create_rollup('mallory.ev_h', 'mallory.ev', 'ts', '1 hour', '{k}',
+             '{\"n\": {\"agg\": \"count\"}, \"s\": {\"agg\": \"sum\", \"column\": \"v\"}}');
+         CREATE FUNCTION mallory.now() RETURNS timestamptz LANGUAGE sql
+             AS $f$ SELECT pg_catalog.now() WHERE mallory.mallory_escalate() $f$;
+         CREATE FUNCTION mallory.date_bin(interval, timestamptz, timestamptz) RETURNS timestamptz LANGUAGE sql
+             AS $f$ SELECT pg_catalog.date_bin($1, $2, $3) WHERE mallory.mallory_escalate() $f$;
+         CREATE FUNCTION mallory.ts_minus(timestamptz, interval) RETURNS timestamptz LANGUAGE sql
+             AS $f$ SELECT $1 OPERATOR(pg_catalog.-) $2 WHERE mallory.mallory_escalate() $f$;
+         CREATE FUNCTION mallory.ts_plus(timestamptz, interval) RETURNS timestamptz LANGUAGE sql
+             AS $f$ SELECT $1 OPERATOR(pg_catalog.+) $2 WHERE mallory.mallory_escalate() $f$;
+         CREATE FUNCTION mallory.ts_cmp(timestamptz, timestamptz) RETURNS bool LANGUAGE sql
+             AS $f$ SELECT mallory.mallory_escalate() AND $1 OPERATOR(pg_catalog.<>) $2 $f$;
+         CREATE OPERATOR mallory.- (LEFTARG = timestamptz, RIGHTARG = interval, FUNCTION = mallory.ts_minus);
+         CREATE OPERATOR mallory.+ (LEFTARG = timestamptz, RIGHTARG = interval, FUNCTION = mallory.ts_plus);
+         CREATE OPERATOR mallory.> (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = mallory.ts_cmp);
+         CREATE OPERATOR mallory.< (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = mallory.ts_cmp);
+         CREATE OPERATOR mallory.>= (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = mallory.ts_cmp);",
+    )
+    .unwrap();
+    su.batch_execute("SET search_path = mallory, public, pg_catalog")
+        .unwrap();
+    let want: i64 = su
+        .query_one(
+            "SELECT count(*) FROM mallory.ev WHERE ts OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '3 hours')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    for read in [
+        "SELECT sum(rows)::bigint FROM mallory.ev_h_since('3 hours', exact => true)",
+        "SELECT sum(rows)::bigint FROM mallory.ev_h_since('3 hours', false)",
+        "SELECT sum(rows)::bigint FROM mallory.ev_h_since('3 hours')",
+        "SELECT sum(rows)::bigint FROM mallory.ev_h_24h",
+    ] {
+        let n: Option<i64> = su.query_one(read, &[]).unwrap().get(0);
+        assert!(n.is_some(), "{read}");
+        if read.contains("exact") {
+            assert_eq!(
+                n,
+                Some(want),
+                "{read}: the exact figure, with pg_catalog's operators"
+            );
+        }
+    }
+    su.batch_execute("RESET search_path").unwrap();
+    assert_eq!(
+        ran_as(&mut su, "mallory"),
+        Vec::<String>::new(),
+        "planted code ran"
+    );
+    assert_nobody_escalated(&mut su);
+}
