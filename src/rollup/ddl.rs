@@ -1165,17 +1165,12 @@ fn refresh_distributed_exact_window(
     .flatten() else {
         return;
     };
-    let sql = r
-        .since_exact_function_distributed_sql(
-            summary.to_u32(),
-            source.to_u32(),
-            !super::sql::filters_immutable(r),
-        )
-        .replacen(
-            &format!("CREATE FUNCTION {}(", r.since_function()),
-            &format!("CREATE OR REPLACE FUNCTION {name}("),
-            1,
-        );
+    let sql = r.since_exact_function_distributed_sql(
+        Some(&name),
+        summary.to_u32(),
+        source.to_u32(),
+        !super::sql::filters_immutable(r),
+    );
     guard.set_if_defined(c"citus.enable_ddl_propagation", c"off");
     spi_run(&sql);
     // CREATE OR REPLACE dropped the dependencies create_rollup recorded.

@@ -1540,8 +1540,13 @@ impl Rollup {
     /// `since_function_distributed_sql` is: PL/pgSQL running the query
     /// with the summary and source named by oid at each call (`summary`,
     /// `source`) and the values as literals.
+    ///
+    /// `replacing`: the name of the function to replace (`CREATE OR
+    /// REPLACE`, after DDL on the source) instead of creating
+    /// `<name>_since`.
     pub fn since_exact_function_distributed_sql(
         &self,
+        replacing: Option<&str>,
         summary: u32,
         source: u32,
         pinned: bool,
@@ -1569,10 +1574,13 @@ impl Rollup {
              {source}::pg_catalog.oid::pg_catalog.regclass, since, exact);\nEND\n",
             literal(&template),
         );
+        let create = match replacing {
+            Some(name) => format!("CREATE OR REPLACE FUNCTION {name}"),
+            None => format!("CREATE FUNCTION {}", self.since_function()),
+        };
         format!(
-            "CREATE FUNCTION {}(since interval, exact boolean) RETURNS TABLE ({}) LANGUAGE plpgsql STABLE PARALLEL RESTRICTED \
+            "{create}(since interval, exact boolean) RETURNS TABLE ({}) LANGUAGE plpgsql STABLE PARALLEL RESTRICTED \
              SET search_path = pg_catalog, pg_temp{} AS {}",
-            self.since_function(),
             Self::since_columns(&out_cols),
             Self::pins(pinned),
             literal(&body),

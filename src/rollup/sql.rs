@@ -587,6 +587,7 @@ fn create_rollup(
         guard.set_if_defined(c"citus.enable_ddl_propagation", c"off");
         spi_run(&r.since_function_distributed_sql(summary.to_u32()));
         spi_run(&r.since_exact_function_distributed_sql(
+            None,
             summary.to_u32(),
             source.to_u32(),
             !filters_immutable(&r),

@@ -482,7 +482,7 @@ fn an_exact_window_reads_whole_buckets_from_the_summary_and_the_edge_from_the_so
 #[test]
 fn a_distributed_exact_window_names_summary_and_source_by_oid() {
     let r = rollup();
-    let f = r.since_exact_function_distributed_sql(4242, 4343, false);
+    let f = r.since_exact_function_distributed_sql(None, 4242, 4343, false);
     assert!(
         f.contains(
             "LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS"
@@ -511,8 +511,15 @@ fn a_distributed_exact_window_names_summary_and_source_by_oid() {
     let mut like = rollup();
     like.measures =
         parse(json!({"n": {"agg": "count", "filter": "payment_status LIKE 'p%'"}})).unwrap();
-    let f = like.since_exact_function_distributed_sql(1, 2, true);
+    let f = like.since_exact_function_distributed_sql(Some("\"s\".\"old_since\""), 1, 2, true);
     assert!(f.contains("LIKE ''''p%%''''"), "{f}");
+    // after DDL on the source it replaces the function it has, by name
+    assert!(
+        f.starts_with(
+            "CREATE OR REPLACE FUNCTION \"s\".\"old_since\"(since interval, exact boolean)"
+        ),
+        "{f}"
+    );
     assert!(
         f.contains("SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC'"),
         "{f}"
