@@ -688,12 +688,6 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION vigil._decline_days(days integer[], rates double precision[]) RETURNS integer
-    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
-    AS 'MODULE_PATHNAME', '_decline_days_wrapper';
-
-COMMENT ON FUNCTION vigil._decline_days(days integer[], rates double precision[]) IS 'Internal: consecutive days of declining conversion ending today (day 0), from each day''s number and rate in any order; the saturation kind''s decline_days';
-
 CREATE OR REPLACE FUNCTION vigil._deleted_default_recommended_actions_apply() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1803,6 +1797,18 @@ END
 $$;
 
 COMMENT ON FUNCTION vigil._run_escalations(max_rows integer) IS 'Internal (the worker, each round): stops the escalations of alerts acknowledged or closed, runs the due steps (a silenced or inhibited alert waits), one message per policy, step and channel (a policy step that cannot be sent warns and is retried in a minute, its chains unmoved); returns how many were queued';
+
+CREATE OR REPLACE FUNCTION vigil._saturation_days_final(internal) RETURNS double precision[]
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_saturation_days_final';
+
+COMMENT ON FUNCTION vigil._saturation_days_final(internal) IS 'Internal: final function of vigil._saturation_days';
+
+CREATE OR REPLACE FUNCTION vigil._saturation_days_trans(internal, timestamp with time zone, timestamp with time zone, double precision, double precision) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_saturation_days_trans';
+
+COMMENT ON FUNCTION vigil._saturation_days_trans(internal, timestamp with time zone, timestamp with time zone, double precision, double precision) IS 'Internal: transition of vigil._saturation_days';
 
 CREATE OR REPLACE FUNCTION vigil._scan(monitor text) RETURNS jsonb
     LANGUAGE c
@@ -3360,6 +3366,16 @@ COMMENT ON FUNCTION vigil.worker_status() IS 'The pg_vigil worker as it last rep
 COMMENT ON FUNCTION vigil.zscore(summary vigil.statsagg, value double precision) IS 'z-score of value against the summary: (value - mean) / stddev; NULL without spread';
 
 COMMENT ON FUNCTION vigil.zscore(value double precision, mean double precision, stddev double precision) IS 'z-score (value - mean) / stddev; NULL when stddev is 0 or NULL';
+
+CREATE OR REPLACE AGGREGATE vigil._saturation_days(now timestamp with time zone, at timestamp with time zone, rows double precision, converted double precision) (
+    SFUNC = vigil._saturation_days_trans,
+    STYPE = internal,
+    SSPACE = 544,
+    FINALFUNC = vigil._saturation_days_final,
+    PARALLEL = safe
+);
+
+COMMENT ON AGGREGATE vigil._saturation_days(now timestamp with time zone, at timestamp with time zone, rows double precision, converted double precision) IS 'Internal: the saturation kind''s figures per entity from its rows by whole days from at back to now (0 = the last 24 hours, up to 366): {rows_24h, converted_24h, rows_baseline, converted_baseline, rows_baseline_sq, rate_mean, rate_sd, decline_days}';
 
 CREATE OR REPLACE AGGREGATE vigil.percentile_agg(double precision) (
     SFUNC = vigil.percentile_agg_trans,

@@ -574,3 +574,26 @@ REVOKE EXECUTE ON FUNCTION
     vigil._monitor_run(bigint),
     vigil._monitors_guard()
 FROM PUBLIC;
+
+-- The saturation kind's per-entity aggregate (src/scoring/agg.rs): each
+-- entity's rows and conversions summed per day back from now, returned as the
+-- figures its query scores. One hashed aggregate over the rows read.
+CREATE FUNCTION vigil._saturation_days_trans(internal, timestamptz, timestamptz, float8, float8) RETURNS internal
+    AS 'MODULE_PATHNAME', 'vigil_saturation_days_trans' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION vigil._saturation_days_trans(internal, timestamptz, timestamptz, float8, float8) IS
+    'Internal: transition of vigil._saturation_days';
+CREATE FUNCTION vigil._saturation_days_final(internal) RETURNS float8[]
+    AS 'MODULE_PATHNAME', 'vigil_saturation_days_final' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION vigil._saturation_days_final(internal) IS
+    'Internal: final function of vigil._saturation_days';
+-- SSPACE: the header and the first 32 days.
+CREATE AGGREGATE vigil._saturation_days(now timestamptz, at timestamptz, rows float8, converted float8) (
+    SFUNC = vigil._saturation_days_trans,
+    STYPE = internal,
+    SSPACE = 544,
+    FINALFUNC = vigil._saturation_days_final,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE vigil._saturation_days(timestamptz, timestamptz, float8, float8) IS
+    'Internal: the saturation kind''s figures per entity from its rows by whole days from at back to now (0 = the last 24 hours, up to 366): '
+    '{rows_24h, converted_24h, rows_baseline, converted_baseline, rows_baseline_sq, rate_mean, rate_sd, decline_days}';

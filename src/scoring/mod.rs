@@ -2,6 +2,7 @@
 //! saturation model of scenario 1, urgency for triage, dedup keys and the
 //! early-kill decision of scenario 3. Pure Rust; `sql.rs` exposes it.
 
+mod agg;
 pub mod sql;
 #[cfg(any(test, feature = "pg_test"))]
 mod sql_tests;
@@ -233,54 +234,76 @@ pub fn saturation_predicted(
     Ok(or3(z_part, days.map(|d| d >= 3)))
 }
 
-/// Consecutive days of decline ending today, the saturation kind's
-/// `decline_days`: day `days[i]` (0 today, 1 yesterday, …, in any order)
-/// had conversion rate `rates[i]`; a day declines when its rate is below
-/// the rate of the day before it (which must be there). The count is the
-/// unbroken run of declining days from day 0 (0 when there is no day 0).
-/// A NULL rate declines nowhere. Collecting the days unordered lets the
-/// scan hash its per-entity aggregate instead of sorting every day of
-/// every entity for a window function.
-pub fn decline_days(days: &[Option<i32>], rates: &[Option<f64>]) -> Result<i32> {
-    if days.len() != rates.len() {
-        return Err(VigilError::invalid(format!(
-            "days and rates must have the same length, got {} and {}",
-            days.len(),
-            rates.len()
-        )));
-    }
-    let mut by_day = Vec::with_capacity(days.len());
-    for (d, r) in days.iter().zip(rates) {
-        let d = d.ok_or_else(|| {
-            VigilError::new(
-                crate::error::ErrorKind::NullValue,
-                "days must not contain NULL",
-            )
-        })?;
-        if d < 0 {
-            return Err(VigilError::invalid(format!("days must be >= 0, got {d}")));
+/// The last day number `vigil._saturation_days` takes: day 0 is the last
+/// 24 hours, days 1..=baseline_days (at most 366) the baseline.
+pub const LAST_DAY: i32 = 366;
+
+/// One entity's figures for the saturation kind, from its rows' totals per
+/// day number (`days[d] = [rows, conversions]`, day 0 the last 24 hours):
+/// what the kind's query used to compute in two grouped passes (per entity
+/// and day, then per entity), now from one aggregate over the rows
+/// (`vigil._saturation_days`). A day with no rows (`rows <= 0`: never
+/// read, or a rollup's groups emptied by deletions) is no day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SaturationDays {
+    /// Rows and conversions of day 0 (0 without a day 0).
+    pub rows_24h: f64,
+    pub converted_24h: f64,
+    /// Sums over the baseline days (d > 0), and the sum of their rows
+    /// squared (for the volume's spread).
+    pub rows_baseline: f64,
+    pub converted_baseline: f64,
+    pub rows_baseline_sq: f64,
+    /// Mean and sample standard deviation of the baseline days' rates
+    /// (conversions / rows): NULL (None) over no day, and the deviation
+    /// over fewer than two.
+    pub rate_mean: Option<f64>,
+    pub rate_sd: Option<f64>,
+    /// Consecutive days of decline ending today: the unbroken run from
+    /// day 0 of days whose rate is below the rate of the day before it
+    /// (which must be there; 0 without a day 0).
+    pub decline_days: i32,
+}
+
+impl SaturationDays {
+    pub fn of(days: &[[f64; 2]]) -> SaturationDays {
+        let present = |d: usize| days.get(d).filter(|[n, _]| *n > 0.0);
+        let rate = |d: usize| present(d).map(|[n, c]| c / n);
+        let (mut mb, mut cb, mut mb2) = (0.0, 0.0, 0.0);
+        let mut rates = Vec::with_capacity(days.len());
+        for [n, c] in days.iter().skip(1).filter(|[n, _]| *n > 0.0) {
+            mb += n;
+            cb += c;
+            mb2 += n * n;
+            rates.push(c / n);
         }
-        by_day.push((d, *r));
-    }
-    by_day.sort_unstable_by_key(|(d, _)| *d);
-    if let Some(w) = by_day.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(VigilError::invalid(format!(
-            "days must not repeat a day, got {} twice",
-            w[0].0
-        )));
-    }
-    let mut run = 0;
-    for (i, (d, rate)) in by_day.iter().enumerate() {
-        if *d != run {
-            break;
+        let count = rates.len() as f64;
+        let rate_mean = (!rates.is_empty()).then(|| rates.iter().sum::<f64>() / count);
+        // Two passes (PostgreSQL's stddev_samp uses the Youngs–Cramer
+        // update; both are exact to rounding).
+        let rate_sd = rate_mean
+            .filter(|_| rates.len() > 1)
+            .map(|m| (rates.iter().map(|r| (r - m) * (r - m)).sum::<f64>() / (count - 1.0)).sqrt());
+        let mut run = 0;
+        while let (Some(now), Some(before)) = (rate(run), rate(run + 1)) {
+            if now < before {
+                run += 1;
+            } else {
+                break;
+            }
         }
-        let before = by_day.get(i + 1).filter(|(next, _)| *next == d + 1);
-        match (rate, before.and_then(|(_, r)| *r)) {
-            (Some(now), Some(prev)) if now < &prev => run += 1,
-            _ => break,
+        let [m24, c24] = present(0).copied().unwrap_or([0.0, 0.0]);
+        SaturationDays {
+            rows_24h: m24,
+            converted_24h: c24,
+            rows_baseline: mb,
+            converted_baseline: cb,
+            rows_baseline_sq: mb2,
+            rate_mean,
+            rate_sd,
+            decline_days: i32::try_from(run).unwrap_or(i32::MAX),
         }
     }
-    Ok(run)
 }
 
 fn and3(a: Option<bool>, b: Option<bool>) -> Option<bool> {

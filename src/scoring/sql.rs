@@ -61,11 +61,6 @@ fn saturation_predicted(
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn _decline_days(days: Vec<Option<i32>>, rates: Vec<Option<f64>>) -> i32 {
-    super::decline_days(&days, &rates).or_raise()
-}
-
-#[pg_extern(immutable, parallel_safe)]
 fn exhaustion_score(
     conversion_24h: Option<f64>,
     baseline_conversion: Option<f64>,

@@ -239,4 +239,70 @@ mod tests {
             "timeout must not be negative",
         );
     }
+
+    /// `vigil._saturation_days` equals the two grouped passes the
+    /// saturation kind's query made before it (per entity and day, then per
+    /// entity), over random rows with slot-like repeats, emptied days and
+    /// NULL conversions; and refuses rows outside its days.
+    #[pg_test]
+    fn saturation_days_equal_the_two_grouped_passes() {
+        Spi::run(
+            "CREATE TABLE sd AS
+             SELECT 'e' || (g % 7) AS e, now() - (random() * 9 * 86400) * interval '1 second' AS at,
+                    CASE WHEN g % 11 = 0 THEN 0 ELSE 1 + (g % 5) END::float8 AS n,
+                    CASE WHEN g % 13 = 0 THEN NULL ELSE (g % 3) END::float8 AS c
+             FROM generate_series(1, 3000) g",
+        )
+        .unwrap();
+        let mismatches = one::<i64>(
+            "WITH daily AS (
+               SELECT e, floor(date_part('epoch', now() - at) / 86400)::int AS d,
+                      sum(n) AS n, coalesce(sum(c), 0) AS c
+               FROM sd GROUP BY 1, 2 HAVING sum(n) > 0),
+             old AS (
+               SELECT e, coalesce(sum(n) FILTER (WHERE d = 0), 0) AS m24,
+                      coalesce(sum(c) FILTER (WHERE d = 0), 0) AS c24,
+                      coalesce(sum(n) FILTER (WHERE d > 0), 0) AS mb,
+                      coalesce(sum(c) FILTER (WHERE d > 0), 0) AS cb,
+                      coalesce(sum(n * n) FILTER (WHERE d > 0), 0) AS mb2,
+                      avg(c / n) FILTER (WHERE d > 0) AS rate_mean,
+                      stddev_samp(c / n) FILTER (WHERE d > 0) AS rate_sd
+               FROM daily GROUP BY e),
+             new AS (SELECT e, vigil._saturation_days(now(), at, n, c) AS a FROM sd GROUP BY e)
+             SELECT count(*) FROM old FULL JOIN new USING (e)
+             WHERE new.a IS NULL OR old.e IS NULL
+                OR a[1] <> m24 OR a[2] <> c24 OR a[3] <> mb OR a[4] <> cb OR a[5] <> mb2
+                OR abs(a[6] - rate_mean) > 1e-12 OR abs(a[7] - rate_sd) > 1e-12",
+        );
+        assert_eq!(mismatches, Some(0));
+        // A day of declines: today 0.1 < yesterday 0.2 < 0.3 the day before.
+        assert_eq!(
+            one::<f64>(
+                "SELECT (vigil._saturation_days(now(), now() - d * interval '1 day' - interval '1 hour', 10, r * 10))[8]
+                 FROM (VALUES (0, 0.1), (1, 0.2), (2, 0.3), (3, 0.3)) v(d, r)"
+            ),
+            Some(2.0)
+        );
+        // NULL times and rows add nothing; no rows at all is NULL.
+        assert_eq!(
+            one::<Vec<Option<f64>>>(
+                "SELECT vigil._saturation_days(now(), at, n, 1) FROM (VALUES (NULL::timestamptz, 1::float8), (now(), NULL)) v(at, n)"
+            ),
+            Some(vec![Some(0.0), Some(0.0), Some(0.0), Some(0.0), Some(0.0), None, None, Some(0.0)])
+        );
+        assert_eq!(
+            one::<bool>(
+                "SELECT vigil._saturation_days(now(), now(), 1, 1) IS NULL FROM sd WHERE false"
+            ),
+            Some(true)
+        );
+        assert_invalid(
+            "SELECT vigil._saturation_days(now(), now() + interval '1 second', 1, 1)",
+            "at must be between now and 366 days before it, got -1 days before",
+        );
+        assert_invalid(
+            "SELECT vigil._saturation_days(now(), now() - interval '367 days', 1, 1)",
+            "got 367 days before",
+        );
+    }
 }

@@ -623,46 +623,57 @@ fn interval_span_counts_months_as_30_days() {
 }
 
 #[test]
-fn decline_days_count_the_unbroken_run_of_declines_from_today() {
-    let run = |days: &[i32], rates: &[f64]| {
-        let d: Vec<_> = days.iter().map(|d| Some(*d)).collect();
-        let r: Vec<_> = rates.iter().map(|r| Some(*r)).collect();
-        decline_days(&d, &r).unwrap()
+fn saturation_days_count_the_unbroken_run_of_declines_from_today() {
+    // days by number: [rows, conversions]; rate = conversions / rows
+    let run = |rates: &[Option<f64>]| {
+        let days: Vec<[f64; 2]> = rates
+            .iter()
+            .map(|r| r.map_or([0.0, 0.0], |r| [100.0, 100.0 * r]))
+            .collect();
+        SaturationDays::of(&days).decline_days
     };
     // today 0.1 < yesterday 0.2 < 0.3 < 0.4, then flat: three days
-    assert_eq!(run(&[0, 1, 2, 3, 4], &[0.1, 0.2, 0.3, 0.4, 0.4]), 3);
-    // any order
-    assert_eq!(run(&[3, 0, 4, 2, 1], &[0.4, 0.1, 0.4, 0.3, 0.2]), 3);
-    // no day 0, a gap, an equal rate, a rise: the run stops there
-    assert_eq!(run(&[1, 2], &[0.1, 0.2]), 0);
-    assert_eq!(run(&[0, 2], &[0.1, 0.2]), 0);
-    assert_eq!(run(&[0, 1, 3], &[0.1, 0.2, 0.3]), 1);
-    assert_eq!(run(&[0, 1], &[0.2, 0.2]), 0);
-    assert_eq!(run(&[0, 1], &[0.3, 0.2]), 0);
-    // the oldest day has nothing before it, so it never declines
-    assert_eq!(run(&[0], &[0.1]), 0);
-    assert_eq!(run(&[], &[]), 0);
-    // a NULL rate declines nowhere, and is no day before a decline either
     assert_eq!(
-        decline_days(&[Some(0), Some(1), Some(2)], &[Some(0.1), Some(0.2), None]).unwrap(),
-        1
+        run(&[Some(0.1), Some(0.2), Some(0.3), Some(0.4), Some(0.4)]),
+        3
     );
+    // no day 0, a gap, an equal rate, a rise: the run stops there
+    assert_eq!(run(&[None, Some(0.1), Some(0.2)]), 0);
+    assert_eq!(run(&[Some(0.1), None, Some(0.2)]), 0);
+    assert_eq!(run(&[Some(0.1), Some(0.2), None, Some(0.3)]), 1);
+    assert_eq!(run(&[Some(0.2), Some(0.2)]), 0);
+    assert_eq!(run(&[Some(0.3), Some(0.2)]), 0);
+    // the oldest day has nothing before it, so it never declines
+    assert_eq!(run(&[Some(0.1)]), 0);
+    assert_eq!(run(&[]), 0);
+    // a NaN rate declines nowhere
     assert_eq!(
-        decline_days(&[Some(0), Some(1)], &[None, Some(0.2)]).unwrap(),
+        SaturationDays::of(&[[1.0, 0.1], [1.0, f64::NAN], [1.0, 0.3]]).decline_days,
         0
     );
-    // bad input names the argument
-    let e = decline_days(&[Some(0)], &[]).unwrap_err();
-    assert!(
-        e.message
-            .starts_with("days and rates must have the same length"),
-        "{}",
-        e.message
+}
+
+#[test]
+fn saturation_days_sum_the_baseline_and_skip_empty_days() {
+    // day 0: 10 rows, 1 conversion; day 1: 20/4; day 2 emptied (0 rows,
+    // as a rollup's deleted groups leave it); day 3: 40/4
+    let s = SaturationDays::of(&[[10.0, 1.0], [20.0, 4.0], [0.0, 0.0], [40.0, 4.0]]);
+    assert_eq!((s.rows_24h, s.converted_24h), (10.0, 1.0));
+    assert_eq!(s.rows_baseline, 60.0);
+    assert_eq!(s.converted_baseline, 8.0);
+    assert_eq!(s.rows_baseline_sq, 400.0 + 1600.0);
+    // baseline rates 0.2 and 0.1: mean 0.15, sample sd sqrt(0.005)
+    assert!((s.rate_mean.unwrap() - 0.15).abs() < 1e-15);
+    assert!((s.rate_sd.unwrap() - 0.005f64.sqrt()).abs() < 1e-15);
+    // today 0.1 < yesterday 0.2, and day 2 is no day: one
+    assert_eq!(s.decline_days, 1);
+    // one baseline day: a mean, no deviation; none: neither
+    let s = SaturationDays::of(&[[0.0, 0.0], [4.0, 1.0]]);
+    assert_eq!(
+        (s.rows_24h, s.rate_mean, s.rate_sd),
+        (0.0, Some(0.25), None)
     );
-    let e = decline_days(&[None], &[Some(0.1)]).unwrap_err();
-    assert_eq!(e.kind, crate::error::ErrorKind::NullValue);
-    let e = decline_days(&[Some(0), Some(0)], &[Some(0.1), Some(0.2)]).unwrap_err();
-    assert!(e.message.contains("got 0 twice"), "{}", e.message);
-    let e = decline_days(&[Some(-1)], &[Some(0.1)]).unwrap_err();
-    assert!(e.message.starts_with("days must be >= 0"), "{}", e.message);
+    let s = SaturationDays::of(&[[5.0, 1.0]]);
+    assert_eq!((s.rows_baseline, s.rate_mean, s.rate_sd), (0.0, None, None));
+    assert_eq!(SaturationDays::of(&[]).rows_24h, 0.0);
 }

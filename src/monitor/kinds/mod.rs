@@ -215,6 +215,15 @@ impl Query<'_> {
         }
     }
 
+    /// The rows one row read stands for, as float8: 1, or a rollup summary
+    /// row's `_rows` (what `rows()` sums).
+    fn row_rows(&self) -> String {
+        match self.rollup {
+            Some(_) => format!("(t.{})::float8", ident("_rows")),
+            None => "1".into(),
+        }
+    }
+
     /// The sum of options.`key` as float8 (NULL over no values): a column
     /// of the raw rows, or a sum or count measure of a rollup.
     fn sum_of(&self, key: &str) -> String {

@@ -104,47 +104,38 @@ fn insight(t: &TypeSummary) -> String {
 
 fn query(q: &Query) -> String {
     let (e, time) = (q.entity(), q.req_col("time"));
+    // Per row: the rows it stands for (a rollup's `_rows`, or 1) and its
+    // conversions. The aggregate sums them per day and leaves out a day
+    // that holds no rows (a rollup's groups emptied by deletions: no day,
+    // and no division by zero).
+    let rows = q.row_rows();
     let converted = if q.o.contains_key("converted_count") {
-        format!("coalesce({}, 0)", q.sum_of("converted_count"))
+        format!("({})::float8", q.req_col("converted_count"))
     } else {
         let filter = q.filter("converted");
         format!(
-            "count(*) FILTER (WHERE {})::float8",
+            "CASE WHEN {} THEN 1 ELSE 0 END",
             filter.trim_start_matches(" AND ")
         )
     };
-    // Over a rollup a day whose groups were emptied by deletions holds
-    // no rows: it is no day (and no division by zero).
-    let nonempty = if q.rollup.is_some() {
-        format!(" HAVING {} > 0", q.rows())
-    } else {
-        String::new()
-    };
-    // Day 0 is the last 24 hours, days 1..B the baseline before it. The
-    // day number in float8 (`date_part`; `extract` computes in numeric,
-    // a tenth of this query's time at 10M rows). The run of declining
-    // days comes from each entity's days collected unordered
-    // (`vigil._decline_days`), so one hashed aggregate does all of `per`:
-    // a window function would sort every day of every entity first.
+    // Day 0 is the last 24 hours, days 1..B the baseline before it. One
+    // hashed aggregate per entity (`vigil._saturation_days`,
+    // src/scoring/agg.rs, which also numbers the days) does what a grouping
+    // per entity and day, then per entity, did (BENCHMARKS.md, 2026-12-07
+    // second section). `p` is MATERIALIZED so that each entity is scored
+    // once, not once per finding row of the VALUES below (inlined, the
+    // scoring functions ran three times and more per entity).
     let inner = format!(
-        "WITH daily AS (\n\
+        "WITH agg AS (\n\
            SELECT {e} AS entity,\n\
-                  floor(date_part('epoch', now() - ({time})::timestamptz) / 86400)::int AS d,\n\
-                  ({rows})::float8 AS n, {converted} AS c\n\
+                  vigil._saturation_days(now(), ({time})::timestamptz, {rows}, {converted}) AS a\n\
            FROM {src} t\n\
            WHERE {time} > {since} AND {time} <= {now} AND {e} IS NOT NULL{filter}\n\
-           GROUP BY 1, 2{nonempty}),\n\
+           GROUP BY 1),\n\
          per AS (\n\
-           SELECT entity,\n\
-                  coalesce(sum(n) FILTER (WHERE d = 0), 0) AS m24,\n\
-                  coalesce(sum(c) FILTER (WHERE d = 0), 0) AS c24,\n\
-                  coalesce(sum(n) FILTER (WHERE d > 0), 0) AS mb,\n\
-                  coalesce(sum(c) FILTER (WHERE d > 0), 0) AS cb,\n\
-                  coalesce(sum(n * n) FILTER (WHERE d > 0), 0) AS mb2,\n\
-                  avg(c / n) FILTER (WHERE d > 0) AS rate_mean,\n\
-                  stddev_samp(c / n) FILTER (WHERE d > 0) AS rate_sd,\n\
-                  vigil._decline_days(array_agg(d), array_agg(c / n)) AS decline_days\n\
-           FROM daily GROUP BY entity),\n\
+           SELECT entity, a[1] AS m24, a[2] AS c24, a[3] AS mb, a[4] AS cb, a[5] AS mb2,\n\
+                  a[6] AS rate_mean, a[7] AS rate_sd, a[8]::int AS decline_days\n\
+           FROM agg),\n\
          m AS (\n\
            SELECT p.*, p.c24 / nullif(p.m24, 0) AS conv, p.cb / nullif(p.mb, 0) AS base_conv,\n\
                   p.mb / {days} AS base_daily,\n\
@@ -156,7 +147,7 @@ fn query(q: &Query) -> String {
                   vigil.zscore(m.conv, m.rate_mean, m.rate_sd) AS conversion_z,\n\
                   vigil.zscore(m.m24, m.base_daily, m.vol_sd) AS volume_z\n\
            FROM m),\n\
-         p AS (\n\
+         p AS MATERIALIZED (\n\
            SELECT s.*, vigil.saturation_predicted(s.conversion_z, s.volume_z, s.decline_days::int) AS predicted\n\
            FROM s)\n\
          SELECT s.*, o.*\n\
@@ -167,7 +158,6 @@ fn query(q: &Query) -> String {
                                                THEN 'critical' ELSE 'high' END END::vigil.severity),\n\
            ('predicted', NULL, CASE WHEN s.predicted THEN ($1->>'predicted_severity')::vigil.severity END)\n\
          ) AS o(finding, status_text, severity)",
-        rows = q.rows(),
         src = q.source,
         since = q.as_time(&format!("now() - ({} + 1) * interval '1 day'", opt("baseline_days", "int"))),
         now = q.as_time("now()"),
