@@ -20,8 +20,10 @@ use crate::sqlglue::{agg_context, pg_finfo_v1, raise};
 use pgrx::prelude::*;
 
 /// Marks a state this module made: an `internal` datum is only ever a
-/// pointer, and a user's `CREATE AGGREGATE` could pair our final function
-/// with another aggregate's transition function.
+/// pointer, and a superuser's `CREATE AGGREGATE` could pair our final
+/// function with another aggregate's transition function (PostgreSQL
+/// refuses an `internal` state to anyone else: "aggregate transition data
+/// type cannot be internal").
 const MAGIC: u64 = 0x7669_6769_6c5f_6461; // "vigil_da"
 
 /// Days allocated at first (a 30-day baseline reads 31).
