@@ -742,6 +742,18 @@ $$;
 
 COMMENT ON FUNCTION vigil._distinct_names(names text[]) IS 'Internal: the names without repeats, each where it first appears';
 
+CREATE OR REPLACE FUNCTION vigil._drop_buckets_final(internal) RETURNS double precision[]
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_drop_buckets_final';
+
+COMMENT ON FUNCTION vigil._drop_buckets_final(internal) IS 'Internal: final function of vigil._drop_buckets';
+
+CREATE OR REPLACE FUNCTION vigil._drop_buckets_trans(internal, timestamp with time zone, double precision, double precision, double precision, integer) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_drop_buckets_trans';
+
+COMMENT ON FUNCTION vigil._drop_buckets_trans(internal, timestamp with time zone, double precision, double precision, double precision, integer) IS 'Internal: transition of vigil._drop_buckets';
+
 COMMENT ON FUNCTION vigil._drop_rollup(name oid) IS 'Internal: vigil.drop_rollup''s work';
 
 CREATE OR REPLACE FUNCTION vigil._early_kill_trigger() RETURNS trigger
@@ -3366,6 +3378,16 @@ COMMENT ON FUNCTION vigil.worker_status() IS 'The pg_vigil worker as it last rep
 COMMENT ON FUNCTION vigil.zscore(summary vigil.statsagg, value double precision) IS 'z-score of value against the summary: (value - mean) / stddev; NULL without spread';
 
 COMMENT ON FUNCTION vigil.zscore(value double precision, mean double precision, stddev double precision) IS 'z-score (value - mean) / stddev; NULL when stddev is 0 or NULL';
+
+CREATE OR REPLACE AGGREGATE vigil._drop_buckets(at timestamp with time zone, rows double precision, a double precision, b double precision, merge integer) (
+    SFUNC = vigil._drop_buckets_trans,
+    STYPE = internal,
+    SSPACE = 1576,
+    FINALFUNC = vigil._drop_buckets_final,
+    PARALLEL = safe
+);
+
+COMMENT ON AGGREGATE vigil._drop_buckets(at timestamp with time zone, rows double precision, a double precision, b double precision, merge integer) IS 'Internal: the drop kind''s samples over a rollup from one entity''s slot rows (each bucket merged by merge: 0 sum(a)/sum(b), 1 sum(a) when sum(b) > 0, 2 sum(a), 3 min(a), 4 max(a); buckets with no rows or no value left out): {latest, total, samples}, NULL without samples';
 
 CREATE OR REPLACE AGGREGATE vigil._saturation_days(now timestamp with time zone, at timestamp with time zone, rows double precision, converted double precision) (
     SFUNC = vigil._saturation_days_trans,

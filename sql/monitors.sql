@@ -597,3 +597,27 @@ CREATE AGGREGATE vigil._saturation_days(now timestamptz, at timestamptz, rows fl
 COMMENT ON AGGREGATE vigil._saturation_days(timestamptz, timestamptz, float8, float8) IS
     'Internal: the saturation kind''s figures per entity from its rows by whole days from at back to now (0 = the last 24 hours, up to 366): '
     '{rows_24h, converted_24h, rows_baseline, converted_baseline, rows_baseline_sq, rate_mean, rate_sd, decline_days}';
+
+-- The drop kind's per-entity aggregate over a rollup (src/scoring/agg.rs):
+-- each bucket's slot rows merged (merge: vigil's BucketMerge number), then
+-- the latest bucket's value, the sum of the buckets' values and their count.
+CREATE FUNCTION vigil._drop_buckets_trans(internal, timestamptz, float8, float8, float8, int) RETURNS internal
+    AS 'MODULE_PATHNAME', 'vigil_drop_buckets_trans' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION vigil._drop_buckets_trans(internal, timestamptz, float8, float8, float8, int) IS
+    'Internal: transition of vigil._drop_buckets';
+CREATE FUNCTION vigil._drop_buckets_final(internal) RETURNS float8[]
+    AS 'MODULE_PATHNAME', 'vigil_drop_buckets_final' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION vigil._drop_buckets_final(internal) IS
+    'Internal: final function of vigil._drop_buckets';
+-- SSPACE: the header and 32 rows of 48 bytes.
+CREATE AGGREGATE vigil._drop_buckets(at timestamptz, rows float8, a float8, b float8, merge int) (
+    SFUNC = vigil._drop_buckets_trans,
+    STYPE = internal,
+    SSPACE = 1576,
+    FINALFUNC = vigil._drop_buckets_final,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE vigil._drop_buckets(timestamptz, float8, float8, float8, int) IS
+    'Internal: the drop kind''s samples over a rollup from one entity''s slot rows (each bucket merged by merge: '
+    '0 sum(a)/sum(b), 1 sum(a) when sum(b) > 0, 2 sum(a), 3 min(a), 4 max(a); buckets with no rows or no value left out): '
+    '{latest, total, samples}, NULL without samples';

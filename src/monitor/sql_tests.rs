@@ -418,6 +418,82 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_drop_monitor_over_float_measures_merges_each_bucket_in_one_aggregate() {
+        // Two float8 scores a day for a week (80 and 82); today c2 scores
+        // 60 and 70, c3 70 and 72, c1 as usual. Float8 measures take
+        // vigil._drop_buckets: each bucket's value is its mean, sum, min
+        // or max of two scores.
+        Spi::run(
+            "CREATE TABLE public.fscores (client text, ts timestamptz, score float8);
+             INSERT INTO public.fscores
+             SELECT c, date_trunc('day', now()) - k * interval '1 day' + h * interval '1 hour', 78 + 2 * h
+             FROM unnest(ARRAY['c1', 'c2', 'c3']) c, generate_series(1, 6) k, generate_series(1, 2) h;
+             INSERT INTO public.fscores VALUES
+                 ('c1', date_trunc('day', now()), 80), ('c1', date_trunc('day', now()), 82),
+                 ('c2', date_trunc('day', now()), 60), ('c2', date_trunc('day', now()), 70),
+                 ('c3', date_trunc('day', now()), 70), ('c3', date_trunc('day', now()), 72);
+             SELECT vigil.create_rollup('public.fscores_daily', 'public.fscores', 'ts', '1 day', '{client}',
+                 '{\"mean\": {\"agg\": \"avg\", \"column\": \"score\"}, \"total\": {\"agg\": \"sum\", \"column\": \"score\"},
+                   \"lo\": {\"agg\": \"min\", \"column\": \"score\"}, \"hi\": {\"agg\": \"max\", \"column\": \"score\"}}');",
+        )
+        .unwrap();
+        for (m, want, details) in [
+            (
+                "mean",
+                "c2:high,c3:medium",
+                "65.00/81.00/16.00 71.00/81.00/10.00",
+            ),
+            (
+                "total",
+                "c2:critical,c3:high",
+                "130.00/162.00/32.00 142.00/162.00/20.00",
+            ),
+            (
+                "lo",
+                "c2:high,c3:medium",
+                "60.00/80.00/20.00 70.00/80.00/10.00",
+            ),
+            (
+                "hi",
+                "c2:medium,c3:medium",
+                "70.00/82.00/12.00 72.00/82.00/10.00",
+            ),
+        ] {
+            let name = format!("fdrop_{m}");
+            Spi::run(&format!(
+                "SELECT vigil.create_monitor('{name}', 'drop', 'public.fscores_daily',
+                     '{{\"entity\": \"client\", \"time\": \"bucket\", \"value\": \"{m}\"}}')"
+            ))
+            .unwrap();
+            scan(&name);
+            assert_eq!(alerts(&name, "drop"), want, "{m}");
+            assert_eq!(
+                one::<String>(&format!(
+                    "SELECT string_agg((details->>'current') || '/' || (details->>'average') || '/' || (details->>'drop_points'), ' ' ORDER BY entity)
+                     FROM vigil.alerts WHERE monitor = '{name}'"
+                ))
+                .as_deref(),
+                Some(details),
+                "{m}"
+            );
+        }
+        // Today's rows deleted: their buckets are emptied, yesterday is the
+        // latest sample and nothing dropped.
+        Spi::run(
+            "DELETE FROM public.fscores WHERE ts = date_trunc('day', now());
+             SELECT vigil.resolve(id) FROM vigil.alerts WHERE monitor LIKE 'fdrop_%';",
+        )
+        .unwrap();
+        for m in ["mean", "total", "lo", "hi"] {
+            scan(&format!("fdrop_{m}"));
+        }
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM vigil.alerts WHERE monitor LIKE 'fdrop_%' AND status = 'firing'"),
+            Some(0)
+        );
+    }
+
+    #[pg_test]
     fn a_monitors_actions_run_once_per_new_alert_as_its_creator() {
         Spi::run(
             "CREATE ROLE act_owner;

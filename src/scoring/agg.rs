@@ -1,45 +1,91 @@
-//! `vigil._saturation_days(now timestamptz, at timestamptz, rows float8,
-//! converted float8)`: the saturation kind's per-entity aggregate. It sums
-//! each entity's rows and conversions per day number (whole days from `at`
-//! back from `now`: 0 is the last 24 hours) and returns [`SaturationDays`] as a float8
-//! array, so the kind's query is one hashed aggregate over the rows read
-//! (raw rows, or a rollup's summary rows) instead of a grouping per entity
-//! and day followed by another per entity.
+//! Per-entity aggregates of two monitor kinds, each one hashed aggregate
+//! over the rows a scan reads instead of a grouping per entity and day (or
+//! bucket) followed by another per entity:
+//!
+//! - `vigil._saturation_days(now timestamptz, at timestamptz, rows float8,
+//!   converted float8)`: each entity's rows and conversions summed per day
+//!   number (whole days from `at` back from `now`: 0 is the last 24 hours),
+//!   returned as [`SaturationDays`] in a float8 array.
+//! - `vigil._drop_buckets(at timestamptz, rows float8, a float8, b float8,
+//!   merge int)`: the drop kind's samples over a rollup, each bucket's slot
+//!   rows merged ([`drop_samples`]), returned as `{latest, total, samples}`.
 //!
 //! Written against the raw fmgr ABI, like `vigil.stats_agg`'s transition
-//! function: it runs once per row read (310 000 summary rows for 10 000
-//! entities over a 30-day baseline). The state is `internal`: one small
-//! header and a growable array of `[rows, conversions]` by day number, both
-//! allocated in the aggregate's memory context (no Rust allocation, so
-//! nothing outlives a reset of that context). Declared in
-//! `sql/monitors.sql`.
+//! function: they run once per row read (310 000 summary rows for 10 000
+//! entities over a 30-day baseline). The state is `internal`: a header and
+//! a growable array, both allocated in the aggregate's memory context (no
+//! Rust allocation, so nothing outlives a reset of that context). Declared
+//! in `sql/monitors.sql`.
 
-use super::{SaturationDays, LAST_DAY};
+use super::{drop_samples, BucketMerge, BucketRow, SaturationDays, LAST_DAY};
 use crate::error::VigilError;
 use crate::sqlglue::{agg_context, pg_finfo_v1, raise};
 use pgrx::prelude::*;
 
-/// Marks a state this module made: an `internal` datum is only ever a
+/// A state: an array of `T` in the aggregate's memory context. `magic`
+/// marks states of one aggregate: an `internal` datum is only ever a
 /// pointer, and a superuser's `CREATE AGGREGATE` could pair our final
 /// function with another aggregate's transition function (PostgreSQL
 /// refuses an `internal` state to anyone else: "aggregate transition data
 /// type cannot be internal").
-const MAGIC: u64 = 0x7669_6769_6c5f_6461; // "vigil_da"
-
-/// Days allocated at first (a 30-day baseline reads 31).
-const FIRST_CAPACITY: usize = 32;
-
 #[repr(C)]
-struct State {
+struct State<T> {
     magic: u64,
     len: usize,
     cap: usize,
-    days: *mut [f64; 2],
+    items: *mut T,
+    /// The drop aggregate's merge (constant per call site; checked).
+    tag: i32,
 }
+
+const SATURATION: u64 = 0x7669_6769_6c5f_6461; // "vigil_da"
+const DROP: u64 = 0x7669_6769_6c5f_6462; // "vigil_db"
+
+/// Items allocated at first (a 30-day baseline reads 31 days).
+const FIRST_CAPACITY: usize = 32;
+
+impl<T: Copy> State<T> {
+    /// The state argument: this aggregate's own, or a new one for NULL.
+    /// Raises on a state another function made.
+    #[inline]
+    fn of(fcinfo: pg_sys::FunctionCallInfo, arg: pg_sys::NullableDatum, magic: u64) -> *mut Self {
+        if arg.isnull {
+            return first_state(fcinfo, magic, std::mem::size_of::<T>()).cast();
+        }
+        let st = arg.value.cast_mut_ptr::<Self>();
+        // SAFETY: a non-NULL internal datum is a pointer to a palloc'd
+        // block of at least 8 bytes.
+        if unsafe { (*st).magic } != magic {
+            not_our_state(fcinfo);
+        }
+        st
+    }
+
+    /// Makes room for `need` items (growing in the aggregate's context).
+    #[inline]
+    fn reserve(st: *mut Self, fcinfo: pg_sys::FunctionCallInfo, need: usize) {
+        // SAFETY: st is a state of this aggregate.
+        if need > unsafe { (*st).cap } {
+            grow(fcinfo, st.cast(), need, std::mem::size_of::<T>());
+        }
+    }
+
+    /// The items so far.
+    fn items<'a>(st: *mut Self) -> &'a mut [T] {
+        // SAFETY: the first `len` items are written; the array lives as
+        // long as the aggregate's context, past this call.
+        unsafe { std::slice::from_raw_parts_mut((*st).items, (*st).len) }
+    }
+}
+
+/// The header shared by every `State<T>` (the array's type erased).
+type Header = State<u8>;
 
 pg_finfo_v1!(
     pg_finfo_vigil_saturation_days_trans,
-    pg_finfo_vigil_saturation_days_final
+    pg_finfo_vigil_saturation_days_final,
+    pg_finfo_vigil_drop_buckets_trans,
+    pg_finfo_vigil_drop_buckets_final
 );
 
 /// The transition function: `(internal, timestamptz, timestamptz, float8,
@@ -58,14 +104,7 @@ pub unsafe extern "C" fn vigil_saturation_days_trans(
     let fc = unsafe { &mut *fcinfo };
     let args = unsafe { fc.args.as_slice(5) };
     let (state, now, at, rows, converted) = (args[0], args[1], args[2], args[3], args[4]);
-    let st = if state.isnull {
-        first_state(fcinfo)
-    } else {
-        state.value.cast_mut_ptr::<State>()
-    };
-    if !state.isnull && unsafe { (*st).magic } != MAGIC {
-        not_our_state(fcinfo);
-    }
+    let st = State::<[f64; 2]>::of(fcinfo, state, SATURATION);
     fc.isnull = false;
     if now.isnull || at.isnull || rows.isnull {
         return pg_sys::Datum::from(st);
@@ -82,19 +121,15 @@ pub unsafe extern "C" fn vigil_saturation_days_trans(
     } else {
         f64::from_bits(converted.value.value() as u64)
     };
-    // SAFETY: st is a State this module made (magic checked), its array
-    // `cap` long with the first `len` entries written.
+    State::reserve(st, fcinfo, d + 1);
+    // SAFETY: st is this aggregate's, its array at least d + 1 long with
+    // the first `len` entries written.
     unsafe {
-        if d >= (*st).len {
-            if d >= (*st).cap {
-                grow(fcinfo, st, d + 1);
-            }
-            for i in (*st).len..=d {
-                (*st).days.add(i).write([0.0, 0.0]);
-            }
-            (*st).len = d + 1;
+        for i in (*st).len..=d {
+            (*st).items.add(i).write([0.0, 0.0]);
         }
-        let slot = &mut *(*st).days.add(d);
+        (*st).len = (*st).len.max(d + 1);
+        let slot = &mut *(*st).items.add(d);
         slot[0] += n;
         slot[1] += c;
     }
@@ -112,21 +147,13 @@ pub unsafe extern "C" fn vigil_saturation_days_trans(
 pub unsafe extern "C" fn vigil_saturation_days_final(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    final_guarded(fcinfo)
+    saturation_final(fcinfo)
 }
 
 #[pg_guard]
-extern "C-unwind" fn final_guarded(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: a strict function's one argument is not NULL.
-    let st = unsafe { (*fcinfo).args.as_slice(1)[0].value.cast_mut_ptr::<State>() };
-    if unsafe { (*st).magic } != MAGIC {
-        not_our_state(fcinfo);
-    }
-    // Only called by an aggregate (agg_context raises otherwise).
-    agg_context(fcinfo);
-    // SAFETY: as in the transition function.
-    let days = unsafe { std::slice::from_raw_parts((*st).days, (*st).len) };
-    let s = SaturationDays::of(days);
+extern "C-unwind" fn saturation_final(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let st = final_state::<[f64; 2]>(fcinfo, SATURATION);
+    let s = SaturationDays::of(State::items(st));
     let out: Vec<Option<f64>> = vec![
         Some(s.rows_24h),
         Some(s.converted_24h),
@@ -140,35 +167,136 @@ extern "C-unwind" fn final_guarded(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::
     out.into_datum().expect("an array is not NULL")
 }
 
-#[pg_guard]
-extern "C-unwind" fn first_state(fcinfo: pg_sys::FunctionCallInfo) -> *mut State {
-    let ctx = agg_context(fcinfo);
-    // SAFETY: allocations in the aggregate's context, MAXALIGNed; every
-    // field is written before use.
+/// `vigil._drop_buckets`' transition function: `(internal, timestamptz,
+/// float8, float8, float8, int) RETURNS internal`, not strict. A row with
+/// a NULL time, NULL rows or NULL merge adds nothing. Rows are kept as they
+/// come; the final function sorts and merges them.
+///
+/// # Safety
+/// Called by PostgreSQL with the declared arguments.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vigil_drop_buckets_trans(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    let fc = unsafe { &mut *fcinfo };
+    let args = unsafe { fc.args.as_slice(6) };
+    let (state, at, rows, a, b, merge) = (args[0], args[1], args[2], args[3], args[4], args[5]);
+    let st = State::<BucketRow>::of(fcinfo, state, DROP);
+    fc.isnull = false;
+    if at.isnull || rows.isnull || merge.isnull {
+        return pg_sys::Datum::from(st);
+    }
+    let merge = merge.value.value() as i32;
+    // SAFETY: st is this aggregate's; `tag` is -1 until the first row.
     unsafe {
-        let st = pg_sys::MemoryContextAlloc(ctx, std::mem::size_of::<State>()).cast::<State>();
-        let days =
-            pg_sys::MemoryContextAlloc(ctx, FIRST_CAPACITY * std::mem::size_of::<[f64; 2]>())
-                .cast::<[f64; 2]>();
+        if (*st).tag != merge {
+            if (*st).tag != -1 || BucketMerge::from_code(merge).is_none() {
+                bad_merge(fcinfo, merge);
+            }
+            (*st).tag = merge;
+        }
+    }
+    let float =
+        |d: pg_sys::NullableDatum| (!d.isnull).then(|| f64::from_bits(d.value.value() as u64));
+    let row = BucketRow {
+        at: at.value.value() as i64,
+        rows: f64::from_bits(rows.value.value() as u64),
+        a: float(a),
+        b: float(b),
+    };
+    // SAFETY: as in the saturation aggregate.
+    unsafe {
+        State::reserve(st, fcinfo, (*st).len + 1);
+        (*st).items.add((*st).len).write(row);
+        (*st).len += 1;
+    }
+    pg_sys::Datum::from(st)
+}
+
+/// `vigil._drop_buckets`' final function: `(internal) RETURNS float8[]`,
+/// strict: `{latest, total, samples}`, NULL without samples.
+///
+/// # Safety
+/// Called by PostgreSQL with the declared argument.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vigil_drop_buckets_final(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    drop_final(fcinfo)
+}
+
+#[pg_guard]
+extern "C-unwind" fn drop_final(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let st = final_state::<BucketRow>(fcinfo, DROP);
+    // SAFETY: st is this aggregate's.
+    let merge = BucketMerge::from_code(unsafe { (*st).tag });
+    // Sorting in place is safe to repeat: a window aggregate may call the
+    // final function again on the same state, and the order of the rows
+    // is no part of it.
+    let samples = merge.and_then(|m| drop_samples(State::items(st), m));
+    match samples {
+        None => {
+            // SAFETY: PostgreSQL's fcinfo for this call.
+            unsafe { (*fcinfo).isnull = true };
+            pg_sys::Datum::from(0)
+        }
+        Some((latest, total, n)) => vec![latest, total, n as f64]
+            .into_datum()
+            .expect("an array is not NULL"),
+    }
+}
+
+/// A strict final function's state, checked.
+fn final_state<T: Copy>(fcinfo: pg_sys::FunctionCallInfo, magic: u64) -> *mut State<T> {
+    // SAFETY: a strict function's one argument is not NULL.
+    let arg = unsafe { (*fcinfo).args.as_slice(1)[0] };
+    let st = State::<T>::of(fcinfo, arg, magic);
+    // Only called by an aggregate (agg_context raises otherwise).
+    agg_context(fcinfo);
+    st
+}
+
+#[pg_guard]
+extern "C-unwind" fn first_state(
+    fcinfo: pg_sys::FunctionCallInfo,
+    magic: u64,
+    item: usize,
+) -> *mut Header {
+    let ctx = agg_context(fcinfo);
+    // SAFETY: allocations in the aggregate's context, MAXALIGNed (items
+    // are f64-aligned); every field is written before use.
+    unsafe {
+        let st = pg_sys::MemoryContextAlloc(ctx, std::mem::size_of::<Header>()).cast::<Header>();
+        let items = pg_sys::MemoryContextAlloc(ctx, FIRST_CAPACITY * item).cast::<u8>();
         st.write(State {
-            magic: MAGIC,
+            magic,
             len: 0,
             cap: FIRST_CAPACITY,
-            days,
+            items,
+            tag: -1,
         });
         st
     }
 }
 
-/// Grows the array to hold `need` days (`repalloc` keeps it in the
-/// aggregate's context; `need` is at most LAST_DAY + 1).
+/// Grows the array to hold at least `need` items of `item` bytes, doubling
+/// (`repalloc` keeps it in the aggregate's context).
 #[pg_guard]
-extern "C-unwind" fn grow(_fcinfo: pg_sys::FunctionCallInfo, st: *mut State, need: usize) {
-    let cap = need.next_power_of_two().min(LAST_DAY as usize + 1);
-    // SAFETY: st is ours; days was allocated by MemoryContextAlloc.
+extern "C-unwind" fn grow(
+    _fcinfo: pg_sys::FunctionCallInfo,
+    st: *mut Header,
+    need: usize,
+    item: usize,
+) {
+    let cap = need.next_power_of_two();
+    let Some(bytes) = cap.checked_mul(item).filter(|b| *b <= MAX_ALLOC) else {
+        raise(VigilError::invalid(
+            "too many rows for one group of a pg_vigil monitor aggregate",
+        ));
+    };
+    // SAFETY: st is ours; items was allocated by MemoryContextAlloc.
     unsafe {
-        (*st).days =
-            pg_sys::repalloc((*st).days.cast(), cap * std::mem::size_of::<[f64; 2]>()).cast();
+        (*st).items = pg_sys::repalloc((*st).items.cast(), bytes).cast();
         (*st).cap = cap;
     }
 }
@@ -182,12 +310,29 @@ fn day_of(ago: i64) -> Option<usize> {
 
 const USECS_PER_DAY: i64 = 86_400_000_000;
 
+/// PostgreSQL's MaxAllocSize (1 GB - 1), which palloc refuses above.
+const MAX_ALLOC: usize = 0x3fff_ffff;
+
 #[pg_guard]
 extern "C-unwind" fn bad_day(_fcinfo: pg_sys::FunctionCallInfo, ago: i64) -> ! {
     raise(VigilError::invalid(format!(
         "at must be between now and {LAST_DAY} days before it, got {} days before",
         ago.div_euclid(USECS_PER_DAY)
     )));
+}
+
+#[pg_guard]
+extern "C-unwind" fn bad_merge(_fcinfo: pg_sys::FunctionCallInfo, merge: i32) -> ! {
+    raise(VigilError::invalid(format!(
+        "merge must be one of 0 to 4 and the same on every row, got {merge}"
+    )));
+}
+
+#[pg_guard]
+extern "C-unwind" fn not_our_state(_fcinfo: pg_sys::FunctionCallInfo) -> ! {
+    raise(VigilError::invalid(
+        "a pg_vigil monitor aggregate was passed a state its transition function did not make",
+    ));
 }
 
 #[cfg(test)]
@@ -207,11 +352,16 @@ mod tests {
         assert_eq!(day_of(i64::MAX), None);
         assert_eq!(day_of(i64::MIN), None);
     }
-}
 
-#[pg_guard]
-extern "C-unwind" fn not_our_state(_fcinfo: pg_sys::FunctionCallInfo) -> ! {
-    raise(VigilError::invalid(
-        "vigil._saturation_days: the state is not one its transition function made",
-    ));
+    #[test]
+    fn states_share_one_header_layout() {
+        // `first_state` makes a `State<u8>`; the aggregates read it as
+        // their own `State<T>`: the header must not depend on T.
+        assert_eq!(
+            std::mem::size_of::<State<u8>>(),
+            std::mem::size_of::<State<BucketRow>>()
+        );
+        assert_eq!(std::mem::align_of::<BucketRow>(), 8);
+        assert_eq!(std::mem::size_of::<BucketRow>() % 8, 0);
+    }
 }

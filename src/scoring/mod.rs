@@ -306,6 +306,86 @@ impl SaturationDays {
     }
 }
 
+/// How the drop kind merges a bucket's slot rows of a rollup measure into
+/// the bucket's value (`vigil._drop_buckets`' `merge` argument; the query
+/// passes the number, so the list is written once, here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketMerge {
+    /// An `avg` or `stats` measure: Σ a / Σ b, a = mean × values, b =
+    /// values (NULL over no values).
+    Ratio = 0,
+    /// A `sum` measure: Σ a when Σ b (its `_n_` count of values) > 0.
+    Sum = 1,
+    /// A `count` measure: Σ a.
+    Count = 2,
+    /// `min` and `max` measures: the least or greatest a (PostgreSQL's
+    /// order: NaN above every number).
+    Min = 3,
+    Max = 4,
+}
+
+impl BucketMerge {
+    pub fn from_code(code: i32) -> Option<BucketMerge> {
+        [Self::Ratio, Self::Sum, Self::Count, Self::Min, Self::Max]
+            .into_iter()
+            .find(|m| *m as i32 == code)
+    }
+}
+
+/// One slot row of a bucket: its start (microseconds, any epoch), its
+/// `_rows`, and the measure's parts (`a`, `b`; NULL as None).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BucketRow {
+    pub at: i64,
+    pub rows: f64,
+    pub a: Option<f64>,
+    pub b: Option<f64>,
+}
+
+/// The drop kind's samples over a rollup, from one entity's slot rows in
+/// any order: each bucket's rows merged (`merge`), a bucket whose rows add
+/// up to none (`_rows` ≤ 0: emptied by deletions) or that holds no value is
+/// no sample. Returns (the latest sample's value, the sum of all samples,
+/// their count); None without samples. Sorts `rows` by time.
+pub fn drop_samples(rows: &mut [BucketRow], merge: BucketMerge) -> Option<(f64, f64, u64)> {
+    rows.sort_unstable_by_key(|r| r.at);
+    let (mut latest, mut total, mut n) = (None, 0.0, 0u64);
+    for bucket in rows.chunk_by(|x, y| x.at == y.at) {
+        let held: f64 = bucket.iter().map(|r| r.rows).sum();
+        if held.is_nan() || held <= 0.0 {
+            continue;
+        }
+        let a = bucket.iter().filter_map(|r| r.a);
+        let b: f64 = bucket.iter().filter_map(|r| r.b).sum();
+        let value = match merge {
+            BucketMerge::Ratio => (b != 0.0).then(|| a.sum::<f64>() / b),
+            BucketMerge::Sum => (b > 0.0).then(|| a.sum::<f64>()),
+            BucketMerge::Count => {
+                let mut a = a.peekable();
+                a.peek().is_some().then(|| a.sum::<f64>())
+            }
+            BucketMerge::Min => a.reduce(|x, y| if pg_lt(y, x) { y } else { x }),
+            BucketMerge::Max => a.reduce(|x, y| if pg_lt(x, y) { y } else { x }),
+        };
+        if let Some(v) = value {
+            latest = Some(v);
+            total += v;
+            n += 1;
+        }
+    }
+    latest.map(|v| (v, total, n))
+}
+
+/// float8 `<` as PostgreSQL orders it: NaN equals NaN and is above every
+/// other value.
+fn pg_lt(x: f64, y: f64) -> bool {
+    match (x.is_nan(), y.is_nan()) {
+        (false, false) => x < y,
+        (false, true) => true,
+        _ => false,
+    }
+}
+
 fn and3(a: Option<bool>, b: Option<bool>) -> Option<bool> {
     match (a, b) {
         (Some(false), _) | (_, Some(false)) => Some(false),

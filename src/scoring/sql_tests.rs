@@ -305,4 +305,55 @@ mod tests {
             "got 367 days before",
         );
     }
+
+    /// `vigil._drop_buckets` equals the grouping per entity and bucket it
+    /// replaced (the bucket's slot rows merged by SQL's aggregates), over
+    /// random slot rows of statsagg, sum, min and max measures with
+    /// emptied buckets; and refuses a merge it does not know or that
+    /// changes between rows.
+    #[pg_test]
+    fn drop_buckets_equal_the_grouping_per_bucket() {
+        Spi::run(
+            "CREATE TABLE db AS
+             SELECT 'e' || (g % 5) AS e, date_trunc('day', now()) - (g % 9) * interval '1 day' AS at,
+                    CASE WHEN g % 17 = 0 THEN 0 ELSE 1 END::float8 AS rows,
+                    vigil.stats_agg(v) AS s, sum(v) AS total, count(*)::float8 AS n, min(v) AS lo, max(v) AS hi
+             FROM generate_series(1, 400) g, LATERAL (SELECT random() * 100 + g % 7 AS v FROM generate_series(1, 1 + g % 3)) x
+             GROUP BY g",
+        )
+        .unwrap();
+        for (old, parts, merge) in [
+            (
+                "vigil.mean(vigil.rollup(s))",
+                "vigil.mean(s) * vigil.num_vals(s), vigil.num_vals(s)::float8",
+                0,
+            ),
+            ("CASE WHEN sum(n) > 0 THEN sum(total) END", "total, n", 1),
+            ("min(lo)", "lo, NULL", 3),
+            ("max(hi)", "hi, NULL", 4),
+        ] {
+            let mismatches = one::<i64>(&format!(
+                "WITH b AS (SELECT e, at, ({old})::float8 AS v FROM db GROUP BY 1, 2 HAVING sum(rows) > 0),
+                 o AS (SELECT e, (max(ARRAY[date_part('epoch', at), v]))[2] AS cur, sum(v) AS tot, count(*) AS k
+                       FROM b WHERE v IS NOT NULL GROUP BY 1),
+                 n AS (SELECT e, vigil._drop_buckets(at, rows, {parts}, {merge}) AS a FROM db GROUP BY 1)
+                 SELECT count(*) FROM o FULL JOIN n USING (e)
+                 WHERE (o.e IS NULL) <> (n.a IS NULL) OR abs(a[1] - cur) > 1e-9 * abs(cur)
+                    OR abs(a[2] - tot) > 1e-9 * abs(tot) OR a[3] <> k"
+            ));
+            assert_eq!(mismatches, Some(0), "{old}");
+        }
+        assert_eq!(
+            one::<bool>("SELECT vigil._drop_buckets(now(), 0, 1, 1, 0) IS NULL"),
+            Some(true)
+        );
+        assert_invalid(
+            "SELECT vigil._drop_buckets(now(), 1, 1, 1, 9)",
+            "merge must be one of 0 to 4 and the same on every row, got 9",
+        );
+        assert_invalid(
+            "SELECT vigil._drop_buckets(now(), 1, 1, 1, g) FROM generate_series(0, 1) g",
+            "got 1",
+        );
+    }
 }

@@ -677,3 +677,64 @@ fn saturation_days_sum_the_baseline_and_skip_empty_days() {
     assert_eq!((s.rows_baseline, s.rate_mean, s.rate_sd), (0.0, None, None));
     assert_eq!(SaturationDays::of(&[]).rows_24h, 0.0);
 }
+
+#[test]
+fn drop_samples_merge_each_bucket_and_take_the_latest() {
+    let row = |at, rows, a: Option<f64>, b: Option<f64>| BucketRow { at, rows, a, b };
+    // Averages: bucket 1 holds two slot rows (mean 10 of 2 values, mean 20
+    // of 2: 15), bucket 3 one (mean 6 of 3), bucket 2 was emptied by
+    // deletions (rows add up to 0), given out of order.
+    let mut rows = vec![
+        row(3, 3.0, Some(18.0), Some(3.0)),
+        row(1, 2.0, Some(20.0), Some(2.0)),
+        row(2, 1.0, Some(5.0), Some(1.0)),
+        row(1, 2.0, Some(40.0), Some(2.0)),
+        row(2, -1.0, Some(-5.0), Some(-1.0)),
+    ];
+    assert_eq!(
+        drop_samples(&mut rows, BucketMerge::Ratio),
+        Some((6.0, 21.0, 2))
+    );
+    // A sum with no values in its latest bucket: that bucket is no sample.
+    let mut rows = vec![
+        row(1, 1.0, Some(7.0), Some(1.0)),
+        row(2, 1.0, None, Some(0.0)),
+    ];
+    assert_eq!(
+        drop_samples(&mut rows, BucketMerge::Sum),
+        Some((7.0, 7.0, 1))
+    );
+    // Counts add up; min and max take PostgreSQL's order (NaN is greatest).
+    let mut rows = vec![row(1, 1.0, Some(2.0), None), row(1, 1.0, Some(3.0), None)];
+    assert_eq!(
+        drop_samples(&mut rows, BucketMerge::Count),
+        Some((5.0, 5.0, 1))
+    );
+    let mut rows = vec![
+        row(1, 1.0, Some(f64::NAN), None),
+        row(1, 1.0, Some(3.0), None),
+        row(2, 1.0, Some(4.0), None),
+    ];
+    assert_eq!(
+        drop_samples(&mut rows, BucketMerge::Min),
+        Some((4.0, 7.0, 2))
+    );
+    let (latest, total, n) = drop_samples(&mut rows, BucketMerge::Max).unwrap();
+    assert_eq!((latest, n), (4.0, 2));
+    assert!(total.is_nan());
+    // Nothing at all, or only emptied buckets: no samples.
+    assert_eq!(drop_samples(&mut [], BucketMerge::Ratio), None);
+    let mut rows = vec![row(1, 0.0, Some(1.0), Some(1.0))];
+    assert_eq!(drop_samples(&mut rows, BucketMerge::Ratio), None);
+    // The merge numbers are the SQL arguments.
+    for m in [
+        BucketMerge::Ratio,
+        BucketMerge::Sum,
+        BucketMerge::Count,
+        BucketMerge::Min,
+        BucketMerge::Max,
+    ] {
+        assert_eq!(BucketMerge::from_code(m as i32), Some(m));
+    }
+    assert_eq!(BucketMerge::from_code(5), None);
+}

@@ -9,6 +9,7 @@ use crate::monitor::options::{def, key, req, Key, Opt, Unit, ANY, NUMERIC, TIME}
 use crate::monitor::report::{num, TypeSummary};
 use crate::monitor::Rollup;
 use crate::rollup::ident;
+use crate::scoring::BucketMerge;
 use serde_json::{Map, Value};
 
 const KEYS: &[Key] = &[
@@ -63,6 +64,29 @@ fn bucket_value(q: &Query) -> String {
         ),
         "count" => format!("sum({c})"),
         agg => format!("{agg}({c})"),
+    }
+}
+
+/// A float8 `value` measure's parts for `vigil._drop_buckets`, which
+/// merges each bucket's slot rows in Rust: `(a, b, merge)`.
+fn bucket_parts(q: &Query) -> (String, String, BucketMerge) {
+    let m = q.o["value"].as_str().unwrap_or_default();
+    let c = q.req_col("value");
+    let part = format!("({c})::float8");
+    match q.rollup.and_then(|r| r.agg(m)).unwrap_or_default() {
+        "avg" | "stats" => (
+            format!("vigil.mean({c}) * vigil.num_vals({c})"),
+            format!("(vigil.num_vals({c}))::float8"),
+            BucketMerge::Ratio,
+        ),
+        "sum" => (
+            part,
+            format!("(t.{})::float8", ident(&format!("_n_{m}"))),
+            BucketMerge::Sum,
+        ),
+        "min" => (part, "NULL".into(), BucketMerge::Min),
+        "max" => (part, "NULL".into(), BucketMerge::Max),
+        _ => (part, "NULL".into(), BucketMerge::Count),
     }
 }
 
@@ -126,13 +150,37 @@ fn query(q: &Query) -> String {
             src = q.source,
         )
     };
-    let inner = format!(
-        "SELECT x.*, a.average, a.average - x.current AS drop_points, {zone} AS zone, {sev} AS severity\n\
-         FROM (SELECT s.entity,\n\
+    // Per entity: the latest sample, the samples' sum and count. A
+    // float8 measure of a rollup takes one hashed aggregate over the slot
+    // rows, which merges each bucket in Rust (`vigil._drop_buckets`): the
+    // grouping per entity and bucket it replaces spilled to disk at the
+    // default work_mem over 70 000 buckets. Exact types keep SQL's numeric.
+    let per_entity = if q.rollup.is_some() && ty == "float8" {
+        let (a, b, merge) = bucket_parts(q);
+        format!(
+            "SELECT y.entity, y.s[1] AS current, y.s[2] AS total, (y.s[3])::bigint AS samples\n\
+             FROM (SELECT {e} AS entity,\n\
+                   vigil._drop_buckets(({time})::timestamptz, (t.{rows})::float8, {a}, {b}, {merge}) AS s\n\
+                   FROM {src} t\n\
+                   WHERE {time} >= {since} AND {time} <= {now} AND {e} IS NOT NULL{filter}\n\
+                   GROUP BY 1) y\n\
+             WHERE y.s[3] >= 2",
+            merge = merge as i32,
+            src = q.source,
+            rows = ident("_rows"),
+        )
+    } else {
+        format!(
+            "SELECT s.entity,\n\
                (max(ARRAY[extract(epoch FROM (s.at)::timestamptz)::{ty}, s.v]))[2] AS current,\n\
                sum(s.v) AS total, count(*) AS samples\n\
                FROM ({samples}) s WHERE s.v IS NOT NULL\n\
-               GROUP BY 1 HAVING count(*) >= 2) x\n\
+               GROUP BY 1 HAVING count(*) >= 2"
+        )
+    };
+    let inner = format!(
+        "SELECT x.*, a.average, a.average - x.current AS drop_points, {zone} AS zone, {sev} AS severity\n\
+         FROM ({per_entity}) x\n\
          CROSS JOIN LATERAL (SELECT (x.total - x.current) / (x.samples - 1) AS average) a",
         sev = q.severity("a.average - x.current", ty, Meets::AtLeast),
     );
