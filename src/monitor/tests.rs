@@ -594,21 +594,29 @@ fn drop_over_a_rollup_compares_buckets_read_per_measure() {
         )
     };
     let q = on("mean").unwrap().query.unwrap();
-    // one sample per bucket, its slot rows merged; emptied buckets none
+    // a float8 measure: one aggregate per entity merges each bucket's slot
+    // rows (the mean's parts, merge 0 = sum(a) / sum(b)); emptied buckets
+    // are none (its rows argument)
     assert!(
-        q.contains("(vigil.mean(vigil.rollup(t.\"mean\")))::float8 AS v FROM public.t_daily t"),
+        q.contains(
+            "vigil._drop_buckets((t.\"bucket\")::timestamptz, (t.\"_rows\")::float8, \
+             vigil.mean(t.\"mean\") * vigil.num_vals(t.\"mean\"), (vigil.num_vals(t.\"mean\"))::float8, 0) AS s"
+        ),
         "{q}"
     );
-    assert!(
-        q.contains("GROUP BY 1, 2 HAVING sum(t.\"_rows\") > 0"),
-        "{q}"
-    );
+    assert!(q.contains("GROUP BY 1) y\nWHERE y.s[3] >= 2"), "{q}");
+    assert!(!q.contains("GROUP BY 1, 2"), "{q}");
     assert!(
         q.contains("WHERE t.\"bucket\" >= (now() - ($1->>'baseline')::interval)"),
         "{q}"
     );
-    // a sum reads NULL over no values; a count is exact numeric
+    // an exact type keeps SQL's numeric: one sample per bucket, its slot
+    // rows merged, emptied buckets none; a sum reads NULL over no values
     let q = on("total").unwrap().query.unwrap();
+    assert!(
+        q.contains("GROUP BY 1, 2 HAVING sum(t.\"_rows\") > 0"),
+        "{q}"
+    );
     assert!(
         q.contains("(CASE WHEN sum(t.\"_n_total\") > 0 THEN sum(t.\"total\") END)::numeric AS v"),
         "{q}"
