@@ -742,11 +742,29 @@ $$;
 
 COMMENT ON FUNCTION vigil._distinct_names(names text[]) IS 'Internal: the names without repeats, each where it first appears';
 
+CREATE OR REPLACE FUNCTION vigil._drop_buckets_combine(internal, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_drop_buckets_combine';
+
+COMMENT ON FUNCTION vigil._drop_buckets_combine(internal, internal) IS 'Internal: combine function of vigil._drop_buckets (parallel aggregation)';
+
+CREATE OR REPLACE FUNCTION vigil._drop_buckets_deserial(bytea, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_drop_buckets_deserial';
+
+COMMENT ON FUNCTION vigil._drop_buckets_deserial(bytea, internal) IS 'Internal: deserialization of vigil._drop_buckets''s state (parallel aggregation)';
+
 CREATE OR REPLACE FUNCTION vigil._drop_buckets_final(internal) RETURNS double precision[]
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'vigil_drop_buckets_final';
 
 COMMENT ON FUNCTION vigil._drop_buckets_final(internal) IS 'Internal: final function of vigil._drop_buckets';
+
+CREATE OR REPLACE FUNCTION vigil._drop_buckets_serial(internal) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_drop_buckets_serial';
+
+COMMENT ON FUNCTION vigil._drop_buckets_serial(internal) IS 'Internal: serialization of vigil._drop_buckets''s state (parallel aggregation)';
 
 CREATE OR REPLACE FUNCTION vigil._drop_buckets_trans(internal, timestamp with time zone, double precision, double precision, double precision, integer) RETURNS internal
     LANGUAGE c IMMUTABLE PARALLEL SAFE
@@ -1810,11 +1828,29 @@ $$;
 
 COMMENT ON FUNCTION vigil._run_escalations(max_rows integer) IS 'Internal (the worker, each round): stops the escalations of alerts acknowledged or closed, runs the due steps (a silenced or inhibited alert waits), one message per policy, step and channel (a policy step that cannot be sent warns and is retried in a minute, its chains unmoved); returns how many were queued';
 
+CREATE OR REPLACE FUNCTION vigil._saturation_days_combine(internal, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_saturation_days_combine';
+
+COMMENT ON FUNCTION vigil._saturation_days_combine(internal, internal) IS 'Internal: combine function of vigil._saturation_days (parallel aggregation)';
+
+CREATE OR REPLACE FUNCTION vigil._saturation_days_deserial(bytea, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_saturation_days_deserial';
+
+COMMENT ON FUNCTION vigil._saturation_days_deserial(bytea, internal) IS 'Internal: deserialization of vigil._saturation_days''s state (parallel aggregation)';
+
 CREATE OR REPLACE FUNCTION vigil._saturation_days_final(internal) RETURNS double precision[]
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'vigil_saturation_days_final';
 
 COMMENT ON FUNCTION vigil._saturation_days_final(internal) IS 'Internal: final function of vigil._saturation_days';
+
+CREATE OR REPLACE FUNCTION vigil._saturation_days_serial(internal) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_saturation_days_serial';
+
+COMMENT ON FUNCTION vigil._saturation_days_serial(internal) IS 'Internal: serialization of vigil._saturation_days''s state (parallel aggregation)';
 
 CREATE OR REPLACE FUNCTION vigil._saturation_days_trans(internal, timestamp with time zone, timestamp with time zone, double precision, double precision) RETURNS internal
     LANGUAGE c IMMUTABLE PARALLEL SAFE
@@ -3384,6 +3420,9 @@ CREATE OR REPLACE AGGREGATE vigil._drop_buckets(at timestamp with time zone, row
     STYPE = internal,
     SSPACE = 1576,
     FINALFUNC = vigil._drop_buckets_final,
+    COMBINEFUNC = vigil._drop_buckets_combine,
+    SERIALFUNC = vigil._drop_buckets_serial,
+    DESERIALFUNC = vigil._drop_buckets_deserial,
     PARALLEL = safe
 );
 
@@ -3394,6 +3433,9 @@ CREATE OR REPLACE AGGREGATE vigil._saturation_days(now timestamp with time zone,
     STYPE = internal,
     SSPACE = 544,
     FINALFUNC = vigil._saturation_days_final,
+    COMBINEFUNC = vigil._saturation_days_combine,
+    SERIALFUNC = vigil._saturation_days_serial,
+    DESERIALFUNC = vigil._saturation_days_deserial,
     PARALLEL = safe
 );
 

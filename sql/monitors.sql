@@ -586,12 +586,27 @@ CREATE FUNCTION vigil._saturation_days_final(internal) RETURNS float8[]
     AS 'MODULE_PATHNAME', 'vigil_saturation_days_final' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION vigil._saturation_days_final(internal) IS
     'Internal: final function of vigil._saturation_days';
+CREATE FUNCTION vigil._saturation_days_combine(internal, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'vigil_saturation_days_combine' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION vigil._saturation_days_combine(internal, internal) IS
+    'Internal: combine function of vigil._saturation_days (parallel aggregation)';
+CREATE FUNCTION vigil._saturation_days_serial(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'vigil_saturation_days_serial' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION vigil._saturation_days_serial(internal) IS
+    'Internal: serialization of vigil._saturation_days''s state (parallel aggregation)';
+CREATE FUNCTION vigil._saturation_days_deserial(bytea, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'vigil_saturation_days_deserial' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION vigil._saturation_days_deserial(bytea, internal) IS
+    'Internal: deserialization of vigil._saturation_days''s state (parallel aggregation)';
 -- SSPACE: the header and the first 32 days.
 CREATE AGGREGATE vigil._saturation_days(now timestamptz, at timestamptz, rows float8, converted float8) (
     SFUNC = vigil._saturation_days_trans,
     STYPE = internal,
     SSPACE = 544,
     FINALFUNC = vigil._saturation_days_final,
+    COMBINEFUNC = vigil._saturation_days_combine,
+    SERIALFUNC = vigil._saturation_days_serial,
+    DESERIALFUNC = vigil._saturation_days_deserial,
     PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE vigil._saturation_days(timestamptz, timestamptz, float8, float8) IS
@@ -609,12 +624,27 @@ CREATE FUNCTION vigil._drop_buckets_final(internal) RETURNS float8[]
     AS 'MODULE_PATHNAME', 'vigil_drop_buckets_final' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION vigil._drop_buckets_final(internal) IS
     'Internal: final function of vigil._drop_buckets';
+CREATE FUNCTION vigil._drop_buckets_combine(internal, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'vigil_drop_buckets_combine' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION vigil._drop_buckets_combine(internal, internal) IS
+    'Internal: combine function of vigil._drop_buckets (parallel aggregation)';
+CREATE FUNCTION vigil._drop_buckets_serial(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'vigil_drop_buckets_serial' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION vigil._drop_buckets_serial(internal) IS
+    'Internal: serialization of vigil._drop_buckets''s state (parallel aggregation)';
+CREATE FUNCTION vigil._drop_buckets_deserial(bytea, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'vigil_drop_buckets_deserial' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION vigil._drop_buckets_deserial(bytea, internal) IS
+    'Internal: deserialization of vigil._drop_buckets''s state (parallel aggregation)';
 -- SSPACE: the header and 32 rows of 48 bytes.
 CREATE AGGREGATE vigil._drop_buckets(at timestamptz, rows float8, a float8, b float8, merge int) (
     SFUNC = vigil._drop_buckets_trans,
     STYPE = internal,
     SSPACE = 1576,
     FINALFUNC = vigil._drop_buckets_final,
+    COMBINEFUNC = vigil._drop_buckets_combine,
+    SERIALFUNC = vigil._drop_buckets_serial,
+    DESERIALFUNC = vigil._drop_buckets_deserial,
     PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE vigil._drop_buckets(timestamptz, float8, float8, float8, int) IS

@@ -84,9 +84,221 @@ type Header = State<u8>;
 pg_finfo_v1!(
     pg_finfo_vigil_saturation_days_trans,
     pg_finfo_vigil_saturation_days_final,
+    pg_finfo_vigil_saturation_days_combine,
+    pg_finfo_vigil_saturation_days_serial,
+    pg_finfo_vigil_saturation_days_deserial,
     pg_finfo_vigil_drop_buckets_trans,
-    pg_finfo_vigil_drop_buckets_final
+    pg_finfo_vigil_drop_buckets_final,
+    pg_finfo_vigil_drop_buckets_combine,
+    pg_finfo_vigil_drop_buckets_serial,
+    pg_finfo_vigil_drop_buckets_deserial
 );
+
+/// An array item's bytes in a serialized state (parallel workers hand
+/// their partial states to the leader as bytea): fields one by one, little
+/// endian, so that no padding or enum layout is ever copied.
+trait Item: Copy {
+    const BYTES: usize;
+    fn put(&self, out: &mut Vec<u8>);
+    fn get(b: &[u8]) -> Self;
+}
+
+fn f64_at(b: &[u8], at: usize) -> f64 {
+    f64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+impl Item for [f64; 2] {
+    const BYTES: usize = 16;
+    fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self[0].to_le_bytes());
+        out.extend_from_slice(&self[1].to_le_bytes());
+    }
+    fn get(b: &[u8]) -> Self {
+        [f64_at(b, 0), f64_at(b, 8)]
+    }
+}
+
+impl Item for BucketRow {
+    const BYTES: usize = 33;
+    fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.at.to_le_bytes());
+        out.extend_from_slice(&self.rows.to_le_bytes());
+        out.extend_from_slice(&self.a.unwrap_or(0.0).to_le_bytes());
+        out.extend_from_slice(&self.b.unwrap_or(0.0).to_le_bytes());
+        out.push(u8::from(self.a.is_some()) | u8::from(self.b.is_some()) << 1);
+    }
+    fn get(b: &[u8]) -> Self {
+        let flags = b[32];
+        BucketRow {
+            at: i64::from_le_bytes(b[0..8].try_into().expect("8 bytes")),
+            rows: f64_at(b, 8),
+            a: (flags & 1 != 0).then(|| f64_at(b, 16)),
+            b: (flags & 2 != 0).then(|| f64_at(b, 24)),
+        }
+    }
+}
+
+/// Serialized state: magic (8), tag (4), item count (8), the items.
+const SERIAL_HEADER: usize = 20;
+
+fn serial<T: Item>(fcinfo: pg_sys::FunctionCallInfo, magic: u64) -> pg_sys::Datum {
+    let st = final_state::<T>(fcinfo, magic);
+    let items = State::items(st);
+    let mut out = Vec::with_capacity(SERIAL_HEADER + items.len() * T::BYTES);
+    out.extend_from_slice(&magic.to_le_bytes());
+    // SAFETY: st is this aggregate's.
+    out.extend_from_slice(&unsafe { (*st).tag }.to_le_bytes());
+    out.extend_from_slice(&(items.len() as u64).to_le_bytes());
+    for item in items.iter() {
+        item.put(&mut out);
+    }
+    pg_sys::Datum::from(pgrx::varlena::rust_byte_slice_to_bytea(&out).into_pg())
+}
+
+fn deserial<T: Item>(fcinfo: pg_sys::FunctionCallInfo, magic: u64) -> pg_sys::Datum {
+    // SAFETY: a strict function's first argument, a bytea, is not NULL.
+    let bytes = unsafe {
+        let arg = (*fcinfo).args.as_slice(2)[0].value;
+        let ptr = pg_sys::pg_detoast_datum_packed(arg.cast_mut_ptr());
+        pgrx::varlena::varlena_to_byte_slice(ptr)
+    };
+    let len = bytes
+        .get(12..20)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize);
+    let ok = bytes.len() >= SERIAL_HEADER
+        && u64::from_le_bytes(bytes[0..8].try_into().expect("8 bytes")) == magic
+        && len.and_then(|n| n.checked_mul(T::BYTES)) == Some(bytes.len() - SERIAL_HEADER);
+    if !ok {
+        not_our_state(fcinfo);
+    }
+    let len = len.unwrap_or_default();
+    let st = first_state(fcinfo, magic, std::mem::size_of::<T>()).cast::<State<T>>();
+    State::reserve(st, fcinfo, len);
+    // SAFETY: st is new, with room for len items.
+    unsafe {
+        (*st).tag = i32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        for (i, chunk) in bytes[SERIAL_HEADER..].chunks_exact(T::BYTES).enumerate() {
+            (*st).items.add(i).write(T::get(chunk));
+        }
+        (*st).len = len;
+    }
+    pg_sys::Datum::from(st)
+}
+
+/// A combine function's two states: `(into, from)`; `into` is made in the
+/// aggregate's context when NULL (PostgreSQL passes NULL for a group's
+/// first partial state); None when `from` is NULL (return `into` as is).
+fn combine_args<T: Copy>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    magic: u64,
+) -> (
+    pg_sys::NullableDatum,
+    Option<(*mut State<T>, *mut State<T>)>,
+) {
+    agg_context(fcinfo);
+    // SAFETY: PostgreSQL's arguments for this call.
+    let args = unsafe { (*fcinfo).args.as_slice(2) };
+    if args[1].isnull {
+        return (args[0], None);
+    }
+    let from = State::<T>::of(fcinfo, args[1], magic);
+    let into = State::<T>::of(fcinfo, args[0], magic);
+    (args[0], Some((into, from)))
+}
+
+/// Returns `d` (the state, or NULL) from a function.
+fn ret(fcinfo: pg_sys::FunctionCallInfo, d: pg_sys::NullableDatum) -> pg_sys::Datum {
+    // SAFETY: PostgreSQL's fcinfo for this call.
+    unsafe { (*fcinfo).isnull = d.isnull };
+    d.value
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn vigil_saturation_days_combine(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    let (into_arg, pair) = combine_args::<[f64; 2]>(fcinfo, SATURATION);
+    let Some((into, from)) = pair else {
+        return ret(fcinfo, into_arg);
+    };
+    let from_days = State::items(from).to_vec();
+    State::reserve(into, fcinfo, from_days.len());
+    // SAFETY: into is this aggregate's, with room for from's days.
+    unsafe {
+        for i in (*into).len..from_days.len() {
+            (*into).items.add(i).write([0.0, 0.0]);
+        }
+        (*into).len = (*into).len.max(from_days.len());
+    }
+    for (mine, theirs) in State::items(into).iter_mut().zip(&from_days) {
+        mine[0] += theirs[0];
+        mine[1] += theirs[1];
+    }
+    pg_sys::Datum::from(into)
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn vigil_saturation_days_serial(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    serial::<[f64; 2]>(fcinfo, SATURATION)
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn vigil_saturation_days_deserial(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    deserial::<[f64; 2]>(fcinfo, SATURATION)
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn vigil_drop_buckets_combine(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    let (into_arg, pair) = combine_args::<BucketRow>(fcinfo, DROP);
+    let Some((into, from)) = pair else {
+        return ret(fcinfo, into_arg);
+    };
+    // SAFETY: both are this aggregate's states.
+    unsafe {
+        match ((*into).tag, (*from).tag) {
+            (_, -1) => {}
+            (-1, t) => (*into).tag = t,
+            (a, b) if a != b => bad_merge(fcinfo, b),
+            _ => {}
+        }
+    }
+    let rows = State::items(from).to_vec();
+    // SAFETY: into is this aggregate's, with room reserved first.
+    unsafe {
+        State::reserve(into, fcinfo, (*into).len + rows.len());
+        for (i, r) in rows.into_iter().enumerate() {
+            (*into).items.add((*into).len + i).write(r);
+        }
+        (*into).len += State::items(from).len();
+    }
+    pg_sys::Datum::from(into)
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn vigil_drop_buckets_serial(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    serial::<BucketRow>(fcinfo, DROP)
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn vigil_drop_buckets_deserial(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    deserial::<BucketRow>(fcinfo, DROP)
+}
 
 /// The transition function: `(internal, timestamptz, timestamptz, float8,
 /// float8) RETURNS internal`, not strict. A row with a NULL time or NULL
@@ -351,6 +563,36 @@ mod tests {
         assert_eq!(day_of(-1), None);
         assert_eq!(day_of(i64::MAX), None);
         assert_eq!(day_of(i64::MIN), None);
+    }
+
+    #[test]
+    fn items_round_trip_through_their_serialized_bytes() {
+        let rows = [
+            BucketRow {
+                at: -5,
+                rows: 2.0,
+                a: Some(1.5),
+                b: None,
+            },
+            BucketRow {
+                at: i64::MAX,
+                rows: -1.0,
+                a: None,
+                b: Some(f64::NAN),
+            },
+        ];
+        for r in rows {
+            let mut out = Vec::new();
+            r.put(&mut out);
+            assert_eq!(out.len(), BucketRow::BYTES);
+            let back = BucketRow::get(&out);
+            assert_eq!((back.at, back.rows, back.a), (r.at, r.rows, r.a));
+            assert_eq!(back.b.map(f64::is_nan), r.b.map(f64::is_nan));
+        }
+        let mut out = Vec::new();
+        [1.0, -2.5].put(&mut out);
+        assert_eq!(out.len(), <[f64; 2]>::BYTES);
+        assert_eq!(<[f64; 2]>::get(&out), [1.0, -2.5]);
     }
 
     #[test]

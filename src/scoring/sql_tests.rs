@@ -4,7 +4,9 @@ use pgrx::prelude::*;
 
 #[pg_schema]
 mod tests {
-    use crate::sql_tests::tests::{assert_invalid, one, sql_error};
+    use crate::sql_tests::tests::{
+        assert_invalid, assert_partial_and_finalize, force_parallel_plan, one, sql_error,
+    };
     use pgrx::prelude::*;
 
     #[pg_test]
@@ -304,6 +306,14 @@ mod tests {
             "SELECT vigil._saturation_days(now(), now() - interval '367 days', 1, 1)",
             "got 367 days before",
         );
+        // Parallel workers' partial states combine to the serial result
+        // (whole numbers: exact in any order).
+        let q = "SELECT vigil._saturation_days(now(), at, n, c)::text FROM sd";
+        Spi::run("ANALYZE sd").unwrap();
+        let serial = one::<String>(q);
+        force_parallel_plan();
+        assert_partial_and_finalize(q);
+        assert_eq!(one::<String>(q), serial);
     }
 
     /// `vigil._drop_buckets` equals the grouping per entity and bucket it
@@ -355,5 +365,13 @@ mod tests {
             "SELECT vigil._drop_buckets(now(), 1, 1, 1, g) FROM generate_series(0, 1) g",
             "got 1",
         );
+        // Parallel workers' partial states combine to the serial result.
+        let q = "SELECT vigil._drop_buckets(at, rows, lo, NULL, 3)::text FROM db";
+        Spi::run("ANALYZE db").unwrap();
+        let serial = one::<String>(q);
+        assert!(serial.is_some());
+        force_parallel_plan();
+        assert_partial_and_finalize(q);
+        assert_eq!(one::<String>(q), serial);
     }
 }
