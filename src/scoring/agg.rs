@@ -185,16 +185,16 @@ fn deserial<T: Item>(fcinfo: pg_sys::FunctionCallInfo, magic: u64) -> pg_sys::Da
     pg_sys::Datum::from(st)
 }
 
+/// A combine function's states to merge: `(into, from)`.
+type Pair<T> = Option<(*mut State<T>, *mut State<T>)>;
+
 /// A combine function's two states: `(into, from)`; `into` is made in the
 /// aggregate's context when NULL (PostgreSQL passes NULL for a group's
 /// first partial state); None when `from` is NULL (return `into` as is).
 fn combine_args<T: Copy>(
     fcinfo: pg_sys::FunctionCallInfo,
     magic: u64,
-) -> (
-    pg_sys::NullableDatum,
-    Option<(*mut State<T>, *mut State<T>)>,
-) {
+) -> (pg_sys::NullableDatum, Pair<T>) {
     agg_context(fcinfo);
     // SAFETY: PostgreSQL's arguments for this call.
     let args = unsafe { (*fcinfo).args.as_slice(2) };
