@@ -222,7 +222,7 @@ pub extern "C-unwind" fn vigil_saturation_days_combine(
     let Some((into, from)) = pair else {
         return ret(fcinfo, into_arg);
     };
-    let from_days = State::items(from).to_vec();
+    let from_days = State::items(from);
     State::reserve(into, fcinfo, from_days.len());
     // SAFETY: into is this aggregate's, with room for from's days.
     unsafe {
@@ -231,7 +231,7 @@ pub extern "C-unwind" fn vigil_saturation_days_combine(
         }
         (*into).len = (*into).len.max(from_days.len());
     }
-    for (mine, theirs) in State::items(into).iter_mut().zip(&from_days) {
+    for (mine, theirs) in State::items(into).iter_mut().zip(from_days) {
         mine[0] += theirs[0];
         mine[1] += theirs[1];
     }
@@ -272,14 +272,15 @@ pub extern "C-unwind" fn vigil_drop_buckets_combine(
             _ => {}
         }
     }
-    let rows = State::items(from).to_vec();
+    // Two states of one group, never the same allocation.
+    let rows = State::items(from);
     // SAFETY: into is this aggregate's, with room reserved first.
     unsafe {
         State::reserve(into, fcinfo, (*into).len + rows.len());
-        for (i, r) in rows.into_iter().enumerate() {
-            (*into).items.add((*into).len + i).write(r);
+        for (i, r) in rows.iter().enumerate() {
+            (*into).items.add((*into).len + i).write(*r);
         }
-        (*into).len += State::items(from).len();
+        (*into).len += rows.len();
     }
     pg_sys::Datum::from(into)
 }

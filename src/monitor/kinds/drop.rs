@@ -132,24 +132,6 @@ fn query(q: &Query) -> String {
     };
     let since = q.as_time(&format!("now() - {}", opt("baseline", "interval")));
     let (now, filter) = (q.as_time("now()"), q.filter("filter"));
-    // The samples: the rows, or over a rollup each bucket's value (its
-    // slot rows merged; a group emptied by deletions is none).
-    let samples = if q.rollup.is_some() {
-        format!(
-            "SELECT {e} AS entity, {time} AS at, ({value})::{ty} AS v FROM {src} t\n\
-               WHERE {time} >= {since} AND {time} <= {now} AND {e} IS NOT NULL{filter}\n\
-               GROUP BY 1, 2 HAVING sum(t.{rows}) > 0",
-            value = bucket_value(q),
-            src = q.source,
-            rows = ident("_rows"),
-        )
-    } else {
-        format!(
-            "SELECT {e} AS entity, {time} AS at, ({v})::{ty} AS v FROM {src} t\n\
-               WHERE {time} >= {since} AND {time} <= {now} AND {v} IS NOT NULL AND {e} IS NOT NULL{filter}",
-            src = q.source,
-        )
-    };
     // Per entity: the latest sample, the samples' sum and count. A
     // float8 measure of a rollup takes one hashed aggregate over the slot
     // rows, which merges each bucket in Rust (`vigil._drop_buckets`): the
@@ -170,6 +152,24 @@ fn query(q: &Query) -> String {
             rows = ident("_rows"),
         )
     } else {
+        // The samples: the rows, or over a rollup each bucket's value (its
+        // slot rows merged; a group emptied by deletions is none).
+        let samples = if q.rollup.is_some() {
+            format!(
+                "SELECT {e} AS entity, {time} AS at, ({value})::{ty} AS v FROM {src} t\n\
+                   WHERE {time} >= {since} AND {time} <= {now} AND {e} IS NOT NULL{filter}\n\
+                   GROUP BY 1, 2 HAVING sum(t.{rows}) > 0",
+                value = bucket_value(q),
+                src = q.source,
+                rows = ident("_rows"),
+            )
+        } else {
+            format!(
+                "SELECT {e} AS entity, {time} AS at, ({v})::{ty} AS v FROM {src} t\n\
+                   WHERE {time} >= {since} AND {time} <= {now} AND {v} IS NOT NULL AND {e} IS NOT NULL{filter}",
+                src = q.source,
+            )
+        };
         format!(
             "SELECT s.entity,\n\
                (max(ARRAY[extract(epoch FROM (s.at)::timestamptz)::{ty}, s.v]))[2] AS current,\n\
