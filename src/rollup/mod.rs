@@ -12,6 +12,7 @@ pub use sql::require_trusted_schema;
 mod citus;
 pub mod ddl;
 mod definition;
+mod direct;
 pub mod trigger;
 
 use crate::error::{Result, VigilError};
@@ -728,6 +729,12 @@ impl Rollup {
     /// The row upsert of `add_row_statement`, its values negated when
     /// `sign` is `-` (`subtract_row_statement`).
     fn row_statement(&self, from: &str, sign: &str) -> String {
+        self.upsert_rows(&self.row_select(from, sign), &self.add_sets(false), true)
+    }
+
+    /// The one row of transition table `from` as the summary row it adds
+    /// (its values negated when `sign` is `-`): `row_columns`, in order.
+    pub fn row_select(&self, from: &str, sign: &str) -> String {
         let mut cols = self.group_columns("r");
         cols.push(self.bucket_expr("r"));
         cols.push(format!("{sign}1::bigint"));
@@ -735,15 +742,28 @@ impl Rollup {
             cols.push(format!("{sign}{}", Self::row_measure_expr(m, t)));
         }
         cols.push(self.slot_expr(self.source_group_refs("r")));
-        self.upsert_rows(
-            &format!(
-                "SELECT {} FROM {from} r WHERE {}",
-                cols.join(", "),
-                self.has_time()
-            ),
-            &self.add_sets(false),
-            true,
+        format!(
+            "SELECT {} FROM {from} r WHERE {}",
+            cols.join(", "),
+            self.has_time()
         )
+    }
+
+    /// The summary columns `row_select` yields, in order, each with whether
+    /// it is part of the row key (group columns, bucket, slot) or is added
+    /// to the row's value on conflict (`_rows` and the measures: the
+    /// `s.c + excluded.c` of `add_sets` for a `removals_subtract` rollup).
+    pub fn row_columns(&self) -> Vec<(String, bool)> {
+        let mut cols: Vec<(String, bool)> = self
+            .group_by
+            .iter()
+            .map(|(g, _)| (g.clone(), true))
+            .collect();
+        cols.push(("bucket".into(), true));
+        cols.push(("_rows".into(), false));
+        cols.extend(self.measures.iter().map(|(m, _)| (m.name.clone(), false)));
+        cols.push(("_slot".into(), true));
+        cols
     }
 
     /// Whether removals can be written as signed deltas: every measure is a

@@ -652,4 +652,162 @@ mod tests {
             Some(true)
         );
     }
+
+    /// A count/sum rollup over `events` (groups with NULLs) whose single-row
+    /// writes can go without SPI (direct.rs).
+    fn make_sum_rollup() {
+        Spi::run(ROLLUP_SOURCE).unwrap();
+        Spi::run(
+            r#"SELECT vigil.create_rollup('ev_sums', 'events', 'ts', '1 hour', '{entity,grp}',
+                 '{"n": {"agg": "count"}, "paid": {"agg": "count", "filter": "status = ''paid''"},
+                   "revenue": {"agg": "sum", "column": "amount", "filter": "status = ''paid''"},
+                   "total_latency": {"agg": "sum", "column": "latency"}}')"#,
+        )
+        .unwrap();
+    }
+
+    fn verify_sums() -> i64 {
+        one::<i64>("SELECT vigil.verify_rollup('ev_sums')").unwrap()
+    }
+
+    /// Runs `sql` and returns how many single-row writes went without SPI.
+    fn direct_writes(sql: &str) -> u64 {
+        let before = crate::rollup::direct::applied();
+        Spi::run(sql).unwrap();
+        crate::rollup::direct::applied() - before
+    }
+
+    #[pg_test]
+    fn single_row_writes_of_a_sum_rollup_update_their_slot_row_directly_and_stay_exact() {
+        make_sum_rollup();
+        assert_eq!(verify_sums(), 0);
+        // The first write of a new bucket inserts its slot row (SPI's
+        // ON CONFLICT); the next ones add to it directly.
+        let ts = "'2026-11-01 10:15Z'";
+        assert_eq!(
+            direct_writes(&format!(
+                "INSERT INTO events (entity, grp, ts, status, amount, latency) VALUES ('e1', 1, {ts}, 'paid', 2.5, 1)"
+            )),
+            0
+        );
+        assert_eq!(
+            direct_writes(&format!(
+                "INSERT INTO events (entity, grp, ts, status, amount, latency) VALUES ('e1', 1, {ts}, 'free', 4, 2)"
+            )),
+            1
+        );
+        // A NULL group column: the slot row is found as the NULLS NOT
+        // DISTINCT key stores it, not inserted twice.
+        let null_group: u64 = ["paid", "free", "paid"]
+            .iter()
+            .map(|status| {
+                direct_writes(&format!(
+                    "INSERT INTO events (entity, grp, ts, status, amount, latency) VALUES (NULL, NULL, {ts}, '{status}', 1.5, NULL)"
+                ))
+            })
+            .sum();
+        assert_eq!(null_group, 2);
+        assert_eq!(
+            one::<i64>(&format!(
+                "SELECT count(*) FROM ev_sums WHERE entity IS NULL AND grp IS NULL AND bucket = {ts}::timestamptz - interval '15 minutes'"
+            )),
+            Some(1)
+        );
+        assert_eq!(
+            one::<String>(&format!(
+                "SELECT sum(n) || '/' || sum(paid) || '/' || sum(revenue) FROM ev_sums \
+                 WHERE entity IS NULL AND grp IS NULL AND bucket = {ts}::timestamptz - interval '15 minutes'"
+            ))
+            .as_deref(),
+            Some("3/2/3.0")
+        );
+        // Single-row DELETEs and UPDATEs of old rows subtract directly
+        // (into this transaction's slot row once it exists).
+        let mut direct = 0;
+        for _ in 0..5 {
+            direct += direct_writes("DELETE FROM events WHERE ctid = (SELECT min(ctid) FROM events WHERE entity = 'e3')");
+        }
+        for _ in 0..5 {
+            direct += direct_writes(
+                "UPDATE events SET grp = coalesce(grp, 0) + 1, status = 'paid' \
+                 WHERE ctid = (SELECT max(ctid) FROM events WHERE entity = 'e4')",
+            );
+        }
+        assert!(direct > 0, "no direct write among the DELETEs and UPDATEs");
+        assert_eq!(verify_sums(), 0);
+        // A statement of more rows aggregates through SPI.
+        assert_eq!(
+            direct_writes(&format!(
+                "INSERT INTO events (entity, grp, ts, status, amount, latency) \
+                 SELECT 'e1', 1, {ts}, 'paid', g, g FROM generate_series(1, 3) g"
+            )),
+            0
+        );
+        // A row without a time adds nothing, directly.
+        Spi::run("ALTER TABLE events ALTER COLUMN ts DROP NOT NULL").unwrap();
+        assert_eq!(
+            direct_writes(
+                "INSERT INTO events (entity, grp, ts, status) VALUES ('e1', 1, NULL, 'paid')"
+            ),
+            0
+        );
+        assert_eq!(verify_sums(), 0);
+        assert_eq!(
+            one::<i64>("SELECT sum(n)::bigint FROM ev_sums"),
+            one::<i64>("SELECT count(*) FROM events WHERE ts IS NOT NULL")
+        );
+    }
+
+    #[pg_test]
+    fn the_direct_write_keeps_the_summarys_constraints_columns_and_triggers() {
+        make_sum_rollup();
+        let ts = "'2026-11-02 08:00Z'";
+        let insert = format!(
+            "INSERT INTO events (entity, grp, ts, status, amount, latency) VALUES ('c1', 7, {ts}, 'paid', 1, 1)"
+        );
+        Spi::run(&insert).unwrap();
+        assert_eq!(direct_writes(&insert), 1);
+        // A column added to the source (its rows change shape) and a CHECK
+        // the owner put on the summary: the direct write sees both (what it
+        // derived is made again after the DDL).
+        Spi::run("ALTER TABLE events ADD COLUMN note text DEFAULT 'kept'").unwrap();
+        Spi::run("ALTER TABLE ev_sums ADD CONSTRAINT at_most_three CHECK (n <= 3)").unwrap();
+        assert_eq!(direct_writes(&insert), 1);
+        assert_eq!(
+            direct_writes(&format!(
+                "INSERT INTO events (note, entity, grp, ts, status, amount, latency) VALUES ('x', 'c2', 7, {ts}, 'paid', 1, 1)"
+            )),
+            0
+        );
+        assert_eq!(
+            one::<i64>(&format!(
+                "SELECT n FROM ev_sums WHERE entity = 'c1' AND bucket = {ts}"
+            )),
+            Some(3)
+        );
+        Spi::run(
+            "CREATE FUNCTION pg_temp.err(sql text) RETURNS text LANGUAGE plpgsql AS $$
+             BEGIN EXECUTE sql; RETURN 'no error';
+             EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ' ' || SQLERRM; END $$;",
+        )
+        .unwrap();
+        let refused = one::<String>(&format!("SELECT pg_temp.err($q${insert}$q$)")).unwrap();
+        assert!(refused.starts_with("23514 "), "{refused}");
+        assert!(refused.contains("at_most_three"), "{refused}");
+        Spi::run("ALTER TABLE ev_sums DROP CONSTRAINT at_most_three").unwrap();
+        // A row trigger on the summary: the write goes through SPI, so the
+        // trigger fires as it would for any UPDATE of the summary.
+        Spi::run(
+            "CREATE TABLE summary_log (n bigint);
+             CREATE FUNCTION log_summary() RETURNS trigger LANGUAGE plpgsql AS
+               $$BEGIN INSERT INTO public.summary_log VALUES (NEW.n); RETURN NEW; END$$;
+             CREATE TRIGGER log_summary AFTER UPDATE ON ev_sums FOR EACH ROW EXECUTE FUNCTION log_summary();",
+        )
+        .unwrap();
+        assert_eq!(direct_writes(&insert), 0);
+        assert_eq!(one::<i64>("SELECT max(n) FROM summary_log"), Some(4));
+        Spi::run("DROP TRIGGER log_summary ON ev_sums").unwrap();
+        assert_eq!(direct_writes(&insert), 1);
+        assert_eq!(verify_sums(), 0);
+    }
 }

@@ -16,21 +16,26 @@
 //! transition tables its event needs. The only SQL it runs is generated
 //! from that definition.
 
+use super::direct::Direct;
 use super::Rollup;
 use crate::security::Restricted;
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// The transition table names the generated statements read.
 pub const NEW_TABLE: &str = "vigil_new";
 pub const OLD_TABLE: &str = "vigil_old";
 
+/// A kept plan, and the executor-free form of it when it has one.
+type Step = (pg_sys::SPIPlanPtr, Option<Rc<RefCell<Direct>>>);
+
 /// The plans kept for the backend's life: the statements for a single-row
 /// statement (the row's own values, no aggregate; none when the event has
 /// no such path) and the statements for any other, in order.
 struct Kept {
-    one_row: Vec<pg_sys::SPIPlanPtr>,
+    one_row: Vec<Step>,
     /// For a single-row UPDATE that leaves its row's group and time as they
     /// were (these attribute numbers of the trigger's table): one plan.
     same_group: Option<(pg_sys::SPIPlanPtr, Vec<i16>)>,
@@ -60,14 +65,15 @@ struct Kept {
 
 impl Kept {
     /// The plans for a statement of `rows` rows.
-    fn pick(&self, rows: i64, data: &pg_sys::TriggerData) -> Vec<pg_sys::SPIPlanPtr> {
+    fn pick(&self, rows: i64, data: &pg_sys::TriggerData) -> Vec<Step> {
+        let plain = |plans: &[pg_sys::SPIPlanPtr]| plans.iter().map(|p| (*p, None)).collect();
         if rows != 1 || self.one_row.is_empty() {
-            return self.plans.clone();
+            return plain(&self.plans);
         }
         match &self.same_group {
             // SAFETY: an UPDATE's firing trigger: both transition tables
             // hold its one row, in the trigger table's row type.
-            Some((plan, attnums)) if unsafe { same_values(data, attnums) } => vec![*plan],
+            Some((plan, attnums)) if unsafe { same_values(data, attnums) } => plain(&[*plan]),
             _ => self.one_row.clone(),
         }
     }
@@ -162,9 +168,12 @@ fn register_callbacks() {
             pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache), pg_sys::Datum::from(0));
             // Schemas (names, and who may create in them) and functions (a
             // filter's function may stop being immutable: `Kept::filters`).
+            // Types too: the direct writes (direct.rs) keep expressions
+            // planned over the transition table's row type.
             for cache in [
                 pg_sys::SysCacheIdentifier::NAMESPACEOID,
                 pg_sys::SysCacheIdentifier::PROCOID,
+                pg_sys::SysCacheIdentifier::TYPEOID,
             ] {
                 pg_sys::CacheRegisterSyscacheCallback(
                     cache as std::ffi::c_int,
@@ -366,6 +375,19 @@ fn prepare(rollup: &Rollup, sql: String) -> pg_sys::SPIPlanPtr {
         pg_sys::SPI_keepplan(plan);
         plan
     }
+}
+
+/// The executor-free form of the row upsert of `rollup` over the old or
+/// new transition table, where it has one (direct.rs).
+fn direct(
+    rollup: &Rollup,
+    summary: pg_sys::Oid,
+    old: bool,
+    sign: &str,
+) -> Option<Rc<RefCell<Direct>>> {
+    let from = if old { OLD_TABLE } else { NEW_TABLE };
+    Direct::new(rollup, summary, from, old, sign, |sql| prepare(rollup, sql))
+        .map(|d| Rc::new(RefCell::new(d)))
 }
 
 fn named(name: *const std::ffi::c_char, expected: Option<&str>) -> bool {
@@ -591,14 +613,23 @@ fn maintain<'a>(
                 "vigil._rollup_trigger fires BEFORE only for TRUNCATE of a partition".into(),
             ),
             "ins" => (
-                vec![prepare(&rollup, rollup.add_row_statement(NEW_TABLE))],
+                vec![(
+                    prepare(&rollup, rollup.add_row_statement(NEW_TABLE)),
+                    direct(&rollup, summary, false, ""),
+                )],
                 vec![prepare(&rollup, rollup.add_statement(NEW_TABLE, false))],
             ),
             _ => (
                 rollup
                     .one_row_statements(op)
                     .into_iter()
-                    .map(|s| prepare(&rollup, s))
+                    .zip(match op {
+                        "del" => vec![(true, "-")],
+                        _ => vec![(true, "-"), (false, "")],
+                    })
+                    .map(|(s, (old, sign))| {
+                        (prepare(&rollup, s), direct(&rollup, summary, old, sign))
+                    })
                     .collect(),
                 rollup
                     .maintenance_statements(op)
@@ -649,7 +680,21 @@ fn maintain<'a>(
         guard.pin_text_search();
     }
     guard.act_as(owner);
-    for plan in plans {
+    for (plan, direct) in plans {
+        // A direct form busy further up this backend's stack (a filter's
+        // function writing the same source) leaves it to the plan.
+        if let Some(mut d) = direct.as_ref().and_then(|d| d.try_borrow_mut().ok()) {
+            let store = if d.old {
+                data.tg_oldtable
+            } else {
+                data.tg_newtable
+            };
+            // SAFETY: a one-row statement's transition table, of the
+            // trigger relation's row type; connected, acting as the owner.
+            if unsafe { d.apply(store, (*data.tg_relation).rd_att, &EPOCH) } {
+                continue;
+            }
+        }
         // SAFETY: kept plans without parameters.
         let rc = unsafe {
             pg_sys::SPI_execute_plan(plan, std::ptr::null_mut(), std::ptr::null(), false, 0)
