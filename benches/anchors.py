@@ -71,7 +71,9 @@ REFRESH = "CALL refresh_continuous_aggregate('ev_sum', NULL, NULL)"
 # How each system reads: a tile of one entity-hour, the one-entity and the
 # all-entities 24 h board.
 BUCKET = {"vigil": "bucket", "ivm": "(bucket AT TIME ZONE 'UTC')", "tsdb": "bucket"}
-SYSTEMS = ("vigil", "ivm", "tsdb")
+# BENCH_SYSTEMS=vigil runs pg_vigil alone (its direct and upsert-only
+# write paths side by side); make bench runs all three.
+SYSTEMS = tuple(os.environ.get("BENCH_SYSTEMS", "vigil,ivm,tsdb").split(","))
 NAMES = {"vigil": "pg_vigil", "ivm": "pg_ivm", "tsdb": "TimescaleDB cagg"}
 
 
@@ -128,8 +130,8 @@ class Bench:
             self.c.psql(DB, REFRESH)
         self.c.psql(DB, "VACUUM ANALYZE")
 
-    def pgbench(self, scripts, clients, seconds=SECONDS):
-        return self.c.pgbench(scripts, clients, seconds)
+    def pgbench(self, scripts, clients, seconds=SECONDS, options=""):
+        return self.c.pgbench(scripts, clients, seconds, options)
 
     def latency_ms(self, sql, runs):
         with tempfile.TemporaryDirectory(dir="/tmp") as d:
@@ -169,14 +171,23 @@ def measure(system):
     """Every figure of one system (and its cluster's none)."""
     b = Bench(system)
     out = {"writes": {}, "reads": {}, "fresh": {}}
+    out["upsert"] = {}
     for what, scripts, clients in WRITES:
-        none, ours = [], []
+        none, ours, upsert = [], [], []
         for _ in range(ROUNDS):
             none.append(b.pgbench([(s.format(t="plain"), w) for s, w in scripts], clients))
             ours.append(b.pgbench([(s.format(t="ev"), w) for s, w in scripts], clients))
+            if system == "vigil":
+                # The same writes with every one through the upsert
+                # (the direct single-row write off, rollup/direct.rs).
+                upsert.append(b.pgbench([(s.format(t="ev"), w) for s, w in scripts], clients,
+                                        options="-c vigil.rollup_direct_write=off"))
         out["writes"][what] = (none, ours)
+        out["upsert"][what] = upsert
+        extra = (f", upsert only {statistics.median(upsert):,.0f} TPS "
+                 f"({statistics.median(upsert) / statistics.median(none):.2f})" if upsert else "")
         print(f"  {NAMES[system]}: {what}: none {statistics.median(none):,.0f} TPS, "
-              f"{statistics.median(ours):,.0f} TPS ({statistics.median(ours) / statistics.median(none):.2f})",
+              f"{statistics.median(ours):,.0f} TPS ({statistics.median(ours) / statistics.median(none):.2f}){extra}",
               flush=True)
     none, ours = [], []
     for _ in range(ROUNDS):
@@ -247,6 +258,16 @@ def main():
     print(f"anchors: {BASE_ROWS:,} rows, {ROUNDS} alternating rounds of {SECONDS} s, "
           f"synchronous_commit = {SYNC}", flush=True)
     results = {s: measure(s) for s in SYSTEMS}
+    print("\n| pg_vigil write path | no summary | direct single-row write | upsert only | direct / none "
+          "| upsert / none | direct / upsert |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for what, upsert in results["vigil"]["upsert"].items():
+        none, ours = results["vigil"]["writes"][what]
+        per = lambda a, b: [x / y for x, y in zip(a, b)]
+        cells = [f"{statistics.median(x):,.0f} ({spread(x)})" for x in (none, ours, upsert)]
+        ratios = [f"{statistics.median(r):.2f} ({min(r):.2f}–{max(r):.2f})"
+                  for r in (per(ours, none), per(upsert, none), per(ours, upsert))]
+        print(f"| {what} | " + " | ".join(cells + ratios) + " |")
     print("\n| write path (TPS unless ms) | no summary (vigil's cluster) | pg_vigil | pg_ivm | TimescaleDB cagg "
           "| vigil / none | ivm / none | cagg / none |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -271,7 +292,8 @@ def main():
     print("|---|---|---|---|")
     for what in results["vigil"]["fresh"]:
         print(f"| {what} | " + " | ".join(results[s]["fresh"][what] for s in SYSTEMS) + " |")
-    print(f"\nTimescaleDB refresh after the write rounds: {results['tsdb']['refresh_after_writes_s']:.2f} s")
+    if "tsdb" in results:
+        print(f"\nTimescaleDB refresh after the write rounds: {results['tsdb']['refresh_after_writes_s']:.2f} s")
     bad = {NAMES[s]: results[s]["differences"] for s in SYSTEMS if results[s]["differences"]}
     print("summaries equal a recompute:", "PASS" if not bad else f"FAIL {bad}")
     if bad:

@@ -88,9 +88,10 @@ class Cluster:
         times = re.findall(r"Time: ([0-9.]+) ms", out.stdout)
         return float(times[-1])
 
-    def pgbench(self, scripts, clients, seconds):
+    def pgbench(self, scripts, clients, seconds, options=""):
         """TPS of pgbench running `scripts` ((sql, weight) pairs) with
-        `clients` clients for `seconds`."""
+        `clients` clients for `seconds` (`options`: PGOPTIONS, settings
+        for every connection)."""
         with tempfile.TemporaryDirectory(dir="/tmp") as d:
             os.chmod(d, 0o755)
             args = []
@@ -101,7 +102,7 @@ class Cluster:
             out = subprocess.run(
                 [str(BINDIR / "pgbench"), "-n", "-h", str(self.dir), "-p", str(self.port), "-U", "postgres",
                  "-c", str(clients), "-j", str(clients), "-T", str(seconds), *args, DB],
-                capture_output=True, text=True)
+                capture_output=True, text=True, env={**os.environ, "PGOPTIONS": options})
         for line in out.stdout.splitlines():
             if line.startswith("tps ="):
                 return float(line.split()[2])

@@ -19,6 +19,7 @@ static MAX_CONCURRENCY: GucSetting<i32> = GucSetting::<i32>::new(32);
 static EXTERNAL_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static GENERATOR_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static UPGRADE_KEEP_MONITORS: GucSetting<bool> = GucSetting::<bool>::new(false);
+static ROLLUP_DIRECT_WRITE: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 pub fn init() {
     GucRegistry::define_string_guc(
@@ -114,6 +115,10 @@ pub fn database() -> String {
         .unwrap_or_else(|| "postgres".to_string())
 }
 
+pub fn rollup_direct_write() -> bool {
+    ROLLUP_DIRECT_WRITE.get()
+}
+
 pub fn worker_enabled() -> bool {
     WORKER_ENABLED.get()
 }
@@ -185,6 +190,14 @@ fn init_notify_limits() {
         c"Placeholders {id}, {fingerprint}, {alertname}, {monitor}, {rule} and {entity} are replaced, URL-encoded. Empty or not an http(s) URL: empty.",
         &GENERATOR_URL,
         GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"vigil.rollup_direct_write",
+        c"Whether single-row writes of count/sum rollups update their slot row without an executor.",
+        c"Off: every write takes the INSERT ... ON CONFLICT statement. Both give the same summary; off is for comparing the two (benches/anchors.py) or ruling the direct write out.",
+        &ROLLUP_DIRECT_WRITE,
+        GucContext::Userset,
         GucFlags::default(),
     );
     GucRegistry::define_bool_guc(

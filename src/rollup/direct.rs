@@ -31,16 +31,28 @@ use pgrx::pg_sys;
 
 /// The direct form of one single-row plan of a rollup trigger.
 pub(super) struct Direct {
-    /// The kept plan of `Rollup::row_select`, whose planned target list
-    /// and qual are evaluated here.
-    select: pg_sys::SPIPlanPtr,
+    /// The kept plans of `Rollup::row_select`, whose planned target lists
+    /// and quals are evaluated here, each with whether it reads the old
+    /// (else the new) transition table: one that adds its row, or (an
+    /// UPDATE that keeps its row's group and time, `Difference`) the new
+    /// row and the old one, whose difference is added.
+    selects: Vec<(pg_sys::SPIPlanPtr, bool)>,
     summary: pg_sys::Oid,
-    /// Whether the row comes from the old (else the new) transition table.
-    pub(super) old: bool,
-    /// The summary column each output column of `select` writes, and
+    /// The summary column each output column of a select writes, and
     /// whether it is part of the row key (else it is added).
     columns: Vec<(String, bool)>,
     built: Option<Built>,
+}
+
+/// One select's expressions.
+struct Source {
+    exprs: Vec<*mut pg_sys::ExprState>,
+    qual: *mut pg_sys::ExprState,
+    econtext: *mut pg_sys::ExprContext,
+    /// A slot for the transition table's row (its own copy of the
+    /// descriptor).
+    input: *mut pg_sys::TupleTableSlot,
+    old: bool,
 }
 
 /// What `Direct` derives from the catalogs and the plan, remade whenever
@@ -48,23 +60,32 @@ pub(super) struct Direct {
 struct Built {
     epoch: u64,
     cxt: pg_sys::MemoryContext,
-    exprs: Vec<*mut pg_sys::ExprState>,
-    qual: *mut pg_sys::ExprState,
-    econtext: *mut pg_sys::ExprContext,
-    /// A slot for the transition table's row (its own copy of the
-    /// descriptor).
-    input: *mut pg_sys::TupleTableSlot,
+    sources: Vec<Source>,
+    /// The summary attribute (0-based) each output column writes.
+    atts: Vec<usize>,
     /// The unique index on the row key, and per index column: the output
     /// column holding its value, the equality function and the collation.
     index: pg_sys::Oid,
-    keys: Vec<(usize, pg_sys::RegProcedure, pg_sys::Oid)>,
-    /// Per added column: the output column, the summary attribute and the
-    /// `+` of its type (strict, as `s.c + excluded.c` is).
-    adds: Vec<(usize, usize, *mut pg_sys::FmgrInfo)>,
+    keys: Vec<Key>,
+    /// Per added column: the output column, the summary attribute, the
+    /// `+` of its type (strict, as `s.c + excluded.c` is) and, for a
+    /// difference, its `-` (strict, as `n.m - o.m` is).
+    adds: Vec<Add>,
     /// The summary's CHECK constraints, prepared once: what
     /// `ExecConstraints` would otherwise read from their stored text and
     /// plan again for every write (`ri_ConstraintExprs`).
     checks: *mut *mut pg_sys::ExprState,
+}
+
+/// An index column of the row key: the output column holding its value,
+/// the equality function and the collation.
+type Key = (usize, pg_sys::RegProcedure, pg_sys::Oid);
+
+struct Add {
+    col: usize,
+    att: usize,
+    plus: *mut pg_sys::FmgrInfo,
+    minus: *mut pg_sys::FmgrInfo,
 }
 
 impl Drop for Built {
@@ -97,37 +118,37 @@ impl Direct {
     pub(super) fn new(
         rollup: &Rollup,
         summary: pg_sys::Oid,
-        from: &str,
-        old: bool,
-        sign: &str,
+        rows: &[(&str, bool, &str)],
         prepare: impl Fn(String) -> pg_sys::SPIPlanPtr,
     ) -> Option<Direct> {
         if !rollup.removals_subtract() || super::citus::present() {
             return None;
         }
         Some(Direct {
-            select: prepare(rollup.row_select(from, sign)),
+            selects: rows
+                .iter()
+                .map(|(from, old, sign)| (prepare(rollup.row_select(from, sign)), *old))
+                .collect(),
             summary,
-            old,
             columns: rollup.row_columns(),
             built: None,
         })
     }
 
-    /// Adds the one row of `store` (rows of `desc`) to its slot row.
-    /// False when the SPI statement must do it instead (nothing written).
+    /// Adds the one row of its transition table (or the difference of the
+    /// new and the old row) to its slot row. False when the SPI statement
+    /// must do it instead (nothing written).
     ///
     /// # Safety
-    /// Called from the rollup trigger, connected to SPI, as the owner;
-    /// `store` is the transition table `self.old` names, of one row.
+    /// Called from the rollup trigger, connected to SPI, as the owner, for
+    /// a statement of one row: `data`'s transition tables hold one row each.
     pub(super) unsafe fn apply(
         &mut self,
-        store: *mut pg_sys::Tuplestorestate,
-        desc: pg_sys::TupleDesc,
+        data: &pg_sys::TriggerData,
         epoch: &std::sync::atomic::AtomicU64,
     ) -> bool {
         let rel = pg_sys::table_open(self.summary, ROW_EXCLUSIVE);
-        let done = self.apply_to(rel, store, desc, epoch);
+        let done = self.apply_to(rel, data, epoch);
         pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
         done
     }
@@ -135,8 +156,7 @@ impl Direct {
     unsafe fn apply_to(
         &mut self,
         rel: pg_sys::Relation,
-        store: *mut pg_sys::Tuplestorestate,
-        desc: pg_sys::TupleDesc,
+        data: &pg_sys::TriggerData,
         epoch: &std::sync::atomic::AtomicU64,
     ) -> bool {
         let form = &*(*rel).rd_rel;
@@ -153,7 +173,7 @@ impl Direct {
         let now = epoch.load(std::sync::atomic::Ordering::Relaxed);
         if self.built.as_ref().is_none_or(|b| b.epoch != now) {
             self.built = None;
-            self.built = self.build(rel, desc, now);
+            self.built = self.build(rel, (*data.tg_relation).rd_att, now);
         }
         let Some(b) = self.built.as_ref() else {
             return false;
@@ -165,39 +185,52 @@ impl Direct {
         {
             return false;
         }
-        // The row, through read pointer 0 rewound before and after (the
-        // SPI statements' scans of the table use read pointers of their own).
-        pg_sys::MemoryContextReset((*b.econtext).ecxt_per_tuple_memory);
-        pg_sys::tuplestore_select_read_pointer(store, 0);
-        pg_sys::tuplestore_rescan(store);
-        let got = pg_sys::tuplestore_gettupleslot(store, true, false, b.input);
-        pg_sys::tuplestore_rescan(store);
-        if !got {
-            return false;
+        let mut rows = Vec::with_capacity(b.sources.len());
+        let mut timed = true;
+        for src in &b.sources {
+            match src.row(if src.old {
+                data.tg_oldtable
+            } else {
+                data.tg_newtable
+            }) {
+                Some(Some(values)) => rows.push(values),
+                // No time: the statement's WHERE leaves nothing to add.
+                Some(None) => timed = false,
+                None => {
+                    b.clear();
+                    return false;
+                }
+            }
         }
-        (*b.econtext).ecxt_scantuple = b.input;
-        if !b.qual.is_null() && !pg_sys::ExecQual(b.qual, b.econtext) {
-            // No time: the statement's WHERE leaves nothing to add.
-            pg_sys::ExecClearTuple(b.input);
-            return true;
-        }
-        let values: Vec<(pg_sys::Datum, bool)> = b
-            .exprs
-            .iter()
-            .map(|&e| {
-                let mut null = false;
-                let d = pg_sys::ExecEvalExprSwitchContext(e, b.econtext, &mut null);
-                (d, null)
-            })
-            .collect();
-        // As SPI does before each statement: the source row's write and any
-        // earlier one of this statement's maintenance are then visible.
-        pg_sys::CommandCounterIncrement();
-        let done = update(rel, b, &values);
-        pg_sys::ExecClearTuple(b.input);
-        if done {
-            APPLIED.set(APPLIED.get() + 1);
-        }
+        // A difference of two rows of one group and time: the same key.
+        let same_key = rows.iter().all(|r| {
+            b.keys
+                .iter()
+                .all(|&(col, _, _)| same_datum(rel, b, col, r[col], rows[0][col]))
+        });
+        let done = if !timed {
+            true
+        } else if !same_key {
+            false
+        } else if rows.len() == 2
+            && b.adds
+                .iter()
+                .all(|a| same_datum(rel, b, a.col, rows[0][a.col], rows[1][a.col]))
+        {
+            // No measure changed: nothing to write (the statement's WHERE
+            // of non-zero differences).
+            true
+        } else {
+            // As SPI does before each statement: the source row's write and
+            // any earlier one of this statement's maintenance are visible.
+            pg_sys::CommandCounterIncrement();
+            let done = update(rel, b, &rows);
+            if done {
+                APPLIED.set(APPLIED.get() + 1);
+            }
+            done
+        };
+        b.clear();
         done
     }
 
@@ -208,10 +241,10 @@ impl Direct {
         epoch: u64,
     ) -> Option<Built> {
         let summary_desc = (*rel).rd_att;
+        let atts = (*summary_desc)
+            .attrs
+            .as_slice((*summary_desc).natts as usize);
         let attnum = |name: &str| -> Option<usize> {
-            let atts = (*summary_desc)
-                .attrs
-                .as_slice((*summary_desc).natts as usize);
             atts.iter().position(|a| {
                 !a.attisdropped
                     && std::ffi::CStr::from_ptr(a.attname.data.as_ptr()).to_bytes()
@@ -232,22 +265,99 @@ impl Direct {
         let mut built = Built {
             epoch,
             cxt,
-            exprs: Vec::new(),
-            qual: std::ptr::null_mut(),
-            econtext: std::ptr::null_mut(),
-            input: std::ptr::null_mut(),
+            sources: Vec::new(),
+            atts: positions.iter().map(|(a, _)| *a).collect(),
             index: pg_sys::InvalidOid,
             keys: Vec::new(),
             adds: Vec::new(),
             checks: std::ptr::null_mut(),
         };
-        // The planned expressions, copied out of the cached plan.
-        let cplan = pg_sys::SPI_plan_get_cached_plan(self.select);
+        for &(select, old) in &self.selects {
+            built
+                .sources
+                .push(Source::new(select, old, desc, cxt, positions.len())?);
+        }
+        let constr = (*summary_desc).constr;
+        if !constr.is_null() && (*constr).num_check > 0 {
+            let n = (*constr).num_check as usize;
+            let previous = pg_sys::CurrentMemoryContext;
+            pg_sys::CurrentMemoryContext = cxt;
+            let checks = pg_sys::palloc0(n * std::mem::size_of::<*mut pg_sys::ExprState>())
+                .cast::<*mut pg_sys::ExprState>();
+            for i in 0..n {
+                let expr =
+                    pg_sys::stringToNode((*(*constr).check.add(i)).ccbin).cast::<pg_sys::Expr>();
+                *checks.add(i) =
+                    pg_sys::ExecInitExpr(pg_sys::expression_planner(expr), std::ptr::null_mut());
+            }
+            pg_sys::CurrentMemoryContext = previous;
+            built.checks = checks;
+        }
+        let (index, keys) = arbiter(rel, &positions)?;
+        built.index = index;
+        built.keys = keys;
+        // The `+` (and `-`) of each added column's type, as `s.c +
+        // excluded.c` and `n.m - o.m` resolve them under the pinned
+        // pg_catalog search path.
+        let operator = |name: &str, ty: pg_sys::Oid| -> Option<*mut pg_sys::FmgrInfo> {
+            let f = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
+                "SELECT o.oprcode::pg_catalog.oid FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode \
+                 WHERE o.oprname = '{name}' AND o.oprleft = {t} AND o.oprright = {t} AND o.oprresult = {t} AND p.proisstrict \
+                   AND o.oprnamespace = 'pg_catalog'::pg_catalog.regnamespace",
+                t = ty.to_u32()
+            ))
+            .ok()
+            .flatten()?;
+            let finfo =
+                pg_sys::MemoryContextAllocZero(cxt, std::mem::size_of::<pg_sys::FmgrInfo>())
+                    .cast::<pg_sys::FmgrInfo>();
+            pg_sys::fmgr_info_cxt(f, finfo, cxt);
+            Some(finfo)
+        };
+        for (col, &(att, key)) in positions.iter().enumerate() {
+            if key {
+                continue;
+            }
+            let ty = atts[att].atttypid;
+            let minus = if self.selects.len() == 2 {
+                operator("-", ty)?
+            } else {
+                std::ptr::null_mut()
+            };
+            built.adds.push(Add {
+                col,
+                att,
+                plus: operator("+", ty)?,
+                minus,
+            });
+        }
+        Some(built)
+    }
+}
+
+impl Built {
+    unsafe fn clear(&self) {
+        for src in &self.sources {
+            pg_sys::ExecClearTuple(src.input);
+        }
+    }
+}
+
+impl Source {
+    /// The expressions of the planned `select`, copied into `cxt`.
+    unsafe fn new(
+        select: pg_sys::SPIPlanPtr,
+        old: bool,
+        desc: pg_sys::TupleDesc,
+        cxt: pg_sys::MemoryContext,
+        columns: usize,
+    ) -> Option<Source> {
+        let cplan = pg_sys::SPI_plan_get_cached_plan(select);
         if cplan.is_null() {
             return None;
         }
         let planned = planned_scan(cplan);
-        let old = pg_sys::CurrentMemoryContext;
+        let previous = pg_sys::CurrentMemoryContext;
         pg_sys::CurrentMemoryContext = cxt;
         let made = planned.and_then(|(tlist, qual)| {
             let tlist = pg_sys::copyObjectImpl(tlist.cast()).cast::<pg_sys::List>();
@@ -259,127 +369,164 @@ impl Direct {
                     exprs.push(pg_sys::ExecInitExpr((*te).expr, std::ptr::null_mut()));
                 }
             }
-            (exprs.len() == positions.len()).then(|| {
-                built.exprs = exprs;
-                built.qual = pg_sys::ExecInitQual(qual, std::ptr::null_mut());
-                built.econtext = pg_sys::CreateStandaloneExprContext();
-                built.input = pg_sys::MakeSingleTupleTableSlot(
+            (exprs.len() == columns).then(|| Source {
+                exprs,
+                qual: pg_sys::ExecInitQual(qual, std::ptr::null_mut()),
+                econtext: pg_sys::CreateStandaloneExprContext(),
+                input: pg_sys::MakeSingleTupleTableSlot(
                     pg_sys::CreateTupleDescCopy(desc),
                     &pg_sys::TTSOpsMinimalTuple,
-                );
+                ),
+                old,
             })
         });
-        let constr = (*summary_desc).constr;
-        if made.is_some() && !constr.is_null() && (*constr).num_check > 0 {
-            let n = (*constr).num_check as usize;
-            let checks = pg_sys::palloc0(n * std::mem::size_of::<*mut pg_sys::ExprState>())
-                .cast::<*mut pg_sys::ExprState>();
-            for i in 0..n {
-                let expr =
-                    pg_sys::stringToNode((*(*constr).check.add(i)).ccbin).cast::<pg_sys::Expr>();
-                *checks.add(i) =
-                    pg_sys::ExecInitExpr(pg_sys::expression_planner(expr), std::ptr::null_mut());
-            }
-            built.checks = checks;
-        }
-        pg_sys::CurrentMemoryContext = old;
+        pg_sys::CurrentMemoryContext = previous;
         pg_sys::ReleaseCachedPlan(cplan, pg_sys::CurrentResourceOwner);
-        made?;
-        // The index ON CONFLICT arbitrates on: unique on exactly the row key.
-        let mut key_atts: Vec<i16> = positions
-            .iter()
-            .filter(|(_, k)| *k)
-            .map(|(a, _)| *a as i16 + 1)
-            .collect();
-        key_atts.sort_unstable();
-        let list = pg_sys::RelationGetIndexList(rel);
-        for i in 0..list_len(list) {
-            let oid = list_oid(list, i);
-            let idx = pg_sys::index_open(oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-            let index = &*(*idx).rd_index;
-            let nkeys = index.indnkeyatts as usize;
-            let indkey = index.indkey.values.as_slice(nkeys);
-            let mut sorted = indkey.to_vec();
-            sorted.sort_unstable();
-            let arbiter = index.indisunique
-                && index.indisvalid
-                && index.indimmediate
-                && index.indnullsnotdistinct
-                && (*idx).rd_indexprs.is_null()
-                && pg_sys::heap_attisnull(
-                    (*idx).rd_indextuple,
-                    pg_sys::Anum_pg_index_indexprs as i32,
-                    std::ptr::null_mut(),
-                )
-                && pg_sys::heap_attisnull(
-                    (*idx).rd_indextuple,
-                    pg_sys::Anum_pg_index_indpred as i32,
-                    std::ptr::null_mut(),
-                )
-                && sorted == key_atts
-                && (*(*idx).rd_rel).relam == pg_sys::BTREE_AM_OID;
-            if arbiter {
-                let mut keys = Vec::with_capacity(nkeys);
-                for (off, &heap_att) in indkey.iter().enumerate() {
-                    let family = *(*idx).rd_opfamily.add(off);
-                    let input = *(*idx).rd_opcintype.add(off);
-                    let op = pg_sys::get_opfamily_member(
-                        family,
-                        input,
-                        input,
-                        pg_sys::BTEqualStrategyNumber as i16,
-                    );
-                    let col = positions
-                        .iter()
-                        .position(|(a, _)| *a as i16 + 1 == heap_att);
-                    match (op != pg_sys::InvalidOid, col) {
-                        (true, Some(col)) => keys.push((
-                            col,
-                            pg_sys::get_opcode(op),
-                            *(*idx).rd_indcollation.add(off),
-                        )),
-                        _ => break,
-                    }
-                }
-                if keys.len() == nkeys {
-                    built.index = oid;
-                    built.keys = keys;
-                }
-            }
-            pg_sys::index_close(idx, pg_sys::NoLock as pg_sys::LOCKMODE);
-            if built.index != pg_sys::InvalidOid {
-                break;
-            }
-        }
-        if built.index == pg_sys::InvalidOid {
+        made
+    }
+
+    /// The values of the one row of `store`: None when there is no row,
+    /// Some(None) when the select's WHERE leaves it out. Read through read
+    /// pointer 0, rewound before and after (the SPI statements' scans of
+    /// the table use read pointers of their own).
+    unsafe fn row(
+        &self,
+        store: *mut pg_sys::Tuplestorestate,
+    ) -> Option<Option<Vec<(pg_sys::Datum, bool)>>> {
+        if store.is_null() {
             return None;
         }
-        // `+` of each added column's type, as `s.c + excluded.c` resolves
-        // it under the pinned pg_catalog search path.
-        for (col, &(att, key)) in positions.iter().enumerate() {
-            if key {
-                continue;
-            }
-            let ty = (*summary_desc)
-                .attrs
-                .as_slice((*summary_desc).natts as usize)[att]
-                .atttypid;
-            let plus = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
-                "SELECT o.oprcode::pg_catalog.oid FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode \
-                 WHERE o.oprname = '+' AND o.oprleft = {t} AND o.oprright = {t} AND o.oprresult = {t} AND p.proisstrict \
-                   AND o.oprnamespace = 'pg_catalog'::pg_catalog.regnamespace",
-                t = ty.to_u32()
-            ))
-            .ok()
-            .flatten()?;
-            let finfo =
-                pg_sys::MemoryContextAllocZero(cxt, std::mem::size_of::<pg_sys::FmgrInfo>())
-                    .cast::<pg_sys::FmgrInfo>();
-            pg_sys::fmgr_info_cxt(plus, finfo, cxt);
-            built.adds.push((col, att, finfo));
+        pg_sys::MemoryContextReset((*self.econtext).ecxt_per_tuple_memory);
+        pg_sys::tuplestore_select_read_pointer(store, 0);
+        pg_sys::tuplestore_rescan(store);
+        let got = pg_sys::tuplestore_gettupleslot(store, true, false, self.input);
+        pg_sys::tuplestore_rescan(store);
+        if !got {
+            return None;
         }
-        Some(built)
+        (*self.econtext).ecxt_scantuple = self.input;
+        if !self.qual.is_null() && !pg_sys::ExecQual(self.qual, self.econtext) {
+            return Some(None);
+        }
+        Some(Some(
+            self.exprs
+                .iter()
+                .map(|&e| {
+                    let mut null = false;
+                    let d = pg_sys::ExecEvalExprSwitchContext(e, self.econtext, &mut null);
+                    (d, null)
+                })
+                .collect(),
+        ))
     }
+}
+
+/// Whether two values of output column `col` are the same (both NULL, or
+/// the same bytes: equal values stored differently only cost a write).
+unsafe fn same_datum(
+    rel: pg_sys::Relation,
+    b: &Built,
+    col: usize,
+    x: (pg_sys::Datum, bool),
+    y: (pg_sys::Datum, bool),
+) -> bool {
+    let desc = (*rel).rd_att;
+    let att = &(*desc).attrs.as_slice((*desc).natts as usize)[b.atts[col]];
+    match (x.1, y.1) {
+        (true, true) => true,
+        (false, false) => image_eq(x.0, y.0, att.attbyval, att.attlen),
+        _ => false,
+    }
+}
+
+/// Whether two non-NULL values of a type of `byval` and `len` have the
+/// same image (PostgreSQL's `datum_image_eq`, which pgrx does not bind).
+///
+/// # Safety
+/// Both are valid values of that type.
+pub(super) unsafe fn image_eq(x: pg_sys::Datum, y: pg_sys::Datum, byval: bool, len: i16) -> bool {
+    if byval {
+        return x == y;
+    }
+    let size = |d: pg_sys::Datum| match len {
+        -1 => pgrx::varlena::varsize_any(d.cast_mut_ptr()),
+        -2 => std::ffi::CStr::from_ptr(d.cast_mut_ptr()).to_bytes().len(),
+        n => n as usize,
+    };
+    let (lx, ly) = (size(x), size(y));
+    lx == ly
+        && std::slice::from_raw_parts(x.cast_mut_ptr::<u8>(), lx)
+            == std::slice::from_raw_parts(y.cast_mut_ptr::<u8>(), ly)
+}
+
+/// The unique index `ON CONFLICT` arbitrates on — btree, unique on exactly
+/// the row key, NULLS NOT DISTINCT, no expressions or predicate — and per
+/// index column the output column of its value, its equality function and
+/// collation.
+unsafe fn arbiter(
+    rel: pg_sys::Relation,
+    positions: &[(usize, bool)],
+) -> Option<(pg_sys::Oid, Vec<Key>)> {
+    let mut key_atts: Vec<i16> = positions
+        .iter()
+        .filter(|(_, k)| *k)
+        .map(|(a, _)| *a as i16 + 1)
+        .collect();
+    key_atts.sort_unstable();
+    let list = pg_sys::RelationGetIndexList(rel);
+    let mut found = None;
+    for i in 0..list_len(list) {
+        let oid = list_oid(list, i);
+        let idx = pg_sys::index_open(oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let index = &*(*idx).rd_index;
+        let nkeys = index.indnkeyatts as usize;
+        let indkey = index.indkey.values.as_slice(nkeys);
+        let mut sorted = indkey.to_vec();
+        sorted.sort_unstable();
+        let no_exprs = |anum: u32| {
+            pg_sys::heap_attisnull((*idx).rd_indextuple, anum as i32, std::ptr::null_mut())
+        };
+        let usable = index.indisunique
+            && index.indisvalid
+            && index.indimmediate
+            && index.indnullsnotdistinct
+            && no_exprs(pg_sys::Anum_pg_index_indexprs)
+            && no_exprs(pg_sys::Anum_pg_index_indpred)
+            && sorted == key_atts
+            && (*(*idx).rd_rel).relam == pg_sys::BTREE_AM_OID;
+        if usable {
+            let mut keys = Vec::with_capacity(nkeys);
+            for (off, &heap_att) in indkey.iter().enumerate() {
+                let family = *(*idx).rd_opfamily.add(off);
+                let input = *(*idx).rd_opcintype.add(off);
+                let op = pg_sys::get_opfamily_member(
+                    family,
+                    input,
+                    input,
+                    pg_sys::BTEqualStrategyNumber as i16,
+                );
+                let col = positions
+                    .iter()
+                    .position(|(a, _)| *a as i16 + 1 == heap_att);
+                match (op != pg_sys::InvalidOid, col) {
+                    (true, Some(col)) => keys.push((
+                        col,
+                        pg_sys::get_opcode(op),
+                        *(*idx).rd_indcollation.add(off),
+                    )),
+                    _ => break,
+                }
+            }
+            if keys.len() == nkeys {
+                found = Some((oid, keys));
+            }
+        }
+        pg_sys::index_close(idx, pg_sys::NoLock as pg_sys::LOCKMODE);
+        if found.is_some() {
+            break;
+        }
+    }
+    found
 }
 
 /// The target list and qual of a plan that is one scan of the transition
@@ -407,9 +554,11 @@ unsafe fn planned_scan(
     scan.then(|| ((*plan).targetlist, (*plan).qual))
 }
 
-/// Finds the slot row of `values` and adds them to it; false when it is
-/// not there (or not simply lockable): the SPI statement then runs.
-unsafe fn update(rel: pg_sys::Relation, b: &Built, values: &[(pg_sys::Datum, bool)]) -> bool {
+/// Finds the slot row of `rows` (their key is the first's) and adds the
+/// first row's values to it, less the second's when there are two; false
+/// when it is not there (or not simply lockable): the SPI statement then
+/// runs.
+unsafe fn update(rel: pg_sys::Relation, b: &Built, rows: &[Vec<(pg_sys::Datum, bool)>]) -> bool {
     let estate = pg_sys::CreateExecutorState();
     let rte = pg_sys::palloc0(std::mem::size_of::<pg_sys::RangeTblEntry>())
         .cast::<pg_sys::RangeTblEntry>();
@@ -430,7 +579,7 @@ unsafe fn update(rel: pg_sys::Relation, b: &Built, values: &[(pg_sys::Datum, boo
     }
     pg_sys::ExecOpenIndices(rri, false);
     let found = pg_sys::table_slot_create(rel, &mut (*estate).es_tupleTable);
-    let located = locate(rel, b, values, found);
+    let located = locate(rel, b, &rows[0], found);
     if located {
         let desc = (*rel).rd_att;
         let natts = (*desc).natts as usize;
@@ -447,12 +596,19 @@ unsafe fn update(rel: pg_sys::Relation, b: &Built, values: &[(pg_sys::Datum, boo
         );
         new_v.copy_from_slice(old_v);
         new_n.copy_from_slice(old_n);
-        for &(col, att, plus) in &b.adds {
-            let (delta, delta_null) = values[col];
-            if old_n[att] || delta_null {
-                new_n[att] = true;
+        for a in &b.adds {
+            let (mut delta, mut null) = rows[0][a.col];
+            if let Some(&(old, old_null)) = rows.get(1).map(|r| &r[a.col]) {
+                null |= old_null;
+                if !null {
+                    delta = pg_sys::FunctionCall2Coll(a.minus, pg_sys::InvalidOid, delta, old);
+                }
+            }
+            if old_n[a.att] || null {
+                new_n[a.att] = true;
             } else {
-                new_v[att] = pg_sys::FunctionCall2Coll(plus, pg_sys::InvalidOid, old_v[att], delta);
+                new_v[a.att] =
+                    pg_sys::FunctionCall2Coll(a.plus, pg_sys::InvalidOid, old_v[a.att], delta);
             }
         }
         pg_sys::ExecStoreVirtualTuple(new);

@@ -735,6 +735,30 @@ mod tests {
         }
         assert!(direct > 0, "no direct write among the DELETEs and UPDATEs");
         assert_eq!(verify_sums(), 0);
+        // An UPDATE that keeps its row's group and time adds the difference
+        // of its measures directly: one summary row version, none at all
+        // when no measure changed.
+        let updates = || {
+            one::<i64>(
+                "SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relid = 'ev_sums'::regclass",
+            )
+            .unwrap()
+        };
+        let row = "ctid = (SELECT max(ctid) FROM events WHERE entity = 'e5')";
+        let before = updates();
+        assert_eq!(
+            direct_writes(&format!(
+                "UPDATE events SET amount = amount + 10, status = 'paid' WHERE {row}"
+            )),
+            1
+        );
+        assert_eq!(updates(), before + 1);
+        assert_eq!(
+            direct_writes(&format!("UPDATE events SET amount = amount WHERE {row}")),
+            0
+        );
+        assert_eq!(updates(), before + 1);
+        assert_eq!(verify_sums(), 0);
         // A statement of more rows aggregates through SPI.
         assert_eq!(
             direct_writes(&format!(

@@ -38,7 +38,7 @@ struct Kept {
     one_row: Vec<Step>,
     /// For a single-row UPDATE that leaves its row's group and time as they
     /// were (these attribute numbers of the trigger's table): one plan.
-    same_group: Option<(pg_sys::SPIPlanPtr, Vec<i16>)>,
+    same_group: Option<(Step, Vec<i16>)>,
     plans: Vec<pg_sys::SPIPlanPtr>,
     /// `EPOCH` when the names in the plans were last checked.
     epoch: u64,
@@ -73,7 +73,7 @@ impl Kept {
         match &self.same_group {
             // SAFETY: an UPDATE's firing trigger: both transition tables
             // hold its one row, in the trigger table's row type.
-            Some((plan, attnums)) if unsafe { same_values(data, attnums) } => plain(&[*plan]),
+            Some((step, attnums)) if unsafe { same_values(data, attnums) } => vec![step.clone()],
             _ => self.one_row.clone(),
         }
     }
@@ -107,18 +107,7 @@ unsafe fn same_values(data: &pg_sys::TriggerData, attnums: &[i16]) -> bool {
         let att = &attrs[(a - 1) as usize];
         same = match (null_a, null_b) {
             (true, true) => true,
-            (false, false) if att.attbyval => x == y,
-            (false, false) => {
-                let len = |d: pg_sys::Datum| match att.attlen {
-                    -1 => pgrx::varlena::varsize_any(d.cast_mut_ptr()),
-                    -2 => std::ffi::CStr::from_ptr(d.cast_mut_ptr()).to_bytes().len(),
-                    n => n as usize,
-                };
-                let (lx, ly) = (len(x), len(y));
-                lx == ly
-                    && std::slice::from_raw_parts(x.cast_mut_ptr::<u8>(), lx)
-                        == std::slice::from_raw_parts(y.cast_mut_ptr::<u8>(), ly)
-            }
+            (false, false) => super::direct::image_eq(x, y, att.attbyval, att.attlen),
             _ => false,
         };
     }
@@ -377,16 +366,19 @@ fn prepare(rollup: &Rollup, sql: String) -> pg_sys::SPIPlanPtr {
     }
 }
 
-/// The executor-free form of the row upsert of `rollup` over the old or
-/// new transition table, where it has one (direct.rs).
+/// The executor-free form of a row upsert of `rollup`, where it has one
+/// (direct.rs): of the rows of the old or new transition table with a
+/// sign (`old`, `sign`) — two of them for an UPDATE's difference.
 fn direct(
     rollup: &Rollup,
     summary: pg_sys::Oid,
-    old: bool,
-    sign: &str,
+    rows: &[(bool, &str)],
 ) -> Option<Rc<RefCell<Direct>>> {
-    let from = if old { OLD_TABLE } else { NEW_TABLE };
-    Direct::new(rollup, summary, from, old, sign, |sql| prepare(rollup, sql))
+    let rows: Vec<(&str, bool, &str)> = rows
+        .iter()
+        .map(|&(old, sign)| (if old { OLD_TABLE } else { NEW_TABLE }, old, sign))
+        .collect();
+    Direct::new(rollup, summary, &rows, |sql| prepare(rollup, sql))
         .map(|d| Rc::new(RefCell::new(d)))
 }
 
@@ -615,7 +607,7 @@ fn maintain<'a>(
             "ins" => (
                 vec![(
                     prepare(&rollup, rollup.add_row_statement(NEW_TABLE)),
-                    direct(&rollup, summary, false, ""),
+                    direct(&rollup, summary, &[(false, "")]),
                 )],
                 vec![prepare(&rollup, rollup.add_statement(NEW_TABLE, false))],
             ),
@@ -627,9 +619,7 @@ fn maintain<'a>(
                         "del" => vec![(true, "-")],
                         _ => vec![(true, "-"), (false, "")],
                     })
-                    .map(|(s, (old, sign))| {
-                        (prepare(&rollup, s), direct(&rollup, summary, old, sign))
-                    })
+                    .map(|(s, row)| (prepare(&rollup, s), direct(&rollup, summary, &[row])))
                     .collect(),
                 rollup
                     .maintenance_statements(op)
@@ -647,7 +637,10 @@ fn maintain<'a>(
                     .collect();
                 attnums.iter().all(|a| *a > 0).then(|| {
                     (
-                        prepare(&rollup, rollup.same_group_update_statement()),
+                        (
+                            prepare(&rollup, rollup.same_group_update_statement()),
+                            direct(&rollup, summary, &[(false, ""), (true, "")]),
+                        ),
                         attnums,
                     )
                 })
@@ -683,15 +676,11 @@ fn maintain<'a>(
     for (plan, direct) in plans {
         // A direct form busy further up this backend's stack (a filter's
         // function writing the same source) leaves it to the plan.
+        let direct = direct.filter(|_| crate::gucs::rollup_direct_write());
         if let Some(mut d) = direct.as_ref().and_then(|d| d.try_borrow_mut().ok()) {
-            let store = if d.old {
-                data.tg_oldtable
-            } else {
-                data.tg_newtable
-            };
-            // SAFETY: a one-row statement's transition table, of the
-            // trigger relation's row type; connected, acting as the owner.
-            if unsafe { d.apply(store, (*data.tg_relation).rd_att, &EPOCH) } {
+            // SAFETY: a one-row statement's trigger; connected, acting as
+            // the owner.
+            if unsafe { d.apply(data, &EPOCH) } {
                 continue;
             }
         }
