@@ -38,6 +38,17 @@ mod tests {
         .unwrap();
     }
 
+    /// `pg_temp.err(sql)`: runs `sql` in a subtransaction and returns
+    /// `SQLSTATE message` of its error, or `no error`.
+    fn define_err() {
+        Spi::run(
+            "CREATE FUNCTION pg_temp.err(sql text) RETURNS text LANGUAGE plpgsql AS $$
+             BEGIN EXECUTE sql; RETURN 'no error';
+             EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ' ' || SQLERRM; END $$;",
+        )
+        .unwrap();
+    }
+
     fn verify() -> i64 {
         one::<i64>("SELECT vigil.verify_rollup('ev_hourly')").unwrap()
     }
@@ -630,12 +641,7 @@ mod tests {
     #[pg_test]
     fn deep_json_arguments_are_refused_naming_the_argument_not_as_internal_errors() {
         Spi::run(ROLLUP_SOURCE).unwrap();
-        Spi::run(
-            "CREATE FUNCTION pg_temp.err(sql text) RETURNS text LANGUAGE plpgsql AS $$
-             BEGIN EXECUTE sql; RETURN 'no error';
-             EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ' ' || SQLERRM; END $$;",
-        )
-        .unwrap();
+        define_err();
         let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
         let monitor = one::<String>(&format!(
             "SELECT pg_temp.err($q$SELECT vigil.create_monitor('deep', 'count', 'events', '{{\"thresholds\": {deep}}}')$q$)"
@@ -809,12 +815,7 @@ mod tests {
             )),
             Some(3)
         );
-        Spi::run(
-            "CREATE FUNCTION pg_temp.err(sql text) RETURNS text LANGUAGE plpgsql AS $$
-             BEGIN EXECUTE sql; RETURN 'no error';
-             EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ' ' || SQLERRM; END $$;",
-        )
-        .unwrap();
+        define_err();
         let refused = one::<String>(&format!("SELECT pg_temp.err($q${insert}$q$)")).unwrap();
         assert!(refused.starts_with("23514 "), "{refused}");
         assert!(refused.contains("at_most_three"), "{refused}");
