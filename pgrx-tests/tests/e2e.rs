@@ -591,6 +591,180 @@ fn count_sum_rollup_removals_never_wait_for_another_writer(c: &Cluster) {
     );
 }
 
+/// A source with only a count/sum rollup, rows tagged with the session
+/// that owns them (`w`): sessions change only their own rows, so any wait
+/// or deadlock between them could only come from the rollup.
+const WAIT_FREE_SETUP: &str = r#"
+    CREATE TABLE events (id bigserial PRIMARY KEY, w int NOT NULL DEFAULT 0, entity text NOT NULL,
+                         ts timestamptz NOT NULL, status text, amount numeric, latency float8);
+    INSERT INTO events (w, entity, ts, status, amount, latency)
+    SELECT (g / 200) % 4, 'e' || (g % 200), now() - (g % 30) * interval '1 minute', (ARRAY['paid','free'])[1 + g % 2],
+           g % 40, (g * 37 % 1000) / 10.0
+    FROM generate_series(1, 4000) g;
+"#;
+
+/// Every interleaving of count/sum writers goes on without waiting: the
+/// issue's A INSERT, B INSERT, A UPDATE, B UPDATE of one group; bulk
+/// statements past the per-transaction cap of group slot locks, in opposite
+/// orders, each transaction then removing from the other's groups; and a
+/// randomized schedule of multi-statement transactions. `lock_timeout`
+/// turns any wait into an error.
+fn count_sum_rollup_writers_never_wait_in_any_interleaving(c: &Cluster) {
+    let mut a = c.fresh_db("rollup_wait_free");
+    a.batch_execute(WAIT_FREE_SETUP).unwrap();
+    a.batch_execute(SIGNED_ROLLUP).unwrap();
+    let mut b = c.connect("rollup_wait_free");
+    for db in [&mut a, &mut b] {
+        db.batch_execute("SET lock_timeout = '2s'").unwrap();
+    }
+    let id = |db: &mut postgres::Client, w: i32| -> i64 {
+        db.query_one(
+            "SELECT min(id) FROM events WHERE entity = 'e0' AND w = $1",
+            &[&w],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let (row1, row2) = (id(&mut a, 0), id(&mut a, 1));
+    // The interleaving of the issue, in one group.
+    a.batch_execute("BEGIN; INSERT INTO events (entity, ts, amount) VALUES ('e0', now(), 1)")
+        .unwrap();
+    b.batch_execute("BEGIN; INSERT INTO events (w, entity, ts, amount) VALUES (1, 'e0', now(), 2)")
+        .unwrap();
+    a.batch_execute(&format!(
+        "UPDATE events SET amount = amount + 5 WHERE id = {row1}"
+    ))
+    .unwrap();
+    b.batch_execute(&format!(
+        "UPDATE events SET amount = amount + 7, entity = 'e1' WHERE id = {row2}"
+    ))
+    .unwrap();
+    a.batch_execute(&format!("DELETE FROM events WHERE id = {row1}"))
+        .unwrap();
+    b.batch_execute(
+        "DELETE FROM events WHERE id = (SELECT max(id) FROM events WHERE w = 1 AND entity = 'e0')",
+    )
+    .unwrap();
+    a.batch_execute("COMMIT").unwrap();
+    b.batch_execute("COMMIT").unwrap();
+    assert_eq!(verify_signed(&mut a), 0);
+
+    // Bulk statements over 300 groups (past the 64 group slot locks a
+    // transaction takes), in opposite orders, then each transaction's
+    // removals in the groups the other wrote to.
+    let bulk = |w: i32, order: &str| {
+        format!(
+            "INSERT INTO events (w, entity, ts, amount, latency) \
+             SELECT {w}, 'b' || g, now(), g % 9, g FROM generate_series(1, 300) g ORDER BY g {order}"
+        )
+    };
+    a.batch_execute(&format!("BEGIN; {}", bulk(0, "ASC")))
+        .unwrap();
+    b.batch_execute(&format!("BEGIN; {}", bulk(1, "DESC")))
+        .unwrap();
+    a.batch_execute(&bulk(0, "DESC")).unwrap();
+    b.batch_execute(&bulk(1, "ASC")).unwrap();
+    a.batch_execute("UPDATE events SET amount = amount + 1 WHERE w = 0 AND entity LIKE 'b%'")
+        .unwrap();
+    b.batch_execute("DELETE FROM events WHERE w = 1 AND entity LIKE 'b%' AND latency > 100")
+        .unwrap();
+    a.batch_execute("DELETE FROM events WHERE w = 0 AND entity LIKE 'b%' AND latency <= 100")
+        .unwrap();
+    b.batch_execute("UPDATE events SET entity = 'e5' WHERE w = 1 AND entity LIKE 'b%'")
+        .unwrap();
+    a.batch_execute("COMMIT").unwrap();
+    b.batch_execute("COMMIT").unwrap();
+    assert_eq!(verify_signed(&mut a), 0);
+    let most: i64 = a
+        .query_one(
+            "SELECT max(c) FROM (SELECT count(*) c FROM events_cs GROUP BY entity, bucket) s",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        most <= 4,
+        "slot rows per group stay bounded by the writers: {most}"
+    );
+
+    // A randomized schedule: 4 sessions of multi-statement transactions
+    // over shared hot groups, every statement kind, bulk ones included.
+    let port = c.port;
+    let sessions: Vec<_> = (0..4i32)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let conn =
+                    format!("host=127.0.0.1 port={port} user=postgres dbname=rollup_wait_free");
+                let mut db = postgres::Client::connect(&conn, postgres::NoTls).unwrap();
+                db.batch_execute("SET lock_timeout = '5s'").unwrap();
+                let mut seed = 0x2545_F491_4F6C_DD1Du64 ^ ((w as u64 + 1) * 0x9E37_79B9);
+                let mut next = move |n: u64| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed % n
+                };
+                let mut errors = Vec::new();
+                for _ in 0..40 {
+                    let mut sql = vec!["BEGIN".to_string()];
+                    for _ in 0..1 + next(4) {
+                        let e = next(8);
+                        sql.push(match next(7) {
+                            0 | 1 => format!(
+                                "INSERT INTO events (w, entity, ts, amount, latency) VALUES \
+                                 ({w}, 'e{e}', now() - interval '{} minutes', {}, {})",
+                                next(40), next(50), next(1000)
+                            ),
+                            2 => format!(
+                                "INSERT INTO events (w, entity, ts, amount, latency) \
+                                 SELECT {w}, 'e' || ((g * {}) % 200), now() - (g % 20) * interval '1 minute', g % 7, g \
+                                 FROM generate_series(1, {}) g",
+                                1 + next(5), 20 + next(180)
+                            ),
+                            3 => format!(
+                                "UPDATE events SET amount = amount + 1, latency = latency / 2 \
+                                 WHERE id IN (SELECT id FROM events WHERE w = {w} AND entity = 'e{e}' LIMIT {})",
+                                1 + next(3)
+                            ),
+                            4 => format!(
+                                "UPDATE events SET entity = 'e{}', ts = ts - interval '6 minutes' \
+                                 WHERE id IN (SELECT id FROM events WHERE w = {w} AND entity = 'e{e}' LIMIT 1)",
+                                next(8)
+                            ),
+                            5 => format!(
+                                "DELETE FROM events WHERE id IN \
+                                 (SELECT id FROM events WHERE w = {w} AND entity = 'e{e}' LIMIT {})",
+                                1 + next(2)
+                            ),
+                            _ => format!(
+                                "UPDATE events SET amount = amount - 1 WHERE w = {w} AND id % 97 = {}",
+                                next(97)
+                            ),
+                        });
+                    }
+                    sql.push(
+                        if next(6) == 0 { "ROLLBACK" } else { "COMMIT" }.to_string(),
+                    );
+                    if let Err(e) = db.batch_execute(&sql.join(";\n")) {
+                        errors.push(format!("{:?}: {e}", e.code()));
+                        let _ = db.batch_execute("ROLLBACK");
+                    }
+                }
+                errors
+            })
+        })
+        .collect();
+    let errors: Vec<String> = sessions
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "sessions waited (lock timeout) or deadlocked: {errors:?}"
+    );
+    assert_eq!(verify_signed(&mut a), 0);
+}
+
 fn create_rollup_rejects_bad_definitions_and_creates_nothing(c: &Cluster) {
     let mut db = c.fresh_db("rollup_errors");
     db.batch_execute(
@@ -750,6 +924,10 @@ fn main() {
         (
             "count_sum_rollup_removals_never_wait_for_another_writer",
             count_sum_rollup_removals_never_wait_for_another_writer,
+        ),
+        (
+            "count_sum_rollup_writers_never_wait_in_any_interleaving",
+            count_sum_rollup_writers_never_wait_in_any_interleaving,
         ),
         (
             "create_rollup_rejects_bad_definitions_and_creates_nothing",
@@ -962,6 +1140,10 @@ fn main() {
         (
             "attack: rollup_maintenance_runs_as_the_source_owner_and_leaves_the_writers_session_alone",
             attacks::rollup_maintenance_runs_as_the_source_owner_and_leaves_the_writers_session_alone,
+        ),
+        (
+            "attack: single_row_direct_writes_run_tenant_code_as_the_tenant_only",
+            attacks::single_row_direct_writes_run_tenant_code_as_the_tenant_only,
         ),
         (
             "attack: create_rollup_needs_the_source_owner_an_owned_schema_and_one_parsed_expression",

@@ -1054,17 +1054,25 @@ impl Drop for OutsideExtension {
     }
 }
 
-/// Slot locks one transaction may take; past it, groups go to slot 0 (an
-/// ordinary upsert that waits its turn), so a bulk statement cannot fill
-/// the shared lock table.
+/// Group slot locks one transaction may take; past it, a transaction's
+/// further groups of a summary go to one slot it holds for the whole
+/// summary (`summary_slot`), so a bulk statement cannot fill the shared
+/// lock table and still never waits.
 const SLOT_LOCKS_PER_XACT: u32 = 64;
-/// Tries per group before falling back to slot 0.
+/// Slots tried per group (and per summary) before giving up on free ones.
 const SLOT_TRIES: u32 = 256;
-/// `locktag_field4` of vigil's slot locks; user advisory locks use 1 and 2.
+/// `locktag_field4` of vigil's group slot locks; user advisory locks use 1
+/// and 2.
 const SLOT_LOCK_SPACE: u16 = 0x5647;
+/// `locktag_field4` of the per-summary slot locks: a transaction writing
+/// slot `k` of any group holds one on (summary, `k`) — shared when it chose
+/// `k` for one group, exclusive when it writes all its further groups
+/// there — so the two ways of choosing never hand one slot row to two
+/// transactions.
+const SUMMARY_SLOT_SPACE: u16 = 0x5648;
 
 thread_local! {
-    /// (local transaction id, slot locks it took)
+    /// (local transaction id, group slot locks it took)
     static SLOT_LOCKS: std::cell::Cell<(u32, u32)> = const { std::cell::Cell::new((0, 0)) };
 }
 
@@ -1074,13 +1082,41 @@ fn local_xact_id() -> u32 {
     unsafe { (*pg_sys::MyProc).lxid }
 }
 
+/// Tries to take a transaction-scoped advisory lock of vigil's (never
+/// waits): whether it is ours now, and whether this call took it.
+fn try_slot_lock(
+    summary: pg_sys::Oid,
+    field3: u32,
+    space: u16,
+    mode: u32,
+) -> (bool, bool, pg_sys::LOCKTAG) {
+    let tag = pg_sys::LOCKTAG {
+        // SAFETY: set once the backend is connected to a database.
+        locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
+        locktag_field2: summary.to_u32(),
+        locktag_field3: field3,
+        locktag_field4: space,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
+        locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
+    };
+    // SAFETY: a valid tag; dontWait makes this return at once.
+    let got = unsafe { pg_sys::LockAcquire(&tag, mode as pg_sys::LOCKMODE, false, true) };
+    match got {
+        pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL => (false, false, tag),
+        pg_sys::LockAcquireResult::LOCKACQUIRE_ALREADY_HELD
+        | pg_sys::LockAcquireResult::LOCKACQUIRE_ALREADY_CLEAR => (true, false, tag),
+        _ => (true, true, tag),
+    }
+}
+
 /// The slot row of group `key_hash` of rollup `summary` this transaction
 /// writes: the first slot whose transaction-scoped advisory lock is free or
 /// already ours. Taking it never waits, and while this transaction holds it
 /// no other inserter picks that slot row, so hot groups spread over slot
 /// rows instead of queueing on one row lock until commit. Hash collisions
 /// between groups only spread a group further; correctness never depends on
-/// the choice, as a group is the sum of its slot rows.
+/// the choice, as a group is the sum of its slot rows. Past
+/// `SLOT_LOCKS_PER_XACT` group locks, `summary_slot`.
 #[pg_extern(volatile, strict, parallel_unsafe, name = "_rollup_slot")]
 fn rollup_slot(summary: pg_sys::Oid, key_hash: i32) -> i32 {
     let lxid = local_xact_id();
@@ -1088,33 +1124,46 @@ fn rollup_slot(summary: pg_sys::Oid, key_hash: i32) -> i32 {
     if xact != lxid {
         used = 0;
     }
-    let mut chosen = 0;
+    let mut chosen = None;
     for slot in 0..SLOT_TRIES {
         if used >= SLOT_LOCKS_PER_XACT {
             break;
         }
-        let tag = pg_sys::LOCKTAG {
-            // SAFETY: set once the backend is connected to a database.
-            locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
-            locktag_field2: summary.to_u32(),
-            locktag_field3: (key_hash as u32).wrapping_add(slot),
-            locktag_field4: SLOT_LOCK_SPACE,
-            locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
-            locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
-        };
-        // SAFETY: a valid tag; dontWait makes this return at once.
-        let got = unsafe {
-            pg_sys::LockAcquire(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, false, true)
-        };
-        match got {
-            pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL => continue,
-            pg_sys::LockAcquireResult::LOCKACQUIRE_ALREADY_HELD
-            | pg_sys::LockAcquireResult::LOCKACQUIRE_ALREADY_CLEAR => {}
-            _ => used += 1,
+        let field3 = (key_hash as u32).wrapping_add(slot);
+        let (ours, took, tag) =
+            try_slot_lock(summary, field3, SLOT_LOCK_SPACE, pg_sys::ExclusiveLock);
+        if !ours {
+            continue;
         }
-        chosen = slot as i32;
+        // No transaction writes every further group of the summary to
+        // this slot (a shared lock, so single-group choosers never
+        // exclude each other).
+        if !try_slot_lock(summary, slot, SUMMARY_SLOT_SPACE, pg_sys::ShareLock).0 {
+            if took {
+                // SAFETY: the lock this call just took, released at once.
+                unsafe {
+                    pg_sys::LockRelease(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, false)
+                };
+            }
+            continue;
+        }
+        if took {
+            used += 1;
+        }
+        chosen = Some(slot as i32);
         break;
     }
     SLOT_LOCKS.with(|c| c.set((lxid, used)));
-    chosen
+    chosen.unwrap_or_else(|| summary_slot(summary))
+}
+
+/// The slot this transaction writes every further group of `summary` to:
+/// the first whose per-summary lock it can hold exclusively, i.e. that no
+/// other transaction writes to any group. One lock per summary however
+/// many groups, and never a wait; slot 0 (an upsert that waits its turn)
+/// only when `SLOT_TRIES` transactions write the summary at once.
+fn summary_slot(summary: pg_sys::Oid) -> i32 {
+    (0..SLOT_TRIES)
+        .find(|&slot| try_slot_lock(summary, slot, SUMMARY_SLOT_SPACE, pg_sys::ExclusiveLock).0)
+        .unwrap_or(0) as i32
 }

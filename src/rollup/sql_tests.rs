@@ -420,7 +420,26 @@ mod tests {
         )
         .unwrap();
         assert_eq!(held(), 64, "a bulk statement stops taking slot locks at 64");
-        assert_eq!(slot(1000), Some(0));
+        let summary_locks = |mode: &str| {
+            one::<i64>(&format!(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 22088 \
+                 AND pid = pg_backend_pid() AND mode = '{mode}' AND classid = 'pg_class'::regclass::oid AND objid = 0"
+            ))
+            .unwrap()
+        };
+        assert_eq!(
+            summary_locks("ShareLock"),
+            1,
+            "the groups' slot 0 is marked taken once"
+        );
+        assert_eq!(summary_locks("ExclusiveLock"), 1);
+        assert_eq!(
+            slot(1000),
+            Some(0),
+            "further groups share the one slot held for the whole summary"
+        );
+        assert_eq!(held(), 64);
+        assert_eq!(summary_locks("ExclusiveLock"), 1);
     }
 
     #[pg_test]

@@ -239,6 +239,73 @@ pub fn rollup_maintenance_runs_as_the_source_owner_and_leaves_the_writers_sessio
     assert_nobody_escalated(&mut su);
 }
 
+/// The single-row write of a count/sum rollup that skips the executor
+/// (rollup/direct.rs) keeps the identity of the statements it replaces: a
+/// superuser's single-row INSERT, UPDATE and DELETE on a tenant's table run
+/// the tenant's CHECK constraint and expression index on the summary (both
+/// kept on the direct path) as the tenant, and an operator `+` the tenant
+/// puts on the writer's search path is not the one that adds.
+pub fn single_row_direct_writes_run_tenant_code_as_the_tenant_only(c: &Cluster) {
+    let mut su = setup(c);
+    let mut a = c.connect_as(DB, "alice");
+    plant_escalator(&mut a, "alice");
+    a.batch_execute(
+        "CREATE TABLE alice.orders (shop text, at timestamptz, amount bigint);
+         GRANT INSERT, UPDATE, DELETE, SELECT ON alice.orders TO PUBLIC;",
+    )
+    .unwrap();
+    su.batch_execute(
+        "SELECT vigil.create_rollup('alice.orders_hourly', 'alice.orders', 'at', '1 hour', '{shop}',
+             '{\"n\": {\"agg\": \"count\"}, \"total\": {\"agg\": \"sum\", \"column\": \"amount\"}}');
+         INSERT INTO alice.orders VALUES ('s', date_trunc('hour', now()), 1);",
+    )
+    .unwrap();
+    // Alice's code on her summary, reached by every write of its slot row,
+    // and an operator that would make every sum her function's.
+    a.batch_execute(
+        "CREATE FUNCTION alice.seen(numeric) RETURNS numeric LANGUAGE plpgsql IMMUTABLE AS $f$
+         BEGIN PERFORM alice.alice_escalate(); RETURN $1; END $f$;
+         ALTER TABLE alice.orders_hourly ADD CONSTRAINT spy CHECK (alice.alice_escalate());
+         CREATE INDEX ON alice.orders_hourly (alice.seen(total));
+         CREATE FUNCTION alice.plus(numeric, numeric) RETURNS numeric LANGUAGE plpgsql AS $f$
+         BEGIN PERFORM alice.alice_escalate(); RETURN 0; END $f$;
+         CREATE OPERATOR alice.+ (LEFTARG = numeric, RIGHTARG = numeric, FUNCTION = alice.plus);
+         CREATE FUNCTION alice.plus(bigint, bigint) RETURNS bigint LANGUAGE plpgsql AS $f$
+         BEGIN PERFORM alice.alice_escalate(); RETURN 0; END $f$;
+         CREATE OPERATOR alice.+ (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = alice.plus);",
+    )
+    .unwrap();
+    su.batch_execute(
+        "SET search_path = alice, pg_catalog, public;
+         INSERT INTO alice.orders VALUES ('s', date_trunc('hour', now()), 5);
+         UPDATE alice.orders SET amount = amount OPERATOR(pg_catalog.+) 10 WHERE amount = 5;
+         DELETE FROM alice.orders WHERE amount = 1;
+         RESET search_path;",
+    )
+    .unwrap();
+    let (n, total): (i64, i64) = {
+        let r = su
+            .query_one(
+                "SELECT sum(n)::bigint, sum(total)::bigint FROM alice.orders_hourly WHERE shop = 's'",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((n, total), (1, 15), "the sums were added by pg_catalog's +");
+    assert_eq!(
+        ran_as(&mut su, "alice"),
+        vec!["alice".to_string()],
+        "alice's constraint and index ran, as alice only"
+    );
+    let v: i64 = su
+        .query_one("SELECT vigil.verify_rollup('alice.orders_hourly')", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(v, 0);
+    assert_nobody_escalated(&mut su);
+}
+
 pub fn create_rollup_needs_the_source_owner_an_owned_schema_and_one_parsed_expression(c: &Cluster) {
     let mut su = setup(c);
     su.batch_execute(
