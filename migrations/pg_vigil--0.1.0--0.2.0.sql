@@ -772,6 +772,36 @@ CREATE OR REPLACE FUNCTION vigil._drop_buckets_trans(internal, timestamp with ti
 
 COMMENT ON FUNCTION vigil._drop_buckets_trans(internal, timestamp with time zone, double precision, double precision, double precision, integer) IS 'Internal: transition of vigil._drop_buckets';
 
+CREATE OR REPLACE FUNCTION vigil._drop_latest_combine(internal, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_drop_latest_combine';
+
+COMMENT ON FUNCTION vigil._drop_latest_combine(internal, internal) IS 'Internal: combine function of vigil._drop_latest (parallel aggregation)';
+
+CREATE OR REPLACE FUNCTION vigil._drop_latest_deserial(bytea, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_drop_latest_deserial';
+
+COMMENT ON FUNCTION vigil._drop_latest_deserial(bytea, internal) IS 'Internal: deserialization of vigil._drop_latest''s state (parallel aggregation)';
+
+CREATE OR REPLACE FUNCTION vigil._drop_latest_final(internal) RETURNS double precision[]
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_drop_latest_final';
+
+COMMENT ON FUNCTION vigil._drop_latest_final(internal) IS 'Internal: final function of vigil._drop_latest';
+
+CREATE OR REPLACE FUNCTION vigil._drop_latest_serial(internal) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_drop_latest_serial';
+
+COMMENT ON FUNCTION vigil._drop_latest_serial(internal) IS 'Internal: serialization of vigil._drop_latest''s state (parallel aggregation)';
+
+CREATE OR REPLACE FUNCTION vigil._drop_latest_trans(internal, timestamp with time zone, double precision) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'vigil_drop_latest_trans';
+
+COMMENT ON FUNCTION vigil._drop_latest_trans(internal, timestamp with time zone, double precision) IS 'Internal: transition of vigil._drop_latest';
+
 COMMENT ON FUNCTION vigil._drop_rollup(name oid) IS 'Internal: vigil.drop_rollup''s work';
 
 CREATE OR REPLACE FUNCTION vigil._early_kill_trigger() RETURNS trigger
@@ -3427,6 +3457,19 @@ CREATE OR REPLACE AGGREGATE vigil._drop_buckets(at timestamp with time zone, row
 );
 
 COMMENT ON AGGREGATE vigil._drop_buckets(at timestamp with time zone, rows double precision, a double precision, b double precision, merge integer) IS 'Internal: the drop kind''s samples over a rollup from one entity''s slot rows (each bucket merged by merge: 0 sum(a)/sum(b), 1 sum(a) when sum(b) > 0, 2 sum(a), 3 min(a), 4 max(a); buckets with no rows or no value left out): {latest, total, samples}, NULL without samples';
+
+CREATE OR REPLACE AGGREGATE vigil._drop_latest(at timestamp with time zone, v double precision) (
+    SFUNC = vigil._drop_latest_trans,
+    STYPE = internal,
+    SSPACE = 40,
+    FINALFUNC = vigil._drop_latest_final,
+    COMBINEFUNC = vigil._drop_latest_combine,
+    SERIALFUNC = vigil._drop_latest_serial,
+    DESERIALFUNC = vigil._drop_latest_deserial,
+    PARALLEL = safe
+);
+
+COMMENT ON AGGREGATE vigil._drop_latest(at timestamp with time zone, v double precision) IS 'Internal: the drop kind''s samples over one entity''s raw rows (rows with a NULL time or value left out): {latest, total, samples}, the latest being the greatest value of the latest time; NULL without rows';
 
 CREATE OR REPLACE AGGREGATE vigil._saturation_days(now timestamp with time zone, at timestamp with time zone, rows double precision, converted double precision) (
     SFUNC = vigil._saturation_days_trans,

@@ -651,3 +651,41 @@ COMMENT ON AGGREGATE vigil._drop_buckets(timestamptz, float8, float8, float8, in
     'Internal: the drop kind''s samples over a rollup from one entity''s slot rows (each bucket merged by merge: '
     '0 sum(a)/sum(b), 1 sum(a) when sum(b) > 0, 2 sum(a), 3 min(a), 4 max(a); buckets with no rows or no value left out): '
     '{latest, total, samples}, NULL without samples';
+
+-- The drop kind's per-entity aggregate over raw float8 rows (src/scoring/agg.rs):
+-- the latest row's value (the greatest of a tie), the values' sum and count,
+-- in a fixed-size state.
+CREATE FUNCTION vigil._drop_latest_trans(internal, timestamptz, float8) RETURNS internal
+    AS 'MODULE_PATHNAME', 'vigil_drop_latest_trans' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION vigil._drop_latest_trans(internal, timestamptz, float8) IS
+    'Internal: transition of vigil._drop_latest';
+CREATE FUNCTION vigil._drop_latest_final(internal) RETURNS float8[]
+    AS 'MODULE_PATHNAME', 'vigil_drop_latest_final' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION vigil._drop_latest_final(internal) IS
+    'Internal: final function of vigil._drop_latest';
+CREATE FUNCTION vigil._drop_latest_combine(internal, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'vigil_drop_latest_combine' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION vigil._drop_latest_combine(internal, internal) IS
+    'Internal: combine function of vigil._drop_latest (parallel aggregation)';
+CREATE FUNCTION vigil._drop_latest_serial(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'vigil_drop_latest_serial' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION vigil._drop_latest_serial(internal) IS
+    'Internal: serialization of vigil._drop_latest''s state (parallel aggregation)';
+CREATE FUNCTION vigil._drop_latest_deserial(bytea, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'vigil_drop_latest_deserial' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION vigil._drop_latest_deserial(bytea, internal) IS
+    'Internal: deserialization of vigil._drop_latest''s state (parallel aggregation)';
+-- SSPACE: the whole state.
+CREATE AGGREGATE vigil._drop_latest(at timestamptz, v float8) (
+    SFUNC = vigil._drop_latest_trans,
+    STYPE = internal,
+    SSPACE = 40,
+    FINALFUNC = vigil._drop_latest_final,
+    COMBINEFUNC = vigil._drop_latest_combine,
+    SERIALFUNC = vigil._drop_latest_serial,
+    DESERIALFUNC = vigil._drop_latest_deserial,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE vigil._drop_latest(timestamptz, float8) IS
+    'Internal: the drop kind''s samples over one entity''s raw rows (rows with a NULL time or value left out): '
+    '{latest, total, samples}, the latest being the greatest value of the latest time; NULL without rows';

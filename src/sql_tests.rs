@@ -213,7 +213,7 @@ pub(crate) mod tests {
         assert_eq!(incomplete, Some(0));
         assert_eq!(
             one::<i64>("SELECT count(*) FROM pg_aggregate a JOIN pg_proc p ON p.oid = a.aggfnoid WHERE p.pronamespace = 'vigil'::regnamespace"),
-            Some(7)
+            Some(8)
         );
     }
 

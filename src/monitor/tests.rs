@@ -367,16 +367,27 @@ fn drop_computes_in_numeric_for_numeric_and_integer_columns_only() {
         )
         .query
         .unwrap();
-        assert!(
-            q.contains(&format!("(t.\"{column}\")::{ty} AS v FROM")),
-            "{q}"
-        );
-        assert!(
-            q.contains(&format!(
-                "(max(ARRAY[extract(epoch FROM (s.at)::timestamptz)::{ty}, s.v]))[2] AS current"
-            )),
-            "{q}"
-        );
+        if ty == "numeric" {
+            assert!(
+                q.contains(&format!("(t.\"{column}\")::{ty} AS v FROM")),
+                "{q}"
+            );
+            assert!(
+                q.contains(&format!(
+                    "(max(ARRAY[extract(epoch FROM (s.at)::timestamptz)::{ty}, s.v]))[2] AS current"
+                )),
+                "{q}"
+            );
+        } else {
+            // float8 rows: one fixed-size aggregate per entity.
+            assert!(
+                q.contains(&format!(
+                    "vigil._drop_latest((t.\"recorded_at\")::timestamptz, (t.\"{column}\")::float8) AS s"
+                )),
+                "{q}"
+            );
+            assert!(!q.contains("max(ARRAY["), "{q}");
+        }
         assert!(
             q.contains(&format!(
                 "WHEN a.average - x.current >= ($1->'thresholds'->>'medium')::{ty}"

@@ -9,6 +9,10 @@
 //! - `vigil._drop_buckets(at timestamptz, rows float8, a float8, b float8,
 //!   merge int)`: the drop kind's samples over a rollup, each bucket's slot
 //!   rows merged ([`drop_samples`]), returned as `{latest, total, samples}`.
+//! - `vigil._drop_latest(at timestamptz, v float8)`: the same figures over
+//!   raw rows, in a fixed-size state ([`LatestSum`]) instead of
+//!   `max(ARRAY[extract(epoch FROM at), v])`, which built and compared an
+//!   array per row (780 000 rows per scan at 10M events).
 //!
 //! Written against the raw fmgr ABI, like `vigil.stats_agg`'s transition
 //! function: they run once per row read (310 000 summary rows for 10 000
@@ -17,7 +21,7 @@
 //! Rust allocation, so nothing outlives a reset of that context). Declared
 //! in `sql/monitors.sql`.
 
-use super::{drop_samples, BucketMerge, BucketRow, SaturationDays, LAST_DAY};
+use super::{drop_samples, BucketMerge, BucketRow, LatestSum, SaturationDays, LAST_DAY};
 use crate::error::VigilError;
 use crate::sqlglue::{agg_context, pg_finfo_v1, raise};
 use pgrx::prelude::*;
@@ -40,6 +44,7 @@ struct State<T> {
 
 const SATURATION: u64 = 0x7669_6769_6c5f_6461; // "vigil_da"
 const DROP: u64 = 0x7669_6769_6c5f_6462; // "vigil_db"
+const LATEST: u64 = 0x7669_6769_6c5f_6463; // "vigil_dc"
 
 /// Items allocated at first (a 30-day baseline reads 31 days).
 const FIRST_CAPACITY: usize = 32;
@@ -91,7 +96,12 @@ pg_finfo_v1!(
     pg_finfo_vigil_drop_buckets_final,
     pg_finfo_vigil_drop_buckets_combine,
     pg_finfo_vigil_drop_buckets_serial,
-    pg_finfo_vigil_drop_buckets_deserial
+    pg_finfo_vigil_drop_buckets_deserial,
+    pg_finfo_vigil_drop_latest_trans,
+    pg_finfo_vigil_drop_latest_final,
+    pg_finfo_vigil_drop_latest_combine,
+    pg_finfo_vigil_drop_latest_serial,
+    pg_finfo_vigil_drop_latest_deserial
 );
 
 /// An array item's bytes in a serialized state (parallel workers hand
@@ -457,6 +467,176 @@ extern "C-unwind" fn drop_final(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Dat
             .into_datum()
             .expect("an array is not NULL"),
     }
+}
+
+/// `vigil._drop_latest`'s state: one [`LatestSum`], fixed size, in the
+/// aggregate's memory context.
+#[repr(C)]
+struct Latest {
+    magic: u64,
+    sum: LatestSum,
+}
+
+/// Serialized: magic (8), at (8), latest (8), total (8), n (8).
+const LATEST_BYTES: usize = 40;
+
+impl Latest {
+    /// The state argument, or a new one for NULL; raises on a state
+    /// another function made.
+    #[inline]
+    fn of(fcinfo: pg_sys::FunctionCallInfo, arg: pg_sys::NullableDatum) -> *mut Latest {
+        if arg.isnull {
+            return first_latest(fcinfo);
+        }
+        let st = arg.value.cast_mut_ptr::<Latest>();
+        // SAFETY: a non-NULL internal datum is a pointer to a palloc'd
+        // block of at least 8 bytes.
+        if unsafe { (*st).magic } != LATEST {
+            not_our_state(fcinfo);
+        }
+        st
+    }
+}
+
+#[pg_guard]
+extern "C-unwind" fn first_latest(fcinfo: pg_sys::FunctionCallInfo) -> *mut Latest {
+    let ctx = agg_context(fcinfo);
+    // SAFETY: a MAXALIGNed allocation in the aggregate's context, written
+    // whole before use.
+    unsafe {
+        let st = pg_sys::MemoryContextAlloc(ctx, std::mem::size_of::<Latest>()).cast::<Latest>();
+        st.write(Latest {
+            magic: LATEST,
+            sum: LatestSum::default(),
+        });
+        st
+    }
+}
+
+/// `vigil._drop_latest`'s transition function: `(internal, timestamptz,
+/// float8) RETURNS internal`, not strict: a row with a NULL time or value
+/// adds nothing (the SQL it replaces read `v IS NOT NULL` rows).
+///
+/// # Safety
+/// Called by PostgreSQL with the declared arguments.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vigil_drop_latest_trans(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    let fc = unsafe { &mut *fcinfo };
+    let args = unsafe { fc.args.as_slice(3) };
+    let st = Latest::of(fcinfo, args[0]);
+    fc.isnull = false;
+    let (at, v) = (args[1], args[2]);
+    if !at.isnull && !v.isnull {
+        // SAFETY: st is this aggregate's.
+        unsafe {
+            (*st).sum.add(
+                at.value.value() as i64,
+                f64::from_bits(v.value.value() as u64),
+            )
+        };
+    }
+    pg_sys::Datum::from(st)
+}
+
+/// `vigil._drop_latest`'s final function: `(internal) RETURNS float8[]`,
+/// strict: `{latest, total, samples}`, NULL without rows.
+///
+/// # Safety
+/// Called by PostgreSQL with the declared argument.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vigil_drop_latest_final(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    latest_final(fcinfo)
+}
+
+#[pg_guard]
+extern "C-unwind" fn latest_final(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: a strict function's one argument is not NULL.
+    let arg = unsafe { (*fcinfo).args.as_slice(1)[0] };
+    let st = Latest::of(fcinfo, arg);
+    agg_context(fcinfo);
+    // SAFETY: st is this aggregate's.
+    match unsafe { (*st).sum }.samples() {
+        None => {
+            // SAFETY: PostgreSQL's fcinfo for this call.
+            unsafe { (*fcinfo).isnull = true };
+            pg_sys::Datum::from(0)
+        }
+        Some((latest, total, n)) => vec![latest, total, n as f64]
+            .into_datum()
+            .expect("an array is not NULL"),
+    }
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn vigil_drop_latest_combine(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    agg_context(fcinfo);
+    // SAFETY: PostgreSQL's arguments for this call.
+    let args = unsafe { (*fcinfo).args.as_slice(2) };
+    if args[1].isnull {
+        return ret(fcinfo, args[0]);
+    }
+    let from = Latest::of(fcinfo, args[1]);
+    let into = Latest::of(fcinfo, args[0]);
+    // SAFETY: both are this aggregate's states (a new `into` for NULL).
+    unsafe {
+        let other = (*from).sum;
+        (*into).sum.merge(&other);
+    }
+    pg_sys::Datum::from(into)
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn vigil_drop_latest_serial(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: a strict function's one argument is not NULL.
+    let arg = unsafe { (*fcinfo).args.as_slice(1)[0] };
+    let st = Latest::of(fcinfo, arg);
+    // SAFETY: st is this aggregate's.
+    let s = unsafe { (*st).sum };
+    let mut out = Vec::with_capacity(LATEST_BYTES);
+    out.extend_from_slice(&LATEST.to_le_bytes());
+    out.extend_from_slice(&s.at.to_le_bytes());
+    out.extend_from_slice(&s.latest.to_le_bytes());
+    out.extend_from_slice(&s.total.to_le_bytes());
+    out.extend_from_slice(&s.n.to_le_bytes());
+    pg_sys::Datum::from(pgrx::varlena::rust_byte_slice_to_bytea(&out).into_pg())
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn vigil_drop_latest_deserial(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: a strict function's first argument, a bytea, is not NULL.
+    let b = unsafe {
+        let arg = (*fcinfo).args.as_slice(2)[0].value;
+        let ptr = pg_sys::pg_detoast_datum_packed(arg.cast_mut_ptr());
+        pgrx::varlena::varlena_to_byte_slice(ptr)
+    };
+    let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    if b.len() != LATEST_BYTES || u64_at(0) != LATEST {
+        not_our_state(fcinfo);
+    }
+    let st = first_latest(fcinfo);
+    // SAFETY: st is new.
+    unsafe {
+        (*st).sum = LatestSum {
+            at: u64_at(8) as i64,
+            latest: f64_at(b, 16),
+            total: f64_at(b, 24),
+            n: u64_at(32),
+        };
+    }
+    pg_sys::Datum::from(st)
 }
 
 /// A strict final function's state, checked.

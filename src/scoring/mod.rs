@@ -376,6 +376,53 @@ pub fn drop_samples(rows: &mut [BucketRow], merge: BucketMerge) -> Option<(f64, 
     latest.map(|v| (v, total, n))
 }
 
+/// The drop kind's samples over raw rows of one entity, in a fixed size
+/// (`vigil._drop_latest`): the latest row's value, the sum of the values
+/// and their count. Of rows at the same latest time the greatest value (in
+/// PostgreSQL's order) is the latest, as `max(ARRAY[epoch, v])` picked it;
+/// times are compared exactly (microseconds), not as float8 epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LatestSum {
+    pub at: i64,
+    pub latest: f64,
+    pub total: f64,
+    pub n: u64,
+}
+
+impl LatestSum {
+    /// Adds the value `v` of a row at `at`.
+    pub fn add(&mut self, at: i64, v: f64) {
+        self.merge(&LatestSum {
+            at,
+            latest: v,
+            total: v,
+            n: 1,
+        });
+    }
+
+    /// Adds another entity state's rows (parallel aggregation).
+    pub fn merge(&mut self, other: &LatestSum) {
+        if other.n == 0 {
+            return;
+        }
+        if self.n == 0 {
+            *self = *other;
+            return;
+        }
+        if other.at > self.at || (other.at == self.at && pg_lt(self.latest, other.latest)) {
+            self.at = other.at;
+            self.latest = other.latest;
+        }
+        self.total += other.total;
+        self.n += other.n;
+    }
+
+    /// `(latest, total, samples)`, None without rows.
+    pub fn samples(&self) -> Option<(f64, f64, u64)> {
+        (self.n > 0).then_some((self.latest, self.total, self.n))
+    }
+}
+
 /// float8 `<` as PostgreSQL orders it: NaN equals NaN and is above every
 /// other value.
 fn pg_lt(x: f64, y: f64) -> bool {

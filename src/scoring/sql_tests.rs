@@ -374,4 +374,59 @@ mod tests {
         assert_partial_and_finalize(q);
         assert_eq!(one::<String>(q), serial);
     }
+
+    /// `vigil._drop_latest` equals the SQL it replaced in the raw drop
+    /// query (`max(ARRAY[epoch, v])[2]`, `sum(v)`, `count(*)` of the rows
+    /// with a value), over random rows with ties at the latest time, NULL
+    /// values and times, and a NaN; and its parallel partial states
+    /// combine to the serial result.
+    #[pg_test]
+    fn drop_latest_equals_the_array_max_it_replaced() {
+        Spi::run(
+            "CREATE TABLE dl AS
+             SELECT 'e' || (g % 7) AS e,
+                    CASE WHEN g % 31 = 0 THEN NULL
+                         ELSE date_trunc('hour', now()) - (g % 13) * interval '1 hour' END AS at,
+                    CASE WHEN g % 23 = 0 THEN NULL ELSE round((random() * 100)::numeric, 1)::float8 END AS v
+             FROM generate_series(1, 3000) g;
+             INSERT INTO dl VALUES ('nan', now(), 'NaN'), ('nan', now(), 5), ('one', now(), 3),
+                                   ('none', now(), NULL)",
+        )
+        .unwrap();
+        let mismatches = one::<i64>(
+            "WITH o AS (SELECT e, (max(ARRAY[extract(epoch FROM at)::float8, v]))[2] AS cur, sum(v) AS tot,
+                               count(*) AS k
+                        FROM dl WHERE v IS NOT NULL AND at IS NOT NULL GROUP BY 1),
+                  n AS (SELECT e, vigil._drop_latest(at, v) AS a FROM dl GROUP BY 1 HAVING vigil._drop_latest(at, v) IS NOT NULL)
+             SELECT count(*) FROM o FULL JOIN n USING (e)
+             WHERE (o.e IS NULL) <> (n.a IS NULL) OR a[1] IS DISTINCT FROM cur
+                OR abs(a[2] - tot) > 1e-9 * abs(tot) OR a[3] <> k",
+        );
+        assert_eq!(mismatches, Some(0));
+        assert_eq!(
+            one::<String>("SELECT vigil._drop_latest(at, v)::text FROM dl WHERE e = 'nan'"),
+            Some("{NaN,NaN,2}".into()),
+            "NaN is the greatest value of a tie"
+        );
+        assert_eq!(
+            one::<bool>("SELECT vigil._drop_latest(at, v) IS NULL FROM dl WHERE e = 'none'"),
+            Some(true)
+        );
+        let q = "SELECT vigil._drop_latest(at, v)::text FROM dl WHERE e <> 'nan'";
+        Spi::run("ANALYZE dl").unwrap();
+        let serial = one::<String>(q);
+        assert!(serial.is_some());
+        force_parallel_plan();
+        assert_partial_and_finalize(q);
+        let parallel = one::<String>(q).unwrap();
+        let parts = |t: &str| -> Vec<f64> {
+            t.trim_matches(|c| c == '{' || c == '}')
+                .split(',')
+                .map(|x| x.parse().unwrap())
+                .collect()
+        };
+        let (a, b) = (parts(&serial.unwrap()), parts(&parallel));
+        assert_eq!((a[0], a[2]), (b[0], b[2]));
+        assert!((a[1] - b[1]).abs() <= 1e-9 * a[1].abs(), "{a:?} {b:?}");
+    }
 }

@@ -738,3 +738,45 @@ fn drop_samples_merge_each_bucket_and_take_the_latest() {
     }
     assert_eq!(BucketMerge::from_code(5), None);
 }
+
+#[test]
+fn latest_sum_takes_the_latest_row_and_the_greatest_of_a_tie() {
+    let mut s = LatestSum::default();
+    assert_eq!(s.samples(), None);
+    s.add(5, 1.0);
+    s.add(9, 2.0);
+    s.add(7, 10.0);
+    assert_eq!(s.samples(), Some((2.0, 13.0, 3)));
+    // Same latest time: the greater value, NaN above every number.
+    s.add(9, 4.0);
+    s.add(9, 3.0);
+    assert_eq!(s.samples(), Some((4.0, 20.0, 5)));
+    s.add(9, f64::NAN);
+    let (latest, total, n) = s.samples().unwrap();
+    assert!(latest.is_nan() && total.is_nan() && n == 6);
+    s.add(9, 100.0);
+    assert!(s.samples().unwrap().0.is_nan(), "NaN stays above 100");
+    // Merging partial states equals adding their rows in one.
+    let rows = [(3, 1.5), (8, -2.0), (8, 7.0), (1, 4.0), (6, 0.5)];
+    let mut whole = LatestSum::default();
+    rows.iter().for_each(|&(at, v)| whole.add(at, v));
+    for cut in 0..=rows.len() {
+        let (mut a, mut b) = (LatestSum::default(), LatestSum::default());
+        rows[..cut].iter().for_each(|&(at, v)| a.add(at, v));
+        rows[cut..].iter().for_each(|&(at, v)| b.add(at, v));
+        let mut ba = b;
+        a.merge(&b);
+        ba.merge(&{
+            let mut x = LatestSum::default();
+            rows[..cut].iter().for_each(|&(at, v)| x.add(at, v));
+            x
+        });
+        assert_eq!(a.samples().map(|s| (s.0, s.2)), Some((7.0, 5)), "cut {cut}");
+        assert_eq!(
+            ba.samples().map(|s| (s.0, s.2)),
+            Some((7.0, 5)),
+            "cut {cut}"
+        );
+        assert!((a.total - whole.total).abs() < 1e-12);
+    }
+}

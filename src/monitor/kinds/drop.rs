@@ -151,6 +151,18 @@ fn query(q: &Query) -> String {
             src = q.source,
             rows = ident("_rows"),
         )
+    } else if q.rollup.is_none() && ty == "float8" {
+        // Raw float8 rows: one fixed-size aggregate per entity
+        // (`vigil._drop_latest`), not an array built per row.
+        format!(
+            "SELECT y.entity, y.s[1] AS current, y.s[2] AS total, (y.s[3])::bigint AS samples\n\
+             FROM (SELECT {e} AS entity, vigil._drop_latest(({time})::timestamptz, ({v})::float8) AS s\n\
+                   FROM {src} t\n\
+                   WHERE {time} >= {since} AND {time} <= {now} AND {e} IS NOT NULL{filter}\n\
+                   GROUP BY 1) y\n\
+             WHERE y.s[3] >= 2",
+            src = q.source,
+        )
     } else {
         // The samples: the rows, or over a rollup each bucket's value (its
         // slot rows merged; a group emptied by deletions is none).
