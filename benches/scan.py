@@ -61,6 +61,25 @@ def scan_ms(c, monitor=None):
     return statistics.median(times)
 
 
+# The raw drop monitor's per-entity figures over its 7-day window, the way
+# the kind computed them until issue 17's fixed-size aggregate (an array
+# built and compared per row) and the way it computes them now.
+DROP_ARRAY = ("SELECT count(*) FROM (SELECT entity, (max(ARRAY[extract(epoch FROM ts)::float8, value]))[2], "
+              "sum(value), count(*) FROM {t} WHERE ts >= now() - interval '7 days' AND ts <= now() "
+              "GROUP BY 1) s")
+DROP_AGG = ("SELECT count(*) FROM (SELECT entity, vigil._drop_latest(ts, value) FROM {t} "
+            "WHERE ts >= now() - interval '7 days' AND ts <= now() GROUP BY 1) s")
+
+
+def drop_side_by_side(c, table, rounds=5):
+    """Medians of the two per-entity drop queries, alternating."""
+    old, new = [], []
+    for _ in range(rounds):
+        old.append(c.time_ms(DROP_ARRAY.format(t=table)))
+        new.append(c.time_ms(DROP_AGG.format(t=table)))
+    return statistics.median(old), statistics.median(new)
+
+
 def early_kill_ms(c, rounds=20):
     """Median time of the INSERT statement that kills a variant, and of the
     same INSERT into an identical table without a monitor."""
@@ -107,6 +126,7 @@ def main():
             c.psql(DB, "UPDATE vigil.monitors SET enabled = (source_table = '%s' AND kind <> 'saturation')" % table)
             results[table] = scan_ms(c)
             results[table + "_per"] = {name: scan_ms(c, f"{table}_{name}") for name, _, _ in MONITORS}
+            results[table + "_drop_sql"] = drop_side_by_side(c, table)
             c.psql(DB, f"SELECT vigil.enable_monitor('{table}_saturation')")
             results[table + "_sat"] = scan_ms(c, f"{table}_saturation")
             c.psql(DB, f"SELECT vigil.enable_monitor('{table}_sat_rollup')")
@@ -155,6 +175,10 @@ def main():
               f"10M {results['ev_10m_drop_rollup']:.1f} ms ({dg:.2f}x); "
               f"{results['ev_10m_per']['drops'] / results['ev_10m_drop_rollup']:.1f}x faster than over raw events at 10M; "
               f"alerts both raised: 1M {results['ev_1m_drop_same']}, 10M {results['ev_10m_drop_same']}")
+        for table, label in (("ev_1m", "1M"), ("ev_10m", "10M")):
+            a, b = results[table + "_drop_sql"]
+            print(f"raw drop per-entity figures, 7 days of {label} events: max(ARRAY[epoch, v]) {a:.1f} ms, "
+                  f"vigil._drop_latest {b:.1f} ms ({a / b:.2f}x; medians of 5 alternating runs)")
         eg = results["ev_10m_every"] / results["ev_1m_every"]
         print(f"every kind (count, zscore, threshold over raw events; drop and saturation over the daily rollup): "
               f"1M {results['ev_1m_every']:.1f} ms, 10M {results['ev_10m_every']:.1f} ms "

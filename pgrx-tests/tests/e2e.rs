@@ -763,6 +763,37 @@ fn count_sum_rollup_writers_never_wait_in_any_interleaving(c: &Cluster) {
         "sessions waited (lock timeout) or deadlocked: {errors:?}"
     );
     assert_eq!(verify_signed(&mut a), 0);
+
+    // Group values that are equal but print differently are one group and
+    // take one slot lock (hashed by their types, not their text).
+    a.batch_execute(
+        "CREATE TABLE eq (k numeric, f float8, i interval, ts timestamptz NOT NULL, amount numeric);
+         SELECT vigil.create_rollup('eq_k', 'eq', 'ts', '1 hour', '{k}', '{\"n\": {\"agg\": \"count\"}}');
+         SELECT vigil.create_rollup('eq_f', 'eq', 'ts', '1 hour', '{f}', '{\"n\": {\"agg\": \"count\"}}');
+         SELECT vigil.create_rollup('eq_i', 'eq', 'ts', '1 hour', '{i}',
+             '{\"n\": {\"agg\": \"count\"}, \"s\": {\"agg\": \"sum\", \"column\": \"amount\"}}');
+         INSERT INTO eq VALUES (1.0, 0, '1 day', now(), 1);",
+    )
+    .unwrap();
+    a.batch_execute("BEGIN; INSERT INTO eq VALUES (1.0, 0, '1 day', now(), 2)")
+        .unwrap();
+    b.batch_execute("INSERT INTO eq VALUES (1.00, '-0', '24 hours', now(), 3)")
+        .unwrap();
+    a.batch_execute("COMMIT").unwrap();
+    for r in ["eq_k", "eq_f", "eq_i"] {
+        let (v, groups): (i64, i64) = {
+            let row = a
+                .query_one(
+                    &format!(
+                        "SELECT vigil.verify_rollup('{r}'), (SELECT count(*) FROM {r}_since('1 day'))"
+                    ),
+                    &[],
+                )
+                .unwrap();
+            (row.get(0), row.get(1))
+        };
+        assert_eq!((v, groups), (0, 1), "{r}: one group, exact");
+    }
 }
 
 fn create_rollup_rejects_bad_definitions_and_creates_nothing(c: &Cluster) {

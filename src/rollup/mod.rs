@@ -73,6 +73,9 @@ pub struct ColumnType {
     pub float: bool,
     /// Declared NOT NULL: key matches can then use plain `=`.
     pub not_null: bool,
+    /// Has a default hash operator class, so a group's slot lock can hash
+    /// its values the way the key's equality compares them (`slot_expr`).
+    pub hashable: bool,
 }
 
 impl ColumnType {
@@ -646,9 +649,17 @@ impl Rollup {
     /// The slot of the group of row `alias` (see `upsert`). The lock is per
     /// group column values, any bucket: hashing the bucket's text form costs
     /// more than the rare needless spreading of one entity's two buckets.
+    /// The values are hashed with their types' hash functions
+    /// (`hash_record`), which agree with the key's equality: 1.0 and 1.00,
+    /// 0 and -0, '1 day' and '24 hours' are one group and take one lock. A
+    /// group column type without a hash function falls back to the text
+    /// form, where such equal values printed differently take different
+    /// locks and the second writer waits for the first's slot row.
     fn slot_expr(&self, keys: Vec<String>) -> String {
         let hash = if keys.is_empty() {
             "0".to_string()
+        } else if self.group_by.iter().all(|(_, t)| t.hashable) {
+            format!("pg_catalog.hash_record(ROW({}))", keys.join(", "))
         } else {
             format!("pg_catalog.hashtext(ROW({})::text)", keys.join(", "))
         };

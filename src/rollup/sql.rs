@@ -66,7 +66,7 @@ fn columns(oid: pg_sys::Oid) -> HashMap<String, (ColumnType, u32)> {
             let mut typmod = typmod;
             // SAFETY: catalog lookups; format_type_with_typemod returns a
             // palloc'd C string that qualifies names not on the search path.
-            let (base, sql_type, category) = unsafe {
+            let (base, sql_type, category, hashable) = unsafe {
                 let base = pg_sys::getBaseTypeAndTypmod(pg_sys::Oid::from(type_oid), &mut typmod);
                 let text = pg_sys::format_type_with_typemod(base, typmod);
                 let sql_type = std::ffi::CStr::from_ptr(text)
@@ -75,7 +75,9 @@ fn columns(oid: pg_sys::Oid) -> HashMap<String, (ColumnType, u32)> {
                 let mut category: std::ffi::c_char = 0;
                 let mut preferred = false;
                 pg_sys::get_type_category_preferred(base, &mut category, &mut preferred);
-                (base.to_u32(), sql_type, category as u8)
+                let cache = pg_sys::lookup_type_cache(base, pg_sys::TYPECACHE_HASH_PROC as i32);
+                let hashable = (*cache).hash_proc != pg_sys::InvalidOid;
+                (base.to_u32(), sql_type, category as u8, hashable)
             };
             let float = base == FLOAT4OID || base == FLOAT8OID;
             let col = ColumnType {
@@ -83,6 +85,7 @@ fn columns(oid: pg_sys::Oid) -> HashMap<String, (ColumnType, u32)> {
                 integer_or_numeric: category == b'N' && !float,
                 float,
                 not_null,
+                hashable,
             };
             (name, (col, base))
         })
@@ -1157,13 +1160,42 @@ fn rollup_slot(summary: pg_sys::Oid, key_hash: i32) -> i32 {
     chosen.unwrap_or_else(|| summary_slot(summary))
 }
 
+thread_local! {
+    /// (local transaction id, the slot `summary_slot` chose per summary)
+    static SUMMARY_SLOTS: std::cell::RefCell<(u32, Vec<(pg_sys::Oid, i32)>)> =
+        const { std::cell::RefCell::new((0, Vec::new())) };
+}
+
 /// The slot this transaction writes every further group of `summary` to:
 /// the first whose per-summary lock it can hold exclusively, i.e. that no
-/// other transaction writes to any group. One lock per summary however
-/// many groups, and never a wait; slot 0 (an upsert that waits its turn)
-/// only when `SLOT_TRIES` transactions write the summary at once.
+/// other transaction writes to any group; chosen once per transaction and
+/// summary. One lock per summary however many groups, and never a wait;
+/// slot 0 (an upsert that waits its turn) only when every one of the
+/// `SLOT_TRIES` slots of the summary is held by other transactions.
 fn summary_slot(summary: pg_sys::Oid) -> i32 {
-    (0..SLOT_TRIES)
+    let lxid = local_xact_id();
+    let known = SUMMARY_SLOTS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != lxid {
+            *c = (lxid, Vec::new());
+        }
+        c.1.iter().find(|(s, _)| *s == summary).map(|(_, k)| *k)
+    });
+    // Still ours (a local lookup), unless a rolled-back savepoint let it go.
+    if let Some(slot) = known
+        .filter(|&k| try_slot_lock(summary, k as u32, SUMMARY_SLOT_SPACE, pg_sys::ExclusiveLock).0)
+    {
+        return slot;
+    }
+    let Some(slot) = (0..SLOT_TRIES)
         .find(|&slot| try_slot_lock(summary, slot, SUMMARY_SLOT_SPACE, pg_sys::ExclusiveLock).0)
-        .unwrap_or(0) as i32
+    else {
+        return 0;
+    };
+    SUMMARY_SLOTS.with(|c| {
+        let mut c = c.borrow_mut();
+        c.1.retain(|(s, _)| *s != summary);
+        c.1.push((summary, slot as i32));
+    });
+    slot as i32
 }

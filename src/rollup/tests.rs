@@ -9,6 +9,7 @@ fn types(col: &str) -> Option<ColumnType> {
         integer_or_numeric: num,
         float,
         not_null: false,
+        hashable: true,
     };
     match col {
         "creator_name" | "payment_status" | "we\"ird" => Some(t("text", false, false)),
@@ -126,7 +127,16 @@ fn inserts_take_a_free_slot_and_never_wait_for_one() {
     let r = rollup();
     let add = r.add_statement("vigil_new", false);
     assert!(
-        add.contains("vigil._rollup_slot('\"public\".\"hourly \"\"stats\"\"\"'::regclass, pg_catalog.hashtext(ROW(d.\"we\"\"ird\")::text))"),
+        add.contains("vigil._rollup_slot('\"public\".\"hourly \"\"stats\"\"\"'::regclass, pg_catalog.hash_record(ROW(d.\"we\"\"ird\")))"),
+        "{add}"
+    );
+    // A group type without a hash function: its text form is hashed.
+    let mut unhashable = rollup();
+    unhashable.group_by[0].1.hashable = false;
+    assert!(
+        unhashable
+            .add_statement("vigil_new", false)
+            .contains("pg_catalog.hashtext(ROW(d.\"we\"\"ird\")::text))"),
         "{add}"
     );
     // one sort, by the group key, outside the aggregate
@@ -163,7 +173,7 @@ fn a_single_row_insert_adds_its_own_values_without_aggregating() {
         "{one}"
     );
     assert!(
-        one.contains("pg_catalog.hashtext(ROW(r.\"we\"\"ird\")::text))"),
+        one.contains("pg_catalog.hash_record(ROW(r.\"we\"\"ird\")))"),
         "{one}"
     );
     // the same columns, in the same order, as the aggregating upsert
