@@ -64,10 +64,12 @@ def scan_ms(c, monitor=None):
 # The raw drop monitor's per-entity figures over its 7-day window, the way
 # the kind computed them until issue 17's fixed-size aggregate (an array
 # built and compared per row) and the way it computes them now.
-DROP_ARRAY = ("SELECT count(*) FROM (SELECT entity, (max(ARRAY[extract(epoch FROM ts)::float8, value]))[2], "
-              "sum(value), count(*) FROM {t} WHERE ts >= now() - interval '7 days' AND ts <= now() "
+# (The outer query reads every figure: the planner drops a subquery's
+# unread aggregates.)
+DROP_ARRAY = ("SELECT sum(cur + tot + k) FROM (SELECT entity, (max(ARRAY[extract(epoch FROM ts)::float8, value]))[2] AS cur, "
+              "sum(value) AS tot, count(*) AS k FROM {t} WHERE ts >= now() - interval '7 days' AND ts <= now() "
               "GROUP BY 1) s")
-DROP_AGG = ("SELECT count(*) FROM (SELECT entity, vigil._drop_latest(ts, value) FROM {t} "
+DROP_AGG = ("SELECT sum(a[1] + a[2] + a[3]) FROM (SELECT entity, vigil._drop_latest(ts, value) AS a FROM {t} "
             "WHERE ts >= now() - interval '7 days' AND ts <= now() GROUP BY 1) s")
 
 
