@@ -213,6 +213,24 @@ fn verify_signed(db: &mut postgres::Client) -> i64 {
         .get(0)
 }
 
+/// A small deterministic generator: `next(n)` is in `0..n`.
+fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    }
+}
+
+/// The errors every writer thread collected.
+fn joined(threads: Vec<std::thread::JoinHandle<Vec<String>>>) -> Vec<String> {
+    threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect()
+}
+
 fn rollup_stays_exact_with_8_concurrent_writers(c: &Cluster) {
     let mut db = c.fresh_db("rollup_writers");
     db.batch_execute(ROLLUP_SETUP).unwrap();
@@ -225,13 +243,7 @@ fn rollup_stays_exact_with_8_concurrent_writers(c: &Cluster) {
             std::thread::spawn(move || {
                 let conn = format!("host=127.0.0.1 port={port} user=postgres dbname=rollup_writers");
                 let mut db = postgres::Client::connect(&conn, postgres::NoTls).unwrap();
-                let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (w + 1);
-                let mut next = move |n: u64| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    seed % n
-                };
+                let mut next = xorshift(0x9E37_79B9_7F4A_7C15u64 ^ (w + 1));
                 let mut errors = Vec::new();
                 for _ in 0..150 {
                     // writers 0-3 share the hot entity e0; the others spread out
@@ -263,10 +275,7 @@ fn rollup_stays_exact_with_8_concurrent_writers(c: &Cluster) {
             })
         })
         .collect();
-    let errors: Vec<String> = writers
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect();
+    let errors = joined(writers);
     assert!(
         errors.is_empty(),
         "writers hit errors (deadlocks?): {errors:?}"
@@ -697,13 +706,7 @@ fn count_sum_rollup_writers_never_wait_in_any_interleaving(c: &Cluster) {
                     format!("host=127.0.0.1 port={port} user=postgres dbname=rollup_wait_free");
                 let mut db = postgres::Client::connect(&conn, postgres::NoTls).unwrap();
                 db.batch_execute("SET lock_timeout = '5s'").unwrap();
-                let mut seed = 0x2545_F491_4F6C_DD1Du64 ^ ((w as u64 + 1) * 0x9E37_79B9);
-                let mut next = move |n: u64| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    seed % n
-                };
+                let mut next = xorshift(0x2545_F491_4F6C_DD1Du64 ^ ((w as u64 + 1) * 0x9E37_79B9));
                 let mut errors = Vec::new();
                 for _ in 0..40 {
                     let mut sql = vec!["BEGIN".to_string()];
@@ -754,10 +757,7 @@ fn count_sum_rollup_writers_never_wait_in_any_interleaving(c: &Cluster) {
             })
         })
         .collect();
-    let errors: Vec<String> = sessions
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect();
+    let errors = joined(sessions);
     assert!(
         errors.is_empty(),
         "sessions waited (lock timeout) or deadlocked: {errors:?}"

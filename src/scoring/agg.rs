@@ -456,7 +456,17 @@ extern "C-unwind" fn drop_final(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Dat
     // Sorting in place is safe to repeat: a window aggregate may call the
     // final function again on the same state, and the order of the rows
     // is no part of it.
-    let samples = merge.and_then(|m| drop_samples(State::items(st), m));
+    samples_datum(
+        fcinfo,
+        merge.and_then(|m| drop_samples(State::items(st), m)),
+    )
+}
+
+/// The drop aggregates' result: `{latest, total, samples}`, NULL for none.
+fn samples_datum(
+    fcinfo: pg_sys::FunctionCallInfo,
+    samples: Option<(f64, f64, u64)>,
+) -> pg_sys::Datum {
     match samples {
         None => {
             // SAFETY: PostgreSQL's fcinfo for this call.
@@ -559,16 +569,7 @@ extern "C-unwind" fn latest_final(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::D
     let st = Latest::of(fcinfo, arg);
     agg_context(fcinfo);
     // SAFETY: st is this aggregate's.
-    match unsafe { (*st).sum }.samples() {
-        None => {
-            // SAFETY: PostgreSQL's fcinfo for this call.
-            unsafe { (*fcinfo).isnull = true };
-            pg_sys::Datum::from(0)
-        }
-        Some((latest, total, n)) => vec![latest, total, n as f64]
-            .into_datum()
-            .expect("an array is not NULL"),
-    }
+    samples_datum(fcinfo, unsafe { (*st).sum }.samples())
 }
 
 #[pg_guard]
