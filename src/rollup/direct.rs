@@ -1,7 +1,9 @@
-//! The single-row write of a count/sum rollup without an executor.
+//! The single-row write of a rollup without an executor.
 //!
-//! A single-row INSERT (and the subtraction of a single-row DELETE or
-//! UPDATE) adds one row's values to one slot row of the summary. Through
+//! A single-row INSERT into a rollup of count, sum, min and max measures
+//! (and, when every measure is a count or sum, the subtraction of a
+//! single-row DELETE or UPDATE) adds one row's values to one slot row of
+//! the summary, keeping the least and greatest for min and max. Through
 //! SPI that is an `INSERT … SELECT … ON CONFLICT DO UPDATE`: executor
 //! start-up and shut-down for a `ModifyTable` over a scan of the transition
 //! table, a projection, the speculative-insertion probe and the conflict
@@ -26,7 +28,7 @@
 //! security-restricted operation `security::Restricted` sets up: no code
 //! runs here that the SPI statement would not run.
 
-use super::Rollup;
+use super::{OnConflict, Rollup};
 use pgrx::pg_sys;
 
 /// The direct form of one single-row plan of a rollup trigger.
@@ -38,9 +40,9 @@ pub(super) struct Direct {
     /// row and the old one, whose difference is added.
     selects: Vec<(pg_sys::SPIPlanPtr, bool)>,
     summary: pg_sys::Oid,
-    /// The summary column each output column of a select writes, and
-    /// whether it is part of the row key (else it is added).
-    columns: Vec<(String, bool)>,
+    /// The summary column each output column of a select writes, and what
+    /// the write does with it.
+    columns: Vec<(String, OnConflict)>,
     built: Option<Built>,
 }
 
@@ -71,6 +73,10 @@ struct Built {
     /// `+` of its type (strict, as `s.c + excluded.c` is) and, for a
     /// difference, its `-` (strict, as `n.m - o.m` is).
     adds: Vec<Add>,
+    /// Per `min`/`max` column: the output column, the summary attribute,
+    /// the btree comparison of its type, its collation, and whether the
+    /// greater value is kept (`GREATEST`, else `LEAST`).
+    extremes: Vec<Extreme>,
     /// The summary's CHECK constraints, prepared once: what
     /// `ExecConstraints` would otherwise read from their stored text and
     /// plan again for every write (`ri_ConstraintExprs`).
@@ -86,6 +92,14 @@ struct Add {
     att: usize,
     plus: *mut pg_sys::FmgrInfo,
     minus: *mut pg_sys::FmgrInfo,
+}
+
+struct Extreme {
+    col: usize,
+    att: usize,
+    cmp: *mut pg_sys::FmgrInfo,
+    collation: pg_sys::Oid,
+    greatest: bool,
 }
 
 impl Drop for Built {
@@ -121,7 +135,22 @@ impl Direct {
         rows: &[(&str, bool, &str)],
         prepare: impl Fn(String) -> pg_sys::SPIPlanPtr,
     ) -> Option<Direct> {
-        if !rollup.removals_subtract() || super::citus::present() {
+        // Removals need every measure to subtract (`removals_subtract`);
+        // an added row also keeps min/max (LEAST/GREATEST), not the
+        // measures vigil's functions merge.
+        let adds_only = rows.iter().all(|(_, old, sign)| !old && sign.is_empty());
+        let columns: Option<Vec<(String, OnConflict)>> = rollup
+            .row_columns()
+            .into_iter()
+            .map(|(name, on)| on.map(|on| (name, on)))
+            .collect();
+        let simple = columns.as_ref().is_some_and(|c| {
+            c.iter()
+                .all(|(_, on)| matches!(on, OnConflict::Key | OnConflict::Add))
+        });
+        if !(simple && rollup.removals_subtract() || adds_only && columns.is_some())
+            || super::citus::present()
+        {
             return None;
         }
         Some(Direct {
@@ -130,7 +159,7 @@ impl Direct {
                 .map(|(from, old, sign)| (prepare(rollup.row_select(from, sign)), *old))
                 .collect(),
             summary,
-            columns: rollup.row_columns(),
+            columns: columns?,
             built: None,
         })
     }
@@ -252,8 +281,8 @@ impl Direct {
             })
         };
         let mut positions = Vec::with_capacity(self.columns.len());
-        for (name, key) in &self.columns {
-            positions.push((attnum(name)?, *key));
+        for (name, on) in &self.columns {
+            positions.push((attnum(name)?, *on));
         }
         let cxt = pg_sys::AllocSetContextCreateInternal(
             pg_sys::TopMemoryContext,
@@ -270,6 +299,7 @@ impl Direct {
             index: pg_sys::InvalidOid,
             keys: Vec::new(),
             adds: Vec::new(),
+            extremes: Vec::new(),
             checks: std::ptr::null_mut(),
         };
         for &(select, old) in &self.selects {
@@ -314,11 +344,35 @@ impl Direct {
             pg_sys::fmgr_info_cxt(f, finfo, cxt);
             Some(finfo)
         };
-        for (col, &(att, key)) in positions.iter().enumerate() {
-            if key {
+        for (col, &(att, on)) in positions.iter().enumerate() {
+            let ty = atts[att].atttypid;
+            let greatest = match on {
+                OnConflict::Key => continue,
+                OnConflict::Add => None,
+                OnConflict::Least => Some(false),
+                OnConflict::Greatest => Some(true),
+            };
+            if let Some(greatest) = greatest {
+                // LEAST/GREATEST order by the type's default btree
+                // operator class, under the column's collation.
+                let cache = pg_sys::lookup_type_cache(ty, pg_sys::TYPECACHE_CMP_PROC as i32);
+                let proc_ = (*cache).cmp_proc;
+                if proc_ == pg_sys::InvalidOid {
+                    return None;
+                }
+                let cmp =
+                    pg_sys::MemoryContextAllocZero(cxt, std::mem::size_of::<pg_sys::FmgrInfo>())
+                        .cast::<pg_sys::FmgrInfo>();
+                pg_sys::fmgr_info_cxt(proc_, cmp, cxt);
+                built.extremes.push(Extreme {
+                    col,
+                    att,
+                    cmp,
+                    collation: atts[att].attcollation,
+                    greatest,
+                });
                 continue;
             }
-            let ty = atts[att].atttypid;
             let minus = if self.selects.len() == 2 {
                 operator("-", ty)?
             } else {
@@ -465,11 +519,11 @@ pub(super) unsafe fn image_eq(x: pg_sys::Datum, y: pg_sys::Datum, byval: bool, l
 /// collation.
 unsafe fn arbiter(
     rel: pg_sys::Relation,
-    positions: &[(usize, bool)],
+    positions: &[(usize, OnConflict)],
 ) -> Option<(pg_sys::Oid, Vec<Key>)> {
     let mut key_atts: Vec<i16> = positions
         .iter()
-        .filter(|(_, k)| *k)
+        .filter(|(_, on)| *on == OnConflict::Key)
         .map(|(a, _)| *a as i16 + 1)
         .collect();
     key_atts.sort_unstable();
@@ -609,6 +663,27 @@ unsafe fn update(rel: pg_sys::Relation, b: &Built, rows: &[Vec<(pg_sys::Datum, b
             } else {
                 new_v[a.att] =
                     pg_sys::FunctionCall2Coll(a.plus, pg_sys::InvalidOid, old_v[a.att], delta);
+            }
+        }
+        // LEAST/GREATEST: NULLs are ignored; the kept value is the slot
+        // row's unless the new one orders before (after) it.
+        for e in &b.extremes {
+            let (value, null) = rows[0][e.col];
+            if null {
+                continue;
+            }
+            let replace = old_n[e.att] || {
+                let c = pg_sys::FunctionCall2Coll(e.cmp, e.collation, value, old_v[e.att]).value()
+                    as i32;
+                if e.greatest {
+                    c > 0
+                } else {
+                    c < 0
+                }
+            };
+            if replace {
+                new_v[e.att] = value;
+                new_n[e.att] = false;
             }
         }
         pg_sys::ExecStoreVirtualTuple(new);

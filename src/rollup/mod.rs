@@ -160,6 +160,20 @@ enum Slot {
 /// Column names the summary table uses for itself.
 pub const RESERVED: [&str; 3] = ["bucket", "_rows", "_slot"];
 
+/// What an added row's upsert does with a summary column on conflict
+/// (`Rollup::row_columns`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnConflict {
+    /// Part of the row key.
+    Key,
+    /// `s.c + excluded.c`.
+    Add,
+    /// `LEAST(s.c, excluded.c)`.
+    Least,
+    /// `GREATEST(s.c, excluded.c)`.
+    Greatest,
+}
+
 /// Parses and checks `measures` against the source's columns.
 pub fn parse_measures(
     measures: &Value,
@@ -760,20 +774,30 @@ impl Rollup {
         )
     }
 
-    /// The summary columns `row_select` yields, in order, each with whether
-    /// it is part of the row key (group columns, bucket, slot) or is added
-    /// to the row's value on conflict (`_rows` and the measures: the
-    /// `s.c + excluded.c` of `add_sets` for a `removals_subtract` rollup).
-    pub fn row_columns(&self) -> Vec<(String, bool)> {
-        let mut cols: Vec<(String, bool)> = self
+    /// The summary columns `row_select` yields, in order, each with what a
+    /// conflict does with it (`add_sets(false)`): part of the row key
+    /// (group columns, bucket, slot), added (`_rows`, counts and sums:
+    /// `s.c + excluded.c`), or kept as the least or greatest (`min`/`max`:
+    /// `LEAST`/`GREATEST`); None for a measure merged by a function of
+    /// vigil's (`avg`, `stats`, `percentile`).
+    pub fn row_columns(&self) -> Vec<(String, Option<OnConflict>)> {
+        let mut cols: Vec<(String, Option<OnConflict>)> = self
             .group_by
             .iter()
-            .map(|(g, _)| (g.clone(), true))
+            .map(|(g, _)| (g.clone(), Some(OnConflict::Key)))
             .collect();
-        cols.push(("bucket".into(), true));
-        cols.push(("_rows".into(), false));
-        cols.extend(self.measures.iter().map(|(m, _)| (m.name.clone(), false)));
-        cols.push(("_slot".into(), true));
+        cols.push(("bucket".into(), Some(OnConflict::Key)));
+        cols.push(("_rows".into(), Some(OnConflict::Add)));
+        cols.extend(self.measures.iter().map(|(m, _)| {
+            let on = match m.agg {
+                Agg::Count | Agg::Sum => Some(OnConflict::Add),
+                Agg::Min => Some(OnConflict::Least),
+                Agg::Max => Some(OnConflict::Greatest),
+                Agg::Avg | Agg::Stats | Agg::Percentile => None,
+            };
+            (m.name.clone(), on)
+        }));
+        cols.push(("_slot".into(), Some(OnConflict::Key)));
         cols
     }
 

@@ -702,6 +702,62 @@ mod tests {
         crate::rollup::direct::applied() - before
     }
 
+    /// A single-row INSERT into a rollup with `min` and `max` measures
+    /// keeps the least and greatest directly, as the upsert's LEAST and
+    /// GREATEST do: NULLs ignored, text by the column's collation, NaN
+    /// above every number; its removals keep the locking path.
+    #[pg_test]
+    fn single_row_inserts_keep_min_and_max_directly() {
+        Spi::run(ROLLUP_SOURCE).unwrap();
+        Spi::run(
+            r#"ALTER TABLE events ADD COLUMN label text COLLATE "C";
+               UPDATE events SET label = CASE WHEN amount > 30 THEN NULL ELSE 'L' || amount END;
+               SELECT vigil.create_rollup('ev_ext', 'events', 'ts', '1 hour', '{entity}',
+                 '{"n": {"agg": "count"}, "lo": {"agg": "min", "column": "amount"},
+                   "hi": {"agg": "max", "column": "latency", "filter": "status = ''paid''"},
+                   "first": {"agg": "min", "column": "label"}, "last": {"agg": "max", "column": "label"}}')"#,
+        )
+        .unwrap();
+        let verify_ext = || one::<i64>("SELECT vigil.verify_rollup('ev_ext')").unwrap();
+        assert_eq!(verify_ext(), 0);
+        let rows = [
+            "('e1', '2026-10-20 03:10Z', 'paid', -5, 1e9, 'a')",
+            "('e1', '2026-10-20 03:20Z', 'free', NULL, 2e9, NULL)",
+            "('e1', '2026-10-20 03:30Z', 'paid', 1000, 'NaN', 'Z')",
+            "('e1', '2026-10-20 03:40Z', 'paid', NULL, 5, 'B')",
+            "('e2', '2026-10-20 04:10Z', NULL, 0.5, NULL, 'b')",
+        ];
+        let direct: u64 = rows
+            .iter()
+            .map(|r| {
+                direct_writes(&format!(
+                    "INSERT INTO events (entity, ts, status, amount, latency, label) VALUES {r}"
+                ))
+            })
+            .sum();
+        assert_eq!(
+            direct as usize,
+            rows.len(),
+            "every slot row existed already"
+        );
+        assert_eq!(verify_ext(), 0);
+        assert_eq!(
+            one::<String>(
+                "SELECT min(lo) || '/' || max(hi) || '/' || min(first) || '/' || max(last) FROM ev_ext \
+                 WHERE entity = 'e1' AND bucket = '2026-10-20 03:00Z'"
+            )
+            .as_deref(),
+            Some("-5/NaN/B/a"),
+            "C collation: 'B' < 'L…' < 'a'"
+        );
+        // Removals of a min/max rollup still lock, fold and repair.
+        assert_eq!(
+            direct_writes("DELETE FROM events WHERE entity = 'e1' AND amount = -5"),
+            0
+        );
+        assert_eq!(verify_ext(), 0);
+    }
+
     #[pg_test]
     fn single_row_writes_of_a_sum_rollup_update_their_slot_row_directly_and_stay_exact() {
         make_sum_rollup();
