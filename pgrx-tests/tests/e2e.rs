@@ -796,6 +796,34 @@ fn count_sum_rollup_writers_never_wait_in_any_interleaving(c: &Cluster) {
     }
 }
 
+/// Under REPEATABLE READ a slot row changed since the transaction's
+/// snapshot fails the write with a serialization failure, as the upsert
+/// (like any UPDATE) decides there: the direct single-row write leaves
+/// such transactions to it.
+fn rollup_writes_under_repeatable_read_fail_as_any_update_would(c: &Cluster) {
+    let mut a = c.fresh_db("rollup_rr");
+    a.batch_execute(WAIT_FREE_SETUP).unwrap();
+    a.batch_execute(SIGNED_ROLLUP).unwrap();
+    let mut b = c.connect("rollup_rr");
+    let insert = "INSERT INTO events (entity, ts, amount) VALUES ('e0', now(), 1)";
+    a.batch_execute(insert).unwrap();
+    a.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM events_cs")
+        .unwrap();
+    b.batch_execute(insert).unwrap();
+    let code = a
+        .batch_execute(insert)
+        .err()
+        .and_then(|e| e.code().cloned());
+    assert_eq!(
+        code,
+        Some(postgres::error::SqlState::T_R_SERIALIZATION_FAILURE),
+        "the slot row changed since A's snapshot"
+    );
+    a.batch_execute("ROLLBACK").unwrap();
+    a.batch_execute(insert).unwrap();
+    assert_eq!(verify_signed(&mut a), 0);
+}
+
 fn create_rollup_rejects_bad_definitions_and_creates_nothing(c: &Cluster) {
     let mut db = c.fresh_db("rollup_errors");
     db.batch_execute(
@@ -959,6 +987,10 @@ fn main() {
         (
             "count_sum_rollup_writers_never_wait_in_any_interleaving",
             count_sum_rollup_writers_never_wait_in_any_interleaving,
+        ),
+        (
+            "rollup_writes_under_repeatable_read_fail_as_any_update_would",
+            rollup_writes_under_repeatable_read_fail_as_any_update_would,
         ),
         (
             "create_rollup_rejects_bad_definitions_and_creates_nothing",

@@ -20,7 +20,7 @@ use crate::sqlglue::read_one;
 use pgrx::prelude::*;
 
 /// The constraint's prefix; Citus adds `_<shardid>` on each shard.
-const PREFIX: &str = "vigil_rollup_";
+pub(super) const PREFIX: &str = "vigil_rollup_";
 
 /// The constraint name vouching for `definition` (a trigger's second
 /// argument) of the source `identity`, with triggers named `<base>_<op>`.

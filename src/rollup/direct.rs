@@ -23,7 +23,10 @@
 //! stays the definition of what the write does: a slot row not there yet
 //! (it is inserted, with the conflict handling only `ON CONFLICT` has), a
 //! summary with triggers, rules, row-level security or partitions, Citus,
-//! a summary the owner may not write, a tuple that is not simply lockable.
+//! a summary the owner may not write, a CHECK or NOT NULL of the owner's
+//! (`ON CONFLICT` checks the proposed row too), a column whose type no
+//! longer is the value's, a transaction at REPEATABLE READ or above (the
+//! upsert's serialization failure), a tuple that is not simply lockable.
 //! Runs inside the trigger's SPI connection, as the rollup's owner, in the
 //! security-restricted operation `security::Restricted` sets up: no code
 //! runs here that the SPI statement would not run.
@@ -196,7 +199,10 @@ impl Direct {
             && !form.relhasrules
             && !form.relrowsecurity
             && !form.relispartition;
-        if !plain {
+        // Under REPEATABLE READ and SERIALIZABLE the upsert refuses a slot
+        // row changed since the transaction's snapshot (a serialization
+        // failure, as for any UPDATE there): only the upsert decides that.
+        if !plain || pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 {
             return false;
         }
         let now = epoch.load(std::sync::atomic::Ordering::Relaxed);
@@ -284,6 +290,36 @@ impl Direct {
         for (name, on) in &self.columns {
             positions.push((attnum(name)?, *on));
         }
+        // `ON CONFLICT` checks the proposed row too, before the conflict
+        // makes it an update: a NOT NULL the owner set on a column a row may
+        // leave NULL (a min or max, a column of the owner's own) or a CHECK
+        // of the owner's is left to it. vigil's own constraint is `CHECK
+        // (true)` (definition.rs).
+        let owners_not_null = atts.iter().enumerate().any(|(i, a)| {
+            a.attnotnull
+                && !a.attisdropped
+                && positions.iter().all(|&(p, on)| {
+                    p != i || matches!(on, OnConflict::Least | OnConflict::Greatest)
+                })
+        });
+        let constr = (*summary_desc).constr;
+        let owners_check = !constr.is_null()
+            && (0..(*constr).num_check as usize).any(|i| {
+                let name = std::ffi::CStr::from_ptr((*(*constr).check.add(i)).ccname);
+                !name
+                    .to_bytes()
+                    .starts_with(super::definition::PREFIX.as_bytes())
+            });
+        if owners_not_null || owners_check {
+            return None;
+        }
+        // Each value must already be of its column's type (the upsert
+        // would convert it): an owner may have changed a summary column's
+        // type since.
+        let expected: Vec<(pg_sys::Oid, i32)> = positions
+            .iter()
+            .map(|&(a, _)| (atts[a].atttypid, atts[a].atttypmod))
+            .collect();
         let cxt = pg_sys::AllocSetContextCreateInternal(
             pg_sys::TopMemoryContext,
             c"vigil rollup direct write".as_ptr(),
@@ -305,9 +341,8 @@ impl Direct {
         for &(select, old) in &self.selects {
             built
                 .sources
-                .push(Source::new(select, old, desc, cxt, positions.len())?);
+                .push(Source::new(select, old, desc, cxt, &expected)?);
         }
-        let constr = (*summary_desc).constr;
         if !constr.is_null() && (*constr).num_check > 0 {
             let n = (*constr).num_check as usize;
             let previous = pg_sys::CurrentMemoryContext;
@@ -404,7 +439,7 @@ impl Source {
         old: bool,
         desc: pg_sys::TupleDesc,
         cxt: pg_sys::MemoryContext,
-        columns: usize,
+        expected: &[(pg_sys::Oid, i32)],
     ) -> Option<Source> {
         let cplan = pg_sys::SPI_plan_get_cached_plan(select);
         if cplan.is_null() {
@@ -419,11 +454,20 @@ impl Source {
             let mut exprs = Vec::new();
             for i in 0..list_len(tlist) {
                 let te = list_ptr(tlist, i).cast::<pg_sys::TargetEntry>();
-                if !(*te).resjunk {
-                    exprs.push(pg_sys::ExecInitExpr((*te).expr, std::ptr::null_mut()));
+                if (*te).resjunk {
+                    continue;
                 }
+                let node = (*te).expr.cast::<pg_sys::Node>();
+                let fits = expected.get(exprs.len()).is_some_and(|&(ty, typmod)| {
+                    pg_sys::getBaseType(pg_sys::exprType(node)) == ty
+                        && (typmod == -1 || pg_sys::exprTypmod(node) == typmod)
+                });
+                if !fits {
+                    return None;
+                }
+                exprs.push(pg_sys::ExecInitExpr((*te).expr, std::ptr::null_mut()));
             }
-            (exprs.len() == columns).then(|| Source {
+            (exprs.len() == expected.len()).then(|| Source {
                 exprs,
                 qual: pg_sys::ExecInitQual(qual, std::ptr::null_mut()),
                 econtext: pg_sys::CreateStandaloneExprContext(),

@@ -756,6 +756,34 @@ mod tests {
             0
         );
         assert_eq!(verify_ext(), 0);
+        // A NOT NULL the owner set on a min/max column is the upsert's to
+        // apply (ON CONFLICT checks the proposed row too).
+        Spi::run("ALTER TABLE ev_ext ALTER COLUMN lo SET NOT NULL").unwrap();
+        let insert = "INSERT INTO events (entity, ts, status, amount) VALUES ('e1', '2026-10-20 03:45Z', 'paid', 2)";
+        assert_eq!(direct_writes(insert), 0);
+        Spi::run("ALTER TABLE ev_ext ALTER COLUMN lo DROP NOT NULL").unwrap();
+        assert_eq!(direct_writes(insert), 1);
+        // A summary column whose type its owner changed: the row's value is
+        // not of that type any more, so the upsert (which converts it)
+        // writes it, never the direct write.
+        Spi::run(
+            "DROP FUNCTION ev_ext_since(interval) CASCADE;
+             DROP FUNCTION ev_ext_since(interval, boolean) CASCADE;
+             ALTER TABLE ev_ext ALTER COLUMN lo TYPE float8",
+        )
+        .unwrap();
+        assert_eq!(
+            direct_writes(
+                "INSERT INTO events (entity, ts, status, amount) VALUES ('e1', '2026-10-20 03:50Z', 'paid', -7.5)"
+            ),
+            0
+        );
+        assert_eq!(
+            one::<f64>(
+                "SELECT min(lo) FROM ev_ext WHERE entity = 'e1' AND bucket = '2026-10-20 03:00Z'"
+            ),
+            Some(-7.5)
+        );
     }
 
     #[pg_test]
@@ -872,12 +900,13 @@ mod tests {
         );
         Spi::run(&insert).unwrap();
         assert_eq!(direct_writes(&insert), 1);
-        // A column added to the source (its rows change shape) and a CHECK
-        // the owner put on the summary: the direct write sees both (what it
-        // derived is made again after the DDL).
+        // A column added to the source (its rows change shape): what the
+        // direct write derived is made again after the DDL.
         Spi::run("ALTER TABLE events ADD COLUMN note text DEFAULT 'kept'").unwrap();
-        Spi::run("ALTER TABLE ev_sums ADD CONSTRAINT at_most_three CHECK (n <= 3)").unwrap();
         assert_eq!(direct_writes(&insert), 1);
+        // A CHECK the owner put on the summary is the upsert's to apply (ON
+        // CONFLICT checks the proposed row as well as the updated one).
+        Spi::run("ALTER TABLE ev_sums ADD CONSTRAINT at_most_three CHECK (n <= 3)").unwrap();
         assert_eq!(
             direct_writes(&format!(
                 "INSERT INTO events (note, entity, grp, ts, status, amount, latency) VALUES ('x', 'c2', 7, {ts}, 'paid', 1, 1)"
@@ -895,6 +924,7 @@ mod tests {
         assert!(refused.starts_with("23514 "), "{refused}");
         assert!(refused.contains("at_most_three"), "{refused}");
         Spi::run("ALTER TABLE ev_sums DROP CONSTRAINT at_most_three").unwrap();
+
         // A row trigger on the summary: the write goes through SPI, so the
         // trigger fires as it would for any UPDATE of the summary.
         Spi::run(

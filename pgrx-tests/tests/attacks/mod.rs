@@ -242,9 +242,10 @@ pub fn rollup_maintenance_runs_as_the_source_owner_and_leaves_the_writers_sessio
 /// The single-row write of a count/sum rollup that skips the executor
 /// (rollup/direct.rs) keeps the identity of the statements it replaces: a
 /// superuser's single-row INSERT, UPDATE and DELETE on a tenant's table run
-/// the tenant's CHECK constraint and expression index on the summary (both
-/// kept on the direct path) as the tenant, and an operator `+` the tenant
-/// puts on the writer's search path is not the one that adds.
+/// the tenant's expression index on the summary (kept on the direct path)
+/// and CHECK constraint (left to the upsert) as the tenant, and an
+/// operator `+` the tenant puts on the writer's search path is not the one
+/// that adds.
 pub fn single_row_direct_writes_run_tenant_code_as_the_tenant_only(c: &Cluster) {
     let mut su = setup(c);
     let mut a = c.connect_as(DB, "alice");
