@@ -827,7 +827,7 @@ fn rollup_writes_under_repeatable_read_fail_as_any_update_would(c: &Cluster) {
 fn create_rollup_rejects_bad_definitions_and_creates_nothing(c: &Cluster) {
     let mut db = c.fresh_db("rollup_errors");
     db.batch_execute(
-        "CREATE TABLE src (entity text, ts timestamptz, day date, note text, price numeric);
+        "CREATE TABLE src (entity text, ts timestamptz, day date, note text, price numeric, shape point[]);
          CREATE TABLE taken (x int);",
     )
     .unwrap();
@@ -839,6 +839,7 @@ fn create_rollup_rejects_bad_definitions_and_creates_nothing(c: &Cluster) {
         ("'r', 'src', 'ts', '1 hour', '{ghost}', '{\"n\": {\"agg\": \"count\"}}'", "42703", "group_by"),
         ("'r', 'src', 'ts', '1 hour', '{entity}', '{\"n\": {\"agg\": \"median\"}}'", "22023", "measures.n.agg"),
         ("'r', 'src', 'ts', '1 hour', '{entity}', '{\"n\": {\"agg\": \"sum\", \"column\": \"note\"}}'", "22023", "numeric"),
+        ("'r', 'src', 'ts', '1 hour', '{entity}', '{\"n\": {\"agg\": \"max\", \"column\": \"shape\"}}'", "22023", "has an order"),
         ("'r', 'src', 'ts', '1 hour', '{entity}', '{\"n\": {\"agg\": \"count\", \"filter\": \"no_such_col > 1\"}}'", "22023", "measures.n.filter"),
         ("'r', 'src', 'ts', '1 hour', '{entity}', '{\"n\": {\"agg\": \"count\", \"filter\": \"true); DROP TABLE taken; --\"}}'", "22023", "measures.n.filter"),
         ("'r', 'src', 'ts', '1 hour', '{entity}', 'not json'", "22P02", "json"),

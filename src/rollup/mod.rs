@@ -76,6 +76,8 @@ pub struct ColumnType {
     /// Has a default hash operator class, so a group's slot lock can hash
     /// its values the way the key's equality compares them (`slot_expr`).
     pub hashable: bool,
+    /// Has a default btree operator class (what min and max order by).
+    pub orderable: bool,
 }
 
 impl ColumnType {
@@ -270,6 +272,15 @@ pub fn parse_measures(
             if needs_number && !t.numeric() {
                 return Err(VigilError::invalid(format!(
                     "{what}: agg \"{agg_text}\" needs a numeric column, \"{}\" is {}",
+                    column.as_deref().unwrap_or_default(),
+                    t.sql
+                )));
+            }
+            // LEAST/GREATEST and min/max need the type's btree order (else
+            // every later write of the source would fail).
+            if matches!(agg, Agg::Min | Agg::Max) && !t.orderable {
+                return Err(VigilError::invalid(format!(
+                    "{what}: agg \"{agg_text}\" needs a column whose type has an order, \"{}\" is {}",
                     column.as_deref().unwrap_or_default(),
                     t.sql
                 )));

@@ -66,7 +66,7 @@ fn columns(oid: pg_sys::Oid) -> HashMap<String, (ColumnType, u32)> {
             let mut typmod = typmod;
             // SAFETY: catalog lookups; format_type_with_typemod returns a
             // palloc'd C string that qualifies names not on the search path.
-            let (base, sql_type, category, hashable) = unsafe {
+            let (base, sql_type, category, hashable, orderable) = unsafe {
                 let base = pg_sys::getBaseTypeAndTypmod(pg_sys::Oid::from(type_oid), &mut typmod);
                 let text = pg_sys::format_type_with_typemod(base, typmod);
                 let sql_type = std::ffi::CStr::from_ptr(text)
@@ -75,9 +75,13 @@ fn columns(oid: pg_sys::Oid) -> HashMap<String, (ColumnType, u32)> {
                 let mut category: std::ffi::c_char = 0;
                 let mut preferred = false;
                 pg_sys::get_type_category_preferred(base, &mut category, &mut preferred);
-                let cache = pg_sys::lookup_type_cache(base, pg_sys::TYPECACHE_HASH_PROC as i32);
+                let cache = pg_sys::lookup_type_cache(
+                    base,
+                    (pg_sys::TYPECACHE_HASH_PROC | pg_sys::TYPECACHE_CMP_PROC) as i32,
+                );
                 let hashable = (*cache).hash_proc != pg_sys::InvalidOid;
-                (base.to_u32(), sql_type, category as u8, hashable)
+                let orderable = (*cache).cmp_proc != pg_sys::InvalidOid;
+                (base.to_u32(), sql_type, category as u8, hashable, orderable)
             };
             let float = base == FLOAT4OID || base == FLOAT8OID;
             let col = ColumnType {
@@ -86,6 +90,7 @@ fn columns(oid: pg_sys::Oid) -> HashMap<String, (ColumnType, u32)> {
                 float,
                 not_null,
                 hashable,
+                orderable,
             };
             (name, (col, base))
         })

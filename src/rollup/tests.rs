@@ -10,12 +10,14 @@ fn types(col: &str) -> Option<ColumnType> {
         float,
         not_null: false,
         hashable: true,
+        orderable: col != "shape",
     };
     match col {
         "creator_name" | "payment_status" | "we\"ird" => Some(t("text", false, false)),
         "price" => Some(t("numeric", true, false)),
         "response_time_seconds" | "latency_ms" => Some(t("double precision", false, true)),
         "ts" => Some(t("timestamp with time zone", false, false)),
+        "shape" => Some(t("point[]", false, false)),
         _ => None,
     }
 }
@@ -47,6 +49,15 @@ fn spec_example_measures_parse() {
     let latency = m.iter().find(|(m, _)| m.name == "latency").unwrap();
     assert_eq!(latency.0.agg, Agg::Percentile);
     assert_eq!(latency.0.relative_error, Some(0.02));
+}
+
+#[test]
+fn min_and_max_need_an_ordered_type() {
+    assert_eq!(
+        err(json!({"x": {"agg": "max", "column": "shape"}})),
+        "measures.x: agg \"max\" needs a column whose type has an order, \"shape\" is point[]"
+    );
+    assert!(parse(json!({"x": {"agg": "min", "column": "ts"}})).is_ok());
 }
 
 #[test]
