@@ -78,9 +78,21 @@ pub struct ColumnType {
     pub hashable: bool,
     /// Has a default btree operator class (what min and max order by).
     pub orderable: bool,
+    /// The column's collation, qualified, when it is not its type's
+    /// default: the summary's copy of the column sorts, groups and compares
+    /// as the source's does.
+    pub collate: Option<String>,
 }
 
 impl ColumnType {
+    /// The type of the summary's copy of the column (`COLLATE` included).
+    fn column_sql(&self) -> String {
+        match &self.collate {
+            Some(c) => format!("{} COLLATE {c}", self.sql),
+            None => self.sql.clone(),
+        }
+    }
+
     fn numeric(&self) -> bool {
         self.integer_or_numeric || self.float
     }
@@ -467,7 +479,7 @@ impl Rollup {
         let mut cols: Vec<String> = self
             .group_by
             .iter()
-            .map(|(g, t)| format!("{} {}", ident(g), t.sql))
+            .map(|(g, t)| format!("{} {}", ident(g), t.column_sql()))
             .collect();
         cols.push(format!("{} timestamptz NOT NULL", ident("bucket")));
         cols.push(format!("{} integer NOT NULL DEFAULT 0", ident("_slot")));
@@ -478,7 +490,7 @@ impl Rollup {
                 (Agg::Sum, Some(t)) => format!("{} NOT NULL DEFAULT 0", Self::sum_type(t)),
                 (Agg::Avg | Agg::Stats, _) => "vigil.statsagg".to_string(),
                 (Agg::Percentile, _) => "vigil.sketch".to_string(),
-                (Agg::Min | Agg::Max, Some(t)) => t.sql.clone(),
+                (Agg::Min | Agg::Max, Some(t)) => t.column_sql(),
                 (_, None) => unreachable!("validated: column required"),
             };
             cols.push(format!("{} {ty}", ident(&m.name)));

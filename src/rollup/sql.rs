@@ -44,12 +44,15 @@ pub(super) fn relation_name(oid: pg_sys::Oid, what: &str) -> (String, String) {
 /// written.
 fn columns(oid: pg_sys::Oid) -> HashMap<String, (ColumnType, u32)> {
     let sql = format!(
-        "SELECT a.attname::text, a.atttypid::oid::bigint, a.atttypmod, a.attnotnull \
+        "SELECT a.attname::text, a.atttypid::oid::bigint, a.atttypmod, a.attnotnull, a.attcollation::oid::bigint, \
+                (SELECT pg_catalog.format('%I.%I', n.nspname, c.collname) FROM pg_catalog.pg_collation c \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace WHERE c.oid = a.attcollation) \
          FROM pg_catalog.pg_attribute a \
          WHERE a.attrelid = {} AND a.attnum > 0 AND NOT a.attisdropped",
         oid.to_u32()
     );
-    let raw: Vec<(String, u32, i32, bool)> = Spi::connect(|client| {
+    type Raw = (String, u32, i32, bool, (u32, Option<String>));
+    let raw: Vec<Raw> = Spi::connect(|client| {
         let rows = client.select(&sql, None, &[]).unwrap();
         rows.map(|row| {
             (
@@ -57,43 +60,64 @@ fn columns(oid: pg_sys::Oid) -> HashMap<String, (ColumnType, u32)> {
                 row.get::<i64>(2).unwrap().unwrap() as u32,
                 row.get::<i32>(3).unwrap().unwrap(),
                 row.get::<bool>(4).unwrap().unwrap(),
+                (
+                    row.get::<i64>(5).unwrap().unwrap() as u32,
+                    row.get::<String>(6).unwrap(),
+                ),
             )
         })
         .collect()
     });
     raw.into_iter()
-        .map(|(name, type_oid, typmod, not_null)| {
-            let mut typmod = typmod;
-            // SAFETY: catalog lookups; format_type_with_typemod returns a
-            // palloc'd C string that qualifies names not on the search path.
-            let (base, sql_type, category, hashable, orderable) = unsafe {
-                let base = pg_sys::getBaseTypeAndTypmod(pg_sys::Oid::from(type_oid), &mut typmod);
-                let text = pg_sys::format_type_with_typemod(base, typmod);
-                let sql_type = std::ffi::CStr::from_ptr(text)
-                    .to_string_lossy()
-                    .into_owned();
-                let mut category: std::ffi::c_char = 0;
-                let mut preferred = false;
-                pg_sys::get_type_category_preferred(base, &mut category, &mut preferred);
-                let cache = pg_sys::lookup_type_cache(
-                    base,
-                    (pg_sys::TYPECACHE_HASH_PROC | pg_sys::TYPECACHE_CMP_PROC) as i32,
-                );
-                let hashable = (*cache).hash_proc != pg_sys::InvalidOid;
-                let orderable = (*cache).cmp_proc != pg_sys::InvalidOid;
-                (base.to_u32(), sql_type, category as u8, hashable, orderable)
-            };
-            let float = base == FLOAT4OID || base == FLOAT8OID;
-            let col = ColumnType {
-                sql: sql_type,
-                integer_or_numeric: category == b'N' && !float,
-                float,
-                not_null,
-                hashable,
-                orderable,
-            };
-            (name, (col, base))
-        })
+        .map(
+            |(name, type_oid, typmod, not_null, (collation, collation_name))| {
+                let mut typmod = typmod;
+                // SAFETY: catalog lookups; format_type_with_typemod returns a
+                // palloc'd C string that qualifies names not on the search path.
+                let (base, sql_type, category, hashable, orderable, collate) = unsafe {
+                    let base =
+                        pg_sys::getBaseTypeAndTypmod(pg_sys::Oid::from(type_oid), &mut typmod);
+                    let text = pg_sys::format_type_with_typemod(base, typmod);
+                    let sql_type = std::ffi::CStr::from_ptr(text)
+                        .to_string_lossy()
+                        .into_owned();
+                    let mut category: std::ffi::c_char = 0;
+                    let mut preferred = false;
+                    pg_sys::get_type_category_preferred(base, &mut category, &mut preferred);
+                    let cache = pg_sys::lookup_type_cache(
+                        base,
+                        (pg_sys::TYPECACHE_HASH_PROC | pg_sys::TYPECACHE_CMP_PROC) as i32,
+                    );
+                    let hashable = (*cache).hash_proc != pg_sys::InvalidOid;
+                    let orderable = (*cache).cmp_proc != pg_sys::InvalidOid;
+                    // The base type's default collation: a domain's or the
+                    // column's own COLLATE is kept by name.
+                    let default_collation = pg_sys::get_typcollation(base).to_u32();
+                    let collate = (collation != 0 && collation != default_collation)
+                        .then_some(collation_name)
+                        .flatten();
+                    (
+                        base.to_u32(),
+                        sql_type,
+                        category as u8,
+                        hashable,
+                        orderable,
+                        collate,
+                    )
+                };
+                let float = base == FLOAT4OID || base == FLOAT8OID;
+                let col = ColumnType {
+                    sql: sql_type,
+                    integer_or_numeric: category == b'N' && !float,
+                    float,
+                    not_null,
+                    hashable,
+                    orderable,
+                    collate,
+                };
+                (name, (col, base))
+            },
+        )
         .collect()
 }
 

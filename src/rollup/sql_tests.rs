@@ -720,6 +720,7 @@ mod tests {
         .unwrap();
         let verify_ext = || one::<i64>("SELECT vigil.verify_rollup('ev_ext')").unwrap();
         assert_eq!(verify_ext(), 0);
+
         let rows = [
             "('e1', '2026-10-20 03:10Z', 'paid', -5, 1e9, 'a')",
             "('e1', '2026-10-20 03:20Z', 'free', NULL, 2e9, NULL)",
@@ -783,6 +784,21 @@ mod tests {
                 "SELECT min(lo) FROM ev_ext WHERE entity = 'e1' AND bucket = '2026-10-20 03:00Z'"
             ),
             Some(-7.5)
+        );
+        // The summary's copies of the column keep its collation, as a min
+        // or max and as a group key.
+        Spi::run(
+            r#"SELECT vigil.create_rollup('ev_lab', 'events', 'ts', '1 hour', '{label}', '{"n": {"agg": "count"}}')"#,
+        )
+        .unwrap();
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(c.relname || '.' || a.attname || ':' || co.collname, ',' ORDER BY 1)
+                 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_collation co ON co.oid = a.attcollation
+                 WHERE (c.relname, a.attname) IN (('ev_ext', 'first'), ('ev_ext', 'last'), ('ev_lab', 'label'))"
+            )
+            .as_deref(),
+            Some("ev_ext.first:C,ev_ext.last:C,ev_lab.label:C")
         );
     }
 

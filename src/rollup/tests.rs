@@ -11,6 +11,7 @@ fn types(col: &str) -> Option<ColumnType> {
         not_null: false,
         hashable: true,
         orderable: col != "shape",
+        collate: None,
     };
     match col {
         "creator_name" | "payment_status" | "we\"ird" => Some(t("text", false, false)),
