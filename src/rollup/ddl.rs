@@ -1054,16 +1054,49 @@ fn refresh_triggers(
     }
 }
 
-/// Whether the summary still has exactly the columns the rollup made.
+/// Whether the summary still has exactly the columns the rollup made, of
+/// the types it made them (typmod included; not the collation, which
+/// summaries made before 0.2.0 did not copy from the source).
 fn summary_shape_holds(summary: pg_sys::Oid, r: &Rollup) -> bool {
-    let live: Vec<String> = live_columns(summary).into_iter().map(|(_, n)| n).collect();
-    let mut expected: Vec<String> = r.group_by.iter().map(|(g, _)| g.clone()).collect();
-    expected.extend(["bucket", "_slot", "_rows"].iter().map(|s| s.to_string()));
-    expected.extend(r.measures.iter().map(|(m, _)| m.name.clone()));
-    let mut a = live.clone();
-    a.sort();
+    // Each type as PostgreSQL resolves the name the rollup creates the
+    // column with (the caller's search path is pinned): (oid, typmod).
+    let mut expected: Vec<(String, (u32, i32))> = r
+        .summary_columns()
+        .into_iter()
+        .map(|(name, ty, _, _)| (name, parse_type(&ty)))
+        .collect();
+    let sql = format!(
+        "SELECT a.attname::text, a.atttypid::pg_catalog.int8, a.atttypmod FROM pg_catalog.pg_attribute a \
+         WHERE a.attrelid = {} AND a.attnum > 0 AND NOT a.attisdropped",
+        summary.to_u32()
+    );
+    let mut live: Vec<(String, (u32, i32))> = Spi::connect(|client| {
+        client
+            .select(&sql, None, &[])
+            .unwrap()
+            .filter_map(|row| {
+                let name = row.get::<String>(1).ok()??;
+                Some((
+                    name,
+                    (row.get::<i64>(2).ok()?? as u32, row.get::<i32>(3).ok()??),
+                ))
+            })
+            .collect()
+    });
+    live.sort();
     expected.sort();
-    a == expected
+    live == expected
+}
+
+/// The type a type name the rollup wrote means: (oid, typmod).
+fn parse_type(name: &str) -> (u32, i32) {
+    let c = std::ffi::CString::new(name).expect("type names have no NUL");
+    let (mut oid, mut typmod) = (pg_sys::InvalidOid, -1i32);
+    // SAFETY: a NUL-terminated string and two out-parameters; a name that
+    // resolves to no type raises (the rollup's own names always resolve:
+    // the summary depends on each type).
+    unsafe { pg_sys::parseTypeString(c.as_ptr(), &mut oid, &mut typmod, false) };
+    (oid.to_u32(), typmod)
 }
 
 /// After ALTER TABLE (or RENAME, SET SCHEMA, OWNER TO) of relation `rel`:

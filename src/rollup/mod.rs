@@ -85,14 +85,6 @@ pub struct ColumnType {
 }
 
 impl ColumnType {
-    /// The type of the summary's copy of the column (`COLLATE` included).
-    fn column_sql(&self) -> String {
-        match &self.collate {
-            Some(c) => format!("{} COLLATE {c}", self.sql),
-            None => self.sql.clone(),
-        }
-    }
-
     fn numeric(&self) -> bool {
         self.integer_or_numeric || self.float
     }
@@ -474,27 +466,46 @@ impl Rollup {
         }
     }
 
+    /// The summary's columns as the rollup makes them, in order: name, type
+    /// (as `format_type` prints it, or a name that parses to it), the
+    /// collation the copy of a source column keeps, and the rest of the
+    /// column's definition.
+    pub fn summary_columns(&self) -> Vec<(String, String, Option<String>, &'static str)> {
+        let copy =
+            |name: &str, t: &ColumnType| (name.to_string(), t.sql.clone(), t.collate.clone(), "");
+        let mut cols: Vec<_> = self.group_by.iter().map(|(g, t)| copy(g, t)).collect();
+        cols.push(("bucket".into(), "timestamptz".into(), None, " NOT NULL"));
+        cols.push((
+            "_slot".into(),
+            "integer".into(),
+            None,
+            " NOT NULL DEFAULT 0",
+        ));
+        cols.push(("_rows".into(), "bigint".into(), None, " NOT NULL"));
+        for (m, t) in &self.measures {
+            let fixed = |ty: &str, tail| (m.name.clone(), ty.to_string(), None, tail);
+            cols.push(match (m.agg, t) {
+                (Agg::Count, _) => fixed("bigint", " NOT NULL DEFAULT 0"),
+                (Agg::Sum, Some(t)) => fixed(Self::sum_type(t), " NOT NULL DEFAULT 0"),
+                (Agg::Avg | Agg::Stats, _) => fixed("vigil.statsagg", ""),
+                (Agg::Percentile, _) => fixed("vigil.sketch", ""),
+                (Agg::Min | Agg::Max, Some(t)) => copy(&m.name, t),
+                (_, None) => unreachable!("validated: column required"),
+            });
+        }
+        cols
+    }
+
     /// `CREATE TABLE` for the summary, with a NULL-safe unique key.
     pub fn create_table(&self) -> String {
-        let mut cols: Vec<String> = self
-            .group_by
-            .iter()
-            .map(|(g, t)| format!("{} {}", ident(g), t.column_sql()))
+        let cols: Vec<String> = self
+            .summary_columns()
+            .into_iter()
+            .map(|(name, ty, collate, tail)| {
+                let collate = collate.map(|c| format!(" COLLATE {c}")).unwrap_or_default();
+                format!("{} {ty}{collate}{tail}", ident(&name))
+            })
             .collect();
-        cols.push(format!("{} timestamptz NOT NULL", ident("bucket")));
-        cols.push(format!("{} integer NOT NULL DEFAULT 0", ident("_slot")));
-        cols.push(format!("{} bigint NOT NULL", ident("_rows")));
-        for (m, t) in &self.measures {
-            let ty = match (m.agg, t) {
-                (Agg::Count, _) => "bigint NOT NULL DEFAULT 0".to_string(),
-                (Agg::Sum, Some(t)) => format!("{} NOT NULL DEFAULT 0", Self::sum_type(t)),
-                (Agg::Avg | Agg::Stats, _) => "vigil.statsagg".to_string(),
-                (Agg::Percentile, _) => "vigil.sketch".to_string(),
-                (Agg::Min | Agg::Max, Some(t)) => t.column_sql(),
-                (_, None) => unreachable!("validated: column required"),
-            };
-            cols.push(format!("{} {ty}", ident(&m.name)));
-        }
         format!(
             "CREATE TABLE {} (\n    {},\n    UNIQUE NULLS NOT DISTINCT ({})\n)",
             self.table(),

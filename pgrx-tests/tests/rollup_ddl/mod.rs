@@ -139,6 +139,28 @@ pub fn rollups_follow_renames_and_refuse_ddl_that_would_break_them(c: &Cluster) 
         try_sql(&mut owner, "ALTER TABLE app.r2 RENAME COLUMN x TO y"),
         "0A000"
     );
+    // Their types too, even once nothing else depends on them (the
+    // `_since` functions dropped): every type, typmod included, and the
+    // rollup's own columns.
+    for alter in [
+        "ALTER COLUMN x TYPE bigint",
+        "ALTER COLUMN n TYPE numeric",
+        "ALTER COLUMN entity TYPE varchar(20)",
+        "ALTER COLUMN _rows TYPE numeric",
+    ] {
+        assert_eq!(
+            try_sql(
+                &mut owner,
+                &format!(
+                    "BEGIN; DROP FUNCTION app.r2_since(interval) CASCADE; \
+                     DROP FUNCTION app.r2_since(interval, boolean) CASCADE; ALTER TABLE app.r2 {alter}"
+                )
+            ),
+            "0A000",
+            "{alter}"
+        );
+        owner.batch_execute("ROLLBACK").unwrap();
+    }
     // A schema someone else controls is refused for the source.
     su.batch_execute(
         "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ddl_other') THEN CREATE ROLE ddl_other; END IF; END $$;
