@@ -131,6 +131,8 @@ CREATE TYPE vigil.sketch_state (
 -- respects dependencies), CREATE made CREATE OR REPLACE.
 SET LOCAL check_function_bodies = off;
 
+DROP FUNCTION IF EXISTS vigil._decide_variant(vigil.monitors, vigil.variant_monitoring, text);
+
 DROP FUNCTION IF EXISTS vigil._finding_key(text, text, text, text);
 
 DROP FUNCTION IF EXISTS vigil._rollup_insert();
@@ -641,53 +643,6 @@ $$;
 
 COMMENT ON FUNCTION vigil._cron_job_name(monitor text) IS 'Internal: the pg_cron job name of a scan schedule (vigil_scan, or vigil_scan:<monitor>)';
 
-CREATE OR REPLACE FUNCTION vigil._decide_variant(m vigil.monitors, v vigil.variant_monitoring, decision text) RETURNS vigil.variant_monitoring
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    observed float8 := v.interactions::float8 / nullif(v.views, 0);
-    channel text := m.options->>'action_channel';
-    a record;
-    payload jsonb;
-    note text;
-    notification bigint;
-BEGIN
-    IF decision = 'expired' THEN
-        UPDATE vigil.variant_monitoring t SET status = 'expired', decided_at = now(),
-            reason = format('no decision within %s (%s interactions, %s views)', v.timeout, v.interactions, v.views)
-        WHERE t.id = v.id RETURNING * INTO v;
-        RETURN v;
-    END IF;
-    note := format('engagement %s%% is below %s x the expected %s%% after %s interactions and %s views',
-                   round(100 * observed::numeric, 2), v.kill_threshold, round(100 * v.expected_rate::numeric, 2),
-                   v.interactions, v.views);
-    payload := jsonb_build_object(
-        'action', 'cancel_post', 'monitor', m.name, 'variant', v.variant, 'persona', v.persona, 'post', v.post,
-        'reason', note, 'interactions', v.interactions, 'views', v.views,
-        'expected_rate', v.expected_rate, 'observed_rate', observed, 'killed_at', now());
-    IF channel IS NOT NULL THEN
-        IF EXISTS (SELECT 1 FROM vigil.channels c WHERE c.name = channel) THEN
-            notification := vigil.send_webhook(channel, payload, format('early_kill:%s:%s', m.name, v.variant));
-        ELSE
-            payload := payload || jsonb_build_object('action_webhook', format('channel "%s" does not exist', channel));
-        END IF;
-    END IF;
-    SELECT * INTO a FROM vigil.raise_alert(
-        m.options->>'anomaly_type', v.variant, 'high',
-        format('Variant %s killed early', v.variant), note,
-        payload - 'action' - 'monitor' - 'variant',
-        monitor => m.name,
-        dedup_key => format('early_kill:%s:%s', m.name, v.variant),
-        expires_in => (m.options->>'expires_in')::interval,
-        labels => vigil._monitor_labels(m.options, NULL));
-    UPDATE vigil.variant_monitoring t SET status = 'killed', decided_at = now(), reason = note,
-        alert_id = a.alert_id, notification_id = notification
-    WHERE t.id = v.id RETURNING * INTO v;
-    RETURN v;
-END
-$$;
-
 CREATE OR REPLACE FUNCTION vigil._deleted_default_recommended_actions_apply() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -805,60 +760,9 @@ COMMENT ON FUNCTION vigil._drop_latest_trans(internal, timestamp with time zone,
 COMMENT ON FUNCTION vigil._drop_rollup(name oid) IS 'Internal: vigil.drop_rollup''s work';
 
 CREATE OR REPLACE FUNCTION vigil._early_kill_trigger() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE c SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$
-DECLARE
-    m vigil.monitors;
-    v vigil.variant_monitoring;
-    decision text;
-BEGIN
-    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP <> 'INSERT' OR TG_NARGS <> 1 THEN
-        RAISE EXCEPTION USING ERRCODE = '39P01',
-            MESSAGE = 'vigil._early_kill_trigger must fire AFTER INSERT FOR EACH STATEMENT with one argument, the monitor id';
-    END IF;
-    SELECT * INTO m FROM vigil.monitors t WHERE t.id = TG_ARGV[0]::bigint;
-    IF NOT FOUND OR NOT m.enabled THEN
-        RETURN NULL;
-    END IF;
-    -- Only the trigger create_monitor made, on the table it pinned, with
-    -- its transition table (not a relation of that name in pg_temp).
-    IF m.kind <> 'early_kill' OR m.source_oid IS DISTINCT FROM TG_RELID OR NOT EXISTS (
-        SELECT 1 FROM pg_trigger t WHERE t.tgrelid = TG_RELID AND t.tgname = TG_NAME AND t.tgnewtable = 'vigil_new'
-    ) THEN
-        RAISE EXCEPTION USING ERRCODE = '39P01',
-            MESSAGE = format('vigil._early_kill_trigger: monitor %s does not watch %s with this trigger', TG_ARGV[0], TG_RELID::regclass);
-    END IF;
-    -- Counters are locked in id order so that concurrent writers touching
-    -- several variants cannot deadlock. Values become text through
-    -- format('%s') (the type's output function), never a cast that a type's
-    -- owner could define, so this superuser-owned trigger runs no user code.
-    FOR v IN EXECUTE format(
-        'WITH c AS (
-             SELECT format(''%%s'', n.%1$I) AS variant,
-                    count(*) FILTER (WHERE format(''%%s'', n.%2$I) = ANY ($2)) AS views,
-                    count(*) FILTER (WHERE format(''%%s'', n.%2$I) <> ALL ($2)) AS interactions
-             FROM vigil_new n WHERE n.%1$I IS NOT NULL GROUP BY 1),
-         l AS (
-             SELECT vm.id, c.views, c.interactions
-             FROM vigil.variant_monitoring vm JOIN c ON c.variant = vm.variant
-             WHERE vm.monitor = $1 AND vm.status = ''active''
-             ORDER BY vm.id FOR UPDATE OF vm)
-         UPDATE vigil.variant_monitoring vm
-         SET views = vm.views + l.views, interactions = vm.interactions + l.interactions
-         FROM l WHERE vm.id = l.id
-         RETURNING vm.*', m.options->>'variant', m.options->>'event')
-        USING m.name, ARRAY(SELECT jsonb_array_elements_text(m.options->'view_events'))
-    LOOP
-        decision := vigil.early_kill_decision(v.expected_rate, v.interactions, v.views, v.started_at, now(),
-                                              v.kill_threshold, v.min_interactions, v.timeout);
-        IF decision <> 'continue' THEN
-            PERFORM vigil._decide_variant(m, v, decision);
-        END IF;
-    END LOOP;
-    RETURN NULL;
-END
-$_$;
+    AS 'MODULE_PATHNAME', 'early_kill_trigger_wrapper';
 
 CREATE OR REPLACE FUNCTION vigil._enqueue_alert(alert vigil.alerts, event text) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER

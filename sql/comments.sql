@@ -78,6 +78,8 @@ COMMENT ON FUNCTION vigil._verify_rollup(oid) IS 'Internal: vigil.verify_rollup'
 COMMENT ON FUNCTION vigil._rebuild_rollup(oid) IS 'Internal: vigil.rebuild_rollup''s work';
 COMMENT ON FUNCTION vigil._drop_rollup(oid) IS 'Internal: vigil.drop_rollup''s work';
 COMMENT ON FUNCTION vigil._set_rollup_on_detach(oid, text) IS 'Internal: vigil.set_rollup_on_detach''s work';
+COMMENT ON FUNCTION vigil._early_kill_trigger() IS
+    'Internal: statement trigger of early_kill monitors; counts views and interactions per registered variant and decides';
 COMMENT ON FUNCTION vigil._rollup_trigger() IS 'Internal: the statement trigger every rollup shares (INSERT, UPDATE, DELETE, TRUNCATE); runs as the source''s owner, restricted';
 COMMENT ON FUNCTION vigil._rollup_slot(oid, integer) IS 'Internal: the slot of a group that no other inserting transaction holds (never waits)';
 COMMENT ON FUNCTION vigil._rollup_size(regclass) IS 'Internal: a summary''s size for vigil.rollups, NULL while another transaction locks it';

@@ -112,6 +112,7 @@ extension_sql_file!(
         monitor::scan::scan,
         monitor::scan::monitor_labels,
         scoring::sql::early_kill_decision,
+        monitor::kinds::early_kill::early_kill_trigger,
         scoring::sql::saturation_status,
         scoring::sql::saturation_predicted,
         scoring::sql::exhaustion_score,

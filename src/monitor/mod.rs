@@ -9,7 +9,7 @@
 //! Identifiers are quoted; option values reach the query as the parameter
 //! `$1` (the options), never spliced.
 
-mod kinds;
+pub(crate) mod kinds;
 mod options;
 pub mod report;
 pub mod scan;

@@ -206,6 +206,17 @@ pub fn build(findings: &[Reported], t: Totals) -> Value {
 /// DBL_DIG), rounded half away from zero, printed with exactly `digits`
 /// decimals. Written by hand: no crate reproduces that conversion.
 pub fn num(x: Option<f64>, digits: u32) -> String {
+    scaled_num(x, 0, digits)
+}
+
+/// `round(100 * x::numeric, digits)` as PostgreSQL prints it: `num` of x
+/// times 100, multiplied after the conversion to numeric, as SQL does.
+pub fn percent(x: Option<f64>, digits: u32) -> String {
+    scaled_num(x, 2, digits)
+}
+
+/// `round(x::numeric * 10^pow10, digits)`.
+fn scaled_num(x: Option<f64>, pow10: i32, digits: u32) -> String {
     let Some(x) = x else {
         return String::new();
     };
@@ -220,7 +231,7 @@ pub fn num(x: Option<f64>, digits: u32) -> String {
     let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
     let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
     let d: u64 = mantissa.replace('.', "").parse().expect("15 digits");
-    let shift = exp - 14 + digits as i32;
+    let shift = exp - 14 + pow10 + digits as i32;
     let scaled = if shift >= 0 {
         // |x| >= 10^(14 - digits): every digit is kept, zeros follow.
         format!("{d}{}", "0".repeat(shift as usize))

@@ -76,7 +76,7 @@ fn text(v: &Map<String, Value>, key: &str) -> Option<String> {
 
 /// The labels a monitor gives its alerts: options.labels, options.alertname
 /// and `subkey` (the finding's key suffix, e.g. a saturation status).
-fn labels(options: &Map<String, Value>, subkey: Option<&str>) -> Value {
+pub(in crate::monitor) fn labels(options: &Map<String, Value>, subkey: Option<&str>) -> Value {
     let mut out = match options.get("labels") {
         Some(Value::Object(l)) => l.clone(),
         _ => Map::new(),
@@ -280,22 +280,13 @@ fn scan_monitor(m: &Monitor) -> Turn {
     if !matches!(locked, Ok(Some(_))) {
         return Turn::Skipped;
     }
-    if m.kind.def().query.is_none() {
-        // early_kill decides in its trigger; scans expire its variants. A
-        // writer's open transaction may hold a variant's row (the trigger
-        // counts into it): that one expires on a later scan.
-        let n = Spi::get_one_with_args::<i64>(
-            "WITH v AS MATERIALIZED (
-                 SELECT t FROM vigil.variant_monitoring t
-                 WHERE t.monitor OPERATOR(pg_catalog.=) $2 AND t.status OPERATOR(pg_catalog.=) 'active'
-                   AND t.started_at OPERATOR(pg_catalog.+) t.timeout OPERATOR(pg_catalog.<=) pg_catalog.now()
-                 ORDER BY t.id FOR UPDATE SKIP LOCKED)
-             SELECT pg_catalog.count(vigil._decide_variant(m, v.t, 'expired'))
-             FROM v, vigil.monitors m WHERE m.id OPERATOR(pg_catalog.=) $1",
-            &[m.id.into(), m.name.as_str().into()],
-        )
-        .or_raise()
-        .unwrap_or(0);
+    if let Some(on_write) = m.kind.def().trigger {
+        // A kind that decides in its trigger: scans only expire.
+        let n = Spi::connect_mut(|c| {
+            c.update(on_write.expire, None, &[m.name.as_str().into()])
+                .map(|t| t.len() as i64)
+        })
+        .or_raise();
         succeeded(m, 0);
         return Turn::Expired(n);
     }

@@ -90,7 +90,11 @@ fn monitor_kinds() -> Vec<&'static str> {
 /// NULL for a kind that scans or is none.
 #[pg_extern(immutable, strict, parallel_safe, name = "_monitor_kind_trigger")]
 fn monitor_kind_trigger(kind: &str) -> Option<&'static str> {
-    super::kinds::Kind::parse(kind).ok()?.def().trigger
+    super::kinds::Kind::parse(kind)
+        .ok()?
+        .def()
+        .trigger
+        .map(|t| t.function)
 }
 
 /// `format_type` of the base type of `typ` (itself unless a domain), with

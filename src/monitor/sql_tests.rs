@@ -728,4 +728,87 @@ mod tests {
         );
         assert_eq!(alerts("slow_act", "count"), "a:medium");
     }
+
+    /// The early-kill flow (kinds/early_kill.rs) end to end in one
+    /// transaction: the action webhook's payload, the alert's details and
+    /// labels, a kill whose action channel does not exist, and an expiry
+    /// decided by the trigger itself (a variant past its timeout that gets
+    /// interactions without being killed).
+    #[pg_test]
+    fn early_kill_records_kills_and_expiries_with_what_its_sql_did() {
+        Spi::run(
+            r#"CREATE TABLE ek_events (variant text, event text);
+               SELECT vigil.create_channel('ek-hook', 'webhook', 'http://127.0.0.1:9/ek');
+               SELECT vigil.create_monitor('ek', 'early_kill', 'ek_events',
+                   '{"variant": "variant", "event": "event", "min_interactions": 2, "kill_threshold": 0.5,
+                     "action_channel": "ek-hook", "labels": {"team": "growth"}, "alertname": "VariantKilled"}');
+               SELECT vigil.create_monitor('ek_nochan', 'early_kill', 'ek_events',
+                   '{"variant": "variant", "event": "event", "min_interactions": 2, "action_channel": "missing"}');
+               SELECT vigil.register_variant('ek', 'A', 0.5, 'Ava', 'post-1');
+               SELECT vigil.register_variant('ek', 'slow', 0.5, timeout => '1 minute');
+               UPDATE vigil.variant_monitoring SET started_at = now() - interval '1 hour' WHERE variant = 'slow';
+               SELECT vigil.register_variant('ek_nochan', 'B', 0.5);
+               INSERT INTO ek_events SELECT 'A', CASE WHEN g <= 2 THEN 'like' ELSE 'view' END FROM generate_series(1, 40) g;
+               INSERT INTO ek_events SELECT 'B', CASE WHEN g <= 2 THEN 'like' ELSE 'view' END FROM generate_series(1, 40) g;
+               INSERT INTO ek_events VALUES ('slow', 'view');"#,
+        )
+        .unwrap();
+        let payload = one::<pgrx::JsonB>(
+            "SELECT n.payload FROM vigil.notifications n WHERE n.idempotency_key = 'early_kill:ek:A'",
+        )
+        .unwrap()
+        .0;
+        let reason =
+            "engagement 5.26% is below 0.5 x the expected 50.00% after 2 interactions and 38 views";
+        let killed_at = one::<String>("SELECT to_jsonb(now())->>0").unwrap();
+        assert_eq!(
+            payload,
+            serde_json::json!({
+                "action": "cancel_post", "monitor": "ek", "variant": "A", "persona": "Ava", "post": "post-1",
+                "reason": reason, "interactions": 2, "views": 38, "expected_rate": 0.5,
+                "observed_rate": 2.0 / 38.0, "killed_at": killed_at,
+            })
+        );
+        let alert = one::<pgrx::JsonB>(
+            "SELECT jsonb_build_object('type', a.anomaly_type, 'entity', a.entity, 'severity', a.severity,
+                                       'title', a.title, 'summary', a.summary, 'details', a.details,
+                                       'labels', a.labels, 'dedup', a.dedup_key)
+             FROM vigil.alerts a WHERE a.monitor = 'ek'",
+        )
+        .unwrap()
+        .0;
+        let mut details = payload.clone();
+        for k in ["action", "monitor", "variant"] {
+            details.as_object_mut().unwrap().remove(k);
+        }
+        assert_eq!(alert["type"], "early_kill");
+        assert_eq!(alert["entity"], "A");
+        assert_eq!(alert["severity"], "high");
+        assert_eq!(alert["title"], "Variant A killed early");
+        assert_eq!(alert["summary"], reason);
+        assert_eq!(alert["details"], details);
+        assert_eq!(alert["dedup"], "early_kill:ek:A");
+        assert_eq!(alert["labels"]["team"], "growth");
+        assert_eq!(alert["labels"]["alertname"], "VariantKilled");
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(variant || ':' || status || ':' || (alert_id IS NOT NULL) || ':' || (notification_id IS NOT NULL), ',' ORDER BY variant)
+                 FROM vigil.variant_monitoring"
+            )
+            .as_deref(),
+            Some("A:killed:true:true,B:killed:true:false,slow:expired:false:false")
+        );
+        assert_eq!(
+            one::<String>(
+                "SELECT details->>'action_webhook' FROM vigil.alerts WHERE monitor = 'ek_nochan'"
+            )
+            .as_deref(),
+            Some("channel \"missing\" does not exist")
+        );
+        assert_eq!(
+            one::<String>("SELECT reason FROM vigil.variant_monitoring WHERE variant = 'slow'")
+                .as_deref(),
+            Some("no decision within 00:01:00 (0 interactions, 1 views)")
+        );
+    }
 }

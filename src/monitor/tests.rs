@@ -468,6 +468,20 @@ fn early_kill_has_no_scan_query_and_its_own_keys() {
 }
 
 #[test]
+fn early_kill_reasons_print_numbers_as_its_sql_did() {
+    use super::kinds::early_kill::kill_reason;
+    // round(100 * observed::numeric, 2), kill_threshold as float8 text.
+    assert_eq!(
+        kill_reason(12.0 / 288.0, 0.5, 0.1, 12, 288),
+        "engagement 4.17% is below 0.5 x the expected 10.00% after 12 interactions and 288 views"
+    );
+    assert_eq!(
+        kill_reason(0.00125, 1e-5, 0.02675, 1, 800),
+        "engagement 0.13% is below 1e-05 x the expected 2.68% after 1 interactions and 800 views"
+    );
+}
+
+#[test]
 fn every_scanning_kind_returns_the_finding_columns() {
     let cases = [
         (

@@ -7,7 +7,7 @@
 
 mod count;
 mod drop;
-mod early_kill;
+pub(crate) mod early_kill;
 mod freshness;
 pub(in crate::monitor) mod health;
 mod saturation;
@@ -51,11 +51,21 @@ pub(in crate::monitor) struct KindDef {
     /// rows, and what it needs of it (its measures); None: it reads raw
     /// rows only.
     pub rollup: Option<fn(&Options, &Rollup) -> Result<()>>,
-    /// The statement trigger function a kind that decides on write runs
-    /// on its source (AFTER INSERT, the new rows as `vigil_new`, the
-    /// monitor id its argument): `create_monitor` adds it, `drop_monitor`
-    /// drops it, and the source must be a local table. None: it scans.
-    pub trigger: Option<&'static str>,
+    /// How a kind that decides on write does (None: it scans).
+    pub trigger: Option<&'static OnWrite>,
+}
+
+/// A kind that decides on write, in a statement trigger on its source.
+pub(in crate::monitor) struct OnWrite {
+    /// The trigger function (AFTER INSERT, the new rows as `vigil_new`,
+    /// the monitor id its argument): `create_monitor` adds it,
+    /// `drop_monitor` drops it, and the source must be a local table.
+    pub function: &'static str,
+    /// What a scan runs for such a monitor instead of a query (the
+    /// monitor's name as `$1`): a statement closing the decisions that are
+    /// due, whose row count is reported as `variants_expired`. SQL, not a
+    /// function, so that kinds stay plain data the unit tests can read.
+    pub expire: &'static str,
 }
 
 macro_rules! kinds {
