@@ -96,40 +96,12 @@ pub fn rfc3339(raw: &str) -> String {
     format!("{}{fraction}Z", at.format("%Y-%m-%dT%H:%M:%S"))
 }
 
-/// A PostgreSQL timestamptz (microseconds since 2000-01-01 UTC) as
-/// `to_jsonb` writes it under TimeZone UTC: `YYYY-MM-DDTHH:MM:SS[.frac]+00:00`,
-/// the fraction without trailing zeros.
-pub fn pg_json_timestamp(micros: i64) -> String {
-    const UNIX_FROM_PG: i64 = 946_684_800;
-    let (secs, frac) = (micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000));
-    let Some(at) = chrono::DateTime::from_timestamp(secs + UNIX_FROM_PG, 0) else {
-        return String::new();
-    };
-    let fraction = if frac == 0 {
-        String::new()
-    } else {
-        format!(".{frac:06}").trim_end_matches('0').to_string()
-    };
-    format!("{}{fraction}+00:00", at.format("%Y-%m-%dT%H:%M:%S"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn unix(text: &str) -> Option<i64> {
         parse_timestamp(text).map(|t| t.unix)
-    }
-
-    #[test]
-    fn timestamps_print_as_postgresql_json_in_utc() {
-        // SELECT to_jsonb(t) under TimeZone UTC.
-        assert_eq!(pg_json_timestamp(0), "2000-01-01T00:00:00+00:00");
-        assert_eq!(pg_json_timestamp(-1), "1999-12-31T23:59:59.999999+00:00");
-        assert_eq!(
-            pg_json_timestamp(849_969_010_120_000),
-            "2026-12-07T14:30:10.12+00:00"
-        );
     }
 
     #[test]

@@ -736,6 +736,9 @@ mod tests {
     /// interactions without being killed).
     #[pg_test]
     fn early_kill_records_kills_and_expiries_with_what_its_sql_did() {
+        // killed_at is written as to_jsonb(now()) writes it: in the
+        // session's TimeZone.
+        Spi::run("SET LOCAL TimeZone = 'America/St_Johns'").unwrap();
         Spi::run(
             r#"CREATE TABLE ek_events (variant text, event text);
                SELECT vigil.create_channel('ek-hook', 'webhook', 'http://127.0.0.1:9/ek');
@@ -809,6 +812,17 @@ mod tests {
             one::<String>("SELECT reason FROM vigil.variant_monitoring WHERE variant = 'slow'")
                 .as_deref(),
             Some("no decision within 00:01:00 (0 interactions, 1 views)")
+        );
+        assert!(killed_at.ends_with("-03:30"), "{killed_at}");
+        // A column the monitor counts by, renamed: the writer's error names
+        // the monitor (last: the error is not rolled back here).
+        Spi::run("ALTER TABLE ek_events RENAME COLUMN variant TO v2").unwrap();
+        let (code, message) =
+            crate::sql_tests::tests::sql_error("INSERT INTO ek_events VALUES ('A', 'view')");
+        assert_eq!(code, "ERRCODE_UNDEFINED_COLUMN");
+        assert!(
+            message.starts_with("early_kill monitor \"ek\": column n.variant does not exist"),
+            "{message}"
         );
     }
 }

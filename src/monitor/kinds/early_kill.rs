@@ -9,8 +9,9 @@ use super::{no_cross_checks, KindDef, OnWrite};
 use crate::monitor::options::{def, key, req, Key, Opt, ANY};
 use crate::monitor::report::{float_text, percent, TypeSummary};
 use crate::scoring::{early_kill_decision, interval_span_micros, EarlyKillInputs, KillDecision};
+use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
 use pgrx::prelude::*;
-use pgrx::JsonB;
+use pgrx::{JsonB, PgLogLevel};
 use serde_json::{json, Map, Value};
 
 const KEYS: &[Key] = &[
@@ -159,7 +160,9 @@ fn early_kill_trigger<'a>(
             .unwrap_or_default()
         ))
     };
-    let Ok(id) = arg.parse::<i64>() else {
+    // As the cast of the PL/pgSQL trigger did, spaces around the number
+    // are allowed.
+    let Ok(id) = arg.trim().parse::<i64>() else {
         refused()
     };
     // SAFETY: the trigger's catalog row; NULL when it has no NEW TABLE.
@@ -206,8 +209,28 @@ fn early_kill_trigger<'a>(
         unsafe {
             pg_sys::SPI_register_trigger_data(data as *const _ as *mut _);
         }
-        let counted =
-            count(c, &m).unwrap_or_else(|e| internal(format!("monitor \"{}\": {e}", m.name)));
+        // An error of the counting statement (a renamed or retyped column
+        // of the watched table) names the monitor, as PL/pgSQL's context
+        // line did; its SQLSTATE and detail stay. Caught only to be raised
+        // again, so nothing is used after the error.
+        let counted = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| count(c, &m)))
+            .catch_others(|e| match e {
+                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => {
+                    let mut report = ErrorReport::new(
+                        r.sql_error_code(),
+                        format!("early_kill monitor \"{}\": {}", m.name, r.message()),
+                        "vigil._early_kill_trigger",
+                    );
+                    if let Some(d) = r.detail() {
+                        report = report.set_detail(d);
+                    }
+                    report.report(PgLogLevel::ERROR);
+                    unreachable!("an ERROR does not return")
+                }
+                other => other.rethrow(),
+            })
+            .execute()
+            .unwrap_or_else(|e| internal(format!("monitor \"{}\": {e}", m.name)));
         // SAFETY: reads the transaction's start time (`now()`).
         let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
         for v in counted {
@@ -240,7 +263,7 @@ fn early_kill_trigger<'a>(
                         &[v.id.into()],
                     )
                     .map(drop),
-                KillDecision::Kill => kill(c, &m, &v, now),
+                KillDecision::Kill => kill(c, &m, &v),
             };
             decided.unwrap_or_else(|e| {
                 internal(format!(
@@ -333,12 +356,7 @@ pub(in crate::monitor) fn kill_reason(
 /// Records a kill: the action webhook on options.action_channel (key
 /// `early_kill:<monitor>:<variant>`, so a retried statement sends once), the
 /// alert, and the decision on the variant's row.
-fn kill(
-    c: &mut pgrx::spi::SpiClient<'_>,
-    m: &Monitor,
-    v: &Variant,
-    now: pg_sys::TimestampTz,
-) -> pgrx::spi::SpiResult<()> {
+fn kill(c: &mut pgrx::spi::SpiClient<'_>, m: &Monitor, v: &Variant) -> pgrx::spi::SpiResult<()> {
     let observed = v.interactions as f64 / v.views as f64;
     let note = kill_reason(
         observed,
@@ -352,8 +370,14 @@ fn kill(
         "action": "cancel_post", "monitor": m.name, "variant": v.variant, "persona": v.persona,
         "post": v.post, "reason": note, "interactions": v.interactions, "views": v.views,
         "expected_rate": v.expected_rate, "observed_rate": observed,
-        "killed_at": crate::time::pg_json_timestamp(now),
     });
+    // As `to_jsonb(now())` writes it: in the session's TimeZone, like the
+    // alert's own timestamps in the payloads that carry it.
+    payload["killed_at"] = c
+        .select("SELECT pg_catalog.to_jsonb(pg_catalog.now())", Some(1), &[])?
+        .first()
+        .get::<JsonB>(1)?
+        .map_or(Value::Null, |j| j.0);
     let text = |k: &str| m.options.get(k).and_then(Value::as_str).map(String::from);
     let mut notification: Option<i64> = None;
     if let Some(channel) = text("action_channel") {
