@@ -86,6 +86,42 @@ struct Built {
     checks: *mut *mut pg_sys::ExprState,
 }
 
+/// How many slot rows `TIDS` remembers before it starts afresh.
+const TIDS_KEPT: usize = 8192;
+
+/// A slot row by summary and the image of its key (`tid_key`).
+type RowKey = (pg_sys::Oid, Vec<u8>);
+
+thread_local! {
+    /// Where this backend last wrote each slot row, by summary and the
+    /// image of the row's key, as of an invalidation epoch: the next
+    /// direct write of that row (an INSERT's, an UPDATE's or a DELETE's)
+    /// fetches it there and skips the index descent, when it is still that
+    /// row's current version (`cached`). Forgotten at any invalidation (a
+    /// rewrite gives the summary new tuple ids).
+    static TIDS: std::cell::RefCell<(u64, std::collections::HashMap<RowKey, pg_sys::ItemPointerData>)> =
+        std::cell::RefCell::new((0, std::collections::HashMap::new()));
+}
+
+/// The remembered place of the slot row with `key`.
+fn remembered_tid(b: &Built, key: &RowKey) -> Option<pg_sys::ItemPointerData> {
+    TIDS.with(|t| {
+        let t = t.borrow();
+        (t.0 == b.epoch).then(|| t.1.get(key).copied()).flatten()
+    })
+}
+
+fn remember_tid(b: &Built, key: RowKey, tid: pg_sys::ItemPointerData) {
+    TIDS.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.0 != b.epoch || (t.1.len() >= TIDS_KEPT && !t.1.contains_key(&key)) {
+            t.0 = b.epoch;
+            t.1.clear();
+        }
+        t.1.insert(key, tid);
+    })
+}
+
 /// An index column of the row key: the output column holding its value,
 /// the equality function and the collation.
 type Key = (usize, pg_sys::RegProcedure, pg_sys::Oid);
@@ -123,6 +159,17 @@ thread_local! {
 #[cfg(any(test, feature = "pg_test"))]
 pub(crate) fn applied() -> u64 {
     APPLIED.get()
+}
+
+thread_local! {
+    /// Slot rows found where this backend last wrote them (`cached`).
+    static TID_HITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many direct writes found their slot row without the index.
+#[cfg(any(test, feature = "pg_test"))]
+pub(crate) fn tid_hits() -> u64 {
+    TID_HITS.get()
 }
 
 const ROW_EXCLUSIVE: pg_sys::LOCKMODE = pg_sys::RowExclusiveLock as pg_sys::LOCKMODE;
@@ -677,7 +724,12 @@ unsafe fn update(rel: pg_sys::Relation, b: &Built, rows: &[Vec<(pg_sys::Datum, b
     }
     pg_sys::ExecOpenIndices(rri, false);
     let found = pg_sys::table_slot_create(rel, &mut (*estate).es_tupleTable);
-    let located = locate(rel, b, &rows[0], found);
+    let remembered = tid_key(rel, b, &rows[0]).map(|k| ((*rel).rd_id, k));
+    let located = remembered
+        .as_ref()
+        .and_then(|k| remembered_tid(b, k))
+        .is_some_and(|tid| cached(rel, b, &rows[0], tid, found))
+        || locate(rel, b, &rows[0], found);
     if located {
         let desc = (*rel).rd_att;
         let natts = (*desc).natts as usize;
@@ -741,11 +793,115 @@ unsafe fn update(rel: pg_sys::Relation, b: &Built, rows: &[Vec<(pg_sys::Datum, b
         );
         pg_sys::ExecSimpleRelationUpdate(rri, estate, &mut epq, found, new);
         pg_sys::EvalPlanQualEnd(&mut epq);
+        if let Some(key) = remembered {
+            remember_tid(b, key, (*new).tts_tid);
+        }
     }
     pg_sys::ExecCloseIndices(rri);
     pg_sys::ExecResetTupleTable((*estate).es_tupleTable, false);
     pg_sys::FreeExecutorState(estate);
     located
+}
+
+/// The image of the row key of `values` (each column: a NULL flag, then
+/// its bytes), or None when a value is not stored inline (compressed or
+/// TOASTed): such rows take the index every time.
+unsafe fn tid_key(
+    rel: pg_sys::Relation,
+    b: &Built,
+    values: &[(pg_sys::Datum, bool)],
+) -> Option<Vec<u8>> {
+    let desc = (*rel).rd_att;
+    let atts = (*desc).attrs.as_slice((*desc).natts as usize);
+    let mut key = Vec::with_capacity(32);
+    for &(col, _, _) in &b.keys {
+        let (value, null) = values[col];
+        key.push(u8::from(null));
+        if null {
+            continue;
+        }
+        let att = &atts[b.atts[col]];
+        if att.attbyval {
+            key.extend_from_slice(&value.value().to_ne_bytes());
+            continue;
+        }
+        let len = match att.attlen {
+            -1 => {
+                let p = value.cast_mut_ptr::<pg_sys::varlena>();
+                if pgrx::varlena::varatt_is_1b_e(p) || pgrx::varlena::varatt_is_4b_c(p) {
+                    return None;
+                }
+                pgrx::varlena::varsize_any(p)
+            }
+            -2 => std::ffi::CStr::from_ptr(value.cast_mut_ptr())
+                .to_bytes()
+                .len(),
+            n => n as usize,
+        };
+        key.extend_from_slice(&(len as u32).to_ne_bytes());
+        key.extend_from_slice(std::slice::from_raw_parts(value.cast_mut_ptr::<u8>(), len));
+    }
+    Some(key)
+}
+
+/// The slot row at `tid`, locked, in `found`, when it is still the
+/// current version of the row with the key of `values`, committed and
+/// not being written by anyone else; false sends the caller to the index
+/// (`locate`), which also waits where this does not. The fetch checks the
+/// line pointer (a tuple id of a pruned or vacuumed row is safe to ask
+/// for) and keeps the page pinned until the lock, so the tuple cannot be
+/// pruned in between, as with an index scan's tuple.
+unsafe fn cached(
+    rel: pg_sys::Relation,
+    b: &Built,
+    values: &[(pg_sys::Datum, bool)],
+    tid: pg_sys::ItemPointerData,
+    found: *mut pg_sys::TupleTableSlot,
+) -> bool {
+    let mut snap: pg_sys::SnapshotData = std::mem::zeroed();
+    snap.snapshot_type = pg_sys::SnapshotType::SNAPSHOT_DIRTY;
+    let mut tid = tid;
+    if !pg_sys::table_tuple_fetch_row_version(rel, &mut tid, &mut snap, found) {
+        return false;
+    }
+    if snap.xmin != pg_sys::TransactionId::INVALID || snap.xmax != pg_sys::TransactionId::INVALID {
+        return false;
+    }
+    let desc = (*rel).rd_att;
+    let atts = (*desc).attrs.as_slice((*desc).natts as usize);
+    let same = b.keys.iter().all(|&(col, _, _)| {
+        let att = &atts[b.atts[col]];
+        let mut null = false;
+        let stored = pg_sys::slot_getattr(found, att.attnum.into(), &mut null);
+        match (null, values[col].1) {
+            (true, true) => true,
+            (false, false) => image_eq(stored, values[col].0, att.attbyval, att.attlen),
+            _ => false,
+        }
+    });
+    if !same {
+        return false;
+    }
+    let latest = pg_sys::GetLatestSnapshot();
+    pg_sys::PushActiveSnapshot(latest);
+    let mut tmfd: pg_sys::TM_FailureData = std::mem::zeroed();
+    let res = pg_sys::table_tuple_lock(
+        rel,
+        &mut (*found).tts_tid,
+        pg_sys::GetLatestSnapshot(),
+        found,
+        pg_sys::GetCurrentCommandId(false),
+        pg_sys::LockTupleMode::LockTupleExclusive,
+        pg_sys::LockWaitPolicy::LockWaitBlock,
+        0,
+        &mut tmfd,
+    );
+    pg_sys::PopActiveSnapshot();
+    let ok = res == pg_sys::TM_Result::TM_Ok;
+    if ok {
+        TID_HITS.set(TID_HITS.get() + 1);
+    }
+    ok
 }
 
 /// The slot row with the key of `values`, locked, in `found`: the index

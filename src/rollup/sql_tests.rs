@@ -702,6 +702,88 @@ mod tests {
         crate::rollup::direct::applied() - before
     }
 
+    /// The direct write finds a slot row where it last wrote it, without
+    /// the index, only while that is the row's current version with the
+    /// same key: a write through the upsert, another version, a rebuild,
+    /// a rolled-back savepoint or a row of another group there send it to
+    /// the index, and the summary stays exact throughout.
+    #[pg_test]
+    fn direct_writes_find_their_slot_rows_again_only_while_they_are_current() {
+        Spi::run(ROLLUP_SOURCE).unwrap();
+        Spi::run(
+            r#"SELECT vigil.create_rollup('ev_cs', 'events', 'ts', '1 hour', '{entity,grp}',
+                 '{"n": {"agg": "count"}, "total": {"agg": "sum", "column": "amount"}}')"#,
+        )
+        .unwrap();
+        let verify_cs = || one::<i64>("SELECT vigil.verify_rollup('ev_cs')").unwrap();
+        let hits = |sql: &str| {
+            let before = crate::rollup::direct::tid_hits();
+            let direct = direct_writes(sql);
+            (direct, crate::rollup::direct::tid_hits() - before)
+        };
+        let insert = |grp: &str| {
+            format!("INSERT INTO events VALUES ('e1', {grp}, '2026-10-20 05:10Z', 'paid', 2, 1)")
+        };
+        // The slot row exists (backfill): the first write descends the
+        // index, the next ones fetch it where the last one put it.
+        assert_eq!(hits(&insert("1")), (1, 0));
+        assert_eq!(hits(&insert("1")), (1, 1));
+        assert_eq!(hits(&insert("1")), (1, 1));
+        // NULL group values are part of the key as well; another group's
+        // row is never taken for this one's.
+        assert_eq!(hits(&insert("NULL")), (1, 0));
+        assert_eq!(hits(&insert("NULL")), (1, 1));
+        assert_eq!(hits(&insert("2")), (1, 0));
+        // A write through the upsert makes another version: the cached one
+        // is no longer current.
+        Spi::run("SET LOCAL vigil.rollup_direct_write = off").unwrap();
+        assert_eq!(hits(&insert("1")), (0, 0));
+        Spi::run("SET LOCAL vigil.rollup_direct_write = on").unwrap();
+        assert_eq!(hits(&insert("1")), (1, 0));
+        assert_eq!(hits(&insert("1")), (1, 1));
+        // An UPDATE of the summary row by someone else (here its owner).
+        Spi::run(
+            "UPDATE ev_cs SET _rows = _rows WHERE entity = 'e1' AND grp = 1 AND bucket = '2026-10-20 05:00Z'",
+        )
+        .unwrap();
+        assert_eq!(hits(&insert("1")), (1, 0));
+        // A version written in a rolled-back subtransaction.
+        // SAFETY: begun and rolled back around SPI calls of this backend.
+        unsafe { pg_sys::BeginInternalSubTransaction(std::ptr::null()) };
+        assert_eq!(hits(&insert("1")), (1, 1));
+        unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
+        assert_eq!(hits(&insert("1")), (1, 0));
+        assert_eq!(verify_cs(), 0);
+        // A rebuild writes every slot row anew.
+        Spi::run("SELECT vigil.rebuild_rollup('ev_cs')").unwrap();
+        assert_eq!(hits(&insert("1")), (1, 0));
+        assert_eq!(hits(&insert("1")), (1, 1));
+        // Differences (an UPDATE keeping its row's group and time) and
+        // removals take it too.
+        let one_row = "(SELECT min(ctid) FROM events WHERE entity = 'e1' AND grp = 1 AND ts = '2026-10-20 05:10Z')";
+        assert_eq!(
+            hits(&format!(
+                "UPDATE events SET amount = amount + 1 WHERE ctid = {one_row}"
+            )),
+            (1, 1)
+        );
+        assert_eq!(
+            hits(&format!("DELETE FROM events WHERE ctid = {one_row}")),
+            (1, 1)
+        );
+        assert_eq!(verify_cs(), 0);
+        assert_eq!(
+            one::<String>(
+                "SELECT sum(n) || '/' || sum(total) FROM ev_cs
+                 WHERE entity = 'e1' AND grp = 1 AND bucket = '2026-10-20 05:00Z'"
+            ),
+            one::<String>(
+                "SELECT count(*) || '/' || sum(amount) FROM events
+                 WHERE entity = 'e1' AND grp = 1 AND ts >= '2026-10-20 05:00Z' AND ts < '2026-10-20 06:00Z'"
+            )
+        );
+    }
+
     /// A single-row INSERT into a rollup with `min` and `max` measures
     /// keeps the least and greatest directly, as the upsert's LEAST and
     /// GREATEST do: NULLs ignored, text by the column's collation, NaN
