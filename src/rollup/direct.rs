@@ -847,10 +847,11 @@ unsafe fn tid_key(
 /// The slot row at `tid`, locked, in `found`, when it is still the
 /// current version of the row with the key of `values`, committed and
 /// not being written by anyone else; false sends the caller to the index
-/// (`locate`), which also waits where this does not. The fetch checks the
-/// line pointer (a tuple id of a pruned or vacuumed row is safe to ask
-/// for) and keeps the page pinned until the lock, so the tuple cannot be
-/// pruned in between, as with an index scan's tuple.
+/// (`locate`), which also waits where this does not. A block past the
+/// relation's end is not read; the fetch checks the line pointer (a tuple
+/// id of a pruned or vacuumed row is safe to ask for) and keeps the page
+/// pinned until the lock, so the tuple cannot be pruned in between, as
+/// with an index scan's tuple.
 unsafe fn cached(
     rel: pg_sys::Relation,
     b: &Built,
@@ -858,6 +859,15 @@ unsafe fn cached(
     tid: pg_sys::ItemPointerData,
     found: *mut pg_sys::TupleTableSlot,
 ) -> bool {
+    // VACUUM may have truncated the block away since (reading past the end
+    // is an error; its update of pg_class also invalidates, which clears
+    // `TIDS`, but that is not what this relies on). It cannot now:
+    // truncation needs an AccessExclusiveLock, and the caller holds
+    // RowExclusiveLock on the summary.
+    let block = (u32::from(tid.ip_blkid.bi_hi) << 16) | u32::from(tid.ip_blkid.bi_lo);
+    if block >= pg_sys::RelationGetNumberOfBlocksInFork(rel, pg_sys::ForkNumber::MAIN_FORKNUM) {
+        return false;
+    }
     let mut snap: pg_sys::SnapshotData = std::mem::zeroed();
     snap.snapshot_type = pg_sys::SnapshotType::SNAPSHOT_DIRTY;
     let mut tid = tid;
