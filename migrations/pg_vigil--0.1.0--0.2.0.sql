@@ -1155,6 +1155,12 @@ CREATE OR REPLACE FUNCTION vigil._json_size(doc text, argument text, cap integer
 
 COMMENT ON FUNCTION vigil._json_size(doc text, argument text, cap integer) IS 'Internal: size in bytes of a JSON document; ERROR 54000 when nested too deep, 22023 when unreadable';
 
+CREATE OR REPLACE FUNCTION vigil._kind_default_actions() RETURNS TABLE(anomaly_type text, severity text, actions text[])
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'kind_default_actions_wrapper';
+
+COMMENT ON FUNCTION vigil._kind_default_actions() IS 'Internal: the recommended actions each monitor kind ships for its anomaly types (src/monitor/kinds), which fill vigil.default_recommended_actions';
+
 CREATE OR REPLACE FUNCTION vigil._labels_at_raise(labels jsonb) RETURNS jsonb
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'labels_at_raise_wrapper';
@@ -4358,37 +4364,6 @@ INSERT INTO vigil.default_recommended_actions (anomaly_type, severity, actions) 
         'Check that the lead was routed to an active rep']),
     ('lead_unresponded', 'medium', ARRAY['Respond to the lead today']),
     ('lead_unresponded', NULL, ARRAY['Respond to the lead']),
-    -- scenario 1: creator messages
-    ('saturation', 'critical', ARRAY[
-        'Pause paid messages for 48 hours',
-        'Send free engagement content only until conversion recovers',
-        'Review the price points used in the last 7 days']),
-    ('saturation', 'high', ARRAY[
-        'Pause paid messages for 48 hours',
-        'Send free engagement content only until conversion recovers']),
-    ('saturation', 'medium', ARRAY[
-        'Halve the frequency of paid messages',
-        'Test lower price points',
-        'Watch conversion over the next 24 hours']),
-    ('saturation', NULL, ARRAY['Watch conversion and message volume over the next 24 hours']),
-    ('zscore_anomaly', 'critical', ARRAY[
-        'Confirm that tracking and ingestion are healthy',
-        'Compare the current hour with the same hour last week',
-        'Look for pricing, content or campaign changes in the last hour']),
-    ('zscore_anomaly', NULL, ARRAY[
-        'Compare the current hour with the same hour last week',
-        'Look for pricing, content or campaign changes in the last hour']),
-    ('exhaustion', 'high', ARRAY[
-        'Rest the audience: pause paid messages for 24 to 48 hours',
-        'Refresh content types and triggers before resuming']),
-    ('exhaustion', NULL, ARRAY[
-        'Reduce message volume',
-        'Refresh content types and triggers']),
-    -- scenario 3: variant early kill
-    ('early_kill', NULL, ARRAY[
-        'Cancel the scheduled post for the killed variant',
-        'Shift traffic to the best performing variant',
-        'Review the persona and content of the variant']),
     -- scenario 5: agent approvals
     ('queue_depth', 'critical', ARRAY[
         'Add reviewers to the approval queue now',
@@ -4412,6 +4387,18 @@ INSERT INTO vigil.default_recommended_actions (anomaly_type, severity, actions) 
     ('rule', NULL, ARRAY[
         'Compare the metric with the rule threshold and recent changes',
         'Adjust the campaign if the breach persists']);
+
+-- Each monitor kind's own (src/monitor/kinds), as a fresh install has them;
+-- the kinds' types 0.1.0 did not ship recommended actions for (count, drop,
+-- threshold, stall, freshness, vigil_health) get them, the others keep the
+-- user's rows.
+INSERT INTO vigil.default_recommended_actions (anomaly_type, severity, actions)
+SELECT k.anomaly_type, k.severity::vigil.severity, k.actions FROM vigil._kind_default_actions() k;
+INSERT INTO vigil.recommended_actions (anomaly_type, severity, actions)
+SELECT d.anomaly_type, d.severity, d.actions FROM vigil.default_recommended_actions d
+WHERE d.anomaly_type IN ('count', 'drop', 'threshold', 'stall', 'freshness', 'vigil_health')
+  AND NOT EXISTS (SELECT 1 FROM vigil.recommended_actions r
+                  WHERE r.anomaly_type = d.anomaly_type AND r.severity IS NOT DISTINCT FROM d.severity);
 
 SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence('vigil.rules', 'id'),
                          greatest(1000, (SELECT max(r.id) + 1 FROM vigil.rules r)), false);

@@ -178,6 +178,8 @@ COMMENT ON TABLE vigil.default_recommended_actions IS
     'The recommended actions pg_vigil ships, as CREATE EXTENSION copied them into vigil.recommended_actions. '
     'Read-only reference: edit vigil.recommended_actions';
 
+-- The scenarios' own anomaly types (what the examples' monitors and the
+-- default rules raise); each kind's follow below.
 INSERT INTO vigil.default_recommended_actions (anomaly_type, severity, actions) VALUES
     -- scenario 2: client vitals
     ('health_drop', 'critical', ARRAY[
@@ -222,37 +224,6 @@ INSERT INTO vigil.default_recommended_actions (anomaly_type, severity, actions) 
         'Check that the lead was routed to an active rep']),
     ('lead_unresponded', 'medium', ARRAY['Respond to the lead today']),
     ('lead_unresponded', NULL, ARRAY['Respond to the lead']),
-    -- scenario 1: creator messages
-    ('saturation', 'critical', ARRAY[
-        'Pause paid messages for 48 hours',
-        'Send free engagement content only until conversion recovers',
-        'Review the price points used in the last 7 days']),
-    ('saturation', 'high', ARRAY[
-        'Pause paid messages for 48 hours',
-        'Send free engagement content only until conversion recovers']),
-    ('saturation', 'medium', ARRAY[
-        'Halve the frequency of paid messages',
-        'Test lower price points',
-        'Watch conversion over the next 24 hours']),
-    ('saturation', NULL, ARRAY['Watch conversion and message volume over the next 24 hours']),
-    ('zscore_anomaly', 'critical', ARRAY[
-        'Confirm that tracking and ingestion are healthy',
-        'Compare the current hour with the same hour last week',
-        'Look for pricing, content or campaign changes in the last hour']),
-    ('zscore_anomaly', NULL, ARRAY[
-        'Compare the current hour with the same hour last week',
-        'Look for pricing, content or campaign changes in the last hour']),
-    ('exhaustion', 'high', ARRAY[
-        'Rest the audience: pause paid messages for 24 to 48 hours',
-        'Refresh content types and triggers before resuming']),
-    ('exhaustion', NULL, ARRAY[
-        'Reduce message volume',
-        'Refresh content types and triggers']),
-    -- scenario 3: variant early kill
-    ('early_kill', NULL, ARRAY[
-        'Cancel the scheduled post for the killed variant',
-        'Shift traffic to the best performing variant',
-        'Review the persona and content of the variant']),
     -- scenario 5: agent approvals
     ('queue_depth', 'critical', ARRAY[
         'Add reviewers to the approval queue now',
@@ -276,6 +247,12 @@ INSERT INTO vigil.default_recommended_actions (anomaly_type, severity, actions) 
     ('rule', NULL, ARRAY[
         'Compare the metric with the rule threshold and recent changes',
         'Adjust the campaign if the breach persists']);
+
+-- Each monitor kind's own (src/monitor/kinds/<kind>.rs: saturation and
+-- exhaustion of scenario 1, early kill of scenario 3, the z-score, count,
+-- drop, threshold, stall, freshness and health kinds' types).
+INSERT INTO vigil.default_recommended_actions (anomaly_type, severity, actions)
+SELECT k.anomaly_type, k.severity::vigil.severity, k.actions FROM vigil._kind_default_actions() k;
 
 INSERT INTO vigil.recommended_actions (anomaly_type, severity, actions)
 SELECT anomaly_type, severity, actions FROM vigil.default_recommended_actions;

@@ -93,6 +93,7 @@ COMMENT ON FUNCTION vigil._scan(text) IS 'Internal: the scan loop of vigil.scan(
 COMMENT ON FUNCTION vigil._monitor_labels(jsonb, text) IS
     'Internal: the labels a monitor gives its alerts: options.labels, options.alertname, and subkey (the finding''s key '
     'suffix, e.g. a stall monitor''s status) when there is one';
+COMMENT ON FUNCTION vigil._kind_default_actions() IS 'Internal: the recommended actions each monitor kind ships for its anomaly types (src/monitor/kinds), which fill vigil.default_recommended_actions';
 COMMENT ON FUNCTION vigil._monitor_kind_trigger(text) IS 'Internal: the statement trigger function a monitor kind that decides on write adds to its source (early_kill), NULL for a kind that scans';
 COMMENT ON FUNCTION vigil.monitor_kinds() IS 'The kinds vigil.create_monitor accepts, in the order its errors list them';
 COMMENT ON FUNCTION vigil._base_type(oid, integer) IS 'Internal: format_type of a type''s base type (itself unless a domain), NULL for no type';

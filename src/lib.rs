@@ -65,6 +65,7 @@ extension_sql_file!(
     "../sql/alerts.sql",
     name = "alerts",
     requires = [
+        monitor::sql::kind_default_actions,
         scoring::sql::urgency_score,
         scoring::sql::urgency_band,
         scoring::sql::dedup_key,

@@ -85,6 +85,26 @@ fn monitor_kinds() -> Vec<&'static str> {
     super::kinds::ALL.iter().map(|k| k.name()).collect()
 }
 
+/// `vigil._kind_default_actions()`: the recommended actions each kind
+/// ships for its anomaly types (`KindDef::actions`), from which
+/// `vigil.default_recommended_actions` is filled.
+#[pg_extern(immutable, parallel_safe, name = "_kind_default_actions")]
+fn kind_default_actions() -> TableIterator<
+    'static,
+    (
+        name!(anomaly_type, &'static str),
+        name!(severity, Option<&'static str>),
+        name!(actions, Vec<&'static str>),
+    ),
+> {
+    TableIterator::new(
+        super::kinds::ALL
+            .iter()
+            .flat_map(|k| k.def().actions.iter())
+            .map(|&(anomaly_type, severity, actions)| (anomaly_type, severity, actions.to_vec())),
+    )
+}
+
 /// `vigil._monitor_kind_trigger(kind)`: the statement trigger function a
 /// kind that decides on write adds to its source (`KindDef::trigger`),
 /// NULL for a kind that scans or is none.

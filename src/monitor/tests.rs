@@ -468,6 +468,33 @@ fn early_kill_has_no_scan_query_and_its_own_keys() {
 }
 
 #[test]
+fn every_kind_ships_recommended_actions_for_its_own_anomaly_type() {
+    let mut seen = std::collections::HashSet::new();
+    for k in super::kinds::ALL {
+        let def = k.def();
+        assert!(
+            def.actions
+                .iter()
+                .any(|&(t, severity, _)| t == def.anomaly_type && severity.is_none()),
+            "kind {}: no fallback actions for {}",
+            def.name,
+            def.anomaly_type
+        );
+        for &(t, severity, actions) in def.actions {
+            assert!(!actions.is_empty() && actions.iter().all(|a| !a.trim().is_empty()));
+            if let Some(s) = severity {
+                assert!(
+                    crate::scoring::Severity::from_label(s).is_some(),
+                    "kind {}: severity {s}",
+                    def.name
+                );
+            }
+            assert!(seen.insert((t, severity)), "{t}/{severity:?} twice");
+        }
+    }
+}
+
+#[test]
 fn early_kill_reasons_print_numbers_as_its_sql_did() {
     use super::kinds::early_kill::kill_reason;
     // round(100 * observed::numeric, 2), kill_threshold as float8 text.

@@ -1,7 +1,7 @@
 //! `count`: entities with at least a threshold of matching rows in a
 //! window (scenario 4: sync failures per source).
 
-use super::{metric_name_option, opt, value_or, Fields, KindDef, Meets, Query};
+use super::{metric_name_option, opt, value_or, Actions, Fields, KindDef, Meets, Query};
 use crate::error::{Result, VigilError};
 use crate::monitor::options::{key, req, Key, Opt, Unit, ANY, TIME};
 use crate::monitor::report::{float_text, TypeSummary};
@@ -12,6 +12,26 @@ const KEYS: &[Key] = &[
     key("time", Opt::Column(TIME)),
     key("window", Opt::Interval),
     key("entity", Opt::Column(ANY)),
+];
+
+const ACTIONS: &[Actions] = &[
+    (
+        "count",
+        Some("critical"),
+        &[
+            "Find what drove the events of the window for this entity",
+            "Confirm whether they are expected (a campaign, a batch job) or a fault",
+            "Page the owner of the affected flow",
+        ],
+    ),
+    (
+        "count",
+        None,
+        &[
+            "Look at the entity's events of the window by type",
+            "Compare the count with the same window yesterday",
+        ],
+    ),
 ];
 
 pub(super) const DEF: KindDef = KindDef {
@@ -26,6 +46,7 @@ pub(super) const DEF: KindDef = KindDef {
     insight,
     rollup: Some(super::any_rollup),
     trigger: None,
+    actions: ACTIONS,
 };
 
 fn check(o: &Map<String, Value>) -> Result<()> {

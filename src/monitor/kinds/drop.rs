@@ -2,7 +2,8 @@
 //! (scenario 1: client health scores).
 
 use super::{
-    measure_of, metric_name_option, no_cross_checks, opt, value_or, Fields, KindDef, Meets, Query,
+    measure_of, metric_name_option, no_cross_checks, opt, value_or, Actions, Fields, KindDef,
+    Meets, Query,
 };
 use crate::error::Result;
 use crate::monitor::options::{def, key, req, Key, Opt, Unit, ANY, NUMERIC, TIME};
@@ -25,6 +26,22 @@ const KEYS: &[Key] = &[
     key("zones", Opt::Zones),
 ];
 
+const ACTIONS: &[Actions] = &[
+    (
+        "drop",
+        Some("critical"),
+        &[
+            "Contact the owner of the entity today",
+            "Compare the latest value with its baseline and look for the cause in the last 7 days",
+        ],
+    ),
+    (
+        "drop",
+        None,
+        &["Review the entity's recent values against its baseline"],
+    ),
+];
+
 pub(super) const DEF: KindDef = KindDef {
     name: "drop",
     keys: KEYS,
@@ -37,6 +54,7 @@ pub(super) const DEF: KindDef = KindDef {
     insight,
     rollup: Some(rollup),
     trigger: None,
+    actions: ACTIONS,
 };
 
 /// Over a rollup the samples are its buckets: `value` names a measure,

@@ -5,7 +5,7 @@
 //! kill (action webhook, alert) or an expiry; scans only expire its
 //! variants (`expire`). It has no scan query and no findings.
 
-use super::{no_cross_checks, KindDef, OnWrite};
+use super::{no_cross_checks, Actions, KindDef, OnWrite};
 use crate::monitor::options::{def, key, req, Key, Opt, ANY};
 use crate::monitor::report::{float_text, percent, TypeSummary};
 use crate::scoring::{early_kill_decision, interval_span_micros, EarlyKillInputs, KillDecision};
@@ -28,6 +28,17 @@ const KEYS: &[Key] = &[
     key("labels", Opt::Labels),
 ];
 
+/// Scenario 3 (variant early kill).
+const ACTIONS: &[Actions] = &[(
+    "early_kill",
+    None,
+    &[
+        "Cancel the scheduled post for the killed variant",
+        "Shift traffic to the best performing variant",
+        "Review the persona and content of the variant",
+    ],
+)];
+
 pub(super) const DEF: KindDef = KindDef {
     name: "early_kill",
     keys: KEYS,
@@ -43,6 +54,7 @@ pub(super) const DEF: KindDef = KindDef {
         function: "vigil._early_kill_trigger",
         expire: EXPIRE,
     }),
+    actions: ACTIONS,
 };
 
 /// Kills are alerts raised by the trigger, never scan findings; a report

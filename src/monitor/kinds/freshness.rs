@@ -5,7 +5,7 @@
 //! bucket. A source with no rows at all is as stale as it gets: the worst
 //! level given.
 
-use super::{metric_name_option, no_cross_checks, Fields, KindDef, Meets, Query};
+use super::{metric_name_option, no_cross_checks, Actions, Fields, KindDef, Meets, Query};
 use crate::monitor::options::{key, req, Key, Opt, Unit, ANY, TIME};
 use crate::monitor::report::{num, TypeSummary};
 
@@ -13,6 +13,22 @@ const KEYS: &[Key] = &[
     req("time", Opt::Column(TIME)),
     req("thresholds", Opt::Thresholds(Unit::Interval)),
     key("entity", Opt::Column(ANY)),
+];
+
+const ACTIONS: &[Actions] = &[
+    (
+        "freshness",
+        Some("critical"),
+        &[
+            "Check that ingestion into the source is running",
+            "Tell the consumers of this data that it may be stale",
+        ],
+    ),
+    (
+        "freshness",
+        None,
+        &["Check when the source last received rows and why it stopped"],
+    ),
 ];
 
 pub(super) const DEF: KindDef = KindDef {
@@ -27,6 +43,7 @@ pub(super) const DEF: KindDef = KindDef {
     insight,
     rollup: Some(super::any_rollup),
     trigger: None,
+    actions: ACTIONS,
 };
 
 fn insight(t: &TypeSummary) -> String {

@@ -6,7 +6,7 @@
 //! else; its query runs as the monitor's creator (who needs vigil_reader),
 //! never as vigil's owner. The alerts go through the channels like any.
 
-use super::{metric_name_option, no_cross_checks, Fields, KindDef, Query};
+use super::{metric_name_option, no_cross_checks, Actions, Fields, KindDef, Query};
 use crate::monitor::options::{def, Key, Opt};
 use crate::monitor::report::TypeSummary;
 
@@ -18,6 +18,15 @@ const KEYS: &[Key] = &[
     def("outbox_age_s", Opt::Int(5, 864_000), "900"),
     def("label", Opt::Text, "\"pg_vigil problems\""),
 ];
+
+const ACTIONS: &[Actions] = &[(
+    "vigil_health",
+    None,
+    &[
+        "Look at vigil.health and the failing monitor's last_error",
+        "Check that the pg_vigil worker and the scheduled scans are running",
+    ],
+)];
 
 pub(super) const DEF: KindDef = KindDef {
     name: "health",
@@ -31,6 +40,7 @@ pub(super) const DEF: KindDef = KindDef {
     insight,
     rollup: None,
     trigger: None,
+    actions: ACTIONS,
 };
 
 fn insight(t: &TypeSummary) -> String {

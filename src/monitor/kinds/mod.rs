@@ -53,7 +53,15 @@ pub(in crate::monitor) struct KindDef {
     pub rollup: Option<fn(&Options, &Rollup) -> Result<()>>,
     /// How a kind that decides on write does (None: it scans).
     pub trigger: Option<&'static OnWrite>,
+    /// The recommended actions pg_vigil ships for the anomaly types this
+    /// kind raises by default (`vigil.default_recommended_actions`, which
+    /// CREATE EXTENSION copies into `vigil.recommended_actions`).
+    pub actions: &'static [Actions],
 }
+
+/// Default recommended actions of one anomaly type at one severity (None:
+/// the type's fallback for every other severity).
+pub(in crate::monitor) type Actions = (&'static str, Option<&'static str>, &'static [&'static str]);
 
 /// A kind that decides on write, in a statement trigger on its source.
 pub(in crate::monitor) struct OnWrite {

@@ -2,7 +2,7 @@
 //! conversion and volume (RED/YELLOW status), the audience exhaustion
 //! score, and a predicted saturation (seed 000).
 
-use super::{measure_of, metric_name_option, opt, value_or, Fields, KindDef, Query};
+use super::{measure_of, metric_name_option, opt, value_or, Actions, Fields, KindDef, Query};
 use crate::alert::SEVERITIES;
 use crate::error::{Result, VigilError};
 use crate::monitor::options::{def, key, req, Key, Opt, ANY, NUMERIC, TIME};
@@ -31,6 +31,57 @@ const EXHAUSTION: &str = "exhaustion";
 /// The anomaly type of predicted saturations (options.predicted_severity).
 const PREDICTED: &str = "saturation_predicted";
 
+/// Scenario 1 (creator messages): saturation and audience exhaustion.
+const ACTIONS: &[Actions] = &[
+    (
+        "saturation",
+        Some("critical"),
+        &[
+            "Pause paid messages for 48 hours",
+            "Send free engagement content only until conversion recovers",
+            "Review the price points used in the last 7 days",
+        ],
+    ),
+    (
+        "saturation",
+        Some("high"),
+        &[
+            "Pause paid messages for 48 hours",
+            "Send free engagement content only until conversion recovers",
+        ],
+    ),
+    (
+        "saturation",
+        Some("medium"),
+        &[
+            "Halve the frequency of paid messages",
+            "Test lower price points",
+            "Watch conversion over the next 24 hours",
+        ],
+    ),
+    (
+        "saturation",
+        None,
+        &["Watch conversion and message volume over the next 24 hours"],
+    ),
+    (
+        EXHAUSTION,
+        Some("high"),
+        &[
+            "Rest the audience: pause paid messages for 24 to 48 hours",
+            "Refresh content types and triggers before resuming",
+        ],
+    ),
+    (
+        EXHAUSTION,
+        None,
+        &[
+            "Reduce message volume",
+            "Refresh content types and triggers",
+        ],
+    ),
+];
+
 pub(super) const DEF: KindDef = KindDef {
     name: "saturation",
     keys: KEYS,
@@ -43,6 +94,7 @@ pub(super) const DEF: KindDef = KindDef {
     insight,
     rollup: Some(rollup),
     trigger: None,
+    actions: ACTIONS,
 };
 
 fn check(o: &Map<String, Value>) -> Result<()> {

@@ -1,7 +1,7 @@
 //! `stall`: rows that have not moved on for longer than a threshold
 //! (scenario 2: deals stuck in a stage, leads waiting for an answer).
 
-use super::{no_cross_checks, Fields, KindDef, Meets, Query};
+use super::{no_cross_checks, Actions, Fields, KindDef, Meets, Query};
 use crate::monitor::options::{def, key, req, Key, Opt, Unit, ANY, NUMERIC, TIME};
 use crate::monitor::report::{num, TypeSummary};
 use serde_json::{Map, Value};
@@ -19,6 +19,22 @@ const KEYS: &[Key] = &[
     ),
 ];
 
+const ACTIONS: &[Actions] = &[
+    (
+        "stall",
+        Some("critical"),
+        &[
+            "Escalate the stalled item to its owner's manager",
+            "Decide today whether to move it on or close it",
+        ],
+    ),
+    (
+        "stall",
+        None,
+        &["Follow up on the stalled item and record the next step"],
+    ),
+];
+
 pub(super) const DEF: KindDef = KindDef {
     name: "stall",
     keys: KEYS,
@@ -31,6 +47,7 @@ pub(super) const DEF: KindDef = KindDef {
     insight,
     rollup: None,
     trigger: None,
+    actions: ACTIONS,
 };
 
 /// The report counts waits in hours when urgency comes from them.

@@ -1,7 +1,9 @@
 //! `threshold`: an aggregate of a column over a lookback crosses a fixed
 //! value (the rule-like monitor: avg latency > 500 ms, last balance < 0).
 
-use super::{measure_of, metric_name_option, opt, ratio_of, value_or, Fields, KindDef, Query};
+use super::{
+    measure_of, metric_name_option, opt, ratio_of, value_or, Actions, Fields, KindDef, Query,
+};
 use crate::alert::SEVERITIES;
 use crate::error::{Result, VigilError};
 use crate::monitor::options::{def, key, req, Key, Opt, ANY, NUMERIC, OPS, TIME};
@@ -28,6 +30,22 @@ const KEYS: &[Key] = &[
     key("ratio", Opt::Ratio),
 ];
 
+const ACTIONS: &[Actions] = &[
+    (
+        "threshold",
+        Some("critical"),
+        &[
+            "Act on the breached metric now",
+            "Check the entity's recent changes (releases, pricing, campaigns)",
+        ],
+    ),
+    (
+        "threshold",
+        None,
+        &["Compare the metric with the threshold and its recent trend"],
+    ),
+];
+
 pub(super) const DEF: KindDef = KindDef {
     name: "threshold",
     keys: KEYS,
@@ -40,6 +58,7 @@ pub(super) const DEF: KindDef = KindDef {
     insight,
     rollup: Some(rollup),
     trigger: None,
+    actions: ACTIONS,
 };
 
 /// The measures each agg reads over a rollup (`last` needs raw rows).

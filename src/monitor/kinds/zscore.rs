@@ -2,7 +2,7 @@
 //! previous weeks (seed 000: messages per creator per hour of week).
 
 use super::{
-    measure_of, metric_name_option, opt, ratio_of, value_or, Fields, KindDef, Meets, Query,
+    measure_of, metric_name_option, opt, ratio_of, value_or, Actions, Fields, KindDef, Meets, Query,
 };
 use crate::error::{Result, VigilError};
 use crate::monitor::options::{def, key, req, Key, Opt, Unit, ANY, NUMERIC, TIME};
@@ -32,6 +32,26 @@ const KEYS: &[Key] = &[
     key("ratio", Opt::Ratio),
 ];
 
+const ACTIONS: &[Actions] = &[
+    (
+        "zscore_anomaly",
+        Some("critical"),
+        &[
+            "Confirm that tracking and ingestion are healthy",
+            "Compare the current hour with the same hour last week",
+            "Look for pricing, content or campaign changes in the last hour",
+        ],
+    ),
+    (
+        "zscore_anomaly",
+        None,
+        &[
+            "Compare the current hour with the same hour last week",
+            "Look for pricing, content or campaign changes in the last hour",
+        ],
+    ),
+];
+
 pub(super) const DEF: KindDef = KindDef {
     name: "zscore",
     keys: KEYS,
@@ -44,6 +64,7 @@ pub(super) const DEF: KindDef = KindDef {
     insight,
     rollup: Some(rollup),
     trigger: None,
+    actions: ACTIONS,
 };
 
 fn check(o: &Map<String, Value>) -> Result<()> {
