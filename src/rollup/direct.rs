@@ -892,22 +892,7 @@ unsafe fn cached(
     if !same {
         return false;
     }
-    let latest = pg_sys::GetLatestSnapshot();
-    pg_sys::PushActiveSnapshot(latest);
-    let mut tmfd: pg_sys::TM_FailureData = std::mem::zeroed();
-    let res = pg_sys::table_tuple_lock(
-        rel,
-        &mut (*found).tts_tid,
-        pg_sys::GetLatestSnapshot(),
-        found,
-        pg_sys::GetCurrentCommandId(false),
-        pg_sys::LockTupleMode::LockTupleExclusive,
-        pg_sys::LockWaitPolicy::LockWaitBlock,
-        0,
-        &mut tmfd,
-    );
-    pg_sys::PopActiveSnapshot();
-    let ok = res == pg_sys::TM_Result::TM_Ok;
+    let ok = lock_found(rel, found) == pg_sys::TM_Result::TM_Ok;
     if ok {
         TID_HITS.set(TID_HITS.get() + 1);
     }
@@ -975,22 +960,7 @@ unsafe fn locate(
             );
             continue;
         }
-        let latest = pg_sys::GetLatestSnapshot();
-        pg_sys::PushActiveSnapshot(latest);
-        let mut tmfd: pg_sys::TM_FailureData = std::mem::zeroed();
-        let res = pg_sys::table_tuple_lock(
-            rel,
-            &mut (*found).tts_tid,
-            pg_sys::GetLatestSnapshot(),
-            found,
-            pg_sys::GetCurrentCommandId(false),
-            pg_sys::LockTupleMode::LockTupleExclusive,
-            pg_sys::LockWaitPolicy::LockWaitBlock,
-            0,
-            &mut tmfd,
-        );
-        pg_sys::PopActiveSnapshot();
-        match res {
+        match lock_found(rel, found) {
             pg_sys::TM_Result::TM_Ok => break true,
             pg_sys::TM_Result::TM_Updated | pg_sys::TM_Result::TM_Deleted => continue,
             _ => break false,
@@ -999,6 +969,30 @@ unsafe fn locate(
     pg_sys::index_endscan(scan);
     pg_sys::index_close(idx, pg_sys::NoLock as pg_sys::LOCKMODE);
     located
+}
+
+/// Locks the tuple `found` holds (exclusively, waiting for its writer),
+/// as logical replication's apply does.
+unsafe fn lock_found(
+    rel: pg_sys::Relation,
+    found: *mut pg_sys::TupleTableSlot,
+) -> pg_sys::TM_Result::Type {
+    let latest = pg_sys::GetLatestSnapshot();
+    pg_sys::PushActiveSnapshot(latest);
+    let mut tmfd: pg_sys::TM_FailureData = std::mem::zeroed();
+    let res = pg_sys::table_tuple_lock(
+        rel,
+        &mut (*found).tts_tid,
+        pg_sys::GetLatestSnapshot(),
+        found,
+        pg_sys::GetCurrentCommandId(false),
+        pg_sys::LockTupleMode::LockTupleExclusive,
+        pg_sys::LockWaitPolicy::LockWaitBlock,
+        0,
+        &mut tmfd,
+    );
+    pg_sys::PopActiveSnapshot();
+    res
 }
 
 unsafe fn list_len(list: *mut pg_sys::List) -> usize {
