@@ -680,7 +680,11 @@ fn direct_writes_stay_exact_while_vacuum_prunes_their_slot_rows(c: &Cluster) {
     // A remembered slot row on a block VACUUM has truncated away (its rows
     // deleted behind the rollup's back, then the summary vacuumed): the
     // next write of that group is not an error (the rollup is then rebuilt
-    // from the tampering).
+    // from the tampering). Here the VACUUM's pg_class update invalidates and
+    // clears the remembered ids; a truncation that changes no pg_class row
+    // sends none, and then `cached`'s block check is what keeps the write
+    // from reading past the end (reproduced by a review under gdb, not
+    // here: it needs the table's statistics to come out unchanged).
     db.batch_execute(
         "INSERT INTO events (entity, ts, amount) SELECT 'x' || g, now(), 1 FROM generate_series(1, 3000) g;
          INSERT INTO events (entity, ts, amount) VALUES ('x3000', now(), 1);

@@ -859,11 +859,12 @@ unsafe fn cached(
     tid: pg_sys::ItemPointerData,
     found: *mut pg_sys::TupleTableSlot,
 ) -> bool {
-    // VACUUM may have truncated the block away since (reading past the end
-    // is an error; its update of pg_class also invalidates, which clears
-    // `TIDS`, but that is not what this relies on). It cannot now:
-    // truncation needs an AccessExclusiveLock, and the caller holds
-    // RowExclusiveLock on the summary.
+    // VACUUM may have truncated the block away since: reading past the end
+    // is an error (XX001), and a truncation that leaves the summary's and
+    // its indexes' pg_class rows as they were sends no invalidation, so
+    // `TIDS` may still hold such a tid (a review reproduced it). It cannot
+    // be truncated now: truncation needs an AccessExclusiveLock, and the
+    // caller holds RowExclusiveLock on the summary.
     let block = (u32::from(tid.ip_blkid.bi_hi) << 16) | u32::from(tid.ip_blkid.bi_lo);
     if block >= pg_sys::RelationGetNumberOfBlocksInFork(rel, pg_sys::ForkNumber::MAIN_FORKNUM) {
         return false;
