@@ -34,7 +34,8 @@ fn cancelled(message: String) -> ! {
     ereport!(ERROR, PgSqlErrorCode::ERRCODE_QUERY_CANCELED, message);
 }
 
-fn internal(message: String) -> ! {
+/// An internal error (vigil's own statement failed: a bug, not the input).
+pub(in crate::monitor) fn internal(message: String) -> ! {
     ereport!(ERROR, PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, message);
 }
 

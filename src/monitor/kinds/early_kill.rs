@@ -8,6 +8,7 @@
 use super::{no_cross_checks, Actions, KindDef, OnWrite};
 use crate::monitor::options::{def, key, req, Key, Opt, ANY};
 use crate::monitor::report::{float_text, percent, TypeSummary};
+use crate::monitor::scan::internal;
 use crate::scoring::{early_kill_decision, interval_span_micros, EarlyKillInputs, KillDecision};
 use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
 use pgrx::prelude::*;
@@ -87,10 +88,6 @@ const EXPIRE: &str = concat!(
     expired!(),
     " FROM v WHERE t.id OPERATOR(pg_catalog.=) v.id"
 );
-
-fn internal(message: String) -> ! {
-    ereport!(ERROR, PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, message);
-}
 
 fn protocol_error(message: String) -> ! {
     ereport!(
