@@ -593,15 +593,21 @@ pub(super) unsafe fn image_eq(x: pg_sys::Datum, y: pg_sys::Datum, byval: bool, l
     if byval {
         return x == y;
     }
-    let size = |d: pg_sys::Datum| match len {
+    image(x, len) == image(y, len)
+}
+
+/// The bytes of a non-NULL value of a type passed by reference, of `len`
+/// (-1 varlena, header included; -2 C string, without its NUL).
+///
+/// # Safety
+/// `d` is a valid value of that type, alive as long as the slice is used.
+unsafe fn image<'a>(d: pg_sys::Datum, len: i16) -> &'a [u8] {
+    let size = match len {
         -1 => pgrx::varlena::varsize_any(d.cast_mut_ptr()),
         -2 => std::ffi::CStr::from_ptr(d.cast_mut_ptr()).to_bytes().len(),
         n => n as usize,
     };
-    let (lx, ly) = (size(x), size(y));
-    lx == ly
-        && std::slice::from_raw_parts(x.cast_mut_ptr::<u8>(), lx)
-            == std::slice::from_raw_parts(y.cast_mut_ptr::<u8>(), ly)
+    std::slice::from_raw_parts(d.cast_mut_ptr::<u8>(), size)
 }
 
 /// The unique index `ON CONFLICT` arbitrates on — btree, unique on exactly
@@ -825,21 +831,15 @@ unsafe fn tid_key(
             key.extend_from_slice(&value.value().to_ne_bytes());
             continue;
         }
-        let len = match att.attlen {
-            -1 => {
-                let p = value.cast_mut_ptr::<pg_sys::varlena>();
-                if pgrx::varlena::varatt_is_1b_e(p) || pgrx::varlena::varatt_is_4b_c(p) {
-                    return None;
-                }
-                pgrx::varlena::varsize_any(p)
+        if att.attlen == -1 {
+            let p = value.cast_mut_ptr::<pg_sys::varlena>();
+            if pgrx::varlena::varatt_is_1b_e(p) || pgrx::varlena::varatt_is_4b_c(p) {
+                return None;
             }
-            -2 => std::ffi::CStr::from_ptr(value.cast_mut_ptr())
-                .to_bytes()
-                .len(),
-            n => n as usize,
-        };
-        key.extend_from_slice(&(len as u32).to_ne_bytes());
-        key.extend_from_slice(std::slice::from_raw_parts(value.cast_mut_ptr::<u8>(), len));
+        }
+        let bytes = image(value, att.attlen);
+        key.extend_from_slice(&(bytes.len() as u32).to_ne_bytes());
+        key.extend_from_slice(bytes);
     }
     Some(key)
 }
