@@ -20,6 +20,7 @@ static EXTERNAL_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>
 static GENERATOR_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static UPGRADE_KEEP_MONITORS: GucSetting<bool> = GucSetting::<bool>::new(false);
 static ROLLUP_DIRECT_WRITE: GucSetting<bool> = GucSetting::<bool>::new(true);
+static ROLLUP_WRITE_AT_COMMIT: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 pub fn init() {
     GucRegistry::define_string_guc(
@@ -115,6 +116,10 @@ pub fn database() -> String {
         .unwrap_or_else(|| "postgres".to_string())
 }
 
+pub fn rollup_write_at_commit() -> bool {
+    ROLLUP_WRITE_AT_COMMIT.get()
+}
+
 pub fn rollup_direct_write() -> bool {
     ROLLUP_DIRECT_WRITE.get()
 }
@@ -198,6 +203,14 @@ fn init_notify_limits() {
         c"Off: every write takes the INSERT ... ON CONFLICT statement. Both give the same summary; off is for comparing the two (benches/anchors.py) or ruling the direct write out.",
         &ROLLUP_DIRECT_WRITE,
         GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"vigil.rollup_write_at_commit",
+        c"Whether rollups with avg, min, max, stats or percentile measures write their summary when the transaction commits.",
+        c"On: their writers never deadlock, and a transaction's own reads of such a summary do not see its writes before it commits (README \"Removals\"). Count/sum rollups never wait either way.",
+        &ROLLUP_WRITE_AT_COMMIT,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_bool_guc(

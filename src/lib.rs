@@ -201,6 +201,10 @@ pub mod pg_test {
         vec![
             "shared_preload_libraries = 'pg_vigil'",
             "vigil.poll_interval_ms = 100",
+            // A #[pg_test] never commits, so rollups written at commit
+            // (pending.rs) would never be written: its tests that need it
+            // turn it on and apply what is kept themselves.
+            "vigil.rollup_write_at_commit = off",
         ]
     }
 }

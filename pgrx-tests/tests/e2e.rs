@@ -342,6 +342,13 @@ fn rollup_hot_group_writers_do_not_wait_on_each_other(c: &Cluster) {
     let mut a = c.fresh_db("rollup_hot");
     a.batch_execute(ROLLUP_SETUP).unwrap();
     let mut b = c.connect("rollup_hot");
+    // Its stats measure would otherwise be written at commit, when no
+    // other writer holds a slot row (pending.rs): the slots are what is
+    // tested here.
+    for db in [&mut a, &mut b] {
+        db.batch_execute("SET vigil.rollup_write_at_commit = off")
+            .unwrap();
+    }
     let slots = |db: &mut postgres::Client| -> i64 {
         db.query_one(
             "SELECT count(*) FROM events_5m WHERE entity = 'e0' AND bucket = date_bin('5 minutes', now(), '2000-01-03 00:00+00')",
@@ -701,6 +708,193 @@ fn direct_writes_stay_exact_while_vacuum_prunes_their_slot_rows(c: &Cluster) {
     db.batch_execute("SELECT vigil.rebuild_rollup('events_cs')")
         .unwrap();
     assert_eq!(verify_signed(&mut db), 0);
+}
+
+/// Every measure that removes through a lock on the whole group.
+const EXTREME_ROLLUP: &str = r#"
+    SELECT vigil.create_rollup('events_mx', 'events', 'ts', '5 minutes', '{entity}',
+        '{"n": {"agg": "count"}, "lo": {"agg": "min", "column": "latency"}, "hi": {"agg": "max", "column": "amount"},
+          "st": {"agg": "stats", "column": "latency"}, "av": {"agg": "avg", "column": "amount"},
+          "p": {"agg": "percentile", "column": "latency"}}');
+"#;
+
+fn verify_extreme(db: &mut postgres::Client) -> i64 {
+    db.query_one("SELECT vigil.verify_rollup('events_mx')", &[])
+        .unwrap()
+        .get(0)
+}
+
+/// Rollups with min/max/stats/avg/percentile measures, written at commit
+/// (`vigil.rollup_write_at_commit`, pending.rs): the issue's interleaving
+/// (A INSERT, B INSERT, A UPDATE, B UPDATE of one group) deadlocks when
+/// they are written during the transaction, and does not when they are
+/// written at commit; savepoints, a mid-transaction `verify_rollup` and a
+/// randomized schedule of multi-statement transactions over hot groups
+/// (bulk ones past the group lock cap included) leave the summary equal to
+/// a recompute, with no deadlock.
+fn extreme_rollup_writers_written_at_commit_never_deadlock(c: &Cluster) {
+    let mut a = c.fresh_db("rollup_at_commit");
+    a.batch_execute(WAIT_FREE_SETUP).unwrap();
+    a.batch_execute(EXTREME_ROLLUP).unwrap();
+    let mut b = c.connect("rollup_at_commit");
+    for db in [&mut a, &mut b] {
+        db.batch_execute(
+            "SET deadlock_timeout = '100ms'; SET lock_timeout = '20s'; SET vigil.rollup_write_at_commit = off",
+        )
+        .unwrap();
+    }
+    // The interleaving, written during the transaction (the setting off):
+    // one of the two is cancelled by the deadlock detector.
+    // Each UPDATE is of the row its own transaction inserted (currval),
+    // in the group both inserted into.
+    // The group gets a second slot row first (two inserts overlapping).
+    let interleave = |a: &mut postgres::Client, b: &mut postgres::Client| -> Vec<String> {
+        a.batch_execute(
+            "BEGIN; INSERT INTO events (entity, ts, amount, latency) VALUES ('e0', now(), 1, 1)",
+        )
+        .unwrap();
+        b.batch_execute("BEGIN; INSERT INTO events (w, entity, ts, amount, latency) VALUES (1, 'e0', now(), 2, 2)")
+            .unwrap();
+        a.batch_execute("COMMIT").unwrap();
+        b.batch_execute("COMMIT").unwrap();
+        a.batch_execute(
+            "BEGIN; INSERT INTO events (entity, ts, amount, latency) VALUES ('e0', now(), 1, 1)",
+        )
+        .unwrap();
+        b.batch_execute("BEGIN; INSERT INTO events (w, entity, ts, amount, latency) VALUES (1, 'e0', now(), 2, 2)")
+            .unwrap();
+        let mut errors = Vec::new();
+        std::thread::scope(|scope| {
+            let first = scope.spawn(|| {
+                a.batch_execute("UPDATE events SET amount = amount + 5, latency = 0 WHERE id = currval('events_id_seq'); COMMIT")
+                .map_err(|e| format!("{:?}", e.code()))
+            });
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let second = b
+                .batch_execute("UPDATE events SET amount = amount + 7, latency = 9999 WHERE id = currval('events_id_seq'); COMMIT")
+                .map_err(|e| format!("{:?}", e.code()));
+            for r in [first.join().unwrap(), second] {
+                if let Err(e) = r {
+                    errors.push(e);
+                }
+            }
+        });
+        for db in [a, b] {
+            let _ = db.batch_execute("ROLLBACK");
+        }
+        errors
+    };
+    let during = interleave(&mut a, &mut b);
+    assert!(
+        during.len() == 1 && during[0].contains("40P01"),
+        "written during the transaction, the interleaving deadlocks: {during:?}"
+    );
+    assert_eq!(verify_extreme(&mut a), 0);
+    for db in [&mut a, &mut b] {
+        db.batch_execute("SET vigil.rollup_write_at_commit = on")
+            .unwrap();
+    }
+    let at_commit = interleave(&mut a, &mut b);
+    assert!(at_commit.is_empty(), "written at commit: {at_commit:?}");
+    assert_eq!(verify_extreme(&mut a), 0);
+
+    // Before it commits, a transaction's reads of the summary do not see
+    // its writes; a verify_rollup in it applies them first; a savepoint
+    // rolled back takes its writes along, applied or not.
+    let rows = |db: &mut postgres::Client| -> i64 {
+        db.query_one("SELECT sum(_rows)::int8 FROM events_mx", &[])
+            .unwrap()
+            .get(0)
+    };
+    let before = rows(&mut a);
+    a.batch_execute(
+        "BEGIN; INSERT INTO events (entity, ts, amount, latency) VALUES ('e3', now(), 3, 3)",
+    )
+    .unwrap();
+    assert_eq!(rows(&mut a), before, "not yet written");
+    assert_eq!(verify_extreme(&mut a), 0);
+    assert_eq!(rows(&mut a), before + 1, "verify_rollup wrote it first");
+    a.batch_execute(
+        "SAVEPOINT s; DELETE FROM events WHERE entity = 'e3' AND latency = 3; SELECT vigil.verify_rollup('events_mx'); \
+         INSERT INTO events (entity, ts, amount, latency) VALUES ('e3', now(), -40, -40); ROLLBACK TO s; \
+         SAVEPOINT t; INSERT INTO events (entity, ts, amount, latency) VALUES ('e3', now(), 50, 0.5); RELEASE t; \
+         UPDATE events SET latency = -1 WHERE id = (SELECT min(id) FROM events WHERE entity = 'e3'); COMMIT",
+    )
+    .unwrap();
+    assert_eq!(verify_extreme(&mut a), 0);
+    assert_eq!(rows(&mut a), before + 2);
+
+    // A randomized schedule, as for count/sum rollups.
+    let port = c.port;
+    let sessions: Vec<_> = (0..4i32)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let conn = format!("host=127.0.0.1 port={port} user=postgres dbname=rollup_at_commit");
+                let mut db = postgres::Client::connect(&conn, postgres::NoTls).unwrap();
+                db.batch_execute(
+                    "SET vigil.rollup_write_at_commit = on; SET deadlock_timeout = '100ms'; SET lock_timeout = '20s'",
+                )
+                .unwrap();
+                let mut next = xorshift(0x9E37_79B9_7F4A_7C15u64 ^ ((w as u64 + 1) * 0x2545_F491));
+                let mut errors = Vec::new();
+                for _ in 0..40 {
+                    let mut sql = vec!["BEGIN".to_string()];
+                    for _ in 0..1 + next(4) {
+                        let e = next(8);
+                        sql.push(match next(8) {
+                            0 | 1 => format!(
+                                "INSERT INTO events (w, entity, ts, amount, latency) VALUES \
+                                 ({w}, 'e{e}', now() - interval '{} minutes', {}, {})",
+                                next(40), next(50), next(1000)
+                            ),
+                            2 => format!(
+                                "INSERT INTO events (w, entity, ts, amount, latency) \
+                                 SELECT {w}, 'e' || ((g * {}) % 200), now() - (g % 20) * interval '1 minute', g % 7, g \
+                                 FROM generate_series(1, {}) g",
+                                1 + next(5), 20 + next(180)
+                            ),
+                            3 => format!(
+                                "UPDATE events SET amount = amount + 1, latency = latency / 2 \
+                                 WHERE id IN (SELECT id FROM events WHERE w = {w} AND entity = 'e{e}' LIMIT {})",
+                                1 + next(3)
+                            ),
+                            4 => format!(
+                                "UPDATE events SET entity = 'e{}', ts = ts - interval '6 minutes' \
+                                 WHERE id IN (SELECT id FROM events WHERE w = {w} AND entity = 'e{e}' LIMIT 1)",
+                                next(8)
+                            ),
+                            5 => format!(
+                                "DELETE FROM events WHERE id IN \
+                                 (SELECT id FROM events WHERE w = {w} AND entity = 'e{e}' LIMIT {})",
+                                1 + next(2)
+                            ),
+                            6 => format!(
+                                "SAVEPOINT s; DELETE FROM events WHERE w = {w} AND entity = 'e{e}' AND latency > {}; \
+                                 ROLLBACK TO s",
+                                next(1000)
+                            ),
+                            _ => format!(
+                                "UPDATE events SET amount = amount - 1, latency = latency + 1 WHERE w = {w} AND id % 97 = {}",
+                                next(97)
+                            ),
+                        });
+                    }
+                    sql.push(if next(6) == 0 { "ROLLBACK" } else { "COMMIT" }.to_string());
+                    if let Err(e) = db.batch_execute(&sql.join(";\n")) {
+                        errors.push(format!("{:?}: {e}", e.code()));
+                        let _ = db.batch_execute("ROLLBACK");
+                    }
+                }
+                errors
+            })
+        })
+        .collect();
+    let errors = joined(sessions);
+    assert!(
+        errors.is_empty(),
+        "sessions deadlocked or failed: {errors:?}"
+    );
+    assert_eq!(verify_extreme(&mut a), 0);
 }
 
 /// A source with only a count/sum rollup, rows tagged with the session
@@ -1091,6 +1285,10 @@ fn main() {
         (
             "count_sum_rollup_writers_never_wait_in_any_interleaving",
             count_sum_rollup_writers_never_wait_in_any_interleaving,
+        ),
+        (
+            "extreme_rollup_writers_written_at_commit_never_deadlock",
+            extreme_rollup_writers_written_at_commit_never_deadlock,
         ),
         (
             "direct_writes_stay_exact_while_vacuum_prunes_their_slot_rows",

@@ -763,6 +763,11 @@ fn attached_now(member: pg_sys::Oid, source: pg_sys::Oid) -> bool {
 /// history), then those buckets are recomputed from the source, read
 /// through the partitioned table, as the rollup's owner.
 fn subtract_detached(guard: &Restricted, r: &Rollup, rel: pg_sys::Oid, owner: pg_sys::Oid) {
+    // Rows this transaction wrote and kept for its commit (pending.rs) are
+    // counted before the range is recomputed.
+    if let Some(summary) = regclass_of(&r.table()) {
+        super::pending::flush(Some(summary));
+    }
     let (schema, name) = super::sql::relation_name(rel, "a detached partition");
     guard.act_as(rel_owner(rel));
     let range = crate::sqlglue::read_two::<String, String>(&r.bucket_range_of(&format!(

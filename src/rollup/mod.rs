@@ -13,6 +13,7 @@ mod citus;
 pub mod ddl;
 mod definition;
 mod direct;
+mod pending;
 pub mod trigger;
 
 use crate::error::{Result, VigilError};
@@ -704,16 +705,37 @@ impl Rollup {
     /// form, where such equal values printed differently take different
     /// locks and the second writer waits for the first's slot row.
     fn slot_expr(&self, keys: Vec<String>) -> String {
-        let hash = if keys.is_empty() {
+        format!(
+            "vigil._rollup_slot({}::regclass, {})",
+            literal(&self.table()),
+            self.key_hash(keys)
+        )
+    }
+
+    /// The hash of a group's values its slot locks are taken by.
+    fn key_hash(&self, keys: Vec<String>) -> String {
+        if keys.is_empty() {
             "0".to_string()
         } else if self.group_by.iter().all(|(_, t)| t.hashable) {
             format!("pg_catalog.hash_record(ROW({}))", keys.join(", "))
         } else {
             format!("pg_catalog.hashtext(ROW({})::text)", keys.join(", "))
-        };
+        }
+    }
+
+    /// The slot locks a removal applied at commit holds first
+    /// (pending.rs): `(group hash, slot)` of every slot row of the groups
+    /// the transition tables `from` touch, and of slot 0 of each, hashed
+    /// as `slot_expr` hashes them.
+    pub fn hold_statement(&self, from: &[&str]) -> String {
         format!(
-            "vigil._rollup_slot({}::regclass, {hash})",
-            literal(&self.table())
+            "WITH t AS MATERIALIZED ({}) SELECT DISTINCT ({})::int4, x.slot::int4 FROM t, \
+             LATERAL (SELECT 0 AS slot UNION SELECT s.{} FROM {} s WHERE {}) x",
+            self.touched_union(from),
+            self.key_hash(self.summary_group_refs("t")),
+            ident("_slot"),
+            self.table(),
+            self.keys_match("s", "t"),
         )
     }
 

@@ -791,6 +791,8 @@ fn rollup_stats(summary: pg_sys::Oid) -> Option<JsonB> {
 fn verify_rollup(name: pg_sys::Oid) -> i64 {
     let guard = Restricted::enter_pinned();
     let (r, owner) = load_for(&guard, name, "name", Rights::Read);
+    // This transaction's own writes kept for its commit first (pending.rs).
+    super::pending::flush(Some(name));
     guard.act_as(owner);
     let partitioned = crate::sqlglue::read_one::<bool>(&format!(
         "SELECT c.relkind = 'p' FROM pg_catalog.pg_class c WHERE c.oid = {}::pg_catalog.regclass",
@@ -817,6 +819,8 @@ fn verify_rollup(name: pg_sys::Oid) -> i64 {
 fn rebuild_rollup(name: pg_sys::Oid) -> i64 {
     let guard = Restricted::enter_pinned();
     let (r, owner) = load_for(&guard, name, "name", Rights::Owner);
+    // This transaction's own writes kept for its commit first (pending.rs).
+    super::pending::flush(Some(name));
     guard.act_as(owner);
     spi_run(&format!("LOCK TABLE {} IN SHARE MODE", r.source));
     spi_run(&format!("DELETE FROM {}", r.table()));
@@ -1114,6 +1118,19 @@ fn local_xact_id() -> u32 {
     unsafe { (*pg_sys::MyProc).lxid }
 }
 
+/// The tag of one of vigil's slot locks (transaction-scoped advisory locks).
+fn slot_lock_tag(summary: pg_sys::Oid, field3: u32, space: u16) -> pg_sys::LOCKTAG {
+    pg_sys::LOCKTAG {
+        // SAFETY: set once the backend is connected to a database.
+        locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
+        locktag_field2: summary.to_u32(),
+        locktag_field3: field3,
+        locktag_field4: space,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
+        locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
+    }
+}
+
 /// Tries to take a transaction-scoped advisory lock of vigil's (never
 /// waits): whether it is ours now, and whether this call took it.
 fn try_slot_lock(
@@ -1122,15 +1139,7 @@ fn try_slot_lock(
     space: u16,
     mode: u32,
 ) -> (bool, bool, pg_sys::LOCKTAG) {
-    let tag = pg_sys::LOCKTAG {
-        // SAFETY: set once the backend is connected to a database.
-        locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
-        locktag_field2: summary.to_u32(),
-        locktag_field3: field3,
-        locktag_field4: space,
-        locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
-        locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
-    };
+    let tag = slot_lock_tag(summary, field3, space);
     // SAFETY: a valid tag; dontWait makes this return at once.
     let got = unsafe { pg_sys::LockAcquire(&tag, mode as pg_sys::LOCKMODE, false, true) };
     match got {
@@ -1187,6 +1196,42 @@ fn rollup_slot(summary: pg_sys::Oid, key_hash: i32) -> i32 {
     }
     SLOT_LOCKS.with(|c| c.set((lxid, used)));
     chosen.unwrap_or_else(|| summary_slot(summary))
+}
+
+/// Takes, waiting, the slot locks a removal applied at commit needs
+/// (pending.rs): `locks` holds (group hash, slot) pairs. First the
+/// per-summary locks of those slots in slot order — shared, or exclusive
+/// when the groups are more than `cap` — then (when shared) the group slot
+/// locks in lock-id order: every holder takes them in that one order, and
+/// adding (`rollup_slot`, `summary_slot`) only ever tries, so waiting here
+/// cannot close a cycle. Held to the end of the transaction; while held,
+/// no other transaction writes those slot rows.
+pub(super) fn hold_slots(summary: pg_sys::Oid, locks: &[(u32, u32)], cap: usize) {
+    let mut slots: Vec<u32> = locks.iter().map(|&(_, s)| s).collect();
+    slots.sort_unstable();
+    slots.dedup();
+    let mut groups: Vec<u32> = locks.iter().map(|&(h, s)| h.wrapping_add(s)).collect();
+    groups.sort_unstable();
+    groups.dedup();
+    let whole = groups.len() > cap;
+    let wait = |field3: u32, space: u16, mode: u32| {
+        let tag = slot_lock_tag(summary, field3, space);
+        // SAFETY: a valid tag; waits (with deadlock detection) until granted.
+        unsafe { pg_sys::LockAcquire(&tag, mode as pg_sys::LOCKMODE, false, false) };
+    };
+    for s in slots {
+        let mode = if whole {
+            pg_sys::ExclusiveLock
+        } else {
+            pg_sys::ShareLock
+        };
+        wait(s, SUMMARY_SLOT_SPACE, mode);
+    }
+    if !whole {
+        for g in groups {
+            wait(g, SLOT_LOCK_SPACE, pg_sys::ExclusiveLock);
+        }
+    }
 }
 
 thread_local! {

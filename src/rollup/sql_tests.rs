@@ -1042,4 +1042,63 @@ mod tests {
         assert_eq!(direct_writes(&insert), 1);
         assert_eq!(verify_sums(), 0);
     }
+
+    /// With `vigil.rollup_write_at_commit` (off in this test cluster: a
+    /// #[pg_test] never commits), a rollup with min/max/stats/avg/percentile
+    /// measures keeps each statement for the commit; what needs the summary
+    /// now (verify_rollup, TRUNCATE) applies it first; a subtransaction
+    /// rolled back takes along the statements it kept, and what it applied
+    /// is kept again. (The commit itself: the e2e
+    /// `extreme_rollup_writers_written_at_commit_never_deadlock`.)
+    #[pg_test]
+    fn rollups_written_at_commit_keep_their_statements_until_needed() {
+        make_rollup();
+        Spi::run("SET LOCAL vigil.rollup_write_at_commit = on").unwrap();
+        let rows = || one::<i64>("SELECT coalesce(sum(_rows), 0)::int8 FROM ev_hourly").unwrap();
+        let verify = || one::<i64>("SELECT vigil.verify_rollup('ev_hourly')").unwrap();
+        let before = rows();
+        assert_eq!(before, 3000);
+        Spi::run(
+            "INSERT INTO events VALUES ('e1', 1, '2026-10-20 01:10Z', 'paid', 5, 1), ('e9', NULL, '2026-10-20 03:00Z', 'free', 7, 2);
+             DELETE FROM events WHERE ctid = (SELECT min(ctid) FROM events WHERE entity = 'e2');
+             UPDATE events SET latency = 0.25, entity = 'e3' WHERE ctid = (SELECT min(ctid) FROM events WHERE entity = 'e4')",
+        )
+        .unwrap();
+        assert_eq!(rows(), before, "kept for the commit, not written yet");
+        assert_eq!(verify(), 0, "verify_rollup applies what is kept first");
+        assert_eq!(rows(), before + 1);
+        // Kept inside a subtransaction rolled back: gone with it.
+        // SAFETY: begun and rolled back around SPI calls of this backend.
+        unsafe { pg_sys::BeginInternalSubTransaction(std::ptr::null()) };
+        Spi::run("INSERT INTO events VALUES ('e1', 1, '2026-10-20 01:20Z', 'paid', -50, -50)")
+            .unwrap();
+        unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
+        assert_eq!(verify(), 0);
+        assert_eq!(rows(), before + 1);
+        // Kept at the top, applied inside a subtransaction rolled back:
+        // kept again, and applied once.
+        Spi::run("INSERT INTO events VALUES ('e5', 2, '2026-10-20 02:20Z', 'refund', 1000, 1000)")
+            .unwrap();
+        unsafe { pg_sys::BeginInternalSubTransaction(std::ptr::null()) };
+        assert_eq!(verify(), 0);
+        assert_eq!(rows(), before + 2);
+        unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
+        assert_eq!(
+            rows(),
+            before + 1,
+            "the subtransaction's write went with it"
+        );
+        assert_eq!(verify(), 0);
+        assert_eq!(rows(), before + 2);
+        assert_eq!(
+            one::<f64>("SELECT max(hi) FROM ev_hourly WHERE entity = 'e5'"),
+            Some(1000.0)
+        );
+        // TRUNCATE takes what was kept before it along.
+        Spi::run("INSERT INTO events VALUES ('e6', 2, '2026-10-20 02:20Z', 'paid', 1, 1); TRUNCATE events").unwrap();
+        assert_eq!(rows(), 0);
+        Spi::run("INSERT INTO events VALUES ('e6', 2, '2026-10-20 02:20Z', 'paid', 1, 1)").unwrap();
+        assert_eq!(verify(), 0);
+        assert_eq!(rows(), 1);
+    }
 }

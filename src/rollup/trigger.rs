@@ -57,6 +57,11 @@ struct Kept {
     filters: bool,
     /// Whether any measure has a filter at all.
     any_filter: bool,
+    /// The rollup removes through locks on the whole group (not
+    /// `removals_subtract`) and Citus is not installed: with
+    /// `vigil.rollup_write_at_commit` its statements are kept for the
+    /// commit (pending.rs).
+    at_commit: bool,
     /// `FINGERPRINT` of the definition the plans were made from: a rename
     /// of a source column changes the definition (ddl.rs), so the plans
     /// are made afresh.
@@ -433,8 +438,22 @@ fn rollup_trigger<'a>(
 fn maintain<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgHeapTupleError> {
-    let data = trigger.trigger_data();
-    let tg = trigger.trigger();
+    maintain_data(trigger.trigger_data(), None);
+    Ok(None)
+}
+
+/// The trigger run on a statement kept for the commit (pending.rs): its
+/// copied transition tables, of rows of `desc`, in `data`.
+pub(super) fn replay(data: &pg_sys::TriggerData, desc: pg_sys::TupleDesc) {
+    maintain_data(data, Some(desc));
+}
+
+/// What the trigger does for the statement `data` describes; `replay`:
+/// the statement was kept for the commit, and its rows (of this tuple
+/// descriptor) are applied now.
+fn maintain_data(data: &pg_sys::TriggerData, replay: Option<pg_sys::TupleDesc>) {
+    // SAFETY: the trigger of a firing (or replayed) statement.
+    let tg = unsafe { &*data.tg_trigger };
     let event = data.tg_event;
     let statement = event & pg_sys::TRIGGER_EVENT_ROW == 0;
     let after = event & pg_sys::TRIGGER_EVENT_TIMINGMASK == pg_sys::TRIGGER_EVENT_AFTER;
@@ -482,7 +501,7 @@ fn maintain<'a>(
         _ => 0,
     };
     if rows == 0 || !crate::version::rollups_maintained() {
-        return Ok(None);
+        return;
     }
     // SAFETY: tgnargs == 1, so tgargs holds one C string. Read only on a
     // cache miss or an error: the hot path needs no copy of it.
@@ -502,7 +521,28 @@ fn maintain<'a>(
     // visible to plans prepared or run on this connection.
     unsafe {
         pg_sys::SPI_connect();
-        pg_sys::SPI_register_trigger_data(data as *const _ as *mut _);
+        match replay {
+            None => {
+                pg_sys::SPI_register_trigger_data(data as *const _ as *mut _);
+            }
+            Some(kept) => {
+                // The rows keep the layout they were written in; the
+                // relation's own descriptor, when the layout is the same,
+                // gives the columns their current names (a rename since).
+                let current = (*data.tg_relation).rd_att;
+                let desc = if super::pending::same_layout(kept, current) {
+                    current
+                } else {
+                    kept
+                };
+                for (name, store) in [(OLD_TABLE, data.tg_oldtable), (NEW_TABLE, data.tg_newtable)]
+                {
+                    if !store.is_null() {
+                        super::pending::register_rows(name, store, desc);
+                    }
+                }
+            }
+        }
     }
     register_callbacks();
     let epoch = EPOCH.load(std::sync::atomic::Ordering::Relaxed);
@@ -537,14 +577,20 @@ fn maintain<'a>(
         });
     }
     let cached = KEPT.with(|k| {
-        k.borrow()
-            .get(&tgoid)
-            .map(|k| (k.pick(rows, data), k.owner, k.filters))
+        k.borrow().get(&tgoid).map(|k| {
+            (
+                k.pick(rows, data),
+                k.owner,
+                k.filters,
+                k.summary,
+                k.at_commit,
+            )
+        })
     });
     // TRUNCATE of a partition names the partition in its statements: they
     // are made for this statement only (rare) and freed after it.
     let mut ephemeral = false;
-    let (plans, owner, text_search) = if let Some(cached) = cached {
+    let (plans, owner, text_search, summary, at_commit) = if let Some(cached) = cached {
         cached
     } else {
         // On a Citus worker a client backend's catalog reads would not see
@@ -555,7 +601,7 @@ fn maintain<'a>(
         else {
             // SAFETY: paired with SPI_connect above.
             unsafe { pg_sys::SPI_finish() };
-            return Ok(None);
+            return;
         };
         // A partition's trigger works for the partitioned source: as its
         // owner, on its summary.
@@ -658,17 +704,33 @@ fn maintain<'a>(
             owner,
             filters: !super::sql::filters_immutable(&rollup),
             any_filter: rollup.measures.iter().any(|(m, _)| m.filter.is_some()),
+            at_commit: !rollup.removals_subtract() && !super::citus::present(),
             fingerprint,
         };
         let plans = k.pick(rows, data);
         let text_search = k.filters;
+        let at_commit = k.at_commit;
         if op == "trunc" && def_source != source {
             ephemeral = true;
         } else {
             KEPT.with(|m| m.borrow_mut().insert(tgoid, k));
         }
-        (plans, owner, text_search)
+        (plans, owner, text_search, summary, at_commit)
     };
+    if at_commit && op != "trunc" && replay.is_none() && crate::gucs::rollup_write_at_commit() {
+        // SAFETY: the firing statement's trigger data; then the connection
+        // made above is finished.
+        unsafe {
+            super::pending::keep(data, summary);
+            pg_sys::SPI_finish();
+        }
+        return;
+    }
+    if op == "trunc" && super::pending::has_pending(summary) {
+        // What this transaction wrote before the TRUNCATE is counted
+        // first, so that the TRUNCATE takes it along.
+        super::pending::flush(Some(summary));
+    }
     if text_search && !filters {
         guard.pin_text_search();
     }
@@ -702,5 +764,4 @@ fn maintain<'a>(
     // SAFETY: releases the connection's memory.
     unsafe { pg_sys::SPI_finish() };
     drop(guard);
-    Ok(None)
 }

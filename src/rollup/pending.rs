@@ -1,0 +1,426 @@
+//! Rollups that write their summary when the transaction commits
+//! (`vigil.rollup_write_at_commit`), so that their writers never deadlock.
+//!
+//! A rollup with an `avg`, `min`, `max`, `stats` or `percentile` measure
+//! removes from a group by first locking all of the group's slot rows
+//! (`Rollup::lock_statement`). Written during the transaction, as a count/sum
+//! rollup is, those locks are taken in whatever order the application's
+//! statements come in, while the transaction already holds the slot rows
+//! its earlier statements wrote: two multi-statement transactions that each
+//! wrote a group and then remove from it wait for each other (40P01).
+//!
+//! With the setting on, the rollup's trigger keeps a copy of each
+//! statement's transition tables here instead, tagged with the
+//! subtransaction that made them (a rolled-back savepoint takes its copies
+//! along). When the transaction commits (`XACT_EVENT_PRE_COMMIT`, after
+//! deferred triggers, still inside the transaction), every summary it
+//! wrote is brought up to date in summary-oid order:
+//!
+//! 1. *hold*: the slot locks (`sql.rs`, transaction-scoped advisory locks)
+//!    of every slot row of the groups its removals touch, and of slot 0
+//!    of each, are taken — waiting — in one global order: the per-summary
+//!    slot locks in slot order, then the group slot locks in lock-id
+//!    order (or, past `HOLD_GROUP_LOCKS`, the per-summary slot locks
+//!    exclusively, again in slot order);
+//! 2. *replay*: the trigger runs on each kept statement in turn, as if the
+//!    statement had just ended, with the same kept plans.
+//!
+//! Nothing else waits: adding rows never waits (`vigil._rollup_slot`
+//! tries locks and takes a free slot, and skips every slot held in step 1,
+//! so it never needs a row lock a holder has), and no writer of such a
+//! rollup holds any of its slot rows before it commits. Every wait is
+//! therefore for a transaction that is itself committing, in one order, so
+//! no cycle can form. The transaction's own reads of such a summary, before
+//! it commits, do not see its own writes.
+//!
+//! An operation that needs the summary up to date in the middle of the
+//! transaction (`verify_rollup`, `rebuild_rollup`, `drop_rollup`, TRUNCATE,
+//! DETACH with subtraction) applies this summary's kept statements first
+//! (`flush(Some(summary))`); they are marked applied in the current
+//! subtransaction, so rolling it back keeps them pending again.
+
+use pgrx::prelude::*;
+use std::cell::{Cell, RefCell};
+
+/// One statement's transition tables (or several consecutive ones of one
+/// trigger and subtransaction, appended), copied into the transaction's
+/// memory.
+struct Chunk {
+    trigger: pg_sys::Oid,
+    relid: pg_sys::Oid,
+    summary: pg_sys::Oid,
+    /// `TRIGGER_EVENT_INSERT`, `_DELETE` or `_UPDATE`.
+    event: u32,
+    subxact: pg_sys::SubTransactionId,
+    /// Set once applied in the middle of the transaction, in this
+    /// subtransaction.
+    applied: Option<pg_sys::SubTransactionId>,
+    desc: pg_sys::TupleDesc,
+    old: *mut pg_sys::Tuplestorestate,
+    new: *mut pg_sys::Tuplestorestate,
+}
+
+thread_local! {
+    static PENDING: RefCell<Vec<Chunk>> = const { RefCell::new(Vec::new()) };
+    static FLUSHING: Cell<bool> = const { Cell::new(false) };
+    static REGISTERED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Group slot locks a hold takes before it takes the per-summary slot
+/// locks exclusively instead (a bulk removal must not fill the shared lock
+/// table); as `SLOT_LOCKS_PER_XACT` for adding.
+const HOLD_GROUP_LOCKS: usize = 64;
+
+/// Runs `f` with the transaction's memory context and resource owner, so
+/// what it makes (a tuplestore, its temporary file) lives until the
+/// transaction ends.
+unsafe fn in_transaction<T>(f: impl FnOnce() -> T) -> T {
+    let cx = pg_sys::MemoryContextSwitchTo(pg_sys::TopTransactionContext);
+    let owner = pg_sys::CurrentResourceOwner;
+    pg_sys::CurrentResourceOwner = pg_sys::TopTransactionResourceOwner;
+    let out = f();
+    pg_sys::CurrentResourceOwner = owner;
+    pg_sys::MemoryContextSwitchTo(cx);
+    out
+}
+
+/// Appends the tuples of transition table `from` to `to` (made if null).
+unsafe fn copy_rows(
+    from: *mut pg_sys::Tuplestorestate,
+    to: &mut *mut pg_sys::Tuplestorestate,
+    desc: pg_sys::TupleDesc,
+) {
+    if from.is_null() {
+        return;
+    }
+    in_transaction(|| {
+        if to.is_null() {
+            *to = pg_sys::tuplestore_begin_heap(false, false, pg_sys::work_mem);
+        }
+        let slot = pg_sys::MakeSingleTupleTableSlot(desc, &pg_sys::TTSOpsMinimalTuple);
+        pg_sys::tuplestore_select_read_pointer(from, 0);
+        pg_sys::tuplestore_rescan(from);
+        while pg_sys::tuplestore_gettupleslot(from, true, false, slot) {
+            pg_sys::tuplestore_puttupleslot(*to, slot);
+        }
+        pg_sys::tuplestore_rescan(from);
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+    });
+}
+
+/// Keeps the transition tables of the statement that fired `data` (a
+/// rollup trigger of summary `summary`) for the commit.
+pub(super) unsafe fn keep(data: &pg_sys::TriggerData, summary: pg_sys::Oid) {
+    register();
+    let tg = &*data.tg_trigger;
+    let event = data.tg_event & pg_sys::TRIGGER_EVENT_OPMASK;
+    let subxact = pg_sys::GetCurrentSubTransactionId();
+    let rel = data.tg_relation;
+    PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        let same = p
+            .last()
+            .is_some_and(|c| c.trigger == tg.tgoid && c.subxact == subxact && c.applied.is_none());
+        if !same {
+            let desc = in_transaction(|| pg_sys::CreateTupleDescCopy((*rel).rd_att));
+            p.push(Chunk {
+                trigger: tg.tgoid,
+                relid: (*rel).rd_id,
+                summary,
+                event,
+                subxact,
+                applied: None,
+                desc,
+                old: std::ptr::null_mut(),
+                new: std::ptr::null_mut(),
+            });
+        }
+        let c = p.last_mut().expect("pushed");
+        copy_rows(data.tg_oldtable, &mut c.old, c.desc);
+        copy_rows(data.tg_newtable, &mut c.new, c.desc);
+    });
+}
+
+/// Whether this transaction keeps statements of `summary` not yet applied.
+pub(crate) fn has_pending(summary: pg_sys::Oid) -> bool {
+    PENDING.with(|p| {
+        p.borrow()
+            .iter()
+            .any(|c| c.summary == summary && c.applied.is_none())
+    })
+}
+
+/// Whether tuples of `a` read the same under `b`: the same attributes,
+/// types and dropped ones (only names may differ).
+pub(super) unsafe fn same_layout(a: pg_sys::TupleDesc, b: pg_sys::TupleDesc) -> bool {
+    if (*a).natts != (*b).natts {
+        return false;
+    }
+    let n = (*a).natts as usize;
+    let (x, y) = ((*a).attrs.as_slice(n), (*b).attrs.as_slice(n));
+    x.iter().zip(y).all(|(p, q)| {
+        p.atttypid == q.atttypid
+            && p.atttypmod == q.atttypmod
+            && p.attlen == q.attlen
+            && p.attbyval == q.attbyval
+            && p.attalign == q.attalign
+            && p.attisdropped == q.attisdropped
+    })
+}
+
+/// Registers an ephemeral named relation `name` over `store` (rows of
+/// `desc`) on the current SPI connection.
+pub(super) unsafe fn register_rows(
+    name: &str,
+    store: *mut pg_sys::Tuplestorestate,
+    desc: pg_sys::TupleDesc,
+) {
+    let enr = pg_sys::palloc0(std::mem::size_of::<pg_sys::EphemeralNamedRelationData>())
+        as *mut pg_sys::EphemeralNamedRelationData;
+    let cname = std::ffi::CString::new(name).expect("no NUL");
+    (*enr).md.name = pg_sys::pstrdup(cname.as_ptr());
+    (*enr).md.reliddesc = pg_sys::InvalidOid;
+    (*enr).md.tupdesc = desc;
+    (*enr).md.enrtype = pg_sys::EphemeralNameRelationType::ENR_NAMED_TUPLESTORE;
+    (*enr).md.enrtuples = pg_sys::tuplestore_tuple_count(store) as f64;
+    (*enr).reldata = store as *mut std::ffi::c_void;
+    let rc = pg_sys::SPI_register_relation(enr);
+    if rc < 0 {
+        error!("rollup at commit: registering {name} failed (SPI code {rc})");
+    }
+}
+
+/// Applies the kept statements (of `only`, or all), summary by summary in
+/// oid order: hold, then replay. Called at commit with `None`, and by
+/// operations that need one summary current now. Statements kept while
+/// applying (a rollup of a summary) are applied in a further round.
+pub(crate) fn flush(only: Option<pg_sys::Oid>) {
+    if FLUSHING.get() {
+        return;
+    }
+    FLUSHING.set(true);
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            FLUSHING.set(false);
+        }
+    }
+    let _done = Done;
+    // At commit no statement is running, so no snapshot is active: SPI
+    // needs one to start from (each statement still takes its own).
+    struct Snapshot(bool);
+    impl Drop for Snapshot {
+        fn drop(&mut self) {
+            if self.0 {
+                // SAFETY: pushed below; an error unwinding through here
+                // aborts the transaction, which clears the stack anyway.
+                unsafe { pg_sys::PopActiveSnapshot() };
+            }
+        }
+    }
+    // SAFETY: a transaction is in progress (commit has not happened yet).
+    let _snapshot = unsafe {
+        let push = !pg_sys::ActiveSnapshotSet();
+        if push {
+            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        }
+        Snapshot(push)
+    };
+    // SAFETY: as above.
+    let subxact = unsafe { pg_sys::GetCurrentSubTransactionId() };
+    loop {
+        // (index, summary) of the chunks to apply this round.
+        let mut todo: Vec<(usize, pg_sys::Oid)> = PENDING.with(|p| {
+            p.borrow()
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.applied.is_none() && only.is_none_or(|s| s == c.summary))
+                .map(|(i, c)| (i, c.summary))
+                .collect()
+        });
+        if todo.is_empty() {
+            break;
+        }
+        // Stable: a summary's statements stay in the order they ran.
+        todo.sort_by_key(|&(_, s)| s.to_u32());
+        let mut at = 0;
+        while at < todo.len() {
+            let summary = todo[at].1;
+            let end = todo[at..]
+                .iter()
+                .position(|&(_, s)| s != summary)
+                .map_or(todo.len(), |n| at + n);
+            let idx: Vec<usize> = todo[at..end].iter().map(|&(i, _)| i).collect();
+            // Marked first: a statement kept while replaying (a nested
+            // rollup) is a new chunk, not one of these.
+            PENDING.with(|p| {
+                for &i in &idx {
+                    p.borrow_mut()[i].applied = Some(subxact);
+                }
+            });
+            hold(summary, &idx);
+            for &i in &idx {
+                // SAFETY: the chunk's stores live until the transaction ends.
+                unsafe { replay(i) };
+            }
+            at = end;
+        }
+    }
+    if only.is_none() {
+        PENDING.with(|p| p.borrow_mut().clear());
+    }
+}
+
+/// Step 1 of `flush` for the chunks `idx` of `summary`.
+fn hold(summary: pg_sys::Oid, idx: &[usize]) {
+    // (name, store, desc) of the removals' transition tables.
+    let tables: Vec<(String, *mut pg_sys::Tuplestorestate, pg_sys::TupleDesc)> =
+        PENDING.with(|p| {
+            let p = p.borrow();
+            let mut out = Vec::new();
+            for (n, &i) in idx.iter().enumerate() {
+                let c = &p[i];
+                if c.event == pg_sys::TRIGGER_EVENT_INSERT {
+                    continue;
+                }
+                for (side, store) in [("old", c.old), ("new", c.new)] {
+                    if !store.is_null() {
+                        out.push((format!("vigil_hold_{n}_{side}"), store, c.desc));
+                    }
+                }
+            }
+            out
+        });
+    if tables.is_empty() {
+        return;
+    }
+    let guard = crate::security::Restricted::enter_pinned();
+    guard.act_as(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID));
+    // Dropped since (DROP TABLE … CASCADE): nothing left to hold or write.
+    let Some(source) = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
+        "SELECT d.source::pg_catalog.oid FROM vigil.rollup_defs d WHERE d.summary::pg_catalog.oid = {}",
+        summary.to_u32()
+    ))
+    .ok()
+    .flatten() else {
+        return;
+    };
+    let rollup = super::sql::load(summary);
+    guard.act_as(super::sql::rel_owner(source));
+    let names: Vec<&str> = tables.iter().map(|(n, _, _)| n.as_str()).collect();
+    let sql = std::ffi::CString::new(rollup.hold_statement(&names)).expect("no NUL");
+    let mut locks: Vec<(u32, u32)> = Vec::new();
+    // SAFETY: a connection of our own, finished below; the stores live
+    // until the transaction ends.
+    unsafe {
+        pg_sys::SPI_connect();
+        for (name, store, desc) in &tables {
+            register_rows(name, *store, *desc);
+        }
+        let rc = pg_sys::SPI_execute(sql.as_ptr(), false, 0);
+        if rc != pg_sys::SPI_OK_SELECT as i32 {
+            error!("rollup at commit: reading the groups to hold failed (SPI code {rc})");
+        }
+        let table = pg_sys::SPI_tuptable;
+        for row in 0..pg_sys::SPI_processed as usize {
+            let tuple = *(*table).vals.add(row);
+            let mut null = false;
+            let h = pg_sys::SPI_getbinval(tuple, (*table).tupdesc, 1, &mut null);
+            let s = pg_sys::SPI_getbinval(tuple, (*table).tupdesc, 2, &mut null);
+            locks.push((h.value() as i32 as u32, s.value() as i32 as u32));
+        }
+        pg_sys::SPI_finish();
+    }
+    drop(guard);
+    super::sql::hold_slots(summary, &locks, HOLD_GROUP_LOCKS);
+}
+
+/// Step 2 of `flush`: the chunk's trigger, run on the chunk's rows.
+unsafe fn replay(i: usize) {
+    let (trigger, relid, event, desc, old, new) = PENDING.with(|p| {
+        let c = &p.borrow()[i];
+        (c.trigger, c.relid, c.event, c.desc, c.old, c.new)
+    });
+    let rel = pg_sys::try_relation_open(relid, pg_sys::NoLock as pg_sys::LOCKMODE);
+    if rel.is_null() {
+        // Dropped since, with its rollups.
+        return;
+    }
+    let trigdesc = (*rel).trigdesc;
+    let found = if trigdesc.is_null() {
+        None
+    } else {
+        let n = (*trigdesc).numtriggers as usize;
+        (0..n)
+            .map(|k| (*trigdesc).triggers.add(k))
+            .find(|t| (**t).tgoid == trigger)
+    };
+    if let Some(tg) = found {
+        let mut data: pg_sys::TriggerData = std::mem::zeroed();
+        data.type_ = pg_sys::NodeTag::T_TriggerData;
+        data.tg_event = event | pg_sys::TRIGGER_EVENT_AFTER;
+        data.tg_relation = rel;
+        data.tg_trigger = tg;
+        data.tg_oldtable = old;
+        data.tg_newtable = new;
+        super::trigger::replay(&data, desc);
+    }
+    pg_sys::relation_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    match event {
+        pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT | pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE => {
+            if PENDING.with(|p| p.borrow().iter().any(|c| c.applied.is_none())) {
+                flush(None);
+            }
+            PENDING.with(|p| p.borrow_mut().clear());
+        }
+        // The stores went with the transaction's memory.
+        _ => PENDING.with(|p| p.borrow_mut().clear()),
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_subxact(
+    event: pg_sys::SubXactEvent::Type,
+    sub: pg_sys::SubTransactionId,
+    parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        match event {
+            pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
+                p.retain(|c| c.subxact != sub);
+                for c in p.iter_mut() {
+                    if c.applied == Some(sub) {
+                        c.applied = None;
+                    }
+                }
+            }
+            pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => {
+                for c in p.iter_mut() {
+                    if c.subxact == sub {
+                        c.subxact = parent;
+                    }
+                    if c.applied == Some(sub) {
+                        c.applied = Some(parent);
+                    }
+                }
+            }
+            _ => {}
+        }
+    });
+}
+
+fn register() {
+    if !REGISTERED.replace(true) {
+        // SAFETY: registered once per backend, for its life.
+        unsafe {
+            pg_sys::RegisterXactCallback(Some(on_xact), std::ptr::null_mut());
+            pg_sys::RegisterSubXactCallback(Some(on_subxact), std::ptr::null_mut());
+        }
+    }
+}
