@@ -818,7 +818,8 @@ fn extreme_rollup_writers_written_at_commit_never_deadlock(c: &Cluster) {
         "SAVEPOINT s; DELETE FROM events WHERE entity = 'e3' AND latency = 3; SELECT vigil.verify_rollup('events_mx'); \
          INSERT INTO events (entity, ts, amount, latency) VALUES ('e3', now(), -40, -40); ROLLBACK TO s; \
          SAVEPOINT t; INSERT INTO events (entity, ts, amount, latency) VALUES ('e3', now(), 50, 0.5); RELEASE t; \
-         UPDATE events SET latency = -1 WHERE id = (SELECT min(id) FROM events WHERE entity = 'e3'); COMMIT",
+         UPDATE events SET latency = -1 WHERE id = (SELECT min(id) FROM events WHERE entity = 'e3'); \
+         UPDATE events SET latency = latency / 2 WHERE entity = 'e5'; UPDATE events SET latency = latency / 2 WHERE entity = 'e5'; COMMIT",
     )
     .unwrap();
     assert_eq!(verify_extreme(&mut a), 0);

@@ -42,9 +42,9 @@
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
 
-/// One statement's transition tables (or several consecutive ones of one
-/// trigger and subtransaction, appended), copied into the transaction's
-/// memory.
+/// One statement's transition tables (or those of consecutive INSERTs, or
+/// DELETEs, of one trigger and subtransaction, appended), copied into the
+/// transaction's memory.
 struct Chunk {
     trigger: pg_sys::Oid,
     relid: pg_sys::Oid,
@@ -118,9 +118,13 @@ pub(super) unsafe fn keep(data: &pg_sys::TriggerData, summary: pg_sys::Oid) {
     let rel = data.tg_relation;
     PENDING.with(|p| {
         let mut p = p.borrow_mut();
-        let same = p
-            .last()
-            .is_some_and(|c| c.trigger == tg.tgoid && c.subxact == subxact && c.applied.is_none());
+        // Consecutive INSERTs (or DELETEs) of one trigger add up to one
+        // statement of all their rows. UPDATEs do not: a row updated twice
+        // would be removed, in the replay, before it was ever added.
+        let same = event != pg_sys::TRIGGER_EVENT_UPDATE
+            && p.last().is_some_and(|c| {
+                c.trigger == tg.tgoid && c.subxact == subxact && c.applied.is_none()
+            });
         if !same {
             let desc = in_transaction(|| pg_sys::CreateTupleDescCopy((*rel).rd_att));
             p.push(Chunk {

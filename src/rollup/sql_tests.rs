@@ -1061,7 +1061,9 @@ mod tests {
         Spi::run(
             "INSERT INTO events VALUES ('e1', 1, '2026-10-20 01:10Z', 'paid', 5, 1), ('e9', NULL, '2026-10-20 03:00Z', 'free', 7, 2);
              DELETE FROM events WHERE ctid = (SELECT min(ctid) FROM events WHERE entity = 'e2');
-             UPDATE events SET latency = 0.25, entity = 'e3' WHERE ctid = (SELECT min(ctid) FROM events WHERE entity = 'e4')",
+             UPDATE events SET latency = 0.25, entity = 'e3' WHERE ctid = (SELECT min(ctid) FROM events WHERE entity = 'e4');
+             UPDATE events SET latency = latency / 2 WHERE entity = 'e1' AND grp = 1;
+             UPDATE events SET latency = latency / 2, amount = amount + 1 WHERE entity = 'e1' AND grp = 1",
         )
         .unwrap();
         assert_eq!(rows(), before, "kept for the commit, not written yet");

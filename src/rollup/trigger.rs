@@ -58,7 +58,7 @@ struct Kept {
     /// Whether any measure has a filter at all.
     any_filter: bool,
     /// The rollup removes through locks on the whole group (not
-    /// `removals_subtract`) and Citus is not installed: with
+    /// `removals_subtract`) and Citus keeps none of it (`citus_kept`): with
     /// `vigil.rollup_write_at_commit` its statements are kept for the
     /// commit (pending.rs).
     at_commit: bool,
@@ -177,6 +177,18 @@ fn register_callbacks() {
             }
         }
     }
+}
+
+/// Whether Citus keeps this rollup's summary or source (or the trigger is
+/// on a shard): their writes stay in the statement, as Citus commits its
+/// nodes' transactions itself (pending.rs is for one node's commit).
+fn citus_kept(summary: pg_sys::Oid, source: pg_sys::Oid, def_source: pg_sys::Oid) -> bool {
+    use super::citus;
+    citus::present()
+        && (citus::is_shard(source)
+            || citus::is_shard(summary)
+            || citus::managed(def_source).is_some()
+            || citus::managed(summary).is_some())
 }
 
 /// Whether the plans' names still resolve to the rollup's summary and
@@ -704,7 +716,7 @@ fn maintain_data(data: &pg_sys::TriggerData, replay: Option<pg_sys::TupleDesc>) 
             owner,
             filters: !super::sql::filters_immutable(&rollup),
             any_filter: rollup.measures.iter().any(|(m, _)| m.filter.is_some()),
-            at_commit: !rollup.removals_subtract() && !super::citus::present(),
+            at_commit: !rollup.removals_subtract() && !citus_kept(summary, source, def_source),
             fingerprint,
         };
         let plans = k.pick(rows, data);
