@@ -1561,6 +1561,12 @@ COMMENT ON FUNCTION vigil._rollup_size(summary regclass, OUT rows bigint, OUT la
 
 COMMENT ON FUNCTION vigil._rollup_slot(summary oid, key_hash integer) IS 'Internal: the slot of a group that no other inserting transaction holds (never waits)';
 
+CREATE OR REPLACE FUNCTION vigil._rollup_slot_held(summary oid, key_hash integer, slot integer) RETURNS boolean
+    LANGUAGE c STRICT
+    AS 'MODULE_PATHNAME', 'slot_held_wrapper';
+
+COMMENT ON FUNCTION vigil._rollup_slot_held(summary oid, key_hash integer, slot integer) IS 'Internal: whether a removal may lock and fold a slot row (at commit, only the slot rows this transaction holds)';
+
 CREATE OR REPLACE FUNCTION vigil._rollup_stats(summary oid) RETURNS jsonb
     LANGUAGE c STABLE STRICT PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'rollup_stats_wrapper';

@@ -82,6 +82,7 @@ COMMENT ON FUNCTION vigil._early_kill_trigger() IS
     'Internal: statement trigger of early_kill monitors; counts views and interactions per registered variant and decides';
 COMMENT ON FUNCTION vigil._rollup_trigger() IS 'Internal: the statement trigger every rollup shares (INSERT, UPDATE, DELETE, TRUNCATE); runs as the source''s owner, restricted';
 COMMENT ON FUNCTION vigil._rollup_slot(oid, integer) IS 'Internal: the slot of a group that no other inserting transaction holds (never waits)';
+COMMENT ON FUNCTION vigil._rollup_slot_held(oid, integer, integer) IS 'Internal: whether a removal may lock and fold a slot row (at commit, only the slot rows this transaction holds)';
 COMMENT ON FUNCTION vigil._rollup_size(regclass) IS 'Internal: a summary''s size for vigil.rollups, NULL while another transaction locks it';
 COMMENT ON FUNCTION vigil._rollup_stats(oid) IS 'Internal: rows and groups of a summary, read as its owner';
 

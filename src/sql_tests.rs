@@ -133,7 +133,7 @@ pub(crate) mod tests {
                AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
                AND p.proname NOT IN ('worker_status', 'create_rollup', '_create_rollup', 'verify_rollup',
                                      '_verify_rollup', 'rebuild_rollup', '_rebuild_rollup', 'drop_rollup',
-                                     '_drop_rollup', '_rollup_size', '_rollup_slot', '_rollup_trigger', '_early_kill_trigger',
+                                     '_drop_rollup', '_rollup_size', '_rollup_slot', '_rollup_slot_held', '_rollup_trigger', '_early_kill_trigger',
                                      '_wake_worker', '_monitor_run', '_scan', '_base_type', '_rollup_stats',
                                      '_rollup_ddl', '_rollup_status', '_rollup_dropped', '_upgrade_rollup',
                                      'webhook_payload', 'pagerduty_payload', 'msteams_payload',

@@ -698,6 +698,7 @@ pub(super) fn ensure_partition_triggers(
                 // partition's own policies, which its owner controls,
                 // never run).
                 guard.act_as(owner);
+                let _writing = super::sql::Writing::enter(summary);
                 spi_run(&r.add_statement(&through_parent(r, member), false));
             }
         }

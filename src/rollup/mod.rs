@@ -723,6 +723,17 @@ impl Rollup {
         }
     }
 
+    /// Whether slot row `s` is one a removal may lock and fold (always,
+    /// but at commit only those held: `vigil._rollup_slot_held`).
+    fn slot_held(&self, s: &str) -> String {
+        format!(
+            "vigil._rollup_slot_held({}::regclass, {}, {s}.{})",
+            literal(&self.table()),
+            self.key_hash(self.summary_group_refs(s)),
+            ident("_slot")
+        )
+    }
+
     /// The slot locks a removal applied at commit holds first
     /// (pending.rs): `(group hash, slot)` of every slot row of the groups
     /// the transition tables `from` touch, and of slot 0 of each, hashed
@@ -1089,11 +1100,12 @@ impl Rollup {
     /// so removals subtract from one row that holds the whole group.
     pub fn collapse_statement(&self, from: &[&str]) -> String {
         format!(
-            "WITH moved AS (DELETE FROM {} s USING ({}) k WHERE {} AND s.{} > 0 RETURNING s.*) {}",
+            "WITH moved AS (DELETE FROM {} s USING ({}) k WHERE {} AND s.{} > 0 AND {} RETURNING s.*) {}",
             self.table(),
             self.touched_union(from),
             self.keys_match("s", "k"),
             ident("_slot"),
+            self.slot_held("s"),
             self.upsert(
                 &self.merged_select("moved"),
                 &self.add_sets(false),
@@ -1267,10 +1279,11 @@ impl Rollup {
     pub fn lock_statement(&self, from: &[&str]) -> String {
         let keys = self.row_key_columns();
         format!(
-            "SELECT 1 FROM {} s, ({}) k WHERE {} ORDER BY {} FOR UPDATE OF s",
+            "SELECT 1 FROM {} s, ({}) k WHERE {} AND {} ORDER BY {} FOR UPDATE OF s",
             self.table(),
             self.touched_union(from),
             self.keys_match("s", "k"),
+            self.slot_held("s"),
             keys.iter()
                 .map(|c| format!("s.{c}"))
                 .collect::<Vec<_>>()

@@ -42,27 +42,37 @@
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
 
-/// One statement's transition tables (or those of consecutive INSERTs, or
-/// DELETEs, of one trigger and subtransaction, appended), copied into the
-/// transaction's memory.
+/// The rows a transaction added to (`adds`: INSERT's and UPDATE's new rows)
+/// and removed from (`removes`: DELETE's and UPDATE's old rows) one
+/// rollup through one table (the source, or a partition written directly),
+/// in one subtransaction, copied into the transaction's memory. At commit
+/// all of a summary's additions are applied before its removals: the net
+/// change is the same as in statement order, and every row removed is then
+/// already in the summary (a row inserted, or updated twice, in the
+/// transaction is added before it is removed), which the subtractions of
+/// stats and sketches need.
 struct Chunk {
-    trigger: pg_sys::Oid,
-    relid: pg_sys::Oid,
     summary: pg_sys::Oid,
-    /// `TRIGGER_EVENT_INSERT`, `_DELETE` or `_UPDATE`.
-    event: u32,
+    relid: pg_sys::Oid,
+    /// The rollup's INSERT and DELETE triggers on `relid`, whose plans
+    /// apply the additions and the removals.
+    ins: pg_sys::Oid,
+    del: pg_sys::Oid,
     subxact: pg_sys::SubTransactionId,
     /// Set once applied in the middle of the transaction, in this
     /// subtransaction.
     applied: Option<pg_sys::SubTransactionId>,
     desc: pg_sys::TupleDesc,
-    old: *mut pg_sys::Tuplestorestate,
-    new: *mut pg_sys::Tuplestorestate,
+    adds: *mut pg_sys::Tuplestorestate,
+    removes: *mut pg_sys::Tuplestorestate,
 }
 
 thread_local! {
     static PENDING: RefCell<Vec<Chunk>> = const { RefCell::new(Vec::new()) };
     static FLUSHING: Cell<bool> = const { Cell::new(false) };
+    /// The commit's own flush has run: a write after it (another
+    /// extension's commit callback) is written at once instead of kept.
+    static FLUSHED: Cell<bool> = const { Cell::new(false) };
     static REGISTERED: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -84,7 +94,7 @@ unsafe fn in_transaction<T>(f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// Appends the tuples of transition table `from` to `to` (made if null).
+/// Appends the tuples of `from` (rows of `desc`) to `to` (made if null).
 unsafe fn copy_rows(
     from: *mut pg_sys::Tuplestorestate,
     to: &mut *mut pg_sys::Tuplestorestate,
@@ -108,50 +118,110 @@ unsafe fn copy_rows(
     });
 }
 
-/// Keeps the transition tables of the statement that fired `data` (a
-/// rollup trigger of summary `summary`) for the commit.
-pub(super) unsafe fn keep(data: &pg_sys::TriggerData, summary: pg_sys::Oid) {
+/// The rollup's statement-level AFTER INSERT and DELETE triggers on the
+/// table of `data` (the ones with `data`'s function and arguments).
+unsafe fn siblings(data: &pg_sys::TriggerData) -> Option<(pg_sys::Oid, pg_sys::Oid)> {
+    let me = &*data.tg_trigger;
+    let trigdesc = (*data.tg_relation).trigdesc;
+    if trigdesc.is_null() || me.tgnargs < 1 {
+        return None;
+    }
+    let arg = |t: &pg_sys::Trigger| std::ffi::CStr::from_ptr(*t.tgargs);
+    let find = |event: u32| {
+        (0..(*trigdesc).numtriggers as usize)
+            .map(|k| &*(*trigdesc).triggers.add(k))
+            .find(|t| {
+                let kind = t.tgtype as u32;
+                t.tgfoid == me.tgfoid
+                    && t.tgnargs >= 1
+                    && kind & (pg_sys::TRIGGER_TYPE_ROW | pg_sys::TRIGGER_TYPE_BEFORE) == 0
+                    && kind & event != 0
+                    && t.tgenabled as u8 != b'D'
+                    && arg(t) == arg(me)
+            })
+            .map(|t| t.tgoid)
+    };
+    Some((
+        find(pg_sys::TRIGGER_TYPE_INSERT)?,
+        find(pg_sys::TRIGGER_TYPE_DELETE)?,
+    ))
+}
+
+/// Keeps the rows of the statement that fired `data` (a rollup trigger of
+/// summary `summary`) for the commit; false when they must be written now
+/// instead (after the commit's flush, or without the rollup's INSERT and
+/// DELETE triggers to write them with).
+pub(super) unsafe fn keep(data: &pg_sys::TriggerData, summary: pg_sys::Oid) -> bool {
+    if FLUSHED.get() {
+        return false;
+    }
+    let Some((ins, del)) = siblings(data) else {
+        return false;
+    };
     register();
-    let tg = &*data.tg_trigger;
-    let event = data.tg_event & pg_sys::TRIGGER_EVENT_OPMASK;
     let subxact = pg_sys::GetCurrentSubTransactionId();
     let rel = data.tg_relation;
     PENDING.with(|p| {
         let mut p = p.borrow_mut();
-        // Consecutive INSERTs (or DELETEs) of one trigger add up to one
-        // statement of all their rows. UPDATEs do not: a row updated twice
-        // would be removed, in the replay, before it was ever added.
-        let same = event != pg_sys::TRIGGER_EVENT_UPDATE
-            && p.last().is_some_and(|c| {
-                c.trigger == tg.tgoid && c.subxact == subxact && c.applied.is_none()
-            });
-        if !same {
+        let at = p.iter().rposition(|c| {
+            c.summary == summary
+                && c.relid == (*rel).rd_id
+                && c.ins == ins
+                && c.del == del
+                && c.subxact == subxact
+                && c.applied.is_none()
+                && same_layout(c.desc, (*rel).rd_att)
+        });
+        let at = at.unwrap_or_else(|| {
             let desc = in_transaction(|| pg_sys::CreateTupleDescCopy((*rel).rd_att));
             p.push(Chunk {
-                trigger: tg.tgoid,
-                relid: (*rel).rd_id,
                 summary,
-                event,
+                relid: (*rel).rd_id,
+                ins,
+                del,
                 subxact,
                 applied: None,
                 desc,
-                old: std::ptr::null_mut(),
-                new: std::ptr::null_mut(),
+                adds: std::ptr::null_mut(),
+                removes: std::ptr::null_mut(),
             });
-        }
-        let c = p.last_mut().expect("pushed");
-        copy_rows(data.tg_oldtable, &mut c.old, c.desc);
-        copy_rows(data.tg_newtable, &mut c.new, c.desc);
+            p.len() - 1
+        });
+        let c = &mut p[at];
+        copy_rows(data.tg_newtable, &mut c.adds, c.desc);
+        copy_rows(data.tg_oldtable, &mut c.removes, c.desc);
     });
+    true
 }
 
-/// Whether this transaction keeps statements of `summary` not yet applied.
+/// Whether this transaction keeps rows of `summary` not yet applied.
 pub(crate) fn has_pending(summary: pg_sys::Oid) -> bool {
     PENDING.with(|p| {
         p.borrow()
             .iter()
             .any(|c| c.summary == summary && c.applied.is_none())
     })
+}
+
+/// A copy of `kept` (the layout rows were kept in) with the column names
+/// `relid` has now: a column renamed since keeps its rows readable by the
+/// statements made from the current definition.
+unsafe fn named_now(kept: pg_sys::TupleDesc, relid: pg_sys::Oid) -> pg_sys::TupleDesc {
+    let desc = pg_sys::CreateTupleDescCopy(kept);
+    let rel = pg_sys::try_relation_open(relid, pg_sys::NoLock as pg_sys::LOCKMODE);
+    if rel.is_null() {
+        return desc;
+    }
+    let now = (*rel).rd_att;
+    let n = (*desc).natts.min((*now).natts) as usize;
+    let (to, from) = ((*desc).attrs.as_mut_slice(n), (*now).attrs.as_slice(n));
+    for (t, f) in to.iter_mut().zip(from) {
+        if !t.attisdropped && !f.attisdropped {
+            t.attname = f.attname;
+        }
+    }
+    pg_sys::relation_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+    desc
 }
 
 /// Whether tuples of `a` read the same under `b`: the same attributes,
@@ -263,37 +333,40 @@ pub(crate) fn flush(only: Option<pg_sys::Oid>) {
                 }
             });
             hold(summary, &idx);
-            for &i in &idx {
-                // SAFETY: the chunk's stores live until the transaction ends.
-                unsafe { replay(i) };
+            // All additions first, then all removals (`Chunk`).
+            for removes in [false, true] {
+                for &i in &idx {
+                    // SAFETY: the chunk's stores live until the
+                    // transaction ends.
+                    unsafe { replay(i, removes) };
+                }
             }
             at = end;
         }
     }
     if only.is_none() {
         PENDING.with(|p| p.borrow_mut().clear());
+        FLUSHED.set(true);
     }
 }
 
 /// Step 1 of `flush` for the chunks `idx` of `summary`.
 fn hold(summary: pg_sys::Oid, idx: &[usize]) {
-    // (name, store, desc) of the removals' transition tables.
+    // (name, store, desc) of the removals.
     let tables: Vec<(String, *mut pg_sys::Tuplestorestate, pg_sys::TupleDesc)> =
         PENDING.with(|p| {
             let p = p.borrow();
-            let mut out = Vec::new();
-            for (n, &i) in idx.iter().enumerate() {
-                let c = &p[i];
-                if c.event == pg_sys::TRIGGER_EVENT_INSERT {
-                    continue;
-                }
-                for (side, store) in [("old", c.old), ("new", c.new)] {
-                    if !store.is_null() {
-                        out.push((format!("vigil_hold_{n}_{side}"), store, c.desc));
-                    }
-                }
-            }
-            out
+            idx.iter()
+                .enumerate()
+                .filter(|(_, &i)| !p[i].removes.is_null())
+                // SAFETY: the chunk's descriptor lives until the
+                // transaction ends; the copy is for this flush.
+                .map(|(n, &i)| {
+                    (format!("vigil_hold_{n}"), p[i].removes, unsafe {
+                        named_now(p[i].desc, p[i].relid)
+                    })
+                })
+                .collect()
         });
     if tables.is_empty() {
         return;
@@ -339,12 +412,20 @@ fn hold(summary: pg_sys::Oid, idx: &[usize]) {
     super::sql::hold_slots(summary, &locks, HOLD_GROUP_LOCKS);
 }
 
-/// Step 2 of `flush`: the chunk's trigger, run on the chunk's rows.
-unsafe fn replay(i: usize) {
-    let (trigger, relid, event, desc, old, new) = PENDING.with(|p| {
+/// Step 2 of `flush`: the rollup's INSERT trigger run on the chunk's
+/// additions, or (`removes`) its DELETE trigger on its removals.
+unsafe fn replay(i: usize, removes: bool) {
+    let (trigger, relid, desc, rows) = PENDING.with(|p| {
         let c = &p.borrow()[i];
-        (c.trigger, c.relid, c.event, c.desc, c.old, c.new)
+        if removes {
+            (c.del, c.relid, c.desc, c.removes)
+        } else {
+            (c.ins, c.relid, c.desc, c.adds)
+        }
     });
+    if rows.is_null() {
+        return;
+    }
     let rel = pg_sys::try_relation_open(relid, pg_sys::NoLock as pg_sys::LOCKMODE);
     if rel.is_null() {
         // Dropped since, with its rollups.
@@ -354,20 +435,23 @@ unsafe fn replay(i: usize) {
     let found = if trigdesc.is_null() {
         None
     } else {
-        let n = (*trigdesc).numtriggers as usize;
-        (0..n)
+        (0..(*trigdesc).numtriggers as usize)
             .map(|k| (*trigdesc).triggers.add(k))
             .find(|t| (**t).tgoid == trigger)
     };
     if let Some(tg) = found {
         let mut data: pg_sys::TriggerData = std::mem::zeroed();
         data.type_ = pg_sys::NodeTag::T_TriggerData;
-        data.tg_event = event | pg_sys::TRIGGER_EVENT_AFTER;
         data.tg_relation = rel;
         data.tg_trigger = tg;
-        data.tg_oldtable = old;
-        data.tg_newtable = new;
-        super::trigger::replay(&data, desc);
+        if removes {
+            data.tg_event = pg_sys::TRIGGER_EVENT_DELETE | pg_sys::TRIGGER_EVENT_AFTER;
+            data.tg_oldtable = rows;
+        } else {
+            data.tg_event = pg_sys::TRIGGER_EVENT_INSERT | pg_sys::TRIGGER_EVENT_AFTER;
+            data.tg_newtable = rows;
+        }
+        super::trigger::replay(&data, named_now(desc, relid));
     }
     pg_sys::relation_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
 }
@@ -382,7 +466,10 @@ unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut s
             PENDING.with(|p| p.borrow_mut().clear());
         }
         // The stores went with the transaction's memory.
-        _ => PENDING.with(|p| p.borrow_mut().clear()),
+        _ => {
+            PENDING.with(|p| p.borrow_mut().clear());
+            FLUSHED.set(false);
+        }
     }
 }
 
@@ -406,11 +493,39 @@ unsafe extern "C-unwind" fn on_subxact(
             }
             pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => {
                 for c in p.iter_mut() {
-                    if c.subxact == sub {
-                        c.subxact = parent;
-                    }
                     if c.applied == Some(sub) {
                         c.applied = Some(parent);
+                    }
+                }
+                // The subtransaction's rows join its parent's chunk of the
+                // same rollup and table (one PL/pgSQL exception block per
+                // row must not keep one pair of stores per row).
+                let mut k = 0;
+                while k < p.len() {
+                    if p[k].subxact != sub {
+                        k += 1;
+                        continue;
+                    }
+                    p[k].subxact = parent;
+                    let into = (0..p.len()).find(|&j| {
+                        j != k
+                            && p[j].subxact == parent
+                            && p[j].summary == p[k].summary
+                            && p[j].relid == p[k].relid
+                            && (p[j].ins, p[j].del) == (p[k].ins, p[k].del)
+                            && p[j].applied.is_none()
+                            && p[k].applied.is_none()
+                            && same_layout(p[j].desc, p[k].desc)
+                    });
+                    match into {
+                        Some(j) => {
+                            let child = p.remove(k);
+                            let j = if j > k { j - 1 } else { j };
+                            let c = &mut p[j];
+                            copy_rows(child.adds, &mut c.adds, c.desc);
+                            copy_rows(child.removes, &mut c.removes, c.desc);
+                        }
+                        None => k += 1,
                     }
                 }
             }

@@ -1160,6 +1160,16 @@ fn try_slot_lock(
 /// `SLOT_LOCKS_PER_XACT` group locks, `summary_slot`.
 #[pg_extern(volatile, strict, parallel_unsafe, name = "_rollup_slot")]
 fn rollup_slot(summary: pg_sys::Oid, key_hash: i32) -> i32 {
+    // Only the rollup trigger's own statements take slot locks, and only
+    // of the summary they write: anyone else holding them would make that
+    // summary's commits wait (`hold_slots`).
+    if WRITING.with(|w| w.borrow().last() != Some(&summary)) {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "vigil._rollup_slot: only the rollup trigger's statements take slot locks, for the summary they write"
+        );
+    }
     let lxid = local_xact_id();
     let (xact, mut used) = SLOT_LOCKS.with(|c| c.get());
     if xact != lxid {
@@ -1196,6 +1206,72 @@ fn rollup_slot(summary: pg_sys::Oid, key_hash: i32) -> i32 {
     }
     SLOT_LOCKS.with(|c| c.set((lxid, used)));
     chosen.unwrap_or_else(|| summary_slot(summary))
+}
+
+thread_local! {
+    /// The summaries the rollup trigger is writing, innermost last.
+    static WRITING: std::cell::RefCell<Vec<pg_sys::Oid>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Set while a summary's kept rows are applied at commit (pending.rs):
+    /// its statements then touch only the slot rows held.
+    static REPLAYING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// While alive, the rollup trigger's statements write `summary`
+/// (`rollup_slot` checks it); popped on drop, also while an error unwinds.
+pub(super) struct Writing;
+
+impl Writing {
+    pub(super) fn enter(summary: pg_sys::Oid) -> Writing {
+        WRITING.with(|w| w.borrow_mut().push(summary));
+        Writing
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        WRITING.with(|w| w.borrow_mut().pop());
+    }
+}
+
+/// While alive, kept rows are being applied at commit (`slot_held`).
+pub(super) struct Replaying;
+
+impl Replaying {
+    pub(super) fn enter() -> Replaying {
+        REPLAYING.set(REPLAYING.get() + 1);
+        Replaying
+    }
+}
+
+impl Drop for Replaying {
+    fn drop(&mut self) {
+        REPLAYING.set(REPLAYING.get().saturating_sub(1));
+    }
+}
+
+/// Whether a removal's lock and fold may take slot row `slot` of the group
+/// hashed `key_hash`: always, except while rows kept for the commit are
+/// applied, when only the slot rows this transaction holds (`hold_slots`,
+/// or its own additions) are taken. A slot row another transaction made
+/// since the hold read the group holds nothing this transaction removes
+/// (what it removes was committed before it ran), and locking it could
+/// wait on a writer that waits on us.
+#[pg_extern(volatile, strict, parallel_unsafe, name = "_rollup_slot_held")]
+fn slot_held(summary: pg_sys::Oid, key_hash: i32, slot: i32) -> bool {
+    if REPLAYING.get() == 0 {
+        return true;
+    }
+    let group = slot_lock_tag(
+        summary,
+        (key_hash as u32).wrapping_add(slot as u32),
+        SLOT_LOCK_SPACE,
+    );
+    let whole = slot_lock_tag(summary, slot as u32, SUMMARY_SLOT_SPACE);
+    // SAFETY: valid tags; a look at this backend's own lock table.
+    unsafe {
+        pg_sys::LockHeldByMe(&group, pg_sys::ExclusiveLock as pg_sys::LOCKMODE)
+            || pg_sys::LockHeldByMe(&whole, pg_sys::ExclusiveLock as pg_sys::LOCKMODE)
+    }
 }
 
 /// Takes, waiting, the slot locks a removal applied at commit needs

@@ -400,6 +400,10 @@ mod tests {
 
     #[pg_test]
     fn rollup_slot_reuses_its_own_lock_and_caps_locks_per_transaction() {
+        // Called as the rollup trigger's statements call it, for the
+        // summary they write.
+        let pg_class = one::<pg_sys::Oid>("SELECT 'pg_class'::regclass::oid").unwrap();
+        let _writing = super::super::sql::Writing::enter(pg_class);
         let held = || {
             one::<i64>(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 22087 \
@@ -1102,5 +1106,28 @@ mod tests {
         Spi::run("INSERT INTO events VALUES ('e6', 2, '2026-10-20 02:20Z', 'paid', 1, 1)").unwrap();
         assert_eq!(verify(), 0);
         assert_eq!(rows(), 1);
+    }
+
+    /// `vigil._rollup_slot` takes slot locks only for the rollup trigger's
+    /// statements, of the summary they write: a role calling it itself
+    /// would hold locks the commits of rollups written at commit wait for.
+    #[pg_test]
+    fn rollup_slot_is_the_rollup_triggers_own() {
+        let pg_class = one::<pg_sys::Oid>("SELECT 'pg_class'::regclass::oid").unwrap();
+        {
+            let _writing = super::super::sql::Writing::enter(pg_class);
+            assert_eq!(
+                one::<i32>("SELECT vigil._rollup_slot('pg_class'::regclass, 1)"),
+                Some(0)
+            );
+        }
+        assert_eq!(
+            one::<bool>("SELECT vigil._rollup_slot_held('pg_class'::regclass, 1, 5)"),
+            Some(true),
+            "outside a replay, every slot row may be taken"
+        );
+        let _writing = super::super::sql::Writing::enter(pg_class);
+        let (code, message) = sql_error("SELECT vigil._rollup_slot('pg_attribute'::regclass, 1)");
+        assert_eq!(code, "ERRCODE_INSUFFICIENT_PRIVILEGE", "{message}");
     }
 }

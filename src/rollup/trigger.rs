@@ -457,6 +457,7 @@ fn maintain<'a>(
 /// The trigger run on a statement kept for the commit (pending.rs): its
 /// copied transition tables, of rows of `desc`, in `data`.
 pub(super) fn replay(data: &pg_sys::TriggerData, desc: pg_sys::TupleDesc) {
+    let _replaying = super::sql::Replaying::enter();
     maintain_data(data, Some(desc));
 }
 
@@ -537,16 +538,7 @@ fn maintain_data(data: &pg_sys::TriggerData, replay: Option<pg_sys::TupleDesc>) 
             None => {
                 pg_sys::SPI_register_trigger_data(data as *const _ as *mut _);
             }
-            Some(kept) => {
-                // The rows keep the layout they were written in; the
-                // relation's own descriptor, when the layout is the same,
-                // gives the columns their current names (a rename since).
-                let current = (*data.tg_relation).rd_att;
-                let desc = if super::pending::same_layout(kept, current) {
-                    current
-                } else {
-                    kept
-                };
+            Some(desc) => {
                 for (name, store) in [(OLD_TABLE, data.tg_oldtable), (NEW_TABLE, data.tg_newtable)]
                 {
                     if !store.is_null() {
@@ -729,24 +721,27 @@ fn maintain_data(data: &pg_sys::TriggerData, replay: Option<pg_sys::TupleDesc>) 
         }
         (plans, owner, text_search, summary, at_commit)
     };
-    if at_commit && op != "trunc" && replay.is_none() && crate::gucs::rollup_write_at_commit() {
-        // SAFETY: the firing statement's trigger data; then the connection
-        // made above is finished.
-        unsafe {
-            super::pending::keep(data, summary);
-            pg_sys::SPI_finish();
-        }
+    let write_at_commit = at_commit && crate::gucs::rollup_write_at_commit();
+    // SAFETY: the firing statement's trigger data.
+    if write_at_commit
+        && op != "trunc"
+        && replay.is_none()
+        && unsafe { super::pending::keep(data, summary) }
+    {
+        // SAFETY: the connection made above.
+        unsafe { pg_sys::SPI_finish() };
         return;
     }
-    if op == "trunc" && super::pending::has_pending(summary) {
-        // What this transaction wrote before the TRUNCATE is counted
-        // first, so that the TRUNCATE takes it along.
+    if replay.is_none() && super::pending::has_pending(summary) {
+        // Written now (a TRUNCATE, or the setting turned off since): what
+        // this transaction kept for the commit goes first, in order.
         super::pending::flush(Some(summary));
     }
     if text_search && !filters {
         guard.pin_text_search();
     }
     guard.act_as(owner);
+    let _writing = super::sql::Writing::enter(summary);
     for (plan, direct) in plans {
         // A direct form busy further up this backend's stack (a filter's
         // function writing the same source) leaves it to the plan.
