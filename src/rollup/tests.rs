@@ -212,10 +212,14 @@ fn removals_lock_all_slots_in_order_and_fold_them_into_slot_zero() {
         collapse.starts_with("WITH moved AS (DELETE FROM \"public\".\"hourly \"\"stats\"\"\" s"),
         "{collapse}"
     );
+    // At commit only the slot rows the transaction holds (pending.rs).
+    let held = "vigil._rollup_slot_held('\"public\".\"hourly \"\"stats\"\"\"'::regclass, \
+                pg_catalog.hash_record(ROW(s.\"we\"\"ird\")), s.\"_slot\")";
     assert!(
-        collapse.contains("AND s.\"_slot\" > 0 RETURNING s.*"),
+        collapse.contains(&format!("AND s.\"_slot\" > 0 AND {held} RETURNING s.*")),
         "{collapse}"
     );
+    assert!(lock.contains(&format!("AND {held} ORDER BY")), "{lock}");
     assert!(collapse.contains("vigil.rollup(r.\"resp\")"), "{collapse}");
     assert!(collapse.contains("max(r.\"worst\")"), "{collapse}");
     let del = r.maintenance_statements("del").join(";\n");
