@@ -838,6 +838,40 @@ fn extreme_rollup_writers_written_at_commit_never_deadlock(c: &Cluster) {
     assert_eq!(verify_extreme(&mut a), 0);
     assert_eq!(rows(&mut a), before + 2);
 
+    // Rows written straight into a partition, which the same transaction
+    // then detaches: written while its triggers are there, kept as history.
+    a.batch_execute(
+        "CREATE TABLE pev (ts timestamptz NOT NULL, k text, v float8) PARTITION BY RANGE (ts);
+         CREATE TABLE pev_old PARTITION OF pev FOR VALUES FROM ('2026-01-01') TO ('2026-06-01');
+         CREATE TABLE pev_new PARTITION OF pev FOR VALUES FROM ('2026-06-01') TO ('2027-06-01');
+         SELECT vigil.create_rollup('pev_h', 'pev', 'ts', '1 hour', '{k}',
+             '{\"n\": {\"agg\": \"count\"}, \"hi\": {\"agg\": \"max\", \"column\": \"v\"}}');
+         BEGIN; INSERT INTO pev_old VALUES ('2026-02-01 10:00Z', 'a', 5), ('2026-02-01 10:30Z', 'a', 7);
+         INSERT INTO pev VALUES ('2026-07-01 10:00Z', 'a', 1);
+         ALTER TABLE pev DETACH PARTITION pev_old; COMMIT;",
+    )
+    .unwrap();
+    let (n, hi): (i64, f64) = {
+        let r = a
+            .query_one(
+                "SELECT sum(n)::int8, max(hi) FROM pev_h WHERE bucket < '2026-06-01'",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(
+        (n, hi),
+        (2, 7.0),
+        "the detached partition's rows stay as history"
+    );
+    assert_eq!(
+        a.query_one("SELECT vigil.verify_rollup('pev_h')", &[])
+            .unwrap()
+            .get::<_, i64>(0),
+        0
+    );
+
     // A randomized schedule, as for count/sum rollups.
     let port = c.port;
     let sessions: Vec<_> = (0..4i32)

@@ -166,6 +166,22 @@ fn linked(trigger: pg_sys::Oid, summary: pg_sys::Oid) -> bool {
 }
 
 /// The triggers linked to `summary`.
+/// The rollup's own (linked, enabled) INSERT and DELETE triggers on
+/// `rel`, which write rows kept for the commit (pending.rs).
+pub(super) fn insert_and_delete_triggers(
+    summary: pg_sys::Oid,
+    rel: pg_sys::Oid,
+) -> Option<(pg_sys::Oid, pg_sys::Oid)> {
+    let linked = linked_triggers(summary, rel);
+    let find = |op: &str| {
+        linked
+            .iter()
+            .find(|t| t.op == op && t.enabled)
+            .map(|t| t.oid)
+    };
+    Some((find("ins")?, find("del")?))
+}
+
 fn linked_triggers(summary: pg_sys::Oid, source: pg_sys::Oid) -> Vec<RollupTrigger> {
     rollup_triggers(Some(source), None)
         .into_iter()
@@ -624,6 +640,10 @@ pub(super) fn ensure_partition_triggers(
     let mut left: Vec<pg_sys::Oid> = Vec::new();
     for (oid, rel) in &all {
         if *rel != source && !members.iter().any(|(m, _)| m == rel) {
+            // Rows this transaction wrote into the table that left, kept
+            // for the commit (pending.rs), are written while its triggers
+            // are still there.
+            super::pending::flush(Some(summary));
             drop_own_trigger(*oid);
             if !left.contains(rel) {
                 left.push(*rel);

@@ -22,8 +22,9 @@
 //!    slot locks in slot order, then the group slot locks in lock-id
 //!    order (or, past `HOLD_GROUP_LOCKS`, the per-summary slot locks
 //!    exclusively, again in slot order);
-//! 2. *replay*: the trigger runs on each kept statement in turn, as if the
-//!    statement had just ended, with the same kept plans.
+//! 2. *replay*: the rollup's INSERT trigger runs on all the kept additions,
+//!    then its DELETE trigger on all the kept removals (`Chunk`), with the
+//!    same kept plans.
 //!
 //! Nothing else waits: adding rows never waits (`vigil._rollup_slot`
 //! tries locks and takes a free slot, and skips every slot held in step 1,
@@ -34,10 +35,11 @@
 //! it commits, do not see its own writes.
 //!
 //! An operation that needs the summary up to date in the middle of the
-//! transaction (`verify_rollup`, `rebuild_rollup`, `drop_rollup`, TRUNCATE,
-//! DETACH with subtraction) applies this summary's kept statements first
+//! transaction (`verify_rollup`, `rebuild_rollup`, TRUNCATE, DETACH of a
+//! partition) applies this summary's kept statements first
 //! (`flush(Some(summary))`); they are marked applied in the current
-//! subtransaction, so rolling it back keeps them pending again.
+//! subtransaction, so rolling it back keeps them pending again. Dropping a
+//! rollup needs nothing: its kept rows are skipped, their triggers gone.
 
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
@@ -94,6 +96,18 @@ unsafe fn in_transaction<T>(f: impl FnOnce() -> T) -> T {
     out
 }
 
+/// Frees a chunk's stores and descriptor (dropped with its
+/// subtransaction, or merged into its parent's chunk): a PL/pgSQL block per
+/// row must not keep a pair of stores per row until the commit.
+unsafe fn free(c: Chunk) {
+    for store in [c.adds, c.removes] {
+        if !store.is_null() {
+            pg_sys::tuplestore_end(store);
+        }
+    }
+    pg_sys::FreeTupleDesc(c.desc);
+}
+
 /// Appends the tuples of `from` (rows of `desc`) to `to` (made if null).
 unsafe fn copy_rows(
     from: *mut pg_sys::Tuplestorestate,
@@ -118,44 +132,20 @@ unsafe fn copy_rows(
     });
 }
 
-/// The rollup's statement-level AFTER INSERT and DELETE triggers on the
-/// table of `data` (the ones with `data`'s function and arguments).
-unsafe fn siblings(data: &pg_sys::TriggerData) -> Option<(pg_sys::Oid, pg_sys::Oid)> {
-    let me = &*data.tg_trigger;
-    let trigdesc = (*data.tg_relation).trigdesc;
-    if trigdesc.is_null() || me.tgnargs < 1 {
-        return None;
-    }
-    let arg = |t: &pg_sys::Trigger| std::ffi::CStr::from_ptr(*t.tgargs);
-    let find = |event: u32| {
-        (0..(*trigdesc).numtriggers as usize)
-            .map(|k| &*(*trigdesc).triggers.add(k))
-            .find(|t| {
-                let kind = t.tgtype as u32;
-                t.tgfoid == me.tgfoid
-                    && t.tgnargs >= 1
-                    && kind & (pg_sys::TRIGGER_TYPE_ROW | pg_sys::TRIGGER_TYPE_BEFORE) == 0
-                    && kind & event != 0
-                    && t.tgenabled as u8 != b'D'
-                    && arg(t) == arg(me)
-            })
-            .map(|t| t.tgoid)
-    };
-    Some((
-        find(pg_sys::TRIGGER_TYPE_INSERT)?,
-        find(pg_sys::TRIGGER_TYPE_DELETE)?,
-    ))
-}
-
 /// Keeps the rows of the statement that fired `data` (a rollup trigger of
-/// summary `summary`) for the commit; false when they must be written now
-/// instead (after the commit's flush, or without the rollup's INSERT and
-/// DELETE triggers to write them with).
-pub(super) unsafe fn keep(data: &pg_sys::TriggerData, summary: pg_sys::Oid) -> bool {
+/// summary `summary`) for the commit, to be written through `siblings`,
+/// the rollup's own (linked) INSERT and DELETE triggers on that table;
+/// false when they must be written now instead (after the commit's flush,
+/// or without those triggers).
+pub(super) unsafe fn keep(
+    data: &pg_sys::TriggerData,
+    summary: pg_sys::Oid,
+    siblings: Option<(pg_sys::Oid, pg_sys::Oid)>,
+) -> bool {
     if FLUSHED.get() {
         return false;
     }
-    let Some((ins, del)) = siblings(data) else {
+    let Some((ins, del)) = siblings else {
         return false;
     };
     register();
@@ -415,12 +405,12 @@ fn hold(summary: pg_sys::Oid, idx: &[usize]) {
 /// Step 2 of `flush`: the rollup's INSERT trigger run on the chunk's
 /// additions, or (`removes`) its DELETE trigger on its removals.
 unsafe fn replay(i: usize, removes: bool) {
-    let (trigger, relid, desc, rows) = PENDING.with(|p| {
+    let (trigger, relid, desc, rows, summary) = PENDING.with(|p| {
         let c = &p.borrow()[i];
         if removes {
-            (c.del, c.relid, c.desc, c.removes)
+            (c.del, c.relid, c.desc, c.removes, c.summary)
         } else {
-            (c.ins, c.relid, c.desc, c.adds)
+            (c.ins, c.relid, c.desc, c.adds, c.summary)
         }
     });
     if rows.is_null() {
@@ -451,7 +441,7 @@ unsafe fn replay(i: usize, removes: bool) {
             data.tg_event = pg_sys::TRIGGER_EVENT_INSERT | pg_sys::TRIGGER_EVENT_AFTER;
             data.tg_newtable = rows;
         }
-        super::trigger::replay(&data, named_now(desc, relid));
+        super::trigger::replay(&data, named_now(desc, relid), summary);
     }
     pg_sys::relation_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
 }
@@ -462,8 +452,12 @@ unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut s
         pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT | pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE => {
             if PENDING.with(|p| p.borrow().iter().any(|c| c.applied.is_none())) {
                 flush(None);
+                // Deferred constraints and triggers on the summaries just
+                // written (PostgreSQL fired the others before calling us).
+                pg_sys::AfterTriggerFireDeferred();
             }
             PENDING.with(|p| p.borrow_mut().clear());
+            FLUSHED.set(true);
         }
         // The stores went with the transaction's memory.
         _ => {
@@ -484,7 +478,14 @@ unsafe extern "C-unwind" fn on_subxact(
         let mut p = p.borrow_mut();
         match event {
             pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
-                p.retain(|c| c.subxact != sub);
+                let mut k = 0;
+                while k < p.len() {
+                    if p[k].subxact == sub {
+                        free(p.remove(k));
+                    } else {
+                        k += 1;
+                    }
+                }
                 for c in p.iter_mut() {
                     if c.applied == Some(sub) {
                         c.applied = None;
@@ -524,6 +525,7 @@ unsafe extern "C-unwind" fn on_subxact(
                             let c = &mut p[j];
                             copy_rows(child.adds, &mut c.adds, c.desc);
                             copy_rows(child.removes, &mut c.removes, c.desc);
+                            free(child);
                         }
                         None => k += 1,
                     }

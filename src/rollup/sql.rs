@@ -1213,7 +1213,7 @@ thread_local! {
     static WRITING: std::cell::RefCell<Vec<pg_sys::Oid>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Set while a summary's kept rows are applied at commit (pending.rs):
     /// its statements then touch only the slot rows held.
-    static REPLAYING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    static REPLAYING: std::cell::RefCell<Vec<pg_sys::Oid>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// While alive, the rollup trigger's statements write `summary`
@@ -1233,19 +1233,20 @@ impl Drop for Writing {
     }
 }
 
-/// While alive, kept rows are being applied at commit (`slot_held`).
+/// While alive, rows of `summary` kept for the commit are being applied
+/// (`slot_held`).
 pub(super) struct Replaying;
 
 impl Replaying {
-    pub(super) fn enter() -> Replaying {
-        REPLAYING.set(REPLAYING.get() + 1);
+    pub(super) fn enter(summary: pg_sys::Oid) -> Replaying {
+        REPLAYING.with(|r| r.borrow_mut().push(summary));
         Replaying
     }
 }
 
 impl Drop for Replaying {
     fn drop(&mut self) {
-        REPLAYING.set(REPLAYING.get().saturating_sub(1));
+        REPLAYING.with(|r| r.borrow_mut().pop());
     }
 }
 
@@ -1258,7 +1259,7 @@ impl Drop for Replaying {
 /// wait on a writer that waits on us.
 #[pg_extern(volatile, strict, parallel_unsafe, name = "_rollup_slot_held")]
 fn slot_held(summary: pg_sys::Oid, key_hash: i32, slot: i32) -> bool {
-    if REPLAYING.get() == 0 {
+    if REPLAYING.with(|r| r.borrow().last() != Some(&summary)) {
         return true;
     }
     let group = slot_lock_tag(
@@ -1267,11 +1268,15 @@ fn slot_held(summary: pg_sys::Oid, key_hash: i32, slot: i32) -> bool {
         SLOT_LOCK_SPACE,
     );
     let whole = slot_lock_tag(summary, slot as u32, SUMMARY_SLOT_SPACE);
-    // SAFETY: valid tags; a look at this backend's own lock table.
-    unsafe {
-        pg_sys::LockHeldByMe(&group, pg_sys::ExclusiveLock as pg_sys::LOCKMODE)
-            || pg_sys::LockHeldByMe(&whole, pg_sys::ExclusiveLock as pg_sys::LOCKMODE)
-    }
+    let held = |tag: &pg_sys::LOCKTAG, mode: u32| {
+        // SAFETY: a valid tag; a look at this backend's own lock table.
+        unsafe { pg_sys::LockHeldByMe(tag, mode as pg_sys::LOCKMODE) }
+    };
+    // The slot's per-summary lock exclusively, or the group's slot lock
+    // with the per-summary one (a group lock alone may be another group's
+    // whose hash plus slot collides, while a bulk writer has this slot).
+    held(&whole, pg_sys::ExclusiveLock)
+        || (held(&group, pg_sys::ExclusiveLock) && held(&whole, pg_sys::ShareLock))
 }
 
 /// Takes, waiting, the slot locks a removal applied at commit needs

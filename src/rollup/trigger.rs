@@ -62,6 +62,9 @@ struct Kept {
     /// `vigil.rollup_write_at_commit` its statements are kept for the
     /// commit (pending.rs).
     at_commit: bool,
+    /// The rollup's own INSERT and DELETE triggers on this trigger's table,
+    /// which write the rows kept for the commit.
+    siblings: Option<(pg_sys::Oid, pg_sys::Oid)>,
     /// `FINGERPRINT` of the definition the plans were made from: a rename
     /// of a source column changes the definition (ddl.rs), so the plans
     /// are made afresh.
@@ -456,8 +459,8 @@ fn maintain<'a>(
 
 /// The trigger run on a statement kept for the commit (pending.rs): its
 /// copied transition tables, of rows of `desc`, in `data`.
-pub(super) fn replay(data: &pg_sys::TriggerData, desc: pg_sys::TupleDesc) {
-    let _replaying = super::sql::Replaying::enter();
+pub(super) fn replay(data: &pg_sys::TriggerData, desc: pg_sys::TupleDesc, summary: pg_sys::Oid) {
+    let _replaying = super::sql::Replaying::enter(summary);
     maintain_data(data, Some(desc));
 }
 
@@ -588,13 +591,14 @@ fn maintain_data(data: &pg_sys::TriggerData, replay: Option<pg_sys::TupleDesc>) 
                 k.filters,
                 k.summary,
                 k.at_commit,
+                k.siblings,
             )
         })
     });
     // TRUNCATE of a partition names the partition in its statements: they
     // are made for this statement only (rare) and freed after it.
     let mut ephemeral = false;
-    let (plans, owner, text_search, summary, at_commit) = if let Some(cached) = cached {
+    let (plans, owner, text_search, summary, at_commit, siblings) = if let Some(cached) = cached {
         cached
     } else {
         // On a Citus worker a client backend's catalog reads would not see
@@ -709,24 +713,26 @@ fn maintain_data(data: &pg_sys::TriggerData, replay: Option<pg_sys::TupleDesc>) 
             filters: !super::sql::filters_immutable(&rollup),
             any_filter: rollup.measures.iter().any(|(m, _)| m.filter.is_some()),
             at_commit: !rollup.removals_subtract() && !citus_kept(summary, source, def_source),
+            siblings: super::ddl::insert_and_delete_triggers(summary, source),
             fingerprint,
         };
         let plans = k.pick(rows, data);
         let text_search = k.filters;
         let at_commit = k.at_commit;
+        let siblings = k.siblings;
         if op == "trunc" && def_source != source {
             ephemeral = true;
         } else {
             KEPT.with(|m| m.borrow_mut().insert(tgoid, k));
         }
-        (plans, owner, text_search, summary, at_commit)
+        (plans, owner, text_search, summary, at_commit, siblings)
     };
     let write_at_commit = at_commit && crate::gucs::rollup_write_at_commit();
     // SAFETY: the firing statement's trigger data.
     if write_at_commit
         && op != "trunc"
         && replay.is_none()
-        && unsafe { super::pending::keep(data, summary) }
+        && unsafe { super::pending::keep(data, summary, siblings) }
     {
         // SAFETY: the connection made above.
         unsafe { pg_sys::SPI_finish() };
@@ -745,7 +751,15 @@ fn maintain_data(data: &pg_sys::TriggerData, replay: Option<pg_sys::TupleDesc>) 
     for (plan, direct) in plans {
         // A direct form busy further up this backend's stack (a filter's
         // function writing the same source) leaves it to the plan.
-        let direct = direct.filter(|_| crate::gucs::rollup_direct_write());
+        // Kept rows in another layout than the table's now (ALTER TABLE
+        // since) are read by the plans, through their own descriptor.
+        // SAFETY: both descriptors live for this call.
+        let direct = direct.filter(|_| {
+            crate::gucs::rollup_direct_write()
+                && replay.is_none_or(|d| unsafe {
+                    super::pending::same_layout(d, (*data.tg_relation).rd_att)
+                })
+        });
         if let Some(mut d) = direct.as_ref().and_then(|d| d.try_borrow_mut().ok()) {
             // SAFETY: a one-row statement's trigger; connected, acting as
             // the owner.
