@@ -710,6 +710,80 @@ fn direct_writes_stay_exact_while_vacuum_prunes_their_slot_rows(c: &Cluster) {
     assert_eq!(verify_signed(&mut db), 0);
 }
 
+/// Four sessions of 40 random multi-statement transactions each over the
+/// `events` table of `WAIT_FREE_SETUP` in database `db` (hot shared groups,
+/// every statement kind, bulk ones included; with `savepoints`, savepoints
+/// rolled back too), each session set up by `setup`; each session's errors.
+fn random_schedule(
+    port: u16,
+    db: &'static str,
+    setup: &'static str,
+    seed: u64,
+    savepoints: bool,
+) -> Vec<std::thread::JoinHandle<Vec<String>>> {
+    (0..4i32)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let conn = format!("host=127.0.0.1 port={port} user=postgres dbname={db}");
+                let mut db = postgres::Client::connect(&conn, postgres::NoTls).unwrap();
+                db.batch_execute(setup).unwrap();
+                let mut next = xorshift(seed ^ ((w as u64 + 1) * 0x9E37_79B9));
+                let kinds = if savepoints { 8 } else { 7 };
+                let mut errors = Vec::new();
+                for _ in 0..40 {
+                    let mut sql = vec!["BEGIN".to_string()];
+                    for _ in 0..1 + next(4) {
+                        let e = next(8);
+                        sql.push(match next(kinds) {
+                            0 | 1 => format!(
+                                "INSERT INTO events (w, entity, ts, amount, latency) VALUES \
+                                 ({w}, 'e{e}', now() - interval '{} minutes', {}, {})",
+                                next(40), next(50), next(1000)
+                            ),
+                            2 => format!(
+                                "INSERT INTO events (w, entity, ts, amount, latency) \
+                                 SELECT {w}, 'e' || ((g * {}) % 200), now() - (g % 20) * interval '1 minute', g % 7, g \
+                                 FROM generate_series(1, {}) g",
+                                1 + next(5), 20 + next(180)
+                            ),
+                            3 => format!(
+                                "UPDATE events SET amount = amount + 1, latency = latency / 2 \
+                                 WHERE id IN (SELECT id FROM events WHERE w = {w} AND entity = 'e{e}' LIMIT {})",
+                                1 + next(3)
+                            ),
+                            4 => format!(
+                                "UPDATE events SET entity = 'e{}', ts = ts - interval '6 minutes' \
+                                 WHERE id IN (SELECT id FROM events WHERE w = {w} AND entity = 'e{e}' LIMIT 1)",
+                                next(8)
+                            ),
+                            5 => format!(
+                                "DELETE FROM events WHERE id IN \
+                                 (SELECT id FROM events WHERE w = {w} AND entity = 'e{e}' LIMIT {})",
+                                1 + next(2)
+                            ),
+                            6 => format!(
+                                "UPDATE events SET amount = amount - 1 WHERE w = {w} AND id % 97 = {}",
+                                next(97)
+                            ),
+                            _ => format!(
+                                "SAVEPOINT s; DELETE FROM events WHERE w = {w} AND entity = 'e{e}' AND latency > {}; \
+                                 ROLLBACK TO s",
+                                next(1000)
+                            ),
+                        });
+                    }
+                    sql.push(if next(6) == 0 { "ROLLBACK" } else { "COMMIT" }.to_string());
+                    if let Err(e) = db.batch_execute(&sql.join(";\n")) {
+                        errors.push(format!("{:?}: {e}", e.code()));
+                        let _ = db.batch_execute("ROLLBACK");
+                    }
+                }
+                errors
+            })
+        })
+        .collect()
+}
+
 /// Every measure that removes through a lock on the whole group.
 const EXTREME_ROLLUP: &str = r#"
     SELECT vigil.create_rollup('events_mx', 'events', 'ts', '5 minutes', '{entity}',
@@ -872,71 +946,14 @@ fn extreme_rollup_writers_written_at_commit_never_deadlock(c: &Cluster) {
         0
     );
 
-    // A randomized schedule, as for count/sum rollups.
-    let port = c.port;
-    let sessions: Vec<_> = (0..4i32)
-        .map(|w| {
-            std::thread::spawn(move || {
-                let conn = format!("host=127.0.0.1 port={port} user=postgres dbname=rollup_at_commit");
-                let mut db = postgres::Client::connect(&conn, postgres::NoTls).unwrap();
-                db.batch_execute(
-                    "SET vigil.rollup_write_at_commit = on; SET deadlock_timeout = '100ms'; SET lock_timeout = '20s'",
-                )
-                .unwrap();
-                let mut next = xorshift(0x9E37_79B9_7F4A_7C15u64 ^ ((w as u64 + 1) * 0x2545_F491));
-                let mut errors = Vec::new();
-                for _ in 0..40 {
-                    let mut sql = vec!["BEGIN".to_string()];
-                    for _ in 0..1 + next(4) {
-                        let e = next(8);
-                        sql.push(match next(8) {
-                            0 | 1 => format!(
-                                "INSERT INTO events (w, entity, ts, amount, latency) VALUES \
-                                 ({w}, 'e{e}', now() - interval '{} minutes', {}, {})",
-                                next(40), next(50), next(1000)
-                            ),
-                            2 => format!(
-                                "INSERT INTO events (w, entity, ts, amount, latency) \
-                                 SELECT {w}, 'e' || ((g * {}) % 200), now() - (g % 20) * interval '1 minute', g % 7, g \
-                                 FROM generate_series(1, {}) g",
-                                1 + next(5), 20 + next(180)
-                            ),
-                            3 => format!(
-                                "UPDATE events SET amount = amount + 1, latency = latency / 2 \
-                                 WHERE id IN (SELECT id FROM events WHERE w = {w} AND entity = 'e{e}' LIMIT {})",
-                                1 + next(3)
-                            ),
-                            4 => format!(
-                                "UPDATE events SET entity = 'e{}', ts = ts - interval '6 minutes' \
-                                 WHERE id IN (SELECT id FROM events WHERE w = {w} AND entity = 'e{e}' LIMIT 1)",
-                                next(8)
-                            ),
-                            5 => format!(
-                                "DELETE FROM events WHERE id IN \
-                                 (SELECT id FROM events WHERE w = {w} AND entity = 'e{e}' LIMIT {})",
-                                1 + next(2)
-                            ),
-                            6 => format!(
-                                "SAVEPOINT s; DELETE FROM events WHERE w = {w} AND entity = 'e{e}' AND latency > {}; \
-                                 ROLLBACK TO s",
-                                next(1000)
-                            ),
-                            _ => format!(
-                                "UPDATE events SET amount = amount - 1, latency = latency + 1 WHERE w = {w} AND id % 97 = {}",
-                                next(97)
-                            ),
-                        });
-                    }
-                    sql.push(if next(6) == 0 { "ROLLBACK" } else { "COMMIT" }.to_string());
-                    if let Err(e) = db.batch_execute(&sql.join(";\n")) {
-                        errors.push(format!("{:?}: {e}", e.code()));
-                        let _ = db.batch_execute("ROLLBACK");
-                    }
-                }
-                errors
-            })
-        })
-        .collect();
+    // A randomized schedule, as for count/sum rollups, with savepoints.
+    let sessions = random_schedule(
+        c.port,
+        "rollup_at_commit",
+        "SET vigil.rollup_write_at_commit = on; SET deadlock_timeout = '100ms'; SET lock_timeout = '20s'",
+        0x9E37_79B9_7F4A_7C15,
+        true,
+    );
     let errors = joined(sessions);
     assert!(
         errors.is_empty(),
@@ -1043,65 +1060,13 @@ fn count_sum_rollup_writers_never_wait_in_any_interleaving(c: &Cluster) {
 
     // A randomized schedule: 4 sessions of multi-statement transactions
     // over shared hot groups, every statement kind, bulk ones included.
-    let port = c.port;
-    let sessions: Vec<_> = (0..4i32)
-        .map(|w| {
-            std::thread::spawn(move || {
-                let conn =
-                    format!("host=127.0.0.1 port={port} user=postgres dbname=rollup_wait_free");
-                let mut db = postgres::Client::connect(&conn, postgres::NoTls).unwrap();
-                db.batch_execute("SET lock_timeout = '5s'").unwrap();
-                let mut next = xorshift(0x2545_F491_4F6C_DD1Du64 ^ ((w as u64 + 1) * 0x9E37_79B9));
-                let mut errors = Vec::new();
-                for _ in 0..40 {
-                    let mut sql = vec!["BEGIN".to_string()];
-                    for _ in 0..1 + next(4) {
-                        let e = next(8);
-                        sql.push(match next(7) {
-                            0 | 1 => format!(
-                                "INSERT INTO events (w, entity, ts, amount, latency) VALUES \
-                                 ({w}, 'e{e}', now() - interval '{} minutes', {}, {})",
-                                next(40), next(50), next(1000)
-                            ),
-                            2 => format!(
-                                "INSERT INTO events (w, entity, ts, amount, latency) \
-                                 SELECT {w}, 'e' || ((g * {}) % 200), now() - (g % 20) * interval '1 minute', g % 7, g \
-                                 FROM generate_series(1, {}) g",
-                                1 + next(5), 20 + next(180)
-                            ),
-                            3 => format!(
-                                "UPDATE events SET amount = amount + 1, latency = latency / 2 \
-                                 WHERE id IN (SELECT id FROM events WHERE w = {w} AND entity = 'e{e}' LIMIT {})",
-                                1 + next(3)
-                            ),
-                            4 => format!(
-                                "UPDATE events SET entity = 'e{}', ts = ts - interval '6 minutes' \
-                                 WHERE id IN (SELECT id FROM events WHERE w = {w} AND entity = 'e{e}' LIMIT 1)",
-                                next(8)
-                            ),
-                            5 => format!(
-                                "DELETE FROM events WHERE id IN \
-                                 (SELECT id FROM events WHERE w = {w} AND entity = 'e{e}' LIMIT {})",
-                                1 + next(2)
-                            ),
-                            _ => format!(
-                                "UPDATE events SET amount = amount - 1 WHERE w = {w} AND id % 97 = {}",
-                                next(97)
-                            ),
-                        });
-                    }
-                    sql.push(
-                        if next(6) == 0 { "ROLLBACK" } else { "COMMIT" }.to_string(),
-                    );
-                    if let Err(e) = db.batch_execute(&sql.join(";\n")) {
-                        errors.push(format!("{:?}: {e}", e.code()));
-                        let _ = db.batch_execute("ROLLBACK");
-                    }
-                }
-                errors
-            })
-        })
-        .collect();
+    let sessions = random_schedule(
+        c.port,
+        "rollup_wait_free",
+        "SET lock_timeout = '5s'",
+        0x2545_F491_4F6C_DD1D,
+        false,
+    );
     let errors = joined(sessions);
     assert!(
         errors.is_empty(),
