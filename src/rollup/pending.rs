@@ -133,21 +133,18 @@ unsafe fn copy_rows(
 }
 
 /// Keeps the rows of the statement that fired `data` (a rollup trigger of
-/// summary `summary`) for the commit, to be written through `siblings`,
-/// the rollup's own (linked) INSERT and DELETE triggers on that table;
-/// false when they must be written now instead (after the commit's flush,
-/// or without those triggers).
+/// summary `summary`) for the commit, to be written through `ins` and
+/// `del`, the rollup's own (linked) INSERT and DELETE triggers on that
+/// table; false when they must be written now instead (after the commit's
+/// flush).
 pub(super) unsafe fn keep(
     data: &pg_sys::TriggerData,
     summary: pg_sys::Oid,
-    siblings: Option<(pg_sys::Oid, pg_sys::Oid)>,
+    (ins, del): (pg_sys::Oid, pg_sys::Oid),
 ) -> bool {
     if FLUSHED.get() {
         return false;
     }
-    let Some((ins, del)) = siblings else {
-        return false;
-    };
     register();
     let subxact = pg_sys::GetCurrentSubTransactionId();
     let rel = data.tg_relation;

@@ -57,14 +57,12 @@ struct Kept {
     filters: bool,
     /// Whether any measure has a filter at all.
     any_filter: bool,
-    /// The rollup removes through locks on the whole group (not
-    /// `removals_subtract`) and Citus keeps none of it (`citus_kept`): with
-    /// `vigil.rollup_write_at_commit` its statements are kept for the
-    /// commit (pending.rs).
-    at_commit: bool,
-    /// The rollup's own INSERT and DELETE triggers on this trigger's table,
-    /// which write the rows kept for the commit.
-    siblings: Option<(pg_sys::Oid, pg_sys::Oid)>,
+    /// When the rollup removes through locks on the whole group (not
+    /// `removals_subtract`) and Citus keeps none of it (`citus_kept`): its
+    /// own INSERT and DELETE triggers on this trigger's table, which write
+    /// the rows kept for the commit (pending.rs) with
+    /// `vigil.rollup_write_at_commit`.
+    at_commit: Option<(pg_sys::Oid, pg_sys::Oid)>,
     /// `FINGERPRINT` of the definition the plans were made from: a rename
     /// of a source column changes the definition (ddl.rs), so the plans
     /// are made afresh.
@@ -591,14 +589,13 @@ fn maintain_data(data: &pg_sys::TriggerData, replay: Option<pg_sys::TupleDesc>) 
                 k.filters,
                 k.summary,
                 k.at_commit,
-                k.siblings,
             )
         })
     });
     // TRUNCATE of a partition names the partition in its statements: they
     // are made for this statement only (rare) and freed after it.
     let mut ephemeral = false;
-    let (plans, owner, text_search, summary, at_commit, siblings) = if let Some(cached) = cached {
+    let (plans, owner, text_search, summary, at_commit) = if let Some(cached) = cached {
         cached
     } else {
         // On a Citus worker a client backend's catalog reads would not see
@@ -712,28 +709,29 @@ fn maintain_data(data: &pg_sys::TriggerData, replay: Option<pg_sys::TupleDesc>) 
             owner,
             filters: !super::sql::filters_immutable(&rollup),
             any_filter: rollup.measures.iter().any(|(m, _)| m.filter.is_some()),
-            at_commit: !rollup.removals_subtract() && !citus_kept(summary, source, def_source),
-            siblings: super::ddl::insert_and_delete_triggers(summary, source),
+            at_commit: (!rollup.removals_subtract() && !citus_kept(summary, source, def_source))
+                .then(|| super::ddl::insert_and_delete_triggers(summary, source))
+                .flatten(),
             fingerprint,
         };
         let plans = k.pick(rows, data);
         let text_search = k.filters;
         let at_commit = k.at_commit;
-        let siblings = k.siblings;
         if op == "trunc" && def_source != source {
             ephemeral = true;
         } else {
             KEPT.with(|m| m.borrow_mut().insert(tgoid, k));
         }
-        (plans, owner, text_search, summary, at_commit, siblings)
+        (plans, owner, text_search, summary, at_commit)
     };
-    let write_at_commit = at_commit && crate::gucs::rollup_write_at_commit();
-    // SAFETY: the firing statement's trigger data.
-    if write_at_commit
-        && op != "trunc"
-        && replay.is_none()
-        && unsafe { super::pending::keep(data, summary, siblings) }
-    {
+    let kept = match at_commit {
+        Some(via) if op != "trunc" && replay.is_none() && crate::gucs::rollup_write_at_commit() => {
+            // SAFETY: the firing statement's trigger data.
+            unsafe { super::pending::keep(data, summary, via) }
+        }
+        _ => false,
+    };
+    if kept {
         // SAFETY: the connection made above.
         unsafe { pg_sys::SPI_finish() };
         return;

@@ -1068,6 +1068,39 @@ pub fn a_trigger_grantee_cannot_make_a_rollup_count_twice(c: &Cluster) {
         one(&mut a, "SELECT vigil.verify_rollup('alice.ev3_sum')"),
         0
     );
+    // A rollup written at commit (a max measure): bob's copy of its INSERT
+    // and DELETE triggers, named to sort first, is not the one its kept
+    // rows are written through; they are counted once, by the owner's.
+    a.batch_execute(
+        r#"CREATE TABLE alice.ev4 (ts timestamptz, k text, v int);
+           GRANT INSERT, SELECT, DELETE, TRIGGER ON alice.ev4 TO bob;
+           SELECT vigil.create_rollup('alice.ev4_max', 'alice.ev4', 'ts', '1 hour', ARRAY['k']::name[],
+                                      '{"n":{"agg":"count"},"hi":{"agg":"max","column":"v"}}');"#,
+    )
+    .unwrap();
+    b.batch_execute(
+        "CREATE TRIGGER aa_ins AFTER INSERT ON alice.ev4 REFERENCING NEW TABLE AS vigil_new FOR EACH STATEMENT
+           EXECUTE FUNCTION vigil._rollup_trigger('\"alice\".\"ev4_max\"');
+         CREATE TRIGGER aa_del AFTER DELETE ON alice.ev4 REFERENCING OLD TABLE AS vigil_old FOR EACH STATEMENT
+           EXECUTE FUNCTION vigil._rollup_trigger('\"alice\".\"ev4_max\"');
+         BEGIN; INSERT INTO alice.ev4 VALUES (now(), 'x', 5), (now(), 'x', 9); DELETE FROM alice.ev4 WHERE v = 5; COMMIT",
+    )
+    .unwrap();
+    assert_eq!(one(&mut a, "SELECT sum(n)::int8 FROM alice.ev4_max"), 1);
+    assert_eq!(one(&mut a, "SELECT max(hi)::int8 FROM alice.ev4_max"), 9);
+    assert_eq!(
+        one(&mut a, "SELECT vigil.verify_rollup('alice.ev4_max')"),
+        0
+    );
+    // Nor can bob call the slot-lock function to make the commits of
+    // alice's writers wait on him.
+    assert_eq!(
+        try_sql(
+            &mut b,
+            "SELECT vigil._rollup_slot('alice.ev4_max'::regclass, 1)"
+        ),
+        "42501"
+    );
     assert_nobody_escalated(&mut su);
 }
 
