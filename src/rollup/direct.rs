@@ -93,12 +93,15 @@ const TIDS_KEPT: usize = 8192;
 type RowKey = (pg_sys::Oid, Vec<u8>);
 
 thread_local! {
-    /// Where this backend last wrote each slot row, by summary and the
-    /// image of the row's key, as of an invalidation epoch: the next
-    /// direct write of that row (an INSERT's, an UPDATE's or a DELETE's)
-    /// fetches it there and skips the index descent, when it is still that
-    /// row's current version (`cached`). Forgotten at any invalidation (a
-    /// rewrite gives the summary new tuple ids).
+    /// The root of the HOT chain this backend last wrote each slot row in
+    /// (the tuple id its index entries hold), by summary and the image of
+    /// the row's key, as of an invalidation epoch: the next direct write of
+    /// that row (an INSERT's, an UPDATE's or a DELETE's) follows the chain
+    /// from there and skips the index descent, when the chain still leads
+    /// to that row's current version (`cached`), also one another backend
+    /// wrote since: with several writers the last version of a hot row is
+    /// mostly someone else's. Forgotten at any invalidation (a rewrite
+    /// gives the summary new tuple ids).
     static TIDS: std::cell::RefCell<(u64, std::collections::HashMap<RowKey, pg_sys::ItemPointerData>)> =
         std::cell::RefCell::new((0, std::collections::HashMap::new()));
 }
@@ -731,12 +734,13 @@ unsafe fn update(rel: pg_sys::Relation, b: &Built, rows: &[Vec<(pg_sys::Datum, b
     pg_sys::ExecOpenIndices(rri, false);
     let found = pg_sys::table_slot_create(rel, &mut (*estate).es_tupleTable);
     let remembered = tid_key(rel, b, &rows[0]).map(|k| ((*rel).rd_id, k));
-    let located = remembered
+    let root = remembered
         .as_ref()
         .and_then(|k| remembered_tid(b, k))
-        .is_some_and(|tid| cached(rel, b, &rows[0], tid, found))
-        || locate(rel, b, &rows[0], found);
-    if located {
+        .filter(|&root| cached(rel, b, &rows[0], root, found))
+        .or_else(|| locate(rel, b, &rows[0], found));
+    let located = root.is_some();
+    if let Some(root) = root {
         let desc = (*rel).rd_att;
         let natts = (*desc).natts as usize;
         let new = pg_sys::ExecInitExtraTupleSlot(estate, desc, &pg_sys::TTSOpsVirtual);
@@ -800,7 +804,22 @@ unsafe fn update(rel: pg_sys::Relation, b: &Built, rows: &[Vec<(pg_sys::Datum, b
         pg_sys::ExecSimpleRelationUpdate(rri, estate, &mut epq, found, new);
         pg_sys::EvalPlanQualEnd(&mut epq);
         if let Some(key) = remembered {
-            remember_tid(b, key, (*new).tts_tid);
+            // A HOT update keeps the version in its chain, on the root's
+            // page, where the index entries still lead; one to another page
+            // got index entries of its own, so it is the next chain's root.
+            // (An update on the same page that is not HOT, for an index the
+            // owner put on a measure, leaves a root whose chain ends before
+            // the new version: the next write misses and takes the index.)
+            let written = (*new).tts_tid;
+            remember_tid(
+                b,
+                key,
+                if block_of(&written) == block_of(&root) {
+                    root
+                } else {
+                    written
+                },
+            );
         }
     }
     pg_sys::ExecCloseIndices(rri);
@@ -844,35 +863,44 @@ unsafe fn tid_key(
     Some(key)
 }
 
-/// The slot row at `tid`, locked, in `found`, when it is still the
-/// current version of the row with the key of `values`, committed and
-/// not being written by anyone else; false sends the caller to the index
-/// (`locate`), which also waits where this does not. A block past the
-/// relation's end is not read; the fetch checks the line pointer (a tuple
-/// id of a pruned or vacuumed row is safe to ask for) and keeps the page
-/// pinned until the lock, so the tuple cannot be pruned in between, as
-/// with an index scan's tuple.
+/// The slot row whose HOT chain starts at `root`, locked, in `found`,
+/// when the chain still leads to the current version of the row with the
+/// key of `values`, committed and not being written by anyone else; false
+/// sends the caller to the index (`locate`), which also waits where this
+/// does not. This is the heap half of an index scan (`index_fetch_heap`
+/// with the dirty snapshot `locate` uses) started from the tuple id the
+/// index entry held, so a version another backend wrote into the chain
+/// since is found as the index would find it. The fetch checks the line
+/// pointer (a pruned or vacuumed one, or one reused for another row, is
+/// safe to ask for: the key is compared) and keeps the page pinned until
+/// the lock, so the tuple cannot be pruned in between, as with an index
+/// scan's tuple.
 unsafe fn cached(
     rel: pg_sys::Relation,
     b: &Built,
     values: &[(pg_sys::Datum, bool)],
-    tid: pg_sys::ItemPointerData,
+    root: pg_sys::ItemPointerData,
     found: *mut pg_sys::TupleTableSlot,
 ) -> bool {
-    // VACUUM may have truncated the block away since: reading past the end
-    // is an error (XX001), and a truncation that leaves the summary's and
-    // its indexes' pg_class rows as they were sends no invalidation, so
-    // `TIDS` may still hold such a tid (a review reproduced it). It cannot
-    // be truncated now: truncation needs an AccessExclusiveLock, and the
-    // caller holds RowExclusiveLock on the summary.
-    let block = (u32::from(tid.ip_blkid.bi_hi) << 16) | u32::from(tid.ip_blkid.bi_lo);
-    if block >= pg_sys::RelationGetNumberOfBlocksInFork(rel, pg_sys::ForkNumber::MAIN_FORKNUM) {
+    if !block_exists(rel, block_of(&root)) {
         return false;
     }
     let mut snap: pg_sys::SnapshotData = std::mem::zeroed();
     snap.snapshot_type = pg_sys::SnapshotType::SNAPSHOT_DIRTY;
-    let mut tid = tid;
-    if !pg_sys::table_tuple_fetch_row_version(rel, &mut tid, &mut snap, found) {
+    let mut tid = root;
+    let (mut call_again, mut all_dead) = (false, false);
+    let fetch = pg_sys::table_index_fetch_begin(rel);
+    let fetched = pg_sys::table_index_fetch_tuple(
+        fetch,
+        &mut tid,
+        &mut snap,
+        found,
+        &mut call_again,
+        &mut all_dead,
+    );
+    // The slot holds a pin of its own on the tuple's page.
+    pg_sys::table_index_fetch_end(fetch);
+    if !fetched {
         return false;
     }
     if snap.xmin != pg_sys::TransactionId::INVALID || snap.xmax != pg_sys::TransactionId::INVALID {
@@ -900,7 +928,39 @@ unsafe fn cached(
     ok
 }
 
-/// The slot row with the key of `values`, locked, in `found`: the index
+fn block_of(tid: &pg_sys::ItemPointerData) -> pg_sys::BlockNumber {
+    (u32::from(tid.ip_blkid.bi_hi) << 16) | u32::from(tid.ip_blkid.bi_lo)
+}
+
+/// Whether `block` is inside the summary's main fork, so that reading it
+/// cannot fail. VACUUM may have truncated it away since the tuple id was
+/// remembered, and a truncation that leaves the summary's and its
+/// indexes' pg_class rows as they were sends no relcache invalidation,
+/// so `TIDS` may still hold such a tid (a review reproduced it). It
+/// cannot be truncated now: truncation needs an AccessExclusiveLock, and
+/// the caller holds RowExclusiveLock on the summary.
+///
+/// The size this backend's storage manager last saw is enough when the
+/// block is below it: a truncation sends a shared invalidation of the
+/// storage (`smgrtruncate`), which this backend processed when it took
+/// its lock on the summary and which closed the storage manager's
+/// relation, so a size still cached was read after any truncation; sizes
+/// only grow otherwise. Anything else asks the kernel (one `lseek`, which
+/// a CPU profile of single-row writes showed on every one).
+unsafe fn block_exists(rel: pg_sys::Relation, block: pg_sys::BlockNumber) -> bool {
+    let smgr = (*rel).rd_smgr;
+    let main = pg_sys::ForkNumber::MAIN_FORKNUM as usize;
+    if !smgr.is_null() {
+        let known = (*smgr).smgr_cached_nblocks[main];
+        if known != pg_sys::InvalidBlockNumber && block < known {
+            return true;
+        }
+    }
+    block < pg_sys::RelationGetNumberOfBlocksInFork(rel, pg_sys::ForkNumber::MAIN_FORKNUM)
+}
+
+/// The slot row with the key of `values`, locked, in `found`, and the
+/// tuple id its index entry holds (the root of its HOT chain): the index
 /// probe of logical replication's `RelationFindReplTupleByIndex`, with
 /// NULL keys searched as the NULLS NOT DISTINCT key stores them.
 unsafe fn locate(
@@ -908,7 +968,7 @@ unsafe fn locate(
     b: &Built,
     values: &[(pg_sys::Datum, bool)],
     found: *mut pg_sys::TupleTableSlot,
-) -> bool {
+) -> Option<pg_sys::ItemPointerData> {
     let n = b.keys.len();
     let mut keys: Vec<pg_sys::ScanKeyData> = (0..n).map(|_| std::mem::zeroed()).collect();
     for (off, &(col, proc_, collation)) in b.keys.iter().enumerate() {
@@ -943,7 +1003,7 @@ unsafe fn locate(
     let located = loop {
         pg_sys::index_rescan(scan, keys.as_mut_ptr(), n as i32, std::ptr::null_mut(), 0);
         if !pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, found) {
-            break false;
+            break None;
         }
         pg_sys::ExecMaterializeSlot(found);
         let xwait = if snap.xmin != pg_sys::TransactionId::INVALID {
@@ -962,9 +1022,9 @@ unsafe fn locate(
             continue;
         }
         match lock_found(rel, found) {
-            pg_sys::TM_Result::TM_Ok => break true,
+            pg_sys::TM_Result::TM_Ok => break Some((*scan).xs_heaptid),
             pg_sys::TM_Result::TM_Updated | pg_sys::TM_Result::TM_Deleted => continue,
-            _ => break false,
+            _ => break None,
         }
     };
     pg_sys::index_endscan(scan);

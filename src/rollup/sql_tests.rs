@@ -706,13 +706,15 @@ mod tests {
         crate::rollup::direct::applied() - before
     }
 
-    /// The direct write finds a slot row where it last wrote it, without
-    /// the index, only while that is the row's current version with the
-    /// same key: a write through the upsert, another version, a rebuild,
-    /// a rolled-back savepoint or a row of another group there send it to
-    /// the index, and the summary stays exact throughout.
+    /// The direct write finds a slot row again without the index, from the
+    /// root of the HOT chain it last wrote it in, when that chain still
+    /// leads to the row's current version with the same key: versions the
+    /// upsert, someone else or a rolled-back savepoint wrote in the chain
+    /// are found there; a rebuild, an update that is not HOT or a row of
+    /// another group send it to the index, and the summary stays exact
+    /// throughout.
     #[pg_test]
-    fn direct_writes_find_their_slot_rows_again_only_while_they_are_current() {
+    fn direct_writes_find_their_slot_rows_again_through_their_hot_chains() {
         Spi::run(ROLLUP_SOURCE).unwrap();
         Spi::run(
             r#"SELECT vigil.create_rollup('ev_cs', 'events', 'ts', '1 hour', '{entity,grp}',
@@ -738,26 +740,38 @@ mod tests {
         assert_eq!(hits(&insert("NULL")), (1, 0));
         assert_eq!(hits(&insert("NULL")), (1, 1));
         assert_eq!(hits(&insert("2")), (1, 0));
-        // A write through the upsert makes another version: the cached one
-        // is no longer current.
+        // A write through the upsert makes another version, in the same
+        // HOT chain: the remembered root leads to it, as the index would.
         Spi::run("SET LOCAL vigil.rollup_direct_write = off").unwrap();
         assert_eq!(hits(&insert("1")), (0, 0));
         Spi::run("SET LOCAL vigil.rollup_direct_write = on").unwrap();
-        assert_eq!(hits(&insert("1")), (1, 0));
         assert_eq!(hits(&insert("1")), (1, 1));
-        // An UPDATE of the summary row by someone else (here its owner).
+        // So does an UPDATE of the summary row by someone else (here its
+        // owner).
         Spi::run(
             "UPDATE ev_cs SET _rows = _rows WHERE entity = 'e1' AND grp = 1 AND bucket = '2026-10-20 05:00Z'",
         )
         .unwrap();
-        assert_eq!(hits(&insert("1")), (1, 0));
-        // A version written in a rolled-back subtransaction.
+        assert_eq!(hits(&insert("1")), (1, 1));
+        // A version written in a rolled-back subtransaction: the chain
+        // leads to the version before it again.
         // SAFETY: begun and rolled back around SPI calls of this backend.
         unsafe { pg_sys::BeginInternalSubTransaction(std::ptr::null()) };
         assert_eq!(hits(&insert("1")), (1, 1));
         unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
-        assert_eq!(hits(&insert("1")), (1, 0));
+        assert_eq!(hits(&insert("1")), (1, 1));
         assert_eq!(verify_cs(), 0);
+        // With an index on a measure no update is HOT: each new version has
+        // index entries of its own and the chain from the remembered root
+        // ends before it, so every write takes the index, and stays exact.
+        Spi::run("CREATE INDEX ev_cs_n ON ev_cs (n)").unwrap();
+        for _ in 0..3 {
+            assert_eq!(hits(&insert("1")), (1, 0));
+        }
+        assert_eq!(verify_cs(), 0);
+        Spi::run("DROP INDEX ev_cs_n").unwrap();
+        assert_eq!(hits(&insert("1")), (1, 0));
+        assert_eq!(hits(&insert("1")), (1, 1));
         // A rebuild writes every slot row anew.
         Spi::run("SELECT vigil.rebuild_rollup('ev_cs')").unwrap();
         assert_eq!(hits(&insert("1")), (1, 0));
