@@ -86,42 +86,65 @@ struct Built {
     checks: *mut *mut pg_sys::ExprState,
 }
 
-/// How many slot rows `TIDS` remembers before it starts afresh.
+/// How many slot rows of one summary `TIDS` remembers before it starts
+/// afresh for that summary.
 const TIDS_KEPT: usize = 8192;
 
 /// A slot row by summary and the image of its key (`tid_key`).
 type RowKey = (pg_sys::Oid, Vec<u8>);
 
+type Roots = std::collections::HashMap<
+    pg_sys::Oid,
+    std::collections::HashMap<Vec<u8>, pg_sys::ItemPointerData>,
+>;
+
 thread_local! {
     /// The root of the HOT chain this backend last wrote each slot row in
     /// (the tuple id its index entries hold), by summary and the image of
-    /// the row's key, as of an invalidation epoch: the next direct write of
-    /// that row (an INSERT's, an UPDATE's or a DELETE's) follows the chain
-    /// from there and skips the index descent, when the chain still leads
-    /// to that row's current version (`cached`), also one another backend
-    /// wrote since: with several writers the last version of a hot row is
-    /// mostly someone else's. Forgotten at any invalidation (a rewrite
-    /// gives the summary new tuple ids).
-    static TIDS: std::cell::RefCell<(u64, std::collections::HashMap<RowKey, pg_sys::ItemPointerData>)> =
-        std::cell::RefCell::new((0, std::collections::HashMap::new()));
+    /// the row's key: the next direct write of that row (an INSERT's, an
+    /// UPDATE's or a DELETE's) follows the chain from there and skips the
+    /// index descent, when the chain still leads to that row's current
+    /// version (`cached`), also one another backend wrote since: with
+    /// several writers the last version of a hot row is mostly someone
+    /// else's. A summary's roots are forgotten at an invalidation of its
+    /// relcache entry (`forget`: a rewrite gives it new tuple ids, and
+    /// VACUUM sends one), not at other relations' (autovacuum of the source
+    /// sends those every few seconds under write load, and a CPU profile
+    /// of 4 writers showed most writes descending the index again). Nothing
+    /// depends on the forgetting for being right: `cached` checks the
+    /// block, the line pointer, the key and the version.
+    static TIDS: std::cell::RefCell<Roots> = std::cell::RefCell::new(Roots::new());
 }
 
 /// The remembered place of the slot row with `key`.
-fn remembered_tid(b: &Built, key: &RowKey) -> Option<pg_sys::ItemPointerData> {
+fn remembered_tid(key: &RowKey) -> Option<pg_sys::ItemPointerData> {
+    TIDS.with(|t| t.borrow().get(&key.0).and_then(|m| m.get(&key.1)).copied())
+}
+
+fn remember_tid(key: RowKey, tid: pg_sys::ItemPointerData) {
     TIDS.with(|t| {
-        let t = t.borrow();
-        (t.0 == b.epoch).then(|| t.1.get(key).copied()).flatten()
+        let mut t = t.borrow_mut();
+        let m = t.entry(key.0).or_default();
+        if m.len() >= TIDS_KEPT && !m.contains_key(&key.1) {
+            m.clear();
+        }
+        m.insert(key.1, tid);
     })
 }
 
-fn remember_tid(b: &Built, key: RowKey, tid: pg_sys::ItemPointerData) {
+/// Forgets the remembered slot rows of `relid` (of every summary for
+/// InvalidOid, a reset of the whole relcache): the relcache callback's
+/// part (trigger.rs). Skipped while the map is in use (it never is across
+/// a call into PostgreSQL, where invalidations are read).
+pub(super) fn forget(relid: pg_sys::Oid) {
     TIDS.with(|t| {
-        let mut t = t.borrow_mut();
-        if t.0 != b.epoch || (t.1.len() >= TIDS_KEPT && !t.1.contains_key(&key)) {
-            t.0 = b.epoch;
-            t.1.clear();
+        if let Ok(mut t) = t.try_borrow_mut() {
+            if relid == pg_sys::InvalidOid {
+                t.clear();
+            } else {
+                t.remove(&relid);
+            }
         }
-        t.1.insert(key, tid);
     })
 }
 
@@ -736,7 +759,7 @@ unsafe fn update(rel: pg_sys::Relation, b: &Built, rows: &[Vec<(pg_sys::Datum, b
     let remembered = tid_key(rel, b, &rows[0]).map(|k| ((*rel).rd_id, k));
     let root = remembered
         .as_ref()
-        .and_then(|k| remembered_tid(b, k))
+        .and_then(remembered_tid)
         .filter(|&root| cached(rel, b, &rows[0], root, found))
         .or_else(|| locate(rel, b, &rows[0], found));
     let located = root.is_some();
@@ -812,7 +835,6 @@ unsafe fn update(rel: pg_sys::Relation, b: &Built, rows: &[Vec<(pg_sys::Datum, b
             // the new version: the next write misses and takes the index.)
             let written = (*new).tts_tid;
             remember_tid(
-                b,
                 key,
                 if block_of(&written) == block_of(&root) {
                     root
@@ -1002,9 +1024,22 @@ unsafe fn locate(
     let scan = pg_sys::index_beginscan(rel, idx, &mut snap, n as i32, 0);
     let located = loop {
         pg_sys::index_rescan(scan, keys.as_mut_ptr(), n as i32, std::ptr::null_mut(), 0);
-        if !pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, found) {
+        // `index_getnext_slot`, keeping the tuple id of the index entry
+        // (it passes `xs_heaptid` on to the heap fetch, which moves it
+        // along the HOT chain to the version found).
+        let root = loop {
+            let tid = pg_sys::index_getnext_tid(scan, pg_sys::ScanDirection::ForwardScanDirection);
+            if tid.is_null() {
+                break None;
+            }
+            let root = *tid;
+            if pg_sys::index_fetch_heap(scan, found) {
+                break Some(root);
+            }
+        };
+        let Some(root) = root else {
             break None;
-        }
+        };
         pg_sys::ExecMaterializeSlot(found);
         let xwait = if snap.xmin != pg_sys::TransactionId::INVALID {
             snap.xmin
@@ -1022,7 +1057,7 @@ unsafe fn locate(
             continue;
         }
         match lock_found(rel, found) {
-            pg_sys::TM_Result::TM_Ok => break Some((*scan).xs_heaptid),
+            pg_sys::TM_Result::TM_Ok => break Some(root),
             pg_sys::TM_Result::TM_Updated | pg_sys::TM_Result::TM_Deleted => continue,
             _ => break None,
         }

@@ -145,8 +145,9 @@ fn fingerprint(summary: pg_sys::Oid) -> String {
 /// relations, in schemas nobody but the owner controls.
 static EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
+unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    super::direct::forget(relid);
 }
 
 unsafe extern "C-unwind" fn on_syscache(_arg: pg_sys::Datum, _cache: std::ffi::c_int, _hash: u32) {
