@@ -374,6 +374,36 @@ mod tests {
         );
     }
 
+    /// A writer's `bytea_output` does not move a filter that prints a
+    /// bytea (the pin reads the setting's variable): single-row writes
+    /// (direct) and multi-row ones count the same rows.
+    #[pg_test]
+    fn rollup_filters_print_bytea_as_hex_whatever_the_writer_set() {
+        Spi::run(
+            r#"CREATE TABLE bx (ts timestamptz NOT NULL, k text);
+               SELECT vigil.create_rollup('bx_1h', 'bx', 'ts', '1 hour', '{}',
+                   '{"n": {"agg": "count"}, "paid": {"agg": "count", "filter": "k::bytea::text = ''\\x70616964''"}}');
+               INSERT INTO bx VALUES ('2026-10-20 05:10Z', 'paid'), ('2026-10-20 05:20Z', 'free');
+               SET LOCAL bytea_output = escape;"#,
+        )
+        .unwrap();
+        assert_eq!(
+            one::<String>("SELECT 'paid'::bytea::text").as_deref(),
+            Some("paid"),
+            "the session prints bytea escaped"
+        );
+        Spi::run("INSERT INTO bx VALUES ('2026-10-20 05:30Z', 'paid')").unwrap();
+        Spi::run(
+            "INSERT INTO bx VALUES ('2026-10-20 05:40Z', 'paid'), ('2026-10-20 05:50Z', 'free')",
+        )
+        .unwrap();
+        assert_eq!(
+            one::<String>("SELECT sum(n) || '/' || sum(paid) FROM bx_1h").as_deref(),
+            Some("5/3")
+        );
+        assert_eq!(one::<i64>("SELECT vigil.verify_rollup('bx_1h')"), Some(0));
+    }
+
     #[pg_test]
     fn rollup_stats_removals_leave_no_float_residue() {
         Spi::run(
