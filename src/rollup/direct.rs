@@ -907,8 +907,7 @@ unsafe fn cached(
     if !block_exists(rel, block_of(&root)) {
         return false;
     }
-    let mut snap: pg_sys::SnapshotData = std::mem::zeroed();
-    snap.snapshot_type = pg_sys::SnapshotType::SNAPSHOT_DIRTY;
+    let mut snap = dirty_snapshot();
     let mut tid = root;
     let (mut call_again, mut all_dead) = (false, false);
     let fetch = pg_sys::table_index_fetch_begin(rel);
@@ -951,7 +950,18 @@ unsafe fn cached(
 }
 
 fn block_of(tid: &pg_sys::ItemPointerData) -> pg_sys::BlockNumber {
-    (u32::from(tid.ip_blkid.bi_hi) << 16) | u32::from(tid.ip_blkid.bi_lo)
+    // SAFETY: reads the fields of a tuple id held by value.
+    unsafe { pgrx::itemptr::item_pointer_get_block_number_no_check(*tid) }
+}
+
+/// The dirty snapshot of logical replication's row lookup: committed and
+/// in-progress versions are seen, and an in-progress writer's xid is left
+/// in `xmin`/`xmax`.
+fn dirty_snapshot() -> pg_sys::SnapshotData {
+    // SAFETY: all-zero is a valid SnapshotData (plain fields and pointers).
+    let mut snap: pg_sys::SnapshotData = unsafe { std::mem::zeroed() };
+    snap.snapshot_type = pg_sys::SnapshotType::SNAPSHOT_DIRTY;
+    snap
 }
 
 /// Whether `block` is inside the summary's main fork, so that reading it
@@ -1019,8 +1029,7 @@ unsafe fn locate(
         }
     }
     let idx = pg_sys::index_open(b.index, ROW_EXCLUSIVE);
-    let mut snap: pg_sys::SnapshotData = std::mem::zeroed();
-    snap.snapshot_type = pg_sys::SnapshotType::SNAPSHOT_DIRTY;
+    let mut snap = dirty_snapshot();
     let scan = pg_sys::index_beginscan(rel, idx, &mut snap, n as i32, 0);
     let located = loop {
         pg_sys::index_rescan(scan, keys.as_mut_ptr(), n as i32, std::ptr::null_mut(), 0);
