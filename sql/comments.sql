@@ -77,6 +77,10 @@ COMMENT ON FUNCTION vigil._create_rollup(text, oid, text, interval, text[], json
 COMMENT ON FUNCTION vigil._verify_rollup(oid) IS 'Internal: vigil.verify_rollup''s work';
 COMMENT ON FUNCTION vigil._rebuild_rollup(oid) IS 'Internal: vigil.rebuild_rollup''s work';
 COMMENT ON FUNCTION vigil._drop_rollup(oid) IS 'Internal: vigil.drop_rollup''s work';
+COMMENT ON FUNCTION vigil._create_rolling(text, oid, interval) IS 'Internal: vigil.create_rolling''s work, as the source''s owner';
+COMMENT ON FUNCTION vigil._age_rolling(oid) IS 'Internal: vigil.age_rolling''s work';
+COMMENT ON FUNCTION vigil._verify_rolling(oid) IS 'Internal: vigil.verify_rolling''s work';
+COMMENT ON FUNCTION vigil._drop_rolling(oid) IS 'Internal: vigil.drop_rolling''s work';
 COMMENT ON FUNCTION vigil._set_rollup_on_detach(oid, text) IS 'Internal: vigil.set_rollup_on_detach''s work';
 COMMENT ON FUNCTION vigil._early_kill_trigger() IS
     'Internal: statement trigger of early_kill monitors; counts views and interactions per registered variant and decides';

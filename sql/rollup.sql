@@ -117,6 +117,51 @@ LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_te
 COMMENT ON FUNCTION vigil.drop_rollup(regclass) IS
     'Drop a rollup: its summary table, triggers, window function and views';
 
+-- Rolling totals (src/rollup/rolling.rs): a view with one row per group
+-- over a rollup's last `since`, read from a table of per-group totals kept
+-- exact at commit and aged by the worker as buckets leave the window.
+CREATE TABLE vigil.rolling_defs (
+    totals     regclass    PRIMARY KEY,
+    summary    regclass    NOT NULL,
+    view       regclass    NOT NULL,
+    since      interval    NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE vigil.rolling_defs IS 'Rolling totals of rollups: the totals table, its summary, the view that reads it, the window';
+SELECT pg_catalog.pg_extension_config_dump('vigil.rolling_defs', '');
+
+CREATE FUNCTION vigil.create_rolling(name text, rollup regclass, since interval) RETURNS regclass
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    missing text := CASE WHEN name IS NULL THEN 'name' WHEN rollup IS NULL THEN 'rollup'
+                         WHEN since IS NULL THEN 'since' END;
+BEGIN
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = missing || ' must not be NULL';
+    END IF;
+    RETURN vigil._create_rolling(name, rollup, since)::regclass;
+END
+$$;
+COMMENT ON FUNCTION vigil.create_rolling(text, regclass, interval) IS
+    'Create a view with one row per group of a rollup''s count and sum measures over its last since '
+    '(bucket-aligned, as <rollup>_since(since)), read from per-group totals kept exact at commit and aged by the worker';
+
+CREATE FUNCTION vigil.age_rolling(name regclass DEFAULT NULL) RETURNS bigint
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT vigil._age_rolling(name) $$;
+COMMENT ON FUNCTION vigil.age_rolling(regclass) IS
+    'Move a rolling total''s window (the worker does this every poll): subtract the buckets that left it. '
+    'NULL: every rolling total (superuser). Returns how many moved';
+
+CREATE FUNCTION vigil.verify_rolling(name regclass) RETURNS bigint
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT vigil._verify_rolling(name) $$;
+COMMENT ON FUNCTION vigil.verify_rolling(regclass) IS
+    'Number of groups where a rolling total''s view differs from its rollup''s buckets in the window (0 when exact)';
+
+CREATE FUNCTION vigil.drop_rolling(name regclass) RETURNS void
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT vigil._drop_rolling(name) $$;
+COMMENT ON FUNCTION vigil.drop_rolling(regclass) IS
+    'Drop a rolling total: its view and totals table';
+
 CREATE FUNCTION vigil._rollup_size(summary regclass, OUT rows bigint, OUT latest_bucket timestamptz)
 LANGUAGE sql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS $$
     SELECT (j->>'rows')::bigint, (j->>'latest_bucket')::timestamptz FROM vigil._rollup_stats(summary) j
@@ -170,6 +215,9 @@ BEGIN
     DELETE FROM vigil.rollup_defs d
     USING pg_event_trigger_dropped_objects() o
     WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND d.summary::oid = o.objid;
+    DELETE FROM vigil.rolling_defs r
+    USING pg_event_trigger_dropped_objects() o
+    WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND o.objid IN (r.totals::oid, r.summary::oid, r.view::oid);
     DELETE FROM vigil.rollup_detached d
     USING pg_event_trigger_dropped_objects() o
     WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND o.objid IN (d.summary, d.rel);

@@ -59,6 +59,10 @@ extension_sql_file!(
         rollup::ddl::rollup_dropped,
         rollup::sql::upgrade_rollup,
         rollup::trigger::rollup_trigger,
+        rollup::rolling::create_rolling,
+        rollup::rolling::age_rolling,
+        rollup::rolling::verify_rolling,
+        rollup::rolling::drop_rolling,
     ]
 );
 extension_sql_file!(

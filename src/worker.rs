@@ -258,6 +258,7 @@ pub extern "C-unwind" fn vigil_worker_main(_arg: pg_sys::Datum) {
         warned_update = state == WorkerState::WaitingForUpdate;
         let poll = Duration::from_millis(gucs::poll_interval_ms() as u64);
         let sleep = if state == WorkerState::Idle {
+            age_rolling_totals();
             delivery.run(poll)
         } else {
             poll
@@ -277,6 +278,18 @@ pub extern "C-unwind" fn vigil_worker_main(_arg: pg_sys::Datum) {
     // from pg_terminate_backend() or DROP DATABASE ... WITH (FORCE), and does
     // not when the whole server is shutting down.
     unsafe { pg_sys::proc_exit(1) };
+}
+
+/// Moves the windows of the rolling totals whose first bucket has moved
+/// (src/rollup/rolling.rs), each poll; a failure is a WARNING (readers
+/// stay exact meanwhile: the views correct for a late ager).
+fn age_rolling_totals() {
+    let failure = BackgroundWorker::transaction(|| {
+        crate::security::catching(|| crate::rollup::rolling::age_all(None))
+    });
+    if let Err(e) = failure {
+        warning!("pg_vigil worker: ageing rolling totals: {e}");
+    }
 }
 
 fn timestamptz(ts: i64) -> Option<TimestampWithTimeZone> {

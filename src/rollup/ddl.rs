@@ -217,6 +217,13 @@ fn record(depender: (pg_sys::Oid, pg_sys::Oid), on: (pg_sys::Oid, pg_sys::Oid, i
     unsafe { pg_sys::recordDependencyOn(&d, &r, pg_sys::DependencyType::DEPENDENCY_NORMAL) };
 }
 
+/// Records that relation `depender` depends on relation `on` (rolling.rs:
+/// a rolling total's table goes with its summary).
+pub(super) fn record_on(depender: pg_sys::Oid, on: pg_sys::Oid) {
+    let class = pg_sys::RelationRelationId;
+    record((class, depender), (class, on, 0));
+}
+
 /// Records that the window functions of a distributed rollup (PL/pgSQL,
 /// which names its summary and source by oid at each call) depend on the
 /// summary (and the exact one on the source), as the BEGIN ATOMIC ones of

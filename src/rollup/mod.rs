@@ -14,6 +14,7 @@ pub mod ddl;
 mod definition;
 mod direct;
 mod pending;
+pub(crate) mod rolling;
 pub mod trigger;
 
 use crate::error::{Result, VigilError};

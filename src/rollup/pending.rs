@@ -86,7 +86,7 @@ const HOLD_GROUP_LOCKS: usize = 64;
 /// Runs `f` with the transaction's memory context and resource owner, so
 /// what it makes (a tuplestore, its temporary file) lives until the
 /// transaction ends.
-unsafe fn in_transaction<T>(f: impl FnOnce() -> T) -> T {
+pub(super) unsafe fn in_transaction<T>(f: impl FnOnce() -> T) -> T {
     let cx = pg_sys::MemoryContextSwitchTo(pg_sys::TopTransactionContext);
     let owner = pg_sys::CurrentResourceOwner;
     pg_sys::CurrentResourceOwner = pg_sys::TopTransactionResourceOwner;
@@ -109,7 +109,7 @@ unsafe fn free(c: Chunk) {
 }
 
 /// Appends the tuples of `from` (rows of `desc`) to `to` (made if null).
-unsafe fn copy_rows(
+pub(super) unsafe fn copy_rows(
     from: *mut pg_sys::Tuplestorestate,
     to: &mut *mut pg_sys::Tuplestorestate,
     desc: pg_sys::TupleDesc,
@@ -181,6 +181,11 @@ pub(super) unsafe fn keep(
     true
 }
 
+/// Whether the commit's own flush has run (rolling.rs then writes at once).
+pub(super) fn flushed() -> bool {
+    FLUSHED.get()
+}
+
 /// Whether this transaction keeps rows of `summary` not yet applied.
 pub(crate) fn has_pending(summary: pg_sys::Oid) -> bool {
     PENDING.with(|p| {
@@ -193,7 +198,7 @@ pub(crate) fn has_pending(summary: pg_sys::Oid) -> bool {
 /// A copy of `kept` (the layout rows were kept in) with the column names
 /// `relid` has now: a column renamed since keeps its rows readable by the
 /// statements made from the current definition.
-unsafe fn named_now(kept: pg_sys::TupleDesc, relid: pg_sys::Oid) -> pg_sys::TupleDesc {
+pub(super) unsafe fn named_now(kept: pg_sys::TupleDesc, relid: pg_sys::Oid) -> pg_sys::TupleDesc {
     let desc = pg_sys::CreateTupleDescCopy(kept);
     let rel = pg_sys::try_relation_open(relid, pg_sys::NoLock as pg_sys::LOCKMODE);
     if rel.is_null() {
@@ -447,18 +452,29 @@ unsafe fn replay(i: usize, removes: bool) {
 unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
     match event {
         pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT | pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE => {
-            if PENDING.with(|p| p.borrow().iter().any(|c| c.applied.is_none())) {
+            let summaries = PENDING.with(|p| p.borrow().iter().any(|c| c.applied.is_none()));
+            if summaries {
                 flush(None);
+            }
+            // Rolling totals after every summary: their writers then wait
+            // for nothing while they hold a rolling total's lock.
+            let rolling = super::rolling::has_kept();
+            if rolling {
+                super::rolling::apply(None);
+            }
+            if summaries || rolling {
                 // Deferred constraints and triggers on the summaries just
                 // written (PostgreSQL fired the others before calling us).
                 pg_sys::AfterTriggerFireDeferred();
             }
             PENDING.with(|p| p.borrow_mut().clear());
+            super::rolling::clear();
             FLUSHED.set(true);
         }
         // The stores went with the transaction's memory.
         _ => {
             PENDING.with(|p| p.borrow_mut().clear());
+            super::rolling::clear();
             FLUSHED.set(false);
         }
     }
@@ -471,6 +487,7 @@ unsafe extern "C-unwind" fn on_subxact(
     parent: pg_sys::SubTransactionId,
     _arg: *mut std::ffi::c_void,
 ) {
+    super::rolling::on_subxact(event, sub, parent);
     PENDING.with(|p| {
         let mut p = p.borrow_mut();
         match event {
@@ -533,7 +550,7 @@ unsafe extern "C-unwind" fn on_subxact(
     });
 }
 
-fn register() {
+pub(super) fn register() {
     if !REGISTERED.replace(true) {
         // SAFETY: registered once per backend, for its life.
         unsafe {

@@ -691,6 +691,15 @@ enum Rights {
     Read,
 }
 
+/// `load_for` with the owner's rights required (rolling.rs).
+pub(super) fn load_owned(
+    guard: &Restricted,
+    summary: pg_sys::Oid,
+    what: &str,
+) -> (Rollup, pg_sys::Oid) {
+    load_for(guard, summary, what, Rights::Owner)
+}
+
 /// The rollup's definition and its owner (the source's owner), after
 /// checking that the caller may act on it: `Rights::Owner` (the caller
 /// needs the owner's privileges) or `Rights::Read` (SELECT on the summary
@@ -825,6 +834,8 @@ fn rebuild_rollup(name: pg_sys::Oid) -> i64 {
     spi_run(&format!("LOCK TABLE {} IN SHARE MODE", r.source));
     spi_run(&format!("DELETE FROM {}", r.table()));
     spi_run(&r.backfill_statement());
+    super::rolling::recompute_all(name);
+    guard.act_as(owner);
     let n = crate::sqlglue::read_one::<i64>(&format!("SELECT count(*) FROM {}", r.table()))
         .ok()
         .flatten()
@@ -936,6 +947,11 @@ fn drop_rollup(name: pg_sys::Oid) {
     guard.act_as(extension_owner());
     spi_run(&format!(
         "DELETE FROM vigil.rollup_defs WHERE summary = {}",
+        name.to_u32()
+    ));
+    // Its rolling totals went with the summary (they depend on it).
+    spi_run(&format!(
+        "DELETE FROM vigil.rolling_defs WHERE summary::pg_catalog.oid = {}",
         name.to_u32()
     ));
     drop(guard);
@@ -1119,7 +1135,7 @@ fn local_xact_id() -> u32 {
 }
 
 /// The tag of one of vigil's slot locks (transaction-scoped advisory locks).
-fn slot_lock_tag(summary: pg_sys::Oid, field3: u32, space: u16) -> pg_sys::LOCKTAG {
+pub(super) fn slot_lock_tag(summary: pg_sys::Oid, field3: u32, space: u16) -> pg_sys::LOCKTAG {
     pg_sys::LOCKTAG {
         // SAFETY: set once the backend is connected to a database.
         locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),

@@ -148,6 +148,7 @@ static EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0
 unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     super::direct::forget(relid);
+    super::rolling::forget(relid);
 }
 
 unsafe extern "C-unwind" fn on_syscache(_arg: pg_sys::Datum, _cache: std::ffi::c_int, _hash: u32) {
@@ -725,6 +726,12 @@ fn maintain_data(data: &pg_sys::TriggerData, replay: Option<pg_sys::TupleDesc>) 
         }
         (plans, owner, text_search, summary, at_commit)
     };
+    // Rolling totals (rolling.rs) take the statement's rows at commit,
+    // whether the summary is written now or then.
+    if replay.is_none() && op != "trunc" && !super::rolling::of(summary).is_empty() {
+        // SAFETY: the firing statement's trigger data.
+        unsafe { super::rolling::keep(data, summary) };
+    }
     let kept = match at_commit {
         Some(via) if op != "trunc" && replay.is_none() && crate::gucs::rollup_write_at_commit() => {
             // SAFETY: the firing statement's trigger data.
@@ -784,4 +791,9 @@ fn maintain_data(data: &pg_sys::TriggerData, replay: Option<pg_sys::TupleDesc>) 
     // SAFETY: releases the connection's memory.
     unsafe { pg_sys::SPI_finish() };
     drop(guard);
+    if op == "trunc" && replay.is_none() {
+        // The summary lost rows all at once: its rolling totals are
+        // recomputed from it.
+        super::rolling::recompute_all(summary);
+    }
 }

@@ -1,0 +1,1449 @@
+//! Rolling totals (`vigil.create_rolling`): one row per group holding a
+//! rollup's count and sum measures over its last `since` (bucket-aligned,
+//! as `<rollup>_since(since)` counts), so an all-groups board reads about one
+//! row per group instead of one per group and bucket.
+//!
+//! The totals table (`<name>_totals`, owned by the source's owner) holds
+//! slot rows per group, like a summary, plus one marker row (`_slot = -1`)
+//! whose `_cutoff` is the first bucket the totals count. Three parties keep
+//! it exact:
+//!
+//! - *Writers.* The rollup trigger keeps a copy of each statement's rows
+//!   (here, per subtransaction, like pending.rs). At commit (after the
+//!   summaries are written) the transaction takes the rolling total's lock
+//!   shared — waiting, but only ever behind the ager — reads the cutoff
+//!   with a fresh snapshot, and adds the rows whose bucket is at or after
+//!   it (removals negated) to a free slot row of each group
+//!   (`vigil._rollup_slot` on the totals table: never waits).
+//! - *The ager* (`age`, run by the worker every poll and by
+//!   `vigil.age_rolling`): when the window's first bucket has moved, it
+//!   takes the lock exclusively, which waits only for transactions that
+//!   are committing, subtracts the summary's buckets that left the window
+//!   (read with a fresh snapshot, so every writer that read the old cutoff
+//!   is in them), folds each group into slot 0 and moves the cutoff. A
+//!   writer that reads the new cutoff leaves those buckets out itself.
+//! - *Readers* (the view `<name>`): the totals, corrected by the summary's
+//!   buckets between the stored cutoff and the one `now()` gives (none
+//!   while the ager keeps up; a few if it lags, or the reader's clock is
+//!   behind), so the view is exact whatever the ager's delay.
+//!
+//! A summary's own reads of its rolling view inside a writing transaction,
+//! before it commits, do not see that transaction's writes in the totals.
+//! Recomputing (`recompute`: creation, `rebuild_rollup`, TRUNCATE of the
+//! source) takes the lock exclusively and fills the totals from the summary.
+
+use super::{ident, literal, Agg, Rollup};
+use crate::error::{ErrorKind, VigilError};
+use crate::security::Restricted;
+use crate::sqlglue::raise;
+use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// `locktag_field4` of a rolling total's lock (see the module comment).
+const ROLLING_LOCK_SPACE: u16 = 0x5649;
+
+/// One rolling total of a summary: its totals table and window.
+#[derive(Debug, Clone)]
+pub(super) struct Rolling {
+    pub totals: pg_sys::Oid,
+    /// The window, as interval text in the pinned IntervalStyle.
+    pub since: String,
+}
+
+/// The rows one statement (or several, of one subtransaction) added to and
+/// removed from one rollup's source table, kept until the commit.
+struct Chunk {
+    summary: pg_sys::Oid,
+    relid: pg_sys::Oid,
+    subxact: pg_sys::SubTransactionId,
+    applied: Option<pg_sys::SubTransactionId>,
+    desc: pg_sys::TupleDesc,
+    adds: *mut pg_sys::Tuplestorestate,
+    removes: *mut pg_sys::Tuplestorestate,
+}
+
+thread_local! {
+    /// Rolling totals by summary (an empty list: none), dropped at the
+    /// summary's relcache invalidation (`forget`), which creating or
+    /// dropping one sends.
+    static DEFS: RefCell<HashMap<pg_sys::Oid, Rc<Vec<Rolling>>>> = RefCell::new(HashMap::new());
+    static KEPT: RefCell<Vec<Chunk>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Forgets what is known of `relid`'s rolling totals (all on InvalidOid).
+pub(super) fn forget(relid: pg_sys::Oid) {
+    DEFS.with(|d| {
+        let mut d = d.borrow_mut();
+        if relid == pg_sys::InvalidOid {
+            d.clear();
+        } else {
+            d.remove(&relid);
+        }
+    });
+}
+
+fn lock_tag(totals: pg_sys::Oid) -> pg_sys::LOCKTAG {
+    super::sql::slot_lock_tag(totals, 0, ROLLING_LOCK_SPACE)
+}
+
+fn lock(totals: pg_sys::Oid, exclusive: bool) {
+    let mode = if exclusive {
+        pg_sys::ExclusiveLock
+    } else {
+        pg_sys::ShareLock
+    };
+    let tag = lock_tag(totals);
+    // SAFETY: a valid tag; waits (with deadlock detection) until granted,
+    // held to the end of the transaction.
+    unsafe { pg_sys::LockAcquire(&tag, mode as pg_sys::LOCKMODE, false, false) };
+}
+
+/// Runs `sql` with parameters `args` (type, value) under a snapshot taken
+/// now, whatever the isolation level: the cutoff the ager last committed
+/// and the totals as it left them are what a writer must see, not what its
+/// transaction's snapshot saw. Returns the first column of the first row.
+fn run_fresh(sql: &str, args: &[(pg_sys::Oid, pg_sys::Datum)]) -> Option<pg_sys::Datum> {
+    let c = std::ffi::CString::new(sql).expect("generated SQL has no NUL");
+    let mut types: Vec<pg_sys::Oid> = args.iter().map(|a| a.0).collect();
+    let mut values: Vec<pg_sys::Datum> = args.iter().map(|a| a.1).collect();
+    let nulls: Vec<std::ffi::c_char> = vec![b' ' as std::ffi::c_char; args.len()];
+    // SAFETY: a connection of our own, finished below; the snapshot is
+    // registered by SPI for the statement.
+    unsafe {
+        pg_sys::SPI_connect();
+        let plan = pg_sys::SPI_prepare(c.as_ptr(), types.len() as i32, types.as_mut_ptr());
+        if plan.is_null() {
+            error!("rolling total: preparing a statement failed: {sql}");
+        }
+        let rc = pg_sys::SPI_execute_snapshot(
+            plan,
+            values.as_mut_ptr(),
+            nulls.as_ptr(),
+            pg_sys::GetLatestSnapshot(),
+            std::ptr::null_mut(),
+            false,
+            true,
+            0,
+        );
+        if rc < 0 {
+            error!("rolling total: a statement failed (SPI code {rc}): {sql}");
+        }
+        let mut out = None;
+        if pg_sys::SPI_processed > 0 && !pg_sys::SPI_tuptable.is_null() {
+            let table = pg_sys::SPI_tuptable;
+            let mut null = false;
+            let d = pg_sys::SPI_getbinval(*(*table).vals, (*table).tupdesc, 1, &mut null);
+            if !null {
+                // Copied out of SPI's memory (a timestamptz is by value).
+                out = Some(d);
+            }
+        }
+        pg_sys::SPI_freeplan(plan);
+        pg_sys::SPI_finish();
+        out
+    }
+}
+
+/// The rolling totals of `summary`, read as the extension's owner (the
+/// caller's guard acts as whom it likes afterwards).
+pub(super) fn of(summary: pg_sys::Oid) -> Rc<Vec<Rolling>> {
+    if let Some(d) = DEFS.with(|d| d.borrow().get(&summary).cloned()) {
+        return d;
+    }
+    let guard = Restricted::as_role(crate::security::extension_owner());
+    let rows = crate::sqlglue::read_one::<pgrx::JsonB>(&format!(
+        "SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(r.totals::pg_catalog.oid::pg_catalog.int8, r.since::pg_catalog.text) \
+                ORDER BY r.totals::pg_catalog.oid), '[]') \
+         FROM vigil.rolling_defs r WHERE r.summary::pg_catalog.oid = {}",
+        summary.to_u32()
+    ))
+    .ok()
+    .flatten()
+    .map(|j| j.0)
+    .unwrap_or_default();
+    drop(guard);
+    let defs: Vec<Rolling> = rows
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| {
+                    Some(Rolling {
+                        totals: pg_sys::Oid::from(r.get(0)?.as_u64()? as u32),
+                        since: r.get(1)?.as_str()?.to_string(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let defs = Rc::new(defs);
+    DEFS.with(|d| d.borrow_mut().insert(summary, defs.clone()));
+    defs
+}
+
+/// Keeps the rows of the statement `data` fired for (a rollup trigger of
+/// `summary`, which has rolling totals) for the commit.
+pub(super) unsafe fn keep(data: &pg_sys::TriggerData, summary: pg_sys::Oid) {
+    super::pending::register();
+    let subxact = pg_sys::GetCurrentSubTransactionId();
+    let rel = data.tg_relation;
+    KEPT.with(|k| {
+        let mut k = k.borrow_mut();
+        let at = k.iter().rposition(|c| {
+            c.summary == summary
+                && c.relid == (*rel).rd_id
+                && c.subxact == subxact
+                && c.applied.is_none()
+                && super::pending::same_layout(c.desc, (*rel).rd_att)
+        });
+        let at = at.unwrap_or_else(|| {
+            let desc =
+                super::pending::in_transaction(|| pg_sys::CreateTupleDescCopy((*rel).rd_att));
+            k.push(Chunk {
+                summary,
+                relid: (*rel).rd_id,
+                subxact,
+                applied: None,
+                desc,
+                adds: std::ptr::null_mut(),
+                removes: std::ptr::null_mut(),
+            });
+            k.len() - 1
+        });
+        let c = &mut k[at];
+        super::pending::copy_rows(data.tg_newtable, &mut c.adds, c.desc);
+        super::pending::copy_rows(data.tg_oldtable, &mut c.removes, c.desc);
+    });
+    if super::pending::flushed() {
+        // After the commit's own pass (another extension's commit
+        // callback wrote the source): written at once.
+        apply(None);
+    }
+}
+
+/// Whether rows are kept for the commit.
+pub(super) fn has_kept() -> bool {
+    KEPT.with(|k| k.borrow().iter().any(|c| c.applied.is_none()))
+}
+
+/// Writes the kept rows (of `only`, or all) into the rolling totals,
+/// summary by summary in oid order, each total in oid order; marks them
+/// applied in the current subtransaction.
+pub(super) fn apply(only: Option<pg_sys::Oid>) {
+    // At commit no statement is running, so no snapshot is active: the
+    // catalog reads need one (the writes take their own, `run_fresh`).
+    struct Snapshot(bool);
+    impl Drop for Snapshot {
+        fn drop(&mut self) {
+            if self.0 {
+                // SAFETY: pushed below; an error unwinding through here
+                // aborts the transaction, which clears the stack anyway.
+                unsafe { pg_sys::PopActiveSnapshot() };
+            }
+        }
+    }
+    // SAFETY: a transaction is in progress.
+    let _snapshot = unsafe {
+        let push = !pg_sys::ActiveSnapshotSet();
+        if push {
+            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        }
+        Snapshot(push)
+    };
+    // SAFETY: inside a transaction.
+    let subxact = unsafe { pg_sys::GetCurrentSubTransactionId() };
+    let mut summaries: Vec<pg_sys::Oid> = KEPT.with(|k| {
+        k.borrow()
+            .iter()
+            .filter(|c| c.applied.is_none() && only.is_none_or(|s| s == c.summary))
+            .map(|c| c.summary)
+            .collect()
+    });
+    summaries.sort_by_key(|s| s.to_u32());
+    summaries.dedup();
+    for summary in summaries {
+        let idx: Vec<usize> = KEPT.with(|k| {
+            let mut k = k.borrow_mut();
+            let idx: Vec<usize> = (0..k.len())
+                .filter(|&i| k[i].applied.is_none() && k[i].summary == summary)
+                .collect();
+            for &i in &idx {
+                k[i].applied = Some(subxact);
+            }
+            idx
+        });
+        let defs = of(summary);
+        if defs.is_empty() {
+            continue;
+        }
+        let guard = Restricted::enter_pinned();
+        guard.act_as(crate::security::extension_owner());
+        let Some(source) = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
+            "SELECT d.source::pg_catalog.oid FROM vigil.rollup_defs d WHERE d.summary::pg_catalog.oid = {}",
+            summary.to_u32()
+        ))
+        .ok()
+        .flatten() else {
+            continue;
+        };
+        let rollup = counted(&super::sql::load(summary));
+        let owner = super::sql::rel_owner(source);
+        for def in defs.iter() {
+            if !exists(def.totals) {
+                continue;
+            }
+            lock(def.totals, false);
+            guard.act_as(owner);
+            let table = relation_text(def.totals);
+            let cutoff = cutoff_of(&table);
+            let _writing = super::sql::Writing::enter(def.totals);
+            for &i in &idx {
+                let (relid, desc, adds, removes) = KEPT.with(|k| {
+                    let c = &k.borrow()[i];
+                    (c.relid, c.desc, c.adds, c.removes)
+                });
+                for (store, sign) in [(adds, ""), (removes, "-")] {
+                    if store.is_null() {
+                        continue;
+                    }
+                    // SAFETY: the chunk's store lives until the transaction
+                    // ends; its descriptor too.
+                    unsafe {
+                        let desc = super::pending::named_now(desc, relid);
+                        add_rows(&rollup, &table, store, desc, sign, cutoff);
+                    }
+                }
+            }
+            guard.act_as(crate::security::extension_owner());
+        }
+        drop(guard);
+    }
+}
+
+/// The rollup with its count and sum measures only: what a rolling total
+/// holds.
+fn counted(r: &Rollup) -> Rollup {
+    let mut r = r.clone();
+    r.measures
+        .retain(|(m, _)| matches!(m.agg, Agg::Count | Agg::Sum));
+    r
+}
+
+fn exists(rel: pg_sys::Oid) -> bool {
+    crate::sqlglue::read_one::<bool>(&format!(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = {})",
+        rel.to_u32()
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
+fn relation_text(rel: pg_sys::Oid) -> String {
+    crate::sqlglue::read_one::<String>(&format!(
+        "SELECT {}::pg_catalog.regclass::pg_catalog.text",
+        rel.to_u32()
+    ))
+    .ok()
+    .flatten()
+    .expect("the relation exists")
+}
+
+/// The marker row's cutoff, read fresh; `-infinity` without one (the
+/// totals then count everything, and `verify_rolling` reports it).
+fn cutoff_of(table: &str) -> pg_sys::Datum {
+    run_fresh(
+        &format!(
+            "SELECT t.{} FROM {table} t WHERE t.{} OPERATOR(pg_catalog.=) -1",
+            ident("_cutoff"),
+            ident("_slot")
+        ),
+        &[],
+    )
+    .unwrap_or(pg_sys::Datum::from(i64::MIN))
+}
+
+/// Adds the rows of `store` (negated with `sign` "-") whose bucket is at or
+/// after `cutoff` to `table`, group by group, each in a free slot row.
+unsafe fn add_rows(
+    r: &Rollup,
+    table: &str,
+    store: *mut pg_sys::Tuplestorestate,
+    desc: pg_sys::TupleDesc,
+    sign: &str,
+    cutoff: pg_sys::Datum,
+) {
+    let sql = add_statement(r, table, "vigil_rolling_rows", sign);
+    pg_sys::SPI_connect();
+    super::pending::register_rows("vigil_rolling_rows", store, desc);
+    let c = std::ffi::CString::new(sql.clone()).expect("generated SQL has no NUL");
+    let mut types = [pg_sys::TIMESTAMPTZOID];
+    let plan = pg_sys::SPI_prepare(c.as_ptr(), 1, types.as_mut_ptr());
+    if plan.is_null() {
+        error!("rolling total {table}: preparing the commit's write failed");
+    }
+    let mut values = [cutoff];
+    let nulls = [b' ' as std::ffi::c_char];
+    let rc = pg_sys::SPI_execute_snapshot(
+        plan,
+        values.as_mut_ptr(),
+        nulls.as_ptr(),
+        pg_sys::GetLatestSnapshot(),
+        std::ptr::null_mut(),
+        false,
+        true,
+        0,
+    );
+    if rc < 0 {
+        error!("rolling total {table}: the commit's write failed (SPI code {rc})");
+    }
+    pg_sys::SPI_freeplan(plan);
+    pg_sys::SPI_finish();
+}
+
+/// Group columns of the totals (as the summary names them), `k` of them.
+fn group_list(r: &Rollup, alias: &str) -> Vec<String> {
+    r.group_by
+        .iter()
+        .map(|(g, _)| format!("{alias}{}", ident(g)))
+        .collect()
+}
+
+fn positions(n: usize) -> String {
+    (1..=n)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn measure_names(r: &Rollup) -> Vec<String> {
+    r.measures.iter().map(|(m, _)| ident(&m.name)).collect()
+}
+
+/// The conflict key of the totals' rows.
+fn row_key(r: &Rollup) -> String {
+    let mut k = group_list(r, "");
+    k.push(ident("_slot"));
+    k.join(", ")
+}
+
+/// `INSERT … ON CONFLICT` adding the rows of `from` (aliased `r`) whose
+/// bucket is at or after `$1` to the totals `table`, negated with `sign`.
+pub(super) fn add_statement(r: &Rollup, table: &str, from: &str, sign: &str) -> String {
+    let k = r.group_by.len();
+    let mut cols = r.group_columns("r");
+    cols.push(format!("{sign}pg_catalog.count(*) AS {}", ident("_rows")));
+    for (m, t) in &r.measures {
+        cols.push(format!(
+            "{sign}({}) AS {}",
+            Rollup::measure_expr(m, t),
+            ident(&m.name)
+        ));
+    }
+    let group = if k == 0 {
+        String::new()
+    } else {
+        format!(" GROUP BY {}", positions(k))
+    };
+    let order = if k == 0 {
+        String::new()
+    } else {
+        format!(" ORDER BY {}", positions(k))
+    };
+    let mut names = group_list(r, "");
+    names.push(ident("_rows"));
+    names.extend(measure_names(r));
+    let mut sets = vec![format!("{c} = s.{c} + excluded.{c}", c = ident("_rows"))];
+    sets.extend(
+        measure_names(r)
+            .into_iter()
+            .map(|c| format!("{c} = s.{c} + excluded.{c}")),
+    );
+    format!(
+        "INSERT INTO {table} AS s ({}, {slot}) \
+         SELECT d.*, vigil._rollup_slot({}::pg_catalog.regclass, {}) FROM (\
+           SELECT {} FROM {from} r WHERE {} AND {} >= $1{group} HAVING pg_catalog.count(*) > 0\
+         ) d{order} ON CONFLICT ({}) DO UPDATE SET {}",
+        names.join(", "),
+        literal(table),
+        r.key_hash(group_list(r, "d.")),
+        cols.join(", "),
+        r.has_time(),
+        r.bucket_expr("r"),
+        row_key(r),
+        sets.join(", "),
+        slot = ident("_slot"),
+    )
+}
+
+/// The statements that fill `table` afresh from the summary's buckets at or
+/// after `$1`, with the marker row.
+pub(super) fn recompute_statements(r: &Rollup, table: &str) -> Vec<String> {
+    let k = r.group_by.len();
+    let mut names = group_list(r, "");
+    names.push(ident("_slot"));
+    names.push(ident("_rows"));
+    names.extend(measure_names(r));
+    let mut sums = group_list(r, "x.");
+    sums.push("0".into());
+    sums.push(format!("pg_catalog.sum(x.{})", ident("_rows")));
+    sums.extend(
+        measure_names(r)
+            .into_iter()
+            .map(|c| format!("pg_catalog.sum(x.{c})")),
+    );
+    let group = if k == 0 {
+        String::new()
+    } else {
+        format!(" GROUP BY {}", positions(k))
+    };
+    vec![
+        format!("DELETE FROM {table}"),
+        format!(
+            "INSERT INTO {table} ({}) SELECT {} FROM {} x WHERE x.{} >= $1{group} HAVING pg_catalog.sum(x.{}) <> 0",
+            names.join(", "),
+            sums.join(", "),
+            r.table(),
+            ident("bucket"),
+            ident("_rows"),
+        ),
+        format!(
+            "INSERT INTO {table} ({}, {}, {}) VALUES (-1, 0, $1)",
+            ident("_slot"),
+            ident("_rows"),
+            ident("_cutoff")
+        ),
+    ]
+}
+
+/// The statements that age `table` from cutoff `$1` to `$2`: each group's
+/// slot rows folded into slot 0 less the summary's buckets in [$1, $2),
+/// emptied groups deleted, the marker moved.
+pub(super) fn age_statements(r: &Rollup, table: &str) -> Vec<String> {
+    let k = r.group_by.len();
+    let mut names = group_list(r, "");
+    names.push(ident("_slot"));
+    names.push(ident("_rows"));
+    names.extend(measure_names(r));
+    let mut both = group_list(r, "");
+    both.push(ident("_rows"));
+    both.extend(measure_names(r));
+    let negated: Vec<String> = group_list(r, "x.")
+        .into_iter()
+        .chain(
+            std::iter::once(ident("_rows"))
+                .chain(measure_names(r))
+                .map(|c| format!("-x.{c}")),
+        )
+        .collect();
+    let mut sums = group_list(r, "u.");
+    sums.push("0".into());
+    sums.push(format!("pg_catalog.sum(u.{})", ident("_rows")));
+    sums.extend(
+        measure_names(r)
+            .into_iter()
+            .map(|c| format!("pg_catalog.sum(u.{c})")),
+    );
+    let group = if k == 0 {
+        String::new()
+    } else {
+        format!(" GROUP BY {}", positions(k))
+    };
+    let mut sets = vec![format!("{c} = excluded.{c}", c = ident("_rows"))];
+    sets.extend(
+        measure_names(r)
+            .into_iter()
+            .map(|c| format!("{c} = excluded.{c}")),
+    );
+    let slot = ident("_slot");
+    vec![
+        format!(
+            "INSERT INTO {table} AS s ({}) SELECT {} FROM (\
+               SELECT {} FROM {table} t WHERE t.{slot} >= 0 \
+               UNION ALL SELECT {} FROM {} x WHERE x.{b} >= $1 AND x.{b} < $2\
+             ) u{group} ON CONFLICT ({}) DO UPDATE SET {}",
+            names.join(", "),
+            sums.join(", "),
+            both.iter()
+                .map(|c| format!("t.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            negated.join(", "),
+            r.table(),
+            row_key(r),
+            sets.join(", "),
+            b = ident("bucket"),
+        ),
+        format!(
+            "DELETE FROM {table} t WHERE t.{slot} > 0 OR (t.{slot} = 0 AND t.{} = 0)",
+            ident("_rows")
+        ),
+        format!(
+            "UPDATE {table} SET {} = $2 WHERE {slot} = -1",
+            ident("_cutoff")
+        ),
+    ]
+}
+
+/// `CREATE TABLE` of the totals: the summary's group columns, `_slot`,
+/// `_rows`, the count and sum measures, `_cutoff` (the marker row's).
+pub(super) fn create_table(r: &Rollup, table: &str) -> String {
+    let mut cols: Vec<String> = r
+        .summary_columns()
+        .into_iter()
+        .filter(|(name, _, _, _)| name != "bucket")
+        .map(|(name, ty, collate, tail)| {
+            let collate = collate.map(|c| format!(" COLLATE {c}")).unwrap_or_default();
+            format!("{} {ty}{collate}{tail}", ident(&name))
+        })
+        .collect();
+    cols.push(format!("{} timestamptz", ident("_cutoff")));
+    format!(
+        "CREATE TABLE {table} (\n    {},\n    UNIQUE NULLS NOT DISTINCT ({})\n)",
+        cols.join(",\n    "),
+        row_key(r)
+    )
+}
+
+/// The first bucket of the window `since` at `now()`.
+fn window_start(r: &Rollup, since: &str) -> String {
+    format!(
+        "pg_catalog.date_bin({}::pg_catalog.interval, pg_catalog.now() OPERATOR(pg_catalog.-) {}::pg_catalog.interval, {})",
+        literal(&r.bucket),
+        literal(since),
+        super::BUCKET_ORIGIN
+    )
+}
+
+/// The view: one row per group, as `<rollup>_since(since)` gives it for the
+/// count and sum measures, from the totals corrected by the summary's
+/// buckets between the stored cutoff and the window's start now.
+pub(super) fn view_sql(r: &Rollup, view: &str, table: &str, since: &str) -> String {
+    let (out_cols, select, group) = r.since_parts();
+    let cols: Vec<String> = group_list(r, "")
+        .into_iter()
+        .chain(std::iter::once(ident("_rows")))
+        .chain(measure_names(r))
+        .collect();
+    let plain = |a: &str| {
+        cols.iter()
+            .map(|c| format!("{a}.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let negated = group_list(r, "x.")
+        .into_iter()
+        .chain(
+            std::iter::once(ident("_rows"))
+                .chain(measure_names(r))
+                .map(|c| format!("OPERATOR(pg_catalog.-) x.{c}")),
+        )
+        .collect::<Vec<_>>()
+        .join(", ");
+    let start = window_start(r, since);
+    let b = ident("bucket");
+    let slot = ident("_slot");
+    let cut = ident("_cutoff");
+    let names = out_cols
+        .iter()
+        .map(|(c, _)| c.clone())
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "CREATE VIEW {view} ({names}) AS SELECT {} FROM (\
+           SELECT {} FROM {table} t WHERE t.{slot} OPERATOR(pg_catalog.>=) 0 \
+           UNION ALL SELECT {negated} FROM {summary} x, {table} c \
+             WHERE c.{slot} OPERATOR(pg_catalog.=) -1 AND x.{b} OPERATOR(pg_catalog.>=) c.{cut} AND x.{b} OPERATOR(pg_catalog.<) {start} \
+           UNION ALL SELECT {} FROM {summary} x, {table} c \
+             WHERE c.{slot} OPERATOR(pg_catalog.=) -1 AND x.{b} OPERATOR(pg_catalog.>=) {start} AND x.{b} OPERATOR(pg_catalog.<) c.{cut}\
+         ) s{group}",
+        select.join(", "),
+        plain("t"),
+        plain("x"),
+        summary = r.table(),
+    )
+}
+
+/// Recomputes every rolling total of `summary` from it, now, in this
+/// transaction (which then holds each one's lock exclusively): after a
+/// rebuild or TRUNCATE. The transaction's kept rows of the summary are in
+/// the summary already, so they are dropped.
+pub(super) fn recompute_all(summary: pg_sys::Oid) {
+    let defs = of(summary);
+    if defs.is_empty() {
+        return;
+    }
+    super::pending::flush(Some(summary));
+    // SAFETY: inside a transaction.
+    let subxact = unsafe { pg_sys::GetCurrentSubTransactionId() };
+    KEPT.with(|k| {
+        for c in k.borrow_mut().iter_mut() {
+            if c.summary == summary && c.applied.is_none() {
+                c.applied = Some(subxact);
+            }
+        }
+    });
+    for def in defs.iter() {
+        recompute(summary, def);
+    }
+}
+
+fn rolling_owner(guard: &Restricted, summary: pg_sys::Oid) -> Option<(Rollup, pg_sys::Oid)> {
+    guard.act_as(crate::security::extension_owner());
+    let source = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
+        "SELECT d.source::pg_catalog.oid FROM vigil.rollup_defs d WHERE d.summary::pg_catalog.oid = {}",
+        summary.to_u32()
+    ))
+    .ok()
+    .flatten()?;
+    Some((
+        counted(&super::sql::load(summary)),
+        super::sql::rel_owner(source),
+    ))
+}
+
+fn run_each(statements: &[String], args: &[(pg_sys::Oid, pg_sys::Datum)]) {
+    for s in statements {
+        run_fresh(s, args);
+    }
+}
+
+fn now_start(r: &Rollup, since: &str) -> pg_sys::Datum {
+    run_fresh(&format!("SELECT {}", window_start(r, since)), &[]).expect("a bucket")
+}
+
+fn recompute(summary: pg_sys::Oid, def: &Rolling) {
+    let guard = Restricted::enter_pinned();
+    let Some((r, owner)) = rolling_owner(&guard, summary) else {
+        return;
+    };
+    if !exists(def.totals) {
+        return;
+    }
+    lock(def.totals, true);
+    guard.act_as(owner);
+    let table = relation_text(def.totals);
+    let start = now_start(&r, &def.since);
+    run_each(
+        &recompute_statements(&r, &table),
+        &[(pg_sys::TIMESTAMPTZOID, start)],
+    );
+    drop(guard);
+}
+
+/// Ages the rolling totals of `only` (or all, as the worker does) whose
+/// window has moved since; the number aged.
+pub(crate) fn age_all(only: Option<pg_sys::Oid>) -> i64 {
+    let guard = Restricted::enter_pinned();
+    guard.act_as(crate::security::extension_owner());
+    let rows = crate::sqlglue::read_one::<pgrx::JsonB>(&format!(
+        "SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(r.summary::pg_catalog.oid::pg_catalog.int8, r.totals::pg_catalog.oid::pg_catalog.int8, r.since::pg_catalog.text) \
+                ORDER BY r.totals::pg_catalog.oid), '[]') FROM vigil.rolling_defs r{}",
+        only.map(|o| format!(" WHERE r.totals::pg_catalog.oid = {}", o.to_u32()))
+            .unwrap_or_default()
+    ))
+    .ok()
+    .flatten()
+    .map(|j| j.0)
+    .unwrap_or_default();
+    drop(guard);
+    let mut aged = 0;
+    for row in rows.as_array().cloned().unwrap_or_default() {
+        let (Some(summary), Some(totals), Some(since)) = (
+            row.get(0).and_then(|v| v.as_u64()),
+            row.get(1).and_then(|v| v.as_u64()),
+            row.get(2).and_then(|v| v.as_str()),
+        ) else {
+            continue;
+        };
+        let def = Rolling {
+            totals: pg_sys::Oid::from(totals as u32),
+            since: since.to_string(),
+        };
+        if age(pg_sys::Oid::from(summary as u32), &def) {
+            aged += 1;
+        }
+    }
+    aged
+}
+
+/// Ages one rolling total when its window has moved: true if it did.
+fn age(summary: pg_sys::Oid, def: &Rolling) -> bool {
+    let guard = Restricted::enter_pinned();
+    let Some((r, owner)) = rolling_owner(&guard, summary) else {
+        return false;
+    };
+    if !exists(def.totals) {
+        return false;
+    }
+    guard.act_as(owner);
+    let table = relation_text(def.totals);
+    let due = |cutoff: pg_sys::Datum, start: pg_sys::Datum| {
+        // SAFETY: both are timestamptz datums (by value, i64).
+        (start.value() as i64) > (cutoff.value() as i64)
+    };
+    // Looked at without the lock first: not due, nothing waits.
+    if !due(cutoff_of(&table), now_start(&r, &def.since)) {
+        return false;
+    }
+    drop(guard);
+    // This transaction's own kept rows go in first, under the old cutoff
+    // (and its summary's, which the subtraction reads).
+    super::pending::flush(Some(summary));
+    if KEPT.with(|k| {
+        k.borrow()
+            .iter()
+            .any(|c| c.summary == summary && c.applied.is_none())
+    }) {
+        apply(Some(summary));
+    }
+    let guard = Restricted::enter_pinned();
+    lock(def.totals, true);
+    guard.act_as(owner);
+    let (cutoff, start) = (cutoff_of(&table), now_start(&r, &def.since));
+    if !due(cutoff, start) {
+        return false;
+    }
+    run_each(
+        &age_statements(&r, &table),
+        &[
+            (pg_sys::TIMESTAMPTZOID, cutoff),
+            (pg_sys::TIMESTAMPTZOID, start),
+        ],
+    );
+    drop(guard);
+    true
+}
+
+/// Drops the transaction's kept rows: it is ending.
+pub(super) fn clear() {
+    KEPT.with(|k| k.borrow_mut().clear());
+}
+
+/// Savepoints (pending.rs's callback calls this): a rolled-back
+/// subtransaction takes its rows along, a released one's join its parent's.
+pub(super) unsafe fn on_subxact(
+    event: pg_sys::SubXactEvent::Type,
+    sub: pg_sys::SubTransactionId,
+    parent: pg_sys::SubTransactionId,
+) {
+    KEPT.with(|k| {
+        let mut k = k.borrow_mut();
+        match event {
+            pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
+                let mut i = 0;
+                while i < k.len() {
+                    if k[i].subxact == sub {
+                        free(k.remove(i));
+                    } else {
+                        i += 1;
+                    }
+                }
+                for c in k.iter_mut() {
+                    if c.applied == Some(sub) {
+                        c.applied = None;
+                    }
+                }
+            }
+            pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => {
+                for c in k.iter_mut() {
+                    if c.applied == Some(sub) {
+                        c.applied = Some(parent);
+                    }
+                }
+                let mut i = 0;
+                while i < k.len() {
+                    if k[i].subxact != sub {
+                        i += 1;
+                        continue;
+                    }
+                    k[i].subxact = parent;
+                    let into = (0..k.len()).find(|&j| {
+                        j != i
+                            && k[j].subxact == parent
+                            && k[j].summary == k[i].summary
+                            && k[j].relid == k[i].relid
+                            && k[j].applied.is_none()
+                            && k[i].applied.is_none()
+                            && super::pending::same_layout(k[j].desc, k[i].desc)
+                    });
+                    match into {
+                        Some(j) => {
+                            let child = k.remove(i);
+                            let j = if j > i { j - 1 } else { j };
+                            let c = &mut k[j];
+                            super::pending::copy_rows(child.adds, &mut c.adds, c.desc);
+                            super::pending::copy_rows(child.removes, &mut c.removes, c.desc);
+                            free(child);
+                        }
+                        None => i += 1,
+                    }
+                }
+            }
+            _ => {}
+        }
+    });
+}
+
+unsafe fn free(c: Chunk) {
+    for store in [c.adds, c.removes] {
+        if !store.is_null() {
+            pg_sys::tuplestore_end(store);
+        }
+    }
+    pg_sys::FreeTupleDesc(c.desc);
+}
+
+// ---------------------------------------------------------------------
+// SQL entry points
+
+fn invalid(message: String) -> ! {
+    raise(VigilError::invalid(message))
+}
+
+/// Creates the rolling total `name` (a view; its table is
+/// `<name>_totals`) of rollup `rollup` over its last `since`.
+#[pg_extern(volatile, parallel_unsafe, name = "_create_rolling")]
+fn create_rolling(name: &str, rollup: pg_sys::Oid, since: Interval) -> pg_sys::Oid {
+    crate::version::require();
+    let guard = Restricted::enter_pinned();
+    let (r, owner) = super::sql::load_owned(&guard, rollup, "rollup");
+    if super::citus::present()
+        && (super::citus::managed(rollup).is_some() || super::citus::is_shell(rollup))
+    {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "rollup: rolling totals are not kept for a rollup Citus distributes"
+        );
+    }
+    let micros = i128::from(since.months()) * 30 * 86_400_000_000
+        + i128::from(since.days()) * 86_400_000_000
+        + i128::from(since.micros());
+    if micros <= 0 || since.months() < 0 || since.days() < 0 || since.micros() < 0 {
+        invalid("since must be a positive interval".into());
+    }
+    let since_text = crate::sqlglue::read_one::<String>(&format!(
+        "SELECT {}::pg_catalog.interval::pg_catalog.text",
+        literal(&format!(
+            "{} months {} days {} microseconds",
+            since.months(),
+            since.days(),
+            since.micros()
+        ))
+    ))
+    .ok()
+    .flatten()
+    .expect("an interval");
+    let parts = crate::sqlglue::read_one::<Vec<String>>(&format!(
+        "SELECT pg_catalog.parse_ident({})",
+        literal(name)
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or_default();
+    let (schema, view) = match parts.as_slice() {
+        [v] => (r.schema.clone(), v.clone()),
+        [s, v] => (s.clone(), v.clone()),
+        _ => invalid(format!(
+            "name must be a view name, optionally schema-qualified, got \"{name}\""
+        )),
+    };
+    if view.len() > 56 || schema.len() > 63 {
+        invalid(format!(
+            "name: \"{name}\" is longer than 56 bytes (its table adds \"_totals\" within PostgreSQL's 63)"
+        ));
+    }
+    let schema_oid = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
+        "SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = {}",
+        literal(&schema)
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INVALID_SCHEMA_NAME,
+            format!("name: schema \"{schema}\" does not exist")
+        );
+    });
+    super::sql::require_trusted_schema(schema_oid, owner, "name");
+    let view_q = format!("{}.{}", ident(&schema), ident(&view));
+    let table_q = format!("{}.{}", ident(&schema), ident(&format!("{view}_totals")));
+    for q in [&view_q, &table_q] {
+        let taken = crate::sqlglue::read_one::<bool>(&format!(
+            "SELECT pg_catalog.to_regclass({}) IS NOT NULL",
+            literal(q)
+        ))
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+        if taken {
+            raise(VigilError::new(
+                ErrorKind::DuplicateTable,
+                format!("name: relation {q} already exists"),
+            ));
+        }
+    }
+    let counted = counted(&r);
+    guard.act_as(owner);
+    // Writers wait until this commits, and every writer before it has
+    // committed: the totals computed below see each row once, and every
+    // later writer finds the definition (`of`, after the invalidation).
+    super::sql::spi_run(&format!("LOCK TABLE {} IN SHARE MODE", r.source));
+    super::sql::spi_run(&create_table(&counted, &table_q));
+    let totals = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
+        "SELECT {}::pg_catalog.regclass::pg_catalog.oid",
+        literal(&table_q)
+    ))
+    .ok()
+    .flatten()
+    .expect("just created");
+    super::sql::spi_run(&view_sql(&counted, &view_q, &table_q, &since_text));
+    let view_oid = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
+        "SELECT {}::pg_catalog.regclass::pg_catalog.oid",
+        literal(&view_q)
+    ))
+    .ok()
+    .flatten()
+    .expect("just created");
+    // The totals go with the summary (DROP TABLE … CASCADE, drop_rollup).
+    super::ddl::record_on(totals, rollup);
+    guard.act_as(crate::security::extension_owner());
+    super::sql::spi_run(&format!(
+        "INSERT INTO vigil.rolling_defs (totals, summary, view, since) VALUES ({}, {}, {}, {}::interval)",
+        totals.to_u32(),
+        rollup.to_u32(),
+        view_oid.to_u32(),
+        literal(&since_text)
+    ));
+    // SAFETY: an invalidation of an existing relation, sent at commit.
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(rollup) };
+    forget(rollup);
+    drop(guard);
+    recompute(
+        rollup,
+        &Rolling {
+            totals,
+            since: since_text,
+        },
+    );
+    view_oid
+}
+
+/// The rolling total whose view or totals table is `name`: (summary,
+/// definition), after checking the caller has the source owner's rights.
+fn rolling_for(guard: &Restricted, name: pg_sys::Oid) -> (pg_sys::Oid, Rolling) {
+    guard.act_as(crate::security::extension_owner());
+    let found = crate::sqlglue::read_three::<pg_sys::Oid, pg_sys::Oid, String>(&format!(
+        "SELECT r.summary::pg_catalog.oid, r.totals::pg_catalog.oid, r.since::pg_catalog.text FROM vigil.rolling_defs r \
+         WHERE {n} IN (r.view::pg_catalog.oid, r.totals::pg_catalog.oid)",
+        n = name.to_u32()
+    ));
+    let Ok((Some(summary), Some(totals), Some(since))) = found else {
+        raise(VigilError::new(
+            ErrorKind::UndefinedTable,
+            format!(
+                "name: relation with oid {} is not a pg_vigil rolling total",
+                name.to_u32()
+            ),
+        ))
+    };
+    let _ = super::sql::load_owned(guard, summary, "name");
+    (summary, Rolling { totals, since })
+}
+
+/// Ages the rolling total `name` (or, NULL, every one) whose window moved.
+#[pg_extern(volatile, parallel_unsafe, name = "_age_rolling")]
+fn age_rolling(name: Option<pg_sys::Oid>) -> i64 {
+    crate::version::require();
+    match name {
+        Some(n) => {
+            let guard = Restricted::enter_pinned();
+            let (_, def) = rolling_for(&guard, n);
+            drop(guard);
+            age_all(Some(def.totals))
+        }
+        None => {
+            // SAFETY: a catalog lookup of the calling role.
+            if !unsafe { pg_sys::superuser() } {
+                ereport!(
+                    ERROR,
+                    PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    "name: only a superuser ages every rolling total at once; name one"
+                );
+            }
+            age_all(None)
+        }
+    }
+}
+
+/// Groups where the rolling view differs from the same figures over the
+/// summary's buckets in the window (0 when exact).
+#[pg_extern(volatile, parallel_unsafe, name = "_verify_rolling")]
+fn verify_rolling(name: pg_sys::Oid) -> i64 {
+    crate::version::require();
+    let guard = Restricted::enter_pinned();
+    let (summary, def) = rolling_for(&guard, name);
+    drop(guard);
+    // This transaction's own writes kept for its commit first.
+    super::pending::flush(Some(summary));
+    apply(Some(summary));
+    let guard = Restricted::enter_pinned();
+    let Some((r, owner)) = rolling_owner(&guard, summary) else {
+        return 0;
+    };
+    guard.act_as(crate::security::extension_owner());
+    let view = crate::sqlglue::read_one::<String>(&format!(
+        "SELECT r.view::pg_catalog.regclass::pg_catalog.text FROM vigil.rolling_defs r WHERE r.totals::pg_catalog.oid = {}",
+        def.totals.to_u32()
+    ))
+    .ok()
+    .flatten()
+    .expect("a view");
+    guard.act_as(owner);
+    let (out_cols, select, group) = r.since_parts();
+    let direct = format!(
+        "SELECT {} FROM {} s WHERE s.{} >= {}{group}",
+        select.join(", "),
+        r.table(),
+        ident("bucket"),
+        window_start(&r, &def.since)
+    );
+    // Group columns match NULL-safe; float sums within 1e-9 relative (the
+    // summation order differs), as verify_rollup compares.
+    let k = r.group_by.len();
+    // (Text forms: a FULL JOIN needs a hashable or mergeable condition,
+    // which IS NOT DISTINCT FROM is not.)
+    let on = if k == 0 {
+        "true".to_string()
+    } else {
+        let row = |a: &str| {
+            out_cols[..k]
+                .iter()
+                .map(|(c, _)| format!("{a}.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "ROW({}, 0)::pg_catalog.text OPERATOR(pg_catalog.=) ROW({}, 0)::pg_catalog.text",
+            row("v"),
+            row("d")
+        )
+    };
+    let differ = out_cols[k..]
+        .iter()
+        .map(|(c, t)| {
+            if t == "float8" {
+                format!(
+                    "NOT ((v.{c} IS NULL AND d.{c} IS NULL) OR pg_catalog.abs(v.{c} - d.{c}) \
+                     <= 1e-9 * GREATEST(pg_catalog.abs(v.{c}), pg_catalog.abs(d.{c}), 1))"
+                )
+            } else {
+                format!("v.{c} IS DISTINCT FROM d.{c}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let n = crate::sqlglue::read_one::<i64>(&format!(
+        "SELECT count(*) FROM {view} v FULL JOIN ({direct}) d ({}) ON {on} WHERE {differ}",
+        out_cols
+            .iter()
+            .map(|(c, _)| c.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or(0);
+    drop(guard);
+    n
+}
+
+/// Drops the rolling total `name` (its view and totals table).
+#[pg_extern(volatile, parallel_unsafe, name = "_drop_rolling")]
+fn drop_rolling(name: pg_sys::Oid) {
+    crate::version::require();
+    let guard = Restricted::enter_pinned();
+    let (summary, def) = rolling_for(&guard, name);
+    let owner = rolling_owner(&guard, summary).map(|(_, o)| o);
+    if let Some(owner) = owner {
+        guard.act_as(owner);
+    }
+    let object = pg_sys::ObjectAddress {
+        classId: pg_sys::RelationRelationId,
+        objectId: def.totals,
+        objectSubId: 0,
+    };
+    // SAFETY: the totals table exists (its definition does); the view
+    // depends on it and goes along.
+    unsafe {
+        pg_sys::performDeletion(&object, pg_sys::DropBehavior::DROP_CASCADE, 0);
+        pg_sys::CommandCounterIncrement();
+    }
+    guard.act_as(crate::security::extension_owner());
+    super::sql::spi_run(&format!(
+        "DELETE FROM vigil.rolling_defs WHERE totals::pg_catalog.oid = {}",
+        def.totals.to_u32()
+    ));
+    // SAFETY: as in create_rolling.
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(summary) };
+    forget(summary);
+    drop(guard);
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use crate::sql_tests::tests::one;
+
+    /// (SQLSTATE, message) of `sql`'s error, run in a subtransaction.
+    fn sql_error(sql: &str) -> (String, String) {
+        let out = one::<String>(&format!(
+            "SELECT pg_temp.rolling_err('{}')",
+            sql.replace('\'', "''")
+        ))
+        .unwrap();
+        let (code, message) = out.split_once(' ').unwrap_or((&out, ""));
+        (code.to_string(), message.to_string())
+    }
+    use pgrx::prelude::*;
+
+    const SOURCE: &str = "
+        CREATE TABLE rv (entity text, ts timestamptz, status text, amount numeric, latency float8);
+        INSERT INTO rv
+        SELECT 'e' || (g % 9), now() - (g * 37 % 3300) * interval '1 minute' + interval '90 minutes',
+               (ARRAY['paid', 'free', 'refund'])[1 + g % 3],
+               CASE WHEN g % 4 = 0 THEN NULL ELSE (g % 50) * 1.25 END, (g * 7919 % 1000) / 10.0
+        FROM generate_series(1, 3000) g;
+        SELECT vigil.create_rollup('rv_h', 'rv', 'ts', '1 hour', '{entity}',
+            '{\"n\": {\"agg\": \"count\"}, \"paid\": {\"agg\": \"count\", \"filter\": \"status = ''paid''\"},
+              \"revenue\": {\"agg\": \"sum\", \"column\": \"amount\", \"filter\": \"status = ''paid''\"},
+              \"lat\": {\"agg\": \"sum\", \"column\": \"latency\"}, \"hi\": {\"agg\": \"max\", \"column\": \"latency\"}}');
+        SELECT vigil.create_rolling('rv_24h', 'rv_h', '24 hours');";
+
+    /// Rows where the view and the rollup's own window differ, both ways.
+    fn differences() -> i64 {
+        one::<i64>(
+            "WITH a AS (SELECT entity, rows, n, paid, revenue, round(lat::numeric, 6) FROM rv_h_since('24 hours')),
+                  b AS (SELECT entity, rows, n, paid, revenue, round(lat::numeric, 6) FROM rv_24h)
+             SELECT count(*) FROM ((TABLE a EXCEPT ALL TABLE b) UNION ALL (TABLE b EXCEPT ALL TABLE a)) d",
+        )
+        .unwrap()
+    }
+
+    /// Rows where the view differs from the raw rows of its window.
+    fn raw_differences() -> i64 {
+        one::<i64>(
+            "WITH a AS (SELECT entity, count(*) AS rows, count(*) FILTER (WHERE status = 'paid') AS paid,
+                               sum(amount) FILTER (WHERE status = 'paid') AS revenue
+                        FROM rv WHERE ts >= date_bin('1 hour', now() - interval '24 hours', '2000-01-03 00:00+00')
+                        GROUP BY entity),
+                  b AS (SELECT entity, rows, paid, revenue FROM rv_24h)
+             SELECT count(*) FROM ((TABLE a EXCEPT ALL TABLE b) UNION ALL (TABLE b EXCEPT ALL TABLE a)) d",
+        )
+        .unwrap()
+    }
+
+    fn verify() -> i64 {
+        one::<i64>("SELECT vigil.verify_rolling('rv_24h')").unwrap()
+    }
+
+    fn kept_rows() -> i64 {
+        one::<i64>("SELECT coalesce(sum(_rows), 0)::int8 FROM rv_24h_totals WHERE _slot >= 0")
+            .unwrap()
+    }
+
+    /// Puts the totals in the state an ager `by` late (or, negative, early)
+    /// leaves them in: the cutoff moved and the totals counting from it.
+    fn shift_cutoff(by: &str) {
+        Spi::run(&format!(
+            "UPDATE rv_24h_totals SET _cutoff = _cutoff - interval '{by}' WHERE _slot = -1;
+             DELETE FROM rv_24h_totals WHERE _slot >= 0;
+             INSERT INTO rv_24h_totals (entity, _slot, _rows, n, paid, revenue, _n_revenue, lat, _n_lat)
+             SELECT entity, 0, sum(_rows), sum(n), sum(paid), sum(revenue), sum(_n_revenue), sum(lat), sum(_n_lat)
+             FROM rv_h WHERE bucket >= (SELECT _cutoff FROM rv_24h_totals WHERE _slot = -1) GROUP BY entity"
+        ))
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn rolling_totals_equal_the_rollups_window_through_writes_and_ageing() {
+        Spi::run(SOURCE).unwrap();
+        assert_eq!(differences(), 0);
+        assert_eq!(raw_differences(), 0);
+        assert_eq!(verify(), 0);
+        assert!(one::<i64>("SELECT count(*) FROM rv_24h").unwrap() == 9);
+        assert!(
+            one::<bool>("SELECT count(*) = 9 FROM rv_24h_totals WHERE _slot >= 0").unwrap(),
+            "one row per group"
+        );
+        let before = kept_rows();
+        // Rows inside the window, before it (late), in the future; updates
+        // that move rows across the window's start; deletes on both sides.
+        Spi::run(
+            "INSERT INTO rv VALUES ('e1', now(), 'paid', 5, 1), ('e1', now() - interval '30 hours', 'paid', 7, 2),
+                                   ('new', now() + interval '2 hours', 'free', NULL, 3), ('e2', NULL, 'paid', 1, 1);
+             UPDATE rv SET ts = ts - interval '20 hours' WHERE entity = 'e3' AND ts > now() - interval '10 hours';
+             UPDATE rv SET ts = ts + interval '20 hours', amount = 1 WHERE entity = 'e4' AND ts < now() - interval '26 hours';
+             UPDATE rv SET status = 'paid' WHERE entity = 'e5';
+             DELETE FROM rv WHERE entity = 'e6' AND ts > now() - interval '3 hours';
+             DELETE FROM rv WHERE entity = 'e7' AND ts < now() - interval '40 hours';",
+        )
+        .unwrap();
+        assert_eq!(kept_rows(), before, "kept for the commit, not written yet");
+        assert_eq!(verify(), 0, "verify_rolling writes what is kept first");
+        assert_ne!(kept_rows(), before);
+        assert_eq!(differences(), 0);
+        assert_eq!(raw_differences(), 0);
+        // A rolled-back savepoint takes its rows along.
+        // SAFETY: begun and rolled back around SPI calls of this backend.
+        unsafe { pg_sys::BeginInternalSubTransaction(std::ptr::null()) };
+        Spi::run("INSERT INTO rv VALUES ('e8', now(), 'paid', 1000, 1)").unwrap();
+        unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
+        // A released one's rows stay.
+        unsafe { pg_sys::BeginInternalSubTransaction(std::ptr::null()) };
+        Spi::run("INSERT INTO rv VALUES ('e8', now() - interval '1 hour', 'paid', 10, 1)").unwrap();
+        unsafe { pg_sys::ReleaseCurrentSubTransaction() };
+        assert_eq!(verify(), 0);
+        assert_eq!(raw_differences(), 0);
+
+        // An ager five hours late: the view corrects for it, ageing moves
+        // the window, folds the slot rows and leaves the figures alone.
+        shift_cutoff("5 hours");
+        Spi::run("INSERT INTO rv VALUES ('e1', now() - interval '27 hours', 'paid', 3, 1), ('e2', now(), 'free', 2, 1)").unwrap();
+        assert_eq!(verify(), 0);
+        assert_eq!(differences(), 0);
+        assert_eq!(one::<i64>("SELECT vigil.age_rolling('rv_24h')"), Some(1));
+        assert_eq!(
+            one::<i64>("SELECT vigil.age_rolling('rv_24h')"),
+            Some(0),
+            "not due again"
+        );
+        assert_eq!(
+            one::<bool>(
+                "SELECT _cutoff = date_bin('1 hour', now() - interval '24 hours', '2000-01-03 00:00+00')
+                 FROM rv_24h_totals WHERE _slot = -1"
+            ),
+            Some(true)
+        );
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM rv_24h_totals WHERE _slot > 0"),
+            Some(0),
+            "folded into slot 0"
+        );
+        assert_eq!(differences(), 0);
+        assert_eq!(raw_differences(), 0);
+        // A reader whose clock is behind the ager's cutoff adds back.
+        shift_cutoff("-2 hours");
+        assert_eq!(differences(), 0);
+        assert_eq!(one::<i64>("SELECT vigil.age_rolling('rv_24h')"), Some(0));
+        shift_cutoff("2 hours");
+
+        // rebuild_rollup and TRUNCATE recompute the totals.
+        Spi::run("UPDATE rv_24h_totals SET n = n + 100 WHERE entity = 'e1'").unwrap();
+        assert!(verify() > 0, "a damaged total is reported");
+        assert!(one::<i64>("SELECT vigil.rebuild_rollup('rv_h')").unwrap() > 0);
+        assert_eq!(verify(), 0);
+        Spi::run("INSERT INTO rv VALUES ('e1', now(), 'paid', 5, 1); TRUNCATE rv").unwrap();
+        assert_eq!(one::<i64>("SELECT count(*) FROM rv_24h"), Some(0));
+        Spi::run("INSERT INTO rv VALUES ('e1', now(), 'paid', 5, 1)").unwrap();
+        assert_eq!(verify(), 0);
+        assert_eq!(raw_differences(), 0);
+
+        // drop_rolling takes the view and table; drop_rollup its totals too.
+        Spi::run("SELECT vigil.drop_rolling('rv_24h')").unwrap();
+        assert_eq!(
+            one::<bool>(
+                "SELECT to_regclass('rv_24h_totals') IS NULL AND to_regclass('rv_24h') IS NULL"
+            ),
+            Some(true)
+        );
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM vigil.rolling_defs"),
+            Some(0)
+        );
+        Spi::run("INSERT INTO rv VALUES ('e1', now(), 'paid', 5, 1)").unwrap();
+        Spi::run("SELECT vigil.create_rolling('rv_1h', 'rv_h', '1 hour'); SELECT vigil.drop_rollup('rv_h')").unwrap();
+        assert_eq!(
+            one::<bool>("SELECT to_regclass('rv_1h_totals') IS NULL"),
+            Some(true)
+        );
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM vigil.rolling_defs"),
+            Some(0)
+        );
+        Spi::run("INSERT INTO rv VALUES ('e1', now(), 'paid', 5, 1)").unwrap();
+    }
+
+    #[pg_test]
+    fn rolling_totals_without_groups_and_bad_arguments() {
+        Spi::run(
+            "CREATE TABLE rg (ts timestamptz, v numeric);
+             INSERT INTO rg SELECT now() - g * interval '7 minutes', g FROM generate_series(1, 500) g;
+             SELECT vigil.create_rollup('rg_h', 'rg', 'ts', '1 hour', '{}', '{\"v\": {\"agg\": \"sum\", \"column\": \"v\"}}');
+             SELECT vigil.create_rolling('rg_6h', 'rg_h', '6 hours');
+             INSERT INTO rg VALUES (now(), 1), (now() - interval '1 day', 2);
+             DELETE FROM rg WHERE v = 3;",
+        )
+        .unwrap();
+        assert_eq!(one::<i64>("SELECT vigil.verify_rolling('rg_6h')"), Some(0));
+        assert_eq!(
+            one::<bool>(
+                "SELECT (SELECT v FROM rg_6h) = (SELECT sum(v) FROM rg WHERE ts >= date_bin('1 hour', now() - interval '6 hours', '2000-01-03 00:00+00'))"
+            ),
+            Some(true)
+        );
+        Spi::run(
+            "CREATE FUNCTION pg_temp.rolling_err(sql text) RETURNS text LANGUAGE plpgsql AS $$
+             BEGIN EXECUTE sql; RETURN ' no error';
+             EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ' ' || SQLERRM; END $$;",
+        )
+        .unwrap();
+        let cases = [
+            (
+                "SELECT vigil.create_rolling(NULL, 'rg_h', '1 hour')",
+                "22004",
+                "name",
+            ),
+            (
+                "SELECT vigil.create_rolling('x', 'rg_h', '0 hours')",
+                "22023",
+                "since",
+            ),
+            (
+                "SELECT vigil.create_rolling('x', 'rg_h', '-1 hours')",
+                "22023",
+                "since",
+            ),
+            (
+                "SELECT vigil.create_rolling('rg_6h', 'rg_h', '1 hour')",
+                "42P07",
+                "name",
+            ),
+            (
+                "SELECT vigil.create_rolling('x', 'rg', '1 hour')",
+                "42P01",
+                "rollup",
+            ),
+            ("SELECT vigil.verify_rolling('rg')", "42P01", "name"),
+        ];
+        for (sql, code, word) in cases {
+            let (c, m) = sql_error(sql);
+            assert_eq!(c, code, "{sql}: {m}");
+            assert!(m.contains(word), "{sql}: {m}");
+        }
+        Spi::run("CREATE ROLE rolling_stranger; SET LOCAL ROLE rolling_stranger").unwrap();
+        for sql in [
+            "SELECT vigil.create_rolling('y', 'rg_h', '1 hour')",
+            "SELECT vigil.age_rolling('rg_6h')",
+            "SELECT vigil.age_rolling()",
+            "SELECT vigil.drop_rolling('rg_6h')",
+        ] {
+            let (c, m) = sql_error(sql);
+            assert_eq!(c, "42501", "{sql}: {m}");
+        }
+        Spi::run("RESET ROLE").unwrap();
+    }
+}
