@@ -235,6 +235,12 @@ CREATE OR REPLACE FUNCTION vigil.statsagg_send(value vigil.statsagg) RETURNS byt
 
 COMMENT ON FUNCTION vigil.statsagg_send(value vigil.statsagg) IS 'Binary output of vigil.statsagg (COPY BINARY, binary protocol): its stored bytes';
 
+CREATE OR REPLACE FUNCTION vigil._age_rolling(name oid) RETURNS bigint
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'age_rolling_wrapper';
+
+COMMENT ON FUNCTION vigil._age_rolling(name oid) IS 'Internal: vigil.age_rolling''s work';
+
 COMMENT ON TABLE vigil.alerts IS 'Alerts raised by monitors and rules, one open alert per fingerprint (its labels but severity); written through vigil.raise_alert and the lifecycle functions';
 
 COMMENT ON COLUMN vigil.alerts.dedup_key IS 'The finding''s key when the alert opened (scans: dated, {type}_{entity}_{UTC date}); a field, not the identity';
@@ -632,6 +638,12 @@ CREATE OR REPLACE FUNCTION vigil._count_scan(failed_monitors integer) RETURNS vo
 
 COMMENT ON FUNCTION vigil._count_scan(failed_monitors integer) IS 'Internal: counts a vigil.scan() run and its failed monitors in vigil.metrics when the transaction commits';
 
+CREATE OR REPLACE FUNCTION vigil._create_rolling(name text, rollup oid, since interval) RETURNS oid
+    LANGUAGE c STRICT
+    AS 'MODULE_PATHNAME', 'create_rolling_wrapper';
+
+COMMENT ON FUNCTION vigil._create_rolling(name text, rollup oid, since interval) IS 'Internal: vigil.create_rolling''s work, as the source''s owner';
+
 COMMENT ON FUNCTION vigil._create_rollup(name text, source oid, time_column text, bucket interval, group_by text[], measures jsonb) IS 'Internal: vigil.create_rollup''s work, as the source''s owner';
 
 CREATE OR REPLACE FUNCTION vigil._cron_job_name(monitor text) RETURNS text
@@ -756,6 +768,12 @@ CREATE OR REPLACE FUNCTION vigil._drop_latest_trans(internal, timestamp with tim
     AS 'MODULE_PATHNAME', 'vigil_drop_latest_trans';
 
 COMMENT ON FUNCTION vigil._drop_latest_trans(internal, timestamp with time zone, double precision) IS 'Internal: transition of vigil._drop_latest';
+
+CREATE OR REPLACE FUNCTION vigil._drop_rolling(name oid) RETURNS void
+    LANGUAGE c STRICT
+    AS 'MODULE_PATHNAME', 'drop_rolling_wrapper';
+
+COMMENT ON FUNCTION vigil._drop_rolling(name oid) IS 'Internal: vigil.drop_rolling''s work';
 
 COMMENT ON FUNCTION vigil._drop_rollup(name oid) IS 'Internal: vigil.drop_rollup''s work';
 
@@ -1085,6 +1103,9 @@ BEGIN
     DELETE FROM vigil.rollup_defs d
     USING pg_event_trigger_dropped_objects() o
     WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND d.summary::oid = o.objid;
+    DELETE FROM vigil.rolling_defs r
+    USING pg_event_trigger_dropped_objects() o
+    WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND o.objid IN (r.totals::oid, r.summary::oid, r.view::oid);
     DELETE FROM vigil.rollup_detached d
     USING pg_event_trigger_dropped_objects() o
     WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND o.objid IN (d.summary, d.rel);
@@ -2000,6 +2021,12 @@ CREATE OR REPLACE FUNCTION vigil._upgrade_rollup(summary oid) RETURNS text
 
 COMMENT ON FUNCTION vigil._upgrade_rollup(summary oid) IS 'Internal: run by ALTER EXTENSION pg_vigil UPDATE; makes a rollup an older version created into one of this version''s (source owner''s objects, shared trigger, dependencies) and recomputes it. NULL, or why it was left unlinked';
 
+CREATE OR REPLACE FUNCTION vigil._verify_rolling(name oid) RETURNS bigint
+    LANGUAGE c STRICT
+    AS 'MODULE_PATHNAME', 'verify_rolling_wrapper';
+
+COMMENT ON FUNCTION vigil._verify_rolling(name oid) IS 'Internal: vigil.verify_rolling''s work';
+
 COMMENT ON FUNCTION vigil._verify_rollup(name oid) IS 'Internal: vigil.verify_rollup''s work';
 
 COMMENT ON FUNCTION vigil._wake_worker() IS 'Internal: wakes the pg_vigil worker at commit';
@@ -2030,6 +2057,13 @@ $$;
 COMMENT ON FUNCTION vigil.add_value(sketch vigil.sketch, value double precision) IS 'The sketch with one more value';
 
 COMMENT ON FUNCTION vigil.add_value(summary vigil.statsagg, value double precision) IS 'The summary with one more value';
+
+CREATE OR REPLACE FUNCTION vigil.age_rolling(name regclass DEFAULT NULL::regclass) RETURNS bigint
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT vigil._age_rolling(name) $$;
+
+COMMENT ON FUNCTION vigil.age_rolling(name regclass) IS 'Move a rolling total''s window (the worker does this every poll): subtract the buckets that left it. NULL: every rolling total (superuser). Returns how many moved';
 
 CREATE OR REPLACE FUNCTION vigil.alert_event(alert vigil.alerts, event text) RETURNS json
     LANGUAGE sql STABLE STRICT PARALLEL SAFE
@@ -2426,6 +2460,23 @@ $_$;
 
 COMMENT ON FUNCTION vigil.create_monitor(name text, kind text, source regclass, options jsonb) IS 'Create a monitor of one of the kinds vigil.monitor_kinds() lists on a table; options are validated (unknown keys, types, columns, threshold order) and the scan query is tried once. early_kill adds an AFTER INSERT statement trigger to the table. Returns the monitor id';
 
+CREATE OR REPLACE FUNCTION vigil.create_rolling(name text, rollup regclass, since interval) RETURNS regclass
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    missing text := CASE WHEN name IS NULL THEN 'name' WHEN rollup IS NULL THEN 'rollup'
+                         WHEN since IS NULL THEN 'since' END;
+BEGIN
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = missing || ' must not be NULL';
+    END IF;
+    RETURN vigil._create_rolling(name, rollup, since)::regclass;
+END
+$$;
+
+COMMENT ON FUNCTION vigil.create_rolling(name text, rollup regclass, since interval) IS 'Create a view with one row per group of a rollup''s count and sum measures over its last since (bucket-aligned, as <rollup>_since(since)), read from per-group totals kept exact at commit and aged by the worker';
+
 CREATE OR REPLACE FUNCTION vigil.create_rollup(name text, source regclass, time_column name, bucket interval, group_by name[], measures jsonb) RETURNS regclass
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2600,6 +2651,13 @@ BEGIN
     DELETE FROM vigil.monitors t WHERE t.id = m.id;
 END
 $$;
+
+CREATE OR REPLACE FUNCTION vigil.drop_rolling(name regclass) RETURNS void
+    LANGUAGE sql STRICT
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT vigil._drop_rolling(name) $$;
+
+COMMENT ON FUNCTION vigil.drop_rolling(name regclass) IS 'Drop a rolling total: its view and totals table';
 
 CREATE OR REPLACE FUNCTION vigil.drop_rollup(name regclass) RETURNS void
     LANGUAGE sql STRICT
@@ -3344,6 +3402,13 @@ COMMENT ON FUNCTION vigil.variance(summary vigil.statsagg) IS 'Sample variance (
 
 COMMENT ON FUNCTION vigil.variance_pop(summary vigil.statsagg) IS 'Population variance (n); NULL when empty';
 
+CREATE OR REPLACE FUNCTION vigil.verify_rolling(name regclass) RETURNS bigint
+    LANGUAGE sql STRICT
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT vigil._verify_rolling(name) $$;
+
+COMMENT ON FUNCTION vigil.verify_rolling(name regclass) IS 'Number of groups where a rolling total''s view differs from its rollup''s buckets in the window (0 when exact)';
+
 CREATE OR REPLACE FUNCTION vigil.verify_rollup(name regclass) RETURNS bigint
     LANGUAGE sql STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -3764,6 +3829,16 @@ CREATE TABLE vigil.notification_groups (
 
 COMMENT ON TABLE vigil.notification_groups IS 'Alert groups of grouped channels (channels.group_by): their alerts, the next flush (group_wait, group_interval, repeat_interval reminders) and what the last message reported';
 
+CREATE TABLE vigil.rolling_defs (
+    totals regclass NOT NULL,
+    summary regclass NOT NULL,
+    view regclass NOT NULL,
+    since interval NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+COMMENT ON TABLE vigil.rolling_defs IS 'Rolling totals of rollups: the totals table, its summary, the view that reads it, the window';
+
 CREATE TABLE vigil.rollup_detached (
     summary oid NOT NULL,
     rel oid NOT NULL,
@@ -3874,6 +3949,9 @@ ALTER TABLE ONLY vigil.notification_group_events
 
 ALTER TABLE ONLY vigil.notification_groups
     ADD CONSTRAINT notification_groups_pkey PRIMARY KEY (channel_id, group_key);
+
+ALTER TABLE ONLY vigil.rolling_defs
+    ADD CONSTRAINT rolling_defs_pkey PRIMARY KEY (totals);
 
 ALTER TABLE ONLY vigil.rollup_detached
     ADD CONSTRAINT rollup_detached_pkey PRIMARY KEY (summary, rel);
@@ -4510,6 +4588,8 @@ SELECT pg_catalog.pg_extension_config_dump('vigil.held_notifications', '');
 SELECT pg_catalog.pg_extension_config_dump('vigil.escalation_policies', '');
 SELECT pg_catalog.pg_extension_config_dump('vigil.escalation_policies_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('vigil.escalations', '');
+-- Rolling totals' definitions are configuration: dumped.
+SELECT pg_catalog.pg_extension_config_dump('vigil.rolling_defs', '');
 -- Alerts by labels (the inhibition probe).
 CREATE INDEX alerts_labels_idx ON vigil.alerts USING gin (labels jsonb_path_ops) WITH (gin_pending_list_limit = 64);
 

@@ -1252,6 +1252,119 @@ fn worker_stops_cleanly_with_the_cluster_and_returns_on_start(c: &Cluster) {
     });
 }
 
+/// Rolling totals (src/rollup/rolling.rs) over a 20-second window of
+/// 2-second buckets, written at real commits by six writers (one at
+/// REPEATABLE READ) while an ager moves the window every 200 ms, as the
+/// worker does: the view equals the raw rows of its window, and the totals
+/// equal a recompute, at the end.
+fn rolling_totals_stay_exact_with_concurrent_writers_and_ageing(c: &Cluster) {
+    let mut db = c.fresh_db("rolling_writers");
+    db.batch_execute(
+        "CREATE TABLE ev (id bigserial PRIMARY KEY, entity text, ts timestamptz, v numeric);
+         INSERT INTO ev (entity, ts, v) SELECT 'e' || (g % 12), now() - g * interval '20 milliseconds', g % 7
+         FROM generate_series(1, 3000) g;
+         SELECT vigil.create_rollup('ev_2s', 'ev', 'ts', '2 seconds', '{entity}',
+             '{\"n\": {\"agg\": \"count\"}, \"s\": {\"agg\": \"sum\", \"column\": \"v\"}}');
+         SELECT vigil.create_rolling('ev_20s', 'ev_2s', '20 seconds');",
+    )
+    .unwrap();
+    let port = c.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ager = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let conn = format!("host=127.0.0.1 port={port} user=postgres dbname=rolling_writers");
+            let mut db = postgres::Client::connect(&conn, postgres::NoTls).unwrap();
+            let mut aged = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                aged += db
+                    .query_one("SELECT vigil.age_rolling()", &[])
+                    .unwrap()
+                    .get::<_, i64>(0);
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            aged
+        })
+    };
+    let writers: Vec<_> = (0..6u64)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let conn = format!("host=127.0.0.1 port={port} user=postgres dbname=rolling_writers");
+                let mut db = postgres::Client::connect(&conn, postgres::NoTls).unwrap();
+                let mut next = xorshift(0x5DEE_CE66_D1CE_4E5Bu64 ^ (w + 1));
+                let mut errors = Vec::new();
+                let start = std::time::Instant::now();
+                while start.elapsed() < std::time::Duration::from_secs(10) {
+                    let (e, f) = (next(12), next(12));
+                    let begin = if w == 5 { "BEGIN ISOLATION LEVEL REPEATABLE READ" } else { "BEGIN" };
+                    let sql = format!(
+                        "{begin};
+                         INSERT INTO ev (entity, ts, v) VALUES ('e{e}', now() - interval '{} milliseconds', {}),
+                                                              ('e{f}', now() - interval '{} seconds', {});
+                         UPDATE ev SET ts = ts + interval '{} seconds', v = v + 1
+                           WHERE id = (SELECT id FROM ev WHERE entity = 'e{f}' ORDER BY id DESC LIMIT 1 OFFSET {});
+                         DELETE FROM ev WHERE id = (SELECT id FROM ev WHERE entity = 'e{e}' ORDER BY id LIMIT 1 OFFSET {});
+                         COMMIT",
+                        next(3000), next(9), next(40), next(9), next(10) as i64 - 5, next(20), next(200)
+                    );
+                    if let Err(err) = db.batch_execute(&sql) {
+                        // REPEATABLE READ writers may meet a slot row changed
+                        // since their snapshot, as any UPDATE would (40001).
+                        let code = err.code().map(|c| c.code().to_string()).unwrap_or_default();
+                        if code != "40001" {
+                            errors.push(format!("{code}: {err}"));
+                        }
+                        let _ = db.batch_execute("ROLLBACK");
+                    }
+                }
+                errors
+            })
+        })
+        .collect();
+    let errors = joined(writers);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let aged = ager.join().unwrap();
+    assert!(errors.is_empty(), "writers hit errors: {errors:?}");
+    assert!(
+        aged >= 3,
+        "the window moved while writers wrote ({aged} times)"
+    );
+    let check = |db: &mut postgres::Client| -> (i64, i64) {
+        let r = db
+            .query_one(
+                "SELECT vigil.verify_rolling('ev_20s'),
+                        (WITH a AS (SELECT entity, count(*) AS rows, sum(v) AS s FROM ev
+                                    WHERE ts >= date_bin('2 seconds', now() - interval '20 seconds', '2000-01-03 00:00+00')
+                                    GROUP BY 1),
+                              b AS (SELECT entity, rows, s FROM ev_20s)
+                         SELECT count(*) FROM ((TABLE a EXCEPT ALL TABLE b) UNION ALL (TABLE b EXCEPT ALL TABLE a)) x)",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(
+        check(&mut db),
+        (0, 0),
+        "exact with the ager where it stopped"
+    );
+    db.batch_execute("SELECT vigil.age_rolling()").unwrap();
+    assert_eq!(check(&mut db), (0, 0), "exact after ageing");
+    let (groups, rows): (i64, i64) = {
+        let r = db
+            .query_one(
+                "SELECT (SELECT count(*) FROM ev_20s), (SELECT count(*) FROM ev_20s_totals WHERE _slot >= 0)",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert!(
+        rows <= groups + 12 * 6,
+        "ageing folds the slot rows ({rows} rows, {groups} groups)"
+    );
+}
+
 fn main() {
     let cluster = Cluster::start("main", &["vigil.database = 'postgres'"]);
     let tests: &[Test] = &[
@@ -1282,6 +1395,10 @@ fn main() {
         (
             "rollup_follows_savepoints_and_rollbacks",
             rollup_follows_savepoints_and_rollbacks,
+        ),
+        (
+            "rolling_totals_stay_exact_with_concurrent_writers_and_ageing",
+            rolling_totals_stay_exact_with_concurrent_writers_and_ageing,
         ),
         (
             "rollup_hot_group_writers_do_not_wait_on_each_other",
