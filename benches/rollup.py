@@ -140,9 +140,12 @@ def tiles(c):
         FROM generate_series(1, {RAW_ROWS}) g;
         SELECT vigil.create_rollup('raw_events_1h', 'raw_events', 'ts', '1 hour', '{{entity}}', {MEASURES});
         SELECT vigil.create_rollup('raw_events_all_1h', 'raw_events', 'ts', '1 hour', '{{}}', {MEASURES});
+        -- The board's per-entity rolling totals (issue 17 item 6).
+        SELECT vigil.create_rolling('raw_events_24h', 'raw_events_1h', '24 hours');
         CREATE INDEX ON raw_events (entity, ts);
         CREATE INDEX ON raw_events (ts);
-        VACUUM ANALYZE raw_events; VACUUM ANALYZE raw_events_1h; VACUUM ANALYZE raw_events_all_1h;""")
+        VACUUM ANALYZE raw_events; VACUUM ANALYZE raw_events_1h; VACUUM ANALYZE raw_events_all_1h;
+        VACUUM ANALYZE raw_events_24h_totals;""")
     raw_cols = "count(*), count(*) FILTER (WHERE status = 'paid'), sum(amount), avg(latency)"
     rollup_cols = "sum(messages), sum(paid), sum(revenue), vigil.mean(vigil.rollup(latency))"
     tiles = (
@@ -162,6 +165,19 @@ def tiles(c):
         ("all 1000 entities, last 24 h",
          f"SELECT entity, {rollup_cols} FROM raw_events_1h WHERE bucket >= now() - interval '24 hours' GROUP BY entity",
          f"SELECT entity, {raw_cols} FROM raw_events WHERE ts >= now() - interval '24 hours' GROUP BY entity",
+         10),
+        # The same board's count and sum columns, from the summary's 24 000
+        # rows and from the rolling totals' one row per entity.
+        ("all 1000 entities, last 24 h, counts and sums from the summary",
+         "SELECT entity, sum(messages), sum(paid), sum(revenue) FROM raw_events_1h "
+         "WHERE bucket >= date_bin('1 hour', now() - interval '24 hours', '2000-01-03') GROUP BY entity",
+         "SELECT entity, count(*), count(*) FILTER (WHERE status = 'paid'), sum(amount) FROM raw_events "
+         "WHERE ts >= date_bin('1 hour', now() - interval '24 hours', '2000-01-03') GROUP BY entity",
+         10),
+        ("all 1000 entities, last 24 h, counts and sums from rolling totals (`vigil.create_rolling`)",
+         "SELECT entity, messages, paid, revenue FROM raw_events_24h",
+         "SELECT entity, count(*), count(*) FILTER (WHERE status = 'paid'), sum(amount) FROM raw_events "
+         "WHERE ts >= date_bin('1 hour', now() - interval '24 hours', '2000-01-03') GROUP BY entity",
          10),
         # Exact rolling windows (issue 17 item 6): whole buckets from the
         # summary, the edge bucket's rows from the source's (ts) index.

@@ -1163,6 +1163,25 @@ fn sync(guard: &Restricted, rel: pg_sys::Oid) {
                 role_name(src_owner)
             ));
         }
+        // Its rolling totals (rolling.rs) are written as the source's
+        // owner: handed over with the summary, before the source.
+        if rel != summary {
+            for (totals, view) in super::rolling::objects_of(summary) {
+                for o in [totals, view] {
+                    if rel_owner(o) != src_owner {
+                        denied(format!(
+                            "rollup {}: its rolling total {} belongs to {}, not to the source's new owner {}; hand it over \
+                             first (ALTER TABLE and ALTER VIEW … OWNER TO {}), with the summary, then the source",
+                            summary_label(summary),
+                            summary_label(o),
+                            role_name(rel_owner(o)),
+                            role_name(src_owner),
+                            role_name(src_owner)
+                        ));
+                    }
+                }
+            }
+        }
         for (r, what) in [(summary, "summary"), (source, "source")] {
             let schema = super::sql::rel_schema(r);
             super::require_trusted_schema(

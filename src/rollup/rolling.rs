@@ -182,6 +182,34 @@ pub(super) fn of(summary: pg_sys::Oid) -> Rc<Vec<Rolling>> {
     defs
 }
 
+/// (totals, view) of every rolling total of `summary`, read as the
+/// extension's owner.
+pub(super) fn objects_of(summary: pg_sys::Oid) -> Vec<(pg_sys::Oid, pg_sys::Oid)> {
+    let guard = Restricted::as_role(crate::security::extension_owner());
+    let rows = crate::sqlglue::read_one::<pgrx::JsonB>(&format!(
+        "SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(r.totals::pg_catalog.oid::pg_catalog.int8, \
+                r.view::pg_catalog.oid::pg_catalog.int8)), '[]') FROM vigil.rolling_defs r WHERE r.summary::pg_catalog.oid = {}",
+        summary.to_u32()
+    ))
+    .ok()
+    .flatten()
+    .map(|j| j.0)
+    .unwrap_or_default();
+    drop(guard);
+    rows.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| {
+                    Some((
+                        pg_sys::Oid::from(r.get(0)?.as_u64()? as u32),
+                        pg_sys::Oid::from(r.get(1)?.as_u64()? as u32),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Keeps the rows of the statement `data` fired for (a rollup trigger of
 /// `summary`, which has rolling totals) for the commit.
 pub(super) unsafe fn keep(data: &pg_sys::TriggerData, summary: pg_sys::Oid) {
@@ -291,6 +319,17 @@ pub(super) fn apply(only: Option<pg_sys::Oid>) {
         let owner = super::sql::rel_owner(source);
         for def in defs.iter() {
             if !exists(def.totals) {
+                continue;
+            }
+            if super::sql::rel_owner(def.totals) != owner {
+                // Handed to another role on its own (the source's OWNER TO
+                // refuses that): the application's commit goes on, the
+                // total falls behind, and verify_rolling says so.
+                pgrx::warning!(
+                    "rolling total {}: its table does not belong to the source's owner, so this commit's rows are not in it; \
+                     hand it back (ALTER TABLE … OWNER TO) and run vigil.rebuild_rollup",
+                    relation_text(def.totals)
+                );
                 continue;
             }
             lock(def.totals, false);
@@ -650,13 +689,19 @@ pub(super) fn view_sql(r: &Rollup, view: &str, table: &str, since: &str) -> Stri
         .map(|(c, _)| c.clone())
         .collect::<Vec<_>>()
         .join(", ");
+    // The cutoff as a scalar subquery (an init plan): the summary's bucket
+    // index then serves both corrections as ranges, empty while the ager
+    // keeps up.
+    let cutoff = format!(
+        "(SELECT c.{cut} FROM {table} c WHERE c.{slot} OPERATOR(pg_catalog.=) -1)"
+    );
     format!(
         "CREATE VIEW {view} ({names}) AS SELECT {} FROM (\
            SELECT {} FROM {table} t WHERE t.{slot} OPERATOR(pg_catalog.>=) 0 \
-           UNION ALL SELECT {negated} FROM {summary} x, {table} c \
-             WHERE c.{slot} OPERATOR(pg_catalog.=) -1 AND x.{b} OPERATOR(pg_catalog.>=) c.{cut} AND x.{b} OPERATOR(pg_catalog.<) {start} \
-           UNION ALL SELECT {} FROM {summary} x, {table} c \
-             WHERE c.{slot} OPERATOR(pg_catalog.=) -1 AND x.{b} OPERATOR(pg_catalog.>=) {start} AND x.{b} OPERATOR(pg_catalog.<) c.{cut}\
+           UNION ALL SELECT {negated} FROM {summary} x \
+             WHERE x.{b} OPERATOR(pg_catalog.>=) {cutoff} AND x.{b} OPERATOR(pg_catalog.<) {start} \
+           UNION ALL SELECT {} FROM {summary} x \
+             WHERE x.{b} OPERATOR(pg_catalog.>=) {start} AND x.{b} OPERATOR(pg_catalog.<) {cutoff}\
          ) s{group}",
         select.join(", "),
         plain("t"),
@@ -1000,6 +1045,12 @@ fn create_rolling(name: &str, rollup: pg_sys::Oid, since: Interval) -> pg_sys::O
     .ok()
     .flatten()
     .expect("just created");
+    // The marker row, found without reading the groups' rows.
+    super::sql::spi_run(&format!(
+        "CREATE INDEX ON {table_q} ({}) WHERE {} < 0",
+        ident("_slot"),
+        ident("_slot")
+    ));
     super::sql::spi_run(&view_sql(&counted, &view_q, &table_q, &since_text));
     let view_oid = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
         "SELECT {}::pg_catalog.regclass::pg_catalog.oid",
