@@ -692,9 +692,8 @@ pub(super) fn view_sql(r: &Rollup, view: &str, table: &str, since: &str) -> Stri
     // The cutoff as a scalar subquery (an init plan): the summary's bucket
     // index then serves both corrections as ranges, empty while the ager
     // keeps up.
-    let cutoff = format!(
-        "(SELECT c.{cut} FROM {table} c WHERE c.{slot} OPERATOR(pg_catalog.=) -1)"
-    );
+    let cutoff =
+        format!("(SELECT c.{cut} FROM {table} c WHERE c.{slot} OPERATOR(pg_catalog.=) -1)");
     format!(
         "CREATE VIEW {view} ({names}) AS SELECT {} FROM (\
            SELECT {} FROM {table} t WHERE t.{slot} OPERATOR(pg_catalog.>=) 0 \
