@@ -658,6 +658,14 @@ fn window_start(r: &Rollup, since: &str) -> String {
 /// The view: one row per group, as `<rollup>_since(since)` gives it for the
 /// count and sum measures, from the totals corrected by the summary's
 /// buckets between the stored cutoff and the window's start now.
+///
+/// Adding up a group's slot rows for every group is most of a board's
+/// read (per-group aggregate states), and the ager keeps each group in one
+/// row (slot 0) except for slot rows written since its last poll. So
+/// `extra` holds the rows that need adding up — slot rows past 0, and the
+/// corrections, both read through partial or bucket indexes and empty
+/// while the ager keeps up — and only the groups in it (`dirty`) are
+/// aggregated; every other group's slot 0 row is the answer as it stands.
 pub(super) fn view_sql(r: &Rollup, view: &str, table: &str, since: &str) -> String {
     let (out_cols, select, group) = r.since_parts();
     let cols: Vec<String> = group_list(r, "")
@@ -690,22 +698,67 @@ pub(super) fn view_sql(r: &Rollup, view: &str, table: &str, since: &str) -> Stri
         .collect::<Vec<_>>()
         .join(", ");
     // The cutoff as a scalar subquery (an init plan): the summary's bucket
-    // index then serves both corrections as ranges, empty while the ager
-    // keeps up.
+    // index then serves both corrections as ranges.
     let cutoff =
         format!("(SELECT c.{cut} FROM {table} c WHERE c.{slot} OPERATOR(pg_catalog.=) -1)");
-    format!(
-        "CREATE VIEW {view} ({names}) AS SELECT {} FROM (\
-           SELECT {} FROM {table} t WHERE t.{slot} OPERATOR(pg_catalog.>=) 0 \
-           UNION ALL SELECT {negated} FROM {summary} x \
-             WHERE x.{b} OPERATOR(pg_catalog.>=) {cutoff} AND x.{b} OPERATOR(pg_catalog.<) {start} \
-           UNION ALL SELECT {} FROM {summary} x \
-             WHERE x.{b} OPERATOR(pg_catalog.>=) {start} AND x.{b} OPERATOR(pg_catalog.<) {cutoff}\
-         ) s{group}",
-        select.join(", "),
-        plain("t"),
+    let corrections = format!(
+        "SELECT {negated} FROM {summary} x \
+           WHERE x.{b} OPERATOR(pg_catalog.>=) {cutoff} AND x.{b} OPERATOR(pg_catalog.<) {start} \
+         UNION ALL SELECT {} FROM {summary} x \
+           WHERE x.{b} OPERATOR(pg_catalog.>=) {start} AND x.{b} OPERATOR(pg_catalog.<) {cutoff}",
         plain("x"),
         summary = r.table(),
+    );
+    if r.group_by.is_empty() {
+        // One group: nothing to spare.
+        return format!(
+            "CREATE VIEW {view} ({names}) AS SELECT {} FROM (\
+               SELECT {} FROM {table} t WHERE t.{slot} OPERATOR(pg_catalog.>=) 0 UNION ALL {corrections}\
+             ) s{group}",
+            select.join(", "),
+            plain("t"),
+        );
+    }
+    let same = |a: &str, d: &str| {
+        group_list(r, "")
+            .iter()
+            .map(|g| format!("{d}.{g} IS NOT DISTINCT FROM {a}.{g}"))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    // A group's row as `since_parts` gives the sum of its rows.
+    let mut as_is: Vec<String> = group_list(r, "t.");
+    as_is.push(format!("t.{}", ident("_rows")));
+    for (m, _) in r.measures.iter().filter(|(m, _)| m.counts_for.is_none()) {
+        let c = ident(&m.name);
+        as_is.push(match m.agg {
+            Agg::Sum => format!(
+                "CASE WHEN t.{} OPERATOR(pg_catalog.>) 0 THEN t.{c} END",
+                ident(r.nonnull_of(&m.name))
+            ),
+            _ => format!("t.{c}"),
+        });
+    }
+    format!(
+        "CREATE VIEW {view} ({names}) AS \
+         WITH extra AS MATERIALIZED (\
+           SELECT {} FROM {table} t WHERE t.{slot} OPERATOR(pg_catalog.>) 0 UNION ALL {corrections}), \
+         dirty AS MATERIALIZED (SELECT DISTINCT {} FROM extra) \
+         SELECT {} FROM {table} t \
+           WHERE t.{slot} OPERATOR(pg_catalog.=) 0 AND t.{rows} OPERATOR(pg_catalog.>) 0 \
+             AND NOT EXISTS (SELECT FROM dirty d WHERE {}) \
+         UNION ALL SELECT {} FROM (\
+           SELECT {} FROM {table} t WHERE t.{slot} OPERATOR(pg_catalog.=) 0 AND EXISTS (SELECT FROM dirty d WHERE {}) \
+           UNION ALL SELECT * FROM extra\
+         ) s{group}",
+        plain("t"),
+        group_list(r, "").join(", "),
+        as_is.join(", "),
+        same("t", "d"),
+        select.join(", "),
+        plain("t"),
+        same("t", "d"),
+        rows = ident("_rows"),
     )
 }
 
@@ -812,7 +865,9 @@ pub(crate) fn age_all(only: Option<pg_sys::Oid>) -> i64 {
     aged
 }
 
-/// Ages one rolling total when its window has moved: true if it did.
+/// Ages one rolling total when its window has moved (true), and folds the
+/// slot rows written since the last time into each group's slot 0, so the
+/// view reads most groups as they stand (`view_sql`).
 fn age(summary: pg_sys::Oid, def: &Rolling) -> bool {
     let guard = Restricted::enter_pinned();
     let Some((r, owner)) = rolling_owner(&guard, summary) else {
@@ -823,12 +878,21 @@ fn age(summary: pg_sys::Oid, def: &Rolling) -> bool {
     }
     guard.act_as(owner);
     let table = relation_text(def.totals);
-    let due = |cutoff: pg_sys::Datum, start: pg_sys::Datum| {
-        // SAFETY: both are timestamptz datums (by value, i64).
+    let moved = |cutoff: pg_sys::Datum, start: pg_sys::Datum| {
+        // Both are timestamptz datums (by value, i64).
         (start.value() as i64) > (cutoff.value() as i64)
     };
-    // Looked at without the lock first: not due, nothing waits.
-    if !due(cutoff_of(&table), now_start(&r, &def.since)) {
+    let unfolded = || {
+        crate::sqlglue::read_one::<bool>(&format!(
+            "SELECT EXISTS (SELECT FROM {table} t WHERE t.{s} OPERATOR(pg_catalog.>) 0)",
+            s = ident("_slot")
+        ))
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+    };
+    // Looked at without the lock first: nothing to do, nothing waits.
+    if !moved(cutoff_of(&table), now_start(&r, &def.since)) && !unfolded() {
         return false;
     }
     drop(guard);
@@ -846,18 +910,21 @@ fn age(summary: pg_sys::Oid, def: &Rolling) -> bool {
     lock(def.totals, true);
     guard.act_as(owner);
     let (cutoff, start) = (cutoff_of(&table), now_start(&r, &def.since));
-    if !due(cutoff, start) {
+    let moving = moved(cutoff, start);
+    if !moving && !unfolded() {
         return false;
     }
+    // Folding only: an empty range of buckets to subtract.
+    let to = if moving { start } else { cutoff };
     run_each(
         &age_statements(&r, &table),
         &[
             (pg_sys::TIMESTAMPTZOID, cutoff),
-            (pg_sys::TIMESTAMPTZOID, start),
+            (pg_sys::TIMESTAMPTZOID, to),
         ],
     );
     drop(guard);
-    true
+    moving
 }
 
 /// Drops the transaction's kept rows: it is ending.
@@ -1047,6 +1114,12 @@ fn create_rolling(name: &str, rollup: pg_sys::Oid, since: Interval) -> pg_sys::O
     // The marker row, found without reading the groups' rows.
     super::sql::spi_run(&format!(
         "CREATE INDEX ON {table_q} ({}) WHERE {} < 0",
+        ident("_slot"),
+        ident("_slot")
+    ));
+    // The slot rows the ager has not folded yet (the view adds them up).
+    super::sql::spi_run(&format!(
+        "CREATE INDEX ON {table_q} ({}) WHERE {} > 0",
         ident("_slot"),
         ident("_slot")
     ));
@@ -1385,6 +1458,33 @@ mod tests {
         );
         assert_eq!(differences(), 0);
         assert_eq!(raw_differences(), 0);
+        // Slot rows the ager has not folded yet are added up with their
+        // group's slot 0 row; a group in such a row alone is there too;
+        // ageing folds them (without moving the window).
+        Spi::run(
+            "INSERT INTO rv_24h_totals (entity, _slot, _rows, n, paid, revenue, _n_revenue, lat, _n_lat)
+             VALUES ('e1', 3, 2, 2, 1, 4, 1, 1, 2), ('solo', 1, 1, 1, 0, 0, 0, 0.5, 1);
+             UPDATE rv_24h_totals SET _rows = _rows - 2, n = n - 2, paid = paid - 1, revenue = revenue - 4,
+                    _n_revenue = _n_revenue - 1, lat = lat - 1, _n_lat = _n_lat - 2
+             WHERE entity = 'e1' AND _slot = 0",
+        )
+        .unwrap();
+        assert_eq!(
+            one::<String>("SELECT rows || ' ' || coalesce(revenue::text, 'null') FROM rv_24h WHERE entity = 'solo'"),
+            Some("1 null".into())
+        );
+        Spi::run("DELETE FROM rv_24h_totals WHERE entity = 'solo'").unwrap();
+        assert_eq!(differences(), 0);
+        assert_eq!(
+            one::<i64>("SELECT vigil.age_rolling('rv_24h')"),
+            Some(0),
+            "folded, not moved"
+        );
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM rv_24h_totals WHERE _slot > 0"),
+            Some(0)
+        );
+        assert_eq!(differences(), 0);
         // A reader whose clock is behind the ager's cutoff adds back.
         shift_cutoff("-2 hours");
         assert_eq!(differences(), 0);
