@@ -452,6 +452,17 @@ unsafe fn replay(i: usize, removes: bool) {
 unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
     match event {
         pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT | pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE => {
+            if event == pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE && super::rolling::has_kept() {
+                // A prepared transaction would hold a rolling total's lock
+                // until someone commits it, and the ager (and every writer
+                // queued behind it) would wait that long.
+                ereport!(
+                    ERROR,
+                    PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                    "PREPARE TRANSACTION: this transaction wrote a rollup that has rolling totals (vigil.create_rolling), \
+                     whose commit cannot be deferred; commit it instead"
+                );
+            }
             let summaries = PENDING.with(|p| p.borrow().iter().any(|c| c.applied.is_none()));
             if summaries {
                 flush(None);

@@ -666,6 +666,8 @@ fn window_start(r: &Rollup, since: &str) -> String {
 /// corrections, both read through partial or bucket indexes and empty
 /// while the ager keeps up — and only the groups in it (`dirty`) are
 /// aggregated; every other group's slot 0 row is the answer as it stands.
+/// (`EXISTS (SELECT FROM dirty)` is a one-time filter: with nothing to add
+/// up, the second branch reads nothing.)
 pub(super) fn view_sql(r: &Rollup, view: &str, table: &str, since: &str) -> String {
     let (out_cols, select, group) = r.since_parts();
     let cols: Vec<String> = group_list(r, "")
@@ -719,12 +721,39 @@ pub(super) fn view_sql(r: &Rollup, view: &str, table: &str, since: &str) -> Stri
             plain("t"),
         );
     }
+    // How the slot 0 row `t` is matched with a dirty group `d`: by `=` when
+    // every group type hashes (a hash join, whatever the number of dirty
+    // groups), groups with a NULL column then always taking the added-up
+    // branch (`nulls`, few; a partial index finds them); else NULL-safe,
+    // row by row.
+    let hashed = r.group_by.iter().all(|(_, t)| t.hashable);
     let same = |a: &str, d: &str| {
+        let op = if hashed {
+            "OPERATOR(pg_catalog.=)"
+        } else {
+            "IS NOT DISTINCT FROM"
+        };
         group_list(r, "")
             .iter()
-            .map(|g| format!("{d}.{g} IS NOT DISTINCT FROM {a}.{g}"))
+            .map(|g| format!("{d}.{g} {op} {a}.{g}"))
             .collect::<Vec<_>>()
             .join(" AND ")
+    };
+    let any_null = group_list(r, "t.")
+        .iter()
+        .map(|g| format!("{g} IS NULL"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let (not_null, nulls) = if hashed {
+        (
+            format!(" AND NOT ({any_null})"),
+            format!(
+                "SELECT {} FROM {table} t WHERE t.{slot} OPERATOR(pg_catalog.=) 0 AND ({any_null}) UNION ALL ",
+                plain("t")
+            ),
+        )
+    } else {
+        (String::new(), String::new())
     };
     // A group's row as `since_parts` gives the sum of its rows.
     let mut as_is: Vec<String> = group_list(r, "t.");
@@ -745,10 +774,11 @@ pub(super) fn view_sql(r: &Rollup, view: &str, table: &str, since: &str) -> Stri
            SELECT {} FROM {table} t WHERE t.{slot} OPERATOR(pg_catalog.>) 0 UNION ALL {corrections}), \
          dirty AS MATERIALIZED (SELECT DISTINCT {} FROM extra) \
          SELECT {} FROM {table} t \
-           WHERE t.{slot} OPERATOR(pg_catalog.=) 0 AND t.{rows} OPERATOR(pg_catalog.>) 0 \
+           WHERE t.{slot} OPERATOR(pg_catalog.=) 0 AND t.{rows} OPERATOR(pg_catalog.>) 0{not_null} \
              AND NOT EXISTS (SELECT FROM dirty d WHERE {}) \
          UNION ALL SELECT {} FROM (\
-           SELECT {} FROM {table} t WHERE t.{slot} OPERATOR(pg_catalog.=) 0 AND EXISTS (SELECT FROM dirty d WHERE {}) \
+           {nulls}SELECT {} FROM {table} t WHERE EXISTS (SELECT FROM dirty) \
+             AND t.{slot} OPERATOR(pg_catalog.=) 0{not_null} AND EXISTS (SELECT FROM dirty d WHERE {}) \
            UNION ALL SELECT * FROM extra\
          ) s{group}",
         plain("t"),
@@ -1117,6 +1147,19 @@ fn create_rolling(name: &str, rollup: pg_sys::Oid, since: Interval) -> pg_sys::O
         ident("_slot"),
         ident("_slot")
     ));
+    // Groups with a NULL column (the view always adds them up).
+    if !counted.group_by.is_empty() {
+        let nulls = counted
+            .group_by
+            .iter()
+            .map(|(g, _)| format!("{} IS NULL", ident(g)))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        super::sql::spi_run(&format!(
+            "CREATE INDEX ON {table_q} ({}) WHERE {nulls}",
+            ident("_slot")
+        ));
+    }
     // The slot rows the ager has not folded yet (the view adds them up).
     super::sql::spi_run(&format!(
         "CREATE INDEX ON {table_q} ({}) WHERE {} > 0",
@@ -1316,24 +1359,29 @@ fn drop_rolling(name: pg_sys::Oid) {
     drop(guard);
 }
 
+// (`sql_tests`: `make unit` skips the tests that need a cluster by name;
+// pgrx runs them from the schema `tests`.)
 #[cfg(any(test, feature = "pg_test"))]
-#[pg_schema]
-mod tests {
-    use crate::sql_tests::tests::one;
-
-    /// (SQLSTATE, message) of `sql`'s error, run in a subtransaction.
-    fn sql_error(sql: &str) -> (String, String) {
-        let out = one::<String>(&format!(
-            "SELECT pg_temp.rolling_err('{}')",
-            sql.replace('\'', "''")
-        ))
-        .unwrap();
-        let (code, message) = out.split_once(' ').unwrap_or((&out, ""));
-        (code.to_string(), message.to_string())
-    }
+mod sql_tests {
     use pgrx::prelude::*;
 
-    const SOURCE: &str = "
+    #[pg_schema]
+    mod tests {
+        use crate::sql_tests::tests::one;
+
+        /// (SQLSTATE, message) of `sql`'s error, run in a subtransaction.
+        fn sql_error(sql: &str) -> (String, String) {
+            let out = one::<String>(&format!(
+                "SELECT pg_temp.rolling_err('{}')",
+                sql.replace('\'', "''")
+            ))
+            .unwrap();
+            let (code, message) = out.split_once(' ').unwrap_or((&out, ""));
+            (code.to_string(), message.to_string())
+        }
+        use pgrx::prelude::*;
+
+        const SOURCE: &str = "
         CREATE TABLE rv (entity text, ts timestamptz, status text, amount numeric, latency float8);
         INSERT INTO rv
         SELECT 'e' || (g % 9), now() - (g * 37 % 3300) * interval '1 minute' + interval '90 minutes',
@@ -1346,19 +1394,19 @@ mod tests {
               \"lat\": {\"agg\": \"sum\", \"column\": \"latency\"}, \"hi\": {\"agg\": \"max\", \"column\": \"latency\"}}');
         SELECT vigil.create_rolling('rv_24h', 'rv_h', '24 hours');";
 
-    /// Rows where the view and the rollup's own window differ, both ways.
-    fn differences() -> i64 {
-        one::<i64>(
+        /// Rows where the view and the rollup's own window differ, both ways.
+        fn differences() -> i64 {
+            one::<i64>(
             "WITH a AS (SELECT entity, rows, n, paid, revenue, round(lat::numeric, 6) FROM rv_h_since('24 hours')),
                   b AS (SELECT entity, rows, n, paid, revenue, round(lat::numeric, 6) FROM rv_24h)
              SELECT count(*) FROM ((TABLE a EXCEPT ALL TABLE b) UNION ALL (TABLE b EXCEPT ALL TABLE a)) d",
         )
         .unwrap()
-    }
+        }
 
-    /// Rows where the view differs from the raw rows of its window.
-    fn raw_differences() -> i64 {
-        one::<i64>(
+        /// Rows where the view differs from the raw rows of its window.
+        fn raw_differences() -> i64 {
+            one::<i64>(
             "WITH a AS (SELECT entity, count(*) AS rows, count(*) FILTER (WHERE status = 'paid') AS paid,
                                sum(amount) FILTER (WHERE status = 'paid') AS revenue
                         FROM rv WHERE ts >= date_bin('1 hour', now() - interval '24 hours', '2000-01-03 00:00+00')
@@ -1367,21 +1415,21 @@ mod tests {
              SELECT count(*) FROM ((TABLE a EXCEPT ALL TABLE b) UNION ALL (TABLE b EXCEPT ALL TABLE a)) d",
         )
         .unwrap()
-    }
+        }
 
-    fn verify() -> i64 {
-        one::<i64>("SELECT vigil.verify_rolling('rv_24h')").unwrap()
-    }
+        fn verify() -> i64 {
+            one::<i64>("SELECT vigil.verify_rolling('rv_24h')").unwrap()
+        }
 
-    fn kept_rows() -> i64 {
-        one::<i64>("SELECT coalesce(sum(_rows), 0)::int8 FROM rv_24h_totals WHERE _slot >= 0")
-            .unwrap()
-    }
+        fn kept_rows() -> i64 {
+            one::<i64>("SELECT coalesce(sum(_rows), 0)::int8 FROM rv_24h_totals WHERE _slot >= 0")
+                .unwrap()
+        }
 
-    /// Puts the totals in the state an ager `by` late (or, negative, early)
-    /// leaves them in: the cutoff moved and the totals counting from it.
-    fn shift_cutoff(by: &str) {
-        Spi::run(&format!(
+        /// Puts the totals in the state an ager `by` late (or, negative, early)
+        /// leaves them in: the cutoff moved and the totals counting from it.
+        fn shift_cutoff(by: &str) {
+            Spi::run(&format!(
             "UPDATE rv_24h_totals SET _cutoff = _cutoff - interval '{by}' WHERE _slot = -1;
              DELETE FROM rv_24h_totals WHERE _slot >= 0;
              INSERT INTO rv_24h_totals (entity, _slot, _rows, n, paid, revenue, _n_revenue, lat, _n_lat)
@@ -1389,25 +1437,26 @@ mod tests {
              FROM rv_h WHERE bucket >= (SELECT _cutoff FROM rv_24h_totals WHERE _slot = -1) GROUP BY entity"
         ))
         .unwrap();
-    }
+        }
 
-    #[pg_test]
-    fn rolling_totals_equal_the_rollups_window_through_writes_and_ageing() {
-        Spi::run(SOURCE).unwrap();
-        assert_eq!(differences(), 0);
-        assert_eq!(raw_differences(), 0);
-        assert_eq!(verify(), 0);
-        assert!(one::<i64>("SELECT count(*) FROM rv_24h").unwrap() == 9);
-        assert!(
-            one::<bool>("SELECT count(*) = 9 FROM rv_24h_totals WHERE _slot >= 0").unwrap(),
-            "one row per group"
-        );
-        let before = kept_rows();
-        // Rows inside the window, before it (late), in the future; updates
-        // that move rows across the window's start; deletes on both sides.
-        Spi::run(
+        #[pg_test]
+        fn rolling_totals_equal_the_rollups_window_through_writes_and_ageing() {
+            Spi::run(SOURCE).unwrap();
+            assert_eq!(differences(), 0);
+            assert_eq!(raw_differences(), 0);
+            assert_eq!(verify(), 0);
+            assert!(one::<i64>("SELECT count(*) FROM rv_24h").unwrap() == 9);
+            assert!(
+                one::<bool>("SELECT count(*) = 9 FROM rv_24h_totals WHERE _slot >= 0").unwrap(),
+                "one row per group"
+            );
+            let before = kept_rows();
+            // Rows inside the window, before it (late), in the future; updates
+            // that move rows across the window's start; deletes on both sides.
+            Spi::run(
             "INSERT INTO rv VALUES ('e1', now(), 'paid', 5, 1), ('e1', now() - interval '30 hours', 'paid', 7, 2),
-                                   ('new', now() + interval '2 hours', 'free', NULL, 3), ('e2', NULL, 'paid', 1, 1);
+                                   ('new', now() + interval '2 hours', 'free', NULL, 3), ('e2', NULL, 'paid', 1, 1),
+                                   (NULL, now(), 'paid', 4, 1), (NULL, now() - interval '2 hours', 'free', 6, 2);
              UPDATE rv SET ts = ts - interval '20 hours' WHERE entity = 'e3' AND ts > now() - interval '10 hours';
              UPDATE rv SET ts = ts + interval '20 hours', amount = 1 WHERE entity = 'e4' AND ts < now() - interval '26 hours';
              UPDATE rv SET status = 'paid' WHERE entity = 'e5';
@@ -1415,53 +1464,54 @@ mod tests {
              DELETE FROM rv WHERE entity = 'e7' AND ts < now() - interval '40 hours';",
         )
         .unwrap();
-        assert_eq!(kept_rows(), before, "kept for the commit, not written yet");
-        assert_eq!(verify(), 0, "verify_rolling writes what is kept first");
-        assert_ne!(kept_rows(), before);
-        assert_eq!(differences(), 0);
-        assert_eq!(raw_differences(), 0);
-        // A rolled-back savepoint takes its rows along.
-        // SAFETY: begun and rolled back around SPI calls of this backend.
-        unsafe { pg_sys::BeginInternalSubTransaction(std::ptr::null()) };
-        Spi::run("INSERT INTO rv VALUES ('e8', now(), 'paid', 1000, 1)").unwrap();
-        unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
-        // A released one's rows stay.
-        unsafe { pg_sys::BeginInternalSubTransaction(std::ptr::null()) };
-        Spi::run("INSERT INTO rv VALUES ('e8', now() - interval '1 hour', 'paid', 10, 1)").unwrap();
-        unsafe { pg_sys::ReleaseCurrentSubTransaction() };
-        assert_eq!(verify(), 0);
-        assert_eq!(raw_differences(), 0);
+            assert_eq!(kept_rows(), before, "kept for the commit, not written yet");
+            assert_eq!(verify(), 0, "verify_rolling writes what is kept first");
+            assert_ne!(kept_rows(), before);
+            assert_eq!(differences(), 0);
+            assert_eq!(raw_differences(), 0);
+            // A rolled-back savepoint takes its rows along.
+            // SAFETY: begun and rolled back around SPI calls of this backend.
+            unsafe { pg_sys::BeginInternalSubTransaction(std::ptr::null()) };
+            Spi::run("INSERT INTO rv VALUES ('e8', now(), 'paid', 1000, 1)").unwrap();
+            unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
+            // A released one's rows stay.
+            unsafe { pg_sys::BeginInternalSubTransaction(std::ptr::null()) };
+            Spi::run("INSERT INTO rv VALUES ('e8', now() - interval '1 hour', 'paid', 10, 1)")
+                .unwrap();
+            unsafe { pg_sys::ReleaseCurrentSubTransaction() };
+            assert_eq!(verify(), 0);
+            assert_eq!(raw_differences(), 0);
 
-        // An ager five hours late: the view corrects for it, ageing moves
-        // the window, folds the slot rows and leaves the figures alone.
-        shift_cutoff("5 hours");
-        Spi::run("INSERT INTO rv VALUES ('e1', now() - interval '27 hours', 'paid', 3, 1), ('e2', now(), 'free', 2, 1)").unwrap();
-        assert_eq!(verify(), 0);
-        assert_eq!(differences(), 0);
-        assert_eq!(one::<i64>("SELECT vigil.age_rolling('rv_24h')"), Some(1));
-        assert_eq!(
-            one::<i64>("SELECT vigil.age_rolling('rv_24h')"),
-            Some(0),
-            "not due again"
-        );
-        assert_eq!(
+            // An ager five hours late: the view corrects for it, ageing moves
+            // the window, folds the slot rows and leaves the figures alone.
+            shift_cutoff("5 hours");
+            Spi::run("INSERT INTO rv VALUES ('e1', now() - interval '27 hours', 'paid', 3, 1), ('e2', now(), 'free', 2, 1), (NULL, now(), 'paid', 1, 1)").unwrap();
+            assert_eq!(verify(), 0);
+            assert_eq!(differences(), 0);
+            assert_eq!(one::<i64>("SELECT vigil.age_rolling('rv_24h')"), Some(1));
+            assert_eq!(
+                one::<i64>("SELECT vigil.age_rolling('rv_24h')"),
+                Some(0),
+                "not due again"
+            );
+            assert_eq!(
             one::<bool>(
                 "SELECT _cutoff = date_bin('1 hour', now() - interval '24 hours', '2000-01-03 00:00+00')
                  FROM rv_24h_totals WHERE _slot = -1"
             ),
             Some(true)
         );
-        assert_eq!(
-            one::<i64>("SELECT count(*) FROM rv_24h_totals WHERE _slot > 0"),
-            Some(0),
-            "folded into slot 0"
-        );
-        assert_eq!(differences(), 0);
-        assert_eq!(raw_differences(), 0);
-        // Slot rows the ager has not folded yet are added up with their
-        // group's slot 0 row; a group in such a row alone is there too;
-        // ageing folds them (without moving the window).
-        Spi::run(
+            assert_eq!(
+                one::<i64>("SELECT count(*) FROM rv_24h_totals WHERE _slot > 0"),
+                Some(0),
+                "folded into slot 0"
+            );
+            assert_eq!(differences(), 0);
+            assert_eq!(raw_differences(), 0);
+            // Slot rows the ager has not folded yet are added up with their
+            // group's slot 0 row; a group in such a row alone is there too;
+            // ageing folds them (without moving the window).
+            Spi::run(
             "INSERT INTO rv_24h_totals (entity, _slot, _rows, n, paid, revenue, _n_revenue, lat, _n_lat)
              VALUES ('e1', 3, 2, 2, 1, 4, 1, 1, 2), ('solo', 1, 1, 1, 0, 0, 0, 0.5, 1);
              UPDATE rv_24h_totals SET _rows = _rows - 2, n = n - 2, paid = paid - 1, revenue = revenue - 4,
@@ -1469,67 +1519,67 @@ mod tests {
              WHERE entity = 'e1' AND _slot = 0",
         )
         .unwrap();
-        assert_eq!(
+            assert_eq!(
             one::<String>("SELECT rows || ' ' || coalesce(revenue::text, 'null') FROM rv_24h WHERE entity = 'solo'"),
             Some("1 null".into())
         );
-        Spi::run("DELETE FROM rv_24h_totals WHERE entity = 'solo'").unwrap();
-        assert_eq!(differences(), 0);
-        assert_eq!(
-            one::<i64>("SELECT vigil.age_rolling('rv_24h')"),
-            Some(0),
-            "folded, not moved"
-        );
-        assert_eq!(
-            one::<i64>("SELECT count(*) FROM rv_24h_totals WHERE _slot > 0"),
-            Some(0)
-        );
-        assert_eq!(differences(), 0);
-        // A reader whose clock is behind the ager's cutoff adds back.
-        shift_cutoff("-2 hours");
-        assert_eq!(differences(), 0);
-        assert_eq!(one::<i64>("SELECT vigil.age_rolling('rv_24h')"), Some(0));
-        shift_cutoff("2 hours");
+            Spi::run("DELETE FROM rv_24h_totals WHERE entity = 'solo'").unwrap();
+            assert_eq!(differences(), 0);
+            assert_eq!(
+                one::<i64>("SELECT vigil.age_rolling('rv_24h')"),
+                Some(0),
+                "folded, not moved"
+            );
+            assert_eq!(
+                one::<i64>("SELECT count(*) FROM rv_24h_totals WHERE _slot > 0"),
+                Some(0)
+            );
+            assert_eq!(differences(), 0);
+            // A reader whose clock is behind the ager's cutoff adds back.
+            shift_cutoff("-2 hours");
+            assert_eq!(differences(), 0);
+            assert_eq!(one::<i64>("SELECT vigil.age_rolling('rv_24h')"), Some(0));
+            shift_cutoff("2 hours");
 
-        // rebuild_rollup and TRUNCATE recompute the totals.
-        Spi::run("UPDATE rv_24h_totals SET n = n + 100 WHERE entity = 'e1'").unwrap();
-        assert!(verify() > 0, "a damaged total is reported");
-        assert!(one::<i64>("SELECT vigil.rebuild_rollup('rv_h')").unwrap() > 0);
-        assert_eq!(verify(), 0);
-        Spi::run("INSERT INTO rv VALUES ('e1', now(), 'paid', 5, 1); TRUNCATE rv").unwrap();
-        assert_eq!(one::<i64>("SELECT count(*) FROM rv_24h"), Some(0));
-        Spi::run("INSERT INTO rv VALUES ('e1', now(), 'paid', 5, 1)").unwrap();
-        assert_eq!(verify(), 0);
-        assert_eq!(raw_differences(), 0);
+            // rebuild_rollup and TRUNCATE recompute the totals.
+            Spi::run("UPDATE rv_24h_totals SET n = n + 100 WHERE entity = 'e1'").unwrap();
+            assert!(verify() > 0, "a damaged total is reported");
+            assert!(one::<i64>("SELECT vigil.rebuild_rollup('rv_h')").unwrap() > 0);
+            assert_eq!(verify(), 0);
+            Spi::run("INSERT INTO rv VALUES ('e1', now(), 'paid', 5, 1); TRUNCATE rv").unwrap();
+            assert_eq!(one::<i64>("SELECT count(*) FROM rv_24h"), Some(0));
+            Spi::run("INSERT INTO rv VALUES ('e1', now(), 'paid', 5, 1)").unwrap();
+            assert_eq!(verify(), 0);
+            assert_eq!(raw_differences(), 0);
 
-        // drop_rolling takes the view and table; drop_rollup its totals too.
-        Spi::run("SELECT vigil.drop_rolling('rv_24h')").unwrap();
-        assert_eq!(
-            one::<bool>(
-                "SELECT to_regclass('rv_24h_totals') IS NULL AND to_regclass('rv_24h') IS NULL"
-            ),
-            Some(true)
-        );
-        assert_eq!(
-            one::<i64>("SELECT count(*) FROM vigil.rolling_defs"),
-            Some(0)
-        );
-        Spi::run("INSERT INTO rv VALUES ('e1', now(), 'paid', 5, 1)").unwrap();
-        Spi::run("SELECT vigil.create_rolling('rv_1h', 'rv_h', '1 hour'); SELECT vigil.drop_rollup('rv_h')").unwrap();
-        assert_eq!(
-            one::<bool>("SELECT to_regclass('rv_1h_totals') IS NULL"),
-            Some(true)
-        );
-        assert_eq!(
-            one::<i64>("SELECT count(*) FROM vigil.rolling_defs"),
-            Some(0)
-        );
-        Spi::run("INSERT INTO rv VALUES ('e1', now(), 'paid', 5, 1)").unwrap();
-    }
+            // drop_rolling takes the view and table; drop_rollup its totals too.
+            Spi::run("SELECT vigil.drop_rolling('rv_24h')").unwrap();
+            assert_eq!(
+                one::<bool>(
+                    "SELECT to_regclass('rv_24h_totals') IS NULL AND to_regclass('rv_24h') IS NULL"
+                ),
+                Some(true)
+            );
+            assert_eq!(
+                one::<i64>("SELECT count(*) FROM vigil.rolling_defs"),
+                Some(0)
+            );
+            Spi::run("INSERT INTO rv VALUES ('e1', now(), 'paid', 5, 1)").unwrap();
+            Spi::run("SELECT vigil.create_rolling('rv_1h', 'rv_h', '1 hour'); SELECT vigil.drop_rollup('rv_h')").unwrap();
+            assert_eq!(
+                one::<bool>("SELECT to_regclass('rv_1h_totals') IS NULL"),
+                Some(true)
+            );
+            assert_eq!(
+                one::<i64>("SELECT count(*) FROM vigil.rolling_defs"),
+                Some(0)
+            );
+            Spi::run("INSERT INTO rv VALUES ('e1', now(), 'paid', 5, 1)").unwrap();
+        }
 
-    #[pg_test]
-    fn rolling_totals_without_groups_and_bad_arguments() {
-        Spi::run(
+        #[pg_test]
+        fn rolling_totals_without_groups_and_bad_arguments() {
+            Spi::run(
             "CREATE TABLE rg (ts timestamptz, v numeric);
              INSERT INTO rg SELECT now() - g * interval '7 minutes', g FROM generate_series(1, 500) g;
              SELECT vigil.create_rollup('rg_h', 'rg', 'ts', '1 hour', '{}', '{\"v\": {\"agg\": \"sum\", \"column\": \"v\"}}');
@@ -1538,62 +1588,63 @@ mod tests {
              DELETE FROM rg WHERE v = 3;",
         )
         .unwrap();
-        assert_eq!(one::<i64>("SELECT vigil.verify_rolling('rg_6h')"), Some(0));
-        assert_eq!(
+            assert_eq!(one::<i64>("SELECT vigil.verify_rolling('rg_6h')"), Some(0));
+            assert_eq!(
             one::<bool>(
                 "SELECT (SELECT v FROM rg_6h) = (SELECT sum(v) FROM rg WHERE ts >= date_bin('1 hour', now() - interval '6 hours', '2000-01-03 00:00+00'))"
             ),
             Some(true)
         );
-        Spi::run(
-            "CREATE FUNCTION pg_temp.rolling_err(sql text) RETURNS text LANGUAGE plpgsql AS $$
+            Spi::run(
+                "CREATE FUNCTION pg_temp.rolling_err(sql text) RETURNS text LANGUAGE plpgsql AS $$
              BEGIN EXECUTE sql; RETURN ' no error';
              EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ' ' || SQLERRM; END $$;",
-        )
-        .unwrap();
-        let cases = [
-            (
-                "SELECT vigil.create_rolling(NULL, 'rg_h', '1 hour')",
-                "22004",
-                "name",
-            ),
-            (
-                "SELECT vigil.create_rolling('x', 'rg_h', '0 hours')",
-                "22023",
-                "since",
-            ),
-            (
-                "SELECT vigil.create_rolling('x', 'rg_h', '-1 hours')",
-                "22023",
-                "since",
-            ),
-            (
-                "SELECT vigil.create_rolling('rg_6h', 'rg_h', '1 hour')",
-                "42P07",
-                "name",
-            ),
-            (
-                "SELECT vigil.create_rolling('x', 'rg', '1 hour')",
-                "42P01",
-                "rollup",
-            ),
-            ("SELECT vigil.verify_rolling('rg')", "42P01", "name"),
-        ];
-        for (sql, code, word) in cases {
-            let (c, m) = sql_error(sql);
-            assert_eq!(c, code, "{sql}: {m}");
-            assert!(m.contains(word), "{sql}: {m}");
+            )
+            .unwrap();
+            let cases = [
+                (
+                    "SELECT vigil.create_rolling(NULL, 'rg_h', '1 hour')",
+                    "22004",
+                    "name",
+                ),
+                (
+                    "SELECT vigil.create_rolling('x', 'rg_h', '0 hours')",
+                    "22023",
+                    "since",
+                ),
+                (
+                    "SELECT vigil.create_rolling('x', 'rg_h', '-1 hours')",
+                    "22023",
+                    "since",
+                ),
+                (
+                    "SELECT vigil.create_rolling('rg_6h', 'rg_h', '1 hour')",
+                    "42P07",
+                    "name",
+                ),
+                (
+                    "SELECT vigil.create_rolling('x', 'rg', '1 hour')",
+                    "42P01",
+                    "rollup",
+                ),
+                ("SELECT vigil.verify_rolling('rg')", "42P01", "name"),
+            ];
+            for (sql, code, word) in cases {
+                let (c, m) = sql_error(sql);
+                assert_eq!(c, code, "{sql}: {m}");
+                assert!(m.contains(word), "{sql}: {m}");
+            }
+            Spi::run("CREATE ROLE rolling_stranger; SET LOCAL ROLE rolling_stranger").unwrap();
+            for sql in [
+                "SELECT vigil.create_rolling('y', 'rg_h', '1 hour')",
+                "SELECT vigil.age_rolling('rg_6h')",
+                "SELECT vigil.age_rolling()",
+                "SELECT vigil.drop_rolling('rg_6h')",
+            ] {
+                let (c, m) = sql_error(sql);
+                assert_eq!(c, "42501", "{sql}: {m}");
+            }
+            Spi::run("RESET ROLE").unwrap();
         }
-        Spi::run("CREATE ROLE rolling_stranger; SET LOCAL ROLE rolling_stranger").unwrap();
-        for sql in [
-            "SELECT vigil.create_rolling('y', 'rg_h', '1 hour')",
-            "SELECT vigil.age_rolling('rg_6h')",
-            "SELECT vigil.age_rolling()",
-            "SELECT vigil.drop_rolling('rg_6h')",
-        ] {
-            let (c, m) = sql_error(sql);
-            assert_eq!(c, "42501", "{sql}: {m}");
-        }
-        Spi::run("RESET ROLE").unwrap();
     }
 }
