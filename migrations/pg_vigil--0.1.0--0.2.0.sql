@@ -1541,6 +1541,12 @@ $$;
 
 COMMENT ON FUNCTION vigil._retention_cutoff(older_than interval, max_rows bigint) IS 'Internal: now() - older_than for the purge functions; ERROR 22004 for a NULL older_than, 22023 for a negative one or max_rows < 1, 22008 when the cutoff is out of the timestamp range';
 
+CREATE OR REPLACE FUNCTION vigil._rolling_read(totals regclass) RETURNS SETOF record
+    LANGUAGE c STABLE STRICT PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'vigil_rolling_read';
+
+COMMENT ON FUNCTION vigil._rolling_read(totals regclass) IS 'Internal: the rows of a rolling total''s view (read it through the view; needs SELECT on the view)';
+
 CREATE OR REPLACE FUNCTION vigil._rollup_ddl(classid oid, objid oid) RETURNS void
     LANGUAGE c STRICT
     AS 'MODULE_PATHNAME', 'rollup_ddl_wrapper';

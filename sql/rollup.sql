@@ -130,6 +130,13 @@ CREATE TABLE vigil.rolling_defs (
 COMMENT ON TABLE vigil.rolling_defs IS 'Rolling totals of rollups: the totals table, its summary, the view that reads it, the window';
 SELECT pg_catalog.pg_extension_config_dump('vigil.rolling_defs', '');
 
+-- What a rolling total's view reads: its board query over a plan kept for
+-- the session, for callers with SELECT on that view (src/rollup/rolling.rs).
+CREATE FUNCTION vigil._rolling_read(totals regclass) RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'vigil_rolling_read' LANGUAGE c STABLE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION vigil._rolling_read(regclass) IS
+    'Internal: the rows of a rolling total''s view (read it through the view; needs SELECT on the view)';
+
 CREATE FUNCTION vigil.create_rolling(name text, rollup regclass, since interval) RETURNS regclass
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

@@ -74,6 +74,7 @@ thread_local! {
 
 /// Forgets what is known of `relid`'s rolling totals (all on InvalidOid).
 pub(super) fn forget(relid: pg_sys::Oid) {
+    mark_readers_stale(relid);
     DEFS.with(|d| {
         let mut d = d.borrow_mut();
         if relid == pg_sys::InvalidOid {
@@ -668,8 +669,8 @@ fn window_start(r: &Rollup, since: &str) -> String {
 /// aggregated; every other group's slot 0 row is the answer as it stands.
 /// (`EXISTS (SELECT FROM dirty)` is a one-time filter: with nothing to add
 /// up, the second branch reads nothing.)
-pub(super) fn view_sql(r: &Rollup, view: &str, table: &str, since: &str) -> String {
-    let (out_cols, select, group) = r.since_parts();
+pub(super) fn board_query(r: &Rollup, table: &str, since: &str) -> String {
+    let (_, select, group) = r.since_parts();
     let cols: Vec<String> = group_list(r, "")
         .into_iter()
         .chain(std::iter::once(ident("_rows")))
@@ -694,11 +695,6 @@ pub(super) fn view_sql(r: &Rollup, view: &str, table: &str, since: &str) -> Stri
     let b = ident("bucket");
     let slot = ident("_slot");
     let cut = ident("_cutoff");
-    let names = out_cols
-        .iter()
-        .map(|(c, _)| c.clone())
-        .collect::<Vec<_>>()
-        .join(", ");
     // The cutoff as a scalar subquery (an init plan): the summary's bucket
     // index then serves both corrections as ranges.
     let cutoff =
@@ -714,7 +710,7 @@ pub(super) fn view_sql(r: &Rollup, view: &str, table: &str, since: &str) -> Stri
     if r.group_by.is_empty() {
         // One group: nothing to spare.
         return format!(
-            "CREATE VIEW {view} ({names}) AS SELECT {} FROM (\
+            "SELECT {} FROM (\
                SELECT {} FROM {table} t WHERE t.{slot} OPERATOR(pg_catalog.>=) 0 UNION ALL {corrections}\
              ) s{group}",
             select.join(", "),
@@ -769,8 +765,7 @@ pub(super) fn view_sql(r: &Rollup, view: &str, table: &str, since: &str) -> Stri
         });
     }
     format!(
-        "CREATE VIEW {view} ({names}) AS \
-         WITH extra AS MATERIALIZED (\
+        "WITH extra AS MATERIALIZED (\
            SELECT {} FROM {table} t WHERE t.{slot} OPERATOR(pg_catalog.>) 0 UNION ALL {corrections}), \
          dirty AS MATERIALIZED (SELECT DISTINCT {} FROM extra) \
          SELECT {} FROM {table} t \
@@ -790,6 +785,231 @@ pub(super) fn view_sql(r: &Rollup, view: &str, table: &str, since: &str) -> Stri
         same("t", "d"),
         rows = ident("_rows"),
     )
+}
+
+/// The view: `vigil._rolling_read(<totals>)` (the board query over a plan
+/// kept per session) with the columns `<rollup>_since(since)` gives for the
+/// count and sum measures.
+pub(super) fn view_sql(r: &Rollup, view: &str, table: &str) -> String {
+    let (out_cols, _, _) = r.since_parts();
+    let collations: HashMap<String, String> = r
+        .group_by
+        .iter()
+        .filter_map(|(g, t)| t.collate.clone().map(|c| (ident(g), c)))
+        .collect();
+    let names = out_cols
+        .iter()
+        .map(|(c, _)| c.clone())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let typed = out_cols
+        .iter()
+        .map(|(c, t)| match collations.get(c) {
+            Some(coll) => format!("{c} {t} COLLATE {coll}"),
+            None => format!("{c} {t}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "CREATE VIEW {view} ({names}) AS SELECT * FROM vigil._rolling_read({}::pg_catalog.regclass) AS r({typed})",
+        literal(table)
+    )
+}
+
+/// A board query kept for the session (`vigil_rolling_read`).
+struct Reader {
+    plan: pg_sys::SPIPlanPtr,
+    view: pg_sys::Oid,
+    owner: pg_sys::Oid,
+    /// Set by an invalidation of the totals, the summary or the view: made
+    /// afresh (names looked up again) at the next read, and this one freed
+    /// then (never inside the callback, which may come while it runs).
+    stale: bool,
+    relations: [pg_sys::Oid; 3],
+}
+
+thread_local! {
+    static READERS: RefCell<HashMap<pg_sys::Oid, Reader>> = RefCell::new(HashMap::new());
+}
+
+fn mark_readers_stale(relid: pg_sys::Oid) {
+    READERS.with(|r| {
+        for reader in r.borrow_mut().values_mut() {
+            if relid == pg_sys::InvalidOid || reader.relations.contains(&relid) {
+                reader.stale = true;
+            }
+        }
+    });
+}
+
+/// `vigil._rolling_read(totals regclass) RETURNS SETOF record`: the rows of
+/// rolling total `totals`'s view, for a caller with SELECT on that view
+/// (the view is how readers are granted it; called any other way, the same
+/// right is asked). Runs the board query as the source's owner, restricted,
+/// over a plan kept for the session, so a read plans nothing but a
+/// function scan. STABLE: it reads with the calling statement's snapshot.
+///
+/// # Safety
+/// Called by PostgreSQL as a set-returning function in materialize mode.
+#[unsafe(no_mangle)]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn vigil_rolling_read(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    let args = unsafe { (*fcinfo).args.as_slice(1) };
+    let totals = pg_sys::Oid::from(args[0].value.value() as u32);
+    let rsinfo = unsafe { (*fcinfo).resultinfo } as *mut pg_sys::ReturnSetInfo;
+    let materialize = !rsinfo.is_null()
+        && unsafe { (*rsinfo).type_ } == pg_sys::NodeTag::T_ReturnSetInfo
+        && unsafe { (*rsinfo).allowedModes }
+            & pg_sys::SetFunctionReturnMode::SFRM_Materialize as i32
+            != 0
+        && !unsafe { (*rsinfo).expectedDesc }.is_null();
+    if !materialize {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "vigil._rolling_read is read through its rolling total's view (SELECT * FROM <view>)"
+        );
+    }
+    crate::version::require();
+    let (plan, view, owner) = reader(totals);
+    // SAFETY: a catalog lookup of the calling role's rights.
+    let allowed = unsafe {
+        pg_sys::pg_class_aclcheck(
+            view,
+            pg_sys::GetUserId(),
+            pg_sys::ACL_SELECT as pg_sys::AclMode,
+        )
+    } == pg_sys::AclResult::ACLCHECK_OK;
+    if !allowed {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied for view {}", relation_text(view))
+        );
+    }
+    // The catalog-only search path (a replan after an invalidation looks
+    // the names up under it), the session's value settings: the window's
+    // start is reckoned as `<rollup>_since` reckons it, in the reader's
+    // TimeZone.
+    let guard = Restricted::as_role(owner);
+    // SAFETY: a connection of our own, finished below; the result store and
+    // its descriptor live in the calling query's memory.
+    unsafe {
+        pg_sys::SPI_connect();
+        let rc = pg_sys::SPI_execute_plan(plan, std::ptr::null_mut(), std::ptr::null(), true, 0);
+        if rc != pg_sys::SPI_OK_SELECT as i32 {
+            error!("rolling total: reading the totals failed (SPI code {rc})");
+        }
+        let table = pg_sys::SPI_tuptable;
+        let got = (*table).tupdesc;
+        let want = (*rsinfo).expectedDesc;
+        let same = (*got).natts == (*want).natts
+            && (0..(*got).natts as usize).all(|i| {
+                (*got).attrs.as_slice((*got).natts as usize)[i].atttypid
+                    == (*want).attrs.as_slice((*want).natts as usize)[i].atttypid
+            });
+        if !same {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                "rolling total: the view's columns do not match its totals any more; drop and re-create it (vigil.drop_rolling, vigil.create_rolling)"
+            );
+        }
+        let cx = pg_sys::MemoryContextSwitchTo((*(*rsinfo).econtext).ecxt_per_query_memory);
+        let store = pg_sys::tuplestore_begin_heap(true, false, pg_sys::work_mem);
+        let desc = pg_sys::CreateTupleDescCopy(want);
+        for row in 0..pg_sys::SPI_processed as usize {
+            pg_sys::tuplestore_puttuple(store, *(*table).vals.add(row));
+        }
+        pg_sys::MemoryContextSwitchTo(cx);
+        (*rsinfo).returnMode = pg_sys::SetFunctionReturnMode::SFRM_Materialize;
+        (*rsinfo).setResult = store;
+        (*rsinfo).setDesc = desc;
+        pg_sys::SPI_finish();
+    }
+    drop(guard);
+    unsafe { (*fcinfo).isnull = true };
+    pg_sys::Datum::from(0)
+}
+
+crate::sqlglue::pg_finfo_v1!(pg_finfo_vigil_rolling_read);
+
+/// The kept board plan of `totals`, its view and owner (made afresh when
+/// stale: the names looked up again, the schemas checked).
+fn reader(totals: pg_sys::Oid) -> (pg_sys::SPIPlanPtr, pg_sys::Oid, pg_sys::Oid) {
+    let kept = READERS.with(|r| {
+        r.borrow()
+            .get(&totals)
+            .filter(|k| !k.stale)
+            .map(|k| (k.plan, k.view, k.owner))
+    });
+    if let Some(k) = kept {
+        return k;
+    }
+    let guard = Restricted::enter_pinned();
+    guard.act_as(crate::security::extension_owner());
+    let found = crate::sqlglue::read_three::<pg_sys::Oid, pg_sys::Oid, String>(&format!(
+        "SELECT r.summary::pg_catalog.oid, r.view::pg_catalog.oid, r.since::pg_catalog.text \
+         FROM vigil.rolling_defs r WHERE r.totals::pg_catalog.oid = {}",
+        totals.to_u32()
+    ));
+    let Ok((Some(summary), Some(view), Some(since))) = found else {
+        raise(VigilError::new(
+            ErrorKind::UndefinedTable,
+            format!(
+                "totals: relation with oid {} is not a pg_vigil rolling total",
+                totals.to_u32()
+            ),
+        ))
+    };
+    let Some((r, owner)) = rolling_owner(&guard, summary) else {
+        raise(VigilError::new(
+            ErrorKind::UndefinedTable,
+            "totals: its rollup is gone".to_string(),
+        ))
+    };
+    for (rel, what) in [
+        (totals, "rolling total"),
+        (summary, "rolling total: summary"),
+    ] {
+        super::sql::require_trusted_schema(super::sql::rel_schema(rel), owner, what);
+    }
+    let table = relation_text(totals);
+    guard.act_as(owner);
+    let sql = std::ffi::CString::new(board_query(&r, &table, &since)).expect("no NUL");
+    // SAFETY: prepared on a connection of our own and moved to a
+    // long-lived context (SPI_keepplan) before it ends.
+    let plan = unsafe {
+        pg_sys::SPI_connect();
+        let plan = pg_sys::SPI_prepare(sql.as_ptr(), 0, std::ptr::null_mut());
+        if plan.is_null() {
+            error!("rolling total {table}: preparing the board query failed");
+        }
+        pg_sys::SPI_keepplan(plan);
+        pg_sys::SPI_finish();
+        plan
+    };
+    drop(guard);
+    READERS.with(|m| {
+        let mut m = m.borrow_mut();
+        let old = m.insert(
+            totals,
+            Reader {
+                plan,
+                view,
+                owner,
+                stale: false,
+                relations: [totals, summary, view],
+            },
+        );
+        if let Some(old) = old {
+            // SAFETY: not running (reads do not nest into themselves).
+            unsafe { pg_sys::SPI_freeplan(old.plan) };
+        }
+    });
+    (plan, view, owner)
 }
 
 /// Recomputes every rolling total of `summary` from it, now, in this
@@ -1166,7 +1386,7 @@ fn create_rolling(name: &str, rollup: pg_sys::Oid, since: Interval) -> pg_sys::O
         ident("_slot"),
         ident("_slot")
     ));
-    super::sql::spi_run(&view_sql(&counted, &view_q, &table_q, &since_text));
+    super::sql::spi_run(&view_sql(&counted, &view_q, &table_q));
     let view_oid = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
         "SELECT {}::pg_catalog.regclass::pg_catalog.oid",
         literal(&view_q)
@@ -1640,10 +1860,22 @@ mod sql_tests {
                 "SELECT vigil.age_rolling('rg_6h')",
                 "SELECT vigil.age_rolling()",
                 "SELECT vigil.drop_rolling('rg_6h')",
+                "SELECT * FROM rg_6h",
+                "SELECT * FROM vigil._rolling_read('rg_6h_totals') AS r(rows bigint, v numeric)",
             ] {
                 let (c, m) = sql_error(sql);
                 assert_eq!(c, "42501", "{sql}: {m}");
             }
+            Spi::run("RESET ROLE").unwrap();
+            // A reader granted the view reads it (and not the totals).
+            Spi::run(
+                "CREATE ROLE rolling_reader; GRANT SELECT ON rg_6h TO rolling_reader;
+                 SET LOCAL ROLE rolling_reader",
+            )
+            .unwrap();
+            assert_eq!(one::<i64>("SELECT count(*) FROM rg_6h"), Some(1));
+            let (c, m) = sql_error("SELECT count(*) FROM rg_6h_totals");
+            assert_eq!(c, "42501", "{m}");
             Spi::run("RESET ROLE").unwrap();
         }
     }
