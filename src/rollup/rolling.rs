@@ -724,11 +724,8 @@ pub(super) fn board_query(r: &Rollup, table: &str, since: &str) -> String {
     // row by row.
     let hashed = r.group_by.iter().all(|(_, t)| t.hashable);
     let same = |a: &str, d: &str| {
-        let op = if hashed {
-            "OPERATOR(pg_catalog.=)"
-        } else {
-            "IS NOT DISTINCT FROM"
-        };
+        // (The type's own `=`, as the rollup's statements compare keys.)
+        let op = if hashed { "=" } else { "IS NOT DISTINCT FROM" };
         group_list(r, "")
             .iter()
             .map(|g| format!("{d}.{g} {op} {a}.{g}"))
