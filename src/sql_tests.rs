@@ -140,7 +140,9 @@ pub(crate) mod tests {
                                      'alertmanager_payload', '_alertmanager_batches', '_alertmanager_resend_seconds',
                                      'email_payload', 'slack_payload',
                                      '_set_rollup_on_detach', '_group_message',
-                                     '_count_alert', '_count_scan', '_metrics')
+                                     '_count_alert', '_count_scan', '_metrics',
+                                     '_create_rolling', '_age_rolling', '_verify_rolling', '_drop_rolling',
+                                     '_rolling_read')
                AND (p.provolatile <> 'i' OR p.proparallel <> 's')",
         );
         assert_eq!(mislabelled.as_deref(), Some(""));
@@ -159,8 +161,20 @@ pub(crate) mod tests {
             one::<String>("SELECT string_agg(DISTINCT provolatile::text || proparallel::text, ',') FROM pg_proc
                            WHERE pronamespace = 'vigil'::regnamespace
                              AND proname IN ('create_rollup', '_create_rollup', 'verify_rollup', 'rebuild_rollup', 'drop_rollup',
-                                             '_rollup_trigger')").as_deref(),
+                                             '_rollup_trigger', 'create_rolling', '_create_rolling', 'age_rolling',
+                                             '_age_rolling', 'verify_rolling', '_verify_rolling', 'drop_rolling',
+                                             '_drop_rolling')").as_deref(),
             Some("vu")
+        );
+        // The rolling view's reader reads with the statement's snapshot,
+        // as its owner: STABLE, parallel restricted, strict.
+        assert_eq!(
+            one::<String>(
+                "SELECT provolatile::text || proparallel::text || proisstrict::text FROM pg_proc
+                           WHERE oid = 'vigil._rolling_read(regclass)'::regprocedure"
+            )
+            .as_deref(),
+            Some("srtrue")
         );
         // The alert and rule functions that write are VOLATILE PARALLEL UNSAFE.
         assert_eq!(
