@@ -75,6 +75,7 @@ thread_local! {
 /// Forgets what is known of `relid`'s rolling totals (all on InvalidOid).
 pub(super) fn forget(relid: pg_sys::Oid) {
     mark_readers_stale(relid);
+    mark_commits_stale(relid);
     DEFS.with(|d| {
         let mut d = d.borrow_mut();
         if relid == pg_sys::InvalidOid {
@@ -256,12 +257,153 @@ pub(super) fn has_kept() -> bool {
     KEPT.with(|k| k.borrow().iter().any(|c| c.applied.is_none()))
 }
 
+/// What writing a summary's rolling totals at commit needs, kept for the
+/// backend's life: the rollup (count and sum measures), its owner, and per
+/// totals table its name and the prepared statements (the cutoff's read,
+/// and the additions and removals of each table's kept rows). Made stale by
+/// an invalidation of the summary, its source or a totals table (names,
+/// definition, owner may have changed), and made afresh at the next commit;
+/// the plans are freed then, never inside the callback.
+struct Commit {
+    rollup: Rollup,
+    owner: pg_sys::Oid,
+    tables: HashMap<pg_sys::Oid, String>,
+    /// Each totals table's owner (an OWNER TO invalidates it).
+    table_owners: HashMap<pg_sys::Oid, pg_sys::Oid>,
+    cutoffs: HashMap<pg_sys::Oid, pg_sys::SPIPlanPtr>,
+    /// (totals, table the rows came from, removals) → plan, with the row
+    /// layout it was prepared for.
+    writes: HashMap<(pg_sys::Oid, pg_sys::Oid, bool), (pg_sys::SPIPlanPtr, pg_sys::TupleDesc)>,
+    relations: Vec<pg_sys::Oid>,
+    stale: bool,
+}
+
+impl Commit {
+    fn free(self) {
+        // SAFETY: kept plans and descriptors of ours, not running now.
+        unsafe {
+            for p in self.cutoffs.into_values() {
+                pg_sys::SPI_freeplan(p);
+            }
+            for (p, d) in self.writes.into_values() {
+                pg_sys::SPI_freeplan(p);
+                pg_sys::FreeTupleDesc(d);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static COMMITS: RefCell<HashMap<pg_sys::Oid, Commit>> = RefCell::new(HashMap::new());
+}
+
+fn mark_commits_stale(relid: pg_sys::Oid) {
+    COMMITS.with(|c| {
+        for commit in c.borrow_mut().values_mut() {
+            if relid == pg_sys::InvalidOid || commit.relations.contains(&relid) {
+                commit.stale = true;
+            }
+        }
+    });
+}
+
+/// The commit context of `summary` (see `Commit`), made if missing or
+/// stale; None when the rollup is gone. The caller's guard acts as whom it
+/// likes afterwards.
+fn commit_context(guard: &Restricted, summary: pg_sys::Oid, defs: &[Rolling]) -> bool {
+    let fresh = COMMITS.with(|c| c.borrow().get(&summary).is_some_and(|k| !k.stale));
+    if fresh {
+        return true;
+    }
+    if let Some(old) = COMMITS.with(|c| c.borrow_mut().remove(&summary)) {
+        old.free();
+    }
+    guard.act_as(crate::security::extension_owner());
+    let Some(source) = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
+        "SELECT d.source::pg_catalog.oid FROM vigil.rollup_defs d WHERE d.summary::pg_catalog.oid = {}",
+        summary.to_u32()
+    ))
+    .ok()
+    .flatten() else {
+        return false;
+    };
+    let rollup = counted(&super::sql::load(summary));
+    let owner = super::sql::rel_owner(source);
+    let mut relations = vec![summary, source];
+    let mut tables = HashMap::new();
+    let mut table_owners = HashMap::new();
+    for def in defs {
+        relations.push(def.totals);
+        tables.insert(def.totals, relation_text(def.totals));
+        table_owners.insert(def.totals, super::sql::rel_owner(def.totals));
+    }
+    COMMITS.with(|c| {
+        c.borrow_mut().insert(
+            summary,
+            Commit {
+                rollup,
+                owner,
+                tables,
+                table_owners,
+                cutoffs: HashMap::new(),
+                writes: HashMap::new(),
+                relations,
+                stale: false,
+            },
+        )
+    });
+    true
+}
+
+/// Prepares `sql` (parameter types `types`) and keeps it.
+unsafe fn keep_plan(sql: &str, types: &mut [pg_sys::Oid]) -> pg_sys::SPIPlanPtr {
+    let c = std::ffi::CString::new(sql).expect("generated SQL has no NUL");
+    let plan = pg_sys::SPI_prepare(c.as_ptr(), types.len() as i32, types.as_mut_ptr());
+    if plan.is_null() {
+        error!("rolling total: preparing a statement failed: {sql}");
+    }
+    pg_sys::SPI_keepplan(plan);
+    plan
+}
+
+/// Runs `plan` with `args` under a snapshot taken now (see `run_fresh`);
+/// the first column of the first row.
+unsafe fn execute_fresh(
+    plan: pg_sys::SPIPlanPtr,
+    args: &mut [pg_sys::Datum],
+) -> Option<pg_sys::Datum> {
+    let nulls: Vec<std::ffi::c_char> = vec![b' ' as std::ffi::c_char; args.len()];
+    let rc = pg_sys::SPI_execute_snapshot(
+        plan,
+        args.as_mut_ptr(),
+        nulls.as_ptr(),
+        pg_sys::GetLatestSnapshot(),
+        std::ptr::null_mut(),
+        false,
+        true,
+        0,
+    );
+    if rc < 0 {
+        error!("rolling total: a statement failed at commit (SPI code {rc})");
+    }
+    if pg_sys::SPI_processed > 0 && !pg_sys::SPI_tuptable.is_null() {
+        let table = pg_sys::SPI_tuptable;
+        let mut null = false;
+        let d = pg_sys::SPI_getbinval(*(*table).vals, (*table).tupdesc, 1, &mut null);
+        if !null {
+            return Some(d);
+        }
+    }
+    None
+}
+
 /// Writes the kept rows (of `only`, or all) into the rolling totals,
 /// summary by summary in oid order, each total in oid order; marks them
-/// applied in the current subtransaction.
+/// applied in the current subtransaction. The statements are kept per
+/// backend (`Commit`): a commit runs them, it does not plan them.
 pub(super) fn apply(only: Option<pg_sys::Oid>) {
     // At commit no statement is running, so no snapshot is active: the
-    // catalog reads need one (the writes take their own, `run_fresh`).
+    // catalog reads need one (the writes take their own, fresh).
     struct Snapshot(bool);
     impl Drop for Snapshot {
         fn drop(&mut self) {
@@ -307,22 +449,32 @@ pub(super) fn apply(only: Option<pg_sys::Oid>) {
             continue;
         }
         let guard = Restricted::enter_pinned();
-        guard.act_as(crate::security::extension_owner());
-        let Some(source) = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
-            "SELECT d.source::pg_catalog.oid FROM vigil.rollup_defs d WHERE d.summary::pg_catalog.oid = {}",
-            summary.to_u32()
-        ))
-        .ok()
-        .flatten() else {
-            continue;
-        };
-        let rollup = counted(&super::sql::load(summary));
-        let owner = super::sql::rel_owner(source);
         for def in defs.iter() {
-            if !exists(def.totals) {
+            // Locked as any writer locks a table it writes (which takes in
+            // the invalidations a DROP or a rename sent), then looked for:
+            // one dropped meanwhile is skipped, not an error at commit.
+            // SAFETY: a relation lock held to the end of the transaction,
+            // and a catalog cache lookup.
+            let there = unsafe {
+                pg_sys::LockRelationOid(def.totals, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+                pg_sys::SearchSysCacheExists(
+                    pg_sys::SysCacheIdentifier::RELOID as i32,
+                    pg_sys::Datum::from(def.totals),
+                    pg_sys::Datum::from(0),
+                    pg_sys::Datum::from(0),
+                    pg_sys::Datum::from(0),
+                )
+            };
+            if !there || !commit_context(&guard, summary, &defs) {
                 continue;
             }
-            if super::sql::rel_owner(def.totals) != owner {
+            let (owner, table_owner) = COMMITS.with(|c| {
+                let c = c.borrow();
+                let k = &c[&summary];
+                (k.owner, k.table_owners.get(&def.totals).copied())
+            });
+            if table_owner != Some(owner) {
+                guard.act_as(crate::security::extension_owner());
                 // Handed to another role on its own (the source's OWNER TO
                 // refuses that): the application's commit goes on, the
                 // total falls behind, and verify_rolling says so.
@@ -335,25 +487,87 @@ pub(super) fn apply(only: Option<pg_sys::Oid>) {
             }
             lock(def.totals, false);
             guard.act_as(owner);
-            let table = relation_text(def.totals);
-            let cutoff = cutoff_of(&table);
             let _writing = super::sql::Writing::enter(def.totals);
-            for &i in &idx {
-                let (relid, desc, adds, removes) = KEPT.with(|k| {
-                    let c = &k.borrow()[i];
-                    (c.relid, c.desc, c.adds, c.removes)
+            // SAFETY: a connection of our own, finished below; the kept
+            // stores and descriptors live until the transaction ends.
+            unsafe {
+                pg_sys::SPI_connect();
+                let cutoff_plan =
+                    COMMITS.with(|c| c.borrow()[&summary].cutoffs.get(&def.totals).copied());
+                let cutoff_plan = cutoff_plan.unwrap_or_else(|| {
+                    let table = COMMITS.with(|c| c.borrow()[&summary].tables[&def.totals].clone());
+                    let plan = keep_plan(
+                        &format!(
+                            "SELECT t.{} FROM {table} t WHERE t.{} OPERATOR(pg_catalog.=) -1",
+                            ident("_cutoff"),
+                            ident("_slot")
+                        ),
+                        &mut [],
+                    );
+                    COMMITS.with(|c| {
+                        c.borrow_mut()
+                            .get_mut(&summary)
+                            .expect("made above")
+                            .cutoffs
+                            .insert(def.totals, plan)
+                    });
+                    plan
                 });
-                for (store, sign) in [(adds, ""), (removes, "-")] {
-                    if store.is_null() {
-                        continue;
-                    }
-                    // SAFETY: the chunk's store lives until the transaction
-                    // ends; its descriptor too.
-                    unsafe {
+                let cutoff =
+                    execute_fresh(cutoff_plan, &mut []).unwrap_or(pg_sys::Datum::from(i64::MIN));
+                for &i in &idx {
+                    let (relid, desc, adds, removes) = KEPT.with(|k| {
+                        let c = &k.borrow()[i];
+                        (c.relid, c.desc, c.adds, c.removes)
+                    });
+                    for (store, removal) in [(adds, false), (removes, true)] {
+                        if store.is_null() {
+                            continue;
+                        }
                         let desc = super::pending::named_now(desc, relid);
-                        add_rows(&rollup, &table, store, desc, sign, cutoff);
+                        super::pending::register_rows("vigil_rolling_rows", store, desc);
+                        let key = (def.totals, relid, removal);
+                        let kept = COMMITS.with(|c| {
+                            c.borrow()[&summary]
+                                .writes
+                                .get(&key)
+                                .filter(|(_, d)| super::pending::same_layout(*d, desc))
+                                .map(|(p, _)| *p)
+                        });
+                        let plan = kept.unwrap_or_else(|| {
+                            let sql = COMMITS.with(|c| {
+                                let c = c.borrow();
+                                let k = &c[&summary];
+                                add_statement(
+                                    &k.rollup,
+                                    &k.tables[&def.totals],
+                                    "vigil_rolling_rows",
+                                    if removal { "-" } else { "" },
+                                )
+                            });
+                            let plan = keep_plan(&sql, &mut [pg_sys::TIMESTAMPTZOID]);
+                            let copy = super::pending::in_transaction(|| {
+                                let cx = pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
+                                let d = pg_sys::CreateTupleDescCopy(desc);
+                                pg_sys::MemoryContextSwitchTo(cx);
+                                d
+                            });
+                            COMMITS.with(|c| {
+                                let mut c = c.borrow_mut();
+                                let k = c.get_mut(&summary).expect("made above");
+                                if let Some((p, d)) = k.writes.insert(key, (plan, copy)) {
+                                    // A layout this table no longer has.
+                                    pg_sys::SPI_freeplan(p);
+                                    pg_sys::FreeTupleDesc(d);
+                                }
+                            });
+                            plan
+                        });
+                        execute_fresh(plan, &mut [cutoff]);
+                        pg_sys::SPI_unregister_relation(c"vigil_rolling_rows".as_ptr());
                     }
                 }
+                pg_sys::SPI_finish();
             }
             guard.act_as(crate::security::extension_owner());
         }
@@ -402,44 +616,6 @@ fn cutoff_of(table: &str) -> pg_sys::Datum {
         &[],
     )
     .unwrap_or(pg_sys::Datum::from(i64::MIN))
-}
-
-/// Adds the rows of `store` (negated with `sign` "-") whose bucket is at or
-/// after `cutoff` to `table`, group by group, each in a free slot row.
-unsafe fn add_rows(
-    r: &Rollup,
-    table: &str,
-    store: *mut pg_sys::Tuplestorestate,
-    desc: pg_sys::TupleDesc,
-    sign: &str,
-    cutoff: pg_sys::Datum,
-) {
-    let sql = add_statement(r, table, "vigil_rolling_rows", sign);
-    pg_sys::SPI_connect();
-    super::pending::register_rows("vigil_rolling_rows", store, desc);
-    let c = std::ffi::CString::new(sql.clone()).expect("generated SQL has no NUL");
-    let mut types = [pg_sys::TIMESTAMPTZOID];
-    let plan = pg_sys::SPI_prepare(c.as_ptr(), 1, types.as_mut_ptr());
-    if plan.is_null() {
-        error!("rolling total {table}: preparing the commit's write failed");
-    }
-    let mut values = [cutoff];
-    let nulls = [b' ' as std::ffi::c_char];
-    let rc = pg_sys::SPI_execute_snapshot(
-        plan,
-        values.as_mut_ptr(),
-        nulls.as_ptr(),
-        pg_sys::GetLatestSnapshot(),
-        std::ptr::null_mut(),
-        false,
-        true,
-        0,
-    );
-    if rc < 0 {
-        error!("rolling total {table}: the commit's write failed (SPI code {rc})");
-    }
-    pg_sys::SPI_freeplan(plan);
-    pg_sys::SPI_finish();
 }
 
 /// Group columns of the totals (as the summary names them), `k` of them.
