@@ -53,9 +53,10 @@ use std::cell::{Cell, RefCell};
 /// already in the summary (a row inserted, or updated twice, in the
 /// transaction is added before it is removed), which the subtractions of
 /// stats and sketches need.
-struct Chunk {
-    summary: pg_sys::Oid,
-    relid: pg_sys::Oid,
+/// (rolling.rs keeps its rows in chunks too, without triggers.)
+pub(super) struct Chunk {
+    pub(super) summary: pg_sys::Oid,
+    pub(super) relid: pg_sys::Oid,
     /// The rollup's INSERT and DELETE triggers on `relid`, whose plans
     /// apply the additions and the removals.
     ins: pg_sys::Oid,
@@ -63,10 +64,10 @@ struct Chunk {
     subxact: pg_sys::SubTransactionId,
     /// Set once applied in the middle of the transaction, in this
     /// subtransaction.
-    applied: Option<pg_sys::SubTransactionId>,
-    desc: pg_sys::TupleDesc,
-    adds: *mut pg_sys::Tuplestorestate,
-    removes: *mut pg_sys::Tuplestorestate,
+    pub(super) applied: Option<pg_sys::SubTransactionId>,
+    pub(super) desc: pg_sys::TupleDesc,
+    pub(super) adds: *mut pg_sys::Tuplestorestate,
+    pub(super) removes: *mut pg_sys::Tuplestorestate,
 }
 
 thread_local! {
@@ -99,7 +100,7 @@ pub(super) unsafe fn in_transaction<T>(f: impl FnOnce() -> T) -> T {
 /// Frees a chunk's stores and descriptor (dropped with its
 /// subtransaction, or merged into its parent's chunk): a PL/pgSQL block per
 /// row must not keep a pair of stores per row until the commit.
-unsafe fn free(c: Chunk) {
+pub(super) unsafe fn free(c: Chunk) {
     for store in [c.adds, c.removes] {
         if !store.is_null() {
             pg_sys::tuplestore_end(store);
@@ -146,39 +147,48 @@ pub(super) unsafe fn keep(
         return false;
     }
     register();
+    PENDING.with(|p| keep_into(&mut p.borrow_mut(), data, summary, (ins, del)));
+    true
+}
+
+/// Copies the rows of the statement `data` fired for into `chunks`: into
+/// the chunk of the same rollup, table, triggers and subtransaction not yet
+/// applied, or a new one.
+pub(super) unsafe fn keep_into(
+    chunks: &mut Vec<Chunk>,
+    data: &pg_sys::TriggerData,
+    summary: pg_sys::Oid,
+    (ins, del): (pg_sys::Oid, pg_sys::Oid),
+) {
     let subxact = pg_sys::GetCurrentSubTransactionId();
     let rel = data.tg_relation;
-    PENDING.with(|p| {
-        let mut p = p.borrow_mut();
-        let at = p.iter().rposition(|c| {
-            c.summary == summary
-                && c.relid == (*rel).rd_id
-                && c.ins == ins
-                && c.del == del
-                && c.subxact == subxact
-                && c.applied.is_none()
-                && same_layout(c.desc, (*rel).rd_att)
-        });
-        let at = at.unwrap_or_else(|| {
-            let desc = in_transaction(|| pg_sys::CreateTupleDescCopy((*rel).rd_att));
-            p.push(Chunk {
-                summary,
-                relid: (*rel).rd_id,
-                ins,
-                del,
-                subxact,
-                applied: None,
-                desc,
-                adds: std::ptr::null_mut(),
-                removes: std::ptr::null_mut(),
-            });
-            p.len() - 1
-        });
-        let c = &mut p[at];
-        copy_rows(data.tg_newtable, &mut c.adds, c.desc);
-        copy_rows(data.tg_oldtable, &mut c.removes, c.desc);
+    let at = chunks.iter().rposition(|c| {
+        c.summary == summary
+            && c.relid == (*rel).rd_id
+            && c.ins == ins
+            && c.del == del
+            && c.subxact == subxact
+            && c.applied.is_none()
+            && same_layout(c.desc, (*rel).rd_att)
     });
-    true
+    let at = at.unwrap_or_else(|| {
+        let desc = in_transaction(|| pg_sys::CreateTupleDescCopy((*rel).rd_att));
+        chunks.push(Chunk {
+            summary,
+            relid: (*rel).rd_id,
+            ins,
+            del,
+            subxact,
+            applied: None,
+            desc,
+            adds: std::ptr::null_mut(),
+            removes: std::ptr::null_mut(),
+        });
+        chunks.len() - 1
+    });
+    let c = &mut chunks[at];
+    copy_rows(data.tg_newtable, &mut c.adds, c.desc);
+    copy_rows(data.tg_oldtable, &mut c.removes, c.desc);
 }
 
 /// Whether the commit's own flush has run (rolling.rs then writes at once).
@@ -256,6 +266,33 @@ pub(super) unsafe fn register_rows(
     }
 }
 
+/// An active snapshot for the catalog reads of work done at commit, when
+/// no statement is running (popped on drop, if pushed).
+pub(super) struct ActiveSnapshot(bool);
+
+impl ActiveSnapshot {
+    pub(super) fn ensure() -> ActiveSnapshot {
+        // SAFETY: a transaction is in progress (commit has not happened yet).
+        unsafe {
+            let push = !pg_sys::ActiveSnapshotSet();
+            if push {
+                pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+            }
+            ActiveSnapshot(push)
+        }
+    }
+}
+
+impl Drop for ActiveSnapshot {
+    fn drop(&mut self) {
+        if self.0 {
+            // SAFETY: pushed by `ensure`; an error unwinding through here
+            // aborts the transaction, which clears the stack anyway.
+            unsafe { pg_sys::PopActiveSnapshot() };
+        }
+    }
+}
+
 /// Applies the kept statements (of `only`, or all), summary by summary in
 /// oid order: hold, then replay. Called at commit with `None`, and by
 /// operations that need one summary current now. Statements kept while
@@ -274,24 +311,7 @@ pub(crate) fn flush(only: Option<pg_sys::Oid>) {
     let _done = Done;
     // At commit no statement is running, so no snapshot is active: SPI
     // needs one to start from (each statement still takes its own).
-    struct Snapshot(bool);
-    impl Drop for Snapshot {
-        fn drop(&mut self) {
-            if self.0 {
-                // SAFETY: pushed below; an error unwinding through here
-                // aborts the transaction, which clears the stack anyway.
-                unsafe { pg_sys::PopActiveSnapshot() };
-            }
-        }
-    }
-    // SAFETY: a transaction is in progress (commit has not happened yet).
-    let _snapshot = unsafe {
-        let push = !pg_sys::ActiveSnapshotSet();
-        if push {
-            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        }
-        Snapshot(push)
-    };
+    let _snapshot = ActiveSnapshot::ensure();
     // SAFETY: as above.
     let subxact = unsafe { pg_sys::GetCurrentSubTransactionId() };
     loop {
@@ -499,66 +519,75 @@ unsafe extern "C-unwind" fn on_subxact(
     _arg: *mut std::ffi::c_void,
 ) {
     super::rolling::on_subxact(event, sub, parent);
-    PENDING.with(|p| {
-        let mut p = p.borrow_mut();
-        match event {
-            pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
-                let mut k = 0;
-                while k < p.len() {
-                    if p[k].subxact == sub {
-                        free(p.remove(k));
-                    } else {
-                        k += 1;
-                    }
-                }
-                for c in p.iter_mut() {
-                    if c.applied == Some(sub) {
-                        c.applied = None;
-                    }
-                }
-            }
-            pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => {
-                for c in p.iter_mut() {
-                    if c.applied == Some(sub) {
-                        c.applied = Some(parent);
-                    }
-                }
-                // The subtransaction's rows join its parent's chunk of the
-                // same rollup and table (one PL/pgSQL exception block per
-                // row must not keep one pair of stores per row).
-                let mut k = 0;
-                while k < p.len() {
-                    if p[k].subxact != sub {
-                        k += 1;
-                        continue;
-                    }
-                    p[k].subxact = parent;
-                    let into = (0..p.len()).find(|&j| {
-                        j != k
-                            && p[j].subxact == parent
-                            && p[j].summary == p[k].summary
-                            && p[j].relid == p[k].relid
-                            && (p[j].ins, p[j].del) == (p[k].ins, p[k].del)
-                            && p[j].applied.is_none()
-                            && p[k].applied.is_none()
-                            && same_layout(p[j].desc, p[k].desc)
-                    });
-                    match into {
-                        Some(j) => {
-                            let child = p.remove(k);
-                            let j = if j > k { j - 1 } else { j };
-                            let c = &mut p[j];
-                            copy_rows(child.adds, &mut c.adds, c.desc);
-                            copy_rows(child.removes, &mut c.removes, c.desc);
-                            free(child);
-                        }
-                        None => k += 1,
-                    }
+    PENDING.with(|p| follow_subxact(&mut p.borrow_mut(), event, sub, parent));
+}
+
+/// What a subtransaction's end does to `p`: a rollback drops its chunks
+/// (and makes what it applied pending again); a release hands them to the
+/// parent, joining the parent's chunk of the same rollup and table.
+pub(super) unsafe fn follow_subxact(
+    p: &mut Vec<Chunk>,
+    event: pg_sys::SubXactEvent::Type,
+    sub: pg_sys::SubTransactionId,
+    parent: pg_sys::SubTransactionId,
+) {
+    match event {
+        pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
+            let mut k = 0;
+            while k < p.len() {
+                if p[k].subxact == sub {
+                    free(p.remove(k));
+                } else {
+                    k += 1;
                 }
             }
-            _ => {}
+            for c in p.iter_mut() {
+                if c.applied == Some(sub) {
+                    c.applied = None;
+                }
+            }
         }
-    });
+        pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => {
+            for c in p.iter_mut() {
+                if c.applied == Some(sub) {
+                    c.applied = Some(parent);
+                }
+            }
+            // The subtransaction's rows join its parent's chunk of the
+            // same rollup and table (one PL/pgSQL exception block per
+            // row must not keep one pair of stores per row).
+            let mut k = 0;
+            while k < p.len() {
+                if p[k].subxact != sub {
+                    k += 1;
+                    continue;
+                }
+                p[k].subxact = parent;
+                let into = (0..p.len()).find(|&j| {
+                    j != k
+                        && p[j].subxact == parent
+                        && p[j].summary == p[k].summary
+                        && p[j].relid == p[k].relid
+                        && (p[j].ins, p[j].del) == (p[k].ins, p[k].del)
+                        && p[j].applied.is_none()
+                        && p[k].applied.is_none()
+                        && same_layout(p[j].desc, p[k].desc)
+                });
+                match into {
+                    Some(j) => {
+                        let child = p.remove(k);
+                        let j = if j > k { j - 1 } else { j };
+                        let c = &mut p[j];
+                        copy_rows(child.adds, &mut c.adds, c.desc);
+                        copy_rows(child.removes, &mut c.removes, c.desc);
+                        free(child);
+                    }
+                    None => k += 1,
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 pub(super) fn register() {

@@ -52,30 +52,19 @@ pub(super) struct Rolling {
     pub since: String,
 }
 
-/// The rows one statement (or several, of one subtransaction) added to and
-/// removed from one rollup's source table, kept until the commit.
-struct Chunk {
-    summary: pg_sys::Oid,
-    relid: pg_sys::Oid,
-    subxact: pg_sys::SubTransactionId,
-    applied: Option<pg_sys::SubTransactionId>,
-    desc: pg_sys::TupleDesc,
-    adds: *mut pg_sys::Tuplestorestate,
-    removes: *mut pg_sys::Tuplestorestate,
-}
-
 thread_local! {
     /// Rolling totals by summary (an empty list: none), dropped at the
     /// summary's relcache invalidation (`forget`), which creating or
     /// dropping one sends.
     static DEFS: RefCell<HashMap<pg_sys::Oid, Rc<Vec<Rolling>>>> = RefCell::new(HashMap::new());
-    static KEPT: RefCell<Vec<Chunk>> = const { RefCell::new(Vec::new()) };
+    /// The rows kept for the commit (pending.rs's chunks, without triggers).
+    static KEPT: RefCell<Vec<super::pending::Chunk>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Forgets what is known of `relid`'s rolling totals (all on InvalidOid).
 pub(super) fn forget(relid: pg_sys::Oid) {
-    mark_readers_stale(relid);
-    mark_commits_stale(relid);
+    READERS.with(|r| mark_stale(r, relid));
+    COMMITS.with(|c| mark_stale(c, relid));
     DEFS.with(|d| {
         let mut d = d.borrow_mut();
         if relid == pg_sys::InvalidOid {
@@ -110,38 +99,15 @@ fn run_fresh(sql: &str, args: &[(pg_sys::Oid, pg_sys::Datum)]) -> Option<pg_sys:
     let c = std::ffi::CString::new(sql).expect("generated SQL has no NUL");
     let mut types: Vec<pg_sys::Oid> = args.iter().map(|a| a.0).collect();
     let mut values: Vec<pg_sys::Datum> = args.iter().map(|a| a.1).collect();
-    let nulls: Vec<std::ffi::c_char> = vec![b' ' as std::ffi::c_char; args.len()];
-    // SAFETY: a connection of our own, finished below; the snapshot is
-    // registered by SPI for the statement.
+    // SAFETY: a connection of our own, finished below (a timestamptz, all
+    // this returns, is by value: nothing is read from SPI's memory after).
     unsafe {
         pg_sys::SPI_connect();
         let plan = pg_sys::SPI_prepare(c.as_ptr(), types.len() as i32, types.as_mut_ptr());
         if plan.is_null() {
             error!("rolling total: preparing a statement failed: {sql}");
         }
-        let rc = pg_sys::SPI_execute_snapshot(
-            plan,
-            values.as_mut_ptr(),
-            nulls.as_ptr(),
-            pg_sys::GetLatestSnapshot(),
-            std::ptr::null_mut(),
-            false,
-            true,
-            0,
-        );
-        if rc < 0 {
-            error!("rolling total: a statement failed (SPI code {rc}): {sql}");
-        }
-        let mut out = None;
-        if pg_sys::SPI_processed > 0 && !pg_sys::SPI_tuptable.is_null() {
-            let table = pg_sys::SPI_tuptable;
-            let mut null = false;
-            let d = pg_sys::SPI_getbinval(*(*table).vals, (*table).tupdesc, 1, &mut null);
-            if !null {
-                // Copied out of SPI's memory (a timestamptz is by value).
-                out = Some(d);
-            }
-        }
+        let out = execute_fresh(plan, &mut values);
         pg_sys::SPI_freeplan(plan);
         pg_sys::SPI_finish();
         out
@@ -216,35 +182,8 @@ pub(super) fn objects_of(summary: pg_sys::Oid) -> Vec<(pg_sys::Oid, pg_sys::Oid)
 /// `summary`, which has rolling totals) for the commit.
 pub(super) unsafe fn keep(data: &pg_sys::TriggerData, summary: pg_sys::Oid) {
     super::pending::register();
-    let subxact = pg_sys::GetCurrentSubTransactionId();
-    let rel = data.tg_relation;
-    KEPT.with(|k| {
-        let mut k = k.borrow_mut();
-        let at = k.iter().rposition(|c| {
-            c.summary == summary
-                && c.relid == (*rel).rd_id
-                && c.subxact == subxact
-                && c.applied.is_none()
-                && super::pending::same_layout(c.desc, (*rel).rd_att)
-        });
-        let at = at.unwrap_or_else(|| {
-            let desc =
-                super::pending::in_transaction(|| pg_sys::CreateTupleDescCopy((*rel).rd_att));
-            k.push(Chunk {
-                summary,
-                relid: (*rel).rd_id,
-                subxact,
-                applied: None,
-                desc,
-                adds: std::ptr::null_mut(),
-                removes: std::ptr::null_mut(),
-            });
-            k.len() - 1
-        });
-        let c = &mut k[at];
-        super::pending::copy_rows(data.tg_newtable, &mut c.adds, c.desc);
-        super::pending::copy_rows(data.tg_oldtable, &mut c.removes, c.desc);
-    });
+    let none = (pg_sys::InvalidOid, pg_sys::InvalidOid);
+    KEPT.with(|k| super::pending::keep_into(&mut k.borrow_mut(), data, summary, none));
     if super::pending::flushed() {
         // After the commit's own pass (another extension's commit
         // callback wrote the source): written at once.
@@ -297,14 +236,28 @@ thread_local! {
     static COMMITS: RefCell<HashMap<pg_sys::Oid, Commit>> = RefCell::new(HashMap::new());
 }
 
-fn mark_commits_stale(relid: pg_sys::Oid) {
-    COMMITS.with(|c| {
-        for commit in c.borrow_mut().values_mut() {
-            if relid == pg_sys::InvalidOid || commit.relations.contains(&relid) {
-                commit.stale = true;
-            }
+/// What a relation's invalidation makes stale (`Commit`, `Reader`).
+trait Kept {
+    fn relations(&self) -> &[pg_sys::Oid];
+    fn set_stale(&mut self);
+}
+
+impl Kept for Commit {
+    fn relations(&self) -> &[pg_sys::Oid] {
+        &self.relations
+    }
+    fn set_stale(&mut self) {
+        self.stale = true;
+    }
+}
+
+/// Marks what `kept` holds of `relid` (everything on InvalidOid) stale.
+fn mark_stale<K: Kept>(kept: &RefCell<HashMap<pg_sys::Oid, K>>, relid: pg_sys::Oid) {
+    for k in kept.borrow_mut().values_mut() {
+        if relid == pg_sys::InvalidOid || k.relations().contains(&relid) {
+            k.set_stale();
         }
-    });
+    }
 }
 
 /// The commit context of `summary` (see `Commit`), made if missing or
@@ -404,24 +357,7 @@ unsafe fn execute_fresh(
 pub(super) fn apply(only: Option<pg_sys::Oid>) {
     // At commit no statement is running, so no snapshot is active: the
     // catalog reads need one (the writes take their own, fresh).
-    struct Snapshot(bool);
-    impl Drop for Snapshot {
-        fn drop(&mut self) {
-            if self.0 {
-                // SAFETY: pushed below; an error unwinding through here
-                // aborts the transaction, which clears the stack anyway.
-                unsafe { pg_sys::PopActiveSnapshot() };
-            }
-        }
-    }
-    // SAFETY: a transaction is in progress.
-    let _snapshot = unsafe {
-        let push = !pg_sys::ActiveSnapshotSet();
-        if push {
-            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        }
-        Snapshot(push)
-    };
+    let _snapshot = super::pending::ActiveSnapshot::ensure();
     // SAFETY: inside a transaction.
     let subxact = unsafe { pg_sys::GetCurrentSubTransactionId() };
     let mut summaries: Vec<pg_sys::Oid> = KEPT.with(|k| {
@@ -693,27 +629,43 @@ pub(super) fn add_statement(r: &Rollup, table: &str, from: &str, sign: &str) -> 
     )
 }
 
-/// The statements that fill `table` afresh from the summary's buckets at or
-/// after `$1`, with the marker row.
-pub(super) fn recompute_statements(r: &Rollup, table: &str) -> Vec<String> {
-    let k = r.group_by.len();
+/// `<alias>.group…, 0, sum(<alias>._rows), sum(<alias>.measure)…`: a group's
+/// rows added up into its slot 0 row (`slot_names` order).
+fn slot0_sums(r: &Rollup, alias: &str) -> Vec<String> {
+    let mut sums = group_list(r, &format!("{alias}."));
+    sums.push("0".into());
+    sums.extend(
+        std::iter::once(ident("_rows"))
+            .chain(measure_names(r))
+            .map(|c| format!("pg_catalog.sum({alias}.{c})")),
+    );
+    sums
+}
+
+/// The group columns, `_slot`, `_rows`, the measures.
+fn slot_names(r: &Rollup) -> Vec<String> {
     let mut names = group_list(r, "");
     names.push(ident("_slot"));
     names.push(ident("_rows"));
     names.extend(measure_names(r));
-    let mut sums = group_list(r, "x.");
-    sums.push("0".into());
-    sums.push(format!("pg_catalog.sum(x.{})", ident("_rows")));
-    sums.extend(
-        measure_names(r)
-            .into_iter()
-            .map(|c| format!("pg_catalog.sum(x.{c})")),
-    );
-    let group = if k == 0 {
+    names
+}
+
+/// ` GROUP BY 1, …, k` (nothing without group columns).
+fn group_by_positions(k: usize) -> String {
+    if k == 0 {
         String::new()
     } else {
         format!(" GROUP BY {}", positions(k))
-    };
+    }
+}
+
+/// The statements that fill `table` afresh from the summary's buckets at or
+/// after `$1`, with the marker row.
+pub(super) fn recompute_statements(r: &Rollup, table: &str) -> Vec<String> {
+    let names = slot_names(r);
+    let sums = slot0_sums(r, "x");
+    let group = group_by_positions(r.group_by.len());
     vec![
         format!("DELETE FROM {table}"),
         format!(
@@ -738,10 +690,7 @@ pub(super) fn recompute_statements(r: &Rollup, table: &str) -> Vec<String> {
 /// emptied groups deleted, the marker moved.
 pub(super) fn age_statements(r: &Rollup, table: &str) -> Vec<String> {
     let k = r.group_by.len();
-    let mut names = group_list(r, "");
-    names.push(ident("_slot"));
-    names.push(ident("_rows"));
-    names.extend(measure_names(r));
+    let names = slot_names(r);
     let mut both = group_list(r, "");
     both.push(ident("_rows"));
     both.extend(measure_names(r));
@@ -753,19 +702,8 @@ pub(super) fn age_statements(r: &Rollup, table: &str) -> Vec<String> {
                 .map(|c| format!("-x.{c}")),
         )
         .collect();
-    let mut sums = group_list(r, "u.");
-    sums.push("0".into());
-    sums.push(format!("pg_catalog.sum(u.{})", ident("_rows")));
-    sums.extend(
-        measure_names(r)
-            .into_iter()
-            .map(|c| format!("pg_catalog.sum(u.{c})")),
-    );
-    let group = if k == 0 {
-        String::new()
-    } else {
-        format!(" GROUP BY {}", positions(k))
-    };
+    let sums = slot0_sums(r, "u");
+    let group = group_by_positions(k);
     let mut sets = vec![format!("{c} = excluded.{c}", c = ident("_rows"))];
     sets.extend(
         measure_names(r)
@@ -1005,14 +943,13 @@ thread_local! {
     static READERS: RefCell<HashMap<pg_sys::Oid, Reader>> = RefCell::new(HashMap::new());
 }
 
-fn mark_readers_stale(relid: pg_sys::Oid) {
-    READERS.with(|r| {
-        for reader in r.borrow_mut().values_mut() {
-            if relid == pg_sys::InvalidOid || reader.relations.contains(&relid) {
-                reader.stale = true;
-            }
-        }
-    });
+impl Kept for Reader {
+    fn relations(&self) -> &[pg_sys::Oid] {
+        &self.relations
+    }
+    fn set_stale(&mut self) {
+        self.stale = true;
+    }
 }
 
 /// `vigil._rolling_read(totals regclass) RETURNS SETOF record`: the rows of
@@ -1362,71 +1299,7 @@ pub(super) unsafe fn on_subxact(
     sub: pg_sys::SubTransactionId,
     parent: pg_sys::SubTransactionId,
 ) {
-    KEPT.with(|k| {
-        let mut k = k.borrow_mut();
-        match event {
-            pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
-                let mut i = 0;
-                while i < k.len() {
-                    if k[i].subxact == sub {
-                        free(k.remove(i));
-                    } else {
-                        i += 1;
-                    }
-                }
-                for c in k.iter_mut() {
-                    if c.applied == Some(sub) {
-                        c.applied = None;
-                    }
-                }
-            }
-            pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => {
-                for c in k.iter_mut() {
-                    if c.applied == Some(sub) {
-                        c.applied = Some(parent);
-                    }
-                }
-                let mut i = 0;
-                while i < k.len() {
-                    if k[i].subxact != sub {
-                        i += 1;
-                        continue;
-                    }
-                    k[i].subxact = parent;
-                    let into = (0..k.len()).find(|&j| {
-                        j != i
-                            && k[j].subxact == parent
-                            && k[j].summary == k[i].summary
-                            && k[j].relid == k[i].relid
-                            && k[j].applied.is_none()
-                            && k[i].applied.is_none()
-                            && super::pending::same_layout(k[j].desc, k[i].desc)
-                    });
-                    match into {
-                        Some(j) => {
-                            let child = k.remove(i);
-                            let j = if j > i { j - 1 } else { j };
-                            let c = &mut k[j];
-                            super::pending::copy_rows(child.adds, &mut c.adds, c.desc);
-                            super::pending::copy_rows(child.removes, &mut c.removes, c.desc);
-                            free(child);
-                        }
-                        None => i += 1,
-                    }
-                }
-            }
-            _ => {}
-        }
-    });
-}
-
-unsafe fn free(c: Chunk) {
-    for store in [c.adds, c.removes] {
-        if !store.is_null() {
-            pg_sys::tuplestore_end(store);
-        }
-    }
-    pg_sys::FreeTupleDesc(c.desc);
+    KEPT.with(|k| super::pending::follow_subxact(&mut k.borrow_mut(), event, sub, parent));
 }
 
 // ---------------------------------------------------------------------
@@ -1489,20 +1362,7 @@ fn create_rolling(name: &str, rollup: pg_sys::Oid, since: Interval) -> pg_sys::O
             "name: \"{name}\" is longer than 56 bytes (its table adds \"_totals\" within PostgreSQL's 63)"
         ));
     }
-    let schema_oid = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
-        "SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = {}",
-        literal(&schema)
-    ))
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| {
-        ereport!(
-            ERROR,
-            PgSqlErrorCode::ERRCODE_INVALID_SCHEMA_NAME,
-            format!("name: schema \"{schema}\" does not exist")
-        );
-    });
-    super::sql::require_trusted_schema(schema_oid, owner, "name");
+    super::sql::require_trusted_schema(super::sql::schema_named(&schema), owner, "name");
     let view_q = format!("{}.{}", ident(&schema), ident(&view));
     let table_q = format!("{}.{}", ident(&schema), ident(&format!("{view}_totals")));
     for q in [&view_q, &table_q] {

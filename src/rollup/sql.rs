@@ -447,6 +447,24 @@ fn require_owner_rights(guard: &Restricted, source: pg_sys::Oid, what: &str) -> 
     owner
 }
 
+/// The oid of schema `schema` (3F000 naming the `name` argument when
+/// there is none).
+pub(super) fn schema_named(schema: &str) -> pg_sys::Oid {
+    crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
+        "SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = {}",
+        literal(schema)
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INVALID_SCHEMA_NAME,
+            format!("name: schema \"{schema}\" does not exist")
+        );
+    })
+}
+
 /// Creates the summary table `name`, the triggers that keep it exact, the
 /// window function and views, backfills it, and registers it. Every object
 /// is created by, owned by and later maintained as the source's owner
@@ -499,20 +517,7 @@ fn create_rollup(
             "name: \"{name}\" is longer than 63 bytes, PostgreSQL's limit for a name"
         )));
     }
-    let schema_oid = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
-        "SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = {}",
-        literal(&schema)
-    ))
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| {
-        ereport!(
-            ERROR,
-            PgSqlErrorCode::ERRCODE_INVALID_SCHEMA_NAME,
-            format!("name: schema \"{schema}\" does not exist")
-        );
-    });
-    require_trusted_schema(schema_oid, owner, "name");
+    require_trusted_schema(schema_named(&schema), owner, "name");
     require_trusted_schema(rel_schema(source), owner, "source");
     let exists = crate::sqlglue::read_one::<bool>(&format!(
         "SELECT pg_catalog.to_regclass({}) IS NOT NULL",
