@@ -271,6 +271,11 @@ pub fn rollups_work_after_restoring_the_app_schema_or_the_whole_database(c: &Clu
     owner
         .batch_execute("ALTER TABLE app.ev RENAME COLUMN entity TO creator; ALTER TABLE app.r1 RENAME TO r_hourly;")
         .unwrap();
+    // A rolling total of the renamed rollup (its definition is vigil's
+    // configuration: restored with the whole database, not with -n app).
+    owner
+        .batch_execute("SELECT vigil.create_rolling('app.r_24h', 'app.r_hourly', '24 hours')")
+        .unwrap();
     su0.batch_execute(
         "DO $$ BEGIN
            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ddl_forger') THEN CREATE ROLE ddl_forger LOGIN; END IF;
@@ -375,6 +380,21 @@ pub fn rollups_work_after_restoring_the_app_schema_or_the_whole_database(c: &Clu
             ("ts", "creator", "status", "v"),
             &["app.r_hourly", "app.r2", "app.r3"],
         );
+        if db == "rollup_restore_full" {
+            assert_eq!(
+                one_i64(&mut o, "SELECT vigil.verify_rolling('app.r_24h')"),
+                0,
+                "{db}: the rolling total follows the writes after the restore"
+            );
+            assert_eq!(
+                one_i64(&mut o, "SELECT count(*) FROM app.r_24h WHERE rows > 0"),
+                one_i64(&mut o, "SELECT count(*) FROM app.r1_since('24 hours')"),
+                "{db}"
+            );
+        } else {
+            // Without vigil's configuration the view says what it lacks.
+            assert_eq!(try_sql(&mut o, "SELECT * FROM app.r_24h"), "42P01", "{db}");
+        }
         assert_eq!(
             try_sql(&mut o, "ALTER TABLE app.ev DROP COLUMN v"),
             "2BP01",
