@@ -1547,6 +1547,21 @@ CREATE OR REPLACE FUNCTION vigil._rolling_read(totals regclass) RETURNS SETOF re
 
 COMMENT ON FUNCTION vigil._rolling_read(totals regclass) IS 'Internal: the rows of a rolling total''s view (read it through the view; needs SELECT on the view)';
 
+CREATE OR REPLACE FUNCTION vigil._rolling_size(totals regclass, OUT cutoff timestamp with time zone, OUT groups bigint, OUT unfolded bigint) RETURNS record
+    LANGUAGE sql STABLE PARALLEL RESTRICTED
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT (j->>'cutoff')::timestamptz, (j->>'groups')::bigint, (j->>'unfolded')::bigint FROM vigil._rolling_stats(totals) j
+$$;
+
+COMMENT ON FUNCTION vigil._rolling_size(totals regclass, OUT cutoff timestamp with time zone, OUT groups bigint, OUT unfolded bigint) IS 'Internal: a rolling total''s cutoff, groups and unfolded slot rows for vigil.rolling, NULL while another transaction locks its table';
+
+CREATE OR REPLACE FUNCTION vigil._rolling_stats(totals oid) RETURNS jsonb
+    LANGUAGE c STABLE STRICT PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'rolling_stats_wrapper';
+
+COMMENT ON FUNCTION vigil._rolling_stats(totals oid) IS 'Internal: cutoff, groups and unfolded slot rows of a rolling total, read as its owner';
+
 CREATE OR REPLACE FUNCTION vigil._rollup_ddl(classid oid, objid oid) RETURNS void
     LANGUAGE c STRICT
     AS 'MODULE_PATHNAME', 'rollup_ddl_wrapper';
@@ -3845,6 +3860,22 @@ CREATE TABLE vigil.rolling_defs (
 
 COMMENT ON TABLE vigil.rolling_defs IS 'Rolling totals of rollups: the totals table, its summary, the view that reads it, the window';
 
+CREATE OR REPLACE VIEW vigil.rolling AS
+ SELECT r.view AS name,
+    r.summary AS rollup,
+    r.since,
+    s.cutoff,
+    (date_bin(d.bucket, (now() - r.since), '2000-01-03 00:00:00+00'::timestamp with time zone) - s.cutoff) AS lag,
+    s.groups,
+    s.unfolded,
+    r.totals,
+    r.created_at
+   FROM (vigil.rolling_defs r
+     JOIN vigil.rollup_defs d ON (((d.summary)::oid = (r.summary)::oid))),
+    LATERAL vigil._rolling_size(r.totals) s(cutoff, groups, unfolded);
+
+COMMENT ON VIEW vigil.rolling IS 'Rolling totals: the window''s first bucket they count from (cutoff), how far the ager is behind now''s window (lag: 0 when current; the view stays exact either way, only slower to read), groups, slot rows not folded yet';
+
 CREATE TABLE vigil.rollup_detached (
     summary oid NOT NULL,
     rel oid NOT NULL,
@@ -4335,6 +4366,16 @@ GRANT SELECT ON TABLE vigil.notification_group_events TO vigil_reader;
 
 
 GRANT SELECT ON TABLE vigil.notification_groups TO vigil_reader;
+
+-- ACL TABLE rolling_defs
+
+
+GRANT SELECT ON TABLE vigil.rolling_defs TO vigil_reader;
+
+-- ACL TABLE rolling
+
+
+GRANT SELECT ON TABLE vigil.rolling TO vigil_reader;
 
 -- ACL TABLE routes
 

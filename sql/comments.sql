@@ -81,6 +81,7 @@ COMMENT ON FUNCTION vigil._create_rolling(text, oid, interval) IS 'Internal: vig
 COMMENT ON FUNCTION vigil._age_rolling(oid) IS 'Internal: vigil.age_rolling''s work';
 COMMENT ON FUNCTION vigil._verify_rolling(oid) IS 'Internal: vigil.verify_rolling''s work';
 COMMENT ON FUNCTION vigil._drop_rolling(oid) IS 'Internal: vigil.drop_rolling''s work';
+COMMENT ON FUNCTION vigil._rolling_stats(oid) IS 'Internal: cutoff, groups and unfolded slot rows of a rolling total, read as its owner';
 COMMENT ON FUNCTION vigil._set_rollup_on_detach(oid, text) IS 'Internal: vigil.set_rollup_on_detach''s work';
 COMMENT ON FUNCTION vigil._early_kill_trigger() IS
     'Internal: statement trigger of early_kill monitors; counts views and interactions per registered variant and decides';

@@ -28,7 +28,7 @@ GRANT USAGE ON SCHEMA vigil TO PUBLIC;
 -- Reader: every view and the alert, scan, rule and outbox tables.
 GRANT SELECT ON
     vigil.alerts, vigil.alert_groups, vigil.scan_runs, vigil.recommended_actions,
-    vigil.rules, vigil.metric_values, vigil.notifications, vigil.rollup_defs,
+    vigil.rules, vigil.metric_values, vigil.notifications, vigil.rollup_defs, vigil.rolling_defs, vigil.rolling,
     vigil.active_alerts, vigil.alert_history, vigil.alert_stats, vigil.rule_history,
     vigil.rule_stats, vigil.rollups, vigil.health, vigil.notification_queue,
     vigil.monitors, vigil.variant_monitoring,

@@ -169,6 +169,22 @@ LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_te
 COMMENT ON FUNCTION vigil.drop_rolling(regclass) IS
     'Drop a rolling total: its view and totals table';
 
+CREATE FUNCTION vigil._rolling_size(totals regclass, OUT cutoff timestamptz, OUT groups bigint, OUT unfolded bigint)
+LANGUAGE sql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS $$
+    SELECT (j->>'cutoff')::timestamptz, (j->>'groups')::bigint, (j->>'unfolded')::bigint FROM vigil._rolling_stats(totals) j
+$$;
+COMMENT ON FUNCTION vigil._rolling_size(regclass) IS
+    'Internal: a rolling total''s cutoff, groups and unfolded slot rows for vigil.rolling, NULL while another transaction locks its table';
+
+CREATE VIEW vigil.rolling AS
+SELECT r.view AS name, r.summary AS rollup, r.since, s.cutoff,
+       date_bin(d.bucket, now() - r.since, '2000-01-03 00:00:00+00') - s.cutoff AS lag,
+       s.groups, s.unfolded, r.totals, r.created_at
+FROM vigil.rolling_defs r JOIN vigil.rollup_defs d ON d.summary = r.summary,
+     LATERAL vigil._rolling_size(r.totals) s;
+COMMENT ON VIEW vigil.rolling IS
+    'Rolling totals: the window''s first bucket they count from (cutoff), how far the ager is behind now''s window (lag: 0 when current; the view stays exact either way, only slower to read), groups, slot rows not folded yet';
+
 CREATE FUNCTION vigil._rollup_size(summary regclass, OUT rows bigint, OUT latest_bucket timestamptz)
 LANGUAGE sql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS $$
     SELECT (j->>'rows')::bigint, (j->>'latest_bucket')::timestamptz FROM vigil._rollup_stats(summary) j

@@ -63,6 +63,7 @@ extension_sql_file!(
         rollup::rolling::age_rolling,
         rollup::rolling::verify_rolling,
         rollup::rolling::drop_rolling,
+        rollup::rolling::rolling_stats,
     ]
 );
 extension_sql_file!(

@@ -142,7 +142,7 @@ pub(crate) mod tests {
                                      '_set_rollup_on_detach', '_group_message',
                                      '_count_alert', '_count_scan', '_metrics',
                                      '_create_rolling', '_age_rolling', '_verify_rolling', '_drop_rolling',
-                                     '_rolling_read')
+                                     '_rolling_read', '_rolling_stats')
                AND (p.provolatile <> 'i' OR p.proparallel <> 's')",
         );
         assert_eq!(mislabelled.as_deref(), Some(""));

@@ -1498,6 +1498,45 @@ fn age_rolling(name: Option<pg_sys::Oid>) -> i64 {
     }
 }
 
+/// `{"cutoff", "groups", "unfolded"}` of a rolling total for the
+/// `vigil.rolling` view, read as its owner in a security-restricted
+/// operation (as `_rollup_stats` reads a summary); NULL while another
+/// transaction holds a lock on the table that a read would wait for.
+#[pg_extern(stable, strict, parallel_restricted, name = "_rolling_stats")]
+fn rolling_stats(totals: pg_sys::Oid) -> Option<pgrx::JsonB> {
+    let guard = Restricted::enter();
+    guard.act_as(crate::security::extension_owner());
+    let summary = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
+        "SELECT r.summary::pg_catalog.oid FROM vigil.rolling_defs r WHERE r.totals::pg_catalog.oid = {}",
+        totals.to_u32()
+    ))
+    .ok()
+    .flatten()?;
+    let (_, owner) = rolling_owner(&guard, summary)?;
+    if !exists(totals) {
+        return None;
+    }
+    // SAFETY: a lock attempt that returns at once; held to transaction end.
+    let free = unsafe {
+        pg_sys::ConditionalLockRelationOid(totals, pg_sys::AccessShareLock as pg_sys::LOCKMODE)
+    };
+    if !free {
+        return None;
+    }
+    let table = relation_text(totals);
+    guard.act_as(owner);
+    let slot = ident("_slot");
+    crate::sqlglue::read_one::<pgrx::JsonB>(&format!(
+        "SELECT pg_catalog.jsonb_build_object(\
+           'cutoff', pg_catalog.max(t.{cut}) FILTER (WHERE t.{slot} = -1), \
+           'groups', pg_catalog.count(*) FILTER (WHERE t.{slot} = 0), \
+           'unfolded', pg_catalog.count(*) FILTER (WHERE t.{slot} > 0)) FROM {table} t",
+        cut = ident("_cutoff")
+    ))
+    .ok()
+    .flatten()
+}
+
 /// Groups where the rolling view differs from the same figures over the
 /// summary's buckets in the window (0 when exact).
 #[pg_extern(volatile, parallel_unsafe, name = "_verify_rolling")]
@@ -1741,11 +1780,25 @@ mod sql_tests {
             Spi::run("INSERT INTO rv VALUES ('e1', now() - interval '27 hours', 'paid', 3, 1), ('e2', now(), 'free', 2, 1), (NULL, now(), 'paid', 1, 1)").unwrap();
             assert_eq!(verify(), 0);
             assert_eq!(differences(), 0);
+            assert_eq!(
+                one::<String>("SELECT lag::text || ' ' || unfolded FROM vigil.rolling WHERE name = 'rv_24h'::regclass"),
+                Some("05:00:00 0".into()),
+                "vigil.rolling shows how far the ager is behind"
+            );
             assert_eq!(one::<i64>("SELECT vigil.age_rolling('rv_24h')"), Some(1));
             assert_eq!(
                 one::<i64>("SELECT vigil.age_rolling('rv_24h')"),
                 Some(0),
                 "not due again"
+            );
+            assert_eq!(
+                one::<String>(
+                    "SELECT lag::text || ' ' || groups || ' ' || unfolded FROM vigil.rolling WHERE name = 'rv_24h'::regclass"
+                ),
+                Some(format!(
+                    "00:00:00 {} 0",
+                    one::<i64>("SELECT count(*) FROM rv_24h_totals WHERE _slot = 0").unwrap()
+                ))
             );
             assert_eq!(
             one::<bool>(
