@@ -285,7 +285,7 @@ pub extern "C-unwind" fn vigil_worker_main(_arg: pg_sys::Datum) {
 /// stay exact meanwhile: the views correct for a late ager).
 fn age_rolling_totals() {
     let failure = BackgroundWorker::transaction(|| {
-        crate::security::catching(|| crate::rollup::rolling::age_all(None))
+        crate::security::catching(|| crate::rollup::rolling::age_all(None, true))
     });
     if let Err(e) = failure {
         warning!("pg_vigil worker: ageing rolling totals: {e}");

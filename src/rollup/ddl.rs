@@ -727,6 +727,11 @@ pub(super) fn ensure_partition_triggers(
                 guard.act_as(owner);
                 let _writing = super::sql::Writing::enter(summary);
                 spi_run(&r.add_statement(&through_parent(r, member), false));
+                drop(_writing);
+                // The summary changed without the trigger: its rolling
+                // totals are filled afresh from it.
+                super::rolling::recompute_all(summary);
+                guard.act_as(owner);
             }
         }
         // CREATE TRIGGER needs TRIGGER on the partition: as its owner (a
@@ -809,6 +814,10 @@ fn subtract_detached(guard: &Restricted, r: &Rollup, rel: pg_sys::Oid, owner: pg
         let at = |t: &str| format!("{}::pg_catalog.timestamptz", literal(t));
         for sql in r.recompute_range_statements(&at(&lo), &at(&hi)) {
             spi_run(&sql);
+        }
+        // As for an attach: the rolling totals from the summary.
+        if let Some(summary) = regclass_of(&r.table()) {
+            super::rolling::recompute_all(summary);
         }
     }
 }

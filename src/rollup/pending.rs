@@ -472,7 +472,9 @@ unsafe fn replay(i: usize, removes: bool) {
 unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
     match event {
         pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT | pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE => {
-            if event == pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE && super::rolling::has_kept() {
+            if event == pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE
+                && (super::rolling::has_kept() || super::rolling::holds_lock())
+            {
                 // A prepared transaction would hold a rolling total's lock
                 // until someone commits it, and the ager (and every writer
                 // queued behind it) would wait that long.

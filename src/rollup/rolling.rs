@@ -79,6 +79,16 @@ fn lock_tag(totals: pg_sys::Oid) -> pg_sys::LOCKTAG {
     super::sql::slot_lock_tag(totals, 0, ROLLING_LOCK_SPACE)
 }
 
+thread_local! {
+    /// This transaction took a rolling total's lock (PREPARE is refused).
+    static HOLDS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Board reads running in this backend (`vigil_rolling_read` may be
+    /// reached again from inside one, through a policy or trigger of the
+    /// owner's): plans made stale meanwhile are freed only when none is.
+    static READING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    static UNFREED: RefCell<Vec<pg_sys::SPIPlanPtr>> = const { RefCell::new(Vec::new()) };
+}
+
 fn lock(totals: pg_sys::Oid, exclusive: bool) {
     let mode = if exclusive {
         pg_sys::ExclusiveLock
@@ -86,9 +96,40 @@ fn lock(totals: pg_sys::Oid, exclusive: bool) {
         pg_sys::ShareLock
     };
     let tag = lock_tag(totals);
+    HOLDS.set(true);
     // SAFETY: a valid tag; waits (with deadlock detection) until granted,
     // held to the end of the transaction.
     unsafe { pg_sys::LockAcquire(&tag, mode as pg_sys::LOCKMODE, false, false) };
+}
+
+/// The lock exclusively for the ager, without queueing for it: a queued
+/// exclusive request would make every committing writer wait behind it
+/// while some transaction holds the lock shared for long (a
+/// `verify_rolling` left open). Tries for up to 200 ms, then leaves this
+/// poll's ageing to the next one (the view stays exact meanwhile).
+fn try_lock_exclusive(totals: pg_sys::Oid) -> bool {
+    let tag = lock_tag(totals);
+    for _ in 0..200 {
+        // SAFETY: a valid tag; dontWait returns at once.
+        let got = unsafe {
+            pg_sys::LockAcquire(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, false, true)
+        };
+        if got != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL {
+            HOLDS.set(true);
+            return true;
+        }
+        // SAFETY: a plain sleep; interrupts are looked at after it.
+        unsafe {
+            pg_sys::pg_usleep(1000);
+        }
+        pgrx::check_for_interrupts!();
+    }
+    false
+}
+
+/// Whether this transaction has taken a rolling total's lock.
+pub(super) fn holds_lock() -> bool {
+    HOLDS.get()
 }
 
 /// Runs `sql` with parameters `args` (type, value) under a snapshot taken
@@ -114,23 +155,43 @@ fn run_fresh(sql: &str, args: &[(pg_sys::Oid, pg_sys::Datum)]) -> Option<pg_sys:
     }
 }
 
+/// The JSON text `sql` returns, read under a snapshot taken now.
+fn fresh_json(sql: &str) -> serde_json::Value {
+    let c = std::ffi::CString::new(sql).expect("generated SQL has no NUL");
+    // SAFETY: a connection of our own; the text is copied out before it
+    // ends.
+    let text = unsafe {
+        pg_sys::SPI_connect();
+        let plan = pg_sys::SPI_prepare(c.as_ptr(), 0, std::ptr::null_mut());
+        if plan.is_null() {
+            error!("rolling total: preparing a statement failed: {sql}");
+        }
+        let d = execute_fresh(plan, &mut []);
+        let text = d.and_then(|d| String::from_datum(d, false));
+        pg_sys::SPI_freeplan(plan);
+        pg_sys::SPI_finish();
+        text
+    };
+    text.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
 /// The rolling totals of `summary`, read as the extension's owner (the
 /// caller's guard acts as whom it likes afterwards).
 pub(super) fn of(summary: pg_sys::Oid) -> Rc<Vec<Rolling>> {
     if let Some(d) = DEFS.with(|d| d.borrow().get(&summary).cloned()) {
         return d;
     }
+    // Read fresh: a REPEATABLE READ writer whose snapshot is older than a
+    // create_rolling must still find it (and must not keep "none" for the
+    // backend's life).
     let guard = Restricted::as_role(crate::security::extension_owner());
-    let rows = crate::sqlglue::read_one::<pgrx::JsonB>(&format!(
+    let rows = fresh_json(&format!(
         "SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(r.totals::pg_catalog.oid::pg_catalog.int8, r.since::pg_catalog.text) \
-                ORDER BY r.totals::pg_catalog.oid), '[]') \
+                ORDER BY r.totals::pg_catalog.oid), '[]')::pg_catalog.text \
          FROM vigil.rolling_defs r WHERE r.summary::pg_catalog.oid = {}",
         summary.to_u32()
-    ))
-    .ok()
-    .flatten()
-    .map(|j| j.0)
-    .unwrap_or_default();
+    ));
     drop(guard);
     let defs: Vec<Rolling> = rows
         .as_array()
@@ -350,6 +411,10 @@ unsafe fn execute_fresh(
     None
 }
 
+/// One rolling total a commit writes: (summary, its rolling totals, this
+/// one, the kept chunks of the summary).
+type Work = (pg_sys::Oid, Rc<Vec<Rolling>>, Rolling, Rc<Vec<usize>>);
+
 /// Writes the kept rows (of `only`, or all) into the rolling totals,
 /// summary by summary in oid order, each total in oid order; marks them
 /// applied in the current subtransaction. The statements are kept per
@@ -369,6 +434,10 @@ pub(super) fn apply(only: Option<pg_sys::Oid>) {
     });
     summaries.sort_by_key(|s| s.to_u32());
     summaries.dedup();
+    // Every rolling total this transaction writes, in one global order (the
+    // totals' oids, as the ager takes them), whatever summaries they are
+    // of: two orders could close a cycle with an ager.
+    let mut work: Vec<Work> = Vec::new();
     for summary in summaries {
         let idx: Vec<usize> = KEPT.with(|k| {
             let mut k = k.borrow_mut();
@@ -381,11 +450,16 @@ pub(super) fn apply(only: Option<pg_sys::Oid>) {
             idx
         });
         let defs = of(summary);
-        if defs.is_empty() {
-            continue;
-        }
-        let guard = Restricted::enter_pinned();
+        let idx = Rc::new(idx);
         for def in defs.iter() {
+            work.push((summary, defs.clone(), def.clone(), idx.clone()));
+        }
+    }
+    work.sort_by_key(|w| w.2.totals.to_u32());
+    for (summary, defs, def, idx) in work {
+        let idx: &[usize] = &idx;
+        let guard = Restricted::enter_pinned();
+        {
             // Locked as any writer locks a table it writes (which takes in
             // the invalidations a DROP or a rename sent), then looked for:
             // one dropped meanwhile is skipped, not an error at commit.
@@ -451,7 +525,7 @@ pub(super) fn apply(only: Option<pg_sys::Oid>) {
                 });
                 let cutoff =
                     execute_fresh(cutoff_plan, &mut []).unwrap_or(pg_sys::Datum::from(i64::MIN));
-                for &i in &idx {
+                for &i in idx {
                     let (relid, desc, adds, removes) = KEPT.with(|k| {
                         let c = &k.borrow()[i];
                         (c.relid, c.desc, c.adds, c.removes)
@@ -716,7 +790,7 @@ pub(super) fn age_statements(r: &Rollup, table: &str) -> Vec<String> {
             "INSERT INTO {table} AS s ({}) SELECT {} FROM (\
                SELECT {} FROM {table} t WHERE t.{slot} >= 0 \
                UNION ALL SELECT {} FROM {} x WHERE x.{b} >= $1 AND x.{b} < $2\
-             ) u{group} ON CONFLICT ({}) DO UPDATE SET {}",
+             ) u{group} HAVING pg_catalog.count(*) > 0 ON CONFLICT ({}) DO UPDATE SET {}",
             names.join(", "),
             sums.join(", "),
             both.iter()
@@ -936,7 +1010,7 @@ struct Reader {
     /// afresh (names looked up again) at the next read, and this one freed
     /// then (never inside the callback, which may come while it runs).
     stale: bool,
-    relations: [pg_sys::Oid; 3],
+    relations: [pg_sys::Oid; 4],
 }
 
 thread_local! {
@@ -1008,7 +1082,23 @@ pub unsafe extern "C-unwind" fn vigil_rolling_read(
     // its descriptor live in the calling query's memory.
     unsafe {
         pg_sys::SPI_connect();
+        struct Reading;
+        impl Drop for Reading {
+            fn drop(&mut self) {
+                let depth = READING.get().saturating_sub(1);
+                READING.set(depth);
+                if depth == 0 {
+                    for plan in UNFREED.with(|u| std::mem::take(&mut *u.borrow_mut())) {
+                        // SAFETY: kept plans no read is running any more.
+                        unsafe { pg_sys::SPI_freeplan(plan) };
+                    }
+                }
+            }
+        }
+        READING.set(READING.get() + 1);
+        let reading = Reading;
         let rc = pg_sys::SPI_execute_plan(plan, std::ptr::null_mut(), std::ptr::null(), true, 0);
+        drop(reading);
         if rc != pg_sys::SPI_OK_SELECT as i32 {
             error!("rolling total: reading the totals failed (SPI code {rc})");
         }
@@ -1086,6 +1176,23 @@ fn reader(totals: pg_sys::Oid) -> (pg_sys::SPIPlanPtr, pg_sys::Oid, pg_sys::Oid)
     ] {
         super::sql::require_trusted_schema(super::sql::rel_schema(rel), owner, what);
     }
+    if !all_owned_by(owner, &[totals, summary]) {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "rolling total {}: its table or summary does not belong to the source's owner; hand it back (ALTER TABLE … OWNER TO)",
+                relation_text(totals)
+            )
+        );
+    }
+    let source = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
+        "SELECT d.source::pg_catalog.oid FROM vigil.rollup_defs d WHERE d.summary::pg_catalog.oid = {}",
+        summary.to_u32()
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or(pg_sys::InvalidOid);
     let table = relation_text(totals);
     guard.act_as(owner);
     let sql = std::ffi::CString::new(board_query(&r, &table, &since)).expect("no NUL");
@@ -1111,12 +1218,17 @@ fn reader(totals: pg_sys::Oid) -> (pg_sys::SPIPlanPtr, pg_sys::Oid, pg_sys::Oid)
                 view,
                 owner,
                 stale: false,
-                relations: [totals, summary, view],
+                relations: [totals, summary, view, source],
             },
         );
         if let Some(old) = old {
-            // SAFETY: not running (reads do not nest into themselves).
-            unsafe { pg_sys::SPI_freeplan(old.plan) };
+            if READING.get() == 0 {
+                // SAFETY: no read is running it.
+                unsafe { pg_sys::SPI_freeplan(old.plan) };
+            } else {
+                // A read further up this backend's stack may be inside it.
+                UNFREED.with(|u| u.borrow_mut().push(old.plan));
+            }
         }
     });
     (plan, view, owner)
@@ -1160,6 +1272,14 @@ fn rolling_owner(guard: &Restricted, summary: pg_sys::Oid) -> Option<(Rollup, pg
     ))
 }
 
+/// Whether every relation of `rels` belongs to `owner`: work done as the
+/// source's owner must never run what another role attached to a table
+/// (policies, triggers, rules) — a totals table or summary handed over on
+/// its own is left alone until it is handed back.
+fn all_owned_by(owner: pg_sys::Oid, rels: &[pg_sys::Oid]) -> bool {
+    rels.iter().all(|r| super::sql::rel_owner(*r) == owner)
+}
+
 fn run_each(statements: &[String], args: &[(pg_sys::Oid, pg_sys::Datum)]) {
     for s in statements {
         run_fresh(s, args);
@@ -1178,6 +1298,13 @@ fn recompute(summary: pg_sys::Oid, def: &Rolling) {
     if !exists(def.totals) {
         return;
     }
+    if !all_owned_by(owner, &[def.totals, summary]) {
+        pgrx::warning!(
+            "rolling total {}: not recomputed, its table or summary does not belong to the source's owner; hand it back and run vigil.rebuild_rollup",
+            relation_text(def.totals)
+        );
+        return;
+    }
     lock(def.totals, true);
     guard.act_as(owner);
     let table = relation_text(def.totals);
@@ -1191,7 +1318,7 @@ fn recompute(summary: pg_sys::Oid, def: &Rolling) {
 
 /// Ages the rolling totals of `only` (or all, as the worker does) whose
 /// window has moved since; the number aged.
-pub(crate) fn age_all(only: Option<pg_sys::Oid>) -> i64 {
+pub(crate) fn age_all(only: Option<pg_sys::Oid>, catch: bool) -> i64 {
     let guard = Restricted::enter_pinned();
     guard.act_as(crate::security::extension_owner());
     let rows = crate::sqlglue::read_one::<pgrx::JsonB>(&format!(
@@ -1218,8 +1345,19 @@ pub(crate) fn age_all(only: Option<pg_sys::Oid>) -> i64 {
             totals: pg_sys::Oid::from(totals as u32),
             since: since.to_string(),
         };
-        if age(pg_sys::Oid::from(summary as u32), &def) {
-            aged += 1;
+        let summary = pg_sys::Oid::from(summary as u32);
+        if !catch {
+            aged += i64::from(age(summary, &def));
+            continue;
+        }
+        // One rolling total's failure (a trigger its owner put on the
+        // table) must not stop the others from ageing.
+        match crate::security::catching(|| age(summary, &def)) {
+            Ok(moved) => aged += i64::from(moved),
+            Err(e) => pgrx::warning!(
+                "pg_vigil: ageing rolling total {}: {e}",
+                def.totals.to_u32()
+            ),
         }
     }
     aged
@@ -1233,7 +1371,20 @@ fn age(summary: pg_sys::Oid, def: &Rolling) -> bool {
     let Some((r, owner)) = rolling_owner(&guard, summary) else {
         return false;
     };
-    if !exists(def.totals) {
+    if !exists(def.totals) || !all_owned_by(owner, &[def.totals, summary]) {
+        return false;
+    }
+    // Never wait on a table lock someone holds (LOCK TABLE): the worker's
+    // poll goes on to the others, this one is aged at a later poll.
+    // SAFETY: lock attempts that return at once; held to transaction end.
+    let free = unsafe {
+        pg_sys::ConditionalLockRelationOid(def.totals, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE)
+            && pg_sys::ConditionalLockRelationOid(
+                summary,
+                pg_sys::AccessShareLock as pg_sys::LOCKMODE,
+            )
+    };
+    if !free {
         return false;
     }
     guard.act_as(owner);
@@ -1267,7 +1418,9 @@ fn age(summary: pg_sys::Oid, def: &Rolling) -> bool {
         apply(Some(summary));
     }
     let guard = Restricted::enter_pinned();
-    lock(def.totals, true);
+    if !try_lock_exclusive(def.totals) {
+        return false;
+    }
     guard.act_as(owner);
     let (cutoff, start) = (cutoff_of(&table), now_start(&r, &def.since));
     let moving = moved(cutoff, start);
@@ -1290,6 +1443,7 @@ fn age(summary: pg_sys::Oid, def: &Rolling) -> bool {
 /// Drops the transaction's kept rows: it is ending.
 pub(super) fn clear() {
     KEPT.with(|k| k.borrow_mut().clear());
+    HOLDS.set(false);
 }
 
 /// Savepoints (pending.rs's callback calls this): a rolled-back
@@ -1381,6 +1535,9 @@ fn create_rolling(name: &str, rollup: pg_sys::Oid, since: Interval) -> pg_sys::O
         }
     }
     let counted = counted(&r);
+    // This transaction's writes kept for its commit reach the summary
+    // first: the totals are filled from it below.
+    super::pending::flush(Some(rollup));
     guard.act_as(owner);
     // Writers wait until this commits, and every writer before it has
     // committed: the totals computed below see each row once, and every
@@ -1482,7 +1639,7 @@ fn age_rolling(name: Option<pg_sys::Oid>) -> i64 {
             let guard = Restricted::enter_pinned();
             let (_, def) = rolling_for(&guard, n);
             drop(guard);
-            age_all(Some(def.totals))
+            age_all(Some(def.totals), false)
         }
         None => {
             // SAFETY: a catalog lookup of the calling role.
@@ -1493,7 +1650,7 @@ fn age_rolling(name: Option<pg_sys::Oid>) -> i64 {
                     "name: only a superuser ages every rolling total at once; name one"
                 );
             }
-            age_all(None)
+            age_all(None, true)
         }
     }
 }
@@ -1513,7 +1670,7 @@ fn rolling_stats(totals: pg_sys::Oid) -> Option<pgrx::JsonB> {
     .ok()
     .flatten()?;
     let (_, owner) = rolling_owner(&guard, summary)?;
-    if !exists(totals) {
+    if !exists(totals) || !all_owned_by(owner, &[totals]) {
         return None;
     }
     // SAFETY: a lock attempt that returns at once; held to transaction end.
