@@ -1390,8 +1390,11 @@ fn age(summary: pg_sys::Oid, def: &Rolling) -> bool {
     guard.act_as(owner);
     let table = relation_text(def.totals);
     let moved = |cutoff: pg_sys::Datum, start: pg_sys::Datum| {
-        // Both are timestamptz datums (by value, i64).
-        (start.value() as i64) > (cutoff.value() as i64)
+        // Both are timestamptz datums (by value, i64). Without a marker row
+        // (its owner deleted it) there is no cutoff to move from: nothing
+        // is subtracted, poll after poll (verify_rolling reports it,
+        // rebuild_rollup writes it again).
+        (cutoff.value() as i64) != i64::MIN && (start.value() as i64) > (cutoff.value() as i64)
     };
     let unfolded = || {
         crate::sqlglue::read_one::<bool>(&format!(
