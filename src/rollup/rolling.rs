@@ -2043,6 +2043,67 @@ mod sql_tests {
             Spi::run("INSERT INTO rv VALUES ('e1', now(), 'paid', 5, 1)").unwrap();
         }
 
+        /// A totals table handed to another role on its own: nothing the
+        /// source's owner (or the superuser worker) runs touches it any
+        /// more, so that role's trigger never runs as them.
+        #[pg_test]
+        fn a_totals_table_handed_over_alone_runs_nothing_of_its_new_owner() {
+            Spi::run(
+                "CREATE FUNCTION pg_temp.rolling_err(sql text) RETURNS text LANGUAGE plpgsql AS $$
+                 BEGIN EXECUTE sql; RETURN ' no error';
+                 EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ' ' || SQLERRM; END $$;",
+            )
+            .unwrap();
+            Spi::run(
+                "CREATE ROLE rolling_a; CREATE ROLE rolling_b;
+                 CREATE SCHEMA ra AUTHORIZATION rolling_a; CREATE SCHEMA rb AUTHORIZATION rolling_b;
+                 SET LOCAL ROLE rolling_a;
+                 CREATE TABLE ra.ev (entity text, ts timestamptz, v numeric);
+                 INSERT INTO ra.ev SELECT 'e' || (g % 5), now() - g * interval '9 minutes', g FROM generate_series(1, 300) g;
+                 SELECT vigil.create_rollup('ra.ev_h', 'ra.ev', 'ts', '1 hour', '{entity}', '{\"n\": {\"agg\": \"count\"}}');
+                 SELECT vigil.create_rolling('ra.ev_24h', 'ra.ev_h', '24 hours');
+                 RESET ROLE;
+                 ALTER TABLE ra.ev_24h_totals OWNER TO rolling_b;
+                 GRANT USAGE ON SCHEMA ra TO rolling_b;
+                 SET LOCAL ROLE rolling_b;
+                 CREATE TABLE rb.ran (who text);
+                 GRANT INSERT ON rb.ran TO PUBLIC;
+                 CREATE FUNCTION rb.spy() RETURNS trigger LANGUAGE plpgsql AS
+                   $$ BEGIN INSERT INTO rb.ran VALUES (current_user); RETURN NULL; END $$;
+                 CREATE TRIGGER spy AFTER INSERT OR UPDATE OR DELETE ON ra.ev_24h_totals
+                   FOR EACH STATEMENT EXECUTE FUNCTION rb.spy();
+                 RESET ROLE;
+                 UPDATE ra.ev_24h_totals SET _cutoff = _cutoff - interval '3 hours' WHERE _slot = -1;
+                 DELETE FROM rb.ran;",
+            )
+            .unwrap();
+            Spi::run(
+                "SET LOCAL ROLE rolling_a;
+                 INSERT INTO ra.ev VALUES ('e1', now(), 1);",
+            )
+            .unwrap();
+            let (c, m) = sql_error("SELECT * FROM ra.ev_24h");
+            assert_eq!(c, "42501", "{m}");
+            let (c, m) = sql_error("SELECT vigil.verify_rolling('ra.ev_24h')");
+            assert_eq!(c, "42501", "verify reads the view: {m}");
+            assert_eq!(
+                one::<i64>("SELECT vigil.age_rolling('ra.ev_24h')"),
+                Some(0),
+                "not aged"
+            );
+            assert_eq!(
+                one::<i64>("SELECT vigil.rebuild_rollup('ra.ev_h') * 0"),
+                Some(0)
+            );
+            Spi::run("RESET ROLE").unwrap();
+            assert_eq!(one::<i64>("SELECT vigil.age_rolling()"), Some(0));
+            assert_eq!(
+                one::<i64>("SELECT count(*) FROM rb.ran"),
+                Some(0),
+                "the new owner's trigger never ran"
+            );
+        }
+
         #[pg_test]
         fn rolling_totals_without_groups_and_bad_arguments() {
             Spi::run(
