@@ -333,12 +333,7 @@ fn commit_context(guard: &Restricted, summary: pg_sys::Oid, defs: &[Rolling]) ->
         old.free();
     }
     guard.act_as(crate::security::extension_owner());
-    let Some(source) = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
-        "SELECT d.source::pg_catalog.oid FROM vigil.rollup_defs d WHERE d.summary::pg_catalog.oid = {}",
-        summary.to_u32()
-    ))
-    .ok()
-    .flatten() else {
+    let Some(source) = source_of(summary) else {
         return false;
     };
     let rollup = counted(&super::sql::load(summary));
@@ -506,14 +501,7 @@ pub(super) fn apply(only: Option<pg_sys::Oid>) {
                     COMMITS.with(|c| c.borrow()[&summary].cutoffs.get(&def.totals).copied());
                 let cutoff_plan = cutoff_plan.unwrap_or_else(|| {
                     let table = COMMITS.with(|c| c.borrow()[&summary].tables[&def.totals].clone());
-                    let plan = keep_plan(
-                        &format!(
-                            "SELECT t.{} FROM {table} t WHERE t.{} OPERATOR(pg_catalog.=) -1",
-                            ident("_cutoff"),
-                            ident("_slot")
-                        ),
-                        &mut [],
-                    );
+                    let plan = keep_plan(&cutoff_query(&table), &mut []);
                     COMMITS.with(|c| {
                         c.borrow_mut()
                             .get_mut(&summary)
@@ -614,18 +602,30 @@ fn relation_text(rel: pg_sys::Oid) -> String {
     .expect("the relation exists")
 }
 
+/// The source of rollup `summary` (read as whoever may read vigil's
+/// catalog: the caller acts as the extension's owner).
+fn source_of(summary: pg_sys::Oid) -> Option<pg_sys::Oid> {
+    crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
+        "SELECT d.source::pg_catalog.oid FROM vigil.rollup_defs d WHERE d.summary::pg_catalog.oid = {}",
+        summary.to_u32()
+    ))
+    .ok()
+    .flatten()
+}
+
+/// The marker row's cutoff of totals table `table`.
+fn cutoff_query(table: &str) -> String {
+    format!(
+        "SELECT t.{} FROM {table} t WHERE t.{} OPERATOR(pg_catalog.=) -1",
+        ident("_cutoff"),
+        ident("_slot")
+    )
+}
+
 /// The marker row's cutoff, read fresh; `-infinity` without one (the
 /// totals then count everything, and `verify_rolling` reports it).
 fn cutoff_of(table: &str) -> pg_sys::Datum {
-    run_fresh(
-        &format!(
-            "SELECT t.{} FROM {table} t WHERE t.{} OPERATOR(pg_catalog.=) -1",
-            ident("_cutoff"),
-            ident("_slot")
-        ),
-        &[],
-    )
-    .unwrap_or(pg_sys::Datum::from(i64::MIN))
+    run_fresh(&cutoff_query(table), &[]).unwrap_or(pg_sys::Datum::from(i64::MIN))
 }
 
 /// Group columns of the totals (as the summary names them), `k` of them.
@@ -1186,13 +1186,7 @@ fn reader(totals: pg_sys::Oid) -> (pg_sys::SPIPlanPtr, pg_sys::Oid, pg_sys::Oid)
             )
         );
     }
-    let source = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
-        "SELECT d.source::pg_catalog.oid FROM vigil.rollup_defs d WHERE d.summary::pg_catalog.oid = {}",
-        summary.to_u32()
-    ))
-    .ok()
-    .flatten()
-    .unwrap_or(pg_sys::InvalidOid);
+    let source = source_of(summary).unwrap_or(pg_sys::InvalidOid);
     let table = relation_text(totals);
     guard.act_as(owner);
     let sql = std::ffi::CString::new(board_query(&r, &table, &since)).expect("no NUL");
@@ -1260,12 +1254,7 @@ pub(super) fn recompute_all(summary: pg_sys::Oid) {
 
 fn rolling_owner(guard: &Restricted, summary: pg_sys::Oid) -> Option<(Rollup, pg_sys::Oid)> {
     guard.act_as(crate::security::extension_owner());
-    let source = crate::sqlglue::read_one::<pg_sys::Oid>(&format!(
-        "SELECT d.source::pg_catalog.oid FROM vigil.rollup_defs d WHERE d.summary::pg_catalog.oid = {}",
-        summary.to_u32()
-    ))
-    .ok()
-    .flatten()?;
+    let source = source_of(summary)?;
     Some((
         counted(&super::sql::load(summary)),
         super::sql::rel_owner(source),
